@@ -1,0 +1,3 @@
+//! The `cocoon-client` executable.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The `cocoon-proxy` executable.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The `cocoon-worker` executable.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! TEE evidence, attestation policy and RA-TLS certificates.

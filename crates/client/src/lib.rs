@@ -1,0 +1,1 @@
+//! The client role: OpenAI-compatible API in front of a COCOON proxy.

@@ -1,0 +1,1 @@
+//! Worker selection, pricing, metering and reservations.

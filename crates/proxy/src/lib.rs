@@ -1,0 +1,1 @@
+//! The proxy role: routes client requests to workers, meters and prices them.

@@ -1,0 +1,1 @@
+//! Sealed-channel cryptography: HPKE envelopes and sealed chunk streams.

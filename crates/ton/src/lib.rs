@@ -1,0 +1,1 @@
+//! TON cells, addresses, wallets, vouchers and chain backends.

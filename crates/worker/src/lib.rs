@@ -1,0 +1,1 @@
+//! The worker role: serves inference for proxies.
