@@ -1,0 +1,1190 @@
+//! Every message of the COCOON protocol (reference versions 0–2), declared from its schema line.
+//!
+//! Module names follow TL namespaces. Structures are TL constructors; `Any*` enums are TL boxed
+//! types with several constructors. [`Message`] covers every constructor, for dispatch.
+
+/// Messages of the `tcp.` namespace.
+pub mod tcp {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `tcp.ping` of `tcp.Packet`.
+        Ping = 0xbbe9627c, "tcp.ping id:long = tcp.Packet" {
+            /// `id`.
+            id: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.pong` of `tcp.Packet`.
+        Pong = 0x0bd4302c, "tcp.pong id:long = tcp.Packet" {
+            /// `id`.
+            id: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.packet` of `tcp.Packet`.
+        Packet = 0x9c17baf8, "tcp.packet data:bytes = tcp.Packet" {
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.queryAnswer` of `tcp.Packet`.
+        QueryAnswer = 0xc048c311, "tcp.queryAnswer id:long data:bytes = tcp.Packet" {
+            /// `id`.
+            id: i64,
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.queryError` of `tcp.Packet`.
+        QueryError = 0x4cd2f602, "tcp.queryError id:long code:int message:string = tcp.Packet" {
+            /// `id`.
+            id: i64,
+            /// `code`.
+            code: i32,
+            /// `message`.
+            message: String,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.query` of `tcp.Packet`.
+        Query = 0x3af51908, "tcp.query id:long data:bytes = tcp.Packet" {
+            /// `id`.
+            id: i64,
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.connected` of `tcp.Packet`.
+        Connected = 0x636d41d6, "tcp.connected id:long = tcp.Packet" {
+            /// `id`.
+            id: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `tcp.connect` of `tcp.Packet`.
+        Connect = 0xa57c4261, "tcp.connect id:long = tcp.Packet" {
+            /// `id`.
+            id: i64,
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `tcp.Packet`.
+        AnyPacket, "tcp.Packet" {
+            /// `tcp.ping`.
+            Ping(Ping),
+            /// `tcp.pong`.
+            Pong(Pong),
+            /// `tcp.packet`.
+            Packet(Packet),
+            /// `tcp.queryAnswer`.
+            QueryAnswer(QueryAnswer),
+            /// `tcp.queryError`.
+            QueryError(QueryError),
+            /// `tcp.query`.
+            Query(Query),
+            /// `tcp.connected`.
+            Connected(Connected),
+            /// `tcp.connect`.
+            Connect(Connect),
+        }
+    }
+}
+
+tl_struct! {
+    /// Constructor `tokensUsed` of `TokensUsed`.
+    TokensUsed = 0x70c5b15c, "tokensUsed prompt_tokens_used:long cached_tokens_used:long completion_tokens_used:long reasoning_tokens_used:long total_tokens_used:long = TokensUsed" {
+        /// `prompt_tokens_used`.
+        prompt_tokens_used: i64,
+        /// `cached_tokens_used`.
+        cached_tokens_used: i64,
+        /// `completion_tokens_used`.
+        completion_tokens_used: i64,
+        /// `reasoning_tokens_used`.
+        reasoning_tokens_used: i64,
+        /// `total_tokens_used`.
+        total_tokens_used: i64,
+    }
+}
+
+/// Messages of the `http.` namespace.
+pub mod http {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `http.header` of `http.Header`.
+        Header = 0x8e9be511, "http.header name:string value:string = http.Header" {
+            /// `name`.
+            name: String,
+            /// `value`.
+            value: String,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `http.response` of `http.Response`.
+        Response = 0x1cd0c42b, "http.response http_version:string status_code:int reason:string headers:vector http.header payload:bytes = http.Response" {
+            /// `http_version`.
+            http_version: String,
+            /// `status_code`.
+            status_code: i32,
+            /// `reason`.
+            reason: String,
+            /// `headers`.
+            headers: Vec<Header>,
+            /// `payload`.
+            payload: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `http.request`, answered by `http.Response`.
+        Request = 0x47492de5, "http.request method:string url:string http_version:string headers:vector http.header payload:bytes = http.Response" {
+            /// `method`.
+            method: String,
+            /// `url`.
+            url: String,
+            /// `http_version`.
+            http_version: String,
+            /// `headers`.
+            headers: Vec<Header>,
+            /// `payload`.
+            payload: Bytes,
+        }
+    }
+}
+
+/// Messages of the `client.` namespace.
+pub mod client {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `client.params` of `client.Params`.
+        Params = 0x40fdca64, "client.params flags:# client_owner_address:string is_test:flags.0?Bool min_proto_version:flags.1?int max_proto_version:flags.1?int = client.Params" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `client_owner_address`.
+            client_owner_address: String,
+            /// `is_test` (present with flag bit 0).
+            is_test: bool => 0,
+            /// `min_proto_version` (present with flag bit 1).
+            min_proto_version: i32 => 1,
+            /// `max_proto_version` (present with flag bit 1).
+            max_proto_version: i32 => 1,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.proxyConnectionAuthShort` of `client.ProxyConnectionAuth`.
+        ProxyConnectionAuthShort = 0xd6ffc5af, "client.proxyConnectionAuthShort secret_hash:int256 nonce:long = client.ProxyConnectionAuth" {
+            /// `secret_hash`.
+            secret_hash: Int256,
+            /// `nonce`.
+            nonce: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.proxyConnectionAuthLong` of `client.ProxyConnectionAuth`.
+        ProxyConnectionAuthLong = 0x417bf016, "client.proxyConnectionAuthLong nonce:long = client.ProxyConnectionAuth" {
+            /// `nonce`.
+            nonce: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.authorizationWithProxySuccess` of `client.AuthorizationWithProxy`.
+        AuthorizationWithProxySuccess = 0x75d5ac34, "client.authorizationWithProxySuccess signed_payment:proxy.SignedPayment tokens_committed_to_db:long max_tokens:long = client.AuthorizationWithProxy" {
+            /// `signed_payment`.
+            signed_payment: super::proxy::AnySignedPayment,
+            /// `tokens_committed_to_db`.
+            tokens_committed_to_db: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.authorizationWithProxyFailed` of `client.AuthorizationWithProxy`.
+        AuthorizationWithProxyFailed = 0x60551c96, "client.authorizationWithProxyFailed error_code:int error:string = client.AuthorizationWithProxy" {
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.connectedToProxy` of `client.ConnectedToProxy`.
+        ConnectedToProxy = 0x95317ad1, "client.connectedToProxy params:proxy.params client_sc_address:string auth:client.ProxyConnectionAuth signed_payment:proxy.SignedPayment = client.ConnectedToProxy" {
+            /// `params`.
+            params: super::proxy::Params,
+            /// `client_sc_address`.
+            client_sc_address: String,
+            /// `auth`.
+            auth: AnyProxyConnectionAuth,
+            /// `signed_payment`.
+            signed_payment: super::proxy::AnySignedPayment,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswer` of `client.QueryAnswer`.
+        QueryAnswer = 0x9b943922, "client.queryAnswer answer:bytes is_completed:Bool request_id:int256 request_tokens_used:tokensUsed = client.QueryAnswer" {
+            /// `answer`.
+            answer: Bytes,
+            /// `is_completed`.
+            is_completed: bool,
+            /// `request_id`.
+            request_id: Int256,
+            /// `request_tokens_used`.
+            request_tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerError` of `client.QueryAnswer`.
+        QueryAnswerError = 0x6d60569a, "client.queryAnswerError error_code:int error:string request_id:int256 request_tokens_used:tokensUsed = client.QueryAnswer" {
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// `request_id`.
+            request_id: Int256,
+            /// `request_tokens_used`.
+            request_tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerPart` of `client.QueryAnswerPart`.
+        QueryAnswerPart = 0xb765de4c, "client.queryAnswerPart answer:bytes is_completed:Bool request_id:int256 request_tokens_used:tokensUsed = client.QueryAnswerPart" {
+            /// `answer`.
+            answer: Bytes,
+            /// `is_completed`.
+            is_completed: bool,
+            /// `request_id`.
+            request_id: Int256,
+            /// `request_tokens_used`.
+            request_tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerPartError` of `client.QueryAnswerPart`.
+        QueryAnswerPartError = 0xd790a022, "client.queryAnswerPartError error_code:int error:string request_id:int256 request_tokens_used:tokensUsed = client.QueryAnswerPart" {
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// `request_id`.
+            request_id: Int256,
+            /// `request_tokens_used`.
+            request_tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryFinalInfo` of `client.QueryFinalInfo`.
+        QueryFinalInfo = 0x69a452f0, "client.queryFinalInfo flags:# tokens_used:tokensUsed worker_debug:flags.0?string proxy_debug:flags.0?string proxy_start_time:flags.1?double proxy_end_time:flags.1?double worker_start_time:flags.1?double worker_end_time:flags.1?double = client.QueryFinalInfo" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+            /// `worker_debug` (present with flag bit 0).
+            worker_debug: String => 0,
+            /// `proxy_debug` (present with flag bit 0).
+            proxy_debug: String => 0,
+            /// `proxy_start_time` (present with flag bit 1).
+            proxy_start_time: f64 => 1,
+            /// `proxy_end_time` (present with flag bit 1).
+            proxy_end_time: f64 => 1,
+            /// `worker_start_time` (present with flag bit 1).
+            worker_start_time: f64 => 1,
+            /// `worker_end_time` (present with flag bit 1).
+            worker_end_time: f64 => 1,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerEx` of `client.QueryAnswerEx`.
+        QueryAnswerEx = 0xcd524720, "client.queryAnswerEx request_id:int256 answer:bytes flags:# final_info:flags.0?client.queryFinalInfo = client.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `answer`.
+            answer: Bytes,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerErrorEx` of `client.QueryAnswerEx`.
+        QueryAnswerErrorEx = 0x072562a8, "client.queryAnswerErrorEx request_id:int256 error_code:int error:string flags:# final_info:flags.0?client.queryFinalInfo = client.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.queryAnswerPartEx` of `client.QueryAnswerEx`.
+        QueryAnswerPartEx = 0xc07bfaec, "client.queryAnswerPartEx request_id:int256 answer:bytes flags:# final_info:flags.0?client.queryFinalInfo = client.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `answer`.
+            answer: Bytes,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.refund` of `client.Refund`.
+        Refund = 0x83aabead, "client.refund data:bytes = client.Refund" {
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.refundRejected` of `client.Refund`.
+        RefundRejected = 0xcf9d9957, "client.refundRejected active_queries:long = client.Refund" {
+            /// `active_queries`.
+            active_queries: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.workerType` of `client.WorkerType`.
+        WorkerType = 0x8210e21c, "client.workerType name:string active_workers:int coefficient_min:int coefficient_bucket50:int coefficient_max:int = client.WorkerType" {
+            /// `name`.
+            name: String,
+            /// `active_workers`.
+            active_workers: i32,
+            /// `coefficient_min`.
+            coefficient_min: i32,
+            /// `coefficient_bucket50`.
+            coefficient_bucket50: i32,
+            /// `coefficient_max`.
+            coefficient_max: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.workerTypes` of `client.WorkerTypes`.
+        WorkerTypes = 0xf64e0e01, "client.workerTypes types:vector client.workerType = client.WorkerTypes" {
+            /// `types`.
+            types: Vec<WorkerType>,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.workerInstanceV2` of `client.WorkerInstanceV2`.
+        WorkerInstanceV2 = 0x3ea93d00, "client.workerInstanceV2 flags:# coefficient:int active_requests:int max_active_requests:int = client.WorkerInstanceV2" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `coefficient`.
+            coefficient: i32,
+            /// `active_requests`.
+            active_requests: i32,
+            /// `max_active_requests`.
+            max_active_requests: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.workerTypeV2` of `client.WorkerTypeV2`.
+        WorkerTypeV2 = 0xb27d8197, "client.workerTypeV2 name:string workers:vector client.workerInstanceV2 = client.WorkerTypeV2" {
+            /// `name`.
+            name: String,
+            /// `workers`.
+            workers: Vec<WorkerInstanceV2>,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.workerTypesV2` of `client.WorkerTypesV2`.
+        WorkerTypesV2 = 0x0cf0dc67, "client.workerTypesV2 types:vector client.workerTypeV2 = client.WorkerTypesV2" {
+            /// `types`.
+            types: Vec<WorkerTypeV2>,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `client.paymentStatus` of `client.PaymentStatus`.
+        PaymentStatus = 0xaa8a0ecc, "client.paymentStatus signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long = client.PaymentStatus" {
+            /// `signed_payment`.
+            signed_payment: super::proxy::AnySignedPayment,
+            /// `db_tokens`.
+            db_tokens: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.connectToProxy`, answered by `client.ConnectedToProxy`.
+        ConnectToProxy = 0xff5fa0f4, "client.connectToProxy params:client.params min_config_version:int = client.ConnectedToProxy" {
+            /// `params`.
+            params: Params,
+            /// `min_config_version`.
+            min_config_version: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.authorizeWithProxyShort`, answered by `client.AuthorizationWithProxy`.
+        AuthorizeWithProxyShort = 0x6c276723, "client.authorizeWithProxyShort data:bytes = client.AuthorizationWithProxy" {
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.authorizeWithProxyLong`, answered by `client.AuthorizationWithProxy`.
+        AuthorizeWithProxyLong = 0xd3474303, "client.authorizeWithProxyLong = client.AuthorizationWithProxy" {
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.runQuery`, answered by `client.QueryAnswer`.
+        RunQuery = 0xbc748f32, "client.runQuery model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int = client.QueryAnswer" {
+            /// `model_name`.
+            model_name: String,
+            /// `query`.
+            query: Bytes,
+            /// `max_coefficient`.
+            max_coefficient: i32,
+            /// `max_tokens`.
+            max_tokens: i32,
+            /// `timeout`.
+            timeout: f64,
+            /// `request_id`.
+            request_id: Int256,
+            /// `min_config_version`.
+            min_config_version: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.runQueryEx`, answered by `client.QueryAnswerEx`.
+        RunQueryEx = 0xf54cb74b, "client.runQueryEx model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
+            /// `model_name`.
+            model_name: String,
+            /// `query`.
+            query: Bytes,
+            /// `max_coefficient`.
+            max_coefficient: i32,
+            /// `max_tokens`.
+            max_tokens: i32,
+            /// `timeout`.
+            timeout: f64,
+            /// `request_id`.
+            request_id: Int256,
+            /// `min_config_version`.
+            min_config_version: i32,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `enable_debug` (present with flag bit 0).
+            enable_debug: bool => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.requestRefund`, answered by `client.Refund`.
+        RequestRefund = 0x238d863d, "client.requestRefund = client.Refund" {
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.updatePaymentStatus`, answered by `client.PaymentStatus`.
+        UpdatePaymentStatus = 0x9ed1c697, "client.updatePaymentStatus = client.PaymentStatus" {
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.getWorkerTypes`, answered by `client.WorkerTypes`.
+        GetWorkerTypes = 0x7f062bdb, "client.getWorkerTypes = client.WorkerTypes" {
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `client.getWorkerTypesV2`, answered by `client.WorkerTypesV2`.
+        GetWorkerTypesV2 = 0xb2133d72, "client.getWorkerTypesV2 = client.WorkerTypesV2" {
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.ProxyConnectionAuth`.
+        AnyProxyConnectionAuth, "client.ProxyConnectionAuth" {
+            /// `client.proxyConnectionAuthShort`.
+            ProxyConnectionAuthShort(ProxyConnectionAuthShort),
+            /// `client.proxyConnectionAuthLong`.
+            ProxyConnectionAuthLong(ProxyConnectionAuthLong),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.AuthorizationWithProxy`.
+        AnyAuthorizationWithProxy, "client.AuthorizationWithProxy" {
+            /// `client.authorizationWithProxySuccess`.
+            AuthorizationWithProxySuccess(AuthorizationWithProxySuccess),
+            /// `client.authorizationWithProxyFailed`.
+            AuthorizationWithProxyFailed(AuthorizationWithProxyFailed),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.QueryAnswer`.
+        AnyQueryAnswer, "client.QueryAnswer" {
+            /// `client.queryAnswer`.
+            QueryAnswer(QueryAnswer),
+            /// `client.queryAnswerError`.
+            QueryAnswerError(QueryAnswerError),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.QueryAnswerPart`.
+        AnyQueryAnswerPart, "client.QueryAnswerPart" {
+            /// `client.queryAnswerPart`.
+            QueryAnswerPart(QueryAnswerPart),
+            /// `client.queryAnswerPartError`.
+            QueryAnswerPartError(QueryAnswerPartError),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.QueryAnswerEx`.
+        AnyQueryAnswerEx, "client.QueryAnswerEx" {
+            /// `client.queryAnswerEx`.
+            QueryAnswerEx(QueryAnswerEx),
+            /// `client.queryAnswerErrorEx`.
+            QueryAnswerErrorEx(QueryAnswerErrorEx),
+            /// `client.queryAnswerPartEx`.
+            QueryAnswerPartEx(QueryAnswerPartEx),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `client.Refund`.
+        AnyRefund, "client.Refund" {
+            /// `client.refund`.
+            Refund(Refund),
+            /// `client.refundRejected`.
+            RefundRejected(RefundRejected),
+        }
+    }
+}
+
+/// Messages of the `proxy.` namespace.
+pub mod proxy {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `proxy.params` of `proxy.Params`.
+        Params = 0xd5c5609f, "proxy.params flags:# proxy_public_key:int256 proxy_owner_address:string proxy_sc_address:string is_test:flags.0?Bool proto_version:flags.1?int = proxy.Params" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `proxy_public_key`.
+            proxy_public_key: Int256,
+            /// `proxy_owner_address`.
+            proxy_owner_address: String,
+            /// `proxy_sc_address`.
+            proxy_sc_address: String,
+            /// `is_test` (present with flag bit 0).
+            is_test: bool => 0,
+            /// `proto_version` (present with flag bit 1).
+            proto_version: i32 => 1,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.clientRequestPayment` of `proxy.WorkerRequestPayment`.
+        ClientRequestPayment = 0xc6bcf127, "proxy.clientRequestPayment request_id:int256 signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long request_tokens:long = proxy.WorkerRequestPayment" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `signed_payment`.
+            signed_payment: AnySignedPayment,
+            /// `db_tokens`.
+            db_tokens: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+            /// `request_tokens`.
+            request_tokens: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.signedPayment` of `proxy.SignedPayment`.
+        SignedPayment = 0x02998182, "proxy.signedPayment data:bytes = proxy.SignedPayment" {
+            /// `data`.
+            data: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.signedPaymentEmpty` of `proxy.SignedPayment`.
+        SignedPaymentEmpty = 0xb347ce64, "proxy.signedPaymentEmpty = proxy.SignedPayment" {
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswer` of `proxy.QueryAnswer`.
+        QueryAnswer = 0x37e5f725, "proxy.queryAnswer answer:bytes is_completed:Bool request_id:int256 tokens_used:tokensUsed = proxy.QueryAnswer" {
+            /// `answer`.
+            answer: Bytes,
+            /// `is_completed`.
+            is_completed: bool,
+            /// `request_id`.
+            request_id: Int256,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerError` of `proxy.QueryAnswer`.
+        QueryAnswerError = 0x669d014e, "proxy.queryAnswerError error_code:int error:string request_id:int256 tokens_used:tokensUsed = proxy.QueryAnswer" {
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// `request_id`.
+            request_id: Int256,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerPart` of `proxy.QueryAnswerPart`.
+        QueryAnswerPart = 0x72eb00ee, "proxy.queryAnswerPart answer:bytes is_completed:Bool request_id:int256 tokens_used:tokensUsed = proxy.QueryAnswerPart" {
+            /// `answer`.
+            answer: Bytes,
+            /// `is_completed`.
+            is_completed: bool,
+            /// `request_id`.
+            request_id: Int256,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerPartError` of `proxy.QueryAnswerPart`.
+        QueryAnswerPartError = 0x940e1168, "proxy.queryAnswerPartError error_code:int error:string request_id:int256 tokens_used:tokensUsed = proxy.QueryAnswerPart" {
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// `request_id`.
+            request_id: Int256,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryFinalInfo` of `proxy.QueryFinalInfo`.
+        QueryFinalInfo = 0xe794e6fc, "proxy.queryFinalInfo flags:# tokens_used:tokensUsed worker_debug:flags.0?string worker_start_time:flags.1?double worker_end_time:flags.1?double = proxy.QueryFinalInfo" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `tokens_used`.
+            tokens_used: super::TokensUsed,
+            /// `worker_debug` (present with flag bit 0).
+            worker_debug: String => 0,
+            /// `worker_start_time` (present with flag bit 1).
+            worker_start_time: f64 => 1,
+            /// `worker_end_time` (present with flag bit 1).
+            worker_end_time: f64 => 1,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerEx` of `proxy.QueryAnswerEx`.
+        QueryAnswerEx = 0x1ce574e8, "proxy.queryAnswerEx request_id:int256 answer:bytes flags:# final_info:flags.0?proxy.queryFinalInfo = proxy.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `answer`.
+            answer: Bytes,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerErrorEx` of `proxy.QueryAnswerEx`.
+        QueryAnswerErrorEx = 0x8f7fb0a7, "proxy.queryAnswerErrorEx request_id:int256 error_code:int error:string flags:# final_info:flags.0?proxy.queryFinalInfo = proxy.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `error_code`.
+            error_code: i32,
+            /// `error`.
+            error: String,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.queryAnswerPartEx` of `proxy.QueryAnswerEx`.
+        QueryAnswerPartEx = 0x6d85b50f, "proxy.queryAnswerPartEx request_id:int256 answer:bytes flags:# final_info:flags.0?proxy.queryFinalInfo = proxy.QueryAnswerEx" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `answer`.
+            answer: Bytes,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `final_info` (present with flag bit 0).
+            final_info: QueryFinalInfo => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `proxy.workerRequestPayment` of `proxy.WorkerRequestPayment`.
+        WorkerRequestPayment = 0x1436c0d5, "proxy.workerRequestPayment request_id:int256 signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long request_tokens:long request_client_owner:string = proxy.WorkerRequestPayment" {
+            /// `request_id`.
+            request_id: Int256,
+            /// `signed_payment`.
+            signed_payment: AnySignedPayment,
+            /// `db_tokens`.
+            db_tokens: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+            /// `request_tokens`.
+            request_tokens: i64,
+            /// `request_client_owner`.
+            request_client_owner: String,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `proxy.runQuery`, answered by `proxy.QueryAnswer`.
+        RunQuery = 0x47182416, "proxy.runQuery query:bytes signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 = proxy.QueryAnswer" {
+            /// `query`.
+            query: Bytes,
+            /// `signed_payment`.
+            signed_payment: AnySignedPayment,
+            /// `coefficient`.
+            coefficient: i64,
+            /// `timeout`.
+            timeout: f64,
+            /// `request_id`.
+            request_id: Int256,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `proxy.runQueryEx`, answered by `proxy.QueryAnswer`.
+        RunQueryEx = 0xc805e7e2, "proxy.runQueryEx query:bytes signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswer" {
+            /// `query`.
+            query: Bytes,
+            /// `signed_payment`.
+            signed_payment: AnySignedPayment,
+            /// `coefficient`.
+            coefficient: i64,
+            /// `timeout`.
+            timeout: f64,
+            /// `request_id`.
+            request_id: Int256,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `enable_debug` (present with flag bit 0).
+            enable_debug: bool => 0,
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `proxy.WorkerRequestPayment`.
+        AnyWorkerRequestPayment, "proxy.WorkerRequestPayment" {
+            /// `proxy.clientRequestPayment`.
+            ClientRequestPayment(ClientRequestPayment),
+            /// `proxy.workerRequestPayment`.
+            WorkerRequestPayment(WorkerRequestPayment),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `proxy.SignedPayment`.
+        AnySignedPayment, "proxy.SignedPayment" {
+            /// `proxy.signedPayment`.
+            SignedPayment(SignedPayment),
+            /// `proxy.signedPaymentEmpty`.
+            SignedPaymentEmpty(SignedPaymentEmpty),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `proxy.QueryAnswer`.
+        AnyQueryAnswer, "proxy.QueryAnswer" {
+            /// `proxy.queryAnswer`.
+            QueryAnswer(QueryAnswer),
+            /// `proxy.queryAnswerError`.
+            QueryAnswerError(QueryAnswerError),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `proxy.QueryAnswerPart`.
+        AnyQueryAnswerPart, "proxy.QueryAnswerPart" {
+            /// `proxy.queryAnswerPart`.
+            QueryAnswerPart(QueryAnswerPart),
+            /// `proxy.queryAnswerPartError`.
+            QueryAnswerPartError(QueryAnswerPartError),
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `proxy.QueryAnswerEx`.
+        AnyQueryAnswerEx, "proxy.QueryAnswerEx" {
+            /// `proxy.queryAnswerEx`.
+            QueryAnswerEx(QueryAnswerEx),
+            /// `proxy.queryAnswerErrorEx`.
+            QueryAnswerErrorEx(QueryAnswerErrorEx),
+            /// `proxy.queryAnswerPartEx`.
+            QueryAnswerPartEx(QueryAnswerPartEx),
+        }
+    }
+}
+
+/// Messages of the `worker.` namespace.
+pub mod worker {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `worker.params` of `worker.Params`.
+        Params = 0x869c73ed, "worker.params flags:# worker_owner_address:string model:string coefficient:int is_test:flags.0?Bool proxy_cnt:flags.0?int max_active_requests:flags.0?int min_proto_version:flags.1?int max_proto_version:flags.1?int = worker.Params" {
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// `worker_owner_address`.
+            worker_owner_address: String,
+            /// `model`.
+            model: String,
+            /// `coefficient`.
+            coefficient: i32,
+            /// `is_test` (present with flag bit 0).
+            is_test: bool => 0,
+            /// `proxy_cnt` (present with flag bit 0).
+            proxy_cnt: i32 => 0,
+            /// `max_active_requests` (present with flag bit 0).
+            max_active_requests: i32 => 0,
+            /// `min_proto_version` (present with flag bit 1).
+            min_proto_version: i32 => 1,
+            /// `max_proto_version` (present with flag bit 1).
+            max_proto_version: i32 => 1,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.enabledDisabled` of `worker.EnabledDisabled`.
+        EnabledDisabled = 0xb3b71039, "worker.enabledDisabled disabled:int = worker.EnabledDisabled" {
+            /// `disabled`.
+            disabled: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.newCoefficient` of `worker.NewCoefficient`.
+        NewCoefficient = 0x6af092b0, "worker.newCoefficient new_coefficient:int = worker.NewCoefficient" {
+            /// `new_coefficient`.
+            new_coefficient: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.connectedToProxy` of `worker.ConnectedToProxy`.
+        ConnectedToProxy = 0x66bc82ee, "worker.connectedToProxy params:proxy.params worker_sc_address:string = worker.ConnectedToProxy" {
+            /// `params`.
+            params: super::proxy::Params,
+            /// `worker_sc_address`.
+            worker_sc_address: String,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.compareBalanceWithProxyResult` of `worker.CompareBalanceWithProxyResult`.
+        CompareBalanceWithProxyResult = 0x9054c411, "worker.compareBalanceWithProxyResult signed_payment:proxy.SignedPayment tokens_committed_to_db:long max_tokens:long error_code:int = worker.CompareBalanceWithProxyResult" {
+            /// `signed_payment`.
+            signed_payment: super::proxy::AnySignedPayment,
+            /// `tokens_committed_to_db`.
+            tokens_committed_to_db: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+            /// `error_code`.
+            error_code: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.extendedCompareBalanceWithProxyResult` of `worker.ExtendedCompareBalanceWithProxyResult`.
+        ExtendedCompareBalanceWithProxyResult = 0x0c10973e, "worker.extendedCompareBalanceWithProxyResult error_code:int = worker.ExtendedCompareBalanceWithProxyResult" {
+            /// `error_code`.
+            error_code: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.proxyHandshakeCompleted` of `worker.HandshakeCompleted`.
+        ProxyHandshakeCompleted = 0x3ad9b886, "worker.proxyHandshakeCompleted = worker.HandshakeCompleted" {
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.paymentStatus` of `worker.PaymentStatus`.
+        PaymentStatus = 0xa88bd701, "worker.paymentStatus signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long = worker.PaymentStatus" {
+            /// `signed_payment`.
+            signed_payment: super::proxy::AnySignedPayment,
+            /// `db_tokens`.
+            db_tokens: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.connectToProxy`, answered by `worker.ConnectedToProxy`.
+        ConnectToProxy = 0xcc484c5d, "worker.connectToProxy params:worker.params = worker.ConnectedToProxy" {
+            /// `params`.
+            params: Params,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.compareBalanceWithProxy`, answered by `worker.CompareBalanceWithProxyResult`.
+        CompareBalanceWithProxy = 0xdb386501, "worker.compareBalanceWithProxy tokens_committed_to_blockchain:long tokens_committed_to_db:long max_tokens:long = worker.CompareBalanceWithProxyResult" {
+            /// `tokens_committed_to_blockchain`.
+            tokens_committed_to_blockchain: i64,
+            /// `tokens_committed_to_db`.
+            tokens_committed_to_db: i64,
+            /// `max_tokens`.
+            max_tokens: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.extendedCompareBalanceWithProxy`, answered by `worker.ExtendedCompareBalanceWithProxyResult`.
+        ExtendedCompareBalanceWithProxy = 0xf8dd9914, "worker.extendedCompareBalanceWithProxy tokens_committed_to_db:long other:bytes = worker.ExtendedCompareBalanceWithProxyResult" {
+            /// `tokens_committed_to_db`.
+            tokens_committed_to_db: i64,
+            /// `other`.
+            other: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.proxyHandshakeComplete`, answered by `worker.HandshakeCompleted`.
+        ProxyHandshakeComplete = 0xf843b066, "worker.proxyHandshakeComplete is_disabled:Bool = worker.HandshakeCompleted" {
+            /// `is_disabled`.
+            is_disabled: bool,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.updatePaymentStatus`, answered by `worker.PaymentStatus`.
+        UpdatePaymentStatus = 0xdc70a524, "worker.updatePaymentStatus = worker.PaymentStatus" {
+        }
+    }
+}
+
+tl_enum! {
+    /// Any boxed COCOON message, for dispatch on a received payload.
+    Message, "any COCOON message" {
+        /// `tcp.ping`.
+        TcpPing(tcp::Ping),
+        /// `tcp.pong`.
+        TcpPong(tcp::Pong),
+        /// `tcp.packet`.
+        TcpPacket(tcp::Packet),
+        /// `tcp.queryAnswer`.
+        TcpQueryAnswer(tcp::QueryAnswer),
+        /// `tcp.queryError`.
+        TcpQueryError(tcp::QueryError),
+        /// `tcp.query`.
+        TcpQuery(tcp::Query),
+        /// `tcp.connected`.
+        TcpConnected(tcp::Connected),
+        /// `tcp.connect`.
+        TcpConnect(tcp::Connect),
+        /// `tokensUsed`.
+        TokensUsed(TokensUsed),
+        /// `http.header`.
+        HttpHeader(http::Header),
+        /// `http.response`.
+        HttpResponse(http::Response),
+        /// `http.request`.
+        HttpRequest(http::Request),
+        /// `client.params`.
+        ClientParams(client::Params),
+        /// `client.proxyConnectionAuthShort`.
+        ClientProxyConnectionAuthShort(client::ProxyConnectionAuthShort),
+        /// `client.proxyConnectionAuthLong`.
+        ClientProxyConnectionAuthLong(client::ProxyConnectionAuthLong),
+        /// `client.authorizationWithProxySuccess`.
+        ClientAuthorizationWithProxySuccess(client::AuthorizationWithProxySuccess),
+        /// `client.authorizationWithProxyFailed`.
+        ClientAuthorizationWithProxyFailed(client::AuthorizationWithProxyFailed),
+        /// `client.connectedToProxy`.
+        ClientConnectedToProxy(client::ConnectedToProxy),
+        /// `client.queryAnswer`.
+        ClientQueryAnswer(client::QueryAnswer),
+        /// `client.queryAnswerError`.
+        ClientQueryAnswerError(client::QueryAnswerError),
+        /// `client.queryAnswerPart`.
+        ClientQueryAnswerPart(client::QueryAnswerPart),
+        /// `client.queryAnswerPartError`.
+        ClientQueryAnswerPartError(client::QueryAnswerPartError),
+        /// `client.queryFinalInfo`.
+        ClientQueryFinalInfo(client::QueryFinalInfo),
+        /// `client.queryAnswerEx`.
+        ClientQueryAnswerEx(client::QueryAnswerEx),
+        /// `client.queryAnswerErrorEx`.
+        ClientQueryAnswerErrorEx(client::QueryAnswerErrorEx),
+        /// `client.queryAnswerPartEx`.
+        ClientQueryAnswerPartEx(client::QueryAnswerPartEx),
+        /// `client.refund`.
+        ClientRefund(client::Refund),
+        /// `client.refundRejected`.
+        ClientRefundRejected(client::RefundRejected),
+        /// `client.workerType`.
+        ClientWorkerType(client::WorkerType),
+        /// `client.workerTypes`.
+        ClientWorkerTypes(client::WorkerTypes),
+        /// `client.workerInstanceV2`.
+        ClientWorkerInstanceV2(client::WorkerInstanceV2),
+        /// `client.workerTypeV2`.
+        ClientWorkerTypeV2(client::WorkerTypeV2),
+        /// `client.workerTypesV2`.
+        ClientWorkerTypesV2(client::WorkerTypesV2),
+        /// `client.paymentStatus`.
+        ClientPaymentStatus(client::PaymentStatus),
+        /// `client.connectToProxy`.
+        ClientConnectToProxy(client::ConnectToProxy),
+        /// `client.authorizeWithProxyShort`.
+        ClientAuthorizeWithProxyShort(client::AuthorizeWithProxyShort),
+        /// `client.authorizeWithProxyLong`.
+        ClientAuthorizeWithProxyLong(client::AuthorizeWithProxyLong),
+        /// `client.runQuery`.
+        ClientRunQuery(client::RunQuery),
+        /// `client.runQueryEx`.
+        ClientRunQueryEx(client::RunQueryEx),
+        /// `client.requestRefund`.
+        ClientRequestRefund(client::RequestRefund),
+        /// `client.updatePaymentStatus`.
+        ClientUpdatePaymentStatus(client::UpdatePaymentStatus),
+        /// `client.getWorkerTypes`.
+        ClientGetWorkerTypes(client::GetWorkerTypes),
+        /// `client.getWorkerTypesV2`.
+        ClientGetWorkerTypesV2(client::GetWorkerTypesV2),
+        /// `proxy.params`.
+        ProxyParams(proxy::Params),
+        /// `proxy.clientRequestPayment`.
+        ProxyClientRequestPayment(proxy::ClientRequestPayment),
+        /// `proxy.signedPayment`.
+        ProxySignedPayment(proxy::SignedPayment),
+        /// `proxy.signedPaymentEmpty`.
+        ProxySignedPaymentEmpty(proxy::SignedPaymentEmpty),
+        /// `proxy.queryAnswer`.
+        ProxyQueryAnswer(proxy::QueryAnswer),
+        /// `proxy.queryAnswerError`.
+        ProxyQueryAnswerError(proxy::QueryAnswerError),
+        /// `proxy.queryAnswerPart`.
+        ProxyQueryAnswerPart(proxy::QueryAnswerPart),
+        /// `proxy.queryAnswerPartError`.
+        ProxyQueryAnswerPartError(proxy::QueryAnswerPartError),
+        /// `proxy.queryFinalInfo`.
+        ProxyQueryFinalInfo(proxy::QueryFinalInfo),
+        /// `proxy.queryAnswerEx`.
+        ProxyQueryAnswerEx(proxy::QueryAnswerEx),
+        /// `proxy.queryAnswerErrorEx`.
+        ProxyQueryAnswerErrorEx(proxy::QueryAnswerErrorEx),
+        /// `proxy.queryAnswerPartEx`.
+        ProxyQueryAnswerPartEx(proxy::QueryAnswerPartEx),
+        /// `proxy.workerRequestPayment`.
+        ProxyWorkerRequestPayment(proxy::WorkerRequestPayment),
+        /// `proxy.runQuery`.
+        ProxyRunQuery(proxy::RunQuery),
+        /// `proxy.runQueryEx`.
+        ProxyRunQueryEx(proxy::RunQueryEx),
+        /// `worker.params`.
+        WorkerParams(worker::Params),
+        /// `worker.enabledDisabled`.
+        WorkerEnabledDisabled(worker::EnabledDisabled),
+        /// `worker.newCoefficient`.
+        WorkerNewCoefficient(worker::NewCoefficient),
+        /// `worker.connectedToProxy`.
+        WorkerConnectedToProxy(worker::ConnectedToProxy),
+        /// `worker.compareBalanceWithProxyResult`.
+        WorkerCompareBalanceWithProxyResult(worker::CompareBalanceWithProxyResult),
+        /// `worker.extendedCompareBalanceWithProxyResult`.
+        WorkerExtendedCompareBalanceWithProxyResult(worker::ExtendedCompareBalanceWithProxyResult),
+        /// `worker.proxyHandshakeCompleted`.
+        WorkerProxyHandshakeCompleted(worker::ProxyHandshakeCompleted),
+        /// `worker.paymentStatus`.
+        WorkerPaymentStatus(worker::PaymentStatus),
+        /// `worker.connectToProxy`.
+        WorkerConnectToProxy(worker::ConnectToProxy),
+        /// `worker.compareBalanceWithProxy`.
+        WorkerCompareBalanceWithProxy(worker::CompareBalanceWithProxy),
+        /// `worker.extendedCompareBalanceWithProxy`.
+        WorkerExtendedCompareBalanceWithProxy(worker::ExtendedCompareBalanceWithProxy),
+        /// `worker.proxyHandshakeComplete`.
+        WorkerProxyHandshakeComplete(worker::ProxyHandshakeComplete),
+        /// `worker.updatePaymentStatus`.
+        WorkerUpdatePaymentStatus(worker::UpdatePaymentStatus),
+    }
+}
+
+impl Default for proxy::AnySignedPayment {
+    fn default() -> Self {
+        Self::SignedPaymentEmpty(proxy::SignedPaymentEmpty {})
+    }
+}
+
+impl Default for client::AnyProxyConnectionAuth {
+    fn default() -> Self {
+        Self::ProxyConnectionAuthLong(client::ProxyConnectionAuthLong::default())
+    }
+}
