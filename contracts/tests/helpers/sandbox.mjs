@@ -103,11 +103,16 @@ export function outMessages(tx) {
     return tx.outMessages.values().filter((m) => m.info.type === 'internal');
 }
 
-/** Value of the message `tx` sent to `dest` (exactly one such message must exist). */
-export function sentValue(tx, dest) {
-    const msgs = outMessages(tx).filter((m) => m.info.dest.equals(dest));
-    assert.equal(msgs.length, 1, `expected one message to ${dest}`);
+/** Value of the message `tx` sent to `dest` with body op `op` (exactly one must exist). */
+export function sentValue(tx, dest, op = 0xc59a7cd3) {
+    const msgs = outMessages(tx).filter((m) => m.info.dest.equals(dest) && opOf(m) === op);
+    assert.equal(msgs.length, 1, `expected one message to ${dest} with op ${op.toString(16)}`);
     return msgs[0].info.value.coins;
+}
+
+/** A get-method result with addresses as strings, for deep comparisons. */
+export function plain(obj) {
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, v instanceof Address ? v.toString() : v]));
 }
 
 function describe(filter) {
