@@ -1,1 +1,22 @@
 //! Tokio transport for the COCOON protocol.
+//!
+//! A [`Connection`] runs one framed session over any `AsyncRead + AsyncWrite` stream (plain TCP
+//! today, RA-TLS streams plug in unchanged): the `tcp.connect` / `tcp.connected` exchange,
+//! queries with ids and timeouts, one-way packets, ping/pong keepalive and idle timeouts. Queues
+//! are bounded in both directions, so a slow peer stalls its own connection instead of growing
+//! our memory. The [`pow`] module runs the proof-of-work gate on a raw stream before TLS.
+//!
+//! The protocol rules themselves live in the sans-IO `cocoon-protocol` crate; this crate only
+//! moves its bytes.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod connection;
+mod error;
+pub mod pow;
+
+pub use connection::{
+    Connection, ConnectionConfig, Inbound, InboundQuery, Incoming, Side, accept, connect,
+};
+pub use error::NetError;

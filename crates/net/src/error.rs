@@ -1,0 +1,41 @@
+//! The transport's error type.
+
+use std::time::Duration;
+
+/// Why a connection or one of its operations failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that break the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] cocoon_protocol::Error),
+    /// The peer did not start the session as the protocol requires.
+    #[error("session handshake failed: {0}")]
+    Handshake(String),
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+    /// Nothing was received for longer than the idle timeout.
+    #[error("connection idle for more than {0:?}")]
+    IdleTimeout(Duration),
+    /// A query got no answer in time.
+    #[error("query timed out after {0:?}")]
+    QueryTimeout(Duration),
+    /// The peer answered a query with an error.
+    #[error("peer returned error {code}: {message}")]
+    QueryFailed {
+        /// Error code from `tcp.queryError`.
+        code: i32,
+        /// Message from `tcp.queryError`.
+        message: String,
+    },
+    /// Too many queries are waiting for answers on this connection.
+    #[error("too many queries in flight ({0})")]
+    TooManyQueries(usize),
+    /// The proof-of-work gate failed.
+    #[error("proof of work: {0}")]
+    Pow(String),
+}
