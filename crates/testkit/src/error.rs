@@ -1,0 +1,78 @@
+//! The one error type of the crate: what can go wrong starting a tool or configuring a run.
+//!
+//! Failures of single requests during a load run are not errors of the run; they are counted in
+//! the report (see [`crate::loadgen::FailureKind`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Errors raised by the fake upstream and the load generator.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A load-generator URL is not a plain `http://host[:port]/path` URL.
+    #[error("unusable URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host of a URL did not resolve to any address.
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve {
+        /// The `host:port` looked up.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// A header given on the command line is not `Name: value`, or its name or value is invalid.
+    #[error("invalid header {header:?}: expected `Name: value` with a valid name and value")]
+    InvalidHeader {
+        /// The header text as given.
+        header: String,
+    },
+    /// A duration is not a number with an optional `ms`, `s`, `m` or `h` suffix.
+    #[error("invalid duration {text:?}: expected e.g. 500ms, 5s, 2m, 1h or plain seconds")]
+    InvalidDuration {
+        /// The text as given.
+        text: String,
+    },
+    /// A load run was configured with nothing to do or no one to do it.
+    #[error("invalid load run: {reason}")]
+    InvalidLoad {
+        /// Which setting is out of range.
+        reason: &'static str,
+    },
+    /// A fake upstream's default answer shape is out of range.
+    #[error("invalid answer shape: {reason}")]
+    InvalidShape {
+        /// Which setting is out of range and what it must be.
+        reason: String,
+    },
+    /// A file named on the command line could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The path given.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// An answer could not be rendered as JSON.
+    #[error("cannot render an answer as JSON: {0}")]
+    Render(#[from] serde_json::Error),
+    /// The fake upstream aborted an answer on purpose (`fail-after`), simulating a crashed engine.
+    #[error("answer aborted on purpose after {chunks} chunks")]
+    InjectedFailure {
+        /// Content chunks sent before the abort.
+        chunks: u32,
+    },
+}

@@ -1,0 +1,45 @@
+//! Test and benchmark tools for cocoon-rs: a fake OpenAI-compatible inference upstream and an
+//! HTTP load generator, usable in-process from Rust tests or as the binaries
+//! `cocoon-fake-upstream` and `cocoon-loadgen`.
+//!
+//! # Why these exist
+//!
+//! A worker relays requests to an inference engine (vLLM, SGLang, llama.cpp server) that speaks
+//! the OpenAI HTTP API. End-to-end tests and relay benchmarks need an engine that answers
+//! instantly, deterministically and on demand badly: [`upstream::FakeUpstream`] is that engine.
+//! Its answers are derived from the prompt, so a test can check that an answer crossed the whole
+//! network intact, and its `usage` block is computed from the same rules, so metering can be
+//! checked to the token. Behaviour (chunk count and size, pacing, a mid-stream crash, the
+//! reference benchmark's NDJSON format) is set per server and can be overridden per request
+//! with `x-fake-*` headers (see [`upstream::overrides`]).
+//!
+//! [`loadgen`] drives any HTTP endpoint the way the reference COCOON benchmark drove its relay
+//! (`hey -m POST -disable-keepalive -c 30`), but it reads every response body to the end and
+//! checks that an SSE stream finished with `data: [DONE]` before it counts a request as served.
+//!
+//! # Design overview
+//!
+//! - [`upstream::answer`] holds the pure, deterministic parts: how the answer text follows from
+//!   the prompt, how prompt tokens are counted, and the `usage` block.
+//! - [`upstream::wire`] renders a planned answer as SSE, NDJSON or one JSON document; its
+//!   streaming body is a hand-written `http_body::Body` that produces frames on demand, so a
+//!   request costs no channel and no extra task.
+//! - [`upstream::FakeUpstream`] owns the listener and the per-connection tasks (hyper 1, HTTP/1.1).
+//! - [`loadgen::histogram`] is a constant-memory latency histogram with under 1% error, so long
+//!   runs do not grow memory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cocoon_testkit::TestkitError> {
+//! use cocoon_testkit::upstream::{FakeUpstream, UpstreamConfig};
+//! let upstream = FakeUpstream::start(UpstreamConfig::default()).await?;
+//! println!("engine at {}", upstream.url());
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod loadgen;
+pub mod upstream;
+
+pub use error::TestkitError;
+pub use loadgen::{LoadConfig, LoadReport, LoadTarget, StopCondition};
+pub use upstream::{FakeUpstream, UpstreamConfig};
