@@ -1,0 +1,2 @@
+//! Dequantization throughput placeholder (replaced below).
+fn main() {}
