@@ -1,1 +1,18 @@
-//! Inference engines: the `Engine` trait, the built-in engine and the upstream engine.
+//! Inference engines for COCOON workers.
+//!
+//! The worker speaks to engines only through the [`Engine`] trait: it hands over a validated
+//! OpenAI-style request and gets back a response head and a stream of body bytes that ends
+//! with exact token usage, the number billing is based on. Dropping the [`EngineResponse`]
+//! cancels the request all the way into the engine.
+//!
+//! Engines: [`upstream`] forwards to any OpenAI-compatible server (vLLM, SGLang, llama.cpp
+//! server) and meters its SSE, JSON and NDJSON answers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod engine;
+
+pub use engine::{
+    BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo, TokenUsage,
+};

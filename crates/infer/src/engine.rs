@@ -1,0 +1,133 @@
+//! The contract between a worker and whatever produces its answers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Which OpenAI endpoint a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions`
+    Completions,
+}
+
+impl Endpoint {
+    /// The URL path of the endpoint.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/v1/chat/completions",
+            Self::Completions => "/v1/completions",
+        }
+    }
+
+    /// The endpoint of a URL path (query string ignored), if it is one we serve.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = path.split('?').next().unwrap_or(path);
+        match path {
+            "/v1/chat/completions" => Some(Self::ChatCompletions),
+            "/v1/completions" => Some(Self::Completions),
+            _ => None,
+        }
+    }
+}
+
+/// A request the worker has validated and hands to its engine.
+#[derive(Debug, Clone)]
+pub struct InferenceRequest {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The OpenAI JSON body, already checked by the worker (model, allowed fields).
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Whether the client asked for a stream (`"stream": true`).
+    pub stream: bool,
+}
+
+/// Token counts of one request, in the categories billing distinguishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Prompt tokens, cached ones included.
+    pub prompt_tokens: u64,
+    /// Prompt tokens served from a cache.
+    pub cached_tokens: u64,
+    /// Completion tokens, reasoning ones included.
+    pub completion_tokens: u64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_tokens: u64,
+}
+
+impl TokenUsage {
+    /// All tokens.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// One item of a response body stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyEvent {
+    /// Body bytes, forwarded as they are.
+    Data(Bytes),
+    /// The body is complete; usage is final.
+    End(TokenUsage),
+    /// The engine failed mid-answer; usage covers what was produced.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// Tokens produced before the failure.
+        usage: TokenUsage,
+    },
+}
+
+/// An engine's answer: a head, then body events. Dropping it cancels the request.
+#[derive(Debug)]
+pub struct EngineResponse {
+    /// HTTP status the engine answered with.
+    pub status: u16,
+    /// Response headers worth forwarding (content type at least).
+    pub headers: Vec<(String, String)>,
+    /// Body events; the last one is [`BodyEvent::End`] or [`BodyEvent::Failed`].
+    pub body: mpsc::Receiver<BodyEvent>,
+}
+
+/// A model an engine serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The model name clients use.
+    pub name: String,
+    /// Context length, if known.
+    pub context_length: Option<u64>,
+}
+
+/// Why an engine could not start answering.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The request is not acceptable to this engine.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The engine is at capacity.
+    #[error("engine overloaded: {0}")]
+    Overloaded(String),
+    /// The engine (or its upstream server) is unreachable or broken.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    /// The engine did not answer in time.
+    #[error("engine timed out: {0}")]
+    Timeout(String),
+}
+
+/// A boxed future, so engines can be used as trait objects.
+pub type EngineFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that answers OpenAI-style requests.
+pub trait Engine: Send + Sync + 'static {
+    /// The models this engine serves.
+    fn models(&self) -> Vec<ModelInfo>;
+
+    /// Starts answering `request`. Returns once the response head is known.
+    fn run(&self, request: InferenceRequest) -> EngineFuture<'_, Result<EngineResponse, EngineError>>;
+}
