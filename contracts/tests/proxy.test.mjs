@@ -112,6 +112,14 @@ describe('proxy contract', () => {
         // a replay of that signed anchor is refused
         r = await ownerSends(anchorBody(5, 0x55n, anchorSignature(5, 0x55n)), GAS, stranger);
         expectRefused(r.transactions, net.proxy.address, Err.seqnoNotNewer);
+
+        // other do_not_process notes are accepted and change nothing
+        r = await ownerSends(opBody(Op.doNotProcess, 2n).storeUint(0x11111111, 32).storeUint(99, 32), GAS, stranger);
+        expectTx(r.transactions, { to: net.proxy.address, success: true });
+        expectTx(r.transactions, { from: net.proxy.address, to: stranger.address, op: Op.excesses });
+        r = await ownerSends(opBody(Op.doNotProcess, 3n), GAS, stranger);
+        expectTx(r.transactions, { to: net.proxy.address, success: true });
+        assert.equal((await net.proxyData()).savedSeqno, 5);
     });
 
     test('the proxy cannot leave before its delay, nor before clients are refunded and workers paid', async () => {
