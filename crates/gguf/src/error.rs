@@ -168,7 +168,9 @@ pub enum GgufError {
     },
 
     /// A tensor's data offset is not a multiple of the file's alignment.
-    #[error("tensor {tensor:?} data offset {offset} is not a multiple of the alignment {alignment}")]
+    #[error(
+        "tensor {tensor:?} data offset {offset} is not a multiple of the alignment {alignment}"
+    )]
     MisalignedTensor {
         /// The tensor's name.
         tensor: String,

@@ -578,7 +578,9 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| shape_error("element count overflows"))?;
         let row_len = dims.first().copied().unwrap_or(1);
         if row_len % ty.block_len() as u64 != 0 {
-            return Err(shape_error("row length is not a multiple of the block length"));
+            return Err(shape_error(
+                "row length is not a multiple of the block length",
+            ));
         }
         let size = ty
             .bytes_for(elements)
@@ -618,12 +620,13 @@ fn check_tensor_placement(tensors: &[TensorInfo], alignment: u64, data_len: u64)
     let mut furthest: Option<&TensorInfo> = None;
     for t in order {
         if let Some(prev) = furthest
-            && t.offset < prev.offset + prev.size {
-                return Err(GgufError::OverlappingTensors {
-                    first: prev.name.clone(),
-                    second: t.name.clone(),
-                });
-            }
+            && t.offset < prev.offset + prev.size
+        {
+            return Err(GgufError::OverlappingTensors {
+                first: prev.name.clone(),
+                second: t.name.clone(),
+            });
+        }
         if furthest.is_none_or(|p| t.offset + t.size > p.offset + p.size) {
             furthest = Some(t);
         }

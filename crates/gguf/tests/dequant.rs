@@ -116,20 +116,44 @@ fn block_kernels_match_the_dispatcher() {
 
 #[test]
 fn plain_types_decode() {
-    let f32s: Vec<u8> = [1.5f32, -2.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(dequantize_to_vec(GgmlType::F32, &f32s).unwrap(), [1.5, -2.0, 0.0]);
-    let f64s: Vec<u8> = [0.25f64, -1e10].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(dequantize_to_vec(GgmlType::F64, &f64s).unwrap(), [0.25, -1e10]);
+    let f32s: Vec<u8> = [1.5f32, -2.0, 0.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(
+        dequantize_to_vec(GgmlType::F32, &f32s).unwrap(),
+        [1.5, -2.0, 0.0]
+    );
+    let f64s: Vec<u8> = [0.25f64, -1e10]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(
+        dequantize_to_vec(GgmlType::F64, &f64s).unwrap(),
+        [0.25, -1e10]
+    );
     assert_eq!(
         dequantize_to_vec(GgmlType::I8, &[0x80, 0x7f, 0xff]).unwrap(),
         [-128.0, 127.0, -1.0]
     );
     let i16s: Vec<u8> = [-300i16, 12].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(dequantize_to_vec(GgmlType::I16, &i16s).unwrap(), [-300.0, 12.0]);
-    let i32s: Vec<u8> = [-70000i32, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(dequantize_to_vec(GgmlType::I32, &i32s).unwrap(), [-70000.0, 5.0]);
+    assert_eq!(
+        dequantize_to_vec(GgmlType::I16, &i16s).unwrap(),
+        [-300.0, 12.0]
+    );
+    let i32s: Vec<u8> = [-70000i32, 5]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(
+        dequantize_to_vec(GgmlType::I32, &i32s).unwrap(),
+        [-70000.0, 5.0]
+    );
     let i64s: Vec<u8> = [1i64 << 40].iter().flat_map(|v| v.to_le_bytes()).collect();
-    assert_eq!(dequantize_to_vec(GgmlType::I64, &i64s).unwrap(), [(1u64 << 40) as f32]);
+    assert_eq!(
+        dequantize_to_vec(GgmlType::I64, &i64s).unwrap(),
+        [(1u64 << 40) as f32]
+    );
     let x = [1.0f32, 2.0, 3.0];
     assert_eq!(dot(GgmlType::F32, &f32s, &x).unwrap(), 1.5 - 4.0);
 }
@@ -146,12 +170,20 @@ fn size_mismatches_are_errors() {
     let mut out = vec![0f32; 31];
     assert!(matches!(
         dequantize(GgmlType::Q4_1, &raw[..20], &mut out),
-        Err(cocoon_gguf::GgufError::LengthMismatch { expected: 32, actual: 31, .. })
+        Err(cocoon_gguf::GgufError::LengthMismatch {
+            expected: 32,
+            actual: 31,
+            ..
+        })
     ));
     // Activations of the wrong length.
     assert!(matches!(
         dot(GgmlType::Q4_1, &raw[..20], &[0.0; 33]),
-        Err(cocoon_gguf::GgufError::LengthMismatch { expected: 32, actual: 33, .. })
+        Err(cocoon_gguf::GgufError::LengthMismatch {
+            expected: 32,
+            actual: 33,
+            ..
+        })
     ));
     // A type without a decoder.
     assert!(matches!(
