@@ -137,7 +137,11 @@ pub(crate) async fn handle(
     ];
     let path = request.uri().path();
     match (request.method(), path) {
-        (&Method::GET, "/health") => Ok(response(StatusCode::OK, JSON, AnswerBody::empty())),
+        (&Method::GET, "/health") => Ok(response(
+            StatusCode::OK,
+            JSON,
+            AnswerBody::whole(Bytes::from_static(br#"{"status":"ok"}"#)),
+        )),
         (&Method::GET, "/v1/models") => Ok(response(
             StatusCode::OK,
             JSON,

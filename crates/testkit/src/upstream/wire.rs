@@ -373,10 +373,6 @@ impl AnswerBody {
     pub(crate) fn whole(bytes: impl Into<Bytes>) -> Self {
         Self::Whole(Some(bytes.into()))
     }
-
-    pub(crate) fn empty() -> Self {
-        Self::Whole(None)
-    }
 }
 
 impl Body for AnswerBody {
