@@ -3,7 +3,7 @@
 import { test, describe, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { beginCell } from '@ton/core';
-import { Err, Op, opBody, State, TON } from './helpers/layout.mjs';
+import { Err, Op, opBody, paramsCell, paramsCoreCell, State, TON } from './helpers/layout.mjs';
 import { compute, expectNoTx, expectRefused, expectTx, plain, sentValue, summary } from './helpers/sandbox.mjs';
 import { GAS, setupNetwork, storageFees } from './helpers/network.mjs';
 
@@ -23,9 +23,15 @@ describe('client contract', () => {
         return r;
     }
 
-    test('its address is the one the proxy contract computes', async () => {
+    test('its address is the one the proxy contract computes; it keeps the numeric parameters', async () => {
         const s = await net.proxy.getStack('get_client_address', [owner.address]);
         assert.ok(s.readAddress().equals(client.address));
+        await deposit(TON);
+        const core = (await client.getStack('get_params_cell')).readCell();
+        assert.ok(core.equals(paramsCoreCell(net.params)));
+        const full = (await net.proxy.getStack('get_params_cell')).readCell();
+        assert.ok(full.equals(paramsCell(net.params)));
+        assert.ok(full.refs[0].equals(core));
     });
 
     test('top-up deploys the contract, moves the money to the proxy contract and announces the client', async () => {

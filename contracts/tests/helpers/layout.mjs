@@ -123,7 +123,8 @@ export function defaultParams(overrides = {}) {
     };
 }
 
-export function paramsCell(p) {
+/** The numeric parameters: what client and worker contracts keep. */
+export function paramsCoreCell(p) {
     return beginCell()
         .storeUint(p.structVersion, 8)
         .storeUint(p.paramsVersion, 32)
@@ -139,10 +140,12 @@ export function paramsCell(p) {
         .storeUint(p.clientDelayBeforeClose, 32)
         .storeCoins(p.minProxyStake)
         .storeCoins(p.minClientStake)
-        .storeRef(p.proxyCode)
-        .storeRef(p.workerCode)
-        .storeRef(p.clientCode)
         .endCell();
+}
+
+/** The full parameters: the core and the three contract codes, as the root and proxies keep them. */
+export function paramsCell(p) {
+    return beginCell().storeRef(paramsCoreCell(p)).storeRef(p.proxyCode).storeRef(p.workerCode).storeRef(p.clientCode).endCell();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ function childIdentity(owner, proxyContract, publicKey, params) {
         .storeAddress(owner)
         .storeAddress(proxyContract)
         .storeBuffer(publicKey, 32)
-        .storeRef(paramsCell(params))
+        .storeRef(paramsCoreCell(params))
         .endCell();
 }
 
