@@ -14,9 +14,18 @@
 
 mod connection;
 mod error;
+pub mod exposition;
 pub mod pow;
 
 pub use connection::{
     Connection, ConnectionConfig, Inbound, InboundQuery, Incoming, Side, accept, connect,
 };
 pub use error::NetError;
+
+/// Seconds since the Unix epoch, as the protocol's timing fields carry them.
+pub fn unix_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1029,6 +1029,23 @@ pub mod worker {
     }
 }
 
+/// This project's extensions to the reference protocol, sent only to peers that negotiated
+/// version 3 or later.
+pub mod ext {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+
+    tl_struct! {
+        /// Stops a request whose answer nobody will read any more (the HTTP caller went away or
+        /// its timer fired): client → proxy with the client's request id, proxy → worker with
+        /// the proxy's. Sent as `tcp.packet`.
+        CancelQuery = 0x46a14330, "ext.cancelQuery request_id:int256 = ext.Cancel" {
+            /// The request to stop.
+            request_id: Int256,
+        }
+    }
+}
+
 tl_enum! {
     /// Any boxed COCOON message, for dispatch on a received payload.
     Message, "any COCOON message" {
@@ -1174,6 +1191,8 @@ tl_enum! {
         WorkerProxyHandshakeComplete(worker::ProxyHandshakeComplete),
         /// `worker.updatePaymentStatus`.
         WorkerUpdatePaymentStatus(worker::UpdatePaymentStatus),
+        /// `ext.cancelQuery` (version 3 extension).
+        ExtCancelQuery(ext::CancelQuery),
     }
 }
 

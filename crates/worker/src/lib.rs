@@ -1,1 +1,74 @@
-//! The worker role: serves inference for proxies.
+//! The worker role: a GPU owner's node that serves inference to COCOON proxies.
+//!
+//! A [`Worker`] dials each configured proxy (several connections if asked, reconnecting with
+//! exponential backoff), runs the worker handshake (`worker.connectToProxy` →
+//! `worker.compareBalanceWithProxy`, refusing a proxy whose books went backwards →
+//! `worker.proxyHandshakeComplete`), then answers `proxy.runQueryEx` packets from its
+//! [`Engine`](cocoon_infer::Engine), streaming `proxy.queryAnswerEx` and parts with exact token
+//! usage in the final part. It enforces `max_active_requests`, validates every request body,
+//! and can be enabled, disabled or re-priced while running.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod request;
+mod session;
+mod state;
+mod stats;
+
+use std::sync::Arc;
+
+use cocoon_infer::Engine;
+pub use config::{WorkerConfig, WorkerError};
+pub use state::{WorkerHandle, WorkerSnapshot};
+
+/// A running worker.
+pub struct Worker {
+    state: Arc<state::WorkerState>,
+}
+
+impl Worker {
+    /// Builds a worker serving `engine` with `config`.
+    pub fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
+        config.validate()?;
+        Ok(Self {
+            state: Arc::new(state::WorkerState::new(config, engine)),
+        })
+    }
+
+    /// A handle to inspect and steer the worker while it runs.
+    pub fn handle(&self) -> WorkerHandle {
+        WorkerHandle::new(self.state.clone())
+    }
+
+    /// Starts the stats server (if configured) and the proxy sessions; returns when `shutdown`
+    /// resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = self.state.config.stats_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| WorkerError::Bind(addr.to_string(), e))?;
+            tracing::info!(
+                "worker stats on http://{}",
+                listener
+                    .local_addr()
+                    .map_err(|e| WorkerError::Bind(addr.to_string(), e))?
+            );
+            tasks.spawn(stats::serve(listener, self.state.clone()));
+        }
+        for proxy in &self.state.config.proxies {
+            for slot in 0..self.state.config.connections_per_proxy {
+                tasks.spawn(session::maintain(self.state.clone(), proxy.clone(), slot));
+            }
+        }
+        shutdown.await;
+        self.state.shutdown.cancel();
+        tasks.abort_all();
+        Ok(())
+    }
+}

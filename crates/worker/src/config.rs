@@ -1,0 +1,140 @@
+//! Worker settings (from a TOML file, environment and flags, merged by the binary) and errors.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a worker needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Proxies to serve, as `host:port` of their worker port.
+    pub proxies: Vec<String>,
+    /// Connections kept to each proxy.
+    pub connections_per_proxy: usize,
+    /// Model name announced to proxies; its base (text before `@`) must match client requests.
+    pub model: String,
+    /// TON address that receives this worker's earnings.
+    pub owner_address: String,
+    /// Price coefficient, 1000 = 1.0×.
+    pub coefficient: i32,
+    /// Requests served at once across all proxies.
+    pub max_active_requests: usize,
+    /// Whether this is a test worker (announced to proxies).
+    pub is_test: bool,
+    /// Start disabled (proxies send nothing until enabled).
+    pub start_disabled: bool,
+    /// Where to serve `/stats`, `/jsonstats`, `/metrics` and the admin endpoints.
+    pub stats_listen: Option<SocketAddr>,
+    /// Highest proof-of-work difficulty accepted from a proxy.
+    pub max_pow_difficulty: i32,
+    /// First delay before reconnecting to a proxy; doubles up to `reconnect_max`.
+    #[serde(with = "secs")]
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts.
+    #[serde(with = "secs")]
+    pub reconnect_max: Duration,
+    /// How often to ask each proxy for payment status.
+    #[serde(with = "secs")]
+    pub payment_status_interval: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Extra request fields to accept beyond the OpenAI ones the worker knows.
+    pub extra_allowed_fields: Vec<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            proxies: vec!["127.0.0.1:11001".into()],
+            connections_per_proxy: 1,
+            model: String::new(),
+            owner_address: "local-worker-owner".into(),
+            coefficient: 1000,
+            max_active_requests: 60,
+            is_test: true,
+            start_disabled: false,
+            stats_listen: Some(SocketAddr::from(([127, 0, 0, 1], 12000))),
+            max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(30),
+            payment_status_interval: Duration::from_secs(10),
+            max_request_bytes: 8 << 20,
+            extra_allowed_fields: Vec::new(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Checks values that would make the worker misbehave.
+    pub fn validate(&self) -> Result<(), WorkerError> {
+        if self.model.trim().is_empty() {
+            return Err(WorkerError::Config("model must be set".into()));
+        }
+        if self.proxies.is_empty() {
+            return Err(WorkerError::Config("at least one proxy is needed".into()));
+        }
+        if self.connections_per_proxy == 0 || self.max_active_requests == 0 {
+            return Err(WorkerError::Config(
+                "connections_per_proxy and max_active_requests must be > 0".into(),
+            ));
+        }
+        if self.coefficient <= 0 {
+            return Err(WorkerError::Config("coefficient must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The model name without the `@…` suffix.
+    pub fn base_model(&self) -> &str {
+        base_model(&self.model)
+    }
+}
+
+/// The text before `@` in a model name.
+pub(crate) fn base_model(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+/// Why the worker could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    /// A proxy session failed.
+    #[error("proxy session: {0}")]
+    Session(String),
+    /// The proxy reports fewer committed tokens than we know were committed.
+    #[error(
+        "proxy {proxy} rolled back: it reports {reported} committed tokens, we know of {known}"
+    )]
+    Rollback {
+        /// The proxy.
+        proxy: String,
+        /// What it reported.
+        reported: i64,
+        /// What we know.
+        known: i64,
+    },
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,442 @@
+//! Serving one `proxy.runQueryEx`: capacity check, body validation, the engine call, and the
+//! answer stream (`proxy.queryAnswerEx`, parts, and a final part with token usage).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use cocoon_infer::{BodyEvent, Endpoint, EngineError, InferenceRequest, TokenUsage};
+use cocoon_net::Connection;
+use cocoon_protocol::messages::{TokensUsed, http, proxy};
+use cocoon_protocol::tl::{Int256, TlConstructor};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::base_model;
+use crate::state::{WorkerState, lock};
+
+/// Request fields the worker passes to engines; anything else is refused.
+const ALLOWED_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "prompt",
+    "suffix",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "user",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "echo",
+    "best_of",
+    "ignore_eos",
+    "min_tokens",
+    "chat_template_kwargs",
+    "metadata",
+    "store",
+    "service_tier",
+    "modalities",
+    "prediction",
+    "audio",
+    "web_search_options",
+];
+
+/// A refusal, with the HTTP-style code the client will turn into a status.
+#[derive(Debug)]
+struct Refusal {
+    code: i32,
+    message: String,
+}
+
+fn refuse(code: i32, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+pub(crate) async fn serve(
+    state: Arc<WorkerState>,
+    conn: Connection,
+    version: i32,
+    q: proxy::RunQueryEx,
+) {
+    let start = cocoon_net::unix_time();
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = q.request_id;
+    let debug = q.enable_debug.unwrap_or(false);
+
+    if !state.enabled.load(Ordering::Acquire) {
+        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        send_error(
+            &conn,
+            version,
+            request_id,
+            refuse(503, "worker is disabled"),
+            TokenUsage::default(),
+            start,
+            debug,
+        )
+        .await;
+        return;
+    }
+    let Some(_slot) = state.try_acquire() else {
+        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        send_error(
+            &conn,
+            version,
+            request_id,
+            refuse(429, "worker is at max_active_requests"),
+            TokenUsage::default(),
+            start,
+            debug,
+        )
+        .await;
+        return;
+    };
+    let request = match validate(&state, &q.query) {
+        Ok(r) => r,
+        Err(refusal) => {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            send_error(
+                &conn,
+                version,
+                request_id,
+                refusal,
+                TokenUsage::default(),
+                start,
+                debug,
+            )
+            .await;
+            return;
+        }
+    };
+
+    let cancel = CancellationToken::new();
+    lock(&state.in_flight).insert(request_id, cancel.clone());
+    let outcome = tokio::select! {
+        o = answer(&state, &conn, version, request_id, request, start, debug) => o,
+        () = cancel.cancelled() => Outcome::Cancelled,
+        () = conn.closed() => Outcome::Cancelled,
+    };
+    lock(&state.in_flight).remove(&request_id);
+    let c = &state.counters;
+    match outcome {
+        Outcome::Done(usage) => {
+            c.succeeded.fetch_add(1, Ordering::Relaxed);
+            c.prompt_tokens
+                .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+            c.completion_tokens
+                .fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        }
+        Outcome::Failed => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Cancelled => {
+            c.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+enum Outcome {
+    Done(TokenUsage),
+    Failed,
+    Cancelled,
+}
+
+/// Decodes and checks the `http.request`, returning what the engine should run.
+fn validate(state: &WorkerState, query: &Bytes) -> Result<InferenceRequest, Refusal> {
+    let req = http::Request::from_boxed_bytes(query.clone())
+        .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(refuse(405, format!("method {} not allowed", req.method)));
+    }
+    let endpoint = Endpoint::from_path(&req.url)
+        .ok_or_else(|| refuse(404, format!("unknown endpoint {}", req.url)))?;
+    if req.payload.len() > state.config.max_request_bytes {
+        return Err(refuse(
+            413,
+            format!(
+                "request body of {} bytes exceeds {}",
+                req.payload.len(),
+                state.config.max_request_bytes
+            ),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&req.payload)
+        .map_err(|e| refuse(400, format!("request body is not JSON: {e}")))?;
+    let Value::Object(mut body) = body else {
+        return Err(refuse(400, "request body must be a JSON object"));
+    };
+    for key in body.keys() {
+        if !ALLOWED_FIELDS.contains(&key.as_str())
+            && !state.config.extra_allowed_fields.iter().any(|f| f == key)
+        {
+            return Err(refuse(400, format!("field `{key}` is not accepted")));
+        }
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse(400, "`model` must be a string"))?;
+    if base_model(model) != state.config.base_model() {
+        return Err(refuse(404, format!("model `{model}` is not served here")));
+    }
+    match endpoint {
+        Endpoint::ChatCompletions if !body.get("messages").is_some_and(Value::is_array) => {
+            return Err(refuse(400, "`messages` must be an array"));
+        }
+        Endpoint::Completions if body.get("prompt").is_none() => {
+            return Err(refuse(400, "`prompt` is required"));
+        }
+        _ => {}
+    }
+    if body
+        .get("n")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n != 1)
+    {
+        return Err(refuse(400, "only n = 1 is supported"));
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(refuse(400, "`stream` must be a boolean")),
+    };
+    if let Some(engine_model) = state.engine.models().first() {
+        body.insert("model".into(), Value::String(engine_model.name.clone()));
+    }
+    Ok(InferenceRequest {
+        endpoint,
+        body: Map::from_iter(body),
+        stream,
+    })
+}
+
+async fn answer(
+    state: &WorkerState,
+    conn: &Connection,
+    version: i32,
+    request_id: Int256,
+    request: InferenceRequest,
+    start: f64,
+    debug: bool,
+) -> Outcome {
+    let mut response = match state.engine.run(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            let code = match &e {
+                EngineError::InvalidRequest(_) => 400,
+                EngineError::Overloaded(_) => 429,
+                EngineError::Timeout(_) => 504,
+                _ => 502,
+            };
+            send_error(
+                conn,
+                version,
+                request_id,
+                refuse(code, e.to_string()),
+                TokenUsage::default(),
+                start,
+                debug,
+            )
+            .await;
+            return Outcome::Failed;
+        }
+    };
+    // The first answer carries the response head and the first body bytes.
+    let first = response.body.recv().await;
+    let (payload, mut finished) = match first {
+        Some(BodyEvent::Data(d)) => (d, None),
+        Some(BodyEvent::End(usage)) => (Bytes::new(), Some(usage)),
+        Some(BodyEvent::Failed { error, usage }) => {
+            send_error(
+                conn,
+                version,
+                request_id,
+                refuse(502, error),
+                usage,
+                start,
+                debug,
+            )
+            .await;
+            return Outcome::Failed;
+        }
+        None => {
+            send_error(
+                conn,
+                version,
+                request_id,
+                refuse(502, "engine ended without an answer"),
+                TokenUsage::default(),
+                start,
+                debug,
+            )
+            .await;
+            return Outcome::Failed;
+        }
+    };
+    let head = http::Response {
+        http_version: "HTTP/1.1".into(),
+        status_code: i32::from(response.status),
+        reason: reason_phrase(response.status).into(),
+        headers: response
+            .headers
+            .iter()
+            .map(|(n, v)| http::Header {
+                name: n.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        payload,
+    };
+    let first = proxy::QueryAnswerEx {
+        request_id,
+        answer: Bytes::from(head.to_boxed_bytes()),
+        flags: 0,
+        final_info: finished.map(|u| final_info(version, u, start, debug)),
+    };
+    if conn
+        .send_packet(Bytes::from(first.to_boxed_bytes()))
+        .await
+        .is_err()
+    {
+        return Outcome::Cancelled;
+    }
+    if let Some(usage) = finished.take() {
+        return Outcome::Done(usage);
+    }
+    loop {
+        match response.body.recv().await {
+            Some(BodyEvent::Data(d)) => {
+                let part = proxy::QueryAnswerPartEx {
+                    request_id,
+                    answer: d,
+                    flags: 0,
+                    final_info: None,
+                };
+                if conn
+                    .send_packet(Bytes::from(part.to_boxed_bytes()))
+                    .await
+                    .is_err()
+                {
+                    return Outcome::Cancelled;
+                }
+            }
+            Some(BodyEvent::End(usage)) => {
+                let part = proxy::QueryAnswerPartEx {
+                    request_id,
+                    answer: Bytes::new(),
+                    flags: 0,
+                    final_info: Some(final_info(version, usage, start, debug)),
+                };
+                let _ = conn.send_packet(Bytes::from(part.to_boxed_bytes())).await;
+                return Outcome::Done(usage);
+            }
+            Some(BodyEvent::Failed { error, usage }) => {
+                send_error(
+                    conn,
+                    version,
+                    request_id,
+                    refuse(502, error),
+                    usage,
+                    start,
+                    debug,
+                )
+                .await;
+                return Outcome::Failed;
+            }
+            None => {
+                send_error(
+                    conn,
+                    version,
+                    request_id,
+                    refuse(502, "engine stopped mid-answer"),
+                    TokenUsage::default(),
+                    start,
+                    debug,
+                )
+                .await;
+                return Outcome::Failed;
+            }
+        }
+    }
+}
+
+fn final_info(version: i32, usage: TokenUsage, start: f64, debug: bool) -> proxy::QueryFinalInfo {
+    let timings = version >= 2;
+    let end = cocoon_net::unix_time();
+    proxy::QueryFinalInfo {
+        flags: 0,
+        tokens_used: tokens_used(usage),
+        worker_debug: debug.then(|| format!("worker end {end:.6}")),
+        worker_start_time: timings.then_some(start),
+        worker_end_time: timings.then_some(end),
+    }
+}
+
+/// Converts engine usage to the protocol's token categories.
+pub(crate) fn tokens_used(u: TokenUsage) -> TokensUsed {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    TokensUsed {
+        prompt_tokens_used: i(u.prompt_tokens),
+        cached_tokens_used: i(u.cached_tokens),
+        completion_tokens_used: i(u.completion_tokens),
+        reasoning_tokens_used: i(u.reasoning_tokens),
+        total_tokens_used: i(u.total()),
+    }
+}
+
+async fn send_error(
+    conn: &Connection,
+    version: i32,
+    request_id: Int256,
+    refusal: Refusal,
+    usage: TokenUsage,
+    start: f64,
+    debug: bool,
+) {
+    tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
+    let msg = proxy::QueryAnswerErrorEx {
+        request_id,
+        error_code: refusal.code,
+        error: refusal.message,
+        flags: 0,
+        final_info: Some(final_info(version, usage, start, debug)),
+    };
+    let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}

@@ -1,0 +1,253 @@
+//! One worker ↔ proxy connection: dial, proof of work, handshake with rollback detection, then
+//! serve packets until the connection drops; [`maintain`] redials with exponential backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_net::{Connection, ConnectionConfig, Inbound};
+use cocoon_protocol::Message;
+use cocoon_protocol::messages::{proxy, worker};
+use cocoon_protocol::tl::{self, TlConstructor};
+use cocoon_protocol::version;
+use tokio::net::TcpStream;
+
+use crate::WorkerError;
+use crate::state::{SessionInfo, WorkerState, lock};
+
+/// Keeps one connection to `proxy` alive for as long as the worker runs.
+pub(crate) async fn maintain(state: Arc<WorkerState>, proxy: String, slot: usize) {
+    let mut delay = state.config.reconnect_min;
+    loop {
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = run_session(&state, &proxy) => r,
+            () = state.shutdown.cancelled() => return,
+        };
+        match result {
+            Ok(()) => tracing::info!(%proxy, slot, "proxy session ended"),
+            Err(e) => tracing::warn!(%proxy, slot, "proxy session failed: {e}"),
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            delay = state.config.reconnect_min;
+        }
+        let jitter =
+            Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
+        tokio::select! {
+            () = tokio::time::sleep(delay + jitter) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        delay = (delay * 2).min(state.config.reconnect_max);
+    }
+}
+
+async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), WorkerError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
+    let mut tcp = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| err("connect", &e))?;
+    let _ = tcp.set_nodelay(true);
+    cocoon_net::pow::solve(&mut tcp, state.config.max_pow_difficulty)
+        .await
+        .map_err(|e| err("proof of work", &e))?;
+    let (conn, mut incoming) = cocoon_net::connect(tcp, ConnectionConfig::dialer())
+        .await
+        .map_err(|e| err("session", &e))?;
+
+    let version = handshake(state, proxy, &conn).await;
+    let version = match version {
+        Ok(v) => v,
+        Err(e) => {
+            conn.close();
+            return Err(e);
+        }
+    };
+    tracing::info!(%proxy, version, "connected to proxy");
+    let id = state.next_session.fetch_add(1, Ordering::Relaxed);
+    lock(&state.sessions).insert(
+        id,
+        SessionInfo {
+            proxy: proxy.to_owned(),
+            conn: conn.clone(),
+            version,
+        },
+    );
+
+    let poller = tokio::spawn(poll_payment_status(
+        state.clone(),
+        proxy.to_owned(),
+        conn.clone(),
+    ));
+    while let Some(item) = incoming.recv().await {
+        match item {
+            Inbound::Packet(data) => handle_packet(state, &conn, version, data),
+            Inbound::Query(q) => {
+                let _ = q.fail(400, "workers answer no queries").await;
+            }
+        }
+    }
+    poller.abort();
+    lock(&state.sessions).remove(&id);
+    let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
+    if reason.starts_with("rollback") {
+        return Err(WorkerError::Session(reason));
+    }
+    Err(WorkerError::Session(format!("connection lost: {reason}")))
+}
+
+async fn handshake(
+    state: &Arc<WorkerState>,
+    proxy: &str,
+    conn: &Connection,
+) -> Result<i32, WorkerError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
+    let params = worker::Params {
+        flags: 0b11,
+        worker_owner_address: state.config.owner_address.clone(),
+        model: state.config.model.clone(),
+        coefficient: state.coefficient.load(Ordering::Acquire),
+        is_test: Some(state.config.is_test),
+        proxy_cnt: Some(i32::try_from(state.config.proxies.len()).unwrap_or(i32::MAX)),
+        max_active_requests: Some(
+            i32::try_from(state.config.max_active_requests).unwrap_or(i32::MAX),
+        ),
+        min_proto_version: Some(version::MIN_VERSION),
+        max_proto_version: Some(version::MAX_VERSION),
+    };
+    let answer = conn
+        .query(Bytes::from(
+            worker::ConnectToProxy { params }.to_boxed_bytes(),
+        ))
+        .await
+        .map_err(|e| err("worker.connectToProxy", &e))?;
+    let connected = worker::ConnectedToProxy::from_boxed_bytes(answer)
+        .map_err(|e| err("worker.connectedToProxy", &e))?;
+    let version = connected.params.proto_version.unwrap_or(0);
+
+    let known = lock(&state.committed).get(proxy).copied().unwrap_or(0);
+    let query = worker::CompareBalanceWithProxy {
+        tokens_committed_to_blockchain: 0,
+        tokens_committed_to_db: known,
+        max_tokens: known,
+    };
+    let answer = conn
+        .query(Bytes::from(query.to_boxed_bytes()))
+        .await
+        .map_err(|e| err("worker.compareBalanceWithProxy", &e))?;
+    let result = worker::CompareBalanceWithProxyResult::from_boxed_bytes(answer)
+        .map_err(|e| err("worker.compareBalanceWithProxyResult", &e))?;
+    if result.error_code != 0 {
+        return Err(WorkerError::Session(format!(
+            "proxy refused our balance: error {}",
+            result.error_code
+        )));
+    }
+    note_committed(state, proxy, result.tokens_committed_to_db)?;
+
+    let complete = worker::ProxyHandshakeComplete {
+        is_disabled: !state.enabled.load(Ordering::Acquire),
+    };
+    let answer = conn
+        .query(Bytes::from(complete.to_boxed_bytes()))
+        .await
+        .map_err(|e| err("worker.proxyHandshakeComplete", &e))?;
+    worker::ProxyHandshakeCompleted::from_boxed_bytes(answer)
+        .map_err(|e| err("worker.proxyHandshakeCompleted", &e))?;
+    Ok(version)
+}
+
+/// Records a committed total reported by `proxy`, refusing one smaller than already seen.
+fn note_committed(state: &WorkerState, proxy: &str, reported: i64) -> Result<(), WorkerError> {
+    let mut committed = lock(&state.committed);
+    let known = committed.entry(proxy.to_owned()).or_insert(0);
+    if reported < *known {
+        return Err(WorkerError::Rollback {
+            proxy: proxy.to_owned(),
+            reported,
+            known: *known,
+        });
+    }
+    *known = reported;
+    Ok(())
+}
+
+async fn poll_payment_status(state: Arc<WorkerState>, proxy: String, conn: Connection) {
+    let mut tick = tokio::time::interval(state.config.payment_status_interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let answer = match conn
+            .query(Bytes::from(worker::UpdatePaymentStatus {}.to_boxed_bytes()))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(%proxy, "payment status query failed: {e}");
+                continue;
+            }
+        };
+        match worker::PaymentStatus::from_boxed_bytes(answer) {
+            Ok(status) => {
+                if let Err(e) = note_committed(&state, &proxy, status.db_tokens) {
+                    tracing::error!(%proxy, "{e}; dropping the proxy");
+                    conn.close();
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(%proxy, "bad payment status: {e}"),
+        }
+    }
+}
+
+fn handle_packet(state: &Arc<WorkerState>, conn: &Connection, version: i32, data: Bytes) {
+    let message: Message = match tl::from_bytes(data) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("undecodable packet from proxy: {e}");
+            return;
+        }
+    };
+    match message {
+        Message::ProxyRunQueryEx(q) => {
+            tokio::spawn(crate::request::serve(
+                state.clone(),
+                conn.clone(),
+                version,
+                q,
+            ));
+        }
+        Message::ProxyRunQuery(q) => {
+            let q = proxy::RunQueryEx {
+                query: q.query,
+                signed_payment: q.signed_payment,
+                coefficient: q.coefficient,
+                timeout: q.timeout,
+                request_id: q.request_id,
+                flags: 0,
+                enable_debug: None,
+            };
+            tokio::spawn(crate::request::serve(
+                state.clone(),
+                conn.clone(),
+                version,
+                q,
+            ));
+        }
+        Message::ProxyWorkerRequestPayment(p) => {
+            state
+                .counters
+                .paid_tokens
+                .fetch_max(p.db_tokens, Ordering::Relaxed);
+        }
+        Message::ExtCancelQuery(c) => {
+            if let Some(token) = lock(&state.in_flight).get(&c.request_id) {
+                token.cancel();
+            }
+        }
+        other => tracing::warn!("unexpected packet from proxy: {}", other.constructor_name()),
+    }
+}

@@ -1,0 +1,232 @@
+//! State shared by a worker's sessions, request tasks and stats endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use cocoon_infer::Engine;
+use cocoon_net::Connection;
+use cocoon_protocol::messages::worker;
+use cocoon_protocol::tl::{Int256, TlConstructor};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+
+pub(crate) struct WorkerState {
+    pub(crate) config: WorkerConfig,
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) enabled: AtomicBool,
+    pub(crate) coefficient: AtomicI32,
+    pub(crate) active: AtomicUsize,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) sessions: Mutex<HashMap<u64, SessionInfo>>,
+    pub(crate) next_session: AtomicU64,
+    pub(crate) in_flight: Mutex<HashMap<Int256, CancellationToken>>,
+    pub(crate) counters: Counters,
+    /// Highest committed token total each proxy has shown us, for rollback detection.
+    pub(crate) committed: Mutex<HashMap<String, i64>>,
+    pub(crate) started: std::time::Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) prompt_tokens: AtomicU64,
+    pub(crate) completion_tokens: AtomicU64,
+    pub(crate) paid_tokens: AtomicI64,
+}
+
+#[derive(Clone)]
+pub(crate) struct SessionInfo {
+    pub(crate) proxy: String,
+    pub(crate) conn: Connection,
+    pub(crate) version: i32,
+}
+
+impl WorkerState {
+    pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Self {
+        Self {
+            enabled: AtomicBool::new(!config.start_disabled),
+            coefficient: AtomicI32::new(config.coefficient),
+            config,
+            engine,
+            active: AtomicUsize::new(0),
+            shutdown: CancellationToken::new(),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            in_flight: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            committed: Mutex::new(HashMap::new()),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes a request slot, or `None` when at `max_active_requests`.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<ActiveSlot> {
+        let max = self.config.max_active_requests;
+        let mut cur = self.active.load(Ordering::Relaxed);
+        loop {
+            if cur >= max {
+                return None;
+            }
+            match self.active.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(ActiveSlot {
+                        state: self.clone(),
+                    });
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    async fn broadcast(&self, payload: Bytes) {
+        let sessions: Vec<Connection> = lock(&self.sessions)
+            .values()
+            .map(|s| s.conn.clone())
+            .collect();
+        for conn in sessions {
+            if let Err(e) = conn.send_packet(payload.clone()).await {
+                tracing::warn!("could not notify a proxy: {e}");
+            }
+        }
+    }
+}
+
+/// Releases a request slot when dropped.
+pub(crate) struct ActiveSlot {
+    state: Arc<WorkerState>,
+}
+
+impl Drop for ActiveSlot {
+    fn drop(&mut self) {
+        self.state.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Steers a running worker: enable, disable, change the coefficient, read its state.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    state: Arc<WorkerState>,
+}
+
+/// A point-in-time view of a worker, as `/jsonstats` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerSnapshot {
+    /// Announced model.
+    pub model: String,
+    /// Whether proxies may send requests.
+    pub enabled: bool,
+    /// Current coefficient (1000 = 1.0×).
+    pub coefficient: i32,
+    /// Requests running now.
+    pub active_requests: usize,
+    /// Limit on running requests.
+    pub max_active_requests: usize,
+    /// Proxies connected now, with the negotiated protocol version.
+    pub proxies: Vec<(String, i32)>,
+    /// Requests received.
+    pub requests: u64,
+    /// Requests answered completely.
+    pub succeeded: u64,
+    /// Requests that failed after being accepted.
+    pub failed: u64,
+    /// Requests refused (invalid, over capacity, disabled).
+    pub rejected: u64,
+    /// Requests cancelled by the proxy.
+    pub cancelled: u64,
+    /// Prompt tokens served.
+    pub prompt_tokens: u64,
+    /// Completion tokens served.
+    pub completion_tokens: u64,
+    /// Tokens the proxies report as paid to this worker.
+    pub paid_tokens: i64,
+    /// Seconds since start.
+    pub uptime_secs: f64,
+}
+
+impl WorkerHandle {
+    pub(crate) fn new(state: Arc<WorkerState>) -> Self {
+        Self { state }
+    }
+
+    /// Lets proxies send requests again and tells them so.
+    pub async fn enable(&self) {
+        self.set_enabled(true).await;
+    }
+
+    /// Stops new requests (running ones finish) and tells the proxies.
+    pub async fn disable(&self) {
+        self.set_enabled(false).await;
+    }
+
+    async fn set_enabled(&self, enabled: bool) {
+        self.state.enabled.store(enabled, Ordering::Release);
+        let msg = worker::EnabledDisabled {
+            disabled: i32::from(!enabled),
+        };
+        self.state
+            .broadcast(Bytes::from(msg.to_boxed_bytes()))
+            .await;
+    }
+
+    /// Changes the price coefficient and tells the proxies.
+    pub async fn set_coefficient(&self, coefficient: i32) -> Result<(), crate::WorkerError> {
+        if coefficient <= 0 {
+            return Err(crate::WorkerError::Config(
+                "coefficient must be positive".into(),
+            ));
+        }
+        self.state.coefficient.store(coefficient, Ordering::Release);
+        let msg = worker::NewCoefficient {
+            new_coefficient: coefficient,
+        };
+        self.state
+            .broadcast(Bytes::from(msg.to_boxed_bytes()))
+            .await;
+        Ok(())
+    }
+
+    /// The worker's state now.
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        let s = &self.state;
+        let c = &s.counters;
+        let mut proxies: Vec<(String, i32)> = lock(&s.sessions)
+            .values()
+            .map(|i| (i.proxy.clone(), i.version))
+            .collect();
+        proxies.sort();
+        WorkerSnapshot {
+            model: s.config.model.clone(),
+            enabled: s.enabled.load(Ordering::Acquire),
+            coefficient: s.coefficient.load(Ordering::Acquire),
+            active_requests: s.active.load(Ordering::Acquire),
+            max_active_requests: s.config.max_active_requests,
+            proxies,
+            requests: c.requests.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
+            completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
+            paid_tokens: c.paid_tokens.load(Ordering::Relaxed),
+            uptime_secs: s.started.elapsed().as_secs_f64(),
+        }
+    }
+}

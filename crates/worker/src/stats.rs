@@ -1,0 +1,170 @@
+//! The worker's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
+//! Prometheus, and loopback admin endpoints to enable, disable and re-price the worker.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use cocoon_net::exposition::{MetricKind, MetricsText};
+use serde::Deserialize;
+
+use crate::state::{WorkerHandle, WorkerState};
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerState>) {
+    let handle = WorkerHandle::new(state);
+    let app = Router::new()
+        .route("/stats", get(stats))
+        .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .route("/admin/enable", post(enable))
+        .route("/admin/disable", post(disable))
+        .route("/admin/coefficient", post(coefficient))
+        .with_state(handle);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("worker stats server failed: {e}");
+    }
+}
+
+async fn jsonstats(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    Json(h.snapshot())
+}
+
+async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    let s = h.snapshot();
+    let proxies: Vec<String> = s
+        .proxies
+        .iter()
+        .map(|(p, v)| format!("{p} (v{v})"))
+        .collect();
+    format!(
+        "cocoon-worker\nmodel: {}\nenabled: {}\ncoefficient: {}\nactive requests: {}/{}\nproxies: {}\n\
+         requests: {} (ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
+         paid tokens: {}\nuptime: {:.0} s\n",
+        s.model,
+        s.enabled,
+        s.coefficient,
+        s.active_requests,
+        s.max_active_requests,
+        if proxies.is_empty() {
+            "none".into()
+        } else {
+            proxies.join(", ")
+        },
+        s.requests,
+        s.succeeded,
+        s.failed,
+        s.rejected,
+        s.cancelled,
+        s.prompt_tokens,
+        s.completion_tokens,
+        s.paid_tokens,
+        s.uptime_secs,
+    )
+}
+
+async fn metrics(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    let s = h.snapshot();
+    let mut m = MetricsText::new();
+    m.metric(
+        "cocoon_worker_requests_total",
+        MetricKind::Counter,
+        "Requests received.",
+        s.requests as f64,
+    )
+    .metric(
+        "cocoon_worker_requests_succeeded_total",
+        MetricKind::Counter,
+        "Requests answered.",
+        s.succeeded as f64,
+    )
+    .metric(
+        "cocoon_worker_requests_failed_total",
+        MetricKind::Counter,
+        "Requests failed.",
+        s.failed as f64,
+    )
+    .metric(
+        "cocoon_worker_requests_rejected_total",
+        MetricKind::Counter,
+        "Requests refused.",
+        s.rejected as f64,
+    )
+    .metric(
+        "cocoon_worker_requests_cancelled_total",
+        MetricKind::Counter,
+        "Requests cancelled.",
+        s.cancelled as f64,
+    )
+    .metric(
+        "cocoon_worker_active_requests",
+        MetricKind::Gauge,
+        "Requests running.",
+        s.active_requests as f64,
+    )
+    .metric(
+        "cocoon_worker_max_active_requests",
+        MetricKind::Gauge,
+        "Request limit.",
+        s.max_active_requests as f64,
+    )
+    .metric(
+        "cocoon_worker_enabled",
+        MetricKind::Gauge,
+        "1 when enabled.",
+        f64::from(u8::from(s.enabled)),
+    )
+    .metric(
+        "cocoon_worker_coefficient",
+        MetricKind::Gauge,
+        "Price coefficient (1000 = 1.0x).",
+        f64::from(s.coefficient),
+    )
+    .metric(
+        "cocoon_worker_prompt_tokens_total",
+        MetricKind::Counter,
+        "Prompt tokens served.",
+        s.prompt_tokens as f64,
+    )
+    .metric(
+        "cocoon_worker_completion_tokens_total",
+        MetricKind::Counter,
+        "Completion tokens served.",
+        s.completion_tokens as f64,
+    )
+    .metric(
+        "cocoon_worker_connected_proxies",
+        MetricKind::Gauge,
+        "Proxy sessions up.",
+        s.proxies.len() as f64,
+    );
+    ([("content-type", "text/plain; version=0.0.4")], m.finish())
+}
+
+async fn enable(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    h.enable().await;
+    "enabled\n"
+}
+
+async fn disable(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    h.disable().await;
+    "disabled\n"
+}
+
+#[derive(Deserialize)]
+struct CoefficientQuery {
+    value: i32,
+}
+
+async fn coefficient(
+    State(h): State<WorkerHandle>,
+    Query(q): Query<CoefficientQuery>,
+) -> impl IntoResponse {
+    match h.set_coefficient(q.value).await {
+        Ok(()) => (StatusCode::OK, format!("coefficient {}\n", q.value)),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    }
+}
