@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cocoon_testkit::loadgen::{self, FailureKind, LoadConfig, LoadTarget, StopCondition, parse_header};
+use cocoon_testkit::loadgen::{
+    self, FailureKind, LoadConfig, LoadTarget, StopCondition, parse_header,
+};
 use cocoon_testkit::upstream::{FakeUpstream, UpstreamConfig};
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +31,9 @@ async fn chat_load(upstream: &FakeUpstream, headers: &[&str]) -> LoadConfig {
 
 #[tokio::test]
 async fn serves_every_request_with_a_new_connection_each() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let report = loadgen::run(chat_load(&upstream, &[]).await).await.unwrap();
     assert_eq!((report.ok, report.errors), (40, 0));
     assert_eq!(report.statuses.get(&200), Some(&40));
@@ -51,7 +55,9 @@ async fn serves_every_request_with_a_new_connection_each() {
 
 #[tokio::test]
 async fn keepalive_reuses_one_connection_per_worker() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let mut config = chat_load(&upstream, &[]).await;
     config.keepalive = true;
     let report = loadgen::run(config).await.unwrap();
@@ -63,7 +69,9 @@ async fn keepalive_reuses_one_connection_per_worker() {
 
 #[tokio::test]
 async fn broken_answers_count_as_errors() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
 
     let crashed = loadgen::run(chat_load(&upstream, &["x-fake-fail-after: 3"]).await)
         .await
@@ -122,7 +130,9 @@ async fn sse_without_done_is_an_error() {
 
 #[tokio::test]
 async fn duration_runs_stop_on_time_and_connection_failures_are_counted() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let mut config = chat_load(&upstream, &["x-fake-chunks: 2"]).await;
     config.stop = StopCondition::Duration(Duration::from_millis(300));
     let report = loadgen::run(config).await.unwrap();
@@ -135,7 +145,11 @@ async fn duration_runs_stop_on_time_and_connection_failures_are_counted() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let mut config = LoadConfig::new(LoadTarget::resolve(&format!("http://{addr}/")).await.unwrap());
+    let mut config = LoadConfig::new(
+        LoadTarget::resolve(&format!("http://{addr}/"))
+            .await
+            .unwrap(),
+    );
     config.concurrency = 2;
     config.stop = StopCondition::Requests(4);
     let report = loadgen::run(config).await.unwrap();
@@ -144,7 +158,9 @@ async fn duration_runs_stop_on_time_and_connection_failures_are_counted() {
 
 #[tokio::test]
 async fn empty_runs_are_refused() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let mut config = chat_load(&upstream, &[]).await;
     config.concurrency = 0;
     assert!(loadgen::run(config).await.is_err());

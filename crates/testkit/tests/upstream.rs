@@ -142,7 +142,9 @@ fn total_prompt_words() -> u64 {
 
 #[tokio::test]
 async fn streamed_chat_is_openai_sse_with_usage() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let mut body = chat(PROMPT, true);
     body["stream_options"] = json!({"include_usage": true});
     let answer = post(upstream.addr(), "/v1/chat/completions", &[], &body).await;
@@ -179,7 +181,9 @@ async fn streamed_chat_is_openai_sse_with_usage() {
 
 #[tokio::test]
 async fn usage_chunk_follows_the_request_or_the_policy() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let body = chat("hi", true);
     let plain = post(upstream.addr(), "/v1/chat/completions", &[], &body).await;
     let (events, done) = sse_events(plain.body());
@@ -218,17 +222,25 @@ async fn whole_chat_answer_has_consistent_usage() {
     assert_eq!(document["object"], "chat.completion");
     let choice = &document["choices"][0];
     assert_eq!(choice["message"]["role"], "assistant");
-    assert_eq!(choice["message"]["content"], AnswerText::full_text(PROMPT, 7, 5));
+    assert_eq!(
+        choice["message"]["content"],
+        AnswerText::full_text(PROMPT, 7, 5)
+    );
     assert_eq!(choice["finish_reason"], "stop");
     let usage = usage_of(&document);
     assert_eq!(usage, Usage::new(total_prompt_words(), 7, 3, 10));
     assert_eq!(usage.prompt_tokens_details.cached_tokens, 3);
-    assert_eq!(usage.completion_tokens_details.reasoning_tokens, 7, "capped");
+    assert_eq!(
+        usage.completion_tokens_details.reasoning_tokens, 7,
+        "capped"
+    );
 }
 
 #[tokio::test]
 async fn max_tokens_cuts_the_answer_with_finish_reason_length() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let mut body = chat("count me", true);
     body["max_completion_tokens"] = json!(3);
     body["stream_options"] = json!({"include_usage": true});
@@ -242,7 +254,9 @@ async fn max_tokens_cuts_the_answer_with_finish_reason_length() {
 
 #[tokio::test]
 async fn text_completions_stream_and_whole() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let streamed = post(
         upstream.addr(),
         "/v1/completions",
@@ -307,7 +321,10 @@ async fn ndjson_mode_matches_the_reference_benchmark() {
                 &expected[i * 128..(i + 1) * 128]
             );
         }
-        assert_eq!(usage_of(&lines[50]), Usage::new(prompt_word_count("You are terse. hello"), 50, 0, 0));
+        assert_eq!(
+            usage_of(&lines[50]),
+            Usage::new(prompt_word_count("You are terse. hello"), 50, 0, 0)
+        );
     }
 }
 
@@ -327,7 +344,11 @@ async fn fail_after_breaks_the_connection_mid_stream() {
     assert!(answer.body.is_err(), "the body must break off");
     let received: Vec<u8> = answer.frames.iter().flat_map(|(_, b)| b.to_vec()).collect();
     let text = std::str::from_utf8(&received).unwrap();
-    assert_eq!(text.matches("data: ").count(), 5, "exactly five chunks arrived");
+    assert_eq!(
+        text.matches("data: ").count(),
+        5,
+        "exactly five chunks arrived"
+    );
     assert!(!text.contains("[DONE]"));
 
     // Non-streamed: the engine dies before it answers.
@@ -385,7 +406,10 @@ async fn unknown_models_get_openai_404() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!((models["object"].as_str(), ids), (Some("list"), vec!["alpha", "beta"]));
+    assert_eq!(
+        (models["object"].as_str(), ids),
+        (Some("list"), vec!["alpha", "beta"])
+    );
 
     let mut open = UpstreamConfig::default();
     open.any_model = true;
@@ -397,7 +421,9 @@ async fn unknown_models_get_openai_404() {
 
 #[tokio::test]
 async fn bad_requests_and_injected_statuses_are_openai_errors() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let addr = upstream.addr();
     let cases: Vec<(Answer, StatusCode)> = vec![
         (
@@ -407,19 +433,35 @@ async fn bad_requests_and_injected_statuses_are_openai_errors() {
             StatusCode::BAD_REQUEST,
         ),
         (
-            post(addr, "/v1/chat/completions", &[("x-fake-chunks", "lots")], &chat("x", true)).await,
+            post(
+                addr,
+                "/v1/chat/completions",
+                &[("x-fake-chunks", "lots")],
+                &chat("x", true),
+            )
+            .await,
             StatusCode::BAD_REQUEST,
         ),
         (
-            post(addr, "/v1/chat/completions", &[("x-fake-status", "503")], &chat("x", true)).await,
+            post(
+                addr,
+                "/v1/chat/completions",
+                &[("x-fake-status", "503")],
+                &chat("x", true),
+            )
+            .await,
             StatusCode::SERVICE_UNAVAILABLE,
         ),
         (
-            send(addr, Method::GET, "/v1/chat/completions", &[], "").await.unwrap(),
+            send(addr, Method::GET, "/v1/chat/completions", &[], "")
+                .await
+                .unwrap(),
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
-            send(addr, Method::GET, "/v2/nothing", &[], "").await.unwrap(),
+            send(addr, Method::GET, "/v2/nothing", &[], "")
+                .await
+                .unwrap(),
             StatusCode::NOT_FOUND,
         ),
     ];
@@ -433,27 +475,45 @@ async fn bad_requests_and_injected_statuses_are_openai_errors() {
     assert_eq!(upstream.stats().errors, 5);
 
     let health = send(addr, Method::GET, "/health", &[], "").await.unwrap();
-    assert_eq!((health.status, health.json()), (StatusCode::OK, json!({"status": "ok"})));
-    let stats = send(addr, Method::GET, "/stats", &[], "").await.unwrap().json();
+    assert_eq!(
+        (health.status, health.json()),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let stats = send(addr, Method::GET, "/stats", &[], "")
+        .await
+        .unwrap()
+        .json();
     assert_eq!(stats["errors"], 5);
 }
 
 #[tokio::test]
 async fn pauses_space_the_chunks() {
-    let upstream = FakeUpstream::start(UpstreamConfig::default()).await.unwrap();
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
     let started = Instant::now();
     let answer = post(
         upstream.addr(),
         "/v1/chat/completions",
-        &[("x-fake-chunks", "4"), ("x-fake-delay-ms", "25"), ("x-fake-ttft-ms", "40")],
+        &[
+            ("x-fake-chunks", "4"),
+            ("x-fake-delay-ms", "25"),
+            ("x-fake-ttft-ms", "40"),
+        ],
         &chat("slow", true),
     )
     .await;
     assert!(sse_events(answer.body()).1);
     let first = answer.frames.first().unwrap().0;
     let last = answer.frames.last().unwrap().0;
-    assert!(first - started >= Duration::from_millis(40), "time to first token");
-    assert!(last - first >= Duration::from_millis(75), "three pauses between four chunks");
+    assert!(
+        first - started >= Duration::from_millis(40),
+        "time to first token"
+    );
+    assert!(
+        last - first >= Duration::from_millis(75),
+        "three pauses between four chunks"
+    );
 
     let started = Instant::now();
     let whole = post(
@@ -474,7 +534,13 @@ async fn requests_are_recorded_and_shutdown_closes_the_port() {
     let upstream = FakeUpstream::start(config).await.unwrap();
     let addr = upstream.addr();
     for prompt in ["one", "two", "three"] {
-        post(addr, "/v1/chat/completions", &[("authorization", "Bearer k")], &chat(prompt, false)).await;
+        post(
+            addr,
+            "/v1/chat/completions",
+            &[("authorization", "Bearer k")],
+            &chat(prompt, false),
+        )
+        .await;
     }
     let recorded = upstream.recorded_requests();
     assert_eq!(recorded.len(), 2);

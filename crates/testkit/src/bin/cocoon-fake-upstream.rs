@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cocoon_testkit::upstream::{AnswerShape, FakeUpstream, StreamFormat, UpstreamConfig, UsagePolicy};
+use cocoon_testkit::upstream::{
+    AnswerShape, FakeUpstream, StreamFormat, UpstreamConfig, UsagePolicy,
+};
 
 const AFTER_HELP: &str = "\
 Endpoints:

@@ -158,7 +158,11 @@ mod tests {
     fn empty_histogram_reports_zeros() {
         let histogram = LatencyHistogram::new();
         assert_eq!(
-            (histogram.percentile(0.5), histogram.max(), histogram.count()),
+            (
+                histogram.percentile(0.5),
+                histogram.max(),
+                histogram.count()
+            ),
             (0, 0, 0)
         );
     }

@@ -58,7 +58,9 @@ impl LoadTarget {
             Some("https") => return Err(invalid("https is not supported; use plain http")),
             _ => return Err(invalid("the URL must start with http://")),
         }
-        let authority = uri.authority().ok_or_else(|| invalid("the URL has no host"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| invalid("the URL has no host"))?;
         if authority.as_str().contains('@') {
             return Err(invalid("credentials in the URL are not supported"));
         }
@@ -278,7 +280,8 @@ impl Tail {
     fn push(&mut self, data: &[u8]) {
         if data.len() >= Self::KEEP {
             self.bytes.clear();
-            self.bytes.extend_from_slice(&data[data.len() - Self::KEEP..]);
+            self.bytes
+                .extend_from_slice(&data[data.len() - Self::KEEP..]);
         } else {
             self.bytes.extend_from_slice(data);
             if self.bytes.len() > Self::KEEP {
@@ -526,7 +529,10 @@ mod tests {
                 HeaderValue::from_static(""),
             )
         });
-        assert_eq!((name.as_str(), value.as_bytes()), ("x-fake-chunks", &b"7"[..]));
+        assert_eq!(
+            (name.as_str(), value.as_bytes()),
+            ("x-fake-chunks", &b"7"[..])
+        );
         assert!(parse_header("authorization: Bearer a:b").is_ok());
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("bad name: v").is_err());
@@ -561,7 +567,9 @@ mod tests {
         }
         let target = LoadTarget::resolve("http://127.0.0.1:9/v1/chat/completions?x=1").await;
         assert_eq!(
-            target.map(|t| (t.addr.port(), t.request_uri.to_string())).ok(),
+            target
+                .map(|t| (t.addr.port(), t.request_uri.to_string()))
+                .ok(),
             Some((9, "/v1/chat/completions?x=1".to_owned()))
         );
     }

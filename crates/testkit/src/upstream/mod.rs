@@ -169,12 +169,13 @@ impl FakeUpstream {
                 reason: refused.to_string(),
             });
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| TestkitError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| TestkitError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| TestkitError::Bind {
             addr: config.listen,
             source,

@@ -320,7 +320,10 @@ mod tests {
         assert_eq!(shape.usage, UsagePolicy::Always);
         assert_eq!(shape.cached_tokens, 2);
         assert_eq!(shape.reasoning_tokens, 1);
-        assert_eq!(shape.fail_status, Some(http::StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            shape.fail_status,
+            Some(http::StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
 
     #[test]

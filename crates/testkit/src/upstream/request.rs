@@ -199,7 +199,12 @@ mod tests {
         let request = InferenceRequest::parse(Endpoint::Chat, body);
         let request = request.as_ref().map_err(String::as_str);
         assert_eq!(
-            request.map(|r| (r.echo.as_str(), r.prompt_tokens, r.max_tokens, r.include_usage)),
+            request.map(|r| (
+                r.echo.as_str(),
+                r.prompt_tokens,
+                r.max_tokens,
+                r.include_usage
+            )),
             Ok(("second one ", 9, Some(4), true))
         );
     }

@@ -113,7 +113,11 @@ impl ApiError {
     }
 }
 
-fn response(status: StatusCode, content_type: HeaderValue, body: AnswerBody) -> Response<AnswerBody> {
+fn response(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: AnswerBody,
+) -> Response<AnswerBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     response
