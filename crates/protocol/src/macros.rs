@@ -43,6 +43,44 @@ macro_rules! tl_struct {
             const ID: u32 = $id;
             const SCHEMA: &'static str = $schema;
         }
+
+        #[cfg(any(test, feature = "sample"))]
+        impl $crate::sample::Sample for $name {
+            #[allow(unused_mut)]
+            fn sample() -> ::proptest::strategy::BoxedStrategy<Self> {
+                use ::proptest::strategy::Strategy as _;
+                // The leading `Just(())` keeps the tuple non-empty for field-less constructors.
+                (
+                    ::proptest::strategy::Just(()),
+                    $( <$ty as $crate::sample::Sample>::sample(), )*
+                )
+                    .prop_map(|((), $( $field, )*)| {
+                        let mut value = Self { $( $field: tl_sample_wrap!($field $(, $bit)?), )* };
+                        // An optional field is present exactly when its flag bit is set.
+                        $( tl_sample_flag_fix!(value, $field $(, $bit)?); )*
+                        value
+                    })
+                    .boxed()
+            }
+        }
+    };
+}
+
+macro_rules! tl_sample_wrap {
+    ($field:ident) => {
+        $field
+    };
+    ($field:ident, $bit:literal) => {
+        Some($field)
+    };
+}
+
+macro_rules! tl_sample_flag_fix {
+    ($v:ident, $field:ident) => {};
+    ($v:ident, $field:ident, $bit:literal) => {
+        if $v.flags & (1u32 << $bit) == 0 {
+            $v.$field = None;
+        }
     };
 }
 
@@ -133,6 +171,42 @@ macro_rules! tl_enum {
 
             /// Every constructor id this type accepts.
             pub const IDS: &'static [u32] = &[ $( <$inner as $crate::tl::TlConstructor>::ID, )* ];
+
+            /// The schema line of every constructor this type accepts, in the order of [`Self::IDS`].
+            pub const SCHEMAS: &'static [&'static str] =
+                &[ $( <$inner as $crate::tl::TlConstructor>::SCHEMA, )* ];
+        }
+
+        #[cfg(any(test, feature = "sample"))]
+        impl $crate::sample::Sample for $name {
+            fn sample() -> ::proptest::strategy::BoxedStrategy<Self> {
+                use ::proptest::strategy::Strategy as _;
+                ::proptest::strategy::Union::new(
+                    <Self as $crate::sample::Sample>::sample_variants()
+                        .into_iter()
+                        .map(|(_, s)| s),
+                )
+                .boxed()
+            }
+
+            fn sample_variants() -> Vec<(&'static str, ::proptest::strategy::BoxedStrategy<Self>)> {
+                use ::proptest::strategy::Strategy as _;
+                vec![ $(
+                    (
+                        $crate::sample::schema_name(<$inner as $crate::tl::TlConstructor>::SCHEMA),
+                        <$inner as $crate::sample::Sample>::sample().prop_map(Self::$variant).boxed(),
+                    ),
+                )* ]
+            }
+        }
+
+        #[cfg(any(test, feature = "sample"))]
+        impl $crate::sample::Constructors for $name {
+            fn visit<V: $crate::sample::ConstructorVisitor>(&self, visitor: &mut V) -> V::Output {
+                match self {
+                    $( Self::$variant(v) => visitor.visit(v), )*
+                }
+            }
         }
 
         impl $crate::tl::TlWrite for $name {

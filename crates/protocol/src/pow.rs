@@ -133,6 +133,8 @@ fn leading_zero_bits(salt: &[u8; 16], nonce: i64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -337,6 +337,9 @@ impl TlRead for String {
         String::from_utf8(b.to_vec()).map_err(|_| Error::InvalidUtf8)
     }
 }
+/// Items a vector reserves room for before any is read.
+const MAX_VEC_PREALLOC: usize = 64;
+
 impl<T: TlWrite> TlWrite for Vec<T> {
     fn tl_write(&self, out: &mut Vec<u8>) {
         let n = i32::try_from(self.len()).unwrap_or(i32::MAX);
@@ -349,7 +352,10 @@ impl<T: TlWrite> TlWrite for Vec<T> {
 impl<T: TlRead> TlRead for Vec<T> {
     fn tl_read(r: &mut TlReader) -> Result<Self, Error> {
         let n = r.read_count(4)?;
-        let mut v = Vec::with_capacity(n);
+        // The count is bounded by the input at four bytes an item, but an item in memory is
+        // larger than that: preallocate only a little so a forged count cannot multiply the
+        // memory a frame costs; real items grow the vector as they are read.
+        let mut v = Vec::with_capacity(n.min(MAX_VEC_PREALLOC));
         for _ in 0..n {
             v.push(T::tl_read(r)?);
         }
