@@ -1,1 +1,103 @@
-//! The proxy role: routes client requests to workers, meters and prices them.
+//! The proxy role: the attested middle of the network.
+//!
+//! A [`Proxy`] accepts workers and clients on separate ports (each behind the proof-of-work
+//! gate), runs both handshakes, and routes every `client.runQueryEx` to a worker chosen by the
+//! market's [`WorkerSelector`](cocoon_market::selection::WorkerSelector): same base model,
+//! enabled, with capacity, priced within the client's maximum, ranked by expected wait and
+//! reliability. A worker that fails before its first byte is replaced by another; answers are
+//! relayed part by part, never buffered whole. When a request ends the proxy prices the
+//! metered tokens, charges the client, credits the worker and tells both.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clients;
+mod config;
+mod route;
+mod state;
+mod stats;
+mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{ProxyConfig, ProxyError};
+pub use state::{ProxyHandle, ProxySnapshot};
+
+/// A proxy, bound and ready to run.
+pub struct Proxy {
+    state: Arc<state::ProxyState>,
+    worker_listener: tokio::net::TcpListener,
+    client_listener: tokio::net::TcpListener,
+    stats_listener: Option<tokio::net::TcpListener>,
+}
+
+impl Proxy {
+    /// Validates `config` and binds the proxy's ports.
+    pub async fn bind(config: ProxyConfig) -> Result<Self, ProxyError> {
+        config.validate()?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ProxyError::Bind(addr, e))
+        };
+        let worker_listener = bind(config.worker_listen).await?;
+        let client_listener = bind(config.client_listen).await?;
+        let stats_listener = match config.stats_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        let state = Arc::new(state::ProxyState::new(config)?);
+        Ok(Self {
+            state,
+            worker_listener,
+            client_listener,
+            stats_listener,
+        })
+    }
+
+    /// The address workers connect to.
+    pub fn worker_addr(&self) -> Option<SocketAddr> {
+        self.worker_listener.local_addr().ok()
+    }
+
+    /// The address clients connect to.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.client_listener.local_addr().ok()
+    }
+
+    /// The address of the stats server.
+    pub fn stats_addr(&self) -> Option<SocketAddr> {
+        self.stats_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle to inspect the proxy while it runs.
+    pub fn handle(&self) -> ProxyHandle {
+        ProxyHandle::new(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ProxyError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(workers::accept_loop(
+            self.state.clone(),
+            self.worker_listener,
+        ));
+        tasks.spawn(clients::accept_loop(
+            self.state.clone(),
+            self.client_listener,
+        ));
+        if let Some(l) = self.stats_listener {
+            tasks.spawn(stats::serve(l, self.state.clone()));
+        }
+        shutdown.await;
+        self.state.shutdown.cancel();
+        tasks.abort_all();
+        Ok(())
+    }
+}

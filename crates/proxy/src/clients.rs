@@ -1,0 +1,363 @@
+//! The proxy's client port: proof of work, the client handshake and authorization, the
+//! client's queries (worker types, payment status, refund) and its requests.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cocoon_market::ClientId;
+use cocoon_net::{Connection, ConnectionConfig, Inbound, InboundQuery};
+use cocoon_protocol::Message;
+use cocoon_protocol::messages::{client, proxy};
+use cocoon_protocol::tl::{self, Int256, TlConstructor};
+use cocoon_protocol::version;
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::{ProxyState, lock};
+
+/// One client session's state.
+pub(crate) struct ClientSession {
+    pub(crate) owner: Option<String>,
+    pub(crate) version: i32,
+    pub(crate) authorized: bool,
+    secret_hash: Option<Int256>,
+    /// Requests running for this client: client request id → cancellation.
+    pub(crate) requests: Arc<Mutex<HashMap<Int256, CancellationToken>>>,
+}
+
+pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("client accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            state.clients_connected.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = serve_client(&state, tcp).await {
+                tracing::info!(%peer, "client session ended: {e}");
+            }
+            state.clients_connected.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve_client(state: &Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), String> {
+    let _ = tcp.set_nodelay(true);
+    cocoon_net::pow::challenge(
+        &mut tcp,
+        state.config.client_pow_difficulty,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (conn, mut incoming) = cocoon_net::accept(tcp, ConnectionConfig::acceptor())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut session = ClientSession {
+        owner: None,
+        version: 0,
+        authorized: false,
+        secret_hash: None,
+        requests: Arc::new(Mutex::new(HashMap::new())),
+    };
+    while let Some(item) = incoming.recv().await {
+        match item {
+            Inbound::Query(q) => handle_query(state, q, &mut session).await,
+            Inbound::Packet(data) => handle_packet(state, &conn, &session, data).await,
+        }
+    }
+    // The client is gone: nobody will read the answers of its running requests.
+    for (_, token) in lock(&session.requests).drain() {
+        token.cancel();
+    }
+    Err(conn.close_reason().unwrap_or_else(|| "closed".into()))
+}
+
+async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut ClientSession) {
+    let message: Message = match tl::from_bytes(q.data.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = q.fail(400, &format!("undecodable query: {e}")).await;
+            return;
+        }
+    };
+    let answer: Result<Vec<u8>, (i32, String)> = match message {
+        Message::ClientConnectToProxy(c) => connect(state, session, c),
+        Message::ClientAuthorizeWithProxyShort(a) => Ok(authorize_short(state, session, &a.data)),
+        Message::ClientAuthorizeWithProxyLong(_) => Ok(authorize_long(state, session)),
+        Message::ClientGetWorkerTypesV2(_) => Ok(worker_types_v2(state).to_boxed_bytes()),
+        Message::ClientGetWorkerTypes(_) => Ok(worker_types(state).to_boxed_bytes()),
+        Message::ClientUpdatePaymentStatus(_) => match session_client(session) {
+            Some(client) => {
+                let (used, limit) = client_tokens(state, &client);
+                Ok(client::PaymentStatus {
+                    signed_payment: proxy::AnySignedPayment::default(),
+                    db_tokens: used,
+                    max_tokens: limit,
+                }
+                .to_boxed_bytes())
+            }
+            None => Err((401, "not authorized".into())),
+        },
+        Message::ClientRequestRefund(_) => {
+            let active = lock(&session.requests).len();
+            if active > 0 {
+                Ok(tl::to_bytes(&client::AnyRefund::RefundRejected(
+                    client::RefundRejected {
+                        active_queries: active as i64,
+                    },
+                )))
+            } else {
+                Ok(tl::to_bytes(&client::AnyRefund::Refund(client::Refund {
+                    data: Bytes::new(),
+                })))
+            }
+        }
+        other => Err((
+            400,
+            format!("unexpected query {}", other.constructor_name()),
+        )),
+    };
+    let _ = match answer {
+        Ok(a) => q.answer(Bytes::from(a)).await,
+        Err((code, msg)) => q.fail(code, &msg).await,
+    };
+}
+
+fn session_client(session: &ClientSession) -> Option<ClientId> {
+    if !session.authorized {
+        return None;
+    }
+    session.owner.clone().map(ClientId)
+}
+
+/// Cumulative adjusted tokens charged to a client and the most it may use.
+pub(crate) fn client_tokens(state: &ProxyState, client: &ClientId) -> (i64, i64) {
+    let ledger = lock(&state.ledger);
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    ledger
+        .client(client)
+        .map_or((0, 0), |a| (i(a.tokens_used()), i(a.token_limit())))
+}
+
+fn connect(
+    state: &ProxyState,
+    session: &mut ClientSession,
+    c: client::ConnectToProxy,
+) -> Result<Vec<u8>, (i32, String)> {
+    let p = c.params;
+    let (min, max) = (
+        p.min_proto_version.unwrap_or(0),
+        p.max_proto_version.unwrap_or(0),
+    );
+    let v =
+        version::negotiate(1, version::MAX_VERSION, min, max).map_err(|e| (400, e.to_string()))?;
+    if p.client_owner_address.is_empty() {
+        return Err((400, "client owner address is empty".into()));
+    }
+    session.owner = Some(p.client_owner_address.clone());
+    session.version = v;
+    session.authorized = false;
+    let known = state
+        .config
+        .client_secret_hashes
+        .get(&p.client_owner_address)
+        .and_then(|h| {
+            let b = hex::decode(h).ok()?;
+            Some(Int256(b.try_into().ok()?))
+        });
+    session.secret_hash = known;
+    let nonce: i64 = rand::random();
+    let auth = match known {
+        Some(secret_hash) => client::AnyProxyConnectionAuth::ProxyConnectionAuthShort(
+            client::ProxyConnectionAuthShort { secret_hash, nonce },
+        ),
+        None => client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(
+            client::ProxyConnectionAuthLong { nonce },
+        ),
+    };
+    let reply = client::ConnectedToProxy {
+        params: crate::workers::proxy_params(state, v),
+        client_sc_address: format!("local-client-contract:{}", p.client_owner_address),
+        auth,
+        signed_payment: proxy::AnySignedPayment::default(),
+    };
+    Ok(reply.to_boxed_bytes())
+}
+
+fn authorize_short(state: &ProxyState, session: &mut ClientSession, secret: &[u8]) -> Vec<u8> {
+    let ok = match session.secret_hash {
+        Some(expected) => Sha256::digest(secret).as_slice() == expected.0,
+        None => false,
+    };
+    authorization(
+        state,
+        session,
+        ok,
+        "secret does not match the registered hash",
+    )
+}
+
+fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
+    // Long authorization proves registration on chain; with the emulated chain of local mode
+    // registration is immediate.
+    let ok = state.config.emulated_registration;
+    authorization(
+        state,
+        session,
+        ok,
+        "on-chain registration is not available on this proxy",
+    )
+}
+
+fn authorization(state: &ProxyState, session: &mut ClientSession, ok: bool, why: &str) -> Vec<u8> {
+    let Some(owner) = session.owner.clone().filter(|_| ok) else {
+        let error = if session.owner.is_none() {
+            "connectToProxy first"
+        } else {
+            why
+        };
+        return tl::to_bytes(
+            &client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(
+                client::AuthorizationWithProxyFailed {
+                    error_code: 401,
+                    error: error.into(),
+                },
+            ),
+        );
+    };
+    session.authorized = true;
+    let id = ClientId(owner);
+    {
+        let mut ledger = lock(&state.ledger);
+        if ledger.client(&id).is_none() {
+            // Emulated chain: a new client's contract is funded with the configured deposit.
+            if let Err(e) = ledger.deposit(&id, state.config.emulated_client_deposit) {
+                tracing::warn!("could not open the account of {id}: {e}");
+            }
+        }
+    }
+    let (used, limit) = client_tokens(state, &id);
+    tl::to_bytes(
+        &client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(
+            client::AuthorizationWithProxySuccess {
+                signed_payment: proxy::AnySignedPayment::default(),
+                tokens_committed_to_db: used,
+                max_tokens: limit,
+            },
+        ),
+    )
+}
+
+fn worker_types_v2(state: &ProxyState) -> client::WorkerTypesV2 {
+    let selector = lock(&state.selector);
+    let types = selector
+        .model_summaries()
+        .into_iter()
+        .map(|m| client::WorkerTypeV2 {
+            name: m.name.clone(),
+            workers: m
+                .workers
+                .iter()
+                .map(|w| client::WorkerInstanceV2 {
+                    flags: 0,
+                    coefficient: i32::try_from(w.coefficient.get()).unwrap_or(i32::MAX),
+                    active_requests: i32::try_from(w.running).unwrap_or(i32::MAX),
+                    max_active_requests: i32::try_from(w.max).unwrap_or(i32::MAX),
+                })
+                .collect(),
+        })
+        .collect();
+    client::WorkerTypesV2 { types }
+}
+
+fn worker_types(state: &ProxyState) -> client::WorkerTypes {
+    let selector = lock(&state.selector);
+    let types = selector
+        .model_summaries()
+        .into_iter()
+        .map(|m| client::WorkerType {
+            name: m.name.clone(),
+            active_workers: i32::try_from(m.active_workers).unwrap_or(i32::MAX),
+            coefficient_min: i32::try_from(m.coefficient_min.get()).unwrap_or(i32::MAX),
+            coefficient_bucket50: i32::try_from(m.coefficient_median.get()).unwrap_or(i32::MAX),
+            coefficient_max: i32::try_from(m.coefficient_max.get()).unwrap_or(i32::MAX),
+        })
+        .collect();
+    client::WorkerTypes { types }
+}
+
+async fn handle_packet(
+    state: &Arc<ProxyState>,
+    conn: &Connection,
+    session: &ClientSession,
+    data: Bytes,
+) {
+    let message: Message = match tl::from_bytes(data) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("undecodable packet from client: {e}");
+            return;
+        }
+    };
+    let q = match message {
+        Message::ClientRunQueryEx(q) => q,
+        Message::ClientRunQuery(q) => client::RunQueryEx {
+            model_name: q.model_name,
+            query: q.query,
+            max_coefficient: q.max_coefficient,
+            max_tokens: q.max_tokens,
+            timeout: q.timeout,
+            request_id: q.request_id,
+            min_config_version: q.min_config_version,
+            flags: 0,
+            enable_debug: None,
+        },
+        Message::ExtCancelQuery(c) => {
+            if let Some(token) = lock(&session.requests).get(&c.request_id) {
+                token.cancel();
+            }
+            return;
+        }
+        other => {
+            tracing::warn!(
+                "unexpected packet from client: {}",
+                other.constructor_name()
+            );
+            return;
+        }
+    };
+    let Some(client) = session_client(session) else {
+        crate::route::refuse(conn, q.request_id, 401, "not authorized").await;
+        return;
+    };
+    let cancel = CancellationToken::new();
+    let fresh = {
+        let mut requests = lock(&session.requests);
+        let fresh = !requests.contains_key(&q.request_id);
+        if fresh {
+            requests.insert(q.request_id, cancel.clone());
+        }
+        fresh
+    };
+    if !fresh {
+        crate::route::refuse(conn, q.request_id, 409, "request id already in use").await;
+        return;
+    }
+    let requests = session.requests.clone();
+    let (state, conn, version) = (state.clone(), conn.clone(), session.version);
+    tokio::spawn(async move {
+        let id = q.request_id;
+        crate::route::run(state, conn, client, version, q, cancel).await;
+        lock(&requests).remove(&id);
+    });
+}

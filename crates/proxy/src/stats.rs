@@ -1,0 +1,198 @@
+//! The proxy's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
+//! Prometheus.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use cocoon_net::exposition::{MetricKind, MetricsText};
+
+use crate::state::{ProxyHandle, ProxyState};
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
+    let app = Router::new()
+        .route("/stats", get(stats))
+        .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(ProxyHandle::new(state));
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("proxy stats server failed: {e}");
+    }
+}
+
+async fn jsonstats(State(h): State<ProxyHandle>) -> impl IntoResponse {
+    Json(h.snapshot())
+}
+
+async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
+    let s = h.snapshot();
+    let mut out = format!(
+        "cocoon-proxy\nclients connected: {}\nrequests: {} (ok {}, failed {}, retried {}, cancelled {}, no worker {}, \
+         no balance {}, timed out {})\nbytes relayed: {}\nledger: {} requests, clients charged {} nanoTON, workers \
+         credited {} nanoTON, commission {} nanoTON, shortfall {} nanoTON\nuptime: {:.0} s\nworkers: {}\n",
+        s.clients_connected,
+        s.requests,
+        s.succeeded,
+        s.failed,
+        s.retried,
+        s.cancelled,
+        s.no_worker,
+        s.no_balance,
+        s.timed_out,
+        s.bytes_relayed,
+        s.ledger.requests,
+        s.ledger.client_charged,
+        s.ledger.worker_credited,
+        s.ledger.proxy_commission,
+        s.ledger.shortfall,
+        s.uptime_secs,
+        s.workers.len(),
+    );
+    for w in &s.workers {
+        match &w.stats {
+            Some(st) => out.push_str(&format!(
+                "  #{} {} owner {} v{} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {}\n",
+                w.id,
+                w.model,
+                w.owner,
+                w.version,
+                st.coefficient,
+                st.running,
+                st.max,
+                st.enabled,
+                st.success_rate,
+                st.ewma_latency_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                st.ewma_ttfb_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                st.completed,
+                st.failed,
+            )),
+            None => out.push_str(&format!("  #{} {} (no stats)\n", w.id, w.model)),
+        }
+    }
+    out
+}
+
+async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
+    let s = h.snapshot();
+    let mut m = MetricsText::new();
+    let f = |v: u64| v as f64;
+    m.metric(
+        "cocoon_proxy_requests_total",
+        MetricKind::Counter,
+        "Requests received.",
+        f(s.requests),
+    )
+    .metric(
+        "cocoon_proxy_requests_succeeded_total",
+        MetricKind::Counter,
+        "Requests answered.",
+        f(s.succeeded),
+    )
+    .metric(
+        "cocoon_proxy_requests_failed_total",
+        MetricKind::Counter,
+        "Requests failed.",
+        f(s.failed),
+    )
+    .metric(
+        "cocoon_proxy_requests_retried_total",
+        MetricKind::Counter,
+        "Attempts moved to another worker.",
+        f(s.retried),
+    )
+    .metric(
+        "cocoon_proxy_requests_cancelled_total",
+        MetricKind::Counter,
+        "Requests cancelled.",
+        f(s.cancelled),
+    )
+    .metric(
+        "cocoon_proxy_requests_no_worker_total",
+        MetricKind::Counter,
+        "Requests without a worker.",
+        f(s.no_worker),
+    )
+    .metric(
+        "cocoon_proxy_requests_no_balance_total",
+        MetricKind::Counter,
+        "Requests without balance.",
+        f(s.no_balance),
+    )
+    .metric(
+        "cocoon_proxy_requests_timed_out_total",
+        MetricKind::Counter,
+        "Requests timed out.",
+        f(s.timed_out),
+    )
+    .metric(
+        "cocoon_proxy_bytes_relayed_total",
+        MetricKind::Counter,
+        "Answer bytes relayed.",
+        f(s.bytes_relayed),
+    )
+    .metric(
+        "cocoon_proxy_clients_connected",
+        MetricKind::Gauge,
+        "Client sessions.",
+        f(s.clients_connected),
+    )
+    .metric(
+        "cocoon_proxy_workers_connected",
+        MetricKind::Gauge,
+        "Worker sessions.",
+        s.workers.len() as f64,
+    )
+    .metric(
+        "cocoon_proxy_client_charged_nanoton_total",
+        MetricKind::Counter,
+        "NanoTON charged.",
+        s.ledger.client_charged as f64,
+    )
+    .metric(
+        "cocoon_proxy_worker_credited_nanoton_total",
+        MetricKind::Counter,
+        "NanoTON credited.",
+        s.ledger.worker_credited as f64,
+    )
+    .metric(
+        "cocoon_proxy_commission_nanoton_total",
+        MetricKind::Counter,
+        "NanoTON commission.",
+        s.ledger.proxy_commission as f64,
+    );
+    let per_worker = |pick: &dyn Fn(&cocoon_market::selection::WorkerStats) -> f64| {
+        s.workers
+            .iter()
+            .filter_map(|w| {
+                w.stats.as_ref().map(|st| {
+                    (
+                        vec![("worker", w.id.to_string()), ("model", w.model.clone())],
+                        pick(st),
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    m.labeled(
+        "cocoon_proxy_worker_running",
+        MetricKind::Gauge,
+        "Requests running per worker.",
+        &per_worker(&|st| f64::from(st.running)),
+    )
+    .labeled(
+        "cocoon_proxy_worker_success_rate",
+        MetricKind::Gauge,
+        "Success rate per worker.",
+        &per_worker(&|st| st.success_rate),
+    )
+    .labeled(
+        "cocoon_proxy_worker_latency_ms",
+        MetricKind::Gauge,
+        "Smoothed latency per worker.",
+        &per_worker(&|st| st.ewma_latency_ms.unwrap_or(0.0)),
+    );
+    ([("content-type", "text/plain; version=0.0.4")], m.finish())
+}

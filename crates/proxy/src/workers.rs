@@ -1,0 +1,304 @@
+//! The proxy's worker port: proof of work, the worker handshake, then the worker's answers and
+//! state changes, dispatched to the requests they belong to.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cocoon_market::pricing::Coefficient;
+use cocoon_market::selection::WorkerInfo;
+use cocoon_market::{WorkerAccountId, WorkerId};
+use cocoon_net::{Connection, ConnectionConfig, Inbound, InboundQuery};
+use cocoon_protocol::Message;
+use cocoon_protocol::messages::{proxy, worker};
+use cocoon_protocol::tl::{self, TlConstructor};
+use cocoon_protocol::version;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::state::{ProxyState, WorkerEvent, WorkerLink, lock};
+
+pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("worker accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_worker(state, tcp).await {
+                tracing::info!(%peer, "worker session ended: {e}");
+            }
+        });
+    }
+}
+
+pub(crate) fn proxy_params(state: &ProxyState, version: i32) -> proxy::Params {
+    proxy::Params {
+        flags: 0b11,
+        proxy_public_key: state.public_key,
+        proxy_owner_address: state.config.owner_address.clone(),
+        proxy_sc_address: state.config.contract_address.clone(),
+        is_test: Some(state.config.is_test),
+        proto_version: Some(version),
+    }
+}
+
+async fn serve_worker(state: Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), String> {
+    let _ = tcp.set_nodelay(true);
+    cocoon_net::pow::challenge(
+        &mut tcp,
+        state.config.worker_pow_difficulty,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (conn, mut incoming) = cocoon_net::accept(tcp, ConnectionConfig::acceptor())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Handshake: connectToProxy, compareBalanceWithProxy, proxyHandshakeComplete.
+    let mut params: Option<(worker::Params, i32)> = None;
+    let mut registered: Option<WorkerId> = None;
+    let result = loop {
+        let Some(item) = incoming.recv().await else {
+            break Err(conn.close_reason().unwrap_or_else(|| "closed".into()));
+        };
+        match item {
+            Inbound::Query(q) => {
+                if let Err(e) = handle_query(&state, &conn, q, &mut params, &mut registered).await {
+                    break Err(e);
+                }
+            }
+            Inbound::Packet(data) => match registered {
+                Some(id) => handle_packet(&state, id, data).await,
+                None => break Err("packet before the handshake completed".into()),
+            },
+        }
+    };
+    if let Some(id) = registered {
+        unregister(&state, id);
+    }
+    conn.close();
+    result
+}
+
+async fn handle_query(
+    state: &Arc<ProxyState>,
+    conn: &Connection,
+    q: InboundQuery,
+    params: &mut Option<(worker::Params, i32)>,
+    registered: &mut Option<WorkerId>,
+) -> Result<(), String> {
+    let message: Message = match tl::from_bytes(q.data.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = q.fail(400, &format!("undecodable query: {e}")).await;
+            return Err(format!("undecodable query: {e}"));
+        }
+    };
+    let answer: Vec<u8> = match message {
+        Message::WorkerConnectToProxy(c) => {
+            let p = c.params;
+            let (min, max) = (
+                p.min_proto_version.unwrap_or(0),
+                p.max_proto_version.unwrap_or(0),
+            );
+            let v = match version::negotiate(version::MIN_VERSION, version::MAX_VERSION, min, max) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = q.fail(400, &e.to_string()).await;
+                    return Err(e.to_string());
+                }
+            };
+            if p.coefficient <= 0 || p.model.is_empty() {
+                let _ = q.fail(400, "invalid worker params").await;
+                return Err("invalid worker params".into());
+            }
+            let reply = worker::ConnectedToProxy {
+                params: proxy_params(state, v),
+                worker_sc_address: format!("local-worker-contract:{}", p.worker_owner_address),
+            };
+            *params = Some((p, v));
+            reply.to_boxed_bytes()
+        }
+        Message::WorkerCompareBalanceWithProxy(_) => {
+            let Some((p, _)) = params.as_ref() else {
+                let _ = q.fail(400, "connectToProxy first").await;
+                return Err("compareBalance before connectToProxy".into());
+            };
+            let earned = worker_tokens(state, &p.worker_owner_address);
+            worker::CompareBalanceWithProxyResult {
+                signed_payment: proxy::AnySignedPayment::default(),
+                tokens_committed_to_db: earned,
+                max_tokens: earned,
+                error_code: 0,
+            }
+            .to_boxed_bytes()
+        }
+        Message::WorkerProxyHandshakeComplete(c) => {
+            let Some((p, v)) = params.as_ref() else {
+                let _ = q.fail(400, "connectToProxy first").await;
+                return Err("handshake complete before connectToProxy".into());
+            };
+            if registered.is_none() {
+                *registered = Some(register(state, conn, p, *v, !c.is_disabled)?);
+            }
+            worker::ProxyHandshakeCompleted {}.to_boxed_bytes()
+        }
+        Message::WorkerUpdatePaymentStatus(_) => {
+            let owner = params
+                .as_ref()
+                .map(|(p, _)| p.worker_owner_address.clone())
+                .unwrap_or_default();
+            let earned = worker_tokens(state, &owner);
+            worker::PaymentStatus {
+                signed_payment: proxy::AnySignedPayment::default(),
+                db_tokens: earned,
+                max_tokens: earned,
+            }
+            .to_boxed_bytes()
+        }
+        Message::WorkerExtendedCompareBalanceWithProxy(_) => {
+            worker::ExtendedCompareBalanceWithProxyResult { error_code: 0 }.to_boxed_bytes()
+        }
+        other => {
+            let _ = q
+                .fail(
+                    400,
+                    &format!("unexpected query {}", other.constructor_name()),
+                )
+                .await;
+            return Ok(());
+        }
+    };
+    q.answer(Bytes::from(answer))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Cumulative adjusted tokens earned by a worker owner (its next payout voucher's value).
+pub(crate) fn worker_tokens(state: &ProxyState, owner: &str) -> i64 {
+    let ledger = lock(&state.ledger);
+    let earned = ledger
+        .worker(&WorkerAccountId(owner.to_owned()))
+        .map_or(0, |w| w.tokens_earned);
+    i64::try_from(earned).unwrap_or(i64::MAX)
+}
+
+fn register(
+    state: &Arc<ProxyState>,
+    conn: &Connection,
+    p: &worker::Params,
+    version: i32,
+    enabled: bool,
+) -> Result<WorkerId, String> {
+    let id = WorkerId(state.next_worker.fetch_add(1, Ordering::Relaxed));
+    let coefficient =
+        Coefficient::new(u32::try_from(p.coefficient).map_err(|_| "negative coefficient")?)
+            .map_err(|e| e.to_string())?;
+    let info = WorkerInfo {
+        model: p.model.clone(),
+        coefficient,
+        max_active_requests: u32::try_from(p.max_active_requests.unwrap_or(1).max(1)).unwrap_or(1),
+        proxy_count: u32::try_from(p.proxy_cnt.unwrap_or(1).max(1)).unwrap_or(1),
+        enabled,
+    };
+    lock(&state.selector).upsert_worker(id, info);
+    lock(&state.workers).insert(
+        id,
+        WorkerLink {
+            conn: conn.clone(),
+            owner: p.worker_owner_address.clone(),
+            model: p.model.clone(),
+            version,
+            routes: Default::default(),
+        },
+    );
+    tracing::info!(worker = id.0, model = %p.model, version, "worker registered");
+    Ok(id)
+}
+
+fn unregister(state: &ProxyState, id: WorkerId) {
+    lock(&state.selector).remove_worker(id);
+    let link = lock(&state.workers).remove(&id);
+    if let Some(link) = link {
+        for (_, tx) in link.routes {
+            let _ = tx.try_send(WorkerEvent::Lost);
+        }
+    }
+    tracing::info!(worker = id.0, "worker gone");
+}
+
+async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
+    let message: Message = match tl::from_bytes(data) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(worker = id.0, "undecodable packet: {e}");
+            return;
+        }
+    };
+    let (request_id, event) = match message {
+        Message::ProxyQueryAnswerEx(a) => (
+            a.request_id,
+            WorkerEvent::Answer {
+                answer: a.answer,
+                final_info: a.final_info,
+            },
+        ),
+        Message::ProxyQueryAnswerPartEx(a) => (
+            a.request_id,
+            WorkerEvent::Part {
+                answer: a.answer,
+                final_info: a.final_info,
+            },
+        ),
+        Message::ProxyQueryAnswerErrorEx(a) => (
+            a.request_id,
+            WorkerEvent::Error {
+                code: a.error_code,
+                message: a.error,
+                final_info: a.final_info,
+            },
+        ),
+        Message::WorkerEnabledDisabled(e) => {
+            lock(&state.selector).set_enabled(id, e.disabled == 0);
+            return;
+        }
+        Message::WorkerNewCoefficient(c) => {
+            match u32::try_from(c.new_coefficient)
+                .ok()
+                .and_then(|v| Coefficient::new(v).ok())
+            {
+                Some(coef) => {
+                    lock(&state.selector).set_coefficient(id, coef);
+                }
+                None => tracing::warn!(worker = id.0, "invalid coefficient {}", c.new_coefficient),
+            }
+            return;
+        }
+        other => {
+            tracing::warn!(
+                worker = id.0,
+                "unexpected packet {}",
+                other.constructor_name()
+            );
+            return;
+        }
+    };
+    let tx = lock(&state.workers)
+        .get(&id)
+        .and_then(|w| w.routes.get(&request_id).cloned());
+    match tx {
+        // Waiting keeps the parts in order and memory bounded; a request whose client reads
+        // slowly holds back this worker's connection, as TCP would.
+        Some(tx) => {
+            let _ = tx.send(event).await;
+        }
+        None => tracing::debug!(worker = id.0, "answer for an unknown or finished request"),
+    }
+}
