@@ -1044,6 +1044,23 @@ pub mod ext {
             request_id: Int256,
         }
     }
+
+    tl_struct! {
+        /// Proxy → client, before the last part of an answer: what the request cost, so the
+        /// client can report it with the answer. Sent as `tcp.packet`.
+        QueryCost = 0x031611bd, "ext.queryCost request_id:int256 coefficient:int prompt_cost:long completion_cost:long total_cost:long = ext.QueryCost" {
+            /// The client's request id.
+            request_id: Int256,
+            /// The coefficient of the worker that served it (1000 = 1.0×).
+            coefficient: i32,
+            /// NanoTON charged for prompt and cached tokens.
+            prompt_cost: i64,
+            /// NanoTON charged for completion and reasoning tokens.
+            completion_cost: i64,
+            /// NanoTON charged in all.
+            total_cost: i64,
+        }
+    }
 }
 
 tl_enum! {
@@ -1193,6 +1210,8 @@ tl_enum! {
         WorkerUpdatePaymentStatus(worker::UpdatePaymentStatus),
         /// `ext.cancelQuery` (version 3 extension).
         ExtCancelQuery(ext::CancelQuery),
+        /// `ext.queryCost` (version 3 extension).
+        ExtQueryCost(ext::QueryCost),
     }
 }
 

@@ -239,14 +239,12 @@ pub(crate) async fn run(
             worker_end_time: timings.then(|| fi.and_then(|f| f.worker_end_time).unwrap_or(0.0)),
         }
     };
-    let done_now = final_info.is_some();
     c.bytes_relayed
         .fetch_add(answer.len() as u64, Ordering::Relaxed);
+    // The message carrying usage is held back until the request is charged, so that the
+    // client learns the cost before it sees the end of the answer.
+    let mut held: Option<Vec<u8>> = None;
     let mut ending = None;
-    if done_now {
-        // Usage is known: price before relaying so the client sees its cost with the answer.
-        ending = Some(Ending::Finished(final_info.clone()));
-    }
     let first_msg = client::QueryAnswerEx {
         request_id,
         answer,
@@ -255,7 +253,10 @@ pub(crate) async fn run(
             .as_ref()
             .map(|fi| to_client_final(Some(fi), fi.tokens_used.clone())),
     };
-    if conn
+    if final_info.is_some() {
+        held = Some(first_msg.to_boxed_bytes());
+        ending = Some(Ending::Finished(final_info));
+    } else if conn
         .send_packet(Bytes::from(first_msg.to_boxed_bytes()))
         .await
         .is_err()
@@ -274,7 +275,6 @@ pub(crate) async fn run(
                 WorkerEvent::Part { answer, final_info } => {
                     c.bytes_relayed
                         .fetch_add(answer.len() as u64, Ordering::Relaxed);
-                    let last = final_info.is_some();
                     let msg = client::QueryAnswerPartEx {
                         request_id,
                         answer,
@@ -283,15 +283,16 @@ pub(crate) async fn run(
                             .as_ref()
                             .map(|fi| to_client_final(Some(fi), fi.tokens_used.clone())),
                     };
+                    if final_info.is_some() {
+                        held = Some(msg.to_boxed_bytes());
+                        break Ending::Finished(final_info);
+                    }
                     if conn
                         .send_packet(Bytes::from(msg.to_boxed_bytes()))
                         .await
                         .is_err()
                     {
                         break Ending::Cancelled;
-                    }
-                    if last {
-                        break Ending::Finished(final_info);
                     }
                 }
                 WorkerEvent::Error {
@@ -344,6 +345,22 @@ pub(crate) async fn run(
         Ending::Cancelled => c.cancelled.fetch_add(1, Ordering::Relaxed),
         Ending::TimedOut => c.timed_out.fetch_add(1, Ordering::Relaxed),
     };
+    if let Some(ch) = &charged {
+        if version >= cocoon_protocol::version::SEALED_VERSION {
+            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let cost = ext::QueryCost {
+                request_id,
+                coefficient: i32::try_from(attempt.coefficient.get()).unwrap_or(i32::MAX),
+                prompt_cost: i(ch.prompt_cost),
+                completion_cost: i(ch.completion_cost),
+                total_cost: i(ch.total_cost),
+            };
+            let _ = conn.send_packet(Bytes::from(cost.to_boxed_bytes())).await;
+        }
+    }
+    if let Some(msg) = held {
+        let _ = conn.send_packet(Bytes::from(msg)).await;
+    }
     match ending {
         Ending::FailedMidway {
             code,
@@ -468,6 +485,9 @@ async fn cancel_on_worker(attempt: &Attempt) {
 
 struct Charged {
     adjusted_tokens: u64,
+    prompt_cost: u64,
+    completion_cost: u64,
+    total_cost: u64,
     client_tokens_used: u64,
     worker_tokens_earned: u64,
 }
@@ -508,6 +528,9 @@ fn charge(
     ) {
         Ok(ChargeOutcome::Charged(record)) => Some(Charged {
             adjusted_tokens: record.adjusted_tokens,
+            prompt_cost: charge.usage_costs().prompt_total_cost,
+            completion_cost: charge.usage_costs().completion_total_cost,
+            total_cost: record.client_cost,
             client_tokens_used: record.client_tokens_used,
             worker_tokens_earned: record.worker_tokens_earned,
         }),
