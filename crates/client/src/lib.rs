@@ -1,1 +1,23 @@
-//! The client role: OpenAI-compatible API in front of a COCOON proxy.
+//! The client role: what integrators run on their servers.
+//!
+//! A [`Client`] keeps an authorized session with a COCOON proxy (proof of work, handshake,
+//! short or long authorization, reconnection with backoff) and sends OpenAI-style requests
+//! through it. It is a library first ([`Client::request`], [`Client::chat`]); [`http::router`]
+//! puts the OpenAI-compatible HTTP API in front of it, with OpenAI-shaped errors, usage with
+//! costs in nanoTON, `X-Cocoon-*` timing headers, a per-request timer, and cancellation all
+//! the way to the engine when the caller disconnects.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+pub mod http;
+mod link;
+mod sse;
+
+pub use api::{
+    AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage, HopTimes,
+    ModelWorkers, RequestOptions, WorkerLoad,
+};
+pub use config::{ClientConfig, ClientError};

@@ -16,6 +16,7 @@ mod connection;
 mod error;
 pub mod exposition;
 pub mod pow;
+pub mod secs;
 
 pub use connection::{
     Connection, ConnectionConfig, Inbound, InboundQuery, Incoming, Side, accept, connect,

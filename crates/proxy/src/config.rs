@@ -39,7 +39,7 @@ pub struct ProxyConfig {
     /// Attempts per request on distinct workers when a worker fails before its first byte.
     pub max_attempts: usize,
     /// Longest time a request may take, whatever the client asks.
-    #[serde(with = "secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub max_request_timeout: Duration,
 }
 
@@ -102,19 +102,4 @@ pub enum ProxyError {
     /// A listening socket could not be opened.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
-}
-
-mod secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
 }

@@ -30,13 +30,13 @@ pub struct WorkerConfig {
     /// Highest proof-of-work difficulty accepted from a proxy.
     pub max_pow_difficulty: i32,
     /// First delay before reconnecting to a proxy; doubles up to `reconnect_max`.
-    #[serde(with = "secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub reconnect_min: Duration,
     /// Longest delay between reconnection attempts.
-    #[serde(with = "secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub reconnect_max: Duration,
     /// How often to ask each proxy for payment status.
-    #[serde(with = "secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub payment_status_interval: Duration,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
@@ -122,19 +122,4 @@ pub enum WorkerError {
         /// What we know.
         known: i64,
     },
-}
-
-mod secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
 }

@@ -1,0 +1,613 @@
+//! The client as a library: send OpenAI-style requests through the proxy without HTTP.
+//!
+//! [`Client::request`] returns an [`AnswerStream`] once the first answer arrives: the response
+//! head, then body chunks, then usage and cost. Dropping the stream before its end cancels the
+//! request at the proxy and the worker. [`Client::chat`] is the one-call convenience.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cocoon_market::{Coefficient, TokenCounts};
+use cocoon_protocol::messages::{client, ext, http};
+use cocoon_protocol::tl::{Int256, TlConstructor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::config::{ClientConfig, ClientError};
+use crate::link::{ProxyEvent, ProxyLink, Session, lock};
+
+/// Per-request options beyond the OpenAI body (the reference's extra fields).
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// Highest worker coefficient accepted (1000 = 1.0×).
+    pub max_coefficient: Option<i32>,
+    /// Time the whole request may take.
+    pub timeout: Option<Duration>,
+    /// Ask workers and proxy for debug information.
+    pub enable_debug: bool,
+}
+
+/// A model the network serves, with its workers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelWorkers {
+    /// Model name.
+    pub id: String,
+    /// One entry per worker.
+    pub workers: Vec<WorkerLoad>,
+}
+
+/// One worker's price and load.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerLoad {
+    /// Coefficient (1000 = 1.0×).
+    pub coefficient: i32,
+    /// Requests it runs now.
+    pub running_requests: i32,
+    /// Requests it may run at once.
+    pub max_running_requests: i32,
+}
+
+/// Token usage and what it cost, in nanoTON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostedUsage {
+    /// Prompt tokens (cached included).
+    pub prompt_tokens: i64,
+    /// Cached prompt tokens.
+    pub cached_tokens: i64,
+    /// Completion tokens (reasoning included).
+    pub completion_tokens: i64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: i64,
+    /// All tokens.
+    pub total_tokens: i64,
+    /// NanoTON for prompt and cached tokens.
+    pub prompt_total_cost: i64,
+    /// NanoTON for completion and reasoning tokens.
+    pub completion_total_cost: i64,
+    /// NanoTON in all.
+    pub total_cost: i64,
+}
+
+/// Times the request passed each hop, in Unix seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct HopTimes {
+    /// Client received the request.
+    pub client_start: f64,
+    /// Client finished the answer.
+    pub client_end: f64,
+    /// Proxy received it.
+    pub proxy_start: Option<f64>,
+    /// Proxy finished.
+    pub proxy_end: Option<f64>,
+    /// Worker received it.
+    pub worker_start: Option<f64>,
+    /// Worker finished.
+    pub worker_end: Option<f64>,
+}
+
+#[derive(Default)]
+pub(crate) struct ClientCounters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) tokens: AtomicU64,
+    pub(crate) spent_nanoton: AtomicU64,
+}
+
+/// A client of the COCOON network.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) config: Arc<ClientConfig>,
+    pub(crate) link: Arc<ProxyLink>,
+    pub(crate) counters: Arc<ClientCounters>,
+    pub(crate) started: Instant,
+}
+
+impl Client {
+    /// Starts a client: it connects to the proxy in the background and keeps reconnecting.
+    pub fn start(config: ClientConfig) -> Result<Self, ClientError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let link = ProxyLink::start(config.clone());
+        Ok(Self {
+            config,
+            link,
+            counters: Arc::new(ClientCounters::default()),
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits until the proxy session is up.
+    pub async fn wait_ready(&self, wait: Duration) -> Result<(), ClientError> {
+        self.link.session(wait).await.map(|_| ())
+    }
+
+    /// Whether the proxy session is up now.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Stops the background session.
+    pub fn shutdown(&self) {
+        self.link.shutdown.cancel();
+    }
+
+    /// The models the network serves now, with their workers.
+    pub async fn models(&self) -> Result<Vec<ModelWorkers>, ClientError> {
+        let types = self.link.worker_types().await?;
+        Ok(types
+            .types
+            .iter()
+            .map(|t| ModelWorkers {
+                id: t.name.clone(),
+                workers: t
+                    .workers
+                    .iter()
+                    .map(|w| WorkerLoad {
+                        coefficient: w.coefficient,
+                        running_requests: w.active_requests,
+                        max_running_requests: w.max_active_requests,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Whether some worker serves `model` (its base name, before any `@`).
+    pub async fn has_model(&self, model: &str) -> Result<bool, ClientError> {
+        let base = model.split('@').next().unwrap_or(model);
+        let known = |types: &client::WorkerTypesV2| {
+            types
+                .types
+                .iter()
+                .any(|t| t.name.split('@').next() == Some(base))
+        };
+        if known(&*self.link.worker_types().await?) {
+            return Ok(true);
+        }
+        // A worker may have joined since the list was fetched.
+        self.link.invalidate_models();
+        Ok(known(&*self.link.worker_types().await?))
+    }
+
+    /// Sends an OpenAI-style request (`path` is `/v1/chat/completions` or `/v1/completions`)
+    /// and returns once the first answer arrives.
+    pub async fn request(
+        &self,
+        path: &str,
+        body: Map<String, Value>,
+        options: RequestOptions,
+    ) -> Result<AnswerStream, ClientError> {
+        let client_start = cocoon_net::unix_time();
+        let started = Instant::now();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let timeout = options.timeout.unwrap_or(self.config.default_timeout);
+        let deadline = started + timeout;
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::InvalidRequest("`model` must be a string".into()))?
+            .to_owned();
+        let max_tokens = body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens"))
+            .and_then(Value::as_i64)
+            .filter(|v| *v > 0)
+            .unwrap_or(self.config.default_max_tokens);
+        let payload = serde_json::to_vec(&Value::Object(body))
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let query = http::Request::json_post(path, Bytes::from(payload));
+
+        let session = self
+            .link
+            .session(Duration::from_secs(5).min(timeout))
+            .await?;
+        let request_id = Int256(rand::random());
+        let (tx, rx) = mpsc::channel(256);
+        lock(&session.routes).insert(request_id, tx);
+        let guard = RouteGuard {
+            session: session.clone(),
+            request_id,
+            finished: false,
+        };
+        let msg = client::RunQueryEx {
+            model_name: model,
+            query: Bytes::from(query.to_boxed_bytes()),
+            max_coefficient: options
+                .max_coefficient
+                .unwrap_or(self.config.default_max_coefficient),
+            max_tokens: i32::try_from(max_tokens).unwrap_or(i32::MAX),
+            timeout: timeout.as_secs_f64(),
+            request_id,
+            min_config_version: 0,
+            flags: 1,
+            enable_debug: Some(options.enable_debug),
+        };
+        session
+            .conn
+            .send_packet(Bytes::from(msg.to_boxed_bytes()))
+            .await
+            .map_err(|e| ClientError::ProxyUnavailable(e.to_string()))?;
+
+        let mut stream = AnswerStream {
+            status: 0,
+            headers: Vec::new(),
+            rx,
+            guard,
+            pending: None,
+            deadline,
+            timeout,
+            cost: None,
+            final_info: None,
+            payment_tokens: None,
+            done: false,
+            times: HopTimes {
+                client_start,
+                ..HopTimes::default()
+            },
+            pricing: self.config.pricing,
+            counters: self.counters.clone(),
+        };
+        let first = loop {
+            match stream.recv().await {
+                Ok(ProxyEvent::Cost(c)) => stream.cost = Some(c),
+                Ok(ProxyEvent::Payment { request_tokens }) => {
+                    stream.payment_tokens = Some(request_tokens)
+                }
+                other => break other,
+            }
+        };
+        match first {
+            Ok(ProxyEvent::Answer { answer, final_info }) => {
+                let (head, rest) = cocoon_protocol::http::split_response(&answer).map_err(|e| {
+                    ClientError::Interrupted(format!("bad response head from the worker: {e}"))
+                })?;
+                stream.status = u16::try_from(head.status_code).unwrap_or(502);
+                stream.headers = head
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect();
+                let mut first_bytes = BytesMut::from(&head.payload[..]);
+                first_bytes.extend_from_slice(&rest);
+                stream.pending = Some(first_bytes.freeze());
+                if final_info.is_some() {
+                    stream.finish(final_info);
+                }
+                Ok(stream)
+            }
+            Ok(ProxyEvent::Error { code, message, .. }) => {
+                stream.guard.finished = true;
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                Err(ClientError::Remote { code, message })
+            }
+            Ok(_) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                Err(ClientError::Interrupted(
+                    "unexpected message before the first answer".into(),
+                ))
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a chat completion and returns the whole answer.
+    pub async fn chat(&self, request: ChatRequest) -> Result<ChatAnswer, ClientError> {
+        let mut body = Map::new();
+        body.insert("model".into(), Value::String(request.model));
+        body.insert(
+            "messages".into(),
+            serde_json::to_value(&request.messages)
+                .map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
+        );
+        if let Some(m) = request.max_tokens {
+            body.insert("max_tokens".into(), Value::from(m));
+        }
+        if let Some(t) = request.temperature {
+            body.insert("temperature".into(), Value::from(t));
+        }
+        if let Some(s) = request.seed {
+            body.insert("seed".into(), Value::from(s));
+        }
+        let mut stream = self
+            .request("/v1/chat/completions", body, request.options)
+            .await?;
+        let status = stream.status;
+        let body = stream.collect_body().await?;
+        let json: Value = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Interrupted(format!("answer is not JSON: {e}")))?;
+        if status >= 400 {
+            let message = json
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("worker error")
+                .to_owned();
+            return Err(ClientError::Remote {
+                code: i32::from(status),
+                message,
+            });
+        }
+        let content = json
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(ChatAnswer {
+            content,
+            usage: stream.usage(),
+            times: stream.times,
+            raw: json,
+        })
+    }
+}
+
+/// A chat message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with `role` and `content`.
+    pub fn new(role: &str, content: &str) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A chat completion request for [`Client::chat`].
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// Model name.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Longest answer in tokens.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0 = greedy).
+    pub temperature: Option<f64>,
+    /// Sampling seed.
+    pub seed: Option<u64>,
+    /// Price, time and debug options.
+    pub options: RequestOptions,
+}
+
+/// A finished chat completion.
+#[derive(Debug, Clone)]
+pub struct ChatAnswer {
+    /// The assistant's text.
+    pub content: String,
+    /// Tokens and cost.
+    pub usage: CostedUsage,
+    /// Hop times.
+    pub times: HopTimes,
+    /// The whole OpenAI JSON answer.
+    pub raw: Value,
+}
+
+/// Removes a request's route when its stream goes away, cancelling it if unfinished.
+struct RouteGuard {
+    session: Arc<Session>,
+    request_id: Int256,
+    finished: bool,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        lock(&self.session.routes).remove(&self.request_id);
+        if !self.finished && self.session.version >= cocoon_protocol::version::SEALED_VERSION {
+            let conn = self.session.conn.clone();
+            let msg = ext::CancelQuery {
+                request_id: self.request_id,
+            };
+            tokio::spawn(async move {
+                let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+            });
+        }
+    }
+}
+
+/// An answer arriving from the network.
+pub struct AnswerStream {
+    /// HTTP status the engine answered with.
+    pub status: u16,
+    /// Response headers from the engine.
+    pub headers: Vec<(String, String)>,
+    rx: mpsc::Receiver<ProxyEvent>,
+    guard: RouteGuard,
+    pending: Option<Bytes>,
+    deadline: Instant,
+    timeout: Duration,
+    cost: Option<ext::QueryCost>,
+    final_info: Option<client::QueryFinalInfo>,
+    payment_tokens: Option<i64>,
+    done: bool,
+    /// Hop times, complete once the stream has ended.
+    pub times: HopTimes,
+    pricing: cocoon_market::PricingParams,
+    counters: Arc<ClientCounters>,
+}
+
+impl std::fmt::Debug for AnswerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerStream")
+            .field("status", &self.status)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AnswerStream {
+    fn drop(&mut self) {
+        if !self.done {
+            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AnswerStream {
+    async fn recv(&mut self) -> Result<ProxyEvent, ClientError> {
+        match tokio::time::timeout_at(self.deadline.into(), self.rx.recv()).await {
+            Ok(Some(ProxyEvent::Lost)) | Ok(None) => Err(ClientError::Interrupted(
+                "the proxy connection was lost".into(),
+            )),
+            Ok(Some(e)) => Ok(e),
+            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        }
+    }
+
+    fn finish(&mut self, final_info: Option<client::QueryFinalInfo>) {
+        self.done = true;
+        self.guard.finished = true;
+        if let Some(fi) = &final_info {
+            self.times.proxy_start = fi.proxy_start_time;
+            self.times.proxy_end = fi.proxy_end_time;
+            self.times.worker_start = fi.worker_start_time;
+            self.times.worker_end = fi.worker_end_time;
+        }
+        self.times.client_end = cocoon_net::unix_time();
+        self.final_info = final_info;
+        let usage = self.usage();
+        self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.counters.tokens.fetch_add(
+            u64::try_from(usage.total_tokens).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.counters.spent_nanoton.fetch_add(
+            u64::try_from(usage.total_cost).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the whole answer has arrived.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next body chunk; `Ok(None)` once the answer is complete (usage is then final).
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        if let Some(p) = self.pending.take() {
+            if !p.is_empty() {
+                return Ok(Some(p));
+            }
+        }
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let event = match self.recv().await {
+                Ok(e) => e,
+                Err(e) => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            match event {
+                ProxyEvent::Part { answer, final_info } => {
+                    if final_info.is_some() {
+                        self.finish(final_info);
+                    }
+                    if !answer.is_empty() {
+                        return Ok(Some(answer));
+                    }
+                }
+                ProxyEvent::Cost(c) => self.cost = Some(c),
+                ProxyEvent::Payment { request_tokens } => {
+                    self.payment_tokens = Some(request_tokens)
+                }
+                ProxyEvent::Error {
+                    code,
+                    message,
+                    final_info,
+                } => {
+                    self.guard.finished = true;
+                    self.done = true;
+                    self.final_info = final_info;
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(ClientError::Remote { code, message });
+                }
+                ProxyEvent::Answer { .. } => {
+                    return Err(ClientError::Interrupted(
+                        "a second first answer arrived".into(),
+                    ));
+                }
+                ProxyEvent::Lost => {
+                    return Err(ClientError::Interrupted(
+                        "the proxy connection was lost".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reads the rest of the body into one buffer.
+    pub async fn collect_body(&mut self) -> Result<Bytes, ClientError> {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Token usage and cost as far as known (final once the stream is done).
+    pub fn usage(&self) -> CostedUsage {
+        let Some(fi) = &self.final_info else {
+            return CostedUsage::default();
+        };
+        let t = &fi.tokens_used;
+        let mut u = CostedUsage {
+            prompt_tokens: t.prompt_tokens_used,
+            cached_tokens: t.cached_tokens_used,
+            completion_tokens: t.completion_tokens_used,
+            reasoning_tokens: t.reasoning_tokens_used,
+            total_tokens: t.total_tokens_used,
+            ..CostedUsage::default()
+        };
+        if let Some(c) = &self.cost {
+            u.prompt_total_cost = c.prompt_cost;
+            u.completion_total_cost = c.completion_cost;
+            u.total_cost = c.total_cost;
+        } else {
+            // A reference proxy does not report the cost: price the metered tokens at the
+            // network's prices and the worker's coefficient, if the payment notice told it.
+            let counts = TokenCounts {
+                prompt: u64::try_from(t.prompt_tokens_used).unwrap_or(0),
+                cached: u64::try_from(t.cached_tokens_used).unwrap_or(0),
+                completion: u64::try_from(t.completion_tokens_used).unwrap_or(0),
+                reasoning: u64::try_from(t.reasoning_tokens_used).unwrap_or(0),
+            };
+            if let Ok(one) = Coefficient::new(1000) {
+                if let Ok(charge) = self.pricing.charge(&counts, one) {
+                    let costs = charge.usage_costs();
+                    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    u.prompt_total_cost = i(costs.prompt_total_cost);
+                    u.completion_total_cost = i(costs.completion_total_cost);
+                    u.total_cost = i(costs.total_cost);
+                    if let Some(tokens) = self.payment_tokens {
+                        u.total_cost = tokens.saturating_mul(
+                            i64::try_from(self.pricing.price_per_token).unwrap_or(0),
+                        );
+                    }
+                }
+            }
+        }
+        u
+    }
+}

@@ -1,0 +1,167 @@
+//! Client settings (from a TOML file, environment and flags, merged by the binary) and errors.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cocoon_market::PricingParams;
+use serde::{Deserialize, Serialize};
+
+/// Everything a client needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// Where the OpenAI-compatible API listens (`None`: library use only).
+    pub listen: Option<SocketAddr>,
+    /// The proxy's client port, `host:port`.
+    pub proxy: String,
+    /// TON address of the client's owner (identifies its account at the proxy).
+    pub owner_address: String,
+    /// Secret for short authorization; the proxy knows its SHA-256.
+    pub secret: Option<String>,
+    /// Whether this client belongs to a test network.
+    pub is_test: bool,
+    /// Highest proof-of-work difficulty accepted from the proxy.
+    pub max_pow_difficulty: i32,
+    /// Prices, used to report costs when the proxy speaks only the reference protocol.
+    pub pricing: PricingParams,
+    /// `max_coefficient` when a request sends none (1000 = 1.0×).
+    pub default_max_coefficient: i32,
+    /// `max_tokens` when a request sends none; sizes the balance reservation.
+    pub default_max_tokens: i64,
+    /// Time a request may take when it sends no `timeout`.
+    #[serde(with = "cocoon_net::secs")]
+    pub default_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long the model list from the proxy is trusted.
+    #[serde(with = "cocoon_net::secs")]
+    pub models_refresh: Duration,
+    /// First delay before reconnecting to the proxy; doubles up to 30 s.
+    #[serde(with = "cocoon_net::secs")]
+    pub reconnect_min: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 10000))),
+            proxy: "127.0.0.1:11002".into(),
+            owner_address: "local-client-owner".into(),
+            secret: None,
+            is_test: true,
+            max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
+            pricing: PricingParams::default(),
+            default_max_coefficient: 4000,
+            default_max_tokens: 1000,
+            default_timeout: Duration::from_secs(120),
+            max_body_bytes: 4 << 20,
+            models_refresh: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(200),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Checks values that would make the client misbehave.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        if self.owner_address.is_empty() {
+            return Err(ClientError::Config("owner_address must be set".into()));
+        }
+        if self.default_max_coefficient <= 0 || self.default_max_tokens <= 0 {
+            return Err(ClientError::Config(
+                "default_max_coefficient and default_max_tokens must be positive".into(),
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ClientError::Config(
+                "max_body_bytes must be positive".into(),
+            ));
+        }
+        self.pricing
+            .validate()
+            .map_err(|e| ClientError::Config(e.to_string()))
+    }
+}
+
+/// Why a client operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The request itself is invalid.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// No worker of the network serves the model.
+    #[error("model `{0}` is not available")]
+    UnknownModel(String),
+    /// There is no session with the proxy.
+    #[error("proxy unavailable: {0}")]
+    ProxyUnavailable(String),
+    /// The proxy or worker refused or failed the request.
+    #[error("{message} (code {code})")]
+    Remote {
+        /// HTTP-style code.
+        code: i32,
+        /// What went wrong.
+        message: String,
+    },
+    /// The request ran out of time.
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    /// The answer broke off.
+    #[error("answer interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl ClientError {
+    /// The HTTP status an API caller should see.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Config(_) => 500,
+            Self::InvalidRequest(_) => 400,
+            Self::UnknownModel(_) => 404,
+            Self::ProxyUnavailable(_) => 503,
+            Self::Remote { code, .. } => match *code {
+                400 | 401 | 402 | 403 | 404 | 405 | 409 | 413 | 422 | 429 | 502 | 503 | 504 => {
+                    *code as u16
+                }
+                c if (400..500).contains(&c) => 400,
+                _ => 502,
+            },
+            Self::Timeout(_) => 504,
+            Self::Interrupted(_) => 502,
+        }
+    }
+
+    /// The OpenAI error `type` for this error.
+    pub fn error_type(&self) -> &'static str {
+        match self.http_status() {
+            400 | 404 | 405 | 409 | 413 | 422 => "invalid_request_error",
+            401 | 403 => "authentication_error",
+            402 => "insufficient_quota",
+            429 => "rate_limit_exceeded",
+            504 => "timeout",
+            _ => "server_error",
+        }
+    }
+
+    /// The OpenAI error `code` for this error.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::UnknownModel(_) => "model_not_found",
+            Self::Timeout(_) => "timeout",
+            Self::ProxyUnavailable(_) => "proxy_unavailable",
+            Self::Remote { code: 402, .. } => "insufficient_balance",
+            Self::Remote { code: 429, .. } => "no_capacity",
+            Self::Remote { code: 502, .. } => "no_worker",
+            Self::Interrupted(_) => "answer_interrupted",
+            _ => match self.http_status() {
+                413 => "request_too_large",
+                400 => "invalid_request",
+                _ => "error",
+            },
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The OpenAI-compatible HTTP API: `/v1/chat/completions`, `/v1/completions` (streamed as SSE
+//! or as one JSON body), `/v1/models`, plus `/stats`, `/jsonstats`, `/metrics` and `/health`.
+//! Errors have OpenAI's shape, `{"error":{"message","type","code"}}`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cocoon_net::exposition::{MetricKind, MetricsText};
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+
+use crate::api::{AnswerStream, Client, HopTimes, RequestOptions};
+use crate::config::ClientError;
+use crate::sse::{SsePatcher, add_costs};
+
+/// Builds the HTTP application of `client`.
+pub fn router(client: Client) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/stats", get(stats))
+        .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(client)
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(client: Client, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(client)).await
+}
+
+fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({ "error": { "message": message, "type": kind, "code": code } });
+    (status, Json(body)).into_response()
+}
+
+fn client_error(e: &ClientError) -> Response {
+    error_response(
+        e.http_status(),
+        &e.to_string(),
+        e.error_type(),
+        e.error_code(),
+    )
+}
+
+async fn not_found() -> Response {
+    error_response(
+        404,
+        "no such endpoint",
+        "invalid_request_error",
+        "unknown_url",
+    )
+}
+
+fn unix_header(v: f64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{v:.6}")).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Reads the body, refusing more than `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        error_response(
+            413,
+            &format!("request body exceeds {limit} bytes"),
+            "invalid_request_error",
+            "request_too_large",
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(error_response(
+            400,
+            &format!("cannot read request body: {e}"),
+            "invalid_request_error",
+            "bad_body",
+        )),
+    }
+}
+
+async fn completions(State(client): State<Client>, request: Request) -> Response {
+    let client_start = cocoon_net::unix_time();
+    let path = request.uri().path().to_owned();
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(&parts.headers, body, client.config().max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut body: Map<String, Value> = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => {
+            return error_response(
+                400,
+                "request body must be a JSON object",
+                "invalid_request_error",
+                "invalid_json",
+            );
+        }
+        Err(e) => {
+            return error_response(
+                400,
+                &format!("request body is not valid JSON: {e}"),
+                "invalid_request_error",
+                "invalid_json",
+            );
+        }
+    };
+    let options = match take_options(&mut body) {
+        Ok(o) => o,
+        Err(message) => {
+            return error_response(400, &message, "invalid_request_error", "invalid_request");
+        }
+    };
+    let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
+        return error_response(
+            400,
+            "`model` must be a string",
+            "invalid_request_error",
+            "invalid_request",
+        );
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return error_response(
+                400,
+                "`stream` must be a boolean",
+                "invalid_request_error",
+                "invalid_request",
+            );
+        }
+    };
+    match client.has_model(&model).await {
+        Ok(true) => {}
+        Ok(false) => return client_error(&ClientError::UnknownModel(model)),
+        Err(e) => return client_error(&e),
+    }
+    let mut answer = match client.request(&path, body, options).await {
+        Ok(a) => a,
+        Err(e) => return client_error(&e),
+    };
+    answer.times.client_start = client_start;
+    let is_sse = answer
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.starts_with("text/event-stream"));
+    if stream {
+        streamed(answer, is_sse)
+    } else {
+        whole(answer).await
+    }
+}
+
+/// Takes the fields the client consumes out of the body.
+fn take_options(body: &mut Map<String, Value>) -> Result<RequestOptions, String> {
+    let mut o = RequestOptions::default();
+    if let Some(v) = body.remove("max_coefficient") {
+        let c = v
+            .as_i64()
+            .filter(|c| *c > 0 && *c <= i64::from(i32::MAX))
+            .ok_or("`max_coefficient` must be a positive integer")?;
+        o.max_coefficient = Some(c as i32);
+    }
+    if let Some(v) = body.remove("timeout") {
+        let t = v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t <= 86_400.0)
+            .ok_or("`timeout` must be a positive number of seconds")?;
+        o.timeout = Some(Duration::from_secs_f64(t));
+    }
+    if let Some(v) = body.remove("enable_debug") {
+        o.enable_debug = v.as_bool().ok_or("`enable_debug` must be a boolean")?;
+    }
+    body.remove("request_guid");
+    Ok(o)
+}
+
+fn head_headers(
+    answer: &AnswerStream,
+    builder: axum::http::response::Builder,
+    times: &HopTimes,
+) -> axum::http::response::Builder {
+    let mut b = builder.header("x-cocoon-client-start", unix_header(times.client_start));
+    for (name, value) in &answer.headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                b = b.header(header::CONTENT_TYPE, v);
+            }
+        }
+    }
+    b
+}
+
+fn streamed(answer: AnswerStream, is_sse: bool) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let times = answer.times;
+    let builder = head_headers(&answer, Response::builder().status(status), &times)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no");
+    let state = (answer, SsePatcher::default(), false);
+    let body = futures::stream::unfold(state, move |(mut answer, mut patcher, ended)| async move {
+        if ended {
+            return None;
+        }
+        match answer.next_chunk().await {
+            Ok(Some(chunk)) => {
+                let out = if is_sse { patcher.push(&chunk) } else { chunk };
+                Some((Ok::<Bytes, std::io::Error>(out), (answer, patcher, false)))
+            }
+            Ok(None) => {
+                let out = if is_sse {
+                    patcher.finish(&answer.usage(), &answer.times)
+                } else {
+                    Bytes::new()
+                };
+                Some((Ok(out), (answer, patcher, true)))
+            }
+            Err(e) => {
+                let event = json!({ "error": { "message": e.to_string(), "type": e.error_type(), "code": e.error_code() } });
+                let out = Bytes::from(format!("data: {event}\n\n"));
+                Some((Ok(out), (answer, patcher, true)))
+            }
+        }
+    });
+    builder
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| error_response(500, &e.to_string(), "server_error", "error"))
+}
+
+async fn whole(mut answer: AnswerStream) -> Response {
+    let body = match answer.collect_body().await {
+        Ok(b) => b,
+        Err(e) => return client_error(&e),
+    };
+    let usage = answer.usage();
+    let times = answer.times;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut o)) if status.is_success() => {
+            add_costs(&mut o, &usage, &times);
+            Bytes::from(Value::Object(o).to_string())
+        }
+        _ => body,
+    };
+    let mut b = head_headers(&answer, Response::builder().status(status), &times)
+        .header("x-cocoon-client-end", unix_header(times.client_end));
+    for (name, v) in [
+        ("x-cocoon-proxy-start", times.proxy_start),
+        ("x-cocoon-proxy-end", times.proxy_end),
+        ("x-cocoon-worker-start", times.worker_start),
+        ("x-cocoon-worker-end", times.worker_end),
+    ] {
+        if let Some(v) = v {
+            b = b.header(name, unix_header(v));
+        }
+    }
+    b.body(Body::from(body))
+        .unwrap_or_else(|e| error_response(500, &e.to_string(), "server_error", "error"))
+}
+
+async fn models(State(client): State<Client>) -> Response {
+    match client.models().await {
+        Ok(models) => {
+            let data: Vec<Value> = models
+                .into_iter()
+                .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "cocoon", "workers": m.workers }))
+                .collect();
+            Json(json!({ "object": "list", "data": data })).into_response()
+        }
+        Err(e) => client_error(&e),
+    }
+}
+
+async fn health(State(client): State<Client>) -> Response {
+    if client.is_connected() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the proxy\n",
+        )
+            .into_response()
+    }
+}
+
+fn snapshot(client: &Client) -> Value {
+    let c = &client.counters;
+    json!({
+        "proxy": client.config().proxy,
+        "connected": client.is_connected(),
+        "owner_address": client.config().owner_address,
+        "requests": c.requests.load(Ordering::Relaxed),
+        "succeeded": c.succeeded.load(Ordering::Relaxed),
+        "failed": c.failed.load(Ordering::Relaxed),
+        "cancelled": c.cancelled.load(Ordering::Relaxed),
+        "tokens": c.tokens.load(Ordering::Relaxed),
+        "spent_nanoton": c.spent_nanoton.load(Ordering::Relaxed),
+        "uptime_secs": client.started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn jsonstats(State(client): State<Client>) -> Response {
+    Json(snapshot(&client)).into_response()
+}
+
+async fn stats(State(client): State<Client>) -> Response {
+    let s = snapshot(&client);
+    let mut out = String::from("cocoon-client\n");
+    if let Value::Object(o) = s {
+        for (k, v) in o {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    out.into_response()
+}
+
+async fn metrics(State(client): State<Client>) -> Response {
+    let c = &client.counters;
+    let f = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let mut m = MetricsText::new();
+    m.metric(
+        "cocoon_client_requests_total",
+        MetricKind::Counter,
+        "Requests sent.",
+        f(&c.requests),
+    )
+    .metric(
+        "cocoon_client_requests_succeeded_total",
+        MetricKind::Counter,
+        "Requests answered.",
+        f(&c.succeeded),
+    )
+    .metric(
+        "cocoon_client_requests_failed_total",
+        MetricKind::Counter,
+        "Requests failed.",
+        f(&c.failed),
+    )
+    .metric(
+        "cocoon_client_tokens_total",
+        MetricKind::Counter,
+        "Tokens used.",
+        f(&c.tokens),
+    )
+    .metric(
+        "cocoon_client_spent_nanoton_total",
+        MetricKind::Counter,
+        "NanoTON spent.",
+        f(&c.spent_nanoton),
+    )
+    .metric(
+        "cocoon_client_connected",
+        MetricKind::Gauge,
+        "1 when the proxy session is up.",
+        f64::from(u8::from(client.is_connected())),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.finish(),
+    )
+        .into_response()
+}

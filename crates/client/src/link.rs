@@ -1,0 +1,371 @@
+//! The client's session with its proxy: dial, proof of work, handshake and authorization, then
+//! dispatch of answers to the requests waiting for them; redials with backoff when it drops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_net::{Connection, ConnectionConfig, Inbound};
+use cocoon_protocol::Message;
+use cocoon_protocol::messages::{client, ext};
+use cocoon_protocol::tl::{self, Int256, TlConstructor};
+use cocoon_protocol::version;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ClientConfig, ClientError};
+
+/// What the proxy sent about one request.
+#[derive(Debug)]
+pub(crate) enum ProxyEvent {
+    Answer {
+        answer: Bytes,
+        final_info: Option<client::QueryFinalInfo>,
+    },
+    Part {
+        answer: Bytes,
+        final_info: Option<client::QueryFinalInfo>,
+    },
+    Error {
+        code: i32,
+        message: String,
+        final_info: Option<client::QueryFinalInfo>,
+    },
+    Cost(ext::QueryCost),
+    Payment {
+        request_tokens: i64,
+    },
+    Lost,
+}
+
+pub(crate) type Routes = Arc<Mutex<HashMap<Int256, mpsc::Sender<ProxyEvent>>>>;
+
+/// An authorized session.
+pub(crate) struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) version: i32,
+    pub(crate) routes: Routes,
+}
+
+pub(crate) struct ProxyLink {
+    config: Arc<ClientConfig>,
+    current: watch::Receiver<Option<Arc<Session>>>,
+    last_error: Mutex<Option<String>>,
+    models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ProxyLink {
+    pub(crate) fn start(config: Arc<ClientConfig>) -> Arc<Self> {
+        let (tx, rx) = watch::channel(None);
+        let link = Arc::new(Self {
+            config,
+            current: rx,
+            last_error: Mutex::new(None),
+            models: Mutex::new(None),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(maintain(link.clone(), tx));
+        link
+    }
+
+    /// The current session, waiting up to `wait` for one.
+    pub(crate) async fn session(&self, wait: Duration) -> Result<Arc<Session>, ClientError> {
+        let mut rx = self.current.clone();
+        let found = tokio::time::timeout(wait, async {
+            loop {
+                if let Some(s) = rx.borrow_and_update().clone() {
+                    if !s.conn.is_closed() {
+                        return Some(s);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(Some(s)) => Ok(s),
+            _ => Err(ClientError::ProxyUnavailable(
+                lock(&self.last_error)
+                    .clone()
+                    .unwrap_or_else(|| "not connected to the proxy yet".into()),
+            )),
+        }
+    }
+
+    /// Whether a session is up now.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.current
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| !s.conn.is_closed())
+    }
+
+    /// The worker types the proxy reports, cached for `models_refresh`.
+    pub(crate) async fn worker_types(&self) -> Result<Arc<client::WorkerTypesV2>, ClientError> {
+        if let Some((at, types)) = lock(&self.models).clone() {
+            if at.elapsed() < self.config.models_refresh {
+                return Ok(types);
+            }
+        }
+        let session = self.session(Duration::from_secs(5)).await?;
+        let answer = session
+            .conn
+            .query_with_timeout(
+                Bytes::from(client::GetWorkerTypesV2 {}.to_boxed_bytes()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| ClientError::ProxyUnavailable(format!("client.getWorkerTypesV2: {e}")))?;
+        let types = Arc::new(
+            client::WorkerTypesV2::from_boxed_bytes(answer).map_err(|e| {
+                ClientError::ProxyUnavailable(format!("bad client.workerTypesV2: {e}"))
+            })?,
+        );
+        *lock(&self.models) = Some((Instant::now(), types.clone()));
+        Ok(types)
+    }
+
+    /// Forgets the cached worker types.
+    pub(crate) fn invalidate_models(&self) {
+        *lock(&self.models) = None;
+    }
+}
+
+async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>) {
+    let mut delay = link.config.reconnect_min;
+    loop {
+        if link.shutdown.is_cancelled() {
+            return;
+        }
+        let started = Instant::now();
+        match open(&link.config).await {
+            Ok((session, incoming)) => {
+                tracing::info!(proxy = %link.config.proxy, version = session.version, "connected to proxy");
+                *lock(&link.last_error) = None;
+                let session = Arc::new(session);
+                let _ = tx.send(Some(session.clone()));
+                tokio::select! {
+                    () = dispatch(&session, incoming) => {}
+                    () = link.shutdown.cancelled() => {
+                        session.conn.close();
+                    }
+                }
+                let reason = session
+                    .conn
+                    .close_reason()
+                    .unwrap_or_else(|| "closed".into());
+                tracing::warn!(proxy = %link.config.proxy, "proxy session lost: {reason}");
+                *lock(&link.last_error) = Some(format!("proxy session lost: {reason}"));
+                let _ = tx.send(None);
+                let routes: Vec<_> = lock(&session.routes).drain().collect();
+                for (_, route) in routes {
+                    let _ = route.try_send(ProxyEvent::Lost);
+                }
+                link.invalidate_models();
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %link.config.proxy, "cannot connect to proxy: {e}");
+                *lock(&link.last_error) = Some(e.to_string());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            delay = link.config.reconnect_min;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = link.shutdown.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn open(config: &ClientConfig) -> Result<(Session, cocoon_net::Incoming), ClientError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        ClientError::ProxyUnavailable(format!("{what}: {e}"))
+    };
+    let mut tcp = TcpStream::connect(&config.proxy)
+        .await
+        .map_err(|e| fail(&format!("connect to {}", config.proxy), &e))?;
+    let _ = tcp.set_nodelay(true);
+    cocoon_net::pow::solve(&mut tcp, config.max_pow_difficulty)
+        .await
+        .map_err(|e| fail("proof of work", &e))?;
+    let (conn, incoming) = cocoon_net::connect(tcp, ConnectionConfig::dialer())
+        .await
+        .map_err(|e| fail("session", &e))?;
+    let result = handshake(config, &conn).await;
+    match result {
+        Ok(version) => Ok((
+            Session {
+                conn,
+                version,
+                routes: Arc::new(Mutex::new(HashMap::new())),
+            },
+            incoming,
+        )),
+        Err(e) => {
+            conn.close();
+            Err(e)
+        }
+    }
+}
+
+async fn handshake(config: &ClientConfig, conn: &Connection) -> Result<i32, ClientError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        ClientError::ProxyUnavailable(format!("{what}: {e}"))
+    };
+    let hello = client::ConnectToProxy {
+        params: client::Params {
+            flags: 0b11,
+            client_owner_address: config.owner_address.clone(),
+            is_test: Some(config.is_test),
+            min_proto_version: Some(1),
+            max_proto_version: Some(version::MAX_VERSION),
+        },
+        min_config_version: 0,
+    };
+    let answer = conn
+        .query(Bytes::from(hello.to_boxed_bytes()))
+        .await
+        .map_err(|e| fail("client.connectToProxy", &e))?;
+    let connected = client::ConnectedToProxy::from_boxed_bytes(answer)
+        .map_err(|e| fail("client.connectedToProxy", &e))?;
+    let version = connected.params.proto_version.unwrap_or(0);
+    if version < 1 {
+        return Err(ClientError::ProxyUnavailable(format!(
+            "proxy speaks protocol version {version}; 1 or later is needed"
+        )));
+    }
+    let query = match connected.auth {
+        client::AnyProxyConnectionAuth::ProxyConnectionAuthShort(short) => {
+            let Some(secret) = &config.secret else {
+                return Err(ClientError::ProxyUnavailable(
+                    "the proxy asks for the client secret, and none is configured".into(),
+                ));
+            };
+            if Sha256::digest(secret.as_bytes()).as_slice() != short.secret_hash.0 {
+                return Err(ClientError::ProxyUnavailable(
+                    "the configured secret does not match the proxy's record".into(),
+                ));
+            }
+            client::AuthorizeWithProxyShort {
+                data: Bytes::from(secret.clone().into_bytes()),
+            }
+            .to_boxed_bytes()
+        }
+        client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(_) => {
+            client::AuthorizeWithProxyLong {}.to_boxed_bytes()
+        }
+        _ => {
+            return Err(ClientError::ProxyUnavailable(
+                "unknown authorization kind".into(),
+            ));
+        }
+    };
+    let answer = conn
+        .query(Bytes::from(query))
+        .await
+        .map_err(|e| fail("client.authorizeWithProxy", &e))?;
+    match tl::from_bytes::<client::AnyAuthorizationWithProxy>(answer)
+        .map_err(|e| fail("authorization answer", &e))?
+    {
+        client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(_) => {}
+        client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(f) => {
+            return Err(ClientError::ProxyUnavailable(format!(
+                "authorization refused ({}): {}",
+                f.error_code, f.error
+            )));
+        }
+        _ => {
+            return Err(ClientError::ProxyUnavailable(
+                "unknown authorization answer".into(),
+            ));
+        }
+    }
+    Ok(version)
+}
+
+async fn dispatch(session: &Session, mut incoming: cocoon_net::Incoming) {
+    while let Some(item) = incoming.recv().await {
+        let data = match item {
+            Inbound::Packet(data) => data,
+            Inbound::Query(q) => {
+                let _ = q.fail(400, "clients answer no queries").await;
+                continue;
+            }
+        };
+        let message: Message = match tl::from_bytes(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("undecodable packet from proxy: {e}");
+                continue;
+            }
+        };
+        let (id, event) = match message {
+            Message::ClientQueryAnswerEx(a) => (
+                a.request_id,
+                ProxyEvent::Answer {
+                    answer: a.answer,
+                    final_info: a.final_info,
+                },
+            ),
+            Message::ClientQueryAnswerPartEx(a) => (
+                a.request_id,
+                ProxyEvent::Part {
+                    answer: a.answer,
+                    final_info: a.final_info,
+                },
+            ),
+            Message::ClientQueryAnswerErrorEx(a) => (
+                a.request_id,
+                ProxyEvent::Error {
+                    code: a.error_code,
+                    message: a.error,
+                    final_info: a.final_info,
+                },
+            ),
+            // Errors in the old shape, as reference proxies send for some refusals.
+            Message::ClientQueryAnswerError(a) => (
+                a.request_id,
+                ProxyEvent::Error {
+                    code: a.error_code,
+                    message: a.error,
+                    final_info: None,
+                },
+            ),
+            Message::ClientQueryAnswerPartError(a) => (
+                a.request_id,
+                ProxyEvent::Error {
+                    code: a.error_code,
+                    message: a.error,
+                    final_info: None,
+                },
+            ),
+            Message::ExtQueryCost(c) => (c.request_id, ProxyEvent::Cost(c)),
+            Message::ProxyClientRequestPayment(p) => (
+                p.request_id,
+                ProxyEvent::Payment {
+                    request_tokens: p.request_tokens,
+                },
+            ),
+            other => {
+                tracing::debug!("ignoring {} from proxy", other.constructor_name());
+                continue;
+            }
+        };
+        let route = lock(&session.routes).get(&id).cloned();
+        if let Some(route) = route {
+            let _ = route.send(event).await;
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Rewrites an OpenAI SSE answer on its way to the caller: events pass through as they arrive,
+//! except the usage event and `[DONE]`, which are held until the request's cost is known and
+//! then sent with `prompt_total_cost`, `completion_total_cost` and `total_cost` added.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{Map, Value};
+
+use crate::api::{CostedUsage, HopTimes};
+
+/// Longest event kept while looking for its end; longer ones pass through unexamined.
+const MAX_EVENT: usize = 1 << 20;
+
+/// Incremental SSE rewriter.
+#[derive(Debug, Default)]
+pub(crate) struct SsePatcher {
+    partial: BytesMut,
+    held_usage: Option<String>,
+    saw_done: bool,
+    last_id: Option<String>,
+    model: Option<String>,
+}
+
+impl SsePatcher {
+    /// Feeds body bytes; returns what can go to the caller now.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Bytes {
+        self.partial.extend_from_slice(chunk);
+        let mut out = BytesMut::new();
+        loop {
+            let Some(end) = find_event_end(&self.partial) else {
+                break;
+            };
+            let event = self.partial.split_to(end);
+            self.examine(event, &mut out);
+        }
+        if self.partial.len() > MAX_EVENT {
+            out.extend_from_slice(&self.partial.split());
+        }
+        out.freeze()
+    }
+
+    fn examine(&mut self, event: BytesMut, out: &mut BytesMut) {
+        let text = match std::str::from_utf8(&event) {
+            Ok(t) => t,
+            Err(_) => {
+                out.extend_from_slice(&event);
+                return;
+            }
+        };
+        let data = text.trim_end().strip_prefix("data:").map(str::trim_start);
+        match data {
+            Some("[DONE]") => self.saw_done = true,
+            Some(json) if json.contains("\"usage\"") && !json.contains("\"usage\":null") => {
+                self.remember(json);
+                self.held_usage = Some(json.to_owned());
+            }
+            Some(json) => {
+                if self.last_id.is_none() {
+                    self.remember(json);
+                }
+                out.extend_from_slice(&event);
+            }
+            None => out.extend_from_slice(&event),
+        }
+    }
+
+    fn remember(&mut self, json: &str) {
+        if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(json) {
+            self.last_id = o.get("id").and_then(Value::as_str).map(str::to_owned);
+            self.model = o.get("model").and_then(Value::as_str).map(str::to_owned);
+        }
+    }
+
+    /// The end of the answer: the held usage event with costs, then `[DONE]`.
+    pub(crate) fn finish(&mut self, usage: &CostedUsage, times: &HopTimes) -> Bytes {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&self.partial.split());
+        let held = self.held_usage.take();
+        if held.is_none() && !self.saw_done {
+            // Not an SSE answer we understand: leave it as it was.
+            return out.freeze();
+        }
+        let mut event: Map<String, Value> = held
+            .and_then(|h| serde_json::from_str::<Value>(&h).ok())
+            .and_then(|v| {
+                if let Value::Object(o) = v {
+                    Some(o)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or_else(|| {
+                let mut o = Map::new();
+                o.insert(
+                    "id".into(),
+                    Value::from(self.last_id.clone().unwrap_or_default()),
+                );
+                o.insert("object".into(), Value::from("chat.completion.chunk"));
+                o.insert(
+                    "model".into(),
+                    Value::from(self.model.clone().unwrap_or_default()),
+                );
+                o.insert("choices".into(), Value::Array(Vec::new()));
+                o
+            });
+        add_costs(&mut event, usage, times);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(Value::Object(event).to_string().as_bytes());
+        out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+        out.freeze()
+    }
+}
+
+/// Adds metered usage, costs and hop times to an OpenAI answer or chunk object.
+pub(crate) fn add_costs(object: &mut Map<String, Value>, usage: &CostedUsage, times: &HopTimes) {
+    let entry = object
+        .entry("usage")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    if let Value::Object(u) = entry {
+        u.insert("prompt_tokens".into(), Value::from(usage.prompt_tokens));
+        u.insert(
+            "completion_tokens".into(),
+            Value::from(usage.completion_tokens),
+        );
+        u.insert("total_tokens".into(), Value::from(usage.total_tokens));
+        u.insert(
+            "prompt_total_cost".into(),
+            Value::from(usage.prompt_total_cost),
+        );
+        u.insert(
+            "completion_total_cost".into(),
+            Value::from(usage.completion_total_cost),
+        );
+        u.insert("total_cost".into(), Value::from(usage.total_cost));
+    }
+    object.insert(
+        "cocoon".into(),
+        serde_json::to_value(times).unwrap_or(Value::Null),
+    );
+}
+
+/// Index just past the first `\n\n` (or `\r\n\r\n`), if any.
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' {
+            if buf[i + 1] == b'\n' {
+                return Some(i + 2);
+            }
+            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn usage() -> CostedUsage {
+        CostedUsage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            total_tokens: 5,
+            total_cost: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn holds_usage_and_done_until_finish_whatever_the_chunking() {
+        let stream = "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+                      data: {\"id\":\"a\",\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\ndata: [DONE]\n\n";
+        for split in 1..stream.len() {
+            let mut p = SsePatcher::default();
+            let mut out = Vec::new();
+            out.extend_from_slice(&p.push(&stream.as_bytes()[..split]));
+            out.extend_from_slice(&p.push(&stream.as_bytes()[split..]));
+            let before = String::from_utf8(out.clone()).unwrap();
+            assert!(
+                !before.contains("usage") && !before.contains("[DONE]"),
+                "{before}"
+            );
+            out.extend_from_slice(&p.finish(&usage(), &HopTimes::default()));
+            let all = String::from_utf8(out).unwrap();
+            assert!(all.contains("\"hi\""));
+            assert!(all.contains("\"total_cost\":100"), "{all}");
+            assert!(all.ends_with("data: [DONE]\n\n"));
+        }
+    }
+
+    #[test]
+    fn synthesizes_usage_when_upstream_sent_none() {
+        let mut p = SsePatcher::default();
+        let out =
+            p.push(b"data: {\"id\":\"x\",\"model\":\"m\",\"choices\":[]}\n\ndata: [DONE]\n\n");
+        assert!(String::from_utf8_lossy(&out).contains("\"id\":\"x\""));
+        let end = String::from_utf8(p.finish(&usage(), &HopTimes::default()).to_vec()).unwrap();
+        assert!(
+            end.contains("\"usage\"")
+                && end.contains("\"id\":\"x\"")
+                && end.ends_with("[DONE]\n\n"),
+            "{end}"
+        );
+    }
+
+    #[test]
+    fn non_sse_bodies_pass_through() {
+        let mut p = SsePatcher::default();
+        let mut out = p.push(b"{\"a\":1}\n{\"usage\":").to_vec();
+        out.extend_from_slice(&p.finish(&usage(), &HopTimes::default()));
+        assert_eq!(out, b"{\"a\":1}\n{\"usage\":");
+    }
+}
