@@ -83,9 +83,7 @@ impl fmt::Debug for WorkerAccountId {
 ///
 /// The proxy assigns these; it should not reuse an id while requests dispatched to the previous
 /// holder may still finish (the selector tolerates it, see [`crate::selection::Dispatch`]).
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WorkerId(pub u64);
 

@@ -215,7 +215,10 @@ impl Ledger {
         client: &ClientId,
         state: ChainClientState,
     ) -> Result<LedgerRecord, MarketError> {
-        let record = LedgerRecord::ClientSynced { client: client.clone(), state };
+        let record = LedgerRecord::ClientSynced {
+            client: client.clone(),
+            state,
+        };
         self.apply(&record)?;
         Ok(record)
     }
@@ -226,7 +229,10 @@ impl Ledger {
         client: &ClientId,
         nanoton: u64,
     ) -> Result<LedgerRecord, MarketError> {
-        let record = LedgerRecord::Deposited { client: client.clone(), nanoton };
+        let record = LedgerRecord::Deposited {
+            client: client.clone(),
+            nanoton,
+        };
         self.apply(&record)?;
         Ok(record)
     }
@@ -348,12 +354,15 @@ impl Ledger {
     }
 
     fn account_mut(&mut self, client: &ClientId) -> Result<&mut Account, MarketError> {
-        self.clients.get_mut(client).ok_or_else(|| MarketError::UnknownClient(client.clone()))
+        self.clients
+            .get_mut(client)
+            .ok_or_else(|| MarketError::UnknownClient(client.clone()))
     }
 
     fn account_or_open(&mut self, client: &ClientId) -> Result<&mut Account, MarketError> {
         if !self.clients.contains_key(client) {
-            self.clients.insert(client.clone(), Account::new(self.pricing.price_per_token)?);
+            self.clients
+                .insert(client.clone(), Account::new(self.pricing.price_per_token)?);
         }
         self.account_mut(client)
     }
@@ -371,11 +380,14 @@ impl Ledger {
         let t = &mut self.totals;
         t.requests = t.requests.saturating_add(1);
         t.adjusted_tokens = t.adjusted_tokens.saturating_add(adjusted);
-        t.client_charged =
-            t.client_charged.saturating_add(u128::from(record.charged_tokens) * price);
+        t.client_charged = t
+            .client_charged
+            .saturating_add(u128::from(record.charged_tokens) * price);
         t.worker_credited = t.worker_credited.saturating_add(adjusted * fee);
         t.proxy_commission = t.proxy_commission.saturating_add(adjusted * (price - fee));
-        t.shortfall = t.shortfall.saturating_add(u128::from(record.shortfall_tokens) * price);
+        t.shortfall = t
+            .shortfall
+            .saturating_add(u128::from(record.shortfall_tokens) * price);
 
         self.charged.insert(record.request_id);
         self.charged_order.push_back(record.request_id);
@@ -409,7 +421,12 @@ mod tests {
     fn charge(prompt: u64, completion: u64) -> Charge {
         PricingParams::default()
             .charge(
-                &TokenCounts { prompt, cached: 0, completion, reasoning: 0 },
+                &TokenCounts {
+                    prompt,
+                    cached: 0,
+                    completion,
+                    reasoning: 0,
+                },
                 Coefficient::ONE,
             )
             .unwrap()
@@ -419,13 +436,23 @@ mod tests {
     fn charging_is_idempotent_per_request() {
         let mut ledger = Ledger::new(PricingParams::default()).unwrap();
         ledger
-            .sync_client(&alice(), ChainClientState { balance: 1_000_000, stake: 0, tokens_used: 0 })
+            .sync_client(
+                &alice(),
+                ChainClientState {
+                    balance: 1_000_000,
+                    stake: 0,
+                    tokens_used: 0,
+                },
+            )
             .unwrap();
         let id = RequestId([7; 32]);
-        let r = ledger.reserve_for_request(&alice(), id, Coefficient::ONE, 100, 50).unwrap();
+        let r = ledger
+            .reserve_for_request(&alice(), id, Coefficient::ONE, 100, 50)
+            .unwrap();
         assert_eq!(r.tokens(), 50 + 400);
         let c = charge(40, 90); // 40 + 360 adjusted tokens = 8000 nanoTON
-        let ChargeOutcome::Charged(record) = ledger.charge_request(&alice(), &gpu(), id, &c).unwrap()
+        let ChargeOutcome::Charged(record) =
+            ledger.charge_request(&alice(), &gpu(), id, &c).unwrap()
         else {
             panic!("first charge must book");
         };
@@ -435,13 +462,22 @@ mod tests {
         assert_eq!(record.proxy_commission, 1600);
         assert_eq!(record.client_tokens_used, 400);
         assert_eq!(record.worker_tokens_earned, 400);
-        assert_eq!(ledger.charge_request(&alice(), &gpu(), id, &c).unwrap(), ChargeOutcome::AlreadyCharged);
+        assert_eq!(
+            ledger.charge_request(&alice(), &gpu(), id, &c).unwrap(),
+            ChargeOutcome::AlreadyCharged
+        );
         assert_eq!(ledger.client(&alice()).unwrap().tokens_used(), 400);
         assert_eq!(ledger.client(&alice()).unwrap().reserved(), 0);
         assert_eq!(ledger.worker(&gpu()).unwrap().tokens_earned, 400);
-        assert_eq!(ledger.reserve(&alice(), id, 1), Err(MarketError::RequestAlreadyCharged(id)));
+        assert_eq!(
+            ledger.reserve(&alice(), id, 1),
+            Err(MarketError::RequestAlreadyCharged(id))
+        );
         let t = ledger.totals();
-        assert_eq!((t.client_charged, t.worker_credited, t.proxy_commission), (8000, 6400, 1600));
+        assert_eq!(
+            (t.client_charged, t.worker_credited, t.proxy_commission),
+            (8000, 6400, 1600)
+        );
         assert!(t.is_balanced());
     }
 
@@ -458,12 +494,19 @@ mod tests {
             Err(MarketError::UnknownClient(alice()))
         );
         ledger.deposit(&alice(), 100).unwrap();
-        let dear = PricingParams { price_per_token: 25, ..PricingParams::default() }
-            .charge(&TokenCounts::default(), Coefficient::ONE)
-            .unwrap();
+        let dear = PricingParams {
+            price_per_token: 25,
+            ..PricingParams::default()
+        }
+        .charge(&TokenCounts::default(), Coefficient::ONE)
+        .unwrap();
         assert!(matches!(
             ledger.charge_request(&alice(), &gpu(), id, &dear),
-            Err(MarketError::PriceMismatch { charge_price: 25, ledger_price: 20, .. })
+            Err(MarketError::PriceMismatch {
+                charge_price: 25,
+                ledger_price: 20,
+                ..
+            })
         ));
         assert!(!ledger.is_charged(&id));
     }
@@ -473,8 +516,9 @@ mod tests {
         let mut ledger = Ledger::new(PricingParams::default()).unwrap();
         ledger.deposit(&alice(), 2000).unwrap(); // 100 tokens
         let c = charge(50, 100); // 450 adjusted tokens
-        let ChargeOutcome::Charged(record) =
-            ledger.charge_request(&alice(), &gpu(), RequestId([2; 32]), &c).unwrap()
+        let ChargeOutcome::Charged(record) = ledger
+            .charge_request(&alice(), &gpu(), RequestId([2; 32]), &c)
+            .unwrap()
         else {
             panic!("must book");
         };
@@ -493,7 +537,14 @@ mod tests {
         let mut ledger = Ledger::new(PricingParams::default()).unwrap();
         let mut log = vec![
             ledger
-                .sync_client(&alice(), ChainClientState { balance: 50_000, stake: 10_000, tokens_used: 0 })
+                .sync_client(
+                    &alice(),
+                    ChainClientState {
+                        balance: 50_000,
+                        stake: 10_000,
+                        tokens_used: 0,
+                    },
+                )
                 .unwrap(),
             ledger.deposit(&alice(), 10_000).unwrap(),
         ];
@@ -504,8 +555,9 @@ mod tests {
                 ledger.release(&alice(), r).unwrap();
                 continue;
             }
-            if let ChargeOutcome::Charged(rec) =
-                ledger.charge_request(&alice(), &gpu(), id, &charge(u64::from(n) * 10, 20)).unwrap()
+            if let ChargeOutcome::Charged(rec) = ledger
+                .charge_request(&alice(), &gpu(), id, &charge(u64::from(n) * 10, 20))
+                .unwrap()
             {
                 log.push(LedgerRecord::RequestCharged(rec));
             }
@@ -517,7 +569,10 @@ mod tests {
         let rebuilt = Ledger::replay(PricingParams::default(), &stored).unwrap();
         assert_eq!(rebuilt.totals(), ledger.totals());
         assert_eq!(rebuilt.worker(&gpu()), ledger.worker(&gpu()));
-        let (a, b) = (rebuilt.client(&alice()).unwrap(), ledger.client(&alice()).unwrap());
+        let (a, b) = (
+            rebuilt.client(&alice()).unwrap(),
+            ledger.client(&alice()).unwrap(),
+        );
         assert_eq!(a.tokens_used(), b.tokens_used());
         assert_eq!(a.balance(), b.balance());
         assert_eq!(a.available_tokens(), b.available_tokens());
@@ -525,8 +580,9 @@ mod tests {
 
     #[test]
     fn the_idempotency_window_is_bounded() {
-        let mut ledger =
-            Ledger::new(PricingParams::default()).unwrap().with_idempotency_window(2);
+        let mut ledger = Ledger::new(PricingParams::default())
+            .unwrap()
+            .with_idempotency_window(2);
         ledger.deposit(&alice(), 1_000_000).unwrap();
         for n in 0..3u8 {
             let out = ledger.charge_request(&alice(), &gpu(), RequestId([n; 32]), &charge(1, 1));

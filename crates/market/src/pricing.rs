@@ -25,9 +25,7 @@ const ADJUST_DIVISOR: u128 = COEFFICIENT_ONE as u128 * MULTIPLIER_ONE as u128;
 ///
 /// The wire carries coefficients as signed 32-bit integers, so a `Coefficient` is between 0 and
 /// `i32::MAX`; it converts to the wire types without loss.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Coefficient(u32);
 
@@ -88,7 +86,12 @@ impl From<Coefficient> for i32 {
 
 impl fmt::Display for Coefficient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}x", self.0 / COEFFICIENT_ONE, self.0 % COEFFICIENT_ONE)
+        write!(
+            f,
+            "{}.{:03}x",
+            self.0 / COEFFICIENT_ONE,
+            self.0 % COEFFICIENT_ONE
+        )
     }
 }
 
@@ -137,7 +140,9 @@ impl PricingParams {
     /// worker fee no larger than the price, positive multipliers.
     pub fn validate(&self) -> Result<(), MarketError> {
         if self.price_per_token == 0 {
-            return Err(MarketError::InvalidPricing("price_per_token must be positive"));
+            return Err(MarketError::InvalidPricing(
+                "price_per_token must be positive",
+            ));
         }
         if self.worker_fee_per_token > self.price_per_token {
             return Err(MarketError::InvalidPricing(
@@ -149,7 +154,9 @@ impl PricingParams {
             || self.completion_multiplier == 0
             || self.reasoning_multiplier == 0
         {
-            return Err(MarketError::InvalidPricing("token multipliers must be positive"));
+            return Err(MarketError::InvalidPricing(
+                "token multipliers must be positive",
+            ));
         }
         Ok(())
     }
@@ -424,11 +431,23 @@ mod tests {
     #[test]
     fn worked_example_matches_the_contracts() {
         let params = PricingParams::default();
-        let counts = TokenCounts { prompt: 1200, cached: 200, completion: 500, reasoning: 100 };
-        let charge = params.charge(&counts, Coefficient::new(1500).unwrap()).unwrap();
+        let counts = TokenCounts {
+            prompt: 1200,
+            cached: 200,
+            completion: 500,
+            reasoning: 100,
+        };
+        let charge = params
+            .charge(&counts, Coefficient::new(1500).unwrap())
+            .unwrap();
         assert_eq!(
             charge.adjusted_tokens(),
-            CategoryTokens { prompt: 1500, cached: 30, completion: 2400, reasoning: 600 }
+            CategoryTokens {
+                prompt: 1500,
+                cached: 30,
+                completion: 2400,
+                reasoning: 600
+            }
         );
         assert_eq!(charge.adjusted_total(), 4530);
         assert_eq!(charge.client_cost(), 90_600);
@@ -436,32 +455,58 @@ mod tests {
         assert_eq!(charge.proxy_commission(), 18_120);
         assert_eq!(
             charge.usage_costs(),
-            UsageCosts { prompt_total_cost: 30_600, completion_total_cost: 60_000, total_cost: 90_600 }
+            UsageCosts {
+                prompt_total_cost: 30_600,
+                completion_total_cost: 60_000,
+                total_cost: 90_600
+            }
         );
     }
 
     #[test]
     fn rounding_floors_once_per_category() {
         // 7 tokens × 1.234 × 0.1 = 0.8638 → 0, not 7 × floor(...) per step.
-        assert_eq!(PricingParams::adjust(7, Coefficient::new(1234).unwrap(), 1000), 0);
+        assert_eq!(
+            PricingParams::adjust(7, Coefficient::new(1234).unwrap(), 1000),
+            0
+        );
         // 1000 tokens × 1.234 × 0.1 = 123.4 → 123.
-        assert_eq!(PricingParams::adjust(1000, Coefficient::new(1234).unwrap(), 1000), 123);
+        assert_eq!(
+            PricingParams::adjust(1000, Coefficient::new(1234).unwrap(), 1000),
+            123
+        );
         // 3 tokens × 0.333 × 1.0 = 0.999 → 0 (in the client's favour).
-        assert_eq!(PricingParams::adjust(3, Coefficient::new(333).unwrap(), 10_000), 0);
+        assert_eq!(
+            PricingParams::adjust(3, Coefficient::new(333).unwrap(), 10_000),
+            0
+        );
     }
 
     #[test]
     fn inconsistent_sub_counts_are_not_billed() {
-        let counts = TokenCounts { prompt: 10, cached: 50, completion: 5, reasoning: 9 };
+        let counts = TokenCounts {
+            prompt: 10,
+            cached: 50,
+            completion: 5,
+            reasoning: 9,
+        };
         assert_eq!(
             counts.billed(),
-            CategoryTokens { prompt: 0, cached: 10, completion: 0, reasoning: 5 }
+            CategoryTokens {
+                prompt: 0,
+                cached: 10,
+                completion: 0,
+                reasoning: 5
+            }
         );
     }
 
     #[test]
     fn invalid_params_are_refused() {
-        let mut p = PricingParams { price_per_token: 0, ..PricingParams::default() };
+        let mut p = PricingParams {
+            price_per_token: 0,
+            ..PricingParams::default()
+        };
         assert!(matches!(p.validate(), Err(MarketError::InvalidPricing(_))));
         p.price_per_token = 10;
         p.worker_fee_per_token = 11;
@@ -479,12 +524,22 @@ mod tests {
     #[test]
     fn huge_counts_overflow_with_a_typed_error() {
         let params = PricingParams::default();
-        let counts = TokenCounts { prompt: u64::MAX, cached: 0, completion: 0, reasoning: 0 };
+        let counts = TokenCounts {
+            prompt: u64::MAX,
+            cached: 0,
+            completion: 0,
+            reasoning: 0,
+        };
         assert_eq!(
             params.charge(&counts, Coefficient::MAX),
             Err(MarketError::Overflow("adjusted tokens"))
         );
-        let counts = TokenCounts { prompt: u64::MAX / 2, cached: 0, completion: 0, reasoning: 0 };
+        let counts = TokenCounts {
+            prompt: u64::MAX / 2,
+            cached: 0,
+            completion: 0,
+            reasoning: 0,
+        };
         assert_eq!(
             params.charge(&counts, Coefficient::ONE),
             Err(MarketError::Overflow("client cost"))
@@ -501,19 +556,36 @@ mod tests {
             total_tokens_used: 999,
         };
         let counts = TokenCounts::try_from(&used).unwrap();
-        assert_eq!(counts, TokenCounts { prompt: 12, cached: 2, completion: 30, reasoning: 4 });
+        assert_eq!(
+            counts,
+            TokenCounts {
+                prompt: 12,
+                cached: 2,
+                completion: 30,
+                reasoning: 4
+            }
+        );
         let back = TokensUsed::from(counts);
         assert_eq!(back.total_tokens_used, 42);
-        let bad = TokensUsed { reasoning_tokens_used: -1, ..used };
+        let bad = TokensUsed {
+            reasoning_tokens_used: -1,
+            ..used
+        };
         assert_eq!(
             TokenCounts::try_from(bad),
-            Err(MarketError::NegativeTokenCount { category: "reasoning", value: -1 })
+            Err(MarketError::NegativeTokenCount {
+                category: "reasoning",
+                value: -1
+            })
         );
     }
 
     #[test]
     fn coefficients_stay_in_the_wire_range() {
-        assert_eq!(Coefficient::try_from(-1i32), Err(MarketError::InvalidCoefficient(-1)));
+        assert_eq!(
+            Coefficient::try_from(-1i32),
+            Err(MarketError::InvalidCoefficient(-1))
+        );
         assert_eq!(
             Coefficient::try_from(i64::from(i32::MAX) + 1),
             Err(MarketError::InvalidCoefficient(i64::from(i32::MAX) + 1))
@@ -530,7 +602,13 @@ mod tests {
     #[test]
     fn params_deserialize_with_defaults_and_reject_unknown_fields() {
         let p: PricingParams = serde_json::from_str(r#"{"price_per_token": 30}"#).unwrap();
-        assert_eq!(p, PricingParams { price_per_token: 30, ..PricingParams::default() });
+        assert_eq!(
+            p,
+            PricingParams {
+                price_per_token: 30,
+                ..PricingParams::default()
+            }
+        );
         assert!(serde_json::from_str::<PricingParams>(r#"{"price": 30}"#).is_err());
     }
 }

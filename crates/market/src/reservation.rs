@@ -41,7 +41,9 @@ pub fn required_tokens(
     let completion = PricingParams::adjust(
         max_tokens,
         max_coefficient,
-        pricing.completion_multiplier.max(pricing.reasoning_multiplier),
+        pricing
+            .completion_multiplier
+            .max(pricing.reasoning_multiplier),
     );
     u64::try_from(prompt + completion).map_err(|_| MarketError::Overflow("reservation"))
 }
@@ -114,7 +116,9 @@ impl Account {
     /// An empty account whose contract charges `price_per_token` nanoTON per adjusted token.
     pub fn new(price_per_token: u64) -> Result<Self, MarketError> {
         if price_per_token == 0 {
-            return Err(MarketError::InvalidPricing("price_per_token must be positive"));
+            return Err(MarketError::InvalidPricing(
+                "price_per_token must be positive",
+            ));
         }
         Ok(Self {
             price_per_token,
@@ -142,8 +146,10 @@ impl Account {
 
     /// Adds a top-up seen on chain before the next full sync.
     pub fn deposit(&mut self, nanoton: u64) -> Result<(), MarketError> {
-        self.balance =
-            self.balance.checked_add(nanoton).ok_or(MarketError::Overflow("client balance"))?;
+        self.balance = self
+            .balance
+            .checked_add(nanoton)
+            .ok_or(MarketError::Overflow("client balance"))?;
         Ok(())
     }
 
@@ -189,18 +195,22 @@ impl Account {
 
     /// The cumulative adjusted-token count the balance covers.
     pub fn token_limit(&self) -> u64 {
-        self.tokens_on_chain.saturating_add(self.balance / self.price_per_token)
+        self.tokens_on_chain
+            .saturating_add(self.balance / self.price_per_token)
     }
 
     /// Adjusted tokens a new request may still reserve.
     pub fn available_tokens(&self) -> u64 {
-        self.token_limit().saturating_sub(self.tokens_used).saturating_sub(self.reserved)
+        self.token_limit()
+            .saturating_sub(self.tokens_used)
+            .saturating_sub(self.reserved)
     }
 
     /// The balance left once every charge made so far reaches the chain, in nanoTON.
     pub fn remaining_balance(&self) -> u64 {
         let unsubmitted = self.tokens_used.saturating_sub(self.tokens_on_chain);
-        self.balance.saturating_sub(unsubmitted.saturating_mul(self.price_per_token))
+        self.balance
+            .saturating_sub(unsubmitted.saturating_mul(self.price_per_token))
     }
 
     /// Holds `tokens` adjusted tokens for `request_id`.
@@ -267,7 +277,10 @@ impl Account {
 
     /// The open reservation of `request_id`, if any.
     pub fn reservation(&self, request_id: &RequestId) -> Option<Reservation> {
-        self.open.get(request_id).map(|&tokens| Reservation { request_id: *request_id, tokens })
+        self.open.get(request_id).map(|&tokens| Reservation {
+            request_id: *request_id,
+            tokens,
+        })
     }
 
     /// Records a charge replayed from storage: its outcome is already decided.
@@ -277,8 +290,10 @@ impl Account {
     }
 
     fn close(&mut self, request_id: RequestId) -> Result<u64, MarketError> {
-        let tokens =
-            self.open.remove(&request_id).ok_or(MarketError::UnknownReservation(request_id))?;
+        let tokens = self
+            .open
+            .remove(&request_id)
+            .ok_or(MarketError::UnknownReservation(request_id))?;
         self.reserved -= tokens;
         Ok(tokens)
     }
@@ -297,15 +312,24 @@ mod tests {
 
     fn funded(balance: u64) -> Account {
         let mut a = Account::new(20).unwrap();
-        a.sync_chain(ChainClientState { balance, stake: balance / 2, tokens_used: 0 });
+        a.sync_chain(ChainClientState {
+            balance,
+            stake: balance / 2,
+            tokens_used: 0,
+        });
         a
     }
 
     #[test]
     fn reservation_rule_worked_example() {
         // 2000 body bytes at 4.0x × 1.0x, 1000 completion tokens at 4.0x × 4.0x.
-        let t = required_tokens(&PricingParams::default(), Coefficient::DEFAULT_CLIENT_MAX, 1000, 2000)
-            .unwrap();
+        let t = required_tokens(
+            &PricingParams::default(),
+            Coefficient::DEFAULT_CLIENT_MAX,
+            1000,
+            2000,
+        )
+        .unwrap();
         assert_eq!(t, 8000 + 16_000);
     }
 
@@ -314,7 +338,12 @@ mod tests {
         let params = PricingParams::default();
         let max = Coefficient::new(2000).unwrap();
         let reserved = required_tokens(&params, max, 300, 1000).unwrap();
-        let counts = TokenCounts { prompt: 1000, cached: 1000, completion: 300, reasoning: 300 };
+        let counts = TokenCounts {
+            prompt: 1000,
+            cached: 1000,
+            completion: 300,
+            reasoning: 300,
+        };
         let charge = params.charge(&counts, max).unwrap();
         assert!(charge.adjusted_total() <= reserved);
     }
@@ -327,9 +356,15 @@ mod tests {
         assert_eq!(a.available_tokens(), 400);
         assert_eq!(
             a.reserve(id(2), 401),
-            Err(MarketError::InsufficientBalance { needed_tokens: 401, available_tokens: 400 })
+            Err(MarketError::InsufficientBalance {
+                needed_tokens: 401,
+                available_tokens: 400
+            })
         );
-        assert_eq!(a.reserve(id(1), 1), Err(MarketError::DuplicateReservation(id(1))));
+        assert_eq!(
+            a.reserve(id(1), 1),
+            Err(MarketError::DuplicateReservation(id(1)))
+        );
         let r2 = a.reserve(id(2), 400).unwrap();
         assert_eq!(a.available_tokens(), 0);
         a.release(r1).unwrap();
@@ -338,11 +373,19 @@ mod tests {
         let s = a.settle(r2, 100).unwrap();
         assert_eq!(
             s,
-            Settlement { metered_tokens: 100, charged_tokens: 100, shortfall_tokens: 0, tokens_used: 100 }
+            Settlement {
+                metered_tokens: 100,
+                charged_tokens: 100,
+                shortfall_tokens: 0,
+                tokens_used: 100
+            }
         );
         assert_eq!(a.available_tokens(), 900);
         assert_eq!(a.remaining_balance(), 18_000);
-        assert_eq!(a.settle(r2, 100), Err(MarketError::UnknownReservation(id(2))));
+        assert_eq!(
+            a.settle(r2, 100),
+            Err(MarketError::UnknownReservation(id(2)))
+        );
         assert_eq!(a.open_reservations(), 0);
     }
 
@@ -367,22 +410,36 @@ mod tests {
         let mut a = funded(20_000);
         assert_eq!(a.charge(300).tokens_used, 300);
         // The client submitted a voucher for 200 tokens: 4000 nanoTON left the balance.
-        a.sync_chain(ChainClientState { balance: 16_000, stake: 10_000, tokens_used: 200 });
+        a.sync_chain(ChainClientState {
+            balance: 16_000,
+            stake: 10_000,
+            tokens_used: 200,
+        });
         assert_eq!(a.tokens_used(), 300);
         assert_eq!(a.token_limit(), 1000);
         assert_eq!(a.available_tokens(), 700);
         assert_eq!(a.remaining_balance(), 14_000);
         // A chain count above ours becomes the floor.
-        a.sync_chain(ChainClientState { balance: 10_000, stake: 10_000, tokens_used: 500 });
+        a.sync_chain(ChainClientState {
+            balance: 10_000,
+            stake: 10_000,
+            tokens_used: 500,
+        });
         assert_eq!(a.tokens_used(), 500);
         assert_eq!(a.available_tokens(), 500);
         a.deposit(2_000).unwrap();
         assert_eq!(a.available_tokens(), 600);
-        assert_eq!(a.deposit(u64::MAX), Err(MarketError::Overflow("client balance")));
+        assert_eq!(
+            a.deposit(u64::MAX),
+            Err(MarketError::Overflow("client balance"))
+        );
     }
 
     #[test]
     fn zero_price_is_refused() {
-        assert!(matches!(Account::new(0), Err(MarketError::InvalidPricing(_))));
+        assert!(matches!(
+            Account::new(0),
+            Err(MarketError::InvalidPricing(_))
+        ));
     }
 }

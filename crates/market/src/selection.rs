@@ -19,8 +19,8 @@
 //! `score = latency × (running + 1) / max(success_rate, min_success_probability)`
 //!
 //! where `latency` is the worker's EWMA of total request time (for a worker with no finished
-//! request yet: the mean over the candidates that have one, so newcomers get a fair share, or
-//! [`SelectionConfig::default_latency_ms`] when nobody has one) and `success_rate` an EWMA of
+//! request yet: the mean over the workers of the same base model that have one, so newcomers get
+//! a fair share, or [`SelectionConfig::default_latency_ms`] when none has) and `success_rate` an EWMA of
 //! outcomes (1 = success, 0 = failure) starting at 1. The reference ranks by `running × average
 //! time`, which is 0 for every idle worker; `running + 1` keeps the speed of idle workers in play.
 //! Ties go to the lower coefficient (cheaper for the client), then the lower [`WorkerId`], so the
@@ -306,7 +306,9 @@ impl WorkerState {
     }
 
     fn cooling(&self, now: Instant) -> Option<Duration> {
-        self.cooldown_until.filter(|&until| until > now).map(|until| until - now)
+        self.cooldown_until
+            .filter(|&until| until > now)
+            .map(|until| until - now)
     }
 }
 
@@ -346,7 +348,11 @@ pub struct WorkerSelector {
 
 impl Default for WorkerSelector {
     fn default() -> Self {
-        Self { config: SelectionConfig::default(), workers: BTreeMap::new(), next_epoch: 1 }
+        Self {
+            config: SelectionConfig::default(),
+            workers: BTreeMap::new(),
+            next_epoch: 1,
+        }
     }
 }
 
@@ -354,7 +360,10 @@ impl WorkerSelector {
     /// An empty selector.
     pub fn new(config: SelectionConfig) -> Result<Self, MarketError> {
         config.validate()?;
-        Ok(Self { config, ..Self::default() })
+        Ok(Self {
+            config,
+            ..Self::default()
+        })
     }
 
     /// The configuration.
@@ -379,7 +388,10 @@ impl WorkerSelector {
             Some(state) => {
                 if state.info.base_model() != info.base_model() {
                     let (epoch, running) = (state.epoch, state.running);
-                    *state = WorkerState { running, ..WorkerState::new(info, epoch) };
+                    *state = WorkerState {
+                        running,
+                        ..WorkerState::new(info, epoch)
+                    };
                 } else {
                     state.info = info;
                 }
@@ -400,12 +412,18 @@ impl WorkerSelector {
 
     /// Enables or disables a worker (`worker.enabledDisabled`). Answers whether it is known.
     pub fn set_enabled(&mut self, id: WorkerId, enabled: bool) -> bool {
-        self.workers.get_mut(&id).map(|s| s.info.enabled = enabled).is_some()
+        self.workers
+            .get_mut(&id)
+            .map(|s| s.info.enabled = enabled)
+            .is_some()
     }
 
     /// Changes a worker's coefficient (`worker.newCoefficient`). Answers whether it is known.
     pub fn set_coefficient(&mut self, id: WorkerId, coefficient: Coefficient) -> bool {
-        self.workers.get_mut(&id).map(|s| s.info.coefficient = coefficient).is_some()
+        self.workers
+            .get_mut(&id)
+            .map(|s| s.info.coefficient = coefficient)
+            .is_some()
     }
 
     /// What is known about a worker.
@@ -427,17 +445,24 @@ impl WorkerSelector {
         let mut closest: Option<Refusal> = None;
         let mut cheapest_too_dear: Option<Coefficient> = None;
         let mut soonest_cool: Option<Duration> = None;
+        let (mut latency_sum, mut latency_count) = (0.0, 0u32);
         for (&id, state) in &self.workers {
             if state.info.base_model() != wanted {
                 continue;
+            }
+            if let Some(latency) = state.latency_ms {
+                latency_sum += latency;
+                latency_count += 1;
             }
             let refusal = if !state.info.enabled {
                 Some(Refusal::Disabled)
             } else if exclude.contains(&id) {
                 Some(Refusal::Excluded)
             } else if state.info.coefficient > max_coefficient {
-                cheapest_too_dear =
-                    Some(cheapest_too_dear.map_or(state.info.coefficient, |c| c.min(state.info.coefficient)));
+                cheapest_too_dear = Some(
+                    cheapest_too_dear
+                        .map_or(state.info.coefficient, |c| c.min(state.info.coefficient)),
+                );
                 Some(Refusal::TooDear)
             } else if let Some(left) = state.cooling(now) {
                 soonest_cool = Some(soonest_cool.map_or(left, |s| s.min(left)));
@@ -453,19 +478,18 @@ impl WorkerSelector {
             }
         }
 
-        let observed: Vec<f64> = candidates.iter().filter_map(|(_, s)| s.latency_ms).collect();
-        let prior = if observed.is_empty() {
+        let prior = if latency_count == 0 {
             self.config.default_latency_ms
         } else {
-            observed.iter().sum::<f64>() / observed.len() as f64
+            latency_sum / f64::from(latency_count)
         };
         let floor = self.config.min_success_probability;
         let best = candidates
             .iter()
             .map(|&(id, s)| {
                 let latency = s.latency_ms.unwrap_or(prior);
-                let score = latency * f64::from(s.running.saturating_add(1))
-                    / s.success_rate.max(floor);
+                let score =
+                    latency * f64::from(s.running.saturating_add(1)) / s.success_rate.max(floor);
                 (score, s.info.coefficient, id)
             })
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -485,7 +509,10 @@ impl WorkerSelector {
             },
             Some(Refusal::Busy) => Unavailability::AllBusy,
         };
-        Err(MarketError::NoWorkerAvailable { model: model.to_owned(), reason })
+        Err(MarketError::NoWorkerAvailable {
+            model: model.to_owned(),
+            reason,
+        })
     }
 
     /// [`select`](Self::select) and [`on_start`](Self::on_start) in one step.
@@ -498,17 +525,23 @@ impl WorkerSelector {
     ) -> Result<Dispatch, MarketError> {
         let id = self.select(model, max_coefficient, exclude, now)?;
         // `select` only returns known workers.
-        self.on_start(id, now).ok_or(MarketError::NoWorkerAvailable {
-            model: model.to_owned(),
-            reason: Unavailability::UnknownModel,
-        })
+        self.on_start(id, now)
+            .ok_or(MarketError::NoWorkerAvailable {
+                model: model.to_owned(),
+                reason: Unavailability::UnknownModel,
+            })
     }
 
     /// A request was sent to `id` at `now`. `None` if the worker is unknown.
     pub fn on_start(&mut self, id: WorkerId, now: Instant) -> Option<Dispatch> {
         let state = self.workers.get_mut(&id)?;
         state.running = state.running.saturating_add(1);
-        Some(Dispatch { worker: id, epoch: state.epoch, started: now, first_byte: None })
+        Some(Dispatch {
+            worker: id,
+            epoch: state.epoch,
+            started: now,
+            first_byte: None,
+        })
     }
 
     /// The first byte of the answer to `dispatch` arrived at `now` (later calls are ignored).
@@ -594,12 +627,15 @@ impl WorkerSelector {
         let mut by_model: BTreeMap<&str, Vec<WorkerLoad>> = BTreeMap::new();
         for (&id, s) in &self.workers {
             if s.info.enabled {
-                by_model.entry(s.info.base_model()).or_default().push(WorkerLoad {
-                    id,
-                    coefficient: s.info.coefficient,
-                    running: s.running,
-                    max: s.info.capacity(),
-                });
+                by_model
+                    .entry(s.info.base_model())
+                    .or_default()
+                    .push(WorkerLoad {
+                        id,
+                        coefficient: s.info.coefficient,
+                        running: s.running,
+                        max: s.info.capacity(),
+                    });
             }
         }
         by_model
@@ -624,10 +660,14 @@ impl WorkerSelector {
     /// The summary of one base model (`model` may carry a `@variant`).
     pub fn model_summary(&self, model: &str) -> Option<ModelSummary> {
         let wanted = base_model(model);
-        self.model_summaries().into_iter().find(|m| m.name == wanted)
+        self.model_summaries()
+            .into_iter()
+            .find(|m| m.name == wanted)
     }
 
     fn current(&mut self, dispatch: &Dispatch) -> Option<&mut WorkerState> {
-        self.workers.get_mut(&dispatch.worker).filter(|s| s.epoch == dispatch.epoch)
+        self.workers
+            .get_mut(&dispatch.worker)
+            .filter(|s| s.epoch == dispatch.epoch)
     }
 }
