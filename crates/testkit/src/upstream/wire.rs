@@ -115,19 +115,17 @@ struct NdjsonUsage<'a> {
     usage: &'a Usage,
 }
 
-fn sse_event(payload: &impl Serialize) -> Result<Bytes, TestkitError> {
-    let mut out = Vec::with_capacity(256);
+fn sse_event(out: &mut Vec<u8>, payload: &impl Serialize) -> Result<(), TestkitError> {
     out.extend_from_slice(b"data: ");
-    serde_json::to_writer(&mut out, payload)?;
+    serde_json::to_writer(&mut *out, payload)?;
     out.extend_from_slice(b"\n\n");
-    Ok(Bytes::from(out))
+    Ok(())
 }
 
-fn ndjson_line(payload: &impl Serialize) -> Result<Bytes, TestkitError> {
-    let mut out = Vec::with_capacity(192);
-    serde_json::to_writer(&mut out, payload)?;
+fn ndjson_line(out: &mut Vec<u8>, payload: &impl Serialize) -> Result<(), TestkitError> {
+    serde_json::to_writer(&mut *out, payload)?;
     out.push(b'\n');
-    Ok(Bytes::from(out))
+    Ok(())
 }
 
 /// The SSE end marker every OpenAI stream finishes with.
@@ -143,57 +141,74 @@ impl AnswerPlan {
 
     /// One content event: chunk `index` carrying `content`; the last one carries the finish
     /// reason, as vLLM does.
-    fn content_frame(&self, index: u32, content: &str) -> Result<Bytes, TestkitError> {
+    fn content_event(
+        &self,
+        out: &mut Vec<u8>,
+        index: u32,
+        content: &str,
+    ) -> Result<(), TestkitError> {
         let last = index + 1 >= self.chunks;
         let finish_reason = last.then_some(self.finish_reason);
         match (self.format, self.endpoint) {
-            (StreamFormat::Ndjson, _) => ndjson_line(&NdjsonDelta {
-                delta: content,
-                i: index,
-            }),
-            (StreamFormat::Sse, Endpoint::Chat) => sse_event(&Envelope {
-                id: &self.id,
-                object: self.chunk_object(),
-                created: self.created,
-                model: &self.model,
-                choices: &[ChatChunkChoice {
-                    index: 0,
-                    delta: ChatDelta {
-                        role: (index == 0).then_some("assistant"),
-                        content,
-                    },
-                    logprobs: None,
-                    finish_reason,
-                }],
-                usage: None,
-            }),
-            (StreamFormat::Sse, Endpoint::Completion) => sse_event(&Envelope {
-                id: &self.id,
-                object: self.chunk_object(),
-                created: self.created,
-                model: &self.model,
-                choices: &[TextChoice {
-                    index: 0,
-                    text: content,
-                    logprobs: None,
-                    finish_reason,
-                }],
-                usage: None,
-            }),
+            (StreamFormat::Ndjson, _) => ndjson_line(
+                out,
+                &NdjsonDelta {
+                    delta: content,
+                    i: index,
+                },
+            ),
+            (StreamFormat::Sse, Endpoint::Chat) => sse_event(
+                out,
+                &Envelope {
+                    id: &self.id,
+                    object: self.chunk_object(),
+                    created: self.created,
+                    model: &self.model,
+                    choices: &[ChatChunkChoice {
+                        index: 0,
+                        delta: ChatDelta {
+                            role: (index == 0).then_some("assistant"),
+                            content,
+                        },
+                        logprobs: None,
+                        finish_reason,
+                    }],
+                    usage: None,
+                },
+            ),
+            (StreamFormat::Sse, Endpoint::Completion) => sse_event(
+                out,
+                &Envelope {
+                    id: &self.id,
+                    object: self.chunk_object(),
+                    created: self.created,
+                    model: &self.model,
+                    choices: &[TextChoice {
+                        index: 0,
+                        text: content,
+                        logprobs: None,
+                        finish_reason,
+                    }],
+                    usage: None,
+                },
+            ),
         }
     }
 
-    fn usage_frame(&self) -> Result<Bytes, TestkitError> {
+    fn usage_event(&self, out: &mut Vec<u8>) -> Result<(), TestkitError> {
         match self.format {
-            StreamFormat::Ndjson => ndjson_line(&NdjsonUsage { usage: &self.usage }),
-            StreamFormat::Sse => sse_event(&Envelope::<TextChoice<'_>> {
-                id: &self.id,
-                object: self.chunk_object(),
-                created: self.created,
-                model: &self.model,
-                choices: &[],
-                usage: Some(&self.usage),
-            }),
+            StreamFormat::Ndjson => ndjson_line(out, &NdjsonUsage { usage: &self.usage }),
+            StreamFormat::Sse => sse_event(
+                out,
+                &Envelope::<TextChoice<'_>> {
+                    id: &self.id,
+                    object: self.chunk_object(),
+                    created: self.created,
+                    model: &self.model,
+                    choices: &[],
+                    usage: Some(&self.usage),
+                },
+            ),
         }
     }
 
@@ -250,8 +265,6 @@ pub(crate) struct AnswerStream {
     stage: Stage,
     /// Content events sent so far.
     sent: u32,
-    /// Whether the finish-only event of a zero-chunk SSE answer was sent.
-    sent_empty_finish: bool,
     /// The pause before the next chunk, while it runs.
     pause: Option<Pin<Box<Sleep>>>,
     /// The chunk whose pause has elapsed.
@@ -269,12 +282,21 @@ impl AnswerStream {
             text,
             stage: Stage::Content,
             sent: 0,
-            sent_empty_finish: false,
             pause: None,
             paused_for: None,
             abort_flushed: false,
             counters,
         }
+    }
+
+    /// Whether a pause is owed before chunk `self.sent` and has not yet been waited out.
+    fn owes_pause(&self) -> bool {
+        let owed = if self.sent == 0 {
+            self.plan.first_chunk_delay
+        } else {
+            self.plan.delay
+        };
+        !owed.is_zero() && self.paused_for != Some(self.sent)
     }
 
     /// Waits out the pause owed before chunk `self.sent`, if any.
@@ -303,11 +325,19 @@ impl AnswerStream {
         }
     }
 
+    /// Renders as much of the answer as can go out now into one frame: consecutive chunks
+    /// that owe no pause are batched (up to [`BATCH_BYTES`]), as an engine's HTTP server
+    /// buffers what it writes between flushes; a pause or an injected abort ends the batch.
     fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TestkitError>>> {
+        let mut out = Vec::new();
+        let ready = |out: Vec<u8>| Poll::Ready(Some(Ok(Bytes::from(out))));
         loop {
             match self.stage {
                 Stage::Content => {
                     if self.plan.fail_after == Some(self.sent) {
+                        if !out.is_empty() {
+                            return ready(out);
+                        }
                         // Hand control back once so hyper flushes the chunks already written;
                         // the client then sees exactly `sent` chunks before the connection dies.
                         if !self.abort_flushed {
@@ -322,42 +352,75 @@ impl AnswerStream {
                         })));
                     }
                     if self.sent < self.plan.chunks {
-                        if self.poll_pause(cx).is_pending() {
-                            return Poll::Pending;
+                        if self.owes_pause() {
+                            if !out.is_empty() {
+                                return ready(out);
+                            }
+                            if self.poll_pause(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                        }
+                        if out.capacity() == 0 {
+                            out.reserve(
+                                BATCH_BYTES.min(
+                                    (self.plan.chunk_bytes + 256).saturating_mul(
+                                        (self.plan.chunks - self.sent) as usize + 1,
+                                    ),
+                                ),
+                            );
                         }
                         self.scratch.clear();
                         self.text
                             .next_chunk_into(self.plan.chunk_bytes, &mut self.scratch);
-                        let frame = self.plan.content_frame(self.sent, &self.scratch);
+                        if let Err(error) =
+                            self.plan.content_event(&mut out, self.sent, &self.scratch)
+                        {
+                            self.stage = Stage::Finished;
+                            return Poll::Ready(Some(Err(error)));
+                        }
                         self.sent += 1;
-                        return Poll::Ready(Some(frame));
+                        if out.len() >= BATCH_BYTES {
+                            return ready(out);
+                        }
+                        continue;
                     }
                     self.stage = Stage::Usage;
-                    if self.plan.chunks == 0
-                        && self.plan.format == StreamFormat::Sse
-                        && !self.sent_empty_finish
-                    {
-                        self.sent_empty_finish = true;
-                        return Poll::Ready(Some(self.plan.content_frame(0, "")));
+                    if self.plan.chunks == 0 && self.plan.format == StreamFormat::Sse {
+                        if let Err(error) = self.plan.content_event(&mut out, 0, "") {
+                            self.stage = Stage::Finished;
+                            return Poll::Ready(Some(Err(error)));
+                        }
                     }
                 }
                 Stage::Usage => {
                     self.stage = Stage::Done;
                     if self.plan.format == StreamFormat::Ndjson || self.plan.usage_chunk {
-                        return Poll::Ready(Some(self.plan.usage_frame()));
+                        if let Err(error) = self.plan.usage_event(&mut out) {
+                            self.stage = Stage::Finished;
+                            return Poll::Ready(Some(Err(error)));
+                        }
                     }
                 }
                 Stage::Done => {
                     self.stage = Stage::Finished;
                     if self.plan.format == StreamFormat::Sse {
-                        return Poll::Ready(Some(Ok(Bytes::from_static(SSE_DONE))));
+                        out.extend_from_slice(SSE_DONE);
                     }
                 }
-                Stage::Finished => return Poll::Ready(None),
+                Stage::Finished => {
+                    return if out.is_empty() {
+                        Poll::Ready(None)
+                    } else {
+                        ready(out)
+                    };
+                }
             }
         }
     }
 }
+
+/// Bytes of consecutive unpaused chunks rendered into one frame.
+const BATCH_BYTES: usize = 16 * 1024;
 
 const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
