@@ -1,3 +1,117 @@
-//! The `cocoon-proxy` executable.
+//! The `cocoon-proxy` executable: flags and config file in, a running proxy out.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use cocoon_proxy::{Proxy, ProxyConfig};
+
+/// COCOON proxy: accepts workers and clients, routes requests, meters and prices them.
+///
+/// Settings come from the TOML file given with --config (keys as in `ProxyConfig`), then from
+/// COCOON_PROXY_* environment variables, then from flags; later sources win.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-proxy", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "COCOON_PROXY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address workers connect to (default 127.0.0.1:11001).
+    #[arg(long, env = "COCOON_PROXY_WORKER_LISTEN")]
+    worker_listen: Option<SocketAddr>,
+    /// Address clients connect to (default 127.0.0.1:11002).
+    #[arg(long, env = "COCOON_PROXY_CLIENT_LISTEN")]
+    client_listen: Option<SocketAddr>,
+    /// Address of /stats, /jsonstats and /metrics (default 127.0.0.1:11000).
+    #[arg(long, env = "COCOON_PROXY_STATS_LISTEN")]
+    stats_listen: Option<SocketAddr>,
+    /// Proof-of-work difficulty (leading zero bits) asked of workers and clients (default 20).
+    #[arg(long, env = "COCOON_PROXY_POW_DIFFICULTY")]
+    pow_difficulty: Option<i32>,
+    /// Local mode: emulated chain (clients register without a chain and get --local-deposit),
+    /// test network, low proof-of-work difficulty. Never for production.
+    #[arg(long, env = "COCOON_PROXY_LOCAL")]
+    local: bool,
+    /// NanoTON credited to each new client in local mode (default 1000 TON).
+    #[arg(long, env = "COCOON_PROXY_LOCAL_DEPOSIT")]
+    local_deposit: Option<u64>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "COCOON_LOG_JSON")]
+    log_json: bool,
+}
+
+fn load(args: &Args) -> Result<ProxyConfig, String> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => ProxyConfig::default(),
+    };
+    if args.local {
+        config.emulated_registration = true;
+        config.emulated_client_deposit = 1_000_000_000_000;
+        config.is_test = true;
+        config.worker_pow_difficulty = config.worker_pow_difficulty.min(12);
+        config.client_pow_difficulty = config.client_pow_difficulty.min(12);
+    }
+    if let Some(v) = args.local_deposit {
+        config.emulated_client_deposit = v;
+    }
+    if let Some(v) = args.worker_listen {
+        config.worker_listen = v;
+    }
+    if let Some(v) = args.client_listen {
+        config.client_listen = v;
+    }
+    if let Some(v) = args.stats_listen {
+        config.stats_listen = Some(v);
+    }
+    if let Some(v) = args.pow_difficulty {
+        config.worker_pow_difficulty = v;
+        config.client_pow_difficulty = v;
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let result = async {
+        let config = load(&args)?;
+        let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
+        if args.local {
+            tracing::warn!("LOCAL MODE: emulated chain, free client deposits; not for production");
+        }
+        let addr = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.to_string());
+        println!(
+            "cocoon-proxy: workers on {}, clients on {}, stats on http://{}",
+            addr(proxy.worker_addr()),
+            addr(proxy.client_addr()),
+            addr(proxy.stats_addr())
+        );
+        proxy
+            .run(cocoon_net::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cocoon-proxy: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
