@@ -53,28 +53,30 @@ impl AnswerText {
     /// Appends the next chunk of exactly `chunk_bytes` bytes to `out`.
     pub fn next_chunk_into(&mut self, chunk_bytes: usize, out: &mut String) {
         let mut room = chunk_bytes;
-        // Each pass either emits a character, skips one that can never fit, or stops: the
-        // number of passes is bounded by `chunk_bytes` plus the characters skipped, and a cycle
-        // in which every character is too wide ends at the first full turn.
-        let mut skipped_in_a_row = 0usize;
+        // Each pass copies a run of whole characters, skips one character that can never fit,
+        // or stops; skips are bounded by one full turn of the cycle.
+        let mut skipped = 0usize;
         while room > 0 {
-            let Some(ch) = self.cycle[self.cursor..].chars().next() else {
-                self.cursor = 0;
+            let rest = &self.cycle[self.cursor..];
+            let mut take = room.min(rest.len());
+            while !rest.is_char_boundary(take) {
+                take -= 1;
+            }
+            if take > 0 {
+                out.push_str(&rest[..take]);
+                room -= take;
+                self.advance(take);
+                skipped = 0;
                 continue;
-            };
-            let width = ch.len_utf8();
-            if width <= room {
-                out.push(ch);
-                room -= width;
-                self.advance(width);
-                skipped_in_a_row = 0;
-            } else if width > chunk_bytes {
-                self.advance(width);
-                skipped_in_a_row += 1;
-                if skipped_in_a_row >= self.cycle.len() {
-                    break;
-                }
-            } else {
+            }
+            // The next character does not fit in what is left of this chunk.
+            let width = rest.chars().next().map_or(1, char::len_utf8);
+            if width <= chunk_bytes {
+                break;
+            }
+            self.advance(width);
+            skipped += 1;
+            if skipped >= self.cycle.len() {
                 break;
             }
         }
@@ -199,6 +201,55 @@ mod tests {
         let mut text = AnswerText::from_prompt("abc");
         assert_eq!(text.next_chunk(0), "");
         assert_eq!(text.next_chunk(2), "ab");
+    }
+
+    /// The rules of the module docs, one character at a time: the model the fast copy must match.
+    fn model_chunks(prompt: &str, chunks: usize, chunk_bytes: usize) -> Vec<String> {
+        let words: Vec<&str> = prompt.split_whitespace().collect();
+        let words = if words.is_empty() {
+            vec![EMPTY_PROMPT_WORD]
+        } else {
+            words
+        };
+        let cycle: Vec<char> = words.iter().flat_map(|w| w.chars().chain([' '])).collect();
+        let mut at = 0usize;
+        let mut out = Vec::new();
+        for _ in 0..chunks {
+            let mut chunk = String::new();
+            let mut turns = 0usize;
+            while turns <= cycle.len() {
+                let ch = cycle[at % cycle.len()];
+                let width = ch.len_utf8();
+                if width > chunk_bytes {
+                    at += 1;
+                    turns += 1;
+                } else if chunk.len() + width <= chunk_bytes {
+                    chunk.push(ch);
+                    at += 1;
+                    turns = 0;
+                } else {
+                    break;
+                }
+            }
+            while chunk.len() < chunk_bytes {
+                chunk.push(' ');
+            }
+            out.push(chunk);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunks_follow_the_character_model(
+            prompt in "[a-z é€😀\\t\\n]{0,24}",
+            chunk_bytes in 0usize..12,
+            chunks in 0usize..12,
+        ) {
+            let mut text = AnswerText::from_prompt(&prompt);
+            let fast: Vec<String> = (0..chunks).map(|_| text.next_chunk(chunk_bytes)).collect();
+            proptest::prop_assert_eq!(fast, model_chunks(&prompt, chunks, chunk_bytes));
+        }
     }
 
     #[test]
