@@ -5,10 +5,9 @@ use rand_core::TryCryptoRng;
 
 use crate::error::{Result, SealError};
 
-/// The operating system's random number generator (`getrandom`), the right choice outside tests.
-///
-/// Pass `&mut SystemRng` wherever this crate asks for an RNG.
-pub type SystemRng = getrandom::SysRng;
+/// The operating system's random number generator (`getrandom`'s `SysRng`), the right choice
+/// outside tests: pass `&mut SystemRng` wherever this crate asks for an RNG.
+pub use getrandom::SysRng as SystemRng;
 
 /// Fills `buf` from `rng`, turning an RNG failure into [`SealError::RandomSource`].
 pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<()> {

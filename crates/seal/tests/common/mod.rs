@@ -168,10 +168,8 @@ pub fn parse_rfc_a1(text: &str) -> Vec<RfcSection> {
         if let Some((key, value)) = trimmed.split_once(':') {
             current.insert(key.to_string(), value.trim().to_string());
             last_key = Some(key.to_string());
-        } else if let Some(key) = &last_key {
-            if let Some(v) = current.get_mut(key) {
-                v.push_str(trimmed);
-            }
+        } else if let Some(v) = last_key.as_ref().and_then(|key| current.get_mut(key)) {
+            v.push_str(trimmed);
         }
     }
     if !current.is_empty() {
