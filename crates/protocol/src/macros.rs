@@ -7,6 +7,9 @@
 /// `name: T => N` declares `name:flags.N?T` as `Option<T>`. On encode the flags value is the
 /// stored `flags` with the bits of present optional fields added, so decoded values
 /// re-encode byte for byte and hand-built ones need not set bits by hand.
+///
+/// For tests (and with the `sample` feature) it also implements `sample::Sample`: random valid
+/// values whose optional fields are present exactly when their flag bit is set.
 macro_rules! tl_struct {
     (
         $(#[$meta:meta])*
@@ -49,12 +52,9 @@ macro_rules! tl_struct {
             #[allow(unused_mut)]
             fn sample() -> ::proptest::strategy::BoxedStrategy<Self> {
                 use ::proptest::strategy::Strategy as _;
-                // The leading `Just(())` keeps the tuple non-empty for field-less constructors.
-                (
-                    ::proptest::strategy::Just(()),
-                    $( <$ty as $crate::sample::Sample>::sample(), )*
-                )
-                    .prop_map(|((), $( $field, )*)| {
+                // Nested pairs rather than one flat tuple: no limit on the number of fields.
+                tl_sample_strategies!($( $ty ),*)
+                    .prop_map(|tl_sample_pattern!($( $field ),*)| {
                         let mut value = Self { $( $field: tl_sample_wrap!($field $(, $bit)?), )* };
                         // An optional field is present exactly when its flag bit is set.
                         $( tl_sample_flag_fix!(value, $field $(, $bit)?); )*
@@ -66,6 +66,30 @@ macro_rules! tl_struct {
     };
 }
 
+#[cfg(any(test, feature = "sample"))]
+macro_rules! tl_sample_strategies {
+    () => {
+        ::proptest::strategy::Just(())
+    };
+    ($ty:ty $(, $rest:ty)*) => {
+        (
+            <$ty as $crate::sample::Sample>::sample(),
+            tl_sample_strategies!($( $rest ),*),
+        )
+    };
+}
+
+#[cfg(any(test, feature = "sample"))]
+macro_rules! tl_sample_pattern {
+    () => {
+        ()
+    };
+    ($field:ident $(, $rest:ident)*) => {
+        ($field, tl_sample_pattern!($( $rest ),*))
+    };
+}
+
+#[cfg(any(test, feature = "sample"))]
 macro_rules! tl_sample_wrap {
     ($field:ident) => {
         $field
@@ -75,6 +99,7 @@ macro_rules! tl_sample_wrap {
     };
 }
 
+#[cfg(any(test, feature = "sample"))]
 macro_rules! tl_sample_flag_fix {
     ($v:ident, $field:ident) => {};
     ($v:ident, $field:ident, $bit:literal) => {
@@ -137,6 +162,10 @@ macro_rules! tl_field_read {
 }
 
 /// Declares a TL boxed type: an enum over constructors, always written with its id.
+///
+/// For tests (and with the `sample` feature) it also implements `sample::Sample`, with one
+/// strategy per constructor, and `sample::Constructors`, which hands the held constructor to a
+/// generic visitor (the round-trip tests check bare and boxed encodings through it).
 macro_rules! tl_enum {
     (
         $(#[$meta:meta])*
