@@ -150,6 +150,7 @@ pub enum Outcome {
 pub struct Dispatch {
     worker: WorkerId,
     epoch: u64,
+    coefficient: Coefficient,
     started: Instant,
     first_byte: Option<Instant>,
 }
@@ -158,6 +159,12 @@ impl Dispatch {
     /// The worker the request went to.
     pub fn worker(&self) -> WorkerId {
         self.worker
+    }
+
+    /// The worker's coefficient when the request was sent: the one to charge it at (and to put
+    /// in `proxy.runQueryEx`), even if the worker changes its price before the request ends.
+    pub fn coefficient(&self) -> Coefficient {
+        self.coefficient
     }
 
     /// When it was sent.
@@ -539,6 +546,7 @@ impl WorkerSelector {
         Some(Dispatch {
             worker: id,
             epoch: state.epoch,
+            coefficient: state.info.coefficient,
             started: now,
             first_byte: None,
         })

@@ -441,3 +441,62 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn extreme_inputs_are_refused_without_panicking(
+        price in 1u64..,
+        fee_percent in 0u64..=100,
+        multipliers in prop::array::uniform4(1u32..),
+        raw in prop::array::uniform4(any::<u64>()),
+        k in 0u32..=i32::MAX as u32,
+        chain in (any::<u64>(), any::<u64>(), any::<u64>()),
+        deposits in prop::collection::vec(any::<u64>(), 0..4),
+        request in (any::<u64>(), any::<u64>(), 0u32..=i32::MAX as u32),
+    ) {
+        let p = PricingParams {
+            price_per_token: price,
+            worker_fee_per_token: price / 100 * fee_percent,
+            prompt_multiplier: multipliers[0],
+            cached_multiplier: multipliers[1],
+            completion_multiplier: multipliers[2],
+            reasoning_multiplier: multipliers[3],
+        };
+        let counts = TokenCounts { prompt: raw[0], cached: raw[1], completion: raw[2], reasoning: raw[3] };
+        let k = Coefficient::new(k).unwrap();
+        let charge = match p.charge(&counts, k) {
+            Ok(c) => {
+                prop_assert_eq!(c.client_cost(), c.worker_credit() + c.proxy_commission());
+                Some(c)
+            }
+            Err(MarketError::Overflow(_)) => None,
+            Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+        };
+
+        let mut ledger = Ledger::new(p).unwrap();
+        let alice = ClientId("alice".into());
+        let state = ChainClientState { balance: chain.0, stake: chain.1, tokens_used: chain.2 };
+        ledger.sync_client(&alice, state).unwrap();
+        for d in deposits {
+            match ledger.deposit(&alice, d) {
+                Ok(_) | Err(MarketError::Overflow(_)) => {}
+                Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+            }
+        }
+        let (max_tokens, body, max_k) = request;
+        let id = RequestId([9; 32]);
+        match ledger.reserve_for_request(&alice, id, Coefficient::new(max_k).unwrap(), max_tokens, body) {
+            Ok(_) | Err(MarketError::Overflow(_) | MarketError::InsufficientBalance { .. }) => {}
+            Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+        }
+        if let Some(c) = charge {
+            let gpu = WorkerAccountId("gpu".into());
+            let out = ledger.charge_request(&alice, &gpu, id, &c).unwrap();
+            prop_assert!(matches!(out, ChargeOutcome::Charged(_)));
+            let account = ledger.client(&alice).unwrap();
+            prop_assert!(account.tokens_used() <= account.token_limit().max(chain.2));
+            prop_assert_eq!(account.reserved(), 0);
+        }
+        prop_assert!(ledger.totals().is_balanced());
+    }
+}

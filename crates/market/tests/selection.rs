@@ -129,7 +129,10 @@ fn coefficient_above_the_client_maximum_is_refused() {
         }
     );
     assert_eq!(sel.select(MODEL, coef(2500), &[], t).unwrap(), WorkerId(2));
+    let d = sel.on_start(WorkerId(2), t).unwrap();
     assert!(sel.set_coefficient(WorkerId(2), coef(4000)));
+    // The request already sent is charged at the price it was sent with.
+    assert_eq!(d.coefficient(), coef(2500));
     assert_eq!(sel.select(MODEL, coef(3000), &[], t).unwrap(), WorkerId(1));
     assert!(!sel.set_coefficient(WorkerId(9), coef(1)));
 }
