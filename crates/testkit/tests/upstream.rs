@@ -204,6 +204,28 @@ async fn usage_chunk_follows_the_request_or_the_policy() {
 }
 
 #[tokio::test]
+async fn zero_chunks_still_finish_the_stream() {
+    let upstream = FakeUpstream::start(UpstreamConfig::default())
+        .await
+        .unwrap();
+    let mut body = chat("anything", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let answer = post(
+        upstream.addr(),
+        "/v1/chat/completions",
+        &[("x-fake-chunks", "0")],
+        &body,
+    )
+    .await;
+    let (events, done) = sse_events(answer.body());
+    assert!(done);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["choices"][0]["delta"]["content"], "");
+    assert_eq!(events[0]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(usage_of(&events[1]).completion_tokens, 0);
+}
+
+#[tokio::test]
 async fn whole_chat_answer_has_consistent_usage() {
     let mut config = UpstreamConfig::default();
     config.shape.cached_tokens = 3;
