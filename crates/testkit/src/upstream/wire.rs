@@ -385,20 +385,21 @@ impl AnswerStream {
                         continue;
                     }
                     self.stage = Stage::Usage;
-                    if self.plan.chunks == 0 && self.plan.format == StreamFormat::Sse {
-                        if let Err(error) = self.plan.content_event(&mut out, 0, "") {
-                            self.stage = Stage::Finished;
-                            return Poll::Ready(Some(Err(error)));
-                        }
+                    if self.plan.chunks == 0
+                        && self.plan.format == StreamFormat::Sse
+                        && let Err(error) = self.plan.content_event(&mut out, 0, "")
+                    {
+                        self.stage = Stage::Finished;
+                        return Poll::Ready(Some(Err(error)));
                     }
                 }
                 Stage::Usage => {
                     self.stage = Stage::Done;
-                    if self.plan.format == StreamFormat::Ndjson || self.plan.usage_chunk {
-                        if let Err(error) = self.plan.usage_event(&mut out) {
-                            self.stage = Stage::Finished;
-                            return Poll::Ready(Some(Err(error)));
-                        }
+                    if (self.plan.format == StreamFormat::Ndjson || self.plan.usage_chunk)
+                        && let Err(error) = self.plan.usage_event(&mut out)
+                    {
+                        self.stage = Stage::Finished;
+                        return Poll::Ready(Some(Err(error)));
                     }
                 }
                 Stage::Done => {
