@@ -313,35 +313,56 @@ impl From<FailureKind> for Failed {
 }
 
 type Sender = SendRequest<Full<Bytes>>;
+type Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
-async fn connect(addr: SocketAddr) -> Result<Sender, Failed> {
+async fn connect(addr: SocketAddr) -> Result<(Sender, Connection), Failed> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|_| FailureKind::Connect)?;
     // Best effort: a request is sent in one write either way.
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|_| FailureKind::Connect)?;
-    tokio::spawn(async move {
-        // Its errors surface on the request side.
-        let _ = connection.await;
-    });
-    Ok(sender)
+        .map_err(|_| FailureKind::Connect.into())
 }
 
 /// One request and its whole answer; keeps the connection in `slot` for reuse when allowed.
 async fn exchange(run: &Run, slot: &mut Option<Sender>) -> Result<Served, Failed> {
-    let reusable = match slot.take() {
-        Some(mut sender) if run.config.keepalive && !sender.is_closed() => {
-            sender.ready().await.ok().map(|()| sender)
+    if run.config.keepalive {
+        let reusable = match slot.take() {
+            Some(mut sender) if !sender.is_closed() => sender.ready().await.ok().map(|()| sender),
+            _ => None,
+        };
+        let mut sender = match reusable {
+            Some(sender) => sender,
+            None => {
+                let (sender, connection) = connect(run.config.target.addr).await?;
+                tokio::spawn(async move {
+                    // Its errors surface on the request side.
+                    let _ = connection.await;
+                });
+                sender
+            }
+        };
+        let served = send_and_read(run, &mut sender).await;
+        *slot = Some(sender);
+        return served;
+    }
+    // A connection used once is driven by this task itself: no extra task, no hand-over of
+    // every body chunk between tasks. It is dropped (closed) as soon as the answer is read.
+    let (mut sender, connection) = connect(run.config.target.addr).await?;
+    let exchange = send_and_read(run, &mut sender);
+    tokio::pin!(exchange, connection);
+    let mut connection_open = true;
+    loop {
+        tokio::select! {
+            served = &mut exchange => return served,
+            _ = &mut connection, if connection_open => connection_open = false,
         }
-        _ => None,
-    };
-    let mut sender = match reusable {
-        Some(sender) => sender,
-        None => connect(run.config.target.addr).await?,
-    };
+    }
+}
+
+async fn send_and_read(run: &Run, sender: &mut Sender) -> Result<Served, Failed> {
     let mut request = Request::new(Full::new(run.config.body.clone()));
     *request.method_mut() = run.config.method.clone();
     *request.uri_mut() = run.config.target.request_uri.clone();
@@ -370,9 +391,6 @@ async fn exchange(run: &Run, slot: &mut Option<Sender>) -> Result<Served, Failed
                 tail.push(data);
             }
         }
-    }
-    if run.config.keepalive {
-        *slot = Some(sender);
     }
     if !status.is_success() {
         return Err(Failed {
