@@ -170,6 +170,17 @@ pub enum SealError {
     /// A key source could not produce a key.
     #[error("key source unavailable: {0}")]
     KeySourceUnavailable(String),
+    /// A key purpose label is empty, too long, or has a character outside the allowed set.
+    #[error("invalid key purpose: {0}")]
+    InvalidKeyPurpose(&'static str),
+    /// A sealed blob was sealed by a different kind of key source than the one opening it.
+    #[error("sealed blob was sealed by key source kind {sealed_with}, not {opening_with}")]
+    KeySourceMismatch {
+        /// Kind id recorded in the blob.
+        sealed_with: u8,
+        /// Kind id of the source trying to open it.
+        opening_with: u8,
+    },
     /// A sealed blob failed authentication: altered, or sealed under another key or measurement.
     #[error(
         "sealed blob failed authentication (altered, or sealed under another key or measurement)"

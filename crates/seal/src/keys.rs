@@ -81,7 +81,7 @@ impl SealingKeyPair {
         Self { secret, public }
     }
 
-    /// The private key bytes, for storing the key (encrypted at rest).
+    /// The private key bytes, for storing the key (ideally in a [`crate::SealedBlob`]).
     #[must_use]
     pub fn secret_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
         Zeroizing::new(self.secret.to_bytes())

@@ -39,6 +39,12 @@
 //!   duplicates, out-of-order chunks, chunks after the final one, and truncation (which it can only
 //!   see when told that the transport ended: [`ChunkOpener::finish`]).
 //!
+//! * **Keys at rest** ([`key_source`], [`SealedBlob`]): a [`KeySource`] derives per-purpose
+//!   32-byte keys bound to the platform and the code's measurement, and a sealed blob keeps a
+//!   secret such as a wallet key encrypted on disk. Only [`SimulatedKeySource`] exists so far
+//!   (software; it reports itself as simulated); the SEV-SNP (`MSG_KEY_REQ`) and TDX backends are
+//!   still to come.
+//!
 //! # Conventions
 //!
 //! Sans-IO: nothing here touches sockets, files or clocks. Every random value comes from a
@@ -83,15 +89,19 @@
 pub mod envelope;
 pub mod error;
 pub mod hpke;
+pub mod key_source;
 pub mod keys;
 mod random;
+pub mod sealed_blob;
 pub mod stream;
 
 pub use envelope::{
     Envelope, EnvelopeView, OpenedEnvelope, RecipientEntry, ReplyKeys, SealedEnvelope,
 };
 pub use error::{Result, SealError};
+pub use key_source::{DerivedKey, KeyPurpose, KeySource, KeySourceKind, SimulatedKeySource};
 pub use keys::{KeyId, SealingKeyPair, SealingPublicKey};
 pub use rand_core;
 pub use random::SystemRng;
+pub use sealed_blob::SealedBlob;
 pub use stream::{ChunkInfo, ChunkOpener, ChunkSealer, ChunkView, OpenedChunk, ReplyKey, StreamId};
