@@ -438,7 +438,8 @@ impl Context {
         .map_err(|_| SealError::TooLong {
             what: "HPKE plaintext",
             len: plaintext.len(),
-            max: usize::MAX,
+            // AES-GCM's limit: 2^32 - 2 blocks of 16 bytes.
+            max: usize::try_from((1u64 << 36) - 32).unwrap_or(usize::MAX),
         })?;
         out.extend_from_slice(&tag);
         self.seq += 1;
