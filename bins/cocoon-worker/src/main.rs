@@ -1,3 +1,135 @@
-//! The `cocoon-worker` executable.
+//! The `cocoon-worker` executable: flags and config file in, a worker serving proxies out.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use cocoon_infer::Engine;
+use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
+use cocoon_worker::{Worker, WorkerConfig};
+
+/// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
+///
+/// The engine is an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) given with
+/// --upstream-url. Settings come from the TOML file given with --config (keys as in
+/// `WorkerConfig`), then from COCOON_WORKER_* environment variables, then from flags; later
+/// sources win.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-worker", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "COCOON_WORKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// A proxy's worker port, host:port (repeatable; default 127.0.0.1:11001).
+    #[arg(long = "proxy", env = "COCOON_WORKER_PROXIES", value_delimiter = ',')]
+    proxies: Vec<String>,
+    /// Connections kept to each proxy (default 1).
+    #[arg(long, env = "COCOON_WORKER_CONNECTIONS_PER_PROXY")]
+    connections_per_proxy: Option<usize>,
+    /// Model name announced to proxies (default: the upstream's first model).
+    #[arg(long, env = "COCOON_WORKER_MODEL")]
+    model: Option<String>,
+    /// Base URL of the OpenAI-compatible engine server, e.g. http://127.0.0.1:8000.
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
+    upstream_url: String,
+    /// Model name the upstream serves, when it differs from --model (default: discovered).
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
+    upstream_model: Option<String>,
+    /// API key sent to the upstream as a bearer token.
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_API_KEY", hide_env_values = true)]
+    upstream_api_key: Option<String>,
+    /// TON address that receives the earnings.
+    #[arg(long, env = "COCOON_WORKER_OWNER")]
+    owner: Option<String>,
+    /// Price coefficient, 1000 = 1.0x (default 1000).
+    #[arg(long, env = "COCOON_WORKER_COEFFICIENT")]
+    coefficient: Option<i32>,
+    /// Requests served at once (default 60).
+    #[arg(long, env = "COCOON_WORKER_MAX_ACTIVE_REQUESTS")]
+    max_active_requests: Option<usize>,
+    /// Address of /stats, /jsonstats, /metrics and the admin endpoints (default 127.0.0.1:12000).
+    #[arg(long, env = "COCOON_WORKER_STATS_LISTEN")]
+    stats_listen: Option<SocketAddr>,
+    /// Start disabled: connect, but take no requests until POST /admin/enable.
+    #[arg(long, env = "COCOON_WORKER_START_DISABLED")]
+    start_disabled: bool,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "COCOON_LOG_JSON")]
+    log_json: bool,
+}
+
+fn load(args: &Args) -> Result<WorkerConfig, String> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => WorkerConfig::default(),
+    };
+    if !args.proxies.is_empty() {
+        config.proxies = args.proxies.clone();
+    }
+    if let Some(v) = args.connections_per_proxy {
+        config.connections_per_proxy = v;
+    }
+    if let Some(v) = &args.model {
+        config.model = v.clone();
+    }
+    if let Some(v) = &args.owner {
+        config.owner_address = v.clone();
+    }
+    if let Some(v) = args.coefficient {
+        config.coefficient = v;
+    }
+    if let Some(v) = args.max_active_requests {
+        config.max_active_requests = v;
+    }
+    if let Some(v) = args.stats_listen {
+        config.stats_listen = Some(v);
+    }
+    if args.start_disabled {
+        config.start_disabled = true;
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let result = async {
+        let mut config = load(&args)?;
+        let mut upstream = UpstreamConfig::new(args.upstream_url.clone());
+        upstream.api_key = args.upstream_api_key.clone();
+        if let Some(m) = &args.upstream_model {
+            upstream.models = vec![m.clone()];
+        }
+        let engine = UpstreamEngine::start(upstream).await.map_err(|e| e.to_string())?;
+        let served = engine.models();
+        if config.model.is_empty() {
+            config.model = served.first().map(|m| m.name.clone()).ok_or("the upstream serves no model")?;
+        }
+        println!(
+            "cocoon-worker: serving {} from {} to {}",
+            config.model,
+            args.upstream_url,
+            config.proxies.join(", ")
+        );
+        let worker = Worker::new(config, Arc::new(engine)).map_err(|e| e.to_string())?;
+        worker.run(cocoon_net::shutdown_signal()).await.map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cocoon-worker: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,176 @@
+"""Starts real cocoon processes on loopback for the end-to-end suite.
+
+Each `Network` runs the fake OpenAI upstream, a proxy in local mode, a worker that forwards to
+the upstream, and a client; every port is chosen free at start, every process is stopped at the
+end. Binaries come from $COCOON_BIN_DIR (default: target/debug of this checkout).
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("COCOON_BIN_DIR", ROOT / "target" / "debug"))
+MODEL = "Qwen/Qwen3-8B"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+class Network:
+    def __init__(self, tmp: Path, upstream_args=(), worker_args=()):
+        self.tmp = tmp
+        self.upstream_args = list(upstream_args)
+        self.worker_args = list(worker_args)
+        self.procs = {}
+        self.ports = {
+            "proxy_workers": free_port(),
+            "proxy_clients": free_port(),
+            "proxy_stats": free_port(),
+            "worker_stats": free_port(),
+            "client": free_port(),
+        }
+
+    def _spawn(self, name, args):
+        log = open(self.tmp / f"{name}.log", "wb")
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def start(self):
+        up = self._spawn(
+            "upstream",
+            [str(BIN_DIR / "cocoon-fake-upstream"), "--port", "0", "--model", MODEL, "--threads", "1"]
+            + self.upstream_args,
+        )
+        line = up.stdout.readline().decode()
+        m = re.search(r"listening on (http://\S+)", line)
+        assert m, f"fake upstream did not start: {line!r}"
+        self.upstream_url = m.group(1)
+        p = self.ports
+        self._spawn(
+            "proxy",
+            [
+                str(BIN_DIR / "cocoon-proxy"), "--local",
+                "--worker-listen", f"127.0.0.1:{p['proxy_workers']}",
+                "--client-listen", f"127.0.0.1:{p['proxy_clients']}",
+                "--stats-listen", f"127.0.0.1:{p['proxy_stats']}",
+            ],
+        )
+        self.wait_http(f"http://127.0.0.1:{p['proxy_stats']}/health", "proxy")
+        self.start_worker()
+        self._spawn(
+            "client",
+            [
+                str(BIN_DIR / "cocoon-client"),
+                "--listen", f"127.0.0.1:{p['client']}",
+                "--proxy", f"127.0.0.1:{p['proxy_clients']}",
+                "--owner", "e2e-client",
+            ],
+        )
+        self.base_url = f"http://127.0.0.1:{p['client']}/v1"
+        self.wait_http(f"http://127.0.0.1:{p['client']}/health", "client")
+        self.wait_for_model()
+        return self
+
+    def start_worker(self):
+        p = self.ports
+        self._spawn(
+            "worker",
+            [
+                str(BIN_DIR / "cocoon-worker"),
+                "--proxy", f"127.0.0.1:{p['proxy_workers']}",
+                "--model", MODEL,
+                "--upstream-url", self.upstream_url,
+                "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
+            ]
+            + self.worker_args,
+        )
+        self.wait_http(f"http://127.0.0.1:{p['worker_stats']}/health", "worker")
+
+    def wait_http(self, url, name, timeout=30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+            try:
+                status, _ = http_get(url)
+                if status == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not ready at {url}:\n{self.log(name)}")
+
+    def wait_for_model(self, timeout=30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                _, body = http_get(f"{self.base_url}/models")
+                if any(m["id"] == MODEL for m in json.loads(body)["data"]):
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError, KeyError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the worker never appeared in /v1/models:\n" + self.log("proxy") + self.log("worker"))
+
+    def proxy_stats(self):
+        _, body = http_get(f"http://127.0.0.1:{self.ports['proxy_stats']}/jsonstats")
+        return json.loads(body)
+
+    def kill(self, name):
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(timeout=10)
+
+    def stop(self):
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    net = Network(tmp_path_factory.mktemp("net")).start()
+    yield net
+    net.stop()
+
+
+@pytest.fixture
+def make_network(tmp_path):
+    nets = []
+
+    def make(**kwargs):
+        net = Network(tmp_path, **kwargs).start()
+        nets.append(net)
+        return net
+
+    yield make
+    for n in nets:
+        n.stop()

@@ -1,0 +1,150 @@
+"""The client's OpenAI-compatible API, driven by the official `openai` package, through a real
+proxy and worker to the fake upstream."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import MODEL
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "relay these words intact"},
+]
+
+
+def api(network):
+    return openai.OpenAI(base_url=network.base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+def post_raw(network, path, body: bytes, content_type="application/json"):
+    req = urllib.request.Request(
+        network.base_url + path, data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def assert_openai_error(body, kind=None):
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert isinstance(err["message"], str) and err["message"]
+    assert "type" in err and "code" in err
+    if kind:
+        assert err["type"] == kind, err
+
+
+def test_models_lists_model_with_workers(network):
+    models = api(network).models.list()
+    ids = [m.id for m in models.data]
+    assert MODEL in ids
+    raw = models.data[ids.index(MODEL)].model_dump()
+    assert raw["workers"][0]["max_running_requests"] == 60
+    assert raw["workers"][0]["coefficient"] == 1000
+
+
+def test_non_streamed_chat_completion(network):
+    raw = api(network).chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES, max_tokens=20)
+    completion = raw.parse()
+    text = completion.choices[0].message.content
+    assert "relay these words intact" in text
+    usage = completion.usage.model_dump()
+    assert usage["completion_tokens"] == 20
+    assert usage["prompt_tokens"] > 0
+    assert usage["total_cost"] > 0
+    assert usage["total_cost"] == usage["prompt_total_cost"] + usage["completion_total_cost"]
+    for hop in ("Client", "Proxy", "Worker"):
+        start = float(raw.headers[f"X-Cocoon-{hop}-Start"])
+        end = float(raw.headers[f"X-Cocoon-{hop}-End"])
+        assert 0 < start <= end
+    assert float(raw.headers["X-Cocoon-Client-Start"]) <= float(raw.headers["X-Cocoon-Proxy-Start"])
+
+
+def test_streamed_chat_completion(network):
+    stream = api(network).chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=50, stream=True, stream_options={"include_usage": True}
+    )
+    pieces, usage = [], None
+    for chunk in stream:
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+        if chunk.usage:
+            usage = chunk.usage.model_dump()
+    text = "".join(pieces)
+    assert "relay these words intact" in text
+    assert len(pieces) >= 50
+    assert usage and usage["completion_tokens"] == 50 and usage["total_cost"] > 0
+
+
+def test_completions_endpoint(network):
+    out = api(network).completions.create(model=MODEL, prompt="echo this prompt", max_tokens=5)
+    assert "echo this prompt" in out.choices[0].text
+    assert out.usage.completion_tokens == 5
+
+
+def test_bad_json_gets_openai_error(network):
+    status, body = post_raw(network, "/chat/completions", b"{not json")
+    assert status == 400
+    assert_openai_error(body, "invalid_request_error")
+    status, body = post_raw(network, "/chat/completions", b"[1,2]")
+    assert status == 400
+    assert_openai_error(body, "invalid_request_error")
+
+
+def test_unknown_model_gets_404_promptly(network):
+    started = time.time()
+    with pytest.raises(openai.NotFoundError) as e:
+        api(network).chat.completions.create(model="no-such-model", messages=MESSAGES)
+    assert time.time() - started < 5
+    assert e.value.status_code == 404
+    assert_openai_error(e.value.body if "error" in (e.value.body or {}) else {"error": e.value.body})
+
+
+def test_oversized_body_gets_413(network):
+    big = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * (5 << 20)}]}).encode()
+    status, body = post_raw(network, "/chat/completions", big)
+    assert status == 413
+    assert_openai_error(body, "invalid_request_error")
+
+
+def test_invalid_fields_rejected_by_worker_with_400(network):
+    status, body = post_raw(network, "/chat/completions", json.dumps({"model": MODEL, "messages": [], "bogus": 1}).encode())
+    assert status == 400
+    assert_openai_error(body)
+
+
+def test_ledger_balances(network):
+    stats = network.proxy_stats()
+    ledger = stats["ledger"]
+    assert ledger["requests"] >= 1
+    assert ledger["client_charged"] + ledger["shortfall"] == ledger["worker_credited"] + ledger["proxy_commission"]
+
+
+def test_worker_killed_mid_stream_ends_with_error_and_charges_only_metered(make_network):
+    net = make_network(upstream_args=["--delay-ms", "100", "--chunks", "200"])
+    client = api(net)
+    before = net.proxy_stats()["ledger"]
+    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=200, stream=True)
+    received, started = 0, None
+    with pytest.raises(openai.APIError) as err:
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += 1
+                if received == 5:
+                    net.kill("worker")
+                    started = time.time()
+    assert started is not None and time.time() - started < 5, "the stream did not end promptly"
+    assert received < 200
+    assert "worker" in str(err.value).lower()
+    after = net.proxy_stats()
+    # The worker died before reporting usage: nothing was metered, so nothing is charged.
+    assert after["ledger"]["client_charged"] == before["client_charged"]
+    assert after["ledger"]["worker_credited"] == before["worker_credited"]
+    assert after["failed"] >= 1
