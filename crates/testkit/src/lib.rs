@@ -21,7 +21,7 @@
 //!
 //! - [`upstream::answer`] holds the pure, deterministic parts: how the answer text follows from
 //!   the prompt, how prompt tokens are counted, and the `usage` block.
-//! - [`upstream::wire`] renders a planned answer as SSE, NDJSON or one JSON document; its
+//! - `upstream::wire` (private) renders a planned answer as SSE, NDJSON or one JSON document; its
 //!   streaming body is a hand-written `http_body::Body` that produces frames on demand, so a
 //!   request costs no channel and no extra task.
 //! - [`upstream::FakeUpstream`] owns the listener and the per-connection tasks (hyper 1, HTTP/1.1).
