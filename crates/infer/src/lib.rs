@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+pub mod tokenizer;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo, TokenUsage,
