@@ -67,6 +67,10 @@ fn unix_header(v: f64) -> HeaderValue {
     HeaderValue::from_str(&format!("{v:.6}")).unwrap_or(HeaderValue::from_static("0"))
 }
 
+/// Most bytes read and thrown away from a refused oversized body, so that the caller (still
+/// sending) gets to read the 413 instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 << 20;
+
 /// Reads the body, refusing more than `limit` bytes.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
     let too_large = || {
@@ -77,29 +81,44 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
             "request_too_large",
         )
     };
-    if let Some(len) = headers
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    let mut seen: usize = 0;
+    let mut oversized = announced.is_some_and(|len| len > limit as u64);
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(error_response(
+                    400,
+                    &format!("cannot read request body: {e}"),
+                    "invalid_request_error",
+                    "bad_body",
+                ));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > limit {
+                oversized = true;
+            }
+            if oversized {
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            } else {
+                out.extend_from_slice(&data);
+            }
         }
     }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
-        }
-        Err(e) => Err(error_response(
-            400,
-            &format!("cannot read request body: {e}"),
-            "invalid_request_error",
-            "bad_body",
-        )),
+    if oversized {
+        Err(too_large())
+    } else {
+        Ok(out.freeze())
     }
 }
 
