@@ -13,6 +13,8 @@
 
 mod engine;
 pub mod tokenizer;
+pub mod upstream;
+pub mod usage;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo, TokenUsage,

@@ -1,0 +1,128 @@
+//! The task that carries one upstream answer body to the worker, chunk by chunk, metering it on
+//! the way and ending it with the usage, a failure, or nothing at all when the worker has gone.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Shared, error_chain};
+use crate::usage::{UsageMeter, UsageSource};
+use crate::{BodyEvent, TokenUsage};
+
+/// One answer being relayed. Dropping it (when the task ends, however it ends) releases the
+/// upstream response, which closes that connection unless the body was read to its end.
+pub(super) struct Relay {
+    pub(super) shared: Arc<Shared>,
+    /// `None` for error answers, which are relayed with zero usage.
+    pub(super) meter: Option<UsageMeter>,
+    /// Prompt tokens to assume if the upstream reports no usage.
+    pub(super) prompt_estimate: u64,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shared.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Relay {
+    /// Relays `body` into `sender` until the body ends, fails, or the receiver is dropped.
+    pub(super) async fn run(mut self, mut body: Incoming, sender: mpsc::Sender<BodyEvent>) {
+        let quiet_limit = self.shared.config.request_timeout;
+        let max_bytes = self.shared.config.max_body_bytes;
+        let mut relayed: u64 = 0;
+        let silence = tokio::time::sleep(quiet_limit);
+        tokio::pin!(silence);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = sender.closed() => return self.cancelled(),
+                () = &mut silence => {
+                    let error = format!("upstream went silent for {quiet_limit:?} mid-answer");
+                    return self.fail(&sender, error).await;
+                }
+                frame = body.frame() => frame,
+            };
+            let data = match frame {
+                None => return self.end(&sender).await,
+                Some(Err(error)) => {
+                    let error = format!("upstream answer broke off: {}", error_chain(&error));
+                    return self.fail(&sender, error).await;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => data,
+                    // Trailers and empty frames carry nothing to relay.
+                    _ => continue,
+                },
+            };
+            relayed = relayed.saturating_add(data.len() as u64);
+            if relayed > max_bytes {
+                let error = format!("upstream answer exceeds {max_bytes} bytes");
+                return self.fail(&sender, error).await;
+            }
+            if let Some(meter) = &mut self.meter {
+                meter.feed(&data);
+            }
+            if sender.send(BodyEvent::Data(data)).await.is_err() {
+                return self.cancelled();
+            }
+            // Time spent waiting for a slow reader is not upstream silence.
+            silence.as_mut().reset(Instant::now() + quiet_limit);
+        }
+    }
+
+    /// The usage so far: reported, or estimated with the prompt estimate filled in.
+    fn usage(&self) -> (TokenUsage, bool) {
+        let Some(meter) = &self.meter else {
+            return (TokenUsage::default(), false);
+        };
+        let metered = meter.metered();
+        match metered.source {
+            UsageSource::Reported => (metered.usage, false),
+            UsageSource::Estimated => (
+                TokenUsage {
+                    prompt_tokens: self.prompt_estimate,
+                    ..metered.usage
+                },
+                true,
+            ),
+        }
+    }
+
+    async fn end(self, sender: &mpsc::Sender<BodyEvent>) {
+        let (usage, estimated) = self.usage();
+        if estimated {
+            let counters = &self.shared.counters;
+            counters.estimated_usage.fetch_add(1, Ordering::Relaxed);
+            if !counters.warned_estimate.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    upstream = %self.shared.connection.target.display,
+                    ?usage,
+                    "upstream answer carried no usage; billing an estimate (further cases are \
+                     counted in the engine stats, not logged)"
+                );
+            }
+        }
+        // The receiver may be gone already; then nobody is left to tell.
+        let _ = sender.send(BodyEvent::End(usage)).await;
+    }
+
+    async fn fail(self, sender: &mpsc::Sender<BodyEvent>, error: String) {
+        let (usage, _) = self.usage();
+        self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%error, ?usage, "upstream answer failed");
+        let _ = sender.send(BodyEvent::Failed { error, usage }).await;
+    }
+
+    fn cancelled(self) {
+        self.shared
+            .counters
+            .cancelled
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("answer dropped by the worker; upstream request abandoned");
+    }
+}
