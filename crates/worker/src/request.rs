@@ -261,6 +261,26 @@ async fn answer(
             return Outcome::Failed;
         }
     };
+    // An engine that fails on its side (5xx) did not answer: report an error, so the proxy can
+    // try another worker. Client errors (4xx) are answers and go through as they are.
+    if response.status >= 500 {
+        let message = engine_error_message(&mut response).await;
+        let code = match response.status {
+            503 | 504 => i32::from(response.status),
+            _ => 502,
+        };
+        send_error(
+            conn,
+            version,
+            request_id,
+            refuse(code, message),
+            TokenUsage::default(),
+            start,
+            debug,
+        )
+        .await;
+        return Outcome::Failed;
+    }
     // The first answer carries the response head and the first body bytes.
     let first = response.body.recv().await;
     let (payload, mut finished) = match first {
@@ -378,6 +398,34 @@ async fn answer(
             }
         }
     }
+}
+
+/// The error message of a failed engine answer (OpenAI's `error.message` when present).
+async fn engine_error_message(response: &mut cocoon_infer::EngineResponse) -> String {
+    const LIMIT: usize = 16 * 1024;
+    let mut body = Vec::new();
+    while let Some(event) = response.body.recv().await {
+        match event {
+            BodyEvent::Data(d) => {
+                body.extend_from_slice(&d[..d.len().min(LIMIT.saturating_sub(body.len()))]);
+                if body.len() >= LIMIT {
+                    break;
+                }
+            }
+            BodyEvent::End(_) | BodyEvent::Failed { .. } => break,
+        }
+    }
+    let from_json = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+    format!(
+        "engine answered {}: {}",
+        response.status,
+        if text.is_empty() { "no details" } else { &text }
+    )
 }
 
 fn final_info(version: i32, usage: TokenUsage, start: f64, debug: bool) -> proxy::QueryFinalInfo {

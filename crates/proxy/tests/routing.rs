@@ -1,0 +1,263 @@
+//! The three roles in one process, over real loopback sockets, with fake OpenAI upstreams as
+//! engines: retry on another worker, capacity, enable/disable, coefficients, balance, and
+//! cancellation reaching the engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
+use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
+use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
+use cocoon_testkit::upstream::AnswerShape;
+use cocoon_testkit::{FakeUpstream, UpstreamConfig};
+use cocoon_worker::{Worker, WorkerConfig, WorkerHandle};
+
+const MODEL: &str = "Qwen/Qwen3-8B";
+
+struct Net {
+    proxy: ProxyHandle,
+    worker_addr: String,
+    client_addr: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn proxy(deposit: u64) -> Net {
+    let config = ProxyConfig {
+        worker_listen: "127.0.0.1:0".parse().unwrap(),
+        client_listen: "127.0.0.1:0".parse().unwrap(),
+        stats_listen: None,
+        worker_pow_difficulty: 4,
+        client_pow_difficulty: 4,
+        emulated_registration: true,
+        emulated_client_deposit: deposit,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::bind(config).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let net = Net {
+        proxy: proxy.handle(),
+        worker_addr: proxy.worker_addr().unwrap().to_string(),
+        client_addr: proxy.client_addr().unwrap().to_string(),
+        _stop: tx,
+    };
+    tokio::spawn(proxy.run(async {
+        let _ = rx.await;
+    }));
+    net
+}
+
+async fn upstream(shape: AnswerShape) -> FakeUpstream {
+    let mut config = UpstreamConfig::default();
+    config.models = vec![MODEL.into()];
+    config.shape = shape;
+    FakeUpstream::start(config).await.unwrap()
+}
+
+async fn worker(net: &Net, up: &FakeUpstream, coefficient: i32, max_active: usize) -> WorkerHandle {
+    worker_with_engine(net, up, coefficient, max_active).await.0
+}
+
+async fn worker_with_engine(
+    net: &Net,
+    up: &FakeUpstream,
+    coefficient: i32,
+    max_active: usize,
+) -> (WorkerHandle, Arc<UpstreamEngine>) {
+    let before = net.proxy.snapshot().workers.len();
+    let mut engine = EngineConfig::new(up.url());
+    engine.models = vec![MODEL.into()];
+    let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
+    let config = WorkerConfig {
+        proxies: vec![net.worker_addr.clone()],
+        model: MODEL.into(),
+        coefficient,
+        max_active_requests: max_active,
+        stats_listen: None,
+        ..WorkerConfig::default()
+    };
+    let w = Worker::new(config, engine.clone()).unwrap();
+    let handle = w.handle();
+    tokio::spawn(w.run(std::future::pending::<()>()));
+    for _ in 0..200 {
+        if net.proxy.snapshot().workers.len() > before {
+            return (handle, engine);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("worker did not register");
+}
+
+async fn client(net: &Net) -> Client {
+    let config = ClientConfig {
+        listen: None,
+        proxy: net.client_addr.clone(),
+        models_refresh: Duration::ZERO,
+        ..ClientConfig::default()
+    };
+    let c = Client::start(config).unwrap();
+    c.wait_ready(Duration::from_secs(10)).await.unwrap();
+    c
+}
+
+fn chat(max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        model: MODEL.into(),
+        messages: vec![ChatMessage::new("user", "route me somewhere good")],
+        max_tokens: Some(max_tokens),
+        ..ChatRequest::default()
+    }
+}
+
+fn shape(chunks: u32) -> AnswerShape {
+    let mut s = AnswerShape::default();
+    s.chunks = chunks;
+    s.chunk_bytes = 16;
+    s
+}
+
+fn slow_shape(chunks: u32, delay_ms: u64) -> AnswerShape {
+    let mut s = shape(chunks);
+    s.delay = Duration::from_millis(delay_ms);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_worker_is_retried_elsewhere_then_avoided() {
+    let net = proxy(1_000_000_000_000).await;
+    let mut failing = shape(4);
+    failing.fail_status = Some(http::StatusCode::SERVICE_UNAVAILABLE);
+    let bad = upstream(failing).await;
+    let good = upstream(shape(4)).await;
+    worker(&net, &bad, 1000, 10).await; // registered first: tried first
+    worker(&net, &good, 1000, 10).await;
+    let c = client(&net).await;
+    for _ in 0..6 {
+        let answer = c.chat(chat(4)).await.unwrap();
+        assert!(
+            answer.content.contains("route me somewhere good"),
+            "{}",
+            answer.content
+        );
+        assert!(answer.usage.total_cost > 0);
+    }
+    let s = net.proxy.snapshot();
+    assert_eq!(s.succeeded, 6);
+    assert!(s.retried >= 1, "{s:?}");
+    assert!(good.stats().requests >= 6);
+    assert!(
+        bad.stats().requests < 6,
+        "the failing worker kept being chosen: {}",
+        bad.stats().requests
+    );
+    assert!(s.ledger.client_charged == s.ledger.worker_credited + s.ledger.proxy_commission);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_disable_and_coefficient_limits() {
+    let net = proxy(1_000_000_000_000).await;
+    let slow = upstream(slow_shape(40, 50)).await;
+    let w = worker(&net, &slow, 1000, 1).await;
+    let c = client(&net).await;
+
+    // One slot: a second request while the first streams finds no capacity.
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), MODEL.into());
+    body.insert(
+        "messages".into(),
+        serde_json::json!([{"role": "user", "content": "slow"}]),
+    );
+    body.insert("stream".into(), true.into());
+    let first = c
+        .request("/v1/chat/completions", body, RequestOptions::default())
+        .await
+        .unwrap();
+    match c.chat(chat(2)).await {
+        Err(ClientError::Remote { code: 429, .. }) => {}
+        other => panic!("expected 429, got {other:?}"),
+    }
+    drop(first);
+
+    // Disabled: nothing is routed to it; enabled again: it serves.
+    w.disable().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(
+        c.chat(chat(2)).await,
+        Err(ClientError::Remote { code: 429, .. })
+    ));
+    w.enable().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.chat(chat(2)).await.unwrap();
+
+    // Dearer than the client's maximum: refused; cheaper again: served, and priced by it.
+    w.set_coefficient(5000).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut req = chat(2);
+    req.options.max_coefficient = Some(4000);
+    assert!(matches!(
+        c.chat(req.clone()).await,
+        Err(ClientError::Remote { code: 429, .. })
+    ));
+    w.set_coefficient(1000).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cheap = c.chat(req.clone()).await.unwrap();
+    w.set_coefficient(2000).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dear = c.chat(req).await.unwrap();
+    assert_eq!(cheap.usage.total_tokens, dear.usage.total_tokens);
+    assert!(
+        dear.usage.total_cost > cheap.usage.total_cost,
+        "{:?} vs {:?}",
+        dear.usage,
+        cheap.usage
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_answer_cancels_at_the_engine() {
+    let net = proxy(1_000_000_000_000).await;
+    let slow = upstream(slow_shape(100, 100)).await;
+    let (w, engine) = worker_with_engine(&net, &slow, 1000, 10).await;
+    let c = client(&net).await;
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), MODEL.into());
+    body.insert(
+        "messages".into(),
+        serde_json::json!([{"role": "user", "content": "long answer"}]),
+    );
+    body.insert("stream".into(), true.into());
+    let mut answer = c
+        .request("/v1/chat/completions", body, RequestOptions::default())
+        .await
+        .unwrap();
+    answer.next_chunk().await.unwrap();
+    drop(answer);
+    for _ in 0..100 {
+        if w.snapshot().cancelled == 1 && engine.stats().cancelled >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.snapshot().cancelled, 1, "{:?}", w.snapshot());
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.cancelled, stats.active),
+        (1, 0),
+        "the upstream request was not abandoned: {stats:?}"
+    );
+    assert_eq!(net.proxy.snapshot().cancelled, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_balance_is_refused_before_any_worker_runs() {
+    let net = proxy(1000).await;
+    let up = upstream(shape(4)).await;
+    worker(&net, &up, 1000, 10).await;
+    let c = client(&net).await;
+    match c.chat(chat(1000)).await {
+        Err(e @ ClientError::Remote { code: 402, .. }) => assert_eq!(e.http_status(), 402),
+        other => panic!("expected 402, got {other:?}"),
+    }
+    assert_eq!(up.stats().requests, 0);
+}
