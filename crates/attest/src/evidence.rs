@@ -148,6 +148,36 @@ impl Evidence {
         }
     }
 
+    /// The kind of encoded evidence, read from its first bytes without decoding the rest (so
+    /// that a policy can refuse a kind before anything is parsed or verified).
+    pub fn peek_kind(bytes: &[u8]) -> Result<EvidenceKind, AttestError> {
+        if bytes.len() > MAX_EVIDENCE_LEN {
+            return Err(AttestError::EvidenceTooLarge {
+                len: bytes.len(),
+                max: MAX_EVIDENCE_LEN,
+            });
+        }
+        if bytes.len() == 64 {
+            return Ok(EvidenceKind::Simulated);
+        }
+        if is_raw_tdx_quote(bytes) {
+            return Ok(EvidenceKind::Tdx);
+        }
+        match bytes {
+            [m0, m1, m2, m3, ENVELOPE_VERSION, kind, ..] if [*m0, *m1, *m2, *m3] == ENVELOPE_MAGIC => {
+                match *kind {
+                    KIND_TDX => Ok(EvidenceKind::Tdx),
+                    KIND_SEV_SNP => Ok(EvidenceKind::SevSnp),
+                    KIND_SIMULATED => Ok(EvidenceKind::Simulated),
+                    _ => Err(AttestError::EvidenceMalformed("unknown evidence kind")),
+                }
+            }
+            _ => Err(AttestError::EvidenceMalformed(
+                "neither a TDX quote, 64-byte fake report data, nor a CCEV envelope",
+            )),
+        }
+    }
+
     /// Decodes any accepted shape (see the module documentation).
     pub fn decode(bytes: &[u8]) -> Result<Self, AttestError> {
         if bytes.len() > MAX_EVIDENCE_LEN {
@@ -406,6 +436,27 @@ mod tests {
         let mut unknown_kind = header(9);
         unknown_kind.extend_from_slice(&[0; 8]);
         assert!(Evidence::decode(&unknown_kind).is_err());
+    }
+
+    #[test]
+    fn peek_agrees_with_decode() {
+        let samples = [
+            Evidence::Simulated(SimulatedEvidence::new([1; 64])).encode(),
+            Evidence::SevSnp(SnpEvidence {
+                report: vec![0; SNP_REPORT_LEN],
+                vcek_der: vec![1],
+            })
+            .encode(),
+            vec![2u8; 64],
+        ];
+        for bytes in samples {
+            assert_eq!(
+                Evidence::peek_kind(&bytes).unwrap(),
+                Evidence::decode(&bytes).unwrap().kind()
+            );
+        }
+        assert!(Evidence::peek_kind(b"CCEV\x01\x09").is_err());
+        assert!(Evidence::peek_kind(b"").is_err());
     }
 
     #[test]

@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(claims.to_bytes(), data, "claims encoding is canonical");
     }
     if let Ok(evidence) = Evidence::decode(data) {
+        assert_eq!(
+            Evidence::peek_kind(data).ok(),
+            Some(evidence.kind()),
+            "peeking agrees with decoding"
+        );
         let again = Evidence::decode(&evidence.encode());
         assert_eq!(again.ok(), Some(evidence), "evidence re-decodes to itself");
     }

@@ -137,8 +137,8 @@ fn verify_end_entity(
             oid: OID_USER_CLAIMS_STR,
         })?;
     let claims = UserClaims::from_bytes(claims_bytes)?;
-    // Refuse unwanted kinds before spending time on verification.
-    policy.check_kind(peek_kind(evidence)?)?;
+    // Refuse unwanted kinds before spending time on parsing and verification.
+    policy.check_kind(Evidence::peek_kind(evidence)?)?;
     let verified = evidence_verifier.verify(evidence, now)?;
     if verified.report_data != report_data_for(claims_bytes) {
         return Err(AttestError::ReportDataMismatch);
@@ -162,12 +162,6 @@ fn verify_end_entity(
         claims: Some(claims),
         certificate_not_after: cert.not_after,
     })
-}
-
-fn peek_kind(evidence: &[u8]) -> Result<EvidenceKind, AttestError> {
-    // Cheap for every shape except an envelope with collateral, whose JSON is parsed here
-    // and again on a cache miss; that is small next to DCAP verification.
-    Evidence::decode(evidence).map(|e| e.kind())
 }
 
 fn verify_handshake_signature(
