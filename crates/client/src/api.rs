@@ -249,6 +249,7 @@ impl Client {
             cost: None,
             final_info: None,
             payment_tokens: None,
+            stashed: None,
             done: false,
             times: HopTimes {
                 client_start,
@@ -438,6 +439,7 @@ pub struct AnswerStream {
     cost: Option<ext::QueryCost>,
     final_info: Option<client::QueryFinalInfo>,
     payment_tokens: Option<i64>,
+    stashed: Option<ProxyEvent>,
     done: bool,
     /// Hop times, complete once the stream has ended.
     pub times: HopTimes,
@@ -464,6 +466,9 @@ impl Drop for AnswerStream {
 
 impl AnswerStream {
     async fn recv(&mut self) -> Result<ProxyEvent, ClientError> {
+        if let Some(e) = self.stashed.take() {
+            return Ok(e);
+        }
         match tokio::time::timeout_at(self.deadline.into(), self.rx.recv()).await {
             Ok(Some(ProxyEvent::Lost)) | Ok(None) => Err(ClientError::Interrupted(
                 "the proxy connection was lost".into(),
@@ -523,7 +528,12 @@ impl AnswerStream {
                 ProxyEvent::Part { answer, final_info } => {
                     if final_info.is_some() {
                         self.finish(final_info);
+                        if !answer.is_empty() {
+                            return Ok(Some(answer));
+                        }
+                        continue;
                     }
+                    let answer = self.gather(answer);
                     if !answer.is_empty() {
                         return Ok(Some(answer));
                     }
@@ -555,6 +565,38 @@ impl AnswerStream {
                 }
             }
         }
+    }
+
+    /// Joins the parts already queued behind `answer` (never waits), so a burst reaches the
+    /// caller as one write. Other events met on the way are handled in place.
+    fn gather(&mut self, answer: Bytes) -> Bytes {
+        let mut joined: Option<BytesMut> = None;
+        while joined.as_ref().map_or(answer.len(), |j| j.len()) < 256 * 1024 {
+            match self.rx.try_recv() {
+                Ok(ProxyEvent::Part {
+                    answer: more,
+                    final_info,
+                }) => {
+                    joined
+                        .get_or_insert_with(|| BytesMut::from(&answer[..]))
+                        .extend_from_slice(&more);
+                    if final_info.is_some() {
+                        self.finish(final_info);
+                        break;
+                    }
+                }
+                Ok(ProxyEvent::Cost(c)) => self.cost = Some(c),
+                Ok(ProxyEvent::Payment { request_tokens }) => {
+                    self.payment_tokens = Some(request_tokens)
+                }
+                Ok(other) => {
+                    self.stashed = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        joined.map_or(answer, BytesMut::freeze)
     }
 
     /// Reads the rest of the body into one buffer.

@@ -263,16 +263,22 @@ pub(crate) async fn run(
     {
         ending = Some(Ending::Cancelled);
     }
+    let mut pending: Option<WorkerEvent> = None;
     let ending = match ending {
         Some(e) => e,
         None => loop {
-            let event = tokio::select! {
-                e = attempt.events.recv() => e.unwrap_or(WorkerEvent::Lost),
-                () = tokio::time::sleep_until(deadline.into()) => break Ending::TimedOut,
-                () = cancel.cancelled() => break Ending::Cancelled,
+            let event = match pending.take() {
+                Some(e) => e,
+                None => tokio::select! {
+                    e = attempt.events.recv() => e.unwrap_or(WorkerEvent::Lost),
+                    () = tokio::time::sleep_until(deadline.into()) => break Ending::TimedOut,
+                    () = cancel.cancelled() => break Ending::Cancelled,
+                },
             };
             match event {
                 WorkerEvent::Part { answer, final_info } => {
+                    let (answer, final_info) =
+                        gather_parts(answer, final_info, &mut attempt.events, &mut pending);
                     c.bytes_relayed
                         .fetch_add(answer.len() as u64, Ordering::Relaxed);
                     let msg = client::QueryAnswerPartEx {
@@ -382,6 +388,45 @@ pub(crate) async fn run(
     if let Some(charged) = charged {
         notify_payment(&conn, &attempt, &client, request_id, charged).await;
     }
+}
+
+/// Largest run of parts joined into one.
+const MAX_GATHER: usize = 256 * 1024;
+
+/// Joins the parts already queued behind `answer` into one, so that a burst from the worker
+/// crosses to the client as one packet; never waits. A non-part event met on the way is left
+/// in `pending`.
+fn gather_parts(
+    answer: Bytes,
+    final_info: Option<proxy::QueryFinalInfo>,
+    events: &mut mpsc::Receiver<WorkerEvent>,
+    pending: &mut Option<WorkerEvent>,
+) -> (Bytes, Option<proxy::QueryFinalInfo>) {
+    if final_info.is_some() {
+        return (answer, final_info);
+    }
+    let mut joined: Option<bytes::BytesMut> = None;
+    while joined.as_ref().map_or(answer.len(), |j| j.len()) < MAX_GATHER {
+        match events.try_recv() {
+            Ok(WorkerEvent::Part {
+                answer: more,
+                final_info,
+            }) => {
+                joined
+                    .get_or_insert_with(|| bytes::BytesMut::from(&answer[..]))
+                    .extend_from_slice(&more);
+                if final_info.is_some() {
+                    return (joined.map_or(answer, bytes::BytesMut::freeze), final_info);
+                }
+            }
+            Ok(other) => {
+                *pending = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (joined.map_or(answer, bytes::BytesMut::freeze), None)
 }
 
 fn attempt_label(tried: &[WorkerId]) -> String {

@@ -282,37 +282,39 @@ async fn answer(
         return Outcome::Failed;
     }
     // The first answer carries the response head and the first body bytes.
-    let first = response.body.recv().await;
-    let (payload, mut finished) = match first {
-        Some(BodyEvent::Data(d)) => (d, None),
-        Some(BodyEvent::End(usage)) => (Bytes::new(), Some(usage)),
-        Some(BodyEvent::Failed { error, usage }) => {
-            send_error(
-                conn,
-                version,
-                request_id,
-                refuse(502, error),
-                usage,
-                start,
-                debug,
-            )
-            .await;
-            return Outcome::Failed;
+    let (payload, tail) = next_batch(&mut response.body).await;
+    if payload.is_empty() {
+        match tail {
+            Tail::Failed(error, usage) => {
+                send_error(
+                    conn,
+                    version,
+                    request_id,
+                    refuse(502, error),
+                    usage,
+                    start,
+                    debug,
+                )
+                .await;
+                return Outcome::Failed;
+            }
+            Tail::Closed => {
+                let refusal = refuse(502, "engine ended without an answer");
+                send_error(
+                    conn,
+                    version,
+                    request_id,
+                    refusal,
+                    TokenUsage::default(),
+                    start,
+                    debug,
+                )
+                .await;
+                return Outcome::Failed;
+            }
+            Tail::More | Tail::End(_) => {}
         }
-        None => {
-            send_error(
-                conn,
-                version,
-                request_id,
-                refuse(502, "engine ended without an answer"),
-                TokenUsage::default(),
-                start,
-                debug,
-            )
-            .await;
-            return Outcome::Failed;
-        }
-    };
+    }
     let head = http::Response {
         http_version: "HTTP/1.1".into(),
         status_code: i32::from(response.status),
@@ -331,7 +333,10 @@ async fn answer(
         request_id,
         answer: Bytes::from(head.to_boxed_bytes()),
         flags: 0,
-        final_info: finished.map(|u| final_info(version, u, start, debug)),
+        final_info: match &tail {
+            Tail::End(u) => Some(final_info(version, *u, start, debug)),
+            _ => None,
+        },
     };
     if conn
         .send_packet(Bytes::from(first.to_boxed_bytes()))
@@ -340,37 +345,11 @@ async fn answer(
     {
         return Outcome::Cancelled;
     }
-    if let Some(usage) = finished.take() {
-        return Outcome::Done(usage);
-    }
+    let mut tail = tail;
     loop {
-        match response.body.recv().await {
-            Some(BodyEvent::Data(d)) => {
-                let part = proxy::QueryAnswerPartEx {
-                    request_id,
-                    answer: d,
-                    flags: 0,
-                    final_info: None,
-                };
-                if conn
-                    .send_packet(Bytes::from(part.to_boxed_bytes()))
-                    .await
-                    .is_err()
-                {
-                    return Outcome::Cancelled;
-                }
-            }
-            Some(BodyEvent::End(usage)) => {
-                let part = proxy::QueryAnswerPartEx {
-                    request_id,
-                    answer: Bytes::new(),
-                    flags: 0,
-                    final_info: Some(final_info(version, usage, start, debug)),
-                };
-                let _ = conn.send_packet(Bytes::from(part.to_boxed_bytes())).await;
-                return Outcome::Done(usage);
-            }
-            Some(BodyEvent::Failed { error, usage }) => {
+        match tail {
+            Tail::End(usage) => return Outcome::Done(usage),
+            Tail::Failed(error, usage) => {
                 send_error(
                     conn,
                     version,
@@ -383,12 +362,13 @@ async fn answer(
                 .await;
                 return Outcome::Failed;
             }
-            None => {
+            Tail::Closed => {
+                let refusal = refuse(502, "engine stopped mid-answer");
                 send_error(
                     conn,
                     version,
                     request_id,
-                    refuse(502, "engine stopped mid-answer"),
+                    refusal,
                     TokenUsage::default(),
                     start,
                     debug,
@@ -396,8 +376,77 @@ async fn answer(
                 .await;
                 return Outcome::Failed;
             }
+            Tail::More => {}
+        }
+        let (data, next) = next_batch(&mut response.body).await;
+        let fin = match &next {
+            Tail::End(u) => Some(final_info(version, *u, start, debug)),
+            _ => None,
+        };
+        if !data.is_empty() || fin.is_some() {
+            let part = proxy::QueryAnswerPartEx {
+                request_id,
+                answer: data,
+                flags: 0,
+                final_info: fin,
+            };
+            if conn
+                .send_packet(Bytes::from(part.to_boxed_bytes()))
+                .await
+                .is_err()
+            {
+                return Outcome::Cancelled;
+            }
+        }
+        tail = next;
+    }
+}
+
+/// What ended a batch of body bytes.
+enum Tail {
+    /// More may come.
+    More,
+    /// The answer is complete.
+    End(TokenUsage),
+    /// The engine failed.
+    Failed(String, TokenUsage),
+    /// The engine dropped the stream without saying how it ended.
+    Closed,
+}
+
+/// Largest batch of body bytes sent as one part.
+const MAX_BATCH: usize = 256 * 1024;
+
+/// Waits for the next body event, then takes every data event already queued behind it, so a
+/// burst from the engine travels as one packet instead of many; never waits for more.
+async fn next_batch(rx: &mut tokio::sync::mpsc::Receiver<BodyEvent>) -> (Bytes, Tail) {
+    let first = match rx.recv().await {
+        Some(BodyEvent::Data(d)) => d,
+        Some(BodyEvent::End(u)) => return (Bytes::new(), Tail::End(u)),
+        Some(BodyEvent::Failed { error, usage }) => {
+            return (Bytes::new(), Tail::Failed(error, usage));
+        }
+        None => return (Bytes::new(), Tail::Closed),
+    };
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut tail = Tail::More;
+    while joined.as_ref().map_or(first.len(), |j| j.len()) < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(BodyEvent::Data(d)) => joined
+                .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                .extend_from_slice(&d),
+            Ok(BodyEvent::End(u)) => {
+                tail = Tail::End(u);
+                break;
+            }
+            Ok(BodyEvent::Failed { error, usage }) => {
+                tail = Tail::Failed(error, usage);
+                break;
+            }
+            Err(_) => break,
         }
     }
+    (joined.map_or(first, bytes::BytesMut::freeze), tail)
 }
 
 /// The error message of a failed engine answer (OpenAI's `error.message` when present).
