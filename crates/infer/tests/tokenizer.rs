@@ -320,3 +320,71 @@ fn qwen2_message_content_cannot_inject_turns() {
         check_injection(model);
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Whether SmolLM2's vocabulary has byte tokens for all of `c`'s UTF-8
+    /// bytes. It lacks six control characters and the lead bytes 0xF1 and
+    /// 0xF2 (planes 4 to 11, unassigned): encoding drops those bytes, as the
+    /// reference tokenizers do, so such text cannot round-trip.
+    fn encodable(c: &char) -> bool {
+        !matches!(
+            c,
+            '\u{4}' | '\u{6}' | '\u{13}' | '\u{14}' | '\u{16}' | '\u{1d}'
+        ) && !('\u{40000}'..='\u{bffff}').contains(c)
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            any::<char>()
+                .prop_filter("encodable", encodable)
+                .prop_map(String::from),
+            "[a-zA-Z0-9 \n\t'.,!?]{1,12}",
+            Just("<|im_start|>".to_owned()),
+            Just("<|im_end|>".to_owned()),
+            Just("😀".to_owned()),
+            Just("世界".to_owned()),
+        ];
+        proptest::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any text survives encoding and decoding, with special-token text
+        /// parsed or not, and the stream decoder agrees with the batch one.
+        #[test]
+        fn encoding_round_trips(text in text()) {
+            let t = &smollm2().tokenizer;
+            let want = &text;
+            for specials in [Specials::Parse, Specials::AsText] {
+                let ids = t.encode(&text, specials).unwrap();
+                prop_assert_eq!(&t.decode(&ids, true).unwrap(), want);
+                let mut stream = t.stream_decoder(true);
+                let mut streamed = String::new();
+                for &id in &ids {
+                    streamed.push_str(&stream.push(id).unwrap());
+                }
+                streamed.push_str(&stream.finish());
+                prop_assert_eq!(&streamed, want);
+            }
+        }
+
+        /// Decoding arbitrary ids never fails inside the vocabulary and
+        /// always yields valid text.
+        #[test]
+        fn decoding_arbitrary_ids(ids in proptest::collection::vec(0u32..49_152, 0..64)) {
+            let t = &smollm2().tokenizer;
+            let batch = t.decode(&ids, false).unwrap();
+            let mut stream = t.stream_decoder(false);
+            let mut streamed = String::new();
+            for &id in &ids {
+                streamed.push_str(&stream.push(id).unwrap());
+            }
+            streamed.push_str(&stream.finish());
+            prop_assert_eq!(streamed, batch);
+        }
+    }
+}

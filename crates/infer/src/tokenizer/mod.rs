@@ -21,11 +21,19 @@
 //! contents) must be encoded with `AsText`, which
 //! [`Tokenizer::encode_chat`] does.
 //!
+//! # Bytes without a token
+//!
+//! A vocabulary may lack tokens for bytes its training text never had
+//! (SmolLM2: six control characters and the UTF-8 lead bytes of the
+//! unassigned planes 4 to 11). Such bytes are dropped when encoding, exactly
+//! as llama.cpp and Hugging Face `tokenizers` do, so the ids match theirs.
+//!
 //! # Checked against
 //!
-//! `tests/tokenizer_smollm2.rs` compares ids with two independent reference
-//! implementations on ~300 strings using SmolLM2's real vocabulary, and chat
-//! rendering with Jinja2 running the GGUF's own template.
+//! `tests/tokenizer.rs` compares ids with two independent reference
+//! implementations on ~300 strings using the real vocabularies of SmolLM2
+//! (always) and Qwen2.5-Coder (when the model is cached), and chat rendering
+//! with Jinja2 running each GGUF's own template.
 
 mod byte_level;
 pub mod chat;
