@@ -40,7 +40,7 @@ pub mod chat;
 
 use ahash::AHashMap;
 use aho_corasick::{AhoCorasick, MatchKind};
-use cocoon_gguf::{Gguf, GgufError, MetadataValue};
+use cocoon_gguf::{Gguf, GgufError};
 use tokenizers::models::bpe::BPE;
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -294,8 +294,9 @@ impl Tokenizer {
         if model != "gpt2" {
             return Err(TokenizerError::UnsupportedModel(model.to_owned()));
         }
-        let pre = match gguf.get("tokenizer.ggml.pre") {
-            Some(_) => PreTokenizer::from_gguf_name(gguf.get_str("tokenizer.ggml.pre")?)?,
+        // Without `tokenizer.ggml.pre`, llama.cpp falls back to the GPT-2 pattern.
+        let pre = match optional(gguf, "tokenizer.ggml.pre", Gguf::get_str)? {
+            Some(name) => PreTokenizer::from_gguf_name(name)?,
             None => PreTokenizer::Gpt2,
         };
         let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?;
@@ -329,30 +330,17 @@ impl Tokenizer {
             }
         };
         let id = |key: &str| -> Result<Option<u32>, TokenizerError> {
-            match gguf.get(key) {
-                None => Ok(None),
-                Some(value) => value
-                    .as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .map(Some)
-                    .ok_or_else(|| {
-                        TokenizerError::Metadata(GgufError::WrongValueType {
-                            key: key.to_owned(),
-                            expected: "token id",
-                            found: value.value_type(),
-                        })
-                    }),
-            }
+            let Some(id) = optional(gguf, key, Gguf::get_u64)? else {
+                return Ok(None);
+            };
+            let id = u32::try_from(id).map_err(|_| GgufError::InvalidValue {
+                key: key.to_owned(),
+                reason: format!("token id {id} does not fit in 32 bits"),
+            })?;
+            Ok(Some(id))
         };
-        let add_bos = match gguf.get("tokenizer.ggml.add_bos_token") {
-            Some(MetadataValue::Bool(b)) => b,
-            Some(_) => gguf.get_bool("tokenizer.ggml.add_bos_token")?,
-            None => false,
-        };
-        let chat_template = match gguf.get("tokenizer.chat_template") {
-            Some(_) => Some(gguf.get_str("tokenizer.chat_template")?.to_owned()),
-            None => None,
-        };
+        let add_bos = optional(gguf, "tokenizer.ggml.add_bos_token", Gguf::get_bool)?;
+        let chat_template = optional(gguf, "tokenizer.chat_template", Gguf::get_str)?;
         let config = TokenizerConfig {
             tokens: &tokens,
             kinds,
@@ -361,8 +349,8 @@ impl Tokenizer {
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             eot: id("tokenizer.ggml.eot_token_id")?,
-            add_bos,
-            chat_template,
+            add_bos: add_bos.unwrap_or(false),
+            chat_template: chat_template.map(str::to_owned),
         };
         Self::build(config)
     }
@@ -384,9 +372,6 @@ impl Tokenizer {
         for (text, id) in config.tokens.iter().zip(0u32..) {
             vocab.insert((*text).to_owned(), id);
         }
-        // Vocabularies may lack tokens for bytes that never occur in their
-        // training text (SmolLM2 has none for six control characters): such
-        // bytes are dropped when encoding, as the reference tokenizers do.
         let mut merges = Vec::with_capacity(config.merges.len());
         for (index, merge) in config.merges.iter().enumerate() {
             // Split at the first space after the first character.
@@ -741,6 +726,20 @@ struct TokenizerConfig<'a> {
     chat_template: Option<String>,
 }
 
+/// Reads an optional metadata entry: absent is `None`, present with the
+/// wrong type is an error.
+fn optional<'g, B: AsRef<[u8]>, T>(
+    gguf: &'g Gguf<B>,
+    key: &str,
+    read: impl FnOnce(&'g Gguf<B>, &str) -> Result<T, GgufError>,
+) -> Result<Option<T>, GgufError> {
+    if gguf.contains_key(key) {
+        read(gguf, key).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// The bytes a vocabulary entry stands for.
 fn token_bytes(text: &str, kind: TokenKind) -> Box<[u8]> {
     if kind.is_special() {
@@ -750,4 +749,184 @@ fn token_bytes(text: &str, kind: TokenKind) -> Box<[u8]> {
     // outside the table (not produced by byte-level BPE) is kept as UTF-8.
     let mapped: Option<Vec<u8>> = text.chars().map(byte_level::char_byte).collect();
     mapped.unwrap_or_else(|| text.as_bytes().to_vec()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A metadata value for the GGUF written by [`gguf_with`].
+    enum Meta<'a> {
+        Str(&'a str),
+        U32(u32),
+        Strs(Vec<String>),
+        I32s(Vec<i32>),
+    }
+
+    /// A tensor-less GGUF file holding `entries`.
+    fn gguf_with(entries: &[(&str, Meta<'_>)]) -> Vec<u8> {
+        fn string(out: &mut Vec<u8>, s: &str) {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (key, value) in entries {
+            string(&mut out, key);
+            match value {
+                Meta::Str(s) => {
+                    out.extend_from_slice(&8u32.to_le_bytes());
+                    string(&mut out, s);
+                }
+                Meta::U32(v) => {
+                    out.extend_from_slice(&4u32.to_le_bytes());
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                Meta::Strs(items) => {
+                    out.extend_from_slice(&9u32.to_le_bytes());
+                    out.extend_from_slice(&8u32.to_le_bytes());
+                    out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                    for item in items {
+                        string(&mut out, item);
+                    }
+                }
+                Meta::I32s(items) => {
+                    out.extend_from_slice(&9u32.to_le_bytes());
+                    out.extend_from_slice(&5u32.to_le_bytes());
+                    out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                    for item in items {
+                        out.extend_from_slice(&item.to_le_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A toy byte-level vocabulary: the 256 byte characters, `ab`, `abc`,
+    /// and the control token `<|x|>`.
+    fn toy_tokens() -> Vec<String> {
+        let mut tokens: Vec<String> = (0u8..=255)
+            .map(|b| {
+                // The inverse of `char_byte`, by search.
+                let c = (0..=0x143u32)
+                    .filter_map(char::from_u32)
+                    .find(|&c| byte_level::char_byte(c) == Some(b));
+                c.map(String::from).unwrap_or_default()
+            })
+            .collect();
+        tokens.extend(["ab", "abc", "<|x|>"].map(str::to_owned));
+        tokens
+    }
+
+    fn toy(entries: Vec<(&str, Meta<'_>)>) -> Result<Tokenizer, TokenizerError> {
+        let mut all = vec![
+            ("tokenizer.ggml.model", Meta::Str("gpt2")),
+            ("tokenizer.ggml.pre", Meta::Str("smollm")),
+            ("tokenizer.ggml.tokens", Meta::Strs(toy_tokens())),
+            (
+                "tokenizer.ggml.merges",
+                Meta::Strs(vec!["a b".into(), "ab c".into()]),
+            ),
+        ];
+        for (key, value) in entries {
+            all.retain(|(k, _)| *k != key);
+            all.push((key, value));
+        }
+        let gguf = Gguf::parse(gguf_with(&all))?;
+        Tokenizer::from_gguf(&gguf)
+    }
+
+    fn types(control: usize) -> Meta<'static> {
+        let mut codes = vec![1; 259];
+        codes[control] = 3;
+        Meta::I32s(codes)
+    }
+
+    #[test]
+    fn toy_vocabulary_encodes_and_decodes() {
+        let t =
+            toy(vec![("tokenizer.ggml.token_type", types(258))]).unwrap_or_else(|e| panic!("{e}"));
+        let ids = t
+            .encode("abc ab<|x|>", Specials::Parse)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // "abc", " ", "ab", "<|x|>": the space is its own pre-token.
+        assert_eq!(ids, [257, 32, 256, 258]);
+        let as_text = t
+            .encode("<|x|>", Specials::AsText)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(as_text.len(), 5);
+        assert_eq!(t.decode(&ids, true).ok().as_deref(), Some("abc ab<|x|>"));
+        assert_eq!(t.decode(&ids, false).ok().as_deref(), Some("abc ab"));
+        assert_eq!(t.pre_tokenizer(), PreTokenizer::SmolLm);
+        assert!(t.chat_template().is_ok_and(|c| c == ChatTemplate::chatml()));
+    }
+
+    #[test]
+    fn rejects_unsupported_or_malformed_metadata() {
+        let err = |entries| {
+            toy(entries)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.model", Meta::Str("llama"))]),
+            Err(TokenizerError::UnsupportedModel(m)) if m == "llama"
+        ));
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.pre", Meta::Str("llama-bpe"))]),
+            Err(TokenizerError::UnsupportedPreTokenizer(_))
+        ));
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.token_type", Meta::I32s(vec![1; 3]))]),
+            Err(TokenizerError::LengthMismatch {
+                expected: 259,
+                actual: 3,
+                ..
+            })
+        ));
+        let mut codes = vec![1; 259];
+        codes[7] = 9;
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.token_type", Meta::I32s(codes))]),
+            Err(TokenizerError::UnknownTokenType { id: 7, code: 9 })
+        ));
+        assert!(matches!(
+            toy(vec![(
+                "tokenizer.ggml.merges",
+                Meta::Strs(vec!["ab".into()])
+            )]),
+            Err(TokenizerError::InvalidMerge { index: 0, .. })
+        ));
+        // A merge whose parts are not in the vocabulary.
+        assert!(matches!(
+            toy(vec![(
+                "tokenizer.ggml.merges",
+                Meta::Strs(vec!["zz q".into()])
+            )]),
+            Err(TokenizerError::Bpe(_))
+        ));
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.bos_token_id", Meta::U32(259))]),
+            Err(TokenizerError::TokenIdOutOfRange {
+                id: 259,
+                vocab_size: 259
+            })
+        ));
+        assert!(matches!(
+            toy(vec![("tokenizer.ggml.eos_token_id", Meta::Str("2"))]),
+            Err(TokenizerError::Metadata(GgufError::WrongValueType { .. }))
+        ));
+        assert!(
+            err(vec![("tokenizer.ggml.tokens", Meta::U32(1))]).contains("tokenizer.ggml.tokens")
+        );
+        assert!(matches!(
+            toy(vec![("tokenizer.chat_template", Meta::Str("{{ '<s>' }}"))])
+                .map(|t| t.chat_template()),
+            Ok(Err(TokenizerError::UnsupportedChatTemplate))
+        ));
+    }
 }
