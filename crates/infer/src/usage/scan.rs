@@ -167,35 +167,40 @@ impl JsonScanner {
         while i < input.len() {
             match self.lexer {
                 Lexer::InString { kind, escaped } => {
-                    if escaped {
-                        self.string_bytes(kind, &input[i..=i]);
-                        self.lexer = Lexer::InString {
-                            kind,
-                            escaped: false,
-                        };
-                        i += 1;
-                        continue;
-                    }
-                    let rest = &input[i..];
-                    match memchr2(b'"', b'\\', rest) {
-                        None => {
-                            self.string_bytes(kind, rest);
-                            i = input.len();
-                        }
-                        Some(at) if rest[at] == b'\\' => {
-                            // The backslash and the byte it escapes both belong to the string.
-                            self.string_bytes(kind, &rest[..=at]);
-                            self.lexer = Lexer::InString {
-                                kind,
-                                escaped: true,
-                            };
-                            i += at + 1;
-                        }
-                        Some(at) => {
-                            self.string_bytes(kind, &rest[..at]);
-                            self.string_end(kind);
-                            self.lexer = Lexer::Structure;
-                            i += at + 1;
+                    let start = i;
+                    // The byte after a backslash belongs to the string, whatever it is.
+                    let mut from = if escaped { i + 1 } else { i };
+                    loop {
+                        match find_string_stop(&input[from..]) {
+                            None => {
+                                self.string_part(kind, &input[start..]);
+                                self.lexer = Lexer::InString {
+                                    kind,
+                                    escaped: false,
+                                };
+                                i = input.len();
+                                break;
+                            }
+                            Some(at) if input[from + at] == b'\\' => {
+                                from += at + 2;
+                                if from > input.len() {
+                                    // The input ends right after the backslash.
+                                    self.string_part(kind, &input[start..]);
+                                    self.lexer = Lexer::InString {
+                                        kind,
+                                        escaped: true,
+                                    };
+                                    i = input.len();
+                                    break;
+                                }
+                            }
+                            Some(at) => {
+                                let end = from + at;
+                                self.string_end(kind, &input[start..end]);
+                                self.lexer = Lexer::Structure;
+                                i = end + 1;
+                                break;
+                            }
                         }
                     }
                 }
@@ -205,8 +210,6 @@ impl JsonScanner {
                         b'"' => {
                             self.value_starts();
                             let kind = if self.expect_key && self.in_object() {
-                                self.key_len = 0;
-                                self.key_too_long = false;
                                 StringKind::Key
                             } else if self.pending == KeyKind::Content {
                                 self.content_started = false;
@@ -320,7 +323,8 @@ impl JsonScanner {
         }
     }
 
-    fn string_bytes(&mut self, kind: StringKind, bytes: &[u8]) {
+    /// A part of a string that continues in the next input.
+    fn string_part(&mut self, kind: StringKind, bytes: &[u8]) {
         match kind {
             StringKind::Key => {
                 let room = KEY_CAPACITY - self.key_len;
@@ -342,21 +346,26 @@ impl JsonScanner {
         }
     }
 
-    fn string_end(&mut self, kind: StringKind) {
+    /// The last part of a string (all of it, when it did not span inputs).
+    fn string_end(&mut self, kind: StringKind, last: &[u8]) {
         match kind {
             StringKind::Key => {
-                let key = &self.key[..self.key_len];
-                self.pending = if self.key_too_long {
-                    KeyKind::Other
-                } else if key == b"usage" {
-                    KeyKind::Usage
-                } else if CONTENT_KEYS.contains(&key) {
-                    KeyKind::Content
+                // Keys are compared in place; only one cut by an input boundary is copied.
+                self.pending = if self.key_len == 0 && !self.key_too_long {
+                    classify_key(last)
                 } else {
-                    KeyKind::Other
+                    self.string_part(kind, last);
+                    if self.key_too_long {
+                        KeyKind::Other
+                    } else {
+                        classify_key(&self.key[..self.key_len])
+                    }
                 };
+                self.key_len = 0;
+                self.key_too_long = false;
             }
             StringKind::Content => {
+                self.string_part(kind, last);
                 if self.content_started {
                     self.tally.has_content = true;
                 }
@@ -367,6 +376,36 @@ impl JsonScanner {
             // A top-level string is a whole value.
             self.in_value = true;
         }
+    }
+}
+
+/// What a key announces about its value.
+fn classify_key(key: &[u8]) -> KeyKind {
+    // The length decides first, so most keys cost one comparison of lengths.
+    let content = match key.len() {
+        5 if key == b"usage" => return KeyKind::Usage,
+        4 | 5 | 7 | 9 | 17 => CONTENT_KEYS.contains(&key),
+        _ => false,
+    };
+    if content {
+        KeyKind::Content
+    } else {
+        KeyKind::Other
+    }
+}
+
+/// The first `"` or `\\` in `bytes`. Most strings in an answer (keys, ids, one token of text)
+/// are short, where a plain loop beats setting up a vector search.
+fn find_string_stop(bytes: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    let head = bytes.len().min(SHORT);
+    if let Some(at) = bytes[..head].iter().position(|&b| b == b'"' || b == b'\\') {
+        return Some(at);
+    }
+    if bytes.len() > SHORT {
+        memchr2(b'"', b'\\', &bytes[SHORT..]).map(|at| at + SHORT)
+    } else {
+        None
     }
 }
 
