@@ -15,7 +15,9 @@ use cocoon_attest::{AttestError, ExtendedClaims, UserClaims};
 const TDX_TIME: u64 = 1_750_377_600;
 
 fn data(name: &str) -> Result<Vec<u8>, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -36,8 +38,8 @@ fn main() -> Result<(), String> {
         .ok_or("usage: fuzz_seeds <seed directory>")?;
 
     let quote = data("tdx_quote")?;
-    let collateral = serde_json::from_slice(&data("tdx_quote_collateral.json")?)
-        .map_err(|e| e.to_string())?;
+    let collateral =
+        serde_json::from_slice(&data("tdx_quote_collateral.json")?).map_err(|e| e.to_string())?;
     let snp_report = hex::decode(
         String::from_utf8(data("report_milan.hex")?)
             .map_err(|e| e.to_string())?
@@ -46,7 +48,12 @@ fn main() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let vcek = data("vcek_milan.der")?;
 
-    for name in ["tdx_quote", "tdx_quote_td15ex", "tdx_quote_outdated", "sgx_quote"] {
+    for name in [
+        "tdx_quote",
+        "tdx_quote_td15ex",
+        "tdx_quote_outdated",
+        "sgx_quote",
+    ] {
         write(&out, "tdx_quote", name, &data(name)?)?;
     }
     write(&out, "snp_report", "report_milan", &snp_report)?;
@@ -72,8 +79,7 @@ fn main() -> Result<(), String> {
         },
     );
     let reference_claims = UserClaims::reference(key.public_key());
-    let simulated =
-        Evidence::Simulated(SimulatedEvidence::new(full_claims.report_data())).encode();
+    let simulated = Evidence::Simulated(SimulatedEvidence::new(full_claims.report_data())).encode();
 
     for (name, bytes) in [
         ("tdx_envelope", &tdx_envelope),

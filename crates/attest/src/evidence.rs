@@ -164,7 +164,9 @@ impl Evidence {
             return Ok(EvidenceKind::Tdx);
         }
         match bytes {
-            [m0, m1, m2, m3, ENVELOPE_VERSION, kind, ..] if [*m0, *m1, *m2, *m3] == ENVELOPE_MAGIC => {
+            [m0, m1, m2, m3, ENVELOPE_VERSION, kind, ..]
+                if [*m0, *m1, *m2, *m3] == ENVELOPE_MAGIC =>
+            {
                 match *kind {
                     KIND_TDX => Ok(EvidenceKind::Tdx),
                     KIND_SEV_SNP => Ok(EvidenceKind::SevSnp),

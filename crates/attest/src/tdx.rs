@@ -343,6 +343,16 @@ pub fn verify_quote(
 ) -> Result<VerifiedEvidence, AttestError> {
     let parsed = UnverifiedTdxQuote::parse(quote_bytes)?;
     parsed.verify_signature()?;
+    verify_parsed(&parsed, collateral, now)
+}
+
+/// DCAP verification of a quote whose structure and signature were already checked.
+fn verify_parsed(
+    parsed: &UnverifiedTdxQuote,
+    collateral: &QuoteCollateralV3,
+    now: u64,
+) -> Result<VerifiedEvidence, AttestError> {
+    let quote_bytes = parsed.as_bytes();
     let window = check_collateral_window(collateral, now)?;
     let verifier = dcap_qvl::verify::QuoteVerifier::new_prod()
         .with_config::<dcap_qvl::configs::RustCryptoConfig>()
@@ -392,11 +402,11 @@ pub(crate) fn verify_with_provider(
     provider: &dyn CollateralProvider,
     now: u64,
 ) -> Result<VerifiedEvidence, AttestError> {
-    if let Some(collateral) = embedded {
-        return verify_quote(quote_bytes, collateral, now);
-    }
     let parsed = UnverifiedTdxQuote::parse(quote_bytes)?;
     parsed.verify_signature()?;
+    if let Some(collateral) = embedded {
+        return verify_parsed(&parsed, collateral, now);
+    }
     let fmspc = parsed
         .fmspc()
         .ok_or_else(|| AttestError::CollateralMissing {
@@ -408,7 +418,7 @@ pub(crate) fn verify_with_provider(
             .ok_or_else(|| AttestError::CollateralMissing {
                 fmspc: hex::encode(fmspc),
             })?;
-    verify_quote(quote_bytes, &collateral, now)
+    verify_parsed(&parsed, &collateral, now)
 }
 
 #[cfg(test)]
