@@ -11,9 +11,9 @@
 //!   upstream reports exact usage at the end of every stream. The usage-only final chunk this
 //!   adds is kept in what is relayed: it is valid OpenAI SSE (an empty `choices` array) that
 //!   clients already handle, and stripping it would mean buffering and rewriting events.
-//! - The answer body is relayed chunk by chunk as [`BodyEvent::Data`] as it arrives, never
+//! - The answer body is relayed chunk by chunk as [`BodyEvent::Data`](crate::BodyEvent::Data) as it arrives, never
 //!   buffered whole, and fed to a [`UsageMeter`] on the way; the stream ends with
-//!   [`BodyEvent::End`] carrying the metered usage, or [`BodyEvent::Failed`] with the usage so
+//!   [`BodyEvent::End`](crate::BodyEvent::End) carrying the metered usage, or [`BodyEvent::Failed`](crate::BodyEvent::Failed) with the usage so
 //!   far when the upstream connection breaks, goes silent, or sends too much.
 //! - When the upstream reports no usage, the meter's estimate is used (see
 //!   [`crate::usage`]), its prompt count filled in from the request text at
