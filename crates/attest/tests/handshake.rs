@@ -333,3 +333,29 @@ async fn unattested_clients_under_the_any_policy() {
         .unwrap();
     assert_eq!(peer.evidence_kind, EvidenceKind::Unattested);
 }
+
+#[tokio::test]
+async fn stolen_certificate_without_its_key_is_refused() {
+    // A client replays another node's certificate (valid evidence, bound to that node's key)
+    // but can only sign the handshake with its own key.
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
+    let server = node(15, SimulatedAttester::new(), NOW);
+    let victim = node(16, SimulatedAttester::new(), NOW);
+    let thief_key = TlsKeyPair::from_seed(&[17; 32]).unwrap();
+    let stolen = Arc::new(RaTlsIdentity::new(&thief_key, victim.identity.issued()).unwrap());
+    let (accepted, _) = handshake(
+        server_config(
+            server.identity,
+            verifier(Policy::local_simulated()),
+            clock.clone(),
+        )
+        .unwrap(),
+        client_config(stolen, verifier(Policy::local_simulated()), clock).unwrap(),
+    )
+    .await;
+    let err = accepted.unwrap_err();
+    assert!(
+        matches!(attest_error(&err), AttestError::HandshakeSignature),
+        "{err}"
+    );
+}
