@@ -62,7 +62,8 @@ struct Args {
 fn load(args: &Args) -> Result<WorkerConfig, String> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => WorkerConfig::default(),
@@ -97,9 +98,13 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -110,10 +115,15 @@ async fn main() -> std::process::ExitCode {
         if let Some(m) = &args.upstream_model {
             upstream.models = vec![m.clone()];
         }
-        let engine = UpstreamEngine::start(upstream).await.map_err(|e| e.to_string())?;
+        let engine = UpstreamEngine::start(upstream)
+            .await
+            .map_err(|e| e.to_string())?;
         let served = engine.models();
         if config.model.is_empty() {
-            config.model = served.first().map(|m| m.name.clone()).ok_or("the upstream serves no model")?;
+            config.model = served
+                .first()
+                .map(|m| m.name.clone())
+                .ok_or("the upstream serves no model")?;
         }
         println!(
             "cocoon-worker: serving {} from {} to {}",
@@ -122,7 +132,10 @@ async fn main() -> std::process::ExitCode {
             config.proxies.join(", ")
         );
         let worker = Worker::new(config, Arc::new(engine)).map_err(|e| e.to_string())?;
-        worker.run(cocoon_net::shutdown_signal()).await.map_err(|e| e.to_string())
+        worker
+            .run(cocoon_net::shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     match result {

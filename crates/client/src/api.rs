@@ -508,10 +508,10 @@ impl AnswerStream {
 
     /// The next body chunk; `Ok(None)` once the answer is complete (usage is then final).
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
-        if let Some(p) = self.pending.take() {
-            if !p.is_empty() {
-                return Ok(Some(p));
-            }
+        if let Some(p) = self.pending.take()
+            && !p.is_empty()
+        {
+            return Ok(Some(p));
         }
         loop {
             if self.done {
@@ -635,18 +635,17 @@ impl AnswerStream {
                 completion: u64::try_from(t.completion_tokens_used).unwrap_or(0),
                 reasoning: u64::try_from(t.reasoning_tokens_used).unwrap_or(0),
             };
-            if let Ok(one) = Coefficient::new(1000) {
-                if let Ok(charge) = self.pricing.charge(&counts, one) {
-                    let costs = charge.usage_costs();
-                    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                    u.prompt_total_cost = i(costs.prompt_total_cost);
-                    u.completion_total_cost = i(costs.completion_total_cost);
-                    u.total_cost = i(costs.total_cost);
-                    if let Some(tokens) = self.payment_tokens {
-                        u.total_cost = tokens.saturating_mul(
-                            i64::try_from(self.pricing.price_per_token).unwrap_or(0),
-                        );
-                    }
+            if let Ok(one) = Coefficient::new(1000)
+                && let Ok(charge) = self.pricing.charge(&counts, one)
+            {
+                let costs = charge.usage_costs();
+                let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                u.prompt_total_cost = i(costs.prompt_total_cost);
+                u.completion_total_cost = i(costs.completion_total_cost);
+                u.total_cost = i(costs.total_cost);
+                if let Some(tokens) = self.payment_tokens {
+                    u.total_cost = tokens
+                        .saturating_mul(i64::try_from(self.pricing.price_per_token).unwrap_or(0));
                 }
             }
         }

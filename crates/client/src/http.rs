@@ -227,10 +227,10 @@ fn head_headers(
 ) -> axum::http::response::Builder {
     let mut b = builder.header("x-cocoon-client-start", unix_header(times.client_start));
     for (name, value) in &answer.headers {
-        if name.eq_ignore_ascii_case("content-type") {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                b = b.header(header::CONTENT_TYPE, v);
-            }
+        if name.eq_ignore_ascii_case("content-type")
+            && let Ok(v) = HeaderValue::from_str(value)
+        {
+            b = b.header(header::CONTENT_TYPE, v);
         }
     }
     b

@@ -81,10 +81,10 @@ impl ProxyLink {
         let mut rx = self.current.clone();
         let found = tokio::time::timeout(wait, async {
             loop {
-                if let Some(s) = rx.borrow_and_update().clone() {
-                    if !s.conn.is_closed() {
-                        return Some(s);
-                    }
+                if let Some(s) = rx.borrow_and_update().clone()
+                    && !s.conn.is_closed()
+                {
+                    return Some(s);
                 }
                 if rx.changed().await.is_err() {
                     return None;
@@ -112,10 +112,10 @@ impl ProxyLink {
 
     /// The worker types the proxy reports, cached for `models_refresh`.
     pub(crate) async fn worker_types(&self) -> Result<Arc<client::WorkerTypesV2>, ClientError> {
-        if let Some((at, types)) = lock(&self.models).clone() {
-            if at.elapsed() < self.config.models_refresh {
-                return Ok(types);
-            }
+        if let Some((at, types)) = lock(&self.models).clone()
+            && at.elapsed() < self.config.models_refresh
+        {
+            return Ok(types);
         }
         let session = self.session(Duration::from_secs(5)).await?;
         let answer = session

@@ -25,10 +25,7 @@ impl SsePatcher {
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Bytes {
         self.partial.extend_from_slice(chunk);
         let mut out = BytesMut::new();
-        loop {
-            let Some(end) = find_event_end(&self.partial) else {
-                break;
-            };
+        while let Some(end) = find_event_end(&self.partial) {
             let event = self.partial.split_to(end);
             self.examine(event, &mut out);
         }

@@ -129,5 +129,8 @@ pub trait Engine: Send + Sync + 'static {
     fn models(&self) -> Vec<ModelInfo>;
 
     /// Starts answering `request`. Returns once the response head is known.
-    fn run(&self, request: InferenceRequest) -> EngineFuture<'_, Result<EngineResponse, EngineError>>;
+    fn run(
+        &self,
+        request: InferenceRequest,
+    ) -> EngineFuture<'_, Result<EngineResponse, EngineError>>;
 }

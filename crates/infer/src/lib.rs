@@ -17,5 +17,6 @@ pub mod upstream;
 pub mod usage;
 
 pub use engine::{
-    BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo, TokenUsage,
+    BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
+    ModelInfo, TokenUsage,
 };

@@ -461,12 +461,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 if idle > config.idle_timeout {
                     break NetError::IdleTimeout(config.idle_timeout).to_string();
                 }
-                if let Some(interval) = config.ping_interval {
-                    if idle >= interval && last_ping.elapsed() >= interval {
-                        last_ping = Instant::now();
-                        let ping = tcp::Ping { id: rand::random() };
-                        let _ = conn.shared.out.try_send(Bytes::from(ping.to_boxed_bytes()));
-                    }
+                if let Some(interval) = config.ping_interval
+                    && idle >= interval
+                    && last_ping.elapsed() >= interval
+                {
+                    last_ping = Instant::now();
+                    let ping = tcp::Ping { id: rand::random() };
+                    let _ = conn.shared.out.try_send(Bytes::from(ping.to_boxed_bytes()));
                 }
             }
             () = conn.shared.closed.cancelled() => break "closed".into(),

@@ -351,18 +351,18 @@ pub(crate) async fn run(
         Ending::Cancelled => c.cancelled.fetch_add(1, Ordering::Relaxed),
         Ending::TimedOut => c.timed_out.fetch_add(1, Ordering::Relaxed),
     };
-    if let Some(ch) = &charged {
-        if version >= cocoon_protocol::version::SEALED_VERSION {
-            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let cost = ext::QueryCost {
-                request_id,
-                coefficient: i32::try_from(attempt.coefficient.get()).unwrap_or(i32::MAX),
-                prompt_cost: i(ch.prompt_cost),
-                completion_cost: i(ch.completion_cost),
-                total_cost: i(ch.total_cost),
-            };
-            let _ = conn.send_packet(Bytes::from(cost.to_boxed_bytes())).await;
-        }
+    if let Some(ch) = &charged
+        && version >= cocoon_protocol::version::SEALED_VERSION
+    {
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let cost = ext::QueryCost {
+            request_id,
+            coefficient: i32::try_from(attempt.coefficient.get()).unwrap_or(i32::MAX),
+            prompt_cost: i(ch.prompt_cost),
+            completion_cost: i(ch.completion_cost),
+            total_cost: i(ch.total_cost),
+        };
+        let _ = conn.send_packet(Bytes::from(cost.to_boxed_bytes())).await;
     }
     if let Some(msg) = held {
         let _ = conn.send_packet(Bytes::from(msg)).await;
