@@ -148,3 +148,22 @@ def test_worker_killed_mid_stream_ends_with_error_and_charges_only_metered(make_
     assert after["ledger"]["client_charged"] == before["client_charged"]
     assert after["ledger"]["worker_credited"] == before["worker_credited"]
     assert after["failed"] >= 1
+
+
+def test_caller_disconnect_cancels_at_the_worker(make_network):
+    net = make_network(upstream_args=["--delay-ms", "100", "--chunks", "100"])
+    stream = api(net).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=100, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 3:
+            break
+    stream.close()  # the HTTP connection goes away mid-answer
+    deadline = time.time() + 5
+    worker = {}
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{net.ports['worker_stats']}/jsonstats", timeout=2) as r:
+            worker = json.loads(r.read())
+        if worker.get("cancelled") == 1:
+            break
+        time.sleep(0.1)
+    assert worker.get("cancelled") == 1, worker
+    assert net.proxy_stats()["cancelled"] == 1
