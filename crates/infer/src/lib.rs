@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builtin;
 mod engine;
 pub mod tokenizer;
 pub mod upstream;

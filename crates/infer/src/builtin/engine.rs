@@ -1,0 +1,565 @@
+//! [`BuiltinEngine`]: the [`Engine`] trait on an in-process [`TextModel`], answering OpenAI
+//! chat and text completions (whole or streamed as SSE) with exact token usage.
+//!
+//! Requests run one at a time on a blocking thread (no batching yet); a bounded number may
+//! wait, and more are refused as overloaded. Dropping the response stops generation at the
+//! next token: the body channel is closed and the generation loop notices.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use burn::tensor::backend::Backend;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::{BuiltinError, FinishReason, Sampler, TextModel};
+use crate::tokenizer::{ChatMessage, Role};
+use crate::{
+    BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
+    ModelInfo, TokenUsage,
+};
+
+/// Body events buffered between generation and the worker.
+const BODY_BUFFER: usize = 64;
+
+/// Settings of a [`BuiltinEngine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinEngineConfig {
+    /// The model name clients use.
+    pub model_name: String,
+    /// Completion tokens when a request sets no limit.
+    pub default_max_tokens: usize,
+    /// Requests that may wait while one runs; beyond that, requests are refused.
+    pub max_waiting: usize,
+}
+
+impl Default for BuiltinEngineConfig {
+    fn default() -> Self {
+        Self {
+            model_name: "SmolLM2-135M-Instruct".to_owned(),
+            default_max_tokens: 512,
+            max_waiting: 16,
+        }
+    }
+}
+
+/// An engine running a [`TextModel`] in this process.
+pub struct BuiltinEngine<B: Backend> {
+    model: Arc<TextModel<B>>,
+    config: BuiltinEngineConfig,
+    /// One permit: one generation at a time.
+    running: Arc<Semaphore>,
+    /// Admission: running plus waiting requests.
+    admitted: Arc<Semaphore>,
+    next_id: AtomicU64,
+}
+
+impl<B: Backend> std::fmt::Debug for BuiltinEngine<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinEngine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> BuiltinEngine<B> {
+    /// An engine serving `model`.
+    pub fn new(model: TextModel<B>, config: BuiltinEngineConfig) -> Self {
+        let admitted = Arc::new(Semaphore::new(config.max_waiting.saturating_add(1)));
+        Self {
+            model: Arc::new(model),
+            config,
+            running: Arc::new(Semaphore::new(1)),
+            admitted,
+            next_id: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What a request asks for, parsed from its OpenAI body.
+#[derive(Debug)]
+struct Job {
+    endpoint: Endpoint,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+    sampler: Sampler,
+    stop: Vec<String>,
+    stream: bool,
+    include_usage: bool,
+    echo_prompt: Option<String>,
+}
+
+impl<B: Backend> Engine for BuiltinEngine<B> {
+    fn models(&self) -> Vec<ModelInfo> {
+        vec![ModelInfo {
+            name: self.config.model_name.clone(),
+            context_length: Some(self.model.llama().config().context as u64),
+        }]
+    }
+
+    fn run(
+        &self,
+        request: InferenceRequest,
+    ) -> EngineFuture<'_, Result<EngineResponse, EngineError>> {
+        Box::pin(async move {
+            let job = parse_job(&self.model, &self.config, &request)?;
+            let admitted = Arc::clone(&self.admitted)
+                .try_acquire_owned()
+                .map_err(|_| EngineError::Overloaded("too many requests waiting".into()))?;
+            let running = Arc::clone(&self.running)
+                .acquire_owned()
+                .await
+                .map_err(|_| EngineError::Unavailable("engine shut down".into()))?;
+            let (tx, rx) = mpsc::channel(BODY_BUFFER);
+            let model = Arc::clone(&self.model);
+            let serial = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let meta = ResponseMeta {
+                id: format!(
+                    "{}-{serial:x}{:x}",
+                    match job.endpoint {
+                        Endpoint::ChatCompletions => "chatcmpl",
+                        Endpoint::Completions => "cmpl",
+                    },
+                    unix_time()
+                ),
+                created: unix_time(),
+                model: self.config.model_name.clone(),
+            };
+            let content_type = if job.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            tokio::task::spawn_blocking(move || {
+                let _permits = (admitted, running);
+                answer(&model, job, &meta, &tx);
+            });
+            Ok(EngineResponse {
+                status: 200,
+                headers: vec![("content-type".to_owned(), content_type.to_owned())],
+                body: rx,
+            })
+        })
+    }
+}
+
+fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn invalid(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidRequest(msg.into())
+}
+
+fn parse_job<B: Backend>(
+    model: &TextModel<B>,
+    config: &BuiltinEngineConfig,
+    request: &InferenceRequest,
+) -> Result<Job, EngineError> {
+    let body = &request.body;
+    let tokenizer_err = |e: BuiltinError| invalid(e.to_string());
+    let (prompt, echo_prompt) = match request.endpoint {
+        Endpoint::ChatCompletions => {
+            let messages = parse_messages(body.get("messages"))?;
+            (model.encode_chat(&messages).map_err(tokenizer_err)?, None)
+        }
+        Endpoint::Completions => {
+            let text = match body.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(items)) if items.len() == 1 => items[0]
+                    .as_str()
+                    .ok_or_else(|| invalid("`prompt` must be a string"))?
+                    .to_owned(),
+                _ => return Err(invalid("`prompt` must be a string")),
+            };
+            let echo = body.get("echo").and_then(Value::as_bool).unwrap_or(false);
+            (
+                model.encode_text(&text).map_err(tokenizer_err)?,
+                echo.then_some(text),
+            )
+        }
+    };
+    if prompt.is_empty() {
+        return Err(invalid("the prompt is empty"));
+    }
+    let context = model.llama().config().context;
+    if prompt.len() >= context {
+        return Err(invalid(format!(
+            "the prompt has {} tokens; the context holds {context}",
+            prompt.len()
+        )));
+    }
+    if let Some(n) = body.get("n").and_then(Value::as_u64)
+        && n != 1
+    {
+        return Err(invalid("only `n = 1` is supported"));
+    }
+    let limit = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .filter(|v| !v.is_null());
+    let max_tokens = match limit {
+        None => config.default_max_tokens,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| invalid("`max_tokens` must be a non-negative integer"))?,
+    }
+    .min(context - prompt.len());
+    let number = |key: &str, default: f64| -> Result<f64, EngineError> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| invalid(format!("`{key}` must be a non-negative number"))),
+        }
+    };
+    let temperature = number("temperature", 1.0)?;
+    let top_p = number("top_p", 1.0)?;
+    let seed = match body.get("seed") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(|v| v as u64))
+            .ok_or_else(|| invalid("`seed` must be an integer"))?,
+        None | Some(Value::Null) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        Some(_) => return Err(invalid("`seed` must be an integer")),
+    };
+    let stop = match body.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("`stop` must be a string or a list of strings"))?,
+        Some(_) => return Err(invalid("`stop` must be a string or a list of strings")),
+    };
+    let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(Job {
+        endpoint: request.endpoint,
+        prompt,
+        max_tokens,
+        sampler: Sampler::new(temperature as f32, top_p as f32, seed),
+        stop,
+        stream: request.stream,
+        include_usage,
+        echo_prompt,
+    })
+}
+
+fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, EngineError> {
+    let Some(Value::Array(items)) = value else {
+        return Err(invalid("`messages` must be a list"));
+    };
+    if items.is_empty() {
+        return Err(invalid("`messages` is empty"));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let role = match item.get("role").and_then(Value::as_str) {
+                Some("system" | "developer") => Role::System,
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                Some(other) => return Err(invalid(format!("unsupported role `{other}`"))),
+                None => return Err(invalid("a message has no `role`")),
+            };
+            let content = match item.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(Value::Array(parts)) => {
+                    let mut text = String::new();
+                    for part in parts {
+                        match (
+                            part.get("type").and_then(Value::as_str),
+                            part.get("text").and_then(Value::as_str),
+                        ) {
+                            (Some("text"), Some(t)) => text.push_str(t),
+                            _ => return Err(invalid("only text content parts are supported")),
+                        }
+                    }
+                    text
+                }
+                Some(_) => return Err(invalid("message `content` must be a string")),
+            };
+            Ok(ChatMessage::new(role, content))
+        })
+        .collect()
+}
+
+struct ResponseMeta {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+/// Holds back text that may be the start of a stop string, and finds stop strings.
+struct StopScanner {
+    stop: Vec<String>,
+    /// Text generated and not yet released.
+    held: String,
+}
+
+impl StopScanner {
+    /// Adds `piece`; returns the text safe to release and whether a stop string ended it.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.held.push_str(piece);
+        if self.stop.is_empty() {
+            return (std::mem::take(&mut self.held), false);
+        }
+        if let Some(at) = self
+            .stop
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
+            let out = self.held[..at].to_owned();
+            self.held.clear();
+            return (out, true);
+        }
+        // Keep the longest tail that is a proper prefix of a stop string.
+        let mut keep = 0;
+        for s in &self.stop {
+            for (i, _) in s.char_indices().skip(1) {
+                if i > keep && self.held.ends_with(&s[..i]) {
+                    keep = i;
+                }
+            }
+        }
+        let cut = self.held.len() - keep;
+        let out = self.held[..cut].to_owned();
+        self.held.drain(..cut);
+        (out, false)
+    }
+}
+
+/// Runs the job and sends the body. Runs on a blocking thread.
+fn answer<B: Backend>(
+    model: &TextModel<B>,
+    mut job: Job,
+    meta: &ResponseMeta,
+    tx: &mpsc::Sender<BodyEvent>,
+) {
+    let send = |bytes: String| {
+        tx.blocking_send(BodyEvent::Data(Bytes::from(bytes)))
+            .is_ok()
+    };
+    let chat = job.endpoint == Endpoint::ChatCompletions;
+    let mut scanner = StopScanner {
+        stop: std::mem::take(&mut job.stop),
+        held: String::new(),
+    };
+    let mut text = job.echo_prompt.take().unwrap_or_default();
+    let mut hit_stop = false;
+    let mut open = true;
+
+    if job.stream {
+        let first = if chat {
+            stream_chunk(
+                meta,
+                true,
+                json!({"role": "assistant", "content": ""}),
+                None,
+            )
+        } else if text.is_empty() {
+            String::new()
+        } else {
+            stream_chunk(meta, false, json!(text), None)
+        };
+        if !first.is_empty() {
+            open = send(first);
+        }
+    }
+    let result = if open {
+        model.generate(&job.prompt, job.max_tokens, &mut job.sampler, |piece| {
+            let (release, stopped) = scanner.push(piece);
+            hit_stop = stopped;
+            if job.stream && !release.is_empty() {
+                let delta = if chat {
+                    json!({"content": release})
+                } else {
+                    json!(release)
+                };
+                if !send(stream_chunk(meta, chat, delta, None)) {
+                    return ControlFlow::Break(());
+                }
+            } else {
+                text.push_str(&release);
+            }
+            if stopped {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    } else {
+        return;
+    };
+    let generation = match result {
+        Ok(generation) => generation,
+        Err(e) => {
+            let _ = tx.blocking_send(BodyEvent::Failed {
+                error: e.to_string(),
+                usage: TokenUsage {
+                    prompt_tokens: job.prompt.len() as u64,
+                    ..TokenUsage::default()
+                },
+            });
+            return;
+        }
+    };
+    let usage = TokenUsage {
+        prompt_tokens: generation.prompt_tokens as u64,
+        completion_tokens: generation.tokens.len() as u64,
+        ..TokenUsage::default()
+    };
+    if generation.finish == FinishReason::Cancelled && !hit_stop {
+        // The client went away; nobody reads the rest.
+        let _ = tx.blocking_send(BodyEvent::End(usage));
+        return;
+    }
+    // Text held back for a stop string that never came.
+    let tail = std::mem::take(&mut scanner.held);
+    let finish = if hit_stop {
+        FinishReason::Stop
+    } else {
+        generation.finish
+    };
+    let usage_json = json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total(),
+    });
+    let ok = if job.stream {
+        let mut ok = true;
+        if !tail.is_empty() {
+            let delta = if chat {
+                json!({"content": tail})
+            } else {
+                json!(tail)
+            };
+            ok &= send(stream_chunk(meta, chat, delta, None));
+        }
+        let empty = if chat { json!({}) } else { json!("") };
+        ok &= send(stream_chunk(meta, chat, empty, Some(finish.as_openai())));
+        if job.include_usage {
+            let chunk = json!({
+                "id": meta.id,
+                "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+                "created": meta.created,
+                "model": meta.model,
+                "choices": [],
+                "usage": usage_json,
+            });
+            ok &= send(format!("data: {chunk}\n\n"));
+        }
+        ok && send("data: [DONE]\n\n".to_owned())
+    } else {
+        text.push_str(&tail);
+        let choice = if chat {
+            json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": null,
+                "finish_reason": finish.as_openai(),
+            })
+        } else {
+            json!({
+                "index": 0,
+                "text": text,
+                "logprobs": null,
+                "finish_reason": finish.as_openai(),
+            })
+        };
+        let body = json!({
+            "id": meta.id,
+            "object": if chat { "chat.completion" } else { "text_completion" },
+            "created": meta.created,
+            "model": meta.model,
+            "choices": [choice],
+            "usage": usage_json,
+        });
+        send(body.to_string())
+    };
+    if ok {
+        let _ = tx.blocking_send(BodyEvent::End(usage));
+    }
+}
+
+fn stream_chunk(meta: &ResponseMeta, chat: bool, delta: Value, finish: Option<&str>) -> String {
+    let mut choice = Map::new();
+    choice.insert("index".into(), json!(0));
+    if chat {
+        choice.insert("delta".into(), delta);
+    } else {
+        choice.insert("text".into(), delta);
+    }
+    choice.insert("logprobs".into(), Value::Null);
+    choice.insert("finish_reason".into(), json!(finish));
+    let chunk = json!({
+        "id": meta.id,
+        "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [Value::Object(choice)],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(stop: &[&str], pieces: &[&str]) -> (Vec<String>, bool, String) {
+        let mut s = StopScanner {
+            stop: stop.iter().map(|s| (*s).to_owned()).collect(),
+            held: String::new(),
+        };
+        let mut out = Vec::new();
+        for p in pieces {
+            let (release, stopped) = s.push(p);
+            out.push(release);
+            if stopped {
+                return (out, true, s.held);
+            }
+        }
+        (out, false, s.held)
+    }
+
+    #[test]
+    fn stop_string_split_across_pieces_is_held_then_cut() {
+        let (out, stopped, held) = scan(&["\n\n"], &["Hello", " world\n", "\nmore"]);
+        assert_eq!(out, vec!["Hello", " world", ""]);
+        assert!(stopped);
+        assert_eq!(held, "");
+    }
+
+    #[test]
+    fn false_alarm_is_released_later() {
+        let (out, stopped, held) = scan(&["END"], &["a E", "N", "x", "y"]);
+        assert_eq!(out.concat(), "a ENxy");
+        assert_eq!(out[0], "a ");
+        assert!(!stopped);
+        assert_eq!(held, "");
+    }
+
+    #[test]
+    fn no_stop_strings_release_everything() {
+        let (out, stopped, _) = scan(&[], &["a", "b"]);
+        assert_eq!(out, vec!["a", "b"]);
+        assert!(!stopped);
+    }
+}

@@ -1,0 +1,170 @@
+//! `BuiltinEngine` through the `Engine` trait on the real default model: OpenAI response
+//! shapes, streamed SSE, stop strings and exact usage. Skipped, with a message, when the
+//! model file is not in the local cache.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::OnceLock;
+
+use cocoon_infer::builtin::{
+    BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel,
+};
+use cocoon_infer::tokenizer::ChatTemplate;
+use cocoon_infer::{BodyEvent, Endpoint, Engine, EngineError, InferenceRequest, TokenUsage};
+use serde_json::{Value, json};
+
+fn engine() -> Option<&'static BuiltinEngine<CpuBackend>> {
+    static ENGINE: OnceLock<Option<BuiltinEngine<CpuBackend>>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let path = ModelStore::user_default().ok()?.path_of(&SMOLLM2_135M_Q4_1);
+            if !path.exists() {
+                eprintln!("skipping: {} not found", path.display());
+                return None;
+            }
+            let mut model = TextModel::open(&path, &Default::default()).unwrap();
+            model.set_template(ChatTemplate::chatml());
+            Some(BuiltinEngine::new(model, BuiltinEngineConfig::default()))
+        })
+        .as_ref()
+}
+
+fn request(endpoint: Endpoint, body: Value) -> InferenceRequest {
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    InferenceRequest {
+        endpoint,
+        body: body.as_object().unwrap().clone(),
+        stream,
+    }
+}
+
+/// The body bytes and the final usage.
+async fn collect(
+    engine: &BuiltinEngine<CpuBackend>,
+    req: InferenceRequest,
+) -> (String, TokenUsage) {
+    let mut response = engine.run(req).await.unwrap();
+    assert_eq!(response.status, 200);
+    let mut body = Vec::new();
+    loop {
+        match response.body.recv().await.unwrap() {
+            BodyEvent::Data(bytes) => body.extend_from_slice(&bytes),
+            BodyEvent::End(usage) => return (String::from_utf8(body).unwrap(), usage),
+            BodyEvent::Failed { error, .. } => panic!("generation failed: {error}"),
+        }
+    }
+}
+
+fn chat_body(stream: bool) -> Value {
+    json!({
+        "model": "SmolLM2-135M-Instruct",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}
+        ],
+        "temperature": 0,
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+#[tokio::test]
+async fn chat_completion_whole() {
+    let Some(engine) = engine() else { return };
+    let (body, usage) = collect(engine, request(Endpoint::ChatCompletions, chat_body(false))).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "The capital of France is Paris."
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], usage.prompt_tokens);
+    assert_eq!(v["usage"]["completion_tokens"], usage.completion_tokens);
+    assert_eq!(usage.completion_tokens, 7, "{body}");
+    assert!(usage.prompt_tokens > 10);
+}
+
+#[tokio::test]
+async fn chat_completion_streamed() {
+    let Some(engine) = engine() else { return };
+    let (body, usage) = collect(engine, request(Endpoint::ChatCompletions, chat_body(true))).await;
+    let events: Vec<&str> = body
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "The capital of France is Paris.");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec![&json!("stop")]);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["completion_tokens"], usage.completion_tokens);
+    assert_eq!(usage.completion_tokens, 7);
+}
+
+#[tokio::test]
+async fn completion_with_stop_string_and_limit() {
+    let Some(engine) = engine() else { return };
+    let body = json!({
+        "model": "SmolLM2-135M-Instruct",
+        "prompt": "Once upon a time",
+        "temperature": 0,
+        "max_tokens": 30,
+        "stop": [" was"],
+    });
+    let (body, usage) = collect(engine, request(Endpoint::Completions, body)).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["choices"][0]["text"], ", the city of Nova Haven");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(usage.completion_tokens < 30);
+
+    let body = json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 4});
+    let (body, usage) = collect(engine, request(Endpoint::Completions, body)).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(usage.completion_tokens, 4);
+    assert_eq!(v["usage"]["total_tokens"], usage.total());
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_generation() {
+    let Some(engine) = engine() else { return };
+    for (endpoint, body) in [
+        (Endpoint::ChatCompletions, json!({"messages": "hi"})),
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+        ),
+        (Endpoint::Completions, json!({"prompt": 5})),
+        (Endpoint::Completions, json!({"prompt": "x", "n": 2})),
+        (
+            Endpoint::Completions,
+            json!({"prompt": "x", "temperature": -1}),
+        ),
+    ] {
+        let err = engine
+            .run(request(endpoint, body.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::InvalidRequest(_)),
+            "{body}: {err}"
+        );
+    }
+}
