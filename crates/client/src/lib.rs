@@ -14,7 +14,7 @@ mod api;
 mod config;
 pub mod http;
 mod link;
-mod sse;
+pub mod sse;
 
 pub use api::{
     AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage, HopTimes,

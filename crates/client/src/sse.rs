@@ -12,7 +12,7 @@ const MAX_EVENT: usize = 1 << 20;
 
 /// Incremental SSE rewriter.
 #[derive(Debug, Default)]
-pub(crate) struct SsePatcher {
+pub struct SsePatcher {
     partial: BytesMut,
     held_usage: Option<String>,
     saw_done: bool,
@@ -22,7 +22,7 @@ pub(crate) struct SsePatcher {
 
 impl SsePatcher {
     /// Feeds body bytes; returns what can go to the caller now.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Bytes {
+    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
         self.partial.extend_from_slice(chunk);
         let mut out = BytesMut::new();
         while let Some(end) = find_event_end(&self.partial) {
@@ -68,7 +68,7 @@ impl SsePatcher {
     }
 
     /// The end of the answer: the held usage event with costs, then `[DONE]`.
-    pub(crate) fn finish(&mut self, usage: &CostedUsage, times: &HopTimes) -> Bytes {
+    pub fn finish(&mut self, usage: &CostedUsage, times: &HopTimes) -> Bytes {
         let mut out = BytesMut::new();
         out.extend_from_slice(&self.partial.split());
         let held = self.held_usage.take();
@@ -108,7 +108,7 @@ impl SsePatcher {
 }
 
 /// Adds metered usage, costs and hop times to an OpenAI answer or chunk object.
-pub(crate) fn add_costs(object: &mut Map<String, Value>, usage: &CostedUsage, times: &HopTimes) {
+pub fn add_costs(object: &mut Map<String, Value>, usage: &CostedUsage, times: &HopTimes) {
     let entry = object
         .entry("usage")
         .or_insert_with(|| Value::Object(Map::new()));
