@@ -6,7 +6,8 @@
 //! cancels the request all the way into the engine.
 //!
 //! Engines: [`upstream`] forwards to any OpenAI-compatible server (vLLM, SGLang, llama.cpp
-//! server) and meters its SSE, JSON and NDJSON answers.
+//! server) and meters its SSE, JSON and NDJSON answers. [`builtin`] runs a model in-process on burn
+//! (by default SmolLM2-135M-Instruct, fetched from PyPI and cached) with exact usage.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
