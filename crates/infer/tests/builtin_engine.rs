@@ -168,3 +168,25 @@ async fn malformed_requests_are_refused_before_generation() {
         );
     }
 }
+
+#[tokio::test]
+async fn dropping_a_stream_frees_the_engine_for_the_next_request() {
+    let Some(engine) = engine() else { return };
+    let body =
+        json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 2000, "stream": true});
+    let mut response = engine
+        .run(request(Endpoint::Completions, body))
+        .await
+        .unwrap();
+    assert!(matches!(
+        response.body.recv().await,
+        Some(BodyEvent::Data(_))
+    ));
+    drop(response);
+    // Generation stops at the next token, so the next request runs promptly.
+    let body = json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 3});
+    let started = std::time::Instant::now();
+    let (_, usage) = collect(engine, request(Endpoint::Completions, body)).await;
+    assert_eq!(usage.completion_tokens, 3);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
