@@ -101,6 +101,21 @@ async fn client(net: &Net) -> Client {
     c
 }
 
+/// Waits until the proxy sees the only worker in the given state.
+async fn until_worker(net: &Net, enabled: bool, coefficient: u32) {
+    for _ in 0..500 {
+        let s = net.proxy.snapshot();
+        if let Some(st) = s.workers.first().and_then(|w| w.stats.as_ref())
+            && st.enabled == enabled
+            && st.coefficient.get() == coefficient
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the proxy never saw the worker become enabled={enabled} coefficient={coefficient}");
+}
+
 fn chat(max_tokens: u32) -> ChatRequest {
     ChatRequest {
         model: MODEL.into(),
@@ -181,18 +196,18 @@ async fn capacity_disable_and_coefficient_limits() {
 
     // Disabled: nothing is routed to it; enabled again: it serves.
     w.disable().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_worker(&net, false, 1000).await;
     assert!(matches!(
         c.chat(chat(2)).await,
         Err(ClientError::Remote { code: 429, .. })
     ));
     w.enable().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_worker(&net, true, 1000).await;
     c.chat(chat(2)).await.unwrap();
 
     // Dearer than the client's maximum: refused; cheaper again: served, and priced by it.
     w.set_coefficient(5000).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_worker(&net, true, 5000).await;
     let mut req = chat(2);
     req.options.max_coefficient = Some(4000);
     assert!(matches!(
@@ -200,10 +215,10 @@ async fn capacity_disable_and_coefficient_limits() {
         Err(ClientError::Remote { code: 429, .. })
     ));
     w.set_coefficient(1000).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_worker(&net, true, 1000).await;
     let cheap = c.chat(req.clone()).await.unwrap();
     w.set_coefficient(2000).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_worker(&net, true, 2000).await;
     let dear = c.chat(req).await.unwrap();
     assert_eq!(cheap.usage.total_tokens, dear.usage.total_tokens);
     assert!(
