@@ -38,14 +38,7 @@ struct Args {
 }
 
 fn load(args: &Args) -> Result<ClientConfig, String> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => ClientConfig::default(),
-    };
+    let mut config: ClientConfig = cocoon_cli::read_config(args.config.as_deref())?;
     if let Some(v) = args.listen {
         config.listen = Some(v);
     }
@@ -67,16 +60,7 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    cocoon_cli::init_logging(args.log_json);
     let result = async {
         let config = load(&args)?;
         let listen = config.listen.ok_or("no listen address configured")?;
@@ -93,11 +77,5 @@ async fn main() -> std::process::ExitCode {
         }
     }
     .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cocoon-client: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cocoon_cli::exit_status("cocoon-client", result)
 }

@@ -41,14 +41,7 @@ struct Args {
 }
 
 fn load(args: &Args) -> Result<ProxyConfig, String> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => ProxyConfig::default(),
-    };
+    let mut config: ProxyConfig = cocoon_cli::read_config(args.config.as_deref())?;
     if args.local {
         config.emulated_registration = true;
         config.emulated_client_deposit = 1_000_000_000_000;
@@ -78,16 +71,7 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    cocoon_cli::init_logging(args.log_json);
     let result = async {
         let config = load(&args)?;
         let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
@@ -107,11 +91,5 @@ async fn main() -> std::process::ExitCode {
             .map_err(|e| e.to_string())
     }
     .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cocoon-proxy: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cocoon_cli::exit_status("cocoon-proxy", result)
 }

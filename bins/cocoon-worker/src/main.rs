@@ -81,14 +81,7 @@ struct Args {
 }
 
 fn load(args: &Args) -> Result<WorkerConfig, String> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => WorkerConfig::default(),
-    };
+    let mut config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
     if !args.proxies.is_empty() {
         config.proxies = args.proxies.clone();
     }
@@ -119,16 +112,7 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    cocoon_cli::init_logging(args.log_json);
     let result = async {
         let mut config = load(&args)?;
         let (engine, source): (Arc<dyn Engine>, String) = match &args.upstream_url {
@@ -192,11 +176,5 @@ async fn main() -> std::process::ExitCode {
             .map_err(|e| e.to_string())
     }
     .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cocoon-worker: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cocoon_cli::exit_status("cocoon-worker", result)
 }
