@@ -30,24 +30,16 @@ pub(crate) struct ClientSession {
 }
 
 pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("client accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::state::accept_forever(listener, "client", move |tcp| {
         let state = state.clone();
-        tokio::spawn(async move {
+        async move {
             state.clients_connected.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = serve_client(&state, tcp).await {
-                tracing::info!(%peer, "client session ended: {e}");
-            }
+            let result = serve_client(&state, tcp).await;
             state.clients_connected.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+            result
+        }
+    })
+    .await;
 }
 
 async fn serve_client(state: &Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), String> {

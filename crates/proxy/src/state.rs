@@ -98,6 +98,34 @@ impl ProxyState {
     }
 }
 
+/// Accepts connections on `listener` for as long as the proxy runs, serving each in its own
+/// task; a failed accept (e.g. out of descriptors) is logged and retried shortly after.
+pub(crate) async fn accept_forever<F, Fut>(
+    listener: tokio::net::TcpListener,
+    role: &'static str,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("{role} accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let session = serve(tcp);
+        tokio::spawn(async move {
+            if let Err(e) = session.await {
+                tracing::info!(%peer, "{role} session ended: {e}");
+            }
+        });
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

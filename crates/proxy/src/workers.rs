@@ -19,22 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::state::{ProxyState, WorkerEvent, WorkerLink, lock};
 
 pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("worker accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_worker(state, tcp).await {
-                tracing::info!(%peer, "worker session ended: {e}");
-            }
-        });
-    }
+    crate::state::accept_forever(listener, "worker", move |tcp| {
+        serve_worker(state.clone(), tcp)
+    })
+    .await;
 }
 
 pub(crate) fn proxy_params(state: &ProxyState, version: i32) -> proxy::Params {

@@ -82,49 +82,36 @@ pub(crate) async fn serve(
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = q.request_id;
     let debug = q.enable_debug.unwrap_or(false);
+    let reply = Reply {
+        conn: &conn,
+        version,
+        request_id,
+        start,
+        debug,
+    };
 
     if !state.enabled.load(Ordering::Acquire) {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        send_error(
-            &conn,
-            version,
-            request_id,
-            refuse(503, "worker is disabled"),
-            TokenUsage::default(),
-            start,
-            debug,
-        )
-        .await;
+        reply
+            .fail(refuse(503, "worker is disabled"), TokenUsage::default())
+            .await;
         return;
     }
     let Some(_slot) = state.try_acquire() else {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        send_error(
-            &conn,
-            version,
-            request_id,
-            refuse(429, "worker is at max_active_requests"),
-            TokenUsage::default(),
-            start,
-            debug,
-        )
-        .await;
+        reply
+            .fail(
+                refuse(429, "worker is at max_active_requests"),
+                TokenUsage::default(),
+            )
+            .await;
         return;
     };
     let request = match validate(&state, &q.query) {
         Ok(r) => r,
         Err(refusal) => {
             state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            send_error(
-                &conn,
-                version,
-                request_id,
-                refusal,
-                TokenUsage::default(),
-                start,
-                debug,
-            )
-            .await;
+            reply.fail(refusal, TokenUsage::default()).await;
             return;
         }
     };
@@ -132,7 +119,7 @@ pub(crate) async fn serve(
     let cancel = CancellationToken::new();
     lock(&state.in_flight).insert(request_id, cancel.clone());
     let outcome = tokio::select! {
-        o = answer(&state, &conn, version, request_id, request, start, debug) => o,
+        o = answer(&state, &reply, request) => o,
         () = cancel.cancelled() => Outcome::Cancelled,
         () = conn.closed() => Outcome::Cancelled,
     };
@@ -230,15 +217,7 @@ fn validate(state: &WorkerState, query: &Bytes) -> Result<InferenceRequest, Refu
     })
 }
 
-async fn answer(
-    state: &WorkerState,
-    conn: &Connection,
-    version: i32,
-    request_id: Int256,
-    request: InferenceRequest,
-    start: f64,
-    debug: bool,
-) -> Outcome {
+async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceRequest) -> Outcome {
     let mut response = match state.engine.run(request).await {
         Ok(r) => r,
         Err(e) => {
@@ -248,16 +227,9 @@ async fn answer(
                 EngineError::Timeout(_) => 504,
                 _ => 502,
             };
-            send_error(
-                conn,
-                version,
-                request_id,
-                refuse(code, e.to_string()),
-                TokenUsage::default(),
-                start,
-                debug,
-            )
-            .await;
+            reply
+                .fail(refuse(code, e.to_string()), TokenUsage::default())
+                .await;
             return Outcome::Failed;
         }
     };
@@ -269,16 +241,9 @@ async fn answer(
             503 | 504 => i32::from(response.status),
             _ => 502,
         };
-        send_error(
-            conn,
-            version,
-            request_id,
-            refuse(code, message),
-            TokenUsage::default(),
-            start,
-            debug,
-        )
-        .await;
+        reply
+            .fail(refuse(code, message), TokenUsage::default())
+            .await;
         return Outcome::Failed;
     }
     // The first answer carries the response head and the first body bytes.
@@ -286,30 +251,12 @@ async fn answer(
     if payload.is_empty() {
         match tail {
             Tail::Failed(error, usage) => {
-                send_error(
-                    conn,
-                    version,
-                    request_id,
-                    refuse(502, error),
-                    usage,
-                    start,
-                    debug,
-                )
-                .await;
+                reply.fail(refuse(502, error), usage).await;
                 return Outcome::Failed;
             }
             Tail::Closed => {
                 let refusal = refuse(502, "engine ended without an answer");
-                send_error(
-                    conn,
-                    version,
-                    request_id,
-                    refusal,
-                    TokenUsage::default(),
-                    start,
-                    debug,
-                )
-                .await;
+                reply.fail(refusal, TokenUsage::default()).await;
                 return Outcome::Failed;
             }
             Tail::More | Tail::End(_) => {}
@@ -330,15 +277,16 @@ async fn answer(
         payload,
     };
     let first = proxy::QueryAnswerEx {
-        request_id,
+        request_id: reply.request_id,
         answer: Bytes::from(head.to_boxed_bytes()),
         flags: 0,
         final_info: match &tail {
-            Tail::End(u) => Some(final_info(version, *u, start, debug)),
+            Tail::End(u) => Some(reply.final_info(*u)),
             _ => None,
         },
     };
-    if conn
+    if reply
+        .conn
         .send_packet(Bytes::from(first.to_boxed_bytes()))
         .await
         .is_err()
@@ -350,47 +298,30 @@ async fn answer(
         match tail {
             Tail::End(usage) => return Outcome::Done(usage),
             Tail::Failed(error, usage) => {
-                send_error(
-                    conn,
-                    version,
-                    request_id,
-                    refuse(502, error),
-                    usage,
-                    start,
-                    debug,
-                )
-                .await;
+                reply.fail(refuse(502, error), usage).await;
                 return Outcome::Failed;
             }
             Tail::Closed => {
                 let refusal = refuse(502, "engine stopped mid-answer");
-                send_error(
-                    conn,
-                    version,
-                    request_id,
-                    refusal,
-                    TokenUsage::default(),
-                    start,
-                    debug,
-                )
-                .await;
+                reply.fail(refusal, TokenUsage::default()).await;
                 return Outcome::Failed;
             }
             Tail::More => {}
         }
         let (data, next) = next_batch(&mut response.body).await;
         let fin = match &next {
-            Tail::End(u) => Some(final_info(version, *u, start, debug)),
+            Tail::End(u) => Some(reply.final_info(*u)),
             _ => None,
         };
         if !data.is_empty() || fin.is_some() {
             let part = proxy::QueryAnswerPartEx {
-                request_id,
+                request_id: reply.request_id,
                 answer: data,
                 flags: 0,
                 final_info: fin,
             };
-            if conn
+            if reply
+                .conn
                 .send_packet(Bytes::from(part.to_boxed_bytes()))
                 .await
                 .is_err()
@@ -501,24 +432,36 @@ pub(crate) fn tokens_used(u: TokenUsage) -> TokensUsed {
     }
 }
 
-async fn send_error(
-    conn: &Connection,
+/// Where and how a request's answers and errors go.
+struct Reply<'a> {
+    conn: &'a Connection,
     version: i32,
     request_id: Int256,
-    refusal: Refusal,
-    usage: TokenUsage,
     start: f64,
     debug: bool,
-) {
-    tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
-    let msg = proxy::QueryAnswerErrorEx {
-        request_id,
-        error_code: refusal.code,
-        error: refusal.message,
-        flags: 0,
-        final_info: Some(final_info(version, usage, start, debug)),
-    };
-    let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+}
+
+impl Reply<'_> {
+    /// Final info for `usage`, with times when the version carries them.
+    fn final_info(&self, usage: TokenUsage) -> proxy::QueryFinalInfo {
+        final_info(self.version, usage, self.start, self.debug)
+    }
+
+    /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
+    async fn fail(&self, refusal: Refusal, usage: TokenUsage) {
+        tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
+        let msg = proxy::QueryAnswerErrorEx {
+            request_id: self.request_id,
+            error_code: refusal.code,
+            error: refusal.message,
+            flags: 0,
+            final_info: Some(self.final_info(usage)),
+        };
+        let _ = self
+            .conn
+            .send_packet(Bytes::from(msg.to_boxed_bytes()))
+            .await;
+    }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
