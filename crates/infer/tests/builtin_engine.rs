@@ -190,3 +190,39 @@ async fn dropping_a_stream_frees_the_engine_for_the_next_request() {
     assert_eq!(usage.completion_tokens, 3);
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+fn completion_text(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["choices"][0]["text"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn seeded_sampling_replays_and_penalties_change_the_text() {
+    let Some(engine) = engine() else { return };
+    let sampled = |seed: u64| {
+        json!({"prompt": "Once upon a time", "temperature": 1.0, "top_k": 50, "top_p": 0.95,
+               "min_p": 0.01, "seed": seed, "max_tokens": 16})
+    };
+    let run = |body: Value| async move {
+        completion_text(
+            &collect(engine, request(Endpoint::Completions, body))
+                .await
+                .0,
+        )
+    };
+    let a = run(sampled(7)).await;
+    assert_eq!(a, run(sampled(7)).await, "same seed, same text");
+    let others = [run(sampled(8)).await, run(sampled(9)).await];
+    assert!(
+        others.iter().any(|o| *o != a),
+        "other seeds, other text: {a:?} {others:?}"
+    );
+
+    // Greedy text repeats itself on this prompt; a strong repetition penalty changes it.
+    let greedy = json!({"prompt": "1, 2, 3, 1, 2, 3, 1, 2, 3,", "temperature": 0, "max_tokens": 6});
+    let plain = run(greedy.clone()).await;
+    let mut penalized = greedy;
+    penalized["repetition_penalty"] = json!(3.0);
+    let penalized = run(penalized).await;
+    assert_ne!(plain, penalized, "{plain:?}");
+}

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{BuiltinError, FinishReason, Sampler, TextModel};
+use super::{BuiltinError, FinishReason, Sampler, SamplingParams, TextModel};
 use crate::tokenizer::{ChatMessage, Role};
 use crate::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
@@ -211,27 +211,7 @@ fn parse_job<B: Backend>(
             .ok_or_else(|| invalid("`max_tokens` must be a non-negative integer"))?,
     }
     .min(context - prompt.len());
-    let number = |key: &str, default: f64| -> Result<f64, EngineError> {
-        match body.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|x| x.is_finite() && *x >= 0.0)
-                .ok_or_else(|| invalid(format!("`{key}` must be a non-negative number"))),
-        }
-    };
-    let temperature = number("temperature", 1.0)?;
-    let top_p = number("top_p", 1.0)?;
-    let seed = match body.get("seed") {
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| n.as_i64().map(|v| v as u64))
-            .ok_or_else(|| invalid("`seed` must be an integer"))?,
-        None | Some(Value::Null) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-        Some(_) => return Err(invalid("`seed` must be an integer")),
-    };
+    let sampling = parse_sampling(body)?;
     let stop = match body.get("stop") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
@@ -252,11 +232,65 @@ fn parse_job<B: Backend>(
         endpoint: request.endpoint,
         prompt,
         max_tokens,
-        sampler: Sampler::new(temperature as f32, top_p as f32, seed),
+        sampler: Sampler::with_params(sampling),
         stop,
         stream: request.stream,
         include_usage,
         echo_prompt,
+    })
+}
+
+/// The sampling controls of an OpenAI body. Besides OpenAI's own fields this accepts the
+/// common extensions `top_k`, `min_p` and `repetition_penalty` (as vLLM and llama.cpp do).
+fn parse_sampling(body: &Map<String, Value>) -> Result<SamplingParams, EngineError> {
+    let number = |key: &str, default: f64, range: std::ops::RangeInclusive<f64>| match body.get(key)
+    {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_f64().filter(|x| range.contains(x)).ok_or_else(|| {
+            invalid(format!(
+                "`{key}` must be a number from {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }),
+    };
+    let temperature = number("temperature", 1.0, 0.0..=2.0)?;
+    let top_p = number("top_p", 1.0, 0.0..=1.0)?;
+    let min_p = number("min_p", 0.0, 0.0..=1.0)?;
+    let presence_penalty = number("presence_penalty", 0.0, -2.0..=2.0)?;
+    let frequency_penalty = number("frequency_penalty", 0.0, -2.0..=2.0)?;
+    let repetition_penalty = number("repetition_penalty", 1.0, 0.0..=f64::from(f32::MAX))?;
+    if repetition_penalty <= 0.0 {
+        return Err(invalid("`repetition_penalty` must be positive"));
+    }
+    let top_k = match body.get("top_k") {
+        None | Some(Value::Null) => 0,
+        // vLLM's spelling of "no limit".
+        Some(v) if v.as_i64() == Some(-1) => 0,
+        Some(v) => v
+            .as_u64()
+            .and_then(|k| usize::try_from(k).ok())
+            .ok_or_else(|| invalid("`top_k` must be a non-negative integer or -1"))?,
+    };
+    let seed = match body.get("seed") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(|v| v as u64))
+            .ok_or_else(|| invalid("`seed` must be an integer"))?,
+        None | Some(Value::Null) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        Some(_) => return Err(invalid("`seed` must be an integer")),
+    };
+    Ok(SamplingParams {
+        temperature: temperature as f32,
+        top_k,
+        top_p: top_p as f32,
+        min_p: min_p as f32,
+        repetition_penalty: repetition_penalty as f32,
+        presence_penalty: presence_penalty as f32,
+        frequency_penalty: frequency_penalty as f32,
+        seed,
     })
 }
 
@@ -554,6 +588,71 @@ mod tests {
         assert_eq!(out[0], "a ");
         assert!(!stopped);
         assert_eq!(held, "");
+    }
+
+    fn sampling_of(body: Value) -> Result<SamplingParams, EngineError> {
+        match body {
+            Value::Object(map) => parse_sampling(&map),
+            _ => unreachable!("test bodies are objects"),
+        }
+    }
+
+    #[test]
+    fn request_fields_map_to_sampling_params() {
+        let p = sampling_of(json!({
+            "temperature": 0.5, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+            "repetition_penalty": 1.1, "presence_penalty": 0.5, "frequency_penalty": -0.25,
+            "seed": 1234,
+        }))
+        .unwrap();
+        assert_eq!(
+            p,
+            SamplingParams {
+                temperature: 0.5,
+                top_k: 40,
+                top_p: 0.9,
+                min_p: 0.05,
+                repetition_penalty: 1.1,
+                presence_penalty: 0.5,
+                frequency_penalty: -0.25,
+                seed: 1234,
+            }
+        );
+        let defaults = sampling_of(json!({"seed": 1, "top_k": -1})).unwrap();
+        assert_eq!(
+            defaults,
+            SamplingParams {
+                seed: 1,
+                ..SamplingParams::default()
+            }
+        );
+        // A negative seed is a valid 64-bit pattern.
+        assert_eq!(sampling_of(json!({"seed": -1})).unwrap().seed, u64::MAX);
+    }
+
+    #[test]
+    fn out_of_range_sampling_fields_are_refused() {
+        for body in [
+            json!({"temperature": -0.1}),
+            json!({"temperature": "hot"}),
+            json!({"top_p": 1.5}),
+            json!({"min_p": -0.1}),
+            json!({"top_k": -2}),
+            json!({"top_k": 1.5}),
+            json!({"presence_penalty": 3}),
+            json!({"frequency_penalty": -2.5}),
+            json!({"repetition_penalty": 0}),
+            json!({"seed": 1.5}),
+            json!({"seed": "x"}),
+        ] {
+            assert!(
+                matches!(
+                    sampling_of(body.clone()),
+                    Err(EngineError::InvalidRequest(_))
+                ),
+                "{body}"
+            );
+        }
     }
 
     #[test]

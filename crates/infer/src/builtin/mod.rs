@@ -24,7 +24,7 @@ pub use engine::{BuiltinEngine, BuiltinEngineConfig};
 pub use error::BuiltinError;
 pub use llama::{KvCache, Llama, LlamaConfig};
 pub use model_store::{ModelSpec, ModelStore, SMOLLM2_135M_Q4_1};
-pub use sampling::Sampler;
+pub use sampling::{Sampler, SamplingParams};
 
 use crate::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 
@@ -171,6 +171,7 @@ impl<B: Backend> TextModel<B> {
             prefill: Duration::ZERO,
             decode: Duration::ZERO,
         };
+        sampler.observe_prompt(prompt);
         let start = Instant::now();
         let mut logits = self.llama.forward(prompt, &mut cache)?;
         out.prefill = start.elapsed();
