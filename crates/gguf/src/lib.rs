@@ -45,6 +45,7 @@ pub mod quant;
 mod reader;
 mod tensor;
 mod value;
+mod writer;
 
 pub use error::{GgufError, Result};
 pub use reader::{
@@ -52,3 +53,4 @@ pub use reader::{
 };
 pub use tensor::{GgmlType, TensorInfo, TensorView};
 pub use value::{MetadataArray, MetadataValue, ValueType};
+pub use writer::{GgufWriter, WriteValue};

@@ -10,6 +10,7 @@
 mod float;
 pub mod kquants;
 pub mod legacy;
+pub mod q8_act;
 
 pub use float::{bf16_to_f32, f16_to_f32};
 pub use kquants::{q2_k, q3_k, q4_k, q5_k, q6_k, q8_k};
