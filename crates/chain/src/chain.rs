@@ -1,0 +1,52 @@
+//! The one interface every role uses to reach TON, whatever is behind it: the emulated chain
+//! in local mode and tests, toncenter on testnet and mainnet.
+
+use crate::stack::{GetMethodResult, StackEntry};
+use crate::types::{AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction};
+use crate::ChainError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so chains can be used as trait objects (`Arc<dyn Chain>`).
+pub type ChainFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ChainError>> + Send + 'a>>;
+
+/// Access to a TON chain.
+///
+/// Messages go in and come out as BOC bytes and addresses, so the message builders of
+/// `cocoon-ton` (or any other) plug in unchanged.
+pub trait Chain: Send + Sync + fmt::Debug {
+    /// A short name for logs and errors (`emulated`, `toncenter`).
+    fn backend(&self) -> &'static str;
+
+    /// Sends a fully built external message (a `Message` cell in a BOC).
+    fn send_external<'a>(&'a self, message: &'a Boc) -> ChainFuture<'a, SendReceipt>;
+
+    /// Sends an internal message from a funded local wallet. Only the emulated chain has
+    /// such wallets; a real network answers [`ChainError::Unsupported`] (sign a wallet's
+    /// external message and use [`Self::send_external`] there).
+    fn send_internal<'a>(&'a self, message: &'a InternalMessage) -> ChainFuture<'a, SendReceipt>;
+
+    /// The account's balance, status, code and data.
+    fn account<'a>(&'a self, address: &'a Address) -> ChainFuture<'a, AccountState>;
+
+    /// Runs a get-method. An exit code other than 0 or 1 is
+    /// [`ChainError::GetMethodFailed`]; an account without code is
+    /// [`ChainError::AccountNotActive`].
+    fn run_get_method<'a>(
+        &'a self,
+        address: &'a Address,
+        method: &'a str,
+        args: &'a [StackEntry],
+    ) -> ChainFuture<'a, GetMethodResult>;
+
+    /// The account's most recent transactions, newest first, at most `limit`.
+    fn transactions<'a>(
+        &'a self,
+        address: &'a Address,
+        limit: u32,
+    ) -> ChainFuture<'a, Vec<Transaction>>;
+
+    /// The chain's current time and block seqno.
+    fn status(&self) -> ChainFuture<'_, ChainStatus>;
+}

@@ -1,0 +1,231 @@
+//! The crate's one error type: everything a chain backend, the sidecar, toncenter or a registry
+//! read can fail with, in variants precise enough to act on (retry, fix the setup, give up).
+
+use std::path::PathBuf;
+
+/// Why a chain operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The backend cannot do this at all (e.g. sending from a local wallet on a real network).
+    #[error("{backend} does not support {operation}")]
+    Unsupported {
+        /// Which backend refused.
+        backend: &'static str,
+        /// What was asked.
+        operation: &'static str,
+    },
+
+    /// The `node` executable could not be started.
+    #[error("cannot start node ({program}): {detail}; install Node.js 20+ or set COCOON_NODE")]
+    NodeNotFound {
+        /// The program that was tried.
+        program: String,
+        /// The operating system's answer.
+        detail: String,
+    },
+
+    /// The contracts directory or its sidecar script is missing.
+    #[error("contracts directory {dir} has no {missing}; set COCOON_CONTRACTS_DIR to the repository's contracts/")]
+    ContractsDirMissing {
+        /// The directory that was searched.
+        dir: PathBuf,
+        /// The file that is not there.
+        missing: &'static str,
+    },
+
+    /// `contracts/node_modules` lacks the sandbox: the npm packages were never installed.
+    #[error("{dir} has no node_modules/@ton/sandbox: run `npm ci --prefix contracts` first")]
+    NodeModulesMissing {
+        /// The contracts directory.
+        dir: PathBuf,
+    },
+
+    /// A compiled contract (`contracts/build/<name>.json`) is missing or malformed.
+    #[error("compiled contract {path}: {detail}")]
+    CompiledContract {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// The sidecar did not say it was ready in time.
+    #[error("the chain sidecar did not start within {seconds} s{stderr}")]
+    SidecarStartTimeout {
+        /// The limit that passed.
+        seconds: u64,
+        /// The end of its stderr, if any (with a leading separator).
+        stderr: String,
+    },
+
+    /// The sidecar process is gone (it crashed, was killed, or closed its output).
+    #[error("the chain sidecar exited: {detail}")]
+    SidecarExited {
+        /// Exit status and the end of its stderr, when known.
+        detail: String,
+    },
+
+    /// The sidecar did not answer a request in time.
+    #[error("the chain sidecar did not answer {method} within {seconds} s")]
+    SidecarTimeout {
+        /// The request's method.
+        method: &'static str,
+        /// The limit that passed.
+        seconds: u64,
+    },
+
+    /// The sidecar answered something that is not the protocol.
+    #[error("chain sidecar protocol violation: {detail}")]
+    SidecarProtocol {
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// The sidecar refused or failed a request.
+    #[error("chain sidecar: {method} failed ({code}): {message}")]
+    Sidecar {
+        /// The request's method.
+        method: &'static str,
+        /// The sidecar's error code (`bad_request`, `emulation_failed`, ...).
+        code: String,
+        /// Its explanation.
+        message: String,
+        /// The TVM exit code, when the failure came from a contract.
+        exit_code: Option<i32>,
+    },
+
+    /// A get-method ran but exited with an error code.
+    #[error("get-method {method} on {address} exited with code {exit_code}")]
+    GetMethodFailed {
+        /// The method's name.
+        method: String,
+        /// The contract.
+        address: String,
+        /// The TVM exit code.
+        exit_code: i32,
+    },
+
+    /// The account exists but holds no code, so nothing can run on it.
+    #[error("account {address} is not active")]
+    AccountNotActive {
+        /// The account.
+        address: String,
+    },
+
+    /// The HTTP request could not be made or its answer not read.
+    #[error("request to {url} failed: {detail}")]
+    Transport {
+        /// The endpoint (without the API key).
+        url: String,
+        /// The client's explanation.
+        detail: String,
+    },
+
+    /// The server answered with a status that is not worth retrying.
+    #[error("{url} answered HTTP {status}: {body}")]
+    HttpStatus {
+        /// The endpoint.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the answer's body.
+        body: String,
+    },
+
+    /// Every retry of a retryable failure (429, 5xx, connection trouble) failed.
+    #[error("{url}: gave up after {attempts} attempts; last failure: {last}")]
+    RetriesExhausted {
+        /// The endpoint.
+        url: String,
+        /// How many requests were made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+
+    /// The API answered `ok: false` (or an error object) with a 2xx status.
+    #[error("{url}: API error{}: {message}", code.map(|c| format!(" {c}")).unwrap_or_default())]
+    Api {
+        /// The endpoint.
+        url: String,
+        /// The error code the API gave, if any.
+        code: Option<i64>,
+        /// The API's explanation.
+        message: String,
+    },
+
+    /// An answer was not in the expected shape (bad JSON, missing or malformed fields).
+    #[error("malformed answer from {source_name}: {detail}")]
+    BadResponse {
+        /// Who answered (an endpoint or `sidecar`).
+        source_name: String,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A bag of cells could not be decoded.
+    #[error("bad BOC: {0}")]
+    Boc(String),
+
+    /// A cell did not hold the layout it was read as.
+    #[error("bad cell layout ({context}): {detail}")]
+    CellLayout {
+        /// What was being read.
+        context: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A get-method result did not have the expected entry.
+    #[error("stack entry {index}: expected {expected}, found {found}")]
+    Stack {
+        /// Zero-based position in the result stack.
+        index: usize,
+        /// What was expected.
+        expected: &'static str,
+        /// What was there.
+        found: String,
+    },
+
+    /// An address string could not be parsed.
+    #[error("bad address {input:?}: {detail}")]
+    Address {
+        /// The text.
+        input: String,
+        /// Why it is not an address.
+        detail: String,
+    },
+
+    /// A configuration value is unusable.
+    #[error("bad configuration: {0}")]
+    Config(String),
+
+    /// Reading or writing a local file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ChainError {
+    pub(crate) fn layout(context: &'static str, detail: impl Into<String>) -> Self {
+        Self::CellLayout {
+            context,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn bad_response(source_name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadResponse {
+            source_name: source_name.into(),
+            detail: detail.into(),
+        }
+    }
+}
