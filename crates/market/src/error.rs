@@ -1,6 +1,7 @@
 //! The one error type of the crate: every way a pricing, booking or routing decision can be refused.
 
-use crate::ids::{ClientId, RequestId};
+use crate::ids::{ClientId, RequestId, WorkerAccountId};
+use crate::pricing::PricingParams;
 use crate::selection::Unavailability;
 
 /// Why the market refused an operation.
@@ -75,6 +76,96 @@ pub enum MarketError {
         ledger_price: u64,
         /// The ledger's worker fee per adjusted token.
         ledger_fee: u64,
+    },
+
+    /// The client granted its refund (its channel is closing): it can no longer reserve or be
+    /// charged.
+    #[error("client {0} is closing: its refund was granted")]
+    ClientClosed(ClientId),
+
+    /// A refund cannot be granted while requests of the client are still in flight.
+    #[error("client {client} still has {reserved_tokens} adjusted tokens reserved by requests in flight")]
+    ReservationsOpen {
+        /// The client.
+        client: ClientId,
+        /// Adjusted tokens still held.
+        reserved_tokens: u64,
+    },
+
+    /// A request is charged to another client than the one its reservation was made for.
+    #[error("request {request} was reserved for client {reserved_for}, not {charged_to}")]
+    ReservationClientMismatch {
+        /// The request.
+        request: RequestId,
+        /// The client holding the reservation.
+        reserved_for: ClientId,
+        /// The client the charge names.
+        charged_to: ClientId,
+    },
+
+    /// The ledger has no account for this worker (it never earned anything here).
+    #[error("unknown worker account {0}")]
+    UnknownWorker(WorkerAccountId),
+
+    /// A worker contract reports more paid out than the worker ever earned here.
+    #[error("worker {worker} reports {paid_tokens} adjusted tokens paid out, it earned {earned_tokens}")]
+    PayoutExceedsEarnings {
+        /// The worker account.
+        worker: WorkerAccountId,
+        /// The cumulative count paid out on chain.
+        paid_tokens: u64,
+        /// The cumulative count the ledger credited.
+        earned_tokens: u64,
+    },
+
+    /// No anchor with this seqno was prepared.
+    #[error("no anchor with seqno {0}")]
+    UnknownAnchor(u32),
+
+    /// Anchor seqnos are 32-bit on chain and the last one was used.
+    #[error("the anchor seqno space is exhausted")]
+    AnchorSeqnoExhausted,
+
+    /// The store URL cannot be used.
+    #[error("invalid ledger store URL: {0}")]
+    InvalidStoreUrl(String),
+
+    /// The database failed (connection, I/O, constraint, migration).
+    #[error("ledger store error while {context}: {detail}")]
+    Storage {
+        /// What the store was doing.
+        context: &'static str,
+        /// The database's message.
+        detail: String,
+    },
+
+    /// A stored value breaks the schema's rules (a negative amount, a hash of the wrong size).
+    #[error("corrupt ledger store: {0}")]
+    CorruptStore(String),
+
+    /// An amount does not fit in the store's signed 64-bit columns.
+    #[error("{0} exceeds the ledger store's range (2^63 - 1)")]
+    StorageRange(&'static str),
+
+    /// The store was opened with other prices than the ones it was created with (a proxy
+    /// contract never changes its prices).
+    #[error("the ledger store was created with pricing {stored:?}, it is opened with {given:?}")]
+    StoredPricingMismatch {
+        /// The prices in the store.
+        stored: Box<PricingParams>,
+        /// The prices given at open.
+        given: Box<PricingParams>,
+    },
+
+    /// Recomputing the totals from the request records disagrees with the account totals.
+    #[error("ledger audit failed: {quantity} is {from_records} by the request records, {from_accounts} by the accounts")]
+    AuditMismatch {
+        /// Which total.
+        quantity: &'static str,
+        /// The sum over the request records.
+        from_records: u128,
+        /// The sum over the accounts.
+        from_accounts: u128,
     },
 
     /// No worker can take the request now.

@@ -13,6 +13,9 @@
 //!   records for a storage backend ([`Ledger`]).
 //! - [`selection`]: which worker gets a request, with reputation and cool-downs
 //!   ([`WorkerSelector`]).
+//! - `store` (cargo feature `store`, on by default): the same books kept in SQLite or
+//!   PostgreSQL, idempotent per request id in one transaction per charge, with anchoring
+//!   (`LedgerStore`). Without the feature the crate is the sans-IO core alone.
 //!
 //! # Money rules
 //!
@@ -83,12 +86,19 @@ pub mod ledger;
 pub mod pricing;
 pub mod reservation;
 pub mod selection;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use error::MarketError;
 pub use ids::{ClientId, RequestId, WorkerAccountId, WorkerId};
 pub use ledger::{ChargeOutcome, ChargeRecord, Ledger, LedgerRecord, LedgerTotals};
 pub use pricing::{Charge, Coefficient, PricingParams, TokenCounts, UsageCosts};
 pub use reservation::{Account, ChainClientState, Reservation, Settlement};
+#[cfg(feature = "store")]
+pub use store::{
+    Anchor, BackendKind, ChargeReceipt, ChargedRequest, ClientState, LedgerStore, RefundGrant,
+    RequestEntry, ReservedRequest, StoredClient, StoredWorker,
+};
 pub use selection::{
     Dispatch, Outcome, SelectionConfig, Unavailability, WorkerInfo, WorkerSelector, WorkerStats,
 };

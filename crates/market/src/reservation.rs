@@ -68,6 +68,12 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// A receipt for a reservation a store holds.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn held(request_id: RequestId, tokens: u64) -> Self {
+        Self { request_id, tokens }
+    }
+
     /// The request the balance is held for.
     pub fn request_id(&self) -> RequestId {
         self.request_id
@@ -93,6 +99,18 @@ pub struct Settlement {
     pub shortfall_tokens: u64,
     /// The client's cumulative charged tokens afterwards: the value of its next charge voucher.
     pub tokens_used: u64,
+}
+
+/// The stored fields of an [`Account`] (everything but the individual reservations).
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AccountBooks {
+    pub(crate) balance: u64,
+    pub(crate) stake: u64,
+    pub(crate) tokens_on_chain: u64,
+    pub(crate) tokens_used: u64,
+    pub(crate) reserved: u64,
+    pub(crate) shortfall_tokens: u64,
 }
 
 /// One client's books at this proxy: the chain's view of its contract plus the charges and
@@ -281,6 +299,22 @@ impl Account {
             request_id: *request_id,
             tokens,
         })
+    }
+
+    /// An account rebuilt from stored books, with `reserved` adjusted tokens held by requests
+    /// whose reservations the store keeps itself (so this account knows the sum, not the
+    /// requests). Used by the ledger store to apply the same charging rules as the in-memory
+    /// ledger.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn from_books(price_per_token: u64, books: AccountBooks) -> Result<Self, MarketError> {
+        let mut account = Self::new(price_per_token)?;
+        account.balance = books.balance;
+        account.stake = books.stake;
+        account.tokens_on_chain = books.tokens_on_chain;
+        account.tokens_used = books.tokens_used;
+        account.reserved = books.reserved;
+        account.shortfall_tokens = books.shortfall_tokens;
+        Ok(account)
     }
 
     /// Records a charge replayed from storage: its outcome is already decided.

@@ -1,0 +1,151 @@
+//! Charges per second of the persistent ledger on SQLite (a temporary file, WAL, full syncs) and,
+//! when `COCOON_TEST_POSTGRES_URL` is set (see `scripts/with-postgres`), on PostgreSQL: one task
+//! charging in a loop, then many tasks at once, then replays of already charged ids.
+//!
+//! `cargo bench -p cocoon-market --bench store` (`COCOON_BENCH_CHARGES` sets the number of
+//! charges per run, 2000 by default).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cocoon_market::{
+    ChainClientState, Charge, ClientId, Coefficient, LedgerStore, PricingParams, RequestId,
+    TokenCounts, WorkerAccountId,
+};
+use sqlx::Connection as _;
+
+const CLIENTS: u64 = 64;
+const WORKERS: u64 = 8;
+
+fn rid(n: u64) -> RequestId {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    RequestId(id)
+}
+
+fn charge(n: u64) -> Charge {
+    PricingParams::default()
+        .charge(
+            &TokenCounts {
+                prompt: 500 + n % 100,
+                cached: 100,
+                completion: 200 + n % 50,
+                reasoning: 20,
+            },
+            Coefficient::ONE,
+        )
+        .unwrap()
+}
+
+async fn fresh_store(url: &str) -> LedgerStore {
+    let store = LedgerStore::connect(url, PricingParams::default()).await.unwrap();
+    for c in 0..CLIENTS {
+        store
+            .sync_client(
+                &ClientId(format!("client-{c}")),
+                ChainClientState {
+                    balance: 1 << 60,
+                    stake: 0,
+                    tokens_used: 0,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+}
+
+/// Charges ids `first..first + count` from `tasks` tasks at once; answers the elapsed time.
+async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64) -> Duration {
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(first));
+    for _ in 0..tasks {
+        let store = store.clone();
+        let next = Arc::clone(&next);
+        set.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= first + count {
+                    break;
+                }
+                let client = ClientId(format!("client-{}", n % CLIENTS));
+                let worker = WorkerAccountId(format!("worker-{}", n % WORKERS));
+                let _ = store
+                    .charge_request(&client, &worker, rid(n), &charge(n))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    start.elapsed()
+}
+
+async fn bench_backend(name: &str, url: &str, count: u64) {
+    let store = fresh_store(url).await;
+    for (label, first, tasks) in [
+        ("1 task", 0, 1),
+        ("16 tasks", count, 16),
+        ("64 tasks", 2 * count, 64),
+    ] {
+        let elapsed = run(&store, first, count, tasks).await;
+        report(name, &format!("charge, {label}"), count, elapsed);
+    }
+    // Replays of ids already charged: the idempotent path.
+    let elapsed = run(&store, 0, count, 16).await;
+    report(name, "replayed charge, 16 tasks", count, elapsed);
+    let audit = store.audit().await.unwrap();
+    assert_eq!(audit.requests, 3 * count);
+    store.close().await;
+}
+
+fn report(backend: &str, what: &str, count: u64, elapsed: Duration) {
+    let per_second = count as f64 / elapsed.as_secs_f64();
+    println!(
+        "{backend:<10} {what:<28} {count:>6} in {:>7.3} s: {per_second:>9.0} per second",
+        elapsed.as_secs_f64()
+    );
+}
+
+fn main() {
+    let count: u64 = std::env::var("COCOON_BENCH_CHARGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        bench_backend("sqlite", path.to_str().unwrap(), count).await;
+
+        match std::env::var("COCOON_TEST_POSTGRES_URL") {
+            Ok(admin) => {
+                let name = format!("cocoon_bench_{}", std::process::id());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let (server, _) = admin.split('?').next().unwrap().rsplit_once('/').unwrap();
+                bench_backend("postgres", &format!("{server}/{name}"), count).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+            Err(_) => println!(
+                "postgres   skipped: COCOON_TEST_POSTGRES_URL is not set (run under \
+                 scripts/with-postgres)"
+            ),
+        }
+    });
+}

@@ -1,0 +1,450 @@
+//! The two database backends behind one small interface, so the ledger's SQL and logic are
+//! written once: both SQLite and PostgreSQL accept `$N` parameters, and every column the ledger
+//! reads is a 64-bit integer, a text or a byte string.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Postgres, Row as _, Sqlite, Transaction};
+
+use crate::MarketError;
+
+/// How long a SQLite connection waits for the database lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Read connections kept beside the one SQLite writer (WAL lets them read while it writes).
+const SQLITE_READERS: u32 = 4;
+
+/// PostgreSQL connections in the pool.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a store URL names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BackendKind {
+    /// An SQLite file (or `sqlite::memory:`).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Connection pools of one store.
+#[derive(Clone, Debug)]
+pub(crate) enum Pools {
+    Sqlite {
+        /// The only connection that writes: SQLite allows one writer at a time, and queueing
+        /// writers on the pool is fairer and faster than letting them spin on the file lock.
+        writer: sqlx::SqlitePool,
+        /// Read-only connections (the writer itself for an in-memory database).
+        reader: sqlx::SqlitePool,
+    },
+    Postgres(sqlx::PgPool),
+}
+
+/// Maps a database error to the crate's error, naming what was being done.
+pub(crate) fn db_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> MarketError {
+    move |e| MarketError::Storage {
+        context,
+        detail: e.to_string(),
+    }
+}
+
+/// Whether a failed transaction may simply be run again: a PostgreSQL serialization failure or
+/// deadlock, or SQLite's lock still being busy after the busy timeout.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "517" | "261")
+        ),
+        _ => false,
+    }
+}
+
+impl Pools {
+    /// Opens the database `url` names, creating an SQLite file if missing, and runs the
+    /// migrations of its backend.
+    pub(crate) async fn connect(url: &str) -> Result<(Self, BackendKind), MarketError> {
+        match classify(url)? {
+            Target::Postgres => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .connect_with(options)
+                    .await
+                    .map_err(db_error("connecting to PostgreSQL"))?;
+                POSTGRES_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|e| MarketError::Storage {
+                        context: "running the PostgreSQL migrations",
+                        detail: e.to_string(),
+                    })?;
+                Ok((Self::Postgres(pool), BackendKind::Postgres))
+            }
+            Target::SqliteUrl(url) => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
+                Self::open_sqlite(options, url.contains(":memory:") || url.contains("mode=memory"))
+                    .await
+            }
+            Target::SqliteFile(path) => {
+                Self::open_sqlite(SqliteConnectOptions::new().filename(path), false).await
+            }
+        }
+    }
+
+    async fn open_sqlite(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<(Self, BackendKind), MarketError> {
+        let options = options
+            .create_if_missing(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let options = if in_memory {
+            options
+        } else {
+            // WAL lets readers run beside the writer; FULL syncs every commit, so a charge whose
+            // voucher was handed out is on disk even after a power loss.
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error("opening the SQLite database"))?;
+        SQLITE_MIGRATIONS
+            .run(&writer)
+            .await
+            .map_err(|e| MarketError::Storage {
+                context: "running the SQLite migrations",
+                detail: e.to_string(),
+            })?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .connect_with(options.read_only(true))
+                .await
+                .map_err(db_error("opening SQLite read connections"))?
+        };
+        Ok((Self::Sqlite { writer, reader }, BackendKind::Sqlite))
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
+    pub(crate) async fn begin_write(&self) -> Result<Tx, MarketError> {
+        match self {
+            Self::Sqlite { writer, .. } => writer
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map(Tx::Sqlite)
+                .map_err(db_error("starting a write transaction")),
+            Self::Postgres(pool) => pool
+                .begin()
+                .await
+                .map(Tx::Postgres)
+                .map_err(db_error("starting a write transaction")),
+        }
+    }
+
+    /// Starts a transaction that only reads (one consistent snapshot for several statements).
+    pub(crate) async fn begin_read(&self) -> Result<Tx, MarketError> {
+        match self {
+            Self::Sqlite { reader, .. } => reader
+                .begin()
+                .await
+                .map(Tx::Sqlite)
+                .map_err(db_error("starting a read transaction")),
+            Self::Postgres(pool) => pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map(Tx::Postgres)
+                .map_err(db_error("starting a read transaction")),
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            Self::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+enum Target<'a> {
+    Postgres,
+    SqliteUrl(&'a str),
+    SqliteFile(&'a Path),
+}
+
+fn classify(url: &str) -> Result<Target<'_>, MarketError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Target::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Target::SqliteUrl(url))
+    } else if url.is_empty() {
+        Err(MarketError::InvalidStoreUrl("empty store URL".into()))
+    } else if let Some((scheme, _)) = url.split_once("://") {
+        Err(MarketError::InvalidStoreUrl(format!(
+            "unsupported scheme {scheme:?}: use a file path, sqlite:PATH or postgres://…"
+        )))
+    } else {
+        Ok(Target::SqliteFile(Path::new(url)))
+    }
+}
+
+/// A statement parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    I64(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A statement whose PostgreSQL form also locks the rows it reads (`FOR UPDATE`); SQLite has no
+/// row locks and needs none, its write transactions being exclusive.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Locking {
+    pub(crate) sqlite: &'static str,
+    pub(crate) postgres: &'static str,
+}
+
+/// Builds a [`Locking`] statement from one `SELECT`.
+macro_rules! locking {
+    ($($sql:tt)+) => {
+        $crate::store::db::Locking {
+            sqlite: concat!($($sql)+),
+            postgres: concat!($($sql)+, " FOR UPDATE"),
+        }
+    };
+}
+pub(crate) use locking;
+
+/// An open transaction on either backend.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+macro_rules! bind_all {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query($sql);
+        for arg in $args {
+            q = match *arg {
+                Arg::I64(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::Blob(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+impl Tx {
+    /// Which backend this transaction runs on.
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self {
+            Self::Sqlite(_) => BackendKind::Sqlite,
+            Self::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Runs a statement; answers the number of rows it changed.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<u64, sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => Ok(bind_all!(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()),
+            Self::Postgres(tx) => Ok(bind_all!(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    /// Runs a query that answers at most one row.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<DbRow>, sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => Ok(bind_all!(sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(DbRow::Sqlite)),
+            Self::Postgres(tx) => Ok(bind_all!(sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(DbRow::Postgres)),
+        }
+    }
+
+    /// Runs a locking query that answers at most one row.
+    pub(crate) async fn fetch_locked(
+        &mut self,
+        sql: Locking,
+        args: &[Arg<'_>],
+    ) -> Result<Option<DbRow>, sqlx::Error> {
+        match self {
+            Self::Sqlite(_) => self.fetch_optional(sql.sqlite, args).await,
+            Self::Postgres(_) => self.fetch_optional(sql.postgres, args).await,
+        }
+    }
+
+    /// Runs a query and answers every row.
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<DbRow>, sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => Ok(bind_all!(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect()),
+            Self::Postgres(tx) => Ok(bind_all!(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect()),
+        }
+    }
+
+    /// Makes the transaction's changes durable.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await,
+            Self::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    /// Drops the transaction's changes.
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => tx.rollback().await,
+            Self::Postgres(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// One result row of either backend, read by column name.
+pub(crate) enum DbRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl DbRow {
+    pub(crate) fn i64(&self, column: &'static str) -> Result<i64, MarketError> {
+        self.get(column)
+    }
+
+    /// A column that holds a count or an amount: never negative.
+    pub(crate) fn u64(&self, column: &'static str) -> Result<u64, MarketError> {
+        let v = self.i64(column)?;
+        u64::try_from(v).map_err(|_| MarketError::CorruptStore(format!("{column} is {v}")))
+    }
+
+    pub(crate) fn opt_u64(&self, column: &'static str) -> Result<Option<u64>, MarketError> {
+        self.get::<Option<i64>>(column)?
+            .map(|v| {
+                u64::try_from(v).map_err(|_| MarketError::CorruptStore(format!("{column} is {v}")))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn text(&self, column: &'static str) -> Result<String, MarketError> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, MarketError> {
+        self.get(column)
+    }
+
+    /// A column that holds exactly 32 bytes (request ids, hashes).
+    pub(crate) fn bytes32(&self, column: &'static str) -> Result<[u8; 32], MarketError> {
+        let v: Vec<u8> = self.get(column)?;
+        <[u8; 32]>::try_from(v.as_slice()).map_err(|_| {
+            MarketError::CorruptStore(format!("{column} holds {} bytes, not 32", v.len()))
+        })
+    }
+
+    fn get<T>(&self, column: &'static str) -> Result<T, MarketError>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
+        let read = match self {
+            Self::Sqlite(row) => row.try_get::<T, _>(column),
+            Self::Postgres(row) => row.try_get::<T, _>(column),
+        };
+        read.map_err(|e| MarketError::CorruptStore(format!("reading {column}: {e}")))
+    }
+}
+
+/// A count or amount as the database stores it (signed 64-bit).
+pub(crate) fn to_db(value: u64, what: &'static str) -> Result<i64, MarketError> {
+    i64::try_from(value).map_err(|_| MarketError::StorageRange(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert!(matches!(
+            classify("postgres://u@h/db"),
+            Ok(Target::Postgres)
+        ));
+        assert!(matches!(
+            classify("postgresql://u@h/db"),
+            Ok(Target::Postgres)
+        ));
+        assert!(matches!(
+            classify("sqlite::memory:"),
+            Ok(Target::SqliteUrl(_))
+        ));
+        assert!(matches!(
+            classify("/var/lib/cocoon/ledger.db"),
+            Ok(Target::SqliteFile(_))
+        ));
+        assert!(matches!(
+            classify("mysql://h/db"),
+            Err(MarketError::InvalidStoreUrl(_))
+        ));
+        assert!(matches!(classify(""), Err(MarketError::InvalidStoreUrl(_))));
+        assert_eq!(to_db(u64::MAX, "x"), Err(MarketError::StorageRange("x")));
+        assert_eq!(to_db(7, "x"), Ok(7));
+    }
+}
