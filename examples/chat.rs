@@ -16,6 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::start(ClientConfig {
         listen: None,
         proxy,
+        // The local network's proxy runs in no TEE and presents SIMULATED evidence; a client
+        // of a real network keeps the default (production) policy and refuses such a proxy.
+        attestation: cocoon_net::AttestationConfig::client_local(),
         ..ClientConfig::default()
     })?;
     client.wait_ready(Duration::from_secs(10)).await?;

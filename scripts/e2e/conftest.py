@@ -83,7 +83,7 @@ class Network:
         self._spawn(
             "client",
             [
-                str(BIN_DIR / "cocoon-client"),
+                str(BIN_DIR / "cocoon-client"), "--local",
                 "--listen", f"127.0.0.1:{p['client']}",
                 "--proxy", f"127.0.0.1:{p['proxy_clients']}",
                 "--owner", "e2e-client",
@@ -99,7 +99,7 @@ class Network:
         self._spawn(
             "worker",
             [
-                str(BIN_DIR / "cocoon-worker"),
+                str(BIN_DIR / "cocoon-worker"), "--local",
                 "--proxy", f"127.0.0.1:{p['proxy_workers']}",
                 "--model", MODEL,
                 "--upstream-url", self.upstream_url,

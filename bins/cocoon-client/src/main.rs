@@ -32,6 +32,14 @@ struct Args {
     /// Largest request body accepted, in bytes (default 4 MiB).
     #[arg(long, env = "COCOON_CLIENT_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Local mode: accept a proxy with SIMULATED attestation (one that runs in no TEE and can
+    /// read requests). Never for production.
+    #[arg(long, env = "COCOON_CLIENT_LOCAL")]
+    local: bool,
+    /// JSON attestation policy the proxy must satisfy (e.g. allowed image hashes); replaces
+    /// the preset.
+    #[arg(long, env = "COCOON_CLIENT_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -53,6 +61,12 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     }
     if let Some(v) = args.max_body_bytes {
         config.max_body_bytes = v;
+    }
+    if args.local {
+        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+    }
+    if let Some(v) = &args.policy_file {
+        config.attestation.policy_file = Some(v.clone());
     }
     Ok(config)
 }

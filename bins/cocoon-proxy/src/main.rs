@@ -28,13 +28,18 @@ struct Args {
     /// Proof-of-work difficulty (leading zero bits) asked of workers and clients (default 20).
     #[arg(long, env = "COCOON_PROXY_POW_DIFFICULTY")]
     pow_difficulty: Option<i32>,
-    /// Local mode: emulated chain (clients register without a chain and get --local-deposit),
-    /// test network, low proof-of-work difficulty. Never for production.
+    /// Local mode: SIMULATED attestation (no TEE; simulated workers accepted), emulated chain
+    /// (clients register without a chain and get --local-deposit), test network, low
+    /// proof-of-work difficulty. Never for production.
     #[arg(long, env = "COCOON_PROXY_LOCAL")]
     local: bool,
     /// NanoTON credited to each new client in local mode (default 1000 TON).
     #[arg(long, env = "COCOON_PROXY_LOCAL_DEPOSIT")]
     local_deposit: Option<u64>,
+    /// JSON attestation policy workers must satisfy (allow-lists of image hashes, MRTD, RTMRs,
+    /// SNP measurements, minimum TCB); replaces the preset.
+    #[arg(long, env = "COCOON_PROXY_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -48,6 +53,11 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
         config.is_test = true;
         config.worker_pow_difficulty = config.worker_pow_difficulty.min(12);
         config.client_pow_difficulty = config.client_pow_difficulty.min(12);
+        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+    }
+    if let Some(v) = &args.policy_file {
+        config.attestation.policy_file = Some(v.clone());
     }
     if let Some(v) = args.local_deposit {
         config.emulated_client_deposit = v;

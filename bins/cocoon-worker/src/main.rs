@@ -75,6 +75,13 @@ struct Args {
     /// Start disabled: connect, but take no requests until POST /admin/enable.
     #[arg(long, env = "COCOON_WORKER_START_DISABLED")]
     start_disabled: bool,
+    /// Local mode: SIMULATED attestation (no TEE) and simulated proxies accepted. Production
+    /// proxies refuse such a worker.
+    #[arg(long, env = "COCOON_WORKER_LOCAL")]
+    local: bool,
+    /// JSON attestation policy proxies must satisfy; replaces the preset.
+    #[arg(long, env = "COCOON_WORKER_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -105,6 +112,13 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
     }
     if args.start_disabled {
         config.start_disabled = true;
+    }
+    if args.local {
+        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+    }
+    if let Some(v) = &args.policy_file {
+        config.attestation.policy_file = Some(v.clone());
     }
     Ok(config)
 }

@@ -112,13 +112,28 @@ impl Client {
     pub fn start(config: ClientConfig) -> Result<Self, ClientError> {
         config.validate()?;
         let config = Arc::new(config);
-        let link = ProxyLink::start(config.clone());
+        let identity = config
+            .attestation
+            .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let tls = config
+            .attestation
+            .endpoint(identity)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let link = ProxyLink::start(config.clone(), tls);
         Ok(Self {
             config,
             link,
             counters: Arc::new(ClientCounters::default()),
             started: Instant::now(),
         })
+    }
+
+    /// The kind of the connected proxy's TEE evidence (`Simulated` in local mode), if a
+    /// session is up. It was verified against the configured policy before the session
+    /// opened.
+    pub fn proxy_attestation(&self) -> Option<cocoon_attest::EvidenceKind> {
+        self.link.proxy_attestation()
     }
 
     /// Waits until the proxy session is up.

@@ -39,6 +39,9 @@ pub struct ClientConfig {
     /// First delay before reconnecting to the proxy; doubles up to 30 s.
     #[serde(with = "cocoon_net::secs")]
     pub reconnect_min: Duration,
+    /// The policy the proxy's evidence must satisfy (checked in the TLS handshake, before any
+    /// request byte is sent). The client itself runs outside any TEE and presents none.
+    pub attestation: cocoon_net::AttestationConfig,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +60,7 @@ impl Default for ClientConfig {
             max_body_bytes: 4 << 20,
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
+            attestation: cocoon_net::AttestationConfig::client(),
         }
     }
 }

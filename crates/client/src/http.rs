@@ -31,7 +31,22 @@ pub fn router(client: Client) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            client.clone(),
+            attestation_header,
+        ))
         .with_state(client)
+}
+
+/// `X-Cocoon-Attestation` on every answer: the kind of evidence the proxy proved
+/// (`tdx`, `sev-snp`, or `simulated`, which means no TEE protects the request).
+async fn attestation_header(State(client): State<Client>, mut res: Response) -> Response {
+    if let Some(kind) = client.proxy_attestation()
+        && let Ok(value) = HeaderValue::from_str(&kind.to_string())
+    {
+        res.headers_mut().insert("x-cocoon-attestation", value);
+    }
+    res
 }
 
 /// Serves the API on `listener` until the task is dropped.
@@ -333,6 +348,7 @@ fn snapshot(client: &Client) -> Value {
     json!({
         "proxy": client.config().proxy,
         "connected": client.is_connected(),
+        "proxy_attestation": client.proxy_attestation().map(|k| k.to_string()),
         "owner_address": client.config().owner_address,
         "requests": c.requests.load(Ordering::Relaxed),
         "succeeded": c.succeeded.load(Ordering::Relaxed),

@@ -12,7 +12,6 @@ use cocoon_protocol::messages::{client, ext};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::version;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -48,10 +47,13 @@ pub(crate) struct Session {
     pub(crate) conn: Connection,
     pub(crate) version: i32,
     pub(crate) routes: Routes,
+    /// What the proxy's RA-TLS certificate proved.
+    pub(crate) proxy: cocoon_attest::VerifiedPeer,
 }
 
 pub(crate) struct ProxyLink {
     config: Arc<ClientConfig>,
+    tls: cocoon_net::TlsEndpoint,
     current: watch::Receiver<Option<Arc<Session>>>,
     last_error: Mutex<Option<String>>,
     models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
@@ -63,10 +65,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ProxyLink {
-    pub(crate) fn start(config: Arc<ClientConfig>) -> Arc<Self> {
+    pub(crate) fn start(config: Arc<ClientConfig>, tls: cocoon_net::TlsEndpoint) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
         let link = Arc::new(Self {
             config,
+            tls,
             current: rx,
             last_error: Mutex::new(None),
             models: Mutex::new(None),
@@ -100,6 +103,16 @@ impl ProxyLink {
                     .unwrap_or_else(|| "not connected to the proxy yet".into()),
             )),
         }
+    }
+
+    /// The kind of the connected proxy's evidence (`tdx`, `sev-snp`, `simulated`), if a
+    /// session is up.
+    pub(crate) fn proxy_attestation(&self) -> Option<cocoon_attest::EvidenceKind> {
+        self.current
+            .borrow()
+            .as_ref()
+            .filter(|s| !s.conn.is_closed())
+            .map(|s| s.proxy.evidence_kind)
     }
 
     /// Whether a session is up now.
@@ -148,9 +161,21 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
             return;
         }
         let started = Instant::now();
-        match open(&link.config).await {
+        match open(&link.config, &link.tls).await {
             Ok((session, incoming)) => {
-                tracing::info!(proxy = %link.config.proxy, version = session.version, "connected to proxy");
+                tracing::info!(
+                    proxy = %link.config.proxy,
+                    version = session.version,
+                    attestation = %session.proxy.evidence_kind,
+                    image_hash = ?session.proxy.image_hash,
+                    "connected to proxy"
+                );
+                if session.proxy.is_simulated() {
+                    tracing::warn!(
+                        proxy = %link.config.proxy,
+                        "the proxy presents SIMULATED attestation: it runs in no TEE and can read requests"
+                    );
+                }
                 *lock(&link.last_error) = None;
                 let session = Arc::new(session);
                 let _ = tx.send(Some(session.clone()));
@@ -189,20 +214,22 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
     }
 }
 
-async fn open(config: &ClientConfig) -> Result<(Session, cocoon_net::Incoming), ClientError> {
+async fn open(
+    config: &ClientConfig,
+    tls: &cocoon_net::TlsEndpoint,
+) -> Result<(Session, cocoon_net::Incoming), ClientError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ClientError::ProxyUnavailable(format!("{what}: {e}"))
     };
-    let mut tcp = TcpStream::connect(&config.proxy)
-        .await
-        .map_err(|e| fail(&format!("connect to {}", config.proxy), &e))?;
-    let _ = tcp.set_nodelay(true);
-    cocoon_net::pow::solve(&mut tcp, config.max_pow_difficulty)
-        .await
-        .map_err(|e| fail("proof of work", &e))?;
-    let (conn, incoming) = cocoon_net::connect(tcp, ConnectionConfig::dialer())
-        .await
-        .map_err(|e| fail("session", &e))?;
+    let secured = cocoon_net::dial(
+        &config.proxy,
+        config.max_pow_difficulty,
+        tls,
+        ConnectionConfig::dialer(),
+    )
+    .await
+    .map_err(|e| fail(&format!("connect to {}", config.proxy), &e))?;
+    let (conn, incoming, proxy) = (secured.conn, secured.incoming, secured.peer);
     let result = handshake(config, &conn).await;
     match result {
         Ok(version) => Ok((
@@ -210,6 +237,7 @@ async fn open(config: &ClientConfig) -> Result<(Session, cocoon_net::Incoming), 
                 conn,
                 version,
                 routes: Arc::new(Mutex::new(HashMap::new())),
+                proxy,
             },
             incoming,
         )),

@@ -38,4 +38,18 @@ pub enum NetError {
     /// The proof-of-work gate failed.
     #[error("proof of work: {0}")]
     Pow(String),
+    /// TLS failed for a reason other than the peer's attestation (timeout, alert from the
+    /// peer, protocol error).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The peer's RA-TLS certificate or evidence does not satisfy our policy; the text says
+    /// which check failed.
+    #[error("peer refused by attestation policy: {0}")]
+    PeerRefused(String),
+    /// Our own attestation could not be produced or configured.
+    #[error("attestation: {0}")]
+    Attestation(#[from] cocoon_attest::AttestError),
+    /// A transport setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }

@@ -1,10 +1,13 @@
 //! Tokio transport for the COCOON protocol.
 //!
-//! A [`Connection`] runs one framed session over any `AsyncRead + AsyncWrite` stream (plain TCP
-//! today, RA-TLS streams plug in unchanged): the `tcp.connect` / `tcp.connected` exchange,
-//! queries with ids and timeouts, one-way packets, ping/pong keepalive and idle timeouts. Queues
-//! are bounded in both directions, so a slow peer stalls its own connection instead of growing
-//! our memory. The [`pow`] module runs the proof-of-work gate on a raw stream before TLS.
+//! The stack, outside in: TCP; the proof-of-work gate ([`pow`]) run by the accepting side on
+//! the raw stream; RA-TLS ([`ratls`]): mutual TLS 1.3 whose certificates carry TEE evidence,
+//! checked against policy before any application byte; then a [`Connection`]: one framed
+//! session with the `tcp.connect` / `tcp.connected` exchange, queries with ids and timeouts,
+//! one-way packets, ping/pong keepalive and idle timeouts. Queues are bounded in both
+//! directions, so a slow peer stalls its own connection instead of growing our memory.
+//! [`dial`] and [`accept_gated`] run the whole stack; [`attestation`] holds the settings all
+//! roles share.
 //!
 //! The protocol rules themselves live in the sans-IO `cocoon-protocol` crate; this crate only
 //! moves its bytes.
@@ -12,16 +15,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attestation;
 mod connection;
 mod error;
 pub mod exposition;
+mod gate;
 pub mod pow;
+pub mod ratls;
 pub mod secs;
 
+pub use attestation::{AttestationConfig, EvidenceSource, PolicyPreset};
 pub use connection::{
     Connection, ConnectionConfig, Inbound, InboundQuery, Incoming, Side, accept, connect,
 };
 pub use error::NetError;
+pub use gate::{Secured, accept_gated, dial};
+pub use ratls::{LocalIdentity, TlsEndpoint, TlsStream};
 
 /// Seconds since the Unix epoch, as the protocol's timing fields carry them.
 pub fn unix_time() -> f64 {

@@ -42,18 +42,17 @@ pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
     .await;
 }
 
-async fn serve_client(state: &Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), String> {
-    let _ = tcp.set_nodelay(true);
-    cocoon_net::pow::challenge(
-        &mut tcp,
+async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), String> {
+    let secured = cocoon_net::accept_gated(
+        tcp,
         state.config.client_pow_difficulty,
         Duration::from_secs(30),
+        &state.client_tls,
+        ConnectionConfig::acceptor(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (conn, mut incoming) = cocoon_net::accept(tcp, ConnectionConfig::acceptor())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (conn, mut incoming) = (secured.conn, secured.incoming);
     let mut session = ClientSession {
         owner: None,
         version: 0,

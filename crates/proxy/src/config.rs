@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cocoon_market::pricing::PricingParams;
+use cocoon_net::AttestationConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a proxy needs to know.
@@ -41,6 +42,9 @@ pub struct ProxyConfig {
     /// Longest time a request may take, whatever the client asks.
     #[serde(with = "cocoon_net::secs")]
     pub max_request_timeout: Duration,
+    /// This proxy's evidence and the policy its workers must satisfy. Clients run by
+    /// integrators are not in a TEE: the client port accepts them without evidence.
+    pub attestation: AttestationConfig,
 }
 
 impl Default for ProxyConfig {
@@ -60,6 +64,7 @@ impl Default for ProxyConfig {
             client_secret_hashes: BTreeMap::new(),
             max_attempts: 3,
             max_request_timeout: Duration::from_secs(600),
+            attestation: AttestationConfig::default(),
         }
     }
 }
@@ -102,4 +107,7 @@ pub enum ProxyError {
     /// A listening socket could not be opened.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// This proxy's attestation could not be set up (no TEE, unreadable policy...).
+    #[error("attestation: {0}")]
+    Attestation(#[from] cocoon_net::NetError),
 }

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use cocoon_attest::Policy;
 use cocoon_market::WorkerId;
 use cocoon_market::ledger::Ledger;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
-use cocoon_net::Connection;
+use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
 use cocoon_protocol::tl::Int256;
 use serde::Serialize;
@@ -47,12 +48,20 @@ pub(crate) struct WorkerLink {
     pub(crate) owner: String,
     pub(crate) model: String,
     pub(crate) version: i32,
+    /// What its RA-TLS certificate proved.
+    pub(crate) peer: cocoon_attest::VerifiedPeer,
     /// Requests routed to it now: proxy-side request id → the request's event channel.
     pub(crate) routes: HashMap<Int256, mpsc::Sender<WorkerEvent>>,
 }
 
 pub(crate) struct ProxyState {
     pub(crate) config: ProxyConfig,
+    /// This proxy's RA-TLS certificate.
+    pub(crate) identity: Arc<LocalIdentity>,
+    /// RA-TLS on the worker port: workers must satisfy the configured policy.
+    pub(crate) worker_tls: TlsEndpoint,
+    /// RA-TLS on the client port: clients present no evidence.
+    pub(crate) client_tls: TlsEndpoint,
     pub(crate) public_key: Int256,
     pub(crate) selector: Mutex<WorkerSelector>,
     pub(crate) ledger: Mutex<Ledger>,
@@ -80,7 +89,19 @@ pub(crate) struct Counters {
 impl ProxyState {
     pub(crate) fn new(config: ProxyConfig) -> Result<Self, ProxyError> {
         let ledger = Ledger::new(config.pricing).map_err(|e| ProxyError::Config(e.to_string()))?;
+        let attestation = &config.attestation;
+        let identity = attestation.identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
+        let worker_tls = attestation.endpoint(identity.clone())?;
+        let client_tls = attestation.endpoint_with_policy(identity.clone(), Policy::any())?;
+        tracing::info!(
+            evidence = %identity.evidence_kind(),
+            worker_policy = ?attestation.policy,
+            "proxy attestation ready"
+        );
         Ok(Self {
+            identity,
+            worker_tls,
+            client_tls,
             public_key: Int256(rand::random()),
             selector: Mutex::new(
                 WorkerSelector::new(SelectionConfig::default())
@@ -147,6 +168,10 @@ pub struct WorkerView {
     pub owner: String,
     /// Negotiated protocol version.
     pub version: i32,
+    /// Kind of the worker's TEE evidence (`tdx`, `sev-snp`, or `simulated`).
+    pub attestation: String,
+    /// Image hash its evidence measured.
+    pub image_hash: Option<String>,
     /// Selection statistics.
     pub stats: Option<cocoon_market::selection::WorkerStats>,
 }
@@ -154,6 +179,8 @@ pub struct WorkerView {
 /// A point-in-time view of a proxy.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxySnapshot {
+    /// Kind of this proxy's own TEE evidence; `simulated` means it runs in no TEE.
+    pub attestation: String,
     /// Workers connected.
     pub workers: Vec<WorkerView>,
     /// Client sessions open.
@@ -200,12 +227,15 @@ impl ProxyHandle {
                 model: w.model.clone(),
                 owner: w.owner.clone(),
                 version: w.version,
+                attestation: w.peer.evidence_kind.to_string(),
+                image_hash: w.peer.image_hash.map(|h| h.to_string()),
                 stats: selector.worker_stats(*id, now),
             })
             .collect();
         workers.sort_by_key(|w| w.id);
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ProxySnapshot {
+            attestation: s.identity.evidence_kind().to_string(),
             workers,
             clients_connected: r(&s.clients_connected),
             requests: r(&c.requests),

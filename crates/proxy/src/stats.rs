@@ -5,19 +5,33 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Json};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use cocoon_net::exposition::{MetricKind, MetricsText};
 
 use crate::state::{ProxyHandle, ProxyState};
 
+/// Names the kind of this node's TEE evidence on every HTTP answer.
+pub(crate) const ATTESTATION_HEADER: &str = "x-cocoon-attestation";
+
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
+    // Every answer says what this proxy's attestation is; `simulated` must never go unnoticed.
+    let attestation = HeaderValue::from_str(&state.identity.evidence_kind().to_string())
+        .unwrap_or(HeaderValue::from_static("unknown"));
     let app = Router::new()
         .route("/stats", get(stats))
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
-        .with_state(ProxyHandle::new(state));
+        .with_state(ProxyHandle::new(state))
+        .layer(axum::middleware::map_response(move |mut res: Response| {
+            let value = attestation.clone();
+            async move {
+                res.headers_mut().insert(ATTESTATION_HEADER, value);
+                res
+            }
+        }));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("proxy stats server failed: {e}");
     }
@@ -29,10 +43,17 @@ async fn jsonstats(State(h): State<ProxyHandle>) -> impl IntoResponse {
 
 async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
     let s = h.snapshot();
-    let mut out = format!(
-        "cocoon-proxy\nclients connected: {}\nrequests: {} (ok {}, failed {}, retried {}, cancelled {}, no worker {}, \
+    let mut out = String::new();
+    if s.attestation == "simulated" {
+        out.push_str(
+            "WARNING: SIMULATED attestation: this proxy runs in no TEE; production peers refuse it\n",
+        );
+    }
+    out += &format!(
+        "cocoon-proxy\nattestation: {}\nclients connected: {}\nrequests: {} (ok {}, failed {}, retried {}, cancelled {}, no worker {}, \
          no balance {}, timed out {})\nbytes relayed: {}\nledger: {} requests, clients charged {} nanoTON, workers \
          credited {} nanoTON, commission {} nanoTON, shortfall {} nanoTON\nuptime: {:.0} s\nworkers: {}\n",
+        s.attestation,
         s.clients_connected,
         s.requests,
         s.succeeded,
@@ -54,11 +75,12 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
     for w in &s.workers {
         match &w.stats {
             Some(st) => out.push_str(&format!(
-                "  #{} {} owner {} v{} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {}\n",
+                "  #{} {} owner {} v{} attestation {} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {}\n",
                 w.id,
                 w.model,
                 w.owner,
                 w.version,
+                w.attestation,
                 st.coefficient,
                 st.running,
                 st.max,

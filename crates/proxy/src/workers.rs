@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cocoon_attest::VerifiedPeer;
 use cocoon_market::pricing::Coefficient;
 use cocoon_market::selection::WorkerInfo;
 use cocoon_market::{WorkerAccountId, WorkerId};
@@ -36,18 +37,17 @@ pub(crate) fn proxy_params(state: &ProxyState, version: i32) -> proxy::Params {
     }
 }
 
-async fn serve_worker(state: Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), String> {
-    let _ = tcp.set_nodelay(true);
-    cocoon_net::pow::challenge(
-        &mut tcp,
+async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), String> {
+    let secured = cocoon_net::accept_gated(
+        tcp,
         state.config.worker_pow_difficulty,
         Duration::from_secs(30),
+        &state.worker_tls,
+        ConnectionConfig::acceptor(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (conn, mut incoming) = cocoon_net::accept(tcp, ConnectionConfig::acceptor())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (conn, mut incoming, peer) = (secured.conn, secured.incoming, secured.peer);
 
     // Handshake: connectToProxy, compareBalanceWithProxy, proxyHandshakeComplete.
     let mut params: Option<(worker::Params, i32)> = None;
@@ -58,7 +58,9 @@ async fn serve_worker(state: Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), 
         };
         match item {
             Inbound::Query(q) => {
-                if let Err(e) = handle_query(&state, &conn, q, &mut params, &mut registered).await {
+                if let Err(e) =
+                    handle_query(&state, &conn, &peer, q, &mut params, &mut registered).await
+                {
                     break Err(e);
                 }
             }
@@ -78,6 +80,7 @@ async fn serve_worker(state: Arc<ProxyState>, mut tcp: TcpStream) -> Result<(), 
 async fn handle_query(
     state: &Arc<ProxyState>,
     conn: &Connection,
+    peer: &VerifiedPeer,
     q: InboundQuery,
     params: &mut Option<(worker::Params, i32)>,
     registered: &mut Option<WorkerId>,
@@ -134,7 +137,7 @@ async fn handle_query(
                 return Err("handshake complete before connectToProxy".into());
             };
             if registered.is_none() {
-                *registered = Some(register(state, conn, p, *v, !c.is_disabled)?);
+                *registered = Some(register(state, conn, peer, p, *v, !c.is_disabled)?);
             }
             worker::ProxyHandshakeCompleted {}.to_boxed_bytes()
         }
@@ -181,6 +184,7 @@ pub(crate) fn worker_tokens(state: &ProxyState, owner: &str) -> i64 {
 fn register(
     state: &Arc<ProxyState>,
     conn: &Connection,
+    peer: &VerifiedPeer,
     p: &worker::Params,
     version: i32,
     enabled: bool,
@@ -204,10 +208,18 @@ fn register(
             owner: p.worker_owner_address.clone(),
             model: p.model.clone(),
             version,
+            peer: peer.clone(),
             routes: Default::default(),
         },
     );
-    tracing::info!(worker = id.0, model = %p.model, version, "worker registered");
+    tracing::info!(
+        worker = id.0,
+        model = %p.model,
+        version,
+        attestation = %peer.evidence_kind,
+        image_hash = ?peer.image_hash,
+        "worker registered"
+    );
     Ok(id)
 }
 

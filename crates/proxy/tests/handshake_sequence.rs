@@ -1,22 +1,22 @@
 //! Our worker and client open their sessions with the same message sequence as the reference
 //! implementation's recorded transcripts. A recording relay sits between each node and the
-//! proxy and decodes every frame the node sends.
+//! proxy (terminating RA-TLS with simulated evidence, which local-mode nodes accept) and
+//! decodes every frame the node sends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use cocoon_client::{Client, ClientConfig};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
+use cocoon_net::AttestationConfig;
 use cocoon_protocol::messages::{Message, tcp};
-use cocoon_protocol::{FrameDecoder, tl};
+use cocoon_protocol::tl;
 use cocoon_proxy::{Proxy, ProxyConfig};
-use cocoon_testkit::{FakeUpstream, UpstreamConfig};
+use cocoon_testkit::{FakeUpstream, RecordingRelay, UpstreamConfig};
 use cocoon_worker::{Worker, WorkerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 const MODEL: &str = "Qwen/Qwen3-8B";
 
@@ -38,63 +38,37 @@ fn recorded(file: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Accepts one connection, forwards it to `target`, and records the names of the messages the
-/// node sends once the 12-byte proof-of-work answer has passed.
-async fn recording_relay(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let names = Arc::new(Mutex::new(Vec::new()));
-    let out = names.clone();
-    tokio::spawn(async move {
-        let (mut node, _) = listener.accept().await.unwrap();
-        let mut proxy = TcpStream::connect(target).await.unwrap();
-        let (mut node_rd, mut node_wr) = node.split();
-        let (mut proxy_rd, mut proxy_wr) = proxy.split();
-        let upstream = async {
-            let mut seen = BytesMut::new();
-            let mut pow_left = cocoon_protocol::pow::ANSWER_LEN;
-            let mut decoder = FrameDecoder::default();
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let n = node_rd.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                proxy_wr.write_all(&buf[..n]).await.unwrap();
-                let skip = pow_left.min(n);
-                pow_left -= skip;
-                seen.extend_from_slice(&buf[skip..n]);
-                while let Some(frame) = decoder.decode(&mut seen).unwrap() {
-                    let packet: tcp::AnyPacket = tl::from_bytes(frame.body).unwrap();
-                    let name = match packet {
-                        tcp::AnyPacket::Query(q) => tl::from_bytes::<Message>(q.data)
-                            .unwrap()
-                            .constructor_name()
-                            .to_owned(),
-                        tcp::AnyPacket::Packet(p) => tl::from_bytes::<Message>(p.data)
-                            .unwrap()
-                            .constructor_name()
-                            .to_owned(),
-                        other => other.constructor_name().to_owned(),
-                    };
-                    out.lock().unwrap().push(name);
-                }
+/// The names of the messages a node sent through `relay`, in order.
+fn names(relay: &RecordingRelay) -> Vec<String> {
+    relay
+        .recording()
+        .to_proxy
+        .into_iter()
+        .map(|body| {
+            let packet: tcp::AnyPacket = tl::from_bytes(Bytes::from(body)).unwrap();
+            match packet {
+                tcp::AnyPacket::Query(q) => tl::from_bytes::<Message>(q.data)
+                    .unwrap()
+                    .constructor_name()
+                    .to_owned(),
+                tcp::AnyPacket::Packet(p) => tl::from_bytes::<Message>(p.data)
+                    .unwrap()
+                    .constructor_name()
+                    .to_owned(),
+                other => other.constructor_name().to_owned(),
             }
-        };
-        let downstream = tokio::io::copy(&mut proxy_rd, &mut node_wr);
-        let _ = tokio::join!(upstream, downstream);
-    });
-    (addr, names)
+        })
+        .collect()
 }
 
-async fn wait_for(names: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+async fn wait_for(relay: &RecordingRelay, n: usize) -> Vec<String> {
     for _ in 0..500 {
-        if names.lock().unwrap().len() >= n {
+        if relay.recording().to_proxy.len() >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    names.lock().unwrap().iter().take(n).cloned().collect()
+    names(relay).into_iter().take(n).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +86,7 @@ async fn worker_and_client_handshakes_match_the_reference() {
         client_pow_difficulty: 4,
         emulated_client_deposit: 1_000_000_000,
         client_secret_hashes: [("e2e-owner".to_owned(), hash)].into_iter().collect(),
+        attestation: AttestationConfig::local_simulated(),
         ..ProxyConfig::default()
     };
     let proxy = Proxy::bind(config).await.unwrap();
@@ -121,14 +96,17 @@ async fn worker_and_client_handshakes_match_the_reference() {
     let mut up = UpstreamConfig::default();
     up.models = vec![MODEL.into()];
     let up = FakeUpstream::start(up).await.unwrap();
-    let (worker_relay, worker_names) = recording_relay(worker_port.to_string()).await;
+    let worker_relay = RecordingRelay::start(worker_port.to_string())
+        .await
+        .unwrap();
     let mut engine = EngineConfig::new(up.url());
     engine.models = vec![MODEL.into()];
     let worker = Worker::new(
         WorkerConfig {
-            proxies: vec![worker_relay],
+            proxies: vec![worker_relay.addr().to_owned()],
             model: MODEL.into(),
             stats_listen: None,
+            attestation: AttestationConfig::local_simulated(),
             ..WorkerConfig::default()
         },
         Arc::new(UpstreamEngine::new(engine).unwrap()),
@@ -136,12 +114,15 @@ async fn worker_and_client_handshakes_match_the_reference() {
     .unwrap();
     tokio::spawn(worker.run(std::future::pending::<()>()));
     let expected = recorded("worker-proxy.worker_to_proxy.bin", 4);
-    assert_eq!(wait_for(&worker_names, 4).await, expected);
+    assert_eq!(wait_for(&worker_relay, 4).await, expected);
 
-    let (client_relay, client_names) = recording_relay(client_port.to_string()).await;
+    let client_relay = RecordingRelay::start(client_port.to_string())
+        .await
+        .unwrap();
     let client = Client::start(ClientConfig {
         listen: None,
-        proxy: client_relay,
+        proxy: client_relay.addr().to_owned(),
+        attestation: AttestationConfig::client_local(),
         owner_address: "e2e-owner".into(),
         secret: Some(secret.into()),
         ..ClientConfig::default()
@@ -151,5 +132,5 @@ async fn worker_and_client_handshakes_match_the_reference() {
     let models = client.models().await.unwrap();
     assert_eq!(models[0].id, MODEL);
     let expected = recorded("client-proxy.client_to_proxy.bin", 4);
-    assert_eq!(wait_for(&client_names, 4).await, expected);
+    assert_eq!(wait_for(&client_relay, 4).await, expected);
 }

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cocoon_net::AttestationConfig;
+
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
@@ -32,6 +34,7 @@ async fn proxy(deposit: u64) -> Net {
         client_pow_difficulty: 4,
         emulated_registration: true,
         emulated_client_deposit: deposit,
+        attestation: AttestationConfig::local_simulated(),
         ..ProxyConfig::default()
     };
     let proxy = Proxy::bind(config).await.unwrap();
@@ -75,6 +78,7 @@ async fn worker_with_engine(
         coefficient,
         max_active_requests: max_active,
         stats_listen: None,
+        attestation: AttestationConfig::local_simulated(),
         ..WorkerConfig::default()
     };
     let w = Worker::new(config, engine.clone()).unwrap();
@@ -94,6 +98,7 @@ async fn client(net: &Net) -> Client {
         listen: None,
         proxy: net.client_addr.clone(),
         models_refresh: Duration::ZERO,
+        attestation: AttestationConfig::client_local(),
         ..ClientConfig::default()
     };
     let c = Client::start(config).unwrap();

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
+    /// The recording relay could not set up its RA-TLS identity.
+    #[error("recording relay: {0}")]
+    Relay(String),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

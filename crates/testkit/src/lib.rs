@@ -13,6 +13,10 @@
 //! reference benchmark's NDJSON format) is set per server and can be overridden per request
 //! with `x-fake-*` headers (see [`upstream::overrides`]).
 //!
+//! [`relay::RecordingRelay`] terminates RA-TLS between a node and a proxy (with simulated
+//! evidence, so only local-mode peers accept it) and records each hop's plaintext frames: what
+//! a node sends, and what a proxy gets to see.
+//!
 //! [`loadgen`] drives any HTTP endpoint the way the reference COCOON benchmark drove its relay
 //! (`hey -m POST -disable-keepalive -c 30`), but it reads every response body to the end and
 //! checks that an SSE stream finished with `data: [DONE]` before it counts a request as served.
@@ -38,8 +42,10 @@
 
 mod error;
 pub mod loadgen;
+pub mod relay;
 pub mod upstream;
 
 pub use error::TestkitError;
 pub use loadgen::{LoadConfig, LoadReport, LoadTarget, StopCondition};
+pub use relay::{Recording, RecordingRelay};
 pub use upstream::{FakeUpstream, UpstreamConfig};

@@ -42,6 +42,8 @@ pub struct WorkerConfig {
     pub max_request_bytes: usize,
     /// Extra request fields to accept beyond the OpenAI ones the worker knows.
     pub extra_allowed_fields: Vec<String>,
+    /// This worker's evidence and the policy its proxies must satisfy.
+    pub attestation: cocoon_net::AttestationConfig,
 }
 
 impl Default for WorkerConfig {
@@ -62,6 +64,7 @@ impl Default for WorkerConfig {
             payment_status_interval: Duration::from_secs(10),
             max_request_bytes: 8 << 20,
             extra_allowed_fields: Vec::new(),
+            attestation: cocoon_net::AttestationConfig::default(),
         }
     }
 }
@@ -110,6 +113,9 @@ pub enum WorkerError {
     /// A proxy session failed.
     #[error("proxy session: {0}")]
     Session(String),
+    /// This worker's attestation could not be set up (no TEE, unreadable policy...).
+    #[error("attestation: {0}")]
+    Attestation(#[from] cocoon_net::NetError),
     /// The proxy reports fewer committed tokens than we know were committed.
     #[error(
         "proxy {proxy} rolled back: it reports {reported} committed tokens, we know of {known}"

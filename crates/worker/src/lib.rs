@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use cocoon_infer::Engine;
 pub use config::{WorkerConfig, WorkerError};
-pub use state::{WorkerHandle, WorkerSnapshot};
+pub use state::{ProxyView, WorkerHandle, WorkerSnapshot};
 
 /// A running worker.
 pub struct Worker {
@@ -33,7 +33,7 @@ impl Worker {
     pub fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
         config.validate()?;
         Ok(Self {
-            state: Arc::new(state::WorkerState::new(config, engine)),
+            state: Arc::new(state::WorkerState::new(config, engine)?),
         })
     }
 
@@ -61,6 +61,9 @@ impl Worker {
             );
             tasks.spawn(stats::serve(listener, self.state.clone()));
         }
+        let identity = self.state.tls.identity().clone();
+        let stop = self.state.shutdown.clone();
+        tasks.spawn(async move { identity.keep_fresh(stop.cancelled_owned()).await });
         for proxy in &self.state.config.proxies {
             for slot in 0..self.state.config.connections_per_proxy {
                 tasks.spawn(session::maintain(self.state.clone(), proxy.clone(), slot));

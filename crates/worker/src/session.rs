@@ -11,7 +11,6 @@ use cocoon_protocol::Message;
 use cocoon_protocol::messages::{proxy, worker};
 use cocoon_protocol::tl::{self, TlConstructor};
 use cocoon_protocol::version;
-use tokio::net::TcpStream;
 
 use crate::WorkerError;
 use crate::state::{SessionInfo, WorkerState, lock};
@@ -47,16 +46,15 @@ pub(crate) async fn maintain(state: Arc<WorkerState>, proxy: String, slot: usize
 
 async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
-    let mut tcp = TcpStream::connect(proxy)
-        .await
-        .map_err(|e| err("connect", &e))?;
-    let _ = tcp.set_nodelay(true);
-    cocoon_net::pow::solve(&mut tcp, state.config.max_pow_difficulty)
-        .await
-        .map_err(|e| err("proof of work", &e))?;
-    let (conn, mut incoming) = cocoon_net::connect(tcp, ConnectionConfig::dialer())
-        .await
-        .map_err(|e| err("session", &e))?;
+    let secured = cocoon_net::dial(
+        proxy,
+        state.config.max_pow_difficulty,
+        &state.tls,
+        ConnectionConfig::dialer(),
+    )
+    .await
+    .map_err(|e| err("connect", &e))?;
+    let (conn, mut incoming, peer) = (secured.conn, secured.incoming, secured.peer);
 
     let version = handshake(state, proxy, &conn).await;
     let version = match version {
@@ -66,7 +64,13 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
             return Err(e);
         }
     };
-    tracing::info!(%proxy, version, "connected to proxy");
+    tracing::info!(
+        %proxy,
+        version,
+        attestation = %peer.evidence_kind,
+        image_hash = ?peer.image_hash,
+        "connected to proxy"
+    );
     let id = state.next_session.fetch_add(1, Ordering::Relaxed);
     lock(&state.sessions).insert(
         id,
@@ -74,6 +78,7 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
             proxy: proxy.to_owned(),
             conn: conn.clone(),
             version,
+            peer,
         },
     );
 

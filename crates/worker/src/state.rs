@@ -12,10 +12,12 @@ use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WorkerConfig;
+use crate::config::{WorkerConfig, WorkerError};
 
 pub(crate) struct WorkerState {
     pub(crate) config: WorkerConfig,
+    /// RA-TLS towards proxies: this worker's certificate and the policy proxies must satisfy.
+    pub(crate) tls: cocoon_net::TlsEndpoint,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
@@ -47,11 +49,18 @@ pub(crate) struct SessionInfo {
     pub(crate) proxy: String,
     pub(crate) conn: Connection,
     pub(crate) version: i32,
+    /// What the proxy's RA-TLS certificate proved.
+    pub(crate) peer: cocoon_attest::VerifiedPeer,
 }
 
 impl WorkerState {
-    pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Self {
-        Self {
+    pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
+        let identity = config
+            .attestation
+            .identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
+        let tls = config.attestation.endpoint(identity)?;
+        Ok(Self {
+            tls,
             enabled: AtomicBool::new(!config.start_disabled),
             coefficient: AtomicI32::new(config.coefficient),
             config,
@@ -64,7 +73,7 @@ impl WorkerState {
             counters: Counters::default(),
             committed: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
-        }
+        })
     }
 
     /// Takes a request slot, or `None` when at `max_active_requests`.
@@ -125,6 +134,19 @@ pub struct WorkerHandle {
     state: Arc<WorkerState>,
 }
 
+/// One proxy session as `/jsonstats` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyView {
+    /// Address dialed.
+    pub address: String,
+    /// Negotiated protocol version.
+    pub version: i32,
+    /// Kind of the proxy's TEE evidence (`tdx`, `sev-snp`, or `simulated`).
+    pub attestation: String,
+    /// Image hash its evidence measured.
+    pub image_hash: Option<String>,
+}
+
 /// A point-in-time view of a worker, as `/jsonstats` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerSnapshot {
@@ -138,8 +160,10 @@ pub struct WorkerSnapshot {
     pub active_requests: usize,
     /// Limit on running requests.
     pub max_active_requests: usize,
-    /// Proxies connected now, with the negotiated protocol version.
-    pub proxies: Vec<(String, i32)>,
+    /// Kind of this worker's own TEE evidence; `simulated` means it runs in no TEE.
+    pub attestation: String,
+    /// Proxies connected now.
+    pub proxies: Vec<ProxyView>,
     /// Requests received.
     pub requests: u64,
     /// Requests answered completely.
@@ -206,12 +230,18 @@ impl WorkerHandle {
     pub fn snapshot(&self) -> WorkerSnapshot {
         let s = &self.state;
         let c = &s.counters;
-        let mut proxies: Vec<(String, i32)> = lock(&s.sessions)
+        let mut proxies: Vec<ProxyView> = lock(&s.sessions)
             .values()
-            .map(|i| (i.proxy.clone(), i.version))
+            .map(|i| ProxyView {
+                address: i.proxy.clone(),
+                version: i.version,
+                attestation: i.peer.evidence_kind.to_string(),
+                image_hash: i.peer.image_hash.map(|h| h.to_string()),
+            })
             .collect();
-        proxies.sort();
+        proxies.sort_by(|a, b| a.address.cmp(&b.address));
         WorkerSnapshot {
+            attestation: s.tls.identity().evidence_kind().to_string(),
             model: s.config.model.clone(),
             enabled: s.enabled.load(Ordering::Acquire),
             coefficient: s.coefficient.load(Ordering::Acquire),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use cocoon_net::exposition::{MetricKind, MetricsText};
 use serde::Deserialize;
@@ -14,6 +14,9 @@ use serde::Deserialize;
 use crate::state::{WorkerHandle, WorkerState};
 
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerState>) {
+    // Every answer says what this worker's attestation is; `simulated` must never go unnoticed.
+    let attestation = HeaderValue::from_str(&state.tls.identity().evidence_kind().to_string())
+        .unwrap_or(HeaderValue::from_static("unknown"));
     let handle = WorkerHandle::new(state);
     let app = Router::new()
         .route("/stats", get(stats))
@@ -23,7 +26,14 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
         .route("/admin/enable", post(enable))
         .route("/admin/disable", post(disable))
         .route("/admin/coefficient", post(coefficient))
-        .with_state(handle);
+        .with_state(handle)
+        .layer(axum::middleware::map_response(move |mut res: Response| {
+            let value = attestation.clone();
+            async move {
+                res.headers_mut().insert("x-cocoon-attestation", value);
+                res
+            }
+        }));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("worker stats server failed: {e}");
     }
@@ -38,12 +48,18 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
     let proxies: Vec<String> = s
         .proxies
         .iter()
-        .map(|(p, v)| format!("{p} (v{v})"))
+        .map(|p| format!("{} (v{}, {})", p.address, p.version, p.attestation))
         .collect();
+    let warning = if s.attestation == "simulated" {
+        "WARNING: SIMULATED attestation: this worker runs in no TEE; production proxies refuse it\n"
+    } else {
+        ""
+    };
     format!(
-        "cocoon-worker\nmodel: {}\nenabled: {}\ncoefficient: {}\nactive requests: {}/{}\nproxies: {}\n\
+        "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {}\nactive requests: {}/{}\nproxies: {}\n\
          requests: {} (ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
          paid tokens: {}\nuptime: {:.0} s\n",
+        s.attestation,
         s.model,
         s.enabled,
         s.coefficient,

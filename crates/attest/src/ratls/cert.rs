@@ -108,6 +108,26 @@ pub fn certificate_params(
     not_before: u64,
     not_after: u64,
 ) -> Result<CertificateParams, AttestError> {
+    params_with(Some(evidence), claims, not_before, not_after)
+}
+
+/// rcgen parameters of a certificate in the same layout but with no evidence extension: what a
+/// node outside any TEE (an integrator's client) presents. Only policies that do not require
+/// evidence accept it.
+pub fn unattested_certificate_params(
+    claims: &[u8],
+    not_before: u64,
+    not_after: u64,
+) -> Result<CertificateParams, AttestError> {
+    params_with(None, claims, not_before, not_after)
+}
+
+fn params_with(
+    evidence: Option<&[u8]>,
+    claims: &[u8],
+    not_before: u64,
+    not_after: u64,
+) -> Result<CertificateParams, AttestError> {
     let to_time = |t: u64| {
         i64::try_from(t)
             .ok()
@@ -122,7 +142,7 @@ pub fn certificate_params(
     params.not_after = to_time(not_after)?;
     // Unique per (key material, evidence, time): a refreshed certificate gets a new serial.
     let mut serial: [u8; 32] = Sha256::new()
-        .chain_update(evidence)
+        .chain_update(evidence.unwrap_or_default())
         .chain_update(claims)
         .chain_update(not_before.to_be_bytes())
         .finalize()
@@ -145,11 +165,15 @@ pub fn certificate_params(
     let mut eku =
         CustomExtension::from_oid_content(EXT_KEY_USAGE_ARC, EKU_SERVER_AND_CLIENT.to_vec());
     eku.set_criticality(true);
-    let mut evidence_ext = CustomExtension::from_oid_content(OID_EVIDENCE, evidence.to_vec());
-    evidence_ext.set_criticality(true);
+    params.custom_extensions = vec![eku];
+    if let Some(evidence) = evidence {
+        let mut evidence_ext = CustomExtension::from_oid_content(OID_EVIDENCE, evidence.to_vec());
+        evidence_ext.set_criticality(true);
+        params.custom_extensions.push(evidence_ext);
+    }
     let mut claims_ext = CustomExtension::from_oid_content(OID_USER_CLAIMS, claims.to_vec());
     claims_ext.set_criticality(true);
-    params.custom_extensions = vec![eku, evidence_ext, claims_ext];
+    params.custom_extensions.push(claims_ext);
     Ok(params)
 }
 

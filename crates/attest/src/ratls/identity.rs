@@ -15,7 +15,8 @@ use crate::attester::Attester;
 use crate::claims::{ExtendedClaims, UserClaims};
 use crate::digest::Digest32;
 use crate::error::AttestError;
-use crate::ratls::cert::{TlsKeyPair, issue_certificate};
+use crate::evidence::EvidenceKind;
+use crate::ratls::cert::{TlsKeyPair, issue_certificate, self_sign, unattested_certificate_params};
 
 /// Validity of an RA-TLS certificate (reference: 1 day).
 pub const DEFAULT_VALIDITY_SECS: u64 = 24 * 3600;
@@ -148,7 +149,7 @@ pub enum ClaimsFormat {
 #[derive(Debug)]
 pub struct CertificateIssuer {
     key: TlsKeyPair,
-    attester: Arc<dyn Attester>,
+    attester: Option<Arc<dyn Attester>>,
     format: ClaimsFormat,
     validity_secs: u64,
     refresh_secs: u64,
@@ -159,6 +160,17 @@ impl CertificateIssuer {
     /// An issuer for `key` using `attester`, with reference-format claims, 1-day validity and
     /// hourly refresh.
     pub fn new(key: TlsKeyPair, attester: Arc<dyn Attester>) -> Self {
+        Self::with_attester(key, Some(attester))
+    }
+
+    /// An issuer of certificates WITHOUT evidence, for a node that runs in no TEE and whose
+    /// peers do not require one (an integrator's client facing a proxy). Its certificates
+    /// carry the claims (so the key binding is explicit) but prove nothing about code.
+    pub fn unattested(key: TlsKeyPair) -> Self {
+        Self::with_attester(key, None)
+    }
+
+    fn with_attester(key: TlsKeyPair, attester: Option<Arc<dyn Attester>>) -> Self {
         Self {
             key,
             attester,
@@ -194,6 +206,13 @@ impl CertificateIssuer {
         self
     }
 
+    /// The kind of evidence its certificates carry ([`EvidenceKind::Unattested`] for none).
+    pub fn evidence_kind(&self) -> EvidenceKind {
+        self.attester
+            .as_ref()
+            .map_or(EvidenceKind::Unattested, |a| a.kind())
+    }
+
     /// The TLS key.
     pub fn key(&self) -> &TlsKeyPair {
         &self.key
@@ -219,10 +238,18 @@ impl CertificateIssuer {
             ),
         };
         let claims_bytes = claims.to_bytes();
-        let evidence = self.attester.attest(&claims.report_data())?;
         let not_before = now.saturating_sub(self.backdate_secs);
         let not_after = not_before.saturating_add(self.validity_secs);
-        let der = issue_certificate(&self.key, &evidence, &claims_bytes, not_before, not_after)?;
+        let der = match &self.attester {
+            Some(attester) => {
+                let evidence = attester.attest(&claims.report_data())?;
+                issue_certificate(&self.key, &evidence, &claims_bytes, not_before, not_after)?
+            }
+            None => self_sign(
+                &unattested_certificate_params(&claims_bytes, not_before, not_after)?,
+                &self.key,
+            )?,
+        };
         let refresh = self.refresh_secs.min(self.validity_secs / 2).max(1);
         Ok(IssuedCertificate {
             der,
@@ -282,6 +309,17 @@ mod tests {
         assert_eq!(second.refresh_at, 10_000 + 7200);
         let parsed = parse_certificate(&second.der, 10_000 + 3600).unwrap();
         assert_eq!(parsed.claims.unwrap(), second.claims.to_bytes());
+    }
+
+    #[test]
+    fn unattested_certificates_carry_claims_but_no_evidence() {
+        let issuer = CertificateIssuer::unattested(TlsKeyPair::from_seed(&[2; 32]).unwrap());
+        assert_eq!(issuer.evidence_kind(), EvidenceKind::Unattested);
+        let issued = issuer.issue(5_000).unwrap();
+        let parsed = parse_certificate(&issued.der, 5_000).unwrap();
+        assert!(parsed.evidence.is_none());
+        assert_eq!(parsed.claims.unwrap(), issued.claims.to_bytes());
+        assert_eq!(parsed.public_key, issuer.key().public_key());
     }
 
     #[test]

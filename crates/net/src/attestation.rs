@@ -1,0 +1,196 @@
+//! Attestation settings every role shares: where this node's evidence comes from, which policy
+//! its peers must satisfy, and the TDX collateral it verifies with. Roles embed
+//! [`AttestationConfig`] in their configuration files and turn it into a [`LocalIdentity`]
+//! and [`TlsEndpoint`]s here, so the three binaries agree on names and defaults.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_attest::ratls::CertificateIssuer;
+use cocoon_attest::ratls::{ClaimsFormat, TlsKeyPair};
+use cocoon_attest::tdx::CollateralStore;
+use cocoon_attest::tsm::{ConfigfsTsm, TsmAttester};
+use cocoon_attest::{EvidenceVerifier, Policy, SimulatedAttester, SystemClock};
+use serde::{Deserialize, Serialize};
+
+use crate::NetError;
+use crate::ratls::{DEFAULT_HANDSHAKE_TIMEOUT, LocalIdentity, TlsEndpoint};
+
+/// Where this node's evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum EvidenceSource {
+    /// The TEE, through configfs-tsm (`/sys/kernel/config/tsm/report`): Intel TDX or AMD
+    /// SEV-SNP, whichever the kernel offers.
+    ConfigfsTsm,
+    /// SIMULATED evidence: no TEE, for local mode and tests. Production policies refuse it.
+    Simulated,
+    /// No evidence at all: for a node outside any TEE whose peers do not require one (the
+    /// integrator's client).
+    None,
+}
+
+/// Which rules peers' evidence must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PolicyPreset {
+    /// Real TDX or SEV-SNP evidence, verified in full; simulated evidence refused.
+    Production,
+    /// Local mode: simulated evidence accepted as well (real evidence still fully checked).
+    LocalSimulated,
+}
+
+/// Attestation settings of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationConfig {
+    /// Where this node's own evidence comes from.
+    pub evidence: EvidenceSource,
+    /// The rules for peers, unless `policy_file` is set.
+    pub policy: PolicyPreset,
+    /// A JSON policy (allow-lists of MRTD, RTMR sets, image hashes, SNP measurements, minimum
+    /// TCB...) replacing the preset.
+    pub policy_file: Option<PathBuf>,
+    /// TDX collateral JSON files used to verify peers' quotes (and attached to our own quotes
+    /// when they match our platform).
+    pub tdx_collateral: Vec<PathBuf>,
+    /// VCEK certificate (DER) of this host, for SEV-SNP guests whose host supplies none.
+    pub snp_vcek: Option<PathBuf>,
+    /// configfs-tsm root (default `/sys/kernel/config/tsm/report`).
+    pub tsm_root: Option<PathBuf>,
+    /// Time limit of one TLS handshake, evidence verification included.
+    #[serde(with = "crate::secs")]
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        Self {
+            evidence: EvidenceSource::ConfigfsTsm,
+            policy: PolicyPreset::Production,
+            policy_file: None,
+            tdx_collateral: Vec::new(),
+            snp_vcek: None,
+            tsm_root: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+impl AttestationConfig {
+    /// Local mode for a node that would run in a TEE (proxy, worker): SIMULATED evidence,
+    /// simulated peers accepted.
+    pub fn local_simulated() -> Self {
+        Self {
+            evidence: EvidenceSource::Simulated,
+            policy: PolicyPreset::LocalSimulated,
+            ..Self::default()
+        }
+    }
+
+    /// An integrator's client in production: no evidence of its own, real evidence required
+    /// of the proxy.
+    pub fn client() -> Self {
+        Self {
+            evidence: EvidenceSource::None,
+            ..Self::default()
+        }
+    }
+
+    /// An integrator's client in local mode: no evidence of its own, a simulated proxy
+    /// accepted.
+    pub fn client_local() -> Self {
+        Self {
+            evidence: EvidenceSource::None,
+            policy: PolicyPreset::LocalSimulated,
+            ..Self::default()
+        }
+    }
+
+    /// The policy peers must satisfy.
+    pub fn peer_policy(&self) -> Result<Policy, NetError> {
+        if let Some(path) = &self.policy_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                NetError::Config(format!("cannot read policy file {}: {e}", path.display()))
+            })?;
+            return Ok(Policy::from_json(&text)?);
+        }
+        Ok(match self.policy {
+            PolicyPreset::Production => Policy::production(),
+            PolicyPreset::LocalSimulated => Policy::local_simulated(),
+        })
+    }
+
+    /// An evidence verifier loaded with the configured TDX collateral.
+    pub fn evidence_verifier(&self) -> Result<Arc<EvidenceVerifier>, NetError> {
+        Ok(Arc::new(EvidenceVerifier::new(self.collateral()?)))
+    }
+
+    fn collateral(&self) -> Result<Arc<CollateralStore>, NetError> {
+        let store = Arc::new(CollateralStore::new());
+        for path in &self.tdx_collateral {
+            let bytes = std::fs::read(path).map_err(|e| {
+                NetError::Config(format!("cannot read collateral {}: {e}", path.display()))
+            })?;
+            store.insert_json(&bytes)?;
+        }
+        Ok(store)
+    }
+
+    /// This node's identity: a fresh TLS key and a first certificate with claims in `format`
+    /// (reference format, or v1 carrying a sealing key and model hash).
+    pub fn identity(&self, format: ClaimsFormat) -> Result<Arc<LocalIdentity>, NetError> {
+        let key = TlsKeyPair::generate()?;
+        let issuer = match self.evidence {
+            EvidenceSource::Simulated => {
+                CertificateIssuer::new(key, Arc::new(SimulatedAttester::new()))
+            }
+            EvidenceSource::None => CertificateIssuer::unattested(key),
+            EvidenceSource::ConfigfsTsm => {
+                let tsm = match &self.tsm_root {
+                    Some(root) => ConfigfsTsm::with_root(root),
+                    None => ConfigfsTsm::new(),
+                };
+                if !tsm.is_available() {
+                    return Err(NetError::Config(format!(
+                        "no TEE: {} does not exist. Run inside a TDX or SEV-SNP guest, or use \
+                         simulated evidence (local mode) where that is acceptable",
+                        tsm.root().display()
+                    )));
+                }
+                let mut attester = TsmAttester::probe(tsm)?.with_collateral(self.collateral()?);
+                if let Some(path) = &self.snp_vcek {
+                    let der = std::fs::read(path).map_err(|e| {
+                        NetError::Config(format!("cannot read VCEK {}: {e}", path.display()))
+                    })?;
+                    attester = attester.with_vcek(der);
+                }
+                CertificateIssuer::new(key, Arc::new(attester))
+            }
+        }
+        .with_claims_format(format);
+        Ok(Arc::new(LocalIdentity::new(issuer, Arc::new(SystemClock))?))
+    }
+
+    /// An endpoint presenting `identity` to peers that must satisfy this configuration's
+    /// policy.
+    pub fn endpoint(&self, identity: Arc<LocalIdentity>) -> Result<TlsEndpoint, NetError> {
+        self.endpoint_with_policy(identity, self.peer_policy()?)
+    }
+
+    /// An endpoint presenting `identity` to peers that must satisfy `policy` (for example the
+    /// proxy's client port, where clients present no evidence).
+    pub fn endpoint_with_policy(
+        &self,
+        identity: Arc<LocalIdentity>,
+        policy: Policy,
+    ) -> Result<TlsEndpoint, NetError> {
+        Ok(
+            TlsEndpoint::new(identity, policy, self.evidence_verifier()?)?
+                .with_handshake_timeout(self.handshake_timeout),
+        )
+    }
+}
