@@ -1,0 +1,414 @@
+//! The emulated chain running the real compiled contracts: deploys, registry reads, a client
+//! top-up through the proxy contract, time-dependent refunds, snapshots, and the errors callers
+//! see when the sidecar cannot start or dies. Needs `node` and `npm ci --prefix contracts`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cocoon_chain::{
+    AccountStatus, Address, Chain, ChainError, EmulatedChain, InternalMessage, MessageKind,
+    SidecarOptions, StackEntry, TON, read_registry,
+};
+use common::*;
+use std::path::PathBuf;
+
+const GAS: u128 = TON / 10;
+const PROXY_KEY: [u8; 32] = [7; 32];
+
+struct Network {
+    chain: EmulatedChain,
+    params: TestParams,
+    root_owner: Address,
+    _proxy_owner: Address,
+    client_owner: Address,
+    root: Address,
+    proxy: Address,
+}
+
+async fn send(
+    chain: &EmulatedChain,
+    from: Address,
+    to: Address,
+    value: u128,
+    body: cocoon_chain::Boc,
+    state_init: Option<cocoon_chain::Boc>,
+) -> cocoon_chain::SendReceipt {
+    chain
+        .send_internal(&InternalMessage {
+            from,
+            to,
+            value,
+            bounce: true,
+            body: Some(body),
+            state_init,
+        })
+        .await
+        .unwrap()
+}
+
+/// Root and a staked proxy contract, as contracts/tests/helpers/network.mjs sets them up.
+async fn network() -> Network {
+    let chain = chain().await;
+    let params = TestParams::default();
+    let root_owner = chain.create_wallet("root-owner", 1000 * TON).await.unwrap();
+    let proxy_owner = chain.create_wallet("proxy-owner", 1000 * TON).await.unwrap();
+    let client_owner = chain.create_wallet("client-owner", 1000 * TON).await.unwrap();
+
+    let root_code = contracts().compiled("root").unwrap().code;
+    let root = chain
+        .deploy(&root_owner, &root_code, &root_data(root_owner, &params), TON)
+        .await
+        .unwrap();
+    assert!(root.receipt.all_succeeded(), "{:#?}", root.receipt);
+
+    let proxy_code = contracts().compiled("proxy").unwrap().code;
+    let proxy_data = proxy_data(proxy_owner, PROXY_KEY, root.address, &params);
+    let (_, expected_proxy) = state_init(&proxy_code, &proxy_data);
+    let proxy = chain
+        .deploy(&proxy_owner, &proxy_code, &proxy_data, TON)
+        .await
+        .unwrap();
+    assert_eq!(proxy.address, expected_proxy, "StateInit address derivation agrees");
+    let staked = send(
+        &chain,
+        proxy_owner,
+        proxy.address,
+        params.min_proxy_stake + GAS,
+        proxy_increase_stake(params.min_proxy_stake),
+        None,
+    )
+    .await;
+    assert!(staked.transaction_on(&proxy.address).unwrap().succeeded(), "{staked:#?}");
+
+    Network {
+        chain,
+        params,
+        root_owner,
+        _proxy_owner: proxy_owner,
+        client_owner,
+        root: root.address,
+        proxy: proxy.address,
+    }
+}
+
+#[tokio::test]
+async fn root_registry_reads_back_what_the_owner_registered() {
+    let net = network().await;
+    let chain = &net.chain;
+
+    let registry = read_registry(chain, &net.root).await.unwrap();
+    assert_eq!(registry.owner, net.root_owner);
+    assert_eq!(registry.version, 0);
+    assert!(registry.proxy_image_hashes.is_empty() && registry.proxies.is_empty());
+    let core = &registry.params.core;
+    assert_eq!(core.price_per_token, 1000);
+    assert_eq!(core.worker_fee_per_token, 800);
+    assert_eq!(core.completion_multiplier, 80_000);
+    assert_eq!(core.min_proxy_stake, 10 * TON);
+    assert_eq!(core.client_delay_before_close, 86_400);
+    assert!(core.is_test);
+    let dir = contracts();
+    assert_eq!(registry.params.proxy_code_hash, dir.compiled("proxy").unwrap().code_hash);
+    assert_eq!(registry.params.client_code_hash, dir.compiled("client").unwrap().code_hash);
+    assert_eq!(registry.params.worker_code_hash, dir.compiled("worker").unwrap().code_hash);
+    assert_eq!(
+        registry.params.client_code.root_hash().unwrap(),
+        registry.params.client_code_hash,
+        "re-serialized code keeps its hash"
+    );
+
+    let proxy_image = [0x11; 32];
+    let worker_images = [[0x22; 32], [0x23; 32], [0x01; 32]];
+    let model = [0x33; 32];
+    let mut bodies = vec![root_add_hash(OP_ROOT_ADD_PROXY_IMAGE, proxy_image)];
+    bodies.extend(worker_images.iter().map(|h| root_add_hash(OP_ROOT_ADD_WORKER_IMAGE, *h)));
+    bodies.push(root_add_hash(OP_ROOT_ADD_MODEL, model));
+    bodies.push(root_register_proxy("10.0.0.1:11002 10.0.0.1:11001"));
+    bodies.push(root_register_proxy("10.0.0.2:11002"));
+    for body in bodies {
+        let r = send(chain, net.root_owner, net.root, TON / 20, body, None).await;
+        assert!(r.transaction_on(&net.root).unwrap().succeeded(), "{r:#?}");
+    }
+
+    let registry = read_registry(chain, &net.root).await.unwrap();
+    assert_eq!(registry.version, 7);
+    assert_eq!(registry.next_proxy_seqno, 2);
+    assert!(registry.is_proxy_image_allowed(&proxy_image));
+    assert!(!registry.is_proxy_image_allowed(&[0x22; 32]));
+    assert_eq!(
+        registry.worker_image_hashes.iter().copied().collect::<Vec<_>>(),
+        vec![[0x01; 32], [0x22; 32], [0x23; 32]],
+        "all keys, in order"
+    );
+    assert!(registry.is_model_allowed(&model));
+    let first = &registry.proxies[&0];
+    assert_eq!(
+        first.addresses().collect::<Vec<_>>(),
+        ["10.0.0.1:11002", "10.0.0.1:11001"]
+    );
+    assert_eq!(registry.proxies[&1].endpoint, "10.0.0.2:11002");
+
+    // the registry's own get-methods agree with the parsed dictionaries
+    let allowed = chain
+        .run_get_method(&net.root, "is_model_allowed", &[StackEntry::uint256(model)])
+        .await
+        .unwrap();
+    assert!(allowed.reader().read_bool().unwrap());
+    let refused = chain
+        .run_get_method(&net.root, "is_model_allowed", &[StackEntry::uint256([9; 32])])
+        .await
+        .unwrap();
+    assert!(!refused.reader().read_bool().unwrap());
+}
+
+#[tokio::test]
+async fn client_top_up_goes_through_the_proxy_contract() {
+    let net = network().await;
+    let chain = &net.chain;
+
+    // The proxy contract computes its client's address; it must equal ours.
+    let client_code = contracts().compiled("client").unwrap().code;
+    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
+    let (init, client) = state_init(&client_code, &data);
+    let by_proxy = chain
+        .run_get_method(
+            &net.proxy,
+            "get_client_address",
+            &[StackEntry::address(&net.client_owner).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_proxy.reader().read_address().unwrap(), client);
+    assert_eq!(
+        chain.account(&client).await.unwrap().status,
+        AccountStatus::Uninit,
+        "nothing deployed yet"
+    );
+
+    let proxy_before = chain.account(&net.proxy).await.unwrap().balance;
+    let status_before = chain.status().await.unwrap();
+    let amount = 5 * TON;
+    let receipt = send(
+        chain,
+        net.client_owner,
+        client,
+        amount + GAS,
+        top_up(amount, net.client_owner),
+        Some(init),
+    )
+    .await;
+    assert!(receipt.all_succeeded(), "{receipt:#?}");
+    let on_client = receipt.transaction_on(&client).unwrap();
+    assert_eq!(on_client.in_op(), Some(OP_CLIENT_TOP_UP));
+    assert!(receipt.transaction_on(&net.proxy).is_some(), "forwarded to the proxy");
+    assert!(receipt.message_hash.is_some());
+    assert_eq!(chain.status().await.unwrap().seqno, status_before.seqno + 1);
+
+    let data = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let mut r = data.reader();
+    assert_eq!(r.read_u32().unwrap(), 0, "state normal");
+    assert_eq!(r.read_nanotons().unwrap(), amount, "balance");
+    assert_eq!(r.read_nanotons().unwrap(), net.params.min_client_stake, "stake");
+    assert_eq!(r.read_u64().unwrap(), 0, "tokens used");
+    r.read_u32().unwrap();
+    r.read_u256().unwrap();
+    assert_eq!(r.read_address().unwrap(), net.client_owner);
+    assert_eq!(r.read_address().unwrap(), net.proxy);
+    assert_eq!(r.read_u256().unwrap(), PROXY_KEY);
+    assert!(r.read_bool().unwrap(), "announced to the proxy");
+    r.expect_end().unwrap();
+
+    let proxy_data = chain.run_get_method(&net.proxy, "get_proxy_data", &[]).await.unwrap();
+    let mut p = proxy_data.reader();
+    assert_eq!(p.read_u32().unwrap(), 0);
+    assert_eq!(p.read_nanotons().unwrap(), 0, "earned");
+    assert_eq!(p.read_nanotons().unwrap(), net.params.min_proxy_stake, "stake");
+    p.read_u32().unwrap();
+    assert_eq!(p.read_u32().unwrap(), 1, "one active client");
+
+    let proxy_after = chain.account(&net.proxy).await.unwrap();
+    assert_eq!(proxy_after.status, AccountStatus::Active);
+    assert!(proxy_after.balance >= proxy_before + amount - TON / 100);
+    assert!(proxy_after.code.is_some() && proxy_after.data.is_some());
+
+    // a second, smaller top-up; the history lists both, newest first
+    let again = send(chain, net.client_owner, client, TON + GAS, top_up(TON, net.client_owner), None).await;
+    assert!(again.all_succeeded(), "{again:#?}");
+    let history = chain.transactions(&client, 10).await.unwrap();
+    assert_eq!(history.len(), 2, "{history:#?}");
+    assert!(history[0].id.lt > history[1].id.lt, "newest first");
+    assert_eq!(history[0].in_message.as_ref().unwrap().value, TON + GAS);
+    let first = &history[1];
+    assert_eq!(first.in_op(), Some(OP_CLIENT_TOP_UP));
+    assert!(first.succeeded());
+    let inbound = first.in_message.as_ref().unwrap();
+    assert_eq!(inbound.kind, MessageKind::Internal);
+    assert_eq!(inbound.source, Some(net.client_owner));
+    assert_eq!(inbound.value, amount + GAS);
+    assert!(first.out_messages.iter().any(|m| m.destination == Some(net.proxy)));
+    assert_eq!(chain.transactions(&client, 1).await.unwrap().len(), 1, "limit applies");
+    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let mut r = d.reader();
+    r.read_u32().unwrap();
+    assert_eq!(r.read_nanotons().unwrap(), amount + TON, "both top-ups booked");
+}
+
+#[tokio::test]
+async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
+    let net = network().await;
+    let chain = &net.chain;
+    let client_code = contracts().compiled("client").unwrap().code;
+    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
+    let (init, client) = state_init(&client_code, &data);
+    let amount = 3 * TON;
+    let r = send(chain, net.client_owner, client, amount + GAS, top_up(amount, net.client_owner), Some(init)).await;
+    assert!(r.all_succeeded());
+
+    let start = chain.status().await.unwrap().now;
+    assert_eq!(start, 1_700_000_000);
+    let snapshot = chain.snapshot().await.unwrap();
+
+    // first request: closing, everything above the stake back at once
+    let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
+    assert!(r.transaction_on(&client).unwrap().succeeded(), "{r:#?}");
+    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let mut rd = d.reader();
+    assert_eq!(rd.read_u32().unwrap(), 1, "closing");
+    rd.read_nanotons().unwrap();
+    rd.read_nanotons().unwrap();
+    rd.read_u64().unwrap();
+    assert_eq!(u64::from(rd.read_u32().unwrap()), start + 86_400, "unlock time");
+
+    // second request before the unlock: refused by the contract with 408
+    let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
+    let refused = r.transaction_on(&client).unwrap();
+    assert!(!refused.succeeded());
+    assert_eq!(refused.exit_code(), Some(ERR_TOO_EARLY));
+
+    // after the delay: the rest is paid and the client is closed
+    assert_eq!(chain.advance_time(86_400).await.unwrap(), start + 86_400);
+    assert_eq!(chain.status().await.unwrap().now, start + 86_400);
+    let owner_before = chain.account(&net.client_owner).await.unwrap().balance;
+    let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
+    assert!(r.all_succeeded(), "{r:#?}");
+    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    assert_eq!(d.reader().read_u32().unwrap(), 2, "closed");
+    let owner_after = chain.account(&net.client_owner).await.unwrap().balance;
+    assert!(owner_after > owner_before + net.params.min_client_stake - GAS);
+
+    // the clock cannot go back; a snapshot can
+    assert!(matches!(
+        chain.set_time(start).await,
+        Err(ChainError::Sidecar { code, .. }) if code == "bad_request"
+    ));
+    chain.restore(snapshot).await.unwrap();
+    assert_eq!(chain.status().await.unwrap().now, start);
+    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let mut rd = d.reader();
+    assert_eq!(rd.read_u32().unwrap(), 0, "normal again");
+    assert_eq!(rd.read_nanotons().unwrap(), amount, "balance restored");
+    assert_eq!(chain.set_time(start + 10).await.unwrap(), start + 10);
+}
+
+#[tokio::test]
+async fn failures_are_typed() {
+    let chain = chain().await;
+    let nowhere = Address {
+        workchain_id: 0,
+        address: [0xab; 32],
+    };
+    assert!(matches!(
+        chain.run_get_method(&nowhere, "get_root_data", &[]).await,
+        Err(ChainError::AccountNotActive { .. })
+    ));
+    let state = chain.account(&nowhere).await.unwrap();
+    assert_eq!(state.balance, 0);
+    assert!(state.code.is_none() && state.last_transaction.is_none());
+    assert!(chain.transactions(&nowhere, 5).await.unwrap().is_empty());
+
+    let owner = chain.create_wallet("owner", 100 * TON).await.unwrap();
+    let root_code = contracts().compiled("root").unwrap().code;
+    let root = chain
+        .deploy(&owner, &root_code, &root_data(owner, &TestParams::default()), TON)
+        .await
+        .unwrap();
+    match chain.run_get_method(&root.address, "no_such_method", &[]).await {
+        Err(ChainError::GetMethodFailed { exit_code, .. }) => assert_eq!(exit_code, 11),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // a wallet that was never created
+    let refused = chain
+        .send_internal(&InternalMessage {
+            from: nowhere,
+            to: root.address,
+            value: TON,
+            bounce: true,
+            body: None,
+            state_init: None,
+        })
+        .await;
+    assert!(matches!(refused, Err(ChainError::Sidecar { ref code, .. }) if code == "unknown_wallet"), "{refused:?}");
+
+    // garbage that is not a message
+    let bad = chain.send_external(&cocoon_chain::Boc::new(vec![1, 2, 3])).await;
+    assert!(matches!(bad, Err(ChainError::Sidecar { ref code, .. }) if code == "bad_request"), "{bad:?}");
+
+    // the sidecar dies: pending and later calls fail with SidecarExited, no hang, no panic
+    chain.kill();
+    let after = chain.status().await;
+    assert!(matches!(after, Err(ChainError::SidecarExited { .. })), "{after:?}");
+    let again = chain.account(&owner).await;
+    assert!(matches!(again, Err(ChainError::SidecarExited { .. })), "{again:?}");
+}
+
+#[tokio::test]
+async fn start_failures_say_what_to_do() {
+    let missing_node = EmulatedChain::spawn_with(SidecarOptions {
+        node: Some(PathBuf::from("/nonexistent/bin/node")),
+        ..SidecarOptions::default()
+    })
+    .await;
+    assert!(matches!(missing_node, Err(ChainError::NodeNotFound { .. })), "{missing_node:?}");
+
+    let no_dir = EmulatedChain::spawn_with(SidecarOptions {
+        contracts_dir: Some(PathBuf::from("/nonexistent/contracts")),
+        ..SidecarOptions::default()
+    })
+    .await;
+    assert!(matches!(no_dir, Err(ChainError::ContractsDirMissing { .. })), "{no_dir:?}");
+
+    // a contracts directory whose npm packages were never installed
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sidecar")).unwrap();
+    std::fs::copy(
+        contracts().path().join("sidecar/server.mjs"),
+        dir.path().join("sidecar/server.mjs"),
+    )
+    .unwrap();
+    let no_modules = EmulatedChain::spawn_with(SidecarOptions {
+        contracts_dir: Some(dir.path().to_path_buf()),
+        ..SidecarOptions::default()
+    })
+    .await;
+    match no_modules {
+        Err(e @ ChainError::NodeModulesMissing { .. }) => {
+            assert!(e.to_string().contains("npm ci --prefix contracts"), "{e}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // a script that dies at once
+    std::fs::write(dir.path().join("sidecar/server.mjs"), "console.error('boom'); process.exit(3);\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("node_modules/@ton/sandbox")).unwrap();
+    std::fs::write(dir.path().join("node_modules/@ton/sandbox/package.json"), "{}").unwrap();
+    let dies = EmulatedChain::spawn_with(SidecarOptions {
+        contracts_dir: Some(dir.path().to_path_buf()),
+        ..SidecarOptions::default()
+    })
+    .await;
+    match dies {
+        Err(ChainError::SidecarExited { detail }) => assert!(detail.contains("boom"), "{detail}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
