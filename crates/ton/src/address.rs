@@ -227,10 +227,7 @@ mod tests {
     fn raw_roundtrip_and_errors() {
         let a = Address::new(-1, [0xab; 32]);
         assert_eq!(Address::from_raw(&a.to_raw()).unwrap(), a);
-        assert_eq!(
-            Address::from_raw(&a.to_raw().to_uppercase()).unwrap(),
-            a
-        );
+        assert_eq!(Address::from_raw(&a.to_raw().to_uppercase()).unwrap(), a);
         assert!(Address::from_raw("0:abcd").is_err());
         assert!(Address::from_raw(&format!("300:{}", "00".repeat(32))).is_err());
         assert!("nonsense".parse::<Address>().is_err());

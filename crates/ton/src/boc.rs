@@ -7,8 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use base64::{
-    Engine,
-    alphabet,
+    Engine, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
 };
 use crc::{CRC_32_ISCSI, Crc};
@@ -363,14 +362,18 @@ pub fn encode(root: &Cell, options: BocOptions) -> Vec<u8> {
         out.push(cell.refs().len() as u8);
         out.push((bits / 8 + bits.div_ceil(8)) as u8);
         out.extend_from_slice(cell.data());
-        if bits % 8 != 0 {
-            if let Some(last) = out.last_mut() {
-                *last |= 0x80 >> (bits % 8);
-            }
+        if bits % 8 != 0
+            && let Some(last) = out.last_mut()
+        {
+            *last |= 0x80 >> (bits % 8);
         }
         for r in cell.refs() {
             // every reference is in `cells` by construction
-            push_uint(&mut out, index.get(&r.hash()).copied().unwrap_or(0), ref_size);
+            push_uint(
+                &mut out,
+                index.get(&r.hash()).copied().unwrap_or(0),
+                ref_size,
+            );
         }
     }
     if options.crc32c {
@@ -387,7 +390,11 @@ mod tests {
     use super::*;
 
     fn sample() -> Cell {
-        let leaf = Cell::builder().store_u32(0xdead_beef).unwrap().build().unwrap();
+        let leaf = Cell::builder()
+            .store_u32(0xdead_beef)
+            .unwrap()
+            .build()
+            .unwrap();
         let mid = Cell::builder()
             .store_bit(true)
             .unwrap()

@@ -61,10 +61,10 @@ impl Cell {
             });
         }
         let mut bytes = data[..byte_len].to_vec();
-        if bit_len % 8 != 0 {
-            if let Some(last) = bytes.last_mut() {
-                *last &= 0xffu8 << (8 - bit_len % 8);
-            }
+        if !bit_len.is_multiple_of(8)
+            && let Some(last) = bytes.last_mut()
+        {
+            *last &= 0xffu8 << (8 - bit_len % 8);
         }
         let depth = match refs.iter().map(Cell::depth).max() {
             None => 0,
@@ -207,7 +207,7 @@ fn representation_hash(data: &[u8], bit_len: usize, refs: &[Cell]) -> [u8; 32] {
     // d1: reference count (ordinary cell, level 0); d2: floor(bits/8) + ceil(bits/8)
     let d2 = (bit_len / 8 + bit_len.div_ceil(8)) as u8;
     h.update([refs.len() as u8, d2]);
-    if bit_len % 8 == 0 {
+    if bit_len.is_multiple_of(8) {
         h.update(data);
     } else if let Some((last, full)) = data.split_last() {
         h.update(full);
@@ -281,13 +281,11 @@ impl CellBuilder {
     }
 
     fn push_bit_unchecked(&mut self, bit: bool) {
-        if self.bit_len % 8 == 0 {
+        if self.bit_len.is_multiple_of(8) {
             self.data.push(0);
         }
-        if bit {
-            if let Some(last) = self.data.last_mut() {
-                *last |= 0x80 >> (self.bit_len % 8);
-            }
+        if bit && let Some(last) = self.data.last_mut() {
+            *last |= 0x80 >> (self.bit_len % 8);
         }
         self.bit_len += 1;
     }
@@ -363,15 +361,15 @@ impl CellBuilder {
             });
         }
         self.reserve(bit_len)?;
-        if self.bit_len % 8 == 0 {
+        if self.bit_len.is_multiple_of(8) {
             // aligned: copy bytes, then trim the last one
             let bytes = bit_len.div_ceil(8);
             self.data.extend_from_slice(&data[..bytes]);
             self.bit_len += bit_len;
-            if bit_len % 8 != 0 {
-                if let Some(last) = self.data.last_mut() {
-                    *last &= 0xffu8 << (8 - bit_len % 8);
-                }
+            if !bit_len.is_multiple_of(8)
+                && let Some(last) = self.data.last_mut()
+            {
+                *last &= 0xffu8 << (8 - bit_len % 8);
             }
         } else {
             for i in 0..bit_len {
@@ -630,7 +628,7 @@ impl<'a> CellSlice<'a> {
     pub fn load_array<const N: usize>(&mut self) -> Result<[u8; N]> {
         self.need(N * 8)?;
         let mut out = [0u8; N];
-        if self.bit_pos % 8 == 0 {
+        if self.bit_pos.is_multiple_of(8) {
             let start = self.bit_pos / 8;
             out.copy_from_slice(&self.cell.data()[start..start + N]);
             self.bit_pos += N * 8;
@@ -727,11 +725,13 @@ pub fn read_snake_text(cell: &Cell, max_len: usize) -> Result<String> {
     let mut bytes = Vec::new();
     let mut current = cell.clone();
     loop {
-        if current.bit_len() % 8 != 0 {
+        if !current.bit_len().is_multiple_of(8) {
             return Err(Error::InvalidText("bits are not whole bytes"));
         }
         if current.refs().len() > 1 {
-            return Err(Error::InvalidText("more than one reference in a snake cell"));
+            return Err(Error::InvalidText(
+                "more than one reference in a snake cell",
+            ));
         }
         if bytes.len() + current.data().len() > max_len {
             return Err(Error::InvalidText("text too long"));
@@ -815,7 +815,10 @@ mod tests {
     #[test]
     fn unaligned_bytes_roundtrip() {
         let mut b = CellBuilder::new();
-        b.store_bit(true).unwrap().store_bytes(&[0xab, 0xcd]).unwrap();
+        b.store_bit(true)
+            .unwrap()
+            .store_bytes(&[0xab, 0xcd])
+            .unwrap();
         let c = b.build().unwrap();
         let mut s = c.parser();
         assert!(s.load_bit().unwrap());

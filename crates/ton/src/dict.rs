@@ -93,7 +93,9 @@ pub fn read_dict<T>(
             continue;
         }
         if s.remaining_bits() != 0 || s.remaining_refs() != 2 {
-            return Err(Error::InvalidDictionary("fork node needs exactly two references"));
+            return Err(Error::InvalidDictionary(
+                "fork node needs exactly two references",
+            ));
         }
         let left = s.load_ref()?;
         let right = s.load_ref()?;
@@ -181,7 +183,10 @@ mod tests {
             let child = node.clone();
             node = leaf(|b| {
                 b.store_bit(false).unwrap().store_bit(false).unwrap();
-                b.store_ref(child.clone()).unwrap().store_ref(child).unwrap();
+                b.store_ref(child.clone())
+                    .unwrap()
+                    .store_ref(child)
+                    .unwrap();
             });
         }
         assert!(matches!(

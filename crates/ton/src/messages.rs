@@ -975,7 +975,9 @@ mod tests {
                 amount: 5_000_000_000,
                 send_excesses_to: a(3),
             }),
-            M::Client(ClientMessage::ChargeSigned(signed(VoucherKind::ClientCharge))),
+            M::Client(ClientMessage::ChargeSigned(signed(
+                VoucherKind::ClientCharge,
+            ))),
             M::Client(ClientMessage::GrantRefundSigned(signed(
                 VoucherKind::ClientGrantRefund,
             ))),
@@ -993,7 +995,9 @@ mod tests {
             }),
             M::Client(ClientMessage::Withdraw { query_id: 5 }),
             M::Client(ClientMessage::RequestRefund { query_id: 6 }),
-            M::Worker(WorkerMessage::PayoutSigned(signed(VoucherKind::WorkerPayout))),
+            M::Worker(WorkerMessage::PayoutSigned(signed(
+                VoucherKind::WorkerPayout,
+            ))),
             M::Worker(WorkerMessage::LastPayoutSigned(signed(
                 VoucherKind::WorkerLastPayout,
             ))),
@@ -1026,7 +1030,11 @@ mod tests {
             }),
             M::Proxy(ProxyMessage::Note {
                 query_id: 13,
-                rest: Cell::builder().store_u32(0x1111_1111).unwrap().build().unwrap(),
+                rest: Cell::builder()
+                    .store_u32(0x1111_1111)
+                    .unwrap()
+                    .build()
+                    .unwrap(),
             }),
             M::Proxy(ProxyMessage::ClientRequest(ClientProxyRequest {
                 query_id: 14,
@@ -1103,7 +1111,8 @@ mod tests {
                 );
             }
             if cell.bit_len() > 32 {
-                let short = Cell::new(cell.data(), cell.bit_len() - 1, cell.refs().to_vec()).unwrap();
+                let short =
+                    Cell::new(cell.data(), cell.bit_len() - 1, cell.refs().to_vec()).unwrap();
                 assert!(
                     ContractMessage::parse(&short).is_err()
                         || matches!(m, ContractMessage::Proxy(ProxyMessage::Note { .. })),

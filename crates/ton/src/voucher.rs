@@ -183,7 +183,12 @@ impl Voucher {
 
     /// Everything the target contract checks before looking at the count: the signature,
     /// the kind and the target address.
-    pub fn check(&self, proxy_public_key: &[u8; 32], kind: VoucherKind, target: &Address) -> Result<()> {
+    pub fn check(
+        &self,
+        proxy_public_key: &[u8; 32],
+        kind: VoucherKind,
+        target: &Address,
+    ) -> Result<()> {
         self.verify(proxy_public_key)?;
         if self.payload.op != kind.op() {
             return Err(Error::UnexpectedOp {
@@ -223,12 +228,10 @@ impl Voucher {
 
     /// Parses [`Voucher::to_bytes`] (not checked: call [`Voucher::verify`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let b: &[u8; VOUCHER_BYTES] = bytes
-            .try_into()
-            .map_err(|_| Error::InvalidField {
-                field: "voucher length",
-                value: bytes.len() as u64,
-            })?;
+        let b: &[u8; VOUCHER_BYTES] = bytes.try_into().map_err(|_| Error::InvalidField {
+            field: "voucher length",
+            value: bytes.len() as u64,
+        })?;
         let mut op = [0u8; 4];
         op.copy_from_slice(&b[0..4]);
         let mut qid = [0u8; 8];

@@ -168,15 +168,23 @@ impl WalletV4R2 {
             .store_u32(transfer.seqno)?
             .store_u8(0)?; // simple send
         for m in &transfer.messages {
-            unsigned.store_u8(m.mode.0)?.store_ref(m.message.to_cell()?)?;
+            unsigned
+                .store_u8(m.mode.0)?
+                .store_ref(m.message.to_cell()?)?;
         }
         let unsigned = unsigned.build()?;
         let signature = key.sign(&unsigned.hash()).to_bytes();
         let mut body = CellBuilder::new();
-        body.store_bytes(&signature)?.store_cell_contents(&unsigned)?;
+        body.store_bytes(&signature)?
+            .store_cell_contents(&unsigned)?;
         let body = body.build()?;
         Ok(SignedTransfer {
-            message: with_state_init(self.address()?, self.state_init()?, transfer.seqno, body.clone()),
+            message: with_state_init(
+                self.address()?,
+                self.state_init()?,
+                transfer.seqno,
+                body.clone(),
+            ),
             body,
         })
     }
@@ -203,9 +211,8 @@ impl WalletV5R1 {
     /// The wallet id of a client context: `global_id XOR (1 | workchain:8 | version 0:8 |
     /// subwallet:15)`.
     pub fn client_wallet_id(network_global_id: i32, workchain: i8, subwallet: u16) -> u32 {
-        let context = (1u32 << 31)
-            | (u32::from(workchain as u8) << 23)
-            | u32::from(subwallet & 0x7fff);
+        let context =
+            (1u32 << 31) | (u32::from(workchain as u8) << 23) | u32::from(subwallet & 0x7fff);
         (network_global_id as u32) ^ context
     }
 
@@ -293,7 +300,12 @@ impl WalletV5R1 {
         unsigned.store_bytes(&signature)?;
         let body = unsigned.build()?;
         Ok(SignedTransfer {
-            message: with_state_init(self.address()?, self.state_init()?, transfer.seqno, body.clone()),
+            message: with_state_init(
+                self.address()?,
+                self.state_init()?,
+                transfer.seqno,
+                body.clone(),
+            ),
             body,
         })
     }
@@ -346,8 +358,20 @@ mod tests {
             valid_until: 100,
             messages: vec![],
         };
-        assert!(w.sign_transfer(&key, &t).unwrap().message.state_init.is_some());
+        assert!(
+            w.sign_transfer(&key, &t)
+                .unwrap()
+                .message
+                .state_init
+                .is_some()
+        );
         t.seqno = 1;
-        assert!(w.sign_transfer(&key, &t).unwrap().message.state_init.is_none());
+        assert!(
+            w.sign_transfer(&key, &t)
+                .unwrap()
+                .message
+                .state_init
+                .is_none()
+        );
     }
 }

@@ -21,18 +21,25 @@ use tlb_ton::{
 };
 
 fn leaf() -> impl Strategy<Value = Cell> {
-    (proptest::collection::vec(any::<u8>(), 0..=128), any::<u16>()).prop_map(|(bytes, n)| {
-        let max = (bytes.len() * 8).min(1023);
-        let bits = if max == 0 { 0 } else { usize::from(n) % (max + 1) };
-        Cell::new(&bytes, bits, vec![]).unwrap()
-    })
+    (
+        proptest::collection::vec(any::<u8>(), 0..=128),
+        any::<u16>(),
+    )
+        .prop_map(|(bytes, n)| {
+            let max = (bytes.len() * 8).min(1023);
+            let bits = if max == 0 {
+                0
+            } else {
+                usize::from(n) % (max + 1)
+            };
+            Cell::new(&bytes, bits, vec![]).unwrap()
+        })
 }
 
 fn cell_tree() -> impl Strategy<Value = Cell> {
     leaf().prop_recursive(4, 64, 4, |inner| {
-        (leaf(), proptest::collection::vec(inner, 0..=4)).prop_map(|(l, refs)| {
-            Cell::new(l.data(), l.bit_len(), refs).unwrap()
-        })
+        (leaf(), proptest::collection::vec(inner, 0..=4))
+            .prop_map(|(l, refs)| Cell::new(l.data(), l.bit_len(), refs).unwrap())
     })
 }
 

@@ -18,9 +18,9 @@ use cocoon_ton::{
         ProxyState, RootState, StackValue, WorkerData, WorkerState,
     },
     messages::{
-        ClientMessage, ClientProxyRequest, ClientRegisteredLog, ClientRequestKind,
-        ContractMessage, Notification, ProxyMessage, RequestFlags, RootMessage, WorkerMessage,
-        WorkerProxyRequest, WorkerRequestKind,
+        ClientMessage, ClientProxyRequest, ClientRegisteredLog, ClientRequestKind, ContractMessage,
+        Notification, ProxyMessage, RequestFlags, RootMessage, WorkerMessage, WorkerProxyRequest,
+        WorkerRequestKind,
     },
 };
 use num_bigint::BigInt;
@@ -67,7 +67,9 @@ fn dec32(v: &Value, key: &str) -> [u8; 32] {
 
 fn b64(text: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 fn cell(text: &str) -> Cell {
@@ -137,7 +139,8 @@ fn cells_hashes_and_bocs() {
                         b.store_coins(arg(1).parse().unwrap()).unwrap();
                     }
                     "address" => {
-                        b.store_address(&Address::from_raw(arg(1)).unwrap()).unwrap();
+                        b.store_address(&Address::from_raw(arg(1)).unwrap())
+                            .unwrap();
                     }
                     "address_none" => {
                         b.store_address_none().unwrap();
@@ -196,10 +199,16 @@ fn contract_codes_params_and_addresses() {
         );
     }
     let core = params_core(&c["params"]);
-    assert_eq!(hex::encode(core.to_cell().unwrap().hash()), s(c, "paramsCoreHash"));
+    assert_eq!(
+        hex::encode(core.to_cell().unwrap().hash()),
+        s(c, "paramsCoreHash")
+    );
     assert_eq!(core.to_cell().unwrap().to_boc(), b64(s(c, "paramsCoreBoc")));
     let params = Params::with_embedded_codes(core).unwrap();
-    assert_eq!(hex::encode(params.to_cell().unwrap().hash()), s(c, "paramsHash"));
+    assert_eq!(
+        hex::encode(params.to_cell().unwrap().hash()),
+        s(c, "paramsHash")
+    );
 
     let key = hex32(s(c, "proxyPublicKey"));
     assert_eq!(key, proxy_key().verifying_key().to_bytes());
@@ -211,20 +220,29 @@ fn contract_codes_params_and_addresses() {
 
     let proxy_owner = addr(&c["proxy"], "owner");
     let proxy_init = contracts::proxy_state_init(&proxy_owner, &key, &root, &params).unwrap();
-    assert_eq!(hex::encode(proxy_init.data.hash()), s(&c["proxy"], "dataHash"));
+    assert_eq!(
+        hex::encode(proxy_init.data.hash()),
+        s(&c["proxy"], "dataHash")
+    );
     let proxy = contracts::proxy_address(&proxy_owner, &key, &root, &params).unwrap();
     assert_eq!(proxy, addr(&c["proxy"], "address"));
 
     let client_owner = addr(&c["client"], "owner");
     let client_init = contracts::client_state_init(&client_owner, &proxy, &key, &params).unwrap();
-    assert_eq!(hex::encode(client_init.data.hash()), s(&c["client"], "dataHash"));
+    assert_eq!(
+        hex::encode(client_init.data.hash()),
+        s(&c["client"], "dataHash")
+    );
     assert_eq!(
         contracts::client_address(&client_owner, &proxy, &key, &params).unwrap(),
         addr(&c["client"], "address")
     );
     let worker_owner = addr(&c["worker"], "owner");
     let worker_init = contracts::worker_state_init(&worker_owner, &proxy, &key, &params).unwrap();
-    assert_eq!(hex::encode(worker_init.data.hash()), s(&c["worker"], "dataHash"));
+    assert_eq!(
+        hex::encode(worker_init.data.hash()),
+        s(&c["worker"], "dataHash")
+    );
     assert_eq!(
         contracts::worker_address(&worker_owner, &proxy, &key, &params).unwrap(),
         addr(&c["worker"], "address")
@@ -275,7 +293,9 @@ fn message_of(name: &str, f: &Value) -> ContractMessage {
             };
             let signature = f["signature"].as_str().map(|sig| {
                 // the signature in the vector is the proxy key's over the anchor
-                let ours = anchor.sign(&addr(f, "proxyContract"), &proxy_key()).unwrap();
+                let ours = anchor
+                    .sign(&addr(f, "proxyContract"), &proxy_key())
+                    .unwrap();
                 assert_eq!(hex::encode(ours), sig);
                 anchor
                     .verify(
@@ -426,8 +446,12 @@ fn vouchers_match_the_js_signer() {
         assert_eq!(s(x, "kind"), name);
         assert_eq!(s(x, "op"), format!("{:08x}", kind.op()));
         let target = addr(x, "target");
-        let payload = VoucherPayload::new(kind, n(x, "queryId") as u64, n(x, "tokens") as u64, target);
-        assert_eq!(hex::encode(payload.signing_hash().unwrap()), s(x, "payloadHash"));
+        let payload =
+            VoucherPayload::new(kind, n(x, "queryId") as u64, n(x, "tokens") as u64, target);
+        assert_eq!(
+            hex::encode(payload.signing_hash().unwrap()),
+            s(x, "payloadHash")
+        );
         let voucher = Voucher::sign(payload, &key).unwrap();
         assert_eq!(hex::encode(voucher.signature()), s(x, "signature"));
         voucher.check(&public, kind, &target).unwrap();
@@ -441,12 +465,13 @@ fn vouchers_match_the_js_signer() {
     }
 }
 
-fn outgoing(m: &Value, messages: &[Value], state_inits: &HashMap<&str, cocoon_ton::StateInit>) -> OutgoingMessage {
+fn outgoing(
+    m: &Value,
+    messages: &[Value],
+    state_inits: &HashMap<&str, cocoon_ton::StateInit>,
+) -> OutgoingMessage {
     let body = m["body"].as_str().map(|name| {
-        let found = messages
-            .iter()
-            .find(|x| s(x, "name") == name)
-            .unwrap();
+        let found = messages.iter().find(|x| s(x, "name") == name).unwrap();
         cell(s(found, "boc"))
     });
     OutgoingMessage {
@@ -636,12 +661,26 @@ fn contracts_that_ran_in_the_sandbox() {
         (p.lifecycle, p.earned, p.stake, p.unlock_time)
     );
     assert_eq!(
-        (pd.active_clients, pd.active_workers, pd.saved_seqno, pd.saved_state_hash),
-        (p.active_clients, p.active_workers, p.saved_seqno, p.saved_state_hash)
+        (
+            pd.active_clients,
+            pd.active_workers,
+            pd.saved_seqno,
+            pd.saved_state_hash
+        ),
+        (
+            p.active_clients,
+            p.active_workers,
+            p.saved_seqno,
+            p.saved_state_hash
+        )
     );
     assert_eq!(
         (pd.owner, pd.proxy_public_key, pd.root),
-        (p.identity.owner, p.identity.proxy_public_key, p.identity.root)
+        (
+            p.identity.owner,
+            p.identity.proxy_public_key,
+            p.identity.root
+        )
     );
     assert_eq!(
         ProxyState::from_data_cell(&p.to_data_cell().unwrap()).unwrap(),
@@ -664,11 +703,29 @@ fn contracts_that_ran_in_the_sandbox() {
     assert_eq!(c.identity.proxy_contract, proxy);
     assert_eq!(c.identity.params.cell(), params.stored_core().cell());
     assert_eq!(
-        (cd.lifecycle, cd.balance, cd.stake, cd.tokens_used, cd.unlock_time),
-        (c.lifecycle, c.balance, c.stake, c.tokens_used, c.unlock_time)
+        (
+            cd.lifecycle,
+            cd.balance,
+            cd.stake,
+            cd.tokens_used,
+            cd.unlock_time
+        ),
+        (
+            c.lifecycle,
+            c.balance,
+            c.stake,
+            c.tokens_used,
+            c.unlock_time
+        )
     );
     assert_eq!(
-        (cd.secret_hash, cd.owner, cd.proxy_contract, cd.proxy_public_key, cd.announced),
+        (
+            cd.secret_hash,
+            cd.owner,
+            cd.proxy_contract,
+            cd.proxy_public_key,
+            cd.announced
+        ),
         (
             c.secret_hash,
             c.identity.owner,
@@ -689,7 +746,13 @@ fn contracts_that_ran_in_the_sandbox() {
     assert_eq!(w.announced, wv["announced"].as_bool().unwrap());
     assert_eq!(w.identity.owner, worker_owner);
     assert_eq!(
-        (wd.lifecycle, wd.tokens_paid, wd.owner, wd.proxy_contract, wd.announced),
+        (
+            wd.lifecycle,
+            wd.tokens_paid,
+            wd.owner,
+            wd.proxy_contract,
+            wd.announced
+        ),
         (
             w.lifecycle,
             w.tokens_paid,

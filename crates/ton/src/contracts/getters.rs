@@ -36,7 +36,11 @@ fn to_u128(v: &BigInt) -> Option<u128> {
     if bytes.len() > 16 {
         return None;
     }
-    Some(bytes.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b)))
+    Some(
+        bytes
+            .iter()
+            .fold(0u128, |acc, &b| (acc << 8) | u128::from(b)),
+    )
 }
 
 impl StackValue {
@@ -306,9 +310,12 @@ mod tests {
     #[test]
     fn integers_parse_in_api_forms() {
         assert_eq!(StackValue::parse_int("0x1f").unwrap().as_u32().unwrap(), 31);
-        assert_eq!(StackValue::parse_int("-0x1").unwrap().as_bool().unwrap(), true);
-        assert_eq!(StackValue::parse_int("0").unwrap().as_bool().unwrap(), false);
-        assert_eq!(StackValue::parse_int("12345").unwrap().as_u64().unwrap(), 12345);
+        assert!(StackValue::parse_int("-0x1").unwrap().as_bool().unwrap());
+        assert!(!StackValue::parse_int("0").unwrap().as_bool().unwrap());
+        assert_eq!(
+            StackValue::parse_int("12345").unwrap().as_u64().unwrap(),
+            12345
+        );
         assert!(StackValue::parse_int("0xzz").is_err());
         assert!(StackValue::parse_int("-5").unwrap().as_u64().is_err());
         let big = format!("0x1{}", "0".repeat(70));

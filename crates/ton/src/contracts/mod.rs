@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 pub use getters::{ClientData, ProxyData, StackValue, WorkerData};
 pub use params::{Params, ParamsCore, StoredParamsCore};
 pub use state::{
-    ChildIdentity, ClientState, ProxyIdentity, ProxyState, RegisteredProxy, RootState,
-    WorkerState, client_address, client_state_init, proxy_address, proxy_state_init,
-    root_address, root_initial_data, root_state_init, worker_address, worker_state_init,
+    ChildIdentity, ClientState, ProxyIdentity, ProxyState, RegisteredProxy, RootState, WorkerState,
+    client_address, client_state_init, proxy_address, proxy_state_init, root_address,
+    root_initial_data, root_state_init, worker_address, worker_state_init,
 };
 
 use crate::{

@@ -172,7 +172,12 @@ pub struct Params {
 
 impl Params {
     /// Parameters with explicit codes.
-    pub fn new(core: ParamsCore, proxy_code: Cell, worker_code: Cell, client_code: Cell) -> Result<Self> {
+    pub fn new(
+        core: ParamsCore,
+        proxy_code: Cell,
+        worker_code: Cell,
+        client_code: Cell,
+    ) -> Result<Self> {
         Ok(Self {
             core: StoredParamsCore::new(core)?,
             proxy_code,
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn core_roundtrip_and_consistency() {
         let core = sample_core();
-        assert_eq!(ParamsCore::from_cell(&core.to_cell().unwrap()).unwrap(), core);
+        assert_eq!(
+            ParamsCore::from_cell(&core.to_cell().unwrap()).unwrap(),
+            core
+        );
         core.check_consistent().unwrap();
         let bad = ParamsCore {
             worker_fee_per_token: 1001,
