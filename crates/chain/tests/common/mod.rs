@@ -3,7 +3,10 @@
 //! contracts/tests/helpers/layout.mjs). Message builders for production live in cocoon-ton.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
-use cocoon_chain::{Address, Boc, ContractsDir, EmulatedChain, Nanotons, SidecarOptions, TON};
+use cocoon_chain::{
+    Address, Boc, Chain, ContractsDir, EmulatedChain, InternalMessage, Nanotons, SendReceipt,
+    SidecarOptions, TON,
+};
 use num_bigint::BigUint;
 use std::sync::Arc;
 use tlb_ton::bits::VarInt;
@@ -227,3 +230,83 @@ pub fn root_register_proxy(endpoint: &str) -> Boc {
     reference(&mut b, &text);
     boc(b.into_cell())
 }
+
+pub const GAS: u128 = TON / 10;
+pub const PROXY_KEY: [u8; 32] = [7; 32];
+
+pub struct Network {
+    pub chain: EmulatedChain,
+    pub params: TestParams,
+    pub root_owner: Address,
+    pub proxy_owner: Address,
+    pub client_owner: Address,
+    pub root: Address,
+    pub proxy: Address,
+}
+
+pub async fn send(
+    chain: &EmulatedChain,
+    from: Address,
+    to: Address,
+    value: u128,
+    body: Boc,
+    state_init: Option<Boc>,
+) -> SendReceipt {
+    chain
+        .send_internal(&InternalMessage {
+            from,
+            to,
+            value,
+            bounce: true,
+            body: Some(body),
+            state_init,
+        })
+        .await
+        .unwrap()
+}
+
+/// Root and a staked proxy contract, as contracts/tests/helpers/network.mjs sets them up.
+pub async fn network() -> Network {
+    let chain = chain().await;
+    let params = TestParams::default();
+    let root_owner = chain.create_wallet("root-owner", 1000 * TON).await.unwrap();
+    let proxy_owner = chain.create_wallet("proxy-owner", 1000 * TON).await.unwrap();
+    let client_owner = chain.create_wallet("client-owner", 1000 * TON).await.unwrap();
+
+    let root_code = contracts().compiled("root").unwrap().code;
+    let root = chain
+        .deploy(&root_owner, &root_code, &root_data(root_owner, &params), TON)
+        .await
+        .unwrap();
+    assert!(root.receipt.all_succeeded(), "{:#?}", root.receipt);
+
+    let proxy_code = contracts().compiled("proxy").unwrap().code;
+    let proxy_data = proxy_data(proxy_owner, PROXY_KEY, root.address, &params);
+    let (_, expected_proxy) = state_init(&proxy_code, &proxy_data);
+    let proxy = chain
+        .deploy(&proxy_owner, &proxy_code, &proxy_data, TON)
+        .await
+        .unwrap();
+    assert_eq!(proxy.address, expected_proxy, "StateInit address derivation agrees");
+    let staked = send(
+        &chain,
+        proxy_owner,
+        proxy.address,
+        params.min_proxy_stake + GAS,
+        proxy_increase_stake(params.min_proxy_stake),
+        None,
+    )
+    .await;
+    assert!(staked.transaction_on(&proxy.address).unwrap().succeeded(), "{staked:#?}");
+
+    Network {
+        chain,
+        params,
+        root_owner,
+        proxy_owner,
+        client_owner,
+        root: root.address,
+        proxy: proxy.address,
+    }
+}
+
