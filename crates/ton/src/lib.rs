@@ -23,6 +23,63 @@
 //! - [`voucher`]: signing and checking vouchers and ledger anchors exactly as the contracts do.
 //! - [`dict`]: reading TVM dictionaries (the root's lists).
 //!
+//! # Example: a client pays into a proxy, the proxy charges it
+//!
+//! ```
+//! use cocoon_ton::{
+//!     contracts::{self, gas, Params, ParamsCore},
+//!     messages::ClientMessage,
+//!     Address, InternalMessage, OutgoingMessage, SigningKey, Transfer, Voucher, VoucherKind,
+//!     VoucherPayload, WalletV5R1,
+//! };
+//!
+//! # fn main() -> cocoon_ton::Result<()> {
+//! // the proxy's parameters as read from its contract (here: built locally)
+//! let params = Params::with_embedded_codes(ParamsCore {
+//!     struct_version: 1, params_version: 1, unique_id: 42, is_test: true,
+//!     price_per_token: 1000, worker_fee_per_token: 800,
+//!     prompt_multiplier: 10000, cached_multiplier: 1000,
+//!     completion_multiplier: 80000, reasoning_multiplier: 80000,
+//!     proxy_delay_before_close: 172_800, client_delay_before_close: 86_400,
+//!     min_proxy_stake: 10_000_000_000, min_client_stake: 1_000_000_000,
+//! })?;
+//! let proxy_key = SigningKey::from_bytes(&[7; 32]);
+//! let proxy_public = proxy_key.verifying_key().to_bytes();
+//! let proxy: Address = "0:551c032a3ea5186213cd26cd909e3d70681a62619d0afe6a6840d845a46ac7a7".parse()?;
+//!
+//! // the client's wallet and its client contract at that proxy
+//! let wallet_key = SigningKey::from_bytes(&[1; 32]);
+//! let wallet = WalletV5R1::new(wallet_key.verifying_key().to_bytes());
+//! let owner = wallet.address()?;
+//! let client_init = contracts::client_state_init(&owner, &proxy, &proxy_public, &params)?;
+//! let client = client_init.address(0)?;
+//!
+//! // top up 5 TON, deploying the client contract with the first message
+//! let amount = 5_000_000_000;
+//! let body = ClientMessage::TopUp { query_id: 1, amount, send_excesses_to: owner }.to_cell()?;
+//! let mut top_up = InternalMessage::new(client, amount + gas::CHAIN_GAS + gas::MIN_CHILD_BALANCE, body);
+//! top_up.state_init = Some(client_init);
+//! let transfer = Transfer {
+//!     seqno: 0,
+//!     valid_until: 1_700_000_600,
+//!     messages: vec![OutgoingMessage::new(top_up)],
+//! };
+//! let signed = wallet.sign_transfer(&wallet_key, &transfer)?;
+//! let boc: Vec<u8> = signed.to_boc()?; // for sendBoc
+//! assert!(!boc.is_empty());
+//!
+//! // after some requests the proxy signs the cumulative count; the client checks it and may
+//! // submit it (anyone may) with the left-over gas coming back to its wallet
+//! let voucher = Voucher::sign(
+//!     VoucherPayload::new(VoucherKind::ClientCharge, 2, 300_000, client),
+//!     &proxy_key,
+//! )?;
+//! voucher.check(&proxy_public, VoucherKind::ClientCharge, &client)?;
+//! let _submit = InternalMessage::new(client, gas::LOCAL_GAS * 5, voucher.to_message_body(&owner)?);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Cross-implementation test vectors generated with `@ton/core` (`contracts/scripts/vectors.mjs`,
 //! committed as `tests/data/vectors.json`) pin hashes, addresses, signatures and BOCs.
 //!

@@ -615,7 +615,7 @@ pub enum RootMessage {
     RegisterProxy {
         /// Query id.
         query_id: u64,
-        /// "ip:port [ip:port]".
+        /// `"ip:port [ip:port]"`.
         endpoint: String,
     },
     /// Replace a registered proxy's endpoint.

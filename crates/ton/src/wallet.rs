@@ -153,6 +153,12 @@ impl WalletV4R2 {
         self.state_init()?.address(self.workchain)
     }
 
+    /// The seqno stored in a deployed V4R2 wallet's data cell (what `seqno` returns), for
+    /// backends that read account data instead of running the get-method.
+    pub fn seqno_from_data(data: &Cell) -> Result<u32> {
+        data.parser().load_u32()
+    }
+
     /// Signs a request: `signature | wallet_id | valid_until | seqno | op 0 | (mode, ^msg)*`.
     pub fn sign_transfer(&self, key: &SigningKey, transfer: &Transfer) -> Result<SignedTransfer> {
         if transfer.messages.len() > Self::MAX_MESSAGES {
@@ -267,6 +273,13 @@ impl WalletV5R1 {
         self.state_init()?.address(self.workchain)
     }
 
+    /// The seqno stored in a deployed V5R1 wallet's data cell (after the signature flag).
+    pub fn seqno_from_data(data: &Cell) -> Result<u32> {
+        let mut s = data.parser();
+        s.load_bit()?;
+        s.load_u32()
+    }
+
     /// Signs an external request: `"sign" | wallet_id | valid_until | seqno | Maybe ^OutList |
     /// 0 (no extended actions) | signature`. The wallet refuses external requests whose
     /// actions lack `IGNORE_ERRORS`, so that bit is added to every mode.
@@ -321,6 +334,22 @@ mod tests {
     fn codes_load() {
         WalletV4R2::code().unwrap();
         WalletV5R1::code().unwrap();
+    }
+
+    #[test]
+    fn seqno_is_read_from_data() {
+        let w4 = WalletV4R2::new([1; 32]);
+        assert_eq!(
+            WalletV4R2::seqno_from_data(&w4.initial_data().unwrap()).unwrap(),
+            0
+        );
+        let mut b = CellBuilder::new();
+        b.store_bit(true).unwrap().store_u32(41).unwrap();
+        assert_eq!(
+            WalletV5R1::seqno_from_data(&b.build().unwrap()).unwrap(),
+            41
+        );
+        assert!(WalletV5R1::seqno_from_data(&Cell::empty()).is_err());
     }
 
     #[test]

@@ -95,6 +95,19 @@ pub mod op {
     pub const LOG_CLIENT_REGISTERED: u32 = 0x1ba0_2a0f;
 }
 
+/// Value to attach to messages (nanoTON), from `contracts/src/common/constants.tolk`.
+pub mod gas {
+    /// A client or worker contract keeps this much for its own storage fees; a message that
+    /// deploys one must bring it on top of the rest.
+    pub const MIN_CHILD_BALANCE: u128 = 20_000_000;
+    /// Least value above any top-up for a request that goes on to the proxy contract (child,
+    /// proxy, payout and excess); less is refused with exit code 409.
+    pub const CHAIN_GAS: u128 = 50_000_000;
+    /// Gas for an operation one contract handles alone (the proxy's `increase_stake` requires
+    /// at least this much above the amount).
+    pub const LOCAL_GAS: u128 = 10_000_000;
+}
+
 /// Exit codes with which our contracts refuse a message (the compute phase's exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

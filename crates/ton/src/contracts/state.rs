@@ -284,7 +284,7 @@ impl WorkerState {
     }
 }
 
-/// A proxy registered in the root: its seqno and "ip:port [ip:port]" endpoint text.
+/// A proxy registered in the root: its seqno and `"ip:port [ip:port]"` endpoint text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegisteredProxy {
     /// Registration number (never reused).
