@@ -98,7 +98,11 @@ impl CellTree {
         let (has_idx, has_crc, size) = match magic {
             GENERIC_TAG => {
                 let flags = r.byte("flags")?;
-                (flags & 0x80 != 0, flags & 0x40 != 0, usize::from(flags & 0x07))
+                (
+                    flags & 0x80 != 0,
+                    flags & 0x40 != 0,
+                    usize::from(flags & 0x07),
+                )
             }
             INDEXED_TAG => (true, false, usize::from(r.byte("size")?)),
             INDEXED_CRC_TAG => (true, true, usize::from(r.byte("size")?)),
@@ -116,7 +120,9 @@ impl CellTree {
         let absent = r.uint(size, "absent count")?;
         let total = r.uint(off_bytes, "data size")?;
         if count == 0 || count > MAX_CELLS {
-            return Err(boc_err(format!("cell count {count} not in 1..={MAX_CELLS}")));
+            return Err(boc_err(format!(
+                "cell count {count} not in 1..={MAX_CELLS}"
+            )));
         }
         if roots != 1 {
             return Err(boc_err(format!("{roots} roots; exactly one is expected")));
@@ -265,7 +271,7 @@ pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, ChainError> {
 
 fn padded_data(cell: &RawCell) -> Vec<u8> {
     let mut out = cell.data.clone();
-    if cell.bits % 8 != 0 {
+    if !cell.bits.is_multiple_of(8) {
         let last = out.len() - 1;
         let used = cell.bits % 8;
         // clear everything after the data bits, then set the completion tag
@@ -291,7 +297,9 @@ fn read_raw_cell(
         return Err(boc_err(format!("cell {index}: {ref_count} references")));
     }
     if exotic {
-        return Err(boc_err(format!("cell {index}: exotic cells are not supported")));
+        return Err(boc_err(format!(
+            "cell {index}: exotic cells are not supported"
+        )));
     }
     if level_mask != 0 {
         return Err(boc_err(format!("cell {index}: ordinary cell with a level")));
@@ -476,8 +484,14 @@ impl<'a> CellSlice<'a> {
                     address,
                 }))
             }
-            0b01 => Err(ChainError::layout(context, "external address where an internal one was expected")),
-            _ => Err(ChainError::layout(context, "variable-length addresses are not supported")),
+            0b01 => Err(ChainError::layout(
+                context,
+                "external address where an internal one was expected",
+            )),
+            _ => Err(ChainError::layout(
+                context,
+                "variable-length addresses are not supported",
+            )),
         }
     }
 
@@ -519,8 +533,11 @@ impl<'a> CellSlice<'a> {
         let mut bytes = Vec::new();
         let mut cur = *self;
         for _ in 0..=MAX_DEPTH {
-            if cur.remaining_bits() % 8 != 0 {
-                return Err(ChainError::layout(context, "snake string with a partial byte"));
+            if !cur.remaining_bits().is_multiple_of(8) {
+                return Err(ChainError::layout(
+                    context,
+                    "snake string with a partial byte",
+                ));
             }
             while cur.remaining_bits() > 0 {
                 bytes.push(
@@ -561,7 +578,7 @@ impl<'a> CellSlice<'a> {
         let mut body = Vec::new();
         for &i in &order {
             let cell = &cells[i];
-            let d2 = cell.bits / 8 * 2 + usize::from(cell.bits % 8 != 0);
+            let d2 = cell.bits / 8 * 2 + usize::from(!cell.bits.is_multiple_of(8));
             body.push(u8::try_from(cell.refs.len()).unwrap_or(0));
             body.push(u8::try_from(d2).unwrap_or(0));
             body.extend(padded_data(cell));
@@ -740,15 +757,27 @@ mod tests {
 
     /// A single-cell BOC with `bits` data bits from `data`.
     fn one_cell(data: &[u8], bits: usize) -> Vec<u8> {
-        let d2 = (bits / 8 * 2 + usize::from(bits % 8 != 0)) as u8;
+        let d2 = (bits / 8 * 2 + usize::from(!bits.is_multiple_of(8))) as u8;
         let mut cell = vec![0u8, d2];
         let mut bytes = data[..bits.div_ceil(8)].to_vec();
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             let last = bytes.len() - 1;
             bytes[last] |= 0x80 >> (bits % 8);
         }
         cell.extend(bytes);
-        let mut boc = vec![0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, cell.len() as u8, 0];
+        let mut boc = vec![
+            0xb5,
+            0xee,
+            0x9c,
+            0x72,
+            0x01,
+            0x01,
+            1,
+            1,
+            0,
+            cell.len() as u8,
+            0,
+        ];
         boc.extend(cell);
         boc
     }
@@ -775,12 +804,27 @@ mod tests {
     #[test]
     fn refuses_out_of_range_references_and_roots() {
         // one cell with a reference to cell 7 of 1
-        let bad_ref = [0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 3, 0, 0x01, 0x00, 7];
-        assert!(matches!(CellTree::from_boc(&bad_ref), Err(ChainError::Boc(_))));
-        let bad_root = [0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 2, 5, 0x00, 0x00];
-        assert!(matches!(CellTree::from_boc(&bad_root), Err(ChainError::Boc(_))));
-        let self_ref = [0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 3, 0, 0x01, 0x00, 0];
-        assert!(matches!(CellTree::from_boc(&self_ref), Err(ChainError::Boc(_))));
+        let bad_ref = [
+            0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 3, 0, 0x01, 0x00, 7,
+        ];
+        assert!(matches!(
+            CellTree::from_boc(&bad_ref),
+            Err(ChainError::Boc(_))
+        ));
+        let bad_root = [
+            0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 2, 5, 0x00, 0x00,
+        ];
+        assert!(matches!(
+            CellTree::from_boc(&bad_root),
+            Err(ChainError::Boc(_))
+        ));
+        let self_ref = [
+            0xb5, 0xee, 0x9c, 0x72, 0x01, 0x01, 1, 1, 0, 3, 0, 0x01, 0x00, 0,
+        ];
+        assert!(matches!(
+            CellTree::from_boc(&self_ref),
+            Err(ChainError::Boc(_))
+        ));
     }
 
     #[test]

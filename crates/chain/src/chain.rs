@@ -1,9 +1,11 @@
 //! The one interface every role uses to reach TON, whatever is behind it: the emulated chain
 //! in local mode and tests, toncenter on testnet and mainnet.
 
-use crate::stack::{GetMethodResult, StackEntry};
-use crate::types::{AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction};
 use crate::ChainError;
+use crate::stack::{GetMethodResult, StackEntry};
+use crate::types::{
+    AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction,
+};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

@@ -1,8 +1,8 @@
 //! Finds the repository's `contracts/` directory (sidecar script, npm packages, compiled
 //! contracts) and loads the compiled code of a contract, checking its hash.
 
-use crate::types::Boc;
 use crate::ChainError;
+use crate::types::Boc;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that points at the `contracts/` directory at run time.

@@ -26,7 +26,9 @@ pub enum ChainError {
     },
 
     /// The contracts directory or its sidecar script is missing.
-    #[error("contracts directory {dir} has no {missing}; set COCOON_CONTRACTS_DIR to the repository's contracts/")]
+    #[error(
+        "contracts directory {dir} has no {missing}; set COCOON_CONTRACTS_DIR to the repository's contracts/"
+    )]
     ContractsDirMissing {
         /// The directory that was searched.
         dir: PathBuf,

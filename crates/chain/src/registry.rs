@@ -3,11 +3,11 @@
 //! multipliers, delays, stakes and the child contract codes), from the root contract's
 //! `get_root_data` get-method (layouts in `docs/contracts.md`).
 
+use crate::ChainError;
 use crate::cell::{CellSlice, CellTree, walk_dict};
 use crate::chain::Chain;
 use crate::stack::{GetMethodResult, StackReader};
 use crate::types::{Address, Boc, Nanotons};
-use crate::ChainError;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The numeric parameters (`ParamsCore`): what client and worker contracts keep.

@@ -2,9 +2,9 @@
 //! result stack into integers, flags, hashes, addresses and cells with errors that name the
 //! offending position.
 
+use crate::ChainError;
 use crate::cell::CellTree;
 use crate::types::{Address, Boc, Nanotons};
-use crate::ChainError;
 use num_bigint::{BigInt, Sign};
 
 /// One value on the TVM stack.
@@ -117,10 +117,10 @@ impl<'a> StackReader<'a> {
         ChainError::Stack {
             index,
             expected,
-            found: self
-                .entries
-                .get(index)
-                .map_or_else(|| "the end of the stack".to_owned(), |e| e.kind().to_owned()),
+            found: self.entries.get(index).map_or_else(
+                || "the end of the stack".to_owned(),
+                |e| e.kind().to_owned(),
+            ),
         }
     }
 
@@ -255,12 +255,11 @@ impl<'a> StackReader<'a> {
     /// [`ChainError::CellLayout`] when it does not hold an address.
     pub fn read_address(&mut self) -> Result<Address, ChainError> {
         let index = self.pos;
-        self.read_address_opt()?
-            .ok_or_else(|| ChainError::Stack {
-                index,
-                expected: "address",
-                found: "addr_none".to_owned(),
-            })
+        self.read_address_opt()?.ok_or_else(|| ChainError::Stack {
+            index,
+            expected: "address",
+            found: "addr_none".to_owned(),
+        })
     }
 
     /// The next address, `None` for `addr_none` or null.

@@ -14,10 +14,12 @@ pub use tlb_ton::MsgAddress as Address;
 /// # Errors
 /// [`ChainError::Address`] when the text is neither.
 pub fn parse_address(text: &str) -> Result<Address, ChainError> {
-    text.trim().parse::<Address>().map_err(|e| ChainError::Address {
-        input: text.to_owned(),
-        detail: e.to_string(),
-    })
+    text.trim()
+        .parse::<Address>()
+        .map_err(|e| ChainError::Address {
+            input: text.to_owned(),
+            detail: e.to_string(),
+        })
 }
 
 /// Amounts in nanotons (1 TON = 10⁹).

@@ -12,7 +12,6 @@ use cocoon_chain::{
 use common::*;
 use std::path::PathBuf;
 
-
 #[tokio::test]
 async fn root_registry_reads_back_what_the_owner_registered() {
     let net = network().await;
@@ -30,9 +29,18 @@ async fn root_registry_reads_back_what_the_owner_registered() {
     assert_eq!(core.client_delay_before_close, 86_400);
     assert!(core.is_test);
     let dir = contracts();
-    assert_eq!(registry.params.proxy_code_hash, dir.compiled("proxy").unwrap().code_hash);
-    assert_eq!(registry.params.client_code_hash, dir.compiled("client").unwrap().code_hash);
-    assert_eq!(registry.params.worker_code_hash, dir.compiled("worker").unwrap().code_hash);
+    assert_eq!(
+        registry.params.proxy_code_hash,
+        dir.compiled("proxy").unwrap().code_hash
+    );
+    assert_eq!(
+        registry.params.client_code_hash,
+        dir.compiled("client").unwrap().code_hash
+    );
+    assert_eq!(
+        registry.params.worker_code_hash,
+        dir.compiled("worker").unwrap().code_hash
+    );
     assert_eq!(
         registry.params.client_code.root_hash().unwrap(),
         registry.params.client_code_hash,
@@ -43,7 +51,11 @@ async fn root_registry_reads_back_what_the_owner_registered() {
     let worker_images = [[0x22; 32], [0x23; 32], [0x01; 32]];
     let model = [0x33; 32];
     let mut bodies = vec![root_add_hash(OP_ROOT_ADD_PROXY_IMAGE, proxy_image)];
-    bodies.extend(worker_images.iter().map(|h| root_add_hash(OP_ROOT_ADD_WORKER_IMAGE, *h)));
+    bodies.extend(
+        worker_images
+            .iter()
+            .map(|h| root_add_hash(OP_ROOT_ADD_WORKER_IMAGE, *h)),
+    );
     bodies.push(root_add_hash(OP_ROOT_ADD_MODEL, model));
     bodies.push(root_register_proxy("10.0.0.1:11002 10.0.0.1:11001"));
     bodies.push(root_register_proxy("10.0.0.2:11002"));
@@ -58,7 +70,11 @@ async fn root_registry_reads_back_what_the_owner_registered() {
     assert!(registry.is_proxy_image_allowed(&proxy_image));
     assert!(!registry.is_proxy_image_allowed(&[0x22; 32]));
     assert_eq!(
-        registry.worker_image_hashes.iter().copied().collect::<Vec<_>>(),
+        registry
+            .worker_image_hashes
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
         vec![[0x01; 32], [0x22; 32], [0x23; 32]],
         "all keys, in order"
     );
@@ -77,7 +93,11 @@ async fn root_registry_reads_back_what_the_owner_registered() {
         .unwrap();
     assert!(allowed.reader().read_bool().unwrap());
     let refused = chain
-        .run_get_method(&net.root, "is_model_allowed", &[StackEntry::uint256([9; 32])])
+        .run_get_method(
+            &net.root,
+            "is_model_allowed",
+            &[StackEntry::uint256([9; 32])],
+        )
         .await
         .unwrap();
     assert!(!refused.reader().read_bool().unwrap());
@@ -122,15 +142,25 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert!(receipt.all_succeeded(), "{receipt:#?}");
     let on_client = receipt.transaction_on(&client).unwrap();
     assert_eq!(on_client.in_op(), Some(OP_CLIENT_TOP_UP));
-    assert!(receipt.transaction_on(&net.proxy).is_some(), "forwarded to the proxy");
+    assert!(
+        receipt.transaction_on(&net.proxy).is_some(),
+        "forwarded to the proxy"
+    );
     assert!(receipt.message_hash.is_some());
     assert_eq!(chain.status().await.unwrap().seqno, status_before.seqno + 1);
 
-    let data = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let data = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
     let mut r = data.reader();
     assert_eq!(r.read_u32().unwrap(), 0, "state normal");
     assert_eq!(r.read_nanotons().unwrap(), amount, "balance");
-    assert_eq!(r.read_nanotons().unwrap(), net.params.min_client_stake, "stake");
+    assert_eq!(
+        r.read_nanotons().unwrap(),
+        net.params.min_client_stake,
+        "stake"
+    );
     assert_eq!(r.read_u64().unwrap(), 0, "tokens used");
     r.read_u32().unwrap();
     r.read_u256().unwrap();
@@ -140,11 +170,18 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert!(r.read_bool().unwrap(), "announced to the proxy");
     r.expect_end().unwrap();
 
-    let proxy_data = chain.run_get_method(&net.proxy, "get_proxy_data", &[]).await.unwrap();
+    let proxy_data = chain
+        .run_get_method(&net.proxy, "get_proxy_data", &[])
+        .await
+        .unwrap();
     let mut p = proxy_data.reader();
     assert_eq!(p.read_u32().unwrap(), 0);
     assert_eq!(p.read_nanotons().unwrap(), 0, "earned");
-    assert_eq!(p.read_nanotons().unwrap(), net.params.min_proxy_stake, "stake");
+    assert_eq!(
+        p.read_nanotons().unwrap(),
+        net.params.min_proxy_stake,
+        "stake"
+    );
     p.read_u32().unwrap();
     assert_eq!(p.read_u32().unwrap(), 1, "one active client");
 
@@ -154,7 +191,15 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert!(proxy_after.code.is_some() && proxy_after.data.is_some());
 
     // a second, smaller top-up; the history lists both, newest first
-    let again = send(chain, net.client_owner, client, TON + GAS, top_up(TON, net.client_owner), None).await;
+    let again = send(
+        chain,
+        net.client_owner,
+        client,
+        TON + GAS,
+        top_up(TON, net.client_owner),
+        None,
+    )
+    .await;
     assert!(again.all_succeeded(), "{again:#?}");
     let history = chain.transactions(&client, 10).await.unwrap();
     assert_eq!(history.len(), 2, "{history:#?}");
@@ -167,12 +212,28 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert_eq!(inbound.kind, MessageKind::Internal);
     assert_eq!(inbound.source, Some(net.client_owner));
     assert_eq!(inbound.value, amount + GAS);
-    assert!(first.out_messages.iter().any(|m| m.destination == Some(net.proxy)));
-    assert_eq!(chain.transactions(&client, 1).await.unwrap().len(), 1, "limit applies");
-    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    assert!(
+        first
+            .out_messages
+            .iter()
+            .any(|m| m.destination == Some(net.proxy))
+    );
+    assert_eq!(
+        chain.transactions(&client, 1).await.unwrap().len(),
+        1,
+        "limit applies"
+    );
+    let d = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
     let mut r = d.reader();
     r.read_u32().unwrap();
-    assert_eq!(r.read_nanotons().unwrap(), amount + TON, "both top-ups booked");
+    assert_eq!(
+        r.read_nanotons().unwrap(),
+        amount + TON,
+        "both top-ups booked"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +244,15 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
     let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
     let (init, client) = state_init(&client_code, &data);
     let amount = 3 * TON;
-    let r = send(chain, net.client_owner, client, amount + GAS, top_up(amount, net.client_owner), Some(init)).await;
+    let r = send(
+        chain,
+        net.client_owner,
+        client,
+        amount + GAS,
+        top_up(amount, net.client_owner),
+        Some(init),
+    )
+    .await;
     assert!(r.all_succeeded());
 
     let start = chain.status().await.unwrap().now;
@@ -193,13 +262,20 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
     // first request: closing, everything above the stake back at once
     let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
     assert!(r.transaction_on(&client).unwrap().succeeded(), "{r:#?}");
-    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let d = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
     let mut rd = d.reader();
     assert_eq!(rd.read_u32().unwrap(), 1, "closing");
     rd.read_nanotons().unwrap();
     rd.read_nanotons().unwrap();
     rd.read_u64().unwrap();
-    assert_eq!(u64::from(rd.read_u32().unwrap()), start + 86_400, "unlock time");
+    assert_eq!(
+        u64::from(rd.read_u32().unwrap()),
+        start + 86_400,
+        "unlock time"
+    );
 
     // second request before the unlock: refused by the contract with 408
     let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
@@ -213,7 +289,10 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
     let owner_before = chain.account(&net.client_owner).await.unwrap().balance;
     let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
     assert!(r.all_succeeded(), "{r:#?}");
-    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let d = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
     assert_eq!(d.reader().read_u32().unwrap(), 2, "closed");
     let owner_after = chain.account(&net.client_owner).await.unwrap().balance;
     assert!(owner_after > owner_before + net.params.min_client_stake - GAS);
@@ -225,7 +304,10 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
     ));
     chain.restore(snapshot).await.unwrap();
     assert_eq!(chain.status().await.unwrap().now, start);
-    let d = chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+    let d = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
     let mut rd = d.reader();
     assert_eq!(rd.read_u32().unwrap(), 0, "normal again");
     assert_eq!(rd.read_nanotons().unwrap(), amount, "balance restored");
@@ -251,10 +333,18 @@ async fn failures_are_typed() {
     let owner = chain.create_wallet("owner", 100 * TON).await.unwrap();
     let root_code = contracts().compiled("root").unwrap().code;
     let root = chain
-        .deploy(&owner, &root_code, &root_data(owner, &TestParams::default()), TON)
+        .deploy(
+            &owner,
+            &root_code,
+            &root_data(owner, &TestParams::default()),
+            TON,
+        )
         .await
         .unwrap();
-    match chain.run_get_method(&root.address, "no_such_method", &[]).await {
+    match chain
+        .run_get_method(&root.address, "no_such_method", &[])
+        .await
+    {
         Err(ChainError::GetMethodFailed { exit_code, .. }) => assert_eq!(exit_code, 11),
         other => panic!("unexpected {other:?}"),
     }
@@ -270,18 +360,32 @@ async fn failures_are_typed() {
             state_init: None,
         })
         .await;
-    assert!(matches!(refused, Err(ChainError::Sidecar { ref code, .. }) if code == "unknown_wallet"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ChainError::Sidecar { ref code, .. }) if code == "unknown_wallet"),
+        "{refused:?}"
+    );
 
     // garbage that is not a message
-    let bad = chain.send_external(&cocoon_chain::Boc::new(vec![1, 2, 3])).await;
-    assert!(matches!(bad, Err(ChainError::Sidecar { ref code, .. }) if code == "bad_request"), "{bad:?}");
+    let bad = chain
+        .send_external(&cocoon_chain::Boc::new(vec![1, 2, 3]))
+        .await;
+    assert!(
+        matches!(bad, Err(ChainError::Sidecar { ref code, .. }) if code == "bad_request"),
+        "{bad:?}"
+    );
 
     // the sidecar dies: pending and later calls fail with SidecarExited, no hang, no panic
     chain.kill();
     let after = chain.status().await;
-    assert!(matches!(after, Err(ChainError::SidecarExited { .. })), "{after:?}");
+    assert!(
+        matches!(after, Err(ChainError::SidecarExited { .. })),
+        "{after:?}"
+    );
     let again = chain.account(&owner).await;
-    assert!(matches!(again, Err(ChainError::SidecarExited { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(ChainError::SidecarExited { .. })),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -291,14 +395,20 @@ async fn start_failures_say_what_to_do() {
         ..SidecarOptions::default()
     })
     .await;
-    assert!(matches!(missing_node, Err(ChainError::NodeNotFound { .. })), "{missing_node:?}");
+    assert!(
+        matches!(missing_node, Err(ChainError::NodeNotFound { .. })),
+        "{missing_node:?}"
+    );
 
     let no_dir = EmulatedChain::spawn_with(SidecarOptions {
         contracts_dir: Some(PathBuf::from("/nonexistent/contracts")),
         ..SidecarOptions::default()
     })
     .await;
-    assert!(matches!(no_dir, Err(ChainError::ContractsDirMissing { .. })), "{no_dir:?}");
+    assert!(
+        matches!(no_dir, Err(ChainError::ContractsDirMissing { .. })),
+        "{no_dir:?}"
+    );
 
     // a contracts directory whose npm packages were never installed
     let dir = tempfile::tempdir().unwrap();
@@ -321,9 +431,17 @@ async fn start_failures_say_what_to_do() {
     }
 
     // a script that dies at once
-    std::fs::write(dir.path().join("sidecar/server.mjs"), "console.error('boom'); process.exit(3);\n").unwrap();
+    std::fs::write(
+        dir.path().join("sidecar/server.mjs"),
+        "console.error('boom'); process.exit(3);\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.path().join("node_modules/@ton/sandbox")).unwrap();
-    std::fs::write(dir.path().join("node_modules/@ton/sandbox/package.json"), "{}").unwrap();
+    std::fs::write(
+        dir.path().join("node_modules/@ton/sandbox/package.json"),
+        "{}",
+    )
+    .unwrap();
     let dies = EmulatedChain::spawn_with(SidecarOptions {
         contracts_dir: Some(dir.path().to_path_buf()),
         ..SidecarOptions::default()

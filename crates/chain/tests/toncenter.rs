@@ -178,7 +178,10 @@ async fn account_states_from_api_v2() {
     assert_eq!(state.last_transaction.unwrap().lt, 27_000_003);
     let seen = replay.seen();
     assert_eq!(seen[0].method, Method::GET);
-    assert_eq!(seen[0].query, format!("address={}", root.to_hex().replace(':', "%3A")));
+    assert_eq!(
+        seen[0].query,
+        format!("address={}", root.to_hex().replace(':', "%3A"))
+    );
     assert_eq!(seen[0].api_key, None);
 
     replay.on(
@@ -208,7 +211,10 @@ async fn root_registry_through_toncenter() {
     assert!(registry.is_worker_image_allowed(&[0x22; 32]));
     assert!(registry.is_model_allowed(&[0x33; 32]));
     assert_eq!(registry.proxies.len(), 1);
-    assert_eq!(registry.proxies[&0].endpoint, "203.0.113.7:11002 203.0.113.7:11001");
+    assert_eq!(
+        registry.proxies[&0].endpoint,
+        "203.0.113.7:11002 203.0.113.7:11001"
+    );
     assert_eq!(registry.params.core.price_per_token, 1000);
     assert_eq!(
         registry.params.client_code_hash,
@@ -295,7 +301,10 @@ async fn get_method_exit_codes_are_errors() {
         vec![ok(fixture("runGetMethod_exit_11.json"))],
     );
     let contract = fixture_address("root");
-    match client.run_get_method(&contract, "no_such_method", &[]).await {
+    match client
+        .run_get_method(&contract, "no_such_method", &[])
+        .await
+    {
         Err(ChainError::GetMethodFailed {
             exit_code, method, ..
         }) => {
@@ -310,8 +319,14 @@ async fn get_method_exit_codes_are_errors() {
 async fn transactions_and_masterchain_head_from_api_v3() {
     let (replay, base) = serve().await;
     let client = Toncenter::new(quick(&base)).unwrap();
-    replay.on("/api/v3/transactions", vec![ok(fixture("transactions.json"))]);
-    replay.on("/api/v3/masterchainInfo", vec![ok(fixture("masterchainInfo.json"))]);
+    replay.on(
+        "/api/v3/transactions",
+        vec![ok(fixture("transactions.json"))],
+    );
+    replay.on(
+        "/api/v3/masterchainInfo",
+        vec![ok(fixture("masterchainInfo.json"))],
+    );
     let client_contract = fixture_address("client");
     let proxy = fixture_address("proxy");
     let owner = fixture_address("client_owner");
@@ -335,13 +350,19 @@ async fn transactions_and_masterchain_head_from_api_v3() {
     assert_eq!(inbound.value, 3_100_000_000);
     assert!(inbound.bounce);
     assert!(inbound.body.is_some());
-    assert!(matches!(top_up.compute, ComputePhase::Vm { gas_used: 5630, .. }));
+    assert!(matches!(
+        top_up.compute,
+        ComputePhase::Vm { gas_used: 5630, .. }
+    ));
     assert_eq!(top_up.out_messages[0].destination, Some(proxy));
     assert_eq!(top_up.out_messages[0].op, Some(0x6544_8ff4));
     assert_eq!(top_up.total_fees, 2_489_596);
 
     let q = &replay.seen()[0].query;
-    assert!(q.contains("limit=5") && q.contains("sort=desc") && q.contains("account=0%3A"), "{q}");
+    assert!(
+        q.contains("limit=5") && q.contains("sort=desc") && q.contains("account=0%3A"),
+        "{q}"
+    );
 
     let head = client.status().await.unwrap();
     assert_eq!(head.seqno, 51_148_696);
@@ -352,10 +373,16 @@ async fn transactions_and_masterchain_head_from_api_v3() {
 async fn sending_returns_the_message_hash() {
     let (replay, base) = serve().await;
     let client = Toncenter::new(quick(&base)).unwrap();
-    replay.on("/api/v2/sendBocReturnHash", vec![ok(fixture("sendBocReturnHash.json"))]);
+    replay.on(
+        "/api/v2/sendBocReturnHash",
+        vec![ok(fixture("sendBocReturnHash.json"))],
+    );
     let message = common::request_refund();
     let receipt = client.send_external(&message).await.unwrap();
-    assert!(receipt.transactions.is_empty(), "a network answers before processing");
+    assert!(
+        receipt.transactions.is_empty(),
+        "a network answers before processing"
+    );
     assert_eq!(
         hex::encode(receipt.message_hash.unwrap()),
         "3c5b57e2aa19c8b3e4f6e0bb1d8b1b3d5cbbf41a4f8f0d3e3f0c6a4d6e7b9a11"
@@ -373,7 +400,10 @@ async fn sending_returns_the_message_hash() {
     };
     assert!(matches!(
         client.send_internal(&wallet).await,
-        Err(ChainError::Unsupported { backend: "toncenter", .. })
+        Err(ChainError::Unsupported {
+            backend: "toncenter",
+            ..
+        })
     ));
 }
 
@@ -419,7 +449,10 @@ async fn server_errors_are_retried() {
 async fn gives_up_after_the_last_retry() {
     let (replay, base) = serve().await;
     let client = Toncenter::new(quick(&base)).unwrap();
-    replay.on("/api/v3/masterchainInfo", vec![status(503, fixture("error_500.json"))]);
+    replay.on(
+        "/api/v3/masterchainInfo",
+        vec![status(503, fixture("error_500.json"))],
+    );
     match client.status().await {
         Err(ChainError::RetriesExhausted { attempts, last, .. }) => {
             assert_eq!(attempts, 4);
@@ -439,7 +472,10 @@ async fn refusals_are_not_retried() {
         vec![status(422, fixture("error_422.json"))],
     );
     let refused = client.account(&fixture_address("root")).await;
-    assert!(matches!(refused, Err(ChainError::HttpStatus { status: 422, .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ChainError::HttpStatus { status: 422, .. })),
+        "{refused:?}"
+    );
     assert_eq!(replay.seen().len(), 1);
 
     // an API v2 refusal keeps the API's words
@@ -447,7 +483,10 @@ async fn refusals_are_not_retried() {
         "/api/v2/runGetMethod",
         vec![status(416, fixture("error_416.json"))],
     );
-    match client.run_get_method(&fixture_address("root"), "get_root_data", &[]).await {
+    match client
+        .run_get_method(&fixture_address("root"), "get_root_data", &[])
+        .await
+    {
         Err(ChainError::Api { code, message, .. }) => {
             assert_eq!(code, Some(416));
             assert!(message.contains("address"), "{message}");
@@ -478,32 +517,65 @@ async fn malformed_bodies_are_typed_errors() {
     for (path, body) in cases {
         replay.on(path, vec![ok(body.clone())]);
         let got = client.account(&root).await;
-        assert!(matches!(got, Err(ChainError::BadResponse { .. })), "{body}: {got:?}");
+        assert!(
+            matches!(got, Err(ChainError::BadResponse { .. })),
+            "{body}: {got:?}"
+        );
     }
     // a 200 with ok:false is the API's refusal
     replay.on(
         "/api/v2/getAddressInformation",
-        vec![ok("{\"ok\":false,\"error\":\"LITE_SERVER_UNKNOWN: cannot load account\",\"code\":500}".to_owned())],
+        vec![ok(
+            "{\"ok\":false,\"error\":\"LITE_SERVER_UNKNOWN: cannot load account\",\"code\":500}"
+                .to_owned(),
+        )],
     );
-    assert!(matches!(client.account(&root).await, Err(ChainError::Api { code: Some(500), .. })));
+    assert!(matches!(
+        client.account(&root).await,
+        Err(ChainError::Api {
+            code: Some(500),
+            ..
+        })
+    ));
 
     // a stack cell that is not a BOC, a stack with a broken BOC inside a valid envelope
-    replay.on("/api/v2/runGetMethod", vec![ok(fixture("runGetMethod_bad_cell.json"))]);
+    replay.on(
+        "/api/v2/runGetMethod",
+        vec![ok(fixture("runGetMethod_bad_cell.json"))],
+    );
     let got = client.run_get_method(&root, "get_root_data", &[]).await;
-    assert!(matches!(got, Err(ChainError::BadResponse { .. })), "{got:?}");
-    replay.on("/api/v2/runGetMethod", vec![ok(fixture("runGetMethod_wrong_shape.json"))]);
+    assert!(
+        matches!(got, Err(ChainError::BadResponse { .. })),
+        "{got:?}"
+    );
+    replay.on(
+        "/api/v2/runGetMethod",
+        vec![ok(fixture("runGetMethod_wrong_shape.json"))],
+    );
     let got = read_registry(&client, &root).await;
-    assert!(matches!(got, Err(ChainError::Stack { .. } | ChainError::Boc(_))), "{got:?}");
+    assert!(
+        matches!(got, Err(ChainError::Stack { .. } | ChainError::Boc(_))),
+        "{got:?}"
+    );
 
-    replay.on("/api/v3/transactions", vec![ok("{\"transactions\":[{\"account\":\"nope\"}]}".to_owned())]);
+    replay.on(
+        "/api/v3/transactions",
+        vec![ok("{\"transactions\":[{\"account\":\"nope\"}]}".to_owned())],
+    );
     let got = client.transactions(&root, 1).await;
-    assert!(matches!(got, Err(ChainError::BadResponse { .. })), "{got:?}");
+    assert!(
+        matches!(got, Err(ChainError::BadResponse { .. })),
+        "{got:?}"
+    );
 }
 
 #[tokio::test]
 async fn api_key_header_and_client_side_rate_limit() {
     let (replay, base) = serve().await;
-    replay.on("/api/v3/masterchainInfo", vec![ok(fixture("masterchainInfo.json"))]);
+    replay.on(
+        "/api/v3/masterchainInfo",
+        vec![ok(fixture("masterchainInfo.json"))],
+    );
     let config = ToncenterConfig {
         requests_per_second: Some(5.0),
         ..ToncenterConfig::new(&base).with_api_key("test-key-123")
@@ -521,7 +593,10 @@ async fn api_key_header_and_client_side_rate_limit() {
     }
     let seen = replay.seen();
     assert_eq!(seen.len(), 4);
-    assert!(seen.iter().all(|s| s.api_key.as_deref() == Some("test-key-123")));
+    assert!(
+        seen.iter()
+            .all(|s| s.api_key.as_deref() == Some("test-key-123"))
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(590),
         "4 requests at 5/s span at least 0.6 s, took {:?}",
@@ -530,17 +605,28 @@ async fn api_key_header_and_client_side_rate_limit() {
     let mut times: Vec<_> = seen.iter().map(|s| s.at).collect();
     times.sort();
     for pair in times.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(180), "{:?}", pair[1] - pair[0]);
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(180),
+            "{:?}",
+            pair[1] - pair[0]
+        );
     }
 
     // without a key the default is one request a second
     let (replay, base) = serve().await;
-    replay.on("/api/v3/masterchainInfo", vec![ok(fixture("masterchainInfo.json"))]);
+    replay.on(
+        "/api/v3/masterchainInfo",
+        vec![ok(fixture("masterchainInfo.json"))],
+    );
     let client = Toncenter::new(ToncenterConfig::new(&base)).unwrap();
     let started = Instant::now();
     client.status().await.unwrap();
     client.status().await.unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -176,7 +176,15 @@ async fn regenerate_fixtures() {
     let client_code = contracts().compiled("client").unwrap().code;
     let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
     let (init, client) = state_init(&client_code, &data);
-    let topped = send(chain, net.client_owner, client, 3 * TON + GAS, top_up(3 * TON, net.client_owner), Some(init)).await;
+    let topped = send(
+        chain,
+        net.client_owner,
+        client,
+        3 * TON + GAS,
+        top_up(3 * TON, net.client_owner),
+        Some(init),
+    )
+    .await;
     let first = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
     assert!(first.all_succeeded());
     let refused = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
@@ -224,7 +232,10 @@ async fn regenerate_fixtures() {
         }),
     );
 
-    let root_data = chain.run_get_method(&net.root, "get_root_data", &[]).await.unwrap();
+    let root_data = chain
+        .run_get_method(&net.root, "get_root_data", &[])
+        .await
+        .unwrap();
     write(
         "runGetMethod_get_root_data.json",
         &json!({
@@ -253,7 +264,11 @@ async fn regenerate_fixtures() {
     );
 
     let by_proxy = chain
-        .run_get_method(&net.proxy, "get_client_address", &[StackEntry::address(&net.client_owner).unwrap()])
+        .run_get_method(
+            &net.proxy,
+            "get_client_address",
+            &[StackEntry::address(&net.client_owner).unwrap()],
+        )
         .await
         .unwrap();
     let address_entry = v2_entry(&by_proxy.stack[0]);
@@ -287,15 +302,16 @@ async fn regenerate_fixtures() {
     let top_up_tx = topped.transaction_on(&client).unwrap();
     let refused_tx = refused.transaction_on(&client).unwrap();
     assert_eq!(refused_tx.exit_code(), Some(408));
-    let address_book: serde_json::Map<String, Value> = [net.root, net.proxy, client, net.client_owner]
-        .iter()
-        .map(|a| {
-            (
-                raw(a),
-                json!({"user_friendly": a.to_base64_url(), "domain": null}),
-            )
-        })
-        .collect();
+    let address_book: serde_json::Map<String, Value> =
+        [net.root, net.proxy, client, net.client_owner]
+            .iter()
+            .map(|a| {
+                (
+                    raw(a),
+                    json!({"user_friendly": a.to_base64_url(), "domain": null}),
+                )
+            })
+            .collect();
     write(
         "transactions.json",
         &json!({

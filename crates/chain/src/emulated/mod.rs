@@ -8,13 +8,13 @@
 
 mod wire;
 
+use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
 use crate::contracts::ContractsDir;
 use crate::stack::{GetMethodResult, StackEntry};
 use crate::types::{
     AccountState, Address, Boc, ChainStatus, InternalMessage, Nanotons, SendReceipt, Transaction,
 };
-use crate::ChainError;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -317,7 +317,11 @@ impl EmulatedChain {
     ///
     /// # Errors
     /// Sidecar failures.
-    pub async fn create_wallet(&self, name: &str, balance: Nanotons) -> Result<Address, ChainError> {
+    pub async fn create_wallet(
+        &self,
+        name: &str,
+        balance: Nanotons,
+    ) -> Result<Address, ChainError> {
         let a: wire::WireAddress = self
             .call(
                 "create_wallet",
@@ -545,7 +549,10 @@ impl Chain for EmulatedChain {
             let stack: Vec<wire::WireStackEntry> =
                 args.iter().map(wire::WireStackEntry::from_entry).collect();
             let params = json!({ "address": address.to_hex(), "method": method, "stack": stack });
-            match self.call::<wire::WireGetMethod>("run_get_method", params).await {
+            match self
+                .call::<wire::WireGetMethod>("run_get_method", params)
+                .await
+            {
                 Ok(r) => r.into_result(),
                 Err(ChainError::Sidecar {
                     code, exit_code, ..

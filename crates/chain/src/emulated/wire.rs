@@ -1,12 +1,12 @@
 //! The sidecar's JSON shapes (see `contracts/sidecar/server.mjs`) and their conversion into the
 //! crate's types. Everything the sidecar says is checked: it is another process.
 
+use crate::ChainError;
 use crate::stack::{GetMethodResult, StackEntry};
 use crate::types::{
     AccountState, AccountStatus, Boc, ComputePhase, MessageKind, MessageSummary, SendReceipt,
     Transaction, TransactionId, parse_address,
 };
-use crate::ChainError;
 use num_bigint::BigInt;
 use serde::{Deserialize, Serialize};
 

@@ -3,12 +3,12 @@
 //! The shapes are those of toncenter's OpenAPI documents; anything else is a
 //! [`ChainError::BadResponse`], never a panic.
 
+use crate::ChainError;
 use crate::stack::{GetMethodResult, StackEntry};
 use crate::types::{
     AccountState, AccountStatus, Address, Boc, ChainStatus, ComputePhase, MessageKind,
     MessageSummary, Transaction, TransactionId, parse_address,
 };
-use crate::ChainError;
 use num_bigint::BigInt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +23,10 @@ impl Decoder<'_> {
         ChainError::bad_response(self.url, detail)
     }
 
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ChainError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        body: &[u8],
+    ) -> Result<T, ChainError> {
         serde_json::from_slice(body).map_err(|e| self.bad(format!("JSON: {e}")))
     }
 
@@ -53,8 +56,8 @@ impl Decoder<'_> {
     }
 
     fn hash_b64(&self, text: &str, what: &str) -> Result<[u8; 32], ChainError> {
-        let bytes =
-            crate::cell::decode_base64(text).map_err(|_| self.bad(format!("{what}: not base64")))?;
+        let bytes = crate::cell::decode_base64(text)
+            .map_err(|_| self.bad(format!("{what}: not base64")))?;
         if bytes.len() == 32 {
             let mut out = [0u8; 32];
             out.copy_from_slice(&bytes);
@@ -75,7 +78,10 @@ impl Decoder<'_> {
     fn integer(&self, value: &Value, what: &str) -> Result<i128, ChainError> {
         match value {
             Value::String(s) => s.trim().parse::<i128>().ok(),
-            Value::Number(n) => n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)),
+            Value::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from)),
             _ => None,
         }
         .ok_or_else(|| self.bad(format!("{what}: not an integer: {value}")))
@@ -88,7 +94,11 @@ impl Decoder<'_> {
 
     // ---- API v2: account state -------------------------------------------------------------
 
-    pub(crate) fn account(&self, address: Address, body: &[u8]) -> Result<AccountState, ChainError> {
+    pub(crate) fn account(
+        &self,
+        address: Address,
+        body: &[u8],
+    ) -> Result<AccountState, ChainError> {
         #[derive(Deserialize)]
         struct TxId {
             lt: Value,
@@ -187,7 +197,9 @@ impl Decoder<'_> {
         let kind = kind.as_str().ok_or_else(|| bad("type is not a string"))?;
         match kind {
             "num" | "int" => {
-                let text = value.as_str().ok_or_else(|| bad("number is not a string"))?;
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| bad("number is not a string"))?;
                 parse_tvm_int(text)
                     .map(StackEntry::Int)
                     .ok_or_else(|| bad("not a TVM integer"))
@@ -248,7 +260,11 @@ impl Decoder<'_> {
                 Ok(StackEntry::Slice(self.cell_value(inner("slice")?, index)?))
             }
             "tvm.stackEntryTuple" | "tvm.stackEntryList" => {
-                let field = if kind == "tvm.stackEntryTuple" { "tuple" } else { "list" };
+                let field = if kind == "tvm.stackEntryTuple" {
+                    "tuple"
+                } else {
+                    "list"
+                };
                 let elements = inner(field)?
                     .get("elements")
                     .and_then(Value::as_array)
@@ -474,7 +490,10 @@ fn parse_tvm_int(text: &str) -> Option<BigInt> {
     if digits.len() > 82 {
         return None;
     }
-    let magnitude = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let magnitude = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         Some(hex) if !hex.is_empty() => BigInt::parse_bytes(hex.as_bytes(), 16)?,
         Some(_) => return None,
         None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {

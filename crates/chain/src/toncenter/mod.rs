@@ -5,10 +5,12 @@
 
 mod json;
 
+use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
 use crate::stack::{GetMethodResult, StackEntry};
-use crate::types::{AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction};
-use crate::ChainError;
+use crate::types::{
+    AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction,
+};
 use json::Decoder;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::json;

@@ -158,7 +158,12 @@ pub fn proxy_data(owner: Address, public_key: [u8; 32], root: Address, params: &
     boc(b.into_cell())
 }
 
-pub fn client_data(owner: Address, proxy: Address, public_key: [u8; 32], params: &TestParams) -> Boc {
+pub fn client_data(
+    owner: Address,
+    proxy: Address,
+    public_key: [u8; 32],
+    params: &TestParams,
+) -> Boc {
     let mut identity = Cell::builder();
     identity.pack(owner, ()).unwrap();
     identity.pack(proxy, ()).unwrap();
@@ -270,12 +275,23 @@ pub async fn network() -> Network {
     let chain = chain().await;
     let params = TestParams::default();
     let root_owner = chain.create_wallet("root-owner", 1000 * TON).await.unwrap();
-    let proxy_owner = chain.create_wallet("proxy-owner", 1000 * TON).await.unwrap();
-    let client_owner = chain.create_wallet("client-owner", 1000 * TON).await.unwrap();
+    let proxy_owner = chain
+        .create_wallet("proxy-owner", 1000 * TON)
+        .await
+        .unwrap();
+    let client_owner = chain
+        .create_wallet("client-owner", 1000 * TON)
+        .await
+        .unwrap();
 
     let root_code = contracts().compiled("root").unwrap().code;
     let root = chain
-        .deploy(&root_owner, &root_code, &root_data(root_owner, &params), TON)
+        .deploy(
+            &root_owner,
+            &root_code,
+            &root_data(root_owner, &params),
+            TON,
+        )
         .await
         .unwrap();
     assert!(root.receipt.all_succeeded(), "{:#?}", root.receipt);
@@ -287,7 +303,10 @@ pub async fn network() -> Network {
         .deploy(&proxy_owner, &proxy_code, &proxy_data, TON)
         .await
         .unwrap();
-    assert_eq!(proxy.address, expected_proxy, "StateInit address derivation agrees");
+    assert_eq!(
+        proxy.address, expected_proxy,
+        "StateInit address derivation agrees"
+    );
     let staked = send(
         &chain,
         proxy_owner,
@@ -297,7 +316,10 @@ pub async fn network() -> Network {
         None,
     )
     .await;
-    assert!(staked.transaction_on(&proxy.address).unwrap().succeeded(), "{staked:#?}");
+    assert!(
+        staked.transaction_on(&proxy.address).unwrap().succeeded(),
+        "{staked:#?}"
+    );
 
     Network {
         chain,
@@ -309,4 +331,3 @@ pub async fn network() -> Network {
         proxy: proxy.address,
     }
 }
-
