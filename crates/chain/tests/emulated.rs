@@ -452,3 +452,79 @@ async fn start_failures_say_what_to_do() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+fn summary(name: &str, mut samples: Vec<std::time::Duration>) {
+    samples.sort();
+    let n = samples.len();
+    let mean = samples.iter().sum::<std::time::Duration>() / u32::try_from(n).unwrap();
+    println!(
+        "{name:<34} n={n:<4} mean {:>8.2} ms  p50 {:>8.2} ms  p90 {:>8.2} ms",
+        mean.as_secs_f64() * 1e3,
+        samples[n / 2].as_secs_f64() * 1e3,
+        samples[n * 9 / 10].as_secs_f64() * 1e3,
+    );
+}
+
+/// The figures quoted in docs/chain.md.
+#[tokio::test]
+#[ignore = "timing report: cargo test -p cocoon-chain --test emulated -- --ignored --nocapture"]
+async fn sidecar_timings() {
+    use std::time::Instant;
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let began = Instant::now();
+        let c = chain().await;
+        starts.push(began.elapsed());
+        c.shutdown().await.unwrap();
+    }
+    summary("sidecar start (spawn to ready)", starts);
+
+    let net = network().await;
+    let chain = &net.chain;
+    let client_code = contracts().compiled("client").unwrap().code;
+    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
+    let (init, client) = state_init(&client_code, &data);
+    let r = send(chain, net.client_owner, client, TON + GAS, top_up(TON, net.client_owner), Some(init)).await;
+    assert!(r.all_succeeded());
+
+    let mut t = Vec::new();
+    for _ in 0..300 {
+        let began = Instant::now();
+        chain.status().await.unwrap();
+        t.push(began.elapsed());
+    }
+    summary("status (protocol round trip)", t);
+
+    let mut t = Vec::new();
+    for _ in 0..300 {
+        let began = Instant::now();
+        chain.account(&net.proxy).await.unwrap();
+        t.push(began.elapsed());
+    }
+    summary("account state", t);
+
+    let mut t = Vec::new();
+    for _ in 0..300 {
+        let began = Instant::now();
+        chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+        t.push(began.elapsed());
+    }
+    summary("get-method (get_client_data)", t);
+
+    let mut t = Vec::new();
+    for _ in 0..100 {
+        let began = Instant::now();
+        read_registry(chain, &net.root).await.unwrap();
+        t.push(began.elapsed());
+    }
+    summary("registry read (get_root_data)", t);
+
+    let mut t = Vec::new();
+    for _ in 0..200 {
+        let began = Instant::now();
+        let r = send(chain, net.client_owner, client, TON / 10 + GAS, top_up(TON / 10, net.client_owner), None).await;
+        t.push(began.elapsed());
+        assert_eq!(r.transactions.len(), 4, "wallet, client, proxy, excess back");
+    }
+    summary("top-up (4 transactions)", t);
+}

@@ -162,6 +162,37 @@ impl Toncenter {
         })
     }
 
+    /// Decodes an API v2 `runGetMethod` answer body (exit code not judged). Public for tools
+    /// and the fuzz targets; [`Chain::run_get_method`] uses it.
+    ///
+    /// # Errors
+    /// [`ChainError::BadResponse`] or [`ChainError::Api`] for anything but a well-formed answer.
+    pub fn decode_get_method(body: &[u8]) -> Result<GetMethodResult, ChainError> {
+        Decoder { url: "runGetMethod" }.get_method(body)
+    }
+
+    /// Decodes an API v2 `getAddressInformation` answer body.
+    ///
+    /// # Errors
+    /// As [`Self::decode_get_method`].
+    pub fn decode_account(address: Address, body: &[u8]) -> Result<AccountState, ChainError> {
+        Decoder {
+            url: "getAddressInformation",
+        }
+        .account(address, body)
+    }
+
+    /// Decodes an API v3 `transactions` answer body.
+    ///
+    /// # Errors
+    /// As [`Self::decode_get_method`].
+    pub fn decode_transactions(body: &[u8]) -> Result<Vec<Transaction>, ChainError> {
+        Decoder {
+            url: "transactions",
+        }
+        .transactions(body)
+    }
+
     fn url(&self, path: &str, query: &[(&str, String)]) -> Result<Url, ChainError> {
         let mut url = self
             .base
