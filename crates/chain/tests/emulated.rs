@@ -484,7 +484,15 @@ async fn sidecar_timings() {
     let client_code = contracts().compiled("client").unwrap().code;
     let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
     let (init, client) = state_init(&client_code, &data);
-    let r = send(chain, net.client_owner, client, TON + GAS, top_up(TON, net.client_owner), Some(init)).await;
+    let r = send(
+        chain,
+        net.client_owner,
+        client,
+        TON + GAS,
+        top_up(TON, net.client_owner),
+        Some(init),
+    )
+    .await;
     assert!(r.all_succeeded());
 
     let mut t = Vec::new();
@@ -506,7 +514,10 @@ async fn sidecar_timings() {
     let mut t = Vec::new();
     for _ in 0..300 {
         let began = Instant::now();
-        chain.run_get_method(&client, "get_client_data", &[]).await.unwrap();
+        chain
+            .run_get_method(&client, "get_client_data", &[])
+            .await
+            .unwrap();
         t.push(began.elapsed());
     }
     summary("get-method (get_client_data)", t);
@@ -522,9 +533,21 @@ async fn sidecar_timings() {
     let mut t = Vec::new();
     for _ in 0..200 {
         let began = Instant::now();
-        let r = send(chain, net.client_owner, client, TON / 10 + GAS, top_up(TON / 10, net.client_owner), None).await;
+        let r = send(
+            chain,
+            net.client_owner,
+            client,
+            TON / 10 + GAS,
+            top_up(TON / 10, net.client_owner),
+            None,
+        )
+        .await;
         t.push(began.elapsed());
-        assert_eq!(r.transactions.len(), 4, "wallet, client, proxy, excess back");
+        assert_eq!(
+            r.transactions.len(),
+            4,
+            "wallet, client, proxy, excess back"
+        );
     }
     summary("top-up (4 transactions)", t);
 }

@@ -168,7 +168,10 @@ impl Toncenter {
     /// # Errors
     /// [`ChainError::BadResponse`] or [`ChainError::Api`] for anything but a well-formed answer.
     pub fn decode_get_method(body: &[u8]) -> Result<GetMethodResult, ChainError> {
-        Decoder { url: "runGetMethod" }.get_method(body)
+        Decoder {
+            url: "runGetMethod",
+        }
+        .get_method(body)
     }
 
     /// Decodes an API v2 `getAddressInformation` answer body.
