@@ -39,7 +39,9 @@ fn charge(n: u64) -> Charge {
 }
 
 async fn fresh_store(url: &str) -> LedgerStore {
-    let store = LedgerStore::connect(url, PricingParams::default()).await.unwrap();
+    let store = LedgerStore::connect(url, PricingParams::default())
+        .await
+        .unwrap();
     for c in 0..CLIENTS {
         store
             .sync_client(

@@ -84,7 +84,9 @@ pub enum MarketError {
     ClientClosed(ClientId),
 
     /// A refund cannot be granted while requests of the client are still in flight.
-    #[error("client {client} still has {reserved_tokens} adjusted tokens reserved by requests in flight")]
+    #[error(
+        "client {client} still has {reserved_tokens} adjusted tokens reserved by requests in flight"
+    )]
     ReservationsOpen {
         /// The client.
         client: ClientId,
@@ -108,7 +110,9 @@ pub enum MarketError {
     UnknownWorker(WorkerAccountId),
 
     /// A worker contract reports more paid out than the worker ever earned here.
-    #[error("worker {worker} reports {paid_tokens} adjusted tokens paid out, it earned {earned_tokens}")]
+    #[error(
+        "worker {worker} reports {paid_tokens} adjusted tokens paid out, it earned {earned_tokens}"
+    )]
     PayoutExceedsEarnings {
         /// The worker account.
         worker: WorkerAccountId,
@@ -158,7 +162,9 @@ pub enum MarketError {
     },
 
     /// Recomputing the totals from the request records disagrees with the account totals.
-    #[error("ledger audit failed: {quantity} is {from_records} by the request records, {from_accounts} by the accounts")]
+    #[error(
+        "ledger audit failed: {quantity} is {from_records} by the request records, {from_accounts} by the accounts"
+    )]
     AuditMismatch {
         /// Which total.
         quantity: &'static str,

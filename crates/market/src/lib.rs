@@ -94,11 +94,11 @@ pub use ids::{ClientId, RequestId, WorkerAccountId, WorkerId};
 pub use ledger::{ChargeOutcome, ChargeRecord, Ledger, LedgerRecord, LedgerTotals};
 pub use pricing::{Charge, Coefficient, PricingParams, TokenCounts, UsageCosts};
 pub use reservation::{Account, ChainClientState, Reservation, Settlement};
+pub use selection::{
+    Dispatch, Outcome, SelectionConfig, Unavailability, WorkerInfo, WorkerSelector, WorkerStats,
+};
 #[cfg(feature = "store")]
 pub use store::{
     Anchor, BackendKind, ChargeReceipt, ChargedRequest, ClientState, LedgerStore, RefundGrant,
     RequestEntry, ReservedRequest, StoredClient, StoredWorker,
-};
-pub use selection::{
-    Dispatch, Outcome, SelectionConfig, Unavailability, WorkerInfo, WorkerSelector, WorkerStats,
 };

@@ -306,7 +306,10 @@ impl Account {
     /// requests). Used by the ledger store to apply the same charging rules as the in-memory
     /// ledger.
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn from_books(price_per_token: u64, books: AccountBooks) -> Result<Self, MarketError> {
+    pub(crate) fn from_books(
+        price_per_token: u64,
+        books: AccountBooks,
+    ) -> Result<Self, MarketError> {
         let mut account = Self::new(price_per_token)?;
         account.balance = books.balance;
         account.stake = books.stake;

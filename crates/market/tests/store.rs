@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cocoon_market::ledger::ChargeOutcome;
 use cocoon_market::{
-    BackendKind, ChainClientState, Charge, ClientId, ClientState, Coefficient, Ledger,
-    LedgerStore, MarketError, PricingParams, RequestEntry, RequestId, TokenCounts,
-    WorkerAccountId,
+    BackendKind, ChainClientState, Charge, ClientId, ClientState, Coefficient, Ledger, LedgerStore,
+    MarketError, PricingParams, RequestEntry, RequestId, TokenCounts, WorkerAccountId,
 };
 use sqlx::Connection as _;
 
@@ -176,10 +175,18 @@ async fn charge_is_idempotent_and_recorded(h: Harness) {
     assert!(!first.replayed);
     let rec = &first.request.record;
     assert_eq!(
-        (rec.adjusted_tokens, rec.client_cost, rec.worker_credit, rec.proxy_commission),
+        (
+            rec.adjusted_tokens,
+            rec.client_cost,
+            rec.worker_credit,
+            rec.proxy_commission
+        ),
         (400, 8000, 6400, 1600)
     );
-    assert_eq!((rec.client_tokens_used, rec.worker_tokens_earned), (400, 400));
+    assert_eq!(
+        (rec.client_tokens_used, rec.worker_tokens_earned),
+        (400, 400)
+    );
     assert_eq!(first.request.shortfall_nanoton, 0);
 
     let before = (
@@ -207,7 +214,12 @@ async fn charge_is_idempotent_and_recorded(h: Harness) {
     assert_eq!(after.1.unwrap().tokens_earned, 400);
     let t = after.2;
     assert_eq!(
-        (t.requests, t.client_charged, t.worker_credited, t.proxy_commission),
+        (
+            t.requests,
+            t.client_charged,
+            t.worker_credited,
+            t.proxy_commission
+        ),
         (1, 8000, 6400, 1600)
     );
     assert!(t.is_balanced());
@@ -229,12 +241,20 @@ async fn charge_is_idempotent_and_recorded(h: Harness) {
         Err(MarketError::UnknownReservation(id2))
     );
     assert_eq!(store.request(id2).await.unwrap(), None);
-    assert_eq!(store.client(&alice).await.unwrap().unwrap().reserved_tokens, 0);
+    assert_eq!(
+        store.client(&alice).await.unwrap().unwrap().reserved_tokens,
+        0
+    );
 
     // Listings page by seq.
     for n in 10..15u64 {
         let _ = store
-            .charge_request(&alice, &worker(usize::from(n % 2 == 1)), rid(n), &charge(n, n))
+            .charge_request(
+                &alice,
+                &worker(usize::from(n % 2 == 1)),
+                rid(n),
+                &charge(n, n),
+            )
             .await
             .unwrap();
     }
@@ -358,7 +378,10 @@ async fn same_books_as_the_in_memory_ledger(h: Harness) {
     }
     let totals = store.totals().await.unwrap();
     assert_eq!(totals, ledger.totals());
-    assert!(totals.shortfall > 0, "the sequence should exercise shortfalls");
+    assert!(
+        totals.shortfall > 0,
+        "the sequence should exercise shortfalls"
+    );
     assert_eq!(store.audit().await.unwrap(), totals);
     store.close().await;
     h.finish().await;
@@ -417,7 +440,10 @@ async fn errors_are_typed(h: Harness) {
         })
     ));
     // A refused charge changed nothing: the reservation still holds.
-    assert_eq!(store.client(&alice).await.unwrap().unwrap().reserved_tokens, 10);
+    assert_eq!(
+        store.client(&alice).await.unwrap().unwrap().reserved_tokens,
+        10
+    );
     assert_eq!(
         store.deposit(&alice, u64::MAX / 2).await,
         Err(MarketError::StorageRange("client balance"))
@@ -430,7 +456,10 @@ async fn errors_are_typed(h: Harness) {
         store.record_worker_payout(&gpu, 1).await,
         Err(MarketError::UnknownWorker(gpu.clone()))
     );
-    assert_eq!(store.commit_anchor(3).await, Err(MarketError::UnknownAnchor(3)));
+    assert_eq!(
+        store.commit_anchor(3).await,
+        Err(MarketError::UnknownAnchor(3))
+    );
     store.close().await;
 
     // The store keeps the prices it was created with.
@@ -510,7 +539,10 @@ async fn worker_payouts_are_marked(h: Harness) {
         })
     );
     let w = store.record_worker_payout(&gpu, earned - 10).await.unwrap();
-    assert_eq!((w.tokens_paid, w.paid_nanoton), (earned - 10, (earned - 10) * 16));
+    assert_eq!(
+        (w.tokens_paid, w.paid_nanoton),
+        (earned - 10, (earned - 10) * 16)
+    );
     assert_eq!(w.unpaid_tokens(), 10);
     // A stale chain read changes nothing.
     let stale = store.record_worker_payout(&gpu, 5).await.unwrap();
@@ -541,7 +573,10 @@ async fn anchors_make_totals_signable(h: Harness) {
         .charge_request(&alice, &gpu, rid(2), &charge(50, 50))
         .await
         .unwrap();
-    assert_eq!(store.client(&alice).await.unwrap().unwrap().anchored_tokens, 0);
+    assert_eq!(
+        store.client(&alice).await.unwrap().unwrap().anchored_tokens,
+        0
+    );
     assert_eq!(store.latest_committed_anchor().await.unwrap(), None);
 
     let committed = store.commit_anchor(2).await.unwrap();
@@ -552,7 +587,10 @@ async fn anchors_make_totals_signable(h: Harness) {
     assert!(a.tokens_used > a.anchored_tokens);
     let w = store.worker(&gpu).await.unwrap().unwrap();
     assert_eq!(w.anchored_tokens, first.worker_tokens_earned);
-    assert_eq!(store.latest_committed_anchor().await.unwrap(), Some(committed));
+    assert_eq!(
+        store.latest_committed_anchor().await.unwrap(),
+        Some(committed)
+    );
 
     // Committing the older, superseded anchor does not move the signable totals back.
     let _ = store.commit_anchor(1).await.unwrap();
@@ -562,7 +600,15 @@ async fn anchors_make_totals_signable(h: Harness) {
     );
     let all = store.anchors().await.unwrap();
     assert_eq!(all.iter().map(|a| a.seqno).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(store.latest_committed_anchor().await.unwrap().unwrap().seqno, 2);
+    assert_eq!(
+        store
+            .latest_committed_anchor()
+            .await
+            .unwrap()
+            .unwrap()
+            .seqno,
+        2
+    );
     store.close().await;
     h.finish().await;
 }
@@ -572,7 +618,10 @@ async fn anchors_make_totals_signable(h: Harness) {
 async fn state_hash_is_backend_independent(h: Harness) {
     let store = h.open().await;
     for n in 0..4 {
-        store.sync_client(&client(n), funded(50_000 + n as u64)).await.unwrap();
+        store
+            .sync_client(&client(n), funded(50_000 + n as u64))
+            .await
+            .unwrap();
     }
     store.deposit(&client(2), 777).await.unwrap();
     for n in 0..12u64 {
@@ -593,7 +642,10 @@ async fn state_hash_is_backend_independent(h: Harness) {
         "3d7f8a40a8cbc75c9679f78b3cee0c399ed4fcfd3ecae674bccb4895863c7059",
         "the state hash layout or the accounting changed"
     );
-    assert_eq!(hex(&a2.state_hash), "838788d1c94532a97096554e941f4b5085f8a64631e8340db2cf8125a1aa17a6");
+    assert_eq!(
+        hex(&a2.state_hash),
+        "838788d1c94532a97096554e941f4b5085f8a64631e8340db2cf8125a1aa17a6"
+    );
     store.close().await;
     h.finish().await;
 }
@@ -611,7 +663,10 @@ async fn concurrent_charges_with_duplicates(h: Harness) {
     for n in 0..CLIENTS {
         // The last client is poor: its charges run into shortfall while others race.
         let balance = if n == CLIENTS - 1 { 30_000 } else { 50_000_000 };
-        store.sync_client(&client(n), funded(balance)).await.unwrap();
+        store
+            .sync_client(&client(n), funded(balance))
+            .await
+            .unwrap();
     }
     let mut tasks = tokio::task::JoinSet::new();
     for copy in 0..3u64 {
@@ -649,7 +704,12 @@ async fn concurrent_charges_with_duplicates(h: Harness) {
     for (n, receipts) in &by_request {
         assert_eq!(receipts.len(), 3);
         let firsts: Vec<_> = receipts.iter().filter(|r| !r.replayed).collect();
-        assert_eq!(firsts.len(), 1, "request {n} was booked {} times", firsts.len());
+        assert_eq!(
+            firsts.len(),
+            1,
+            "request {n} was booked {} times",
+            firsts.len()
+        );
         assert!(receipts.iter().all(|r| r.request == firsts[0].request));
         let r = &firsts[0].request;
         charged += u128::from(r.record.client_cost);
@@ -664,21 +724,35 @@ async fn concurrent_charges_with_duplicates(h: Harness) {
     let totals = store.totals().await.unwrap();
     assert_eq!(totals.requests, REQUESTS);
     assert_eq!(
-        (totals.client_charged, totals.shortfall, totals.worker_credited, totals.proxy_commission),
+        (
+            totals.client_charged,
+            totals.shortfall,
+            totals.worker_credited,
+            totals.proxy_commission
+        ),
         (charged, shortfall, credited, commission)
     );
     assert!(totals.shortfall > 0);
-    assert_eq!(totals.client_charged + totals.shortfall, credited + commission);
+    assert_eq!(
+        totals.client_charged + totals.shortfall,
+        credited + commission
+    );
     for (c, (tokens, requests)) in &client_charged {
         let s = store.client(c).await.unwrap().unwrap();
-        assert_eq!((s.tokens_used, s.requests, s.reserved_tokens), (*tokens, *requests, 0));
+        assert_eq!(
+            (s.tokens_used, s.requests, s.reserved_tokens),
+            (*tokens, *requests, 0)
+        );
     }
     for (w, earned) in &worker_earned {
-        assert_eq!(store.worker(w).await.unwrap().unwrap().tokens_earned, *earned);
+        assert_eq!(
+            store.worker(w).await.unwrap().unwrap().tokens_earned,
+            *earned
+        );
     }
     // Each client's cumulative count after each of its charges is distinct and increasing in
     // charge order: no two charges read the same balance.
-    for (c, _) in &client_charged {
+    for c in client_charged.keys() {
         let rows = store.client_requests(c, 0, 10_000).await.unwrap();
         let mut used: Vec<_> = rows.iter().map(|r| r.record.client_tokens_used).collect();
         let n = used.len();
@@ -700,7 +774,12 @@ async fn reopen_keeps_the_books(h: Harness) {
     for n in 0..20 {
         receipts.push(
             store
-                .charge_request(&alice, &worker(n % 2), rid(n as u64), &charge(n as u64 * 10, 40))
+                .charge_request(
+                    &alice,
+                    &worker(n % 2),
+                    rid(n as u64),
+                    &charge(n as u64 * 10, 40),
+                )
                 .await
                 .unwrap(),
         );
@@ -744,7 +823,10 @@ async fn reopen_keeps_the_books(h: Harness) {
     assert_eq!(again.request, receipts[3].request);
     let _ = store.reserve(&alice, rid(100), 2000).await.unwrap();
     let next = store.prepare_anchor().await.unwrap();
-    assert_eq!((next.seqno, next.previous_hash), (anchor.seqno + 1, anchor.state_hash));
+    assert_eq!(
+        (next.seqno, next.previous_hash),
+        (anchor.seqno + 1, anchor.state_hash)
+    );
     store.close().await;
     h.finish().await;
 }
@@ -796,7 +878,10 @@ async fn an_in_memory_sqlite_store_works() {
         .charge_request(&client(1), &worker(1), rid(1), &charge(10, 10))
         .await
         .unwrap();
-    assert_eq!(store.totals().await.unwrap().client_charged, u128::from(receipt.request.record.client_cost));
+    assert_eq!(
+        store.totals().await.unwrap().client_charged,
+        u128::from(receipt.request.record.client_cost)
+    );
 }
 
 #[tokio::test]
@@ -806,7 +891,11 @@ async fn bad_urls_are_refused() {
         Err(MarketError::InvalidStoreUrl(_))
     ));
     assert!(matches!(
-        LedgerStore::connect("postgres://nobody@127.0.0.1:1/none", PricingParams::default()).await,
+        LedgerStore::connect(
+            "postgres://nobody@127.0.0.1:1/none",
+            PricingParams::default()
+        )
+        .await,
         Err(MarketError::Storage { .. })
     ));
 }

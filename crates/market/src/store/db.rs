@@ -6,11 +6,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Postgres, Row as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Postgres, Row as _, Sqlite, Transaction};
 
 use crate::MarketError;
 
@@ -76,6 +76,14 @@ impl Pools {
             Target::Postgres => {
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
+                // One plain connection first: it fails at once on an unreachable server or bad
+                // credentials, where the pool would keep retrying until its acquire timeout.
+                PgConnection::connect_with(&options)
+                    .await
+                    .map_err(db_error("connecting to PostgreSQL"))?
+                    .close()
+                    .await
+                    .map_err(db_error("connecting to PostgreSQL"))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(POSTGRES_CONNECTIONS)
                     .connect_with(options)
@@ -93,8 +101,11 @@ impl Pools {
             Target::SqliteUrl(url) => {
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
-                Self::open_sqlite(options, url.contains(":memory:") || url.contains("mode=memory"))
-                    .await
+                Self::open_sqlite(
+                    options,
+                    url.contains(":memory:") || url.contains("mode=memory"),
+                )
+                .await
             }
             Target::SqliteFile(path) => {
                 Self::open_sqlite(SqliteConnectOptions::new().filename(path), false).await

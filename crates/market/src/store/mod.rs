@@ -538,7 +538,10 @@ impl LedgerStore {
                     .into());
                 }
                 let cleared = tx
-                    .execute("DELETE FROM requests WHERE state = $1", &[Arg::I64(RESERVED)])
+                    .execute(
+                        "DELETE FROM requests WHERE state = $1",
+                        &[Arg::I64(RESERVED)],
+                    )
                     .await?;
                 tx.execute(
                     "UPDATE client_accounts SET reserved_tokens = 0 WHERE reserved_tokens <> 0",
@@ -865,7 +868,9 @@ impl LedgerStore {
         // 1. The request's row, locked, so that duplicates queue here.
         let existing = tx
             .fetch_locked(
-                locking!("SELECT state, client_id, reserved_tokens FROM requests WHERE request_id = $1"),
+                locking!(
+                    "SELECT state, client_id, reserved_tokens FROM requests WHERE request_id = $1"
+                ),
                 &[Arg::Blob(&request_id.0)],
             )
             .await?;
@@ -943,7 +948,10 @@ impl LedgerStore {
                 Arg::Text(&client.0),
                 Arg::I64(to_db(settlement.tokens_used, "client tokens used")?),
                 Arg::I64(to_db(books.reserved, "reserved tokens")?),
-                Arg::I64(to_db(account.shortfall_tokens(), "client shortfall tokens")?),
+                Arg::I64(to_db(
+                    account.shortfall_tokens(),
+                    "client shortfall tokens",
+                )?),
                 Arg::I64(to_db(client_charged, "client charged total")?),
                 Arg::I64(to_db(client_shortfall, "client shortfall total")?),
                 Arg::I64(to_db(client_requests, "client requests")?),
@@ -1096,15 +1104,17 @@ impl LedgerStore {
             .ok_or_else(|| MarketError::CorruptStore(format!("request {request_id} vanished")))?;
         match request_from_row(&row)? {
             RequestEntry::Charged(c) => Ok(c),
-            RequestEntry::Reserved(_) => Err(MarketError::CorruptStore(format!(
-                "request {request_id} changed state"
-            ))
-            .into()),
+            RequestEntry::Reserved(_) => {
+                Err(MarketError::CorruptStore(format!("request {request_id} changed state")).into())
+            }
         }
     }
 
     /// One request's row: its reservation or its charge.
-    pub async fn request(&self, request_id: RequestId) -> Result<Option<RequestEntry>, MarketError> {
+    pub async fn request(
+        &self,
+        request_id: RequestId,
+    ) -> Result<Option<RequestEntry>, MarketError> {
         read_tx!(self, "reading a request", |tx| {
             async {
                 let row = tx
@@ -1480,7 +1490,10 @@ impl LedgerStore {
             }
         }
         let clients = tx
-            .fetch_all(concat!("SELECT ", client_columns!(), " FROM client_accounts"), &[])
+            .fetch_all(
+                concat!("SELECT ", client_columns!(), " FROM client_accounts"),
+                &[],
+            )
             .await?;
         for row in &clients {
             let (c, _) = self.client_from_row(row)?;
@@ -1488,24 +1501,55 @@ impl LedgerStore {
                 per_client.remove(&c.client.0).unwrap_or_default();
             let checks = [
                 ("a client's charges", charged, u128::from(c.charged_nanoton)),
-                ("a client's shortfall", shortfall, u128::from(c.shortfall_nanoton)),
-                ("a client's requests", u128::from(requests), u128::from(c.requests)),
-                ("a client's reservations", reserved, u128::from(c.reserved_tokens)),
+                (
+                    "a client's shortfall",
+                    shortfall,
+                    u128::from(c.shortfall_nanoton),
+                ),
+                (
+                    "a client's requests",
+                    u128::from(requests),
+                    u128::from(c.requests),
+                ),
+                (
+                    "a client's reservations",
+                    reserved,
+                    u128::from(c.reserved_tokens),
+                ),
             ];
             audit_checks(&checks)?;
         }
         let workers = tx
-            .fetch_all(concat!("SELECT ", worker_columns!(), " FROM worker_accounts"), &[])
+            .fetch_all(
+                concat!("SELECT ", worker_columns!(), " FROM worker_accounts"),
+                &[],
+            )
             .await?;
         for row in &workers {
             let w = worker_from_row(row)?;
             let (earned, credited, commission, requests) =
                 per_worker.remove(&w.worker.0).unwrap_or_default();
             let checks = [
-                ("a worker's tokens earned", earned, u128::from(w.tokens_earned)),
-                ("a worker's credits", credited, u128::from(w.credited_nanoton)),
-                ("a worker's commission", commission, u128::from(w.commission_nanoton)),
-                ("a worker's requests", u128::from(requests), u128::from(w.requests)),
+                (
+                    "a worker's tokens earned",
+                    earned,
+                    u128::from(w.tokens_earned),
+                ),
+                (
+                    "a worker's credits",
+                    credited,
+                    u128::from(w.credited_nanoton),
+                ),
+                (
+                    "a worker's commission",
+                    commission,
+                    u128::from(w.commission_nanoton),
+                ),
+                (
+                    "a worker's requests",
+                    u128::from(requests),
+                    u128::from(w.requests),
+                ),
             ];
             audit_checks(&checks)?;
         }
@@ -1521,11 +1565,27 @@ impl LedgerStore {
         }
         let accounts = self.totals_in(tx).await?;
         audit_checks(&[
-            ("requests", u128::from(t.requests), u128::from(accounts.requests)),
-            ("adjusted tokens", t.adjusted_tokens, accounts.adjusted_tokens),
+            (
+                "requests",
+                u128::from(t.requests),
+                u128::from(accounts.requests),
+            ),
+            (
+                "adjusted tokens",
+                t.adjusted_tokens,
+                accounts.adjusted_tokens,
+            ),
             ("client charges", t.client_charged, accounts.client_charged),
-            ("worker credits", t.worker_credited, accounts.worker_credited),
-            ("proxy commission", t.proxy_commission, accounts.proxy_commission),
+            (
+                "worker credits",
+                t.worker_credited,
+                accounts.worker_credited,
+            ),
+            (
+                "proxy commission",
+                t.proxy_commission,
+                accounts.proxy_commission,
+            ),
             ("shortfall", t.shortfall, accounts.shortfall),
         ])?;
         if !t.is_balanced() {
@@ -1578,7 +1638,10 @@ impl LedgerStore {
                 };
                 let mut clients = Vec::new();
                 for row in tx
-                    .fetch_all(concat!("SELECT ", client_columns!(), " FROM client_accounts"), &[])
+                    .fetch_all(
+                        concat!("SELECT ", client_columns!(), " FROM client_accounts"),
+                        &[],
+                    )
                     .await?
                 {
                     let (c, _) = self.client_from_row(&row)?;
@@ -1602,11 +1665,16 @@ impl LedgerStore {
                 let mut workers = Vec::new();
                 let mut requests = 0u64;
                 for row in tx
-                    .fetch_all(concat!("SELECT ", worker_columns!(), " FROM worker_accounts"), &[])
+                    .fetch_all(
+                        concat!("SELECT ", worker_columns!(), " FROM worker_accounts"),
+                        &[],
+                    )
                     .await?
                 {
                     let w = worker_from_row(&row)?;
-                    requests = requests.checked_add(w.requests).ok_or(overflow("requests"))?;
+                    requests = requests
+                        .checked_add(w.requests)
+                        .ok_or(overflow("requests"))?;
                     workers.push(WorkerEntry {
                         id: w.worker.0,
                         tokens_earned: w.tokens_earned,
@@ -1714,7 +1782,11 @@ impl LedgerStore {
             async {
                 let rows = tx
                     .fetch_all(
-                        concat!("SELECT ", anchor_columns!(), " FROM ledger_anchors ORDER BY seqno"),
+                        concat!(
+                            "SELECT ",
+                            anchor_columns!(),
+                            " FROM ledger_anchors ORDER BY seqno"
+                        ),
                         &[],
                     )
                     .await?;
@@ -1776,7 +1848,10 @@ impl LedgerStore {
         client: &ClientId,
     ) -> Result<(StoredClient, Account), TxError> {
         let (stored, books) = self.lock_client_books(tx, client).await?;
-        Ok((stored, Account::from_books(self.pricing.price_per_token, books)?))
+        Ok((
+            stored,
+            Account::from_books(self.pricing.price_per_token, books)?,
+        ))
     }
 
     async fn lock_client_books(
@@ -1818,7 +1893,10 @@ impl LedgerStore {
                 )));
             }
         };
-        let refund = match (row.opt_u64("refund_tokens")?, row.opt_u64("refund_nanoton")?) {
+        let refund = match (
+            row.opt_u64("refund_tokens")?,
+            row.opt_u64("refund_nanoton")?,
+        ) {
             (Some(tokens_used), Some(refund_nanoton)) => Some(RefundGrant {
                 client: client.clone(),
                 tokens_used,
