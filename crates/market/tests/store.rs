@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,7 +50,9 @@ impl Harness {
                 std::env::var("COCOON_TEST_POSTGRES").as_deref() != Ok("required"),
                 "COCOON_TEST_POSTGRES=required but COCOON_TEST_POSTGRES_URL is not set"
             );
-            println!(
+            // Straight to stderr, past the test harness's output capture, so the skip shows.
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping PostgreSQL case {case}: COCOON_TEST_POSTGRES_URL is not set \
                  (run under scripts/with-postgres)"
             );
