@@ -3,6 +3,7 @@ evidence and says so everywhere; a client under the production policy refuses it
 why, before sending a byte of a request."""
 
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -56,6 +57,7 @@ def test_production_client_refuses_a_simulated_proxy_and_says_why(network, tmp_p
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
+        env=dict(os.environ, RUST_LOG="info"),
     )
     try:
         deadline = time.time() + 20

@@ -48,6 +48,19 @@ pub enum EvidenceKind {
     Unattested,
 }
 
+impl EvidenceKind {
+    /// A lowercase token for headers, JSON and metrics labels: `tdx`, `sev-snp`,
+    /// `simulated` or `unattested`.
+    pub fn as_token(self) -> &'static str {
+        match self {
+            Self::Tdx => "tdx",
+            Self::SevSnp => "sev-snp",
+            Self::Simulated => "simulated",
+            Self::Unattested => "unattested",
+        }
+    }
+}
+
 impl fmt::Display for EvidenceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -42,7 +42,7 @@ pub fn router(client: Client) -> Router {
 /// (`tdx`, `sev-snp`, or `simulated`, which means no TEE protects the request).
 async fn attestation_header(State(client): State<Client>, mut res: Response) -> Response {
     if let Some(kind) = client.proxy_attestation()
-        && let Ok(value) = HeaderValue::from_str(&kind.to_string())
+        && let Ok(value) = HeaderValue::from_str(kind.as_token())
     {
         res.headers_mut().insert("x-cocoon-attestation", value);
     }
@@ -348,7 +348,7 @@ fn snapshot(client: &Client) -> Value {
     json!({
         "proxy": client.config().proxy,
         "connected": client.is_connected(),
-        "proxy_attestation": client.proxy_attestation().map(|k| k.to_string()),
+        "proxy_attestation": client.proxy_attestation().map(|k| k.as_token()),
         "owner_address": client.config().owner_address,
         "requests": c.requests.load(Ordering::Relaxed),
         "succeeded": c.succeeded.load(Ordering::Relaxed),

@@ -227,7 +227,7 @@ impl ProxyHandle {
                 model: w.model.clone(),
                 owner: w.owner.clone(),
                 version: w.version,
-                attestation: w.peer.evidence_kind.to_string(),
+                attestation: w.peer.evidence_kind.as_token().to_owned(),
                 image_hash: w.peer.image_hash.map(|h| h.to_string()),
                 stats: selector.worker_stats(*id, now),
             })
@@ -235,7 +235,7 @@ impl ProxyHandle {
         workers.sort_by_key(|w| w.id);
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ProxySnapshot {
-            attestation: s.identity.evidence_kind().to_string(),
+            attestation: s.identity.evidence_kind().as_token().to_owned(),
             workers,
             clients_connected: r(&s.clients_connected),
             requests: r(&c.requests),

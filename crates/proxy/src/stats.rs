@@ -17,7 +17,7 @@ pub(crate) const ATTESTATION_HEADER: &str = "x-cocoon-attestation";
 
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxyState>) {
     // Every answer says what this proxy's attestation is; `simulated` must never go unnoticed.
-    let attestation = HeaderValue::from_str(&state.identity.evidence_kind().to_string())
+    let attestation = HeaderValue::from_str(&state.identity.evidence_kind().as_token().to_owned())
         .unwrap_or(HeaderValue::from_static("unknown"));
     let app = Router::new()
         .route("/stats", get(stats))

@@ -235,13 +235,13 @@ impl WorkerHandle {
             .map(|i| ProxyView {
                 address: i.proxy.clone(),
                 version: i.version,
-                attestation: i.peer.evidence_kind.to_string(),
+                attestation: i.peer.evidence_kind.as_token().to_owned(),
                 image_hash: i.peer.image_hash.map(|h| h.to_string()),
             })
             .collect();
         proxies.sort_by(|a, b| a.address.cmp(&b.address));
         WorkerSnapshot {
-            attestation: s.tls.identity().evidence_kind().to_string(),
+            attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             model: s.config.model.clone(),
             enabled: s.enabled.load(Ordering::Acquire),
             coefficient: s.coefficient.load(Ordering::Acquire),
