@@ -2,10 +2,10 @@
 //! in local mode and tests, toncenter on testnet and mainnet.
 
 use crate::ChainError;
-use crate::stack::{GetMethodResult, StackEntry};
-use crate::types::{
-    AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction,
-};
+use crate::stack::GetMethodResult;
+use crate::types::{AccountState, ChainStatus, SendReceipt, Transaction};
+use cocoon_ton::contracts::StackValue;
+use cocoon_ton::{Address, Cell, InternalMessage};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,19 +15,24 @@ pub type ChainFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ChainError>>
 
 /// Access to a TON chain.
 ///
-/// Messages go in and come out as BOC bytes and addresses, so the message builders of
-/// `cocoon-ton` (or any other) plug in unchanged.
+/// Cells, addresses, messages and stack values are `cocoon-ton`'s: a wallet transfer signed
+/// there (`SignedTransfer::message.to_cell()`) is what [`Self::send_external`] takes, and a
+/// get-method result goes straight to its typed readers.
 pub trait Chain: Send + Sync + fmt::Debug {
     /// A short name for logs and errors (`emulated`, `toncenter`).
     fn backend(&self) -> &'static str;
 
-    /// Sends a fully built external message (a `Message` cell in a BOC).
-    fn send_external<'a>(&'a self, message: &'a Boc) -> ChainFuture<'a, SendReceipt>;
+    /// Sends a fully built external message (a `Message` cell).
+    fn send_external<'a>(&'a self, message: &'a Cell) -> ChainFuture<'a, SendReceipt>;
 
-    /// Sends an internal message from a funded local wallet. Only the emulated chain has
-    /// such wallets; a real network answers [`ChainError::Unsupported`] (sign a wallet's
-    /// external message and use [`Self::send_external`] there).
-    fn send_internal<'a>(&'a self, message: &'a InternalMessage) -> ChainFuture<'a, SendReceipt>;
+    /// Has the funded local wallet `wallet` send `message`. Only the emulated chain has such
+    /// wallets; a real network answers [`ChainError::Unsupported`] (sign a wallet transfer
+    /// with `cocoon-ton` and use [`Self::send_external`] there).
+    fn send_internal<'a>(
+        &'a self,
+        wallet: &'a Address,
+        message: &'a InternalMessage,
+    ) -> ChainFuture<'a, SendReceipt>;
 
     /// The account's balance, status, code and data.
     fn account<'a>(&'a self, address: &'a Address) -> ChainFuture<'a, AccountState>;
@@ -39,7 +44,7 @@ pub trait Chain: Send + Sync + fmt::Debug {
         &'a self,
         address: &'a Address,
         method: &'a str,
-        args: &'a [StackEntry],
+        args: &'a [StackValue],
     ) -> ChainFuture<'a, GetMethodResult>;
 
     /// The account's most recent transactions, newest first, at most `limit`.

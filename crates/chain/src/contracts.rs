@@ -2,7 +2,7 @@
 //! contracts) and loads the compiled code of a contract, checking its hash.
 
 use crate::ChainError;
-use crate::types::Boc;
+use cocoon_ton::Cell;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that points at the `contracts/` directory at run time.
@@ -24,7 +24,7 @@ pub struct CompiledContract {
     /// `root`, `proxy`, `client` or `worker`.
     pub name: String,
     /// The code cell.
-    pub code: Boc,
+    pub code: Cell,
     /// Its representation hash (checked against the build's record).
     pub code_hash: [u8; 32],
 }
@@ -109,8 +109,8 @@ impl ContractsDir {
             code_hash_hex: String,
         }
         let build: Build = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let code = Boc::from_base64(&build.code_boc64).map_err(|e| bad(e.to_string()))?;
-        let code_hash = code.root_hash().map_err(|e| bad(e.to_string()))?;
+        let code = Cell::from_boc_base64(&build.code_boc64).map_err(|e| bad(e.to_string()))?;
+        let code_hash = code.hash();
         if hex::encode(code_hash) != build.code_hash_hex.to_ascii_lowercase() {
             return Err(bad(format!(
                 "code hash {} differs from the recorded {}",
@@ -137,7 +137,25 @@ mod tests {
         for name in ["root", "proxy", "client", "worker"] {
             let c = dir.compiled(name).unwrap();
             assert_eq!(c.name, name);
-            assert!(c.code.cells().unwrap().len() > 1);
+            assert!(!c.code.refs().is_empty());
+        }
+    }
+
+    #[test]
+    fn compiled_contracts_are_the_ones_cocoon_ton_embeds() {
+        use cocoon_ton::contracts::ContractKind;
+        let dir = ContractsDir::locate(Some(Path::new(BUILT_CONTRACTS_DIR)));
+        for (name, kind) in [
+            ("root", ContractKind::Root),
+            ("proxy", ContractKind::Proxy),
+            ("client", ContractKind::Client),
+            ("worker", ContractKind::Worker),
+        ] {
+            assert_eq!(
+                dir.compiled(name).unwrap().code,
+                kind.code().unwrap(),
+                "{name}"
+            );
         }
     }
 

@@ -166,17 +166,14 @@ pub enum ChainError {
         detail: String,
     },
 
-    /// A bag of cells could not be decoded.
-    #[error("bad BOC: {0}")]
-    Boc(String),
-
-    /// A cell did not hold the layout it was read as.
-    #[error("bad cell layout ({context}): {detail}")]
-    CellLayout {
-        /// What was being read.
+    /// A cell could not be built or read (`cocoon-ton`'s error, with what was being done).
+    #[error("{context}: {source}")]
+    Cell {
+        /// What was being built or read.
         context: &'static str,
-        /// What was wrong.
-        detail: String,
+        /// The cell library's error.
+        #[source]
+        source: cocoon_ton::Error,
     },
 
     /// A get-method result did not have the expected entry.
@@ -217,11 +214,8 @@ pub enum ChainError {
 }
 
 impl ChainError {
-    pub(crate) fn layout(context: &'static str, detail: impl Into<String>) -> Self {
-        Self::CellLayout {
-            context,
-            detail: detail.into(),
-        }
+    pub(crate) fn cell(context: &'static str) -> impl FnOnce(cocoon_ton::Error) -> Self {
+        move |source| Self::Cell { context, source }
     }
 
     pub(crate) fn bad_response(source_name: impl Into<String>, detail: impl Into<String>) -> Self {

@@ -15,14 +15,16 @@
 //!
 //! # Design
 //!
-//! - Messages go in as BOC bytes ([`Boc`]) and addresses ([`Address`], `tlb-ton`'s
-//!   `MsgAddress`), so message builders from `cocoon-ton` plug in without conversion.
+//! - Cells, addresses, messages and stack values are `cocoon-ton`'s ([`Cell`], [`Address`],
+//!   [`InternalMessage`], [`StackValue`]): a wallet transfer signed there is what
+//!   [`Chain::send_external`] takes, and get-method results go straight to its typed readers
+//!   (`ProxyData::from_stack`, ...).
 //! - Whatever comes back from another process or the network (JSON, BOCs, stack values) is
-//!   parsed into typed values with typed errors ([`ChainError`]); BOCs are decoded by a bounded
-//!   reader ([`cell`]) that refuses out-of-range references, deep trees and oversized
-//!   dictionaries instead of panicking.
-//! - [`read_registry`] turns the root contract's `get_root_data` into a [`Registry`]: allowed
-//!   image and model hashes, registered proxies and the parameters (prices included).
+//!   parsed into typed values with typed errors ([`ChainError`]); BOCs are decoded by
+//!   `cocoon-ton`'s bounded decoder.
+//! - [`read_registry`] reads the root account and parses it into a [`Registry`] (`cocoon-ton`'s
+//!   `RootState`): allowed image and model hashes, registered proxies and the parameters,
+//!   prices included.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cocoon_chain::ChainError> {
@@ -34,7 +36,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod cell;
 mod chain;
 mod contracts;
 mod emulated;
@@ -48,11 +49,13 @@ pub use chain::{Chain, ChainFuture};
 pub use contracts::{BUILT_CONTRACTS_DIR, CONTRACTS_DIR_ENV, CompiledContract, ContractsDir};
 pub use emulated::{Deployment, EmulatedChain, NODE_ENV, SidecarOptions, SnapshotId};
 pub use error::ChainError;
-pub use registry::{Params, ParamsCore, ProxyEndpoint, Registry, read_registry};
-pub use stack::{GetMethodResult, StackEntry, StackReader};
+pub use registry::{Registry, read_registry};
+pub use stack::{GetMethodResult, StackReader, arg};
 pub use toncenter::{Toncenter, ToncenterConfig};
 pub use types::{
-    AccountState, AccountStatus, Address, Boc, ChainStatus, ComputePhase, InternalMessage,
-    MessageKind, MessageSummary, Nanotons, SendReceipt, TON, Transaction, TransactionId,
-    parse_address,
+    AccountState, AccountStatus, ChainStatus, ComputePhase, MessageKind, MessageSummary, Nanotons,
+    SendReceipt, TON, Transaction, TransactionId, parse_address,
 };
+
+pub use cocoon_ton::contracts::StackValue;
+pub use cocoon_ton::{Address, Cell, InternalMessage, StateInit};

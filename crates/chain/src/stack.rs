@@ -1,76 +1,52 @@
-//! TVM stack values for get-method arguments and results, and a typed reader that turns a
-//! result stack into integers, flags, hashes, addresses and cells with errors that name the
-//! offending position.
+//! Get-method arguments and results. Values are `cocoon-ton`'s [`StackValue`]s, so a result
+//! goes straight to its typed readers (`ProxyData::from_stack`, ...); [`StackReader`] reads
+//! one value at a time with errors that name the offending position, and [`arg`] builds the
+//! usual arguments.
 
 use crate::ChainError;
-use crate::cell::CellTree;
-use crate::types::{Address, Boc, Nanotons};
-use num_bigint::{BigInt, Sign};
+use crate::types::Nanotons;
+use cocoon_ton::contracts::StackValue;
+use cocoon_ton::{Address, Cell};
+use num_bigint::BigInt;
 
-/// One value on the TVM stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StackEntry {
-    /// `null` (also what an empty `Maybe` or a missing dictionary is).
-    Null,
-    /// A 257-bit signed integer.
-    Int(BigInt),
-    /// The integer "not a number".
-    NaN,
-    /// A cell.
-    Cell(Boc),
-    /// A slice (serialized as the cell holding its remaining bits and references).
-    Slice(Boc),
-    /// A builder (serialized as the cell it would build).
-    Builder(Boc),
-    /// A tuple.
-    Tuple(Vec<StackEntry>),
-}
+/// Builders of get-method arguments.
+pub mod arg {
+    use super::{Address, BigInt, ChainError, StackValue};
 
-impl StackEntry {
-    /// An integer argument.
+    /// An integer.
     #[must_use]
-    pub fn int(value: impl Into<BigInt>) -> Self {
-        Self::Int(value.into())
+    pub fn int(value: impl Into<BigInt>) -> StackValue {
+        StackValue::Int(value.into())
     }
 
-    /// A 256-bit unsigned integer argument (a hash, a public key).
+    /// A 256-bit unsigned integer (a hash, a public key).
     #[must_use]
-    pub fn uint256(bytes: [u8; 32]) -> Self {
-        Self::Int(BigInt::from_bytes_be(Sign::Plus, &bytes))
+    pub fn uint256(bytes: [u8; 32]) -> StackValue {
+        StackValue::Int(BigInt::from_bytes_be(num_bigint::Sign::Plus, &bytes))
     }
 
-    /// An address argument: a slice holding `addr_std`.
+    /// An address: a slice holding `addr_std`.
     ///
     /// # Errors
-    /// [`ChainError::Boc`] if the cell cannot be built (it always can for a standard address).
-    pub fn address(address: &Address) -> Result<Self, ChainError> {
-        use tlb_ton::bits::ser::BitWriterExt as _;
-        let mut builder = tlb_ton::Cell::builder();
-        builder
-            .pack(*address, ())
-            .map_err(|e| ChainError::Boc(format!("building an address slice: {e}")))?;
-        let boc = tlb_ton::BagOfCells::from_root(builder.into_cell())
-            .serialize(tlb_ton::BagOfCellsArgs {
-                has_idx: false,
-                has_crc32c: true,
-            })
-            .map_err(|e| ChainError::Boc(format!("serializing an address slice: {e}")))?;
-        Ok(Self::Slice(Boc::new(boc)))
+    /// [`ChainError::Cell`] if the cell cannot be built (it always can).
+    pub fn address(address: &Address) -> Result<StackValue, ChainError> {
+        let mut b = cocoon_ton::CellBuilder::new();
+        b.store_address(address)
+            .map_err(ChainError::cell("address argument"))?;
+        Ok(StackValue::Slice(
+            b.build().map_err(ChainError::cell("address argument"))?,
+        ))
     }
+}
 
-    /// A short name of the variant, for error messages.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Null => "null",
-            Self::Int(_) => "int",
-            Self::NaN => "NaN",
-            Self::Cell(_) => "cell",
-            Self::Slice(_) => "slice",
-            Self::Builder(_) => "builder",
-            Self::Tuple(_) => "tuple",
-        }
+/// A short name of a value's kind, for error messages.
+pub(crate) fn kind(value: &StackValue) -> &'static str {
+    match value {
+        StackValue::Null => "null",
+        StackValue::Int(_) => "int",
+        StackValue::Cell(_) => "cell",
+        StackValue::Slice(_) => "slice",
+        StackValue::Tuple(_) => "tuple",
     }
 }
 
@@ -82,7 +58,7 @@ pub struct GetMethodResult {
     /// Gas spent.
     pub gas_used: u64,
     /// The result stack, bottom first (the first value the method returned comes first).
-    pub stack: Vec<StackEntry>,
+    pub stack: Vec<StackValue>,
 }
 
 impl GetMethodResult {
@@ -93,17 +69,17 @@ impl GetMethodResult {
     }
 }
 
-/// Reads a result stack front to back with typed accessors.
+/// Reads a result stack front to back. A failed read still consumes its entry.
 #[derive(Debug, Clone)]
 pub struct StackReader<'a> {
-    entries: &'a [StackEntry],
+    entries: &'a [StackValue],
     pos: usize,
 }
 
 impl<'a> StackReader<'a> {
     /// A reader at the first entry.
     #[must_use]
-    pub fn new(entries: &'a [StackEntry]) -> Self {
+    pub fn new(entries: &'a [StackValue]) -> Self {
         Self { entries, pos: 0 }
     }
 
@@ -113,29 +89,36 @@ impl<'a> StackReader<'a> {
         self.entries.len() - self.pos
     }
 
-    fn mismatch(&self, index: usize, expected: &'static str) -> ChainError {
-        ChainError::Stack {
-            index,
-            expected,
-            found: self.entries.get(index).map_or_else(
-                || "the end of the stack".to_owned(),
-                |e| e.kind().to_owned(),
-            ),
-        }
-    }
-
     /// The next entry, whatever it is.
     ///
     /// # Errors
     /// [`ChainError::Stack`] at the end of the stack.
-    pub fn next_entry(&mut self) -> Result<&'a StackEntry, ChainError> {
+    pub fn next_value(&mut self) -> Result<&'a StackValue, ChainError> {
         let index = self.pos;
-        let entry = self
-            .entries
-            .get(index)
-            .ok_or_else(|| self.mismatch(index, "an entry"))?;
+        let value = self.entries.get(index).ok_or_else(|| ChainError::Stack {
+            index,
+            expected: "an entry",
+            found: "the end of the stack".to_owned(),
+        })?;
         self.pos += 1;
-        Ok(entry)
+        Ok(value)
+    }
+
+    fn read<T>(
+        &mut self,
+        expected: &'static str,
+        convert: impl FnOnce(&StackValue) -> cocoon_ton::Result<T>,
+    ) -> Result<T, ChainError> {
+        let index = self.pos;
+        let value = self.next_value()?;
+        convert(value).map_err(|e| ChainError::Stack {
+            index,
+            expected,
+            found: match value {
+                StackValue::Int(v) => format!("int {v} ({e})"),
+                other => format!("{} ({e})", kind(other)),
+            },
+        })
     }
 
     /// The next integer.
@@ -144,63 +127,60 @@ impl<'a> StackReader<'a> {
     /// [`ChainError::Stack`] when the entry is not an integer.
     pub fn read_int(&mut self) -> Result<&'a BigInt, ChainError> {
         let index = self.pos;
-        match self.next_entry()? {
-            StackEntry::Int(v) => Ok(v),
-            _ => Err(self.mismatch(index, "int")),
+        match self.next_value()? {
+            StackValue::Int(v) => Ok(v),
+            other => Err(ChainError::Stack {
+                index,
+                expected: "int",
+                found: kind(other).to_owned(),
+            }),
         }
-    }
-
-    fn read_converted<T: TryFrom<&'a BigInt>>(
-        &mut self,
-        expected: &'static str,
-    ) -> Result<T, ChainError> {
-        let index = self.pos;
-        let v = self.read_int()?;
-        T::try_from(v).map_err(|_| ChainError::Stack {
-            index,
-            expected,
-            found: format!("int {v}"),
-        })
     }
 
     /// The next integer as `u32`.
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when not an integer or out of range.
+    /// [`ChainError::Stack`] when not an integer in range.
     pub fn read_u32(&mut self) -> Result<u32, ChainError> {
-        self.read_converted("int in u32 range")
+        self.read("int in u32 range", StackValue::as_u32)
     }
 
     /// The next integer as `u64`.
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when not an integer or out of range.
+    /// [`ChainError::Stack`] when not an integer in range.
     pub fn read_u64(&mut self) -> Result<u64, ChainError> {
-        self.read_converted("int in u64 range")
+        self.read("int in u64 range", StackValue::as_u64)
     }
 
     /// The next integer as `i64`.
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when not an integer or out of range.
+    /// [`ChainError::Stack`] when not an integer in range.
     pub fn read_i64(&mut self) -> Result<i64, ChainError> {
-        self.read_converted("int in i64 range")
+        let index = self.pos;
+        let v = self.read_int()?;
+        i64::try_from(v).map_err(|_| ChainError::Stack {
+            index,
+            expected: "int in i64 range",
+            found: format!("int {v}"),
+        })
     }
 
     /// The next integer as an amount of nanotons.
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when not an integer or out of range.
+    /// [`ChainError::Stack`] when not a non-negative integer below 2¹²⁸.
     pub fn read_nanotons(&mut self) -> Result<Nanotons, ChainError> {
-        self.read_converted("non-negative int in u128 range")
+        self.read("non-negative int in u128 range", StackValue::as_u128)
     }
 
-    /// The next integer as a TVM flag: 0 is false, -1 (or any other value) is true.
+    /// The next integer as a TVM flag (-1 true, 0 false).
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when not an integer.
+    /// [`ChainError::Stack`] for anything else.
     pub fn read_bool(&mut self) -> Result<bool, ChainError> {
-        Ok(self.read_int()?.sign() != Sign::NoSign)
+        self.read("flag (0 or -1)", StackValue::as_bool)
     }
 
     /// The next integer as 32 big-endian bytes (hashes, public keys).
@@ -208,76 +188,31 @@ impl<'a> StackReader<'a> {
     /// # Errors
     /// [`ChainError::Stack`] when not an integer in `0..2²⁵⁶`.
     pub fn read_u256(&mut self) -> Result<[u8; 32], ChainError> {
-        let index = self.pos;
-        let v = self.read_int()?;
-        let (sign, bytes) = v.to_bytes_be();
-        if sign == Sign::Minus || bytes.len() > 32 {
-            return Err(ChainError::Stack {
-                index,
-                expected: "int in 0..2^256",
-                found: format!("int {v}"),
-            });
-        }
-        let mut out = [0u8; 32];
-        out[32 - bytes.len()..].copy_from_slice(&bytes);
-        Ok(out)
+        self.read("int in 0..2^256", StackValue::as_u256)
     }
 
-    /// The next cell (a cell entry; a slice is accepted too, as toncenter may report one).
+    /// The next cell (a cell or a slice entry).
     ///
     /// # Errors
     /// [`ChainError::Stack`] when the entry holds no cell.
-    pub fn read_cell(&mut self) -> Result<&'a Boc, ChainError> {
-        let index = self.pos;
-        match self.next_entry()? {
-            StackEntry::Cell(b) | StackEntry::Slice(b) => Ok(b),
-            _ => Err(self.mismatch(index, "cell")),
-        }
+    pub fn read_cell(&mut self) -> Result<Cell, ChainError> {
+        self.read("cell", StackValue::as_cell)
     }
 
     /// The next cell or null (a `Maybe` cell, a dictionary that may be empty).
     ///
     /// # Errors
     /// [`ChainError::Stack`] when the entry is neither.
-    pub fn read_cell_opt(&mut self) -> Result<Option<&'a Boc>, ChainError> {
-        let index = self.pos;
-        match self.next_entry()? {
-            StackEntry::Null => Ok(None),
-            StackEntry::Cell(b) | StackEntry::Slice(b) => Ok(Some(b)),
-            _ => Err(self.mismatch(index, "cell or null")),
-        }
+    pub fn read_cell_opt(&mut self) -> Result<Option<Cell>, ChainError> {
+        self.read("cell or null", StackValue::as_opt_cell)
     }
 
-    /// The next address (a slice holding `addr_std`; `addr_none` is an error).
+    /// The next address (a slice holding exactly `addr_std`).
     ///
     /// # Errors
-    /// [`ChainError::Stack`] when the entry is not a slice, [`ChainError::Boc`] or
-    /// [`ChainError::CellLayout`] when it does not hold an address.
+    /// [`ChainError::Stack`] when the entry is not such a slice.
     pub fn read_address(&mut self) -> Result<Address, ChainError> {
-        let index = self.pos;
-        self.read_address_opt()?.ok_or_else(|| ChainError::Stack {
-            index,
-            expected: "address",
-            found: "addr_none".to_owned(),
-        })
-    }
-
-    /// The next address, `None` for `addr_none` or null.
-    ///
-    /// # Errors
-    /// As [`Self::read_address`].
-    pub fn read_address_opt(&mut self) -> Result<Option<Address>, ChainError> {
-        let index = self.pos;
-        let boc = match self.next_entry()? {
-            StackEntry::Null => return Ok(None),
-            StackEntry::Slice(b) | StackEntry::Cell(b) => b,
-            _ => return Err(self.mismatch(index, "address slice")),
-        };
-        let tree = CellTree::from_boc(boc.as_bytes())?;
-        let mut s = tree.root();
-        let address = s.load_address("address slice")?;
-        s.expect_end("address slice")?;
-        Ok(address)
+        self.read("address slice", StackValue::as_address)
     }
 
     /// Fails unless every entry has been read.
@@ -285,10 +220,13 @@ impl<'a> StackReader<'a> {
     /// # Errors
     /// [`ChainError::Stack`] naming the first unread entry.
     pub fn expect_end(&self) -> Result<(), ChainError> {
-        if self.pos == self.entries.len() {
-            Ok(())
-        } else {
-            Err(self.mismatch(self.pos, "the end of the stack"))
+        match self.entries.get(self.pos) {
+            None => Ok(()),
+            Some(v) => Err(ChainError::Stack {
+                index: self.pos,
+                expected: "the end of the stack",
+                found: kind(v).to_owned(),
+            }),
         }
     }
 }
@@ -300,33 +238,26 @@ mod tests {
 
     #[test]
     fn address_argument_reads_back() {
-        let a = Address {
-            workchain_id: 0,
-            address: [0x5a; 32],
-        };
-        let entries = vec![StackEntry::address(&a).unwrap()];
-        assert_eq!(StackReader::new(&entries).read_address().unwrap(), a);
-        let b = Address {
-            workchain_id: -1,
-            address: [0x01; 32],
-        };
-        let entries = vec![StackEntry::address(&b).unwrap()];
-        assert_eq!(StackReader::new(&entries).read_address().unwrap(), b);
+        for a in [Address::new(0, [0x5a; 32]), Address::new(-1, [0x01; 32])] {
+            let entries = vec![arg::address(&a).unwrap()];
+            assert_eq!(StackReader::new(&entries).read_address().unwrap(), a);
+        }
     }
 
     #[test]
     fn typed_reads_name_the_position() {
         let entries = vec![
-            StackEntry::int(7u32),
-            StackEntry::int(-1),
-            StackEntry::uint256([0xff; 32]),
-            StackEntry::Null,
+            arg::int(7u32),
+            arg::int(-1),
+            arg::uint256([0xff; 32]),
+            StackValue::Null,
         ];
         let mut r = StackReader::new(&entries);
         assert_eq!(r.read_u32().unwrap(), 7);
         assert!(r.read_bool().unwrap());
         assert_eq!(r.read_u256().unwrap(), [0xff; 32]);
         assert_eq!(r.read_cell_opt().unwrap(), None);
+        r.expect_end().unwrap();
         let err = r.read_u64().unwrap_err();
         assert!(matches!(err, ChainError::Stack { index: 4, .. }), "{err}");
 
@@ -334,5 +265,7 @@ mod tests {
         r.read_u32().unwrap();
         let err = r.read_u32().unwrap_err();
         assert!(matches!(err, ChainError::Stack { index: 1, .. }), "{err}");
+        assert!(err.to_string().contains("int -1"), "{err}");
+        assert!(r.expect_end().is_err());
     }
 }

@@ -1,25 +1,19 @@
-//! Values every chain backend speaks in: addresses, BOC bytes, account states, transactions and
-//! message summaries. They carry bytes and numbers, not cell objects, so message builders from
-//! any crate (BOC in, BOC out) plug into every backend.
+//! Values every chain backend speaks in: account states, transactions, message summaries and
+//! send receipts. Cells, addresses and messages are `cocoon-ton`'s, so what its builders make
+//! goes straight to any backend and what a backend returns goes straight to its parsers.
 
 use crate::ChainError;
-use crate::cell::CellTree;
-use std::fmt;
+use cocoon_ton::{Address, Cell};
 
-/// A standard internal address (workchain + 256-bit account id), from `tlb-ton`.
-pub use tlb_ton::MsgAddress as Address;
-
-/// Parses an address in raw (`0:ab…`) or user-friendly (base64, 48 characters) form.
+/// Parses an address in raw (`0:ab…`) or user-friendly (base64) form.
 ///
 /// # Errors
 /// [`ChainError::Address`] when the text is neither.
 pub fn parse_address(text: &str) -> Result<Address, ChainError> {
-    text.trim()
-        .parse::<Address>()
-        .map_err(|e| ChainError::Address {
-            input: text.to_owned(),
-            detail: e.to_string(),
-        })
+    text.parse::<Address>().map_err(|e| ChainError::Address {
+        input: text.to_owned(),
+        detail: e.to_string(),
+    })
 }
 
 /// Amounts in nanotons (1 TON = 10⁹).
@@ -27,78 +21,6 @@ pub type Nanotons = u128;
 
 /// One TON in nanotons.
 pub const TON: Nanotons = 1_000_000_000;
-
-/// A serialized bag of cells with one root, kept as bytes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Boc(Vec<u8>);
-
-impl Boc {
-    /// Wraps BOC bytes (not checked until read).
-    #[must_use]
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// Decodes base64 (standard or URL-safe, padding optional).
-    ///
-    /// # Errors
-    /// [`ChainError::Boc`] when the text is not base64.
-    pub fn from_base64(text: &str) -> Result<Self, ChainError> {
-        crate::cell::decode_base64(text).map(Self)
-    }
-
-    /// Standard base64 with padding, as toncenter and the sidecar expect.
-    #[must_use]
-    pub fn to_base64(&self) -> String {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(&self.0)
-    }
-
-    /// The bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Gives the bytes back.
-    #[must_use]
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-
-    /// Decodes the cells (bounded, typed errors).
-    ///
-    /// # Errors
-    /// [`ChainError::Boc`] when the bytes are not a single-root BOC within the limits.
-    pub fn cells(&self) -> Result<CellTree, ChainError> {
-        CellTree::from_boc(&self.0)
-    }
-
-    /// Representation hash of the root cell.
-    ///
-    /// # Errors
-    /// As [`Self::cells`].
-    pub fn root_hash(&self) -> Result<[u8; 32], ChainError> {
-        Ok(self.cells()?.hash())
-    }
-}
-
-impl fmt::Debug for Boc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b64 = self.to_base64();
-        if b64.len() > 48 {
-            write!(f, "Boc({}…, {} bytes)", &b64[..48], self.0.len())
-        } else {
-            write!(f, "Boc({b64})")
-        }
-    }
-}
-
-impl From<Vec<u8>> for Boc {
-    fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-}
 
 /// Life-cycle state of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,9 +55,9 @@ pub struct AccountState {
     /// Balance in nanotons.
     pub balance: Nanotons,
     /// Code, when active.
-    pub code: Option<Boc>,
+    pub code: Option<Cell>,
     /// Persistent data, when active.
-    pub data: Option<Boc>,
+    pub data: Option<Cell>,
     /// The last transaction, if there was one.
     pub last_transaction: Option<TransactionId>,
 }
@@ -169,8 +91,8 @@ pub struct MessageSummary {
     pub bounced: bool,
     /// The first 32 bits of the body, when it has them.
     pub op: Option<u32>,
-    /// The body, when the backend reports it.
-    pub body: Option<Boc>,
+    /// The body, when the backend reports it (parse it with `cocoon_ton::messages`).
+    pub body: Option<Cell>,
 }
 
 /// Outcome of a transaction's compute phase.
@@ -253,8 +175,8 @@ pub struct ChainStatus {
 /// What sending a message gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendReceipt {
-    /// Hash of the message that entered the chain (for an internal message from a local
-    /// wallet: of the wallet's external command).
+    /// Hash of the message that entered the chain (for a transfer from a local wallet: of
+    /// the wallet's external command).
     pub message_hash: Option<[u8; 32]>,
     /// The transactions it caused, in execution order, when the backend knows them at once
     /// (the emulated chain does; a real network answers before the message is processed).
@@ -273,21 +195,4 @@ impl SendReceipt {
     pub fn all_succeeded(&self) -> bool {
         self.transactions.iter().all(Transaction::succeeded)
     }
-}
-
-/// An internal message a funded local wallet should send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InternalMessage {
-    /// The wallet (from `create_wallet` on the emulated chain).
-    pub from: Address,
-    /// The receiver.
-    pub to: Address,
-    /// Value in nanotons; the wallet pays forwarding fees on top.
-    pub value: Nanotons,
-    /// Whether it should bounce if the receiver fails.
-    pub bounce: bool,
-    /// The body (an empty cell when absent).
-    pub body: Option<Boc>,
-    /// A `StateInit` cell to deploy the receiver with.
-    pub state_init: Option<Boc>,
 }

@@ -1,14 +1,18 @@
 //! The emulated chain running the real compiled contracts: deploys, registry reads, a client
-//! top-up through the proxy contract, time-dependent refunds, snapshots, and the errors callers
-//! see when the sidecar cannot start or dies. Needs `node` and `npm ci --prefix contracts`.
+//! top-up through the proxy contract, a real V5R1 wallet signing with cocoon-ton,
+//! time-dependent refunds, snapshots, and the errors callers see when the sidecar cannot start
+//! or dies. Needs `node` and `npm ci --prefix contracts`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use cocoon_chain::{
     AccountStatus, Address, Chain, ChainError, EmulatedChain, InternalMessage, MessageKind,
-    SidecarOptions, StackEntry, TON, read_registry,
+    SidecarOptions, StackValue, TON, arg, read_registry,
 };
+use cocoon_ton::contracts::{ClientData, ProxyData};
+use cocoon_ton::messages::RootMessage;
+use cocoon_ton::wallet::{OutgoingMessage, Transfer, WalletV5R1};
 use common::*;
 use std::path::PathBuf;
 
@@ -18,86 +22,100 @@ async fn root_registry_reads_back_what_the_owner_registered() {
     let chain = &net.chain;
 
     let registry = read_registry(chain, &net.root).await.unwrap();
+    assert_eq!(registry.root, net.root);
     assert_eq!(registry.owner, net.root_owner);
     assert_eq!(registry.version, 0);
-    assert!(registry.proxy_image_hashes.is_empty() && registry.proxies.is_empty());
-    let core = &registry.params.core;
+    assert!(registry.proxy_image_hashes.is_empty() && registry.registered_proxies.is_empty());
+    assert_eq!(registry.params(), &net.params);
+    let core = registry.params().core();
     assert_eq!(core.price_per_token, 1000);
     assert_eq!(core.worker_fee_per_token, 800);
-    assert_eq!(core.completion_multiplier, 80_000);
-    assert_eq!(core.min_proxy_stake, 10 * TON);
     assert_eq!(core.client_delay_before_close, 86_400);
-    assert!(core.is_test);
     let dir = contracts();
     assert_eq!(
-        registry.params.proxy_code_hash,
-        dir.compiled("proxy").unwrap().code_hash
-    );
-    assert_eq!(
-        registry.params.client_code_hash,
+        registry.params().client_code().hash(),
         dir.compiled("client").unwrap().code_hash
     );
-    assert_eq!(
-        registry.params.worker_code_hash,
-        dir.compiled("worker").unwrap().code_hash
-    );
-    assert_eq!(
-        registry.params.client_code.root_hash().unwrap(),
-        registry.params.client_code_hash,
-        "re-serialized code keeps its hash"
-    );
+    let first_read = registry.last_transaction;
+    assert!(first_read.is_some());
 
     let proxy_image = [0x11; 32];
     let worker_images = [[0x22; 32], [0x23; 32], [0x01; 32]];
     let model = [0x33; 32];
-    let mut bodies = vec![root_add_hash(OP_ROOT_ADD_PROXY_IMAGE, proxy_image)];
-    bodies.extend(
-        worker_images
-            .iter()
-            .map(|h| root_add_hash(OP_ROOT_ADD_WORKER_IMAGE, *h)),
-    );
-    bodies.push(root_add_hash(OP_ROOT_ADD_MODEL, model));
-    bodies.push(root_register_proxy("10.0.0.1:11002 10.0.0.1:11001"));
-    bodies.push(root_register_proxy("10.0.0.2:11002"));
+    let mut bodies = vec![RootMessage::AddProxyImage {
+        query_id: 1,
+        hash: proxy_image,
+    }];
+    bodies.extend(worker_images.iter().map(|h| RootMessage::AddWorkerImage {
+        query_id: 2,
+        hash: *h,
+    }));
+    bodies.push(RootMessage::AddModel {
+        query_id: 3,
+        hash: model,
+    });
+    bodies.push(RootMessage::RegisterProxy {
+        query_id: 4,
+        endpoint: "10.0.0.1:11002 10.0.0.1:11001".to_owned(),
+    });
+    bodies.push(RootMessage::RegisterProxy {
+        query_id: 5,
+        endpoint: "10.0.0.2:11002".to_owned(),
+    });
     for body in bodies {
-        let r = send(chain, net.root_owner, net.root, TON / 20, body, None).await;
+        let r = send(
+            chain,
+            net.root_owner,
+            net.root,
+            TON / 20,
+            root_message(body),
+            None,
+        )
+        .await;
         assert!(r.transaction_on(&net.root).unwrap().succeeded(), "{r:#?}");
     }
 
     let registry = read_registry(chain, &net.root).await.unwrap();
+    assert_ne!(
+        registry.last_transaction, first_read,
+        "a change shows in the last transaction"
+    );
     assert_eq!(registry.version, 7);
     assert_eq!(registry.next_proxy_seqno, 2);
     assert!(registry.is_proxy_image_allowed(&proxy_image));
     assert!(!registry.is_proxy_image_allowed(&[0x22; 32]));
     assert_eq!(
-        registry
-            .worker_image_hashes
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
+        registry.worker_image_hashes,
         vec![[0x01; 32], [0x22; 32], [0x23; 32]],
         "all keys, in order"
     );
     assert!(registry.is_model_allowed(&model));
-    let first = &registry.proxies[&0];
+    let endpoints: Vec<_> = registry.proxy_endpoints().collect();
     assert_eq!(
-        first.addresses().collect::<Vec<_>>(),
-        ["10.0.0.1:11002", "10.0.0.1:11001"]
+        endpoints,
+        vec![
+            (0, vec!["10.0.0.1:11002", "10.0.0.1:11001"]),
+            (1, vec!["10.0.0.2:11002"])
+        ]
     );
-    assert_eq!(registry.proxies[&1].endpoint, "10.0.0.2:11002");
 
-    // the registry's own get-methods agree with the parsed dictionaries
+    // the root's own get-methods agree with what was parsed from its data
+    let data = chain
+        .run_get_method(&net.root, "get_root_data", &[])
+        .await
+        .unwrap();
+    let mut r = data.reader();
+    assert_eq!(r.read_address().unwrap(), registry.owner);
+    assert_eq!(r.read_u32().unwrap(), registry.version);
+    assert_eq!(r.read_u32().unwrap(), registry.next_proxy_seqno);
+    assert_eq!(r.read_cell().unwrap(), registry.params().to_cell().unwrap());
     let allowed = chain
-        .run_get_method(&net.root, "is_model_allowed", &[StackEntry::uint256(model)])
+        .run_get_method(&net.root, "is_model_allowed", &[arg::uint256(model)])
         .await
         .unwrap();
     assert!(allowed.reader().read_bool().unwrap());
     let refused = chain
-        .run_get_method(
-            &net.root,
-            "is_model_allowed",
-            &[StackEntry::uint256([9; 32])],
-        )
+        .run_get_method(&net.root, "is_model_allowed", &[arg::uint256([9; 32])])
         .await
         .unwrap();
     assert!(!refused.reader().read_bool().unwrap());
@@ -108,15 +126,13 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     let net = network().await;
     let chain = &net.chain;
 
-    // The proxy contract computes its client's address; it must equal ours.
-    let client_code = contracts().compiled("client").unwrap().code;
-    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
-    let (init, client) = state_init(&client_code, &data);
+    // The proxy contract computes its client's address; cocoon-ton must agree.
+    let (init, client) = net.client();
     let by_proxy = chain
         .run_get_method(
             &net.proxy,
             "get_client_address",
-            &[StackEntry::address(&net.client_owner).unwrap()],
+            &[arg::address(&net.client_owner).unwrap()],
         )
         .await
         .unwrap();
@@ -141,7 +157,7 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     .await;
     assert!(receipt.all_succeeded(), "{receipt:#?}");
     let on_client = receipt.transaction_on(&client).unwrap();
-    assert_eq!(on_client.in_op(), Some(OP_CLIENT_TOP_UP));
+    assert_eq!(on_client.in_op(), Some(op::CLIENT_TOP_UP));
     assert!(
         receipt.transaction_on(&net.proxy).is_some(),
         "forwarded to the proxy"
@@ -149,41 +165,32 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert!(receipt.message_hash.is_some());
     assert_eq!(chain.status().await.unwrap().seqno, status_before.seqno + 1);
 
+    // cocoon-ton's typed readers take the result stack as it comes
     let data = chain
         .run_get_method(&client, "get_client_data", &[])
         .await
         .unwrap();
+    let client_data = ClientData::from_stack(&data.stack).unwrap();
+    assert_eq!(client_data.balance, amount);
+    assert_eq!(client_data.stake, net.params.core().min_client_stake);
+    assert_eq!(client_data.tokens_used, 0);
+    assert_eq!(client_data.owner, net.client_owner);
+    assert_eq!(client_data.proxy_contract, net.proxy);
+    assert_eq!(client_data.proxy_public_key, PROXY_KEY);
+    assert!(client_data.announced, "announced to the proxy");
+    // and so does the positional reader
     let mut r = data.reader();
     assert_eq!(r.read_u32().unwrap(), 0, "state normal");
     assert_eq!(r.read_nanotons().unwrap(), amount, "balance");
-    assert_eq!(
-        r.read_nanotons().unwrap(),
-        net.params.min_client_stake,
-        "stake"
-    );
-    assert_eq!(r.read_u64().unwrap(), 0, "tokens used");
-    r.read_u32().unwrap();
-    r.read_u256().unwrap();
-    assert_eq!(r.read_address().unwrap(), net.client_owner);
-    assert_eq!(r.read_address().unwrap(), net.proxy);
-    assert_eq!(r.read_u256().unwrap(), PROXY_KEY);
-    assert!(r.read_bool().unwrap(), "announced to the proxy");
-    r.expect_end().unwrap();
 
     let proxy_data = chain
         .run_get_method(&net.proxy, "get_proxy_data", &[])
         .await
         .unwrap();
-    let mut p = proxy_data.reader();
-    assert_eq!(p.read_u32().unwrap(), 0);
-    assert_eq!(p.read_nanotons().unwrap(), 0, "earned");
-    assert_eq!(
-        p.read_nanotons().unwrap(),
-        net.params.min_proxy_stake,
-        "stake"
-    );
-    p.read_u32().unwrap();
-    assert_eq!(p.read_u32().unwrap(), 1, "one active client");
+    let proxy_data = ProxyData::from_stack(&proxy_data.stack).unwrap();
+    assert_eq!(proxy_data.earned, 0);
+    assert_eq!(proxy_data.stake, net.params.core().min_proxy_stake);
+    assert_eq!(proxy_data.active_clients, 1);
 
     let proxy_after = chain.account(&net.proxy).await.unwrap();
     assert_eq!(proxy_after.status, AccountStatus::Active);
@@ -206,17 +213,21 @@ async fn client_top_up_goes_through_the_proxy_contract() {
     assert!(history[0].id.lt > history[1].id.lt, "newest first");
     assert_eq!(history[0].in_message.as_ref().unwrap().value, TON + GAS);
     let first = &history[1];
-    assert_eq!(first.in_op(), Some(OP_CLIENT_TOP_UP));
+    assert_eq!(first.in_op(), Some(op::CLIENT_TOP_UP));
     assert!(first.succeeded());
     let inbound = first.in_message.as_ref().unwrap();
     assert_eq!(inbound.kind, MessageKind::Internal);
     assert_eq!(inbound.source, Some(net.client_owner));
     assert_eq!(inbound.value, amount + GAS);
+    assert_eq!(
+        inbound.body.as_ref(),
+        Some(&top_up(amount, net.client_owner))
+    );
     assert!(
         first
             .out_messages
             .iter()
-            .any(|m| m.destination == Some(net.proxy))
+            .any(|m| m.destination == Some(net.proxy) && m.op == Some(op::CLIENT_PROXY_REQUEST))
     );
     assert_eq!(
         chain.transactions(&client, 1).await.unwrap().len(),
@@ -227,12 +238,100 @@ async fn client_top_up_goes_through_the_proxy_contract() {
         .run_get_method(&client, "get_client_data", &[])
         .await
         .unwrap();
-    let mut r = d.reader();
-    r.read_u32().unwrap();
     assert_eq!(
-        r.read_nanotons().unwrap(),
+        ClientData::from_stack(&d.stack).unwrap().balance,
         amount + TON,
         "both top-ups booked"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_v5r1_wallet_tops_up_through_send_external() {
+    let net = network().await;
+    let chain = &net.chain;
+    let key = cocoon_ton::SigningKey::from_bytes(&[42; 32]);
+    let wallet = WalletV5R1::new(key.verifying_key().to_bytes());
+    let wallet_address = wallet.address().unwrap();
+
+    // fund the (not yet deployed) wallet from a local one
+    let funding = chain
+        .send_internal(
+            &net.client_owner,
+            &InternalMessage {
+                dest: wallet_address,
+                value: 20 * TON,
+                bounce: false,
+                state_init: None,
+                body: None,
+            },
+        )
+        .await
+        .unwrap();
+    // an account without code only takes the value (its compute phase is skipped)
+    let credited = funding.transaction_on(&wallet_address).unwrap();
+    assert!(matches!(
+        credited.compute,
+        cocoon_chain::ComputePhase::Skipped { .. }
+    ));
+    let state = chain.account(&wallet_address).await.unwrap();
+    assert_eq!(state.status, AccountStatus::Uninit);
+    assert_eq!(state.balance, 20 * TON);
+
+    // the wallet owns a client contract at the proxy
+    let init = cocoon_ton::contracts::client_state_init(
+        &wallet_address,
+        &net.proxy,
+        &PROXY_KEY,
+        &net.params,
+    )
+    .unwrap();
+    let client = init.address(0).unwrap();
+    let now = u32::try_from(chain.status().await.unwrap().now).unwrap();
+    let signed = wallet
+        .sign_transfer(
+            &key,
+            &Transfer {
+                seqno: 0,
+                valid_until: now + 600,
+                messages: vec![OutgoingMessage::new(InternalMessage {
+                    dest: client,
+                    value: 2 * TON + GAS,
+                    bounce: true,
+                    state_init: Some(init),
+                    body: Some(top_up(2 * TON, wallet_address)),
+                })],
+            },
+        )
+        .unwrap();
+    let message = signed.message.to_cell().unwrap();
+    let receipt = chain.send_external(&message).await.unwrap();
+    assert_eq!(receipt.message_hash, Some(message.hash()));
+    assert!(receipt.all_succeeded(), "{receipt:#?}");
+    assert_eq!(receipt.transactions[0].account, wallet_address);
+    assert_eq!(
+        receipt.transactions[0].in_message.as_ref().unwrap().kind,
+        MessageKind::ExternalIn
+    );
+    let client_data = chain
+        .run_get_method(&client, "get_client_data", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        ClientData::from_stack(&client_data.stack).unwrap().balance,
+        2 * TON
+    );
+
+    // the wallet is deployed and its seqno moved on; a replay is refused by the wallet
+    let state = chain.account(&wallet_address).await.unwrap();
+    assert_eq!(state.status, AccountStatus::Active);
+    assert_eq!(
+        WalletV5R1::seqno_from_data(state.data.as_ref().unwrap()).unwrap(),
+        1
+    );
+    let replay = chain.send_external(&message).await;
+    assert!(
+        matches!(replay, Err(ChainError::Sidecar { ref code, .. }) if code == "emulation_failed"),
+        "{replay:?}"
     );
 }
 
@@ -240,9 +339,7 @@ async fn client_top_up_goes_through_the_proxy_contract() {
 async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
     let net = network().await;
     let chain = &net.chain;
-    let client_code = contracts().compiled("client").unwrap().code;
-    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
-    let (init, client) = state_init(&client_code, &data);
+    let (init, client) = net.client();
     let amount = 3 * TON;
     let r = send(
         chain,
@@ -266,16 +363,10 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
         .run_get_method(&client, "get_client_data", &[])
         .await
         .unwrap();
+    let data = ClientData::from_stack(&d.stack).unwrap();
+    assert_eq!(u64::from(data.unlock_time), start + 86_400, "unlock time");
     let mut rd = d.reader();
     assert_eq!(rd.read_u32().unwrap(), 1, "closing");
-    rd.read_nanotons().unwrap();
-    rd.read_nanotons().unwrap();
-    rd.read_u64().unwrap();
-    assert_eq!(
-        u64::from(rd.read_u32().unwrap()),
-        start + 86_400,
-        "unlock time"
-    );
 
     // second request before the unlock: refused by the contract with 408
     let r = send(chain, net.client_owner, client, GAS, request_refund(), None).await;
@@ -295,7 +386,7 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
         .unwrap();
     assert_eq!(d.reader().read_u32().unwrap(), 2, "closed");
     let owner_after = chain.account(&net.client_owner).await.unwrap().balance;
-    assert!(owner_after > owner_before + net.params.min_client_stake - GAS);
+    assert!(owner_after > owner_before + net.params.core().min_client_stake - GAS);
 
     // the clock cannot go back; a snapshot can
     assert!(matches!(
@@ -317,12 +408,13 @@ async fn refund_waits_for_the_clients_delay_on_the_chain_clock() {
 #[tokio::test]
 async fn failures_are_typed() {
     let chain = chain().await;
-    let nowhere = Address {
-        workchain_id: 0,
-        address: [0xab; 32],
-    };
+    let nowhere = Address::new(0, [0xab; 32]);
     assert!(matches!(
         chain.run_get_method(&nowhere, "get_root_data", &[]).await,
+        Err(ChainError::AccountNotActive { .. })
+    ));
+    assert!(matches!(
+        read_registry(&chain, &nowhere).await,
         Err(ChainError::AccountNotActive { .. })
     ));
     let state = chain.account(&nowhere).await.unwrap();
@@ -331,16 +423,8 @@ async fn failures_are_typed() {
     assert!(chain.transactions(&nowhere, 5).await.unwrap().is_empty());
 
     let owner = chain.create_wallet("owner", 100 * TON).await.unwrap();
-    let root_code = contracts().compiled("root").unwrap().code;
-    let root = chain
-        .deploy(
-            &owner,
-            &root_code,
-            &root_data(owner, &TestParams::default()),
-            TON,
-        )
-        .await
-        .unwrap();
+    let root_init = cocoon_ton::contracts::root_state_init(&owner, &params()).unwrap();
+    let root = chain.deploy(&owner, &root_init, TON).await.unwrap();
     match chain
         .run_get_method(&root.address, "no_such_method", &[])
         .await
@@ -348,31 +432,38 @@ async fn failures_are_typed() {
         Err(ChainError::GetMethodFailed { exit_code, .. }) => assert_eq!(exit_code, 11),
         other => panic!("unexpected {other:?}"),
     }
+    // a wallet is not a registry
+    assert!(matches!(
+        read_registry(&chain, &owner).await,
+        Err(ChainError::Cell { .. })
+    ));
 
     // a wallet that was never created
     let refused = chain
-        .send_internal(&InternalMessage {
-            from: nowhere,
-            to: root.address,
-            value: TON,
-            bounce: true,
-            body: None,
-            state_init: None,
-        })
+        .send_internal(
+            &nowhere,
+            &InternalMessage::new(root.address, TON, cocoon_chain::Cell::empty()),
+        )
         .await;
     assert!(
         matches!(refused, Err(ChainError::Sidecar { ref code, .. }) if code == "unknown_wallet"),
         "{refused:?}"
     );
 
-    // garbage that is not a message
-    let bad = chain
-        .send_external(&cocoon_chain::Boc::new(vec![1, 2, 3]))
-        .await;
-    assert!(
-        matches!(bad, Err(ChainError::Sidecar { ref code, .. }) if code == "bad_request"),
-        "{bad:?}"
-    );
+    // a cell that is not a message
+    let bad = chain.send_external(&cocoon_chain::Cell::empty()).await;
+    assert!(matches!(bad, Err(ChainError::Sidecar { .. })), "{bad:?}");
+
+    // tuples and nulls travel as arguments too
+    let echoed = chain
+        .run_get_method(
+            &root.address,
+            "get_version",
+            &[StackValue::Tuple(vec![StackValue::Null])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(echoed.stack.last(), Some(&arg::int(0)), "{echoed:?}");
 
     // the sidecar dies: pending and later calls fail with SidecarExited, no hang, no panic
     chain.kill();
@@ -481,9 +572,7 @@ async fn sidecar_timings() {
 
     let net = network().await;
     let chain = &net.chain;
-    let client_code = contracts().compiled("client").unwrap().code;
-    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
-    let (init, client) = state_init(&client_code, &data);
+    let (init, client) = net.client();
     let r = send(
         chain,
         net.client_owner,

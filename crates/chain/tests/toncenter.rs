@@ -11,9 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cocoon_chain::{
-    AccountStatus, Address, Boc, Chain, ChainError, ComputePhase, InternalMessage, MessageKind,
-    StackEntry, Toncenter, ToncenterConfig, parse_address, read_registry,
+    AccountStatus, Address, Cell, Chain, ChainError, ComputePhase, InternalMessage, MessageKind,
+    StackValue, Toncenter, ToncenterConfig, arg, parse_address, read_registry,
 };
+use common::op;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -169,18 +170,20 @@ async fn account_states_from_api_v2() {
     let state = client.account(&root).await.unwrap();
     assert_eq!(state.status, AccountStatus::Active);
     assert_eq!(state.balance, 987_654_321);
-    let code_hash = state.code.as_ref().unwrap().root_hash().unwrap();
+    let code_hash = state.code.as_ref().unwrap().hash();
     assert_eq!(
         code_hash,
         common::contracts().compiled("root").unwrap().code_hash
     );
-    assert!(state.data.unwrap().cells().is_ok());
+    let root_state =
+        cocoon_ton::contracts::RootState::from_data_cell(&state.data.unwrap()).unwrap();
+    assert_eq!(root_state.owner, fixture_address("root_owner"));
     assert_eq!(state.last_transaction.unwrap().lt, 27_000_003);
     let seen = replay.seen();
     assert_eq!(seen[0].method, Method::GET);
     assert_eq!(
         seen[0].query,
-        format!("address={}", root.to_hex().replace(':', "%3A"))
+        format!("address={}", root.to_raw().replace(':', "%3A"))
     );
     assert_eq!(seen[0].api_key, None);
 
@@ -199,8 +202,8 @@ async fn root_registry_through_toncenter() {
     let (replay, base) = serve().await;
     let client = Toncenter::new(quick(&base)).unwrap();
     replay.on(
-        "/api/v2/runGetMethod",
-        vec![ok(fixture("runGetMethod_get_root_data.json"))],
+        "/api/v2/getAddressInformation",
+        vec![ok(fixture("getAddressInformation_active.json"))],
     );
     let root = fixture_address("root");
     let registry = read_registry(&client, &root).await.unwrap();
@@ -210,24 +213,44 @@ async fn root_registry_through_toncenter() {
     assert!(registry.is_proxy_image_allowed(&[0x11; 32]));
     assert!(registry.is_worker_image_allowed(&[0x22; 32]));
     assert!(registry.is_model_allowed(&[0x33; 32]));
-    assert_eq!(registry.proxies.len(), 1);
     assert_eq!(
-        registry.proxies[&0].endpoint,
-        "203.0.113.7:11002 203.0.113.7:11001"
+        registry.proxy_endpoints().collect::<Vec<_>>(),
+        vec![(0, vec!["203.0.113.7:11002", "203.0.113.7:11001"])]
     );
-    assert_eq!(registry.params.core.price_per_token, 1000);
-    assert_eq!(
-        registry.params.client_code_hash,
-        common::contracts().compiled("client").unwrap().code_hash
-    );
-
+    assert_eq!(registry.params(), &common::params());
+    assert_eq!(registry.last_transaction.unwrap().lt, 27_000_003);
     let seen = replay.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].method, Method::POST);
-    assert_eq!(seen[0].path, "/api/v2/runGetMethod");
-    let sent: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(seen[0].path, "/api/v2/getAddressInformation");
+
+    // the root's own get-method, read over toncenter, agrees
+    replay.on(
+        "/api/v2/runGetMethod",
+        vec![ok(fixture("runGetMethod_get_root_data.json"))],
+    );
+    let data = client
+        .run_get_method(&root, "get_root_data", &[])
+        .await
+        .unwrap();
+    let mut r = data.reader();
+    assert_eq!(r.read_address().unwrap(), registry.owner);
+    assert_eq!(r.read_u32().unwrap(), registry.version);
+    assert_eq!(r.read_u32().unwrap(), registry.next_proxy_seqno);
+    assert_eq!(r.read_cell().unwrap(), registry.params().to_cell().unwrap());
+    for _ in 0..4 {
+        assert!(
+            r.read_cell_opt().unwrap().is_some(),
+            "four non-empty dictionaries"
+        );
+    }
+    r.expect_end().unwrap();
+
+    let seen = replay.seen();
+    assert_eq!(seen[1].method, Method::POST);
+    assert_eq!(seen[1].path, "/api/v2/runGetMethod");
+    let sent: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
     assert_eq!(sent["method"], "get_root_data");
-    assert_eq!(sent["address"], root.to_hex());
+    assert_eq!(sent["address"], root.to_raw());
     assert_eq!(sent["stack"], serde_json::json!([]));
 }
 
@@ -241,9 +264,9 @@ async fn get_method_arguments_and_nested_results() {
     );
     let owner = fixture_address("client_owner");
     let args = [
-        StackEntry::int(-5),
-        StackEntry::address(&owner).unwrap(),
-        StackEntry::uint256([0x01; 32]),
+        arg::int(-5),
+        arg::address(&owner).unwrap(),
+        arg::uint256([0x01; 32]),
     ];
     let contract = fixture_address("proxy");
     let result = client
@@ -255,28 +278,23 @@ async fn get_method_arguments_and_nested_results() {
     assert_eq!(r.read_address().unwrap(), fixture_address("client"));
     assert_eq!(r.read_i64().unwrap(), -1);
     assert_eq!(r.read_cell_opt().unwrap(), None);
-    match r.next_entry().unwrap() {
-        StackEntry::Tuple(items) => {
+    match r.next_value().unwrap() {
+        StackValue::Tuple(items) => {
             assert_eq!(items.len(), 3);
-            assert_eq!(items[0], StackEntry::int(42));
-            assert!(matches!(items[1], StackEntry::Cell(_)));
-            assert_eq!(items[2], StackEntry::Tuple(vec![StackEntry::int(7)]));
+            assert_eq!(items[0], arg::int(42));
+            assert!(matches!(items[1], StackValue::Cell(_)));
+            assert_eq!(items[2], StackValue::Tuple(vec![arg::int(7)]));
         }
         other => panic!("expected a tuple, got {other:?}"),
     }
-    assert_eq!(r.next_entry().unwrap(), &StackEntry::Tuple(vec![]));
+    assert_eq!(r.next_value().unwrap(), &StackValue::Tuple(vec![]));
     r.expect_end().unwrap();
 
     let sent: serde_json::Value = serde_json::from_str(&replay.seen()[0].body).unwrap();
     assert_eq!(sent["stack"][0], serde_json::json!(["num", "-5"]));
     assert_eq!(sent["stack"][1][0], "tvm.Slice");
-    let slice = Boc::from_base64(sent["stack"][1][1].as_str().unwrap()).unwrap();
-    assert_eq!(
-        cocoon_chain::StackReader::new(&[StackEntry::Slice(slice)])
-            .read_address()
-            .unwrap(),
-        owner
-    );
+    let slice = Cell::from_boc_base64(sent["stack"][1][1].as_str().unwrap()).unwrap();
+    assert_eq!(slice.parse_fully(|s| s.load_address()).unwrap(), owner);
     assert_eq!(
         sent["stack"][2],
         serde_json::json!([
@@ -287,7 +305,7 @@ async fn get_method_arguments_and_nested_results() {
 
     // tuples cannot be sent to toncenter
     let refused = client
-        .run_get_method(&contract, "x", &[StackEntry::Tuple(vec![])])
+        .run_get_method(&contract, "x", &[StackValue::Tuple(vec![])])
         .await;
     assert!(matches!(refused, Err(ChainError::Config(_))), "{refused:?}");
 }
@@ -338,12 +356,12 @@ async fn transactions_and_masterchain_head_from_api_v3() {
     assert_eq!(refused.account, client_contract);
     assert!(!refused.succeeded());
     assert_eq!(refused.exit_code(), Some(408));
-    assert_eq!(refused.in_op(), Some(common::OP_CLIENT_REQUEST_REFUND));
+    assert_eq!(refused.in_op(), Some(op::CLIENT_REQUEST_REFUND));
     assert!(refused.out_messages[0].bounced);
     assert_eq!(refused.out_messages[0].destination, Some(owner));
 
     assert!(top_up.succeeded());
-    assert_eq!(top_up.in_op(), Some(common::OP_CLIENT_TOP_UP));
+    assert_eq!(top_up.in_op(), Some(op::CLIENT_TOP_UP));
     let inbound = top_up.in_message.as_ref().unwrap();
     assert_eq!(inbound.kind, MessageKind::Internal);
     assert_eq!(inbound.source, Some(owner));
@@ -388,18 +406,13 @@ async fn sending_returns_the_message_hash() {
         "3c5b57e2aa19c8b3e4f6e0bb1d8b1b3d5cbbf41a4f8f0d3e3f0c6a4d6e7b9a11"
     );
     let sent: serde_json::Value = serde_json::from_str(&replay.seen()[0].body).unwrap();
-    assert_eq!(sent["boc"], message.to_base64());
+    assert_eq!(sent["boc"], message.to_boc_base64());
 
-    let wallet = InternalMessage {
-        from: fixture_address("client_owner"),
-        to: fixture_address("client"),
-        value: 1,
-        bounce: true,
-        body: None,
-        state_init: None,
-    };
+    let transfer = InternalMessage::new(fixture_address("client"), 1, Cell::empty());
     assert!(matches!(
-        client.send_internal(&wallet).await,
+        client
+            .send_internal(&fixture_address("client_owner"), &transfer)
+            .await,
         Err(ChainError::Unsupported {
             backend: "toncenter",
             ..
@@ -552,11 +565,27 @@ async fn malformed_bodies_are_typed_errors() {
         "/api/v2/runGetMethod",
         vec![ok(fixture("runGetMethod_wrong_shape.json"))],
     );
-    let got = read_registry(&client, &root).await;
-    assert!(
-        matches!(got, Err(ChainError::Stack { .. } | ChainError::Boc(_))),
-        "{got:?}"
+    let got = client
+        .run_get_method(&root, "get_root_data", &[])
+        .await
+        .unwrap();
+    let mut r = got.reader();
+    assert!(matches!(
+        r.read_address(),
+        Err(ChainError::Stack { index: 0, .. })
+    ));
+    assert!(cocoon_ton::contracts::ProxyData::from_stack(&got.stack).is_err());
+
+    // an active account whose data is not a root registry
+    let empty = Cell::empty().to_boc_base64();
+    replay.on(
+        "/api/v2/getAddressInformation",
+        vec![ok(format!(
+            "{{\"ok\":true,\"result\":{{\"balance\":\"5\",\"state\":\"active\",\"code\":\"{empty}\",\"data\":\"{empty}\"}}}}"
+        ))],
     );
+    let got = read_registry(&client, &root).await;
+    assert!(matches!(got, Err(ChainError::Cell { .. })), "{got:?}");
 
     replay.on(
         "/api/v3/transactions",

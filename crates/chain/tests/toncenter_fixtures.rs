@@ -12,8 +12,10 @@ mod common;
 
 use base64::Engine as _;
 use cocoon_chain::{
-    Boc, Chain, ComputePhase, MessageKind, MessageSummary, StackEntry, TON, Transaction,
+    Cell, Chain, ComputePhase, MessageKind, MessageSummary, StackValue, TON, Transaction, arg,
 };
+use cocoon_ton::FriendlyFlags;
+use cocoon_ton::messages::RootMessage;
 use common::*;
 use serde_json::{Value, json};
 
@@ -23,12 +25,12 @@ fn b64(bytes: &[u8]) -> String {
 
 fn raw(a: &cocoon_chain::Address) -> String {
     // toncenter writes raw addresses with upper-case hex
-    format!("{}:{}", a.workchain_id, hex::encode_upper(a.address))
+    format!("{}:{}", a.workchain(), hex::encode_upper(a.hash()))
 }
 
-fn v2_entry(e: &StackEntry) -> Value {
+fn v2_entry(e: &StackValue) -> Value {
     match e {
-        StackEntry::Int(v) => {
+        StackValue::Int(v) => {
             let (sign, mag) = if v.sign() == num_bigint::Sign::Minus {
                 ("-", -v)
             } else {
@@ -36,18 +38,19 @@ fn v2_entry(e: &StackEntry) -> Value {
             };
             json!(["num", format!("{sign}0x{}", mag.to_str_radix(16))])
         }
-        StackEntry::Null => json!(["null", null]),
+        StackValue::Null => json!(["null", null]),
         // tonlib renders slices as cells
-        StackEntry::Cell(b) | StackEntry::Slice(b) => json!(["cell", {"bytes": b.to_base64()}]),
+        StackValue::Cell(c) | StackValue::Slice(c) => {
+            json!(["cell", {"bytes": c.to_boc_base64()}])
+        }
         other => panic!("not in the fixtures: {other:?}"),
     }
 }
 
 fn v3_message(m: &MessageSummary, created_lt: u64, now: u32) -> Value {
-    let body = m.body.clone().unwrap_or_else(|| Boc::new(vec![]));
-    let body_hash = body.root_hash().map(|h| b64(&h)).unwrap_or_default();
+    let body = m.body.clone().unwrap_or_else(Cell::empty);
     json!({
-        "hash": b64(&sha(&[body.as_bytes(), &created_lt.to_be_bytes()].concat())),
+        "hash": b64(&sha(&[&body.hash()[..], &created_lt.to_be_bytes()].concat())),
         "source": m.source.as_ref().map(raw),
         "destination": m.destination.as_ref().map(raw),
         "value": if m.kind == MessageKind::Internal { Value::String(m.value.to_string()) } else { Value::Null },
@@ -62,8 +65,8 @@ fn v3_message(m: &MessageSummary, created_lt: u64, now: u32) -> Value {
         "bounced": m.bounced,
         "import_fee": null,
         "message_content": {
-            "hash": body_hash,
-            "body": body.to_base64(),
+            "hash": b64(&body.hash()),
+            "body": body.to_boc_base64(),
             "decoded": null
         },
         "init_state": null
@@ -165,17 +168,36 @@ async fn regenerate_fixtures() {
     let net = network().await;
     let chain = &net.chain;
     for body in [
-        root_add_hash(OP_ROOT_ADD_PROXY_IMAGE, [0x11; 32]),
-        root_add_hash(OP_ROOT_ADD_WORKER_IMAGE, [0x22; 32]),
-        root_add_hash(OP_ROOT_ADD_MODEL, [0x33; 32]),
-        root_register_proxy("203.0.113.7:11002 203.0.113.7:11001"),
+        RootMessage::AddProxyImage {
+            query_id: 1,
+            hash: [0x11; 32],
+        },
+        RootMessage::AddWorkerImage {
+            query_id: 2,
+            hash: [0x22; 32],
+        },
+        RootMessage::AddModel {
+            query_id: 3,
+            hash: [0x33; 32],
+        },
+        RootMessage::RegisterProxy {
+            query_id: 4,
+            endpoint: "203.0.113.7:11002 203.0.113.7:11001".to_owned(),
+        },
     ] {
-        let r = send(chain, net.root_owner, net.root, TON / 20, body, None).await;
+        let r = send(
+            chain,
+            net.root_owner,
+            net.root,
+            TON / 20,
+            root_message(body),
+            None,
+        )
+        .await;
         assert!(r.all_succeeded());
     }
-    let client_code = contracts().compiled("client").unwrap().code;
-    let data = client_data(net.client_owner, net.proxy, PROXY_KEY, &net.params);
-    let (init, client) = state_init(&client_code, &data);
+    let client_code = net.params.client_code().clone();
+    let (init, client) = net.client();
     let topped = send(
         chain,
         net.client_owner,
@@ -209,8 +231,8 @@ async fn regenerate_fixtures() {
                 "@type": "raw.fullAccountState",
                 "balance": "987654321",
                 "extra_currencies": [],
-                "code": root.code.unwrap().to_base64(),
-                "data": root.data.unwrap().to_base64(),
+                "code": root.code.unwrap().to_boc_base64(),
+                "data": root.data.unwrap().to_boc_base64(),
                 "last_transaction_id": {
                     "@type": "internal.transactionId",
                     "lt": "27000003",
@@ -267,12 +289,12 @@ async fn regenerate_fixtures() {
         .run_get_method(
             &net.proxy,
             "get_client_address",
-            &[StackEntry::address(&net.client_owner).unwrap()],
+            &[arg::address(&net.client_owner).unwrap()],
         )
         .await
         .unwrap();
     let address_entry = v2_entry(&by_proxy.stack[0]);
-    let code_cell = json!({"@type": "tvm.cell", "bytes": client_code.to_base64()});
+    let code_cell = json!({"@type": "tvm.cell", "bytes": client_code.to_boc_base64()});
     write(
         "runGetMethod_tuple.json",
         &json!({
@@ -302,16 +324,20 @@ async fn regenerate_fixtures() {
     let top_up_tx = topped.transaction_on(&client).unwrap();
     let refused_tx = refused.transaction_on(&client).unwrap();
     assert_eq!(refused_tx.exit_code(), Some(408));
-    let address_book: serde_json::Map<String, Value> =
-        [net.root, net.proxy, client, net.client_owner]
-            .iter()
-            .map(|a| {
-                (
-                    raw(a),
-                    json!({"user_friendly": a.to_base64_url(), "domain": null}),
-                )
-            })
-            .collect();
+    let address_book: serde_json::Map<String, Value> = [
+        net.root,
+        net.proxy,
+        client,
+        net.client_owner,
+    ]
+    .iter()
+    .map(|a| {
+        (
+            raw(a),
+            json!({"user_friendly": a.to_friendly(FriendlyFlags::default()), "domain": null}),
+        )
+    })
+    .collect();
     write(
         "transactions.json",
         &json!({

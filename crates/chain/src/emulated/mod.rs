@@ -11,10 +11,10 @@ mod wire;
 use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
 use crate::contracts::ContractsDir;
-use crate::stack::{GetMethodResult, StackEntry};
-use crate::types::{
-    AccountState, Address, Boc, ChainStatus, InternalMessage, Nanotons, SendReceipt, Transaction,
-};
+use crate::stack::GetMethodResult;
+use crate::types::{AccountState, ChainStatus, Nanotons, SendReceipt, Transaction};
+use cocoon_ton::contracts::StackValue;
+use cocoon_ton::{Address, Cell, InternalMessage, StateInit};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -331,25 +331,24 @@ impl EmulatedChain {
         wire::parse_address_field(&a.address)
     }
 
-    /// Deploys `code` + `data` from wallet `from`, attaching `value` nanotons (empty body, no
+    /// Deploys `init` from wallet `from`, attaching `value` nanotons (empty body, no
     /// bounce). The address is the hash of the `StateInit` in workchain 0.
     ///
     /// # Errors
-    /// Sidecar failures (an unknown wallet, a BOC it cannot read).
+    /// Sidecar failures (an unknown wallet).
     pub async fn deploy(
         &self,
         from: &Address,
-        code: &Boc,
-        data: &Boc,
+        init: &StateInit,
         value: Nanotons,
     ) -> Result<Deployment, ChainError> {
         let d: wire::WireDeployed = self
             .call(
                 "deploy",
                 json!({
-                    "from": from.to_hex(),
-                    "code": code.to_base64(),
-                    "data": data.to_base64(),
+                    "from": from.to_raw(),
+                    "code": init.code.to_boc_base64(),
+                    "data": init.data.to_boc_base64(),
                     "value": value.to_string(),
                 }),
             )
@@ -502,28 +501,33 @@ impl Chain for EmulatedChain {
         "emulated"
     }
 
-    fn send_external<'a>(&'a self, message: &'a Boc) -> ChainFuture<'a, SendReceipt> {
+    fn send_external<'a>(&'a self, message: &'a Cell) -> ChainFuture<'a, SendReceipt> {
         Box::pin(async move {
             let sent: wire::WireSent = self
-                .call("send_external", json!({ "boc": message.to_base64() }))
+                .call("send_external", json!({ "boc": message.to_boc_base64() }))
                 .await?;
             sent.into_receipt()
         })
     }
 
-    fn send_internal<'a>(&'a self, message: &'a InternalMessage) -> ChainFuture<'a, SendReceipt> {
+    fn send_internal<'a>(
+        &'a self,
+        wallet: &'a Address,
+        message: &'a InternalMessage,
+    ) -> ChainFuture<'a, SendReceipt> {
         Box::pin(async move {
             let mut params = json!({
-                "from": message.from.to_hex(),
-                "to": message.to.to_hex(),
+                "from": wallet.to_raw(),
+                "to": message.dest.to_raw(),
                 "value": message.value.to_string(),
                 "bounce": message.bounce,
             });
             if let Some(body) = &message.body {
-                params["body"] = Value::String(body.to_base64());
+                params["body"] = Value::String(body.to_boc_base64());
             }
             if let Some(init) = &message.state_init {
-                params["state_init"] = Value::String(init.to_base64());
+                let cell = init.to_cell().map_err(ChainError::cell("state init"))?;
+                params["state_init"] = Value::String(cell.to_boc_base64());
             }
             let sent: wire::WireSent = self.call("send_internal", params).await?;
             sent.into_receipt()
@@ -533,7 +537,7 @@ impl Chain for EmulatedChain {
     fn account<'a>(&'a self, address: &'a Address) -> ChainFuture<'a, AccountState> {
         Box::pin(async move {
             let a: wire::WireAccount = self
-                .call("account", json!({ "address": address.to_hex() }))
+                .call("account", json!({ "address": address.to_raw() }))
                 .await?;
             a.into_state()
         })
@@ -543,12 +547,12 @@ impl Chain for EmulatedChain {
         &'a self,
         address: &'a Address,
         method: &'a str,
-        args: &'a [StackEntry],
+        args: &'a [StackValue],
     ) -> ChainFuture<'a, GetMethodResult> {
         Box::pin(async move {
             let stack: Vec<wire::WireStackEntry> =
-                args.iter().map(wire::WireStackEntry::from_entry).collect();
-            let params = json!({ "address": address.to_hex(), "method": method, "stack": stack });
+                args.iter().map(wire::WireStackEntry::from_value).collect();
+            let params = json!({ "address": address.to_raw(), "method": method, "stack": stack });
             match self
                 .call::<wire::WireGetMethod>("run_get_method", params)
                 .await
@@ -558,12 +562,12 @@ impl Chain for EmulatedChain {
                     code, exit_code, ..
                 }) if code == "get_method_failed" => Err(ChainError::GetMethodFailed {
                     method: method.to_owned(),
-                    address: address.to_hex(),
+                    address: address.to_raw(),
                     exit_code: exit_code.unwrap_or(-1),
                 }),
                 Err(ChainError::Sidecar { code, .. }) if code == "account_not_active" => {
                     Err(ChainError::AccountNotActive {
-                        address: address.to_hex(),
+                        address: address.to_raw(),
                     })
                 }
                 Err(e) => Err(e),
@@ -580,7 +584,7 @@ impl Chain for EmulatedChain {
             let t: wire::WireTransactions = self
                 .call(
                     "transactions",
-                    json!({ "address": address.to_hex(), "limit": limit.clamp(1, 1000) }),
+                    json!({ "address": address.to_raw(), "limit": limit.clamp(1, 1000) }),
                 )
                 .await?;
             wire::transactions(t.transactions)

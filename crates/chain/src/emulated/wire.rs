@@ -2,12 +2,13 @@
 //! crate's types. Everything the sidecar says is checked: it is another process.
 
 use crate::ChainError;
-use crate::stack::{GetMethodResult, StackEntry};
+use crate::stack::GetMethodResult;
 use crate::types::{
-    AccountState, AccountStatus, Boc, ComputePhase, MessageKind, MessageSummary, SendReceipt,
+    AccountState, AccountStatus, ComputePhase, MessageKind, MessageSummary, SendReceipt,
     Transaction, TransactionId, parse_address,
 };
-use num_bigint::BigInt;
+use cocoon_ton::Cell;
+use cocoon_ton::contracts::StackValue;
 use serde::{Deserialize, Serialize};
 
 const SOURCE: &str = "sidecar";
@@ -33,7 +34,11 @@ fn hash_hex(text: &str, what: &str) -> Result<[u8; 32], ChainError> {
     Ok(out)
 }
 
-fn address(text: &str) -> Result<crate::types::Address, ChainError> {
+fn cell(text: &str, what: &str) -> Result<Cell, ChainError> {
+    Cell::from_boc_base64(text).map_err(|e| bad(format!("{what}: {e}")))
+}
+
+fn address(text: &str) -> Result<cocoon_ton::Address, ChainError> {
     parse_address(text).map_err(|e| bad(e.to_string()))
 }
 
@@ -51,38 +56,38 @@ pub(crate) enum WireStackEntry {
 }
 
 impl WireStackEntry {
-    pub(crate) fn from_entry(entry: &StackEntry) -> Self {
-        match entry {
-            StackEntry::Null => Self::Null,
-            StackEntry::NaN => Self::Nan,
-            StackEntry::Int(v) => Self::Int {
+    pub(crate) fn from_value(value: &StackValue) -> Self {
+        match value {
+            StackValue::Null => Self::Null,
+            StackValue::Int(v) => Self::Int {
                 value: v.to_string(),
             },
-            StackEntry::Cell(b) => Self::Cell { boc: b.to_base64() },
-            StackEntry::Slice(b) => Self::Slice { boc: b.to_base64() },
-            StackEntry::Builder(b) => Self::Builder { boc: b.to_base64() },
-            StackEntry::Tuple(items) => Self::Tuple {
-                items: items.iter().map(Self::from_entry).collect(),
+            StackValue::Cell(c) => Self::Cell {
+                boc: c.to_boc_base64(),
+            },
+            StackValue::Slice(c) => Self::Slice {
+                boc: c.to_boc_base64(),
+            },
+            StackValue::Tuple(items) => Self::Tuple {
+                items: items.iter().map(Self::from_value).collect(),
             },
         }
     }
 
-    pub(crate) fn into_entry(self) -> Result<StackEntry, ChainError> {
+    pub(crate) fn into_value(self) -> Result<StackValue, ChainError> {
         Ok(match self {
-            Self::Null => StackEntry::Null,
-            Self::Nan => StackEntry::NaN,
-            Self::Int { value } => StackEntry::Int(
-                value
-                    .parse::<BigInt>()
-                    .map_err(|_| bad(format!("stack int {value:?}")))?,
-            ),
-            Self::Cell { boc } => StackEntry::Cell(Boc::from_base64(&boc)?),
-            Self::Slice { boc } => StackEntry::Slice(Boc::from_base64(&boc)?),
-            Self::Builder { boc } => StackEntry::Builder(Boc::from_base64(&boc)?),
-            Self::Tuple { items } => StackEntry::Tuple(
+            Self::Null => StackValue::Null,
+            Self::Int { value } => StackValue::parse_int(&value)
+                .map_err(|e| bad(format!("stack int {value:?}: {e}")))?,
+            Self::Cell { boc } => StackValue::Cell(cell(&boc, "stack cell")?),
+            Self::Slice { boc } => StackValue::Slice(cell(&boc, "stack slice")?),
+            Self::Nan | Self::Builder { .. } => {
+                return Err(bad("NaN and builders are not get-method results we read"));
+            }
+            Self::Tuple { items } => StackValue::Tuple(
                 items
                     .into_iter()
-                    .map(Self::into_entry)
+                    .map(Self::into_value)
                     .collect::<Result<_, _>>()?,
             ),
         })
@@ -104,7 +109,7 @@ impl WireGetMethod {
             stack: self
                 .stack
                 .into_iter()
-                .map(WireStackEntry::into_entry)
+                .map(WireStackEntry::into_value)
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -141,8 +146,8 @@ impl WireAccount {
             address: address(&self.address)?,
             status,
             balance: decimal_u128(&self.balance, "balance")?,
-            code: self.code.as_deref().map(Boc::from_base64).transpose()?,
-            data: self.data.as_deref().map(Boc::from_base64).transpose()?,
+            code: self.code.as_deref().map(|c| cell(c, "code")).transpose()?,
+            data: self.data.as_deref().map(|d| cell(d, "data")).transpose()?,
             last_transaction,
         })
     }
@@ -177,7 +182,11 @@ impl WireMessage {
             bounce: self.bounce,
             bounced: self.bounced,
             op: self.op,
-            body: self.body.as_deref().map(Boc::from_base64).transpose()?,
+            body: self
+                .body
+                .as_deref()
+                .map(|b| cell(b, "message body"))
+                .transpose()?,
         })
     }
 }
@@ -323,6 +332,6 @@ pub(crate) struct WireError {
     pub(crate) exit_code: Option<i32>,
 }
 
-pub(crate) fn parse_address_field(text: &str) -> Result<crate::types::Address, ChainError> {
+pub(crate) fn parse_address_field(text: &str) -> Result<cocoon_ton::Address, ChainError> {
     address(text)
 }

@@ -4,12 +4,13 @@
 //! [`ChainError::BadResponse`], never a panic.
 
 use crate::ChainError;
-use crate::stack::{GetMethodResult, StackEntry};
+use crate::stack::{GetMethodResult, kind};
 use crate::types::{
-    AccountState, AccountStatus, Address, Boc, ChainStatus, ComputePhase, MessageKind,
-    MessageSummary, Transaction, TransactionId, parse_address,
+    AccountState, AccountStatus, ChainStatus, ComputePhase, MessageKind, MessageSummary,
+    Transaction, TransactionId, parse_address,
 };
-use num_bigint::BigInt;
+use cocoon_ton::contracts::StackValue;
+use cocoon_ton::{Address, Cell};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -51,14 +52,14 @@ impl Decoder<'_> {
         serde_json::from_value(result).map_err(|e| self.bad(format!("result: {e}")))
     }
 
-    fn boc_field(&self, text: &str, what: &str) -> Result<Boc, ChainError> {
-        Boc::from_base64(text).map_err(|e| self.bad(format!("{what}: {e}")))
+    fn cell_field(&self, text: &str, what: &str) -> Result<Cell, ChainError> {
+        Cell::from_boc_base64(text).map_err(|e| self.bad(format!("{what}: {e}")))
     }
 
     fn hash_b64(&self, text: &str, what: &str) -> Result<[u8; 32], ChainError> {
-        let bytes = crate::cell::decode_base64(text)
-            .map_err(|_| self.bad(format!("{what}: not base64")))?;
-        if bytes.len() == 32 {
+        if let Some(bytes) = decode_base64(text)
+            && bytes.len() == 32
+        {
             let mut out = [0u8; 32];
             out.copy_from_slice(&bytes);
             return Ok(out);
@@ -140,11 +141,11 @@ impl Decoder<'_> {
             "nonexist" => AccountStatus::Nonexistent,
             other => return Err(self.bad(format!("account state {other:?}"))),
         };
-        let optional_boc = |text: &str, what: &str| -> Result<Option<Boc>, ChainError> {
+        let optional_cell = |text: &str, what: &str| -> Result<Option<Cell>, ChainError> {
             if text.is_empty() {
                 Ok(None)
             } else {
-                self.boc_field(text, what).map(Some)
+                self.cell_field(text, what).map(Some)
             }
         };
         Ok(AccountState {
@@ -152,8 +153,8 @@ impl Decoder<'_> {
             status,
             // tonlib reports -1 for accounts it has never seen
             balance: u128::try_from(balance.max(0)).unwrap_or(0),
-            code: optional_boc(&info.code, "code")?,
-            data: optional_boc(&info.data, "data")?,
+            code: optional_cell(&info.code, "code")?,
+            data: optional_cell(&info.data, "data")?,
             last_transaction,
         })
     }
@@ -185,7 +186,7 @@ impl Decoder<'_> {
 
     /// One top-level v2 stack item: `["num", "0x.."]`, `["cell", {"bytes": ..}]`,
     /// `["slice", ..]`, `["null", ..]`, `["tuple" | "list", {"elements": [..]}]`.
-    pub(crate) fn stack_item(&self, item: &Value, index: usize) -> Result<StackEntry, ChainError> {
+    pub(crate) fn stack_item(&self, item: &Value, index: usize) -> Result<StackValue, ChainError> {
         let bad = |detail: &str| self.bad(format!("stack item {index}: {detail}"));
         let Some([kind, value]) = item.as_array().map(Vec::as_slice).and_then(|a| match a {
             [k] => Some([k.clone(), Value::Null]),
@@ -200,14 +201,11 @@ impl Decoder<'_> {
                 let text = value
                     .as_str()
                     .ok_or_else(|| bad("number is not a string"))?;
-                parse_tvm_int(text)
-                    .map(StackEntry::Int)
-                    .ok_or_else(|| bad("not a TVM integer"))
+                parse_tvm_int(text).ok_or_else(|| bad("not a TVM integer"))
             }
-            "null" => Ok(StackEntry::Null),
-            "cell" | "tvm.Cell" => Ok(StackEntry::Cell(self.cell_value(&value, index)?)),
-            "slice" | "tvm.Slice" => Ok(StackEntry::Slice(self.cell_value(&value, index)?)),
-            "builder" | "tvm.Builder" => Ok(StackEntry::Builder(self.cell_value(&value, index)?)),
+            "null" => Ok(StackValue::Null),
+            "cell" | "tvm.Cell" => Ok(StackValue::Cell(self.cell_value(&value, index)?)),
+            "slice" | "tvm.Slice" => Ok(StackValue::Slice(self.cell_value(&value, index)?)),
             "tuple" | "list" => {
                 let elements = value
                     .get("elements")
@@ -217,23 +215,23 @@ impl Decoder<'_> {
                     .iter()
                     .map(|e| self.tuple_element(e, index))
                     .collect::<Result<Vec<_>, _>>()
-                    .map(StackEntry::Tuple)
+                    .map(StackValue::Tuple)
             }
             other => Err(bad(&format!("unknown type {other:?}"))),
         }
     }
 
     /// A cell value: `{"bytes": "<base64>"}` or the base64 string itself.
-    fn cell_value(&self, value: &Value, index: usize) -> Result<Boc, ChainError> {
+    fn cell_value(&self, value: &Value, index: usize) -> Result<Cell, ChainError> {
         let text = value
             .as_str()
             .or_else(|| value.get("bytes").and_then(Value::as_str))
             .ok_or_else(|| self.bad(format!("stack item {index}: cell without bytes")))?;
-        self.boc_field(text, "stack cell")
+        self.cell_field(text, "stack cell")
     }
 
     /// An element inside a v2 tuple: tonlib's `tvm.stackEntry*` objects.
-    fn tuple_element(&self, value: &Value, index: usize) -> Result<StackEntry, ChainError> {
+    fn tuple_element(&self, value: &Value, index: usize) -> Result<StackValue, ChainError> {
         let bad = |detail: String| self.bad(format!("stack item {index}: {detail}"));
         let kind = value
             .get("@type")
@@ -251,13 +249,11 @@ impl Decoder<'_> {
                     .get("number")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad("number without digits".to_owned()))?;
-                parse_tvm_int(text)
-                    .map(StackEntry::Int)
-                    .ok_or_else(|| bad(format!("bad number {text:?}")))
+                parse_tvm_int(text).ok_or_else(|| bad(format!("bad number {text:?}")))
             }
-            "tvm.stackEntryCell" => Ok(StackEntry::Cell(self.cell_value(inner("cell")?, index)?)),
+            "tvm.stackEntryCell" => Ok(StackValue::Cell(self.cell_value(inner("cell")?, index)?)),
             "tvm.stackEntrySlice" => {
-                Ok(StackEntry::Slice(self.cell_value(inner("slice")?, index)?))
+                Ok(StackValue::Slice(self.cell_value(inner("slice")?, index)?))
             }
             "tvm.stackEntryTuple" | "tvm.stackEntryList" => {
                 let field = if kind == "tvm.stackEntryTuple" {
@@ -273,9 +269,9 @@ impl Decoder<'_> {
                     .iter()
                     .map(|e| self.tuple_element(e, index))
                     .collect::<Result<Vec<_>, _>>()
-                    .map(StackEntry::Tuple)
+                    .map(StackValue::Tuple)
             }
-            "tvm.stackEntryNull" => Ok(StackEntry::Null),
+            "tvm.stackEntryNull" => Ok(StackValue::Null),
             other => Err(bad(format!("unknown tuple element {other:?}"))),
         }
     }
@@ -411,7 +407,7 @@ impl Decoder<'_> {
             .message_content
             .and_then(|c| c.body)
             .filter(|b| !b.is_empty())
-            .map(|b| self.boc_field(&b, "message body"))
+            .map(|b| self.cell_field(&b, "message body"))
             .transpose()?;
         Ok(MessageSummary {
             kind,
@@ -481,40 +477,43 @@ struct V3Content {
 }
 
 /// `0x1f`, `-0x1f` or decimal, as toncenter writes TVM integers.
-fn parse_tvm_int(text: &str) -> Option<BigInt> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    // a TVM integer has at most 257 bits: refuse absurd lengths before parsing
-    if digits.len() > 82 {
-        return None;
-    }
-    let magnitude = match digits
+fn parse_tvm_int(text: &str) -> Option<StackValue> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let digits = digits
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(hex) if !hex.is_empty() => BigInt::parse_bytes(hex.as_bytes(), 16)?,
-        Some(_) => return None,
-        None if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            BigInt::parse_bytes(digits.as_bytes(), 10)?
-        }
-        None => return None,
-    };
-    Some(if negative { -magnitude } else { magnitude })
+        .unwrap_or(digits);
+    // a TVM integer has at most 257 bits (78 decimal digits): refuse longer text before
+    // handing it to a big-number parser
+    if digits.is_empty() || digits.len() > 80 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    StackValue::parse_int(text).ok()
+}
+
+/// Base64 in either alphabet, padded or not.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let text = text.trim();
+    GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+        .decode(text)
+        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(text))
+        .ok()
 }
 
 /// v2 get-method arguments: `["num", "<decimal>"]`, `["tvm.Cell" | "tvm.Slice", "<base64>"]`.
-pub(crate) fn stack_argument(entry: &StackEntry) -> Result<Value, ChainError> {
-    Ok(match entry {
-        StackEntry::Int(v) => serde_json::json!(["num", v.to_string()]),
-        StackEntry::Cell(b) => serde_json::json!(["tvm.Cell", b.to_base64()]),
-        StackEntry::Slice(b) => serde_json::json!(["tvm.Slice", b.to_base64()]),
-        StackEntry::Builder(b) => serde_json::json!(["tvm.Builder", b.to_base64()]),
+pub(crate) fn stack_argument(value: &StackValue) -> Result<Value, ChainError> {
+    Ok(match value {
+        StackValue::Int(v) => serde_json::json!(["num", v.to_string()]),
+        StackValue::Cell(c) => serde_json::json!(["tvm.Cell", c.to_boc_base64()]),
+        StackValue::Slice(c) => serde_json::json!(["tvm.Slice", c.to_boc_base64()]),
         other => {
             return Err(ChainError::Config(format!(
-                "toncenter get-methods take numbers, cells, slices and builders, not {}",
-                other.kind()
+                "toncenter get-methods take numbers, cells and slices, not {}",
+                kind(other)
             )));
         }
     })
@@ -527,14 +526,20 @@ mod tests {
 
     #[test]
     fn tvm_integers_in_every_spelling() {
-        assert_eq!(parse_tvm_int("0x1f"), Some(BigInt::from(31)));
-        assert_eq!(parse_tvm_int("-0x1f"), Some(BigInt::from(-31)));
-        assert_eq!(parse_tvm_int("42"), Some(BigInt::from(42)));
+        let int = |v: i64| Some(StackValue::Int(num_bigint::BigInt::from(v)));
+        assert_eq!(parse_tvm_int("0x1f"), int(31));
+        assert_eq!(parse_tvm_int("-0x1f"), int(-31));
+        assert_eq!(parse_tvm_int("42"), int(42));
         assert_eq!(parse_tvm_int("0x"), None);
         assert_eq!(parse_tvm_int(""), None);
         assert_eq!(parse_tvm_int("-"), None);
         assert_eq!(parse_tvm_int("1e5"), None);
         assert_eq!(parse_tvm_int(&"f".repeat(100)), None);
+        assert_eq!(
+            parse_tvm_int(&format!("0x{}", "f".repeat(70))),
+            None,
+            "over 257 bits"
+        );
     }
 
     #[test]

@@ -7,10 +7,10 @@ mod json;
 
 use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
-use crate::stack::{GetMethodResult, StackEntry};
-use crate::types::{
-    AccountState, Address, Boc, ChainStatus, InternalMessage, SendReceipt, Transaction,
-};
+use crate::stack::GetMethodResult;
+use crate::types::{AccountState, ChainStatus, SendReceipt, Transaction};
+use cocoon_ton::contracts::StackValue;
+use cocoon_ton::{Address, Cell, InternalMessage};
 use json::Decoder;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::json;
@@ -348,13 +348,15 @@ impl Chain for Toncenter {
         "toncenter"
     }
 
-    fn send_external<'a>(&'a self, message: &'a Boc) -> ChainFuture<'a, SendReceipt> {
+    fn send_external<'a>(&'a self, message: &'a Cell) -> ChainFuture<'a, SendReceipt> {
         Box::pin(async move {
-            let body = json!({ "boc": message.to_base64() });
+            let body = json!({ "boc": message.to_boc_base64() });
             let (url, bytes) = self
                 .fetch(Method::POST, "api/v2/sendBocReturnHash", &[], Some(&body))
                 .await?;
-            let message_hash = Decoder { url: &url }.sent_hash(&bytes)?;
+            let message_hash = Decoder { url: &url }
+                .sent_hash(&bytes)?
+                .or(Some(message.hash()));
             Ok(SendReceipt {
                 message_hash,
                 transactions: Vec::new(),
@@ -362,7 +364,11 @@ impl Chain for Toncenter {
         })
     }
 
-    fn send_internal<'a>(&'a self, _message: &'a InternalMessage) -> ChainFuture<'a, SendReceipt> {
+    fn send_internal<'a>(
+        &'a self,
+        _wallet: &'a Address,
+        _message: &'a InternalMessage,
+    ) -> ChainFuture<'a, SendReceipt> {
         Box::pin(async move {
             Err(ChainError::Unsupported {
                 backend: "toncenter",
@@ -377,7 +383,7 @@ impl Chain for Toncenter {
                 .fetch(
                     Method::GET,
                     "api/v2/getAddressInformation",
-                    &[("address", address.to_hex())],
+                    &[("address", address.to_raw())],
                     None,
                 )
                 .await?;
@@ -389,14 +395,14 @@ impl Chain for Toncenter {
         &'a self,
         address: &'a Address,
         method: &'a str,
-        args: &'a [StackEntry],
+        args: &'a [StackValue],
     ) -> ChainFuture<'a, GetMethodResult> {
         Box::pin(async move {
             let stack = args
                 .iter()
                 .map(json::stack_argument)
                 .collect::<Result<Vec<_>, _>>()?;
-            let body = json!({ "address": address.to_hex(), "method": method, "stack": stack });
+            let body = json!({ "address": address.to_raw(), "method": method, "stack": stack });
             let (url, bytes) = self
                 .fetch(Method::POST, "api/v2/runGetMethod", &[], Some(&body))
                 .await?;
@@ -404,13 +410,13 @@ impl Chain for Toncenter {
             // tonlib reports running on an account without code as exit code -13 / -14
             if matches!(result.exit_code, -13 | -14) {
                 return Err(ChainError::AccountNotActive {
-                    address: address.to_hex(),
+                    address: address.to_raw(),
                 });
             }
             if result.exit_code != 0 && result.exit_code != 1 {
                 return Err(ChainError::GetMethodFailed {
                     method: method.to_owned(),
-                    address: address.to_hex(),
+                    address: address.to_raw(),
                     exit_code: result.exit_code,
                 });
             }
@@ -429,7 +435,7 @@ impl Chain for Toncenter {
                     Method::GET,
                     "api/v3/transactions",
                     &[
-                        ("account", address.to_hex()),
+                        ("account", address.to_raw()),
                         ("limit", limit.clamp(1, 1000).to_string()),
                         ("offset", "0".to_owned()),
                         ("sort", "desc".to_owned()),
