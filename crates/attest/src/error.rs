@@ -235,6 +235,18 @@ pub enum AttestError {
     /// The peer offered no certificate.
     #[error("peer presented no certificate")]
     NoPeerCertificate,
+    /// A receipt's bytes are not a receipt.
+    #[error("receipt malformed: {0}")]
+    ReceiptMalformed(String),
+    /// A receipt's signature does not verify with its certificate's key.
+    #[error("receipt signature does not verify")]
+    ReceiptSignature,
+    /// A receipt names another image hash than its certificate's evidence measured.
+    #[error("receipt image hash differs from the worker's evidence")]
+    ReceiptImageMismatch,
+    /// The request or answer body given does not hash to the receipt's value.
+    #[error("the {0} body does not match the receipt")]
+    ReceiptBodyMismatch(&'static str),
     /// Certificate generation failed.
     #[error("cannot generate RA-TLS certificate: {0}")]
     CertificateGeneration(String),

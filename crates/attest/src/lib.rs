@@ -24,6 +24,9 @@
 //!    for both directions, TLS 1.3-only configurations, and [`ratls::verified_peer`] to learn
 //!    after the handshake who the peer is.
 //!
+//! [`receipt`] lets a worker sign what it ran for a request with its attested key, so a client
+//! can prove it later.
+//!
 //! Evidence generation inside a guest goes through configfs-tsm ([`tsm`]) behind the
 //! [`Attester`] trait; [`SimulatedAttester`] stands in where there is no TEE.
 //!
@@ -43,6 +46,7 @@ pub mod evidence;
 pub mod measurements;
 pub mod policy;
 pub mod ratls;
+pub mod receipt;
 pub mod snp;
 pub mod tdx;
 pub mod tsm;
@@ -57,6 +61,7 @@ pub use evidence::{Evidence, EvidenceKind};
 pub use measurements::{Measurements, SnpMeasurements, TdxMeasurements};
 pub use policy::Policy;
 pub use ratls::{RaTlsVerifier, VerifiedPeer, verified_peer};
+pub use receipt::{Receipt, ReceiptClaims, VerifiedReceipt};
 pub use verifier::{EvidenceVerifier, VerificationCache, VerifiedEvidence};
 
 /// `dcap-qvl`'s collateral type, re-exported so callers need not depend on the exact version.

@@ -1,0 +1,381 @@
+//! Signed receipts: a worker's statement, signed with its attested TLS key, of what it ran for
+//! one request — hashes of the request and of the answer, the model, the tokens it billed, its
+//! image hash and the time. The receipt carries the worker's RA-TLS certificate, so anyone can
+//! later check, without talking to the network, that an attested worker (under their own
+//! policy) produced exactly this answer for exactly this request.
+//!
+//! # Encoding (version 1, all integers big-endian)
+//!
+//! ```text
+//! "CRCP" | u8 version=1
+//! request_hash[32] | answer_hash[32] | model_hash[32] | worker_image_hash[32]
+//! prompt_tokens u64 | cached_tokens u64 | completion_tokens u64 | reasoning_tokens u64
+//! issued_at u64 (unix seconds)
+//! u16 model name length | model name (UTF-8, ≤ 256 bytes)
+//! u32 certificate length | certificate DER (≤ 64 KiB)
+//! signature[64]  (Ed25519 over "cocoon-receipt-v1" ‖ every byte above)
+//! ```
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::ImageHash;
+use crate::error::AttestError;
+use crate::policy::Policy;
+use crate::ratls::cert::TlsKeyPair;
+use crate::ratls::verifier::{VerifiedPeer, verified_peer};
+use crate::verifier::EvidenceVerifier;
+
+const MAGIC: &[u8; 4] = b"CRCP";
+const VERSION: u8 = 1;
+const SIGNING_CONTEXT: &[u8] = b"cocoon-receipt-v1";
+/// Longest model name a receipt carries.
+pub const MAX_MODEL_LEN: usize = 256;
+/// Largest certificate a receipt carries.
+pub const MAX_CERTIFICATE_LEN: usize = 64 * 1024;
+
+/// What a worker attests about one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptClaims {
+    /// SHA-256 of the request body the worker ran.
+    pub request_hash: [u8; 32],
+    /// SHA-256 of the answer body the worker sent, every byte in order.
+    pub answer_hash: [u8; 32],
+    /// Model name as served.
+    pub model: String,
+    /// SHA-256 identifying the model (of its weights file where the engine knows it, else of
+    /// the model name).
+    pub model_hash: [u8; 32],
+    /// Prompt tokens billed.
+    pub prompt_tokens: u64,
+    /// Of which served from cache.
+    pub cached_tokens: u64,
+    /// Completion tokens billed.
+    pub completion_tokens: u64,
+    /// Of which reasoning.
+    pub reasoning_tokens: u64,
+    /// Image hash of the worker's TEE evidence.
+    pub worker_image_hash: [u8; 32],
+    /// When the worker signed, unix seconds.
+    pub issued_at: u64,
+}
+
+/// A signed receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The statement.
+    pub claims: ReceiptClaims,
+    /// The worker's RA-TLS certificate (DER), whose key signed.
+    pub certificate: Vec<u8>,
+    /// Ed25519 signature.
+    pub signature: [u8; 64],
+}
+
+/// A receipt whose signature, certificate and evidence were checked.
+#[derive(Clone, Debug)]
+pub struct VerifiedReceipt {
+    /// The statement.
+    pub claims: ReceiptClaims,
+    /// The worker as its certificate proved it at signing time.
+    pub worker: VerifiedPeer,
+}
+
+/// SHA-256 of `bytes`: how request and answer bodies are hashed for receipts.
+pub fn body_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl Receipt {
+    /// Signs `claims` with `key`, whose RA-TLS certificate is `certificate`.
+    pub fn sign(
+        claims: ReceiptClaims,
+        key: &TlsKeyPair,
+        certificate: Vec<u8>,
+    ) -> Result<Self, AttestError> {
+        if claims.model.len() > MAX_MODEL_LEN || certificate.len() > MAX_CERTIFICATE_LEN {
+            return Err(AttestError::ReceiptMalformed(
+                "model name or certificate too long".into(),
+            ));
+        }
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8_der())
+            .map_err(|e| AttestError::IdentityKey(e.to_string()))?;
+        let mut receipt = Self {
+            claims,
+            certificate,
+            signature: [0; 64],
+        };
+        let message = receipt.signed_message();
+        receipt
+            .signature
+            .copy_from_slice(pair.sign(&message).as_ref());
+        Ok(receipt)
+    }
+
+    fn unsigned_bytes(&self) -> Vec<u8> {
+        let c = &self.claims;
+        let mut out = Vec::with_capacity(256 + c.model.len() + self.certificate.len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&c.request_hash);
+        out.extend_from_slice(&c.answer_hash);
+        out.extend_from_slice(&c.model_hash);
+        out.extend_from_slice(&c.worker_image_hash);
+        for v in [
+            c.prompt_tokens,
+            c.cached_tokens,
+            c.completion_tokens,
+            c.reasoning_tokens,
+            c.issued_at,
+        ] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        // Lengths were bounded at signing and parsing.
+        out.extend_from_slice(&(c.model.len() as u16).to_be_bytes());
+        out.extend_from_slice(c.model.as_bytes());
+        out.extend_from_slice(&(self.certificate.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.certificate);
+        out
+    }
+
+    fn signed_message(&self) -> Vec<u8> {
+        let mut m = SIGNING_CONTEXT.to_vec();
+        m.extend_from_slice(&self.unsigned_bytes());
+        m
+    }
+
+    /// The encoding above.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.unsigned_bytes();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Parses the encoding, refusing anything malformed, truncated or followed by extra bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AttestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(AttestError::ReceiptMalformed("not a receipt (bad magic)".into()));
+        }
+        let version = r.take(1)?[0];
+        if version != VERSION {
+            return Err(AttestError::ReceiptMalformed(format!(
+                "unsupported receipt version {version}"
+            )));
+        }
+        let request_hash = r.array32()?;
+        let answer_hash = r.array32()?;
+        let model_hash = r.array32()?;
+        let worker_image_hash = r.array32()?;
+        let prompt_tokens = r.u64()?;
+        let cached_tokens = r.u64()?;
+        let completion_tokens = r.u64()?;
+        let reasoning_tokens = r.u64()?;
+        let issued_at = r.u64()?;
+        let model_len = usize::from(u16::from_be_bytes([r.take(1)?[0], r.take(1)?[0]]));
+        if model_len > MAX_MODEL_LEN {
+            return Err(AttestError::ReceiptMalformed("model name too long".into()));
+        }
+        let model = std::str::from_utf8(r.take(model_len)?)
+            .map_err(|_| AttestError::ReceiptMalformed("model name is not UTF-8".into()))?
+            .to_owned();
+        let cert_len = r.take(4)?;
+        let cert_len = u32::from_be_bytes([cert_len[0], cert_len[1], cert_len[2], cert_len[3]]);
+        let cert_len = usize::try_from(cert_len).unwrap_or(usize::MAX);
+        if cert_len > MAX_CERTIFICATE_LEN {
+            return Err(AttestError::ReceiptMalformed("certificate too long".into()));
+        }
+        let certificate = r.take(cert_len)?.to_vec();
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(r.take(64)?);
+        if r.pos != bytes.len() {
+            return Err(AttestError::ReceiptMalformed(format!(
+                "{} bytes after the signature",
+                bytes.len() - r.pos
+            )));
+        }
+        Ok(Self {
+            claims: ReceiptClaims {
+                request_hash,
+                answer_hash,
+                model,
+                model_hash,
+                prompt_tokens,
+                cached_tokens,
+                completion_tokens,
+                reasoning_tokens,
+                worker_image_hash,
+                issued_at,
+            },
+            certificate,
+            signature,
+        })
+    }
+
+    /// Checks the receipt: the certificate was valid and its evidence satisfied `policy` when
+    /// the receipt was issued, the image hash is the one the evidence measured, and the
+    /// certificate's key signed every byte.
+    pub fn verify(
+        &self,
+        policy: &Policy,
+        evidence: &EvidenceVerifier,
+    ) -> Result<VerifiedReceipt, AttestError> {
+        let certificate = rustls::pki_types::CertificateDer::from(self.certificate.as_slice());
+        let worker = verified_peer(&[certificate], policy, evidence, self.claims.issued_at)?;
+        match worker.image_hash {
+            Some(h) if h == ImageHash(self.claims.worker_image_hash.into()) => {}
+            _ => return Err(AttestError::ReceiptImageMismatch),
+        }
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &worker.public_key)
+            .verify(&self.signed_message(), &self.signature)
+            .map_err(|_| AttestError::ReceiptSignature)?;
+        Ok(VerifiedReceipt {
+            claims: self.claims.clone(),
+            worker,
+        })
+    }
+}
+
+impl VerifiedReceipt {
+    /// Checks that `request_body` and `answer_body` are the ones the receipt names.
+    pub fn check_bodies(
+        &self,
+        request_body: Option<&[u8]>,
+        answer_body: Option<&[u8]>,
+    ) -> Result<(), AttestError> {
+        if let Some(body) = request_body
+            && body_hash(body) != self.claims.request_hash
+        {
+            return Err(AttestError::ReceiptBodyMismatch("request"));
+        }
+        if let Some(body) = answer_body
+            && body_hash(body) != self.claims.answer_hash
+        {
+            return Err(AttestError::ReceiptBodyMismatch("answer"));
+        }
+        Ok(())
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], AttestError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| AttestError::ReceiptMalformed("truncated".into()))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array32(&mut self) -> Result<[u8; 32], AttestError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(a)
+    }
+
+    fn u64(&mut self) -> Result<u64, AttestError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::attester::SimulatedAttester;
+    use crate::ratls::CertificateIssuer;
+
+    fn signed() -> (Receipt, u64) {
+        let issuer = CertificateIssuer::new(
+            TlsKeyPair::from_seed(&[7; 32]).unwrap(),
+            Arc::new(SimulatedAttester::new()),
+        );
+        let now = 1_790_000_000;
+        let issued = issuer.issue(now).unwrap();
+        let image = SimulatedAttester::new().measurements().image_hash();
+        let claims = ReceiptClaims {
+            request_hash: body_hash(b"request"),
+            answer_hash: body_hash(b"answer"),
+            model: "SmolLM2-135M-Instruct".into(),
+            model_hash: body_hash(b"weights"),
+            prompt_tokens: 31,
+            cached_tokens: 0,
+            completion_tokens: 8,
+            reasoning_tokens: 0,
+            worker_image_hash: *image.as_bytes(),
+            issued_at: now,
+        };
+        (
+            Receipt::sign(claims, issuer.key(), issued.der.to_vec()).unwrap(),
+            now,
+        )
+    }
+
+    #[test]
+    fn round_trip_and_verify() {
+        let (receipt, _) = signed();
+        let back = Receipt::from_bytes(&receipt.to_bytes()).unwrap();
+        assert_eq!(back, receipt);
+        let verified = back
+            .verify(&Policy::local_simulated(), &EvidenceVerifier::default())
+            .unwrap();
+        verified
+            .check_bodies(Some(b"request"), Some(b"answer"))
+            .unwrap();
+        assert!(matches!(
+            verified.check_bodies(None, Some(b"answer!")),
+            Err(AttestError::ReceiptBodyMismatch("answer"))
+        ));
+        assert!(matches!(
+            verified.check_bodies(Some(b"other"), None),
+            Err(AttestError::ReceiptBodyMismatch("request"))
+        ));
+    }
+
+    #[test]
+    fn production_policy_refuses_a_simulated_worker() {
+        let (receipt, _) = signed();
+        assert!(matches!(
+            receipt.verify(&Policy::production(), &EvidenceVerifier::default()),
+            Err(AttestError::SimulatedEvidenceRefused)
+        ));
+    }
+
+    #[test]
+    fn changing_any_signed_byte_fails() {
+        let (receipt, _) = signed();
+        let bytes = receipt.to_bytes();
+        let cert_start = bytes.len() - 64 - receipt.certificate.len();
+        // Every byte before the certificate, a byte inside it, and the signature.
+        let positions = (0..cert_start).chain([cert_start + 200, bytes.len() - 1]);
+        for i in positions {
+            let mut m = bytes.clone();
+            m[i] ^= 0x01;
+            let outcome = Receipt::from_bytes(&m).and_then(|r| {
+                r.verify(&Policy::local_simulated(), &EvidenceVerifier::default())
+            });
+            assert!(outcome.is_err(), "flipping byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn truncated_and_padded_receipts_are_refused() {
+        let (receipt, _) = signed();
+        let bytes = receipt.to_bytes();
+        for n in 0..bytes.len() {
+            assert!(Receipt::from_bytes(&bytes[..n]).is_err());
+        }
+        let mut padded = bytes;
+        padded.push(0);
+        assert!(Receipt::from_bytes(&padded).is_err());
+    }
+}
