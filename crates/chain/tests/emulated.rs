@@ -598,7 +598,7 @@ async fn sidecar_timings() {
         chain.account(&net.proxy).await.unwrap();
         t.push(began.elapsed());
     }
-    summary("account state", t);
+    summary("account state (proxy)", t);
 
     let mut t = Vec::new();
     for _ in 0..300 {
@@ -617,7 +617,7 @@ async fn sidecar_timings() {
         read_registry(chain, &net.root).await.unwrap();
         t.push(began.elapsed());
     }
-    summary("registry read (get_root_data)", t);
+    summary("registry read (account + parse)", t);
 
     let mut t = Vec::new();
     for _ in 0..200 {
