@@ -35,13 +35,12 @@
 //! `exporter_context = "cocoon-seal/v1/reply" || commitment`, length 32: only the client (who ran
 //! the sender side) and recipient i can compute it, not the proxy and not the other candidates.
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use rand_core::TryCryptoRng;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::aead::AesGcmKey;
 use crate::error::{Result, SealError};
 use crate::hpke::{
     self, ENC_LEN, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256, NONCE_LEN, RecipientMode,
@@ -399,13 +398,9 @@ impl Envelope {
         let aad = body_aad(&out, aad);
         let body_start = out.len();
         out.extend_from_slice(plaintext);
-        let cipher = Aes256Gcm::new((&*keys.body_key).into());
+        let cipher = AesGcmKey::aes256(&keys.body_key).map_err(|_| SealError::CipherSetup)?;
         let tag = cipher
-            .encrypt_inout_detached(
-                &keys.body_nonce.into(),
-                &aad,
-                (&mut out[body_start..]).into(),
-            )
+            .seal_in_place(keys.body_nonce, &aad, &mut out[body_start..])
             .map_err(|_| SealError::TooLong {
                 what: "envelope body",
                 len: plaintext.len(),
@@ -463,16 +458,12 @@ impl Envelope {
         let body_len = view.body.len() - TAG_LEN;
         let (body, tag) = view.body.split_at(body_len);
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| SealError::BodyAuthentication)?;
-        let mut plaintext = body.to_vec();
-        let cipher = Aes256Gcm::new((&*keys.body_key).into());
+        let mut plaintext = Zeroizing::new(body.to_vec());
+        let cipher = AesGcmKey::aes256(&keys.body_key).map_err(|_| SealError::CipherSetup)?;
         cipher
-            .decrypt_inout_detached(
-                &keys.body_nonce.into(),
-                &aad,
-                plaintext.as_mut_slice().into(),
-                &tag.into(),
-            )
+            .open_in_place(keys.body_nonce, &aad, &tag, &mut plaintext)
             .map_err(|_| SealError::BodyAuthentication)?;
+        let plaintext = core::mem::take(&mut *plaintext);
 
         let mut reply = Zeroizing::new([0u8; REPLY_KEY_LEN]);
         context.export(&reply_context(view.commitment), reply.as_mut_slice())?;

@@ -97,6 +97,10 @@ pub enum SealError {
         /// The largest length HKDF-SHA256 can produce.
         max: usize,
     },
+    /// The AEAD implementation refused a key. Keys always have the length the algorithm needs,
+    /// so this means the cryptographic library itself failed.
+    #[error("AEAD key setup failed in the cryptographic library")]
+    CipherSetup,
     /// The random number generator failed.
     #[error("random number generator failed")]
     RandomSource,

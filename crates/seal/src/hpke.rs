@@ -10,13 +10,12 @@
 //! labels to HKDF piecewise instead of concatenating into a buffer, and sequence numbers are
 //! 64-bit (the RFC allows a shorter counter as long as overflow is an error).
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use hkdf::{Hkdf, HkdfExtract};
 use rand_core::TryCryptoRng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::aead::AesGcmKey;
 use crate::error::{Result, SealError};
 use crate::keys::{KEY_LEN, SealingKeyPair, SealingPublicKey};
 
@@ -261,12 +260,12 @@ impl Suite {
             Aead::Aes128Gcm => {
                 let mut key = Zeroizing::new([0u8; 16]);
                 labeled_expand(&suite_id, &secret, b"key", &context, key.as_mut_slice())?;
-                AeadCipher::Aes128(Aes128Gcm::new((&*key).into()))
+                AesGcmKey::aes128(&key).map_err(|_| SealError::CipherSetup)?
             }
             Aead::Aes256Gcm => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 labeled_expand(&suite_id, &secret, b"key", &context, key.as_mut_slice())?;
-                AeadCipher::Aes256(Aes256Gcm::new((&*key).into()))
+                AesGcmKey::aes256(&key).map_err(|_| SealError::CipherSetup)?
             }
         };
         let mut base_nonce = Zeroizing::new([0u8; NONCE_LEN]);
@@ -386,16 +385,11 @@ fn labeled_expand(
         .map_err(|_| too_long)
 }
 
-/// The AEAD instance; both variants wipe their key schedule on drop (aes-gcm `zeroize`).
-enum AeadCipher {
-    Aes128(Aes128Gcm),
-    Aes256(Aes256Gcm),
-}
-
 /// State shared by both roles: the AEAD key, base nonce, sequence number and exporter secret.
 struct Context {
     suite_id: [u8; 10],
-    cipher: AeadCipher,
+    /// The AEAD key; AWS-LC wipes its expanded key when it is dropped.
+    cipher: AesGcmKey,
     base_nonce: Zeroizing<[u8; NONCE_LEN]>,
     seq: u64,
     exporter_secret: Zeroizing<[u8; NH]>,
@@ -424,23 +418,18 @@ impl Context {
 
     fn seal(&mut self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         self.check_limit()?;
-        let nonce = self.nonce().into();
+        let nonce = self.nonce();
         let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
         out.extend_from_slice(plaintext);
-        let tag = match &self.cipher {
-            AeadCipher::Aes128(c) => {
-                c.encrypt_inout_detached(&nonce, aad, out.as_mut_slice().into())
-            }
-            AeadCipher::Aes256(c) => {
-                c.encrypt_inout_detached(&nonce, aad, out.as_mut_slice().into())
-            }
-        }
-        .map_err(|_| SealError::TooLong {
-            what: "HPKE plaintext",
-            len: plaintext.len(),
-            // AES-GCM's limit: 2^32 - 2 blocks of 16 bytes.
-            max: usize::try_from((1u64 << 36) - 32).unwrap_or(usize::MAX),
-        })?;
+        let tag = self
+            .cipher
+            .seal_in_place(nonce, aad, &mut out)
+            .map_err(|_| SealError::TooLong {
+                what: "HPKE plaintext",
+                len: plaintext.len(),
+                // AES-GCM's limit: 2^32 - 2 blocks of 16 bytes.
+                max: usize::try_from((1u64 << 36) - 32).unwrap_or(usize::MAX),
+            })?;
         out.extend_from_slice(&tag);
         self.seq += 1;
         Ok(out)
@@ -453,22 +442,14 @@ impl Context {
             .checked_sub(TAG_LEN)
             .ok_or(SealError::HpkeOpen)?;
         let (body, tag) = ciphertext.split_at(body_len);
-        let tag = <[u8; TAG_LEN]>::try_from(tag)
-            .map_err(|_| SealError::HpkeOpen)?
-            .into();
-        let nonce = self.nonce().into();
-        let mut out = body.to_vec();
-        match &self.cipher {
-            AeadCipher::Aes128(c) => {
-                c.decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
-            }
-            AeadCipher::Aes256(c) => {
-                c.decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
-            }
-        }
-        .map_err(|_| SealError::HpkeOpen)?;
+        let tag = <[u8; TAG_LEN]>::try_from(tag).map_err(|_| SealError::HpkeOpen)?;
+        let nonce = self.nonce();
+        let mut out = Zeroizing::new(body.to_vec());
+        self.cipher
+            .open_in_place(nonce, aad, &tag, &mut out)
+            .map_err(|_| SealError::HpkeOpen)?;
         self.seq += 1;
-        Ok(out)
+        Ok(core::mem::take(&mut *out))
     }
 
     fn export(&self, exporter_context: &[u8], out: &mut [u8]) -> Result<()> {

@@ -16,13 +16,12 @@
 //! "blob key", 32)` where the derived key is `source.derive_key(purpose)`, and the associated data
 //! is `bytes[0..18] || purpose label`: a blob opens only for the purpose it was sealed for.
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use rand_core::TryCryptoRng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::aead::AesGcmKey;
 use crate::error::{Result, SealError};
 use crate::hpke::{NONCE_LEN, TAG_LEN};
 use crate::key_source::{KeyPurpose, KeySource};
@@ -39,13 +38,13 @@ pub struct SealedBlob {
     bytes: Vec<u8>,
 }
 
-fn blob_cipher(source: &(impl KeySource + ?Sized), purpose: KeyPurpose<'_>) -> Result<Aes256Gcm> {
+fn blob_cipher(source: &(impl KeySource + ?Sized), purpose: KeyPurpose<'_>) -> Result<AesGcmKey> {
     let derived = source.derive_key(purpose)?;
     let hkdf = Hkdf::<Sha256>::new(Some(b"cocoon-seal/v1/sealed-blob"), derived.as_bytes());
     let mut key = Zeroizing::new([0u8; 32]);
     hkdf.expand(b"blob key", key.as_mut_slice())
         .map_err(|_| SealError::KeySourceUnavailable("HKDF expansion failed".into()))?;
-    Ok(Aes256Gcm::new((&*key).into()))
+    AesGcmKey::aes256(&key).map_err(|_| SealError::CipherSetup)
 }
 
 fn blob_aad(header: &[u8], purpose: KeyPurpose<'_>) -> Vec<u8> {
@@ -92,7 +91,7 @@ impl SealedBlob {
         let aad = blob_aad(&bytes, purpose);
         bytes.extend_from_slice(secret);
         let tag = cipher
-            .encrypt_inout_detached(&nonce.into(), &aad, (&mut bytes[HEADER_LEN..]).into())
+            .seal_in_place(nonce, &aad, &mut bytes[HEADER_LEN..])
             .map_err(|_| too_long())?;
         bytes.extend_from_slice(&tag);
         Ok(Self { bytes })
@@ -178,12 +177,7 @@ impl SealedBlob {
         let cipher = blob_cipher(source, purpose)?;
         let mut secret = Zeroizing::new(ciphertext.to_vec());
         cipher
-            .decrypt_inout_detached(
-                &nonce.into(),
-                &blob_aad(header, purpose),
-                secret.as_mut_slice().into(),
-                &tag_bytes.into(),
-            )
+            .open_in_place(nonce, &blob_aad(header, purpose), &tag_bytes, &mut secret)
             .map_err(|_| SealError::BlobAuthentication)?;
         Ok(secret)
     }

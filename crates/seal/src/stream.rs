@@ -17,13 +17,12 @@
 
 use core::fmt;
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use rand_core::TryCryptoRng;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::aead::AesGcmKey;
 use crate::error::{Result, SealError};
 use crate::hpke::{NONCE_LEN, TAG_LEN};
 use crate::keys::Hex;
@@ -139,7 +138,10 @@ impl fmt::Debug for ReplyKey {
 /// The per-stream AES-256-GCM key and base nonce.
 struct StreamKeys {
     stream_id: StreamId,
-    cipher: Aes256Gcm,
+    /// `None` only if the cryptographic library refused the key, which it does not do for a
+    /// 32-byte key unless it is itself broken; every chunk then fails with
+    /// [`SealError::CipherSetup`] (keeping stream construction infallible without a panic path).
+    cipher: Option<AesGcmKey>,
     base_nonce: Zeroizing<[u8; NONCE_LEN]>,
 }
 
@@ -155,7 +157,7 @@ impl StreamKeys {
         let _ = hkdf.expand(NONCE_LABEL, base_nonce.as_mut_slice());
         Self {
             stream_id,
-            cipher: Aes256Gcm::new((&*key).into()),
+            cipher: AesGcmKey::aes256(&key).ok(),
             base_nonce,
         }
     }
@@ -261,11 +263,15 @@ impl ChunkSealer {
         out.reserve(CHUNK_OVERHEAD + plaintext.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(plaintext);
-        let nonce = self.keys.nonce(seq).into();
-        let sealed = self.keys.cipher.encrypt_inout_detached(
-            &nonce,
+        let Some(cipher) = &self.keys.cipher else {
+            out[start..].zeroize();
+            out.truncate(start);
+            return Err(SealError::CipherSetup);
+        };
+        let sealed = cipher.seal_in_place(
+            self.keys.nonce(seq),
             &header,
-            (&mut out[start + CHUNK_HEADER_LEN..]).into(),
+            &mut out[start + CHUNK_HEADER_LEN..],
         );
         match sealed {
             Ok(tag) => out.extend_from_slice(&tag),
@@ -501,20 +507,24 @@ impl ChunkOpener {
             return Err(SealError::StreamFailed);
         };
 
+        let Some(cipher) = &keys.cipher else {
+            return Err(SealError::CipherSetup);
+        };
         let start = out.len();
         let body_len = view.ciphertext.len() - TAG_LEN;
         let (body, tag) = view.ciphertext.split_at(body_len);
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
         out.extend_from_slice(body);
-        let nonce = keys.nonce(view.seq).into();
-        let opened = keys.cipher.decrypt_inout_detached(
-            &nonce,
+        let opened = cipher.open_in_place(
+            keys.nonce(view.seq),
             view.header,
-            (&mut out[start..]).into(),
-            &tag_bytes.into(),
+            &tag_bytes,
+            &mut out[start..],
         );
         if opened.is_err() {
+            // The library may have left unauthenticated plaintext behind: wipe it.
+            out[start..].zeroize();
             out.truncate(start);
             return Err(SealError::ChunkAuthentication { seq: view.seq });
         }
