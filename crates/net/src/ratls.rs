@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use cocoon_attest::ratls::{CertificateIssuer, IssuedCertificate, RaTlsIdentity};
 use cocoon_attest::{
-    AttestError, Clock, EvidenceKind, EvidenceVerifier, Policy, RaTlsVerifier, VerifiedPeer,
+    AttestError, Clock, EvidenceKind, EvidenceVerifier, ImageHash, Policy, RaTlsVerifier, Receipt,
+    ReceiptClaims, VerifiedPeer,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -37,6 +38,7 @@ pub struct LocalIdentity {
     issuer: CertificateIssuer,
     identity: Arc<RaTlsIdentity>,
     clock: Arc<dyn Clock>,
+    image_hash: Option<ImageHash>,
 }
 
 impl LocalIdentity {
@@ -49,11 +51,33 @@ impl LocalIdentity {
                 "this node presents SIMULATED attestation: it runs in no TEE, and production peers refuse it"
             );
         }
+        let image_hash = own_image_hash(&identity.issued(), clock.now_unix());
         Ok(Self {
             issuer,
             identity,
             clock,
+            image_hash,
         })
+    }
+
+    /// The image hash our own evidence measures (none without evidence, or when our TDX
+    /// quote carries no collateral to check it with).
+    pub fn image_hash(&self) -> Option<ImageHash> {
+        self.image_hash
+    }
+
+    /// Signs a receipt for a request this node served, with its attested TLS key; the receipt
+    /// carries the current certificate and this node's image hash.
+    pub fn sign_receipt(&self, mut claims: ReceiptClaims) -> Result<Receipt, NetError> {
+        let image = self.image_hash.ok_or_else(|| {
+            NetError::Config("this node has no verifiable evidence to sign receipts with".into())
+        })?;
+        claims.worker_image_hash = *image.as_bytes();
+        Ok(Receipt::sign(
+            claims,
+            self.issuer.key(),
+            self.identity.issued().der.to_vec(),
+        )?)
     }
 
     /// The kind of evidence this node presents.
@@ -235,6 +259,15 @@ impl TlsEndpoint {
 
 /// Turns a failed handshake into the most precise error: our refusal of the peer (with the
 /// attestation reason), the peer's refusal of us (the alert it sent), or a transport failure.
+fn own_image_hash(issued: &IssuedCertificate, now: u64) -> Option<ImageHash> {
+    let cert = cocoon_attest::ratls::parse_certificate(&issued.der, now).ok()?;
+    let evidence = cert.evidence?;
+    EvidenceVerifier::default()
+        .verify(&evidence, now)
+        .ok()
+        .map(|v| v.measurements.image_hash())
+}
+
 fn handshake_error(err: std::io::Error) -> NetError {
     if let Some(reason) = AttestError::find_in(&err) {
         return NetError::PeerRefused(reason.to_string());

@@ -1034,6 +1034,7 @@ pub mod worker {
 pub mod ext {
     #[allow(unused_imports)]
     use crate::tl::Int256;
+    use bytes::Bytes;
 
     tl_struct! {
         /// Stops a request whose answer nobody will read any more (the HTTP caller went away or
@@ -1059,6 +1060,18 @@ pub mod ext {
             completion_cost: i64,
             /// NanoTON charged in all.
             total_cost: i64,
+        }
+    }
+
+    tl_struct! {
+        /// Worker → proxy → client, before the last part of an answer: the worker's signed
+        /// receipt for the request (`cocoon_attest::Receipt` bytes), with the proxy's request id
+        /// towards the proxy and the client's towards the client. Sent as `tcp.packet`.
+        QueryReceipt = 0x2e7a73f9, "ext.queryReceipt request_id:int256 receipt:bytes = ext.QueryReceipt" {
+            /// The request.
+            request_id: Int256,
+            /// The encoded receipt.
+            receipt: Bytes,
         }
     }
 }
@@ -1212,6 +1225,8 @@ tl_enum! {
         ExtCancelQuery(ext::CancelQuery),
         /// `ext.queryCost` (version 3 extension).
         ExtQueryCost(ext::QueryCost),
+        /// `ext.queryReceipt` (version 3 extension).
+        ExtQueryReceipt(ext::QueryReceipt),
     }
 }
 

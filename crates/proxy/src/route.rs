@@ -131,6 +131,8 @@ pub(crate) async fn run(
     let mut tried: Vec<WorkerId> = Vec::new();
     let mut last_error: Option<(i32, String)> = None;
     let mut unavailable: Option<Unavailability> = None;
+    // The worker's signed receipt (version 3 workers send it before their final part).
+    let mut receipt: Option<Bytes> = None;
     let (attempt, first) = loop {
         if tried.len() >= state.config.max_attempts {
             break (None, None);
@@ -154,7 +156,7 @@ pub(crate) async fn run(
         };
         tried.push(attempt.worker);
         let first = tokio::select! {
-            e = attempt.events.recv() => e.unwrap_or(WorkerEvent::Lost),
+            e = next_event(&mut attempt.events, &mut receipt) => e,
             () = tokio::time::sleep_until(deadline.into()) => {
                 cancel_on_worker(&attempt).await;
                 finish_attempt(&state, &attempt, Outcome::Failure);
@@ -196,7 +198,8 @@ pub(crate) async fn run(
                 c.retried.fetch_add(1, Ordering::Relaxed);
                 last_error = Some((code, message));
             }
-            WorkerEvent::Lost | WorkerEvent::Part { .. } => {
+            // (`next_event` keeps receipts aside, so one never comes first.)
+            WorkerEvent::Lost | WorkerEvent::Part { .. } | WorkerEvent::Receipt(_) => {
                 finish_attempt(&state, &attempt, Outcome::Failure);
                 c.retried.fetch_add(1, Ordering::Relaxed);
                 last_error = Some((502, "worker connection lost before answering".into()));
@@ -270,7 +273,7 @@ pub(crate) async fn run(
             let event = match pending.take() {
                 Some(e) => e,
                 None => tokio::select! {
-                    e = attempt.events.recv() => e.unwrap_or(WorkerEvent::Lost),
+                    e = next_event(&mut attempt.events, &mut receipt) => e,
                     () = tokio::time::sleep_until(deadline.into()) => break Ending::TimedOut,
                     () = cancel.cancelled() => break Ending::Cancelled,
                 },
@@ -312,6 +315,7 @@ pub(crate) async fn run(
                         final_info,
                     };
                 }
+                WorkerEvent::Receipt(r) => receipt = Some(r),
                 WorkerEvent::Lost => {
                     break Ending::FailedMidway {
                         code: 502,
@@ -364,6 +368,15 @@ pub(crate) async fn run(
         };
         let _ = conn.send_packet(Bytes::from(cost.to_boxed_bytes())).await;
     }
+    if let (Some(receipt), Ending::Finished(_)) = (receipt, &ending)
+        && version >= cocoon_protocol::version::SEALED_VERSION
+    {
+        let msg = ext::QueryReceipt {
+            request_id,
+            receipt,
+        };
+        let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+    }
     if let Some(msg) = held {
         let _ = conn.send_packet(Bytes::from(msg)).await;
     }
@@ -396,6 +409,20 @@ const MAX_GATHER: usize = 256 * 1024;
 /// Joins the parts already queued behind `answer` into one, so that a burst from the worker
 /// crosses to the client as one packet; never waits. A non-part event met on the way is left
 /// in `pending`.
+/// The next event of an attempt, keeping a receipt aside (it precedes the final part).
+async fn next_event(
+    events: &mut mpsc::Receiver<WorkerEvent>,
+    receipt: &mut Option<Bytes>,
+) -> WorkerEvent {
+    loop {
+        match events.recv().await {
+            Some(WorkerEvent::Receipt(r)) => *receipt = Some(r),
+            Some(event) => return event,
+            None => return WorkerEvent::Lost,
+        }
+    }
+}
+
 fn gather_parts(
     answer: Bytes,
     final_info: Option<proxy::QueryFinalInfo>,

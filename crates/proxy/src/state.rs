@@ -38,6 +38,8 @@ pub(crate) enum WorkerEvent {
         message: String,
         final_info: Option<proxy::QueryFinalInfo>,
     },
+    /// `ext.queryReceipt`: the worker's signed receipt, sent before its final part.
+    Receipt(Bytes),
     /// The worker's connection dropped.
     Lost,
 }

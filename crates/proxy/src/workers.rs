@@ -265,6 +265,7 @@ async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
                 final_info: a.final_info,
             },
         ),
+        Message::ExtQueryReceipt(r) => (r.request_id, WorkerEvent::Receipt(r.receipt)),
         Message::WorkerEnabledDisabled(e) => {
             lock(&state.selector).set_enabled(id, e.disabled == 0);
             return;

@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use cocoon_attest::ReceiptClaims;
 use cocoon_infer::{BodyEvent, Endpoint, EngineError, InferenceRequest, TokenUsage};
 use cocoon_net::Connection;
-use cocoon_protocol::messages::{TokensUsed, http, proxy};
+use cocoon_net::LocalIdentity;
+use cocoon_protocol::messages::{TokensUsed, ext, http, proxy};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::base_model;
@@ -82,12 +85,15 @@ pub(crate) async fn serve(
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = q.request_id;
     let debug = q.enable_debug.unwrap_or(false);
-    let reply = Reply {
+    let mut reply = Reply {
         conn: &conn,
         version,
         request_id,
         start,
         debug,
+        receipt: None,
+        identity: state.tls.identity(),
+        model: state.config.model.clone(),
     };
 
     if !state.enabled.load(Ordering::Acquire) {
@@ -108,7 +114,12 @@ pub(crate) async fn serve(
         return;
     };
     let request = match validate(&state, &q.query) {
-        Ok(r) => r,
+        Ok((r, request_hash)) => {
+            if version >= cocoon_protocol::version::SEALED_VERSION {
+                reply.receipt = Some(request_hash);
+            }
+            r
+        }
         Err(refusal) => {
             state.counters.rejected.fetch_add(1, Ordering::Relaxed);
             reply.fail(refusal, TokenUsage::default()).await;
@@ -149,7 +160,7 @@ enum Outcome {
 }
 
 /// Decodes and checks the `http.request`, returning what the engine should run.
-fn validate(state: &WorkerState, query: &Bytes) -> Result<InferenceRequest, Refusal> {
+fn validate(state: &WorkerState, query: &Bytes) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
     let req = http::Request::from_boxed_bytes(query.clone())
         .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
     if !req.method.eq_ignore_ascii_case("POST") {
@@ -210,11 +221,14 @@ fn validate(state: &WorkerState, query: &Bytes) -> Result<InferenceRequest, Refu
     if let Some(engine_model) = state.engine.models().first() {
         body.insert("model".into(), Value::String(engine_model.name.clone()));
     }
-    Ok(InferenceRequest {
-        endpoint,
-        body: Map::from_iter(body),
-        stream,
-    })
+    Ok((
+        InferenceRequest {
+            endpoint,
+            body: Map::from_iter(body),
+            stream,
+        },
+        cocoon_attest::receipt::body_hash(&req.payload),
+    ))
 }
 
 async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceRequest) -> Outcome {
@@ -261,6 +275,11 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
             }
             Tail::More | Tail::End(_) => {}
         }
+    }
+    let mut answer_hash = Sha256::new();
+    answer_hash.update(&payload);
+    if let Tail::End(usage) = &tail {
+        reply.send_receipt(*usage, answer_hash.clone()).await;
     }
     let head = http::Response {
         http_version: "HTTP/1.1".into(),
@@ -309,6 +328,10 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
             Tail::More => {}
         }
         let (data, next) = next_batch(&mut response.body).await;
+        answer_hash.update(&data);
+        if let Tail::End(usage) = &next {
+            reply.send_receipt(*usage, answer_hash.clone()).await;
+        }
         let fin = match &next {
             Tail::End(u) => Some(reply.final_info(*u)),
             _ => None,
@@ -439,12 +462,53 @@ struct Reply<'a> {
     request_id: Int256,
     start: f64,
     debug: bool,
+    /// Hash of the request body, when the proxy takes receipts (version 3).
+    receipt: Option<[u8; 32]>,
+    identity: &'a Arc<LocalIdentity>,
+    /// The model announced, named in receipts.
+    model: String,
 }
 
 impl Reply<'_> {
     /// Final info for `usage`, with times when the version carries them.
     fn final_info(&self, usage: TokenUsage) -> proxy::QueryFinalInfo {
         final_info(self.version, usage, self.start, self.debug)
+    }
+
+    /// Signs and sends the receipt for a completed answer, before its final part, so the
+    /// client holds it when the answer ends. A node without verifiable evidence sends none.
+    async fn send_receipt(&self, usage: TokenUsage, answer_hash: Sha256) {
+        let Some(request_hash) = self.receipt else {
+            return;
+        };
+        let model = self.model.clone();
+        let claims = ReceiptClaims {
+            request_hash,
+            answer_hash: answer_hash.finalize().into(),
+            model_hash: cocoon_attest::receipt::body_hash(model.as_bytes()),
+            model,
+            prompt_tokens: usage.prompt_tokens,
+            cached_tokens: usage.cached_tokens,
+            completion_tokens: usage.completion_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            worker_image_hash: [0; 32],
+            issued_at: cocoon_net::unix_time() as u64,
+        };
+        let receipt = match self.identity.sign_receipt(claims) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("no receipt: {e}");
+                return;
+            }
+        };
+        let msg = ext::QueryReceipt {
+            request_id: self.request_id,
+            receipt: Bytes::from(receipt.to_bytes()),
+        };
+        let _ = self
+            .conn
+            .send_packet(Bytes::from(msg.to_boxed_bytes()))
+            .await;
     }
 
     /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
