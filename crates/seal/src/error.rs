@@ -1,5 +1,9 @@
 //! The one error type of this crate, so callers can tell every failure apart without string matching.
 
+use std::path::PathBuf;
+
+use crate::key_file::SecretKind;
+use crate::key_source::KeySourceKind;
 use crate::keys::KeyId;
 use crate::stream::StreamId;
 
@@ -174,13 +178,63 @@ pub enum SealError {
     /// A key source could not produce a key.
     #[error("key source unavailable: {0}")]
     KeySourceUnavailable(String),
+    /// The platform device or helper service behind a key source is not there (no
+    /// `/dev/sev-guest`, no helper listening on the socket): this machine cannot provide that
+    /// kind of key.
+    #[error("{kind} key source absent: nothing at {endpoint}")]
+    KeySourceAbsent {
+        /// The kind of source that was asked for.
+        kind: KeySourceKind,
+        /// The device path or socket address that was tried.
+        endpoint: String,
+    },
+    /// Talking to the device or helper of a key source failed for another reason (permission
+    /// denied, timeout, connection reset).
+    #[error("{kind} key source at {endpoint}: {operation} failed: {error}")]
+    KeySourceIo {
+        /// The kind of source.
+        kind: KeySourceKind,
+        /// The device path or socket address.
+        endpoint: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The operating system's error class.
+        error: std::io::ErrorKind,
+    },
+    /// The firmware or helper answered and refused to produce a key.
+    #[error("{kind} key source refused: {reason}")]
+    KeySourceRefused {
+        /// The kind of source.
+        kind: KeySourceKind,
+        /// The firmware error or the helper's status and message.
+        reason: String,
+    },
+    /// A key source's configuration cannot be used (for example an SEV-SNP request that sets
+    /// fields the chosen message version cannot carry).
+    #[error("invalid {kind} key source configuration: {reason}")]
+    KeySourceConfig {
+        /// The kind of source.
+        kind: KeySourceKind,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The TD quote that binds a TDX key request could not be produced.
+    #[error("TD quote for the key request unavailable: {0}")]
+    QuoteUnavailable(String),
+    /// The key helper's answer does not have the documented layout.
+    #[error("malformed key helper response: {0}")]
+    KeyHelperProtocol(&'static str),
+    /// The key helper's answer did not authenticate under the pinned helper key and this request:
+    /// it came from someone else, was meant for another request, or was altered.
+    #[error("key helper response failed authentication (not from the pinned helper key)")]
+    KeyHelperAuthentication,
     /// A key purpose label is empty, too long, or has a character outside the allowed set.
     #[error("invalid key purpose: {0}")]
     InvalidKeyPurpose(&'static str),
-    /// A sealed blob was sealed by a different kind of key source than the one opening it.
-    #[error("sealed blob was sealed by key source kind {sealed_with}, not {opening_with}")]
+    /// Sealed data was sealed by a different kind of key source than the one opening it.
+    #[error("sealed with key source kind {sealed_with}, not {opening_with}")]
     KeySourceMismatch {
-        /// Kind id recorded in the blob.
+        /// Kind id recorded in the sealed data.
         sealed_with: u8,
         /// Kind id of the source trying to open it.
         opening_with: u8,
@@ -190,6 +244,52 @@ pub enum SealError {
         "sealed blob failed authentication (altered, or sealed under another key or measurement)"
     )]
     BlobAuthentication,
+
+    // ----- sealed key files -----
+    /// The bytes do not start with the magic of the named structure.
+    #[error("not a {structure}: wrong magic bytes")]
+    BadMagic {
+        /// What was being parsed.
+        structure: &'static str,
+    },
+    /// A sealed key file names a key source kind this build does not know.
+    #[error("unknown key source kind id {0}")]
+    UnknownKeySourceKind(u8),
+    /// A sealed key file names a secret kind this build does not know.
+    #[error("unknown secret kind id {0}")]
+    UnknownSecretKind(u8),
+    /// A sealed key file holds another kind of secret than the caller asked for.
+    #[error("sealed key file holds a {found}, not a {expected}")]
+    SecretKindMismatch {
+        /// Kind recorded in the file.
+        found: SecretKind,
+        /// Kind the caller asked for.
+        expected: SecretKind,
+    },
+    /// A sealed key file was sealed for another purpose than the caller asked for.
+    #[error("sealed key file is for purpose {found:?}, not {expected:?}")]
+    KeyPurposeMismatch {
+        /// Purpose recorded in the file.
+        found: String,
+        /// Purpose the caller asked for.
+        expected: String,
+    },
+    /// A sealed key file failed authentication: sealed under another platform key or
+    /// measurement, or altered.
+    #[error(
+        "sealed key file failed authentication (sealed under another platform key or measurement, or altered)"
+    )]
+    KeyFileAuthentication,
+    /// Reading or writing a key file failed.
+    #[error("{operation} {path}: {error}")]
+    KeyFileIo {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error class.
+        error: std::io::ErrorKind,
+    },
 }
 
 /// Result alias for this crate.

@@ -2,12 +2,26 @@
 //! to the platform and to the measurement of the code that asks, so that a different build (or a
 //! different machine) cannot re-derive it.
 //!
-//! In a TEE the key comes from the platform's sealing hardware: on AMD SEV-SNP, `MSG_KEY_REQ`
-//! through `/dev/sev-guest` (the `sev` crate's guest firmware API) returns a key derived from the
-//! chip's secret and selected guest fields such as the launch measurement; on Intel TDX, a
-//! helper service plays the same part. Those two backends are not part of this crate yet. What is
-//! here is the trait and [`SimulatedKeySource`], which imitates the derivation in software for
-//! development and tests and says so through [`KeySource::is_simulated`].
+//! Three sources exist:
+//!
+//! * [`SevSnpKeySource`] ([`sev_snp`]): on AMD SEV-SNP, `MSG_KEY_REQ` through `/dev/sev-guest`
+//!   returns a key derived by the secure processor from the chip's secret and selected guest
+//!   fields such as the launch measurement and the guest policy.
+//! * [`TdxHelperKeySource`] ([`tdx_helper`]): Intel TDX has no sealing key, so a local key helper
+//!   service verifies a TD quote and answers with a key bound to the TD's measurement; this is
+//!   the TD's side of that exchange.
+//! * [`SimulatedKeySource`]: imitates the derivation in software for development and tests and
+//!   says so through [`KeySource::is_simulated`].
+//!
+//! A platform key carries no label of its own, so the hardware sources turn it into a
+//! per-purpose key with HKDF ([`mix_purpose`]); the result is what [`KeySource::derive_key`]
+//! returns, and what [`crate::SealedKeyFile`] and [`crate::SealedBlob`] encrypt under.
+
+pub mod sev_snp;
+pub mod tdx_helper;
+
+pub use sev_snp::{SevSnpKeySource, SnpKeyFields, SnpKeyPolicy, SnpRootKey};
+pub use tdx_helper::{TdQuoteSource, TdxHelperKeySource};
 
 use core::fmt;
 
@@ -36,6 +50,8 @@ impl<'a> KeyPurpose<'a> {
     pub const WALLET_KEY: KeyPurpose<'static> = KeyPurpose("cocoon/wallet-key");
     /// The key that encrypts a worker's X25519 sealing key at rest.
     pub const SEALING_KEY: KeyPurpose<'static> = KeyPurpose("cocoon/sealing-key");
+    /// The key that encrypts a proxy's voucher-signing (Ed25519) key at rest.
+    pub const VOUCHER_KEY: KeyPurpose<'static> = KeyPurpose("cocoon/voucher-key");
 
     /// A purpose with the given label.
     ///
@@ -63,22 +79,38 @@ impl<'a> KeyPurpose<'a> {
     }
 }
 
-/// Which kind of source a key came from; recorded in sealed blobs so that a blob is only ever
-/// opened by the same kind of source.
+/// Which kind of source a key came from; recorded in sealed blobs and sealed key files so that
+/// they are only ever opened by the same kind of source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum KeySourceKind {
     /// [`SimulatedKeySource`]: software only, no hardware protection.
     Simulated,
+    /// [`SevSnpKeySource`]: AMD SEV-SNP derived key (`MSG_KEY_REQ`).
+    SevSnp,
+    /// [`TdxHelperKeySource`]: Intel TDX, key from a key helper after quote verification.
+    TdxHelper,
 }
 
 impl KeySourceKind {
-    /// The byte that identifies this kind in a sealed blob. `2` (SEV-SNP derived key) and `3`
-    /// (TDX) are reserved for the hardware backends.
+    /// The byte that identifies this kind in sealed data.
     #[must_use]
     pub const fn id(self) -> u8 {
         match self {
             Self::Simulated => 1,
+            Self::SevSnp => 2,
+            Self::TdxHelper => 3,
+        }
+    }
+
+    /// The kind with this id, if any.
+    #[must_use]
+    pub const fn from_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(Self::Simulated),
+            2 => Some(Self::SevSnp),
+            3 => Some(Self::TdxHelper),
+            _ => None,
         }
     }
 }
@@ -87,8 +119,38 @@ impl fmt::Display for KeySourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Simulated => "simulated",
+            Self::SevSnp => "sev-snp",
+            Self::TdxHelper => "tdx-helper",
         })
     }
+}
+
+/// Turns a platform key (which has no label) into the key for one purpose:
+///
+/// ```text
+/// prk = HKDF-Extract(salt = "cocoon-seal/v1/platform-key/" || kind, ikm = platform_key)
+/// key = HKDF-Expand(prk, purpose label, 32)
+/// ```
+///
+/// `kind` is the [`KeySourceKind`]'s display name, so the same bytes from two kinds of source
+/// never give the same key.
+///
+/// # Errors
+/// Never in practice (32 bytes is far below HKDF-SHA256's limit); the `Result` carries HKDF's
+/// length check.
+pub fn mix_purpose(
+    kind: KeySourceKind,
+    platform_key: &[u8; DERIVED_KEY_LEN],
+    purpose: KeyPurpose<'_>,
+) -> Result<DerivedKey> {
+    let mut salt = Vec::with_capacity(40);
+    salt.extend_from_slice(b"cocoon-seal/v1/platform-key/");
+    salt.extend_from_slice(kind.to_string().as_bytes());
+    let hkdf = Hkdf::<Sha256>::new(Some(&salt), platform_key);
+    let mut key = Zeroizing::new([0u8; DERIVED_KEY_LEN]);
+    hkdf.expand(purpose.label().as_bytes(), key.as_mut_slice())
+        .map_err(|_| SealError::KeySourceUnavailable("HKDF expansion failed".into()))?;
+    Ok(DerivedKey(key))
 }
 
 /// A 32-byte key from a [`KeySource`]; wiped on drop, never printed.
@@ -176,6 +238,62 @@ impl SimulatedKeySource {
         let mut secret = Zeroizing::new([0u8; 32]);
         crate::random::fill(rng, secret.as_mut_slice())?;
         Self::new(*secret, measurement)
+    }
+
+    /// Loads the local secret from `path`, or creates the file with a fresh random secret (mode
+    /// 0600, written atomically, never overwriting an existing file). The secret is stored **in
+    /// clear**: this is the simulated stand-in for a chip secret, for development nodes only.
+    ///
+    /// # Errors
+    /// [`SealError::KeyFileIo`] when the file cannot be read or written,
+    /// [`SealError::Truncated`] / [`SealError::TrailingBytes`] when it is not 32 bytes,
+    /// [`SealError::RandomSource`], or as [`SimulatedKeySource::new`].
+    pub fn load_or_create<R: TryCryptoRng + ?Sized>(
+        path: &std::path::Path,
+        measurement: &[u8],
+        rng: &mut R,
+    ) -> Result<Self> {
+        let read = |bytes: Zeroizing<Vec<u8>>| -> Result<Self> {
+            let secret: [u8; 32] = match bytes.len() {
+                32 => {
+                    let mut secret = [0u8; 32];
+                    secret.copy_from_slice(&bytes);
+                    secret
+                }
+                n if n < 32 => {
+                    return Err(SealError::Truncated {
+                        field: "simulated platform secret",
+                        needed: 32,
+                        available: n,
+                    });
+                }
+                n => {
+                    return Err(SealError::TrailingBytes {
+                        structure: "simulated platform secret",
+                        extra: n - 32,
+                    });
+                }
+            };
+            Self::new(secret, measurement)
+        };
+        match crate::key_file::read_private_file(path, 4096) {
+            Ok(bytes) => return read(bytes),
+            Err(SealError::KeyFileIo {
+                error: std::io::ErrorKind::NotFound,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        let fresh = Self::generate(rng, measurement)?;
+        match crate::key_file::write_new_private_file(path, fresh.local_secret.as_slice()) {
+            Ok(()) => Ok(fresh),
+            // Another process created it first: use theirs.
+            Err(SealError::KeyFileIo {
+                error: std::io::ErrorKind::AlreadyExists,
+                ..
+            }) => read(crate::key_file::read_private_file(path, 4096)?),
+            Err(e) => Err(e),
+        }
     }
 
     /// The local secret, for storing it between runs.

@@ -91,6 +91,7 @@ mod aead;
 pub mod envelope;
 pub mod error;
 pub mod hpke;
+pub mod key_file;
 pub mod key_source;
 pub mod keys;
 mod random;
@@ -101,7 +102,11 @@ pub use envelope::{
     Envelope, EnvelopeView, OpenedEnvelope, RecipientEntry, ReplyKeys, SealedEnvelope,
 };
 pub use error::{Result, SealError};
-pub use key_source::{DerivedKey, KeyPurpose, KeySource, KeySourceKind, SimulatedKeySource};
+pub use key_file::{OpenedKey, SealedKeyFile, SecretKind};
+pub use key_source::{
+    DerivedKey, KeyPurpose, KeySource, KeySourceKind, SevSnpKeySource, SimulatedKeySource,
+    SnpKeyPolicy, TdQuoteSource, TdxHelperKeySource,
+};
 pub use keys::{KeyId, SealingKeyPair, SealingPublicKey};
 pub use rand_core;
 pub use random::SystemRng;
