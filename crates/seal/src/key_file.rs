@@ -429,7 +429,19 @@ fn io_error(operation: &'static str, path: &Path) -> impl Fn(std::io::Error) -> 
 /// Reads a whole file of at most `max` bytes into a buffer that is wiped on drop.
 pub(crate) fn read_private_file(path: &Path, max: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut file = File::open(path).map_err(io_error("open", path))?;
-    let len = file.metadata().map_err(io_error("stat", path))?.len();
+    let metadata = file.metadata().map_err(io_error("stat", path))?;
+    if !metadata.is_file() {
+        return Err(SealError::KeyFileIo {
+            operation: "open",
+            path: path.to_path_buf(),
+            error: if metadata.is_dir() {
+                ErrorKind::IsADirectory
+            } else {
+                ErrorKind::InvalidInput
+            },
+        });
+    }
+    let len = metadata.len();
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     if len > max {
         return Err(SealError::TooLong {
