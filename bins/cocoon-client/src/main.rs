@@ -4,10 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+
+mod verify_receipt;
 use cocoon_client::{Client, ClientConfig};
 
 /// COCOON client: an OpenAI-compatible HTTP API that sends requests through an attested COCOON
 /// proxy and pays for them.
+///
+/// `cocoon-client verify-receipt --help` checks a worker's signed receipt offline.
 ///
 /// Settings come from the TOML file given with --config (keys as in `ClientConfig`), then from
 /// COCOON_CLIENT_* environment variables, then from flags; later sources win.
@@ -73,6 +77,10 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("verify-receipt") {
+        let result = verify_receipt::run(std::env::args().skip(2));
+        return cocoon_cli::exit_status("cocoon-client verify-receipt", result);
+    }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
     let result = async {

@@ -14,6 +14,7 @@ use cocoon_protocol::messages::{client, ext, http};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::{ClientConfig, ClientError};
@@ -220,6 +221,7 @@ impl Client {
             .unwrap_or(self.config.default_max_tokens);
         let payload = serde_json::to_vec(&Value::Object(body))
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let request_hash = cocoon_attest::receipt::body_hash(&payload);
         let query = http::Request::json_post(path, Bytes::from(payload));
 
         let session = self
@@ -272,10 +274,15 @@ impl Client {
             },
             pricing: self.config.pricing,
             counters: self.counters.clone(),
+            receipt: None,
+            request_hash,
+            answer_hash: Sha256::new(),
+            tls: self.link.tls.clone(),
         };
         let first = loop {
             match stream.recv().await {
                 Ok(ProxyEvent::Cost(c)) => stream.cost = Some(c),
+                Ok(ProxyEvent::Receipt(r)) => stream.receipt = Some(r),
                 Ok(ProxyEvent::Payment { request_tokens }) => {
                     stream.payment_tokens = Some(request_tokens)
                 }
@@ -365,6 +372,7 @@ impl Client {
             usage: stream.usage(),
             times: stream.times,
             raw: json,
+            receipt: stream.receipt(),
         })
     }
 }
@@ -416,6 +424,8 @@ pub struct ChatAnswer {
     pub times: HopTimes,
     /// The whole OpenAI JSON answer.
     pub raw: Value,
+    /// The worker's signed receipt, when it sent one.
+    pub receipt: Option<AnswerReceipt>,
 }
 
 /// Removes a request's route when its stream goes away, cancelling it if unfinished.
@@ -460,6 +470,23 @@ pub struct AnswerStream {
     pub times: HopTimes,
     pricing: cocoon_market::PricingParams,
     counters: Arc<ClientCounters>,
+    receipt: Option<Bytes>,
+    /// SHA-256 of the request body sent, as the worker's receipt must name it.
+    request_hash: [u8; 32],
+    /// SHA-256 over the answer body as the worker sent it, before any rewriting here.
+    answer_hash: Sha256,
+    tls: cocoon_net::TlsEndpoint,
+}
+
+/// The worker's signed receipt for an answer, and whether it checked out.
+#[derive(Debug, Clone)]
+pub struct AnswerReceipt {
+    /// The receipt bytes (`cocoon_attest::Receipt`); `cocoon-client verify-receipt` checks
+    /// them again offline.
+    pub encoded: Bytes,
+    /// `Ok` when the receipt's certificate satisfied this client's attestation policy, its
+    /// signature verified, and it names exactly the request sent and the answer received.
+    pub verified: Result<(), String>,
 }
 
 impl std::fmt::Debug for AnswerStream {
@@ -523,6 +550,37 @@ impl AnswerStream {
 
     /// The next body chunk; `Ok(None)` once the answer is complete (usage is then final).
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        let chunk = self.next_raw_chunk().await?;
+        if let Some(c) = &chunk {
+            self.answer_hash.update(c);
+        }
+        Ok(chunk)
+    }
+
+    /// The worker's receipt, once the answer is complete and when the worker sent one
+    /// (version-3 workers and proxies).
+    pub fn receipt(&self) -> Option<AnswerReceipt> {
+        if !self.done {
+            return None;
+        }
+        let encoded = self.receipt.clone()?;
+        let verified = cocoon_attest::Receipt::from_bytes(&encoded)
+            .and_then(|r| r.verify(self.tls.policy(), self.tls.evidence_verifier()))
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                let answer_hash: [u8; 32] = self.answer_hash.clone().finalize().into();
+                if v.claims.request_hash != self.request_hash {
+                    Err("the receipt names another request".to_owned())
+                } else if v.claims.answer_hash != answer_hash {
+                    Err("the receipt names another answer".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
+        Some(AnswerReceipt { encoded, verified })
+    }
+
+    async fn next_raw_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
         if let Some(p) = self.pending.take()
             && !p.is_empty()
         {
@@ -554,6 +612,7 @@ impl AnswerStream {
                     }
                 }
                 ProxyEvent::Cost(c) => self.cost = Some(c),
+                ProxyEvent::Receipt(r) => self.receipt = Some(r),
                 ProxyEvent::Payment { request_tokens } => {
                     self.payment_tokens = Some(request_tokens)
                 }
@@ -601,6 +660,7 @@ impl AnswerStream {
                     }
                 }
                 Ok(ProxyEvent::Cost(c)) => self.cost = Some(c),
+                Ok(ProxyEvent::Receipt(r)) => self.receipt = Some(r),
                 Ok(ProxyEvent::Payment { request_tokens }) => {
                     self.payment_tokens = Some(request_tokens)
                 }

@@ -16,7 +16,10 @@ use cocoon_net::exposition::{MetricKind, MetricsText};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 
-use crate::api::{AnswerStream, Client, HopTimes, RequestOptions};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::api::{AnswerReceipt, AnswerStream, Client, HopTimes, RequestOptions};
 use crate::config::ClientError;
 use crate::sse::{SsePatcher, add_costs};
 
@@ -76,6 +79,15 @@ async fn not_found() -> Response {
         "invalid_request_error",
         "unknown_url",
     )
+}
+
+/// `cocoon_receipt`: the receipt (standard base64) and the client's own check of it.
+fn receipt_json(r: &AnswerReceipt) -> Value {
+    json!({
+        "receipt": BASE64.encode(&r.encoded),
+        "verified": r.verified.is_ok(),
+        "error": r.verified.as_ref().err(),
+    })
 }
 
 fn unix_header(v: f64) -> HeaderValue {
@@ -269,6 +281,9 @@ fn streamed(answer: AnswerStream, is_sse: bool) -> Response {
             }
             Ok(None) => {
                 let out = if is_sse {
+                    if let Some(r) = answer.receipt() {
+                        patcher.set_receipt(receipt_json(&r));
+                    }
                     patcher.finish(&answer.usage(), &answer.times)
                 } else {
                     Bytes::new()
@@ -294,16 +309,28 @@ async fn whole(mut answer: AnswerStream) -> Response {
     };
     let usage = answer.usage();
     let times = answer.times;
+    let receipt = answer.receipt();
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(mut o)) if status.is_success() => {
             add_costs(&mut o, &usage, &times);
+            if let Some(r) = &receipt {
+                o.insert("cocoon_receipt".into(), receipt_json(r));
+            }
             Bytes::from(Value::Object(o).to_string())
         }
         _ => body,
     };
     let mut b = head_headers(&answer, Response::builder().status(status), &times)
         .header("x-cocoon-client-end", unix_header(times.client_end));
+    if let Some(r) = &receipt
+        && let Ok(v) = HeaderValue::from_str(&BASE64.encode(&r.encoded))
+    {
+        b = b.header("x-cocoon-receipt", v).header(
+            "x-cocoon-receipt-verified",
+            if r.verified.is_ok() { "true" } else { "false" },
+        );
+    }
     for (name, v) in [
         ("x-cocoon-proxy-start", times.proxy_start),
         ("x-cocoon-proxy-end", times.proxy_end),

@@ -17,7 +17,7 @@ mod link;
 pub mod sse;
 
 pub use api::{
-    AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage, HopTimes,
-    ModelWorkers, RequestOptions, WorkerLoad,
+    AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
+    HopTimes, ModelWorkers, RequestOptions, WorkerLoad,
 };
 pub use config::{ClientConfig, ClientError};

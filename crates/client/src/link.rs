@@ -34,6 +34,8 @@ pub(crate) enum ProxyEvent {
         final_info: Option<client::QueryFinalInfo>,
     },
     Cost(ext::QueryCost),
+    /// The worker's signed receipt, relayed by the proxy.
+    Receipt(Bytes),
     Payment {
         request_tokens: i64,
     },
@@ -53,7 +55,7 @@ pub(crate) struct Session {
 
 pub(crate) struct ProxyLink {
     config: Arc<ClientConfig>,
-    tls: cocoon_net::TlsEndpoint,
+    pub(crate) tls: cocoon_net::TlsEndpoint,
     current: watch::Receiver<Option<Arc<Session>>>,
     last_error: Mutex<Option<String>>,
     models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
@@ -380,6 +382,7 @@ async fn dispatch(session: &Session, mut incoming: cocoon_net::Incoming) {
                 },
             ),
             Message::ExtQueryCost(c) => (c.request_id, ProxyEvent::Cost(c)),
+            Message::ExtQueryReceipt(r) => (r.request_id, ProxyEvent::Receipt(r.receipt)),
             Message::ProxyClientRequestPayment(p) => (
                 p.request_id,
                 ProxyEvent::Payment {

@@ -18,6 +18,7 @@ pub struct SsePatcher {
     saw_done: bool,
     last_id: Option<String>,
     model: Option<String>,
+    receipt: Option<Value>,
 }
 
 impl SsePatcher {
@@ -67,6 +68,12 @@ impl SsePatcher {
         }
     }
 
+    /// Adds `cocoon_receipt` (the worker's receipt and whether it verified) to the final
+    /// usage event.
+    pub fn set_receipt(&mut self, receipt: Value) {
+        self.receipt = Some(receipt);
+    }
+
     /// The end of the answer: the held usage event with costs, then `[DONE]`.
     pub fn finish(&mut self, usage: &CostedUsage, times: &HopTimes) -> Bytes {
         let mut out = BytesMut::new();
@@ -100,6 +107,9 @@ impl SsePatcher {
                 o
             });
         add_costs(&mut event, usage, times);
+        if let Some(r) = self.receipt.take() {
+            event.insert("cocoon_receipt".into(), r);
+        }
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(Value::Object(event).to_string().as_bytes());
         out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
