@@ -120,6 +120,29 @@ impl fmt::Debug for OpenedKey {
 }
 
 /// A parsed sealed key file: the header is known, the secret is still encrypted.
+///
+/// ```
+/// use cocoon_seal::{KeyPurpose, SealedKeyFile, SecretKind, SimulatedKeySource, SystemRng};
+///
+/// # fn main() -> Result<(), cocoon_seal::SealError> {
+/// # let dir = tempfile::tempdir().map_err(|_| cocoon_seal::SealError::RandomSource)?;
+/// // A development node; a TEE node uses SevSnpKeySource or TdxHelperKeySource instead.
+/// let source = SimulatedKeySource::load_or_create(
+///     &dir.path().join("simulated-platform-secret"),
+///     b"measurement of this build",
+///     &mut SystemRng,
+/// )?;
+/// let path = dir.path().join("voucher-key.sealed");
+/// let first = SealedKeyFile::open_or_create(
+///     &path, &source, KeyPurpose::VOUCHER_KEY, SecretKind::Ed25519Seed, &mut SystemRng)?;
+/// assert!(first.created);
+/// // After a restart: the same secret.
+/// let again = SealedKeyFile::open(
+///     &path, &source, KeyPurpose::VOUCHER_KEY, SecretKind::Ed25519Seed)?;
+/// assert_eq!(*first.secret, *again);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedKeyFile {
     bytes: Vec<u8>,

@@ -40,18 +40,23 @@
 //!   duplicates, out-of-order chunks, chunks after the final one, and truncation (which it can only
 //!   see when told that the transport ended: [`ChunkOpener::finish`]).
 //!
-//! * **Keys at rest** ([`key_source`], [`SealedBlob`]): a [`KeySource`] derives per-purpose
-//!   32-byte keys bound to the platform and the code's measurement, and a sealed blob keeps a
-//!   secret such as a wallet key encrypted on disk. Only [`SimulatedKeySource`] exists so far
-//!   (software; it reports itself as simulated); the SEV-SNP (`MSG_KEY_REQ`) and TDX backends are
-//!   still to come.
+//! * **Keys at rest** ([`key_source`], [`key_file`]): a [`KeySource`] derives per-purpose
+//!   32-byte keys bound to the platform and the code's measurement — [`SevSnpKeySource`]
+//!   (`MSG_KEY_REQ` through `/dev/sev-guest`), [`TdxHelperKeySource`] (a key helper that verifies
+//!   a TD quote; this crate is the TD's side) or [`SimulatedKeySource`] (software, reports itself
+//!   as simulated). A [`SealedKeyFile`] keeps one 32-byte node secret (the proxy's voucher key, a
+//!   worker's wallet and sealing keys) encrypted on disk under such a key, with a header naming
+//!   the source kind, the secret kind and the purpose: [`SealedKeyFile::open_or_create`].
 //!
 //! # Conventions
 //!
-//! Sans-IO: nothing here touches sockets, files or clocks. Every random value comes from a
-//! caller-supplied RNG (`rand_core` 0.10 [`rand_core::TryCryptoRng`]; [`SystemRng`] outside
-//! tests). All secrets (private keys, content keys, reply keys, stream keys) are wiped on drop.
-//! No input can make this crate panic: every failure is a [`SealError`] variant. Byte layouts are
+//! The envelope, stream and HPKE code is sans-IO: it touches no sockets, files or clocks. Only
+//! the key sources and the file functions of [`SealedKeyFile`] talk to the operating system.
+//! Every random value comes from a caller-supplied RNG (`rand_core` 0.10
+//! [`rand_core::TryCryptoRng`]; [`SystemRng`] outside tests), except the one-time reply key and
+//! nonce of a TDX key request and temporary file names, which use [`SystemRng`]. All secrets
+//! (private keys, content keys, reply keys, stream keys, derived keys) are wiped on drop. No
+//! input can make this crate panic: every failure is a [`SealError`] variant. Byte layouts are
 //! documented in `docs/sealing.md`.
 //!
 //! # Example
