@@ -637,7 +637,7 @@ impl<Q: TdQuoteSource> TdxHelperKeySource<Q> {
             .set_write_timeout(Some(self.timeout))
             .map_err(io("set timeout"))?;
         write_frame(&mut stream, request).map_err(io("send request"))?;
-        match read_frame(&mut stream, MAX_RESPONSE_LEN) {
+        match read_frame_checked(&mut stream, MAX_RESPONSE_LEN) {
             Ok(frame) => Ok(frame),
             Err(FrameError::Closed) => Err(SealError::KeyHelperProtocol(
                 "helper closed the connection without a response",
@@ -677,9 +677,9 @@ impl<Q> fmt::Debug for TdxHelperKeySource<Q> {
     }
 }
 
-/// Why a frame could not be read.
+/// Why a frame could not be read (kept inside the crate; [`read_frame`] speaks `std::io`).
 #[derive(Debug)]
-pub enum FrameError {
+enum FrameError {
     /// The peer closed the connection before a whole frame arrived.
     Closed,
     /// The length prefix announces more than the limit.
@@ -701,12 +701,27 @@ pub fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> std::io::Result<()>
     stream.flush()
 }
 
-/// Reads one frame of at most `max` bytes (the length is checked before anything is
-/// allocated).
+/// Reads one frame of at most `max` bytes; the length is checked before anything is allocated.
+/// For helper implementations and tests as well as the client.
 ///
 /// # Errors
-/// [`FrameError`].
-pub fn read_frame(stream: &mut impl Read, max: usize) -> core::result::Result<Vec<u8>, FrameError> {
+/// `UnexpectedEof` when the peer closes before a whole frame arrived, `InvalidData` when the
+/// length prefix exceeds `max`, or the I/O error.
+pub fn read_frame(stream: &mut impl Read, max: usize) -> std::io::Result<Vec<u8>> {
+    read_frame_checked(stream, max).map_err(|e| match e {
+        FrameError::Closed => std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+        FrameError::TooLong(len) => std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit of {max}"),
+        ),
+        FrameError::Io(e) => e,
+    })
+}
+
+fn read_frame_checked(
+    stream: &mut impl Read,
+    max: usize,
+) -> core::result::Result<Vec<u8>, FrameError> {
     let eof = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             FrameError::Closed
@@ -949,20 +964,25 @@ mod tests {
 
     #[test]
     fn frames_are_length_checked_before_allocation() {
+        use std::io::ErrorKind;
         let mut wire = Vec::new();
         write_frame(&mut wire, b"hello").unwrap();
         assert_eq!(read_frame(&mut wire.as_slice(), 5).unwrap(), b"hello");
+        assert_eq!(
+            read_frame(&mut wire.as_slice(), 4).unwrap_err().kind(),
+            ErrorKind::InvalidData
+        );
+        assert_eq!(
+            read_frame(&mut &wire[..6], 5).unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            read_frame(&mut &wire[..2], 5).unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
         assert!(matches!(
-            read_frame(&mut wire.as_slice(), 4),
+            read_frame_checked(&mut wire.as_slice(), 4),
             Err(FrameError::TooLong(5))
-        ));
-        assert!(matches!(
-            read_frame(&mut &wire[..6], 5),
-            Err(FrameError::Closed)
-        ));
-        assert!(matches!(
-            read_frame(&mut &wire[..2], 5),
-            Err(FrameError::Closed)
         ));
     }
 }
