@@ -6,7 +6,7 @@
 //! ```text
 //! offset  size  field
 //! 0       1     version = 0x01
-//! 1       1     key source kind (1 = simulated; 2 = SEV-SNP and 3 = TDX reserved)
+//! 1       1     key source kind (1 = simulated, 2 = SEV-SNP, 3 = TDX helper)
 //! 2       12    nonce (random)
 //! 14      4     C = ciphertext length including the tag, 16 ..= 2^20 + 16
 //! 18      C     AES-256-GCM ciphertext || tag
