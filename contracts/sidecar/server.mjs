@@ -7,8 +7,14 @@
 // `{"id":N,"result":{...}}` or `{"id":N,"error":{"code":"...","message":"...","exit_code":N?}}`.
 // Requests are handled one at a time, in order: the sandbox is not built for concurrent sends.
 // Nothing but protocol lines goes to stdout; logs go to stderr.
+//
+// Shared service: with COCOON_SIDECAR_LISTEN=host:port (port 0 picks a free one) the sidecar also
+// accepts TCP connections speaking the same protocol, so several processes see ONE chain. Every
+// connection gets the ready line first; ids are per connection; requests from all connections go
+// through the same queue. The ready line on stdout then carries "listen": "host:port".
 
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 import { format } from 'node:util';
 import { Blockchain, GetMethodError, EmulationError } from '@ton/sandbox';
 import { Address, beginCell, Cell, internal as relaxedInternal, loadStateInit, SendMode, storeMessage, storeStateInit } from '@ton/core';
@@ -389,11 +395,11 @@ const methods = {
 // ---------------------------------------------------------------------------------------------
 // Request loop
 
-function reply(obj) {
+function stdoutReply(obj) {
     process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-async function handle(line) {
+async function handle(line, reply) {
     let request;
     try {
         request = JSON.parse(line);
@@ -423,14 +429,59 @@ async function handle(line) {
     }
 }
 
+/** One queue for every source of requests: the sandbox handles one at a time. */
 let queue = Promise.resolve();
-const input = createInterface({ input: process.stdin, crlfDelay: Infinity });
-input.on('line', (line) => {
-    if (line.trim() === '') return;
-    queue = queue.then(() => handle(line));
-});
-input.on('close', () => {
+
+function serveLines(input, reply) {
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    lines.on('line', (line) => {
+        if (line.trim() === '') return;
+        queue = queue.then(() => handle(line, reply));
+    });
+    return lines;
+}
+
+const readyLine = { event: 'ready', protocol: PROTOCOL_VERSION, node: process.version, now: blockchain.now };
+
+async function listen(spec) {
+    const at = spec.lastIndexOf(':');
+    const port = Number(spec.slice(at + 1));
+    const host = spec.slice(0, at).replace(/^\[|\]$/g, '');
+    if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new Error(`COCOON_SIDECAR_LISTEN must be host:port, not ${JSON.stringify(spec)}`);
+    }
+    const server = createServer((socket) => {
+        socket.setNoDelay(true);
+        socket.on('error', (e) => process.stderr.write(`sidecar: connection error: ${e.message}\n`));
+        const reply = (obj) => {
+            if (!socket.destroyed) socket.write(JSON.stringify(obj) + '\n');
+        };
+        reply({ ...readyLine, now: blockchain.now });
+        serveLines(socket, reply);
+    });
+    await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, resolve);
+    });
+    const bound = server.address();
+    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+    return `${shown}:${bound.port}`;
+}
+
+const listenSpec = process.env.COCOON_SIDECAR_LISTEN;
+let listening = null;
+if (listenSpec) {
+    try {
+        listening = await listen(listenSpec);
+    } catch (e) {
+        process.stderr.write(`sidecar: cannot listen on ${listenSpec}: ${e.message}\n`);
+        process.exit(2);
+    }
+}
+
+const stdinLines = serveLines(process.stdin, stdoutReply);
+stdinLines.on('close', () => {
     queue.then(() => process.exit(0));
 });
 
-reply({ event: 'ready', protocol: PROTOCOL_VERSION, node: process.version, now: blockchain.now });
+stdoutReply(listening ? { ...readyLine, listen: listening } : readyLine);

@@ -115,6 +115,97 @@ pub enum ChainError {
         address: String,
     },
 
+    /// A `--chain` value is not `emulated=HOST:PORT` or `toncenter=URL`.
+    #[error("chain {spec:?}: {detail}")]
+    ChainSpec {
+        /// What was given.
+        spec: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A wallet key file cannot be used.
+    #[error("wallet key file {path}: {detail}")]
+    WalletKey {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        detail: String,
+    },
+
+    /// An amount of TON is not a positive decimal with at most nine decimals.
+    #[error("{text:?} is not an amount of TON (a positive decimal, at most 9 decimals)")]
+    Amount {
+        /// What was given.
+        text: String,
+    },
+
+    /// A contract is not in the state the command needs (not deployed, closed, not owned by
+    /// this wallet, nothing to withdraw, ...).
+    #[error("contract {contract}: {detail}")]
+    UnexpectedState {
+        /// The contract.
+        contract: String,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A voucher cannot be submitted (wrong kind, wrong contract, bad signature, old count).
+    #[error("voucher: {detail}")]
+    Voucher {
+        /// Why not.
+        detail: String,
+    },
+
+    /// The wallet cannot pay for the command.
+    #[error("wallet {wallet} holds {balance} nanoTON, the command needs about {needed}")]
+    InsufficientFunds {
+        /// The wallet.
+        wallet: String,
+        /// Its balance.
+        balance: u128,
+        /// Value plus a fee margin.
+        needed: u128,
+    },
+
+    /// The contract ran the command's message and refused it.
+    #[error("{operation}: contract {contract} refused the message (exit code {}){reason}", exit_code.map_or_else(|| "none".to_owned(), |c| c.to_string()))]
+    Refused {
+        /// The command.
+        operation: &'static str,
+        /// The contract.
+        contract: String,
+        /// The TVM exit code.
+        exit_code: Option<i32>,
+        /// The contract's reason for that code, when it is one of ours (with a leading space).
+        reason: String,
+    },
+
+    /// The contract accepted the message but the proxy contract refused the follow-up, which
+    /// bounced back (the contract undid its booking).
+    #[error(
+        "{operation}: the proxy contract refused the request of {contract}; it bounced back and was undone"
+    )]
+    Bounced {
+        /// The command.
+        operation: &'static str,
+        /// The contract.
+        contract: String,
+    },
+
+    /// The expected change did not show up on chain in time.
+    #[error("{operation}: no confirmation on {contract} within {seconds} s (now: {state})")]
+    NotConfirmed {
+        /// The command.
+        operation: &'static str,
+        /// The contract.
+        contract: String,
+        /// The limit.
+        seconds: u64,
+        /// The contract's state at the last read.
+        state: String,
+    },
+
     /// The HTTP request could not be made or its answer not read.
     #[error("request to {url} failed: {detail}")]
     Transport {

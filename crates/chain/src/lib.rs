@@ -39,7 +39,9 @@
 mod chain;
 mod contracts;
 mod emulated;
+pub mod emulator;
 mod error;
+pub mod operator;
 mod registry;
 mod stack;
 mod toncenter;

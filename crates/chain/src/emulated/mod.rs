@@ -5,6 +5,11 @@
 //! The child is killed when the [`EmulatedChain`] is dropped. Every request has a timeout, a
 //! dead sidecar fails every pending and later request with [`ChainError::SidecarExited`], and
 //! its stderr goes to `tracing` (target `cocoon_chain::sidecar`).
+//!
+//! One chain for several processes: a sidecar started with [`SidecarOptions::listen`] also
+//! serves the protocol on a loopback TCP port ([`EmulatedChain::listen_addr`]), and
+//! [`EmulatedChain::connect`] gives another process (or another handle in the same one) a
+//! client of that same chain. The `cocoon-chain-emulator` binary runs such a service.
 
 mod wire;
 
@@ -23,7 +28,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -47,6 +52,9 @@ pub struct SidecarOptions {
     pub start_timeout: Duration,
     /// How long any one request may take.
     pub request_timeout: Duration,
+    /// Also serve the protocol on this TCP address (`127.0.0.1:0` picks a free port), so
+    /// other processes can [`EmulatedChain::connect`] to the same chain.
+    pub listen: Option<String>,
 }
 
 impl Default for SidecarOptions {
@@ -57,6 +65,7 @@ impl Default for SidecarOptions {
             start_time: None,
             start_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
+            listen: None,
         }
     }
 }
@@ -75,6 +84,28 @@ pub struct Deployment {
 }
 
 type Reply = Result<Value, wire::WireError>;
+
+/// Where requests go: the child's stdin, or a TCP connection to a serving sidecar.
+#[derive(Debug)]
+enum Writer {
+    Stdin(ChildStdin),
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+}
+
+impl Writer {
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Stdin(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+            Self::Tcp(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+        }
+    }
+}
 
 /// State shared with the reader tasks.
 #[derive(Debug, Default)]
@@ -120,8 +151,11 @@ impl Shared {
 #[derive(Debug)]
 pub struct EmulatedChain {
     shared: Arc<Shared>,
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    writer: tokio::sync::Mutex<Writer>,
+    /// The sidecar process, when this handle started it (none for [`Self::connect`]).
     child: Mutex<Option<Child>>,
+    /// The TCP address the sidecar serves, when it does.
+    listen: Option<String>,
     next_id: AtomicU64,
     request_timeout: Duration,
     tasks: Vec<JoinHandle<()>>,
@@ -163,6 +197,9 @@ impl EmulatedChain {
             .kill_on_drop(true);
         if let Some(t) = options.start_time {
             command.env("COCOON_SIDECAR_START_TIME", t.to_string());
+        }
+        if let Some(listen) = &options.listen {
+            command.env("COCOON_SIDECAR_LISTEN", listen);
         }
         let mut child = command.spawn().map_err(|e| ChainError::NodeNotFound {
             program: node.display().to_string(),
@@ -207,36 +244,93 @@ impl EmulatedChain {
             }
             Ok(Ok(Some(line))) => line,
         };
-        let ready: wire::WireLine =
-            serde_json::from_str(&first).map_err(|e| ChainError::SidecarProtocol {
-                detail: format!("first line is not JSON ({e}): {first}"),
-            })?;
-        if ready.event.as_deref() != Some("ready") {
+        let ready = check_ready(&first)?;
+        if options.listen.is_some() && ready.listen.is_none() {
             return Err(ChainError::SidecarProtocol {
-                detail: format!("expected the ready event, got: {first}"),
-            });
-        }
-        if ready.protocol != Some(PROTOCOL_VERSION) {
-            return Err(ChainError::SidecarProtocol {
-                detail: format!(
-                    "sidecar speaks protocol {:?}, this crate {PROTOCOL_VERSION}",
-                    ready.protocol
-                ),
+                detail: format!("asked to listen, the ready line names no address: {first}"),
             });
         }
 
         let reader_task = tokio::spawn(read_replies(lines, Arc::clone(&shared)));
         let startup = began.elapsed();
-        tracing::debug!(?startup, script = %script.display(), "chain sidecar ready");
+        tracing::debug!(?startup, script = %script.display(), listen = ?ready.listen, "chain sidecar ready");
         Ok(Self {
             shared,
-            stdin: tokio::sync::Mutex::new(stdin),
+            writer: tokio::sync::Mutex::new(Writer::Stdin(stdin)),
             child: Mutex::new(Some(child)),
+            listen: ready.listen,
             next_id: AtomicU64::new(1),
             request_timeout: options.request_timeout,
             tasks: vec![stderr_task, reader_task],
             startup,
         })
+    }
+
+    /// Connects to a sidecar that serves the protocol on TCP (one started with
+    /// [`SidecarOptions::listen`], e.g. by `cocoon-chain-emulator`): every handle connected to
+    /// it sees the same chain. Dropping the handle only closes the connection.
+    ///
+    /// # Errors
+    /// [`ChainError::Transport`] when nothing answers at `addr`,
+    /// [`ChainError::SidecarStartTimeout`] when it does not send the ready line within
+    /// `request_timeout`, [`ChainError::SidecarProtocol`] when it is not the sidecar.
+    pub async fn connect(addr: &str, request_timeout: Duration) -> Result<Self, ChainError> {
+        let began = Instant::now();
+        let transport = |detail: String| ChainError::Transport {
+            url: format!("tcp://{addr}"),
+            detail,
+        };
+        let stream = tokio::time::timeout(request_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                transport(format!(
+                    "no connection within {} s",
+                    request_timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| transport(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| transport(e.to_string()))?;
+        let (read, write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let first = match tokio::time::timeout(request_timeout, lines.next_line()).await {
+            Err(_) => {
+                return Err(ChainError::SidecarStartTimeout {
+                    seconds: request_timeout.as_secs(),
+                    stderr: String::new(),
+                });
+            }
+            Ok(Err(e)) => return Err(transport(format!("reading the ready line: {e}"))),
+            Ok(Ok(None)) => return Err(transport("closed before the ready line".to_owned())),
+            Ok(Ok(Some(line))) => line,
+        };
+        check_ready(&first)?;
+        let shared = Arc::new(Shared::default());
+        let reader_task = tokio::spawn(read_replies(lines, Arc::clone(&shared)));
+        Ok(Self {
+            shared,
+            writer: tokio::sync::Mutex::new(Writer::Tcp(write)),
+            child: Mutex::new(None),
+            listen: Some(addr.to_owned()),
+            next_id: AtomicU64::new(1),
+            request_timeout,
+            tasks: vec![reader_task],
+            startup: began.elapsed(),
+        })
+    }
+
+    /// The TCP address other processes can [`Self::connect`] to, when the sidecar serves
+    /// one (for a connected handle: the address it connected to).
+    #[must_use]
+    pub fn listen_addr(&self) -> Option<&str> {
+        self.listen.as_deref()
+    }
+
+    /// Whether this handle started (and owns) the sidecar process.
+    #[must_use]
+    pub fn owns_sidecar(&self) -> bool {
+        self.child.lock().map(|c| c.is_some()).unwrap_or(false)
     }
 
     /// How long [`Self::spawn_with`] took, from locating the files to the ready line.
@@ -261,11 +355,8 @@ impl EmulatedChain {
         let mut line = json!({ "id": id, "method": method, "params": params }).to_string();
         line.push('\n');
         let written = {
-            let mut stdin = self.stdin.lock().await;
-            match stdin.write_all(line.as_bytes()).await {
-                Ok(()) => stdin.flush().await,
-                Err(e) => Err(e),
-            }
+            let mut writer = self.writer.lock().await;
+            writer.send(line.as_bytes()).await
         };
         if let Err(e) = written {
             self.forget(id);
@@ -399,11 +490,15 @@ impl EmulatedChain {
         Ok(())
     }
 
-    /// Asks the sidecar to exit and waits for it (at most five seconds, then kills it).
+    /// Asks the sidecar to exit and waits for it (at most five seconds, then kills it). A
+    /// handle from [`Self::connect`] only closes its connection: the shared chain stays up.
     ///
     /// # Errors
     /// Never fails for a sidecar that is already gone.
     pub async fn shutdown(self) -> Result<(), ChainError> {
+        if !self.owns_sidecar() {
+            return Ok(());
+        }
         let _ = self.call::<Value>("shutdown", json!({})).await;
         let child = self.child.lock().ok().and_then(|mut c| c.take());
         if let Some(mut child) = child
@@ -448,8 +543,30 @@ async fn forward_stderr(stderr: tokio::process::ChildStderr, shared: Arc<Shared>
     }
 }
 
-async fn read_replies(
-    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+/// Checks the sidecar's first line: the ready event in this crate's protocol version.
+fn check_ready(first: &str) -> Result<wire::WireLine, ChainError> {
+    let ready: wire::WireLine =
+        serde_json::from_str(first).map_err(|e| ChainError::SidecarProtocol {
+            detail: format!("first line is not JSON ({e}): {first}"),
+        })?;
+    if ready.event.as_deref() != Some("ready") {
+        return Err(ChainError::SidecarProtocol {
+            detail: format!("expected the ready event, got: {first}"),
+        });
+    }
+    if ready.protocol != Some(PROTOCOL_VERSION) {
+        return Err(ChainError::SidecarProtocol {
+            detail: format!(
+                "sidecar speaks protocol {:?}, this crate {PROTOCOL_VERSION}",
+                ready.protocol
+            ),
+        });
+    }
+    Ok(ready)
+}
+
+async fn read_replies<R: AsyncRead + Unpin>(
+    mut lines: tokio::io::Lines<BufReader<R>>,
     shared: Arc<Shared>,
 ) {
     loop {

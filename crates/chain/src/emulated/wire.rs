@@ -323,6 +323,9 @@ pub(crate) struct WireLine {
     pub(crate) result: Option<serde_json::Value>,
     pub(crate) error: Option<WireError>,
     pub(crate) protocol: Option<u32>,
+    /// The TCP address the sidecar serves, when started with `COCOON_SIDECAR_LISTEN`.
+    #[serde(default)]
+    pub(crate) listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
