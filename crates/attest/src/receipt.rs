@@ -153,7 +153,9 @@ impl Receipt {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AttestError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4)? != MAGIC {
-            return Err(AttestError::ReceiptMalformed("not a receipt (bad magic)".into()));
+            return Err(AttestError::ReceiptMalformed(
+                "not a receipt (bad magic)".into(),
+            ));
         }
         let version = r.take(1)?[0];
         if version != VERSION {
@@ -360,9 +362,8 @@ mod tests {
         for i in positions {
             let mut m = bytes.clone();
             m[i] ^= 0x01;
-            let outcome = Receipt::from_bytes(&m).and_then(|r| {
-                r.verify(&Policy::local_simulated(), &EvidenceVerifier::default())
-            });
+            let outcome = Receipt::from_bytes(&m)
+                .and_then(|r| r.verify(&Policy::local_simulated(), &EvidenceVerifier::default()));
             assert!(outcome.is_err(), "flipping byte {i} went unnoticed");
         }
     }
