@@ -211,7 +211,8 @@ mod tests {
             .metadata("types", WriteValue::I32Array(vec![1, 3]))
             .metadata("scores", WriteValue::F32Array(vec![0.5, -1.0]));
         w.tensor_f32("a", &[3], &[1.0, 2.0, 3.0]).unwrap();
-        w.tensor("b", GgmlType::Q8_0, &[32, 2], vec![0; 68]).unwrap();
+        w.tensor("b", GgmlType::Q8_0, &[32, 2], vec![0; 68])
+            .unwrap();
         assert!(w.tensor("c", GgmlType::Q8_0, &[32], vec![0; 33]).is_err());
         let g = Gguf::parse(w.finish()).unwrap();
         assert_eq!(g.get_str("general.architecture").unwrap(), "qwen2");
@@ -224,7 +225,10 @@ mod tests {
             g.get_array("types").unwrap().to_i64_vec().unwrap(),
             vec![1, 3]
         );
-        assert_eq!(g.tensor("a").unwrap().to_f32_vec().unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(
+            g.tensor("a").unwrap().to_f32_vec().unwrap(),
+            [1.0, 2.0, 3.0]
+        );
         let b = g.tensor("b").unwrap();
         assert_eq!(b.dims(), &[32, 2]);
         assert_eq!(b.data().len(), 68);

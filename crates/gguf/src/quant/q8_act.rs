@@ -284,7 +284,10 @@ mod tests {
             let mut total = 0.0;
             for (&qi, &v) in block.q.iter().zip(xs) {
                 let back = f32::from(qi) * block.scale;
-                assert!((back - v).abs() <= block.scale * 0.5 + 1e-6, "{back} vs {v}");
+                assert!(
+                    (back - v).abs() <= block.scale * 0.5 + 1e-6,
+                    "{back} vs {v}"
+                );
                 total += back;
             }
             assert!((total - block.sum).abs() < 1e-4);
