@@ -15,9 +15,8 @@ use crate::state::{WorkerHandle, WorkerState};
 
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerState>) {
     // Every answer says what this worker's attestation is; `simulated` must never go unnoticed.
-    let attestation =
-        HeaderValue::from_str(state.tls.identity().evidence_kind().as_token())
-            .unwrap_or(HeaderValue::from_static("unknown"));
+    let attestation = HeaderValue::from_str(state.tls.identity().evidence_kind().as_token())
+        .unwrap_or(HeaderValue::from_static("unknown"));
     let handle = WorkerHandle::new(state);
     let app = Router::new()
         .route("/stats", get(stats))
