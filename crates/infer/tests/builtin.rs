@@ -89,7 +89,7 @@ fn greedy_plain_continuation_matches_reference() {
 #[test]
 fn incremental_decoding_equals_one_pass_prefill() {
     let Some(model) = model() else { return };
-    let llama = model.llama();
+    let llama = model;
     let ids = model.encode_text("The quick brown fox jumps").unwrap();
     let mut whole = llama.new_cache();
     let full = llama.forward(&ids, &mut whole).unwrap();

