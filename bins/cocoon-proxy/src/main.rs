@@ -1,9 +1,14 @@
-//! The `cocoon-proxy` executable: flags and config file in, a running proxy out.
+//! The `cocoon-proxy` executable: flags and config file in, a running proxy out; and
+//! `cocoon-proxy ledger …` to audit and list the books of a proxy, running or not.
+
+mod chain_ops;
+
+mod ledger;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cocoon_proxy::{Proxy, ProxyConfig};
 
 /// COCOON proxy: accepts workers and clients, routes requests, meters and prices them.
@@ -14,7 +19,7 @@ use cocoon_proxy::{Proxy, ProxyConfig};
 #[command(name = "cocoon-proxy", version)]
 struct Args {
     /// TOML configuration file.
-    #[arg(long, env = "COCOON_PROXY_CONFIG")]
+    #[arg(long, env = "COCOON_PROXY_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Address workers connect to (default 127.0.0.1:11001).
     #[arg(long, env = "COCOON_PROXY_WORKER_LISTEN")]
@@ -29,20 +34,40 @@ struct Args {
     #[arg(long, env = "COCOON_PROXY_POW_DIFFICULTY")]
     pow_difficulty: Option<i32>,
     /// Local mode: SIMULATED attestation (no TEE; simulated workers accepted), emulated chain
-    /// (clients register without a chain and get --local-deposit), test network, low
-    /// proof-of-work difficulty. Never for production.
-    #[arg(long, env = "COCOON_PROXY_LOCAL")]
+    /// (clients register without a chain and get --local-deposit once), test network, low
+    /// proof-of-work difficulty, books in DATA_DIR/local-ledger.sqlite. Never for production.
+    #[arg(long, env = "COCOON_PROXY_LOCAL", global = true)]
     local: bool,
     /// NanoTON credited to each new client in local mode (default 1000 TON).
     #[arg(long, env = "COCOON_PROXY_LOCAL_DEPOSIT")]
     local_deposit: Option<u64>,
+    /// The ledger: an SQLite file path (or sqlite:PATH) or postgres://user:pass@host:port/db
+    /// (default: DATA_DIR/ledger.sqlite).
+    #[arg(long, env = "COCOON_PROXY_LEDGER_URL", global = true)]
+    ledger_url: Option<String>,
+    /// Directory of the proxy's files (default: $XDG_DATA_HOME/cocoon/proxy, else
+    /// ~/.local/share/cocoon/proxy).
+    #[arg(long, env = "COCOON_PROXY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
     /// JSON attestation policy workers must satisfy (allow-lists of image hashes, MRTD, RTMRs,
     /// SNP measurements, minimum TCB); replaces the preset.
     #[arg(long, env = "COCOON_PROXY_POLICY_FILE")]
     policy_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "COCOON_LOG_JSON")]
+    #[arg(long, env = "COCOON_LOG_JSON", global = true)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Reads the books (the same ledger the proxy would open), beside a running proxy or not;
+    /// never writes.
+    Ledger {
+        #[command(subcommand)]
+        action: ledger::Action,
+    },
 }
 
 fn load(args: &Args) -> Result<ProxyConfig, String> {
@@ -75,30 +100,55 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
         config.worker_pow_difficulty = v;
         config.client_pow_difficulty = v;
     }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = Some(v.clone());
+    }
+    if let Some(v) = &args.ledger_url {
+        config.ledger_url = Some(v.clone());
+    }
+    if config.ledger_url.is_none() {
+        config.ledger_url = Some(ledger::default_file(&config, args.local)?);
+    }
     Ok(config)
+}
+
+async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
+    if let Some(url) = &config.ledger_url {
+        ledger::prepare(url)?;
+    }
+    let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
+    if args.local {
+        tracing::warn!("LOCAL MODE: emulated chain, free client deposits; not for production");
+    }
+    let addr = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.to_string());
+    println!(
+        "cocoon-proxy: workers on {}, clients on {}, stats on http://{}",
+        addr(proxy.worker_addr()),
+        addr(proxy.client_addr()),
+        addr(proxy.stats_addr())
+    );
+    proxy
+        .run(cocoon_net::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if let Some(code) = chain_ops::dispatch().await {
+        return code;
+    }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
     let result = async {
         let config = load(&args)?;
-        let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
-        if args.local {
-            tracing::warn!("LOCAL MODE: emulated chain, free client deposits; not for production");
+        match &args.command {
+            None => serve(&args, config).await,
+            Some(Command::Ledger { action }) => {
+                let url = config.ledger_url.as_deref().unwrap_or_default();
+                ledger::run(url, action).await
+            }
         }
-        let addr = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.to_string());
-        println!(
-            "cocoon-proxy: workers on {}, clients on {}, stats on http://{}",
-            addr(proxy.worker_addr()),
-            addr(proxy.client_addr()),
-            addr(proxy.stats_addr())
-        );
-        proxy
-            .run(cocoon_net::shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
     }
     .await;
     cocoon_cli::exit_status("cocoon-proxy", result)

@@ -143,6 +143,14 @@ pub enum MarketError {
         detail: String,
     },
 
+    /// Opening a store for inspection found no ledger where it was pointed.
+    #[error("no ledger store: {0}")]
+    StoreNotFound(String),
+
+    /// A write was asked of a store opened for inspection only.
+    #[error("the ledger store was opened for inspection: it refuses writes")]
+    ReadOnlyStore,
+
     /// A stored value breaks the schema's rules (a negative amount, a hash of the wrong size).
     #[error("corrupt ledger store: {0}")]
     CorruptStore(String),

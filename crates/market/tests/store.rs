@@ -892,6 +892,83 @@ async fn reopen_keeps_the_books(h: Harness) {
     h.finish().await;
 }
 
+async fn inspection_leaves_the_running_books_alone(h: Harness) {
+    let store = h.open().await;
+    let alice = client(1);
+    let (opened, fresh) = store.fund_new_client(&alice, 1_000_000).await.unwrap();
+    assert!(fresh);
+    assert_eq!(
+        (opened.balance, opened.deposited_nanoton, opened.token_limit),
+        (1_000_000, 1_000_000, 50_000)
+    );
+    // Many first sessions of one client at once: one deposit.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.fund_new_client(&client(2), 500).await.unwrap().1
+        }));
+    }
+    let mut opened_now = 0;
+    for t in tasks {
+        opened_now += usize::from(t.await.unwrap());
+    }
+    assert_eq!(opened_now, 1);
+    assert_eq!(store.client(&client(2)).await.unwrap().unwrap().balance, 500);
+    let receipt = store
+        .charge_request(&alice, &worker(1), rid(1), &charge(100, 50))
+        .await
+        .unwrap();
+    let (again, fresh) = store.fund_new_client(&alice, 1_000_000).await.unwrap();
+    assert!(!fresh);
+    assert_eq!(again.balance, 1_000_000);
+    assert_eq!(again.tokens_used, receipt.request.record.client_tokens_used);
+    // A request in flight while someone inspects the store.
+    let held = store.reserve(&alice, rid(2), 1000).await.unwrap();
+
+    let inspector = LedgerStore::inspect(&h.url).await.unwrap();
+    assert!(inspector.is_read_only() && !store.is_read_only());
+    assert_eq!(inspector.backend(), h.backend);
+    assert_eq!(*inspector.pricing(), PricingParams::default());
+    assert_eq!(inspector.reservations_cleared_at_open(), 0);
+    assert_eq!(inspector.reservations().await.unwrap().len(), 1);
+    assert_eq!(inspector.audit().await.unwrap(), store.audit().await.unwrap());
+    assert_eq!(
+        inspector.charged_requests(0, 10).await.unwrap(),
+        vec![receipt.request.clone()]
+    );
+    assert_eq!(
+        inspector.deposit(&alice, 1).await,
+        Err(MarketError::ReadOnlyStore)
+    );
+    assert_eq!(
+        inspector.fund_new_client(&client(3), 1).await,
+        Err(MarketError::ReadOnlyStore)
+    );
+    assert_eq!(
+        inspector.charge_request(&alice, &worker(1), rid(3), &charge(1, 1)).await,
+        Err(MarketError::ReadOnlyStore)
+    );
+    assert_eq!(
+        inspector.prepare_anchor().await,
+        Err(MarketError::ReadOnlyStore)
+    );
+    inspector.close().await;
+
+    // The reservation survived the inspection and settles as usual.
+    let settled = store
+        .charge_request(&alice, &worker(1), held.request_id(), &charge(10, 10))
+        .await
+        .unwrap();
+    assert!(!settled.replayed);
+    let alice_now = store.client(&alice).await.unwrap().unwrap();
+    assert_eq!(alice_now.reserved_tokens, 0);
+    assert_eq!(alice_now.requests, 2);
+    assert!(store.audit().await.unwrap().is_balanced());
+    store.close().await;
+    h.finish().await;
+}
+
 // ----- both backends -----
 
 macro_rules! on_both_backends {
@@ -928,6 +1005,7 @@ on_both_backends!(
     concurrent_charges_with_duplicates,
     anchoring_while_charging,
     reopen_keeps_the_books,
+    inspection_leaves_the_running_books_alone,
 );
 
 #[tokio::test]
@@ -960,4 +1038,39 @@ async fn bad_urls_are_refused() {
         .await,
         Err(MarketError::Storage { .. })
     ));
+}
+
+#[tokio::test]
+async fn inspecting_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.db");
+    let url = missing.to_string_lossy().into_owned();
+    assert!(matches!(
+        LedgerStore::inspect(&url).await,
+        Err(MarketError::StoreNotFound(_))
+    ));
+    assert!(!missing.exists());
+    assert!(matches!(
+        LedgerStore::inspect(&format!("sqlite:{url}")).await,
+        Err(MarketError::Storage { .. })
+    ));
+    assert!(!missing.exists());
+    assert!(matches!(
+        LedgerStore::inspect("sqlite::memory:").await,
+        Err(MarketError::StoreNotFound(_))
+    ));
+}
+
+#[test]
+fn passwords_are_masked_in_urls() {
+    use cocoon_market::store::redact_url;
+    assert_eq!(
+        redact_url("postgres://cocoon:s3cret@db.internal:5432/ledger?sslmode=require"),
+        "postgres://cocoon:***@db.internal:5432/ledger?sslmode=require"
+    );
+    assert_eq!(
+        redact_url("postgres://cocoon@127.0.0.1/ledger"),
+        "postgres://cocoon@127.0.0.1/ledger"
+    );
+    assert_eq!(redact_url("/var/lib/cocoon/ledger.sqlite"), "/var/lib/cocoon/ledger.sqlite");
 }

@@ -60,15 +60,25 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
         secret_hash: None,
         requests: Arc::new(Mutex::new(HashMap::new())),
     };
-    while let Some(item) = incoming.recv().await {
+    loop {
+        let item = tokio::select! {
+            item = incoming.recv() => item,
+            () = state.shutdown.cancelled() => None,
+        };
+        let Some(item) = item else { break };
         match item {
             Inbound::Query(q) => handle_query(state, q, &mut session).await,
             Inbound::Packet(data) => handle_packet(state, &conn, &session, data).await,
         }
     }
-    // The client is gone: nobody will read the answers of its running requests.
+    // The client is gone (or the proxy stops): nobody will read the answers of its running
+    // requests.
     for (_, token) in lock(&session.requests).drain() {
         token.cancel();
+    }
+    if state.shutdown.is_cancelled() {
+        conn.close();
+        return Err("the proxy is stopping".into());
     }
     Err(conn.close_reason().unwrap_or_else(|| "closed".into()))
 }
@@ -83,20 +93,25 @@ async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut Cl
     };
     let answer: Result<Vec<u8>, (i32, String)> = match message {
         Message::ClientConnectToProxy(c) => connect(state, session, c),
-        Message::ClientAuthorizeWithProxyShort(a) => Ok(authorize_short(state, session, &a.data)),
-        Message::ClientAuthorizeWithProxyLong(_) => Ok(authorize_long(state, session)),
+        Message::ClientAuthorizeWithProxyShort(a) => {
+            Ok(authorize_short(state, session, &a.data).await)
+        }
+        Message::ClientAuthorizeWithProxyLong(_) => Ok(authorize_long(state, session).await),
         Message::ClientGetWorkerTypesV2(_) => Ok(worker_types_v2(state).to_boxed_bytes()),
         Message::ClientGetWorkerTypes(_) => Ok(worker_types(state).to_boxed_bytes()),
         Message::ClientUpdatePaymentStatus(_) => match session_client(session) {
-            Some(client) => {
-                let (used, limit) = client_tokens(state, &client);
-                Ok(client::PaymentStatus {
+            Some(client) => match client_tokens(state, &client).await {
+                Ok((used, limit)) => Ok(client::PaymentStatus {
                     signed_payment: proxy::AnySignedPayment::default(),
                     db_tokens: used,
                     max_tokens: limit,
                 }
-                .to_boxed_bytes())
-            }
+                .to_boxed_bytes()),
+                Err(e) => {
+                    tracing::error!(%client, "cannot read the client's account: {e}");
+                    Err((503, "the proxy's ledger is unavailable".into()))
+                }
+            },
             None => Err((401, "not authorized".into())),
         },
         Message::ClientRequestRefund(_) => {
@@ -131,13 +146,17 @@ fn session_client(session: &ClientSession) -> Option<ClientId> {
     session.owner.clone().map(ClientId)
 }
 
-/// Cumulative adjusted tokens charged to a client and the most it may use.
-pub(crate) fn client_tokens(state: &ProxyState, client: &ClientId) -> (i64, i64) {
-    let ledger = lock(&state.ledger);
+/// Cumulative adjusted tokens charged to a client and the most it may use, from the ledger.
+pub(crate) async fn client_tokens(
+    state: &ProxyState,
+    client: &ClientId,
+) -> Result<(i64, i64), cocoon_market::MarketError> {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    ledger
+    Ok(state
+        .ledger
         .client(client)
-        .map_or((0, 0), |a| (i(a.tokens_used()), i(a.token_limit())))
+        .await?
+        .map_or((0, 0), |a| (i(a.tokens_used), i(a.token_limit))))
 }
 
 fn connect(
@@ -185,7 +204,11 @@ fn connect(
     Ok(reply.to_boxed_bytes())
 }
 
-fn authorize_short(state: &ProxyState, session: &mut ClientSession, secret: &[u8]) -> Vec<u8> {
+async fn authorize_short(
+    state: &ProxyState,
+    session: &mut ClientSession,
+    secret: &[u8],
+) -> Vec<u8> {
     let ok = match session.secret_hash {
         Some(expected) => Sha256::digest(secret).as_slice() == expected.0,
         None => false,
@@ -196,9 +219,10 @@ fn authorize_short(state: &ProxyState, session: &mut ClientSession, secret: &[u8
         ok,
         "secret does not match the registered hash",
     )
+    .await
 }
 
-fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
+async fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
     // Long authorization proves registration on chain; with the emulated chain of local mode
     // registration is immediate.
     let ok = state.config.emulated_registration;
@@ -208,36 +232,55 @@ fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
         ok,
         "on-chain registration is not available on this proxy",
     )
+    .await
 }
 
-fn authorization(state: &ProxyState, session: &mut ClientSession, ok: bool, why: &str) -> Vec<u8> {
+async fn authorization(
+    state: &ProxyState,
+    session: &mut ClientSession,
+    ok: bool,
+    why: &str,
+) -> Vec<u8> {
+    let failed = |code: i32, error: &str| {
+        tl::to_bytes(
+            &client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(
+                client::AuthorizationWithProxyFailed {
+                    error_code: code,
+                    error: error.into(),
+                },
+            ),
+        )
+    };
     let Some(owner) = session.owner.clone().filter(|_| ok) else {
         let error = if session.owner.is_none() {
             "connectToProxy first"
         } else {
             why
         };
-        return tl::to_bytes(
-            &client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(
-                client::AuthorizationWithProxyFailed {
-                    error_code: 401,
-                    error: error.into(),
-                },
-            ),
-        );
+        return failed(401, error);
+    };
+    let id = ClientId(owner);
+    // The client's account: opened (and, on the emulated chain, funded with the configured
+    // deposit) the first time the client authorizes, once for the life of the ledger.
+    let account = match state
+        .ledger
+        .fund_new_client(&id, state.config.emulated_client_deposit)
+        .await
+    {
+        Ok((account, opened)) => {
+            if opened {
+                tracing::info!(client = %id, balance = account.balance, "client account opened");
+            }
+            account
+        }
+        Err(e) => {
+            tracing::error!(client = %id, "cannot open the client's account: {e}");
+            return failed(503, "the proxy's ledger is unavailable");
+        }
     };
     session.authorized = true;
-    let id = ClientId(owner);
-    {
-        let mut ledger = lock(&state.ledger);
-        if ledger.client(&id).is_none() {
-            // Emulated chain: a new client's contract is funded with the configured deposit.
-            if let Err(e) = ledger.deposit(&id, state.config.emulated_client_deposit) {
-                tracing::warn!("could not open the account of {id}: {e}");
-            }
-        }
-    }
-    let (used, limit) = client_tokens(state, &id);
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (used, limit) = (i(account.tokens_used), i(account.token_limit));
     tl::to_bytes(
         &client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(
             client::AuthorizationWithProxySuccess {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cocoon_market::pricing::PricingParams;
@@ -28,10 +29,20 @@ pub struct ProxyConfig {
     pub contract_address: String,
     /// Whether this proxy belongs to a test network (announced to peers).
     pub is_test: bool,
-    /// Prices and token weights.
+    /// Prices and token weights. A ledger remembers the prices it was created with and refuses
+    /// to open with others.
     pub pricing: PricingParams,
-    /// Emulated chain: nanoTON credited to a client the first time it connects. Local mode
-    /// only; with 0 clients need a funded account.
+    /// Where the books are kept: an SQLite file path (or `sqlite:PATH`), or a
+    /// `postgres://user:password@host:port/database` URL. `None` keeps them in memory, lost at
+    /// exit (tests and embedding); the `cocoon-proxy` executable fills in a file under
+    /// `data_dir` instead.
+    pub ledger_url: Option<String>,
+    /// The proxy's own files (the default ledger file). The `cocoon-proxy` executable defaults it
+    /// to `$XDG_DATA_HOME/cocoon/proxy` (`~/.local/share/cocoon/proxy`).
+    pub data_dir: Option<PathBuf>,
+    /// Emulated chain: nanoTON credited to a client the first time it authorizes, once for the
+    /// life of the ledger (a restart does not credit it again). Local mode only; with 0 clients
+    /// need a funded account.
     pub emulated_client_deposit: u64,
     /// Emulated chain: clients may register by long authorization without a chain.
     pub emulated_registration: bool,
@@ -45,6 +56,37 @@ pub struct ProxyConfig {
     /// This proxy's evidence and the policy its workers must satisfy. Clients run by
     /// integrators are not in a TEE: the client port accepts them without evidence.
     pub attestation: AttestationConfig,
+    /// Where the voucher-signing key is kept, and what seals it.
+    pub keys: KeysConfig,
+}
+
+/// Which key source seals the proxy's voucher-signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum KeySourceChoice {
+    /// AMD SEV-SNP derived keys (`/dev/sev-guest`).
+    SevSnp,
+    /// Intel TDX: keys from a key helper that verifies a TD quote.
+    TdxHelper,
+    /// Software keys bound to the simulated measurement: no protection, development only.
+    Simulated,
+}
+
+/// Where the voucher-signing key lives and what seals it (`<data_dir>/voucher-key.sealed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Directory of the sealed key file; `None` uses the proxy's `data_dir`. With neither, a
+    /// fresh key is kept in memory only and changes at every start.
+    pub data_dir: Option<PathBuf>,
+    /// The key source. `None` chooses from the attestation evidence: `simulated` for simulated
+    /// or no evidence, `sev-snp` in an SEV-SNP guest, `tdx-helper` in a TDX guest.
+    pub key_source: Option<KeySourceChoice>,
+    /// Unix socket of the TDX key helper (`tdx-helper` only).
+    pub tdx_helper_socket: Option<PathBuf>,
+    /// The key helper's X25519 public key, 64 hex digits (`tdx-helper` only).
+    pub tdx_helper_public_key: Option<String>,
 }
 
 impl Default for ProxyConfig {
@@ -59,12 +101,15 @@ impl Default for ProxyConfig {
             contract_address: "local-proxy-contract".into(),
             is_test: true,
             pricing: PricingParams::default(),
+            ledger_url: None,
+            data_dir: None,
             emulated_client_deposit: 0,
             emulated_registration: false,
             client_secret_hashes: BTreeMap::new(),
             max_attempts: 3,
             max_request_timeout: Duration::from_secs(600),
             attestation: AttestationConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -84,6 +129,11 @@ impl ProxyConfig {
                     "proof-of-work difficulty {d} outside 0..=64"
                 )));
             }
+        }
+        if self.ledger_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            return Err(ProxyError::Config(
+                "ledger_url is empty: give a file path or a postgres:// URL".into(),
+            ));
         }
         for (owner, hash) in &self.client_secret_hashes {
             let ok = hex::decode(hash).map(|b| b.len() == 32).unwrap_or(false);
@@ -110,4 +160,12 @@ pub enum ProxyError {
     /// This proxy's attestation could not be set up (no TEE, unreadable policy...).
     #[error("attestation: {0}")]
     Attestation(#[from] cocoon_net::NetError),
+    /// The sealed voucher-signing key could not be opened or made: a file sealed under another
+    /// measurement or platform, an altered file, an unreachable key source.
+    #[error("keys at rest: {0}")]
+    Keys(#[from] cocoon_seal::SealError),
+    /// The ledger store could not be opened (unreachable database, prices other than the
+    /// store's, failed migration...).
+    #[error("ledger: {0}")]
+    Ledger(#[from] cocoon_market::MarketError),
 }

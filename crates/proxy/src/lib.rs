@@ -7,6 +7,18 @@
 //! reliability. A worker that fails before its first byte is replaced by another; answers are
 //! relayed part by part, never buffered whole. When a request ends the proxy prices the
 //! metered tokens, charges the client, credits the worker and tells both.
+//!
+//! # Money
+//!
+//! The books live in a [`LedgerStore`](cocoon_market::LedgerStore): an SQLite file or a
+//! PostgreSQL database ([`ProxyConfig::ledger_url`]). Before a request is forwarded, its worst
+//! case is reserved from the client's balance; when it ends, the client's charge, the worker's
+//! credit and the request's record are written in one transaction, keyed by a ledger request id
+//! derived from the client's account and the client's own request id, so a charge made twice is
+//! booked once. The part of the answer that carries the usage reaches the client only after that
+//! transaction committed. A proxy killed at any moment therefore comes back with books in which
+//! every request is charged exactly once or not at all, and every usage a client saw is on them;
+//! the reservations of the requests it was running are dropped when the store is opened again.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -33,21 +45,23 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Validates `config` and binds the proxy's ports.
+    /// Validates `config`, opens the ledger store and binds the proxy's ports.
     pub async fn bind(config: ProxyConfig) -> Result<Self, ProxyError> {
         config.validate()?;
+        let (worker_listen, client_listen, stats_listen) =
+            (config.worker_listen, config.client_listen, config.stats_listen);
+        let state = Arc::new(state::ProxyState::open(config).await?);
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ProxyError::Bind(addr, e))
         };
-        let worker_listener = bind(config.worker_listen).await?;
-        let client_listener = bind(config.client_listen).await?;
-        let stats_listener = match config.stats_listen {
+        let worker_listener = bind(worker_listen).await?;
+        let client_listener = bind(client_listen).await?;
+        let stats_listener = match stats_listen {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        let state = Arc::new(state::ProxyState::new(config)?);
         Ok(Self {
             state,
             worker_listener,
@@ -98,6 +112,8 @@ impl Proxy {
         shutdown.await;
         self.state.shutdown.cancel();
         tasks.abort_all();
+        // Sessions see the cancellation and close their connections; requests still running
+        // release or charge as usual (every charge is committed when it is made).
         Ok(())
     }
 }

@@ -1,6 +1,10 @@
 //! One client request's life at the proxy: reserve balance, pick a worker, forward, move to
 //! another worker if one fails before its first byte, relay the answer part by part, then
 //! price the metered tokens, charge the client, credit the worker and tell both.
+//!
+//! The charge is committed to the ledger store before the part carrying the usage is relayed;
+//! when it cannot be committed that part is withheld and the client gets an error instead, so a
+//! client never sees a usage the books do not hold.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_market::MarketError;
-use cocoon_market::ledger::ChargeOutcome;
 use cocoon_market::pricing::{Coefficient, TokenCounts};
+use cocoon_market::reservation::Reservation;
 use cocoon_market::selection::{Dispatch, Outcome, Unavailability};
 use cocoon_market::{ClientId, RequestId, WorkerAccountId, WorkerId};
 use cocoon_net::Connection;
 use cocoon_protocol::messages::{TokensUsed, client, ext, proxy};
 use cocoon_protocol::tl::{Int256, TlConstructor};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +31,26 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_MAX_COEFFICIENT: u32 = 4000;
 /// Events buffered per request between a worker's connection and the client's.
 const ROUTE_QUEUE: usize = 256;
+
+/// Domain separation of [`ledger_request_id`].
+const LEDGER_REQUEST_DOMAIN: &[u8] = b"cocoon-proxy/ledger-request/v1";
+
+/// The id the ledger books a client's request under: SHA-256 over a domain tag, the client's
+/// account and the client's own request id.
+///
+/// A client draws its request ids itself and another client may draw (or copy) the same one, so
+/// the raw id cannot key the books; scoped to the account it is stable for the whole life of the
+/// request (every attempt on every worker, every retried charge) and distinct between clients.
+pub(crate) fn ledger_request_id(client: &ClientId, request_id: Int256) -> RequestId {
+    let mut h = Sha256::new();
+    h.update(LEDGER_REQUEST_DOMAIN);
+    h.update((client.0.len() as u64).to_be_bytes());
+    h.update(client.0.as_bytes());
+    h.update(request_id.0);
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&h.finalize());
+    RequestId(id)
+}
 
 /// Sends a final error for a request that never reached a worker.
 pub(crate) async fn refuse(conn: &Connection, request_id: Int256, code: i32, message: &str) {
@@ -96,28 +121,52 @@ pub(crate) async fn run(
         return;
     };
     let max_tokens = u64::try_from(q.max_tokens).unwrap_or(0);
-    let reservation = lock(&state.ledger).reserve_for_request(
-        &client,
-        RequestId::from(request_id),
-        max_coefficient,
-        max_tokens,
-        q.query.len() as u64,
-    );
+    let ledger_id = ledger_request_id(&client, request_id);
+    let reservation = state
+        .ledger
+        .reserve_for_request(
+            &client,
+            ledger_id,
+            max_coefficient,
+            max_tokens,
+            q.query.len() as u64,
+        )
+        .await;
     let reservation = match reservation {
         Ok(r) => r,
-        Err(MarketError::InsufficientBalance {
-            needed_tokens,
-            available_tokens,
-        }) => {
-            c.no_balance.fetch_add(1, Ordering::Relaxed);
-            let msg = format!(
-                "insufficient balance: request may cost {needed_tokens} tokens, {available_tokens} available"
-            );
-            refuse(&conn, request_id, 402, &msg).await;
-            return;
-        }
         Err(e) => {
-            refuse(&conn, request_id, 400, &e.to_string()).await;
+            let (code, message) = match e {
+                MarketError::InsufficientBalance {
+                    needed_tokens,
+                    available_tokens,
+                } => {
+                    c.no_balance.fetch_add(1, Ordering::Relaxed);
+                    (
+                        402,
+                        format!(
+                            "insufficient balance: request may cost {needed_tokens} tokens, \
+                             {available_tokens} available"
+                        ),
+                    )
+                }
+                MarketError::UnknownClient(_) => {
+                    c.no_balance.fetch_add(1, Ordering::Relaxed);
+                    (402, "no account at this proxy: fund the client contract".into())
+                }
+                MarketError::ClientClosed(_) => (
+                    403,
+                    "the refund of this client was granted: its channel is closed".into(),
+                ),
+                MarketError::DuplicateReservation(_) | MarketError::RequestAlreadyCharged(_) => {
+                    (409, "request id already used".into())
+                }
+                MarketError::Storage { .. } | MarketError::CorruptStore(_) => {
+                    tracing::error!(request = %request_id, "cannot reserve: {e}");
+                    (503, "the proxy's ledger is unavailable".into())
+                }
+                other => (400, other.to_string()),
+            };
+            refuse(&conn, request_id, code, &message).await;
             return;
         }
     };
@@ -160,7 +209,7 @@ pub(crate) async fn run(
             () = tokio::time::sleep_until(deadline.into()) => {
                 cancel_on_worker(&attempt).await;
                 finish_attempt(&state, &attempt, Outcome::Failure);
-                let _ = lock(&state.ledger).release(&client, reservation);
+                release(&state, &client, reservation).await;
                 c.timed_out.fetch_add(1, Ordering::Relaxed);
                 refuse(&conn, request_id, 504, "no answer from the worker in time").await;
                 return;
@@ -168,7 +217,7 @@ pub(crate) async fn run(
             () = cancel.cancelled() => {
                 cancel_on_worker(&attempt).await;
                 finish_attempt(&state, &attempt, Outcome::Cancelled);
-                let _ = lock(&state.ledger).release(&client, reservation);
+                release(&state, &client, reservation).await;
                 c.cancelled.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -190,7 +239,7 @@ pub(crate) async fn run(
                 };
                 finish_attempt(&state, &attempt, outcome);
                 if !retryable {
-                    let _ = lock(&state.ledger).release(&client, reservation);
+                    release(&state, &client, reservation).await;
                     c.failed.fetch_add(1, Ordering::Relaxed);
                     refuse(&conn, request_id, code, &message).await;
                     return;
@@ -207,7 +256,7 @@ pub(crate) async fn run(
         }
     };
     let (Some(mut attempt), Some((answer, final_info))) = (attempt, first) else {
-        let _ = lock(&state.ledger).release(&client, reservation);
+        release(&state, &client, reservation).await;
         let (code, message) = match (last_error, unavailable) {
             (Some((429, message)), _) => (429, format!("no worker could answer: {message}")),
             (Some((_, message)), _) => (502, format!("no worker could answer: {message}")),
@@ -347,9 +396,28 @@ pub(crate) async fn run(
         cancel_on_worker(&attempt).await;
     }
     finish_attempt(&state, &attempt, outcome);
-    let usage = usage.unwrap_or_default();
-    let charged = charge(&state, &client, &attempt, request_id, &usage, reservation);
+    let mut usage = usage.unwrap_or_default();
+    let (charged, charge_error) = match charge(
+        &state,
+        &client,
+        &attempt,
+        ledger_id,
+        &usage,
+        reservation,
+    )
+    .await
+    {
+        Ok(charged) => (charged, None),
+        Err(message) => {
+            // Nobody paid for this answer: its end, which would show the usage, is withheld,
+            // and no usage is reported.
+            held = None;
+            usage = TokensUsed::default();
+            (None, Some(message))
+        }
+    };
     match &ending {
+        _ if charge_error.is_some() => c.failed.fetch_add(1, Ordering::Relaxed),
         Ending::Finished(_) => c.succeeded.fetch_add(1, Ordering::Relaxed),
         Ending::FailedMidway { .. } => c.failed.fetch_add(1, Ordering::Relaxed),
         Ending::Cancelled => c.cancelled.fetch_add(1, Ordering::Relaxed),
@@ -396,7 +464,12 @@ pub(crate) async fn run(
             let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
         }
         Ending::TimedOut => refuse(&conn, request_id, 504, "request timed out").await,
-        Ending::Finished(_) | Ending::Cancelled => {}
+        Ending::Finished(_) => {
+            if let Some(message) = charge_error {
+                refuse(&conn, request_id, 503, &message).await;
+            }
+        }
+        Ending::Cancelled => {}
     }
     if let Some(charged) = charged {
         notify_payment(&conn, &attempt, &client, request_id, charged).await;
@@ -564,14 +637,27 @@ struct Charged {
     worker_tokens_earned: u64,
 }
 
-fn charge(
+/// Gives a reservation back; a failure is logged (the hold goes away with the next restart).
+async fn release(state: &ProxyState, client: &ClientId, reservation: Reservation) {
+    if let Err(e) = state.ledger.release(client, reservation).await {
+        tracing::warn!(
+            request = %reservation.request_id(),
+            "cannot release a reservation: {e}"
+        );
+    }
+}
+
+/// Prices the metered tokens and books the request: `Ok(None)` when there is nothing to charge,
+/// `Err` with the message for the client when the charge could not be booked (the reservation
+/// is then given back).
+async fn charge(
     state: &ProxyState,
     client: &ClientId,
     attempt: &Attempt,
-    request_id: Int256,
+    ledger_id: RequestId,
     usage: &TokensUsed,
-    reservation: cocoon_market::reservation::Reservation,
-) -> Option<Charged> {
+    reservation: Reservation,
+) -> Result<Option<Charged>, String> {
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let counts = TokenCounts {
         prompt: u(usage.prompt_tokens_used),
@@ -579,38 +665,46 @@ fn charge(
         completion: u(usage.completion_tokens_used),
         reasoning: u(usage.reasoning_tokens_used),
     };
-    let mut ledger = lock(&state.ledger);
     if counts == TokenCounts::default() {
-        let _ = ledger.release(client, reservation);
-        return None;
+        release(state, client, reservation).await;
+        return Ok(None);
     }
-    let charge = match ledger.pricing().charge(&counts, attempt.coefficient) {
+    let charge = match state.ledger.pricing().charge(&counts, attempt.coefficient) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("cannot price request {request_id}: {e}");
-            let _ = ledger.release(client, reservation);
-            return None;
+            tracing::error!(request = %ledger_id, "cannot price the worker's usage: {e}");
+            release(state, client, reservation).await;
+            return Err(format!("the worker's usage cannot be priced: {e}"));
         }
     };
-    match ledger.charge_request(
-        client,
-        &WorkerAccountId(attempt.owner.clone()),
-        RequestId::from(request_id),
-        &charge,
-    ) {
-        Ok(ChargeOutcome::Charged(record)) => Some(Charged {
-            adjusted_tokens: record.adjusted_tokens,
-            prompt_cost: charge.usage_costs().prompt_total_cost,
-            completion_cost: charge.usage_costs().completion_total_cost,
-            total_cost: record.client_cost,
-            client_tokens_used: record.client_tokens_used,
-            worker_tokens_earned: record.worker_tokens_earned,
-        }),
-        Ok(_) => None,
+    let worker = WorkerAccountId(attempt.owner.clone());
+    match state
+        .ledger
+        .charge_request(client, &worker, ledger_id, &charge)
+        .await
+    {
+        Ok(receipt) => {
+            if receipt.replayed {
+                // Cannot happen for a fresh reservation; if it does, the first charge stands.
+                tracing::warn!(request = %ledger_id, "request was already charged");
+            }
+            let record = &receipt.request.record;
+            let costs = charge.usage_costs();
+            Ok(Some(Charged {
+                adjusted_tokens: record.adjusted_tokens,
+                prompt_cost: costs.prompt_total_cost,
+                completion_cost: costs.completion_total_cost,
+                total_cost: record.client_cost,
+                client_tokens_used: record.client_tokens_used,
+                worker_tokens_earned: record.worker_tokens_earned,
+            }))
+        }
         Err(e) => {
-            tracing::error!("cannot charge request {request_id}: {e}");
-            let _ = ledger.release(client, reservation);
-            None
+            tracing::error!(request = %ledger_id, "cannot charge: {e}");
+            // Nothing was booked (or, if the commit's outcome was lost, the request is charged
+            // and the release finds no reservation): either way the books stay whole.
+            release(state, client, reservation).await;
+            Err("the proxy could not record the charge; the answer is withheld".into())
         }
     }
 }
@@ -645,4 +739,28 @@ async fn notify_payment(
         .worker_conn
         .send_packet(Bytes::from(to_worker.to_boxed_bytes()))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_ids_are_stable_and_scoped_to_the_client() {
+        let id = Int256([7; 32]);
+        let alice = ClientId("alice".into());
+        let a = ledger_request_id(&alice, id);
+        assert_eq!(a, ledger_request_id(&alice, id));
+        assert_ne!(a, ledger_request_id(&ClientId("bob".into()), id));
+        assert_ne!(a, ledger_request_id(&alice, Int256([8; 32])));
+        assert_ne!(a.0, id.0);
+        // The account's length is part of the input: shifting bytes between the account and
+        // the request id gives another id.
+        let mut shifted = [7u8; 32];
+        shifted[0] = b'e';
+        assert_ne!(
+            ledger_request_id(&ClientId("alic".into()), Int256(shifted)),
+            a
+        );
+    }
 }

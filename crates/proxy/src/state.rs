@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cocoon_attest::Policy;
-use cocoon_market::WorkerId;
-use cocoon_market::ledger::Ledger;
+use cocoon_market::ledger::LedgerTotals;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
+use cocoon_market::{BackendKind, LedgerStore, MarketError, WorkerId};
 use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
 use cocoon_protocol::tl::Int256;
@@ -66,7 +66,9 @@ pub(crate) struct ProxyState {
     pub(crate) client_tls: TlsEndpoint,
     pub(crate) public_key: Int256,
     pub(crate) selector: Mutex<WorkerSelector>,
-    pub(crate) ledger: Mutex<Ledger>,
+    /// The books: every reservation, charge and credit goes through the store (cheap to clone,
+    /// async, one transaction per call).
+    pub(crate) ledger: LedgerStore,
     pub(crate) workers: Mutex<HashMap<WorkerId, WorkerLink>>,
     pub(crate) next_worker: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
@@ -89,8 +91,8 @@ pub(crate) struct Counters {
 }
 
 impl ProxyState {
-    pub(crate) fn new(config: ProxyConfig) -> Result<Self, ProxyError> {
-        let ledger = Ledger::new(config.pricing).map_err(|e| ProxyError::Config(e.to_string()))?;
+    pub(crate) async fn open(config: ProxyConfig) -> Result<Self, ProxyError> {
+        let ledger = open_ledger(&config).await?;
         let attestation = &config.attestation;
         let identity = attestation.identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
         let worker_tls = attestation.endpoint(identity.clone())?;
@@ -104,12 +106,12 @@ impl ProxyState {
             identity,
             worker_tls,
             client_tls,
-            public_key: Int256(rand::random()),
+            public_key: Int256(voucher_key(&config)?.verifying_key().to_bytes()),
             selector: Mutex::new(
                 WorkerSelector::new(SelectionConfig::default())
                     .map_err(|e| ProxyError::Config(e.to_string()))?,
             ),
-            ledger: Mutex::new(ledger),
+            ledger,
             workers: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),
             clients_connected: AtomicU64::new(0),
@@ -119,6 +121,136 @@ impl ProxyState {
             config,
         })
     }
+}
+
+/// Opens the configured ledger store and says what it holds.
+async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
+    let url = config.ledger_url.as_deref().unwrap_or("sqlite::memory:");
+    let ledger = LedgerStore::connect(url, config.pricing).await?;
+    if config.ledger_url.is_none() {
+        tracing::warn!("the ledger is kept in memory: its books are lost when the proxy stops");
+    }
+    let totals = ledger.totals().await?;
+    tracing::info!(
+        ledger = %cocoon_market::store::redact_url(url),
+        backend = ?ledger.backend(),
+        requests = totals.requests,
+        client_charged = %totals.client_charged,
+        worker_credited = %totals.worker_credited,
+        proxy_commission = %totals.proxy_commission,
+        dropped_reservations = ledger.reservations_cleared_at_open(),
+        "ledger open"
+    );
+    Ok(ledger)
+}
+
+/// The voucher-signing key, from `<data dir>/voucher-key.sealed` (made on first start), sealed
+/// under the configured key source; a fresh in-memory key when there is no data directory.
+fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
+    use crate::config::KeySourceChoice;
+    use cocoon_attest::tsm::{ConfigfsTsm, PROVIDER_SEV, PROVIDER_TDX};
+    use cocoon_seal::{KeyPurpose, KeySource, SealedKeyFile, SecretKind, SystemRng};
+
+    /// TD quotes through configfs-tsm, for the TDX key helper.
+    struct TsmQuotes(ConfigfsTsm);
+    impl cocoon_seal::TdQuoteSource for TsmQuotes {
+        fn td_quote(
+            &self,
+            report_data: &[u8; 64],
+        ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+            let report = self.0.report(report_data)?;
+            if report.provider != PROVIDER_TDX {
+                return Err(format!("configfs-tsm provider is {}, not TDX", report.provider).into());
+            }
+            Ok(report.outblob)
+        }
+    }
+
+    let keys = &config.keys;
+    let Some(dir) = keys.data_dir.as_ref().or(config.data_dir.as_ref()) else {
+        tracing::warn!("no data directory: the voucher-signing key changes at every start");
+        return Ok(ed25519_dalek::SigningKey::from_bytes(&rand::random()));
+    };
+    let attestation = &config.attestation;
+    let tsm = || match &attestation.tsm_root {
+        Some(root) => ConfigfsTsm::with_root(root),
+        None => ConfigfsTsm::new(),
+    };
+    let choice = match (keys.key_source, attestation.evidence) {
+        (Some(choice), _) => choice,
+        (None, cocoon_net::EvidenceSource::ConfigfsTsm) => {
+            let report = tsm().report(&[0u8; 64]).map_err(|e| {
+                ProxyError::Config(format!(
+                    "cannot ask configfs-tsm which TEE this is ({e}); set keys.key_source"
+                ))
+            })?;
+            match report.provider.as_str() {
+                PROVIDER_SEV => KeySourceChoice::SevSnp,
+                PROVIDER_TDX => KeySourceChoice::TdxHelper,
+                other => {
+                    return Err(ProxyError::Config(format!(
+                        "unknown configfs-tsm provider {other}; set keys.key_source"
+                    )));
+                }
+            }
+        }
+        (None, _) => KeySourceChoice::Simulated,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ProxyError::Config(format!("cannot create data directory {}: {e}", dir.display()))
+    })?;
+    let source: Box<dyn KeySource> = match choice {
+        KeySourceChoice::Simulated => {
+            let measurement = cocoon_attest::SimulatedAttester::new()
+                .measurements()
+                .image_hash();
+            Box::new(cocoon_seal::SimulatedKeySource::load_or_create(
+                &dir.join("simulated-platform-secret"),
+                measurement.as_bytes(),
+                &mut SystemRng,
+            )?)
+        }
+        KeySourceChoice::SevSnp => Box::new(cocoon_seal::SevSnpKeySource::open(
+            cocoon_seal::SnpKeyPolicy::default(),
+        )?),
+        KeySourceChoice::TdxHelper => {
+            let (Some(socket), Some(helper_key)) = (
+                keys.tdx_helper_socket.clone(),
+                keys.tdx_helper_public_key
+                    .as_deref()
+                    .and_then(|h| hex::decode(h.trim()).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            ) else {
+                return Err(ProxyError::Config(
+                    "tdx-helper needs keys.tdx_helper_socket and keys.tdx_helper_public_key \
+                     (64 hex digits)"
+                        .into(),
+                ));
+            };
+            Box::new(cocoon_seal::TdxHelperKeySource::new(
+                socket,
+                helper_key.into(),
+                TsmQuotes(tsm()),
+            ))
+        }
+    };
+    let opened = SealedKeyFile::open_or_create(
+        &dir.join("voucher-key.sealed"),
+        source.as_ref(),
+        KeyPurpose::VOUCHER_KEY,
+        SecretKind::Ed25519Seed,
+        &mut SystemRng,
+    )?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&opened.secret);
+    tracing::info!(
+        key_source = %source.kind(),
+        simulated = source.is_simulated(),
+        data_dir = %dir.display(),
+        voucher_key = if opened.created { "created" } else { "opened" },
+        public_key = %hex::encode(key.verifying_key().as_bytes()),
+        "voucher-signing key at rest"
+    );
+    Ok(key)
 }
 
 /// Accepts connections on `listener` for as long as the proxy runs, serving each in its own
@@ -174,6 +306,8 @@ pub struct WorkerView {
     pub attestation: String,
     /// Image hash its evidence measured.
     pub image_hash: Option<String>,
+    /// X25519 sealing key in its attested claims (v1 claims only), hex.
+    pub sealing_public_key: Option<String>,
     /// Selection statistics.
     pub stats: Option<cocoon_market::selection::WorkerStats>,
 }
@@ -205,8 +339,13 @@ pub struct ProxySnapshot {
     pub timed_out: u64,
     /// Answer bytes relayed.
     pub bytes_relayed: u64,
-    /// The books.
-    pub ledger: cocoon_market::ledger::LedgerTotals,
+    /// The ledger's database: `sqlite` or `postgres`.
+    pub ledger_backend: String,
+    /// The books' totals, read from the ledger store (`None` when it could not be read; see
+    /// `ledger_error`).
+    pub ledger: Option<LedgerTotals>,
+    /// Why the totals could not be read.
+    pub ledger_error: Option<String>,
     /// Seconds since start.
     pub uptime_secs: f64,
 }
@@ -216,25 +355,18 @@ impl ProxyHandle {
         Self { state }
     }
 
-    /// The proxy's state now.
-    pub fn snapshot(&self) -> ProxySnapshot {
+    /// The proxy's state now, with the ledger's totals read from the store.
+    pub async fn snapshot(&self) -> ProxySnapshot {
         let s = &self.state;
         let c = &s.counters;
-        let selector = lock(&s.selector);
-        let now = Instant::now();
-        let mut workers: Vec<WorkerView> = lock(&s.workers)
-            .iter()
-            .map(|(id, w)| WorkerView {
-                id: id.0,
-                model: w.model.clone(),
-                owner: w.owner.clone(),
-                version: w.version,
-                attestation: w.peer.evidence_kind.as_token().to_owned(),
-                image_hash: w.peer.image_hash.map(|h| h.to_string()),
-                stats: selector.worker_stats(*id, now),
-            })
-            .collect();
-        workers.sort_by_key(|w| w.id);
+        let workers = self.workers();
+        let (ledger, ledger_error) = match s.ledger.totals().await {
+            Ok(t) => (Some(t), None),
+            Err(e) => {
+                tracing::warn!("cannot read the ledger totals: {e}");
+                (None, Some(e.to_string()))
+            }
+        };
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ProxySnapshot {
             attestation: s.identity.evidence_kind().as_token().to_owned(),
@@ -249,13 +381,58 @@ impl ProxyHandle {
             no_balance: r(&c.no_balance),
             timed_out: r(&c.timed_out),
             bytes_relayed: r(&c.bytes_relayed),
-            ledger: lock(&s.ledger).totals(),
+            ledger_backend: match s.ledger.backend() {
+                BackendKind::Sqlite => "sqlite",
+                BackendKind::Postgres => "postgres",
+            }
+            .to_owned(),
+            ledger,
+            ledger_error,
             uptime_secs: s.started.elapsed().as_secs_f64(),
         }
     }
 
-    /// The ledger's totals.
-    pub fn ledger_totals(&self) -> cocoon_market::ledger::LedgerTotals {
-        lock(&self.state.ledger).totals()
+    /// Public half of the voucher-signing key, announced to workers as `proxy_public_key`.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.state.public_key.0
+    }
+
+    /// The workers connected now, by id.
+    pub fn workers(&self) -> Vec<WorkerView> {
+        let s = &self.state;
+        let selector = lock(&s.selector);
+        let now = Instant::now();
+        let mut workers: Vec<WorkerView> = lock(&s.workers)
+            .iter()
+            .map(|(id, w)| WorkerView {
+                id: id.0,
+                model: w.model.clone(),
+                owner: w.owner.clone(),
+                version: w.version,
+                attestation: w.peer.evidence_kind.as_token().to_owned(),
+                image_hash: w.peer.image_hash.map(|h| h.to_string()),
+                sealing_public_key: w
+                    .peer
+                    .claims
+                    .as_ref()
+                    .and_then(|c| c.extended.as_ref())
+                    .and_then(|x| x.sealing_public_key)
+                    .map(|k| k.to_hex()),
+                stats: selector.worker_stats(*id, now),
+            })
+            .collect();
+        workers.sort_by_key(|w| w.id);
+        workers
+    }
+
+    /// The ledger's totals, read from the store.
+    pub async fn ledger_totals(&self) -> Result<LedgerTotals, MarketError> {
+        self.state.ledger.totals().await
+    }
+
+    /// The ledger store itself (a clone sharing the proxy's connections), to read accounts and
+    /// request records.
+    pub fn ledger(&self) -> LedgerStore {
+        self.state.ledger.clone()
     }
 }

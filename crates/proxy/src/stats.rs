@@ -38,11 +38,11 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
 }
 
 async fn jsonstats(State(h): State<ProxyHandle>) -> impl IntoResponse {
-    Json(h.snapshot())
+    Json(h.snapshot().await)
 }
 
 async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
-    let s = h.snapshot();
+    let s = h.snapshot().await;
     let mut out = String::new();
     if s.attestation == "simulated" {
         out.push_str(
@@ -51,8 +51,7 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
     }
     out += &format!(
         "cocoon-proxy\nattestation: {}\nclients connected: {}\nrequests: {} (ok {}, failed {}, retried {}, cancelled {}, no worker {}, \
-         no balance {}, timed out {})\nbytes relayed: {}\nledger: {} requests, clients charged {} nanoTON, workers \
-         credited {} nanoTON, commission {} nanoTON, shortfall {} nanoTON\nuptime: {:.0} s\nworkers: {}\n",
+         no balance {}, timed out {})\nbytes relayed: {}\nledger ({}): {}\nuptime: {:.0} s\nworkers: {}\n",
         s.attestation,
         s.clients_connected,
         s.requests,
@@ -64,11 +63,15 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.no_balance,
         s.timed_out,
         s.bytes_relayed,
-        s.ledger.requests,
-        s.ledger.client_charged,
-        s.ledger.worker_credited,
-        s.ledger.proxy_commission,
-        s.ledger.shortfall,
+        s.ledger_backend,
+        match (&s.ledger, &s.ledger_error) {
+            (Some(t), _) => format!(
+                "{} requests, clients charged {} nanoTON, workers credited {} nanoTON, \
+                 commission {} nanoTON, shortfall {} nanoTON",
+                t.requests, t.client_charged, t.worker_credited, t.proxy_commission, t.shortfall
+            ),
+            (None, e) => format!("unreadable: {}", e.as_deref().unwrap_or("unknown error")),
+        },
         s.uptime_secs,
         s.workers.len(),
     );
@@ -98,7 +101,7 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
 }
 
 async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
-    let s = h.snapshot();
+    let s = h.snapshot().await;
     let mut m = MetricsText::new();
     let f = |v: u64| v as f64;
     m.metric(
@@ -168,23 +171,44 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.workers.len() as f64,
     )
     .metric(
-        "cocoon_proxy_client_charged_nanoton_total",
-        MetricKind::Counter,
-        "NanoTON charged.",
-        s.ledger.client_charged as f64,
-    )
-    .metric(
-        "cocoon_proxy_worker_credited_nanoton_total",
-        MetricKind::Counter,
-        "NanoTON credited.",
-        s.ledger.worker_credited as f64,
-    )
-    .metric(
-        "cocoon_proxy_commission_nanoton_total",
-        MetricKind::Counter,
-        "NanoTON commission.",
-        s.ledger.proxy_commission as f64,
+        "cocoon_proxy_ledger_up",
+        MetricKind::Gauge,
+        "1 when the ledger store answered.",
+        if s.ledger.is_some() { 1.0 } else { 0.0 },
     );
+    // Left out while the store does not answer, rather than reported as a reset to zero.
+    if let Some(ledger) = &s.ledger {
+        m.metric(
+            "cocoon_proxy_ledger_requests_total",
+            MetricKind::Counter,
+            "Requests charged in the ledger.",
+            ledger.requests as f64,
+        )
+        .metric(
+            "cocoon_proxy_client_charged_nanoton_total",
+            MetricKind::Counter,
+            "NanoTON charged.",
+            ledger.client_charged as f64,
+        )
+        .metric(
+            "cocoon_proxy_worker_credited_nanoton_total",
+            MetricKind::Counter,
+            "NanoTON credited.",
+            ledger.worker_credited as f64,
+        )
+        .metric(
+            "cocoon_proxy_commission_nanoton_total",
+            MetricKind::Counter,
+            "NanoTON commission.",
+            ledger.proxy_commission as f64,
+        )
+        .metric(
+            "cocoon_proxy_shortfall_nanoton_total",
+            MetricKind::Counter,
+            "NanoTON clients used but could not pay.",
+            ledger.shortfall as f64,
+        );
+    }
     let per_worker = |pick: &dyn Fn(&cocoon_market::selection::WorkerStats) -> f64| {
         s.workers
             .iter()

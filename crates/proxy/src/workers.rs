@@ -53,7 +53,11 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Stri
     let mut params: Option<(worker::Params, i32)> = None;
     let mut registered: Option<WorkerId> = None;
     let result = loop {
-        let Some(item) = incoming.recv().await else {
+        let item = tokio::select! {
+            item = incoming.recv() => item,
+            () = state.shutdown.cancelled() => break Err("the proxy is stopping".into()),
+        };
+        let Some(item) = item else {
             break Err(conn.close_reason().unwrap_or_else(|| "closed".into()));
         };
         match item {
@@ -122,7 +126,13 @@ async fn handle_query(
                 let _ = q.fail(400, "connectToProxy first").await;
                 return Err("compareBalance before connectToProxy".into());
             };
-            let earned = worker_tokens(state, &p.worker_owner_address);
+            let earned = match worker_tokens(state, &p.worker_owner_address).await {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = q.fail(503, "the proxy's ledger is unavailable").await;
+                    return Err(format!("cannot read the worker's account: {e}"));
+                }
+            };
             worker::CompareBalanceWithProxyResult {
                 signed_payment: proxy::AnySignedPayment::default(),
                 tokens_committed_to_db: earned,
@@ -146,7 +156,14 @@ async fn handle_query(
                 .as_ref()
                 .map(|(p, _)| p.worker_owner_address.clone())
                 .unwrap_or_default();
-            let earned = worker_tokens(state, &owner);
+            let earned = match worker_tokens(state, &owner).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(%owner, "cannot read the worker's account: {e}");
+                    let _ = q.fail(503, "the proxy's ledger is unavailable").await;
+                    return Ok(());
+                }
+            };
             worker::PaymentStatus {
                 signed_payment: proxy::AnySignedPayment::default(),
                 db_tokens: earned,
@@ -172,13 +189,18 @@ async fn handle_query(
         .map_err(|e| e.to_string())
 }
 
-/// Cumulative adjusted tokens earned by a worker owner (its next payout voucher's value).
-pub(crate) fn worker_tokens(state: &ProxyState, owner: &str) -> i64 {
-    let ledger = lock(&state.ledger);
-    let earned = ledger
+/// Cumulative adjusted tokens earned by a worker owner (its next payout voucher's value), from
+/// the ledger.
+pub(crate) async fn worker_tokens(
+    state: &ProxyState,
+    owner: &str,
+) -> Result<i64, cocoon_market::MarketError> {
+    let earned = state
+        .ledger
         .worker(&WorkerAccountId(owner.to_owned()))
+        .await?
         .map_or(0, |w| w.tokens_earned);
-    i64::try_from(earned).unwrap_or(i64::MAX)
+    Ok(i64::try_from(earned).unwrap_or(i64::MAX))
 }
 
 fn register(

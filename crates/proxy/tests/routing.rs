@@ -68,7 +68,7 @@ async fn worker_with_engine(
     coefficient: i32,
     max_active: usize,
 ) -> (WorkerHandle, Arc<UpstreamEngine>) {
-    let before = net.proxy.snapshot().workers.len();
+    let before = net.proxy.workers().len();
     let mut engine = EngineConfig::new(up.url());
     engine.models = vec![MODEL.into()];
     let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
@@ -85,7 +85,7 @@ async fn worker_with_engine(
     let handle = w.handle();
     tokio::spawn(w.run(std::future::pending::<()>()));
     for _ in 0..200 {
-        if net.proxy.snapshot().workers.len() > before {
+        if net.proxy.workers().len() > before {
             return (handle, engine);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -109,8 +109,8 @@ async fn client(net: &Net) -> Client {
 /// Waits until the proxy sees the only worker in the given state.
 async fn until_worker(net: &Net, enabled: bool, coefficient: u32) {
     for _ in 0..500 {
-        let s = net.proxy.snapshot();
-        if let Some(st) = s.workers.first().and_then(|w| w.stats.as_ref())
+        let workers = net.proxy.workers();
+        if let Some(st) = workers.first().and_then(|w| w.stats.as_ref())
             && st.enabled == enabled
             && st.coefficient.get() == coefficient
         {
@@ -162,7 +162,7 @@ async fn failing_worker_is_retried_elsewhere_then_avoided() {
         );
         assert!(answer.usage.total_cost > 0);
     }
-    let s = net.proxy.snapshot();
+    let s = net.proxy.snapshot().await;
     assert_eq!(s.succeeded, 6);
     assert!(s.retried >= 1, "{s:?}");
     assert!(good.stats().requests >= 6);
@@ -171,7 +171,19 @@ async fn failing_worker_is_retried_elsewhere_then_avoided() {
         "the failing worker kept being chosen: {}",
         bad.stats().requests
     );
-    assert!(s.ledger.client_charged == s.ledger.worker_credited + s.ledger.proxy_commission);
+    let totals = s.ledger.unwrap();
+    assert_eq!(totals.requests, 6);
+    assert_eq!(
+        totals.client_charged,
+        totals.worker_credited + totals.proxy_commission
+    );
+    // Both workers pay into one owner's account: credited once per request, retries included.
+    let records = net.proxy.ledger().charged_requests(0, 100).await.unwrap();
+    assert_eq!(records.len(), 6);
+    let workers = net.proxy.ledger().workers().await.unwrap();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0].requests, 6);
+    assert_eq!(net.proxy.ledger().audit().await.unwrap(), totals);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +278,7 @@ async fn dropping_the_answer_cancels_at_the_engine() {
         (1, 0),
         "the upstream request was not abandoned: {stats:?}"
     );
-    assert_eq!(net.proxy.snapshot().cancelled, 1);
+    assert_eq!(net.proxy.snapshot().await.cancelled, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

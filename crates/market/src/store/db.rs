@@ -69,9 +69,12 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
 }
 
 impl Pools {
-    /// Opens the database `url` names, creating an SQLite file if missing, and runs the
-    /// migrations of its backend.
-    pub(crate) async fn connect(url: &str) -> Result<(Self, BackendKind), MarketError> {
+    /// Opens the database `url` names, creating an SQLite file if missing and `create` is set,
+    /// and runs the migrations of its backend.
+    pub(crate) async fn connect(
+        url: &str,
+        create: bool,
+    ) -> Result<(Self, BackendKind), MarketError> {
         match classify(url)? {
             Target::Postgres => {
                 let options = PgConnectOptions::from_str(url)
@@ -101,14 +104,22 @@ impl Pools {
             Target::SqliteUrl(url) => {
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
-                Self::open_sqlite(
-                    options,
-                    url.contains(":memory:") || url.contains("mode=memory"),
-                )
-                .await
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                if !create && in_memory {
+                    return Err(MarketError::StoreNotFound(format!(
+                        "{url} is a new, empty in-memory database"
+                    )));
+                }
+                Self::open_sqlite(options, in_memory, create).await
             }
             Target::SqliteFile(path) => {
-                Self::open_sqlite(SqliteConnectOptions::new().filename(path), false).await
+                if !create && !path.exists() {
+                    return Err(MarketError::StoreNotFound(format!(
+                        "no ledger file at {}",
+                        path.display()
+                    )));
+                }
+                Self::open_sqlite(SqliteConnectOptions::new().filename(path), false, create).await
             }
         }
     }
@@ -116,9 +127,10 @@ impl Pools {
     async fn open_sqlite(
         options: SqliteConnectOptions,
         in_memory: bool,
+        create: bool,
     ) -> Result<(Self, BackendKind), MarketError> {
         let options = options
-            .create_if_missing(true)
+            .create_if_missing(create)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         let options = if in_memory {

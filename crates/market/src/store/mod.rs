@@ -11,6 +11,8 @@
 //! open. A store remembers the prices it was created with and refuses to open with others.
 //!
 //! One proxy process owns one database: opening it clears every reservation (see below).
+//! [`LedgerStore::inspect`] opens it beside that process, for audits and listings: it creates
+//! nothing, takes the prices from the store, leaves reservations alone and refuses writes.
 //!
 //! # Tables
 //!
@@ -161,6 +163,9 @@ pub struct StoredClient {
     pub anchored_tokens: u64,
     /// Adjusted tokens held by requests in flight.
     pub reserved_tokens: u64,
+    /// The cumulative adjusted-token count the balance covers (`tokens_on_chain + balance /
+    /// price`): the most the client's charge voucher may reach.
+    pub token_limit: u64,
     /// Adjusted tokens a new request may still reserve.
     pub available_tokens: u64,
     /// Cumulative adjusted tokens the client used but could not pay.
@@ -303,6 +308,8 @@ pub struct LedgerStore {
     pricing: PricingParams,
     clock: UnixMillisClock,
     cleared_at_open: u64,
+    /// Opened with [`LedgerStore::inspect`]: every write is refused.
+    read_only: bool,
 }
 
 impl fmt::Debug for LedgerStore {
@@ -340,7 +347,7 @@ macro_rules! write_tx {
     ($store:expr, $context:literal, |$tx:ident| $body:expr) => {{
         let mut attempt = 1u32;
         loop {
-            let mut $tx = $store.pools.begin_write().await?;
+            let mut $tx = $store.begin_write().await?;
             let outcome: Result<_, TxError> = $body;
             match outcome {
                 Ok(value) => match $tx.commit().await {
@@ -439,13 +446,14 @@ impl LedgerStore {
     /// previous process left (see the module docs).
     pub async fn connect(url: &str, pricing: PricingParams) -> Result<Self, MarketError> {
         pricing.validate()?;
-        let (pools, kind) = Pools::connect(url).await?;
+        let (pools, kind) = Pools::connect(url, true).await?;
         let mut store = Self {
             pools,
             kind,
             pricing,
             clock: Arc::new(system_clock),
             cleared_at_open: 0,
+            read_only: false,
         };
         match store.open_books().await {
             Ok(cleared) => store.cleared_at_open = cleared,
@@ -455,6 +463,73 @@ impl LedgerStore {
             }
         }
         Ok(store)
+    }
+
+    /// Opens an existing store to read it while its proxy may be running: unlike
+    /// [`LedgerStore::connect`] it creates nothing (a missing SQLite file is
+    /// [`MarketError::StoreNotFound`]), takes the prices from the store, leaves the reservations
+    /// of requests in flight alone, and refuses every write with [`MarketError::ReadOnlyStore`].
+    /// For audits, listings and backups checks.
+    pub async fn inspect(url: &str) -> Result<Self, MarketError> {
+        let (pools, kind) = Pools::connect(url, false).await?;
+        let mut store = Self {
+            pools,
+            kind,
+            pricing: PricingParams::default(),
+            clock: Arc::new(system_clock),
+            cleared_at_open: 0,
+            read_only: true,
+        };
+        match store.stored_pricing().await {
+            Ok(Some(pricing)) => {
+                store.pricing = pricing;
+                Ok(store)
+            }
+            Ok(None) => {
+                store.close().await;
+                Err(MarketError::StoreNotFound(format!(
+                    "{} holds no ledger (never opened by a proxy)",
+                    redact_url(url)
+                )))
+            }
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether this store was opened with [`LedgerStore::inspect`] and refuses writes.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn begin_write(&self) -> Result<Tx, MarketError> {
+        if self.read_only {
+            return Err(MarketError::ReadOnlyStore);
+        }
+        self.pools.begin_write().await
+    }
+
+    /// The prices recorded when the store was created, if it was.
+    async fn stored_pricing(&self) -> Result<Option<PricingParams>, MarketError> {
+        read_tx!(self, "reading the stored prices", |tx| {
+            async {
+                let row = tx
+                    .fetch_optional(
+                        "SELECT price_per_token, worker_fee_per_token, prompt_multiplier, \
+                         cached_multiplier, completion_multiplier, reasoning_multiplier \
+                         FROM ledger_meta WHERE id = 1",
+                        &[],
+                    )
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some(pricing_from_row(&row)?),
+                    None => None,
+                })
+            }
+            .await
+        })
     }
 
     /// Uses `clock` (Unix milliseconds) for the times written into records instead of the system
@@ -518,18 +593,7 @@ impl LedgerStore {
                     )
                     .await?
                     .ok_or_else(|| MarketError::CorruptStore("ledger_meta has no row".into()))?;
-                let multiplier = |c| {
-                    u32::try_from(row.i64(c)?)
-                        .map_err(|_| MarketError::CorruptStore(format!("{c} out of range")))
-                };
-                let stored = PricingParams {
-                    price_per_token: row.u64("price_per_token")?,
-                    worker_fee_per_token: row.u64("worker_fee_per_token")?,
-                    prompt_multiplier: multiplier("prompt_multiplier")?,
-                    cached_multiplier: multiplier("cached_multiplier")?,
-                    completion_multiplier: multiplier("completion_multiplier")?,
-                    reasoning_multiplier: multiplier("reasoning_multiplier")?,
-                };
+                let stored = pricing_from_row(&row)?;
                 if stored != p {
                     return Err(MarketError::StoredPricingMismatch {
                         stored: Box::new(stored),
@@ -615,6 +679,35 @@ impl LedgerStore {
                 )
                 .await?;
                 Ok(self.with_account(stored, &account, now))
+            }
+            .await
+        })
+    }
+
+    /// Opens a client's account with a first deposit of `nanoton` if it has none; an existing
+    /// account is left as it is. Answers the account and whether it was opened now. One
+    /// transaction, so concurrent first sessions of one client deposit once (an emulated chain
+    /// funds each new client this way, once for the life of the store).
+    pub async fn fund_new_client(
+        &self,
+        client: &ClientId,
+        nanoton: u64,
+    ) -> Result<(StoredClient, bool), MarketError> {
+        let now = self.now()?;
+        let deposit = to_db(nanoton, "client deposit")?;
+        write_tx!(self, "opening a funded client", |tx| {
+            async {
+                let opened = tx
+                    .execute(
+                        "INSERT INTO client_accounts (client_id, balance_nanoton, \
+                         deposited_nanoton, updated_at_ms) VALUES ($1, $2, $2, $3) \
+                         ON CONFLICT (client_id) DO NOTHING",
+                        &[Arg::Text(&client.0), Arg::I64(deposit), Arg::I64(now)],
+                    )
+                    .await?
+                    == 1;
+                let (stored, _) = self.lock_client(&mut tx, client).await?;
+                Ok((stored, opened))
             }
             .await
         })
@@ -1913,6 +2006,7 @@ impl LedgerStore {
             tokens_used: books.tokens_used,
             anchored_tokens: row.u64("anchored_tokens")?,
             reserved_tokens: books.reserved,
+            token_limit: account.token_limit(),
             available_tokens: account.available_tokens(),
             shortfall_tokens: books.shortfall_tokens,
             deposited_nanoton: row.u64("deposited_nanoton")?,
@@ -1931,6 +2025,7 @@ impl LedgerStore {
         stored.stake = account.stake();
         stored.tokens_on_chain = account.tokens_on_chain();
         stored.tokens_used = account.tokens_used();
+        stored.token_limit = account.token_limit();
         stored.available_tokens = account.available_tokens();
         stored.updated_at_ms = u64::try_from(now).unwrap_or(0);
         stored
@@ -1948,6 +2043,37 @@ fn audit_checks(checks: &[(&'static str, u128, u128)]) -> Result<(), MarketError
         }
     }
     Ok(())
+}
+
+fn pricing_from_row(row: &DbRow) -> Result<PricingParams, MarketError> {
+    let multiplier = |c| {
+        u32::try_from(row.i64(c)?)
+            .map_err(|_| MarketError::CorruptStore(format!("{c} out of range")))
+    };
+    Ok(PricingParams {
+        price_per_token: row.u64("price_per_token")?,
+        worker_fee_per_token: row.u64("worker_fee_per_token")?,
+        prompt_multiplier: multiplier("prompt_multiplier")?,
+        cached_multiplier: multiplier("cached_multiplier")?,
+        completion_multiplier: multiplier("completion_multiplier")?,
+        reasoning_multiplier: multiplier("reasoning_multiplier")?,
+    })
+}
+
+/// `url` with its password (if any) masked, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 fn worker_from_row(row: &DbRow) -> Result<StoredWorker, MarketError> {
