@@ -454,6 +454,7 @@ pub(super) fn stream_chunk(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn scan(stop: &[&str], pieces: &[&str]) -> (Vec<String>, bool, String) {
