@@ -66,7 +66,7 @@ async fn start_proxy(ledger_url: &str, worker_addr: SocketAddr, client_addr: Soc
         }
     };
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let running = Running {
+    Running {
         handle: proxy.handle(),
         worker_addr: proxy.worker_addr().unwrap(),
         client_addr: proxy.client_addr().unwrap(),
@@ -79,8 +79,7 @@ async fn start_proxy(ledger_url: &str, worker_addr: SocketAddr, client_addr: Soc
                 .await
                 .unwrap();
         }),
-    };
-    running
+    }
 }
 
 impl Running {
