@@ -2,7 +2,9 @@
 
 Each `Network` runs the fake OpenAI upstream, a proxy in local mode, a worker that forwards to
 the upstream, and a client; every port is chosen free at start, every process is stopped at the
-end. Binaries come from $COCOON_BIN_DIR (default: target/debug of this checkout).
+end. The proxy keeps its books in an SQLite file in the test's temporary directory (or at
+`ledger_url`), so a proxy restarted with `start_proxy()` finds them again. Binaries come from
+$COCOON_BIN_DIR (default: target/debug of this checkout).
 """
 
 import json
@@ -35,10 +37,11 @@ def http_get(url: str, timeout: float = 2.0):
 
 
 class Network:
-    def __init__(self, tmp: Path, upstream_args=(), worker_args=()):
+    def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None):
         self.tmp = tmp
         self.upstream_args = list(upstream_args)
         self.worker_args = list(worker_args)
+        self.proxy_args = list(proxy_args)
         self.procs = {}
         self.ports = {
             "proxy_workers": free_port(),
@@ -47,9 +50,12 @@ class Network:
             "worker_stats": free_port(),
             "client": free_port(),
         }
+        # One ledger per network, never the user's own data directory.
+        self.ledger_url = ledger_url or str(tmp / f"ledger-{self.ports['proxy_clients']}.sqlite")
 
     def _spawn(self, name, args):
-        log = open(self.tmp / f"{name}.log", "wb")
+        # Appended, so that a restarted process's log follows its predecessor's.
+        log = open(self.tmp / f"{name}.log", "ab")
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
         self.procs[name] = proc
@@ -69,16 +75,7 @@ class Network:
         assert m, f"fake upstream did not start: {line!r}"
         self.upstream_url = m.group(1)
         p = self.ports
-        self._spawn(
-            "proxy",
-            [
-                str(BIN_DIR / "cocoon-proxy"), "--local",
-                "--worker-listen", f"127.0.0.1:{p['proxy_workers']}",
-                "--client-listen", f"127.0.0.1:{p['proxy_clients']}",
-                "--stats-listen", f"127.0.0.1:{p['proxy_stats']}",
-            ],
-        )
-        self.wait_http(f"http://127.0.0.1:{p['proxy_stats']}/health", "proxy")
+        self.start_proxy()
         self.start_worker()
         self._spawn(
             "client",
@@ -94,6 +91,34 @@ class Network:
         self.wait_for_model()
         return self
 
+    def start_proxy(self):
+        """Starts the proxy (again, after `kill("proxy")`) on the network's ports and ledger."""
+        p = self.ports
+        self._spawn(
+            "proxy",
+            [
+                str(BIN_DIR / "cocoon-proxy"), "--local",
+                "--worker-listen", f"127.0.0.1:{p['proxy_workers']}",
+                "--client-listen", f"127.0.0.1:{p['proxy_clients']}",
+                "--stats-listen", f"127.0.0.1:{p['proxy_stats']}",
+                "--ledger-url", self.ledger_url,
+                "--data-dir", str(self.tmp / f"proxy-data-{p['proxy_clients']}"),
+            ]
+            + self.proxy_args,
+        )
+        self.wait_http(f"http://127.0.0.1:{p['proxy_stats']}/health", "proxy")
+
+    def ledger(self, *args):
+        """Runs `cocoon-proxy ledger ARGS --json` on this network's books (read-only, also while
+        the proxy runs) and answers its standard output."""
+        out = subprocess.run(
+            [str(BIN_DIR / "cocoon-proxy"), "ledger", *args, "--json", "--ledger-url", self.ledger_url],
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, f"cocoon-proxy ledger {' '.join(args)}: {out.stderr.decode(errors='replace')}"
+        return out.stdout.decode()
+
     def start_worker(self):
         p = self.ports
         self._spawn(
@@ -104,6 +129,7 @@ class Network:
                 "--model", MODEL,
                 "--upstream-url", self.upstream_url,
                 "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
+                "--data-dir", str(self.tmp / f"worker-data-{p['worker_stats']}"),
             ]
             + self.worker_args,
         )

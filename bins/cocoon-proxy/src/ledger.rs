@@ -225,11 +225,7 @@ async fn accounts(store: &LedgerStore, as_json: bool) -> Result<(), String> {
             c.reserved_tokens,
             c.charged_nanoton,
             c.requests,
-            if c.refund.is_some() {
-                ", closing"
-            } else {
-                ""
-            },
+            if c.refund.is_some() { ", closing" } else { "" },
         ))?;
     }
     out(&format!("{} workers", workers.len()))?;

@@ -914,7 +914,10 @@ async fn inspection_leaves_the_running_books_alone(h: Harness) {
         opened_now += usize::from(t.await.unwrap());
     }
     assert_eq!(opened_now, 1);
-    assert_eq!(store.client(&client(2)).await.unwrap().unwrap().balance, 500);
+    assert_eq!(
+        store.client(&client(2)).await.unwrap().unwrap().balance,
+        500
+    );
     let receipt = store
         .charge_request(&alice, &worker(1), rid(1), &charge(100, 50))
         .await
@@ -932,7 +935,10 @@ async fn inspection_leaves_the_running_books_alone(h: Harness) {
     assert_eq!(*inspector.pricing(), PricingParams::default());
     assert_eq!(inspector.reservations_cleared_at_open(), 0);
     assert_eq!(inspector.reservations().await.unwrap().len(), 1);
-    assert_eq!(inspector.audit().await.unwrap(), store.audit().await.unwrap());
+    assert_eq!(
+        inspector.audit().await.unwrap(),
+        store.audit().await.unwrap()
+    );
     assert_eq!(
         inspector.charged_requests(0, 10).await.unwrap(),
         vec![receipt.request.clone()]
@@ -946,7 +952,9 @@ async fn inspection_leaves_the_running_books_alone(h: Harness) {
         Err(MarketError::ReadOnlyStore)
     );
     assert_eq!(
-        inspector.charge_request(&alice, &worker(1), rid(3), &charge(1, 1)).await,
+        inspector
+            .charge_request(&alice, &worker(1), rid(3), &charge(1, 1))
+            .await,
         Err(MarketError::ReadOnlyStore)
     );
     assert_eq!(
@@ -1072,5 +1080,8 @@ fn passwords_are_masked_in_urls() {
         redact_url("postgres://cocoon@127.0.0.1/ledger"),
         "postgres://cocoon@127.0.0.1/ledger"
     );
-    assert_eq!(redact_url("/var/lib/cocoon/ledger.sqlite"), "/var/lib/cocoon/ledger.sqlite");
+    assert_eq!(
+        redact_url("/var/lib/cocoon/ledger.sqlite"),
+        "/var/lib/cocoon/ledger.sqlite"
+    );
 }

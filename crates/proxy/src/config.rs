@@ -130,7 +130,11 @@ impl ProxyConfig {
                 )));
             }
         }
-        if self.ledger_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        if self
+            .ledger_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
             return Err(ProxyError::Config(
                 "ledger_url is empty: give a file path or a postgres:// URL".into(),
             ));

@@ -48,8 +48,11 @@ impl Proxy {
     /// Validates `config`, opens the ledger store and binds the proxy's ports.
     pub async fn bind(config: ProxyConfig) -> Result<Self, ProxyError> {
         config.validate()?;
-        let (worker_listen, client_listen, stats_listen) =
-            (config.worker_listen, config.client_listen, config.stats_listen);
+        let (worker_listen, client_listen, stats_listen) = (
+            config.worker_listen,
+            config.client_listen,
+            config.stats_listen,
+        );
         let state = Arc::new(state::ProxyState::open(config).await?);
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)

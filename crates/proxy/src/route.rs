@@ -151,7 +151,10 @@ pub(crate) async fn run(
                 }
                 MarketError::UnknownClient(_) => {
                     c.no_balance.fetch_add(1, Ordering::Relaxed);
-                    (402, "no account at this proxy: fund the client contract".into())
+                    (
+                        402,
+                        "no account at this proxy: fund the client contract".into(),
+                    )
                 }
                 MarketError::ClientClosed(_) => (
                     403,
@@ -207,18 +210,18 @@ pub(crate) async fn run(
         let first = tokio::select! {
             e = next_event(&mut attempt.events, &mut receipt) => e,
             () = tokio::time::sleep_until(deadline.into()) => {
+                c.timed_out.fetch_add(1, Ordering::Relaxed);
                 cancel_on_worker(&attempt).await;
                 finish_attempt(&state, &attempt, Outcome::Failure);
                 release(&state, &client, reservation).await;
-                c.timed_out.fetch_add(1, Ordering::Relaxed);
                 refuse(&conn, request_id, 504, "no answer from the worker in time").await;
                 return;
             }
             () = cancel.cancelled() => {
+                c.cancelled.fetch_add(1, Ordering::Relaxed);
                 cancel_on_worker(&attempt).await;
                 finish_attempt(&state, &attempt, Outcome::Cancelled);
                 release(&state, &client, reservation).await;
-                c.cancelled.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -392,37 +395,43 @@ pub(crate) async fn run(
         ),
         Ending::Cancelled | Ending::TimedOut => (Outcome::Cancelled, None),
     };
-    if matches!(ending, Ending::Cancelled | Ending::TimedOut) {
-        cancel_on_worker(&attempt).await;
+    // Counted before the worker hears of it (nothing is charged for these endings).
+    match &ending {
+        Ending::Cancelled => {
+            c.cancelled.fetch_add(1, Ordering::Relaxed);
+            cancel_on_worker(&attempt).await;
+        }
+        Ending::TimedOut => {
+            c.timed_out.fetch_add(1, Ordering::Relaxed);
+            cancel_on_worker(&attempt).await;
+        }
+        Ending::Finished(_) | Ending::FailedMidway { .. } => {}
     }
     finish_attempt(&state, &attempt, outcome);
     let mut usage = usage.unwrap_or_default();
-    let (charged, charge_error) = match charge(
-        &state,
-        &client,
-        &attempt,
-        ledger_id,
-        &usage,
-        reservation,
-    )
-    .await
-    {
-        Ok(charged) => (charged, None),
-        Err(message) => {
-            // Nobody paid for this answer: its end, which would show the usage, is withheld,
-            // and no usage is reported.
-            held = None;
-            usage = TokensUsed::default();
-            (None, Some(message))
-        }
-    };
+    let (charged, charge_error) =
+        match charge(&state, &client, &attempt, ledger_id, &usage, reservation).await {
+            Ok(charged) => (charged, None),
+            Err(message) => {
+                // Nobody paid for this answer: its end, which would show the usage, is withheld,
+                // and no usage is reported.
+                held = None;
+                usage = TokensUsed::default();
+                (None, Some(message))
+            }
+        };
     match &ending {
-        _ if charge_error.is_some() => c.failed.fetch_add(1, Ordering::Relaxed),
-        Ending::Finished(_) => c.succeeded.fetch_add(1, Ordering::Relaxed),
-        Ending::FailedMidway { .. } => c.failed.fetch_add(1, Ordering::Relaxed),
-        Ending::Cancelled => c.cancelled.fetch_add(1, Ordering::Relaxed),
-        Ending::TimedOut => c.timed_out.fetch_add(1, Ordering::Relaxed),
-    };
+        Ending::Cancelled | Ending::TimedOut => {}
+        _ if charge_error.is_some() => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ending::Finished(_) => {
+            c.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
+        Ending::FailedMidway { .. } => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     if let Some(ch) = &charged
         && version >= cocoon_protocol::version::SEALED_VERSION
     {

@@ -160,7 +160,9 @@ fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyE
         ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
             let report = self.0.report(report_data)?;
             if report.provider != PROVIDER_TDX {
-                return Err(format!("configfs-tsm provider is {}, not TDX", report.provider).into());
+                return Err(
+                    format!("configfs-tsm provider is {}, not TDX", report.provider).into(),
+                );
             }
             Ok(report.outblob)
         }
@@ -197,7 +199,10 @@ fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyE
         (None, _) => KeySourceChoice::Simulated,
     };
     std::fs::create_dir_all(dir).map_err(|e| {
-        ProxyError::Config(format!("cannot create data directory {}: {e}", dir.display()))
+        ProxyError::Config(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
     })?;
     let source: Box<dyn KeySource> = match choice {
         KeySourceChoice::Simulated => {

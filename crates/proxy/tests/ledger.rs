@@ -39,7 +39,11 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn start_proxy(ledger_url: &str, worker_addr: SocketAddr, client_addr: SocketAddr) -> Running {
+async fn start_proxy(
+    ledger_url: &str,
+    worker_addr: SocketAddr,
+    client_addr: SocketAddr,
+) -> Running {
     let config = ProxyConfig {
         worker_listen: worker_addr,
         client_listen: client_addr,
@@ -180,7 +184,11 @@ impl Store {
     fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self {
-            url: dir.path().join("ledger.sqlite").to_string_lossy().into_owned(),
+            url: dir
+                .path()
+                .join("ledger.sqlite")
+                .to_string_lossy()
+                .into_owned(),
             _dir: Some(dir),
             postgres: None,
         }
@@ -370,7 +378,9 @@ async fn an_unbookable_charge_withholds_the_answer(store: Store) {
     proxy.stop().await;
 
     // The books hold the first request only.
-    let reopened = cocoon_market::LedgerStore::inspect(&store.url).await.unwrap();
+    let reopened = cocoon_market::LedgerStore::inspect(&store.url)
+        .await
+        .unwrap();
     let totals = reopened.audit().await.unwrap();
     assert_eq!(totals.requests, 1);
     assert!(reopened.reservations().await.unwrap().len() <= 1);
