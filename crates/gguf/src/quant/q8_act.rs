@@ -97,11 +97,13 @@ fn half(lo: u8, hi: u8) -> f32 {
 /// `Σ lo_nibble(qs[j]) · a[j] + hi_nibble(qs[j]) · a[j + 16]`.
 #[inline(always)]
 fn nibble_dot(qs: &[u8; 16], a: &[i8; BLOCK_LEN]) -> i32 {
+    // Products of a nibble and an i8 fit in i16 (|15 · 128| < 2^15): 16-bit multiplies
+    // pack twice as many lanes as 32-bit ones.
     let mut acc = [0i32; 16];
     for j in 0..16 {
-        let lo = i32::from(qs[j] & 0x0f);
-        let hi = i32::from(qs[j] >> 4);
-        acc[j] = lo * i32::from(a[j]) + hi * i32::from(a[j + 16]);
+        let lo = i16::from(qs[j] & 0x0f) * i16::from(a[j]);
+        let hi = i16::from(qs[j] >> 4) * i16::from(a[j + 16]);
+        acc[j] = i32::from(lo) + i32::from(hi);
     }
     acc.iter().sum()
 }
@@ -174,11 +176,12 @@ pub fn dot_q5_1(w: &[u8; 24], a: &ActBlock) -> f32 {
 #[must_use]
 pub fn dot_q8_0(w: &[u8; 34], a: &ActBlock) -> f32 {
     let [d0, d1, qs @ ..] = w;
+    // |i8 · i8| ≤ 2^14: the products fit in i16.
     let mut acc = [0i32; BLOCK_LEN];
     for j in 0..BLOCK_LEN {
         #[allow(clippy::cast_possible_wrap)]
         let q = qs[j] as i8;
-        acc[j] = i32::from(q) * i32::from(a.q[j]);
+        acc[j] = i32::from(i16::from(q) * i16::from(a.q[j]));
     }
     half(*d0, *d1) * a.scale * f(acc.iter().sum())
 }
