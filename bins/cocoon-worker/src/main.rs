@@ -82,6 +82,10 @@ struct Args {
     /// JSON attestation policy proxies must satisfy; replaces the preset.
     #[arg(long, env = "COCOON_WORKER_POLICY_FILE")]
     policy_file: Option<PathBuf>,
+    /// Directory of the sealed wallet and sealing keys (default $XDG_DATA_HOME/cocoon/worker,
+    /// else ~/.local/share/cocoon/worker).
+    #[arg(long, env = "COCOON_WORKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -120,7 +124,25 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());
     }
+    if let Some(v) = &args.data_dir {
+        config.keys.data_dir = Some(v.clone());
+    }
+    if config.keys.data_dir.is_none() {
+        config.keys.data_dir = default_data_dir();
+    }
     Ok(config)
+}
+
+/// `$XDG_DATA_HOME/cocoon/worker`, else `~/.local/share/cocoon/worker`; `None` when neither
+/// variable is set (the worker then keeps its keys in memory and says so).
+fn default_data_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share")))?;
+    Some(base.join("cocoon/worker"))
 }
 
 #[tokio::main]

@@ -44,6 +44,8 @@ pub struct WorkerConfig {
     pub extra_allowed_fields: Vec<String>,
     /// This worker's evidence and the policy its proxies must satisfy.
     pub attestation: cocoon_net::AttestationConfig,
+    /// Where the wallet and sealing keys are kept, and what seals them.
+    pub keys: crate::keys::KeysConfig,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +67,7 @@ impl Default for WorkerConfig {
             max_request_bytes: 8 << 20,
             extra_allowed_fields: Vec::new(),
             attestation: cocoon_net::AttestationConfig::default(),
+            keys: crate::keys::KeysConfig::default(),
         }
     }
 }
@@ -116,6 +119,10 @@ pub enum WorkerError {
     /// This worker's attestation could not be set up (no TEE, unreadable policy...).
     #[error("attestation: {0}")]
     Attestation(#[from] cocoon_net::NetError),
+    /// A sealed key could not be opened or made: a file sealed under another measurement or
+    /// platform, an altered file, an unreachable key source, an unwritable data directory.
+    #[error("keys at rest: {0}")]
+    Keys(#[from] cocoon_seal::SealError),
     /// The proxy reports fewer committed tokens than we know were committed.
     #[error(
         "proxy {proxy} rolled back: it reports {reported} committed tokens, we know of {known}"

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod config;
+pub mod keys;
 mod request;
 mod session;
 mod state;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use cocoon_infer::Engine;
 pub use config::{WorkerConfig, WorkerError};
+pub use keys::{KeySourceChoice, KeysConfig};
 pub use state::{ProxyView, WorkerHandle, WorkerSnapshot};
 
 /// A running worker.

@@ -13,11 +13,14 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{WorkerConfig, WorkerError};
+use crate::keys::WorkerKeys;
 
 pub(crate) struct WorkerState {
     pub(crate) config: WorkerConfig,
     /// RA-TLS towards proxies: this worker's certificate and the policy proxies must satisfy.
     pub(crate) tls: cocoon_net::TlsEndpoint,
+    /// Wallet and sealing keys, opened from their sealed files at start.
+    pub(crate) keys: WorkerKeys,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
@@ -55,12 +58,24 @@ pub(crate) struct SessionInfo {
 
 impl WorkerState {
     pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
-        let identity = config
-            .attestation
-            .identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
+        let keys = WorkerKeys::open(&config.keys, &config.attestation)?;
+        // Reference peers read only the TLS key from the claims; a node without evidence has no
+        // attested claims to put the sealing key in.
+        let format = match config.attestation.evidence {
+            cocoon_net::EvidenceSource::None => cocoon_attest::ratls::ClaimsFormat::Reference,
+            _ => cocoon_attest::ratls::ClaimsFormat::V1 {
+                sealing_public_key: Some(cocoon_attest::digest::Digest32::from(
+                    *keys.sealing.public().as_bytes(),
+                )),
+                gpu_evidence_digest: None,
+                model_hash: None,
+            },
+        };
+        let identity = config.attestation.identity(format)?;
         let tls = config.attestation.endpoint(identity)?;
         Ok(Self {
             tls,
+            keys,
             enabled: AtomicBool::new(!config.start_disabled),
             coefficient: AtomicI32::new(config.coefficient),
             config,
@@ -162,6 +177,13 @@ pub struct WorkerSnapshot {
     pub max_active_requests: usize,
     /// Kind of this worker's own TEE evidence; `simulated` means it runs in no TEE.
     pub attestation: String,
+    /// What seals this worker's keys at rest (`simulated`, `sev-snp`, `tdx-helper`), or
+    /// `ephemeral` when they are kept in memory only.
+    pub key_source: String,
+    /// Ed25519 public key of the wallet key, hex.
+    pub wallet_public_key: String,
+    /// X25519 public key clients seal requests to (also in the RA-TLS claims), hex.
+    pub sealing_public_key: String,
     /// Proxies connected now.
     pub proxies: Vec<ProxyView>,
     /// Requests received.
@@ -243,6 +265,9 @@ impl WorkerHandle {
         WorkerSnapshot {
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             model: s.config.model.clone(),
+            key_source: s.keys.source.clone(),
+            wallet_public_key: hex::encode(s.keys.wallet.verifying_key().as_bytes()),
+            sealing_public_key: s.keys.sealing.public().to_string(),
             enabled: s.enabled.load(Ordering::Acquire),
             coefficient: s.coefficient.load(Ordering::Acquire),
             active_requests: s.active.load(Ordering::Acquire),
