@@ -1,6 +1,8 @@
 //! Charges per second of the persistent ledger on SQLite (a temporary file, WAL, full syncs) and,
 //! when `COCOON_TEST_POSTGRES_URL` is set (see `scripts/with-postgres`), on PostgreSQL: one task
-//! charging in a loop, then many tasks at once, then replays of already charged ids.
+//! charging in a loop, then many tasks at once, then replays of already charged ids; then whole
+//! request lives (reserve, then charge) from 64 tasks, one transaction per write against the
+//! group commit of a `CommitQueue`.
 //!
 //! `cargo bench -p cocoon-market --bench store` (`COCOON_BENCH_CHARGES` sets the number of
 //! charges per run, 2000 by default).
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cocoon_market::{
-    ChainClientState, Charge, ClientId, Coefficient, LedgerStore, PricingParams, RequestId,
-    TokenCounts, WorkerAccountId,
+    ChainClientState, Charge, ClientId, Coefficient, CommitQueue, LedgerStore, PricingParams,
+    RequestId, TokenCounts, WorkerAccountId,
 };
 use sqlx::Connection as _;
 
@@ -58,13 +60,26 @@ async fn fresh_store(url: &str) -> LedgerStore {
     store
 }
 
-/// Charges ids `first..first + count` from `tasks` tasks at once; answers the elapsed time.
-async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64) -> Duration {
+/// How one id is written.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One charge, its own transaction.
+    Charge,
+    /// A reservation, then the charge, each its own transaction.
+    Request,
+    /// A reservation, then the charge, through a commit queue.
+    QueuedRequest,
+}
+
+/// Writes ids `first..first + count` from `tasks` tasks at once; answers the elapsed time.
+async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64, mode: Mode) -> Duration {
+    let queue = CommitQueue::start(store.clone(), cocoon_market::store::DEFAULT_MAX_BATCH);
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(first));
     for _ in 0..tasks {
         let store = store.clone();
+        let queue = queue.clone();
         let next = Arc::clone(&next);
         set.spawn(async move {
             loop {
@@ -74,10 +89,28 @@ async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64) -> Duratio
                 }
                 let client = ClientId(format!("client-{}", n % CLIENTS));
                 let worker = WorkerAccountId(format!("worker-{}", n % WORKERS));
-                let _ = store
-                    .charge_request(&client, &worker, rid(n), &charge(n))
-                    .await
-                    .unwrap();
+                match mode {
+                    Mode::Charge => {
+                        let _ = store
+                            .charge_request(&client, &worker, rid(n), &charge(n))
+                            .await
+                            .unwrap();
+                    }
+                    Mode::Request => {
+                        let _ = store.reserve(&client, rid(n), 10_000).await.unwrap();
+                        let _ = store
+                            .charge_request(&client, &worker, rid(n), &charge(n))
+                            .await
+                            .unwrap();
+                    }
+                    Mode::QueuedRequest => {
+                        let _ = queue.reserve(&client, rid(n), 10_000).await.unwrap();
+                        let _ = queue
+                            .charge_request(&client, &worker, rid(n), &charge(n))
+                            .await
+                            .unwrap();
+                    }
+                }
             }
         });
     }
@@ -94,14 +127,18 @@ async fn bench_backend(name: &str, url: &str, count: u64) {
         ("16 tasks", count, 16),
         ("64 tasks", 2 * count, 64),
     ] {
-        let elapsed = run(&store, first, count, tasks).await;
+        let elapsed = run(&store, first, count, tasks, Mode::Charge).await;
         report(name, &format!("charge, {label}"), count, elapsed);
     }
     // Replays of ids already charged: the idempotent path.
-    let elapsed = run(&store, 0, count, 16).await;
+    let elapsed = run(&store, 0, count, 16, Mode::Charge).await;
     report(name, "replayed charge, 16 tasks", count, elapsed);
+    let elapsed = run(&store, 3 * count, count, 64, Mode::Request).await;
+    report(name, "request, 64 tasks", count, elapsed);
+    let elapsed = run(&store, 4 * count, count, 64, Mode::QueuedRequest).await;
+    report(name, "request, 64 tasks, queued", count, elapsed);
     let audit = store.audit().await.unwrap();
-    assert_eq!(audit.requests, 3 * count);
+    assert_eq!(audit.requests, 5 * count);
     store.close().await;
 }
 

@@ -15,7 +15,8 @@
 //!   ([`WorkerSelector`]).
 //! - `store` (cargo feature `store`, on by default): the same books kept in SQLite or
 //!   PostgreSQL, idempotent per request id in one transaction per charge, with anchoring
-//!   (`LedgerStore`). Without the feature the crate is the sans-IO core alone.
+//!   (`LedgerStore`), and group commit of many requests' writes (`CommitQueue`). Without the
+//!   feature the crate is the sans-IO core alone.
 //!
 //! # Money rules
 //!
@@ -99,6 +100,7 @@ pub use selection::{
 };
 #[cfg(feature = "store")]
 pub use store::{
-    Anchor, BackendKind, ChargeReceipt, ChargedRequest, ClientState, LedgerStore, RefundGrant,
-    RequestEntry, ReservedRequest, StoredClient, StoredWorker,
+    Anchor, BackendKind, ChargeReceipt, ChargedRequest, ClientState, CommitQueue, LedgerStore,
+    LedgerWrite, LedgerWritten, RefundGrant, RequestEntry, ReservedRequest, StoredClient,
+    StoredWorker,
 };

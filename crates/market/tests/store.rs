@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cocoon_market::ledger::ChargeOutcome;
 use cocoon_market::{
-    BackendKind, ChainClientState, Charge, ClientId, ClientState, Coefficient, Ledger, LedgerStore,
-    MarketError, PricingParams, RequestEntry, RequestId, TokenCounts, WorkerAccountId,
+    BackendKind, ChainClientState, Charge, ClientId, ClientState, Coefficient, CommitQueue, Ledger,
+    LedgerStore, LedgerWrite, LedgerWritten, MarketError, PricingParams, RequestEntry, RequestId,
+    TokenCounts, WorkerAccountId,
 };
 use sqlx::Connection as _;
 
@@ -977,6 +978,175 @@ async fn inspection_leaves_the_running_books_alone(h: Harness) {
     h.finish().await;
 }
 
+async fn batches_commit_together_and_refusals_stay_alone(h: Harness) {
+    let store = h.open().await;
+    let (alice, gpu) = (client(1), worker(1));
+    let _ = store.fund_new_client(&alice, 200_000).await.unwrap(); // 10,000 tokens
+    let c = charge(100, 50);
+    let adjusted = c.adjusted_total();
+    // A hold already given back: releasing it again is refused.
+    let stale = store.reserve(&alice, rid(3), 5).await.unwrap();
+    store.release(&alice, stale).await.unwrap();
+    let writes = vec![
+        LedgerWrite::Reserve {
+            client: alice.clone(),
+            request_id: rid(1),
+            tokens: 1000,
+        },
+        LedgerWrite::Reserve {
+            client: alice.clone(),
+            request_id: rid(2),
+            tokens: 9_500,
+        },
+        LedgerWrite::Charge {
+            client: alice.clone(),
+            worker: gpu.clone(),
+            request_id: rid(1),
+            charge: c,
+        },
+        LedgerWrite::Release {
+            client: alice.clone(),
+            reservation: stale,
+        },
+        LedgerWrite::Charge {
+            client: alice.clone(),
+            worker: gpu.clone(),
+            request_id: rid(4),
+            charge: c,
+        },
+        LedgerWrite::Reserve {
+            client: alice.clone(),
+            request_id: rid(1),
+            tokens: 1,
+        },
+        LedgerWrite::Charge {
+            client: alice.clone(),
+            worker: gpu.clone(),
+            request_id: rid(1),
+            charge: c,
+        },
+        LedgerWrite::Reserve {
+            client: client(9),
+            request_id: rid(5),
+            tokens: 1,
+        },
+    ];
+    let answers = store.write_batch(&writes).await;
+    assert_eq!(answers.len(), writes.len());
+    let Ok(LedgerWritten::Reserved(held)) = &answers[0] else {
+        panic!("{:?}", answers[0]);
+    };
+    assert_eq!((held.request_id(), held.tokens()), (rid(1), 1000));
+    // 10,000 − 1,000 held: 9,500 does not fit.
+    assert_eq!(
+        answers[1],
+        Err(MarketError::InsufficientBalance {
+            needed_tokens: 9_500,
+            available_tokens: 9_000
+        })
+    );
+    let Ok(LedgerWritten::Charged(first)) = &answers[2] else {
+        panic!("{:?}", answers[2]);
+    };
+    assert!(!first.replayed);
+    assert_eq!(first.request.record.client_tokens_used, adjusted);
+    assert_eq!(answers[3], Err(MarketError::UnknownReservation(rid(3))));
+    let Ok(LedgerWritten::Charged(fourth)) = &answers[4] else {
+        panic!("{:?}", answers[4]);
+    };
+    // The later write saw the earlier one.
+    assert_eq!(fourth.request.record.client_tokens_used, 2 * adjusted);
+    assert_eq!(answers[5], Err(MarketError::RequestAlreadyCharged(rid(1))));
+    let Ok(LedgerWritten::Charged(again)) = &answers[6] else {
+        panic!("{:?}", answers[6]);
+    };
+    assert!(again.replayed);
+    assert_eq!(again.request, first.request);
+    assert_eq!(answers[7], Err(MarketError::UnknownClient(client(9))));
+
+    let alice_now = store.client(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            alice_now.tokens_used,
+            alice_now.reserved_tokens,
+            alice_now.requests
+        ),
+        (2 * adjusted, 0, 2)
+    );
+    assert!(store.reservations().await.unwrap().is_empty());
+    assert_eq!(store.audit().await.unwrap().requests, 2);
+    assert!(store.write_batch(&[]).await.is_empty());
+    store.close().await;
+    h.finish().await;
+}
+
+async fn the_commit_queue_books_every_request_once(h: Harness) {
+    let store = h.open().await;
+    let queue = CommitQueue::start(store.clone(), 32);
+    for n in 0..4 {
+        let _ = store
+            .fund_new_client(&client(n), 1_000_000_000)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for n in 0..400u64 {
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = client((n % 4) as usize);
+            let held = queue
+                .reserve_for_request(&who, rid(n), Coefficient::ONE, 50, 100)
+                .await
+                .unwrap();
+            if n % 10 == 0 {
+                queue.release(&who, held).await.unwrap();
+                return 0;
+            }
+            let c = charge(n % 90 + 1, n % 40 + 1);
+            let receipt = queue
+                .charge_request(&who, &worker((n % 3) as usize), rid(n), &c)
+                .await
+                .unwrap();
+            assert!(!receipt.replayed);
+            // Charging again, as a retry would: booked once.
+            let again = queue
+                .charge_request(&who, &worker((n % 3) as usize), rid(n), &c)
+                .await
+                .unwrap();
+            assert!(again.replayed);
+            assert_eq!(again.request, receipt.request);
+            receipt.request.record.client_cost
+        }));
+    }
+    let mut charged = 0u128;
+    for t in tasks {
+        charged += u128::from(t.await.unwrap());
+    }
+    let totals = store.audit().await.unwrap();
+    assert_eq!(totals.requests, 360);
+    assert_eq!(totals.client_charged, charged);
+    assert!(totals.is_balanced());
+    assert!(store.reservations().await.unwrap().is_empty());
+    assert_eq!(queue.store().backend(), h.backend);
+    // Refusals come back through the queue as from the store.
+    assert!(matches!(
+        queue.reserve(&client(0), rid(1000), u64::MAX / 2).await,
+        Err(MarketError::InsufficientBalance { .. })
+    ));
+    let stale = queue.reserve(&client(0), rid(1001), 1).await.unwrap();
+    queue.release(&client(0), stale).await.unwrap();
+    assert_eq!(
+        queue.release(&client(0), stale).await,
+        Err(MarketError::UnknownReservation(rid(1001)))
+    );
+    store.close().await;
+    assert!(matches!(
+        queue.reserve(&client(0), rid(1002), 1).await,
+        Err(MarketError::Storage { .. })
+    ));
+    h.finish().await;
+}
+
 // ----- both backends -----
 
 macro_rules! on_both_backends {
@@ -1014,6 +1184,8 @@ on_both_backends!(
     anchoring_while_charging,
     reopen_keeps_the_books,
     inspection_leaves_the_running_books_alone,
+    batches_commit_together_and_refusals_stay_alone,
+    the_commit_queue_books_every_request_once,
 );
 
 #[tokio::test]

@@ -123,7 +123,7 @@ pub(crate) async fn run(
     let max_tokens = u64::try_from(q.max_tokens).unwrap_or(0);
     let ledger_id = ledger_request_id(&client, request_id);
     let reservation = state
-        .ledger
+        .writes
         .reserve_for_request(
             &client,
             ledger_id,
@@ -648,7 +648,7 @@ struct Charged {
 
 /// Gives a reservation back; a failure is logged (the hold goes away with the next restart).
 async fn release(state: &ProxyState, client: &ClientId, reservation: Reservation) {
-    if let Err(e) = state.ledger.release(client, reservation).await {
+    if let Err(e) = state.writes.release(client, reservation).await {
         tracing::warn!(
             request = %reservation.request_id(),
             "cannot release a reservation: {e}"
@@ -688,7 +688,7 @@ async fn charge(
     };
     let worker = WorkerAccountId(attempt.owner.clone());
     match state
-        .ledger
+        .writes
         .charge_request(client, &worker, ledger_id, &charge)
         .await
     {

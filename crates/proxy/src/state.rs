@@ -9,7 +9,8 @@ use bytes::Bytes;
 use cocoon_attest::Policy;
 use cocoon_market::ledger::LedgerTotals;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
-use cocoon_market::{BackendKind, LedgerStore, MarketError, WorkerId};
+use cocoon_market::store::DEFAULT_MAX_BATCH;
+use cocoon_market::{BackendKind, CommitQueue, LedgerStore, MarketError, WorkerId};
 use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
 use cocoon_protocol::tl::Int256;
@@ -66,9 +67,11 @@ pub(crate) struct ProxyState {
     pub(crate) client_tls: TlsEndpoint,
     pub(crate) public_key: Int256,
     pub(crate) selector: Mutex<WorkerSelector>,
-    /// The books: every reservation, charge and credit goes through the store (cheap to clone,
-    /// async, one transaction per call).
+    /// The books, for reading (cheap to clone, async, one transaction per call).
     pub(crate) ledger: LedgerStore,
+    /// The requests' reservations, releases and charges, committed in batches (one disk sync
+    /// for all the requests that end together).
+    pub(crate) writes: CommitQueue,
     pub(crate) workers: Mutex<HashMap<WorkerId, WorkerLink>>,
     pub(crate) next_worker: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
@@ -111,6 +114,7 @@ impl ProxyState {
                 WorkerSelector::new(SelectionConfig::default())
                     .map_err(|e| ProxyError::Config(e.to_string()))?,
             ),
+            writes: CommitQueue::start(ledger.clone(), DEFAULT_MAX_BATCH),
             ledger,
             workers: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),

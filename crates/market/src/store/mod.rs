@@ -40,6 +40,11 @@
 //!   `client charge + shortfall = worker credit + proxy commission` in nanoTON, checked with
 //!   overflow-checked integer arithmetic; [`LedgerStore::audit`] recomputes the totals from the
 //!   request records and compares them with the accounts.
+//! - Many writes, one sync: [`LedgerStore::write_batch`] applies reservations, releases and
+//!   charges in one transaction, each under its own savepoint (a refused write changes nothing,
+//!   the rest commit together), and [`CommitQueue`] gathers the writes of concurrent requests
+//!   into such batches, so a busy proxy syncs its disk once per batch. An answer is given only
+//!   once its batch is committed.
 //! - Amounts are stored as signed 64-bit integers: a value above `2^63 − 1` is refused with
 //!   [`MarketError::StorageRange`] rather than wrapped (that is 9.2 billion TON).
 //!
@@ -99,6 +104,7 @@
 //! any later reservation or charge for that client. [`LedgerStore::record_worker_payout`] takes
 //! in a worker contract's paid-out count read from the chain.
 
+mod batch;
 mod db;
 mod hash;
 
@@ -107,6 +113,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use batch::{CommitQueue, DEFAULT_MAX_BATCH};
 pub use db::BackendKind;
 pub use hash::STATE_HASH_DOMAIN;
 
@@ -275,6 +282,50 @@ pub struct ChargeReceipt {
     /// `true` when the request id had been charged before: `request` is that first charge and
     /// nothing changed.
     pub replayed: bool,
+}
+
+/// One write of a batch (see [`LedgerStore::write_batch`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum LedgerWrite {
+    /// [`LedgerStore::reserve`].
+    Reserve {
+        /// The client whose balance is held.
+        client: ClientId,
+        /// The request.
+        request_id: RequestId,
+        /// Adjusted tokens to hold.
+        tokens: u64,
+    },
+    /// [`LedgerStore::release`].
+    Release {
+        /// The client.
+        client: ClientId,
+        /// The hold to give back.
+        reservation: Reservation,
+    },
+    /// [`LedgerStore::charge_request`].
+    Charge {
+        /// Who pays.
+        client: ClientId,
+        /// Who is credited.
+        worker: WorkerAccountId,
+        /// The request.
+        request_id: RequestId,
+        /// What it cost.
+        charge: Charge,
+    },
+}
+
+/// What one write of a batch did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum LedgerWritten {
+    /// The balance is held.
+    Reserved(Reservation),
+    /// The hold was given back.
+    Released,
+    /// The request is charged (or was already: see [`ChargeReceipt::replayed`]).
+    Charged(ChargeReceipt),
 }
 
 /// One anchor of the books.
@@ -807,66 +858,75 @@ impl LedgerStore {
         tokens: u64,
     ) -> Result<Reservation, MarketError> {
         let now = self.now()?;
-        let tokens_db = to_db(tokens, "reservation")?;
         write_tx!(self, "reserving", |tx| {
-            async {
-                let existing = tx
-                    .fetch_optional(
-                        "SELECT state FROM requests WHERE request_id = $1",
-                        &[Arg::Blob(&request_id.0)],
-                    )
-                    .await?;
-                if let Some(row) = existing {
-                    return Err(if row.i64("state")? == CHARGED {
-                        MarketError::RequestAlreadyCharged(request_id)
-                    } else {
-                        MarketError::DuplicateReservation(request_id)
-                    }
-                    .into());
-                }
-                let (stored, account) = self.lock_client(&mut tx, client).await?;
-                if stored.state != ClientState::Open {
-                    return Err(MarketError::ClientClosed(client.clone()).into());
-                }
-                let available = account.available_tokens();
-                if tokens > available {
-                    return Err(MarketError::InsufficientBalance {
-                        needed_tokens: tokens,
-                        available_tokens: available,
-                    }
-                    .into());
-                }
-                let inserted = tx
-                    .fetch_optional(
-                        "INSERT INTO requests (request_id, state, client_id, reserved_tokens, \
-                         reserved_at_ms) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (request_id) DO NOTHING RETURNING seq",
-                        &[
-                            Arg::Blob(&request_id.0),
-                            Arg::I64(RESERVED),
-                            Arg::Text(&client.0),
-                            Arg::I64(tokens_db),
-                            Arg::I64(now),
-                        ],
-                    )
-                    .await?;
-                if inserted.is_none() {
-                    return Err(TxError::Retry);
-                }
-                // tokens ≤ available ≤ limit − used − reserved: the sum cannot overflow.
-                let reserved = stored.reserved_tokens.saturating_add(tokens);
-                tx.execute(
-                    "UPDATE client_accounts SET reserved_tokens = $2 WHERE client_id = $1",
-                    &[
-                        Arg::Text(&client.0),
-                        Arg::I64(to_db(reserved, "reserved tokens")?),
-                    ],
-                )
-                .await?;
-                Ok(Reservation::held(request_id, tokens))
-            }
-            .await
+            self.reserve_in(&mut tx, client, request_id, tokens, now)
+                .await
         })
+    }
+
+    async fn reserve_in(
+        &self,
+        tx: &mut Tx,
+        client: &ClientId,
+        request_id: RequestId,
+        tokens: u64,
+        now: i64,
+    ) -> Result<Reservation, TxError> {
+        let tokens_db = to_db(tokens, "reservation")?;
+        let existing = tx
+            .fetch_optional(
+                "SELECT state FROM requests WHERE request_id = $1",
+                &[Arg::Blob(&request_id.0)],
+            )
+            .await?;
+        if let Some(row) = existing {
+            return Err(if row.i64("state")? == CHARGED {
+                MarketError::RequestAlreadyCharged(request_id)
+            } else {
+                MarketError::DuplicateReservation(request_id)
+            }
+            .into());
+        }
+        let (stored, account) = self.lock_client(tx, client).await?;
+        if stored.state != ClientState::Open {
+            return Err(MarketError::ClientClosed(client.clone()).into());
+        }
+        let available = account.available_tokens();
+        if tokens > available {
+            return Err(MarketError::InsufficientBalance {
+                needed_tokens: tokens,
+                available_tokens: available,
+            }
+            .into());
+        }
+        let inserted = tx
+            .fetch_optional(
+                "INSERT INTO requests (request_id, state, client_id, reserved_tokens, \
+                 reserved_at_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (request_id) DO NOTHING RETURNING seq",
+                &[
+                    Arg::Blob(&request_id.0),
+                    Arg::I64(RESERVED),
+                    Arg::Text(&client.0),
+                    Arg::I64(tokens_db),
+                    Arg::I64(now),
+                ],
+            )
+            .await?;
+        if inserted.is_none() {
+            return Err(TxError::Retry);
+        }
+        // tokens ≤ available ≤ limit − used − reserved: the sum cannot overflow.
+        let reserved = stored.reserved_tokens.saturating_add(tokens);
+        tx.execute(
+            "UPDATE client_accounts SET reserved_tokens = $2 WHERE client_id = $1",
+            &[
+                Arg::Text(&client.0),
+                Arg::I64(to_db(reserved, "reserved tokens")?),
+            ],
+        )
+        .await?;
+        Ok(Reservation::held(request_id, tokens))
     }
 
     /// Holds what a request may cost at most (see [`required_tokens`]).
@@ -888,41 +948,167 @@ impl LedgerStore {
         client: &ClientId,
         reservation: Reservation,
     ) -> Result<(), MarketError> {
-        let request_id = reservation.request_id();
         write_tx!(self, "releasing a reservation", |tx| {
-            async {
-                let row = tx
-                    .fetch_optional(
-                        "DELETE FROM requests WHERE request_id = $1 AND state = $2 \
-                         AND client_id = $3 RETURNING reserved_tokens",
-                        &[
-                            Arg::Blob(&request_id.0),
-                            Arg::I64(RESERVED),
-                            Arg::Text(&client.0),
-                        ],
-                    )
-                    .await?
-                    .ok_or(MarketError::UnknownReservation(request_id))?;
-                let tokens = row.u64("reserved_tokens")?;
-                let (stored, _) = self.lock_client(&mut tx, client).await?;
-                let reserved = stored.reserved_tokens.checked_sub(tokens).ok_or_else(|| {
-                    MarketError::CorruptStore(format!(
-                        "client {client} holds {} reserved tokens, request {request_id} {tokens}",
-                        stored.reserved_tokens
-                    ))
-                })?;
-                tx.execute(
-                    "UPDATE client_accounts SET reserved_tokens = $2 WHERE client_id = $1",
-                    &[
-                        Arg::Text(&client.0),
-                        Arg::I64(to_db(reserved, "reserved tokens")?),
-                    ],
-                )
-                .await?;
-                Ok(())
-            }
-            .await
+            self.release_in(&mut tx, client, reservation).await
         })
+    }
+
+    async fn release_in(
+        &self,
+        tx: &mut Tx,
+        client: &ClientId,
+        reservation: Reservation,
+    ) -> Result<(), TxError> {
+        let request_id = reservation.request_id();
+        let row = tx
+            .fetch_optional(
+                "DELETE FROM requests WHERE request_id = $1 AND state = $2 \
+                 AND client_id = $3 RETURNING reserved_tokens",
+                &[
+                    Arg::Blob(&request_id.0),
+                    Arg::I64(RESERVED),
+                    Arg::Text(&client.0),
+                ],
+            )
+            .await?
+            .ok_or(MarketError::UnknownReservation(request_id))?;
+        let tokens = row.u64("reserved_tokens")?;
+        let (stored, _) = self.lock_client(tx, client).await?;
+        let reserved = stored.reserved_tokens.checked_sub(tokens).ok_or_else(|| {
+            MarketError::CorruptStore(format!(
+                "client {client} holds {} reserved tokens, request {request_id} {tokens}",
+                stored.reserved_tokens
+            ))
+        })?;
+        tx.execute(
+            "UPDATE client_accounts SET reserved_tokens = $2 WHERE client_id = $1",
+            &[
+                Arg::Text(&client.0),
+                Arg::I64(to_db(reserved, "reserved tokens")?),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ----- batches -----
+
+    /// Applies `writes` in order in one transaction, each under its own savepoint, and answers
+    /// one result per write.
+    ///
+    /// A write that is refused (insufficient balance, unknown reservation...) changes nothing and
+    /// answers its error; the others are committed together, with one commit — one disk sync —
+    /// for the whole batch. Each write sees the ones before it. Every answer holds only once the
+    /// batch is committed, so none is returned before: if the commit fails, every write answers
+    /// the error. Each write is exactly what the single call of the same name does.
+    pub async fn write_batch(
+        &self,
+        writes: &[LedgerWrite],
+    ) -> Vec<Result<LedgerWritten, MarketError>> {
+        let fail_all = |e: MarketError| writes.iter().map(|_| Err(e.clone())).collect();
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        let now = match self.now() {
+            Ok(n) => n,
+            Err(e) => return fail_all(e),
+        };
+        let mut attempt = 1u32;
+        loop {
+            let mut tx = match self.begin_write().await {
+                Ok(tx) => tx,
+                Err(e) => return fail_all(e),
+            };
+            let mut answers = Vec::with_capacity(writes.len());
+            // Set when the whole batch must run again (a lost race) or cannot go on.
+            let mut rerun = false;
+            let mut broken: Option<MarketError> = None;
+            for write in writes {
+                if let Err(e) = tx.execute("SAVEPOINT ledger_write", &[]).await {
+                    broken = Some(db_error("starting a batched write")(e));
+                    break;
+                }
+                let out = match write {
+                    LedgerWrite::Reserve {
+                        client,
+                        request_id,
+                        tokens,
+                    } => self
+                        .reserve_in(&mut tx, client, *request_id, *tokens, now)
+                        .await
+                        .map(LedgerWritten::Reserved),
+                    LedgerWrite::Release {
+                        client,
+                        reservation,
+                    } => self
+                        .release_in(&mut tx, client, *reservation)
+                        .await
+                        .map(|()| LedgerWritten::Released),
+                    LedgerWrite::Charge {
+                        client,
+                        worker,
+                        request_id,
+                        charge,
+                    } => self
+                        .charge_in(&mut tx, client, worker, *request_id, charge, now)
+                        .await
+                        .map(LedgerWritten::Charged),
+                };
+                let refusal = match out {
+                    Ok(written) => {
+                        if let Err(e) = tx.execute("RELEASE SAVEPOINT ledger_write", &[]).await {
+                            broken = Some(db_error("finishing a batched write")(e));
+                            break;
+                        }
+                        answers.push(Ok(written));
+                        continue;
+                    }
+                    Err(TxError::Retry) => {
+                        rerun = true;
+                        break;
+                    }
+                    Err(TxError::Db(e)) if is_transient(&e) => {
+                        rerun = true;
+                        break;
+                    }
+                    Err(TxError::Db(e)) => db_error("a batched write")(e),
+                    Err(TxError::Market(e)) => e,
+                };
+                // Undo this write alone; the batch goes on.
+                let undone = async {
+                    tx.execute("ROLLBACK TO SAVEPOINT ledger_write", &[])
+                        .await?;
+                    tx.execute("RELEASE SAVEPOINT ledger_write", &[]).await
+                }
+                .await;
+                if let Err(e) = undone {
+                    broken = Some(db_error("undoing a refused batched write")(e));
+                    break;
+                }
+                answers.push(Err(refusal));
+            }
+            if rerun || broken.is_some() {
+                let _ = tx.rollback().await;
+                match broken {
+                    Some(e) => return fail_all(e),
+                    None if attempt < MAX_ATTEMPTS => {
+                        attempt += 1;
+                        continue;
+                    }
+                    None => {
+                        return fail_all(MarketError::Storage {
+                            context: "writing a batch",
+                            detail: "too many concurrent attempts".into(),
+                        });
+                    }
+                }
+            }
+            match tx.commit().await {
+                Ok(()) => return answers,
+                Err(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => attempt += 1,
+                Err(e) => return fail_all(db_error("committing a batch")(e)),
+            }
+        }
     }
 
     // ----- charging -----
