@@ -7,11 +7,11 @@ use std::sync::Arc;
 use clap::Parser;
 use cocoon_infer::Engine;
 use cocoon_infer::builtin::model_store::PYPI;
-use cocoon_infer::builtin::{
-    BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel,
-};
+use cocoon_infer::builtin::{BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1};
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::{Worker, WorkerConfig};
+
+mod loading;
 
 /// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
 ///
@@ -174,21 +174,18 @@ async fn main() -> std::process::ExitCode {
                             .map_err(|e| e.to_string())?
                     }
                 };
-                let shown = path.display().to_string();
-                let load = path.clone();
-                let model = tokio::task::spawn_blocking(move || {
-                    TextModel::<CpuBackend>::open(&load, &Default::default())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot load {shown}: {e}"))?;
                 let mut engine_config = BuiltinEngineConfig::default();
                 if !config.model.is_empty() {
                     engine_config.model_name = config.model.clone();
                 }
+                let (engine, placement) = loading::load_builtin(&path, engine_config).await?;
+                let on = match placement {
+                    Placement::Cuda => "CUDA GPU",
+                    _ => "CPU",
+                };
                 (
-                    Arc::new(BuiltinEngine::new(model, engine_config)),
-                    format!("built-in engine ({shown})"),
+                    engine,
+                    format!("built-in engine on the {on} ({})", path.display()),
                 )
             }
         };
