@@ -36,6 +36,34 @@ pub fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(sign | value)
 }
 
+/// Rounds `x` to the nearest half-precision value (ties to even) and returns it as `f32`:
+/// what storing it in an IEEE-754 half and reading it back gives. Beyond the half range the
+/// result is an infinity; NaN stays NaN.
+#[inline(always)]
+#[must_use]
+pub fn round_to_f16(x: f32) -> f32 {
+    /// `2^-14`, the smallest normal half.
+    const HALF_MIN_NORMAL: f32 = f32::from_bits((127 - 14) << 23);
+    /// 65504 plus half a step: from here on a half rounds to infinity.
+    const HALF_OVERFLOW: f32 = 65520.0;
+    let magnitude = x.abs();
+    if magnitude.is_nan() {
+        return x;
+    }
+    if magnitude >= HALF_OVERFLOW {
+        return f32::INFINITY.copysign(x);
+    }
+    if magnitude < HALF_MIN_NORMAL {
+        // Subnormal halves are multiples of 2^-24; scaling by powers of two is exact.
+        return (x / HALF_SUBNORMAL_UNIT).round_ties_even() * HALF_SUBNORMAL_UNIT;
+    }
+    // Keep 10 of the 23 mantissa bits, rounding the 13 dropped ones to nearest, ties to even
+    // (a carry into the exponent is the right answer).
+    let bits = x.to_bits();
+    let rounded = bits + 0x0fff + ((bits >> 13) & 1);
+    f32::from_bits(rounded & !0x1fff)
+}
+
 /// Converts bfloat16 bits to `f32` (exact: bfloat16 is the top half of an `f32`).
 #[inline(always)]
 #[must_use]
@@ -103,6 +131,43 @@ pub(super) fn decode_i64(data: &[u8], out: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_half_survives_rounding_and_midpoints_go_to_even() {
+        for bits in 0..=u16::MAX {
+            let h = f16_to_f32(bits);
+            let r = round_to_f16(h);
+            if h.is_nan() {
+                assert!(r.is_nan());
+                continue;
+            }
+            assert_eq!(r.to_bits(), h.to_bits(), "half {bits:#06x}");
+            // Between this half and the next one away from zero, the midpoint rounds to the
+            // one with an even mantissa; a quarter of the way rounds back.
+            if bits & 0x7fff >= 0x7bff {
+                continue;
+            }
+            let next = f16_to_f32(bits + 1);
+            let mid = (h + next) / 2.0;
+            let even = if bits & 1 == 0 { h } else { next };
+            assert_eq!(
+                round_to_f16(mid).to_bits(),
+                even.to_bits(),
+                "mid after {bits:#06x}"
+            );
+            let quarter = h + (next - h) / 4.0;
+            assert_eq!(
+                round_to_f16(quarter).to_bits(),
+                h.to_bits(),
+                "after {bits:#06x}"
+            );
+        }
+        assert_eq!(round_to_f16(65519.0), 65504.0);
+        assert_eq!(round_to_f16(65520.0), f32::INFINITY);
+        assert_eq!(round_to_f16(-1e9), f32::NEG_INFINITY);
+        assert!(round_to_f16(f32::NAN).is_nan());
+        assert_eq!(round_to_f16(1e-10), 0.0);
+    }
     use super::*;
 
     /// Reference value of a half from its definition, computed in `f64`.

@@ -12,7 +12,7 @@ pub mod kquants;
 pub mod legacy;
 pub mod q8_act;
 
-pub use float::{bf16_to_f32, f16_to_f32};
+pub use float::{bf16_to_f32, f16_to_f32, round_to_f16};
 pub use kquants::{q2_k, q3_k, q4_k, q5_k, q6_k, q8_k};
 pub use legacy::{q4_0, q4_1, q5_0, q5_1, q8_0};
 

@@ -12,8 +12,8 @@
 //! The kernels are `#[inline(always)]` so that a caller compiling them under wider target
 //! features (AVX2 and up) gets them vectorized for that target.
 
-use super::f16_to_f32;
 use super::legacy::BLOCK_LEN;
+use super::{f16_to_f32, round_to_f16};
 use crate::error::{GgufError, Result};
 use crate::tensor::GgmlType;
 
@@ -47,7 +47,9 @@ pub fn supports(ty: GgmlType) -> bool {
     )
 }
 
-/// Quantizes one block: the largest magnitude maps to ±127, rounding to nearest.
+/// Quantizes one block: the largest magnitude maps to ±127, rounding to nearest. The scale and
+/// the sum are kept at half precision, as llama.cpp's 8-bit activation blocks store them, so
+/// that products round the way the reference implementation's do.
 #[inline(always)]
 #[must_use]
 pub fn quantize_block(x: &[f32; BLOCK_LEN]) -> ActBlock {
@@ -55,8 +57,12 @@ pub fn quantize_block(x: &[f32; BLOCK_LEN]) -> ActBlock {
     for &v in x {
         amax = amax.max(v.abs());
     }
-    let scale = amax / 127.0;
-    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let exact_scale = amax / 127.0;
+    let inv = if exact_scale > 0.0 {
+        1.0 / exact_scale
+    } else {
+        0.0
+    };
     let mut q = [0i8; BLOCK_LEN];
     let mut total = 0i32;
     for (q, &v) in q.iter_mut().zip(x) {
@@ -67,8 +73,12 @@ pub fn quantize_block(x: &[f32; BLOCK_LEN]) -> ActBlock {
         total += i32::from(r);
     }
     #[allow(clippy::cast_precision_loss)]
-    let sum = scale * total as f32;
-    ActBlock { scale, sum, q }
+    let sum = round_to_f16(exact_scale * total as f32);
+    ActBlock {
+        scale: round_to_f16(exact_scale),
+        sum,
+        q,
+    }
 }
 
 /// Quantizes `x` (whose length must be a multiple of 32) into `out`, replacing its contents.
@@ -283,17 +293,21 @@ mod tests {
         assert_eq!(q.len(), 2);
         for (block, xs) in q.iter().zip(x.chunks(32)) {
             let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            assert!((block.scale - amax / 127.0).abs() < 1e-7);
+            // The scale is amax / 127 stored at half precision (relative error ≤ 2^-11).
+            assert_eq!(block.scale, round_to_f16(amax / 127.0));
+            assert!((block.scale - amax / 127.0).abs() <= amax / 127.0 / 2048.0);
             let mut total = 0.0;
             for (&qi, &v) in block.q.iter().zip(xs) {
                 let back = f32::from(qi) * block.scale;
+                // Half a step, plus what the half-precision scale moves 127 steps.
                 assert!(
-                    (back - v).abs() <= block.scale * 0.5 + 1e-6,
+                    (back - v).abs() <= block.scale * 0.5 + amax / 2048.0 + 1e-6,
                     "{back} vs {v}"
                 );
-                total += back;
+                total += f32::from(qi);
             }
-            assert!((total - block.sum).abs() < 1e-4);
+            let exact_sum = total * amax / 127.0;
+            assert!((exact_sum - block.sum).abs() <= exact_sum.abs() / 2048.0 + 1e-6);
         }
         assert!(quantize_row(&x[..40], &mut q).is_err());
         quantize_row(&[0.0; 32], &mut q).unwrap();

@@ -10,6 +10,8 @@
 //! - [`sampling`] chooses tokens; [`TextModel`] ties tokenizer, model and sampler into a
 //!   generation loop that reports every token as it is produced.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod device;
 mod engine;
 mod error;

@@ -123,6 +123,9 @@ struct RowsKernel<'a> {
     acts: &'a Activations<'a>,
     first: usize,
     out: &'a mut [f32],
+    /// The AVX2 kernels, when this CPU has them.
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<pulp::x86::V3>,
 }
 
 impl pulp::WithSimd for RowsKernel<'_> {
@@ -135,11 +138,26 @@ impl pulp::WithSimd for RowsKernel<'_> {
             acts,
             first,
             out,
+            #[cfg(target_arch = "x86_64")]
+            avx2,
         } = self;
         let n = acts.n;
         let per_row = acts.cols / 32;
         for (k, outs) in out.chunks_exact_mut(n).enumerate() {
             let row = w.row(first + k);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = avx2
+                && super::avx2::supports(w.ty)
+            {
+                if !super::avx2::dot_rows(simd, w.ty, row, &acts.blocks, per_row, outs) {
+                    return Err(cocoon_gguf::GgufError::LengthMismatch {
+                        what: "weight row bytes for the activation blocks",
+                        expected: per_row * w.ty.block_bytes(),
+                        actual: row.len(),
+                    });
+                }
+                continue;
+            }
             if q8_act::supports(w.ty) {
                 for (i, o) in outs.iter_mut().enumerate() {
                     *o = q8_act::dot_row(w.ty, row, &acts.blocks[i * per_row..(i + 1) * per_row])?;
@@ -169,6 +187,9 @@ struct Compute {
     pool: rayon::ThreadPool,
     arch: pulp::Arch,
     threads: usize,
+    /// The AVX2 kernels, when this CPU has them.
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<pulp::x86::V3>,
 }
 
 impl Compute {
@@ -198,6 +219,8 @@ impl Compute {
             }
         }
         let arch = self.arch;
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = self.avx2;
         self.pool.install(|| {
             pieces.into_par_iter().try_for_each(|(w, first, out)| {
                 arch.dispatch(RowsKernel {
@@ -205,6 +228,8 @@ impl Compute {
                     acts,
                     first,
                     out,
+                    #[cfg(target_arch = "x86_64")]
+                    avx2,
                 })
             })
         })?;
@@ -381,6 +406,13 @@ impl QuantizedLlama {
                 pool,
                 arch: pulp::Arch::new(),
                 threads,
+                // COCOON_PORTABLE_KERNELS=1 keeps the portable kernels, for comparisons.
+                #[cfg(target_arch = "x86_64")]
+                avx2: if std::env::var_os("COCOON_PORTABLE_KERNELS").is_some() {
+                    None
+                } else {
+                    pulp::x86::V3::try_new()
+                },
             },
         })
     }
