@@ -130,46 +130,48 @@ struct WeightBlock {
 }
 
 #[inline(always)]
-fn weight_block(simd: V3, ty: GgmlType, w: &[u8]) -> WeightBlock {
-    match (ty, w) {
-        (GgmlType::Q4_1, [d0, d1, m0, m1, qs @ ..]) => WeightBlock {
-            q: nibbles(simd, qs.try_into().unwrap_or(&[0; 16])),
-            signed: false,
-            d: half(*d0, *d1),
-            m: half(*m0, *m1),
-        },
-        (GgmlType::Q4_0, [d0, d1, qs @ ..]) => WeightBlock {
-            q: simd.avx2._mm256_sub_epi8(
-                nibbles(simd, qs.try_into().unwrap_or(&[0; 16])),
-                simd.avx._mm256_set1_epi8(8),
-            ),
-            signed: true,
-            d: half(*d0, *d1),
-            m: 0.0,
-        },
-        (_, [d0, d1, qs @ ..]) => WeightBlock {
-            q: bytemuck::cast(*<&[u8; 32]>::try_from(qs).unwrap_or(&[0; 32])),
-            signed: true,
-            d: half(*d0, *d1),
-            m: 0.0,
-        },
-        _ => WeightBlock {
-            q: simd.avx._mm256_setzero_si256(),
-            signed: false,
-            d: 0.0,
-            m: 0.0,
-        },
+fn q4_1_block(simd: V3, w: &[u8; 20]) -> WeightBlock {
+    let [d0, d1, m0, m1, qs @ ..] = w;
+    WeightBlock {
+        q: nibbles(simd, qs),
+        signed: false,
+        d: half(*d0, *d1),
+        m: half(*m0, *m1),
     }
 }
 
-/// Activation rows handled together: each weight block is prepared once for all of them.
+#[inline(always)]
+fn q4_0_block(simd: V3, w: &[u8; 18]) -> WeightBlock {
+    let [d0, d1, qs @ ..] = w;
+    WeightBlock {
+        q: simd
+            .avx2
+            ._mm256_sub_epi8(nibbles(simd, qs), simd.avx._mm256_set1_epi8(8)),
+        signed: true,
+        d: half(*d0, *d1),
+        m: 0.0,
+    }
+}
+
+#[inline(always)]
+fn q8_0_block(_simd: V3, w: &[u8; 34]) -> WeightBlock {
+    let [d0, d1, qs @ ..] = w;
+    WeightBlock {
+        q: bytemuck::cast(*qs),
+        signed: true,
+        d: half(*d0, *d1),
+        m: 0.0,
+    }
+}
+
+/// Activation rows handled together at most: each weight block is unpacked once for all of
+/// them, and their accumulators stay in registers.
 const GROUP: usize = 4;
 
 /// Products of one weight row of `ty` with `outs.len()` activation rows of `per_row` blocks
-/// each (`acts` holds them one after the other): `outs[i] = row · acts[i]`. Each weight block
-/// is unpacked once for a group of rows, so a batch costs little more than one row. Returns
-/// `false`, leaving `outs` alone, for a type without a kernel here or lengths that do not
-/// match. Inlined so that it runs in the caller's AVX2 context.
+/// each (`acts` holds them one after the other): `outs[i] = row · acts[i]`. Returns `false`,
+/// leaving `outs` alone, for a type without a kernel here or lengths that do not match.
+/// Inlined so that it runs in the caller's AVX2 context.
 #[inline(always)]
 pub(crate) fn dot_rows(
     simd: V3,
@@ -179,43 +181,76 @@ pub(crate) fn dot_rows(
     per_row: usize,
     outs: &mut [f32],
 ) -> bool {
-    let bytes = ty.block_bytes();
-    if !supports(ty) || row.len() != per_row * bytes || acts.len() != per_row * outs.len() {
+    if !supports(ty)
+        || row.len() != per_row * ty.block_bytes()
+        || acts.len() != per_row * outs.len()
+    {
         return false;
     }
-    for (g, outs) in outs.chunks_mut(GROUP).enumerate() {
-        let first = g * GROUP;
-        let mut acc = [simd.avx._mm256_setzero_ps(); GROUP];
-        let mut offsets = [0f32; GROUP];
-        for (b, w) in row.chunks_exact(bytes).enumerate() {
-            let block = weight_block(simd, ty, w);
-            let unsigned = if block.signed {
-                simd.avx2._mm256_sign_epi8(block.q, block.q)
-            } else {
-                block.q
-            };
-            for (j, (acc, offset)) in acc
-                .iter_mut()
-                .zip(&mut offsets)
-                .take(outs.len())
-                .enumerate()
-            {
-                let a = &acts[(first + j) * per_row + b];
-                let mut x: __m256i = bytemuck::cast(a.q);
-                if block.signed {
-                    x = simd.avx2._mm256_sign_epi8(x, block.q);
-                }
-                let products = dot_unsigned(simd, unsigned, x);
-                let scale = simd.avx._mm256_set1_ps(block.d * a.scale);
-                *acc = simd.fma._mm256_fmadd_ps(products, scale, *acc);
-                *offset += block.m * a.sum;
-            }
-        }
-        for ((out, acc), offset) in outs.iter_mut().zip(acc).zip(offsets) {
-            *out = horizontal_sum(simd, acc) + offset;
-        }
+    match ty {
+        GgmlType::Q4_1 => rows_of(simd, row.as_chunks().0, acts, outs, q4_1_block),
+        GgmlType::Q4_0 => rows_of(simd, row.as_chunks().0, acts, outs, q4_0_block),
+        _ => rows_of(simd, row.as_chunks().0, acts, outs, q8_0_block),
     }
     true
+}
+
+#[inline(always)]
+fn rows_of<const B: usize>(
+    simd: V3,
+    blocks: &[[u8; B]],
+    acts: &[ActBlock],
+    outs: &mut [f32],
+    unpack: impl Fn(V3, &[u8; B]) -> WeightBlock + Copy,
+) {
+    let per_row = blocks.len();
+    for (g, outs) in outs.chunks_mut(GROUP).enumerate() {
+        let acts = &acts[g * GROUP * per_row..];
+        match outs.len() {
+            1 => group::<B, 1>(simd, blocks, acts, outs, unpack),
+            2 => group::<B, 2>(simd, blocks, acts, outs, unpack),
+            3 => group::<B, 3>(simd, blocks, acts, outs, unpack),
+            _ => group::<B, GROUP>(simd, blocks, acts, outs, unpack),
+        }
+    }
+}
+
+/// `outs[j] = blocks · acts[j · per_row..][..per_row]` for `j < G`, each weight block
+/// unpacked once.
+#[inline(always)]
+fn group<const B: usize, const G: usize>(
+    simd: V3,
+    blocks: &[[u8; B]],
+    acts: &[ActBlock],
+    outs: &mut [f32],
+    unpack: impl Fn(V3, &[u8; B]) -> WeightBlock,
+) {
+    let per_row = blocks.len();
+    let rows: [&[ActBlock]; G] = std::array::from_fn(|j| &acts[j * per_row..(j + 1) * per_row]);
+    let mut acc = [simd.avx._mm256_setzero_ps(); G];
+    let mut offsets = [0f32; G];
+    for (b, w) in blocks.iter().enumerate() {
+        let block = unpack(simd, w);
+        let unsigned = if block.signed {
+            simd.avx2._mm256_sign_epi8(block.q, block.q)
+        } else {
+            block.q
+        };
+        for j in 0..G {
+            let a = &rows[j][b];
+            let mut x: __m256i = bytemuck::cast(a.q);
+            if block.signed {
+                x = simd.avx2._mm256_sign_epi8(x, block.q);
+            }
+            let products = dot_unsigned(simd, unsigned, x);
+            let scale = simd.avx._mm256_set1_ps(block.d * a.scale);
+            acc[j] = simd.fma._mm256_fmadd_ps(products, scale, acc[j]);
+            offsets[j] += block.m * a.sum;
+        }
+    }
+    for j in 0..G {
+        outs[j] = horizontal_sum(simd, acc[j]) + offsets[j];
+    }
 }
 
 #[cfg(test)]
