@@ -75,6 +75,25 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.uptime_secs,
         s.workers.len(),
     );
+    if let Some(c) = &s.settlement {
+        out += &format!(
+            "chain: {} proxy contract {}, anchor on chain {}, ledger anchor {}, anchors sent {}, \
+             vouchers signed {}, client syncs {}{}{}\n",
+            c.mode,
+            c.proxy_contract,
+            c.chain_anchor_seqno,
+            c.ledger_anchor_seqno,
+            c.anchors_sent,
+            c.vouchers_signed,
+            c.client_syncs,
+            c.anchor_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(", last anchor failed: {e}")),
+            c.rolled_back
+                .as_deref()
+                .map_or(String::new(), |e| format!("\nROLLED BACK: {e}")),
+        );
+    }
     for w in &s.workers {
         match &w.stats {
             Some(st) => out.push_str(&format!(

@@ -15,6 +15,7 @@ mod config;
 pub mod keys;
 mod request;
 mod session;
+mod settle;
 mod state;
 mod stats;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use cocoon_infer::Engine;
 pub use config::{WorkerConfig, WorkerError};
+pub use settle::{PayoutChannel, PayoutSettings, PayoutStats, latest_stored_voucher};
 pub use keys::{KeySourceChoice, KeysConfig};
 pub use state::{ProxyView, WorkerHandle, WorkerSnapshot};
 
