@@ -1117,7 +1117,6 @@ impl Operator {
     }
 }
 
-
 /// Reads and parses a proxy contract's data (owner, proxy key, parameters, anchors, ...).
 ///
 /// # Errors

@@ -123,10 +123,11 @@ impl Proxy {
             tasks.spawn(stats::serve(l, self.state.clone()));
         }
         if let Some(settle) = &self.state.settle {
-            tasks.spawn(settle.clone().anchor_loop(
-                self.state.ledger.clone(),
-                self.state.shutdown.clone(),
-            ));
+            tasks.spawn(
+                settle
+                    .clone()
+                    .anchor_loop(self.state.ledger.clone(), self.state.shutdown.clone()),
+            );
         }
         shutdown.await;
         self.state.shutdown.cancel();

@@ -237,7 +237,10 @@ impl Settlement {
             && a.committed_at_ms.is_none()
         {
             ledger.commit_anchor(chain_seqno).await?;
-            tracing::info!(seqno = chain_seqno, "committed an anchor the chain already held");
+            tracing::info!(
+                seqno = chain_seqno,
+                "committed an anchor the chain already held"
+            );
         }
         let committed = ledger
             .latest_committed_anchor()
@@ -378,11 +381,7 @@ impl Settlement {
         else {
             return proxy::AnySignedPayment::default();
         };
-        self.sign(
-            VoucherKind::ClientCharge,
-            account.anchored_tokens,
-            contract,
-        )
+        self.sign(VoucherKind::ClientCharge, account.anchored_tokens, contract)
     }
 
     /// The worker's `payout_signed` voucher for the anchored part of its earnings.
@@ -397,11 +396,7 @@ impl Settlement {
         ) else {
             return proxy::AnySignedPayment::default();
         };
-        self.sign(
-            VoucherKind::WorkerPayout,
-            account.anchored_tokens,
-            contract,
-        )
+        self.sign(VoucherKind::WorkerPayout, account.anchored_tokens, contract)
     }
 
     /// What `/stats` shows.
@@ -483,8 +478,7 @@ impl Settlement {
             }
             Err(e) => {
                 // A newer anchor on chain than ours means our books went back in time.
-                if let Ok(state) =
-                    read_proxy_state(self.chain.as_ref(), &self.proxy_contract).await
+                if let Ok(state) = read_proxy_state(self.chain.as_ref(), &self.proxy_contract).await
                     && state.saved_seqno >= anchor.seqno
                 {
                     let why = format!(
@@ -546,8 +540,5 @@ pub(crate) fn worker_contract_text(state: &crate::state::ProxyState, owner: &str
         .settle
         .as_ref()
         .and_then(|s| s.worker_contract(owner))
-        .map_or_else(
-            || format!("local-worker-contract:{owner}"),
-            |a| a.to_raw(),
-        )
+        .map_or_else(|| format!("local-worker-contract:{owner}"), |a| a.to_raw())
 }

@@ -137,8 +137,7 @@ async fn handle_query(
                 }
             };
             worker::CompareBalanceWithProxyResult {
-                signed_payment: crate::settle::worker_voucher(state, &p.worker_owner_address)
-                    .await,
+                signed_payment: crate::settle::worker_voucher(state, &p.worker_owner_address).await,
                 tokens_committed_to_db: earned,
                 max_tokens: earned,
                 error_code: 0,

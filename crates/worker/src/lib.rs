@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use cocoon_infer::Engine;
 pub use config::{WorkerConfig, WorkerError};
-pub use settle::{PayoutChannel, PayoutSettings, PayoutStats, latest_stored_voucher};
 pub use keys::{KeySourceChoice, KeysConfig};
+pub use settle::{PayoutChannel, PayoutSettings, PayoutStats, latest_stored_voucher};
 pub use state::{ProxyView, WorkerHandle, WorkerSnapshot};
 
 /// A running worker.

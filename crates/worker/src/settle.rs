@@ -143,12 +143,7 @@ impl Payouts {
     }
 
     /// Notes what the proxy said in `worker.connectedToProxy`.
-    pub(crate) fn connected(
-        &self,
-        proxy: &str,
-        params: &proxy::Params,
-        worker_contract: &str,
-    ) {
+    pub(crate) fn connected(&self, proxy: &str, params: &proxy::Params, worker_contract: &str) {
         let mut channels = lock(&self.channels);
         let ch = channels.entry(proxy.to_owned()).or_default();
         ch.view.proxy = proxy.to_owned();
@@ -206,7 +201,10 @@ impl Payouts {
         let unpaid = voucher.payload().tokens.saturating_sub(ch.view.paid_tokens);
         if self.submitter.is_some() && !ch.submitting && unpaid > 0 && unpaid >= self.threshold {
             ch.submitting = true;
-            tokio::spawn(self.clone().submit(proxy.to_owned(), voucher, ch.proxy_contract));
+            tokio::spawn(
+                self.clone()
+                    .submit(proxy.to_owned(), voucher, ch.proxy_contract),
+            );
         }
     }
 
@@ -215,7 +213,10 @@ impl Payouts {
             return Ok(());
         };
         std::fs::create_dir_all(dir)?;
-        let name = format!("payout-{}.json", hex::encode(voucher.payload().target.hash()));
+        let name = format!(
+            "payout-{}.json",
+            hex::encode(voucher.payload().target.hash())
+        );
         let tmp = dir.join(format!("{name}.tmp"));
         let text = serde_json::to_string(voucher).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, text)?;
@@ -269,8 +270,10 @@ impl Payouts {
 
     /// What `/jsonstats` shows.
     pub(crate) fn stats(&self) -> PayoutStats {
-        let mut channels: Vec<PayoutChannel> =
-            lock(&self.channels).values().map(|c| c.view.clone()).collect();
+        let mut channels: Vec<PayoutChannel> = lock(&self.channels)
+            .values()
+            .map(|c| c.view.clone())
+            .collect();
         channels.sort_by(|a, b| a.proxy.cmp(&b.proxy));
         PayoutStats {
             submits_on_chain: self.submitter.is_some(),
@@ -298,11 +301,7 @@ pub struct PayoutStats {
 }
 
 /// Takes a voucher from `proxy` and counts it as committed (rollback detection).
-pub(crate) fn offer(
-    state: &Arc<WorkerState>,
-    proxy: &str,
-    payment: &proxy::AnySignedPayment,
-) {
+pub(crate) fn offer(state: &Arc<WorkerState>, proxy: &str, payment: &proxy::AnySignedPayment) {
     if let Some(tokens) = state.payouts.offer(proxy, payment) {
         let mut committed = lock(&state.committed);
         let known = committed.entry(proxy.to_owned()).or_insert(0);
