@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, MODEL, ROOT, Network
+from conftest import BIN_DIR, MODEL, ROOT, Network, http_get
 
 TON = 1_000_000_000
 PRICE = 20  # nanoTON per adjusted token, local parameters
@@ -279,6 +279,8 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     stats = net.proxy_stats()["settlement"]
     assert stats["mode"] == "local (emulated chain)" and stats["proxy_contract"] == proxy
     assert "emulated chain" in net.log("proxy")
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/stats")
+    assert f"chain: local (emulated chain) proxy contract {proxy}" in text.decode()
 
     # The proxy booked the client's balance from its contract (not a local deposit).
     acc = ledger_accounts(net)
@@ -337,6 +339,36 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     assert "payout submitted on chain" in net.log("worker")
     assert "charge voucher submitted on chain" in net.log("client")
 
+    # The proxy's view of the client contract follows the chain: after the client's charges...
+    def ledger_client():
+        return [c for c in ledger_accounts(net)["clients"] if c["client"] == client_owner][0]
+
+    wait_for(
+        "the ledger to read the charged client contract",
+        lambda: (c := ledger_client())["tokens_on_chain"] == used
+        and c["balance"] == 2 * TON - used * PRICE,
+        logs=logs,
+    )
+    # ... and after a second top-up, read many times (each payment status), credited once.
+    run_op(
+        "cocoon-client", "topup", *common, "--wallet-key-file", str(client_key),
+        "--proxy-contract", proxy, "--amount", "1",
+    )
+    wait_for(
+        "the ledger to read the second top-up",
+        lambda: ledger_client()["balance"] == 3 * TON - used * PRICE,
+        logs=logs,
+    )
+    syncs = net.proxy_stats()["settlement"]["client_syncs"]
+    wait_for(
+        "more payment status reads",
+        lambda: net.proxy_stats()["settlement"]["client_syncs"] >= syncs + 3,
+        logs=logs,
+    )
+    c = ledger_client()
+    assert c["balance"] == 3 * TON - used * PRICE and c["deposited"] == 0
+    assert c["tokens_used"] == used
+
     # The chain, read by the operator commands, equals the ledger to the nanoTON.
     # Worker contract: `cocoon-worker payout` with no --voucher submits the latest stored
     # voucher, paying the rest (or, when nothing is left, refuses it after reading tokens_paid
@@ -359,7 +391,7 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
         "--proxy-contract", proxy,
     )
     assert r["before"]["tokens_used"] == used
-    assert int(r["before"]["balance"]) == 2 * TON - used * PRICE
+    assert int(r["before"]["balance"]) == 3 * TON - used * PRICE
     assert r["after"]["balance"] == str(TON)
     # Proxy contract: earned = tokens × (price − fee); the anchor it holds is the ledger's.
     anchors = json.loads(net.ledger("anchors"))["anchors"]
@@ -384,6 +416,8 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     restarted = net.proxy_stats()["settlement"]
     assert restarted["rolled_back"] and "rolled back" in restarted["rolled_back"]
     assert restarted["chain_anchor_seqno"] == last["seqno"]
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/stats")
+    assert "ROLLED BACK" in text.decode()
     net.kill("proxy")
 
     # The proxy owner closes the proxy contract: its report shows the commission and anchor.

@@ -305,3 +305,85 @@ impl Charges {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use cocoon_protocol::tl::Int256;
+    use cocoon_ton::{SigningKey, VoucherPayload};
+
+    fn payment(
+        kind: VoucherKind,
+        tokens: u64,
+        target: Address,
+        key: &SigningKey,
+    ) -> proxy::AnySignedPayment {
+        let v = Voucher::sign(VoucherPayload::new(kind, 1, tokens, target), key).unwrap();
+        proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
+            data: Bytes::copy_from_slice(&v.to_bytes()),
+        })
+    }
+
+    #[test]
+    fn keeps_the_largest_valid_charge_voucher() {
+        let charges = Arc::new(Charges::open(&ChargeSettings::default()).unwrap());
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mine = Address::new(0, [9; 32]);
+        charges.connected(
+            &proxy::Params {
+                flags: 0b11,
+                proxy_public_key: Int256(key.verifying_key().to_bytes()),
+                proxy_owner_address: "owner".into(),
+                proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
+                is_test: Some(true),
+                proto_version: Some(1),
+            },
+            &mine.to_raw(),
+        );
+        charges.offer(&payment(VoucherKind::ClientCharge, 70, mine, &key));
+        charges.offer(&payment(VoucherKind::ClientCharge, 60, mine, &key));
+        let other = SigningKey::from_bytes(&[6; 32]);
+        charges.offer(&payment(VoucherKind::ClientCharge, 700, mine, &other));
+        charges.offer(&payment(
+            VoucherKind::ClientCharge,
+            700,
+            Address::new(0, [2; 32]),
+            &key,
+        ));
+        charges.offer(&payment(VoucherKind::WorkerPayout, 700, mine, &key));
+        let s = charges.stats();
+        assert_eq!(s.voucher_tokens, 70);
+        assert_eq!(s.refused_vouchers, 3);
+        assert!(!s.submits_on_chain);
+        let kept = Voucher::from_bytes(&hex::decode(s.voucher.unwrap()).unwrap()).unwrap();
+        kept.check(
+            &key.verifying_key().to_bytes(),
+            VoucherKind::ClientCharge,
+            &mine,
+        )
+        .unwrap();
+        assert_eq!(s.client_contract, mine.to_raw());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let bad_fraction = ChargeSettings {
+            submit_stake_fraction: 0.0,
+            ..ChargeSettings::default()
+        };
+        assert!(matches!(
+            Charges::open(&bad_fraction),
+            Err(ClientError::Config(_))
+        ));
+        let no_wallet = ChargeSettings {
+            chain: Some("emulated=127.0.0.1:1".into()),
+            ..ChargeSettings::default()
+        };
+        assert!(matches!(
+            Charges::open(&no_wallet),
+            Err(ClientError::Config(_))
+        ));
+    }
+}

@@ -155,7 +155,8 @@ impl Payouts {
     }
 
     /// Takes a voucher the proxy handed over: keeps it when valid and newer, stores it, and
-    /// submits it when the unpaid part reaches the threshold. Answers its count when kept.
+    /// submits it when the unpaid part reaches the threshold. Answers the count of the voucher
+    /// kept (this one or a larger one) when it is valid.
     pub(crate) fn offer(
         self: &Arc<Self>,
         proxy: &str,
@@ -180,8 +181,10 @@ impl Payouts {
             }
         };
         let tokens = voucher.payload().tokens;
-        if ch.latest.is_some_and(|l| l.payload().tokens >= tokens) {
-            return Some(tokens);
+        if let Some(kept) = ch.latest
+            && kept.payload().tokens >= tokens
+        {
+            return Some(kept.payload().tokens);
         }
         ch.latest = Some(voucher);
         ch.view.voucher_tokens = tokens;
@@ -323,4 +326,123 @@ pub fn latest_stored_voucher(data_dir: &Path) -> Option<PathBuf> {
         })
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use cocoon_protocol::tl::Int256;
+    use cocoon_ton::{SigningKey, VoucherPayload};
+
+    const PROXY: &str = "127.0.0.1:11001";
+
+    fn params(key: &SigningKey) -> proxy::Params {
+        proxy::Params {
+            flags: 0b11,
+            proxy_public_key: Int256(key.verifying_key().to_bytes()),
+            proxy_owner_address: "owner".into(),
+            proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
+            is_test: Some(true),
+            proto_version: Some(1),
+        }
+    }
+
+    fn payment(
+        kind: VoucherKind,
+        tokens: u64,
+        target: Address,
+        key: &SigningKey,
+    ) -> proxy::AnySignedPayment {
+        let v = Voucher::sign(VoucherPayload::new(kind, 1, tokens, target), key).unwrap();
+        proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
+            data: bytes::Bytes::copy_from_slice(&v.to_bytes()),
+        })
+    }
+
+    #[test]
+    fn keeps_the_largest_valid_payout_voucher_and_stores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let payouts =
+            Arc::new(Payouts::open(&PayoutSettings::default(), Some(dir.path())).unwrap());
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mine = Address::new(0, [7; 32]);
+        payouts.connected(PROXY, &params(&key), &mine.to_raw());
+
+        assert_eq!(
+            payouts.offer(PROXY, &payment(VoucherKind::WorkerPayout, 50, mine, &key)),
+            Some(50)
+        );
+        // an older one changes nothing; a newer one replaces it
+        assert_eq!(
+            payouts.offer(PROXY, &payment(VoucherKind::WorkerPayout, 40, mine, &key)),
+            Some(50)
+        );
+        assert_eq!(
+            payouts.offer(PROXY, &payment(VoucherKind::WorkerPayout, 90, mine, &key)),
+            Some(90)
+        );
+        // refused: another key, another contract, a client charge, garbage, an unknown proxy
+        let other = SigningKey::from_bytes(&[4; 32]);
+        assert_eq!(
+            payouts.offer(
+                PROXY,
+                &payment(VoucherKind::WorkerPayout, 500, mine, &other)
+            ),
+            None
+        );
+        let theirs = Address::new(0, [8; 32]);
+        assert_eq!(
+            payouts.offer(
+                PROXY,
+                &payment(VoucherKind::WorkerPayout, 500, theirs, &key)
+            ),
+            None
+        );
+        assert_eq!(
+            payouts.offer(PROXY, &payment(VoucherKind::ClientCharge, 500, mine, &key)),
+            None
+        );
+        let garbage = proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
+            data: bytes::Bytes::from_static(b"not a voucher"),
+        });
+        assert_eq!(payouts.offer(PROXY, &garbage), None);
+        assert_eq!(
+            payouts.offer(
+                "elsewhere:1",
+                &payment(VoucherKind::WorkerPayout, 500, mine, &key)
+            ),
+            None
+        );
+        assert_eq!(
+            payouts.offer(PROXY, &proxy::AnySignedPayment::default()),
+            None
+        );
+
+        let stats = payouts.stats();
+        assert!(!stats.submits_on_chain);
+        assert_eq!(stats.channels[0].voucher_tokens, 90);
+        assert_eq!(stats.channels[0].refused_vouchers, 4);
+
+        // the stored file is the latest voucher, in the format `payout --voucher` reads
+        let path = latest_stored_voucher(dir.path()).unwrap();
+        let stored = cocoon_chain::operator::read_voucher_file(&path).unwrap();
+        assert_eq!(stored.payload().tokens, 90);
+        assert_eq!(stored.payload().target, mine);
+        stored.verify(&key.verifying_key().to_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_chain_without_a_wallet_is_refused() {
+        let settings = PayoutSettings {
+            chain: Some("emulated=127.0.0.1:1".into()),
+            ..PayoutSettings::default()
+        };
+        assert!(matches!(
+            Payouts::open(&settings, None),
+            Err(WorkerError::Config(_))
+        ));
+        assert!(latest_stored_voucher(Path::new("/nonexistent")).is_none());
+    }
 }
