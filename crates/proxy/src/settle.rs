@@ -109,6 +109,8 @@ pub(crate) enum SyncFailure {
     BadOwner(String),
     /// No client contract yet: the client must top up first.
     NotToppedUp(String),
+    /// The client contract is closing or closed: its channel takes no new requests.
+    Closing(String),
     /// The chain did not answer or answered nonsense.
     Chain(ChainError),
     /// The ledger refused.
@@ -122,6 +124,10 @@ impl std::fmt::Display for SyncFailure {
             Self::NotToppedUp(c) => write!(
                 f,
                 "no client contract at {c} yet: top it up first (cocoon-client topup)"
+            ),
+            Self::Closing(c) => write!(
+                f,
+                "the client contract {c} is closing or closed: it takes no new requests"
             ),
             Self::Chain(e) => write!(f, "chain: {e}"),
             Self::Ledger(e) => write!(f, "ledger: {e}"),
@@ -317,6 +323,7 @@ impl Settlement {
                 detail: format!("get_client_data: {e}"),
             })
         })?;
+        let closing = data.lifecycle != cocoon_ton::contracts::Lifecycle::Normal;
         let n = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
         let state = ChainClientState {
             balance: n(data.balance),
@@ -340,6 +347,9 @@ impl Settlement {
                 tokens_on_chain = stored.tokens_on_chain,
                 "client balance from chain"
             );
+        }
+        if closing {
+            return Err(SyncFailure::Closing(contract.to_raw()));
         }
         Ok(stored)
     }
