@@ -418,6 +418,8 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     assert restarted["chain_anchor_seqno"] == last["seqno"]
     _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/stats")
     assert "ROLLED BACK" in text.decode()
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/metrics")
+    assert "cocoon_proxy_ledger_rolled_back 1" in text.decode()
     net.kill("proxy")
 
     # The proxy owner closes the proxy contract: its report shows the commission and anchor.
