@@ -37,11 +37,14 @@ def http_get(url: str, timeout: float = 2.0):
 
 
 class Network:
-    def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None):
+    def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
+                 client_args=(), client_owner="e2e-client"):
         self.tmp = tmp
         self.upstream_args = list(upstream_args)
         self.worker_args = list(worker_args)
         self.proxy_args = list(proxy_args)
+        self.client_args = list(client_args)
+        self.client_owner = client_owner
         self.procs = {}
         self.ports = {
             "proxy_workers": free_port(),
@@ -83,8 +86,9 @@ class Network:
                 str(BIN_DIR / "cocoon-client"), "--local",
                 "--listen", f"127.0.0.1:{p['client']}",
                 "--proxy", f"127.0.0.1:{p['proxy_clients']}",
-                "--owner", "e2e-client",
-            ],
+                "--owner", self.client_owner,
+            ]
+            + self.client_args,
         )
         self.base_url = f"http://127.0.0.1:{p['client']}/v1"
         self.wait_http(f"http://127.0.0.1:{p['client']}/health", "client")
@@ -164,6 +168,14 @@ class Network:
 
     def proxy_stats(self):
         _, body = http_get(f"http://127.0.0.1:{self.ports['proxy_stats']}/jsonstats")
+        return json.loads(body)
+
+    def worker_stats(self):
+        _, body = http_get(f"http://127.0.0.1:{self.ports['worker_stats']}/jsonstats")
+        return json.loads(body)
+
+    def client_stats(self):
+        _, body = http_get(f"http://127.0.0.1:{self.ports['client']}/jsonstats")
         return json.loads(body)
 
     def kill(self, name):

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+mod chain_ops;
 mod verify_receipt;
 use cocoon_client::{Client, ClientConfig};
 
@@ -44,6 +45,22 @@ struct Args {
     /// the preset.
     #[arg(long, env = "COCOON_CLIENT_POLICY_FILE")]
     policy_file: Option<PathBuf>,
+    /// Where charge vouchers are submitted: emulated=HOST:PORT (local mode) or toncenter=URL.
+    #[arg(long, env = "COCOON_CLIENT_CHAIN")]
+    chain: Option<String>,
+    /// Toncenter API key.
+    #[arg(long, env = "COCOON_TONCENTER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The wallet key file (hex Ed25519 seed, mode 0600) that pays for submitting vouchers.
+    #[arg(long, env = "COCOON_CLIENT_WALLET_KEY_FILE")]
+    wallet_key_file: Option<PathBuf>,
+    /// Submit the latest charge voucher once the charges it adds reach this fraction of the
+    /// stake (default 0.5).
+    #[arg(long, env = "COCOON_CLIENT_SUBMIT_STAKE_FRACTION")]
+    submit_stake_fraction: Option<f64>,
+    /// Seconds between payment status queries (default 10).
+    #[arg(long, env = "COCOON_CLIENT_PAYMENT_STATUS_INTERVAL")]
+    payment_status_interval: Option<f64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -72,11 +89,30 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());
     }
+    if let Some(v) = &args.chain {
+        config.settlement.chain = Some(v.clone());
+    }
+    if let Some(v) = &args.api_key {
+        config.settlement.api_key = Some(v.clone());
+    }
+    if let Some(v) = &args.wallet_key_file {
+        config.settlement.wallet_key_file = Some(v.clone());
+    }
+    if let Some(v) = args.submit_stake_fraction {
+        config.settlement.submit_stake_fraction = v;
+    }
+    if let Some(v) = args.payment_status_interval {
+        config.settlement.payment_status_interval = std::time::Duration::try_from_secs_f64(v)
+            .map_err(|e| format!("--payment-status-interval: {e}"))?;
+    }
     Ok(config)
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if let Some(code) = chain_ops::dispatch().await {
+        return code;
+    }
     if std::env::args().nth(1).as_deref() == Some("verify-receipt") {
         let result = verify_receipt::run(std::env::args().skip(2));
         return cocoon_cli::exit_status("cocoon-client verify-receipt", result);

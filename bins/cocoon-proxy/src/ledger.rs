@@ -28,6 +28,12 @@ pub(crate) enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// The ledger's anchors (seqno, state hash, when the chain was seen to hold them).
+    Anchors {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Charged requests, oldest first.
     Requests {
         /// One JSON object per line instead of text.
@@ -95,6 +101,7 @@ pub(crate) async fn run(url: &str, action: &Action) -> Result<(), String> {
     let result = match action {
         Action::Audit { json } => audit(&store, url, *json).await,
         Action::Accounts { json } => accounts(&store, *json).await,
+        Action::Anchors { json } => anchors(&store, *json).await,
         Action::Requests { json, after, limit } => requests(&store, *json, *after, *limit).await,
     };
     store.close().await;
@@ -201,6 +208,43 @@ fn worker_json(w: &StoredWorker) -> Value {
         "requests": w.requests,
         "updated_at_ms": w.updated_at_ms,
     })
+}
+
+async fn anchors(store: &LedgerStore, as_json: bool) -> Result<(), String> {
+    let anchors = store.anchors().await.map_err(err)?;
+    if as_json {
+        let list: Vec<_> = anchors
+            .iter()
+            .map(|a| {
+                json!({
+                    "seqno": a.seqno,
+                    "state_hash": hex::encode(a.state_hash),
+                    "previous_hash": hex::encode(a.previous_hash),
+                    "clients": a.clients,
+                    "workers": a.workers,
+                    "requests": a.requests,
+                    "prepared_at_ms": a.prepared_at_ms,
+                    "committed_at_ms": a.committed_at_ms,
+                })
+            })
+            .collect();
+        return out(&json!({ "anchors": list }).to_string());
+    }
+    out(&format!("{} anchors", anchors.len()))?;
+    for a in &anchors {
+        out(&format!(
+            "  #{} {} over {} requests{}",
+            a.seqno,
+            hex::encode(a.state_hash),
+            a.requests,
+            if a.committed_at_ms.is_some() {
+                ", on chain"
+            } else {
+                ", not seen on chain"
+            },
+        ))?;
+    }
+    Ok(())
 }
 
 async fn accounts(store: &LedgerStore, as_json: bool) -> Result<(), String> {

@@ -53,6 +53,23 @@ struct Args {
     /// SNP measurements, minimum TCB); replaces the preset.
     #[arg(long, env = "COCOON_PROXY_POLICY_FILE")]
     policy_file: Option<PathBuf>,
+    /// Settlement chain: emulated=HOST:PORT (local mode, a cocoon-chain-emulator) or
+    /// toncenter=URL (the `[chain]` endpoint).
+    #[arg(long, env = "COCOON_PROXY_CHAIN")]
+    chain: Option<String>,
+    /// Toncenter API key.
+    #[arg(long, env = "COCOON_TONCENTER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The proxy contract's address (its proxy key must be this proxy's voucher key; see
+    /// `cocoon-proxy voucher-key`).
+    #[arg(long, env = "COCOON_PROXY_CONTRACT")]
+    proxy_contract: Option<String>,
+    /// The wallet key file (hex Ed25519 seed, mode 0600) that pays for ledger anchors.
+    #[arg(long, env = "COCOON_PROXY_WALLET_KEY_FILE")]
+    wallet_key_file: Option<PathBuf>,
+    /// Seconds between ledger anchors on chain (default 60).
+    #[arg(long, env = "COCOON_PROXY_ANCHOR_INTERVAL")]
+    anchor_interval: Option<f64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON", global = true)]
     log_json: bool,
@@ -68,6 +85,9 @@ enum Command {
         #[command(subcommand)]
         action: ledger::Action,
     },
+    /// Prints the public key of the proxy's voucher-signing key (made on first use, sealed in
+    /// the data directory): the proxy key its proxy contract must hold.
+    VoucherKey,
 }
 
 fn load(args: &Args) -> Result<ProxyConfig, String> {
@@ -109,6 +129,22 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
     if config.ledger_url.is_none() {
         config.ledger_url = Some(ledger::default_file(&config, args.local)?);
     }
+    if let Some(v) = &args.chain {
+        config.chain.endpoint = Some(v.clone());
+    }
+    if let Some(v) = &args.api_key {
+        config.chain.api_key = Some(v.clone());
+    }
+    if let Some(v) = &args.proxy_contract {
+        config.chain.proxy_contract = Some(v.clone());
+    }
+    if let Some(v) = &args.wallet_key_file {
+        config.chain.wallet_key_file = Some(v.clone());
+    }
+    if let Some(v) = args.anchor_interval {
+        config.chain.anchor_interval = std::time::Duration::try_from_secs_f64(v)
+            .map_err(|e| format!("--anchor-interval: {e}"))?;
+    }
     Ok(config)
 }
 
@@ -116,9 +152,16 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
     if let Some(url) = &config.ledger_url {
         ledger::prepare(url)?;
     }
+    let has_chain = config.chain.endpoint.is_some();
     let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
     if args.local {
-        tracing::warn!("LOCAL MODE: emulated chain, free client deposits; not for production");
+        if has_chain {
+            tracing::warn!(
+                "LOCAL MODE: emulated chain (balances from client contracts); not for production"
+            );
+        } else {
+            tracing::warn!("LOCAL MODE: no chain, free client deposits; not for production");
+        }
     }
     let addr = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.to_string());
     println!(
@@ -147,6 +190,11 @@ async fn main() -> std::process::ExitCode {
             Some(Command::Ledger { action }) => {
                 let url = config.ledger_url.as_deref().unwrap_or_default();
                 ledger::run(url, action).await
+            }
+            Some(Command::VoucherKey) => {
+                let key = cocoon_proxy::voucher_public_key(&config).map_err(|e| e.to_string())?;
+                println!("{}", hex::encode(key));
+                Ok(())
             }
         }
     }

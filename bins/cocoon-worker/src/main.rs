@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod chain_ops;
+
 use clap::Parser;
 use cocoon_infer::Engine;
 use cocoon_infer::builtin::model_store::PYPI;
@@ -86,6 +88,23 @@ struct Args {
     /// else ~/.local/share/cocoon/worker).
     #[arg(long, env = "COCOON_WORKER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where payout vouchers are submitted: emulated=HOST:PORT (local mode) or toncenter=URL.
+    /// Without it vouchers are only stored (submit them with `cocoon-worker payout`).
+    #[arg(long, env = "COCOON_WORKER_CHAIN")]
+    chain: Option<String>,
+    /// Toncenter API key.
+    #[arg(long, env = "COCOON_TONCENTER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The owner's wallet key file (hex Ed25519 seed, mode 0600) that submits payouts.
+    #[arg(long, env = "COCOON_WORKER_WALLET_KEY_FILE")]
+    wallet_key_file: Option<PathBuf>,
+    /// Submit the latest payout voucher once it carries this many adjusted tokens more than
+    /// the worker contract paid (default 1000000).
+    #[arg(long, env = "COCOON_WORKER_PAYOUT_THRESHOLD_TOKENS")]
+    payout_threshold_tokens: Option<u64>,
+    /// Seconds between payment status queries to each proxy (default 10).
+    #[arg(long, env = "COCOON_WORKER_PAYMENT_STATUS_INTERVAL")]
+    payment_status_interval: Option<f64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -130,6 +149,22 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
     if config.keys.data_dir.is_none() {
         config.keys.data_dir = default_data_dir();
     }
+    if let Some(v) = &args.chain {
+        config.settlement.chain = Some(v.clone());
+    }
+    if let Some(v) = &args.api_key {
+        config.settlement.api_key = Some(v.clone());
+    }
+    if let Some(v) = &args.wallet_key_file {
+        config.settlement.wallet_key_file = Some(v.clone());
+    }
+    if let Some(v) = args.payout_threshold_tokens {
+        config.settlement.payout_threshold_tokens = v;
+    }
+    if let Some(v) = args.payment_status_interval {
+        config.payment_status_interval = std::time::Duration::try_from_secs_f64(v)
+            .map_err(|e| format!("--payment-status-interval: {e}"))?;
+    }
     Ok(config)
 }
 
@@ -147,6 +182,9 @@ fn default_data_dir() -> Option<PathBuf> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if let Some(code) = chain_ops::dispatch().await {
+        return code;
+    }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
     let result = async {

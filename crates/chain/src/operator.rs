@@ -13,8 +13,8 @@ use cocoon_ton::contracts::{
 };
 use cocoon_ton::messages::{ClientMessage, ProxyMessage};
 use cocoon_ton::{
-    Address, InternalMessage, OutgoingMessage, SigningKey, StateInit, Transfer, Voucher,
-    VoucherKind, WalletV5R1,
+    Address, InternalMessage, LedgerAnchor, OutgoingMessage, SigningKey, StateInit, Transfer,
+    Voucher, VoucherKind, WalletV5R1,
 };
 use serde::Serialize;
 use std::fmt;
@@ -284,6 +284,10 @@ pub enum ContractView {
         active_workers: u32,
         /// The contract's account balance (nanotons): every client's funds.
         account_balance: String,
+        /// The last ledger anchor's seqno (`save_state`).
+        saved_seqno: u32,
+        /// The last ledger anchor's state hash (hex).
+        saved_state_hash: String,
     },
 }
 
@@ -317,9 +321,11 @@ impl fmt::Display for ContractView {
                 active_clients,
                 active_workers,
                 account_balance,
+                saved_seqno,
+                saved_state_hash,
             } => write!(
                 f,
-                "proxy {state:?}: earned {} TON, stake {} TON, unlock time {unlock_time}, active clients {active_clients}, active workers {active_workers}, account balance {} TON",
+                "proxy {state:?}: earned {} TON, stake {} TON, unlock time {unlock_time}, active clients {active_clients}, active workers {active_workers}, account balance {} TON, ledger anchor {saved_seqno} ({saved_state_hash})",
                 ton(earned),
                 ton(stake),
                 ton(account_balance)
@@ -536,20 +542,108 @@ impl Operator {
     }
 
     async fn proxy_state(&self, proxy_contract: &Address) -> Result<ProxyState, ChainError> {
-        let account = self.chain.account(proxy_contract).await?;
-        let data = match (account.status, account.data) {
-            (AccountStatus::Active, Some(data)) => data,
-            _ => {
-                return Err(ChainError::UnexpectedState {
-                    contract: proxy_contract.to_raw(),
-                    detail: "no active proxy contract at this address".to_owned(),
-                });
-            }
-        };
-        ProxyState::from_data_cell(&data).map_err(|e| ChainError::UnexpectedState {
-            contract: proxy_contract.to_raw(),
-            detail: format!("not a proxy contract's data: {e}"),
-        })
+        read_proxy_state(self.chain.as_ref(), proxy_contract).await
+    }
+
+    /// The chain this operator sends to.
+    #[must_use]
+    pub fn chain(&self) -> &Arc<dyn Chain> {
+        &self.chain
+    }
+
+    /// Submits a client charge voucher (`charge_signed`) to the client contract it names
+    /// (anyone may; this wallet pays the gas and gets the excess back).
+    ///
+    /// # Errors
+    /// [`ChainError::Voucher`] for a voucher that is not a client charge, not signed by the
+    /// client contract's proxy key, or not above the count already charged; otherwise see
+    /// [`ChainError`].
+    pub async fn client_charge(&self, voucher: &Voucher) -> Result<OperationReport, ChainError> {
+        let payload = voucher.payload();
+        if payload.kind() != Some(VoucherKind::ClientCharge) {
+            return Err(ChainError::Voucher {
+                detail: format!("op {:08x} is not a client charge", payload.op),
+            });
+        }
+        let client = payload.target;
+        let before = self.view(Kind::Client, &client).await?;
+        if matches!(before, ContractView::Absent { .. }) {
+            return Err(not_deployed(&client));
+        }
+        let r = self
+            .chain
+            .run_get_method(&client, "get_client_data", &[])
+            .await?;
+        let data = ClientData::from_stack(&r.stack).map_err(|e| ChainError::UnexpectedState {
+            contract: client.to_raw(),
+            detail: format!("get_client_data: {e}"),
+        })?;
+        if payload.tokens <= data.tokens_used {
+            return Err(ChainError::Voucher {
+                detail: format!(
+                    "the voucher's count {} is not above the {} tokens already charged",
+                    payload.tokens, data.tokens_used
+                ),
+            });
+        }
+        voucher
+            .check(&data.proxy_public_key, VoucherKind::ClientCharge, &client)
+            .map_err(|e| ChainError::Voucher {
+                detail: format!("not valid for {}: {e}", client.to_raw()),
+            })?;
+        let body = voucher
+            .to_message_body(&self.address)
+            .map_err(ChainError::cell("charge body"))?;
+        let tokens = payload.tokens;
+        self.execute(
+            "client_charge",
+            Kind::Client,
+            client,
+            owner_message(client, body),
+            before,
+            move |after| {
+                matches!(after, ContractView::Client { tokens_used, .. } if *tokens_used == tokens)
+            },
+        )
+        .await
+    }
+
+    /// Anchors a proxy's ledger on chain (`save_state` inside `do_not_process`), signed by the
+    /// proxy key so that this wallet (any wallet) may submit it; waits until the proxy
+    /// contract holds the anchor.
+    ///
+    /// # Errors
+    /// [`ChainError::Refused`] with exit code 413 when the contract already holds this seqno
+    /// or a later one; otherwise see [`ChainError`].
+    pub async fn save_state(
+        &self,
+        proxy_contract: &Address,
+        anchor: &LedgerAnchor,
+        signature: [u8; 64],
+    ) -> Result<OperationReport, ChainError> {
+        let proxy = *proxy_contract;
+        let before = self.view(Kind::Proxy, &proxy).await?;
+        let body = ProxyMessage::SaveState {
+            query_id: query_id(),
+            anchor: *anchor,
+            signature: Some(signature),
+        }
+        .to_cell()
+        .map_err(ChainError::cell("save_state body"))?;
+        let seqno = anchor.seqno;
+        let hash = hex::encode(anchor.state_hash);
+        self.execute(
+            "proxy_save_state",
+            Kind::Proxy,
+            proxy,
+            owner_message(proxy, body),
+            before,
+            move |after| {
+                matches!(after, ContractView::Proxy { saved_seqno, saved_state_hash, .. }
+                    if *saved_seqno == seqno && *saved_state_hash == hash)
+            },
+        )
+        .await
     }
 
     /// `top_up`: adds `amount` to this wallet's client balance at `proxy_contract`
@@ -894,6 +988,8 @@ impl Operator {
                     active_clients: d.active_clients,
                     active_workers: d.active_workers,
                     account_balance: account.balance.to_string(),
+                    saved_seqno: d.saved_seqno,
+                    saved_state_hash: hex::encode(d.saved_state_hash),
                 }
             }
         })
@@ -1019,6 +1115,30 @@ impl Operator {
             tokio::time::sleep(self.poll_interval).await;
         }
     }
+}
+
+/// Reads and parses a proxy contract's data (owner, proxy key, parameters, anchors, ...).
+///
+/// # Errors
+/// [`ChainError::UnexpectedState`] when there is no active proxy contract at the address.
+pub async fn read_proxy_state(
+    chain: &dyn Chain,
+    proxy_contract: &Address,
+) -> Result<ProxyState, ChainError> {
+    let account = chain.account(proxy_contract).await?;
+    let data = match (account.status, account.data) {
+        (AccountStatus::Active, Some(data)) => data,
+        _ => {
+            return Err(ChainError::UnexpectedState {
+                contract: proxy_contract.to_raw(),
+                detail: "no active proxy contract at this address".to_owned(),
+            });
+        }
+    };
+    ProxyState::from_data_cell(&data).map_err(|e| ChainError::UnexpectedState {
+        contract: proxy_contract.to_raw(),
+        detail: format!("not a proxy contract's data: {e}"),
+    })
 }
 
 /// A message from the owner that only needs gas.

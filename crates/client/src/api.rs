@@ -121,13 +121,19 @@ impl Client {
             .attestation
             .endpoint(identity)
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        let link = ProxyLink::start(config.clone(), tls);
+        let charges = Arc::new(crate::settle::Charges::open(&config.settlement)?);
+        let link = ProxyLink::start(config.clone(), tls, charges);
         Ok(Self {
             config,
             link,
             counters: Arc::new(ClientCounters::default()),
             started: Instant::now(),
         })
+    }
+
+    /// The payment channel: the latest charge voucher and its submissions on chain.
+    pub fn settlement(&self) -> crate::settle::ChargeStats {
+        self.link.charges.stats()
     }
 
     /// The kind of the connected proxy's TEE evidence (`Simulated` in local mode), if a

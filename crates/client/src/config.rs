@@ -42,6 +42,9 @@ pub struct ClientConfig {
     /// The policy the proxy's evidence must satisfy (checked in the TLS handshake, before any
     /// request byte is sent). The client itself runs outside any TEE and presents none.
     pub attestation: cocoon_net::AttestationConfig,
+    /// Payment channel settlement (`[settlement]`): where and when charge vouchers are
+    /// submitted.
+    pub settlement: crate::settle::ChargeSettings,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +64,7 @@ impl Default for ClientConfig {
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),
+            settlement: crate::settle::ChargeSettings::default(),
         }
     }
 }

@@ -384,6 +384,7 @@ fn snapshot(client: &Client) -> Value {
         "tokens": c.tokens.load(Ordering::Relaxed),
         "spent_nanoton": c.spent_nanoton.load(Ordering::Relaxed),
         "uptime_secs": client.started.elapsed().as_secs_f64(),
+        "settlement": client.settlement(),
     })
 }
 

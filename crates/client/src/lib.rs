@@ -14,6 +14,7 @@ mod api;
 mod config;
 pub mod http;
 mod link;
+mod settle;
 pub mod sse;
 
 pub use api::{
@@ -21,3 +22,4 @@ pub use api::{
     HopTimes, ModelWorkers, RequestOptions, WorkerLoad,
 };
 pub use config::{ClientConfig, ClientError};
+pub use settle::{ChargeSettings, ChargeStats};

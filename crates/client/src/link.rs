@@ -60,6 +60,8 @@ pub(crate) struct ProxyLink {
     last_error: Mutex<Option<String>>,
     models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
     pub(crate) shutdown: CancellationToken,
+    /// The charge vouchers the proxy hands over.
+    pub(crate) charges: Arc<crate::settle::Charges>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,7 +69,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ProxyLink {
-    pub(crate) fn start(config: Arc<ClientConfig>, tls: cocoon_net::TlsEndpoint) -> Arc<Self> {
+    pub(crate) fn start(
+        config: Arc<ClientConfig>,
+        tls: cocoon_net::TlsEndpoint,
+        charges: Arc<crate::settle::Charges>,
+    ) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
         let link = Arc::new(Self {
             config,
@@ -76,6 +82,7 @@ impl ProxyLink {
             last_error: Mutex::new(None),
             models: Mutex::new(None),
             shutdown: CancellationToken::new(),
+            charges,
         });
         tokio::spawn(maintain(link.clone(), tx));
         link
@@ -163,7 +170,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
             return;
         }
         let started = Instant::now();
-        match open(&link.config, &link.tls).await {
+        match open(&link.config, &link.tls, &link.charges).await {
             Ok((session, incoming)) => {
                 tracing::info!(
                     proxy = %link.config.proxy,
@@ -181,12 +188,14 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
                 *lock(&link.last_error) = None;
                 let session = Arc::new(session);
                 let _ = tx.send(Some(session.clone()));
+                let poller = tokio::spawn(link.charges.clone().poll(session.conn.clone()));
                 tokio::select! {
-                    () = dispatch(&session, incoming) => {}
+                    () = dispatch(&session, incoming, &link.charges) => {}
                     () = link.shutdown.cancelled() => {
                         session.conn.close();
                     }
                 }
+                poller.abort();
                 let reason = session
                     .conn
                     .close_reason()
@@ -219,6 +228,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
 async fn open(
     config: &ClientConfig,
     tls: &cocoon_net::TlsEndpoint,
+    charges: &Arc<crate::settle::Charges>,
 ) -> Result<(Session, cocoon_net::Incoming), ClientError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ClientError::ProxyUnavailable(format!("{what}: {e}"))
@@ -232,7 +242,7 @@ async fn open(
     .await
     .map_err(|e| fail(&format!("connect to {}", config.proxy), &e))?;
     let (conn, incoming, proxy) = (secured.conn, secured.incoming, secured.peer);
-    let result = handshake(config, &conn).await;
+    let result = handshake(config, &conn, charges).await;
     match result {
         Ok(version) => Ok((
             Session {
@@ -250,7 +260,11 @@ async fn open(
     }
 }
 
-async fn handshake(config: &ClientConfig, conn: &Connection) -> Result<i32, ClientError> {
+async fn handshake(
+    config: &ClientConfig,
+    conn: &Connection,
+    charges: &Arc<crate::settle::Charges>,
+) -> Result<i32, ClientError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ClientError::ProxyUnavailable(format!("{what}: {e}"))
     };
@@ -271,6 +285,8 @@ async fn handshake(config: &ClientConfig, conn: &Connection) -> Result<i32, Clie
     let connected = client::ConnectedToProxy::from_boxed_bytes(answer)
         .map_err(|e| fail("client.connectedToProxy", &e))?;
     let version = connected.params.proto_version.unwrap_or(0);
+    charges.connected(&connected.params, &connected.client_sc_address);
+    charges.offer(&connected.signed_payment);
     if version < 1 {
         return Err(ClientError::ProxyUnavailable(format!(
             "proxy speaks protocol version {version}; 1 or later is needed"
@@ -309,7 +325,9 @@ async fn handshake(config: &ClientConfig, conn: &Connection) -> Result<i32, Clie
     match tl::from_bytes::<client::AnyAuthorizationWithProxy>(answer)
         .map_err(|e| fail("authorization answer", &e))?
     {
-        client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(_) => {}
+        client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(s) => {
+            charges.offer(&s.signed_payment);
+        }
         client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(f) => {
             return Err(ClientError::ProxyUnavailable(format!(
                 "authorization refused ({}): {}",
@@ -325,7 +343,11 @@ async fn handshake(config: &ClientConfig, conn: &Connection) -> Result<i32, Clie
     Ok(version)
 }
 
-async fn dispatch(session: &Session, mut incoming: cocoon_net::Incoming) {
+async fn dispatch(
+    session: &Session,
+    mut incoming: cocoon_net::Incoming,
+    charges: &Arc<crate::settle::Charges>,
+) {
     while let Some(item) = incoming.recv().await {
         let data = match item {
             Inbound::Packet(data) => data,
@@ -384,7 +406,10 @@ async fn dispatch(session: &Session, mut incoming: cocoon_net::Incoming) {
             Message::ExtQueryCost(c) => (c.request_id, ProxyEvent::Cost(c)),
             Message::ExtQueryReceipt(r) => (r.request_id, ProxyEvent::Receipt(r.receipt)),
             Message::ProxyClientRequestPayment(p) => (
-                p.request_id,
+                {
+                    charges.offer(&p.signed_payment);
+                    p.request_id
+                },
                 ProxyEvent::Payment {
                     request_tokens: p.request_tokens,
                 },

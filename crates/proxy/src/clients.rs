@@ -100,9 +100,9 @@ async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut Cl
         Message::ClientGetWorkerTypesV2(_) => Ok(worker_types_v2(state).to_boxed_bytes()),
         Message::ClientGetWorkerTypes(_) => Ok(worker_types(state).to_boxed_bytes()),
         Message::ClientUpdatePaymentStatus(_) => match session_client(session) {
-            Some(client) => match client_tokens(state, &client).await {
-                Ok((used, limit)) => Ok(client::PaymentStatus {
-                    signed_payment: proxy::AnySignedPayment::default(),
+            Some(client) => match crate::settle::client_status(state, &client).await {
+                Ok((used, limit, signed_payment)) => Ok(client::PaymentStatus {
+                    signed_payment,
                     db_tokens: used,
                     max_tokens: limit,
                 }
@@ -197,7 +197,13 @@ fn connect(
     };
     let reply = client::ConnectedToProxy {
         params: crate::workers::proxy_params(state, v),
-        client_sc_address: format!("local-client-contract:{}", p.client_owner_address),
+        client_sc_address: match &state.settle {
+            Some(settle) => settle
+                .client_contract(&p.client_owner_address)
+                .map_err(|e| (400, e.to_string()))?
+                .to_raw(),
+            None => format!("local-client-contract:{}", p.client_owner_address),
+        },
         auth,
         signed_payment: proxy::AnySignedPayment::default(),
     };
@@ -225,7 +231,7 @@ async fn authorize_short(
 async fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
     // Long authorization proves registration on chain; with the emulated chain of local mode
     // registration is immediate.
-    let ok = state.config.emulated_registration;
+    let ok = state.config.emulated_registration || state.settle.is_some();
     authorization(
         state,
         session,
@@ -262,6 +268,13 @@ async fn authorization(
     let id = ClientId(owner);
     // The client's account: opened (and, on the emulated chain, funded with the configured
     // deposit) the first time the client authorizes, once for the life of the ledger.
+    if let Some(settle) = &state.settle {
+        // On a chain the balance is the client contract's: read it now.
+        if let Err(e) = settle.sync_client(&state.ledger, &id).await {
+            tracing::warn!(client = %id, "cannot authorize: {e}");
+            return failed(402, &e.to_string());
+        }
+    }
     let account = match state
         .ledger
         .fund_new_client(&id, state.config.emulated_client_deposit)
@@ -284,7 +297,7 @@ async fn authorization(
     tl::to_bytes(
         &client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(
             client::AuthorizationWithProxySuccess {
-                signed_payment: proxy::AnySignedPayment::default(),
+                signed_payment: crate::settle::client_voucher(state, &id).await,
                 tokens_committed_to_db: used,
                 max_tokens: limit,
             },

@@ -58,6 +58,9 @@ pub struct ProxyConfig {
     pub attestation: AttestationConfig,
     /// Where the voucher-signing key is kept, and what seals it.
     pub keys: KeysConfig,
+    /// Settlement on chain (`[chain]`): client balances from their contracts, signed
+    /// vouchers, ledger anchors. Without an endpoint the proxy runs without a chain.
+    pub chain: crate::settle::ChainSettings,
 }
 
 /// Which key source seals the proxy's voucher-signing key.
@@ -110,6 +113,7 @@ impl Default for ProxyConfig {
             max_request_timeout: Duration::from_secs(600),
             attestation: AttestationConfig::default(),
             keys: KeysConfig::default(),
+            chain: crate::settle::ChainSettings::default(),
         }
     }
 }

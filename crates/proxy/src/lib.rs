@@ -28,6 +28,7 @@
 mod clients;
 mod config;
 mod route;
+mod settle;
 mod state;
 mod stats;
 mod workers;
@@ -36,7 +37,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::{ProxyConfig, ProxyError};
+pub use settle::{ChainSettings, SettlementStats};
 pub use state::{ProxyHandle, ProxySnapshot};
+
+/// The public key of the proxy's voucher-signing key (opened, or made on first use, in the
+/// configured data directory): what its proxy contract must hold as proxy key.
+pub fn voucher_public_key(config: &ProxyConfig) -> Result<[u8; 32], ProxyError> {
+    Ok(state::voucher_key(config)?.verifying_key().to_bytes())
+}
 
 /// A proxy, bound and ready to run.
 pub struct Proxy {
@@ -113,6 +121,13 @@ impl Proxy {
         ));
         if let Some(l) = self.stats_listener {
             tasks.spawn(stats::serve(l, self.state.clone()));
+        }
+        if let Some(settle) = &self.state.settle {
+            tasks.spawn(
+                settle
+                    .clone()
+                    .anchor_loop(self.state.ledger.clone(), self.state.shutdown.clone()),
+            );
         }
         shutdown.await;
         self.state.shutdown.cancel();

@@ -481,7 +481,7 @@ pub(crate) async fn run(
         Ending::Cancelled => {}
     }
     if let Some(charged) = charged {
-        notify_payment(&conn, &attempt, &client, request_id, charged).await;
+        notify_payment(&state, &conn, &attempt, &client, request_id, charged).await;
     }
 }
 
@@ -719,6 +719,7 @@ async fn charge(
 }
 
 async fn notify_payment(
+    state: &ProxyState,
     conn: &Connection,
     attempt: &Attempt,
     client: &ClientId,
@@ -728,7 +729,7 @@ async fn notify_payment(
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let to_client = proxy::ClientRequestPayment {
         request_id,
-        signed_payment: proxy::AnySignedPayment::default(),
+        signed_payment: crate::settle::client_voucher(state, client).await,
         db_tokens: i(charged.client_tokens_used),
         max_tokens: i(charged.client_tokens_used),
         request_tokens: i(charged.adjusted_tokens),
@@ -738,7 +739,7 @@ async fn notify_payment(
         .await;
     let to_worker = proxy::WorkerRequestPayment {
         request_id: attempt.worker_request_id,
-        signed_payment: proxy::AnySignedPayment::default(),
+        signed_payment: crate::settle::worker_voucher(state, &attempt.owner).await,
         db_tokens: i(charged.worker_tokens_earned),
         max_tokens: i(charged.worker_tokens_earned),
         request_tokens: i(charged.adjusted_tokens),

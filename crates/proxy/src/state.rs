@@ -78,6 +78,8 @@ pub(crate) struct ProxyState {
     pub(crate) counters: Counters,
     pub(crate) shutdown: CancellationToken,
     pub(crate) started: Instant,
+    /// Settlement on chain, when a `[chain]` endpoint is configured.
+    pub(crate) settle: Option<Arc<crate::settle::Settlement>>,
 }
 
 #[derive(Default)]
@@ -94,8 +96,12 @@ pub(crate) struct Counters {
 }
 
 impl ProxyState {
-    pub(crate) async fn open(config: ProxyConfig) -> Result<Self, ProxyError> {
+    pub(crate) async fn open(mut config: ProxyConfig) -> Result<Self, ProxyError> {
         let ledger = open_ledger(&config).await?;
+        let key = voucher_key(&config)?;
+        let settle = crate::settle::Settlement::open(&mut config, &ledger, &key)
+            .await?
+            .map(Arc::new);
         let attestation = &config.attestation;
         let identity = attestation.identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
         let worker_tls = attestation.endpoint(identity.clone())?;
@@ -109,7 +115,7 @@ impl ProxyState {
             identity,
             worker_tls,
             client_tls,
-            public_key: Int256(voucher_key(&config)?.verifying_key().to_bytes()),
+            public_key: Int256(key.verifying_key().to_bytes()),
             selector: Mutex::new(
                 WorkerSelector::new(SelectionConfig::default())
                     .map_err(|e| ProxyError::Config(e.to_string()))?,
@@ -122,6 +128,7 @@ impl ProxyState {
             counters: Counters::default(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
+            settle,
             config,
         })
     }
@@ -150,7 +157,7 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
 
 /// The voucher-signing key, from `<data dir>/voucher-key.sealed` (made on first start), sealed
 /// under the configured key source; a fresh in-memory key when there is no data directory.
-fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
+pub(crate) fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
     use crate::config::KeySourceChoice;
     use cocoon_attest::tsm::{ConfigfsTsm, PROVIDER_SEV, PROVIDER_TDX};
     use cocoon_seal::{KeyPurpose, KeySource, SealedKeyFile, SecretKind, SystemRng};
@@ -357,6 +364,8 @@ pub struct ProxySnapshot {
     pub ledger_error: Option<String>,
     /// Seconds since start.
     pub uptime_secs: f64,
+    /// Settlement on chain (`None`: no chain configured).
+    pub settlement: Option<crate::settle::SettlementStats>,
 }
 
 impl ProxyHandle {
@@ -398,6 +407,7 @@ impl ProxyHandle {
             ledger,
             ledger_error,
             uptime_secs: s.started.elapsed().as_secs_f64(),
+            settlement: s.settle.as_ref().map(|st| st.stats()),
         }
     }
 

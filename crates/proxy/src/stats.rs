@@ -75,6 +75,25 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.uptime_secs,
         s.workers.len(),
     );
+    if let Some(c) = &s.settlement {
+        out += &format!(
+            "chain: {} proxy contract {}, anchor on chain {}, ledger anchor {}, anchors sent {}, \
+             vouchers signed {}, client syncs {}{}{}\n",
+            c.mode,
+            c.proxy_contract,
+            c.chain_anchor_seqno,
+            c.ledger_anchor_seqno,
+            c.anchors_sent,
+            c.vouchers_signed,
+            c.client_syncs,
+            c.anchor_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(", last anchor failed: {e}")),
+            c.rolled_back
+                .as_deref()
+                .map_or(String::new(), |e| format!("\nROLLED BACK: {e}")),
+        );
+    }
     for w in &s.workers {
         match &w.stats {
             Some(st) => out.push_str(&format!(
@@ -207,6 +226,38 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
             MetricKind::Counter,
             "NanoTON clients used but could not pay.",
             ledger.shortfall as f64,
+        );
+    }
+    if let Some(c) = &s.settlement {
+        m.metric(
+            "cocoon_proxy_chain_anchor_seqno",
+            MetricKind::Gauge,
+            "The last ledger anchor the proxy contract holds.",
+            f64::from(c.chain_anchor_seqno),
+        )
+        .metric(
+            "cocoon_proxy_ledger_anchor_seqno",
+            MetricKind::Gauge,
+            "The last ledger anchor seen on chain.",
+            f64::from(c.ledger_anchor_seqno),
+        )
+        .metric(
+            "cocoon_proxy_anchors_sent_total",
+            MetricKind::Counter,
+            "Ledger anchors sent on chain.",
+            f(c.anchors_sent),
+        )
+        .metric(
+            "cocoon_proxy_vouchers_signed_total",
+            MetricKind::Counter,
+            "Charge and payout vouchers signed.",
+            f(c.vouchers_signed),
+        )
+        .metric(
+            "cocoon_proxy_ledger_rolled_back",
+            MetricKind::Gauge,
+            "1 when the chain holds a newer anchor than the ledger (no voucher is signed).",
+            if c.rolled_back.is_some() { 1.0 } else { 0.0 },
         );
     }
     let per_worker = |pick: &dyn Fn(&cocoon_market::selection::WorkerStats) -> f64| {

@@ -116,7 +116,10 @@ async fn handle_query(
             }
             let reply = worker::ConnectedToProxy {
                 params: proxy_params(state, v),
-                worker_sc_address: format!("local-worker-contract:{}", p.worker_owner_address),
+                worker_sc_address: crate::settle::worker_contract_text(
+                    state,
+                    &p.worker_owner_address,
+                ),
             };
             *params = Some((p, v));
             reply.to_boxed_bytes()
@@ -134,7 +137,7 @@ async fn handle_query(
                 }
             };
             worker::CompareBalanceWithProxyResult {
-                signed_payment: proxy::AnySignedPayment::default(),
+                signed_payment: crate::settle::worker_voucher(state, &p.worker_owner_address).await,
                 tokens_committed_to_db: earned,
                 max_tokens: earned,
                 error_code: 0,
@@ -165,7 +168,7 @@ async fn handle_query(
                 }
             };
             worker::PaymentStatus {
-                signed_payment: proxy::AnySignedPayment::default(),
+                signed_payment: crate::settle::worker_voucher(state, &owner).await,
                 db_tokens: earned,
                 max_tokens: earned,
             }

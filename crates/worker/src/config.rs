@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     pub attestation: cocoon_net::AttestationConfig,
     /// Where the wallet and sealing keys are kept, and what seals them.
     pub keys: crate::keys::KeysConfig,
+    /// Payment channel settlement (`[settlement]`): where and when payout vouchers are
+    /// submitted.
+    pub settlement: crate::settle::PayoutSettings,
 }
 
 impl Default for WorkerConfig {
@@ -68,6 +71,7 @@ impl Default for WorkerConfig {
             extra_allowed_fields: Vec::new(),
             attestation: cocoon_net::AttestationConfig::default(),
             keys: crate::keys::KeysConfig::default(),
+            settlement: crate::settle::PayoutSettings::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod config;
 pub mod keys;
 mod request;
 mod session;
+mod settle;
 mod state;
 mod stats;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use cocoon_infer::Engine;
 pub use config::{WorkerConfig, WorkerError};
 pub use keys::{KeySourceChoice, KeysConfig};
+pub use settle::{PayoutChannel, PayoutSettings, PayoutStats, latest_stored_voucher};
 pub use state::{ProxyView, WorkerHandle, WorkerSnapshot};
 
 /// A running worker.

@@ -29,7 +29,14 @@ pub(crate) async fn maintain(state: Arc<WorkerState>, proxy: String, slot: usize
         };
         match result {
             Ok(()) => tracing::info!(%proxy, slot, "proxy session ended"),
-            Err(e) => tracing::warn!(%proxy, slot, "proxy session failed: {e}"),
+            Err(e) => {
+                if matches!(e, WorkerError::Rollback { .. }) {
+                    tracing::error!(%proxy, slot, "refusing the proxy: {e}");
+                    state.payouts.note_rollback(e.to_string());
+                } else {
+                    tracing::warn!(%proxy, slot, "proxy session failed: {e}");
+                }
+            }
         }
         if started.elapsed() > Duration::from_secs(30) {
             delay = state.config.reconnect_min;
@@ -89,7 +96,7 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
     ));
     while let Some(item) = incoming.recv().await {
         match item {
-            Inbound::Packet(data) => handle_packet(state, &conn, version, data),
+            Inbound::Packet(data) => handle_packet(state, proxy, &conn, version, data),
             Inbound::Query(q) => {
                 let _ = q.fail(400, "workers answer no queries").await;
             }
@@ -132,6 +139,9 @@ async fn handshake(
     let connected = worker::ConnectedToProxy::from_boxed_bytes(answer)
         .map_err(|e| err("worker.connectedToProxy", &e))?;
     let version = connected.params.proto_version.unwrap_or(0);
+    state
+        .payouts
+        .connected(proxy, &connected.params, &connected.worker_sc_address);
 
     let known = lock(&state.committed).get(proxy).copied().unwrap_or(0);
     let query = worker::CompareBalanceWithProxy {
@@ -152,6 +162,7 @@ async fn handshake(
         )));
     }
     note_committed(state, proxy, result.tokens_committed_to_db)?;
+    crate::settle::offer(state, proxy, &result.signed_payment);
 
     let complete = worker::ProxyHandshakeComplete {
         is_disabled: !state.enabled.load(Ordering::Acquire),
@@ -199,16 +210,24 @@ async fn poll_payment_status(state: Arc<WorkerState>, proxy: String, conn: Conne
             Ok(status) => {
                 if let Err(e) = note_committed(&state, &proxy, status.db_tokens) {
                     tracing::error!(%proxy, "{e}; dropping the proxy");
+                    state.payouts.note_rollback(e.to_string());
                     conn.close();
                     return;
                 }
+                crate::settle::offer(&state, &proxy, &status.signed_payment);
             }
             Err(e) => tracing::warn!(%proxy, "bad payment status: {e}"),
         }
     }
 }
 
-fn handle_packet(state: &Arc<WorkerState>, conn: &Connection, version: i32, data: Bytes) {
+fn handle_packet(
+    state: &Arc<WorkerState>,
+    proxy: &str,
+    conn: &Connection,
+    version: i32,
+    data: Bytes,
+) {
     let message: Message = match tl::from_bytes(data) {
         Ok(m) => m,
         Err(e) => {
@@ -247,6 +266,7 @@ fn handle_packet(state: &Arc<WorkerState>, conn: &Connection, version: i32, data
                 .counters
                 .paid_tokens
                 .fetch_max(p.db_tokens, Ordering::Relaxed);
+            crate::settle::offer(state, proxy, &p.signed_payment);
         }
         Message::ExtCancelQuery(c) => {
             if let Some(token) = lock(&state.in_flight).get(&c.request_id) {

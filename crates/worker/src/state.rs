@@ -33,6 +33,8 @@ pub(crate) struct WorkerState {
     /// Highest committed token total each proxy has shown us, for rollback detection.
     pub(crate) committed: Mutex<HashMap<String, i64>>,
     pub(crate) started: std::time::Instant,
+    /// The payout vouchers each proxy handed over, and their submission.
+    pub(crate) payouts: Arc<crate::settle::Payouts>,
 }
 
 #[derive(Default)]
@@ -73,7 +75,12 @@ impl WorkerState {
         };
         let identity = config.attestation.identity(format)?;
         let tls = config.attestation.endpoint(identity)?;
+        let payouts = Arc::new(crate::settle::Payouts::open(
+            &config.settlement,
+            config.keys.data_dir.as_deref(),
+        )?);
         Ok(Self {
+            payouts,
             tls,
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
@@ -204,6 +211,8 @@ pub struct WorkerSnapshot {
     pub paid_tokens: i64,
     /// Seconds since start.
     pub uptime_secs: f64,
+    /// Payout vouchers and their settlement on chain.
+    pub settlement: crate::settle::PayoutStats,
 }
 
 impl WorkerHandle {
@@ -282,6 +291,7 @@ impl WorkerHandle {
             completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             paid_tokens: c.paid_tokens.load(Ordering::Relaxed),
             uptime_secs: s.started.elapsed().as_secs_f64(),
+            settlement: s.payouts.stats(),
         }
     }
 }

@@ -94,7 +94,17 @@ async fn run(args: Args) -> Result<(), String> {
     let network = LocalNetwork::setup(&chain, &spec)
         .await
         .map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(&network).map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_value(&network).map_err(|e| e.to_string())?;
+    // The wallet address of every funded key file, so that callers need not derive it.
+    let mut key_files = serde_json::Map::new();
+    for f in &args.fund_key_files {
+        let (file, _) = split(f, "--fund-key-file")?;
+        let key = read_wallet_key(file.as_ref()).map_err(|e| e.to_string())?;
+        let address = v5r1_address(key.verifying_key().to_bytes()).map_err(|e| e.to_string())?;
+        key_files.insert(file.to_owned(), address.to_raw().into());
+    }
+    json["key_files"] = key_files.into();
+    let json = json.to_string();
     println!("{json}");
     eprintln!(
         "cocoon-chain-emulator: serving on {}; Ctrl-C stops it",

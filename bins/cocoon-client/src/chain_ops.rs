@@ -1,0 +1,101 @@
+//! The client owner's on-chain commands (`topup`, `withdraw`, `close`): money in and out of
+//! the client contract at a proxy, signed with the owner's wallet key. The logic and the
+//! checks live in `cocoon_chain::operator`; this module parses the flags.
+
+use clap::{Parser, Subcommand};
+use cocoon_chain::operator::{OperatorFlags, parse_ton};
+use cocoon_chain::{ChainError, parse_address};
+use std::process::ExitCode;
+
+/// The subcommand names this module handles.
+const SUBCOMMANDS: [&str; 3] = ["topup", "withdraw", "close"];
+
+/// cocoon-client chain commands.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-client")]
+struct Ops {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Add TON to the client balance at a proxy contract (deploys the client contract the
+    /// first time).
+    Topup {
+        #[command(flatten)]
+        flags: OperatorFlags,
+        /// The proxy contract's address.
+        #[arg(long)]
+        proxy_contract: String,
+        /// How much, in TON (e.g. 2.5).
+        #[arg(long)]
+        amount: String,
+    },
+    /// Take the balance above the stake back to the wallet.
+    Withdraw {
+        #[command(flatten)]
+        flags: OperatorFlags,
+        /// The proxy contract's address.
+        #[arg(long)]
+        proxy_contract: String,
+    },
+    /// Close the client contract (request_refund): the first call starts the close and
+    /// returns what is above the stake; after the delay a second call returns the rest.
+    Close {
+        #[command(flatten)]
+        flags: OperatorFlags,
+        /// The proxy contract's address.
+        #[arg(long)]
+        proxy_contract: String,
+    },
+}
+
+/// Runs a chain subcommand when the first argument names one; `None` otherwise.
+pub(crate) async fn dispatch() -> Option<ExitCode> {
+    let first = std::env::args().nth(1)?;
+    if !SUBCOMMANDS.contains(&first.as_str()) {
+        return None;
+    }
+    let ops = Ops::parse();
+    let (flags, outcome) = match &ops.command {
+        Command::Topup {
+            flags,
+            proxy_contract,
+            amount,
+        } => (flags, topup(flags, proxy_contract, amount).await),
+        Command::Withdraw {
+            flags,
+            proxy_contract,
+        } => (flags, withdraw(flags, proxy_contract, false).await),
+        Command::Close {
+            flags,
+            proxy_contract,
+        } => (flags, withdraw(flags, proxy_contract, true).await),
+    };
+    Some(flags.finish("cocoon-client", outcome))
+}
+
+async fn topup(
+    flags: &OperatorFlags,
+    proxy_contract: &str,
+    amount: &str,
+) -> Result<cocoon_chain::operator::OperationReport, ChainError> {
+    let proxy = parse_address(proxy_contract)?;
+    let amount = parse_ton(amount)?;
+    flags.operator().await?.client_top_up(&proxy, amount).await
+}
+
+async fn withdraw(
+    flags: &OperatorFlags,
+    proxy_contract: &str,
+    close: bool,
+) -> Result<cocoon_chain::operator::OperationReport, ChainError> {
+    let proxy = parse_address(proxy_contract)?;
+    let operator = flags.operator().await?;
+    if close {
+        operator.client_close(&proxy).await
+    } else {
+        operator.client_withdraw(&proxy).await
+    }
+}

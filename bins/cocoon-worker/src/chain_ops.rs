@@ -1,0 +1,76 @@
+//! The worker owner's on-chain command (`payout`): submits a payout voucher the proxy signed
+//! (a file holding `cocoon_ton::Voucher`'s JSON; by default the latest one the worker stored
+//! under its data directory) to the worker contract, signed with the owner's wallet key. The
+//! logic and the checks live in `cocoon_chain::operator`.
+
+use clap::{Parser, Subcommand};
+use cocoon_chain::operator::{OperationReport, OperatorFlags, read_voucher_file};
+use cocoon_chain::{ChainError, parse_address};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// cocoon-worker chain commands.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-worker")]
+struct Ops {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Submit a payout voucher (payout_signed or last_payout_signed) to the worker contract.
+    Payout {
+        #[command(flatten)]
+        flags: OperatorFlags,
+        /// The voucher file (the voucher's JSON: a hex string). Default: the latest voucher
+        /// the worker stored under --data-dir (vouchers/payout-*.json).
+        #[arg(long)]
+        voucher: Option<PathBuf>,
+        /// The worker's data directory (where it stores the vouchers proxies hand over).
+        #[arg(long, env = "COCOON_WORKER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The proxy contract; needed when the worker contract is not deployed yet.
+        #[arg(long)]
+        proxy_contract: Option<String>,
+    },
+}
+
+/// Runs a chain subcommand when the first argument names one; `None` otherwise.
+pub(crate) async fn dispatch() -> Option<ExitCode> {
+    if std::env::args().nth(1)? != "payout" {
+        return None;
+    }
+    let Command::Payout {
+        flags,
+        voucher,
+        data_dir,
+        proxy_contract,
+    } = Ops::parse().command;
+    let voucher = voucher.or_else(|| {
+        data_dir
+            .or_else(crate::default_data_dir)
+            .and_then(|d| cocoon_worker::latest_stored_voucher(&d))
+    });
+    let outcome = match voucher {
+        Some(voucher) => payout(&flags, &voucher, proxy_contract.as_deref()).await,
+        None => Err(ChainError::Voucher {
+            detail: "no --voucher given and no stored voucher under the data directory".into(),
+        }),
+    };
+    Some(flags.finish("cocoon-worker", outcome))
+}
+
+async fn payout(
+    flags: &OperatorFlags,
+    voucher: &Path,
+    proxy_contract: Option<&str>,
+) -> Result<OperationReport, ChainError> {
+    let voucher = read_voucher_file(voucher)?;
+    let proxy = proxy_contract.map(parse_address).transpose()?;
+    flags
+        .operator()
+        .await?
+        .worker_payout(&voucher, proxy.as_ref())
+        .await
+}

@@ -1,0 +1,389 @@
+//! The client's side of the payment channel: it keeps the latest `charge_signed` voucher the
+//! proxy hands over (checked against the proxy key from the handshake and the client contract
+//! the proxy named), asks for its payment status now and then so that the last voucher also
+//! arrives after the last request, and, with a chain and a wallet configured, submits the
+//! voucher on chain once the charges it carries reach a fraction of the stake (about half by
+//! default): the proxy then holds the client to the stake it really has left.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cocoon_chain::operator::{ChainSpec, Operator, read_proxy_state, read_wallet_key};
+use cocoon_net::Connection;
+use cocoon_protocol::messages::{client, proxy};
+use cocoon_protocol::tl::TlConstructor;
+use cocoon_ton::contracts::ClientData;
+use cocoon_ton::{Address, Voucher, VoucherKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClientError;
+use crate::link::lock;
+
+/// The `[settlement]` section of the client's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChargeSettings {
+    /// `emulated=HOST:PORT` (local mode) or `toncenter=URL`: where charge vouchers are
+    /// submitted. `None`: they are only kept.
+    pub chain: Option<String>,
+    /// Toncenter API key.
+    pub api_key: Option<String>,
+    /// The wallet that pays the submission's gas (hex Ed25519 seed file, mode 0600).
+    pub wallet_key_file: Option<PathBuf>,
+    /// Submit the latest voucher once the charges it adds on chain reach this fraction of the
+    /// stake.
+    pub submit_stake_fraction: f64,
+    /// How often the client asks the proxy for its payment status (and latest voucher).
+    #[serde(with = "cocoon_net::secs")]
+    pub payment_status_interval: Duration,
+}
+
+impl Default for ChargeSettings {
+    fn default() -> Self {
+        Self {
+            chain: None,
+            api_key: None,
+            wallet_key_file: None,
+            submit_stake_fraction: 0.5,
+            payment_status_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What `/jsonstats` shows of the payment channel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChargeStats {
+    /// Whether charges are submitted on chain by this process.
+    pub submits_on_chain: bool,
+    /// The client contract the proxy named.
+    pub client_contract: String,
+    /// The proxy contract.
+    pub proxy_contract: String,
+    /// Tokens in the latest valid voucher.
+    pub voucher_tokens: u64,
+    /// The latest voucher (hex of its bytes), to submit by hand.
+    pub voucher: Option<String>,
+    /// Tokens the client contract was last seen charged.
+    pub tokens_on_chain: u64,
+    /// Charges submitted by this process.
+    pub submissions: u64,
+    /// Vouchers refused.
+    pub refused_vouchers: u64,
+    /// The last submission failure.
+    pub submit_error: Option<String>,
+}
+
+struct Submitter {
+    spec: ChainSpec,
+    key: cocoon_ton::SigningKey,
+    api_key: Option<String>,
+}
+
+#[derive(Default)]
+struct Channel {
+    view: ChargeStats,
+    proxy_key: [u8; 32],
+    client_contract: Option<Address>,
+    proxy_contract: Option<Address>,
+    latest: Option<Voucher>,
+    /// Stake and price from the chain, once read.
+    stake_and_price: Option<(u128, u128)>,
+    submitting: bool,
+}
+
+/// The client's charge vouchers.
+pub(crate) struct Charges {
+    submitter: Option<Submitter>,
+    fraction: f64,
+    pub(crate) interval: Duration,
+    channel: std::sync::Mutex<Channel>,
+    submissions: AtomicU64,
+}
+
+impl Charges {
+    /// Reads the wallet key when a chain is configured.
+    pub(crate) fn open(settings: &ChargeSettings) -> Result<Self, ClientError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            ClientError::Config(format!("[settlement] {what}: {e}"))
+        };
+        if !(settings.submit_stake_fraction > 0.0 && settings.submit_stake_fraction <= 1.0) {
+            return Err(ClientError::Config(
+                "[settlement] submit_stake_fraction must be in (0, 1]".into(),
+            ));
+        }
+        let submitter = match (&settings.chain, &settings.wallet_key_file) {
+            (Some(chain), Some(key)) => Some(Submitter {
+                spec: chain.parse().map_err(|e| bad("chain", &e))?,
+                key: read_wallet_key(key).map_err(|e| bad("wallet_key_file", &e))?,
+                api_key: settings.api_key.clone(),
+            }),
+            (Some(_), None) => {
+                return Err(ClientError::Config(
+                    "[settlement] chain needs wallet_key_file".into(),
+                ));
+            }
+            _ => None,
+        };
+        Ok(Self {
+            submitter,
+            fraction: settings.submit_stake_fraction,
+            interval: settings
+                .payment_status_interval
+                .max(Duration::from_millis(100)),
+            channel: std::sync::Mutex::new(Channel::default()),
+            submissions: AtomicU64::new(0),
+        })
+    }
+
+    /// Notes what the proxy said in `client.connectedToProxy`.
+    pub(crate) fn connected(&self, params: &proxy::Params, client_contract: &str) {
+        let mut ch = lock(&self.channel);
+        ch.proxy_key = params.proxy_public_key.0;
+        ch.proxy_contract = cocoon_chain::parse_address(&params.proxy_sc_address).ok();
+        ch.client_contract = cocoon_chain::parse_address(client_contract).ok();
+        ch.view.proxy_contract = params.proxy_sc_address.clone();
+        ch.view.client_contract = client_contract.to_owned();
+    }
+
+    /// Takes a voucher the proxy handed over: keeps it when valid and newer, and submits it
+    /// when the charges it adds reach the threshold.
+    pub(crate) fn offer(self: &Arc<Self>, payment: &proxy::AnySignedPayment) {
+        let proxy::AnySignedPayment::SignedPayment(p) = payment else {
+            return;
+        };
+        let mut ch = lock(&self.channel);
+        let checked = Voucher::from_bytes(&p.data).and_then(|v| {
+            let target = ch.client_contract.ok_or(cocoon_ton::Error::WrongTarget)?;
+            v.check(&ch.proxy_key, VoucherKind::ClientCharge, &target)?;
+            Ok(v)
+        });
+        let voucher = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                ch.view.refused_vouchers += 1;
+                tracing::warn!("refused a charge voucher: {e}");
+                return;
+            }
+        };
+        let tokens = voucher.payload().tokens;
+        if ch.latest.is_some_and(|l| l.payload().tokens >= tokens) {
+            return;
+        }
+        ch.latest = Some(voucher);
+        ch.view.voucher_tokens = tokens;
+        ch.view.voucher = Some(hex::encode(voucher.to_bytes()));
+        self.maybe_submit(&mut ch);
+    }
+
+    /// Starts a submission of the latest voucher when one is due and none is running.
+    fn maybe_submit(self: &Arc<Self>, ch: &mut Channel) {
+        let Some(voucher) = ch.latest else {
+            return;
+        };
+        let tokens = voucher.payload().tokens;
+        if self.submitter.is_none() || ch.submitting || tokens <= ch.view.tokens_on_chain {
+            return;
+        }
+        let due = match ch.stake_and_price {
+            Some((stake, price)) => {
+                let added = u128::from(tokens.saturating_sub(ch.view.tokens_on_chain)) * price;
+                added as f64 >= stake as f64 * self.fraction
+            }
+            // Not read yet: let the submission task read it and decide.
+            None => true,
+        };
+        if due {
+            ch.submitting = true;
+            tokio::spawn(self.clone().submit(voucher, ch.proxy_contract));
+        }
+    }
+
+    async fn submit(self: Arc<Self>, voucher: Voucher, proxy_contract: Option<Address>) {
+        let result = self.try_submit(&voucher, proxy_contract).await;
+        let mut ch = lock(&self.channel);
+        ch.submitting = false;
+        match result {
+            Ok(Some(tokens_on_chain)) => {
+                ch.view.tokens_on_chain = tokens_on_chain;
+                ch.view.submissions += 1;
+                ch.view.submit_error = None;
+                self.submissions.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("charge voucher not submitted: {e}");
+                ch.view.submit_error = Some(e);
+                return;
+            }
+        }
+        // A newer voucher may have arrived meanwhile.
+        self.maybe_submit(&mut ch);
+    }
+
+    /// Reads the stake and price, then submits when due; `Some(count on chain)` when sent.
+    async fn try_submit(
+        &self,
+        voucher: &Voucher,
+        proxy_contract: Option<Address>,
+    ) -> Result<Option<u64>, String> {
+        let Some(s) = &self.submitter else {
+            return Ok(None);
+        };
+        let chain = s
+            .spec
+            .open(s.api_key.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let contract = voucher.payload().target;
+        let data = chain
+            .run_get_method(&contract, "get_client_data", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let data = ClientData::from_stack(&data.stack).map_err(|e| e.to_string())?;
+        let proxy_contract = proxy_contract.unwrap_or(data.proxy_contract);
+        let price = read_proxy_state(chain.as_ref(), &proxy_contract)
+            .await
+            .map_err(|e| e.to_string())?
+            .identity
+            .params
+            .core()
+            .price_per_token;
+        {
+            let mut ch = lock(&self.channel);
+            ch.stake_and_price = Some((data.stake, price));
+            ch.view.tokens_on_chain = data.tokens_used;
+        }
+        let tokens = voucher.payload().tokens;
+        let added = u128::from(tokens.saturating_sub(data.tokens_used)) * price;
+        if tokens <= data.tokens_used || (added as f64) < data.stake as f64 * self.fraction {
+            return Ok(None);
+        }
+        let op = Operator::new(chain, s.key.clone(), s.spec.default_confirm_timeout())
+            .map_err(|e| e.to_string())?;
+        let report = op.client_charge(voucher).await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            tokens,
+            client_contract = %report.contract,
+            message = %report.message_hash,
+            after = %report.after,
+            "charge voucher submitted on chain"
+        );
+        Ok(Some(tokens))
+    }
+
+    /// What `/jsonstats` shows.
+    pub(crate) fn stats(&self) -> ChargeStats {
+        let mut s = lock(&self.channel).view.clone();
+        s.submits_on_chain = self.submitter.is_some();
+        s.submissions = self.submissions.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Asks for the payment status every interval until the connection closes.
+    pub(crate) async fn poll(self: Arc<Self>, conn: Connection) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.tick().await;
+        while !conn.is_closed() {
+            tick.tick().await;
+            let answer = match conn
+                .query(Bytes::from(client::UpdatePaymentStatus {}.to_boxed_bytes()))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("payment status query failed: {e}");
+                    continue;
+                }
+            };
+            match client::PaymentStatus::from_boxed_bytes(answer) {
+                Ok(status) => self.offer(&status.signed_payment),
+                Err(e) => tracing::warn!("bad payment status: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use cocoon_protocol::tl::Int256;
+    use cocoon_ton::{SigningKey, VoucherPayload};
+
+    fn payment(
+        kind: VoucherKind,
+        tokens: u64,
+        target: Address,
+        key: &SigningKey,
+    ) -> proxy::AnySignedPayment {
+        let v = Voucher::sign(VoucherPayload::new(kind, 1, tokens, target), key).unwrap();
+        proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
+            data: Bytes::copy_from_slice(&v.to_bytes()),
+        })
+    }
+
+    #[test]
+    fn keeps_the_largest_valid_charge_voucher() {
+        let charges = Arc::new(Charges::open(&ChargeSettings::default()).unwrap());
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mine = Address::new(0, [9; 32]);
+        charges.connected(
+            &proxy::Params {
+                flags: 0b11,
+                proxy_public_key: Int256(key.verifying_key().to_bytes()),
+                proxy_owner_address: "owner".into(),
+                proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
+                is_test: Some(true),
+                proto_version: Some(1),
+            },
+            &mine.to_raw(),
+        );
+        charges.offer(&payment(VoucherKind::ClientCharge, 70, mine, &key));
+        charges.offer(&payment(VoucherKind::ClientCharge, 60, mine, &key));
+        let other = SigningKey::from_bytes(&[6; 32]);
+        charges.offer(&payment(VoucherKind::ClientCharge, 700, mine, &other));
+        charges.offer(&payment(
+            VoucherKind::ClientCharge,
+            700,
+            Address::new(0, [2; 32]),
+            &key,
+        ));
+        charges.offer(&payment(VoucherKind::WorkerPayout, 700, mine, &key));
+        let s = charges.stats();
+        assert_eq!(s.voucher_tokens, 70);
+        assert_eq!(s.refused_vouchers, 3);
+        assert!(!s.submits_on_chain);
+        let kept = Voucher::from_bytes(&hex::decode(s.voucher.unwrap()).unwrap()).unwrap();
+        kept.check(
+            &key.verifying_key().to_bytes(),
+            VoucherKind::ClientCharge,
+            &mine,
+        )
+        .unwrap();
+        assert_eq!(s.client_contract, mine.to_raw());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let bad_fraction = ChargeSettings {
+            submit_stake_fraction: 0.0,
+            ..ChargeSettings::default()
+        };
+        assert!(matches!(
+            Charges::open(&bad_fraction),
+            Err(ClientError::Config(_))
+        ));
+        let no_wallet = ChargeSettings {
+            chain: Some("emulated=127.0.0.1:1".into()),
+            ..ChargeSettings::default()
+        };
+        assert!(matches!(
+            Charges::open(&no_wallet),
+            Err(ClientError::Config(_))
+        ));
+    }
+}

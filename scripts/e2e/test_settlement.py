@@ -1,0 +1,434 @@
+"""Settlement end to end in local mode: the emulated chain (`cocoon-chain-emulator`, the real
+compiled contracts in @ton/sandbox), the operator commands, and a proxy, worker and client that
+settle their payment channels on it.
+
+`test_operator_commands` runs every owner command against the emulator and checks its JSON
+report against the state the contracts report (top-up, withdraw, close, proxy close, and a
+payout refused before anything is sent).
+
+`test_settlement_end_to_end` runs the whole money flow: the client tops up its client
+contract; the proxy reads that balance from the chain; paid requests; the proxy anchors its
+ledger on chain and signs cumulative vouchers; the client and worker keep the latest one and
+submit it on chain at their (low, in this test) thresholds; then the chain is compared with
+the proxy's ledger to the nanoTON. Last, the proxy is stopped, an older copy of its ledger put
+back and the proxy restarted: the worker refuses it and says why.
+
+The emulator needs `npm ci` in contracts/ (scripts/test runs it); without contracts/node_modules
+these tests are skipped.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN_DIR, MODEL, ROOT, Network, http_get
+
+TON = 1_000_000_000
+PRICE = 20  # nanoTON per adjusted token, local parameters
+WORKER_FEE = 16
+PAYOUT_THRESHOLD = 100  # adjusted tokens; a request here is some tens of them
+
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "contracts" / "node_modules" / "@ton" / "sandbox").exists(),
+    reason="the emulated chain needs `npm ci --prefix contracts`",
+)
+
+
+def write_key(path: Path) -> Path:
+    path.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+class Emulator:
+    """A `cocoon-chain-emulator` process and the JSON it printed."""
+
+    def __init__(self, tmp: Path, args):
+        self.log = open(tmp / "emulator.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN_DIR / "cocoon-chain-emulator"), *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        line = self.proc.stdout.readline().decode()
+        assert line, f"the emulator did not start:\n{(tmp / 'emulator.log').read_text()}"
+        self.info = json.loads(line)
+        self.spec = f"emulated={self.info['listen']}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def run_op(binary: str, *args, ok=True):
+    """Runs an operator command with --json; answers its JSON report (or error object)."""
+    out = subprocess.run(
+        [str(BIN_DIR / binary), *args, "--json"], capture_output=True, timeout=120
+    )
+    text = out.stdout.decode().strip()
+    if ok:
+        assert out.returncode == 0, f"{binary} {args}: {out.stderr.decode()}\n{text}"
+    else:
+        assert out.returncode != 0, f"{binary} {args} should fail:\n{text}"
+    return json.loads(text)
+
+
+def chat(base_url: str, i: int):
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": f"request {i}: " + "word " * (5 + i)}],
+            "max_tokens": 8 + i % 5,
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
+def wait_for(what, check, timeout=30.0, logs=lambda: ""):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs()}")
+
+
+def test_operator_commands(tmp_path):
+    client_key = write_key(tmp_path / "client.key")
+    worker_key = write_key(tmp_path / "worker.key")
+    owner_key = write_key(tmp_path / "owner.key")
+    proxy_public = os.urandom(32).hex()
+    emu = Emulator(
+        tmp_path,
+        [
+            "--proxy-public-key", proxy_public,
+            "--proxy-owner-key-file", str(owner_key),
+            "--fund-key-file", f"{client_key}=50",
+            "--fund-key-file", f"{worker_key}=5",
+            "--fund-key-file", f"{owner_key}=5",
+        ],
+    )
+    try:
+        proxy = emu.info["proxy_contract"]
+        assert proxy and emu.info["price_per_token"] == PRICE
+        common = ["--chain", emu.spec, "--timeout-secs", "20"]
+        client = ["--wallet-key-file", str(client_key), "--proxy-contract", proxy]
+
+        # top-up: deploys the client contract with the balance, stake inside it
+        r = run_op("cocoon-client", "topup", *common, *client, "--amount", "3")
+        assert r["operation"] == "client_top_up" and r["backend"] == "emulated"
+        assert r["wallet"] == emu.info["key_files"][str(client_key)]
+        assert r["before"]["contract"] == "absent"
+        after = r["after"]
+        assert (after["contract"], after["state"]) == ("client", "normal")
+        assert (after["balance"], after["stake"], after["tokens_used"]) == (str(3 * TON), str(TON), 0)
+        assert all(t["success"] for t in r["transactions"]) and r["transactions"]
+        assert int(r["wallet_balance_before"]) - int(r["wallet_balance_after"]) >= 3 * TON
+        client_contract = r["contract"]
+
+        # a second top-up adds to the same contract
+        r = run_op("cocoon-client", "topup", *common, *client, "--amount", "0.5")
+        assert r["contract"] == client_contract
+        assert r["before"]["balance"] == str(3 * TON)
+        assert r["after"]["balance"] == str(3 * TON + TON // 2)
+
+        # withdraw: everything above the stake comes back
+        r = run_op("cocoon-client", "withdraw", *common, *client)
+        assert r["operation"] == "client_withdraw"
+        assert r["after"]["balance"] == r["after"]["stake"] == str(TON)
+        assert int(r["wallet_balance_after"]) > int(r["wallet_balance_before"]) + 2 * TON
+
+        # nothing more to withdraw: refused before sending, with a typed error
+        r = run_op("cocoon-client", "withdraw", *common, *client, ok=False)
+        assert "nothing to withdraw" in r["error"]
+
+        # close: the first call starts closing
+        r = run_op("cocoon-client", "close", *common, *client)
+        assert r["operation"] == "client_close"
+        assert (r["before"]["state"], r["after"]["state"]) == ("normal", "closing")
+        assert r["after"]["unlock_time"] > 0
+
+        # a payout voucher that is no voucher is refused before anything is sent
+        bad = tmp_path / "bad-voucher.json"
+        bad.write_text('"00"')
+        r = run_op(
+            "cocoon-worker", "payout", *common, "--wallet-key-file", str(worker_key),
+            "--voucher", str(bad), ok=False,
+        )
+        assert "voucher" in r["error"]
+        # and with no voucher at all, it says so
+        r = run_op(
+            "cocoon-worker", "payout", *common, "--wallet-key-file", str(worker_key),
+            "--data-dir", str(tmp_path / "empty-worker-dir"), ok=False,
+        )
+        assert "no stored voucher" in r["error"]
+
+        # proxy close by its owner: starts closing; not the owner: refused
+        r = run_op(
+            "cocoon-proxy", "close", *common, "--wallet-key-file", str(client_key),
+            "--proxy-contract", proxy, ok=False,
+        )
+        assert "not by this wallet" in r["error"]
+        r = run_op(
+            "cocoon-proxy", "close", *common, "--wallet-key-file", str(owner_key),
+            "--proxy-contract", proxy,
+        )
+        assert r["operation"] == "proxy_close"
+        assert (r["before"]["state"], r["after"]["state"]) == ("normal", "closing")
+        assert r["after"]["active_clients"] == 1
+        # a second call before the delay is refused on chain (408: too early)
+        r = run_op(
+            "cocoon-proxy", "close", *common, "--wallet-key-file", str(owner_key),
+            "--proxy-contract", proxy, ok=False,
+        )
+        assert "408" in r["error"] or "411" in r["error"], r
+    finally:
+        emu.stop()
+
+
+def ledger_accounts(net: Network):
+    return json.loads(net.ledger("accounts"))
+
+
+def test_settlement_end_to_end(tmp_path):
+    client_key = write_key(tmp_path / "client.key")
+    worker_key = write_key(tmp_path / "worker.key")
+    owner_key = write_key(tmp_path / "owner.key")
+    anchor_key = write_key(tmp_path / "proxy-wallet.key")
+
+    # The proxy contract holds the proxy's voucher key: read it from the proxy's data dir first.
+    net = Network(tmp_path)  # ports and ledger path only; started below
+    proxy_data = tmp_path / f"proxy-data-{net.ports['proxy_clients']}"
+    out = subprocess.run(
+        [str(BIN_DIR / "cocoon-proxy"), "--local", "--data-dir", str(proxy_data), "voucher-key"],
+        capture_output=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    voucher_key = out.stdout.decode().strip()
+    assert len(voucher_key) == 64
+
+    emu = Emulator(
+        tmp_path,
+        [
+            "--proxy-public-key", voucher_key,
+            "--proxy-owner-key-file", str(owner_key),
+            "--fund-key-file", f"{client_key}=50",
+            "--fund-key-file", f"{worker_key}=5",
+            "--fund-key-file", f"{owner_key}=5",
+            "--fund-key-file", f"{anchor_key}=5",
+        ],
+    )
+    try:
+        run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor_key)
+    finally:
+        net.stop()
+        emu.stop()
+
+
+def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor_key):
+    proxy = emu.info["proxy_contract"]
+    addr = emu.info["key_files"]
+    client_owner, worker_owner = addr[str(client_key)], addr[str(worker_key)]
+    common = ["--chain", emu.spec, "--timeout-secs", "20"]
+
+    # The client tops up 2 TON (1 TON of it is the stake).
+    r = run_op(
+        "cocoon-client", "topup", *common, "--wallet-key-file", str(client_key),
+        "--proxy-contract", proxy, "--amount", "2",
+    )
+    client_contract = r["contract"]
+    assert r["after"]["balance"] == str(2 * TON)
+
+    net.proxy_args = [
+        "--chain", emu.spec, "--proxy-contract", proxy,
+        "--wallet-key-file", str(anchor_key), "--anchor-interval", "0.5",
+    ]
+    net.worker_args = [
+        "--owner", worker_owner, "--chain", emu.spec, "--wallet-key-file", str(worker_key),
+        "--payout-threshold-tokens", str(PAYOUT_THRESHOLD), "--payment-status-interval", "0.5",
+    ]
+    net.client_args = [
+        "--chain", emu.spec, "--wallet-key-file", str(client_key),
+        # about half the stake in a real deployment; here every new voucher (1 nanoTON)
+        "--submit-stake-fraction", "0.000000001", "--payment-status-interval", "0.5",
+    ]
+    net.client_owner = client_owner
+    net.start()
+    logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-6000:]}" for n in ("proxy", "worker", "client"))
+
+    stats = net.proxy_stats()["settlement"]
+    assert stats["mode"] == "local (emulated chain)" and stats["proxy_contract"] == proxy
+    assert "emulated chain" in net.log("proxy")
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/stats")
+    assert f"chain: local (emulated chain) proxy contract {proxy}" in text.decode()
+
+    # The proxy booked the client's balance from its contract (not a local deposit).
+    acc = ledger_accounts(net)
+    [c] = [c for c in acc["clients"] if c["client"] == client_owner]
+    assert c["balance"] == 2 * TON and c["stake"] == TON and c["deposited"] == 0
+
+    # Paid requests; a copy of the ledger is taken halfway (for the rollback below).
+    backup = tmp_path / "ledger-backup.sqlite"
+    for i in range(12):
+        chat(net.base_url, i)
+        if i == 5:
+            wait_for(
+                "a first anchor",
+                lambda: net.proxy_stats()["settlement"]["ledger_anchor_seqno"] >= 1,
+                logs=logs,
+            )
+            src = sqlite3.connect(net.ledger_url)
+            dst = sqlite3.connect(backup)
+            src.backup(dst)
+            dst.close()
+            src.close()
+
+    acc = ledger_accounts(net)
+    [c] = [c for c in acc["clients"] if c["client"] == client_owner]
+    [w] = [w for w in acc["workers"] if w["worker"] == worker_owner]
+    used, earned = c["tokens_used"], w["tokens_earned"]
+    assert used == earned > 0
+    assert c["charged"] == used * PRICE and w["credited"] == earned * WORKER_FEE
+
+    # Anchors cover everything, the vouchers carry the totals and were submitted on chain.
+    wait_for(
+        "the ledger anchored up to the last request",
+        lambda: ledger_accounts(net)["workers"][0]["anchored_tokens"] == earned,
+        logs=logs,
+    )
+    wait_for(
+        "the client's last charge on chain",
+        lambda: (s := net.client_stats()["settlement"])["tokens_on_chain"] == used and s,
+        logs=logs,
+    )
+    # The worker pays itself out whenever PAYOUT_THRESHOLD tokens are unpaid; once less than
+    # that is left, no payout is running or will start.
+    wait_for(
+        "the worker's payouts to settle below the threshold",
+        lambda: (s := net.worker_stats()["settlement"]["channels"][0])["voucher_tokens"] == earned
+        and earned - s["paid_tokens"] < PAYOUT_THRESHOLD
+        and s,
+        logs=logs,
+    )
+    client_settle = net.client_stats()["settlement"]
+    assert client_settle["client_contract"] == client_contract
+    assert client_settle["voucher_tokens"] == used and client_settle["submissions"] >= 1
+    worker_settle = net.worker_stats()["settlement"]
+    assert worker_settle["payouts"] >= 1, worker_settle
+    paid = worker_settle["channels"][0]["paid_tokens"]
+    assert "payout submitted on chain" in net.log("worker")
+    assert "charge voucher submitted on chain" in net.log("client")
+
+    # The proxy's view of the client contract follows the chain: after the client's charges...
+    def ledger_client():
+        return [c for c in ledger_accounts(net)["clients"] if c["client"] == client_owner][0]
+
+    wait_for(
+        "the ledger to read the charged client contract",
+        lambda: (c := ledger_client())["tokens_on_chain"] == used
+        and c["balance"] == 2 * TON - used * PRICE,
+        logs=logs,
+    )
+    # ... and after a second top-up, read many times (each payment status), credited once.
+    run_op(
+        "cocoon-client", "topup", *common, "--wallet-key-file", str(client_key),
+        "--proxy-contract", proxy, "--amount", "1",
+    )
+    wait_for(
+        "the ledger to read the second top-up",
+        lambda: ledger_client()["balance"] == 3 * TON - used * PRICE,
+        logs=logs,
+    )
+    syncs = net.proxy_stats()["settlement"]["client_syncs"]
+    wait_for(
+        "more payment status reads",
+        lambda: net.proxy_stats()["settlement"]["client_syncs"] >= syncs + 3,
+        logs=logs,
+    )
+    c = ledger_client()
+    assert c["balance"] == 3 * TON - used * PRICE and c["deposited"] == 0
+    assert c["tokens_used"] == used
+
+    # The chain, read by the operator commands, equals the ledger to the nanoTON.
+    # Worker contract: `cocoon-worker payout` with no --voucher submits the latest stored
+    # voucher, paying the rest (or, when nothing is left, refuses it after reading tokens_paid
+    # from the worker contract).
+    worker_dir = tmp_path / f"worker-data-{net.ports['worker_stats']}"
+    assert list((worker_dir / "vouchers").glob("payout-*.json"))
+    payout = ["cocoon-worker", "payout", *common, "--wallet-key-file", str(worker_key),
+              "--data-dir", str(worker_dir)]
+    if paid < earned:
+        r = run_op(*payout)
+        assert r["operation"] == "worker_payout"
+        assert (r["before"]["tokens_paid"], r["after"]["tokens_paid"]) == (paid, earned)
+        r = run_op(*payout, ok=False)
+    else:
+        r = run_op(*payout, ok=False)
+    assert f"not above the {earned} tokens already paid" in r["error"], r
+    # Client contract: tokens_used and the balance (withdraw reports the state before).
+    r = run_op(
+        "cocoon-client", "withdraw", *common, "--wallet-key-file", str(client_key),
+        "--proxy-contract", proxy,
+    )
+    assert r["before"]["tokens_used"] == used
+    assert int(r["before"]["balance"]) == 3 * TON - used * PRICE
+    assert r["after"]["balance"] == str(TON)
+    # Proxy contract: earned = tokens × (price − fee); the anchor it holds is the ledger's.
+    anchors = json.loads(net.ledger("anchors"))["anchors"]
+    on_chain = [a for a in anchors if a["committed_at_ms"] is not None]
+    assert on_chain, anchors
+    last = max(on_chain, key=lambda a: a["seqno"])
+
+    # Rollback: the proxy restarts on the older copy of its ledger.
+    net.kill("proxy")
+    for suffix in ("", "-wal", "-shm"):
+        Path(net.ledger_url + suffix).unlink(missing_ok=True)
+    shutil.copy(backup, net.ledger_url)
+    net.start_proxy()
+    wait_for(
+        "the worker refusing the rolled-back proxy",
+        lambda: "rolled back" in net.log("worker") and net.worker_stats()["settlement"]["proxy_rolled_back"],
+        timeout=60,
+        logs=logs,
+    )
+    why = net.worker_stats()["settlement"]["proxy_rolled_back"]
+    assert f"we know of {earned}" in why, why
+    restarted = net.proxy_stats()["settlement"]
+    assert restarted["rolled_back"] and "rolled back" in restarted["rolled_back"]
+    assert restarted["chain_anchor_seqno"] == last["seqno"]
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/stats")
+    assert "ROLLED BACK" in text.decode()
+    _, text = http_get(f"http://127.0.0.1:{net.ports['proxy_stats']}/metrics")
+    assert "cocoon_proxy_ledger_rolled_back 1" in text.decode()
+    net.kill("proxy")
+
+    # The proxy owner closes the proxy contract: its report shows the commission and anchor.
+    r = run_op(
+        "cocoon-proxy", "close", *common, "--wallet-key-file", str(owner_key),
+        "--proxy-contract", proxy,
+    )
+    before = r["before"]
+    assert int(before["earned"]) == earned * (PRICE - WORKER_FEE)
+    assert before["saved_seqno"] == last["seqno"]
+    assert before["saved_state_hash"] == last["state_hash"]
+    assert r["after"]["state"] == "closing"
