@@ -44,6 +44,13 @@ struct Args {
     /// the preset.
     #[arg(long, env = "COCOON_CLIENT_POLICY_FILE")]
     policy_file: Option<PathBuf>,
+    /// Refuse requests that cannot be sealed to attested workers (a version 2 proxy, no
+    /// verified worker key) instead of sending them readable by the proxy.
+    #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]
+    require_sealed: bool,
+    /// How many attested workers a sealed request is addressed to (default 3).
+    #[arg(long, env = "COCOON_CLIENT_SEALED_CANDIDATES")]
+    sealed_candidates: Option<usize>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -68,6 +75,12 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     }
     if args.local {
         config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+    }
+    if args.require_sealed {
+        config.require_sealed = true;
+    }
+    if let Some(v) = args.sealed_candidates {
+        config.sealed_candidates = v;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

@@ -42,6 +42,12 @@ pub struct ClientConfig {
     /// The policy the proxy's evidence must satisfy (checked in the TLS handshake, before any
     /// request byte is sent). The client itself runs outside any TEE and presents none.
     pub attestation: cocoon_net::AttestationConfig,
+    /// How many attested workers a sealed request is addressed to (fewer when fewer serve the
+    /// model); the proxy picks one of them.
+    pub sealed_candidates: usize,
+    /// Refuse a request that cannot be sealed (version 2 proxy, no verified worker key) instead
+    /// of sending it unsealed.
+    pub require_sealed: bool,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +67,8 @@ impl Default for ClientConfig {
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),
+            sealed_candidates: 3,
+            require_sealed: false,
         }
     }
 }
@@ -74,6 +82,11 @@ impl ClientConfig {
         if self.default_max_coefficient <= 0 || self.default_max_tokens <= 0 {
             return Err(ClientError::Config(
                 "default_max_coefficient and default_max_tokens must be positive".into(),
+            ));
+        }
+        if self.sealed_candidates == 0 || self.sealed_candidates > 64 {
+            return Err(ClientError::Config(
+                "sealed_candidates must be between 1 and 64".into(),
             ));
         }
         if self.max_body_bytes == 0 {
@@ -117,6 +130,9 @@ pub enum ClientError {
     /// The answer broke off.
     #[error("answer interrupted: {0}")]
     Interrupted(String),
+    /// `require_sealed` is set and the request cannot be sealed.
+    #[error("sealed request required, and this request cannot be sealed: {0}")]
+    SealingUnavailable(String),
 }
 
 impl ClientError {
@@ -136,6 +152,7 @@ impl ClientError {
             },
             Self::Timeout(_) => 504,
             Self::Interrupted(_) => 502,
+            Self::SealingUnavailable(_) => 503,
         }
     }
 
@@ -161,6 +178,7 @@ impl ClientError {
             Self::Remote { code: 429, .. } => "no_capacity",
             Self::Remote { code: 502, .. } => "no_worker",
             Self::Interrupted(_) => "answer_interrupted",
+            Self::SealingUnavailable(_) => "sealing_unavailable",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

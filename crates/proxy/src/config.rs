@@ -58,6 +58,9 @@ pub struct ProxyConfig {
     pub attestation: AttestationConfig,
     /// Where the voucher-signing key is kept, and what seals it.
     pub keys: KeysConfig,
+    /// Highest protocol version offered to clients and workers: 3 (sealed requests, receipts)
+    /// by default; 2 makes the proxy speak only the reference protocol.
+    pub max_protocol_version: i32,
 }
 
 /// Which key source seals the proxy's voucher-signing key.
@@ -110,6 +113,7 @@ impl Default for ProxyConfig {
             max_request_timeout: Duration::from_secs(600),
             attestation: AttestationConfig::default(),
             keys: KeysConfig::default(),
+            max_protocol_version: cocoon_protocol::version::MAX_VERSION,
         }
     }
 }
@@ -120,6 +124,13 @@ impl ProxyConfig {
         self.pricing
             .validate()
             .map_err(|e| ProxyError::Config(e.to_string()))?;
+        if !(1..=cocoon_protocol::version::MAX_VERSION).contains(&self.max_protocol_version) {
+            return Err(ProxyError::Config(format!(
+                "max_protocol_version {} outside 1..={}",
+                self.max_protocol_version,
+                cocoon_protocol::version::MAX_VERSION
+            )));
+        }
         if self.max_attempts == 0 {
             return Err(ProxyError::Config("max_attempts must be at least 1".into()));
         }

@@ -28,6 +28,7 @@
 mod clients;
 mod config;
 mod route;
+mod sealed;
 mod state;
 mod stats;
 mod workers;
