@@ -48,6 +48,10 @@ struct Args {
     /// verified worker key) instead of sending them readable by the proxy.
     #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]
     require_sealed: bool,
+    /// Never seal requests: send them the reference way, readable by the proxy (for comparison
+    /// and debugging).
+    #[arg(long, env = "COCOON_CLIENT_NO_SEALING", conflicts_with = "require_sealed")]
+    no_sealing: bool,
     /// How many attested workers a sealed request is addressed to (default 3).
     #[arg(long, env = "COCOON_CLIENT_SEALED_CANDIDATES")]
     sealed_candidates: Option<usize>,
@@ -78,6 +82,9 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     }
     if args.require_sealed {
         config.require_sealed = true;
+    }
+    if args.no_sealing {
+        config.sealing = false;
     }
     if let Some(v) = args.sealed_candidates {
         config.sealed_candidates = v;

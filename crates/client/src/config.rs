@@ -42,6 +42,10 @@ pub struct ClientConfig {
     /// The policy the proxy's evidence must satisfy (checked in the TLS handshake, before any
     /// request byte is sent). The client itself runs outside any TEE and presents none.
     pub attestation: cocoon_net::AttestationConfig,
+    /// Seal requests to attested workers whenever the proxy and a worker support it (protocol
+    /// version 3), so that the proxy cannot read them. `false` sends every request the
+    /// reference way, readable by the proxy (for comparison and debugging).
+    pub sealing: bool,
     /// How many attested workers a sealed request is addressed to (fewer when fewer serve the
     /// model); the proxy picks one of them.
     pub sealed_candidates: usize,
@@ -67,6 +71,7 @@ impl Default for ClientConfig {
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),
+            sealing: true,
             sealed_candidates: 3,
             require_sealed: false,
         }
@@ -82,6 +87,11 @@ impl ClientConfig {
         if self.default_max_coefficient <= 0 || self.default_max_tokens <= 0 {
             return Err(ClientError::Config(
                 "default_max_coefficient and default_max_tokens must be positive".into(),
+            ));
+        }
+        if self.require_sealed && !self.sealing {
+            return Err(ClientError::Config(
+                "require_sealed needs sealing turned on".into(),
             ));
         }
         if self.sealed_candidates == 0 || self.sealed_candidates > 64 {

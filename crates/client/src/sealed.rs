@@ -125,6 +125,9 @@ impl Sealing {
         model: &str,
         query: &[u8],
     ) -> Result<SealedQuery, String> {
+        if !config.sealing {
+            return Err("sealing is turned off in this client's configuration".into());
+        }
         if session.version < cocoon_protocol::version::SEALED_VERSION {
             return Err(format!(
                 "the proxy speaks protocol version {}, sealed requests need {}",
