@@ -50,7 +50,11 @@ struct Args {
     require_sealed: bool,
     /// Never seal requests: send them the reference way, readable by the proxy (for comparison
     /// and debugging).
-    #[arg(long, env = "COCOON_CLIENT_NO_SEALING", conflicts_with = "require_sealed")]
+    #[arg(
+        long,
+        env = "COCOON_CLIENT_NO_SEALING",
+        conflicts_with = "require_sealed"
+    )]
     no_sealing: bool,
     /// How many attested workers a sealed request is addressed to (default 3).
     #[arg(long, env = "COCOON_CLIENT_SEALED_CANDIDATES")]

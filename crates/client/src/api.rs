@@ -225,7 +225,8 @@ impl Client {
         let payload = serde_json::to_vec(&Value::Object(body))
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         let request_hash = cocoon_attest::receipt::body_hash(&payload);
-        let query = Bytes::from(http::Request::json_post(path, Bytes::from(payload)).to_boxed_bytes());
+        let query =
+            Bytes::from(http::Request::json_post(path, Bytes::from(payload)).to_boxed_bytes());
 
         let session = self
             .link

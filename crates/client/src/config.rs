@@ -140,6 +140,10 @@ pub enum ClientError {
     /// The answer broke off.
     #[error("answer interrupted: {0}")]
     Interrupted(String),
+    /// A sealed answer did not open: altered, reordered, spliced or cut short on the way, or
+    /// not sealed by a worker the request was sealed to.
+    #[error("the sealed answer does not open: {0}")]
+    SealedAnswer(String),
     /// `require_sealed` is set and the request cannot be sealed.
     #[error("sealed request required, and this request cannot be sealed: {0}")]
     SealingUnavailable(String),
@@ -163,6 +167,7 @@ impl ClientError {
             Self::Timeout(_) => 504,
             Self::Interrupted(_) => 502,
             Self::SealingUnavailable(_) => 503,
+            Self::SealedAnswer(_) => 502,
         }
     }
 
@@ -189,6 +194,7 @@ impl ClientError {
             Self::Remote { code: 502, .. } => "no_worker",
             Self::Interrupted(_) => "answer_interrupted",
             Self::SealingUnavailable(_) => "sealing_unavailable",
+            Self::SealedAnswer(_) => "sealed_answer_refused",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

@@ -14,7 +14,7 @@ mod api;
 mod config;
 pub mod http;
 mod link;
-mod sealed;
+pub mod sealed;
 pub mod sse;
 
 pub use api::{

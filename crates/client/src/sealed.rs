@@ -54,13 +54,16 @@ struct Candidate {
     not_after: u64,
 }
 
+/// Base model → when fetched, and its verified candidates.
+type CandidateLists = HashMap<String, (Instant, Arc<Vec<Candidate>>)>;
+
 /// The client's sealing state: verified worker keys, the per-model candidate lists, counters.
 #[derive(Default)]
 pub(crate) struct Sealing {
     /// SHA-256 of a certificate → its verified sealing key (kept until the certificate expires).
     verified: std::sync::Mutex<HashMap<[u8; 32], VerifiedKey>>,
     /// Base model → when fetched, and its candidates.
-    lists: std::sync::Mutex<HashMap<String, (Instant, Arc<Vec<Candidate>>)>>,
+    lists: std::sync::Mutex<CandidateLists>,
     /// Requests sent sealed.
     pub(crate) sealed: AtomicU64,
     /// Requests sent unsealed because sealing was not possible.
@@ -137,7 +140,8 @@ impl Sealing {
         }
         let all = self.candidates(config, link, session, model).await?;
         let now = now_unix();
-        let mut usable: Vec<Candidate> = all.iter().copied().filter(|c| c.not_after > now).collect();
+        let mut usable: Vec<Candidate> =
+            all.iter().copied().filter(|c| c.not_after > now).collect();
         if usable.is_empty() {
             return Err(format!(
                 "no worker of `{}` offers a sealing key this client could verify",
@@ -190,10 +194,9 @@ impl Sealing {
                     key: v.key,
                     not_after: v.not_after,
                 }),
-                Err(e) => tracing::warn!(
-                    worker = bundle.worker_id,
-                    "worker sealing key refused: {e}"
-                ),
+                Err(e) => {
+                    tracing::warn!(worker = bundle.worker_id, "worker sealing key refused: {e}")
+                }
             }
         }
         let list = Arc::new(list);
@@ -202,7 +205,12 @@ impl Sealing {
     }
 
     /// Verifies one bundle under the client's policy (cached per certificate until it expires).
-    fn verify(&self, link: &ProxyLink, certificate: &[u8], now: u64) -> Result<VerifiedKey, String> {
+    fn verify(
+        &self,
+        link: &ProxyLink,
+        certificate: &[u8],
+        now: u64,
+    ) -> Result<VerifiedKey, String> {
         let digest: [u8; 32] = Sha256::digest(certificate).into();
         {
             let mut verified = lock(&self.verified);
@@ -270,20 +278,31 @@ impl SealedQuery {
         out: mpsc::Sender<ProxyEvent>,
     ) -> mpsc::Sender<ProxyEvent> {
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(unseal_events(rx, out, AnswerOpener::new(self.reply_keys.clone())));
+        tokio::spawn(unseal_events(
+            rx,
+            out,
+            AnswerOpener::new(self.reply_keys.clone()),
+        ));
         tx
     }
 }
 
-/// Opens the chunks of one sealed answer stream.
-pub(crate) struct AnswerOpener {
+/// Opens the chunks of one sealed answer stream, as the proxy relays them (answer bytes that
+/// concatenate one or more chunks, error messages that carry one). Every failure is a
+/// [`ClientError::SealedAnswer`].
+pub struct AnswerOpener {
     keys: ReplyKeys,
     opener: Option<ChunkOpener>,
     finished: bool,
 }
 
+fn refused(why: impl Into<String>) -> ClientError {
+    ClientError::SealedAnswer(why.into())
+}
+
 impl AnswerOpener {
-    pub(crate) fn new(keys: ReplyKeys) -> Self {
+    /// An opener for the answer to an envelope sealed with `keys` (one per candidate).
+    pub fn new(keys: ReplyKeys) -> Self {
         Self {
             keys,
             opener: None,
@@ -293,23 +312,31 @@ impl AnswerOpener {
 
     /// Opens the chunks concatenated in `data` (one or more; none is allowed only for an
     /// empty part), returning their plaintext in order.
-    pub(crate) fn open(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+    ///
+    /// # Errors
+    /// Malformed or cut chunks, chunks no candidate's reply key opens, and every stream error of
+    /// [`ChunkOpener`] (reordering, replay, splicing, chunks after the final one).
+    pub fn open(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
         let mut out = Vec::with_capacity(data.len());
         let mut rest = data;
         while !rest.is_empty() {
             let len = ChunkView::frame_len(rest)
-                .map_err(|e| e.to_string())?
-                .ok_or("a sealed chunk is cut short")?;
-            let chunk = rest.get(..len).ok_or("a sealed chunk is cut short")?;
+                .map_err(|e| refused(e.to_string()))?
+                .ok_or_else(|| refused("a sealed chunk is cut short"))?;
+            let chunk = rest
+                .get(..len)
+                .ok_or_else(|| refused("a sealed chunk is cut short"))?;
             rest = &rest[len..];
             self.open_chunk(chunk, &mut out)?;
         }
         Ok(out)
     }
 
-    fn open_chunk(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn open_chunk(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
         let info = match &mut self.opener {
-            Some(opener) => opener.open_into(chunk, out).map_err(|e| e.to_string())?,
+            Some(opener) => opener
+                .open_into(chunk, out)
+                .map_err(|e| refused(e.to_string()))?,
             None => {
                 // The first chunk tells which candidate answered: only its reply key opens it.
                 let mut found = None;
@@ -320,8 +347,9 @@ impl AnswerOpener {
                         break;
                     }
                 }
-                let (opener, info) =
-                    found.ok_or("the answer is not sealed by any worker this request was sealed to")?;
+                let (opener, info) = found.ok_or_else(|| {
+                    refused("the answer is not sealed by any worker this request was sealed to")
+                })?;
                 self.opener = Some(opener);
                 info
             }
@@ -332,21 +360,29 @@ impl AnswerOpener {
         Ok(())
     }
 
-    /// Checks that the stream ended with its final chunk.
-    pub(crate) fn check_complete(&self) -> Result<(), String> {
+    /// Checks that the stream ended with its final chunk (call it when the transport says the
+    /// answer is over).
+    ///
+    /// # Errors
+    /// When the final chunk has not been opened: the stream was cut short.
+    pub fn check_complete(&self) -> Result<(), ClientError> {
         if self.finished {
             Ok(())
         } else {
-            Err("the sealed answer stream was cut short".into())
+            Err(refused("the sealed answer stream was cut short"))
         }
     }
 
     /// A worker's error message: opened when sealed; the proxy's own errors are in clear.
-    pub(crate) fn open_error(&mut self, message: String) -> Result<String, String> {
+    ///
+    /// # Errors
+    /// A sealed message that is not hex or does not open as the stream's final chunk.
+    pub fn open_error(&mut self, message: String) -> Result<String, ClientError> {
         let Some(hex_chunk) = message.strip_prefix(SEALED_ERROR_PREFIX) else {
             return Ok(message);
         };
-        let chunk = hex::decode(hex_chunk).map_err(|e| format!("bad sealed error: {e}"))?;
+        let chunk =
+            hex::decode(hex_chunk).map_err(|e| refused(format!("bad sealed error: {e}")))?;
         let text = self.open(&chunk)?;
         self.check_complete()?;
         Ok(String::from_utf8_lossy(&text).into_owned())
@@ -388,11 +424,11 @@ async fn unseal_events(
                 }
             }
             Err(why) => {
-                tracing::warn!("sealed answer refused: {why}");
+                tracing::warn!("{why}");
                 let _ = out
                     .send(ProxyEvent::Error {
                         code: 502,
-                        message: format!("the sealed answer does not open: {why}"),
+                        message: why.to_string(),
                         final_info: None,
                     })
                     .await;
@@ -402,12 +438,12 @@ async fn unseal_events(
     }
 }
 
-fn opened_answer(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Bytes, String> {
+fn opened_answer(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Bytes, ClientError> {
     let plaintext = opener.open(data)?;
     if last {
         opener.check_complete()?;
     } else if opener.finished {
-        return Err("the sealed answer ended before its last part".into());
+        return Err(refused("the sealed answer ended before its last part"));
     }
     Ok(Bytes::from(plaintext))
 }
@@ -420,10 +456,7 @@ mod tests {
     use cocoon_seal::SealingKeyPair;
 
     fn sealed_to(workers: &[&SealingKeyPair], body: &[u8]) -> cocoon_seal::SealedEnvelope {
-        let recipients: Vec<_> = workers
-            .iter()
-            .map(|w| (w.key_id(), w.public()))
-            .collect();
+        let recipients: Vec<_> = workers.iter().map(|w| (w.key_id(), w.public())).collect();
         Envelope::seal(&recipients, &[], body, &mut SystemRng).unwrap()
     }
 
@@ -458,16 +491,28 @@ mod tests {
             .unwrap()
             .seal_final(b"x")
             .unwrap();
-        assert!(AnswerOpener::new(sealed.reply_keys.clone()).open(&chunk).is_err());
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(&chunk)
+                .is_err()
+        );
 
         let mine = Envelope::open(&sealed.bytes, a.key_id(), &a, &[]).unwrap();
         let mut sealer = mine.reply_key.sealer(&mut SystemRng).unwrap();
         let mut chunk = sealer.seal_final(b"answer").unwrap();
         let cut = &chunk[..chunk.len() - 1];
-        assert!(AnswerOpener::new(sealed.reply_keys.clone()).open(cut).is_err());
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(cut)
+                .is_err()
+        );
         let n = chunk.len();
         chunk[n - 1] ^= 1;
-        assert!(AnswerOpener::new(sealed.reply_keys.clone()).open(&chunk).is_err());
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(&chunk)
+                .is_err()
+        );
     }
 
     #[test]

@@ -172,8 +172,8 @@ fn connect(
         p.min_proto_version.unwrap_or(0),
         p.max_proto_version.unwrap_or(0),
     );
-    let v =
-        version::negotiate(1, state.config.max_protocol_version, min, max).map_err(|e| (400, e.to_string()))?;
+    let v = version::negotiate(1, state.config.max_protocol_version, min, max)
+        .map_err(|e| (400, e.to_string()))?;
     if p.client_owner_address.is_empty() {
         return Err((400, "client owner address is empty".into()));
     }

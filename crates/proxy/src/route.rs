@@ -198,7 +198,6 @@ pub(crate) async fn run(
             &q,
             sealed.as_ref(),
             deadline,
-            debug,
         )
         .await
         {
@@ -552,8 +551,8 @@ async fn start_attempt(
     q: &client::RunQueryEx,
     sealed: Option<&crate::sealed::SealedRoute>,
     deadline: Instant,
-    debug: bool,
 ) -> Result<Attempt, Unavailability> {
+    let debug = q.enable_debug.unwrap_or(false);
     let worker_request_id = Int256(rand::random());
     let excluded = crate::sealed::excluded(state, sealed, tried);
     let (tx, events) = mpsc::channel(ROUTE_QUEUE);

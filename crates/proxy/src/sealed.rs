@@ -119,7 +119,10 @@ pub(crate) fn worker_keys(state: &ProxyState, model: &str) -> ext::WorkerKeys {
 
 /// Splits `ext.runSealedQuery` into the request the router runs (the envelope in place of the
 /// query, whose size the reservation counts) and its routing restriction.
-pub(crate) fn accept(state: &ProxyState, q: ext::RunSealedQuery) -> (client::RunQueryEx, SealedRoute) {
+pub(crate) fn accept(
+    state: &ProxyState,
+    q: ext::RunSealedQuery,
+) -> (client::RunQueryEx, SealedRoute) {
     state.sealing.requests.fetch_add(1, Ordering::Relaxed);
     let candidates = q
         .candidates

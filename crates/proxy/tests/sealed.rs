@@ -214,11 +214,23 @@ async fn the_proxy_relays_and_bills_requests_it_cannot_read() {
     // The proxy saw sealed messages only, and none of the words in any byte it received or
     // sent, on either hop.
     let client_hop = message_names(&net.client_relay);
-    assert!(client_hop.iter().any(|n| n == "ext.runSealedQuery"), "{client_hop:?}");
-    assert!(!client_hop.iter().any(|n| n == "client.runQueryEx"), "{client_hop:?}");
+    assert!(
+        client_hop.iter().any(|n| n == "ext.runSealedQuery"),
+        "{client_hop:?}"
+    );
+    assert!(
+        !client_hop.iter().any(|n| n == "client.runQueryEx"),
+        "{client_hop:?}"
+    );
     let worker_hop = message_names(&net.worker_relay);
-    assert!(worker_hop.iter().any(|n| n == "ext.workerRunSealedQuery"), "{worker_hop:?}");
-    assert!(!worker_hop.iter().any(|n| n == "proxy.runQueryEx"), "{worker_hop:?}");
+    assert!(
+        worker_hop.iter().any(|n| n == "ext.workerRunSealedQuery"),
+        "{worker_hop:?}"
+    );
+    assert!(
+        !worker_hop.iter().any(|n| n == "proxy.runQueryEx"),
+        "{worker_hop:?}"
+    );
     let seen = [
         net.client_relay.recording().all_bytes(),
         net.worker_relay.recording().all_bytes(),
@@ -226,11 +238,17 @@ async fn the_proxy_relays_and_bills_requests_it_cannot_read() {
     for bytes in &seen {
         assert!(bytes.len() > 1000, "the relay recorded the traffic");
         for word in SECRET_WORDS {
-            assert!(!contains(bytes, word.as_bytes()), "`{word}` crossed the proxy in clear");
+            assert!(
+                !contains(bytes, word.as_bytes()),
+                "`{word}` crossed the proxy in clear"
+            );
         }
         // Nor any other piece of the answer text or the request body.
         for piece in answer.content.split_whitespace() {
-            assert!(!contains(bytes, piece.as_bytes()), "`{piece}` crossed in clear");
+            assert!(
+                !contains(bytes, piece.as_bytes()),
+                "`{piece}` crossed in clear"
+            );
         }
         assert!(!contains(bytes, b"\"messages\""));
         assert!(!contains(bytes, b"chat.completion"));
@@ -250,7 +268,11 @@ async fn a_version_2_proxy_gets_unsealed_requests_or_none() {
         json!([{"role": "user", "content": SECRET_WORDS.join(" ")}]),
     );
     let mut stream = c
-        .request("/v1/chat/completions", body.clone(), RequestOptions::default())
+        .request(
+            "/v1/chat/completions",
+            body.clone(),
+            RequestOptions::default(),
+        )
         .await
         .unwrap();
     assert!(!stream.sealed);
@@ -288,7 +310,12 @@ async fn a_version_2_proxy_gets_unsealed_requests_or_none() {
     assert_eq!(status, 503);
     assert_eq!(sealed, None);
     assert_eq!(json["error"]["code"], "sealing_unavailable", "{json}");
-    assert!(json["error"]["message"].as_str().unwrap().contains("sealed"));
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sealed")
+    );
     assert_eq!(net.proxy.snapshot().await.requests, before);
     assert_eq!(stats_of(&strict).await["sealing_refused"], json!(2));
 }
