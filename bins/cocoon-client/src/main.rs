@@ -61,6 +61,21 @@ struct Args {
     /// Seconds between payment status queries (default 10).
     #[arg(long, env = "COCOON_CLIENT_PAYMENT_STATUS_INTERVAL")]
     payment_status_interval: Option<f64>,
+    /// Refuse requests that cannot be sealed to attested workers (a version 2 proxy, no
+    /// verified worker key) instead of sending them readable by the proxy.
+    #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]
+    require_sealed: bool,
+    /// Never seal requests: send them the reference way, readable by the proxy (for comparison
+    /// and debugging).
+    #[arg(
+        long,
+        env = "COCOON_CLIENT_NO_SEALING",
+        conflicts_with = "require_sealed"
+    )]
+    no_sealing: bool,
+    /// How many attested workers a sealed request is addressed to (default 3).
+    #[arg(long, env = "COCOON_CLIENT_SEALED_CANDIDATES")]
+    sealed_candidates: Option<usize>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -85,6 +100,15 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     }
     if args.local {
         config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+    }
+    if args.require_sealed {
+        config.require_sealed = true;
+    }
+    if args.no_sealing {
+        config.sealing = false;
+    }
+    if let Some(v) = args.sealed_candidates {
+        config.sealed_candidates = v;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

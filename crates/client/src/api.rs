@@ -106,6 +106,8 @@ pub struct Client {
     pub(crate) link: Arc<ProxyLink>,
     pub(crate) counters: Arc<ClientCounters>,
     pub(crate) started: Instant,
+    /// Verified worker sealing keys and sealing counters.
+    pub(crate) sealing: Arc<crate::sealed::Sealing>,
 }
 
 impl Client {
@@ -128,6 +130,7 @@ impl Client {
             link,
             counters: Arc::new(ClientCounters::default()),
             started: Instant::now(),
+            sealing: Arc::default(),
         })
     }
 
@@ -228,36 +231,66 @@ impl Client {
         let payload = serde_json::to_vec(&Value::Object(body))
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         let request_hash = cocoon_attest::receipt::body_hash(&payload);
-        let query = http::Request::json_post(path, Bytes::from(payload));
+        let query =
+            Bytes::from(http::Request::json_post(path, Bytes::from(payload)).to_boxed_bytes());
 
         let session = self
             .link
             .session(Duration::from_secs(5).min(timeout))
             .await?;
+        let sealed = match self
+            .sealing
+            .prepare(&self.config, &self.link, &session, &model, &query)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let sealed_model = model.clone();
         let request_id = Int256(rand::random());
         let (tx, rx) = mpsc::channel(256);
-        lock(&session.routes).insert(request_id, tx);
+        let route = match &sealed {
+            Some(s) => s.unsealing_route(tx),
+            None => tx,
+        };
+        lock(&session.routes).insert(request_id, route);
         let guard = RouteGuard {
             session: session.clone(),
             request_id,
             finished: false,
         };
-        let msg = client::RunQueryEx {
-            model_name: model,
-            query: Bytes::from(query.to_boxed_bytes()),
-            max_coefficient: options
-                .max_coefficient
-                .unwrap_or(self.config.default_max_coefficient),
-            max_tokens: i32::try_from(max_tokens).unwrap_or(i32::MAX),
-            timeout: timeout.as_secs_f64(),
-            request_id,
-            min_config_version: 0,
-            flags: 1,
-            enable_debug: Some(options.enable_debug),
+        let max_coefficient = options
+            .max_coefficient
+            .unwrap_or(self.config.default_max_coefficient);
+        let max_tokens = i32::try_from(max_tokens).unwrap_or(i32::MAX);
+        let msg = match &sealed {
+            Some(s) => s.message(
+                model,
+                max_coefficient,
+                max_tokens,
+                timeout.as_secs_f64(),
+                request_id,
+                options.enable_debug,
+            ),
+            None => client::RunQueryEx {
+                model_name: model,
+                query,
+                max_coefficient,
+                max_tokens,
+                timeout: timeout.as_secs_f64(),
+                request_id,
+                min_config_version: 0,
+                flags: 1,
+                enable_debug: Some(options.enable_debug),
+            }
+            .to_boxed_bytes(),
         };
         session
             .conn
-            .send_packet(Bytes::from(msg.to_boxed_bytes()))
+            .send_packet(Bytes::from(msg))
             .await
             .map_err(|e| ClientError::ProxyUnavailable(e.to_string()))?;
 
@@ -284,6 +317,7 @@ impl Client {
             request_hash,
             answer_hash: Sha256::new(),
             tls: self.link.tls.clone(),
+            sealed: sealed.is_some(),
         };
         let first = loop {
             match stream.recv().await {
@@ -317,6 +351,10 @@ impl Client {
             Ok(ProxyEvent::Error { code, message, .. }) => {
                 stream.guard.finished = true;
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if stream.sealed {
+                    // The candidates may be gone: ask the proxy again next time.
+                    self.sealing.invalidate(&sealed_model);
+                }
                 Err(ClientError::Remote { code, message })
             }
             Ok(_) => {
@@ -482,6 +520,8 @@ pub struct AnswerStream {
     /// SHA-256 over the answer body as the worker sent it, before any rewriting here.
     answer_hash: Sha256,
     tls: cocoon_net::TlsEndpoint,
+    /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
+    pub sealed: bool,
 }
 
 /// The worker's signed receipt for an answer, and whether it checked out.

@@ -45,6 +45,16 @@ pub struct ClientConfig {
     /// Payment channel settlement (`[settlement]`): where and when charge vouchers are
     /// submitted.
     pub settlement: crate::settle::ChargeSettings,
+    /// Seal requests to attested workers whenever the proxy and a worker support it (protocol
+    /// version 3), so that the proxy cannot read them. `false` sends every request the
+    /// reference way, readable by the proxy (for comparison and debugging).
+    pub sealing: bool,
+    /// How many attested workers a sealed request is addressed to (fewer when fewer serve the
+    /// model); the proxy picks one of them.
+    pub sealed_candidates: usize,
+    /// Refuse a request that cannot be sealed (version 2 proxy, no verified worker key) instead
+    /// of sending it unsealed.
+    pub require_sealed: bool,
 }
 
 impl Default for ClientConfig {
@@ -65,6 +75,9 @@ impl Default for ClientConfig {
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),
             settlement: crate::settle::ChargeSettings::default(),
+            sealing: true,
+            sealed_candidates: 3,
+            require_sealed: false,
         }
     }
 }
@@ -78,6 +91,16 @@ impl ClientConfig {
         if self.default_max_coefficient <= 0 || self.default_max_tokens <= 0 {
             return Err(ClientError::Config(
                 "default_max_coefficient and default_max_tokens must be positive".into(),
+            ));
+        }
+        if self.require_sealed && !self.sealing {
+            return Err(ClientError::Config(
+                "require_sealed needs sealing turned on".into(),
+            ));
+        }
+        if self.sealed_candidates == 0 || self.sealed_candidates > 64 {
+            return Err(ClientError::Config(
+                "sealed_candidates must be between 1 and 64".into(),
             ));
         }
         if self.max_body_bytes == 0 {
@@ -121,6 +144,13 @@ pub enum ClientError {
     /// The answer broke off.
     #[error("answer interrupted: {0}")]
     Interrupted(String),
+    /// A sealed answer did not open: altered, reordered, spliced or cut short on the way, or
+    /// not sealed by a worker the request was sealed to.
+    #[error("the sealed answer does not open: {0}")]
+    SealedAnswer(String),
+    /// `require_sealed` is set and the request cannot be sealed.
+    #[error("sealed request required, and this request cannot be sealed: {0}")]
+    SealingUnavailable(String),
 }
 
 impl ClientError {
@@ -140,6 +170,8 @@ impl ClientError {
             },
             Self::Timeout(_) => 504,
             Self::Interrupted(_) => 502,
+            Self::SealingUnavailable(_) => 503,
+            Self::SealedAnswer(_) => 502,
         }
     }
 
@@ -165,6 +197,8 @@ impl ClientError {
             Self::Remote { code: 429, .. } => "no_capacity",
             Self::Remote { code: 502, .. } => "no_worker",
             Self::Interrupted(_) => "answer_interrupted",
+            Self::SealingUnavailable(_) => "sealing_unavailable",
+            Self::SealedAnswer(_) => "sealed_answer_refused",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

@@ -252,7 +252,12 @@ fn head_headers(
     builder: axum::http::response::Builder,
     times: &HopTimes,
 ) -> axum::http::response::Builder {
-    let mut b = builder.header("x-cocoon-client-start", unix_header(times.client_start));
+    let mut b = builder
+        .header("x-cocoon-client-start", unix_header(times.client_start))
+        .header(
+            "x-cocoon-sealed",
+            if answer.sealed { "true" } else { "false" },
+        );
     for (name, value) in &answer.headers {
         if name.eq_ignore_ascii_case("content-type")
             && let Ok(v) = HeaderValue::from_str(value)
@@ -378,6 +383,11 @@ fn snapshot(client: &Client) -> Value {
         "proxy_attestation": client.proxy_attestation().map(|k| k.as_token()),
         "owner_address": client.config().owner_address,
         "requests": c.requests.load(Ordering::Relaxed),
+        "sealed_requests": client.sealing.sealed.load(Ordering::Relaxed),
+        "unsealed_requests": client.sealing.unsealed.load(Ordering::Relaxed),
+        "sealing_refused": client.sealing.refused.load(Ordering::Relaxed),
+        "sealing_fallback_reason": crate::link::lock(&client.sealing.last_reason).clone(),
+        "require_sealed": client.config().require_sealed,
         "succeeded": c.succeeded.load(Ordering::Relaxed),
         "failed": c.failed.load(Ordering::Relaxed),
         "cancelled": c.cancelled.load(Ordering::Relaxed),

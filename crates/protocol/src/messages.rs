@@ -1074,6 +1074,92 @@ pub mod ext {
             receipt: Bytes,
         }
     }
+
+    tl_struct! {
+        /// Worker → proxy, once after the handshake of a version 3 session: the worker's RA-TLS
+        /// certificate (DER), whose attested claims carry its X25519 sealing key. The proxy
+        /// checks it against the certificate of the session and relays it to clients. Sent as
+        /// `tcp.packet`.
+        WorkerAttestation = 0x7d10fd0a, "ext.workerAttestation certificate:bytes = ext.WorkerAttestation" {
+            /// The certificate, DER.
+            certificate: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) client → proxy: the attestation bundles of the workers serving a
+        /// model (its base name, before any `@`), answered by `ext.workerKeys`.
+        GetWorkerKeys = 0x08300c3a, "ext.getWorkerKeys model_name:string = ext.WorkerKeys" {
+            /// The model.
+            model_name: String,
+        }
+    }
+
+    tl_struct! {
+        /// One worker's attestation bundle: the proxy's id for the worker and the worker's
+        /// RA-TLS certificate (DER) with its evidence and claims, sealing key included.
+        WorkerKey = 0xa70a7ae6, "ext.workerKey worker_id:long certificate:bytes = ext.WorkerKey" {
+            /// The proxy's id of the worker, named in `ext.runSealedQuery` candidates.
+            worker_id: i64,
+            /// The worker's certificate, DER.
+            certificate: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// The answer to `ext.getWorkerKeys`.
+        WorkerKeys = 0x216dd350, "ext.workerKeys keys:vector ext.workerKey = ext.WorkerKeys" {
+            /// One bundle per worker (bare `ext.workerKey` items).
+            keys: Vec<WorkerKey>,
+        }
+    }
+
+    tl_struct! {
+        /// Client → proxy: a request whose `http.request` is sealed (`cocoon_seal` envelope) to
+        /// the sealing keys of the candidate workers. Only what the proxy needs is in clear: the
+        /// model, the candidates, the price limit, the token limit for the reservation, the
+        /// timeout and the request id. Answered like `client.runQueryEx`, the answer bytes being
+        /// a sealed chunk stream. Sent as `tcp.packet`.
+        RunSealedQuery = 0x02255d51, "ext.runSealedQuery model_name:string envelope:bytes candidates:vector long max_coefficient:int max_tokens:int timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
+            /// The model (routing).
+            model_name: String,
+            /// The sealed `http.request`.
+            envelope: Bytes,
+            /// The proxy's ids of the workers the envelope is addressed to.
+            candidates: Vec<i64>,
+            /// Highest coefficient accepted (1000 = 1.0×).
+            max_coefficient: i32,
+            /// Longest answer in tokens (sizes the reservation).
+            max_tokens: i32,
+            /// Time the request may take, in seconds.
+            timeout: f64,
+            /// The client's request id.
+            request_id: Int256,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// Ask for debug information (present with flag bit 0).
+            enable_debug: bool => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Proxy → worker: `ext.runSealedQuery`'s envelope, forwarded to one of its candidates.
+        /// Answered like `proxy.runQueryEx`, with the answer bytes sealed. Sent as `tcp.packet`.
+        WorkerRunSealedQuery = 0x4f4cdef6, "ext.workerRunSealedQuery envelope:bytes coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
+            /// The sealed `http.request`.
+            envelope: Bytes,
+            /// The worker's coefficient as the proxy prices it.
+            coefficient: i64,
+            /// Time left, in seconds.
+            timeout: f64,
+            /// The proxy's request id.
+            request_id: Int256,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// Ask for debug information (present with flag bit 0).
+            enable_debug: bool => 0,
+        }
+    }
 }
 
 tl_enum! {
@@ -1227,6 +1313,18 @@ tl_enum! {
         ExtQueryCost(ext::QueryCost),
         /// `ext.queryReceipt` (version 3 extension).
         ExtQueryReceipt(ext::QueryReceipt),
+        /// `ext.workerAttestation` (version 3 extension).
+        ExtWorkerAttestation(ext::WorkerAttestation),
+        /// `ext.getWorkerKeys` (version 3 extension).
+        ExtGetWorkerKeys(ext::GetWorkerKeys),
+        /// `ext.workerKey` (version 3 extension).
+        ExtWorkerKey(ext::WorkerKey),
+        /// `ext.workerKeys` (version 3 extension).
+        ExtWorkerKeys(ext::WorkerKeys),
+        /// `ext.runSealedQuery` (version 3 extension).
+        ExtRunSealedQuery(ext::RunSealedQuery),
+        /// `ext.workerRunSealedQuery` (version 3 extension).
+        ExtWorkerRunSealedQuery(ext::WorkerRunSealedQuery),
     }
 }
 

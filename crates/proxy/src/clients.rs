@@ -99,6 +99,9 @@ async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut Cl
         Message::ClientAuthorizeWithProxyLong(_) => Ok(authorize_long(state, session).await),
         Message::ClientGetWorkerTypesV2(_) => Ok(worker_types_v2(state).to_boxed_bytes()),
         Message::ClientGetWorkerTypes(_) => Ok(worker_types(state).to_boxed_bytes()),
+        Message::ExtGetWorkerKeys(g) if session.version >= version::SEALED_VERSION => {
+            Ok(crate::sealed::worker_keys(state, &g.model_name).to_boxed_bytes())
+        }
         Message::ClientUpdatePaymentStatus(_) => match session_client(session) {
             Some(client) => match crate::settle::client_status(state, &client).await {
                 Ok((used, limit, signed_payment)) => Ok(client::PaymentStatus {
@@ -169,8 +172,8 @@ fn connect(
         p.min_proto_version.unwrap_or(0),
         p.max_proto_version.unwrap_or(0),
     );
-    let v =
-        version::negotiate(1, version::MAX_VERSION, min, max).map_err(|e| (400, e.to_string()))?;
+    let v = version::negotiate(1, state.config.max_protocol_version, min, max)
+        .map_err(|e| (400, e.to_string()))?;
     if p.client_owner_address.is_empty() {
         return Err((400, "client owner address is empty".into()));
     }
@@ -356,8 +359,14 @@ async fn handle_packet(
             return;
         }
     };
+    let mut sealed = None;
     let q = match message {
         Message::ClientRunQueryEx(q) => q,
+        Message::ExtRunSealedQuery(q) if session.version >= version::SEALED_VERSION => {
+            let (q, route) = crate::sealed::accept(state, q);
+            sealed = Some(route);
+            q
+        }
         Message::ClientRunQuery(q) => client::RunQueryEx {
             model_name: q.model_name,
             query: q.query,
@@ -404,7 +413,7 @@ async fn handle_packet(
     let (state, conn, version) = (state.clone(), conn.clone(), session.version);
     tokio::spawn(async move {
         let id = q.request_id;
-        crate::route::run(state, conn, client, version, q, cancel).await;
+        crate::route::run(state, conn, client, version, q, sealed, cancel).await;
         lock(&requests).remove(&id);
     });
 }

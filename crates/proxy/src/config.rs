@@ -61,6 +61,9 @@ pub struct ProxyConfig {
     /// Settlement on chain (`[chain]`): client balances from their contracts, signed
     /// vouchers, ledger anchors. Without an endpoint the proxy runs without a chain.
     pub chain: crate::settle::ChainSettings,
+    /// Highest protocol version offered to clients and workers: 3 (sealed requests, receipts)
+    /// by default; 2 makes the proxy speak only the reference protocol.
+    pub max_protocol_version: i32,
 }
 
 /// Which key source seals the proxy's voucher-signing key.
@@ -114,6 +117,7 @@ impl Default for ProxyConfig {
             attestation: AttestationConfig::default(),
             keys: KeysConfig::default(),
             chain: crate::settle::ChainSettings::default(),
+            max_protocol_version: cocoon_protocol::version::MAX_VERSION,
         }
     }
 }
@@ -124,6 +128,13 @@ impl ProxyConfig {
         self.pricing
             .validate()
             .map_err(|e| ProxyError::Config(e.to_string()))?;
+        if !(1..=cocoon_protocol::version::MAX_VERSION).contains(&self.max_protocol_version) {
+            return Err(ProxyError::Config(format!(
+                "max_protocol_version {} outside 1..={}",
+                self.max_protocol_version,
+                cocoon_protocol::version::MAX_VERSION
+            )));
+        }
         if self.max_attempts == 0 {
             return Err(ProxyError::Config("max_attempts must be at least 1".into()));
         }

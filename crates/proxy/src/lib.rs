@@ -28,6 +28,7 @@
 mod clients;
 mod config;
 mod route;
+mod sealed;
 mod settle;
 mod state;
 mod stats;

@@ -96,6 +96,7 @@ pub(crate) async fn run(
     client: ClientId,
     version: i32,
     q: client::RunQueryEx,
+    sealed: Option<crate::sealed::SealedRoute>,
     cancel: CancellationToken,
 ) {
     let c = &state.counters;
@@ -195,8 +196,8 @@ pub(crate) async fn run(
             max_coefficient,
             &tried,
             &q,
+            sealed.as_ref(),
             deadline,
-            debug,
         )
         .await
         {
@@ -548,14 +549,16 @@ async fn start_attempt(
     max_coefficient: Coefficient,
     tried: &[WorkerId],
     q: &client::RunQueryEx,
+    sealed: Option<&crate::sealed::SealedRoute>,
     deadline: Instant,
-    debug: bool,
 ) -> Result<Attempt, Unavailability> {
+    let debug = q.enable_debug.unwrap_or(false);
     let worker_request_id = Int256(rand::random());
+    let excluded = crate::sealed::excluded(state, sealed, tried);
     let (tx, events) = mpsc::channel(ROUTE_QUEUE);
     let (dispatch, coefficient, conn, version, owner) = {
         let mut selector = lock(&state.selector);
-        let dispatch = match selector.dispatch(model, max_coefficient, tried, Instant::now()) {
+        let dispatch = match selector.dispatch(model, max_coefficient, &excluded, Instant::now()) {
             Ok(d) => d,
             Err(MarketError::NoWorkerAvailable { reason, .. }) => return Err(reason),
             Err(_) => return Err(Unavailability::UnknownModel),
@@ -584,14 +587,24 @@ async fn start_attempt(
     let remaining = deadline
         .saturating_duration_since(Instant::now())
         .as_secs_f64();
-    let msg = proxy::RunQueryEx {
-        query: q.query.clone(),
-        signed_payment: proxy::AnySignedPayment::default(),
-        coefficient: i64::from(coefficient.get()),
-        timeout: remaining,
-        request_id: worker_request_id,
-        flags: 0,
-        enable_debug: debug.then_some(true),
+    let msg = match sealed {
+        Some(_) => crate::sealed::worker_message(
+            &q.query,
+            i64::from(coefficient.get()),
+            remaining,
+            worker_request_id,
+            debug,
+        ),
+        None => proxy::RunQueryEx {
+            query: q.query.clone(),
+            signed_payment: proxy::AnySignedPayment::default(),
+            coefficient: i64::from(coefficient.get()),
+            timeout: remaining,
+            request_id: worker_request_id,
+            flags: 0,
+            enable_debug: debug.then_some(true),
+        }
+        .to_boxed_bytes(),
     };
     let attempt = Attempt {
         worker,
@@ -605,7 +618,7 @@ async fn start_attempt(
     };
     if attempt
         .worker_conn
-        .send_packet(Bytes::from(msg.to_boxed_bytes()))
+        .send_packet(Bytes::from(msg))
         .await
         .is_err()
     {

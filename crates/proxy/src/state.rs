@@ -72,6 +72,8 @@ pub(crate) struct ProxyState {
     /// The requests' reservations, releases and charges, committed in batches (one disk sync
     /// for all the requests that end together).
     pub(crate) writes: CommitQueue,
+    /// Workers' attested sealing keys, relayed to clients for sealed requests.
+    pub(crate) sealing: crate::sealed::SealingDirectory,
     pub(crate) workers: Mutex<HashMap<WorkerId, WorkerLink>>,
     pub(crate) next_worker: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
@@ -126,6 +128,7 @@ impl ProxyState {
             next_worker: AtomicU64::new(1),
             clients_connected: AtomicU64::new(0),
             counters: Counters::default(),
+            sealing: Default::default(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
             settle,
@@ -355,6 +358,10 @@ pub struct ProxySnapshot {
     pub timed_out: u64,
     /// Answer bytes relayed.
     pub bytes_relayed: u64,
+    /// Sealed (proxy-blind) requests received.
+    pub sealed_requests: u64,
+    /// Workers whose attested sealing key this proxy relays to clients.
+    pub sealing_workers: usize,
     /// The ledger's database: `sqlite` or `postgres`.
     pub ledger_backend: String,
     /// The books' totals, read from the ledger store (`None` when it could not be read; see
@@ -399,6 +406,8 @@ impl ProxyHandle {
             no_balance: r(&c.no_balance),
             timed_out: r(&c.timed_out),
             bytes_relayed: r(&c.bytes_relayed),
+            sealed_requests: r(&s.sealing.requests),
+            sealing_workers: s.sealing.workers(),
             ledger_backend: match s.ledger.backend() {
                 BackendKind::Sqlite => "sqlite",
                 BackendKind::Postgres => "postgres",

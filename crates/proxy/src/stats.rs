@@ -51,7 +51,7 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
     }
     out += &format!(
         "cocoon-proxy\nattestation: {}\nclients connected: {}\nrequests: {} (ok {}, failed {}, retried {}, cancelled {}, no worker {}, \
-         no balance {}, timed out {})\nbytes relayed: {}\nledger ({}): {}\nuptime: {:.0} s\nworkers: {}\n",
+         no balance {}, timed out {})\nsealed requests: {} (workers with sealing keys: {})\nbytes relayed: {}\nledger ({}): {}\nuptime: {:.0} s\nworkers: {}\n",
         s.attestation,
         s.clients_connected,
         s.requests,
@@ -62,6 +62,8 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.no_worker,
         s.no_balance,
         s.timed_out,
+        s.sealed_requests,
+        s.sealing_workers,
         s.bytes_relayed,
         s.ledger_backend,
         match (&s.ledger, &s.ledger_error) {

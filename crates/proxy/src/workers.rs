@@ -103,7 +103,12 @@ async fn handle_query(
                 p.min_proto_version.unwrap_or(0),
                 p.max_proto_version.unwrap_or(0),
             );
-            let v = match version::negotiate(version::MIN_VERSION, version::MAX_VERSION, min, max) {
+            let v = match version::negotiate(
+                version::MIN_VERSION,
+                state.config.max_protocol_version,
+                min,
+                max,
+            ) {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = q.fail(400, &e.to_string()).await;
@@ -249,6 +254,7 @@ fn register(
 }
 
 fn unregister(state: &ProxyState, id: WorkerId) {
+    state.sealing.forget(id);
     lock(&state.selector).remove_worker(id);
     let link = lock(&state.workers).remove(&id);
     if let Some(link) = link {
@@ -291,6 +297,10 @@ async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
             },
         ),
         Message::ExtQueryReceipt(r) => (r.request_id, WorkerEvent::Receipt(r.receipt)),
+        Message::ExtWorkerAttestation(a) => {
+            state.sealing.on_announcement(state, id, a.certificate);
+            return;
+        }
         Message::WorkerEnabledDisabled(e) => {
             lock(&state.selector).set_enabled(id, e.disabled == 0);
             return;

@@ -14,6 +14,7 @@
 mod config;
 pub mod keys;
 mod request;
+mod sealed;
 mod session;
 mod settle;
 mod state;

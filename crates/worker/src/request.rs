@@ -80,6 +80,7 @@ pub(crate) async fn serve(
     conn: Connection,
     version: i32,
     q: proxy::RunQueryEx,
+    sealer: Option<crate::sealed::AnswerSealer>,
 ) {
     let start = cocoon_net::unix_time();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +95,7 @@ pub(crate) async fn serve(
         receipt: None,
         identity: state.tls.identity(),
         model: state.config.model.clone(),
+        sealer,
     };
 
     if !state.enabled.load(Ordering::Acquire) {
@@ -295,9 +297,12 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
             .collect(),
         payload,
     };
+    let Some(answer) = reply.outgoing(Bytes::from(head.to_boxed_bytes()), tail.is_end()) else {
+        return Outcome::Failed;
+    };
     let first = proxy::QueryAnswerEx {
         request_id: reply.request_id,
-        answer: Bytes::from(head.to_boxed_bytes()),
+        answer,
         flags: 0,
         final_info: match &tail {
             Tail::End(u) => Some(reply.final_info(*u)),
@@ -337,6 +342,9 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
             _ => None,
         };
         if !data.is_empty() || fin.is_some() {
+            let Some(data) = reply.outgoing(data, fin.is_some()) else {
+                return Outcome::Failed;
+            };
             let part = proxy::QueryAnswerPartEx {
                 request_id: reply.request_id,
                 answer: data,
@@ -366,6 +374,12 @@ enum Tail {
     Failed(String, TokenUsage),
     /// The engine dropped the stream without saying how it ended.
     Closed,
+}
+
+impl Tail {
+    fn is_end(&self) -> bool {
+        matches!(self, Self::End(_))
+    }
 }
 
 /// Largest batch of body bytes sent as one part.
@@ -467,6 +481,8 @@ struct Reply<'a> {
     identity: &'a Arc<LocalIdentity>,
     /// The model announced, named in receipts.
     model: String,
+    /// The answer stream's sealer, for a sealed request (version 3).
+    sealer: Option<crate::sealed::AnswerSealer>,
 }
 
 impl Reply<'_> {
@@ -511,13 +527,46 @@ impl Reply<'_> {
             .await;
     }
 
+    /// Answer bytes as they go to the proxy: sealed as the next chunk of a sealed request's
+    /// stream, as they are otherwise. `None` (after telling the proxy) when sealing failed.
+    fn outgoing(&self, plaintext: Bytes, is_final: bool) -> Option<Bytes> {
+        let Some(sealer) = &self.sealer else {
+            return Some(plaintext);
+        };
+        match sealer.seal(&plaintext, is_final) {
+            Ok(chunk) => Some(chunk),
+            Err(e) => {
+                tracing::error!("cannot seal an answer chunk: {e}");
+                let msg = proxy::QueryAnswerErrorEx {
+                    request_id: self.request_id,
+                    error_code: 500,
+                    error: "the worker cannot seal its answer".into(),
+                    flags: 0,
+                    final_info: Some(self.final_info(TokenUsage::default())),
+                };
+                let conn = self.conn.clone();
+                tokio::spawn(async move {
+                    let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+                });
+                None
+            }
+        }
+    }
+
     /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
     async fn fail(&self, refusal: Refusal, usage: TokenUsage) {
         tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
+        let error = match &self.sealer {
+            None => refusal.message,
+            Some(sealer) => sealer.seal_error(&refusal.message).unwrap_or_else(|e| {
+                tracing::error!("cannot seal an error message: {e}");
+                "the worker failed and cannot seal why".into()
+            }),
+        };
         let msg = proxy::QueryAnswerErrorEx {
             request_id: self.request_id,
             error_code: refusal.code,
-            error: refusal.message,
+            error,
             flags: 0,
             final_info: Some(self.final_info(usage)),
         };

@@ -78,6 +78,7 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
         image_hash = ?peer.image_hash,
         "connected to proxy"
     );
+    crate::sealed::announce(state, &conn, version).await;
     let id = state.next_session.fetch_add(1, Ordering::Relaxed);
     lock(&state.sessions).insert(
         id,
@@ -242,6 +243,7 @@ fn handle_packet(
                 conn.clone(),
                 version,
                 q,
+                None,
             ));
         }
         Message::ProxyRunQuery(q) => {
@@ -255,6 +257,15 @@ fn handle_packet(
                 enable_debug: None,
             };
             tokio::spawn(crate::request::serve(
+                state.clone(),
+                conn.clone(),
+                version,
+                q,
+                None,
+            ));
+        }
+        Message::ExtWorkerRunSealedQuery(q) => {
+            tokio::spawn(crate::sealed::serve(
                 state.clone(),
                 conn.clone(),
                 version,

@@ -1,0 +1,542 @@
+//! Proxy-blind requests (protocol version 3): the client seals each request to a few attested
+//! workers and opens their sealed answers, so that the proxy in the middle routes and bills
+//! requests it cannot read.
+//!
+//! 1. The proxy relays the workers' attestation bundles (`ext.getWorkerKeys`): each is a
+//!    worker's RA-TLS certificate, whose evidence binds claims that carry the worker's X25519
+//!    sealing key. The client verifies each certificate under its own attestation policy (the
+//!    one it holds the proxy to: local mode accepts simulated evidence, production refuses it)
+//!    and keeps the verified key until the certificate expires.
+//! 2. The serialized `http.request` (endpoint, headers and the whole OpenAI body) is sealed once
+//!    in a `cocoon_seal` envelope to up to [`ClientConfig::sealed_candidates`] of those workers
+//!    and sent as `ext.runSealedQuery`, which names the candidates and carries in clear only the
+//!    model, the token and price limits, the timeout and the request id.
+//! 3. The answer comes back as a sealed chunk stream under the reply key of the worker that
+//!    served it (the client tries its few reply keys on the first chunk); it is opened here,
+//!    before the rest of the client sees the events, and any interference by the proxy
+//!    (altered, reordered, dropped or spliced chunks, a stream cut short) fails the request.
+//!
+//! With a version 2 proxy, or when no verified worker key is available, the request goes the
+//! reference way (unsealed) and is counted and reported as such, unless
+//! [`ClientConfig::require_sealed`] asks to refuse it instead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_protocol::messages::ext;
+use cocoon_protocol::tl::{Int256, TlConstructor};
+use cocoon_seal::{ChunkOpener, ChunkView, Envelope, ReplyKeys, SealingPublicKey, SystemRng};
+use rand::seq::SliceRandom;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use crate::config::{ClientConfig, ClientError};
+use crate::link::{ProxyEvent, ProxyLink, Session, lock};
+
+/// Start of a worker's error message whose text is a sealed chunk, in hex.
+const SEALED_ERROR_PREFIX: &str = "sealed:";
+
+/// A worker key that verified, and until when.
+#[derive(Clone, Copy)]
+struct VerifiedKey {
+    key: SealingPublicKey,
+    not_after: u64,
+}
+
+/// One worker a request can be sealed to.
+#[derive(Clone, Copy)]
+struct Candidate {
+    worker_id: i64,
+    key: SealingPublicKey,
+    not_after: u64,
+}
+
+/// Base model → when fetched, and its verified candidates.
+type CandidateLists = HashMap<String, (Instant, Arc<Vec<Candidate>>)>;
+
+/// The client's sealing state: verified worker keys, the per-model candidate lists, counters.
+#[derive(Default)]
+pub(crate) struct Sealing {
+    /// SHA-256 of a certificate → its verified sealing key (kept until the certificate expires).
+    verified: std::sync::Mutex<HashMap<[u8; 32], VerifiedKey>>,
+    /// Base model → when fetched, and its candidates.
+    lists: std::sync::Mutex<CandidateLists>,
+    /// Requests sent sealed.
+    pub(crate) sealed: AtomicU64,
+    /// Requests sent unsealed because sealing was not possible.
+    pub(crate) unsealed: AtomicU64,
+    /// Requests refused because sealing was required and not possible.
+    pub(crate) refused: AtomicU64,
+    /// Why the last request could not be sealed.
+    pub(crate) last_reason: std::sync::Mutex<Option<String>>,
+}
+
+/// A request sealed and ready to send.
+pub(crate) struct SealedQuery {
+    envelope: Vec<u8>,
+    candidates: Vec<i64>,
+    reply_keys: ReplyKeys,
+}
+
+fn base_model(model: &str) -> &str {
+    model.split('@').next().unwrap_or(model)
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Sealing {
+    /// Seals `query` (a serialized `http.request`) for `model`, or says why it cannot be sealed:
+    /// `Ok(None)` means "send it unsealed" (counted), an error means "refuse it" (when the
+    /// configuration requires sealing).
+    pub(crate) async fn prepare(
+        &self,
+        config: &ClientConfig,
+        link: &ProxyLink,
+        session: &Session,
+        model: &str,
+        query: &[u8],
+    ) -> Result<Option<SealedQuery>, ClientError> {
+        let why = match self.try_seal(config, link, session, model, query).await {
+            Ok(sealed) => {
+                self.sealed.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(sealed));
+            }
+            Err(why) => why,
+        };
+        *lock(&self.last_reason) = Some(why.clone());
+        if config.require_sealed {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientError::SealingUnavailable(why));
+        }
+        self.unsealed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("request sent unsealed (the proxy can read it): {why}");
+        Ok(None)
+    }
+
+    async fn try_seal(
+        &self,
+        config: &ClientConfig,
+        link: &ProxyLink,
+        session: &Session,
+        model: &str,
+        query: &[u8],
+    ) -> Result<SealedQuery, String> {
+        if !config.sealing {
+            return Err("sealing is turned off in this client's configuration".into());
+        }
+        if session.version < cocoon_protocol::version::SEALED_VERSION {
+            return Err(format!(
+                "the proxy speaks protocol version {}, sealed requests need {}",
+                session.version,
+                cocoon_protocol::version::SEALED_VERSION
+            ));
+        }
+        let all = self.candidates(config, link, session, model).await?;
+        let now = now_unix();
+        let mut usable: Vec<Candidate> =
+            all.iter().copied().filter(|c| c.not_after > now).collect();
+        if usable.is_empty() {
+            return Err(format!(
+                "no worker of `{}` offers a sealing key this client could verify",
+                base_model(model)
+            ));
+        }
+        usable.shuffle(&mut rand::rng());
+        usable.truncate(config.sealed_candidates.max(1));
+        let recipients: Vec<_> = usable.iter().map(|c| (c.key.key_id(), c.key)).collect();
+        let sealed = Envelope::seal(&recipients, &[], query, &mut SystemRng)
+            .map_err(|e| format!("cannot seal the request: {e}"))?;
+        Ok(SealedQuery {
+            envelope: sealed.bytes,
+            candidates: usable.iter().map(|c| c.worker_id).collect(),
+            reply_keys: sealed.reply_keys,
+        })
+    }
+
+    /// The verified candidates for `model`, fetched from the proxy at most every
+    /// `models_refresh`.
+    async fn candidates(
+        &self,
+        config: &ClientConfig,
+        link: &ProxyLink,
+        session: &Session,
+        model: &str,
+    ) -> Result<Arc<Vec<Candidate>>, String> {
+        let base = base_model(model).to_owned();
+        if let Some((at, list)) = lock(&self.lists).get(&base)
+            && at.elapsed() < config.models_refresh
+        {
+            return Ok(list.clone());
+        }
+        let query = ext::GetWorkerKeys {
+            model_name: base.clone(),
+        };
+        let answer = session
+            .conn
+            .query_with_timeout(Bytes::from(query.to_boxed_bytes()), Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("ext.getWorkerKeys: {e}"))?;
+        let keys = ext::WorkerKeys::from_boxed_bytes(answer)
+            .map_err(|e| format!("bad ext.workerKeys: {e}"))?;
+        let now = now_unix();
+        let mut list = Vec::with_capacity(keys.keys.len());
+        for bundle in &keys.keys {
+            match self.verify(link, &bundle.certificate, now) {
+                Ok(v) => list.push(Candidate {
+                    worker_id: bundle.worker_id,
+                    key: v.key,
+                    not_after: v.not_after,
+                }),
+                Err(e) => {
+                    tracing::warn!(worker = bundle.worker_id, "worker sealing key refused: {e}")
+                }
+            }
+        }
+        let list = Arc::new(list);
+        lock(&self.lists).insert(base, (Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Verifies one bundle under the client's policy (cached per certificate until it expires).
+    fn verify(
+        &self,
+        link: &ProxyLink,
+        certificate: &[u8],
+        now: u64,
+    ) -> Result<VerifiedKey, String> {
+        let digest: [u8; 32] = Sha256::digest(certificate).into();
+        {
+            let mut verified = lock(&self.verified);
+            verified.retain(|_, v| v.not_after > now);
+            if let Some(v) = verified.get(&digest) {
+                return Ok(*v);
+            }
+        }
+        let der = rustls_pki_types::CertificateDer::from(certificate);
+        let peer = cocoon_attest::verified_peer(
+            &[der],
+            link.tls.policy(),
+            link.tls.evidence_verifier(),
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let key = peer
+            .claims
+            .as_ref()
+            .and_then(|c| c.extended.as_ref())
+            .and_then(|e| e.sealing_public_key)
+            .ok_or("its attested claims carry no sealing key (or this client's policy requires no evidence)")?;
+        let v = VerifiedKey {
+            key: SealingPublicKey::from(*key.as_bytes()),
+            not_after: u64::try_from(peer.certificate_not_after).unwrap_or(0),
+        };
+        lock(&self.verified).insert(digest, v);
+        Ok(v)
+    }
+
+    /// Forgets `model`'s candidates (after a refusal, the proxy's workers may have changed).
+    pub(crate) fn invalidate(&self, model: &str) {
+        lock(&self.lists).remove(base_model(model));
+    }
+}
+
+impl SealedQuery {
+    /// The `ext.runSealedQuery` to send.
+    pub(crate) fn message(
+        &self,
+        model: String,
+        max_coefficient: i32,
+        max_tokens: i32,
+        timeout: f64,
+        request_id: Int256,
+        enable_debug: bool,
+    ) -> Vec<u8> {
+        ext::RunSealedQuery {
+            model_name: model,
+            envelope: Bytes::from(self.envelope.clone()),
+            candidates: self.candidates.clone(),
+            max_coefficient,
+            max_tokens,
+            timeout,
+            request_id,
+            flags: 0,
+            enable_debug: enable_debug.then_some(true),
+        }
+        .to_boxed_bytes()
+    }
+
+    /// A route sender that opens the sealed answer before passing its events to `out`.
+    pub(crate) fn unsealing_route(
+        &self,
+        out: mpsc::Sender<ProxyEvent>,
+    ) -> mpsc::Sender<ProxyEvent> {
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(unseal_events(
+            rx,
+            out,
+            AnswerOpener::new(self.reply_keys.clone()),
+        ));
+        tx
+    }
+}
+
+/// Opens the chunks of one sealed answer stream, as the proxy relays them (answer bytes that
+/// concatenate one or more chunks, error messages that carry one). Every failure is a
+/// [`ClientError::SealedAnswer`].
+pub struct AnswerOpener {
+    keys: ReplyKeys,
+    opener: Option<ChunkOpener>,
+    finished: bool,
+}
+
+fn refused(why: impl Into<String>) -> ClientError {
+    ClientError::SealedAnswer(why.into())
+}
+
+impl AnswerOpener {
+    /// An opener for the answer to an envelope sealed with `keys` (one per candidate).
+    pub fn new(keys: ReplyKeys) -> Self {
+        Self {
+            keys,
+            opener: None,
+            finished: false,
+        }
+    }
+
+    /// Opens the chunks concatenated in `data` (one or more; none is allowed only for an
+    /// empty part), returning their plaintext in order.
+    ///
+    /// # Errors
+    /// Malformed or cut chunks, chunks no candidate's reply key opens, and every stream error of
+    /// [`ChunkOpener`] (reordering, replay, splicing, chunks after the final one).
+    pub fn open(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::with_capacity(data.len());
+        let mut rest = data;
+        while !rest.is_empty() {
+            let len = ChunkView::frame_len(rest)
+                .map_err(|e| refused(e.to_string()))?
+                .ok_or_else(|| refused("a sealed chunk is cut short"))?;
+            let chunk = rest
+                .get(..len)
+                .ok_or_else(|| refused("a sealed chunk is cut short"))?;
+            rest = &rest[len..];
+            self.open_chunk(chunk, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn open_chunk(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
+        let info = match &mut self.opener {
+            Some(opener) => opener
+                .open_into(chunk, out)
+                .map_err(|e| refused(e.to_string()))?,
+            None => {
+                // The first chunk tells which candidate answered: only its reply key opens it.
+                let mut found = None;
+                for (_, key) in self.keys.iter() {
+                    let mut opener = key.opener();
+                    if let Ok(info) = opener.open_into(chunk, out) {
+                        found = Some((opener, info));
+                        break;
+                    }
+                }
+                let (opener, info) = found.ok_or_else(|| {
+                    refused("the answer is not sealed by any worker this request was sealed to")
+                })?;
+                self.opener = Some(opener);
+                info
+            }
+        };
+        if info.is_final {
+            self.finished = true;
+        }
+        Ok(())
+    }
+
+    /// Checks that the stream ended with its final chunk (call it when the transport says the
+    /// answer is over).
+    ///
+    /// # Errors
+    /// When the final chunk has not been opened: the stream was cut short.
+    pub fn check_complete(&self) -> Result<(), ClientError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(refused("the sealed answer stream was cut short"))
+        }
+    }
+
+    /// A worker's error message: opened when sealed; the proxy's own errors are in clear.
+    ///
+    /// # Errors
+    /// A sealed message that is not hex or does not open as the stream's final chunk.
+    pub fn open_error(&mut self, message: String) -> Result<String, ClientError> {
+        let Some(hex_chunk) = message.strip_prefix(SEALED_ERROR_PREFIX) else {
+            return Ok(message);
+        };
+        let chunk =
+            hex::decode(hex_chunk).map_err(|e| refused(format!("bad sealed error: {e}")))?;
+        let text = self.open(&chunk)?;
+        self.check_complete()?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+/// Passes a sealed request's events on with their answer bytes and error messages opened; on
+/// the first failure to open, the request ends with an error.
+async fn unseal_events(
+    mut rx: mpsc::Receiver<ProxyEvent>,
+    out: mpsc::Sender<ProxyEvent>,
+    mut opener: AnswerOpener,
+) {
+    while let Some(event) = rx.recv().await {
+        let opened = match event {
+            ProxyEvent::Answer { answer, final_info } => {
+                opened_answer(&mut opener, &answer, final_info.is_some())
+                    .map(|answer| ProxyEvent::Answer { answer, final_info })
+            }
+            ProxyEvent::Part { answer, final_info } => {
+                opened_answer(&mut opener, &answer, final_info.is_some())
+                    .map(|answer| ProxyEvent::Part { answer, final_info })
+            }
+            ProxyEvent::Error {
+                code,
+                message,
+                final_info,
+            } => opener.open_error(message).map(|message| ProxyEvent::Error {
+                code,
+                message,
+                final_info,
+            }),
+            other => Ok(other),
+        };
+        match opened {
+            Ok(event) => {
+                if out.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Err(why) => {
+                tracing::warn!("{why}");
+                let _ = out
+                    .send(ProxyEvent::Error {
+                        code: 502,
+                        message: why.to_string(),
+                        final_info: None,
+                    })
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+fn opened_answer(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Bytes, ClientError> {
+    let plaintext = opener.open(data)?;
+    if last {
+        opener.check_complete()?;
+    } else if opener.finished {
+        return Err(refused("the sealed answer ended before its last part"));
+    }
+    Ok(Bytes::from(plaintext))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use cocoon_seal::SealingKeyPair;
+
+    fn sealed_to(workers: &[&SealingKeyPair], body: &[u8]) -> cocoon_seal::SealedEnvelope {
+        let recipients: Vec<_> = workers.iter().map(|w| (w.key_id(), w.public())).collect();
+        Envelope::seal(&recipients, &[], body, &mut SystemRng).unwrap()
+    }
+
+    #[test]
+    fn opens_the_stream_of_whichever_candidate_answered() {
+        let a = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let b = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let sealed = sealed_to(&[&a, &b], b"request");
+        let opened = Envelope::open(&sealed.bytes, b.key_id(), &b, &[]).unwrap();
+        let mut sealer = opened.reply_key.sealer(&mut SystemRng).unwrap();
+        let mut two = sealer.seal(b"hello ").unwrap();
+        two.extend(sealer.seal(b"sealed ").unwrap());
+        let last = sealer.seal_final(b"world").unwrap();
+
+        let mut opener = AnswerOpener::new(sealed.reply_keys.clone());
+        assert_eq!(opener.open(&two).unwrap(), b"hello sealed ");
+        assert!(opener.check_complete().is_err());
+        assert_eq!(opener.open(&last).unwrap(), b"world");
+        assert!(opener.check_complete().is_ok());
+    }
+
+    #[test]
+    fn refuses_streams_of_other_keys_cut_or_altered_streams() {
+        let a = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let outsider = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let sealed = sealed_to(&[&a], b"request");
+        let other = sealed_to(&[&outsider], b"request");
+        let stranger = Envelope::open(&other.bytes, outsider.key_id(), &outsider, &[]).unwrap();
+        let chunk = stranger
+            .reply_key
+            .sealer(&mut SystemRng)
+            .unwrap()
+            .seal_final(b"x")
+            .unwrap();
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(&chunk)
+                .is_err()
+        );
+
+        let mine = Envelope::open(&sealed.bytes, a.key_id(), &a, &[]).unwrap();
+        let mut sealer = mine.reply_key.sealer(&mut SystemRng).unwrap();
+        let mut chunk = sealer.seal_final(b"answer").unwrap();
+        let cut = &chunk[..chunk.len() - 1];
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(cut)
+                .is_err()
+        );
+        let n = chunk.len();
+        chunk[n - 1] ^= 1;
+        assert!(
+            AnswerOpener::new(sealed.reply_keys.clone())
+                .open(&chunk)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sealed_error_messages_open_and_clear_ones_pass() {
+        let a = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let sealed = sealed_to(&[&a], b"request");
+        let mine = Envelope::open(&sealed.bytes, a.key_id(), &a, &[]).unwrap();
+        let chunk = mine
+            .reply_key
+            .sealer(&mut SystemRng)
+            .unwrap()
+            .seal_final(b"field `x` is not accepted")
+            .unwrap();
+        let mut opener = AnswerOpener::new(sealed.reply_keys.clone());
+        let message = format!("{SEALED_ERROR_PREFIX}{}", hex::encode(chunk));
+        assert_eq!(
+            opener.open_error(message).unwrap(),
+            "field `x` is not accepted"
+        );
+        let mut opener = AnswerOpener::new(sealed.reply_keys);
+        assert_eq!(
+            opener.open_error("no worker available".into()).unwrap(),
+            "no worker available"
+        );
+        assert!(opener.open_error("sealed:zz".into()).is_err());
+    }
+}
