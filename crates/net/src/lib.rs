@@ -20,6 +20,7 @@ mod connection;
 mod error;
 pub mod exposition;
 mod gate;
+pub mod keys;
 pub mod pow;
 pub mod ratls;
 pub mod secs;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cocoon_market::pricing::PricingParams;
 use cocoon_net::AttestationConfig;
+use cocoon_net::keys::KeysConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a proxy needs to know.
@@ -56,7 +57,9 @@ pub struct ProxyConfig {
     /// This proxy's evidence and the policy its workers must satisfy. Clients run by
     /// integrators are not in a TEE: the client port accepts them without evidence.
     pub attestation: AttestationConfig,
-    /// Where the voucher-signing key is kept, and what seals it.
+    /// Where the voucher-signing key is kept (`<data_dir>/voucher-key.sealed`; `keys.data_dir`
+    /// unset means the proxy's `data_dir`, and with neither a fresh key is kept in memory and
+    /// changes at every start), and what seals it.
     pub keys: KeysConfig,
     /// Settlement on chain (`[chain]`): client balances from their contracts, signed
     /// vouchers, ledger anchors. Without an endpoint the proxy runs without a chain.
@@ -64,35 +67,6 @@ pub struct ProxyConfig {
     /// Highest protocol version offered to clients and workers: 3 (sealed requests, receipts)
     /// by default; 2 makes the proxy speak only the reference protocol.
     pub max_protocol_version: i32,
-}
-
-/// Which key source seals the proxy's voucher-signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum KeySourceChoice {
-    /// AMD SEV-SNP derived keys (`/dev/sev-guest`).
-    SevSnp,
-    /// Intel TDX: keys from a key helper that verifies a TD quote.
-    TdxHelper,
-    /// Software keys bound to the simulated measurement: no protection, development only.
-    Simulated,
-}
-
-/// Where the voucher-signing key lives and what seals it (`<data_dir>/voucher-key.sealed`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeysConfig {
-    /// Directory of the sealed key file; `None` uses the proxy's `data_dir`. With neither, a
-    /// fresh key is kept in memory only and changes at every start.
-    pub data_dir: Option<PathBuf>,
-    /// The key source. `None` chooses from the attestation evidence: `simulated` for simulated
-    /// or no evidence, `sev-snp` in an SEV-SNP guest, `tdx-helper` in a TDX guest.
-    pub key_source: Option<KeySourceChoice>,
-    /// Unix socket of the TDX key helper (`tdx-helper` only).
-    pub tdx_helper_socket: Option<PathBuf>,
-    /// The key helper's X25519 public key, 64 hex digits (`tdx-helper` only).
-    pub tdx_helper_public_key: Option<String>,
 }
 
 impl Default for ProxyConfig {

@@ -161,98 +161,22 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
 /// The voucher-signing key, from `<data dir>/voucher-key.sealed` (made on first start), sealed
 /// under the configured key source; a fresh in-memory key when there is no data directory.
 pub(crate) fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
-    use crate::config::KeySourceChoice;
-    use cocoon_attest::tsm::{ConfigfsTsm, PROVIDER_SEV, PROVIDER_TDX};
-    use cocoon_seal::{KeyPurpose, KeySource, SealedKeyFile, SecretKind, SystemRng};
+    use cocoon_net::NetError;
+    use cocoon_net::keys::{create_private_dir, open_key_source};
+    use cocoon_seal::{KeyPurpose, SealedKeyFile, SecretKind, SystemRng};
 
-    /// TD quotes through configfs-tsm, for the TDX key helper.
-    struct TsmQuotes(ConfigfsTsm);
-    impl cocoon_seal::TdQuoteSource for TsmQuotes {
-        fn td_quote(
-            &self,
-            report_data: &[u8; 64],
-        ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-            let report = self.0.report(report_data)?;
-            if report.provider != PROVIDER_TDX {
-                return Err(
-                    format!("configfs-tsm provider is {}, not TDX", report.provider).into(),
-                );
-            }
-            Ok(report.outblob)
-        }
-    }
-
+    let keys_error = |e: NetError| match e {
+        NetError::Keys(e) => ProxyError::Keys(e),
+        NetError::Config(m) => ProxyError::Config(m),
+        other => ProxyError::Attestation(other),
+    };
     let keys = &config.keys;
     let Some(dir) = keys.data_dir.as_ref().or(config.data_dir.as_ref()) else {
         tracing::warn!("no data directory: the voucher-signing key changes at every start");
         return Ok(ed25519_dalek::SigningKey::from_bytes(&rand::random()));
     };
-    let attestation = &config.attestation;
-    let tsm = || match &attestation.tsm_root {
-        Some(root) => ConfigfsTsm::with_root(root),
-        None => ConfigfsTsm::new(),
-    };
-    let choice = match (keys.key_source, attestation.evidence) {
-        (Some(choice), _) => choice,
-        (None, cocoon_net::EvidenceSource::ConfigfsTsm) => {
-            let report = tsm().report(&[0u8; 64]).map_err(|e| {
-                ProxyError::Config(format!(
-                    "cannot ask configfs-tsm which TEE this is ({e}); set keys.key_source"
-                ))
-            })?;
-            match report.provider.as_str() {
-                PROVIDER_SEV => KeySourceChoice::SevSnp,
-                PROVIDER_TDX => KeySourceChoice::TdxHelper,
-                other => {
-                    return Err(ProxyError::Config(format!(
-                        "unknown configfs-tsm provider {other}; set keys.key_source"
-                    )));
-                }
-            }
-        }
-        (None, _) => KeySourceChoice::Simulated,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        ProxyError::Config(format!(
-            "cannot create data directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let source: Box<dyn KeySource> = match choice {
-        KeySourceChoice::Simulated => {
-            let measurement = cocoon_attest::SimulatedAttester::new()
-                .measurements()
-                .image_hash();
-            Box::new(cocoon_seal::SimulatedKeySource::load_or_create(
-                &dir.join("simulated-platform-secret"),
-                measurement.as_bytes(),
-                &mut SystemRng,
-            )?)
-        }
-        KeySourceChoice::SevSnp => Box::new(cocoon_seal::SevSnpKeySource::open(
-            cocoon_seal::SnpKeyPolicy::default(),
-        )?),
-        KeySourceChoice::TdxHelper => {
-            let (Some(socket), Some(helper_key)) = (
-                keys.tdx_helper_socket.clone(),
-                keys.tdx_helper_public_key
-                    .as_deref()
-                    .and_then(|h| hex::decode(h.trim()).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok()),
-            ) else {
-                return Err(ProxyError::Config(
-                    "tdx-helper needs keys.tdx_helper_socket and keys.tdx_helper_public_key \
-                     (64 hex digits)"
-                        .into(),
-                ));
-            };
-            Box::new(cocoon_seal::TdxHelperKeySource::new(
-                socket,
-                helper_key.into(),
-                TsmQuotes(tsm()),
-            ))
-        }
-    };
+    create_private_dir(dir).map_err(keys_error)?;
+    let source = open_key_source(keys, &config.attestation, dir).map_err(keys_error)?;
     let opened = SealedKeyFile::open_or_create(
         &dir.join("voucher-key.sealed"),
         source.as_ref(),

@@ -1,17 +1,14 @@
 //! The worker's long-lived keys (wallet key, X25519 sealing key), kept on disk only sealed under
 //! a key source bound to the platform and the code's measurement, so that the files are useless
-//! to another machine or another build.
+//! to another machine or another build. The key source is chosen and opened as for every node
+//! (`cocoon_net::keys`).
 
-use std::path::{Path, PathBuf};
-
-use cocoon_attest::tsm::{ConfigfsTsm, PROVIDER_SEV, PROVIDER_TDX};
-use cocoon_net::{AttestationConfig, EvidenceSource};
+use cocoon_net::AttestationConfig;
+pub use cocoon_net::keys::{KeySourceChoice, KeysConfig, SIMULATED_SECRET_FILE};
+use cocoon_net::keys::{create_private_dir, open_key_source};
 use cocoon_seal::{
-    KeyPurpose, KeySource, KeySourceKind, SealedKeyFile, SealingKeyPair, SealingPublicKey,
-    SecretKind, SevSnpKeySource, SimulatedKeySource, SnpKeyPolicy, SystemRng, TdQuoteSource,
-    TdxHelperKeySource,
+    KeyPurpose, KeySourceKind, SealedKeyFile, SealingKeyPair, SecretKind, SystemRng,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::config::WorkerError;
 
@@ -19,151 +16,14 @@ use crate::config::WorkerError;
 pub const WALLET_KEY_FILE: &str = "wallet-key.sealed";
 /// File holding the sealed X25519 sealing key inside the data directory.
 pub const SEALING_KEY_FILE: &str = "sealing-key.sealed";
-/// File holding the simulated key source's local secret (in clear: development only).
-pub const SIMULATED_SECRET_FILE: &str = "simulated-platform-secret";
 
-/// Which key source seals the node's keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum KeySourceChoice {
-    /// AMD SEV-SNP derived keys (`/dev/sev-guest`).
-    SevSnp,
-    /// Intel TDX: keys from a key helper that verifies a TD quote.
-    TdxHelper,
-    /// Software keys bound to the simulated measurement: no protection, development only.
-    Simulated,
-}
-
-/// Where the node's sealed keys live and what seals them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeysConfig {
-    /// Directory of the sealed key files. `None` keeps fresh keys in memory only, lost at exit
-    /// (tests and embedding); the `cocoon-worker` executable defaults it to
-    /// `$XDG_DATA_HOME/cocoon/worker` (`~/.local/share/cocoon/worker`).
-    pub data_dir: Option<PathBuf>,
-    /// The key source. `None` chooses from the attestation evidence: `simulated` for simulated
-    /// or no evidence, `sev-snp` in an SEV-SNP guest, `tdx-helper` in a TDX guest.
-    pub key_source: Option<KeySourceChoice>,
-    /// Unix socket of the TDX key helper (`tdx-helper` only).
-    pub tdx_helper_socket: Option<PathBuf>,
-    /// The key helper's X25519 public key, 64 hex digits (`tdx-helper` only): answers sealed by
-    /// any other key are refused.
-    pub tdx_helper_public_key: Option<String>,
-}
-
-/// TD quotes through configfs-tsm, for the TDX key helper.
-struct TsmQuotes(ConfigfsTsm);
-
-impl TdQuoteSource for TsmQuotes {
-    fn td_quote(
-        &self,
-        report_data: &[u8; 64],
-    ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-        let report = self.0.report(report_data)?;
-        if report.provider != PROVIDER_TDX {
-            return Err(format!("configfs-tsm provider is {}, not TDX", report.provider).into());
-        }
-        Ok(report.outblob)
+/// Turns a failure of the shared key opening into the worker's error.
+fn keys_error(e: cocoon_net::NetError) -> WorkerError {
+    match e {
+        cocoon_net::NetError::Keys(e) => WorkerError::Keys(e),
+        cocoon_net::NetError::Config(m) => WorkerError::Config(m),
+        other => WorkerError::Attestation(other),
     }
-}
-
-fn tsm(attestation: &AttestationConfig) -> ConfigfsTsm {
-    match &attestation.tsm_root {
-        Some(root) => ConfigfsTsm::with_root(root),
-        None => ConfigfsTsm::new(),
-    }
-}
-
-/// The key source to use: the configured one, or the one matching the evidence.
-fn choose(keys: &KeysConfig, attestation: &AttestationConfig) -> Result<KeySourceChoice, String> {
-    if let Some(choice) = keys.key_source {
-        return Ok(choice);
-    }
-    match attestation.evidence {
-        EvidenceSource::ConfigfsTsm => {
-            let report = tsm(attestation).report(&[0u8; 64]).map_err(|e| {
-                format!("cannot ask configfs-tsm which TEE this is ({e}); set keys.key_source")
-            })?;
-            match report.provider.as_str() {
-                PROVIDER_SEV => Ok(KeySourceChoice::SevSnp),
-                PROVIDER_TDX => Ok(KeySourceChoice::TdxHelper),
-                other => Err(format!(
-                    "unknown configfs-tsm provider {other}; set keys.key_source"
-                )),
-            }
-        }
-        _ => Ok(KeySourceChoice::Simulated),
-    }
-}
-
-/// Opens the key source `keys` asks for (or the evidence implies), keeping its files in `dir`.
-///
-/// # Errors
-/// [`WorkerError::Config`] for incomplete settings, [`WorkerError::Keys`] when the source
-/// cannot be opened.
-pub(crate) fn open_key_source(
-    keys: &KeysConfig,
-    attestation: &AttestationConfig,
-    dir: &Path,
-) -> Result<Box<dyn KeySource + Send + Sync>, WorkerError> {
-    let choice = choose(keys, attestation).map_err(WorkerError::Config)?;
-    Ok(match choice {
-        KeySourceChoice::Simulated => {
-            if attestation.evidence == EvidenceSource::ConfigfsTsm {
-                tracing::warn!(
-                    "keys are sealed by the SIMULATED key source although this node has TEE \
-                     evidence: anyone who can read the data directory can open them"
-                );
-            }
-            let measurement = cocoon_attest::SimulatedAttester::new()
-                .measurements()
-                .image_hash();
-            Box::new(SimulatedKeySource::load_or_create(
-                &dir.join(SIMULATED_SECRET_FILE),
-                measurement.as_bytes(),
-                &mut SystemRng,
-            )?)
-        }
-        KeySourceChoice::SevSnp => Box::new(SevSnpKeySource::open(SnpKeyPolicy::default())?),
-        KeySourceChoice::TdxHelper => {
-            let socket = keys.tdx_helper_socket.clone().ok_or_else(|| {
-                WorkerError::Config("keys.tdx_helper_socket must be set for tdx-helper".into())
-            })?;
-            let hex_key = keys.tdx_helper_public_key.as_deref().ok_or_else(|| {
-                WorkerError::Config("keys.tdx_helper_public_key must be set for tdx-helper".into())
-            })?;
-            let helper_key = parse_public_key(hex_key).ok_or_else(|| {
-                WorkerError::Config("keys.tdx_helper_public_key is not 64 hex digits".into())
-            })?;
-            Box::new(TdxHelperKeySource::new(
-                socket,
-                helper_key,
-                TsmQuotes(tsm(attestation)),
-            ))
-        }
-    })
-}
-
-fn parse_public_key(text: &str) -> Option<SealingPublicKey> {
-    let bytes: [u8; 32] = hex::decode(text.trim()).ok()?.try_into().ok()?;
-    Some(SealingPublicKey::from(bytes))
-}
-
-/// Creates `dir` (and parents) if missing, readable by the owner only.
-fn create_private_dir(dir: &Path) -> Result<(), WorkerError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            WorkerError::Config(format!(
-                "cannot create the data directory {}: {e}",
-                dir.display()
-            ))
-        })
 }
 
 /// The worker's keys, opened or made at start.
@@ -200,8 +60,8 @@ impl WorkerKeys {
                 source: "ephemeral".into(),
             });
         };
-        create_private_dir(dir)?;
-        let source = open_key_source(keys, attestation, dir)?;
+        create_private_dir(dir).map_err(keys_error)?;
+        let source = open_key_source(keys, attestation, dir).map_err(keys_error)?;
         let kind: KeySourceKind = source.kind();
         let wallet = SealedKeyFile::open_or_create(
             &dir.join(WALLET_KEY_FILE),
