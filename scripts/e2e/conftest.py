@@ -7,6 +7,7 @@ end. The proxy keeps its books in an SQLite file in the test's temporary directo
 $COCOON_BIN_DIR (default: target/debug of this checkout).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("COCOON_BIN_DIR", ROOT / "target" / "debug"))
 MODEL = "Qwen/Qwen3-8B"
+
+
+def _simulated_image_hash() -> str:
+    """The image hash of simulated evidence, computed from attestation.md's definition (SHA-256
+    over MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMR0-3 and 64 zero bytes) and the simulated
+    registers (SHA-384 of "cocoon-rs SIMULATED <register>", the others zero)."""
+    reg = lambda name: hashlib.sha384(f"cocoon-rs SIMULATED {name}".encode()).digest()
+    data = reg("mrtd") + bytes(48) * 3 + b"".join(reg(f"rtmr{i}") for i in range(4)) + bytes(64)
+    return hashlib.sha256(data).hexdigest()
+
+
+SIMULATED_IMAGE_HASH = _simulated_image_hash()
 
 
 def free_port() -> int:
@@ -191,6 +204,48 @@ class Network:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+class Emulator:
+    """A `cocoon-chain-emulator` process and the JSON it printed."""
+
+    def __init__(self, tmp: Path, args):
+        self.log = open(tmp / "emulator.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN_DIR / "cocoon-chain-emulator"), *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        line = self.proc.stdout.readline().decode()
+        assert line, f"the emulator did not start:\n{(tmp / 'emulator.log').read_text()}"
+        self.info = json.loads(line)
+        self.spec = f"emulated={self.info['listen']}"
+
+    def root(self, *update):
+        """Sends one root-owner update (`cocoon-chain-emulator root ...`); answers the registry
+        after it."""
+        out = subprocess.run(
+            [
+                str(BIN_DIR / "cocoon-chain-emulator"), "root",
+                "--connect", self.info["listen"],
+                "--root", self.info["root"],
+                "--owner", self.info["root_owner"],
+                *update,
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr.decode(errors="replace")
+        return json.loads(out.stdout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
 
 
 @pytest.fixture(scope="module")

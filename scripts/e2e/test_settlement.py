@@ -29,7 +29,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, MODEL, ROOT, Network, http_get
+from conftest import (
+    BIN_DIR,
+    MODEL,
+    ROOT,
+    SIMULATED_IMAGE_HASH,
+    Emulator,
+    Network,
+    http_get,
+)
 
 TON = 1_000_000_000
 PRICE = 20  # nanoTON per adjusted token, local parameters
@@ -46,31 +54,6 @@ def write_key(path: Path) -> Path:
     path.write_text(os.urandom(32).hex() + "\n")
     os.chmod(path, 0o600)
     return path
-
-
-class Emulator:
-    """A `cocoon-chain-emulator` process and the JSON it printed."""
-
-    def __init__(self, tmp: Path, args):
-        self.log = open(tmp / "emulator.log", "ab")
-        self.proc = subprocess.Popen(
-            [str(BIN_DIR / "cocoon-chain-emulator"), *args],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-        )
-        line = self.proc.stdout.readline().decode()
-        assert line, f"the emulator did not start:\n{(tmp / 'emulator.log').read_text()}"
-        self.info = json.loads(line)
-        self.spec = f"emulated={self.info['listen']}"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
 
 
 def run_op(binary: str, *args, ok=True):
@@ -236,6 +219,10 @@ def test_settlement_end_to_end(tmp_path):
             "--fund-key-file", f"{worker_key}=5",
             "--fund-key-file", f"{owner_key}=5",
             "--fund-key-file", f"{anchor_key}=5",
+            # The proxy follows its contract's root: it lists the (simulated) images and model.
+            "--allow-proxy-image", SIMULATED_IMAGE_HASH,
+            "--allow-worker-image", SIMULATED_IMAGE_HASH,
+            "--allow-model", MODEL,
         ],
     )
     try:

@@ -209,6 +209,21 @@ impl Policy {
         self
     }
 
+    /// This policy narrowed to `hashes` (the root registry's allow-list): a peer's image hash
+    /// must be among them and, if this policy already lists image hashes (a policy file), in
+    /// that list as well. An empty `hashes` admits no attested peer.
+    #[must_use]
+    pub fn restricted_to_image_hashes(&self, hashes: impl IntoIterator<Item = ImageHash>) -> Self {
+        let mut allowed: Vec<ImageHash> = hashes.into_iter().collect();
+        if let Some(own) = &self.allowed_image_hashes {
+            allowed.retain(|h| own.contains(h));
+        }
+        Self {
+            allowed_image_hashes: Some(allowed),
+            ..self.clone()
+        }
+    }
+
     /// Restricts accepted MRTD values.
     pub fn with_mrtds(mut self, mrtds: impl IntoIterator<Item = Digest48>) -> Self {
         self.tdx.allowed_mrtd = Some(mrtds.into_iter().collect());

@@ -138,7 +138,7 @@ async fn mutual_handshake_with_simulated_evidence() {
     // After the handshake each side learns who the other is (a cache hit).
     let server_seen = verified_peer(
         client_conn.peer_certificates().unwrap(),
-        client_verifier.policy(),
+        &client_verifier.policy(),
         client_verifier.evidence_verifier(),
         NOW,
     )

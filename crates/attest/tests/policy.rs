@@ -98,6 +98,42 @@ fn image_hash_allow_list_on_a_real_quote() {
 }
 
 #[test]
+fn registry_allow_list_narrows_a_configured_one() {
+    let v = real();
+    let image_hash = v.measurements.image_hash();
+    let other = ImageHash::default();
+    // The registry alone decides when the configuration lists no image hash.
+    Policy::production()
+        .restricted_to_image_hashes([image_hash])
+        .check(&v, TDX_SAMPLE_TIME)
+        .unwrap();
+    // An empty registry list admits nobody.
+    let err = Policy::production()
+        .restricted_to_image_hashes([])
+        .check(&v, TDX_SAMPLE_TIME)
+        .unwrap_err();
+    assert!(
+        matches!(err, AttestError::ImageHashNotAllowed { .. }),
+        "{err}"
+    );
+    // A hash must be in both lists: the registry cannot widen a policy file.
+    let err = Policy::production()
+        .with_image_hashes([other])
+        .restricted_to_image_hashes([image_hash, other])
+        .check(&v, TDX_SAMPLE_TIME)
+        .unwrap_err();
+    assert!(
+        matches!(err, AttestError::ImageHashNotAllowed { .. }),
+        "{err}"
+    );
+    Policy::production()
+        .with_image_hashes([image_hash, other])
+        .restricted_to_image_hashes([image_hash])
+        .check(&v, TDX_SAMPLE_TIME)
+        .unwrap();
+}
+
+#[test]
 fn intel_root_key_is_pinned() {
     let v = real();
     let mut p = Policy::production();

@@ -7,7 +7,7 @@ use crate::chain::Chain;
 use crate::types::{Nanotons, TON};
 use crate::{ChainError, EmulatedChain};
 use cocoon_ton::contracts::{Params, ParamsCore, gas, proxy_state_init, root_state_init};
-use cocoon_ton::messages::ProxyMessage;
+use cocoon_ton::messages::{ProxyMessage, RootMessage};
 use cocoon_ton::{Address, InternalMessage, WalletV5R1};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -47,6 +47,8 @@ pub struct LocalNetworkSpec {
     pub named_wallets: Vec<(String, Nanotons)>,
     /// Addresses (e.g. the V5R1 wallet of an operator key) to send this much TON to.
     pub fund: Vec<(Address, Nanotons)>,
+    /// Allow-lists and registrations the root owner sends to the root after deploying it.
+    pub root_updates: Vec<RootMessage>,
 }
 
 /// The proxy contract to deploy.
@@ -110,6 +112,27 @@ impl LocalNetwork {
             &root.address,
             "root deploy failed",
         )?;
+
+        for update in &spec.root_updates {
+            let body = update.to_cell().map_err(ChainError::cell("root update"))?;
+            let sent = chain
+                .send_internal(
+                    &root_owner,
+                    &InternalMessage {
+                        dest: root.address,
+                        value: TON / 20,
+                        bounce: true,
+                        state_init: None,
+                        body: Some(body),
+                    },
+                )
+                .await?;
+            require(
+                sent.all_succeeded(),
+                &root.address,
+                &format!("root update refused: {update:?}"),
+            )?;
+        }
 
         let mut wallets = BTreeMap::new();
         wallets.insert("faucet".to_owned(), faucet);

@@ -124,19 +124,25 @@ impl Client {
             .endpoint(identity)
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let charges = Arc::new(crate::settle::Charges::open(&config.settlement)?);
-        let link = ProxyLink::start(config.clone(), tls, charges);
+        let sealing = Arc::new(crate::sealed::Sealing::default());
+        let link = ProxyLink::start(config.clone(), tls, charges, sealing.clone());
         Ok(Self {
             config,
             link,
             counters: Arc::new(ClientCounters::default()),
             started: Instant::now(),
-            sealing: Arc::default(),
+            sealing,
         })
     }
 
     /// The payment channel: the latest charge voucher and its submissions on chain.
     pub fn settlement(&self) -> crate::settle::ChargeStats {
         self.link.charges.stats()
+    }
+
+    /// The root registry this client follows, as last read (`None` without `[registry] root`).
+    pub fn registry(&self) -> Option<cocoon_chain::RegistryStatus> {
+        self.link.registry_status()
     }
 
     /// The kind of the connected proxy's TEE evidence (`Simulated` in local mode), if a
@@ -316,7 +322,7 @@ impl Client {
             receipt: None,
             request_hash,
             answer_hash: Sha256::new(),
-            tls: self.link.tls.clone(),
+            workers: self.link.workers.clone(),
             sealed: sealed.is_some(),
         };
         let first = loop {
@@ -519,7 +525,8 @@ pub struct AnswerStream {
     request_hash: [u8; 32],
     /// SHA-256 over the answer body as the worker sent it, before any rewriting here.
     answer_hash: Sha256,
-    tls: cocoon_net::TlsEndpoint,
+    /// The policy and evidence cache that workers' receipts are checked with.
+    workers: Arc<cocoon_attest::RaTlsVerifier>,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
     pub sealed: bool,
 }
@@ -611,7 +618,7 @@ impl AnswerStream {
         }
         let encoded = self.receipt.clone()?;
         let verified = cocoon_attest::Receipt::from_bytes(&encoded)
-            .and_then(|r| r.verify(self.tls.policy(), self.tls.evidence_verifier()))
+            .and_then(|r| r.verify(&self.workers.policy(), self.workers.evidence_verifier()))
             .map_err(|e| e.to_string())
             .and_then(|v| {
                 let answer_hash: [u8; 32] = self.answer_hash.clone().finalize().into();

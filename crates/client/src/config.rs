@@ -45,6 +45,10 @@ pub struct ClientConfig {
     /// Payment channel settlement (`[settlement]`): where and when charge vouchers are
     /// submitted.
     pub settlement: crate::settle::ChargeSettings,
+    /// The root registry (`[registry]`, read through `[settlement] chain`): its proxy image
+    /// hashes narrow the policy the proxy must satisfy, its worker image hashes the one
+    /// workers' sealing keys and receipts must satisfy.
+    pub registry: cocoon_chain::RegistrySettings,
     /// Seal requests to attested workers whenever the proxy and a worker support it (protocol
     /// version 3), so that the proxy cannot read them. `false` sends every request the
     /// reference way, readable by the proxy (for comparison and debugging).
@@ -75,6 +79,7 @@ impl Default for ClientConfig {
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),
             settlement: crate::settle::ChargeSettings::default(),
+            registry: cocoon_chain::RegistrySettings::default(),
             sealing: true,
             sealed_candidates: 3,
             require_sealed: false,
@@ -84,6 +89,15 @@ impl Default for ClientConfig {
 
 impl ClientConfig {
     /// Checks values that would make the client misbehave.
+    /// The chain (and API key) the root registry is read from.
+    pub fn registry_chain(&self) -> (Option<&str>, Option<&str>) {
+        self.registry.chain_or((
+            self.settlement.chain.as_deref(),
+            self.settlement.api_key.as_deref(),
+        ))
+    }
+
+    /// Checks the settings for mistakes a client cannot run with.
     pub fn validate(&self) -> Result<(), ClientError> {
         if self.owner_address.is_empty() {
             return Err(ClientError::Config("owner_address must be set".into()));
@@ -103,6 +117,16 @@ impl ClientConfig {
                 "sealed_candidates must be between 1 and 64".into(),
             ));
         }
+        if self.registry.root.is_some() && self.registry_chain().0.is_none() {
+            return Err(ClientError::Config(
+                "[registry] root needs a chain to read it from ([registry] chain or [settlement] \
+                 chain)"
+                    .into(),
+            ));
+        }
+        self.registry
+            .root_address()
+            .map_err(|e| ClientError::Config(format!("[registry] root: {e}")))?;
         if self.max_body_bytes == 0 {
             return Err(ClientError::Config(
                 "max_body_bytes must be positive".into(),

@@ -395,6 +395,7 @@ fn snapshot(client: &Client) -> Value {
         "spent_nanoton": c.spent_nanoton.load(Ordering::Relaxed),
         "uptime_secs": client.started.elapsed().as_secs_f64(),
         "settlement": client.settlement(),
+        "registry": client.registry(),
     })
 }
 

@@ -14,6 +14,7 @@ mod api;
 mod config;
 pub mod http;
 mod link;
+mod registry;
 pub mod sealed;
 mod settle;
 pub mod sse;

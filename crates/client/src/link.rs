@@ -54,8 +54,16 @@ pub(crate) struct Session {
 }
 
 pub(crate) struct ProxyLink {
-    config: Arc<ClientConfig>,
+    pub(crate) config: Arc<ClientConfig>,
+    /// RA-TLS towards the proxy: its policy is the one the proxy must satisfy.
     pub(crate) tls: cocoon_net::TlsEndpoint,
+    /// The policy workers must satisfy (their sealing keys, their receipts), sharing the
+    /// evidence cache of `tls`.
+    pub(crate) workers: Arc<cocoon_attest::RaTlsVerifier>,
+    /// Verified worker keys, forgotten when the worker policy changes.
+    pub(crate) sealing: Arc<crate::sealed::Sealing>,
+    /// The root registry followed, when `[registry] root` is set.
+    pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
     current: watch::Receiver<Option<Arc<Session>>>,
     last_error: Mutex<Option<String>>,
     models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
@@ -73,10 +81,18 @@ impl ProxyLink {
         config: Arc<ClientConfig>,
         tls: cocoon_net::TlsEndpoint,
         charges: Arc<crate::settle::Charges>,
+        sealing: Arc<crate::sealed::Sealing>,
     ) -> Arc<Self> {
         let (tx, rx) = watch::channel(None);
+        let workers = Arc::new(cocoon_attest::RaTlsVerifier::new(
+            tls.policy().as_ref().clone(),
+            tls.evidence_verifier().clone(),
+        ));
         let link = Arc::new(Self {
             config,
+            workers,
+            sealing,
+            registry: Mutex::new(None),
             tls,
             current: rx,
             last_error: Mutex::new(None),
@@ -157,6 +173,16 @@ impl ProxyLink {
         Ok(types)
     }
 
+    /// Records why no session can be opened now (shown with failed requests and in stats).
+    pub(crate) fn set_error(&self, message: String) {
+        *lock(&self.last_error) = Some(message);
+    }
+
+    /// The root registry followed, as last read.
+    pub(crate) fn registry_status(&self) -> Option<cocoon_chain::RegistryStatus> {
+        lock(&self.registry).as_ref().map(|s| lock(s).clone())
+    }
+
     /// Forgets the cached worker types.
     pub(crate) fn invalidate_models(&self) {
         *lock(&self.models) = None;
@@ -164,6 +190,21 @@ impl ProxyLink {
 }
 
 async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>) {
+    // No byte goes to a proxy before the registry's allow-lists are known.
+    let follower = tokio::select! {
+        f = crate::registry::open(&link, &tx) => f,
+        () = link.shutdown.cancelled() => return,
+    };
+    if let Some(follower) = follower {
+        let shutdown = link.shutdown.clone();
+        let follow = crate::registry::follow(link.clone(), tx.clone(), follower);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = follow => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
     let mut delay = link.config.reconnect_min;
     loop {
         if link.shutdown.is_cancelled() {

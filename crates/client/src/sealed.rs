@@ -222,8 +222,8 @@ impl Sealing {
         let der = rustls_pki_types::CertificateDer::from(certificate);
         let peer = cocoon_attest::verified_peer(
             &[der],
-            link.tls.policy(),
-            link.tls.evidence_verifier(),
+            &link.workers.policy(),
+            link.workers.evidence_verifier(),
             now,
         )
         .map_err(|e| e.to_string())?;
@@ -239,6 +239,12 @@ impl Sealing {
         };
         lock(&self.verified).insert(digest, v);
         Ok(v)
+    }
+
+    /// Forgets every verified key and candidate list (the worker policy changed).
+    pub(crate) fn forget_verified(&self) {
+        lock(&self.verified).clear();
+        lock(&self.lists).clear();
     }
 
     /// Forgets `model`'s candidates (after a refusal, the proxy's workers may have changed).

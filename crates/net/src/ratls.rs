@@ -153,7 +153,7 @@ impl std::fmt::Debug for TlsEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsEndpoint")
             .field("identity", &self.identity)
-            .field("policy", self.verifier.policy())
+            .field("policy", &self.verifier.policy())
             .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
@@ -199,9 +199,16 @@ impl TlsEndpoint {
         &self.identity
     }
 
-    /// The policy peers must satisfy.
-    pub fn policy(&self) -> &Policy {
+    /// The policy peers must satisfy now.
+    pub fn policy(&self) -> Arc<Policy> {
         self.verifier.policy()
+    }
+
+    /// Replaces the policy peers must satisfy (for example when the root registry's
+    /// allow-lists change): every clone of this endpoint applies it to handshakes that start
+    /// from now on.
+    pub fn set_policy(&self, policy: Policy) {
+        self.verifier.set_policy(policy);
     }
 
     /// The evidence verifier (and its cache statistics).

@@ -64,6 +64,9 @@ pub struct ProxyConfig {
     /// Settlement on chain (`[chain]`): client balances from their contracts, signed
     /// vouchers, ledger anchors. Without an endpoint the proxy runs without a chain.
     pub chain: crate::settle::ChainSettings,
+    /// The root registry whose allow-lists workers must satisfy (`[registry]`): by default the
+    /// root the proxy contract names, when the proxy runs on a chain.
+    pub registry: cocoon_chain::RegistrySettings,
     /// Highest protocol version offered to clients and workers: 3 (sealed requests, receipts)
     /// by default; 2 makes the proxy speak only the reference protocol.
     pub max_protocol_version: i32,
@@ -91,6 +94,7 @@ impl Default for ProxyConfig {
             attestation: AttestationConfig::default(),
             keys: KeysConfig::default(),
             chain: crate::settle::ChainSettings::default(),
+            registry: cocoon_chain::RegistrySettings::default(),
             max_protocol_version: cocoon_protocol::version::MAX_VERSION,
         }
     }

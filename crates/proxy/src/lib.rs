@@ -27,6 +27,7 @@
 
 mod clients;
 mod config;
+mod registry;
 mod route;
 mod sealed;
 mod settle;
@@ -122,6 +123,9 @@ impl Proxy {
         ));
         if let Some(l) = self.stats_listener {
             tasks.spawn(stats::serve(l, self.state.clone()));
+        }
+        if self.state.registry.is_some() {
+            tasks.spawn(registry::follow(self.state.clone()));
         }
         if let Some(settle) = &self.state.settle {
             tasks.spawn(

@@ -72,7 +72,7 @@ fn check_announcement(
     let now = u64::try_from(cocoon_net::unix_time() as i64).unwrap_or(0);
     let verified = cocoon_attest::verified_peer(
         &[der],
-        state.worker_tls.policy(),
+        &state.worker_tls.policy(),
         state.worker_tls.evidence_verifier(),
         now,
     )

@@ -90,7 +90,9 @@ pub struct SettlementStats {
 
 /// The proxy's connection to the chain and its voucher key.
 pub(crate) struct Settlement {
-    chain: Arc<dyn Chain>,
+    pub(crate) chain: Arc<dyn Chain>,
+    /// The root registry the proxy contract belongs to.
+    pub(crate) root: Address,
     proxy_contract: Address,
     proxy_public_key: [u8; 32],
     params: Params,
@@ -152,6 +154,13 @@ impl Settlement {
             ProxyError::Config(format!("[chain] {what}: {e}"))
         };
         let spec: ChainSpec = endpoint.parse().map_err(|e| bad("endpoint", &e))?;
+        if settings.proxy_contract.is_none() && config.registry.root.is_some() {
+            tracing::warn!(
+                "[chain] has no proxy_contract: the chain is read for the root registry only; \
+                 no settlement (local deposits, no vouchers)"
+            );
+            return Ok(None);
+        }
         let contract = settings
             .proxy_contract
             .as_deref()
@@ -199,6 +208,7 @@ impl Settlement {
         config.owner_address = state.identity.owner.to_raw();
         let settlement = Self {
             chain,
+            root: state.identity.root,
             proxy_contract,
             proxy_public_key: public,
             params: state.identity.params.clone(),

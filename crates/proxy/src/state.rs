@@ -82,6 +82,8 @@ pub(crate) struct ProxyState {
     pub(crate) started: Instant,
     /// Settlement on chain, when a `[chain]` endpoint is configured.
     pub(crate) settle: Option<Arc<crate::settle::Settlement>>,
+    /// The root registry's allow-lists, when the proxy follows a root.
+    pub(crate) registry: Option<crate::registry::RegistryPolicy>,
 }
 
 #[derive(Default)]
@@ -110,9 +112,17 @@ impl ProxyState {
         let client_tls = attestation.endpoint_with_policy(identity.clone(), Policy::any())?;
         tracing::info!(
             evidence = %identity.evidence_kind(),
+            image_hash = ?identity.image_hash(),
             worker_policy = ?attestation.policy,
             "proxy attestation ready"
         );
+        let registry = crate::registry::RegistryPolicy::open(
+            &config,
+            settle.as_deref(),
+            &worker_tls,
+            &identity,
+        )
+        .await?;
         Ok(Self {
             identity,
             worker_tls,
@@ -132,6 +142,7 @@ impl ProxyState {
             shutdown: CancellationToken::new(),
             started: Instant::now(),
             settle,
+            registry,
             config,
         })
     }
@@ -260,6 +271,11 @@ pub struct WorkerView {
 pub struct ProxySnapshot {
     /// Kind of this proxy's own TEE evidence; `simulated` means it runs in no TEE.
     pub attestation: String,
+    /// This proxy's image hash (hex), the value the root registry must list for clients and
+    /// workers to accept it.
+    pub image_hash: Option<String>,
+    /// The root registry this proxy follows (`None`: allow-lists from configuration only).
+    pub registry: Option<cocoon_chain::RegistryStatus>,
     /// Workers connected.
     pub workers: Vec<WorkerView>,
     /// Client sessions open.
@@ -341,6 +357,11 @@ impl ProxyHandle {
             ledger_error,
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.settle.as_ref().map(|st| st.stats()),
+            image_hash: s.identity.image_hash().map(|h| h.to_string()),
+            registry: s
+                .registry
+                .as_ref()
+                .map(crate::registry::RegistryPolicy::status),
         }
     }
 

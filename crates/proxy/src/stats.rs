@@ -77,6 +77,20 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.uptime_secs,
         s.workers.len(),
     );
+    if let Some(r) = &s.registry {
+        out += &format!(
+            "root registry {} v{}: {} proxy images, {} worker images, {} models, {} proxies{}\n",
+            r.root,
+            r.version,
+            r.proxy_image_hashes.len(),
+            r.worker_image_hashes.len(),
+            r.model_hashes.len(),
+            r.registered_proxies.len(),
+            r.last_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(", last read failed: {e}")),
+        );
+    }
     if let Some(c) = &s.settlement {
         out += &format!(
             "chain: {} proxy contract {}, anchor on chain {}, ledger anchor {}, anchors sent {}, \

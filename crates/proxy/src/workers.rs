@@ -119,6 +119,10 @@ async fn handle_query(
                 let _ = q.fail(400, "invalid worker params").await;
                 return Err("invalid worker params".into());
             }
+            if let Some(Err(refusal)) = state.registry.as_ref().map(|r| r.check_model(&p.model)) {
+                let _ = q.fail(403, &refusal).await;
+                return Err(refusal);
+            }
             let reply = worker::ConnectedToProxy {
                 params: proxy_params(state, v),
                 worker_sc_address: crate::settle::worker_contract_text(

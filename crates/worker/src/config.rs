@@ -49,6 +49,9 @@ pub struct WorkerConfig {
     /// Payment channel settlement (`[settlement]`): where and when payout vouchers are
     /// submitted.
     pub settlement: crate::settle::PayoutSettings,
+    /// The root registry (`[registry]`, read through `[settlement] chain`): the proxy image
+    /// hashes it allows narrow the policy proxies must satisfy.
+    pub registry: cocoon_chain::RegistrySettings,
 }
 
 impl Default for WorkerConfig {
@@ -72,12 +75,22 @@ impl Default for WorkerConfig {
             attestation: cocoon_net::AttestationConfig::default(),
             keys: crate::keys::KeysConfig::default(),
             settlement: crate::settle::PayoutSettings::default(),
+            registry: cocoon_chain::RegistrySettings::default(),
         }
     }
 }
 
 impl WorkerConfig {
     /// Checks values that would make the worker misbehave.
+    /// The chain (and API key) the root registry is read from.
+    pub fn registry_chain(&self) -> (Option<&str>, Option<&str>) {
+        self.registry.chain_or((
+            self.settlement.chain.as_deref(),
+            self.settlement.api_key.as_deref(),
+        ))
+    }
+
+    /// Checks the settings for mistakes a worker cannot run with.
     pub fn validate(&self) -> Result<(), WorkerError> {
         if self.model.trim().is_empty() {
             return Err(WorkerError::Config("model must be set".into()));
@@ -85,6 +98,16 @@ impl WorkerConfig {
         if self.proxies.is_empty() {
             return Err(WorkerError::Config("at least one proxy is needed".into()));
         }
+        if self.registry.root.is_some() && self.registry_chain().0.is_none() {
+            return Err(WorkerError::Config(
+                "[registry] root needs a chain to read it from ([registry] chain or [settlement] \
+                 chain)"
+                    .into(),
+            ));
+        }
+        self.registry
+            .root_address()
+            .map_err(|e| WorkerError::Config(format!("[registry] root: {e}")))?;
         if self.connections_per_proxy == 0 || self.max_active_requests == 0 {
             return Err(WorkerError::Config(
                 "connections_per_proxy and max_active_requests must be > 0".into(),

@@ -13,6 +13,7 @@
 
 mod config;
 pub mod keys;
+mod registry;
 mod request;
 mod sealed;
 mod session;
@@ -69,6 +70,15 @@ impl Worker {
         let identity = self.state.tls.identity().clone();
         let stop = self.state.shutdown.clone();
         tasks.spawn(async move { identity.keep_fresh(stop.cancelled_owned()).await });
+        // No proxy is dialled before the registry's allow-lists are known.
+        let state = self.state.clone();
+        let follower = tokio::select! {
+            f = registry::open(&state) => f?,
+            () = self.state.shutdown.cancelled() => None,
+        };
+        if let Some(follower) = follower {
+            tasks.spawn(registry::follow(self.state.clone(), follower));
+        }
         for proxy in &self.state.config.proxies {
             for slot in 0..self.state.config.connections_per_proxy {
                 tasks.spawn(session::maintain(self.state.clone(), proxy.clone(), slot));

@@ -501,7 +501,7 @@ impl Reply<'_> {
         let claims = ReceiptClaims {
             request_hash,
             answer_hash: answer_hash.finalize().into(),
-            model_hash: cocoon_attest::receipt::body_hash(model.as_bytes()),
+            model_hash: cocoon_attest::receipt::model_hash(&model),
             model,
             prompt_tokens: usage.prompt_tokens,
             cached_tokens: usage.cached_tokens,

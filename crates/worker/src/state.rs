@@ -35,6 +35,8 @@ pub(crate) struct WorkerState {
     pub(crate) started: std::time::Instant,
     /// The payout vouchers each proxy handed over, and their submission.
     pub(crate) payouts: Arc<crate::settle::Payouts>,
+    /// The root registry followed, when `[registry] root` is set.
+    pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
 }
 
 #[derive(Default)]
@@ -95,6 +97,7 @@ impl WorkerState {
             counters: Counters::default(),
             committed: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
+            registry: Mutex::new(None),
         })
     }
 
@@ -184,6 +187,13 @@ pub struct WorkerSnapshot {
     pub max_active_requests: usize,
     /// Kind of this worker's own TEE evidence; `simulated` means it runs in no TEE.
     pub attestation: String,
+    /// This worker's image hash (hex), the value the root registry must list for proxies to
+    /// accept it.
+    pub image_hash: Option<String>,
+    /// The hash of the announced model, the value the root registry must list.
+    pub model_hash: String,
+    /// The root registry this worker follows (`None`: allow-lists from configuration only).
+    pub registry: Option<cocoon_chain::RegistryStatus>,
     /// What seals this worker's keys at rest (`simulated`, `sev-snp`, `tdx-helper`), or
     /// `ephemeral` when they are kept in memory only.
     pub key_source: String,
@@ -273,6 +283,9 @@ impl WorkerHandle {
         proxies.sort_by(|a, b| a.address.cmp(&b.address));
         WorkerSnapshot {
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
+            image_hash: s.tls.identity().image_hash().map(|h| h.to_string()),
+            model_hash: hex::encode(cocoon_attest::receipt::model_hash(&s.config.model)),
+            registry: lock(&s.registry).as_ref().map(|r| lock(r).clone()),
             model: s.config.model.clone(),
             key_source: s.keys.source.clone(),
             wallet_public_key: hex::encode(s.keys.wallet.verifying_key().as_bytes()),

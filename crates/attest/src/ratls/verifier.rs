@@ -2,7 +2,7 @@
 //! rustls verifier traits on top of it, for both directions of a mutually attested TLS 1.3
 //! connection.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -49,7 +49,9 @@ impl VerifiedPeer {
 /// verifier traits, so one value serves both sides of a connection.
 #[derive(Debug)]
 pub struct RaTlsVerifier {
-    policy: Policy,
+    // Swapped whole when the policy's sources change (the root registry's allow-lists); a
+    // handshake uses the policy current when it starts.
+    policy: RwLock<Arc<Policy>>,
     evidence: Arc<EvidenceVerifier>,
 }
 
@@ -57,12 +59,24 @@ impl RaTlsVerifier {
     /// A verifier applying `policy`, verifying evidence with `evidence` (share one
     /// [`EvidenceVerifier`] between verifiers to share its cache).
     pub fn new(policy: Policy, evidence: Arc<EvidenceVerifier>) -> Self {
-        Self { policy, evidence }
+        Self {
+            policy: RwLock::new(Arc::new(policy)),
+            evidence,
+        }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the policy: handshakes that start from now on are checked against `policy`.
+    /// Connections already established are not affected.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
     }
 
     /// The evidence verifier (and its cache).
@@ -76,7 +90,7 @@ impl RaTlsVerifier {
         certificates: &[CertificateDer<'_>],
         now: u64,
     ) -> Result<VerifiedPeer, AttestError> {
-        verified_peer(certificates, &self.policy, &self.evidence, now)
+        verified_peer(certificates, &self.policy(), &self.evidence, now)
     }
 }
 
@@ -196,7 +210,7 @@ impl ServerCertVerifier for RaTlsVerifier {
         verify_end_entity(
             end_entity,
             intermediates.len(),
-            &self.policy,
+            &self.policy(),
             &self.evidence,
             unix_secs(now),
         )?;
@@ -240,7 +254,7 @@ impl ClientCertVerifier for RaTlsVerifier {
         verify_end_entity(
             end_entity,
             intermediates.len(),
-            &self.policy,
+            &self.policy(),
             &self.evidence,
             unix_secs(now),
         )?;

@@ -3,13 +3,24 @@
 //! deploys the root registry with local parameters (and optionally a staked proxy contract),
 //! funds wallets, prints what it set up as one JSON object on stdout and serves until
 //! interrupted. Other processes use `--chain emulated=ADDR` (or `EmulatedChain::connect`).
+//!
+//! The root owner of a local network is a wallet inside the emulator, so the owner's updates
+//! to the registry (allowed images and models, registered proxies) are made here too: at
+//! start with `--allow-*` / `--register-proxy`, and later with the `root` subcommand against
+//! the running emulator.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cocoon_chain::emulator::{LocalNetwork, LocalNetworkSpec, ProxySpec, v5r1_address};
 use cocoon_chain::operator::{parse_ton, read_wallet_key};
-use cocoon_chain::{Address, ChainError, EmulatedChain, SidecarOptions, parse_address};
+use cocoon_chain::{
+    Address, Chain, ChainError, EmulatedChain, SidecarOptions, TON, parse_address, read_registry,
+};
+use cocoon_ton::InternalMessage;
+use cocoon_ton::messages::RootMessage;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Runs a shared emulated TON chain for local mode.
 #[derive(Parser, Debug)]
@@ -39,6 +50,164 @@ struct Args {
     /// Start the chain's clock at this unix time (default: now).
     #[arg(long)]
     start_time: Option<u64>,
+    /// Allow a proxy image hash in the root (64 hex digits; repeatable).
+    #[arg(long = "allow-proxy-image", value_name = "HEX")]
+    proxy_images: Vec<String>,
+    /// Allow a worker image hash in the root (64 hex digits; repeatable).
+    #[arg(long = "allow-worker-image", value_name = "HEX")]
+    worker_images: Vec<String>,
+    /// Allow a model in the root, by the name workers announce (repeatable).
+    #[arg(long = "allow-model", value_name = "NAME")]
+    models: Vec<String>,
+    /// Register a proxy endpoint in the root: "CLIENT_HOST:PORT WORKER_HOST:PORT" (repeatable).
+    #[arg(long = "register-proxy", value_name = "ENDPOINT")]
+    proxies: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sends one root-owner update to the root of a running emulator and prints the registry
+    /// after it as JSON.
+    Root {
+        /// The running emulator (`listen` in its JSON).
+        #[arg(long)]
+        connect: String,
+        /// The root registry (`root` in its JSON).
+        #[arg(long)]
+        root: String,
+        /// The root's owner, a wallet of the emulator (`root_owner` in its JSON).
+        #[arg(long)]
+        owner: String,
+        #[command(subcommand)]
+        update: RootUpdate,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RootUpdate {
+    /// Allow a proxy image hash.
+    AllowProxyImage { hash: String },
+    /// Remove a proxy image hash.
+    DisallowProxyImage { hash: String },
+    /// Allow a worker image hash.
+    AllowWorkerImage { hash: String },
+    /// Remove a worker image hash.
+    DisallowWorkerImage { hash: String },
+    /// Allow a model, by name.
+    AllowModel { name: String },
+    /// Remove a model, by name.
+    DisallowModel { name: String },
+    /// Register a proxy endpoint.
+    RegisterProxy { endpoint: String },
+    /// Remove a registered proxy.
+    RemoveProxy { seqno: u32 },
+}
+
+fn hash32(text: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|_| format!("{text:?}: expected 64 hex digits"))?;
+    Ok(out)
+}
+
+/// The hash of a model name, as workers' receipts and the registry carry it (SHA-256).
+fn model_hash(name: &str) -> [u8; 32] {
+    Sha256::digest(name.as_bytes()).into()
+}
+
+fn root_message(update: &RootUpdate) -> Result<RootMessage, String> {
+    let query_id = 0;
+    Ok(match update {
+        RootUpdate::AllowProxyImage { hash } => RootMessage::AddProxyImage {
+            query_id,
+            hash: hash32(hash)?,
+        },
+        RootUpdate::DisallowProxyImage { hash } => RootMessage::RemoveProxyImage {
+            query_id,
+            hash: hash32(hash)?,
+        },
+        RootUpdate::AllowWorkerImage { hash } => RootMessage::AddWorkerImage {
+            query_id,
+            hash: hash32(hash)?,
+        },
+        RootUpdate::DisallowWorkerImage { hash } => RootMessage::RemoveWorkerImage {
+            query_id,
+            hash: hash32(hash)?,
+        },
+        RootUpdate::AllowModel { name } => RootMessage::AddModel {
+            query_id,
+            hash: model_hash(name),
+        },
+        RootUpdate::DisallowModel { name } => RootMessage::RemoveModel {
+            query_id,
+            hash: model_hash(name),
+        },
+        RootUpdate::RegisterProxy { endpoint } => RootMessage::RegisterProxy {
+            query_id,
+            endpoint: endpoint.clone(),
+        },
+        RootUpdate::RemoveProxy { seqno } => RootMessage::RemoveProxy {
+            query_id,
+            seqno: *seqno,
+        },
+    })
+}
+
+async fn update_root(
+    connect: &str,
+    root: &str,
+    owner: &str,
+    update: &RootUpdate,
+) -> Result<(), String> {
+    let root = parse_address(root).map_err(|e| e.to_string())?;
+    let owner = parse_address(owner).map_err(|e| e.to_string())?;
+    let body = root_message(update)?
+        .to_cell()
+        .map_err(|e| format!("root update: {e}"))?;
+    let chain = EmulatedChain::connect(connect, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let sent = chain
+        .send_internal(
+            &owner,
+            &InternalMessage {
+                dest: root,
+                value: TON / 20,
+                bounce: true,
+                state_init: None,
+                body: Some(body),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if !sent.all_succeeded() {
+        return Err(format!(
+            "the root refused {update:?} (is {} its owner?)",
+            owner.to_raw()
+        ));
+    }
+    let registry = read_registry(&chain as &dyn Chain, &root)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hexes = |v: &[[u8; 32]]| v.iter().map(hex::encode).collect::<Vec<_>>();
+    println!(
+        "{}",
+        serde_json::json!({
+            "root": root.to_raw(),
+            "version": registry.version,
+            "proxy_image_hashes": hexes(&registry.proxy_image_hashes),
+            "worker_image_hashes": hexes(&registry.worker_image_hashes),
+            "model_hashes": hexes(&registry.model_hashes),
+            "registered_proxies": registry
+                .registered_proxies
+                .iter()
+                .map(|p| serde_json::json!({"seqno": p.seqno, "endpoint": p.endpoint}))
+                .collect::<Vec<_>>(),
+        })
+    );
+    Ok(())
 }
 
 fn split<'a>(text: &'a str, what: &str) -> Result<(&'a str, u128), String> {
@@ -79,10 +248,39 @@ fn spec(args: &Args) -> Result<LocalNetworkSpec, String> {
         };
         spec.proxy = Some(ProxySpec { public_key, owner });
     }
+    let updates = args
+        .proxy_images
+        .iter()
+        .map(|h| RootUpdate::AllowProxyImage { hash: h.clone() })
+        .chain(
+            args.worker_images
+                .iter()
+                .map(|h| RootUpdate::AllowWorkerImage { hash: h.clone() }),
+        )
+        .chain(
+            args.models
+                .iter()
+                .map(|m| RootUpdate::AllowModel { name: m.clone() }),
+        )
+        .chain(args.proxies.iter().map(|e| RootUpdate::RegisterProxy {
+            endpoint: e.clone(),
+        }));
+    for update in updates {
+        spec.root_updates.push(root_message(&update)?);
+    }
     Ok(spec)
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if let Some(Command::Root {
+        connect,
+        root,
+        owner,
+        update,
+    }) = &args.command
+    {
+        return update_root(connect, root, owner, update).await;
+    }
     let spec = spec(&args)?;
     let chain = EmulatedChain::spawn_with(SidecarOptions {
         listen: Some(args.listen.clone()),
