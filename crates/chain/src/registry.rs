@@ -292,3 +292,31 @@ impl RegistryFollower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn settings_default_to_the_settlement_chain_and_check_the_root() {
+        let mut s = RegistrySettings::default();
+        assert_eq!(s.root_address().unwrap(), None);
+        assert_eq!(
+            s.chain_or((Some("emulated=127.0.0.1:1"), Some("k"))),
+            (Some("emulated=127.0.0.1:1"), Some("k"))
+        );
+        s.chain = Some("toncenter=https://toncenter.com/api".into());
+        assert_eq!(
+            s.chain_or((Some("emulated=127.0.0.1:1"), Some("k"))),
+            (Some("toncenter=https://toncenter.com/api"), None)
+        );
+        s.root = Some("not an address".into());
+        assert!(matches!(s.root_address(), Err(ChainError::Address { .. })));
+        s.root = Some(format!("0:{}", "ab".repeat(32)));
+        assert!(s.root_address().unwrap().is_some());
+        s.refresh_secs = 0;
+        assert_eq!(s.refresh_interval(), Duration::from_secs(1));
+    }
+}
