@@ -58,6 +58,8 @@ class Network:
         self.proxy_args = list(proxy_args)
         self.client_args = list(client_args)
         self.client_owner = client_owner
+        # False: the worker and the client find the proxy in the root registry instead.
+        self.name_proxy = True
         self.procs = {}
         self.ports = {
             "proxy_workers": free_port(),
@@ -98,9 +100,9 @@ class Network:
             [
                 str(BIN_DIR / "cocoon-client"), "--local",
                 "--listen", f"127.0.0.1:{p['client']}",
-                "--proxy", f"127.0.0.1:{p['proxy_clients']}",
                 "--owner", self.client_owner,
             ]
+            + (["--proxy", f"127.0.0.1:{p['proxy_clients']}"] if self.name_proxy else [])
             + self.client_args,
         )
         self.base_url = f"http://127.0.0.1:{p['client']}/v1"
@@ -142,12 +144,12 @@ class Network:
             "worker",
             [
                 str(BIN_DIR / "cocoon-worker"), "--local",
-                "--proxy", f"127.0.0.1:{p['proxy_workers']}",
                 "--model", MODEL,
                 "--upstream-url", self.upstream_url,
                 "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
                 "--data-dir", str(self.tmp / f"worker-data-{p['worker_stats']}"),
             ]
+            + (["--proxy", f"127.0.0.1:{p['proxy_workers']}"] if self.name_proxy else [])
             + self.worker_args,
         )
         self.wait_http(f"http://127.0.0.1:{p['worker_stats']}/health", "worker")

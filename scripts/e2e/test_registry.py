@@ -126,3 +126,50 @@ def test_roles_follow_the_root_registry(tmp_path):
     finally:
         net.stop()
         emu.stop()
+
+
+def test_workers_and_clients_find_proxies_in_the_registry(tmp_path):
+    net = Network(tmp_path)
+    p = net.ports
+    endpoint = f"127.0.0.1:{p['proxy_clients']} 127.0.0.1:{p['proxy_workers']}"
+    emu = Emulator(
+        tmp_path,
+        [
+            "--allow-proxy-image", SIMULATED_IMAGE_HASH,
+            "--allow-worker-image", SIMULATED_IMAGE_HASH,
+            "--allow-model", MODEL,
+            "--register-proxy", endpoint,
+        ],
+    )
+    follow = [
+        "--registry-chain", emu.spec, "--registry-root", emu.info["root"],
+        "--registry-refresh-secs", "1",
+    ]
+    net.name_proxy = False
+    net.proxy_args = list(follow)
+    net.worker_args = follow + ["--proxies-from-registry"]
+    net.client_args = follow + ["--proxy-from-registry"]
+    logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-5000:]}" for n in ("proxy", "worker", "client"))
+    try:
+        net.start()
+        assert ask(net)
+        assert net.client_stats()["proxy"] == f"127.0.0.1:{p['proxy_clients']}"
+        assert [x["address"] for x in net.worker_stats()["proxies"]] == [f"127.0.0.1:{p['proxy_workers']}"]
+
+        # The owner removes the registration: the worker and the client leave the proxy.
+        after = emu.root("remove-proxy", "0")
+        assert after["registered_proxies"] == []
+        wait_for("the worker to leave", lambda: net.worker_stats()["proxies"] == [], logs=logs)
+        wait_for("the client to leave", lambda: not net.client_stats()["connected"], logs=logs)
+        assert "no longer lists this proxy" in net.log("worker")
+        assert "no longer lists this proxy" in net.log("client")
+
+        # Registered again (under a new seqno): both come back.
+        after = emu.root("register-proxy", endpoint)
+        assert after["registered_proxies"] == [{"seqno": 1, "endpoint": endpoint}]
+        wait_for("the worker to come back", lambda: len(net.proxy_stats()["workers"]) == 1, logs=logs)
+        wait_for("the client to come back", lambda: net.client_stats()["connected"], logs=logs)
+        wait_for("an answer", lambda: ask(net), logs=logs)
+    finally:
+        net.stop()
+        emu.stop()

@@ -28,6 +28,14 @@ struct Args {
     /// The proxy's client port, host:port (default 127.0.0.1:11002).
     #[arg(long, env = "COCOON_CLIENT_PROXY")]
     proxy: Option<String>,
+    /// Take the proxies the root registry lists (--registry-root) instead of --proxy, trying
+    /// each in turn.
+    #[arg(
+        long,
+        env = "COCOON_CLIENT_PROXY_FROM_REGISTRY",
+        conflicts_with = "proxy"
+    )]
+    proxy_from_registry: bool,
     /// TON address of the client's owner.
     #[arg(long, env = "COCOON_CLIENT_OWNER")]
     owner: Option<String>,
@@ -98,6 +106,9 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     }
     if let Some(v) = &args.proxy {
         config.proxy = v.clone();
+    }
+    if args.proxy_from_registry {
+        config.proxy_from_registry = true;
     }
     if let Some(v) = &args.owner {
         config.owner_address = v.clone();

@@ -32,6 +32,14 @@ struct Args {
     /// A proxy's worker port, host:port (repeatable; default 127.0.0.1:11001).
     #[arg(long = "proxy", env = "COCOON_WORKER_PROXIES", value_delimiter = ',')]
     proxies: Vec<String>,
+    /// Serve the proxies the root registry lists (--registry-root) instead of --proxy,
+    /// following the root as it changes.
+    #[arg(
+        long,
+        env = "COCOON_WORKER_PROXIES_FROM_REGISTRY",
+        conflicts_with = "proxies"
+    )]
+    proxies_from_registry: bool,
     /// Connections kept to each proxy (default 1).
     #[arg(long, env = "COCOON_WORKER_CONNECTIONS_PER_PROXY")]
     connections_per_proxy: Option<usize>,
@@ -122,6 +130,9 @@ struct Args {
 
 fn load(args: &Args) -> Result<WorkerConfig, String> {
     let mut config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    if args.proxies_from_registry {
+        config.proxies_from_registry = true;
+    }
     if !args.proxies.is_empty() {
         config.proxies = args.proxies.clone();
     }

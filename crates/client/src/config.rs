@@ -14,6 +14,9 @@ pub struct ClientConfig {
     pub listen: Option<SocketAddr>,
     /// The proxy's client port, `host:port`.
     pub proxy: String,
+    /// Ignore `proxy` and take the proxies the root registry lists (`[registry] root`), each
+    /// registration's first address being its client port.
+    pub proxy_from_registry: bool,
     /// TON address of the client's owner (identifies its account at the proxy).
     pub owner_address: String,
     /// Secret for short authorization; the proxy knows its SHA-256.
@@ -66,6 +69,7 @@ impl Default for ClientConfig {
         Self {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 10000))),
             proxy: "127.0.0.1:11002".into(),
+            proxy_from_registry: false,
             owner_address: "local-client-owner".into(),
             secret: None,
             is_test: true,
@@ -115,6 +119,11 @@ impl ClientConfig {
         if self.sealed_candidates == 0 || self.sealed_candidates > 64 {
             return Err(ClientError::Config(
                 "sealed_candidates must be between 1 and 64".into(),
+            ));
+        }
+        if self.proxy_from_registry && self.registry.root.is_none() {
+            return Err(ClientError::Config(
+                "proxy_from_registry needs [registry] root".into(),
             ));
         }
         if self.registry.root.is_some() && self.registry_chain().0.is_none() {

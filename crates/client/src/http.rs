@@ -378,7 +378,7 @@ async fn health(State(client): State<Client>) -> Response {
 fn snapshot(client: &Client) -> Value {
     let c = &client.counters;
     json!({
-        "proxy": client.config().proxy,
+        "proxy": client.link.current_proxy(),
         "connected": client.is_connected(),
         "proxy_attestation": client.proxy_attestation().map(|k| k.as_token()),
         "owner_address": client.config().owner_address,

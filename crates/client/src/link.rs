@@ -46,6 +46,8 @@ pub(crate) type Routes = Arc<Mutex<HashMap<Int256, mpsc::Sender<ProxyEvent>>>>;
 
 /// An authorized session.
 pub(crate) struct Session {
+    /// The proxy's client port this session went to.
+    pub(crate) address: String,
     pub(crate) conn: Connection,
     pub(crate) version: i32,
     pub(crate) routes: Routes,
@@ -64,6 +66,9 @@ pub(crate) struct ProxyLink {
     pub(crate) sealing: Arc<crate::sealed::Sealing>,
     /// The root registry followed, when `[registry] root` is set.
     pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
+    /// The client ports of the proxies the root registry lists (by seqno), and the index of the
+    /// next one to try, with `proxy_from_registry`.
+    pub(crate) registered: Mutex<(Vec<String>, usize)>,
     current: watch::Receiver<Option<Arc<Session>>>,
     last_error: Mutex<Option<String>>,
     models: Mutex<Option<(Instant, Arc<client::WorkerTypesV2>)>>,
@@ -93,6 +98,7 @@ impl ProxyLink {
             workers,
             sealing,
             registry: Mutex::new(None),
+            registered: Mutex::new((Vec::new(), 0)),
             tls,
             current: rx,
             last_error: Mutex::new(None),
@@ -173,6 +179,33 @@ impl ProxyLink {
         Ok(types)
     }
 
+    /// The proxy to dial next: the configured one, or with `proxy_from_registry` the root
+    /// registry's proxies in turn (one attempt each, so an unreachable proxy is passed over).
+    pub(crate) fn proxy_address(&self) -> Result<String, ClientError> {
+        if !self.config.proxy_from_registry {
+            return Ok(self.config.proxy.clone());
+        }
+        let mut registered = lock(&self.registered);
+        let (list, next) = &mut *registered;
+        if list.is_empty() {
+            return Err(ClientError::ProxyUnavailable(
+                "the root registry lists no proxy".into(),
+            ));
+        }
+        let address = list[*next % list.len()].clone();
+        *next = (*next + 1) % list.len();
+        Ok(address)
+    }
+
+    /// The proxy of the current session (or the configured one when there is none).
+    pub(crate) fn current_proxy(&self) -> String {
+        match self.current.borrow().as_ref() {
+            Some(s) if !s.conn.is_closed() => s.address.clone(),
+            _ if self.config.proxy_from_registry => String::new(),
+            _ => self.config.proxy.clone(),
+        }
+    }
+
     /// Records why no session can be opened now (shown with failed requests and in stats).
     pub(crate) fn set_error(&self, message: String) {
         *lock(&self.last_error) = Some(message);
@@ -211,10 +244,23 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
             return;
         }
         let started = Instant::now();
-        match open(&link.config, &link.tls, &link.charges).await {
+        let proxy = match link.proxy_address() {
+            Ok(proxy) => proxy,
+            Err(e) => {
+                tracing::warn!("{e}");
+                link.set_error(e.to_string());
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = link.shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        match open(&link.config, &proxy, &link.tls, &link.charges).await {
             Ok((session, incoming)) => {
                 tracing::info!(
-                    proxy = %link.config.proxy,
+                    proxy = %proxy,
                     version = session.version,
                     attestation = %session.proxy.evidence_kind,
                     image_hash = ?session.proxy.image_hash,
@@ -222,7 +268,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
                 );
                 if session.proxy.is_simulated() {
                     tracing::warn!(
-                        proxy = %link.config.proxy,
+                        proxy = %proxy,
                         "the proxy presents SIMULATED attestation: it runs in no TEE and can read requests"
                     );
                 }
@@ -241,7 +287,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
                     .conn
                     .close_reason()
                     .unwrap_or_else(|| "closed".into());
-                tracing::warn!(proxy = %link.config.proxy, "proxy session lost: {reason}");
+                tracing::warn!(proxy = %proxy, "proxy session lost: {reason}");
                 *lock(&link.last_error) = Some(format!("proxy session lost: {reason}"));
                 let _ = tx.send(None);
                 let routes: Vec<_> = lock(&session.routes).drain().collect();
@@ -251,7 +297,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
                 link.invalidate_models();
             }
             Err(e) => {
-                tracing::warn!(proxy = %link.config.proxy, "cannot connect to proxy: {e}");
+                tracing::warn!(proxy = %proxy, "cannot connect to proxy: {e}");
                 *lock(&link.last_error) = Some(e.to_string());
             }
         }
@@ -268,6 +314,7 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
 
 async fn open(
     config: &ClientConfig,
+    address: &str,
     tls: &cocoon_net::TlsEndpoint,
     charges: &Arc<crate::settle::Charges>,
 ) -> Result<(Session, cocoon_net::Incoming), ClientError> {
@@ -275,18 +322,19 @@ async fn open(
         ClientError::ProxyUnavailable(format!("{what}: {e}"))
     };
     let secured = cocoon_net::dial(
-        &config.proxy,
+        address,
         config.max_pow_difficulty,
         tls,
         ConnectionConfig::dialer(),
     )
     .await
-    .map_err(|e| fail(&format!("connect to {}", config.proxy), &e))?;
+    .map_err(|e| fail(&format!("connect to {address}"), &e))?;
     let (conn, incoming, proxy) = (secured.conn, secured.incoming, secured.peer);
     let result = handshake(config, &conn, charges).await;
     match result {
         Ok(version) => Ok((
             Session {
+                address: address.to_owned(),
                 conn,
                 version,
                 routes: Arc::new(Mutex::new(HashMap::new())),

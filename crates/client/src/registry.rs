@@ -92,6 +92,16 @@ fn apply(
     link.tls.set_policy(proxy_policy.clone());
     link.workers.set_policy(worker_policy);
     link.sealing.forget_verified();
+    // A registration is "client_host:port [worker_host:port]": clients take the first.
+    let proxies: Vec<String> = registry
+        .proxy_endpoints()
+        .filter_map(|(_, addresses)| addresses.first().map(|a| (*a).to_owned()))
+        .collect();
+    let mut registered = lock(&link.registered);
+    if registered.0 != proxies {
+        *registered = (proxies, 0);
+    }
+    drop(registered);
     if registry.proxy_image_hashes.is_empty() {
         tracing::warn!("the root registry allows no proxy image: no proxy will be accepted");
     }
@@ -112,6 +122,17 @@ fn apply(
         tracing::warn!(
             image_hash = %hash,
             "the proxy's image hash is no longer allowed by the root registry: closing its session"
+        );
+        session.conn.close();
+    }
+    // With proxies from the registry, a session with a proxy the root no longer lists ends.
+    if link.config.proxy_from_registry
+        && let Some(session) = tx.borrow().clone()
+        && !lock(&link.registered).0.contains(&session.address)
+    {
+        tracing::warn!(
+            proxy = %session.address,
+            "the root registry no longer lists this proxy: closing its session"
         );
         session.conn.close();
     }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct WorkerConfig {
     /// Proxies to serve, as `host:port` of their worker port.
     pub proxies: Vec<String>,
+    /// Ignore `proxies` and serve the proxies the root registry lists (`[registry] root`),
+    /// each registration's second address being its worker port; followed as the root changes.
+    pub proxies_from_registry: bool,
     /// Connections kept to each proxy.
     pub connections_per_proxy: usize,
     /// Model name announced to proxies; its base (text before `@`) must match client requests.
@@ -58,6 +61,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             proxies: vec!["127.0.0.1:11001".into()],
+            proxies_from_registry: false,
             connections_per_proxy: 1,
             model: String::new(),
             owner_address: "local-worker-owner".into(),
@@ -95,7 +99,13 @@ impl WorkerConfig {
         if self.model.trim().is_empty() {
             return Err(WorkerError::Config("model must be set".into()));
         }
-        if self.proxies.is_empty() {
+        if self.proxies_from_registry {
+            if self.registry.root.is_none() {
+                return Err(WorkerError::Config(
+                    "proxies_from_registry needs [registry] root".into(),
+                ));
+            }
+        } else if self.proxies.is_empty() {
             return Err(WorkerError::Config("at least one proxy is needed".into()));
         }
         if self.registry.root.is_some() && self.registry_chain().0.is_none() {

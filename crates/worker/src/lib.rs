@@ -79,9 +79,16 @@ impl Worker {
         if let Some(follower) = follower {
             tasks.spawn(registry::follow(self.state.clone(), follower));
         }
-        for proxy in &self.state.config.proxies {
-            for slot in 0..self.state.config.connections_per_proxy {
-                tasks.spawn(session::maintain(self.state.clone(), proxy.clone(), slot));
+        if !self.state.config.proxies_from_registry {
+            for proxy in &self.state.config.proxies {
+                for slot in 0..self.state.config.connections_per_proxy {
+                    tasks.spawn(session::maintain(
+                        self.state.clone(),
+                        proxy.clone(),
+                        slot,
+                        self.state.shutdown.child_token(),
+                    ));
+                }
             }
         }
         shutdown.await;

@@ -1,11 +1,15 @@
 //! The root registry as the worker applies it: the proxy image hashes it allows narrow the
 //! policy proxies must satisfy before any proxy is dialled, and the worker checks that its own
-//! image and model are listed (a proxy that follows the registry refuses it otherwise). The
-//! root is read again every `refresh_secs`; sessions with proxies that no longer qualify are
-//! closed, and the next handshake is checked against the new lists.
+//! image and model are listed (a proxy that follows the registry refuses it otherwise). With
+//! `proxies_from_registry` the proxies served are the ones the root registers. The root is
+//! read again every `refresh_secs`; sessions with proxies that no longer qualify are closed,
+//! and the next handshake is checked against the new lists.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use cocoon_attest::Policy;
 use cocoon_attest::digest::{Digest, ImageHash};
@@ -23,7 +27,12 @@ pub(crate) struct Follower {
     follower: RegistryFollower,
     current: Registry,
     base: Policy,
+    served: Served,
 }
+
+/// With `proxies_from_registry`: the registered proxies served now (worker port → the token
+/// that stops their sessions).
+type Served = Arc<Mutex<HashMap<String, CancellationToken>>>;
 
 /// Reads the configured root (retrying until it answers) and applies it; `None` without a
 /// root.
@@ -53,11 +62,13 @@ pub(crate) async fn open(state: &Arc<WorkerState>) -> Result<Option<Follower>, W
     tracing::info!(root = %root.to_raw(), "reading the root registry before dialling proxies");
     let current = follower.first(FIRST_READ_RETRY).await;
     let base = state.tls.policy().as_ref().clone();
-    apply(state, &base, &current);
+    let served = Served::default();
+    apply(state, &base, &served, &current);
     Ok(Some(Follower {
         follower,
         current,
         base,
+        served,
     }))
 }
 
@@ -67,13 +78,59 @@ pub(crate) async fn follow(state: Arc<WorkerState>, follower: Follower) {
         follower,
         current,
         base,
+        served,
     } = follower;
     follower
-        .follow(current, move |changed| apply(&state, &base, changed))
+        .follow(current, move |changed| {
+            apply(&state, &base, &served, changed)
+        })
         .await;
 }
 
-fn apply(state: &WorkerState, base: &Policy, registry: &Registry) {
+/// Serves exactly the proxies the root registers (their worker ports): new ones are dialled,
+/// sessions with ones no longer listed are stopped.
+fn serve_registered(state: &Arc<WorkerState>, served: &Served, registry: &Registry) {
+    let mut listed = Vec::new();
+    for (seqno, addresses) in registry.proxy_endpoints() {
+        match addresses.get(1) {
+            Some(worker_port) => listed.push((*worker_port).to_owned()),
+            None => tracing::warn!(
+                seqno,
+                "a registered proxy gives no worker address (\"client_addr worker_addr\"): skipped"
+            ),
+        }
+    }
+    let mut served = lock(served);
+    served.retain(|proxy, stop| {
+        let keep = listed.contains(proxy);
+        if !keep {
+            tracing::info!(%proxy, "the root registry no longer lists this proxy: leaving it");
+            stop.cancel();
+            for s in lock(&state.sessions).values().filter(|s| &s.proxy == proxy) {
+                s.conn.close();
+            }
+        }
+        keep
+    });
+    for proxy in listed {
+        if served.contains_key(&proxy) {
+            continue;
+        }
+        tracing::info!(%proxy, "serving a proxy the root registry lists");
+        let stop = state.shutdown.child_token();
+        for slot in 0..state.config.connections_per_proxy {
+            tokio::spawn(crate::session::maintain(
+                state.clone(),
+                proxy.clone(),
+                slot,
+                stop.clone(),
+            ));
+        }
+        served.insert(proxy, stop);
+    }
+}
+
+fn apply(state: &Arc<WorkerState>, base: &Policy, served: &Served, registry: &Registry) {
     let policy = base.restricted_to_image_hashes(
         registry
             .proxy_image_hashes
@@ -81,6 +138,9 @@ fn apply(state: &WorkerState, base: &Policy, registry: &Registry) {
             .map(|h| ImageHash(Digest(*h))),
     );
     state.tls.set_policy(policy.clone());
+    if state.config.proxies_from_registry {
+        serve_registered(state, served, registry);
+    }
     if let Some(own) = state.tls.identity().image_hash()
         && !registry.worker_image_hashes.contains(own.as_bytes())
     {

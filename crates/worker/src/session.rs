@@ -16,16 +16,23 @@ use crate::WorkerError;
 use crate::state::{SessionInfo, WorkerState, lock};
 
 /// Keeps one connection to `proxy` alive for as long as the worker runs.
-pub(crate) async fn maintain(state: Arc<WorkerState>, proxy: String, slot: usize) {
+/// Keeps one connection to `proxy` until `stop` (a child of the worker's shutdown, cancelled
+/// too when the root registry stops listing the proxy).
+pub(crate) async fn maintain(
+    state: Arc<WorkerState>,
+    proxy: String,
+    slot: usize,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut delay = state.config.reconnect_min;
     loop {
-        if state.shutdown.is_cancelled() {
+        if stop.is_cancelled() {
             return;
         }
         let started = Instant::now();
         let result = tokio::select! {
             r = run_session(&state, &proxy) => r,
-            () = state.shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
         };
         match result {
             Ok(()) => tracing::info!(%proxy, slot, "proxy session ended"),
@@ -45,7 +52,7 @@ pub(crate) async fn maintain(state: Arc<WorkerState>, proxy: String, slot: usize
             Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
         tokio::select! {
             () = tokio::time::sleep(delay + jitter) => {}
-            () = state.shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
         }
         delay = (delay * 2).min(state.config.reconnect_max);
     }
