@@ -42,6 +42,7 @@ def wait_for_sealing_key(network, timeout=30.0):
 def test_local_network_answers_sealed(network):
     wait_for_sealing_key(network)
     before = network.proxy_stats()
+    worker_before = network.worker_stats()
     headers, text = chat(network)
     assert headers["X-Cocoon-Sealed"] == "true", dict(headers)
     answer = json.loads(text)
@@ -56,6 +57,8 @@ def test_local_network_answers_sealed(network):
     after = network.proxy_stats()
     assert after["sealed_requests"] - before["sealed_requests"] == 2, after
     assert after["ledger"]["requests"] - before["ledger"]["requests"] == 2, after
+    worker_after = network.worker_stats()
+    assert worker_after["sealed_requests"] - worker_before["sealed_requests"] == 2, worker_after
     stats = client_stats(network)
     assert stats["sealed_requests"] >= 2, stats
     assert stats["require_sealed"] is False

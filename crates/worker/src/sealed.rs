@@ -85,7 +85,13 @@ pub(crate) async fn serve(
         &[],
     );
     let opened = match opened {
-        Ok(o) => o,
+        Ok(o) => {
+            state
+                .counters
+                .sealed_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            o
+        }
         Err(e) => {
             // Nothing of the request can be read: say why in clear (it reveals nothing of it).
             state

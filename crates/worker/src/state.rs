@@ -42,6 +42,8 @@ pub(crate) struct WorkerState {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) requests: AtomicU64,
+    /// Sealed requests whose envelope opened here (also counted in `requests`).
+    pub(crate) sealed_requests: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -205,6 +207,8 @@ pub struct WorkerSnapshot {
     pub proxies: Vec<ProxyView>,
     /// Requests received.
     pub requests: u64,
+    /// Sealed (proxy-blind) requests opened by this worker, included in `requests`.
+    pub sealed_requests: u64,
     /// Requests answered completely.
     pub succeeded: u64,
     /// Requests that failed after being accepted.
@@ -296,6 +300,7 @@ impl WorkerHandle {
             max_active_requests: s.config.max_active_requests,
             proxies,
             requests: c.requests.load(Ordering::Relaxed),
+            sealed_requests: c.sealed_requests.load(Ordering::Relaxed),
             succeeded: c.succeeded.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),

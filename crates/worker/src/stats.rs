@@ -57,7 +57,7 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
     };
     format!(
         "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {}\nactive requests: {}/{}\nproxies: {}\n\
-         requests: {} (ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
+         requests: {} (sealed {}, ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
          paid tokens: {}\nuptime: {:.0} s\n",
         s.attestation,
         s.model,
@@ -71,6 +71,7 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
             proxies.join(", ")
         },
         s.requests,
+        s.sealed_requests,
         s.succeeded,
         s.failed,
         s.rejected,
