@@ -30,10 +30,12 @@ pub(crate) async fn maintain(
             return;
         }
         let started = Instant::now();
-        let result = tokio::select! {
-            r = run_session(&state, &proxy) => r,
-            () = stop.cancelled() => return,
-        };
+        // The session ends by itself when `stop` fires (it closes its connection and leaves
+        // the session table), so that stats never show a proxy that is no longer served.
+        let result = run_session(&state, &proxy, &stop).await;
+        if stop.is_cancelled() {
+            return;
+        }
         match result {
             Ok(()) => tracing::info!(%proxy, slot, "proxy session ended"),
             Err(e) => {
@@ -58,19 +60,31 @@ pub(crate) async fn maintain(
     }
 }
 
-async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), WorkerError> {
+async fn run_session(
+    state: &Arc<WorkerState>,
+    proxy: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
-    let secured = cocoon_net::dial(
-        proxy,
-        state.config.max_pow_difficulty,
-        &state.tls,
-        ConnectionConfig::dialer(),
-    )
-    .await
-    .map_err(|e| err("connect", &e))?;
+    let dialled = tokio::select! {
+        r = cocoon_net::dial(
+            proxy,
+            state.config.max_pow_difficulty,
+            &state.tls,
+            ConnectionConfig::dialer(),
+        ) => r,
+        () = stop.cancelled() => return Ok(()),
+    };
+    let secured = dialled.map_err(|e| err("connect", &e))?;
     let (conn, mut incoming, peer) = (secured.conn, secured.incoming, secured.peer);
 
-    let version = handshake(state, proxy, &conn).await;
+    let version = tokio::select! {
+        v = handshake(state, proxy, &conn) => v,
+        () = stop.cancelled() => {
+            conn.close();
+            return Ok(());
+        }
+    };
     let version = match version {
         Ok(v) => v,
         Err(e) => {
@@ -102,7 +116,15 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
         proxy.to_owned(),
         conn.clone(),
     ));
-    while let Some(item) = incoming.recv().await {
+    loop {
+        let item = tokio::select! {
+            item = incoming.recv() => item,
+            () = stop.cancelled() => {
+                conn.close();
+                break;
+            }
+        };
+        let Some(item) = item else { break };
         match item {
             Inbound::Packet(data) => handle_packet(state, proxy, &conn, version, data),
             Inbound::Query(q) => {
@@ -112,6 +134,9 @@ async fn run_session(state: &Arc<WorkerState>, proxy: &str) -> Result<(), Worker
     }
     poller.abort();
     lock(&state.sessions).remove(&id);
+    if stop.is_cancelled() {
+        return Ok(());
+    }
     let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
     if reason.starts_with("rollback") {
         return Err(WorkerError::Session(reason));
