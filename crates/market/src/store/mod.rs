@@ -107,6 +107,7 @@
 mod batch;
 mod db;
 mod hash;
+mod native;
 
 use std::collections::BTreeMap;
 use std::fmt;
