@@ -188,11 +188,23 @@ impl Pools {
     /// Starts a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
     pub(crate) async fn begin_write(&self) -> Result<Tx, MarketError> {
+        self.begin_write_synced(true).await
+    }
+
+    /// [`Pools::begin_write`] for changes that need not survive a crash (reservations and
+    /// their releases, which every open of the store clears anyway): on an SQLite file its
+    /// commit does not wait for the disk, and the next durable commit syncs it along with its
+    /// own changes. The other backends commit it as any other.
+    pub(crate) async fn begin_write_unsynced(&self) -> Result<Tx, MarketError> {
+        self.begin_write_synced(false).await
+    }
+
+    async fn begin_write_synced(&self, synced: bool) -> Result<Tx, MarketError> {
         match self {
             Self::Sqlite {
                 writer: SqliteWriter::File(writer),
                 ..
-            } => super::native::NativeTx::begin(writer, SQLITE_BUSY_TIMEOUT)
+            } => super::native::NativeTx::begin(writer, SQLITE_BUSY_TIMEOUT, synced)
                 .await
                 .map(Tx::Native)
                 .map_err(db_error("starting a write transaction")),

@@ -64,13 +64,24 @@ pub(crate) struct NativeTx {
 
 impl NativeTx {
     /// Takes the writer and starts a write transaction (`BEGIN IMMEDIATE`: the write lock at
-    /// once, so a transaction never fails half-way on a lock upgrade).
+    /// once, so a transaction never fails half-way on a lock upgrade). A `synced` transaction's
+    /// commit waits until the file is on the disk (`synchronous = FULL`); another's (`NORMAL`)
+    /// is written to the WAL and reaches the disk with the next synced commit or checkpoint,
+    /// which syncs everything written before it.
     pub(crate) async fn begin(
         writer: &SharedWriter,
         busy_timeout: Duration,
+        synced: bool,
     ) -> Result<Self, sqlx::Error> {
         let held = writer.clone().lock_owned().await;
         let conn = open_conn(&held)?;
+        // SQLite takes the level only outside a transaction: set at every begin, never stale.
+        conn.execute_batch(if synced {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        })
+        .map_err(to_sqlx)?;
         // The lock is ours unless another process writes the file: try without waiting first.
         conn.busy_timeout(Duration::ZERO).map_err(to_sqlx)?;
         let first = conn.execute_batch("BEGIN IMMEDIATE");
@@ -141,7 +152,8 @@ impl NativeTx {
         Ok(out)
     }
 
-    /// Commits on the blocking pool (the commit syncs the file) and gives the writer back.
+    /// Commits on the blocking pool (a synced commit waits for the disk) and gives the writer
+    /// back.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         let conn = self
             .conn
