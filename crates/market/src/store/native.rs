@@ -6,8 +6,9 @@
 //! nine, so a proxy paid some forty switches per request before it could answer, and on a
 //! small machine those switches, not SQLite, bounded its throughput. Here the statements of a
 //! transaction run where the transaction's task runs (each is microseconds against the page
-//! cache); only what may wait runs on tokio's blocking pool: `COMMIT` (the sync to disk, which
-//! stays `synchronous = FULL`) and a `BEGIN IMMEDIATE` that finds the file locked by another
+//! cache); only what may wait runs on tokio's blocking pool: `COMMIT` (the sync to disk,
+//! `synchronous = FULL`, except for the batches of reservations alone that the store commits
+//! without waiting for the disk) and a `BEGIN IMMEDIATE` that finds the file locked by another
 //! process (the busy timeout).
 //!
 //! Same file, same SQL, same transactions and guarantees as through sqlx: sqlx still opens the
