@@ -39,6 +39,7 @@ pub const DEFAULT_CACHE_MAX_TTL_SECS: u64 = 24 * 3600;
 pub struct EvidenceVerifier {
     collateral: Arc<dyn CollateralProvider>,
     cache: VerificationCache,
+    certificates: crate::ratls::checked::CheckedCertificates,
 }
 
 impl Default for EvidenceVerifier {
@@ -53,6 +54,7 @@ impl EvidenceVerifier {
         Self {
             collateral,
             cache: VerificationCache::new(DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_MAX_TTL_SECS),
+            certificates: crate::ratls::checked::CheckedCertificates::default(),
         }
     }
 
@@ -65,6 +67,11 @@ impl EvidenceVerifier {
     /// The cache, for statistics.
     pub fn cache(&self) -> &VerificationCache {
         &self.cache
+    }
+
+    /// The RA-TLS certificates already parsed and signature-checked beside this evidence.
+    pub fn certificates(&self) -> &crate::ratls::checked::CheckedCertificates {
+        &self.certificates
     }
 
     /// Verifies encoded evidence at `now` (unix seconds), answering from the cache when an

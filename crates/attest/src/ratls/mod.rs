@@ -2,12 +2,14 @@
 //! that a successful handshake proves what code the peer runs.
 //!
 //! * [`cert`] makes and parses certificates in the reference COCOON layout;
+//! * [`checked`] remembers certificates already checked, so a repeated one costs a hash;
 //! * [`identity`] holds this node's current certificate and refreshes it before expiry;
 //! * [`verifier`] checks a peer certificate (structure, evidence, binding, policy) and
 //!   implements rustls' verifier traits;
 //! * [`config`] builds the rustls client and server configurations.
 
 pub mod cert;
+pub mod checked;
 pub mod config;
 pub mod identity;
 pub mod verifier;

@@ -15,9 +15,7 @@ use crate::error::AttestError;
 use crate::evidence::{Evidence, EvidenceKind};
 use crate::measurements::Measurements;
 use crate::policy::Policy;
-use crate::ratls::cert::{
-    OID_EVIDENCE_STR, OID_USER_CLAIMS_STR, certificate_public_key, parse_certificate,
-};
+use crate::ratls::cert::{OID_EVIDENCE_STR, OID_USER_CLAIMS_STR, certificate_public_key};
 use crate::verifier::EvidenceVerifier;
 
 /// What a verified RA-TLS peer is.
@@ -127,7 +125,10 @@ fn verify_end_entity(
             depth: intermediates,
         });
     }
-    let cert = parse_certificate(end_entity.as_ref(), now)?;
+    let checked = evidence_verifier
+        .certificates()
+        .check(end_entity.as_ref(), now)?;
+    let cert = &checked.certificate;
     if !policy.require_evidence {
         return Ok(VerifiedPeer {
             public_key: cert.public_key,
@@ -162,7 +163,8 @@ fn verify_end_entity(
     }
     policy.check(&verified, now)?;
     policy.check_claims(&claims, now)?;
-    if verified.kind == EvidenceKind::Simulated {
+    // Once per certificate: receipts carry the same one for every answer.
+    if verified.kind == EvidenceKind::Simulated && checked.first_seen {
         tracing::warn!(
             peer_key = %hex::encode(cert.public_key),
             "accepted a peer with SIMULATED attestation: it runs in no TEE"

@@ -40,12 +40,21 @@ pub enum BackendKind {
 pub(crate) enum Pools {
     Sqlite {
         /// The only connection that writes: SQLite allows one writer at a time, and queueing
-        /// writers on the pool is fairer and faster than letting them spin on the file lock.
-        writer: sqlx::SqlitePool,
+        /// writers on it is fairer and faster than letting them spin on the file lock.
+        writer: SqliteWriter,
         /// Read-only connections (the writer itself for an in-memory database).
         reader: sqlx::SqlitePool,
     },
     Postgres(sqlx::PgPool),
+}
+
+/// The writer of an SQLite database.
+#[derive(Clone, Debug)]
+pub(crate) enum SqliteWriter {
+    /// A file: one connection driven in place ([`super::native`]).
+    File(super::native::SharedWriter),
+    /// An in-memory database, which lives in its one sqlx connection (readers share it).
+    Memory(sqlx::SqlitePool),
 }
 
 /// Maps a database error to the crate's error, naming what was being done.
@@ -157,23 +166,52 @@ impl Pools {
                 context: "running the SQLite migrations",
                 detail: e.to_string(),
             })?;
-        let reader = if in_memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(SQLITE_READERS)
-                .connect_with(options.read_only(true))
-                .await
-                .map_err(db_error("opening SQLite read connections"))?
-        };
+        if in_memory {
+            let reader = writer.clone();
+            let writer = SqliteWriter::Memory(writer);
+            return Ok((Self::Sqlite { writer, reader }, BackendKind::Sqlite));
+        }
+        // The file is created and migrated: from here on one connection of our own writes it.
+        writer.close().await;
+        let writer = super::native::open(options.get_filename(), SQLITE_BUSY_TIMEOUT)
+            .await
+            .map_err(db_error("opening the SQLite database"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db_error("opening SQLite read connections"))?;
+        let writer = SqliteWriter::File(writer);
         Ok((Self::Sqlite { writer, reader }, BackendKind::Sqlite))
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
     pub(crate) async fn begin_write(&self) -> Result<Tx, MarketError> {
+        self.begin_write_synced(true).await
+    }
+
+    /// [`Pools::begin_write`] for changes that need not survive a crash (reservations and
+    /// their releases, which every open of the store clears anyway): on an SQLite file its
+    /// commit does not wait for the disk, and the next durable commit syncs it along with its
+    /// own changes. The other backends commit it as any other.
+    pub(crate) async fn begin_write_unsynced(&self) -> Result<Tx, MarketError> {
+        self.begin_write_synced(false).await
+    }
+
+    async fn begin_write_synced(&self, synced: bool) -> Result<Tx, MarketError> {
         match self {
-            Self::Sqlite { writer, .. } => writer
+            Self::Sqlite {
+                writer: SqliteWriter::File(writer),
+                ..
+            } => super::native::NativeTx::begin(writer, SQLITE_BUSY_TIMEOUT, synced)
+                .await
+                .map(Tx::Native)
+                .map_err(db_error("starting a write transaction")),
+            Self::Sqlite {
+                writer: SqliteWriter::Memory(writer),
+                ..
+            } => writer
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map(Tx::Sqlite)
@@ -207,7 +245,10 @@ impl Pools {
         match self {
             Self::Sqlite { writer, reader } => {
                 reader.close().await;
-                writer.close().await;
+                match writer {
+                    SqliteWriter::Memory(pool) => pool.close().await,
+                    SqliteWriter::File(writer) => super::native::close(writer).await,
+                }
             }
             Self::Postgres(pool) => pool.close().await,
         }
@@ -266,6 +307,8 @@ pub(crate) use locking;
 /// An open transaction on either backend.
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
+    /// A write transaction on an SQLite file's writer ([`super::native`]).
+    Native(super::native::NativeTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -287,7 +330,7 @@ impl Tx {
     /// Which backend this transaction runs on.
     pub(crate) fn kind(&self) -> BackendKind {
         match self {
-            Self::Sqlite(_) => BackendKind::Sqlite,
+            Self::Sqlite(_) | Self::Native(_) => BackendKind::Sqlite,
             Self::Postgres(_) => BackendKind::Postgres,
         }
     }
@@ -303,6 +346,7 @@ impl Tx {
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()),
+            Self::Native(tx) => tx.execute(sql, args),
             Self::Postgres(tx) => Ok(bind_all!(sql, args)
                 .execute(&mut **tx)
                 .await?
@@ -321,6 +365,11 @@ impl Tx {
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(DbRow::Sqlite)),
+            Self::Native(tx) => Ok(tx
+                .fetch(sql, args, Some(1))?
+                .into_iter()
+                .next()
+                .map(DbRow::Native)),
             Self::Postgres(tx) => Ok(bind_all!(sql, args)
                 .fetch_optional(&mut **tx)
                 .await?
@@ -335,7 +384,7 @@ impl Tx {
         args: &[Arg<'_>],
     ) -> Result<Option<DbRow>, sqlx::Error> {
         match self {
-            Self::Sqlite(_) => self.fetch_optional(sql.sqlite, args).await,
+            Self::Sqlite(_) | Self::Native(_) => self.fetch_optional(sql.sqlite, args).await,
             Self::Postgres(_) => self.fetch_optional(sql.postgres, args).await,
         }
     }
@@ -353,6 +402,11 @@ impl Tx {
                 .into_iter()
                 .map(DbRow::Sqlite)
                 .collect()),
+            Self::Native(tx) => Ok(tx
+                .fetch(sql, args, None)?
+                .into_iter()
+                .map(DbRow::Native)
+                .collect()),
             Self::Postgres(tx) => Ok(bind_all!(sql, args)
                 .fetch_all(&mut **tx)
                 .await?
@@ -366,6 +420,7 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(tx) => tx.commit().await,
+            Self::Native(tx) => tx.commit().await,
             Self::Postgres(tx) => tx.commit().await,
         }
     }
@@ -374,6 +429,7 @@ impl Tx {
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
             Self::Sqlite(tx) => tx.rollback().await,
+            Self::Native(tx) => tx.rollback(),
             Self::Postgres(tx) => tx.rollback().await,
         }
     }
@@ -382,6 +438,7 @@ impl Tx {
 /// One result row of either backend, read by column name.
 pub(crate) enum DbRow {
     Sqlite(SqliteRow),
+    Native(super::native::NativeRow),
     Postgres(PgRow),
 }
 
@@ -422,7 +479,8 @@ impl DbRow {
 
     fn get<T>(&self, column: &'static str) -> Result<T, MarketError>
     where
-        T: for<'r> sqlx::Decode<'r, Sqlite>
+        T: FromNative
+            + for<'r> sqlx::Decode<'r, Sqlite>
             + sqlx::Type<Sqlite>
             + for<'r> sqlx::Decode<'r, Postgres>
             + sqlx::Type<Postgres>,
@@ -430,8 +488,58 @@ impl DbRow {
         let read = match self {
             Self::Sqlite(row) => row.try_get::<T, _>(column),
             Self::Postgres(row) => row.try_get::<T, _>(column),
+            Self::Native(row) => {
+                return row
+                    .value(column)
+                    .and_then(T::from_native)
+                    .map_err(|e| MarketError::CorruptStore(format!("reading {column}: {e}")));
+            }
         };
         read.map_err(|e| MarketError::CorruptStore(format!("reading {column}: {e}")))
+    }
+}
+
+/// The column types the ledger reads, from a row of the native SQLite writer.
+pub(crate) trait FromNative: Sized {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String>;
+}
+
+impl FromNative for i64 {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+        match value {
+            rusqlite::types::Value::Integer(v) => Ok(*v),
+            other => Err(format!(
+                "expected an integer, found {:?}",
+                other.data_type()
+            )),
+        }
+    }
+}
+
+impl FromNative for String {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+        match value {
+            rusqlite::types::Value::Text(v) => Ok(v.clone()),
+            other => Err(format!("expected a text, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl FromNative for Vec<u8> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+        match value {
+            rusqlite::types::Value::Blob(v) => Ok(v.clone()),
+            other => Err(format!("expected a blob, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl<T: FromNative> FromNative for Option<T> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+        match value {
+            rusqlite::types::Value::Null => Ok(None),
+            other => T::from_native(other).map(Some),
+        }
     }
 }
 

@@ -44,7 +44,9 @@
 //!   charges in one transaction, each under its own savepoint (a refused write changes nothing,
 //!   the rest commit together), and [`CommitQueue`] gathers the writes of concurrent requests
 //!   into such batches, so a busy proxy syncs its disk once per batch. An answer is given only
-//!   once its batch is committed.
+//!   once its batch is committed. A batch holding only reservations and releases is not waited
+//!   on to the disk (on an SQLite file; see the next section): it is synced with the next
+//!   batch that charges, so a charge is durable when its answer is given.
 //! - Amounts are stored as signed 64-bit integers: a value above `2^63 − 1` is refused with
 //!   [`MarketError::StorageRange`] rather than wrapped (that is 9.2 billion TON).
 //!
@@ -54,6 +56,8 @@
 //! came on dies with the process, so the request can never be charged or released: reservations
 //! are dropped ([`LedgerStore::reservations_cleared_at_open`]) and every client's
 //! `reserved_tokens` set to zero whenever a store is opened. Their request ids are free again.
+//! For the same reason a write of reservations alone need not reach the disk before its answer:
+//! losing it in a crash loses nothing the next open would keep.
 //!
 //! # Anchors and signable totals
 //!
@@ -107,6 +111,7 @@
 mod batch;
 mod db;
 mod hash;
+mod native;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -562,6 +567,15 @@ impl LedgerStore {
         self.pools.begin_write().await
     }
 
+    /// [`Self::begin_write`] for a batch; `durable: false` when the batch holds nothing that
+    /// must survive a crash ([`Pools::begin_write_unsynced`]).
+    async fn begin_batch(&self, durable: bool) -> Result<Tx, MarketError> {
+        if !durable && !self.read_only {
+            return self.pools.begin_write_unsynced().await;
+        }
+        self.begin_write().await
+    }
+
     /// The prices recorded when the store was created, if it was.
     async fn stored_pricing(&self) -> Result<Option<PricingParams>, MarketError> {
         read_tx!(self, "reading the stored prices", |tx| {
@@ -1013,9 +1027,15 @@ impl LedgerStore {
             Ok(n) => n,
             Err(e) => return fail_all(e),
         };
+        // A batch of reservations and releases alone holds nothing that must survive a crash
+        // (see "Reservations do not survive a restart"): it is not waited on to the disk. A
+        // batch with a charge is, and with it everything committed before it.
+        let durable = writes
+            .iter()
+            .any(|w| !matches!(w, LedgerWrite::Reserve { .. } | LedgerWrite::Release { .. }));
         let mut attempt = 1u32;
         loop {
-            let mut tx = match self.begin_write().await {
+            let mut tx = match self.begin_batch(durable).await {
                 Ok(tx) => tx,
                 Err(e) => return fail_all(e),
             };
