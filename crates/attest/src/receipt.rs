@@ -102,17 +102,12 @@ impl Receipt {
                 "model name or certificate too long".into(),
             ));
         }
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8_der())
-            .map_err(|e| AttestError::IdentityKey(e.to_string()))?;
         let mut receipt = Self {
             claims,
             certificate,
             signature: [0; 64],
         };
-        let message = receipt.signed_message();
-        receipt
-            .signature
-            .copy_from_slice(pair.sign(&message).as_ref());
+        receipt.signature = key.sign(&receipt.signed_message());
         Ok(receipt)
     }
 

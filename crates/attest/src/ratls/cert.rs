@@ -53,6 +53,8 @@ pub const MAX_CERTIFICATE_LEN: usize = 256 * 1024;
 pub struct TlsKeyPair {
     pkcs8: Zeroizing<Vec<u8>>,
     public_key: [u8; 32],
+    /// The expanded signing key, made once: expanding a seed costs as much as a signature.
+    signer: ring::signature::Ed25519KeyPair,
 }
 
 impl fmt::Debug for TlsKeyPair {
@@ -81,7 +83,18 @@ impl TlsKeyPair {
         let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
         pkcs8.extend_from_slice(&PKCS8_ED25519_PREFIX);
         pkcs8.extend_from_slice(seed);
-        Ok(Self { pkcs8, public_key })
+        Ok(Self {
+            pkcs8,
+            public_key,
+            signer: pair,
+        })
+    }
+
+    /// An Ed25519 signature of `message` with this key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(self.signer.sign(message).as_ref());
+        signature
     }
 
     /// The 32-byte public key.
