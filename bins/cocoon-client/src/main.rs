@@ -69,16 +69,8 @@ struct Args {
     /// Seconds between payment status queries (default 10).
     #[arg(long, env = "COCOON_CLIENT_PAYMENT_STATUS_INTERVAL")]
     payment_status_interval: Option<f64>,
-    /// The root registry whose allow-lists the proxy and workers must satisfy (default: configuration only) (its address; read through the chain).
-    #[arg(long, env = "COCOON_CLIENT_REGISTRY_ROOT")]
-    registry_root: Option<String>,
-    /// Chain to read the root registry from, emulated=HOST:PORT or toncenter=URL (default the
-    /// settlement chain).
-    #[arg(long, env = "COCOON_CLIENT_REGISTRY_CHAIN")]
-    registry_chain: Option<String>,
-    /// Seconds between reads of the root registry (default 60).
-    #[arg(long, env = "COCOON_CLIENT_REGISTRY_REFRESH_SECS")]
-    registry_refresh_secs: Option<u64>,
+    #[command(flatten)]
+    registry: cocoon_chain::RegistryFlags,
     /// Refuse requests that cannot be sealed to attested workers (a version 2 proxy, no
     /// verified worker key) instead of sending them readable by the proxy.
     #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]
@@ -150,15 +142,7 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
         config.settlement.payment_status_interval = std::time::Duration::try_from_secs_f64(v)
             .map_err(|e| format!("--payment-status-interval: {e}"))?;
     }
-    if let Some(v) = &args.registry_root {
-        config.registry.root = Some(v.clone());
-    }
-    if let Some(v) = &args.registry_chain {
-        config.registry.chain = Some(v.clone());
-    }
-    if let Some(v) = args.registry_refresh_secs {
-        config.registry.refresh_secs = v;
-    }
+    args.registry.apply(&mut config.registry);
     Ok(config)
 }
 

@@ -70,16 +70,8 @@ struct Args {
     /// Seconds between ledger anchors on chain (default 60).
     #[arg(long, env = "COCOON_PROXY_ANCHOR_INTERVAL")]
     anchor_interval: Option<f64>,
-    /// The root registry whose allow-lists workers must satisfy (default: the root the proxy contract names) (its address; read through the chain).
-    #[arg(long, env = "COCOON_PROXY_REGISTRY_ROOT")]
-    registry_root: Option<String>,
-    /// Chain to read the root registry from, emulated=HOST:PORT or toncenter=URL (default the
-    /// settlement chain).
-    #[arg(long, env = "COCOON_PROXY_REGISTRY_CHAIN")]
-    registry_chain: Option<String>,
-    /// Seconds between reads of the root registry (default 60).
-    #[arg(long, env = "COCOON_PROXY_REGISTRY_REFRESH_SECS")]
-    registry_refresh_secs: Option<u64>,
+    #[command(flatten)]
+    registry: cocoon_chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON", global = true)]
     log_json: bool,
@@ -155,15 +147,7 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
         config.chain.anchor_interval = std::time::Duration::try_from_secs_f64(v)
             .map_err(|e| format!("--anchor-interval: {e}"))?;
     }
-    if let Some(v) = &args.registry_root {
-        config.registry.root = Some(v.clone());
-    }
-    if let Some(v) = &args.registry_chain {
-        config.registry.chain = Some(v.clone());
-    }
-    if let Some(v) = args.registry_refresh_secs {
-        config.registry.refresh_secs = v;
-    }
+    args.registry.apply(&mut config.registry);
     Ok(config)
 }
 
