@@ -135,6 +135,24 @@ impl RegistrySettings {
         }
     }
 
+    /// Checks the section against the role's settlement chain: a root needs a chain to be read
+    /// from and must be an address. The error is the message to show.
+    ///
+    /// # Errors
+    /// A sentence naming the setting to fix.
+    pub fn check(&self, settlement_chain: Option<&str>) -> Result<(), String> {
+        if self.root.is_some() && self.chain_or((settlement_chain, None)).0.is_none() {
+            return Err(
+                "[registry] root needs a chain to read it from ([registry] chain or \
+                        [settlement] chain)"
+                    .into(),
+            );
+        }
+        self.root_address()
+            .map(|_| ())
+            .map_err(|e| format!("[registry] root: {e}"))
+    }
+
     /// How often the root is read again (at least one second).
     #[must_use]
     pub fn refresh_interval(&self) -> Duration {
@@ -350,5 +368,16 @@ mod tests {
         assert!(s.root_address().unwrap().is_some());
         s.refresh_secs = 0;
         assert_eq!(s.refresh_interval(), Duration::from_secs(1));
+        // A root needs a chain, from this section or the settlement's.
+        assert!(s.check(None).is_ok(), "the section's own chain is set");
+        s.chain = None;
+        assert!(s.check(None).unwrap_err().contains("needs a chain"));
+        assert!(s.check(Some("emulated=127.0.0.1:1")).is_ok());
+        s.root = Some("nonsense".into());
+        assert!(
+            s.check(Some("emulated=127.0.0.1:1"))
+                .unwrap_err()
+                .contains("[registry] root")
+        );
     }
 }

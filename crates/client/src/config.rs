@@ -126,16 +126,9 @@ impl ClientConfig {
                 "proxy_from_registry needs [registry] root".into(),
             ));
         }
-        if self.registry.root.is_some() && self.registry_chain().0.is_none() {
-            return Err(ClientError::Config(
-                "[registry] root needs a chain to read it from ([registry] chain or [settlement] \
-                 chain)"
-                    .into(),
-            ));
-        }
         self.registry
-            .root_address()
-            .map_err(|e| ClientError::Config(format!("[registry] root: {e}")))?;
+            .check(self.settlement.chain.as_deref())
+            .map_err(ClientError::Config)?;
         if self.max_body_bytes == 0 {
             return Err(ClientError::Config(
                 "max_body_bytes must be positive".into(),

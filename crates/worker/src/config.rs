@@ -108,16 +108,9 @@ impl WorkerConfig {
         } else if self.proxies.is_empty() {
             return Err(WorkerError::Config("at least one proxy is needed".into()));
         }
-        if self.registry.root.is_some() && self.registry_chain().0.is_none() {
-            return Err(WorkerError::Config(
-                "[registry] root needs a chain to read it from ([registry] chain or [settlement] \
-                 chain)"
-                    .into(),
-            ));
-        }
         self.registry
-            .root_address()
-            .map_err(|e| WorkerError::Config(format!("[registry] root: {e}")))?;
+            .check(self.settlement.chain.as_deref())
+            .map_err(WorkerError::Config)?;
         if self.connections_per_proxy == 0 || self.max_active_requests == 0 {
             return Err(WorkerError::Config(
                 "connections_per_proxy and max_active_requests must be > 0".into(),
