@@ -380,6 +380,33 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     assert r["before"]["tokens_used"] == used
     assert int(r["before"]["balance"]) == 3 * TON - used * PRICE
     assert r["after"]["balance"] == str(TON)
+
+    # The client closes its account through the proxy (`cocoon-client refund`, its usual flags):
+    # the proxy freezes the account, signs `grant_refund_signed` for the final count once an
+    # anchor covers it, and the client submits it: the contract closes at once (no close delay).
+    out = subprocess.run(
+        [
+            str(BIN_DIR / "cocoon-client"), "refund", "--local",
+            "--proxy", f"127.0.0.1:{net.ports['proxy_clients']}", "--owner", client_owner,
+            *net.client_args,
+        ],
+        capture_output=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-4000:]
+    refund = json.loads(out.stdout)
+    assert refund["outcome"] == "granted" and refund["voucher"], refund
+    submitted = refund["submitted"]
+    assert submitted["operation"] == "client_grant_refund", submitted
+    assert submitted["before"]["state"] == "normal" and submitted["before"]["tokens_used"] == used
+    assert submitted["after"]["contract"] == "absent" or submitted["after"]["state"] == "closed", submitted
+    assert int(submitted["wallet_balance_after"]) > int(submitted["wallet_balance_before"])
+    [c] = [c for c in ledger_accounts(net)["clients"] if c["client"] == client_owner]
+    assert c["closing"], c
+    # A frozen account takes no more requests.
+    with pytest.raises(Exception):
+        chat(net.base_url, 99)
+
     # Proxy contract: earned = tokens × (price − fee); the anchor it holds is the ledger's.
     anchors = json.loads(net.ledger("anchors"))["anchors"]
     on_chain = [a for a in anchors if a["committed_at_ms"] is not None]

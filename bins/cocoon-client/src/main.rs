@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 mod chain_ops;
+mod refund;
 mod verify_receipt;
 use cocoon_client::{Client, ClientConfig};
 
@@ -154,6 +155,23 @@ async fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("verify-receipt") {
         let result = verify_receipt::run(std::env::args().skip(2));
         return cocoon_cli::exit_status("cocoon-client verify-receipt", result);
+    }
+    if std::env::args().nth(1).as_deref() == Some("refund") {
+        // The running client's flags and config file, then the refund through its proxy.
+        let args = Args::parse_from(
+            std::env::args()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, a)| a),
+        );
+        cocoon_cli::init_logging(args.log_json);
+        let result = async {
+            let report = refund::run(load(&args)?).await?;
+            println!("{report}");
+            Ok::<(), String>(())
+        }
+        .await;
+        return cocoon_cli::exit_status("cocoon-client refund", result);
     }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);

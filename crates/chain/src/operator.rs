@@ -608,6 +608,77 @@ impl Operator {
         .await
     }
 
+    /// Submits the proxy's `grant_refund_signed` voucher to the client contract it names: the
+    /// contract takes the final count, returns the rest of the balance and closes (anyone may
+    /// submit it; this wallet pays the gas).
+    ///
+    /// # Errors
+    /// [`ChainError::Voucher`] for a voucher that is not a refund grant, not signed by the
+    /// client contract's proxy key, or below the count already charged; otherwise see
+    /// [`ChainError`].
+    pub async fn client_grant_refund(
+        &self,
+        voucher: &Voucher,
+    ) -> Result<OperationReport, ChainError> {
+        let payload = voucher.payload();
+        if payload.kind() != Some(VoucherKind::ClientGrantRefund) {
+            return Err(ChainError::Voucher {
+                detail: format!("op {:08x} is not a refund grant", payload.op),
+            });
+        }
+        let client = payload.target;
+        let before = self.view(Kind::Client, &client).await?;
+        if matches!(before, ContractView::Absent { .. }) {
+            return Err(not_deployed(&client));
+        }
+        let r = self
+            .chain
+            .run_get_method(&client, "get_client_data", &[])
+            .await?;
+        let data = ClientData::from_stack(&r.stack).map_err(|e| ChainError::UnexpectedState {
+            contract: client.to_raw(),
+            detail: format!("get_client_data: {e}"),
+        })?;
+        if payload.tokens < data.tokens_used {
+            return Err(ChainError::Voucher {
+                detail: format!(
+                    "the voucher's count {} is below the {} tokens already charged",
+                    payload.tokens, data.tokens_used
+                ),
+            });
+        }
+        voucher
+            .check(
+                &data.proxy_public_key,
+                VoucherKind::ClientGrantRefund,
+                &client,
+            )
+            .map_err(|e| ChainError::Voucher {
+                detail: format!("not valid for {}: {e}", client.to_raw()),
+            })?;
+        let body = voucher
+            .to_message_body(&self.address)
+            .map_err(ChainError::cell("grant_refund body"))?;
+        self.execute(
+            "client_grant_refund",
+            Kind::Client,
+            client,
+            owner_message(client, body),
+            before,
+            |after| {
+                matches!(
+                    after,
+                    ContractView::Absent { .. }
+                        | ContractView::Client {
+                            state: Lifecycle::Closed,
+                            ..
+                        }
+                )
+            },
+        )
+        .await
+    }
+
     /// Anchors a proxy's ledger on chain (`save_state` inside `do_not_process`), signed by the
     /// proxy key so that this wallet (any wallet) may submit it; waits until the proxy
     /// contract holds the anchor.

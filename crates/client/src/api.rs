@@ -99,6 +99,22 @@ pub(crate) struct ClientCounters {
     pub(crate) spent_nanoton: AtomicU64,
 }
 
+/// What the proxy answered to [`Client::request_refund`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The account is frozen. On a chain, the checked `grant_refund_signed` voucher
+    /// (`cocoon_ton::Voucher` bytes) to submit to the client contract; `None` without a chain.
+    Granted {
+        /// The voucher's bytes.
+        voucher: Option<Vec<u8>>,
+    },
+    /// Requests of this client are still running: ask again when they are done.
+    Busy {
+        /// How many (at least).
+        active_queries: i64,
+    },
+}
+
 /// A client of the COCOON network.
 #[derive(Clone)]
 pub struct Client {
@@ -133,6 +149,47 @@ impl Client {
             started: Instant::now(),
             sealing,
         })
+    }
+
+    /// Asks the proxy to close this client's account (`client.requestRefund`). Granted, the
+    /// proxy freezes the account (it accepts no more requests from this client) and, when it
+    /// settles on a chain, hands over a `grant_refund_signed` voucher, checked here against
+    /// the proxy's key and this client's contract; submitting it closes the contract at once
+    /// and returns the rest of the balance. Refused while requests are running.
+    pub async fn request_refund(&self) -> Result<RefundOutcome, ClientError> {
+        use cocoon_protocol::messages::client;
+        use cocoon_protocol::tl::TlConstructor;
+        let session = self.link.session(Duration::from_secs(5)).await?;
+        let answer = session
+            .conn
+            .query_with_timeout(
+                Bytes::from(client::RequestRefund {}.to_boxed_bytes()),
+                Duration::from_secs(180),
+            )
+            .await
+            .map_err(|e| ClientError::ProxyUnavailable(format!("client.requestRefund: {e}")))?;
+        let refund: client::AnyRefund = cocoon_protocol::tl::from_bytes(answer)
+            .map_err(|e| ClientError::ProxyUnavailable(format!("bad client.Refund: {e}")))?;
+        match refund {
+            client::AnyRefund::RefundRejected(r) => Ok(RefundOutcome::Busy {
+                active_queries: r.active_queries,
+            }),
+            client::AnyRefund::Refund(r) if r.data.is_empty() => {
+                Ok(RefundOutcome::Granted { voucher: None })
+            }
+            client::AnyRefund::Refund(r) => {
+                let voucher = self.link.charges.check_refund(&r.data).map_err(|e| {
+                    ClientError::ProxyUnavailable(format!("the proxy's refund voucher: {e}"))
+                })?;
+                Ok(RefundOutcome::Granted {
+                    voucher: Some(voucher.to_bytes().to_vec()),
+                })
+            }
+            other => Err(ClientError::ProxyUnavailable(format!(
+                "unexpected answer to client.requestRefund: {}",
+                other.constructor_name()
+            ))),
+        }
     }
 
     /// The payment channel: the latest charge voucher and its submissions on chain.

@@ -21,7 +21,7 @@ pub mod sse;
 
 pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
-    HopTimes, ModelWorkers, RequestOptions, WorkerLoad,
+    HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
 pub use config::{ClientConfig, ClientError};
 pub use settle::{ChargeSettings, ChargeStats};

@@ -178,6 +178,16 @@ impl Charges {
         self.maybe_submit(&mut ch);
     }
 
+    /// Checks a `grant_refund_signed` voucher from this client's proxy for this client's
+    /// contract.
+    pub(crate) fn check_refund(&self, data: &[u8]) -> Result<Voucher, cocoon_ton::Error> {
+        let ch = lock(&self.channel);
+        let voucher = Voucher::from_bytes(data)?;
+        let target = ch.client_contract.ok_or(cocoon_ton::Error::WrongTarget)?;
+        voucher.check(&ch.proxy_key, VoucherKind::ClientGrantRefund, &target)?;
+        Ok(voucher)
+    }
+
     /// Starts a submission of the latest voucher when one is due and none is running.
     fn maybe_submit(self: &Arc<Self>, ch: &mut Channel) {
         let Some(voucher) = ch.latest else {

@@ -117,20 +117,29 @@ async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut Cl
             },
             None => Err((401, "not authorized".into())),
         },
-        Message::ClientRequestRefund(_) => {
-            let active = lock(&session.requests).len();
-            if active > 0 {
-                Ok(tl::to_bytes(&client::AnyRefund::RefundRejected(
-                    client::RefundRejected {
-                        active_queries: active as i64,
-                    },
-                )))
-            } else {
-                Ok(tl::to_bytes(&client::AnyRefund::Refund(client::Refund {
-                    data: Bytes::new(),
-                })))
+        Message::ClientRequestRefund(_) => match session_client(session) {
+            None => Err((401, "not authorized".into())),
+            Some(client) => {
+                let active = lock(&session.requests).len() as u64;
+                let answer = if active > 0 {
+                    Ok(crate::settle::RefundAnswer::Busy(active))
+                } else {
+                    crate::settle::grant_refund(state, &client).await
+                };
+                answer.map(|a| {
+                    tl::to_bytes(&match a {
+                        crate::settle::RefundAnswer::Granted(data) => {
+                            client::AnyRefund::Refund(client::Refund { data })
+                        }
+                        crate::settle::RefundAnswer::Busy(n) => {
+                            client::AnyRefund::RefundRejected(client::RefundRejected {
+                                active_queries: i64::try_from(n).unwrap_or(i64::MAX),
+                            })
+                        }
+                    })
+                })
             }
-        }
+        },
         other => Err((
             400,
             format!("unexpected query {}", other.constructor_name()),

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use cocoon_chain::operator::{ChainSpec, Operator, read_proxy_state, read_wallet_key};
 use cocoon_chain::{Chain, ChainError};
 use cocoon_market::reservation::ChainClientState;
-use cocoon_market::{ClientId, LedgerStore, MarketError, WorkerAccountId};
+use cocoon_market::{ClientId, LedgerStore, MarketError, RefundGrant, WorkerAccountId};
 use cocoon_protocol::messages::proxy;
 use cocoon_ton::contracts::{ClientData, Params, client_address, worker_address};
 use cocoon_ton::{Address, LedgerAnchor, SigningKey, Voucher, VoucherKind, VoucherPayload};
@@ -404,6 +404,59 @@ impl Settlement {
         self.sign(VoucherKind::ClientCharge, account.anchored_tokens, contract)
     }
 
+    /// The client's `grant_refund_signed` voucher for its frozen count, once an anchor on chain
+    /// covers that count (the ledger changed when the refund was granted, so the next anchor
+    /// does); waits for it up to two anchor intervals. A count of zero is signed too: it closes
+    /// a contract that was never charged.
+    async fn refund_voucher(
+        &self,
+        ledger: &LedgerStore,
+        grant: &RefundGrant,
+    ) -> Result<Bytes, String> {
+        let contract = self
+            .client_contract(&grant.client.0)
+            .map_err(|e| e.to_string())?;
+        if !self.may_sign() {
+            return Err(
+                "this proxy signs no voucher now (no anchoring wallet, or its ledger \
+                        was rolled back): see its /stats"
+                    .into(),
+            );
+        }
+        let deadline = tokio::time::Instant::now() + 2 * self.interval + Duration::from_secs(5);
+        loop {
+            let anchored = ledger
+                .client(&grant.client)
+                .await
+                .map_err(|e| format!("ledger: {e}"))?
+                .map_or(0, |a| a.anchored_tokens);
+            if anchored >= grant.tokens_used {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the refund is granted for {} tokens, but no anchor on chain covers them \
+                     yet: ask again later",
+                    grant.tokens_used
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let seqno = lock(&self.stats).ledger_anchor_seqno;
+        let voucher = Voucher::sign(
+            VoucherPayload::new(
+                VoucherKind::ClientGrantRefund,
+                u64::from(seqno),
+                grant.tokens_used,
+                contract,
+            ),
+            &self.key,
+        )
+        .map_err(|e| format!("cannot sign the refund voucher: {e}"))?;
+        self.vouchers_signed.fetch_add(1, Ordering::Relaxed);
+        Ok(Bytes::copy_from_slice(&voucher.to_bytes()))
+    }
+
     /// The worker's `payout_signed` voucher for the anchored part of its earnings.
     pub(crate) async fn worker_voucher(
         &self,
@@ -530,6 +583,58 @@ pub(crate) async fn client_status(
     }
     let (used, limit) = crate::clients::client_tokens(state, client).await?;
     Ok((used, limit, client_voucher(state, client).await))
+}
+
+/// What a client's `client.requestRefund` gets.
+pub(crate) enum RefundAnswer {
+    /// Granted: the `grant_refund_signed` voucher's bytes on a chain, empty without one.
+    Granted(Bytes),
+    /// Requests of the client are still running.
+    Busy(u64),
+}
+
+/// Grants a client's refund: freezes its count in the ledger (no request is accepted from it
+/// afterwards) and, on a chain, signs the `grant_refund_signed` voucher that lets its contract
+/// close at once and return the rest of its balance.
+pub(crate) async fn grant_refund(
+    state: &crate::state::ProxyState,
+    client: &ClientId,
+) -> Result<RefundAnswer, (i32, String)> {
+    if let Some(settle) = &state.settle
+        && let Err(e) = settle.sync_client(&state.ledger, client).await
+    {
+        tracing::warn!(client = %client, "cannot read the client's contract: {e}");
+    }
+    let grant = match state.ledger.grant_refund(client).await {
+        Ok(grant) => grant,
+        Err(MarketError::ReservationsOpen {
+            reserved_tokens, ..
+        }) => {
+            tracing::info!(%client, reserved_tokens, "refund refused: requests still running");
+            return Ok(RefundAnswer::Busy(1));
+        }
+        Err(MarketError::UnknownClient(_)) => {
+            return Err((404, "this client has no account at the proxy".into()));
+        }
+        Err(e) => {
+            tracing::error!(%client, "cannot grant a refund: {e}");
+            return Err((503, "the proxy's ledger is unavailable".into()));
+        }
+    };
+    tracing::info!(
+        %client,
+        tokens_used = grant.tokens_used,
+        refund_nanoton = grant.refund_nanoton,
+        "refund granted: the client's account is frozen"
+    );
+    match &state.settle {
+        None => Ok(RefundAnswer::Granted(Bytes::new())),
+        Some(settle) => settle
+            .refund_voucher(&state.ledger, &grant)
+            .await
+            .map(RefundAnswer::Granted)
+            .map_err(|e| (503, e)),
+    }
 }
 
 /// The client's latest `charge_signed` voucher (empty without a chain).

@@ -293,3 +293,61 @@ async fn insufficient_balance_is_refused_before_any_worker_runs() {
     }
     assert_eq!(up.stats().requests, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_freezes_the_account_and_is_refused_while_requests_run() {
+    use cocoon_client::RefundOutcome;
+    use cocoon_market::ClientId;
+
+    let net = proxy(1_000_000_000_000).await;
+    let slow = upstream(slow_shape(40, 50)).await;
+    worker(&net, &slow, 1000, 10).await;
+    let c = client(&net).await;
+    let me = ClientId(c.config().owner_address.clone());
+
+    // A request running: refused, nothing frozen.
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), MODEL.into());
+    body.insert(
+        "messages".into(),
+        serde_json::json!([{"role": "user", "content": "long answer"}]),
+    );
+    body.insert("stream".into(), true.into());
+    let mut answer = c
+        .request("/v1/chat/completions", body, RequestOptions::default())
+        .await
+        .unwrap();
+    answer.next_chunk().await.unwrap();
+    match c.request_refund().await.unwrap() {
+        RefundOutcome::Busy { active_queries } => assert!(active_queries >= 1),
+        other => panic!("expected a refusal while a request runs, got {other:?}"),
+    }
+    while answer.next_chunk().await.unwrap().is_some() {}
+    let account = net.proxy.ledger().client(&me).await.unwrap().unwrap();
+    assert!(account.refund.is_none(), "{account:?}");
+    assert!(account.tokens_used > 0);
+
+    // Nothing running: granted (no chain, so no voucher) and the count frozen at what was used.
+    assert_eq!(
+        c.request_refund().await.unwrap(),
+        RefundOutcome::Granted { voucher: None }
+    );
+    let frozen = net.proxy.ledger().client(&me).await.unwrap().unwrap();
+    let grant = frozen.refund.clone().expect("the ledger records the grant");
+    assert_eq!(grant.tokens_used, account.tokens_used);
+    // Asking again answers the same grant.
+    assert_eq!(
+        c.request_refund().await.unwrap(),
+        RefundOutcome::Granted { voucher: None }
+    );
+
+    // A frozen account takes no more requests, and says why.
+    match c.chat(chat(50)).await {
+        Err(e @ ClientError::Remote { .. }) => {
+            assert!(e.to_string().contains("refund"), "{e}");
+        }
+        other => panic!("expected a refusal after the refund, got {other:?}"),
+    }
+    let after = net.proxy.ledger().client(&me).await.unwrap().unwrap();
+    assert_eq!(after.tokens_used, account.tokens_used);
+}
