@@ -10,6 +10,7 @@ $COCOON_BIN_DIR (default: target/debug of this checkout).
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -38,10 +39,35 @@ def _simulated_image_hash() -> str:
 SIMULATED_IMAGE_HASH = _simulated_image_hash()
 
 
+def _ephemeral_range():
+    try:
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for a process to listen on later. Taken below the kernel's
+    ephemeral range, so that no outgoing connection made in between (by any process) can take it
+    as its local port, and never the same one twice in this run."""
+    low, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, max(10001, low))
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def http_get(url: str, timeout: float = 2.0):
