@@ -560,24 +560,9 @@ impl Operator {
     /// [`ChainError`].
     pub async fn client_charge(&self, voucher: &Voucher) -> Result<OperationReport, ChainError> {
         let payload = voucher.payload();
-        if payload.kind() != Some(VoucherKind::ClientCharge) {
-            return Err(ChainError::Voucher {
-                detail: format!("op {:08x} is not a client charge", payload.op),
-            });
-        }
-        let client = payload.target;
-        let before = self.view(Kind::Client, &client).await?;
-        if matches!(before, ContractView::Absent { .. }) {
-            return Err(not_deployed(&client));
-        }
-        let r = self
-            .chain
-            .run_get_method(&client, "get_client_data", &[])
+        let (client, before, data) = self
+            .client_voucher_target(voucher, VoucherKind::ClientCharge, "a client charge")
             .await?;
-        let data = ClientData::from_stack(&r.stack).map_err(|e| ChainError::UnexpectedState {
-            contract: client.to_raw(),
-            detail: format!("get_client_data: {e}"),
-        })?;
         if payload.tokens <= data.tokens_used {
             return Err(ChainError::Voucher {
                 detail: format!(
@@ -586,11 +571,6 @@ impl Operator {
                 ),
             });
         }
-        voucher
-            .check(&data.proxy_public_key, VoucherKind::ClientCharge, &client)
-            .map_err(|e| ChainError::Voucher {
-                detail: format!("not valid for {}: {e}", client.to_raw()),
-            })?;
         let body = voucher
             .to_message_body(&self.address)
             .map_err(ChainError::cell("charge body"))?;
@@ -608,22 +588,19 @@ impl Operator {
         .await
     }
 
-    /// Submits the proxy's `grant_refund_signed` voucher to the client contract it names: the
-    /// contract takes the final count, returns the rest of the balance and closes (anyone may
-    /// submit it; this wallet pays the gas).
-    ///
-    /// # Errors
-    /// [`ChainError::Voucher`] for a voucher that is not a refund grant, not signed by the
-    /// client contract's proxy key, or below the count already charged; otherwise see
-    /// [`ChainError`].
-    pub async fn client_grant_refund(
+    /// The client contract a client voucher of `kind` names, its state before, and its data;
+    /// checks the kind, that the contract exists, and the voucher's signature by the proxy key
+    /// the contract holds.
+    async fn client_voucher_target(
         &self,
         voucher: &Voucher,
-    ) -> Result<OperationReport, ChainError> {
+        kind: VoucherKind,
+        what: &str,
+    ) -> Result<(Address, ContractView, ClientData), ChainError> {
         let payload = voucher.payload();
-        if payload.kind() != Some(VoucherKind::ClientGrantRefund) {
+        if payload.kind() != Some(kind) {
             return Err(ChainError::Voucher {
-                detail: format!("op {:08x} is not a refund grant", payload.op),
+                detail: format!("op {:08x} is not {what}", payload.op),
             });
         }
         let client = payload.target;
@@ -639,6 +616,30 @@ impl Operator {
             contract: client.to_raw(),
             detail: format!("get_client_data: {e}"),
         })?;
+        voucher
+            .check(&data.proxy_public_key, kind, &client)
+            .map_err(|e| ChainError::Voucher {
+                detail: format!("not valid for {}: {e}", client.to_raw()),
+            })?;
+        Ok((client, before, data))
+    }
+
+    /// Submits the proxy's `grant_refund_signed` voucher to the client contract it names: the
+    /// contract takes the final count, returns the rest of the balance and closes (anyone may
+    /// submit it; this wallet pays the gas).
+    ///
+    /// # Errors
+    /// [`ChainError::Voucher`] for a voucher that is not a refund grant, not signed by the
+    /// client contract's proxy key, or below the count already charged; otherwise see
+    /// [`ChainError`].
+    pub async fn client_grant_refund(
+        &self,
+        voucher: &Voucher,
+    ) -> Result<OperationReport, ChainError> {
+        let payload = voucher.payload();
+        let (client, before, data) = self
+            .client_voucher_target(voucher, VoucherKind::ClientGrantRefund, "a refund grant")
+            .await?;
         if payload.tokens < data.tokens_used {
             return Err(ChainError::Voucher {
                 detail: format!(
@@ -647,15 +648,6 @@ impl Operator {
                 ),
             });
         }
-        voucher
-            .check(
-                &data.proxy_public_key,
-                VoucherKind::ClientGrantRefund,
-                &client,
-            )
-            .map_err(|e| ChainError::Voucher {
-                detail: format!("not valid for {}: {e}", client.to_raw()),
-            })?;
         let body = voucher
             .to_message_body(&self.address)
             .map_err(ChainError::cell("grant_refund body"))?;
