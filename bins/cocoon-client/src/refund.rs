@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cocoon_chain::operator::{ChainSpec, Operator, read_wallet_key};
+use cocoon_chain::operator::ChainWallet;
 use cocoon_client::{Client, ClientConfig, RefundOutcome};
 use cocoon_ton::Voucher;
 use serde_json::json;
@@ -40,25 +40,23 @@ pub(crate) async fn run(mut config: ClientConfig) -> Result<String, String> {
         RefundOutcome::Granted {
             voucher: Some(bytes),
         } => {
-            let submitted = match (&settlement.chain, &settlement.wallet_key_file) {
-                (Some(chain), Some(key)) => {
+            let wallet = ChainWallet::from_settings(
+                settlement.chain.as_deref(),
+                settlement.api_key.as_deref(),
+                settlement.wallet_key_file.as_deref(),
+            )
+            .map_err(|e| format!("[settlement] {e}"))?;
+            let submitted = match wallet {
+                Some(wallet) => {
                     let voucher = Voucher::from_bytes(&bytes).map_err(|e| e.to_string())?;
-                    let spec: ChainSpec = chain.parse().map_err(|e| format!("chain: {e}"))?;
-                    let operator = Operator::new(
-                        spec.open(settlement.api_key.as_deref())
-                            .await
-                            .map_err(|e| e.to_string())?,
-                        read_wallet_key(key).map_err(|e| e.to_string())?,
-                        spec.default_confirm_timeout(),
-                    )
-                    .map_err(|e| e.to_string())?;
+                    let operator = wallet.operator().await.map_err(|e| e.to_string())?;
                     let report = operator
                         .client_grant_refund(&voucher)
                         .await
                         .map_err(|e| format!("the refund voucher was not taken on chain: {e}"))?;
                     serde_json::to_value(&report).map_err(|e| e.to_string())?
                 }
-                _ => serde_json::Value::Null,
+                None => serde_json::Value::Null,
             };
             json!({
                 "outcome": "granted",

@@ -154,6 +154,58 @@ impl OperatorFlags {
     }
 }
 
+/// The wallet a role's `[settlement]` section names (chain, API key, wallet key file), for the
+/// rare submissions it makes on its own (charge vouchers, payouts, refunds). The key is read
+/// once; the chain is opened at each use.
+#[derive(Clone)]
+pub struct ChainWallet {
+    spec: ChainSpec,
+    api_key: Option<String>,
+    key: SigningKey,
+}
+
+impl fmt::Debug for ChainWallet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainWallet")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainWallet {
+    /// The wallet of `key_file` on `chain`; `None` without a chain.
+    ///
+    /// # Errors
+    /// [`ChainError::ChainSpec`] for a bad chain, [`ChainError::WalletKey`] for a bad key file,
+    /// [`ChainError::Config`] for a chain without a key file.
+    pub fn from_settings(
+        chain: Option<&str>,
+        api_key: Option<&str>,
+        key_file: Option<&Path>,
+    ) -> Result<Option<Self>, ChainError> {
+        let Some(chain) = chain else {
+            return Ok(None);
+        };
+        let key_file =
+            key_file.ok_or_else(|| ChainError::Config("a chain needs wallet_key_file".into()))?;
+        Ok(Some(Self {
+            spec: chain.parse()?,
+            api_key: api_key.map(str::to_owned),
+            key: read_wallet_key(key_file)?,
+        }))
+    }
+
+    /// Opens the chain and answers an operator signing from this wallet, waiting the chain's
+    /// default time for confirmations.
+    ///
+    /// # Errors
+    /// Connection failures.
+    pub async fn operator(&self) -> Result<Operator, ChainError> {
+        let chain = self.spec.open(self.api_key.as_deref()).await?;
+        Operator::new(chain, self.key.clone(), self.spec.default_confirm_timeout())
+    }
+}
+
 /// Reads a wallet key file: the 32-byte Ed25519 seed in hex (64 digits, surrounding
 /// whitespace ignored). On Unix the file must not be readable by group or others (0600).
 ///
@@ -1233,6 +1285,44 @@ fn query_id() -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn settlement_wallet_needs_a_key_and_a_valid_chain() {
+        assert!(
+            ChainWallet::from_settings(None, None, None)
+                .unwrap()
+                .is_none()
+        );
+        let no_key = ChainWallet::from_settings(Some("emulated=127.0.0.1:1"), None, None);
+        assert!(matches!(no_key, Err(ChainError::Config(_))), "{no_key:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("wallet.key");
+        std::fs::write(&key, "11".repeat(32)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let bad_chain = ChainWallet::from_settings(Some("ftp://x"), None, Some(&key));
+        assert!(
+            matches!(bad_chain, Err(ChainError::ChainSpec { .. })),
+            "{bad_chain:?}"
+        );
+        let missing = ChainWallet::from_settings(
+            Some("emulated=127.0.0.1:1"),
+            None,
+            Some(&dir.path().join("absent.key")),
+        );
+        assert!(
+            matches!(missing, Err(ChainError::WalletKey { .. })),
+            "{missing:?}"
+        );
+        assert!(
+            ChainWallet::from_settings(Some("emulated=127.0.0.1:1"), Some("k"), Some(&key))
+                .unwrap()
+                .is_some()
+        );
+    }
 
     #[test]
     fn chain_specs_parse_and_refuse() {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cocoon_chain::operator::{ChainSpec, Operator, read_proxy_state, read_wallet_key};
+use cocoon_chain::operator::{ChainWallet, read_proxy_state};
 use cocoon_net::Connection;
 use cocoon_protocol::messages::{client, proxy};
 use cocoon_protocol::tl::TlConstructor;
@@ -76,12 +76,6 @@ pub struct ChargeStats {
     pub submit_error: Option<String>,
 }
 
-struct Submitter {
-    spec: ChainSpec,
-    key: cocoon_ton::SigningKey,
-    api_key: Option<String>,
-}
-
 #[derive(Default)]
 struct Channel {
     view: ChargeStats,
@@ -96,7 +90,7 @@ struct Channel {
 
 /// The client's charge vouchers.
 pub(crate) struct Charges {
-    submitter: Option<Submitter>,
+    submitter: Option<ChainWallet>,
     fraction: f64,
     pub(crate) interval: Duration,
     channel: std::sync::Mutex<Channel>,
@@ -106,27 +100,17 @@ pub(crate) struct Charges {
 impl Charges {
     /// Reads the wallet key when a chain is configured.
     pub(crate) fn open(settings: &ChargeSettings) -> Result<Self, ClientError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            ClientError::Config(format!("[settlement] {what}: {e}"))
-        };
         if !(settings.submit_stake_fraction > 0.0 && settings.submit_stake_fraction <= 1.0) {
             return Err(ClientError::Config(
                 "[settlement] submit_stake_fraction must be in (0, 1]".into(),
             ));
         }
-        let submitter = match (&settings.chain, &settings.wallet_key_file) {
-            (Some(chain), Some(key)) => Some(Submitter {
-                spec: chain.parse().map_err(|e| bad("chain", &e))?,
-                key: read_wallet_key(key).map_err(|e| bad("wallet_key_file", &e))?,
-                api_key: settings.api_key.clone(),
-            }),
-            (Some(_), None) => {
-                return Err(ClientError::Config(
-                    "[settlement] chain needs wallet_key_file".into(),
-                ));
-            }
-            _ => None,
-        };
+        let submitter = ChainWallet::from_settings(
+            settings.chain.as_deref(),
+            settings.api_key.as_deref(),
+            settings.wallet_key_file.as_deref(),
+        )
+        .map_err(|e| ClientError::Config(format!("[settlement] {e}")))?;
         Ok(Self {
             submitter,
             fraction: settings.submit_stake_fraction,
@@ -239,14 +223,11 @@ impl Charges {
         voucher: &Voucher,
         proxy_contract: Option<Address>,
     ) -> Result<Option<u64>, String> {
-        let Some(s) = &self.submitter else {
+        let Some(wallet) = &self.submitter else {
             return Ok(None);
         };
-        let chain = s
-            .spec
-            .open(s.api_key.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let op = wallet.operator().await.map_err(|e| e.to_string())?;
+        let chain = op.chain();
         let contract = voucher.payload().target;
         let data = chain
             .run_get_method(&contract, "get_client_data", &[])
@@ -271,8 +252,6 @@ impl Charges {
         if tokens <= data.tokens_used || (added as f64) < data.stake as f64 * self.fraction {
             return Ok(None);
         }
-        let op = Operator::new(chain, s.key.clone(), s.spec.default_confirm_timeout())
-            .map_err(|e| e.to_string())?;
         let report = op.client_charge(voucher).await.map_err(|e| e.to_string())?;
         tracing::info!(
             tokens,

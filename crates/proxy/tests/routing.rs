@@ -130,6 +130,18 @@ fn chat(max_tokens: u32) -> ChatRequest {
     }
 }
 
+/// A streamed chat completion body, as an integrator's HTTP call brings it.
+fn streamed_body(content: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), MODEL.into());
+    body.insert(
+        "messages".into(),
+        serde_json::json!([{"role": "user", "content": content}]),
+    );
+    body.insert("stream".into(), true.into());
+    body
+}
+
 fn shape(chunks: u32) -> AnswerShape {
     let mut s = AnswerShape::default();
     s.chunks = chunks;
@@ -252,15 +264,12 @@ async fn dropping_the_answer_cancels_at_the_engine() {
     let slow = upstream(slow_shape(100, 100)).await;
     let (w, engine) = worker_with_engine(&net, &slow, 1000, 10).await;
     let c = client(&net).await;
-    let mut body = serde_json::Map::new();
-    body.insert("model".into(), MODEL.into());
-    body.insert(
-        "messages".into(),
-        serde_json::json!([{"role": "user", "content": "long answer"}]),
-    );
-    body.insert("stream".into(), true.into());
     let mut answer = c
-        .request("/v1/chat/completions", body, RequestOptions::default())
+        .request(
+            "/v1/chat/completions",
+            streamed_body("long answer"),
+            RequestOptions::default(),
+        )
         .await
         .unwrap();
     answer.next_chunk().await.unwrap();
@@ -306,15 +315,12 @@ async fn a_refund_freezes_the_account_and_is_refused_while_requests_run() {
     let me = ClientId(c.config().owner_address.clone());
 
     // A request running: refused, nothing frozen.
-    let mut body = serde_json::Map::new();
-    body.insert("model".into(), MODEL.into());
-    body.insert(
-        "messages".into(),
-        serde_json::json!([{"role": "user", "content": "long answer"}]),
-    );
-    body.insert("stream".into(), true.into());
     let mut answer = c
-        .request("/v1/chat/completions", body, RequestOptions::default())
+        .request(
+            "/v1/chat/completions",
+            streamed_body("long answer"),
+            RequestOptions::default(),
+        )
         .await
         .unwrap();
     answer.next_chunk().await.unwrap();

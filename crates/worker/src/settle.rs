@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cocoon_chain::operator::{ChainSpec, Operator, read_wallet_key};
+use cocoon_chain::operator::ChainWallet;
 use cocoon_protocol::messages::proxy;
 use cocoon_ton::{Address, Voucher, VoucherKind};
 use serde::{Deserialize, Serialize};
@@ -76,24 +76,10 @@ struct Channel {
     submitting: bool,
 }
 
-/// Where and with which wallet payouts are submitted.
-struct Submitter {
-    spec: ChainSpec,
-    key: cocoon_ton::SigningKey,
-    api_key: Option<String>,
-}
-
-impl Submitter {
-    async fn operator(&self) -> Result<Operator, cocoon_chain::ChainError> {
-        let chain = self.spec.open(self.api_key.as_deref()).await?;
-        Operator::new(chain, self.key.clone(), self.spec.default_confirm_timeout())
-    }
-}
-
 /// The payout vouchers of every proxy this worker serves.
 pub(crate) struct Payouts {
     dir: Option<PathBuf>,
-    submitter: Option<Submitter>,
+    submitter: Option<ChainWallet>,
     threshold: u64,
     channels: std::sync::Mutex<HashMap<String, Channel>>,
     rollback: std::sync::Mutex<Option<String>>,
@@ -107,31 +93,19 @@ impl Payouts {
         settings: &PayoutSettings,
         data_dir: Option<&Path>,
     ) -> Result<Self, WorkerError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            WorkerError::Config(format!("[settlement] {what}: {e}"))
-        };
-        let submitter = match (&settings.chain, &settings.wallet_key_file) {
-            (Some(chain), Some(key)) => {
-                let spec: ChainSpec = chain.parse().map_err(|e| bad("chain", &e))?;
-                let key = read_wallet_key(key).map_err(|e| bad("wallet_key_file", &e))?;
-                tracing::info!(
-                    %chain,
-                    threshold_tokens = settings.payout_threshold_tokens,
-                    "payouts are submitted on chain at the threshold"
-                );
-                Some(Submitter {
-                    spec,
-                    key,
-                    api_key: settings.api_key.clone(),
-                })
-            }
-            (Some(_), None) => {
-                return Err(WorkerError::Config(
-                    "[settlement] chain needs wallet_key_file".into(),
-                ));
-            }
-            _ => None,
-        };
+        let submitter = ChainWallet::from_settings(
+            settings.chain.as_deref(),
+            settings.api_key.as_deref(),
+            settings.wallet_key_file.as_deref(),
+        )
+        .map_err(|e| WorkerError::Config(format!("[settlement] {e}")))?;
+        if let Some(chain) = submitter.as_ref().and(settings.chain.as_deref()) {
+            tracing::info!(
+                %chain,
+                threshold_tokens = settings.payout_threshold_tokens,
+                "payouts are submitted on chain at the threshold"
+            );
+        }
         Ok(Self {
             dir: data_dir.map(|d| d.join("vouchers")),
             submitter,
