@@ -1039,7 +1039,9 @@ pub mod ext {
     tl_struct! {
         /// Stops a request whose answer nobody will read any more (the HTTP caller went away or
         /// its timer fired): client → proxy with the client's request id, proxy → worker with
-        /// the proxy's. Sent as `tcp.packet`.
+        /// the proxy's. The worker stops generating and acknowledges with a
+        /// `proxy.queryAnswerErrorEx` of code [`CANCELLED_ERROR_CODE`] carrying its usage so
+        /// far. Sent as `tcp.packet`.
         CancelQuery = 0x46a14330, "ext.cancelQuery request_id:int256 = ext.Cancel" {
             /// The request to stop.
             request_id: Int256,
@@ -1143,9 +1145,37 @@ pub mod ext {
     }
 
     tl_struct! {
-        /// Proxy → worker: `ext.runSealedQuery`'s envelope, forwarded to one of its candidates.
-        /// Answered like `proxy.runQueryEx`, with the answer bytes sealed. Sent as `tcp.packet`.
-        WorkerRunSealedQuery = 0x4f4cdef6, "ext.workerRunSealedQuery envelope:bytes coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
+        /// Proxy → worker (version 3): a request in clear with the token limit the proxy
+        /// reserved for it, which the worker enforces (it clamps or refuses `max_tokens` above
+        /// it, counting `n` and `best_of`). Answered like `proxy.runQueryEx`. Sent as
+        /// `tcp.packet`.
+        WorkerRunQuery = 0x6f214815, "ext.workerRunQuery query:bytes coefficient:long timeout:double request_id:int256 client_request_id:int256 token_limit:long flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
+            /// The `http.request`.
+            query: Bytes,
+            /// The worker's coefficient as the proxy prices it.
+            coefficient: i64,
+            /// Time left, in seconds.
+            timeout: f64,
+            /// The proxy's request id.
+            request_id: Int256,
+            /// The client's id of the request, which the worker's receipt names so that it
+            /// cannot be presented for another request.
+            client_request_id: Int256,
+            /// Most completion tokens (over all choices) the client's reservation covers.
+            token_limit: i64,
+            /// Flags: which optional fields are present.
+            flags: u32,
+            /// Ask for debug information (present with flag bit 0).
+            enable_debug: bool => 0,
+        }
+    }
+
+    tl_struct! {
+        /// Proxy → worker: `ext.runSealedQuery`'s envelope, forwarded to one of its candidates,
+        /// with the token limit the proxy reserved (enforced by the worker, which alone can read
+        /// the body). Answered like `proxy.runQueryEx`, with the answer bytes sealed. Sent as
+        /// `tcp.packet`.
+        WorkerRunSealedQuery = 0xd080527f, "ext.workerRunSealedQuery envelope:bytes coefficient:long timeout:double request_id:int256 client_request_id:int256 token_limit:long flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
             /// The sealed `http.request`.
             envelope: Bytes,
             /// The worker's coefficient as the proxy prices it.
@@ -1154,12 +1184,22 @@ pub mod ext {
             timeout: f64,
             /// The proxy's request id.
             request_id: Int256,
+            /// The client's id of the request, which the worker's receipt names so that it
+            /// cannot be presented for another request.
+            client_request_id: Int256,
+            /// Most completion tokens (over all choices) the client's reservation covers.
+            token_limit: i64,
             /// Flags: which optional fields are present.
             flags: u32,
             /// Ask for debug information (present with flag bit 0).
             enable_debug: bool => 0,
         }
     }
+
+    /// `error_code` of the `proxy.queryAnswerErrorEx` with which a version 3 worker acknowledges
+    /// `ext.cancelQuery`: its final info carries the tokens produced until the worker stopped,
+    /// which the proxy charges when answer bytes had already reached the client.
+    pub const CANCELLED_ERROR_CODE: i32 = 499;
 }
 
 tl_enum! {
@@ -1325,6 +1365,8 @@ tl_enum! {
         ExtRunSealedQuery(ext::RunSealedQuery),
         /// `ext.workerRunSealedQuery` (version 3 extension).
         ExtWorkerRunSealedQuery(ext::WorkerRunSealedQuery),
+        /// `ext.workerRunQuery` (version 3 extension).
+        ExtWorkerRunQuery(ext::WorkerRunQuery),
     }
 }
 

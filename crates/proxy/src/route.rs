@@ -593,6 +593,8 @@ async fn start_attempt(
             i64::from(coefficient.get()),
             remaining,
             worker_request_id,
+            q.request_id,
+            i64::from(q.max_tokens.max(0)),
             debug,
         ),
         None => proxy::RunQueryEx {

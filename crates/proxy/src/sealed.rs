@@ -167,6 +167,8 @@ pub(crate) fn worker_message(
     coefficient: i64,
     timeout: f64,
     request_id: Int256,
+    client_request_id: Int256,
+    token_limit: i64,
     debug: bool,
 ) -> Vec<u8> {
     ext::WorkerRunSealedQuery {
@@ -174,6 +176,8 @@ pub(crate) fn worker_message(
         coefficient,
         timeout,
         request_id,
+        client_request_id,
+        token_limit,
         flags: 0,
         enable_debug: debug.then_some(true),
     }
