@@ -248,6 +248,8 @@ pub struct WorkerStats {
     pub consecutive_failures: u32,
     /// Milliseconds of cool-down left, if it is cooling down.
     pub cooldown_remaining_ms: Option<u64>,
+    /// Usages it reported above what their request could use (charged at the bound).
+    pub metering_violations: u64,
 }
 
 /// One worker in a [`ModelSummary`].
@@ -293,6 +295,7 @@ struct WorkerState {
     consecutive_failures: u32,
     cooldowns: u32,
     cooldown_until: Option<Instant>,
+    metering_violations: u64,
 }
 
 impl WorkerState {
@@ -309,6 +312,7 @@ impl WorkerState {
             consecutive_failures: 0,
             cooldowns: 0,
             cooldown_until: None,
+            metering_violations: 0,
         }
     }
 
@@ -327,6 +331,23 @@ enum Refusal {
     TooDear,
     Cooling,
     Busy,
+}
+
+/// A failure's weight on a worker's reputation: success rate, failure streak, cool-down.
+fn penalize(state: &mut WorkerState, config: &SelectionConfig, now: Instant) {
+    state.failed = state.failed.saturating_add(1);
+    state.success_rate = ewma(Some(state.success_rate), 0.0, config.ewma_weight);
+    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+    if state.consecutive_failures >= config.failures_before_cooldown && state.cooling(now).is_none()
+    {
+        let factor = 1u64.checked_shl(state.cooldowns).unwrap_or(u64::MAX);
+        let ms = config
+            .cooldown_base_ms
+            .saturating_mul(factor)
+            .min(config.cooldown_max_ms);
+        state.cooldown_until = now.checked_add(Duration::from_millis(ms));
+        state.cooldowns = state.cooldowns.saturating_add(1);
+    }
 }
 
 fn ewma(old: Option<f64>, sample: f64, weight: f64) -> f64 {
@@ -583,23 +604,20 @@ impl WorkerSelector {
                 state.cooldowns = 0;
                 state.cooldown_until = None;
             }
-            Outcome::Failure => {
-                state.failed = state.failed.saturating_add(1);
-                state.success_rate = ewma(Some(state.success_rate), 0.0, weight);
-                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                if state.consecutive_failures >= config.failures_before_cooldown
-                    && state.cooling(now).is_none()
-                {
-                    let factor = 1u64.checked_shl(state.cooldowns).unwrap_or(u64::MAX);
-                    let ms = config
-                        .cooldown_base_ms
-                        .saturating_mul(factor)
-                        .min(config.cooldown_max_ms);
-                    state.cooldown_until = now.checked_add(Duration::from_millis(ms));
-                    state.cooldowns = state.cooldowns.saturating_add(1);
-                }
-            }
+            Outcome::Failure => penalize(state, &config, now),
             Outcome::Cancelled => {}
+        }
+    }
+
+    /// The worker reported more tokens than its request could use (at `now`): counted, and
+    /// weighed like a failure (its success rate drops and repeated ones cool it down). A
+    /// worker that connects again under a new id starts afresh only on this proxy's selector;
+    /// the count is in its stats for the operator.
+    pub fn on_metering_violation(&mut self, id: WorkerId, now: Instant) {
+        let config = self.config;
+        if let Some(state) = self.workers.get_mut(&id) {
+            state.metering_violations = state.metering_violations.saturating_add(1);
+            penalize(state, &config, now);
         }
     }
 
@@ -618,6 +636,7 @@ impl WorkerSelector {
             failed: s.failed,
             consecutive_failures: s.consecutive_failures,
             cooldown_remaining_ms: s.cooling(now).map(millis_u64),
+            metering_violations: s.metering_violations,
         })
     }
 

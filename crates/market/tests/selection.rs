@@ -351,6 +351,37 @@ fn cancelled_requests_free_the_slot_without_blame() {
 }
 
 #[test]
+fn metering_violations_count_against_reputation_and_cool_a_repeat_offender_down() {
+    let t = Instant::now();
+    let mut sel = WorkerSelector::default();
+    sel.upsert_worker(WorkerId(1), info(MODEL, 1000, 4));
+    sel.upsert_worker(WorkerId(2), info(MODEL, 1000, 4));
+    // Both answer; worker 1 over-reports every time.
+    for i in 0..5 {
+        let now = t + ms(i * 10);
+        run(&mut sel, WorkerId(1), now, ms(5), Outcome::Success);
+        sel.on_metering_violation(WorkerId(1), now + ms(5));
+        run(&mut sel, WorkerId(2), now, ms(5), Outcome::Success);
+    }
+    let liar = sel.worker_stats(WorkerId(1), t + ms(60)).unwrap();
+    let honest = sel.worker_stats(WorkerId(2), t + ms(60)).unwrap();
+    assert_eq!(liar.metering_violations, 5);
+    assert_eq!(honest.metering_violations, 0);
+    assert!(liar.success_rate < honest.success_rate);
+    assert!(liar.cooldown_remaining_ms.is_some(), "{liar:?}");
+    // While it cools down, requests go to the honest worker.
+    for _ in 0..3 {
+        let d = sel
+            .dispatch(MODEL, Coefficient::ONE, &[], t + ms(61))
+            .unwrap();
+        assert_eq!(d.worker(), WorkerId(2));
+        sel.on_finish(d, Outcome::Cancelled, t + ms(62));
+    }
+    // Unknown workers are ignored.
+    sel.on_metering_violation(WorkerId(9), t);
+}
+
+#[test]
 fn dispatches_of_a_replaced_worker_are_ignored() {
     let t = Instant::now();
     let mut sel = WorkerSelector::default();

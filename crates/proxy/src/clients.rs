@@ -402,7 +402,7 @@ async fn handle_packet(
         }
     };
     let Some(client) = session_client(session) else {
-        crate::route::refuse(conn, q.request_id, 401, "not authorized").await;
+        crate::request::refuse(conn, q.request_id, 401, "not authorized").await;
         return;
     };
     let cancel = CancellationToken::new();
@@ -415,14 +415,14 @@ async fn handle_packet(
         fresh
     };
     if !fresh {
-        crate::route::refuse(conn, q.request_id, 409, "request id already in use").await;
+        crate::request::refuse(conn, q.request_id, 409, "request id already in use").await;
         return;
     }
     let requests = session.requests.clone();
     let (state, conn, version) = (state.clone(), conn.clone(), session.version);
     tokio::spawn(async move {
         let id = q.request_id;
-        crate::route::run(state, conn, client, version, q, sealed, cancel).await;
+        crate::request::run(state, conn, client, version, q, sealed, cancel).await;
         lock(&requests).remove(&id);
     });
 }

@@ -54,6 +54,17 @@ pub struct ProxyConfig {
     /// Longest time a request may take, whatever the client asks.
     #[serde(with = "cocoon_net::secs")]
     pub max_request_timeout: Duration,
+    /// How long a stopped (cancelled, timed out, abandoned) version-3 worker has to report the
+    /// tokens it used, which are charged when answer bytes had reached the client.
+    #[serde(with = "cocoon_net::secs")]
+    pub cancel_grace: Duration,
+    /// Longest wait for a peer to take a message: a client that does not read its answer in
+    /// that time loses its request and its session.
+    #[serde(with = "cocoon_net::secs")]
+    pub client_write_timeout: Duration,
+    /// Bytes of answer one request may have queued between its worker and its client; a request
+    /// whose client reads slower is cut, never the worker's connection.
+    pub request_queue_bytes: usize,
     /// This proxy's evidence and the policy its workers must satisfy. Clients run by
     /// integrators are not in a TEE: the client port accepts them without evidence.
     pub attestation: AttestationConfig,
@@ -91,6 +102,9 @@ impl Default for ProxyConfig {
             client_secret_hashes: BTreeMap::new(),
             max_attempts: 3,
             max_request_timeout: Duration::from_secs(600),
+            cancel_grace: Duration::from_secs(10),
+            client_write_timeout: Duration::from_secs(30),
+            request_queue_bytes: 8 * 1024 * 1024,
             attestation: AttestationConfig::default(),
             keys: KeysConfig::default(),
             chain: crate::settle::ChainSettings::default(),
@@ -112,6 +126,16 @@ impl ProxyConfig {
                 self.max_protocol_version,
                 cocoon_protocol::version::MAX_VERSION
             )));
+        }
+        if self.request_queue_bytes < 64 * 1024 {
+            return Err(ProxyError::Config(
+                "request_queue_bytes must be at least 65536".into(),
+            ));
+        }
+        if self.client_write_timeout.is_zero() || self.cancel_grace.is_zero() {
+            return Err(ProxyError::Config(
+                "client_write_timeout and cancel_grace must be positive".into(),
+            ));
         }
         if self.max_attempts == 0 {
             return Err(ProxyError::Config("max_attempts must be at least 1".into()));

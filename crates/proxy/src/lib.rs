@@ -27,8 +27,9 @@
 
 mod clients;
 mod config;
+mod health;
 mod registry;
-mod route;
+mod request;
 mod sealed;
 mod settle;
 mod state;
@@ -39,6 +40,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::{ProxyConfig, ProxyError};
+pub use health::LedgerHealthStats;
 pub use settle::{ChainSettings, SettlementStats};
 pub use state::{ProxyHandle, ProxySnapshot};
 
@@ -124,6 +126,8 @@ impl Proxy {
         if let Some(l) = self.stats_listener {
             tasks.spawn(stats::serve(l, self.state.clone()));
         }
+        // Not in `tasks`: at shutdown it tries once more to book what it holds.
+        tokio::spawn(health::retry_deferred(self.state.clone()));
         if self.state.registry.is_some() {
             tasks.spawn(registry::follow(self.state.clone()));
         }

@@ -15,7 +15,6 @@ use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
 use cocoon_protocol::tl::Int256;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ProxyConfig, ProxyError};
@@ -43,6 +42,8 @@ pub(crate) enum WorkerEvent {
     Receipt(Bytes),
     /// The worker's connection dropped.
     Lost,
+    /// The request's queue passed its byte budget: its client does not read fast enough.
+    Overflow,
 }
 
 /// A connected worker.
@@ -54,7 +55,7 @@ pub(crate) struct WorkerLink {
     /// What its RA-TLS certificate proved.
     pub(crate) peer: cocoon_attest::VerifiedPeer,
     /// Requests routed to it now: proxy-side request id → the request's event channel.
-    pub(crate) routes: HashMap<Int256, mpsc::Sender<WorkerEvent>>,
+    pub(crate) routes: HashMap<Int256, crate::request::RouteSender>,
 }
 
 pub(crate) struct ProxyState {
@@ -78,6 +79,8 @@ pub(crate) struct ProxyState {
     pub(crate) next_worker: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
     pub(crate) counters: Counters,
+    /// Whether the ledger can record charges, and the charges waiting for it.
+    pub(crate) ledger_health: crate::health::LedgerHealth,
     pub(crate) shutdown: CancellationToken,
     pub(crate) started: Instant,
     /// Settlement on chain, when a `[chain]` endpoint is configured.
@@ -97,6 +100,12 @@ pub(crate) struct Counters {
     pub(crate) no_balance: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) bytes_relayed: AtomicU64,
+    /// Requests refused before any worker answered (bad limits, the ledger, worker refusals).
+    pub(crate) refused: AtomicU64,
+    /// Client sessions closed because they did not read their answers in time.
+    pub(crate) stalled_clients: AtomicU64,
+    /// Usages above what their request could use, charged at the bound.
+    pub(crate) metering_violations: AtomicU64,
 }
 
 impl ProxyState {
@@ -138,6 +147,10 @@ impl ProxyState {
             next_worker: AtomicU64::new(1),
             clients_connected: AtomicU64::new(0),
             counters: Counters::default(),
+            ledger_health: crate::health::LedgerHealth::open(
+                config.data_dir.as_deref(),
+                &config.pricing,
+            )?,
             sealing: Default::default(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
@@ -298,6 +311,14 @@ pub struct ProxySnapshot {
     pub timed_out: u64,
     /// Answer bytes relayed.
     pub bytes_relayed: u64,
+    /// Requests refused before any worker answered (bad limits, the ledger, worker refusals).
+    pub refused: u64,
+    /// Client sessions closed because they did not read their answers in time.
+    pub stalled_clients: u64,
+    /// Worker usages above what their request could use, charged at the bound.
+    pub metering_violations: u64,
+    /// Whether the ledger can record charges; while charges wait, no request is admitted.
+    pub ledger_health: crate::health::LedgerHealthStats,
     /// Sealed (proxy-blind) requests received.
     pub sealed_requests: u64,
     /// Workers whose attested sealing key this proxy relays to clients.
@@ -346,6 +367,10 @@ impl ProxyHandle {
             no_balance: r(&c.no_balance),
             timed_out: r(&c.timed_out),
             bytes_relayed: r(&c.bytes_relayed),
+            refused: r(&c.refused),
+            stalled_clients: r(&c.stalled_clients),
+            metering_violations: r(&c.metering_violations),
+            ledger_health: s.ledger_health.stats(),
             sealed_requests: r(&s.sealing.requests),
             sealing_workers: s.sealing.workers(),
             ledger_backend: match s.ledger.backend() {

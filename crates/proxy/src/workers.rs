@@ -263,7 +263,7 @@ fn unregister(state: &ProxyState, id: WorkerId) {
     let link = lock(&state.workers).remove(&id);
     if let Some(link) = link {
         for (_, tx) in link.routes {
-            let _ = tx.try_send(WorkerEvent::Lost);
+            tx.push(WorkerEvent::Lost);
         }
     }
     tracing::info!(worker = id.0, "worker gone");
@@ -334,11 +334,9 @@ async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
         .get(&id)
         .and_then(|w| w.routes.get(&request_id).cloned());
     match tx {
-        // Waiting keeps the parts in order and memory bounded; a request whose client reads
-        // slowly holds back this worker's connection, as TCP would.
-        Some(tx) => {
-            let _ = tx.send(event).await;
-        }
+        // Never waits: a request whose client reads slowly overflows its own byte budget
+        // and is cut, while this worker's other requests keep flowing.
+        Some(tx) => tx.push(event),
         None => tracing::debug!(worker = id.0, "answer for an unknown or finished request"),
     }
 }

@@ -1,0 +1,745 @@
+//! The tokio task around one request's [`RequestMachine`]: it carries out the machine's
+//! actions (ledger writes, worker selection, sends with deadlines) and feeds back what happens
+//! (the ledger's answers, the worker's messages, the client's cancel or departure, time).
+//! Every rule is in the machine; this file only does I/O.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_market::pricing::{Coefficient, TokenCounts};
+use cocoon_market::reservation::Reservation;
+use cocoon_market::selection::{Dispatch, Outcome, Unavailability};
+use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId, WorkerId};
+use cocoon_net::Connection;
+use cocoon_protocol::messages::{TokensUsed, client, ext, proxy};
+use cocoon_protocol::tl::{Int256, TlConstructor};
+use tokio_util::sync::CancellationToken;
+
+use super::machine::{
+    Action, AttemptView, ClientEnd, Ending, Event, Refusal, RequestMachine, Rules, ToClient,
+    Violation,
+};
+use super::queue::{RouteReceiver, route_queue};
+use super::{ledger_request_id, refuse};
+use crate::state::{ProxyState, lock};
+
+/// Default `timeout` when a client sends none (the reference's 120 s).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default `max_coefficient` (4.0×).
+const DEFAULT_MAX_COEFFICIENT: u32 = 4000;
+
+/// The attempt on one worker, as the driver holds it.
+struct Attempt {
+    worker: WorkerId,
+    dispatch: Option<Dispatch>,
+    owner: String,
+    coefficient: Coefficient,
+    conn: Connection,
+    version: i32,
+    request_id: Int256,
+    events: RouteReceiver,
+}
+
+/// What a booked charge came to.
+struct Charged {
+    adjusted_tokens: u64,
+    prompt_cost: u64,
+    completion_cost: u64,
+    total_cost: u64,
+    client_tokens_used: u64,
+    worker_tokens_earned: u64,
+}
+
+struct Driver {
+    state: Arc<ProxyState>,
+    conn: Connection,
+    client: ClientId,
+    version: i32,
+    q: client::RunQueryEx,
+    sealed: Option<crate::sealed::SealedRoute>,
+    ledger_id: RequestId,
+    max_coefficient: Coefficient,
+    proxy_start: f64,
+    reservation: Option<Reservation>,
+    attempt: Option<Attempt>,
+    tried: Vec<WorkerId>,
+    charged: Option<Charged>,
+    client_gone: bool,
+}
+
+/// Runs one client request to its end.
+pub(crate) async fn run(
+    state: Arc<ProxyState>,
+    conn: Connection,
+    client: ClientId,
+    version: i32,
+    q: client::RunQueryEx,
+    sealed: Option<crate::sealed::SealedRoute>,
+    cancel: CancellationToken,
+) {
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let proxy_start = cocoon_net::unix_time();
+    let started = Instant::now();
+    let timeout = if q.timeout.is_finite() && q.timeout > 0.0 {
+        Duration::try_from_secs_f64(q.timeout).unwrap_or(DEFAULT_TIMEOUT)
+    } else {
+        DEFAULT_TIMEOUT
+    }
+    .min(state.config.max_request_timeout);
+    let max_coefficient = match u32::try_from(q.max_coefficient).ok().filter(|v| *v > 0) {
+        Some(v) => Coefficient::new(v),
+        None => Coefficient::new(DEFAULT_MAX_COEFFICIENT),
+    };
+    let Ok(max_coefficient) = max_coefficient else {
+        refuse(&conn, q.request_id, 400, "invalid max_coefficient").await;
+        return;
+    };
+    let rules = Rules {
+        max_attempts: state.config.max_attempts,
+        cancel_grace: state.config.cancel_grace,
+    };
+    let ask = super::machine::Ask {
+        max_tokens: q.max_tokens,
+        body_bytes: q.query.len() as u64,
+        deadline: started + timeout,
+    };
+    let (mut machine, first) = RequestMachine::start(rules, ask);
+    let mut d = Driver {
+        ledger_id: ledger_request_id(&client, q.request_id),
+        state,
+        conn,
+        client,
+        version,
+        q,
+        sealed,
+        max_coefficient,
+        proxy_start,
+        reservation: None,
+        attempt: None,
+        tried: Vec::new(),
+        charged: None,
+        client_gone: false,
+    };
+    let mut pending: VecDeque<Action> = first.into();
+    loop {
+        while let Some(action) = pending.pop_front() {
+            if let Some(event) = d.execute(action, &machine).await {
+                pending.extend(machine.handle(event, Instant::now()));
+            }
+        }
+        if machine.is_done() {
+            break;
+        }
+        let deadline = machine.next_deadline();
+        let event = tokio::select! {
+            event = next_worker_event(d.attempt.as_mut()) => Event::Worker(event),
+            () = sleep_until(deadline) => Event::Tick,
+            () = cancel.cancelled(), if !d.client_gone => {
+                d.client_gone = true;
+                Event::Client(if d.conn.is_closed() {
+                    ClientEnd::Gone
+                } else {
+                    ClientEnd::Cancelled
+                })
+            }
+        };
+        pending.extend(machine.handle(event, Instant::now()));
+    }
+    // Whatever happened, the attempt's route is gone.
+    if let Some(attempt) = &d.attempt {
+        forget_route(&d.state, attempt);
+    }
+}
+
+async fn next_worker_event(attempt: Option<&mut Attempt>) -> crate::state::WorkerEvent {
+    match attempt {
+        Some(a) => a.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn forget_route(state: &ProxyState, attempt: &Attempt) {
+    if let Some(link) = lock(&state.workers).get_mut(&attempt.worker) {
+        link.routes.remove(&attempt.request_id);
+    }
+}
+
+impl Driver {
+    async fn execute(&mut self, action: Action, machine: &RequestMachine) -> Option<Event> {
+        match action {
+            Action::Reserve => Some(Event::Reserved(self.reserve(machine.token_limit()).await)),
+            Action::Dispatch {
+                exclude,
+                token_limit,
+            } => Some(Event::Dispatched(
+                self.dispatch(&exclude, token_limit).await,
+            )),
+            Action::FirstByte => {
+                if let Some(dispatch) = self.attempt.as_mut().and_then(|a| a.dispatch.as_mut()) {
+                    lock(&self.state.selector).on_first_byte(dispatch, Instant::now());
+                }
+                None
+            }
+            Action::CancelWorker => {
+                self.cancel_worker().await;
+                None
+            }
+            Action::FinishAttempt(outcome) => {
+                self.finish_attempt(outcome);
+                None
+            }
+            Action::Send(message) => self.send(message).await,
+            Action::Charge { usage, violation } => {
+                Some(Event::Charged(self.charge(usage, violation).await))
+            }
+            Action::Release => {
+                self.release().await;
+                None
+            }
+            Action::Done(ending) => {
+                self.done(ending).await;
+                None
+            }
+        }
+    }
+
+    async fn reserve(&mut self, token_limit: u64) -> Result<(), Refusal> {
+        if let Some(why) = self.state.ledger_health.refusal() {
+            return Err(Refusal::new(503, why));
+        }
+        let c = &self.state.counters;
+        let reserved = self
+            .state
+            .writes
+            .reserve_for_request(
+                &self.client,
+                self.ledger_id,
+                self.max_coefficient,
+                token_limit,
+                self.q.query.len() as u64,
+            )
+            .await;
+        match reserved {
+            Ok(r) => {
+                self.reservation = Some(r);
+                Ok(())
+            }
+            Err(e) => Err(match e {
+                MarketError::InsufficientBalance {
+                    needed_tokens,
+                    available_tokens,
+                } => {
+                    c.no_balance.fetch_add(1, Ordering::Relaxed);
+                    Refusal::new(
+                        402,
+                        format!(
+                            "insufficient balance: request may cost {needed_tokens} tokens, \
+                             {available_tokens} available"
+                        ),
+                    )
+                }
+                MarketError::UnknownClient(_) => {
+                    c.no_balance.fetch_add(1, Ordering::Relaxed);
+                    Refusal::new(402, "no account at this proxy: fund the client contract")
+                }
+                MarketError::ClientClosed(_) => Refusal::new(
+                    403,
+                    "the refund of this client was granted: its channel is closed",
+                ),
+                MarketError::DuplicateReservation(_) | MarketError::RequestAlreadyCharged(_) => {
+                    Refusal::new(409, "request id already used")
+                }
+                MarketError::Storage { .. } | MarketError::CorruptStore(_) => {
+                    tracing::error!(request = %self.q.request_id, "cannot reserve: {e}");
+                    self.state.ledger_health.write_failed(&e);
+                    Refusal::new(503, "the proxy's ledger cannot record the request")
+                }
+                other => Refusal::new(400, other.to_string()),
+            }),
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        exclude: &[WorkerId],
+        token_limit: u64,
+    ) -> Result<AttemptView, Unavailability> {
+        let state = &self.state;
+        let model = base_model(&self.q.model_name);
+        let excluded = crate::sealed::excluded(state, self.sealed.as_ref(), exclude);
+        let worker_request_id = Int256(rand::random());
+        let (tx, events) = route_queue(state.config.request_queue_bytes);
+        let (dispatch, coefficient, conn, version, owner) = {
+            let mut selector = lock(&state.selector);
+            let dispatch =
+                match selector.dispatch(model, self.max_coefficient, &excluded, Instant::now()) {
+                    Ok(d) => d,
+                    Err(MarketError::NoWorkerAvailable { reason, .. }) => return Err(reason),
+                    Err(_) => return Err(Unavailability::UnknownModel),
+                };
+            let id = dispatch.worker();
+            let coefficient = selector.worker_info(id).map(|i| i.coefficient);
+            let mut workers = lock(&state.workers);
+            match (coefficient, workers.get_mut(&id)) {
+                (Some(coefficient), Some(link)) => {
+                    link.routes.insert(worker_request_id, tx);
+                    (
+                        dispatch,
+                        coefficient,
+                        link.conn.clone(),
+                        link.version,
+                        link.owner.clone(),
+                    )
+                }
+                _ => {
+                    selector.on_finish(dispatch, Outcome::Cancelled, Instant::now());
+                    return Err(Unavailability::UnknownModel);
+                }
+            }
+        };
+        let worker = dispatch.worker();
+        if !self.tried.is_empty() {
+            state.counters.retried.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tried.push(worker);
+        let message = self.worker_message(
+            i64::from(coefficient.get()),
+            version,
+            worker_request_id,
+            token_limit,
+        );
+        let attempt = Attempt {
+            worker,
+            dispatch: Some(dispatch),
+            owner,
+            coefficient,
+            conn,
+            version,
+            request_id: worker_request_id,
+            events,
+        };
+        let sent = tokio::time::timeout(
+            state.config.client_write_timeout,
+            attempt.conn.send_packet(Bytes::from(message)),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            // The connection is going away or not reading: report the attempt as lost.
+            tracing::debug!(
+                worker = worker.0,
+                "could not send the request to the worker"
+            );
+            if let Some(link) = lock(&state.workers).get(&worker)
+                && let Some(tx) = link.routes.get(&worker_request_id)
+            {
+                tx.push(crate::state::WorkerEvent::Lost);
+            }
+        }
+        let cancellable = version >= cocoon_protocol::version::SEALED_VERSION;
+        if let Some(old) = self.attempt.replace(attempt) {
+            forget_route(state, &old);
+        }
+        Ok(AttemptView {
+            worker,
+            cancellable,
+        })
+    }
+
+    /// The message that runs the request on a worker: with the token limit and the client's
+    /// request id for a version-3 worker, the reference message for older ones.
+    fn worker_message(
+        &self,
+        coefficient: i64,
+        worker_version: i32,
+        request_id: Int256,
+        token_limit: u64,
+    ) -> Vec<u8> {
+        let q = &self.q;
+        let remaining = q
+            .timeout
+            .clamp(0.0, self.state.config.max_request_timeout.as_secs_f64());
+        let debug = q.enable_debug.unwrap_or(false);
+        let token_limit = i64::try_from(token_limit).unwrap_or(i64::MAX);
+        if self.sealed.is_some() {
+            return crate::sealed::worker_message(
+                &q.query,
+                coefficient,
+                remaining,
+                request_id,
+                q.request_id,
+                token_limit,
+                debug,
+            );
+        }
+        if worker_version >= cocoon_protocol::version::SEALED_VERSION {
+            return ext::WorkerRunQuery {
+                query: q.query.clone(),
+                coefficient,
+                timeout: remaining,
+                request_id,
+                client_request_id: q.request_id,
+                token_limit,
+                flags: 0,
+                enable_debug: debug.then_some(true),
+            }
+            .to_boxed_bytes();
+        }
+        proxy::RunQueryEx {
+            query: q.query.clone(),
+            signed_payment: proxy::AnySignedPayment::default(),
+            coefficient,
+            timeout: remaining,
+            request_id,
+            flags: 0,
+            enable_debug: debug.then_some(true),
+        }
+        .to_boxed_bytes()
+    }
+
+    async fn cancel_worker(&self) {
+        let Some(attempt) = &self.attempt else { return };
+        if attempt.version < cocoon_protocol::version::SEALED_VERSION {
+            return;
+        }
+        let msg = ext::CancelQuery {
+            request_id: attempt.request_id,
+        };
+        let _ = tokio::time::timeout(
+            self.state.config.client_write_timeout,
+            attempt.conn.send_packet(Bytes::from(msg.to_boxed_bytes())),
+        )
+        .await;
+    }
+
+    fn finish_attempt(&mut self, outcome: Outcome) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        // The route stays until the request ends when the worker still owes its usage
+        // (draining); it is forgotten here otherwise.
+        if let Some(dispatch) = attempt.dispatch.take() {
+            lock(&self.state.selector).on_finish(dispatch, outcome, Instant::now());
+        }
+    }
+
+    /// Sends to the client, within the write deadline. A client that does not take the bytes
+    /// in time is cut: its session closes and the request stops.
+    async fn send(&mut self, message: ToClient) -> Option<Event> {
+        if self.client_gone && self.conn.is_closed() {
+            return None;
+        }
+        let bytes = self.client_message(message)?;
+        self.state
+            .counters
+            .bytes_relayed
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        match tokio::time::timeout(
+            self.state.config.client_write_timeout,
+            self.conn.send_packet(bytes),
+        )
+        .await
+        {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) => {
+                self.client_gone = true;
+                Some(Event::Client(ClientEnd::Gone))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    request = %self.q.request_id,
+                    "client did not read its answer within {:?}: session closed",
+                    self.state.config.client_write_timeout
+                );
+                self.state
+                    .counters
+                    .stalled_clients
+                    .fetch_add(1, Ordering::Relaxed);
+                self.conn.close();
+                self.client_gone = true;
+                Some(Event::Client(ClientEnd::Stalled))
+            }
+        }
+    }
+
+    fn client_message(&self, message: ToClient) -> Option<Bytes> {
+        let request_id = self.q.request_id;
+        let bytes = match message {
+            ToClient::Answer(answer) => client::QueryAnswerEx {
+                request_id,
+                answer,
+                flags: 0,
+                final_info: None,
+            }
+            .to_boxed_bytes(),
+            ToClient::Part(answer) => client::QueryAnswerPartEx {
+                request_id,
+                answer,
+                flags: 0,
+                final_info: None,
+            }
+            .to_boxed_bytes(),
+            ToClient::Final {
+                answer,
+                first,
+                usage,
+                worker_final,
+            } => {
+                let final_info = Some(self.final_info(worker_final.as_deref(), usage));
+                if first {
+                    client::QueryAnswerEx {
+                        request_id,
+                        answer,
+                        flags: 0,
+                        final_info,
+                    }
+                    .to_boxed_bytes()
+                } else {
+                    client::QueryAnswerPartEx {
+                        request_id,
+                        answer,
+                        flags: 0,
+                        final_info,
+                    }
+                    .to_boxed_bytes()
+                }
+            }
+            ToClient::Error {
+                code,
+                message,
+                usage,
+                worker_final,
+            } => client::QueryAnswerErrorEx {
+                request_id,
+                error_code: code,
+                error: message,
+                flags: 0,
+                final_info: Some(self.final_info(worker_final.as_deref(), usage)),
+            }
+            .to_boxed_bytes(),
+            ToClient::Cost => {
+                let (Some(ch), Some(attempt)) = (&self.charged, &self.attempt) else {
+                    return None;
+                };
+                if self.version < cocoon_protocol::version::SEALED_VERSION {
+                    return None;
+                }
+                let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                ext::QueryCost {
+                    request_id,
+                    coefficient: i32::try_from(attempt.coefficient.get()).unwrap_or(i32::MAX),
+                    prompt_cost: i(ch.prompt_cost),
+                    completion_cost: i(ch.completion_cost),
+                    total_cost: i(ch.total_cost),
+                }
+                .to_boxed_bytes()
+            }
+            ToClient::Receipt(receipt) => {
+                if self.version < cocoon_protocol::version::SEALED_VERSION {
+                    return None;
+                }
+                ext::QueryReceipt {
+                    request_id,
+                    receipt,
+                }
+                .to_boxed_bytes()
+            }
+        };
+        Some(Bytes::from(bytes))
+    }
+
+    fn final_info(
+        &self,
+        worker_final: Option<&proxy::QueryFinalInfo>,
+        usage: TokensUsed,
+    ) -> client::QueryFinalInfo {
+        let timings = self.version >= 2;
+        let debug = self.q.enable_debug.unwrap_or(false);
+        client::QueryFinalInfo {
+            flags: 0,
+            tokens_used: usage,
+            worker_debug: debug.then(|| {
+                worker_final
+                    .and_then(|f| f.worker_debug.clone())
+                    .unwrap_or_default()
+            }),
+            proxy_debug: debug.then(|| {
+                format!(
+                    "worker {} attempts {}",
+                    self.tried
+                        .last()
+                        .map(|w| w.0.to_string())
+                        .unwrap_or_default(),
+                    self.tried.len()
+                )
+            }),
+            proxy_start_time: timings.then_some(self.proxy_start),
+            proxy_end_time: timings.then(cocoon_net::unix_time),
+            worker_start_time: timings.then(|| {
+                worker_final
+                    .and_then(|f| f.worker_start_time)
+                    .unwrap_or(0.0)
+            }),
+            worker_end_time: timings
+                .then(|| worker_final.and_then(|f| f.worker_end_time).unwrap_or(0.0)),
+        }
+    }
+
+    /// Books `usage` on the reservation. A charge that cannot be written keeps the reservation
+    /// and waits in the ledger's retry queue; the proxy admits no request until it is booked.
+    async fn charge(&mut self, usage: TokenCounts, violation: Option<Violation>) -> bool {
+        let Some(attempt) = self.attempt.as_ref().filter(|_| self.reservation.is_some()) else {
+            return false;
+        };
+        if let Some(v) = violation {
+            tracing::warn!(
+                worker = attempt.worker.0,
+                owner = %attempt.owner,
+                reported = ?v.reported,
+                bound = ?v.bound,
+                "metering violation: usage above what the request could use, charged at the bound"
+            );
+            lock(&self.state.selector).on_metering_violation(attempt.worker, Instant::now());
+            self.state
+                .counters
+                .metering_violations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let charge = match self
+            .state
+            .ledger
+            .pricing()
+            .charge(&usage, attempt.coefficient)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(request = %self.ledger_id, "cannot price the worker's usage: {e}");
+                self.release().await;
+                return false;
+            }
+        };
+        let worker = WorkerAccountId(attempt.owner.clone());
+        match self
+            .state
+            .writes
+            .charge_request(&self.client, &worker, self.ledger_id, &charge)
+            .await
+        {
+            Ok(receipt) => {
+                self.reservation = None;
+                self.state.ledger_health.write_succeeded();
+                let record = &receipt.request.record;
+                let costs = charge.usage_costs();
+                self.charged = Some(Charged {
+                    adjusted_tokens: record.adjusted_tokens,
+                    prompt_cost: costs.prompt_total_cost,
+                    completion_cost: costs.completion_total_cost,
+                    total_cost: record.client_cost,
+                    client_tokens_used: record.client_tokens_used,
+                    worker_tokens_earned: record.worker_tokens_earned,
+                });
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    request = %self.ledger_id,
+                    "cannot book the charge ({e}): kept for retry, admission stopped"
+                );
+                self.state.ledger_health.write_failed(&e);
+                self.state
+                    .ledger_health
+                    .defer(crate::health::DeferredCharge {
+                        client: self.client.clone(),
+                        worker,
+                        request_id: self.ledger_id,
+                        counts: usage,
+                        coefficient: attempt.coefficient,
+                        charge,
+                    });
+                // The reservation stays held until the charge is booked.
+                self.reservation = None;
+                false
+            }
+        }
+    }
+
+    async fn release(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        if let Err(e) = self.state.writes.release(&self.client, reservation).await {
+            tracing::warn!(
+                request = %reservation.request_id(),
+                "cannot release a reservation: {e}"
+            );
+        }
+    }
+
+    async fn done(&mut self, ending: Ending) {
+        let c = &self.state.counters;
+        let counter = match ending {
+            Ending::Succeeded => &c.succeeded,
+            Ending::Cancelled => &c.cancelled,
+            Ending::TimedOut => &c.timed_out,
+            Ending::FailedMidway | Ending::ChargeFailed => &c.failed,
+            Ending::Refused => &c.refused,
+            Ending::NoWorker => &c.no_worker,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(charged) = self.charged.take() {
+            self.notify_payment(charged).await;
+        }
+    }
+
+    /// Vouchers after a booked charge: to the client (unless it is gone) and to the worker.
+    async fn notify_payment(&self, charged: Charged) {
+        let Some(attempt) = &self.attempt else { return };
+        let state = &self.state;
+        let deadline = state.config.client_write_timeout;
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if !self.conn.is_closed() {
+            let to_client = proxy::ClientRequestPayment {
+                request_id: self.q.request_id,
+                signed_payment: crate::settle::client_voucher(state, &self.client).await,
+                db_tokens: i(charged.client_tokens_used),
+                max_tokens: i(charged.client_tokens_used),
+                request_tokens: i(charged.adjusted_tokens),
+            };
+            let _ = tokio::time::timeout(
+                deadline,
+                self.conn
+                    .send_packet(Bytes::from(to_client.to_boxed_bytes())),
+            )
+            .await;
+        }
+        let to_worker = proxy::WorkerRequestPayment {
+            request_id: attempt.request_id,
+            signed_payment: crate::settle::worker_voucher(state, &attempt.owner).await,
+            db_tokens: i(charged.worker_tokens_earned),
+            max_tokens: i(charged.worker_tokens_earned),
+            request_tokens: i(charged.adjusted_tokens),
+            request_client_owner: self.client.0.clone(),
+        };
+        let _ = tokio::time::timeout(
+            deadline,
+            attempt
+                .conn
+                .send_packet(Bytes::from(to_worker.to_boxed_bytes())),
+        )
+        .await;
+    }
+}
+
+/// The model name before any `@`.
+fn base_model(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}

@@ -1,0 +1,613 @@
+//! Each rule of the request machine, driven with plain values: no sockets, no clocks.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_market::WorkerId;
+use cocoon_market::pricing::TokenCounts;
+use cocoon_market::selection::{Outcome, Unavailability};
+use cocoon_protocol::messages::{TokensUsed, ext, proxy};
+
+use super::*;
+use crate::state::WorkerEvent;
+
+const RULES: Rules = Rules {
+    max_attempts: 3,
+    cancel_grace: Duration::from_secs(5),
+};
+
+fn used(prompt: i64, completion: i64) -> TokensUsed {
+    TokensUsed {
+        prompt_tokens_used: prompt,
+        cached_tokens_used: 0,
+        completion_tokens_used: completion,
+        reasoning_tokens_used: 0,
+        total_tokens_used: prompt + completion,
+    }
+}
+
+fn final_info(prompt: i64, completion: i64) -> proxy::QueryFinalInfo {
+    proxy::QueryFinalInfo {
+        flags: 0,
+        tokens_used: used(prompt, completion),
+        worker_debug: None,
+        worker_start_time: None,
+        worker_end_time: None,
+    }
+}
+
+fn counts(prompt: u64, completion: u64) -> TokenCounts {
+    TokenCounts {
+        prompt,
+        cached: 0,
+        completion,
+        reasoning: 0,
+    }
+}
+
+fn attempt(id: u64, cancellable: bool) -> AttemptView {
+    AttemptView {
+        worker: WorkerId(id),
+        cancellable,
+    }
+}
+
+/// A machine that has reserved and been dispatched to worker 1.
+struct Run {
+    m: RequestMachine,
+    t0: Instant,
+}
+
+impl Run {
+    fn new(max_tokens: i32, cancellable: bool) -> Self {
+        let t0 = Instant::now();
+        let ask = Ask {
+            max_tokens,
+            body_bytes: 1_000,
+            deadline: t0 + Duration::from_secs(60),
+        };
+        let (mut m, actions) = RequestMachine::start(RULES, ask);
+        assert_eq!(actions, vec![Action::Reserve]);
+        let actions = m.handle(Event::Reserved(Ok(())), t0);
+        assert_eq!(
+            actions,
+            vec![Action::Dispatch {
+                exclude: vec![],
+                token_limit: u64::try_from(max_tokens).unwrap(),
+            }]
+        );
+        assert!(
+            m.handle(Event::Dispatched(Ok(attempt(1, cancellable))), t0)
+                .is_empty()
+        );
+        Self { m, t0 }
+    }
+
+    fn at(&mut self, secs: u64, event: Event) -> Vec<Action> {
+        self.m.handle(event, self.t0 + Duration::from_secs(secs))
+    }
+
+    fn worker(&mut self, event: WorkerEvent) -> Vec<Action> {
+        self.at(1, Event::Worker(event))
+    }
+
+    /// The first answer, relayed.
+    fn relay_first(&mut self) {
+        let actions = self.worker(WorkerEvent::Answer {
+            answer: Bytes::from_static(b"head"),
+            final_info: None,
+        });
+        assert_eq!(
+            actions,
+            vec![
+                Action::FirstByte,
+                Action::Send(ToClient::Answer(Bytes::from_static(b"head")))
+            ]
+        );
+        assert!(self.m.relayed());
+    }
+}
+
+fn charge_of(actions: &[Action]) -> Option<(TokenCounts, Option<Violation>)> {
+    actions.iter().find_map(|a| match a {
+        Action::Charge { usage, violation } => Some((*usage, *violation)),
+        _ => None,
+    })
+}
+
+fn ending(actions: &[Action]) -> Option<Ending> {
+    actions.iter().find_map(|a| match a {
+        Action::Done(e) => Some(*e),
+        _ => None,
+    })
+}
+
+#[test]
+fn declared_limits_below_one_or_absurd_are_refused_before_any_reservation() {
+    let cases: &[(i32, bool)] = &[
+        (-5, false),
+        (0, false),
+        (1, true),
+        (32_000, true),
+        (MAX_REQUEST_TOKENS, true),
+        (MAX_REQUEST_TOKENS + 1, false),
+        (i32::MIN, false),
+    ];
+    for &(max_tokens, accepted) in cases {
+        let ask = Ask {
+            max_tokens,
+            body_bytes: 10,
+            deadline: Instant::now(),
+        };
+        let (m, actions) = RequestMachine::start(RULES, ask);
+        if accepted {
+            assert_eq!(actions, vec![Action::Reserve], "{max_tokens}");
+            assert_eq!(m.token_limit(), u64::try_from(max_tokens).unwrap());
+        } else {
+            assert!(
+                matches!(
+                    actions.as_slice(),
+                    [
+                        Action::Send(ToClient::Error { code: 400, .. }),
+                        Action::Done(Ending::Refused)
+                    ]
+                ),
+                "{max_tokens}: {actions:?}"
+            );
+            assert!(m.is_done());
+        }
+    }
+}
+
+#[test]
+fn a_refused_reservation_reaches_no_worker() {
+    let ask = Ask {
+        max_tokens: 10,
+        body_bytes: 10,
+        deadline: Instant::now(),
+    };
+    let (mut m, _) = RequestMachine::start(RULES, ask);
+    let actions = m.handle(
+        Event::Reserved(Err(Refusal::new(503, "ledger unavailable"))),
+        Instant::now(),
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Dispatch { .. })));
+    assert!(matches!(
+        actions[0],
+        Action::Send(ToClient::Error { code: 503, .. })
+    ));
+    assert_eq!(ending(&actions), Some(Ending::Refused));
+}
+
+#[test]
+fn failures_before_the_first_byte_move_to_another_worker_then_give_up() {
+    let mut run = Run::new(100, true);
+    // Worker 1 fails (retryable), worker 2's connection drops, worker 3 is busy: 3 attempts.
+    let actions = run.worker(WorkerEvent::Error {
+        code: 503,
+        message: "engine down".into(),
+        final_info: None,
+    });
+    assert_eq!(
+        actions,
+        vec![
+            Action::FinishAttempt(Outcome::Failure),
+            Action::Dispatch {
+                exclude: vec![WorkerId(1)],
+                token_limit: 100
+            }
+        ]
+    );
+    run.at(1, Event::Dispatched(Ok(attempt(2, true))));
+    let actions = run.worker(WorkerEvent::Lost);
+    assert_eq!(
+        actions[1],
+        Action::Dispatch {
+            exclude: vec![WorkerId(1), WorkerId(2)],
+            token_limit: 100
+        }
+    );
+    run.at(1, Event::Dispatched(Ok(attempt(3, true))));
+    let actions = run.worker(WorkerEvent::Error {
+        code: 429,
+        message: "busy".into(),
+        final_info: None,
+    });
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Failure));
+    assert_eq!(actions[1], Action::Release);
+    assert!(matches!(
+        &actions[2],
+        Action::Send(ToClient::Error { code: 429, message, .. }) if message.contains("busy")
+    ));
+    assert_eq!(ending(&actions), Some(Ending::NoWorker));
+}
+
+#[test]
+fn a_worker_refusal_of_the_request_itself_is_passed_on_and_free() {
+    let mut run = Run::new(100, true);
+    let actions = run.worker(WorkerEvent::Error {
+        code: 400,
+        message: "field `x` is not accepted".into(),
+        final_info: Some(final_info(5, 0)),
+    });
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Success));
+    assert_eq!(actions[1], Action::Release);
+    assert!(charge_of(&actions).is_none());
+    assert!(matches!(
+        actions[2],
+        Action::Send(ToClient::Error { code: 400, .. })
+    ));
+}
+
+#[test]
+fn no_worker_at_all_releases_and_says_why() {
+    let ask = Ask {
+        max_tokens: 10,
+        body_bytes: 10,
+        deadline: Instant::now(),
+    };
+    let (mut m, _) = RequestMachine::start(RULES, ask);
+    m.handle(Event::Reserved(Ok(())), Instant::now());
+    let actions = m.handle(
+        Event::Dispatched(Err(Unavailability::AllBusy)),
+        Instant::now(),
+    );
+    assert_eq!(actions[0], Action::Release);
+    assert!(matches!(
+        actions[1],
+        Action::Send(ToClient::Error { code: 429, .. })
+    ));
+}
+
+#[test]
+fn a_finished_answer_is_charged_before_its_end_is_relayed() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::from_static(b"more"),
+        final_info: None,
+    });
+    assert_eq!(
+        actions,
+        vec![Action::Send(ToClient::Part(Bytes::from_static(b"more")))]
+    );
+    assert!(
+        run.worker(WorkerEvent::Receipt(Bytes::from_static(b"rcpt")))
+            .is_empty()
+    );
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::from_static(b"end"),
+        final_info: Some(final_info(30, 40)),
+    });
+    // Nothing goes to the client before the charge is booked.
+    assert!(!actions.iter().any(|a| matches!(a, Action::Send(_))));
+    assert_eq!(charge_of(&actions), Some((counts(30, 40), None)));
+    let actions = run.at(2, Event::Charged(true));
+    assert_eq!(
+        actions[..2],
+        [
+            Action::Send(ToClient::Cost),
+            Action::Send(ToClient::Receipt(Bytes::from_static(b"rcpt"))),
+        ]
+    );
+    assert!(matches!(
+        &actions[2],
+        Action::Send(ToClient::Final { first: false, usage, .. }) if *usage == used(30, 40)
+    ));
+    assert_eq!(ending(&actions), Some(Ending::Succeeded));
+}
+
+#[test]
+fn a_one_message_answer_is_held_back_too() {
+    let mut run = Run::new(100, false);
+    let actions = run.worker(WorkerEvent::Answer {
+        answer: Bytes::from_static(b"all"),
+        final_info: Some(final_info(3, 4)),
+    });
+    assert_eq!(actions[0], Action::FirstByte);
+    assert!(!actions.iter().any(|a| matches!(a, Action::Send(_))));
+    let actions = run.at(2, Event::Charged(true));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Send(ToClient::Final { first: true, .. })))
+    );
+}
+
+/// Every way a client can end a request once bytes were relayed: the worker is stopped and its
+/// usage until then is charged.
+#[test]
+fn every_relayed_token_is_paid_for_however_the_client_ends_it() {
+    for end in [ClientEnd::Cancelled, ClientEnd::Gone, ClientEnd::Stalled] {
+        let mut run = Run::new(100, true);
+        run.relay_first();
+        let actions = run.at(2, Event::Client(end));
+        assert_eq!(actions, vec![Action::CancelWorker], "{end:?}");
+        // Parts still in flight are not relayed.
+        assert!(
+            run.worker(WorkerEvent::Part {
+                answer: Bytes::from_static(b"late"),
+                final_info: None
+            })
+            .is_empty()
+        );
+        // The worker acknowledges the cancel with its usage.
+        let actions = run.at(
+            3,
+            Event::Worker(WorkerEvent::Error {
+                code: ext::CANCELLED_ERROR_CODE,
+                message: "cancelled".into(),
+                final_info: Some(final_info(20, 7)),
+            }),
+        );
+        assert_eq!(actions[0], Action::FinishAttempt(Outcome::Cancelled));
+        assert_eq!(charge_of(&actions), Some((counts(20, 7), None)), "{end:?}");
+        let actions = run.at(3, Event::Charged(true));
+        let sends: Vec<_> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Send(_)))
+            .collect();
+        if end == ClientEnd::Gone {
+            assert!(sends.is_empty(), "nobody to tell: {actions:?}");
+        } else {
+            assert_eq!(sends[0], &Action::Send(ToClient::Cost));
+            assert!(matches!(
+                sends[1],
+                Action::Send(ToClient::Error { code: ext::CANCELLED_ERROR_CODE, usage, .. })
+                    if *usage == used(20, 7)
+            ));
+        }
+        assert_eq!(ending(&actions), Some(Ending::Cancelled));
+    }
+}
+
+#[test]
+fn a_cancel_before_any_byte_is_free() {
+    for end in [ClientEnd::Cancelled, ClientEnd::Gone] {
+        let mut run = Run::new(100, true);
+        let actions = run.at(1, Event::Client(end));
+        assert_eq!(
+            actions,
+            vec![
+                Action::CancelWorker,
+                Action::FinishAttempt(Outcome::Cancelled),
+                Action::Release,
+                Action::Done(Ending::Cancelled)
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_timeout_after_bytes_stops_the_worker_and_charges_its_usage() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    assert!(run.at(30, Event::Tick).is_empty(), "not yet");
+    assert_eq!(
+        run.m.next_deadline(),
+        Some(run.t0 + Duration::from_secs(60))
+    );
+    let actions = run.at(60, Event::Tick);
+    assert_eq!(actions, vec![Action::CancelWorker]);
+    let actions = run.at(
+        61,
+        Event::Worker(WorkerEvent::Part {
+            answer: Bytes::new(),
+            final_info: Some(final_info(10, 50)),
+        }),
+    );
+    assert_eq!(charge_of(&actions), Some((counts(10, 50), None)));
+    let actions = run.at(61, Event::Charged(true));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Send(ToClient::Error { code: 504, .. })))
+    );
+    assert_eq!(ending(&actions), Some(Ending::TimedOut));
+}
+
+#[test]
+fn a_timeout_before_bytes_is_free() {
+    let mut run = Run::new(100, false);
+    let actions = run.at(60, Event::Tick);
+    assert_eq!(
+        actions[..2],
+        [Action::FinishAttempt(Outcome::Failure), Action::Release]
+    );
+    assert!(matches!(
+        actions[2],
+        Action::Send(ToClient::Error { code: 504, .. })
+    ));
+}
+
+#[test]
+fn a_worker_that_never_acknowledges_the_cancel_is_not_paid() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    run.at(2, Event::Client(ClientEnd::Gone));
+    assert_eq!(run.m.next_deadline(), Some(run.t0 + Duration::from_secs(7)));
+    assert!(run.at(6, Event::Tick).is_empty());
+    let actions = run.at(7, Event::Tick);
+    assert_eq!(
+        actions,
+        vec![
+            Action::FinishAttempt(Outcome::Failure),
+            Action::Release,
+            Action::Done(Ending::Cancelled)
+        ]
+    );
+}
+
+#[test]
+fn a_version_2_worker_cannot_be_stopped_so_its_end_is_awaited_until_the_deadline() {
+    let mut run = Run::new(100, false);
+    run.relay_first();
+    let actions = run.at(2, Event::Client(ClientEnd::Gone));
+    assert!(actions.is_empty(), "no cancel for a version-2 worker");
+    assert_eq!(
+        run.m.next_deadline(),
+        Some(run.t0 + Duration::from_secs(65))
+    );
+    let actions = run.at(
+        30,
+        Event::Worker(WorkerEvent::Part {
+            answer: Bytes::from_static(b"rest"),
+            final_info: Some(final_info(5, 90)),
+        }),
+    );
+    assert_eq!(charge_of(&actions), Some((counts(5, 90), None)));
+}
+
+#[test]
+fn a_failure_midway_charges_what_the_worker_reported() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Error {
+        code: 502,
+        message: "engine stopped".into(),
+        final_info: Some(final_info(8, 9)),
+    });
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Failure));
+    assert_eq!(charge_of(&actions), Some((counts(8, 9), None)));
+    let actions = run.at(2, Event::Charged(true));
+    assert!(matches!(
+        &actions[1],
+        Action::Send(ToClient::Error { code: 502, usage, .. }) if *usage == used(8, 9)
+    ));
+    // Lost midway: nothing reported, nothing charged.
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Lost);
+    assert!(charge_of(&actions).is_none());
+    assert!(actions.contains(&Action::Release));
+}
+
+#[test]
+fn an_overflowing_queue_cuts_only_this_request() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Overflow);
+    assert_eq!(actions, vec![Action::CancelWorker]);
+    let actions = run.at(
+        2,
+        Event::Worker(WorkerEvent::Error {
+            code: ext::CANCELLED_ERROR_CODE,
+            message: String::new(),
+            final_info: Some(final_info(1, 2)),
+        }),
+    );
+    assert_eq!(charge_of(&actions), Some((counts(1, 2), None)));
+}
+
+#[test]
+fn usage_above_the_bounds_is_charged_at_the_bounds_and_reported() {
+    // (reported prompt, reported completion) → (charged, violation?) with limit 100 and a
+    // 1,000-byte body.
+    let cases: &[((u64, u64), (u64, u64), bool)] = &[
+        ((30, 40), (30, 40), false),
+        ((1_000, 100), (1_000, 100), false),
+        ((30, 101), (30, 100), true),
+        ((30, 4_000_000), (30, 100), true),
+        ((1_001, 10), (1_000, 10), true),
+        ((u64::MAX, u64::MAX), (1_000, 100), true),
+    ];
+    for &((p, c), (bp, bc), violated) in cases {
+        let (bounded, violation) = bound_usage(counts(p, c), 100, 1_000);
+        assert_eq!(bounded, counts(bp, bc), "{p},{c}");
+        assert_eq!(violation.is_some(), violated, "{p},{c}");
+    }
+    // Cached and reasoning never exceed their wholes.
+    let (bounded, _) = bound_usage(
+        TokenCounts {
+            prompt: 10,
+            cached: 50,
+            completion: 5,
+            reasoning: 9,
+        },
+        100,
+        1_000,
+    );
+    assert_eq!((bounded.cached, bounded.reasoning), (10, 5));
+    // Through the machine: an over-reporting worker.
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::new(),
+        final_info: Some(final_info(30, 4_000)),
+    });
+    let (charged, violation) = charge_of(&actions).unwrap();
+    assert_eq!(charged, counts(30, 100));
+    assert_eq!(violation.unwrap().reported, counts(30, 4_000));
+    // Negative counts are zero.
+    let (bounded, violation) = bound_usage(
+        super::counts(&TokensUsed {
+            prompt_tokens_used: -5,
+            completion_tokens_used: -1,
+            ..TokensUsed::default()
+        }),
+        100,
+        1_000,
+    );
+    assert_eq!(bounded, TokenCounts::default());
+    assert!(violation.is_none());
+}
+
+#[test]
+fn a_charge_that_cannot_be_booked_withholds_the_end() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    run.worker(WorkerEvent::Part {
+        answer: Bytes::from_static(b"end"),
+        final_info: Some(final_info(3, 4)),
+    });
+    let actions = run.at(2, Event::Charged(false));
+    assert_eq!(
+        actions,
+        vec![
+            Action::Send(ToClient::Error {
+                code: 503,
+                message: "the proxy could not record the charge; the answer is withheld".into(),
+                usage: TokensUsed::default(),
+                worker_final: None,
+            }),
+            Action::Done(Ending::ChargeFailed)
+        ]
+    );
+    assert_eq!(run.m.charged_usage(), &TokensUsed::default());
+}
+
+#[test]
+fn a_second_first_answer_breaks_the_stream() {
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Answer {
+        answer: Bytes::from_static(b"again"),
+        final_info: None,
+    });
+    assert_eq!(actions[0], Action::CancelWorker);
+    assert!(actions.contains(&Action::Release));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Send(ToClient::Error { code: 502, .. })))
+    );
+}
+
+#[test]
+fn events_after_the_end_change_nothing() {
+    let mut run = Run::new(100, true);
+    run.worker(WorkerEvent::Answer {
+        answer: Bytes::new(),
+        final_info: Some(final_info(1, 1)),
+    });
+    run.at(2, Event::Charged(true));
+    assert!(run.m.is_done());
+    for event in [
+        Event::Client(ClientEnd::Gone),
+        Event::Tick,
+        Event::Worker(WorkerEvent::Lost),
+        Event::Charged(true),
+    ] {
+        assert!(run.at(100, event).is_empty());
+    }
+}
