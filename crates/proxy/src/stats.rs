@@ -77,6 +77,27 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.uptime_secs,
         s.workers.len(),
     );
+    let h = &s.ledger_health;
+    out += &format!(
+        "ledger writes: {}\nmetering violations: {}, refused: {}, clients cut for not reading: {}\n",
+        if h.writable {
+            "ok".to_owned()
+        } else {
+            format!(
+                "FAILING ({}); {} charge(s) waiting{}",
+                h.last_error.as_deref().unwrap_or("unknown error"),
+                h.deferred_charges,
+                if h.deferred_charges > 0 {
+                    ": no request is admitted until they are booked"
+                } else {
+                    ""
+                }
+            )
+        },
+        s.metering_violations,
+        s.refused,
+        s.stalled_clients,
+    );
     if let Some(r) = &s.registry {
         out += &format!(
             "root registry {} v{}: {} proxy images, {} worker images, {} models, {} proxies{}\n",
@@ -113,7 +134,7 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
     for w in &s.workers {
         match &w.stats {
             Some(st) => out.push_str(&format!(
-                "  #{} {} owner {} v{} attestation {} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {}\n",
+                "  #{} {} owner {} v{} attestation {} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {} metering violations {}\n",
                 w.id,
                 w.model,
                 w.owner,
@@ -128,6 +149,7 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
                 st.ewma_ttfb_ms.map_or("-".into(), |v| format!("{v:.1}")),
                 st.completed,
                 st.failed,
+                st.metering_violations,
             )),
             None => out.push_str(&format!("  #{} {} (no stats)\n", w.id, w.model)),
         }
@@ -186,6 +208,18 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
         MetricKind::Counter,
         "Requests timed out.",
         f(s.timed_out),
+    )
+    .metric(
+        "cocoon_proxy_metering_violations_total",
+        MetricKind::Counter,
+        "Worker usages above what their request could use, charged at the bound.",
+        f(s.metering_violations),
+    )
+    .metric(
+        "cocoon_proxy_deferred_charges",
+        MetricKind::Gauge,
+        "Charges waiting for the ledger to write them (no request is admitted meanwhile).",
+        f(s.ledger_health.deferred_charges as u64),
     )
     .metric(
         "cocoon_proxy_bytes_relayed_total",

@@ -28,6 +28,41 @@ use crate::state::WorkerEvent;
 /// Most completion tokens one request may declare.
 pub(crate) const MAX_REQUEST_TOKENS: i32 = 1 << 22;
 
+/// SSE events an answer may carry beyond one per token: the role chunk, the finish chunk, the
+/// usage chunk and `[DONE]`.
+const SSE_EVENTS_BEYOND_TOKENS: u64 = 4;
+
+/// Counts the SSE events (`data:` lines after a line break) in answer bytes split anywhere.
+///
+/// A version-2 worker is never told the reserved limit, so the proxy holds it to the limit by
+/// what it relays: streaming engines send one event per token, and past the limit (plus the
+/// events that carry no token) nothing more is relayed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SseEvents {
+    matched: usize,
+    events: u64,
+}
+
+impl SseEvents {
+    const PATTERN: &'static [u8] = b"\ndata:";
+
+    fn feed(&mut self, bytes: &[u8]) -> u64 {
+        for &b in bytes {
+            if b == Self::PATTERN[self.matched] {
+                self.matched += 1;
+                if self.matched == Self::PATTERN.len() {
+                    self.events += 1;
+                    self.matched = 0;
+                }
+            } else {
+                self.matched = usize::from(b == b'\n');
+            }
+        }
+        // The first event follows the response head, not a line break.
+        self.events + 1
+    }
+}
+
 /// Settings of the machine.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rules {
@@ -69,7 +104,8 @@ impl Refusal {
 pub(crate) struct AttemptView {
     pub(crate) worker: WorkerId,
     /// Whether the worker stops on `ext.cancelQuery` and acknowledges with its usage
-    /// (version 3); a version-2 worker runs to its end.
+    /// (version 3); a version-2 worker runs to its end, and what is relayed from it is held to
+    /// the reserved limit by counting its SSE events.
     pub(crate) cancellable: bool,
 }
 
@@ -83,6 +119,15 @@ pub(crate) enum ClientEnd {
     /// The client did not take the answer fast enough (a write stalled past its deadline, or the
     /// request's queue overflowed): it loses this request.
     Stalled,
+}
+
+/// Why a relayed request is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Client(ClientEnd),
+    TimedOut,
+    /// A version-2 worker streamed more events than the reserved limit allows.
+    OverLimit,
 }
 
 /// An input of the machine.
@@ -211,13 +256,6 @@ enum Phase {
     Done,
 }
 
-/// Why a relayed request is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Client(ClientEnd),
-    TimedOut,
-}
-
 /// What the client hears once the charge is booked.
 #[derive(Debug)]
 enum Closing {
@@ -249,6 +287,8 @@ pub(crate) struct RequestMachine {
     receipt: Option<Bytes>,
     /// The usage charged, once bounded.
     charged_usage: TokensUsed,
+    /// SSE events relayed from a version-2 worker.
+    relayed_events: SseEvents,
 }
 
 impl RequestMachine {
@@ -264,6 +304,7 @@ impl RequestMachine {
             last_error: None,
             receipt: None,
             charged_usage: TokensUsed::default(),
+            relayed_events: SseEvents::default(),
         };
         let actions = match ask.max_tokens {
             n if n < 1 => machine.refuse(Refusal::new(
@@ -324,6 +365,7 @@ impl RequestMachine {
             (Phase::Reserving, Event::Reserved(Err(refusal))) => self.refuse(refusal),
             (Phase::Dispatching, Event::Dispatched(Ok(attempt))) => {
                 self.tried.push(attempt.worker);
+                self.relayed_events = SseEvents::default();
                 self.phase = Phase::Waiting(attempt);
                 Vec::new()
             }
@@ -422,7 +464,11 @@ impl RequestMachine {
                     Some(fi) => actions.extend(self.finished(answer, true, fi)),
                     None => {
                         self.phase = Phase::Relaying(attempt);
-                        actions.push(Action::Send(ToClient::Answer(answer)));
+                        if self.beyond_limit(attempt, &answer) {
+                            actions.extend(self.stop(attempt, Stop::OverLimit, now));
+                        } else {
+                            actions.push(Action::Send(ToClient::Answer(answer)));
+                        }
                     }
                 }
                 actions
@@ -495,6 +541,9 @@ impl RequestMachine {
             }
             Event::Worker(WorkerEvent::Part { answer, final_info }) => match final_info {
                 Some(fi) => self.finished(answer, false, fi),
+                None if self.beyond_limit(attempt, &answer) => {
+                    self.stop(attempt, Stop::OverLimit, now)
+                }
                 None => {
                     self.phase = Phase::Relaying(attempt);
                     vec![Action::Send(ToClient::Part(answer))]
@@ -552,6 +601,13 @@ impl RequestMachine {
                 Vec::new()
             }
         }
+    }
+
+    /// Whether relaying `answer` from a version-2 worker would pass the reserved limit.
+    fn beyond_limit(&mut self, attempt: AttemptView, answer: &[u8]) -> bool {
+        !attempt.cancellable
+            && self.relayed_events.feed(answer)
+                > self.token_limit.saturating_add(SSE_EVENTS_BEYOND_TOKENS)
     }
 
     /// Bytes were relayed and the request must stop: ask the worker to stop and wait for its
@@ -717,6 +773,15 @@ impl RequestMachine {
                     message,
                     usage,
                     worker_final,
+                }));
+                Ending::FailedMidway
+            }
+            Closing::Stopped(Stop::OverLimit) => {
+                actions.push(Action::Send(ToClient::Error {
+                    code: 502,
+                    message: "the worker answered beyond the reserved token limit".into(),
+                    usage,
+                    worker_final: None,
                 }));
                 Ending::FailedMidway
             }

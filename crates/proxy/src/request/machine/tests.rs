@@ -611,3 +611,67 @@ fn events_after_the_end_change_nothing() {
         assert!(run.at(100, event).is_empty());
     }
 }
+
+#[test]
+fn sse_events_are_counted_across_any_split() {
+    let stream = b"HEAD data: {\"a\":1}\n\ndata: {\"b\":\"x data: y\"}\n\ndata: [DONE]\n\n";
+    for cut in 0..stream.len() {
+        let mut c = SseEvents::default();
+        c.feed(&stream[..cut]);
+        assert_eq!(c.feed(&stream[cut..]), 3, "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_version_2_worker_streaming_beyond_the_limit_is_cut_and_charged_at_the_bound() {
+    // Limit 3: up to 3 + 4 events are relayed.
+    let mut run = Run::new(3, false);
+    let event = |i: usize| Bytes::from(format!("data: {{\"i\":{i}}}\n\n"));
+    let actions = run.worker(WorkerEvent::Answer {
+        answer: event(0),
+        final_info: None,
+    });
+    assert!(matches!(actions[1], Action::Send(ToClient::Answer(_))));
+    for i in 1..7 {
+        let actions = run.worker(WorkerEvent::Part {
+            answer: event(i),
+            final_info: None,
+        });
+        assert!(
+            matches!(actions[..], [Action::Send(ToClient::Part(_))]),
+            "{i}: {actions:?}"
+        );
+    }
+    // The eighth event is not relayed: the request is stopped (no cancel for version 2).
+    let actions = run.worker(WorkerEvent::Part {
+        answer: event(7),
+        final_info: None,
+    });
+    assert!(actions.is_empty(), "{actions:?}");
+    let actions = run.at(
+        20,
+        Event::Worker(WorkerEvent::Part {
+            answer: event(99),
+            final_info: Some(final_info(10, 100)),
+        }),
+    );
+    let (charged, violation) = charge_of(&actions).unwrap();
+    assert_eq!(charged, counts(10, 3));
+    assert!(violation.is_some());
+    let actions = run.at(20, Event::Charged(true));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Send(ToClient::Error { code: 502, .. })))
+    );
+    // A version-3 worker is held to the limit by the worker itself, not by counting.
+    let mut run = Run::new(3, true);
+    run.relay_first();
+    for i in 1..20 {
+        let actions = run.worker(WorkerEvent::Part {
+            answer: event(i),
+            final_info: None,
+        });
+        assert!(matches!(actions[..], [Action::Send(ToClient::Part(_))]));
+    }
+}
