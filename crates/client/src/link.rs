@@ -510,7 +510,25 @@ async fn dispatch(
         };
         let route = lock(&session.routes).get(&id).cloned();
         if let Some(route) = route {
-            let _ = route.send(event).await;
+            // Never waits: a caller that reads slower than its answer arrives fills its own
+            // queue and loses that request; the session's other requests keep flowing.
+            match route.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    lock(&session.routes).remove(&id);
+                    tracing::warn!(request = %id, "the caller does not read its answer: request stopped");
+                    if session.version >= cocoon_protocol::version::SEALED_VERSION {
+                        let conn = session.conn.clone();
+                        let cancel = ext::CancelQuery { request_id: id };
+                        tokio::spawn(async move {
+                            let _ = conn.send_packet(Bytes::from(cancel.to_boxed_bytes())).await;
+                        });
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    lock(&session.routes).remove(&id);
+                }
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ struct Driver {
     sealed: Option<crate::sealed::SealedRoute>,
     ledger_id: RequestId,
     max_coefficient: Coefficient,
+    deadline: Instant,
     proxy_start: f64,
     reservation: Option<Reservation>,
     attempt: Option<Attempt>,
@@ -116,6 +117,7 @@ pub(crate) async fn run(
         q,
         sealed,
         max_coefficient,
+        deadline: started + timeout,
         proxy_start,
         reservation: None,
         attempt: None,
@@ -365,9 +367,10 @@ impl Driver {
         token_limit: u64,
     ) -> Vec<u8> {
         let q = &self.q;
-        let remaining = q
-            .timeout
-            .clamp(0.0, self.state.config.max_request_timeout.as_secs_f64());
+        let remaining = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
         let debug = q.enable_debug.unwrap_or(false);
         let token_limit = i64::try_from(token_limit).unwrap_or(i64::MAX);
         if self.sealed.is_some() {
