@@ -111,7 +111,7 @@ fn bad_command_lines_are_refused_with_a_reason() {
     for (flags, named) in [
         (&["--parts", "0"][..], "--parts"),
         (&["--protocol-version", "9"], "--protocol-version"),
-        (&["--protocol-version", "-1"], "--protocol-version"),
+        (&["--protocol-version=-1"], "--protocol-version"),
         (&["--coefficient", "0"], "--coefficient"),
         (&["--max-active", "0"], "--max-active"),
         (&["--over-report", "0"], "--over-report"),
