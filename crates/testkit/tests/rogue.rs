@@ -151,7 +151,11 @@ fn sse_events(bytes: &[u8]) -> Vec<String> {
     assert!(text.ends_with("\n\n"), "events end with a blank line");
     text.split("\n\n")
         .filter(|e| !e.is_empty())
-        .map(|e| e.strip_prefix("data: ").expect("every event is data").to_owned())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .expect("every event is data")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -229,7 +233,11 @@ fn a_streamed_answer_is_sse_with_its_words_shared_over_the_parts() {
     let plain = AnswerPlan::new(&c, &view(true, json!({})), None, 7);
     let last = sse_events(plain.parts.last().unwrap());
     assert_eq!(last.len(), 3, "{last:?}");
-    assert!(!String::from_utf8(plain.body()).unwrap().contains("\"usage\""));
+    assert!(
+        !String::from_utf8(plain.body())
+            .unwrap()
+            .contains("\"usage\"")
+    );
 }
 
 #[test]
@@ -244,7 +252,9 @@ fn more_parts_than_words_still_frames_every_part() {
         .filter(|e| e != "[DONE]")
         .filter_map(|e| {
             let v: Value = serde_json::from_str(&e).unwrap();
-            v["choices"][0]["delta"]["content"].as_str().map(str::to_owned)
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
         })
         .collect();
     assert_eq!(content, "one two");
@@ -274,9 +284,22 @@ fn the_answer_is_cut_to_max_tokens_and_to_the_proxys_token_limit() {
 #[test]
 fn usage_reports_lie_as_configured_in_the_body_and_after_a_cancel() {
     let v = view(true, json!({ "stream_options": { "include_usage": true } }));
-    let over = config(&["--over-report", "100", "--parts", "3", "--answer-text", "a b c"]);
+    let over = config(&[
+        "--over-report",
+        "100",
+        "--parts",
+        "3",
+        "--answer-text",
+        "a b c",
+    ]);
     let plan = AnswerPlan::new(&over, &v, None, 0);
-    assert_eq!(plan.honest, TokenCounts { prompt: 6, completion: 3 });
+    assert_eq!(
+        plan.honest,
+        TokenCounts {
+            prompt: 6,
+            completion: 3
+        }
+    );
     assert_eq!(
         plan.reported,
         TokenCounts {
@@ -284,7 +307,11 @@ fn usage_reports_lie_as_configured_in_the_body_and_after_a_cancel() {
             completion: 300
         }
     );
-    assert!(String::from_utf8(plan.body()).unwrap().contains("\"completion_tokens\":300"));
+    assert!(
+        String::from_utf8(plan.body())
+            .unwrap()
+            .contains("\"completion_tokens\":300")
+    );
     // A cancel after the first part: the words sent so far, scaled.
     assert_eq!(
         plan.reported_after(1, over.usage),
@@ -352,5 +379,7 @@ fn requests_the_worker_does_not_serve_are_refused_with_their_code() {
     assert_eq!(code(ChatView::from_body(b"not json", MODEL)), 400);
     assert_eq!(code(ChatView::from_body(b"{\"model\":\"x\"}", MODEL)), 400);
     // A variant of the served model is the same base model.
-    assert!(ChatView::from_body(&body(false, json!({ "model": "Qwen/Qwen3-8B@q4" })), MODEL).is_ok());
+    assert!(
+        ChatView::from_body(&body(false, json!({ "model": "Qwen/Qwen3-8B@q4" })), MODEL).is_ok()
+    );
 }

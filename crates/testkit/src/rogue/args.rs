@@ -100,7 +100,10 @@ impl RogueArgs {
             ));
         }
         if self.coefficient <= 0 {
-            return invalid(format!("--coefficient {} must be positive", self.coefficient));
+            return invalid(format!(
+                "--coefficient {} must be positive",
+                self.coefficient
+            ));
         }
         if self.max_active == 0 {
             return invalid("--max-active must be at least 1".into());

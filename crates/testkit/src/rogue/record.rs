@@ -162,7 +162,12 @@ impl Records {
     pub fn note_cancel(&self, request_id: &str) {
         self.update(|s| {
             s.cancels_received += 1;
-            if let Some(r) = s.requests.iter_mut().rev().find(|r| r.request_id == request_id) {
+            if let Some(r) = s
+                .requests
+                .iter_mut()
+                .rev()
+                .find(|r| r.request_id == request_id)
+            {
                 r.cancel_received = true;
             }
         });
@@ -230,7 +235,9 @@ fn stats_answer(path: &str, records: &Records) -> hyper::Response<Full<Bytes>> {
     let mut response = hyper::Response::new(Full::new(body));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
 }

@@ -81,7 +81,8 @@ impl RogueWorker {
             ClaimsFormat::V1 {
                 sealing_public_key: Some(cocoon_attest::digest::Digest32::from(rand::random::<
                     [u8; 32],
-                >())),
+                >(
+                ))),
                 gpu_evidence_digest: None,
                 model_hash: None,
             }
@@ -202,7 +203,12 @@ impl RogueWorker {
             min_proto_version: Some(cocoon_protocol::version::MIN_VERSION),
             max_proto_version: Some(c.protocol_version),
         };
-        let answer = query(conn, "worker.connectToProxy", worker::ConnectToProxy { params }).await?;
+        let answer = query(
+            conn,
+            "worker.connectToProxy",
+            worker::ConnectToProxy { params },
+        )
+        .await?;
         let connected = decode::<worker::ConnectedToProxy>("worker.connectedToProxy", answer)?;
         let version = connected.params.proto_version.unwrap_or(0);
         let compare = worker::CompareBalanceWithProxy {
@@ -378,9 +384,7 @@ impl RogueWorker {
             }
             let ends = i == last && !self.config.no_final;
             if ends && reply.version >= cocoon_protocol::version::SEALED_VERSION {
-                let kind = self
-                    .send_receipt(reply, &http_request.payload, &plan)
-                    .await;
+                let kind = self.send_receipt(reply, &http_request.payload, &plan).await;
                 self.records.request(index, |r| r.receipt = kind);
             }
             let final_info = ends.then(|| reply.final_info(plan.reported));
@@ -401,7 +405,10 @@ impl RogueWorker {
                     flags: 0,
                     final_info,
                 };
-                reply.conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await
+                reply
+                    .conn
+                    .send_packet(Bytes::from(msg.to_boxed_bytes()))
+                    .await
             } else {
                 let msg = proxy::QueryAnswerPartEx {
                     request_id: reply.request_id,
@@ -409,7 +416,10 @@ impl RogueWorker {
                     flags: 0,
                     final_info,
                 };
-                reply.conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await
+                reply
+                    .conn
+                    .send_packet(Bytes::from(msg.to_boxed_bytes()))
+                    .await
             };
             if sent.is_err() {
                 return RequestOutcome::ConnectionLost;
@@ -568,8 +578,12 @@ async fn poll_payment_status(records: Arc<Records>, conn: Connection) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let answer = match query(&conn, "worker.updatePaymentStatus", worker::UpdatePaymentStatus {})
-            .await
+        let answer = match query(
+            &conn,
+            "worker.updatePaymentStatus",
+            worker::UpdatePaymentStatus {},
+        )
+        .await
         {
             Ok(a) => a,
             Err(e) => {
