@@ -13,6 +13,9 @@ whose old payout vouchers are replayed on the emulated chain.
 - A worker owner who submits an older payout voucher (or the same one again) after a newer one
   was paid: refused, the chain unchanged, the chain equal to the ledger to the nanoTON.
 
+Beside them, the tool itself: a version-2 rogue is served the reference way and honestly
+billed, and a version-3 one is told the token limit and the client's request id.
+
 After each attack the books must balance (see books.py).
 """
 
@@ -154,6 +157,38 @@ def test_an_over_reporting_worker_is_charged_at_most_the_bound(rogue):
     # Its standing fell: the reputation the proxy selects workers by (success rate) is below a
     # spotless worker's.
     assert worker_stat(view, "success_rate") < 1.0, view
+
+
+def test_a_version_2_rogue_is_served_the_reference_way(rogue):
+    """The tool itself, honest: a version-2 session gets `proxy.runQueryEx` (no token limit, no
+    client request id), signs no receipt, and its answer and usage reach the caller intact."""
+    net = rogue("--protocol-version", "2", "--answer-text", "one two three four five")
+    headers, answer = chat(
+        net,
+        {"model": MODEL, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4},
+    )
+    assert answer["choices"][0]["message"]["content"] == "one two three four"
+    assert answer["choices"][0]["finish_reason"] == "length"
+    assert (answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]) == (2, 4)
+    assert "X-Cocoon-Receipt" not in headers
+    [seen] = wait_for("the rogue's request line", net.rogue_lines, logs=net.logs)
+    assert seen["kind"] == "run_query_ex" and seen["outcome"]["state"] == "completed", seen
+    assert seen["token_limit"] is None and seen["client_request_id"] is None, seen
+    assert seen["receipt"] is None, seen
+    [charged] = [r for r in ledger_requests(net) if r["worker"] == ROGUE_OWNER]
+    assert (charged["uncached_prompt_tokens"], charged["visible_completion_tokens"]) == (2, 4)
+    assert_books_balance(net)
+
+
+@pytest.mark.xfail(strict=False, reason=PROXY_SIDE_PENDING)
+def test_a_version_3_worker_is_told_the_token_limit_and_the_clients_request_id(rogue):
+    net = rogue()
+    chat(net, {"model": MODEL, "messages": [{"role": "user", "content": "limits"}], "max_tokens": 7})
+    [seen] = wait_for("the rogue's request line", net.rogue_lines, logs=net.logs)
+    assert seen["kind"] == "worker_run_query", seen
+    assert seen["token_limit"] == 7, seen
+    assert len(seen["client_request_id"]) == 64 and seen["client_request_id"] != seen["request_id"], seen
+    assert_books_balance(net)
 
 
 @pytest.mark.xfail(
