@@ -119,17 +119,14 @@ impl RogueWorker {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut delay = REDIAL_MIN;
         loop {
-            let result = tokio::select! {
+            let (ended, served) = tokio::select! {
                 r = self.session() => r,
                 () = stop.cancelled() => return,
             };
             self.records.update(|s| s.connected = false);
-            match result {
-                Ok(()) => {
-                    tracing::info!(proxy = %self.config.proxy, "proxy session ended");
-                    delay = REDIAL_MIN;
-                }
-                Err(e) => tracing::warn!(proxy = %self.config.proxy, "proxy session failed: {e}"),
+            tracing::warn!(proxy = %self.config.proxy, "proxy session ended: {ended}");
+            if served {
+                delay = REDIAL_MIN;
             }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -139,25 +136,29 @@ impl RogueWorker {
         }
     }
 
-    async fn session(self: &Arc<Self>) -> Result<(), TestkitError> {
+    /// Runs one session; answers why it ended and whether the handshake went through.
+    async fn session(self: &Arc<Self>) -> (TestkitError, bool) {
         let proxy = &self.config.proxy;
-        let secured = cocoon_net::dial(
+        let dialled = cocoon_net::dial(
             proxy,
             MAX_POW_DIFFICULTY,
             &self.tls,
             ConnectionConfig::dialer(),
         )
-        .await
-        .map_err(|source| TestkitError::Proxy {
-            what: "connect",
-            source,
-        })?;
+        .await;
+        let secured = match dialled {
+            Ok(s) => s,
+            Err(source) => {
+                let what = "connect";
+                return (TestkitError::Proxy { what, source }, false);
+            }
+        };
         let (conn, mut incoming) = (secured.conn, secured.incoming);
         let version = match self.handshake(&conn).await {
             Ok(v) => v,
             Err(e) => {
                 conn.close();
-                return Err(e);
+                return (e, false);
             }
         };
         tracing::info!(%proxy, version, "connected to proxy");
@@ -185,9 +186,8 @@ impl RogueWorker {
             }
         }
         poller.abort();
-        Err(TestkitError::ProxyClosed {
-            reason: conn.close_reason().unwrap_or_else(|| "closed".into()),
-        })
+        let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
+        (TestkitError::ProxyClosed { reason }, true)
     }
 
     async fn handshake(&self, conn: &Connection) -> Result<i32, TestkitError> {
@@ -303,7 +303,7 @@ impl RogueWorker {
         ));
         let cancel = CancellationToken::new();
         lock(&self.in_flight).insert(request.request_id, cancel.clone());
-        let mut reply = Reply {
+        let reply = Reply {
             conn: &conn,
             version,
             request_id: request.request_id,
@@ -317,7 +317,7 @@ impl RogueWorker {
                 })
                 .await
         } else {
-            self.answer(&mut reply, &request, index, &cancel).await
+            self.answer(&reply, &request, index, &cancel).await
         };
         self.active.fetch_sub(1, Ordering::AcqRel);
         lock(&self.in_flight).remove(&request.request_id);
@@ -328,7 +328,7 @@ impl RogueWorker {
 
     async fn answer(
         &self,
-        reply: &mut Reply<'_>,
+        reply: &Reply<'_>,
         request: &Incoming,
         index: usize,
         cancel: &CancellationToken,
@@ -537,7 +537,7 @@ impl Reply<'_> {
         }
     }
 
-    async fn refuse(&mut self, refusal: Refusal) -> RequestOutcome {
+    async fn refuse(&self, refusal: Refusal) -> RequestOutcome {
         let msg = proxy::QueryAnswerErrorEx {
             request_id: self.request_id,
             error_code: refusal.code,
