@@ -78,4 +78,46 @@ pub enum TestkitError {
         /// Content chunks sent before the abort.
         chunks: u32,
     },
+    /// A rogue worker's setting is out of range.
+    #[error("invalid rogue worker setting: {reason}")]
+    InvalidRogue {
+        /// Which setting and what it must be.
+        reason: String,
+    },
+    /// A node's RA-TLS identity could not be made.
+    #[error("cannot make an RA-TLS identity: {0}")]
+    Identity(#[source] cocoon_net::NetError),
+    /// A receipt could not be signed.
+    #[error("cannot sign a receipt: {0}")]
+    Receipt(#[source] cocoon_net::NetError),
+    /// The connection to a proxy failed at one step.
+    #[error("{what}: {source}")]
+    Proxy {
+        /// The step (`connect` or the query sent).
+        what: &'static str,
+        /// The transport's reason.
+        source: cocoon_net::NetError,
+    },
+    /// A proxy's answer could not be decoded.
+    #[error("undecodable {what}: {source}")]
+    ProxyAnswer {
+        /// The message expected.
+        what: &'static str,
+        /// The decoder's reason.
+        source: cocoon_protocol::Error,
+    },
+    /// A proxy refused a handshake step.
+    #[error("the proxy refused {what}: error {code}")]
+    ProxyRefused {
+        /// The step.
+        what: &'static str,
+        /// The proxy's error code.
+        code: i32,
+    },
+    /// A proxy session ended.
+    #[error("connection to the proxy lost: {reason}")]
+    ProxyClosed {
+        /// The transport's reason.
+        reason: String,
+    },
 }

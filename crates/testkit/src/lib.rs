@@ -1,6 +1,6 @@
-//! Test and benchmark tools for cocoon-rs: a fake OpenAI-compatible inference upstream and an
-//! HTTP load generator, usable in-process from Rust tests or as the binaries
-//! `cocoon-fake-upstream` and `cocoon-loadgen`.
+//! Test and benchmark tools for cocoon-rs: a fake OpenAI-compatible inference upstream, an
+//! HTTP load generator and a worker that cheats on demand, usable in-process from Rust tests or
+//! as the binaries `cocoon-fake-upstream`, `cocoon-loadgen` and `cocoon-rogue-worker`.
 //!
 //! # Why these exist
 //!
@@ -16,6 +16,10 @@
 //! [`relay::RecordingRelay`] terminates RA-TLS between a node and a proxy (with simulated
 //! evidence, so only local-mode peers accept it) and records each hop's plaintext frames: what
 //! a node sends, and what a proxy gets to see.
+//!
+//! [`rogue::RogueWorker`] is a worker for attack tests: it connects to a real proxy over the real
+//! transport and answers like an honest worker, except where told to over-report usage, ignore
+//! cancels, never end an answer or replay a receipt.
 //!
 //! [`loadgen`] drives any HTTP endpoint the way the reference COCOON benchmark drove its relay
 //! (`hey -m POST -disable-keepalive -c 30`), but it reads every response body to the end and
@@ -43,6 +47,7 @@
 mod error;
 pub mod loadgen;
 pub mod relay;
+pub mod rogue;
 pub mod upstream;
 
 pub use error::TestkitError;

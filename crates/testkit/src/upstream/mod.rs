@@ -8,7 +8,7 @@
 
 pub mod answer;
 pub mod overrides;
-mod request;
+pub(crate) mod request;
 mod service;
 mod wire;
 
