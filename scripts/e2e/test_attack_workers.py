@@ -34,12 +34,6 @@ from conftest import BIN_DIR, MODEL, ROOT, SIMULATED_IMAGE_HASH, Emulator, Netwo
 
 ROGUE_OWNER = "rogue-worker-owner"
 
-PROXY_SIDE_PENDING = (
-    "bounded metering, violations and cancel acknowledgements land with the proxy's request "
-    "state machine (issue 16)"
-)
-
-
 class RogueNetwork(Network):
     """A network whose only worker is `cocoon-rogue-worker` with `rogue_args`; its stats are on
     the worker stats port and its per-request JSON lines in rogue.out."""
@@ -127,7 +121,6 @@ def worker_stat(view, name):
     return stats[name] if name in stats else view[name]
 
 
-@pytest.mark.xfail(strict=False, reason=PROXY_SIDE_PENDING)
 def test_an_over_reporting_worker_is_charged_at_most_the_bound(rogue):
     net = rogue("--over-report", "100")
     body = {
@@ -180,7 +173,6 @@ def test_a_version_2_rogue_is_served_the_reference_way(rogue):
     assert_books_balance(net)
 
 
-@pytest.mark.xfail(strict=False, reason=PROXY_SIDE_PENDING)
 def test_a_version_3_worker_is_told_the_token_limit_and_the_clients_request_id(rogue):
     net = rogue()
     chat(net, {"model": MODEL, "messages": [{"role": "user", "content": "limits"}], "max_tokens": 7})
@@ -240,7 +232,6 @@ def stream_then_hang_up(net, body, after_events=1):
     return received
 
 
-@pytest.mark.xfail(strict=False, reason=PROXY_SIDE_PENDING)
 def test_a_worker_ignoring_a_cancel_is_charged_once_within_the_bound(rogue):
     words = " ".join(f"w{i}" for i in range(16))
     net = rogue("--ignore-cancel", "--parts", "8", "--part-delay-ms", "250", "--answer-text", words)
@@ -278,7 +269,6 @@ def test_a_worker_ignoring_a_cancel_is_charged_once_within_the_bound(rogue):
     assert_books_balance(net)
 
 
-@pytest.mark.xfail(strict=False, reason=PROXY_SIDE_PENDING)
 def test_an_acknowledged_cancel_is_charged_for_the_usage_it_carries(rogue):
     """The honest side of the cancel rule, for comparison: the worker stops and acknowledges with
     code 499 and its usage so far, and exactly that is charged."""

@@ -15,6 +15,12 @@ use crate::verifier::VerifiedEvidence;
 /// How far in the future a claims issue time may lie (clock skew between nodes).
 pub const CLAIMS_FUTURE_SKEW_SECS: u64 = 300;
 
+/// Oldest v1 claims the production policy accepts: a certificate lives a day
+/// (`ratls::DEFAULT_VALIDITY_SECS`) and is renewed with fresh evidence hourly, so claims
+/// older than a day and an hour mean evidence reused beyond its certificate's life (for example
+/// a quote taken before a TCB update, wrapped in a newer self-issued certificate).
+pub const PRODUCTION_MAX_CLAIMS_AGE_SECS: u64 = 25 * 3600;
+
 /// Intel TCB statuses a policy can allow, spelled as Intel spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -180,7 +186,7 @@ impl Policy {
             allowed_image_hashes: None,
             tdx: TdxPolicy::default(),
             snp: SnpPolicy::default(),
-            max_claims_age_secs: None,
+            max_claims_age_secs: Some(PRODUCTION_MAX_CLAIMS_AGE_SECS),
         }
     }
 
@@ -211,7 +217,9 @@ impl Policy {
 
     /// This policy narrowed to `hashes` (the root registry's allow-list): a peer's image hash
     /// must be among them and, if this policy already lists image hashes (a policy file), in
-    /// that list as well. An empty `hashes` admits no attested peer.
+    /// that list as well. Evidence becomes required, so a policy file with
+    /// `require_evidence = false` cannot let an unattested peer past the registry. An empty
+    /// `hashes` admits nobody.
     #[must_use]
     pub fn restricted_to_image_hashes(&self, hashes: impl IntoIterator<Item = ImageHash>) -> Self {
         let mut allowed: Vec<ImageHash> = hashes.into_iter().collect();
@@ -220,6 +228,7 @@ impl Policy {
         }
         Self {
             allowed_image_hashes: Some(allowed),
+            require_evidence: true,
             ..self.clone()
         }
     }

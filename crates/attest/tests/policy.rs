@@ -134,6 +134,43 @@ fn registry_allow_list_narrows_a_configured_one() {
 }
 
 #[test]
+fn a_policy_file_without_evidence_cannot_escape_the_registry() {
+    // `require_evidence = false` in a policy file admits unattested peers...
+    let mut file = Policy::production();
+    file.require_evidence = false;
+    file.check_kind(EvidenceKind::Unattested).unwrap();
+    // ...but not once the registry narrowed it: its image hashes need evidence to be checked.
+    let narrowed = file.restricted_to_image_hashes([ImageHash::default()]);
+    let err = narrowed.check_kind(EvidenceKind::Unattested).unwrap_err();
+    assert!(matches!(err, AttestError::EvidenceMissing), "{err}");
+    let err = Policy::any()
+        .restricted_to_image_hashes([ImageHash::default()])
+        .check_kind(EvidenceKind::Unattested)
+        .unwrap_err();
+    assert!(matches!(err, AttestError::EvidenceMissing), "{err}");
+}
+
+#[test]
+fn production_bounds_the_age_of_claims() {
+    use cocoon_attest::policy::PRODUCTION_MAX_CLAIMS_AGE_SECS;
+    let p = Policy::production();
+    assert_eq!(p.max_claims_age_secs, Some(PRODUCTION_MAX_CLAIMS_AGE_SECS));
+    let claims = UserClaims::v1([0; 32], ExtendedClaims::issued_at(10_000));
+    p.check_claims(&claims, 10_000 + PRODUCTION_MAX_CLAIMS_AGE_SECS)
+        .unwrap();
+    // Evidence from more than a day ago, wrapped in a newer self-issued certificate.
+    let err = p
+        .check_claims(&claims, 10_001 + PRODUCTION_MAX_CLAIMS_AGE_SECS)
+        .unwrap_err();
+    assert!(matches!(err, AttestError::ClaimsAge { .. }), "{err}");
+    // Local mode keeps the same bound.
+    assert_eq!(
+        Policy::local_simulated().max_claims_age_secs,
+        Some(PRODUCTION_MAX_CLAIMS_AGE_SECS)
+    );
+}
+
+#[test]
 fn intel_root_key_is_pinned() {
     let v = real();
     let mut p = Policy::production();
