@@ -104,7 +104,7 @@ pub(crate) async fn run(
     };
     let ask = super::machine::Ask {
         max_tokens: q.max_tokens,
-        body_bytes: q.query.len() as u64,
+        body_bytes: prompt_bound(&q.query, sealed.is_some()),
         deadline: started + timeout,
     };
     let (mut machine, first) = RequestMachine::start(rules, ask);
@@ -742,7 +742,45 @@ impl Driver {
     }
 }
 
+/// The most prompt tokens a request body can hold: its bytes (a token covers at least one
+/// byte, and the JSON around each message outweighs the chat template's markers). The body of
+/// an `http.request` the proxy can read; the whole envelope of a sealed one.
+fn prompt_bound(query: &Bytes, sealed: bool) -> u64 {
+    if !sealed
+        && let Ok(request) =
+            cocoon_protocol::messages::http::Request::from_boxed_bytes(query.clone())
+    {
+        return request.payload.len() as u64;
+    }
+    query.len() as u64
+}
+
 /// The model name before any `@`.
 fn base_model(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cocoon_protocol::messages::http;
+
+    #[test]
+    fn the_prompt_bound_is_the_body_a_proxy_can_read_else_the_envelope() {
+        let request = http::Request {
+            method: "POST".into(),
+            url: "/v1/chat/completions".into(),
+            http_version: "HTTP/1.1".into(),
+            headers: vec![http::Header {
+                name: "Content-Type".into(),
+                value: "application/json".into(),
+            }],
+            payload: Bytes::from_static(b"{\"messages\":[]}"),
+        };
+        let query = Bytes::from(request.to_boxed_bytes());
+        assert_eq!(prompt_bound(&query, false), 15);
+        assert_eq!(prompt_bound(&query, true), query.len() as u64);
+        // Bytes that are not an http.request are bounded by their length.
+        assert_eq!(prompt_bound(&Bytes::from_static(b"garbage"), false), 7);
+    }
 }
