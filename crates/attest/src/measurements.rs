@@ -127,6 +127,10 @@ pub struct TdxTcbVerdict {
     pub root_key_id: Digest48,
     /// Earliest expiry among the collateral items and certificates used (unix seconds).
     pub collateral_expires_at: u64,
+    /// Intel's TCB evaluation data number of the collateral used (the lower of TCB info's and
+    /// QE identity's): which TCB recovery the verdict reflects.
+    #[serde(default)]
+    pub evaluation_data_number: u32,
 }
 
 /// An SEV-SNP guest policy (64 bits).

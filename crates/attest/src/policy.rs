@@ -113,7 +113,15 @@ pub struct TdxPolicy {
     pub allowed_tcb_statuses: Option<Vec<TdxTcbStatus>>,
     /// Minimum TEE TCB SVN, compared byte by byte.
     pub min_tee_tcb_svn: Option<Digest<16>>,
+    /// Minimum Intel TCB evaluation data number of the collateral a verdict was reached with:
+    /// verdicts from collateral older than a TCB recovery are refused.
+    pub min_tcb_evaluation_data_number: Option<u32>,
 }
+
+/// The production floor of [`TdxPolicy::min_tcb_evaluation_data_number`]: the TCB recovery
+/// of the oldest collateral this project is tested with. Operators raise it as Intel publishes
+/// recoveries.
+pub const PRODUCTION_MIN_TCB_EVALUATION_DATA_NUMBER: u32 = 17;
 
 impl Default for TdxPolicy {
     fn default() -> Self {
@@ -128,6 +136,7 @@ impl Default for TdxPolicy {
                 TdxTcbStatus::ConfigurationAndSWHardeningNeeded,
             ]),
             min_tee_tcb_svn: None,
+            min_tcb_evaluation_data_number: Some(PRODUCTION_MIN_TCB_EVALUATION_DATA_NUMBER),
         }
     }
 }
@@ -324,6 +333,14 @@ impl Policy {
             return Err(AttestError::TcbRefused(format!(
                 "TDX TCB status {} (advisories {:?}) is not allowed",
                 tcb.status, tcb.advisory_ids
+            )));
+        }
+        if let Some(min) = self.tdx.min_tcb_evaluation_data_number
+            && tcb.evaluation_data_number < min
+        {
+            return Err(AttestError::TcbRefused(format!(
+                "TDX collateral has TCB evaluation data number {}, policy minimum {min}",
+                tcb.evaluation_data_number
             )));
         }
         if let Some(min) = &self.tdx.min_tee_tcb_svn

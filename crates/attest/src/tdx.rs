@@ -386,6 +386,7 @@ fn verify_parsed(
         fmspc: Digest(claims.platform.pck.fmspc),
         root_key_id,
         collateral_expires_at: expires_at,
+        evaluation_data_number: claims.tcb.eval_data_number,
     };
     Ok(VerifiedEvidence {
         kind: EvidenceKind::Tdx,
@@ -395,7 +396,49 @@ fn verify_parsed(
     })
 }
 
-/// Finds collateral for a quote (embedded first, then the provider) and verifies it.
+/// How recent a set of collateral is: Intel's TCB evaluation data number (the lower of TCB
+/// info's and QE identity's), then the latest issue date. `None` when unreadable.
+pub fn collateral_freshness(collateral: &QuoteCollateralV3) -> Option<(u64, u64)> {
+    let number = |json: &str| {
+        serde_json::from_str::<serde_json::Value>(json)
+            .ok()?
+            .get("tcbEvaluationDataNumber")?
+            .as_u64()
+    };
+    let evaluation = number(&collateral.tcb_info)?.min(number(&collateral.qe_identity)?);
+    let issued = [
+        json_dates("TCB info", &collateral.tcb_info).ok()?.1,
+        json_dates("QE identity", &collateral.qe_identity).ok()?.1,
+    ];
+    Some((evaluation, issued.into_iter().max().unwrap_or(0)))
+}
+
+/// The collateral to verify a quote with: the verifier's own (from `provider`) unless the
+/// collateral the peer supplied is at least as fresh ([`collateral_freshness`]). A peer cannot
+/// pass off old collateral (from before a TCB recovery) over what the verifier knows.
+fn choose_collateral(
+    embedded: Option<&QuoteCollateralV3>,
+    own: Option<Arc<QuoteCollateralV3>>,
+    fmspc: Option<[u8; 6]>,
+) -> Result<Arc<QuoteCollateralV3>, AttestError> {
+    match (embedded, own) {
+        (Some(peer), Some(own)) => {
+            if collateral_freshness(peer) >= collateral_freshness(&own) {
+                Ok(Arc::new(peer.clone()))
+            } else {
+                Ok(own)
+            }
+        }
+        (Some(peer), None) => Ok(Arc::new(peer.clone())),
+        (None, Some(own)) => Ok(own),
+        (None, None) => Err(AttestError::CollateralMissing {
+            fmspc: fmspc.map_or_else(|| "unknown".into(), hex::encode),
+        }),
+    }
+}
+
+/// Finds collateral for a quote (the verifier's own from `provider`, or the peer's when at
+/// least as fresh) and verifies it.
 pub(crate) fn verify_with_provider(
     quote_bytes: &[u8],
     embedded: Option<&QuoteCollateralV3>,
@@ -404,20 +447,9 @@ pub(crate) fn verify_with_provider(
 ) -> Result<VerifiedEvidence, AttestError> {
     let parsed = UnverifiedTdxQuote::parse(quote_bytes)?;
     parsed.verify_signature()?;
-    if let Some(collateral) = embedded {
-        return verify_parsed(&parsed, collateral, now);
-    }
-    let fmspc = parsed
-        .fmspc()
-        .ok_or_else(|| AttestError::CollateralMissing {
-            fmspc: "unknown".into(),
-        })?;
-    let collateral =
-        provider
-            .collateral_for(&fmspc)
-            .ok_or_else(|| AttestError::CollateralMissing {
-                fmspc: hex::encode(fmspc),
-            })?;
+    let fmspc = parsed.fmspc();
+    let own = fmspc.and_then(|f| provider.collateral_for(&f));
+    let collateral = choose_collateral(embedded, own, fmspc)?;
     verify_parsed(&parsed, &collateral, now)
 }
 

@@ -211,6 +211,25 @@ fn tcb_status_and_svn_floor() {
 }
 
 #[test]
+fn verdicts_from_collateral_older_than_the_minimum_tcb_evaluation_are_refused() {
+    use cocoon_attest::policy::PRODUCTION_MIN_TCB_EVALUATION_DATA_NUMBER;
+    let v = real();
+    let number = tdx(&v).tcb.as_ref().unwrap().evaluation_data_number;
+    assert!(
+        number >= PRODUCTION_MIN_TCB_EVALUATION_DATA_NUMBER,
+        "{number}"
+    );
+    Policy::production().check(&v, TDX_SAMPLE_TIME).unwrap();
+    let mut p = Policy::production();
+    p.tdx.min_tcb_evaluation_data_number = Some(number + 1);
+    let err = p.check(&v, TDX_SAMPLE_TIME).unwrap_err();
+    assert!(
+        matches!(&err, AttestError::TcbRefused(m) if m.contains("evaluation data number")),
+        "{err}"
+    );
+}
+
+#[test]
 fn debug_td_is_refused_even_when_everything_else_matches() {
     let report = MockTdReport {
         td_attributes: ((1u64 << 28) | 1).to_le_bytes(),

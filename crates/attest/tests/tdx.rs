@@ -235,6 +235,63 @@ fn evidence_verifier_uses_embedded_or_provided_collateral() {
     assert!(matches!(err, AttestError::CollateralStale { .. }), "{err}");
 }
 
+/// The collateral with the evaluation data numbers of its TCB info and QE identity moved by
+/// `delta` (which breaks their signatures: verifying with it fails).
+fn with_evaluation_number(
+    collateral: &dcap_qvl::QuoteCollateralV3,
+    delta: i64,
+) -> dcap_qvl::QuoteCollateralV3 {
+    let shift = |json: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let n = v["tcbEvaluationDataNumber"].as_i64().unwrap();
+        v["tcbEvaluationDataNumber"] = serde_json::json!(n + delta);
+        v.to_string()
+    };
+    let mut c = collateral.clone();
+    c.tcb_info = shift(&c.tcb_info);
+    c.qe_identity = shift(&c.qe_identity);
+    c
+}
+
+#[test]
+fn the_verifiers_own_collateral_wins_over_an_older_one_from_the_peer() {
+    use cocoon_attest::tdx::collateral_freshness;
+    let (quote, collateral) = tdx_sample();
+    let store = Arc::new(CollateralStore::new());
+    store
+        .insert_json(&data("tdx_quote_collateral.json"))
+        .unwrap();
+    let own = collateral_freshness(&collateral).unwrap();
+    let older = with_evaluation_number(&collateral, -1);
+    let newer = with_evaluation_number(&collateral, 1);
+    assert!(collateral_freshness(&older).unwrap() < own);
+    assert!(collateral_freshness(&newer).unwrap() > own);
+    let envelope = |c: dcap_qvl::QuoteCollateralV3| {
+        Evidence::Tdx(TdxEvidence {
+            quote: quote.clone(),
+            collateral: Some(c),
+        })
+        .encode()
+    };
+    // The peer supplies older (here also unsigned) collateral: the verifier's own is used.
+    EvidenceVerifier::new(store.clone())
+        .verify(&envelope(older.clone()), TDX_SAMPLE_TIME)
+        .unwrap();
+    // Without collateral of its own the verifier has only the peer's, which fails here.
+    assert!(
+        EvidenceVerifier::default()
+            .verify(&envelope(older), TDX_SAMPLE_TIME)
+            .is_err()
+    );
+    // Collateral at least as fresh as the verifier's is the peer's to choose: a newer one is
+    // used (and this tampered one then fails its signature).
+    assert!(
+        EvidenceVerifier::new(store)
+            .verify(&envelope(newer), TDX_SAMPLE_TIME)
+            .is_err()
+    );
+}
+
 #[test]
 fn truncated_and_extended_quotes_are_malformed() {
     let (quote, _) = tdx_sample();

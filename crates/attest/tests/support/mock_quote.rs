@@ -135,6 +135,7 @@ pub fn verify_mock_quote(
         fmspc: Digest([0; 6]),
         root_key_id: MOCK_ROOT_KEY_ID,
         collateral_expires_at: u64::MAX,
+        evaluation_data_number: u32::MAX,
     });
     Ok(VerifiedEvidence {
         kind: EvidenceKind::Tdx,
