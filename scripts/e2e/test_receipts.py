@@ -63,15 +63,36 @@ def test_streamed_answer_carries_a_verified_receipt(network):
     assert "receipt valid" in out.stdout
 
 
+def test_the_receipt_names_its_request_and_no_other(network):
+    _, text = chat(network)
+    field = json.loads(text)["cocoon_receipt"]
+    assert field["verified"] is True, field
+    binding = ["--request-id", field["request_id"]]
+    if field["envelope_sha256"]:
+        binding += ["--envelope-sha256", field["envelope_sha256"]]
+    out = verify("--local", "--json", "--receipt", field["receipt"], *binding)
+    assert out.returncode == 0, out.stderr
+    checked = json.loads(out.stdout)
+    assert checked["request_id"] == field["request_id"]
+    assert checked["envelope_sha256"] == field["envelope_sha256"]
+    assert checked["request_id_checked"] is True
+    # Presented for another request, the same receipt is refused.
+    other = ("00" if field["request_id"][:2] != "00" else "11") + field["request_id"][2:]
+    out = verify("--local", "--receipt", field["receipt"], "--request-id", other)
+    assert out.returncode != 0 and "names another request id" in out.stderr, out.stderr
+    out = verify("--local", "--receipt", field["receipt"], "--envelope-sha256", "ab" * 32)
+    assert out.returncode != 0 and "names another sealed envelope" in out.stderr, out.stderr
+
+
 def test_any_changed_byte_or_a_production_policy_fails(network):
     headers, _ = chat(network)
     raw = base64.b64decode(headers["X-Cocoon-Receipt"])
     # Production policy: a simulated worker's receipt proves nothing.
     out = verify("--receipt", headers["X-Cocoon-Receipt"])
     assert out.returncode != 0 and "SIMULATED" in out.stderr, out.stderr
-    # Every field: the fixed header and hashes, the token counts, the time, the model name,
-    # the certificate and the signature.
-    for pos in list(range(0, 5 + 4 * 32 + 5 * 8 + 8, 7)) + [len(raw) - 200, len(raw) - 1]:
+    # Every field: the fixed header, the request id, the flags and envelope hash, the hashes,
+    # the token counts, the time, the model name, the certificate and the signature.
+    for pos in list(range(0, 5 + 33 + 5 * 32 + 5 * 8 + 8, 7)) + [len(raw) - 200, len(raw) - 1]:
         changed = bytearray(raw)
         changed[pos] ^= 0x01
         out = verify("--local", "--receipt", base64.b64encode(bytes(changed)).decode())

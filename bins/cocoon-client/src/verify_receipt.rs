@@ -1,6 +1,6 @@
 //! `cocoon-client verify-receipt`: checks a worker's signed receipt offline — its certificate
 //! and TEE evidence under a policy, its signature, and optionally that it names exactly the
-//! given request and answer bodies.
+//! given request id, sealed envelope, request and answer bodies.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Parser;
-use cocoon_attest::{EvidenceVerifier, Policy, Receipt};
+use cocoon_attest::{AttestError, EvidenceVerifier, Policy, Receipt};
 
 /// Verify a receipt returned by the client (`X-Cocoon-Receipt` header or `cocoon_receipt.receipt`
 /// field), read as base64 from --receipt, --file or standard input.
@@ -27,6 +27,14 @@ struct Args {
     /// The answer body as the worker sent it (checked against the receipt's answer hash).
     #[arg(long)]
     answer: Option<PathBuf>,
+    /// The client's request id, 64 hex digits (`cocoon_receipt.request_id`): the receipt must
+    /// name it.
+    #[arg(long, value_name = "HEX")]
+    request_id: Option<String>,
+    /// SHA-256 of the sealed envelope sent, 64 hex digits (`cocoon_receipt.envelope_sha256`):
+    /// the receipt must name it.
+    #[arg(long = "envelope-sha256", value_name = "HEX")]
+    envelope_sha256: Option<String>,
     /// Accept SIMULATED evidence (receipts from a local network). Never for production.
     #[arg(long)]
     local: bool,
@@ -70,10 +78,30 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> 
             .transpose()
     };
     let (request, answer) = (read(&args.request)?, read(&args.answer)?);
+    let request_id = args
+        .request_id
+        .as_deref()
+        .map(|h| hex32("--request-id", h))
+        .transpose()?;
+    let envelope = args
+        .envelope_sha256
+        .as_deref()
+        .map(|h| hex32("--envelope-sha256", h))
+        .transpose()?;
 
     let outcome = Receipt::from_bytes(&bytes)
         .and_then(|r| r.verify(&policy, &EvidenceVerifier::default()))
         .and_then(|v| {
+            if let Some(id) = &request_id
+                && &v.claims.client_request_id != id
+            {
+                return Err(AttestError::ReceiptRequestMismatch("request id"));
+            }
+            if let Some(hash) = &envelope
+                && v.claims.envelope_hash.as_ref() != Some(hash)
+            {
+                return Err(AttestError::ReceiptRequestMismatch("sealed envelope"));
+            }
             v.check_bodies(request.as_deref(), answer.as_deref())?;
             Ok(v)
         });
@@ -85,6 +113,9 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> 
                     "valid": true,
                     "model": c.model,
                     "model_hash": hex::encode(c.model_hash),
+                    "request_id": hex::encode(c.client_request_id),
+                    "sealed": c.envelope_hash.is_some(),
+                    "envelope_sha256": c.envelope_hash.map(hex::encode),
                     "request_hash": hex::encode(c.request_hash),
                     "answer_hash": hex::encode(c.answer_hash),
                     "prompt_tokens": c.prompt_tokens,
@@ -95,6 +126,8 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> 
                     "worker_key": hex::encode(v.worker.public_key),
                     "attestation": v.worker.evidence_kind.as_token(),
                     "issued_at": c.issued_at,
+                    "request_id_checked": request_id.is_some(),
+                    "envelope_checked": envelope.is_some(),
                     "request_checked": request.is_some(),
                     "answer_checked": answer.is_some(),
                 });
@@ -113,9 +146,20 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> 
                     "  tokens:            prompt {} (cached {}), completion {} (reasoning {})",
                     c.prompt_tokens, c.cached_tokens, c.completion_tokens, c.reasoning_tokens
                 );
+                println!("  request id:        {}", hex::encode(c.client_request_id));
+                match &c.envelope_hash {
+                    Some(h) => println!("  sealed envelope:   {}", hex::encode(h)),
+                    None => println!("  sealed envelope:   none (request sent in clear)"),
+                }
                 println!("  request hash:      {}", hex::encode(c.request_hash));
                 println!("  answer hash:       {}", hex::encode(c.answer_hash));
                 println!("  issued at:         {} (unix)", c.issued_at);
+                if request_id.is_some() {
+                    println!("  request id:        matches");
+                }
+                if envelope.is_some() {
+                    println!("  sealed envelope:   matches");
+                }
                 for (what, checked) in
                     [("request", request.is_some()), ("answer", answer.is_some())]
                 {
@@ -136,6 +180,13 @@ pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> 
             Err(format!("receipt invalid: {e}"))
         }
     }
+}
+
+/// 32 bytes written as 64 hex digits (`flag` names the option in errors).
+fn hex32(flag: &str, text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("{flag}: not hex: {e}"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("{flag}: expected 64 hex digits, got {}", bytes.len() * 2))
 }
 
 /// Base64 text (standard or URL-safe, padded or not, surrounding whitespace ignored) or the raw

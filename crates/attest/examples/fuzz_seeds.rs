@@ -111,6 +111,31 @@ fn main() -> Result<(), String> {
     ] {
         write(&out, "ratls_certificate", name, der.as_ref())?;
     }
+
+    // Receipts signed by the simulated worker's key: one for a request in clear, one sealed.
+    let simulated_cert = cert(&simulated, &full_claims)?;
+    for (name, envelope_hash) in [
+        ("clear", None),
+        ("sealed", Some(cocoon_attest::receipt::body_hash(b"envelope"))),
+    ] {
+        let claims = cocoon_attest::ReceiptClaims {
+            client_request_id: [0xC1; 32],
+            envelope_hash,
+            request_hash: cocoon_attest::receipt::body_hash(b"request"),
+            answer_hash: cocoon_attest::receipt::body_hash(b"answer"),
+            model: "Qwen/Qwen3-8B".into(),
+            model_hash: cocoon_attest::receipt::model_hash("Qwen/Qwen3-8B"),
+            prompt_tokens: 31,
+            cached_tokens: 4,
+            completion_tokens: 16,
+            reasoning_tokens: 2,
+            worker_image_hash: [9; 32],
+            issued_at: TDX_TIME,
+        };
+        let receipt = cocoon_attest::Receipt::sign(claims, &key, simulated_cert.as_ref().to_vec())
+            .map_err(attest)?;
+        write(&out, "receipt", name, &receipt.to_bytes())?;
+    }
     println!("seeds written under {}", out.display());
     Ok(())
 }

@@ -247,6 +247,10 @@ pub enum AttestError {
     /// The request or answer body given does not hash to the receipt's value.
     #[error("the {0} body does not match the receipt")]
     ReceiptBodyMismatch(&'static str),
+    /// The receipt was issued for another request (its request id or sealed envelope differ):
+    /// it is being presented for a request it does not cover.
+    #[error("the receipt names another {0}")]
+    ReceiptRequestMismatch(&'static str),
     /// Certificate generation failed.
     #[error("cannot generate RA-TLS certificate: {0}")]
     CertificateGeneration(String),

@@ -1,20 +1,28 @@
 //! Signed receipts: a worker's statement, signed with its attested TLS key, of what it ran for
-//! one request — hashes of the request and of the answer, the model, the tokens it billed, its
-//! image hash and the time. The receipt carries the worker's RA-TLS certificate, so anyone can
-//! later check, without talking to the network, that an attested worker (under their own
-//! policy) produced exactly this answer for exactly this request.
+//! one request — the client's id of the request, hashes of the request body, of the sealed
+//! envelope (for sealed requests) and of the answer, the model, the tokens it billed, its image
+//! hash and the time. The receipt carries the worker's RA-TLS certificate, so anyone can later
+//! check, without talking to the network, that an attested worker (under their own policy)
+//! produced exactly this answer for exactly this request. The request id and envelope hash bind
+//! it to one request: two requests with the same body (a retried prompt) get receipts that
+//! cannot be swapped.
 //!
-//! # Encoding (version 1, all integers big-endian)
+//! # Encoding (version 2, all integers big-endian)
 //!
 //! ```text
-//! "CRCP" | u8 version=1
+//! "CRCP" | u8 version=2
+//! client_request_id[32] | u8 flags (bit 0: sealed; other bits 0)
+//! envelope_hash[32]  (present only when sealed)
 //! request_hash[32] | answer_hash[32] | model_hash[32] | worker_image_hash[32]
 //! prompt_tokens u64 | cached_tokens u64 | completion_tokens u64 | reasoning_tokens u64
 //! issued_at u64 (unix seconds)
 //! u16 model name length | model name (UTF-8, ≤ 256 bytes)
 //! u32 certificate length | certificate DER (≤ 64 KiB)
-//! signature[64]  (Ed25519 over "cocoon-receipt-v1" ‖ every byte above)
+//! signature[64]  (Ed25519 over "cocoon-receipt-v2" ‖ every byte above)
 //! ```
+//!
+//! Version 1 (no request id, no envelope hash) is refused: such a receipt could be presented
+//! for any request with the same body.
 
 use sha2::{Digest as _, Sha256};
 
@@ -26,8 +34,10 @@ use crate::ratls::verifier::{VerifiedPeer, verified_peer};
 use crate::verifier::EvidenceVerifier;
 
 const MAGIC: &[u8; 4] = b"CRCP";
-const VERSION: u8 = 1;
-const SIGNING_CONTEXT: &[u8] = b"cocoon-receipt-v1";
+const VERSION: u8 = 2;
+const SIGNING_CONTEXT: &[u8] = b"cocoon-receipt-v2";
+/// Flag bit: the request was sealed, and the envelope hash follows.
+const FLAG_SEALED: u8 = 0x01;
 /// Longest model name a receipt carries.
 pub const MAX_MODEL_LEN: usize = 256;
 /// Largest certificate a receipt carries.
@@ -36,6 +46,11 @@ pub const MAX_CERTIFICATE_LEN: usize = 64 * 1024;
 /// What a worker attests about one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptClaims {
+    /// The client's id of the request (`client.runQueryEx`'s or `ext.runSealedQuery`'s
+    /// `request_id`), as the proxy forwarded it.
+    pub client_request_id: [u8; 32],
+    /// SHA-256 of the sealed envelope as the worker received it; `None` for requests in clear.
+    pub envelope_hash: Option<[u8; 32]>,
     /// SHA-256 of the request body the worker ran.
     pub request_hash: [u8; 32],
     /// SHA-256 of the answer body the worker sent, every byte in order.
@@ -116,6 +131,14 @@ impl Receipt {
         let mut out = Vec::with_capacity(256 + c.model.len() + self.certificate.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
+        out.extend_from_slice(&c.client_request_id);
+        match &c.envelope_hash {
+            Some(h) => {
+                out.push(FLAG_SEALED);
+                out.extend_from_slice(h);
+            }
+            None => out.push(0),
+        }
         out.extend_from_slice(&c.request_hash);
         out.extend_from_slice(&c.answer_hash);
         out.extend_from_slice(&c.model_hash);
@@ -164,6 +187,16 @@ impl Receipt {
                 "unsupported receipt version {version}"
             )));
         }
+        let client_request_id = r.array32()?;
+        let envelope_hash = match r.take(1)?[0] {
+            0 => None,
+            FLAG_SEALED => Some(r.array32()?),
+            flags => {
+                return Err(AttestError::ReceiptMalformed(format!(
+                    "unknown receipt flags {flags:#04x}"
+                )));
+            }
+        };
         let request_hash = r.array32()?;
         let answer_hash = r.array32()?;
         let model_hash = r.array32()?;
@@ -197,6 +230,8 @@ impl Receipt {
         }
         Ok(Self {
             claims: ReceiptClaims {
+                client_request_id,
+                envelope_hash,
                 request_hash,
                 answer_hash,
                 model,
@@ -238,6 +273,18 @@ impl Receipt {
 }
 
 impl VerifiedReceipt {
+    /// Checks that the receipt was issued for the request the client knows as
+    /// `client_request_id`, and for the sealed envelope whose SHA-256 is `envelope_hash` (`None`
+    /// for a request sent in clear: a receipt naming an envelope is then refused, as is one
+    /// naming none or another for a sealed request).
+    pub fn check_request(
+        &self,
+        client_request_id: &[u8; 32],
+        envelope_hash: Option<&[u8; 32]>,
+    ) -> Result<(), AttestError> {
+        check_request(&self.claims, client_request_id, envelope_hash)
+    }
+
     /// Checks that `request_body` and `answer_body` are the ones the receipt names.
     pub fn check_bodies(
         &self,
@@ -256,6 +303,22 @@ impl VerifiedReceipt {
         }
         Ok(())
     }
+}
+
+/// [`VerifiedReceipt::check_request`] on claims (also usable before verification, to say which
+/// request a receipt names).
+pub fn check_request(
+    claims: &ReceiptClaims,
+    client_request_id: &[u8; 32],
+    envelope_hash: Option<&[u8; 32]>,
+) -> Result<(), AttestError> {
+    if &claims.client_request_id != client_request_id {
+        return Err(AttestError::ReceiptRequestMismatch("request id"));
+    }
+    if claims.envelope_hash.as_ref() != envelope_hash {
+        return Err(AttestError::ReceiptRequestMismatch("sealed envelope"));
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
@@ -298,6 +361,10 @@ mod tests {
     use crate::ratls::CertificateIssuer;
 
     fn signed() -> (Receipt, u64) {
+        signed_for([0xA1; 32], Some(body_hash(b"envelope")))
+    }
+
+    fn signed_for(client_request_id: [u8; 32], envelope_hash: Option<[u8; 32]>) -> (Receipt, u64) {
         let issuer = CertificateIssuer::new(
             TlsKeyPair::from_seed(&[7; 32]).unwrap(),
             Arc::new(SimulatedAttester::new()),
@@ -306,6 +373,8 @@ mod tests {
         let issued = issuer.issue(now).unwrap();
         let image = SimulatedAttester::new().measurements().image_hash();
         let claims = ReceiptClaims {
+            client_request_id,
+            envelope_hash,
             request_hash: body_hash(b"request"),
             answer_hash: body_hash(b"answer"),
             model: "SmolLM2-135M-Instruct".into(),
@@ -341,6 +410,89 @@ mod tests {
         assert!(matches!(
             verified.check_bodies(Some(b"other"), None),
             Err(AttestError::ReceiptBodyMismatch("request"))
+        ));
+    }
+
+    #[test]
+    fn round_trip_of_a_receipt_for_a_request_in_clear() {
+        let (receipt, _) = signed_for([0x0C; 32], None);
+        let bytes = receipt.to_bytes();
+        let back = Receipt::from_bytes(&bytes).unwrap();
+        assert_eq!(back, receipt);
+        assert_eq!(back.to_bytes(), bytes);
+        let verified = back
+            .verify(&Policy::local_simulated(), &EvidenceVerifier::default())
+            .unwrap();
+        verified.check_request(&[0x0C; 32], None).unwrap();
+        // A request in clear is not a sealed one.
+        assert!(matches!(
+            verified.check_request(&[0x0C; 32], Some(&body_hash(b"envelope"))),
+            Err(AttestError::ReceiptRequestMismatch("sealed envelope"))
+        ));
+    }
+
+    #[test]
+    fn a_receipt_of_one_request_is_refused_for_another() {
+        // Same body, same answer, same worker: only the request id and the envelope differ.
+        let (receipt_a, _) = signed_for([0xAA; 32], Some(body_hash(b"envelope A")));
+        let verified = receipt_a
+            .verify(&Policy::local_simulated(), &EvidenceVerifier::default())
+            .unwrap();
+        verified
+            .check_request(&[0xAA; 32], Some(&body_hash(b"envelope A")))
+            .unwrap();
+        assert!(matches!(
+            verified.check_request(&[0xBB; 32], Some(&body_hash(b"envelope A"))),
+            Err(AttestError::ReceiptRequestMismatch("request id"))
+        ));
+        assert!(matches!(
+            verified.check_request(&[0xAA; 32], Some(&body_hash(b"envelope B"))),
+            Err(AttestError::ReceiptRequestMismatch("sealed envelope"))
+        ));
+        assert!(matches!(
+            verified.check_request(&[0xAA; 32], None),
+            Err(AttestError::ReceiptRequestMismatch("sealed envelope"))
+        ));
+    }
+
+    #[test]
+    fn a_rewritten_request_id_breaks_the_signature() {
+        let (receipt, _) = signed_for([0xAA; 32], None);
+        let mut forged = receipt.clone();
+        forged.claims.client_request_id = [0xBB; 32];
+        let forged = Receipt::from_bytes(&forged.to_bytes()).unwrap();
+        assert!(matches!(
+            forged.verify(&Policy::local_simulated(), &EvidenceVerifier::default()),
+            Err(AttestError::ReceiptSignature)
+        ));
+        // Dropping the envelope hash (turning a sealed receipt into a clear one) as well.
+        let (sealed, _) = signed();
+        let mut stripped = sealed.clone();
+        stripped.claims.envelope_hash = None;
+        assert!(matches!(
+            stripped.verify(&Policy::local_simulated(), &EvidenceVerifier::default()),
+            Err(AttestError::ReceiptSignature)
+        ));
+    }
+
+    #[test]
+    fn unknown_flags_and_the_old_version_are_refused() {
+        let (receipt, _) = signed_for([1; 32], None);
+        let bytes = receipt.to_bytes();
+        let flags_at = 4 + 1 + 32;
+        for flags in [0x02_u8, 0x80, 0xFF] {
+            let mut m = bytes.clone();
+            m[flags_at] = flags;
+            assert!(matches!(
+                Receipt::from_bytes(&m),
+                Err(AttestError::ReceiptMalformed(_))
+            ));
+        }
+        let mut v1 = bytes;
+        v1[4] = 1;
+        assert!(matches!(
+            Receipt::from_bytes(&v1),
+            Err(AttestError::ReceiptMalformed(m)) if m.contains("version 1")
         ));
     }
 

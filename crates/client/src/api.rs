@@ -95,6 +95,8 @@ pub(crate) struct ClientCounters {
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) cancelled: AtomicU64,
+    /// Receipts refused: not verifying, or issued for another request.
+    pub(crate) receipts_refused: AtomicU64,
     pub(crate) tokens: AtomicU64,
     pub(crate) spent_nanoton: AtomicU64,
 }
@@ -377,7 +379,10 @@ impl Client {
             pricing: self.config.pricing,
             counters: self.counters.clone(),
             receipt: None,
+            checked_receipt: std::sync::OnceLock::new(),
             request_hash,
+            client_request_id: request_id.0,
+            envelope_hash: sealed.as_ref().map(crate::sealed::SealedQuery::envelope_hash),
             answer_hash: Sha256::new(),
             workers: self.link.workers.clone(),
             sealed: sealed.is_some(),
@@ -578,14 +583,58 @@ pub struct AnswerStream {
     pricing: cocoon_market::PricingParams,
     counters: Arc<ClientCounters>,
     receipt: Option<Bytes>,
+    /// The receipt's check, done once (and counted once) when first asked for.
+    checked_receipt: std::sync::OnceLock<Option<AnswerReceipt>>,
     /// SHA-256 of the request body sent, as the worker's receipt must name it.
     request_hash: [u8; 32],
+    /// This client's id of the request, as the worker's receipt must name it.
+    client_request_id: [u8; 32],
+    /// SHA-256 of the sealed envelope sent, for a sealed request.
+    envelope_hash: Option<[u8; 32]>,
     /// SHA-256 over the answer body as the worker sent it, before any rewriting here.
     answer_hash: Sha256,
     /// The policy and evidence cache that workers' receipts are checked with.
     workers: Arc<cocoon_attest::RaTlsVerifier>,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
     pub sealed: bool,
+}
+
+/// What a receipt must name for the answer it comes with.
+pub(crate) struct ExpectedReceipt<'a> {
+    /// This client's request id.
+    pub(crate) client_request_id: &'a [u8; 32],
+    /// SHA-256 of the sealed envelope sent; `None` for a request in clear.
+    pub(crate) envelope_hash: Option<&'a [u8; 32]>,
+    /// SHA-256 of the request body sent.
+    pub(crate) request_hash: &'a [u8; 32],
+    /// SHA-256 of the answer body received.
+    pub(crate) answer_hash: &'a [u8; 32],
+}
+
+/// Verifies a receipt under `workers`' policy and checks that it names exactly the request and
+/// answer `expected` describes.
+pub(crate) fn check_receipt(
+    encoded: &[u8],
+    workers: &cocoon_attest::RaTlsVerifier,
+    expected: &ExpectedReceipt<'_>,
+) -> Result<(), ClientError> {
+    let verified = cocoon_attest::Receipt::from_bytes(encoded)
+        .and_then(|r| r.verify(&workers.policy(), workers.evidence_verifier()))
+        .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))?;
+    let claims = &verified.claims;
+    if &claims.client_request_id != expected.client_request_id {
+        return Err(ClientError::ReceiptForAnotherRequest("request id"));
+    }
+    if claims.envelope_hash.as_ref() != expected.envelope_hash {
+        return Err(ClientError::ReceiptForAnotherRequest("sealed envelope"));
+    }
+    if &claims.request_hash != expected.request_hash {
+        return Err(ClientError::ReceiptForAnotherRequest("request body"));
+    }
+    if &claims.answer_hash != expected.answer_hash {
+        return Err(ClientError::ReceiptForAnotherRequest("answer"));
+    }
+    Ok(())
 }
 
 /// The worker's signed receipt for an answer, and whether it checked out.
@@ -595,8 +644,17 @@ pub struct AnswerReceipt {
     /// them again offline.
     pub encoded: Bytes,
     /// `Ok` when the receipt's certificate satisfied this client's attestation policy, its
-    /// signature verified, and it names exactly the request sent and the answer received.
-    pub verified: Result<(), String>,
+    /// signature verified, and it names exactly the request sent (its id, its sealed envelope,
+    /// its body) and the answer received; otherwise [`ClientError::ReceiptInvalid`] or
+    /// [`ClientError::ReceiptForAnotherRequest`]. A refused receipt is logged and counted in
+    /// the client's stats, and the answer is marked as having no valid receipt.
+    pub verified: Result<(), ClientError>,
+    /// This client's id of the request, which a valid receipt names
+    /// (`cocoon-client verify-receipt --request-id`).
+    pub request_id: [u8; 32],
+    /// SHA-256 of the sealed envelope sent, which a valid receipt names; `None` for a request
+    /// sent in clear (`cocoon-client verify-receipt --envelope-sha256`).
+    pub envelope_sha256: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AnswerStream {
@@ -668,26 +726,39 @@ impl AnswerStream {
     }
 
     /// The worker's receipt, once the answer is complete and when the worker sent one
-    /// (version-3 workers and proxies).
+    /// (version-3 workers and proxies), with this client's check of it.
     pub fn receipt(&self) -> Option<AnswerReceipt> {
         if !self.done {
             return None;
         }
-        let encoded = self.receipt.clone()?;
-        let verified = cocoon_attest::Receipt::from_bytes(&encoded)
-            .and_then(|r| r.verify(&self.workers.policy(), self.workers.evidence_verifier()))
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
+        self.checked_receipt
+            .get_or_init(|| {
+                let encoded = self.receipt.clone()?;
                 let answer_hash: [u8; 32] = self.answer_hash.clone().finalize().into();
-                if v.claims.request_hash != self.request_hash {
-                    Err("the receipt names another request".to_owned())
-                } else if v.claims.answer_hash != answer_hash {
-                    Err("the receipt names another answer".to_owned())
-                } else {
-                    Ok(())
+                let expected = ExpectedReceipt {
+                    client_request_id: &self.client_request_id,
+                    envelope_hash: self.envelope_hash.as_ref(),
+                    request_hash: &self.request_hash,
+                    answer_hash: &answer_hash,
+                };
+                let verified = check_receipt(&encoded, &self.workers, &expected);
+                if let Err(e) = &verified {
+                    self.counters
+                        .receipts_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        request_id = %hex::encode(self.client_request_id),
+                        "refusing the worker's receipt: {e}"
+                    );
                 }
-            });
-        Some(AnswerReceipt { encoded, verified })
+                Some(AnswerReceipt {
+                    encoded,
+                    verified,
+                    request_id: self.client_request_id,
+                    envelope_sha256: self.envelope_hash,
+                })
+            })
+            .clone()
     }
 
     async fn next_raw_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
@@ -835,5 +906,133 @@ impl AnswerStream {
             }
         }
         u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use cocoon_attest::ratls::{CertificateIssuer, RaTlsVerifier, TlsKeyPair};
+    use cocoon_attest::receipt::body_hash;
+    use cocoon_attest::{EvidenceVerifier, Policy, Receipt, ReceiptClaims, SimulatedAttester};
+
+    use super::*;
+
+    /// A simulated worker's receipt for request `id` (sealed when `envelope` is given).
+    fn receipt(id: [u8; 32], envelope: Option<[u8; 32]>) -> Vec<u8> {
+        let issuer = CertificateIssuer::new(
+            TlsKeyPair::from_seed(&[5; 32]).unwrap(),
+            Arc::new(SimulatedAttester::new()),
+        );
+        let now = cocoon_net::unix_time() as u64;
+        let issued = issuer.issue(now).unwrap();
+        let image = SimulatedAttester::new().measurements().image_hash();
+        let claims = ReceiptClaims {
+            client_request_id: id,
+            envelope_hash: envelope,
+            request_hash: body_hash(b"same prompt"),
+            answer_hash: body_hash(b"same answer"),
+            model: "m".into(),
+            model_hash: cocoon_attest::receipt::model_hash("m"),
+            prompt_tokens: 3,
+            cached_tokens: 0,
+            completion_tokens: 5,
+            reasoning_tokens: 0,
+            worker_image_hash: *image.as_bytes(),
+            issued_at: now,
+        };
+        Receipt::sign(claims, issuer.key(), issued.der.to_vec())
+            .unwrap()
+            .to_bytes()
+    }
+
+    fn workers() -> RaTlsVerifier {
+        RaTlsVerifier::new(
+            Policy::local_simulated(),
+            Arc::new(EvidenceVerifier::default()),
+        )
+    }
+
+    fn check(encoded: &[u8], id: &[u8; 32], envelope: Option<&[u8; 32]>) -> Result<(), ClientError> {
+        let expected = ExpectedReceipt {
+            client_request_id: id,
+            envelope_hash: envelope,
+            request_hash: &body_hash(b"same prompt"),
+            answer_hash: &body_hash(b"same answer"),
+        };
+        check_receipt(encoded, &workers(), &expected)
+    }
+
+    #[test]
+    fn a_receipt_for_this_request_is_accepted() {
+        let envelope = body_hash(b"envelope A");
+        check(&receipt([0xA; 32], Some(envelope)), &[0xA; 32], Some(&envelope)).unwrap();
+        check(&receipt([0xA; 32], None), &[0xA; 32], None).unwrap();
+    }
+
+    #[test]
+    fn a_receipt_of_request_a_is_refused_for_request_b() {
+        // Same body, same answer, same worker: only the request differs.
+        let envelope_a = body_hash(b"envelope A");
+        let envelope_b = body_hash(b"envelope B");
+        let of_a = receipt([0xA; 32], Some(envelope_a));
+        assert_eq!(
+            check(&of_a, &[0xB; 32], Some(&envelope_a)),
+            Err(ClientError::ReceiptForAnotherRequest("request id"))
+        );
+        assert_eq!(
+            check(&of_a, &[0xA; 32], Some(&envelope_b)),
+            Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
+        );
+        // A receipt for a request in clear does not cover a sealed one, nor the reverse.
+        assert_eq!(
+            check(&receipt([0xA; 32], None), &[0xA; 32], Some(&envelope_a)),
+            Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
+        );
+        assert_eq!(
+            check(&of_a, &[0xA; 32], None),
+            Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
+        );
+    }
+
+    #[test]
+    fn another_body_or_answer_is_refused() {
+        let encoded = receipt([0xA; 32], None);
+        let expected = ExpectedReceipt {
+            client_request_id: &[0xA; 32],
+            envelope_hash: None,
+            request_hash: &body_hash(b"another prompt"),
+            answer_hash: &body_hash(b"same answer"),
+        };
+        assert_eq!(
+            check_receipt(&encoded, &workers(), &expected),
+            Err(ClientError::ReceiptForAnotherRequest("request body"))
+        );
+        let expected = ExpectedReceipt {
+            request_hash: &body_hash(b"same prompt"),
+            answer_hash: &body_hash(b"another answer"),
+            ..expected
+        };
+        assert_eq!(
+            check_receipt(&encoded, &workers(), &expected),
+            Err(ClientError::ReceiptForAnotherRequest("answer"))
+        );
+    }
+
+    #[test]
+    fn a_tampered_request_id_is_refused() {
+        let mut encoded = receipt([0xA; 32], None);
+        // The request id follows the magic and the version; rewrite it to this request's.
+        encoded[5..37].copy_from_slice(&[0xB; 32]);
+        assert!(matches!(
+            check(&encoded, &[0xB; 32], None),
+            Err(ClientError::ReceiptInvalid(_))
+        ));
+        assert!(matches!(
+            check(b"CRCP\x01not a receipt", &[0xB; 32], None),
+            Err(ClientError::ReceiptInvalid(_))
+        ));
     }
 }

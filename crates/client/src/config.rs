@@ -141,7 +141,7 @@ impl ClientConfig {
 }
 
 /// Why a client operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// A setting is invalid.
@@ -177,6 +177,14 @@ pub enum ClientError {
     /// `require_sealed` is set and the request cannot be sealed.
     #[error("sealed request required, and this request cannot be sealed: {0}")]
     SealingUnavailable(String),
+    /// A worker's receipt does not verify: malformed, bad signature, or a certificate or
+    /// evidence this client's attestation policy refuses.
+    #[error("the worker's receipt does not verify: {0}")]
+    ReceiptInvalid(String),
+    /// A worker's receipt is valid but was issued for another request: it names another
+    /// request id, sealed envelope, request body or answer than this client sent and received.
+    #[error("the worker's receipt names another {0}")]
+    ReceiptForAnotherRequest(&'static str),
 }
 
 impl ClientError {
@@ -198,6 +206,7 @@ impl ClientError {
             Self::Interrupted(_) => 502,
             Self::SealingUnavailable(_) => 503,
             Self::SealedAnswer(_) => 502,
+            Self::ReceiptInvalid(_) | Self::ReceiptForAnotherRequest(_) => 502,
         }
     }
 
@@ -225,6 +234,8 @@ impl ClientError {
             Self::Interrupted(_) => "answer_interrupted",
             Self::SealingUnavailable(_) => "sealing_unavailable",
             Self::SealedAnswer(_) => "sealed_answer_refused",
+            Self::ReceiptInvalid(_) => "receipt_invalid",
+            Self::ReceiptForAnotherRequest(_) => "receipt_for_another_request",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

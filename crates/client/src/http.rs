@@ -86,7 +86,10 @@ fn receipt_json(r: &AnswerReceipt) -> Value {
     json!({
         "receipt": BASE64.encode(&r.encoded),
         "verified": r.verified.is_ok(),
-        "error": r.verified.as_ref().err(),
+        "error": r.verified.as_ref().err().map(ToString::to_string),
+        "error_code": r.verified.as_ref().err().map(ClientError::error_code),
+        "request_id": hex::encode(r.request_id),
+        "envelope_sha256": r.envelope_sha256.map(hex::encode),
     })
 }
 
@@ -391,6 +394,7 @@ fn snapshot(client: &Client) -> Value {
         "succeeded": c.succeeded.load(Ordering::Relaxed),
         "failed": c.failed.load(Ordering::Relaxed),
         "cancelled": c.cancelled.load(Ordering::Relaxed),
+        "receipts_refused": c.receipts_refused.load(Ordering::Relaxed),
         "tokens": c.tokens.load(Ordering::Relaxed),
         "spent_nanoton": c.spent_nanoton.load(Ordering::Relaxed),
         "uptime_secs": client.started.elapsed().as_secs_f64(),
@@ -435,6 +439,12 @@ async fn metrics(State(client): State<Client>) -> Response {
         MetricKind::Counter,
         "Requests failed.",
         f(&c.failed),
+    )
+    .metric(
+        "cocoon_client_receipts_refused_total",
+        MetricKind::Counter,
+        "Worker receipts refused: not verifying, or issued for another request.",
+        f(&c.receipts_refused),
     )
     .metric(
         "cocoon_client_tokens_total",

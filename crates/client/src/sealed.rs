@@ -254,6 +254,11 @@ impl Sealing {
 }
 
 impl SealedQuery {
+    /// SHA-256 of the envelope as sent, which the worker's receipt must name.
+    pub(crate) fn envelope_hash(&self) -> [u8; 32] {
+        cocoon_attest::receipt::body_hash(&self.envelope)
+    }
+
     /// The `ext.runSealedQuery` to send.
     pub(crate) fn message(
         &self,

@@ -2,9 +2,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Which OpenAI endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,17 +82,67 @@ pub enum BodyEvent {
         /// Tokens produced before the failure.
         usage: TokenUsage,
     },
+    /// The engine stopped early because its [`StopHandle`] asked it to; usage covers what was
+    /// produced (and processed of the prompt) until it stopped.
+    Stopped(TokenUsage),
 }
 
-/// An engine's answer: a head, then body events. Dropping it cancels the request.
+/// An engine's answer: a head, then body events. Dropping it cancels the request without a
+/// word; [`EngineResponse::stop`] cancels it and still learns the usage so far.
 #[derive(Debug)]
 pub struct EngineResponse {
     /// HTTP status the engine answered with.
     pub status: u16,
     /// Response headers worth forwarding (content type at least).
     pub headers: Vec<(String, String)>,
-    /// Body events; the last one is [`BodyEvent::End`] or [`BodyEvent::Failed`].
+    /// Body events; the last one is [`BodyEvent::End`], [`BodyEvent::Failed`] or, after a
+    /// stop, [`BodyEvent::Stopped`].
     pub body: mpsc::Receiver<BodyEvent>,
+    /// Asks the engine to stop generating this answer; the engine then ends the body with
+    /// [`BodyEvent::Stopped`] (or with the end it had already reached).
+    pub stop: StopHandle,
+}
+
+/// A request to stop one answer early, shared between the worker that asks and the engine that
+/// generates: the worker must still report (and be paid for) the tokens of a cancelled request,
+/// so dropping the answer, which tells the engine nothing back, is not enough.
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<StopState>);
+
+#[derive(Debug, Default)]
+struct StopState {
+    requested: AtomicBool,
+    notify: Notify,
+}
+
+impl StopHandle {
+    /// A handle nobody has stopped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the engine to stop; asking again changes nothing.
+    pub fn stop(&self) {
+        self.0.requested.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether a stop was asked for (engines that poll between steps check this).
+    pub fn is_stopped(&self) -> bool {
+        self.0.requested.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a stop is asked for (at once if it already was).
+    pub async fn stopped(&self) {
+        let notified = self.0.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a stop in between is not missed.
+        notified.as_mut().enable();
+        if self.is_stopped() {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// A model an engine serves.
@@ -133,4 +185,34 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         request: InferenceRequest,
     ) -> EngineFuture<'_, Result<EngineResponse, EngineError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_wakes_a_waiter_and_one_asked_earlier_is_seen_at_once() {
+        let handle = StopHandle::new();
+        assert!(!handle.is_stopped());
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.stopped().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        handle.stop();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(handle.is_stopped());
+        // Already stopped: resolves without waiting.
+        tokio::time::timeout(Duration::from_secs(1), handle.stopped())
+            .await
+            .unwrap();
+    }
 }

@@ -20,5 +20,5 @@ pub mod usage;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
-    ModelInfo, TokenUsage,
+    ModelInfo, StopHandle, TokenUsage,
 };

@@ -51,6 +51,7 @@ async fn collect(
             BodyEvent::Data(bytes) => body.extend_from_slice(&bytes),
             BodyEvent::End(usage) => return (String::from_utf8(body).unwrap(), usage),
             BodyEvent::Failed { error, .. } => panic!("generation failed: {error}"),
+            BodyEvent::Stopped(usage) => panic!("stopped unasked, after {usage:?}"),
         }
     }
 }
@@ -189,6 +190,42 @@ async fn dropping_a_stream_frees_the_engine_for_the_next_request() {
     let (_, usage) = collect(engine, request(Endpoint::Completions, body)).await;
     assert_eq!(usage.completion_tokens, 3);
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_stopped_answer_ends_with_the_tokens_used_so_far() {
+    let Some(engine) = engine() else { return };
+    let body =
+        json!({"prompt": "Once upon a time", "temperature": 0, "max_tokens": 2000, "stream": true});
+    let mut response = engine
+        .run(request(Endpoint::Completions, body))
+        .await
+        .unwrap();
+    // Wait for some generated text (the first chunk may only echo nothing), then stop.
+    let mut data_events = 0;
+    while data_events < 3 {
+        match response.body.recv().await {
+            Some(BodyEvent::Data(_)) => data_events += 1,
+            other => panic!("unexpected before the stop: {other:?}"),
+        }
+    }
+    response.stop.stop();
+    let usage = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), response.body.recv())
+            .await
+            .expect("the engine did not answer the stop")
+        {
+            Some(BodyEvent::Data(_)) => {}
+            Some(BodyEvent::Stopped(usage)) => break usage,
+            other => panic!("expected the stopped usage, got {other:?}"),
+        }
+    };
+    assert!(usage.prompt_tokens > 0, "{usage:?}");
+    assert!(
+        (3..2000).contains(&usage.completion_tokens),
+        "the usage must count what was generated until the stop: {usage:?}"
+    );
+    assert!(response.body.recv().await.is_none(), "the body ends after the stop");
 }
 
 fn completion_text(body: &str) -> String {

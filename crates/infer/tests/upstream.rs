@@ -270,6 +270,62 @@ async fn dropping_the_response_abandons_the_upstream_request() {
     assert_eq!(fake.stats().connections, 2);
 }
 
+#[tokio::test]
+async fn a_stopped_answer_ends_with_the_usage_relayed_so_far() {
+    let fake = fake(|shape| {
+        shape.chunks = 100_000;
+        shape.delay = Duration::from_millis(5);
+    })
+    .await;
+    let engine = engine_for(&fake);
+    let mut response = engine.run(chat(true)).await.unwrap();
+    let mut received = 0;
+    while received < 5 {
+        match response.body.recv().await {
+            Some(BodyEvent::Data(_)) => received += 1,
+            other => panic!("unexpected before the stop: {other:?}"),
+        }
+    }
+    response.stop.stop();
+    let (_, last) = tokio::time::timeout(Duration::from_secs(5), collect(response))
+        .await
+        .expect("the relay did not answer the stop");
+    let BodyEvent::Stopped(usage) = last else {
+        panic!("expected Stopped, got {last:?}");
+    };
+    // The fake sends one token per chunk and no running usage: the estimate counts at least
+    // the chunks relayed before the stop, and the prompt estimate is filled in.
+    assert!(usage.completion_tokens >= 4, "{usage:?}");
+    assert!(usage.prompt_tokens > 0, "{usage:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.stats().active != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "relay still running");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(engine.stats().cancelled, 1);
+}
+
+#[tokio::test]
+async fn a_stop_asked_before_reading_still_ends_with_usage() {
+    let fake = fake(|shape| {
+        shape.chunks = 100_000;
+        shape.delay = Duration::from_millis(1);
+    })
+    .await;
+    let engine = engine_for(&fake);
+    let response = engine.run(chat(true)).await.unwrap();
+    // The worker reads nothing, so the relay is blocked on a full channel when the stop comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    response.stop.stop();
+    let (_, last) = tokio::time::timeout(Duration::from_secs(5), collect(response))
+        .await
+        .expect("the relay did not answer the stop");
+    let BodyEvent::Stopped(usage) = last else {
+        panic!("expected Stopped, got {last:?}");
+    };
+    assert!(usage.completion_tokens > 0, "{usage:?}");
+}
+
 /// A server that answers one request with an endless SSE stream and reports when the client
 /// closes the connection.
 async fn endless_server() -> (String, tokio::sync::oneshot::Receiver<()>) {

@@ -13,6 +13,7 @@
 
 mod config;
 pub mod keys;
+mod limits;
 mod registry;
 mod request;
 mod sealed;

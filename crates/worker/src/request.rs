@@ -1,12 +1,19 @@
-//! Serving one `proxy.runQueryEx`: capacity check, body validation, the engine call, and the
-//! answer stream (`proxy.queryAnswerEx`, parts, and a final part with token usage).
+//! Serving one request (`proxy.runQueryEx`, `ext.workerRunQuery`, or the inside of an
+//! `ext.workerRunSealedQuery`): capacity check, body validation with the token limit the proxy
+//! reserved, the engine call, and the answer stream (`proxy.queryAnswerEx`, parts, and a final
+//! part with token usage). A cancel (`ext.cancelQuery`) or a lost connection stops the engine;
+//! a cancel is then acknowledged with error [`ext::CANCELLED_ERROR_CODE`] and the tokens used
+//! until the engine stopped, which the proxy bills.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_attest::ReceiptClaims;
-use cocoon_infer::{BodyEvent, Endpoint, EngineError, InferenceRequest, TokenUsage};
+use cocoon_infer::{
+    BodyEvent, Endpoint, EngineError, EngineResponse, InferenceRequest, TokenUsage,
+};
 use cocoon_net::Connection;
 use cocoon_net::LocalIdentity;
 use cocoon_protocol::messages::{TokensUsed, ext, http, proxy};
@@ -16,7 +23,23 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::base_model;
+use crate::limits;
 use crate::state::{WorkerState, lock};
+
+/// How long a stopped engine has to report the tokens it used before the worker reports zero.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What a version 3 proxy says about a request beyond its body: the completion tokens its
+/// reservation covers, and the client's request id and sealed envelope that the receipt names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Binding {
+    /// Most completion tokens over all choices; `None` from version 2 proxies.
+    pub(crate) token_limit: Option<i64>,
+    /// The client's id of the request; `None` from version 2 proxies (then no receipt).
+    pub(crate) client_request_id: Option<Int256>,
+    /// SHA-256 of the sealed envelope as received, for sealed requests.
+    pub(crate) envelope_sha256: Option<[u8; 32]>,
+}
 
 /// Request fields the worker passes to engines; anything else is refused.
 const ALLOWED_FIELDS: &[&str] = &[
@@ -80,6 +103,7 @@ pub(crate) async fn serve(
     conn: Connection,
     version: i32,
     q: proxy::RunQueryEx,
+    binding: Binding,
     sealer: Option<crate::sealed::AnswerSealer>,
 ) {
     let start = cocoon_net::unix_time();
@@ -115,10 +139,16 @@ pub(crate) async fn serve(
             .await;
         return;
     };
-    let request = match validate(&state, &q.query) {
+    let request = match validate(&state, &q.query, binding.token_limit) {
         Ok((r, request_hash)) => {
-            if version >= cocoon_protocol::version::SEALED_VERSION {
-                reply.receipt = Some(request_hash);
+            if version >= cocoon_protocol::version::SEALED_VERSION
+                && let Some(client_request_id) = binding.client_request_id
+            {
+                reply.receipt = Some(ReceiptBasis {
+                    request_hash,
+                    client_request_id: client_request_id.0,
+                    envelope_hash: binding.envelope_sha256,
+                });
             }
             r
         }
@@ -131,11 +161,11 @@ pub(crate) async fn serve(
 
     let cancel = CancellationToken::new();
     lock(&state.in_flight).insert(request_id, cancel.clone());
-    let outcome = tokio::select! {
-        o = answer(&state, &reply, request) => o,
-        () = cancel.cancelled() => Outcome::Cancelled,
-        () = conn.closed() => Outcome::Cancelled,
+    let watch = Watch {
+        cancel: &cancel,
+        conn: &conn,
     };
+    let outcome = answer(&state, &reply, request, &watch).await;
     lock(&state.in_flight).remove(&request_id);
     let c = &state.counters;
     match outcome {
@@ -149,7 +179,15 @@ pub(crate) async fn serve(
         Outcome::Failed => {
             c.failed.fetch_add(1, Ordering::Relaxed);
         }
-        Outcome::Cancelled => {
+        Outcome::Cancelled(usage) => {
+            // Reported to the proxy, which bills them like any other tokens.
+            c.cancelled.fetch_add(1, Ordering::Relaxed);
+            c.prompt_tokens
+                .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+            c.completion_tokens
+                .fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        }
+        Outcome::Lost => {
             c.cancelled.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -158,11 +196,45 @@ pub(crate) async fn serve(
 enum Outcome {
     Done(TokenUsage),
     Failed,
-    Cancelled,
+    /// Stopped on the proxy's cancel, and acknowledged with this usage.
+    Cancelled(TokenUsage),
+    /// The connection went away: nobody is left to tell.
+    Lost,
 }
 
-/// Decodes and checks the `http.request`, returning what the engine should run.
-fn validate(state: &WorkerState, query: &Bytes) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
+/// Why the worker stops an answer before the engine ends it.
+enum Interrupt {
+    /// `ext.cancelQuery`.
+    Cancel,
+    /// The proxy connection closed.
+    ConnectionLost,
+}
+
+/// What can interrupt a running request.
+struct Watch<'a> {
+    cancel: &'a CancellationToken,
+    conn: &'a Connection,
+}
+
+impl Watch<'_> {
+    /// Resolves when the request is cancelled or its connection closes.
+    async fn fired(&self) -> Interrupt {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Interrupt::Cancel,
+            () = self.conn.closed() => Interrupt::ConnectionLost,
+        }
+    }
+}
+
+/// Decodes and checks the `http.request`, returning what the engine should run. With a
+/// `token_limit` (version 3 proxies) the body is made to ask for no more completion tokens than
+/// the proxy's reservation covers (see [`limits`]).
+fn validate(
+    state: &WorkerState,
+    query: &Bytes,
+    token_limit: Option<i64>,
+) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
     let req = http::Request::from_boxed_bytes(query.clone())
         .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
     if !req.method.eq_ignore_ascii_case("POST") {
@@ -208,12 +280,13 @@ fn validate(state: &WorkerState, query: &Bytes) -> Result<(InferenceRequest, [u8
         }
         _ => {}
     }
-    if body
-        .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n != 1)
-    {
-        return Err(refuse(400, "only n = 1 is supported"));
+    match limits::enforce(&mut body, token_limit, limits::SUPPORTED_CHOICES) {
+        Ok(budget) if budget.clamped => tracing::debug!(
+            per_choice = budget.per_choice,
+            "completion tokens clamped to the proxy's reservation"
+        ),
+        Ok(_) => {}
+        Err(e) => return Err(refuse(400, e.to_string())),
     }
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
@@ -233,8 +306,21 @@ fn validate(state: &WorkerState, query: &Bytes) -> Result<(InferenceRequest, [u8
     ))
 }
 
-async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceRequest) -> Outcome {
-    let mut response = match state.engine.run(request).await {
+async fn answer(
+    state: &WorkerState,
+    reply: &Reply<'_>,
+    request: InferenceRequest,
+    watch: &Watch<'_>,
+) -> Outcome {
+    let started = tokio::select! {
+        r = state.engine.run(request) => r,
+        // No answer head yet: dropping the engine's future abandons the request, and nothing
+        // was generated that could be reported.
+        interrupt = watch.fired() => {
+            return interrupted(reply, interrupt, None).await;
+        }
+    };
+    let mut response = match started {
         Ok(r) => r,
         Err(e) => {
             let code = match &e {
@@ -263,7 +349,10 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
         return Outcome::Failed;
     }
     // The first answer carries the response head and the first body bytes.
-    let (payload, tail) = next_batch(&mut response.body).await;
+    let (payload, tail) = tokio::select! {
+        batch = next_batch(&mut response.body) => batch,
+        interrupt = watch.fired() => return interrupted(reply, interrupt, Some(response)).await,
+    };
     if payload.is_empty() {
         match tail {
             Tail::Failed(error, usage) => {
@@ -275,6 +364,7 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
                 reply.fail(refusal, TokenUsage::default()).await;
                 return Outcome::Failed;
             }
+            Tail::Stopped(usage) => return unasked_stop(reply, usage).await,
             Tail::More | Tail::End(_) => {}
         }
     }
@@ -315,7 +405,7 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
         .await
         .is_err()
     {
-        return Outcome::Cancelled;
+        return Outcome::Lost;
     }
     let mut tail = tail;
     loop {
@@ -330,9 +420,15 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
                 reply.fail(refusal, TokenUsage::default()).await;
                 return Outcome::Failed;
             }
+            Tail::Stopped(usage) => return unasked_stop(reply, usage).await,
             Tail::More => {}
         }
-        let (data, next) = next_batch(&mut response.body).await;
+        let (data, next) = tokio::select! {
+            batch = next_batch(&mut response.body) => batch,
+            interrupt = watch.fired() => {
+                return interrupted(reply, interrupt, Some(response)).await;
+            }
+        };
         answer_hash.update(&data);
         if let Tail::End(usage) = &next {
             reply.send_receipt(*usage, answer_hash.clone()).await;
@@ -357,11 +453,78 @@ async fn answer(state: &WorkerState, reply: &Reply<'_>, request: InferenceReques
                 .await
                 .is_err()
             {
-                return Outcome::Cancelled;
+                return Outcome::Lost;
             }
         }
         tail = next;
     }
+}
+
+/// Stops the engine's answer (when it has one), learns the tokens it used, and acknowledges a
+/// cancel with [`ext::CANCELLED_ERROR_CODE`] and that usage. After a lost connection the engine
+/// is stopped all the same, but nobody is left to tell.
+async fn interrupted(
+    reply: &Reply<'_>,
+    interrupt: Interrupt,
+    response: Option<EngineResponse>,
+) -> Outcome {
+    let usage = match response {
+        Some(response) => stopped_usage(response).await,
+        None => TokenUsage::default(),
+    };
+    match interrupt {
+        Interrupt::ConnectionLost => Outcome::Lost,
+        Interrupt::Cancel => {
+            if reply.conn.is_closed() {
+                return Outcome::Lost;
+            }
+            let refusal = refuse(ext::CANCELLED_ERROR_CODE, "the request was cancelled");
+            reply.fail(refusal, usage).await;
+            Outcome::Cancelled(usage)
+        }
+    }
+}
+
+/// Asks the engine to stop and waits, at most [`STOP_DEADLINE`], for the usage that ends its
+/// body; body bytes still queued are discarded. An engine that does not say reports zero (and
+/// is logged): the worker has no count of its own it could trust more.
+async fn stopped_usage(mut response: EngineResponse) -> TokenUsage {
+    response.stop.stop();
+    let wait = async {
+        while let Some(event) = response.body.recv().await {
+            match event {
+                BodyEvent::Data(_) => {}
+                // An answer that ended (or failed) just before the stop reports its usage too.
+                BodyEvent::Stopped(usage)
+                | BodyEvent::End(usage)
+                | BodyEvent::Failed { usage, .. } => return Some(usage),
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(STOP_DEADLINE, wait).await {
+        Ok(Some(usage)) => usage,
+        Ok(None) => {
+            tracing::warn!("the engine ended a stopped answer without its usage; reporting 0");
+            TokenUsage::default()
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the engine did not report the usage of a stopped answer within {STOP_DEADLINE:?}; \
+                 reporting 0"
+            );
+            TokenUsage::default()
+        }
+    }
+}
+
+/// The engine stopped although nobody asked it to: an engine fault, reported as a failure with
+/// the usage it gave.
+async fn unasked_stop(reply: &Reply<'_>, usage: TokenUsage) -> Outcome {
+    reply
+        .fail(refuse(502, "the engine stopped the answer unasked"), usage)
+        .await;
+    Outcome::Failed
 }
 
 /// What ended a batch of body bytes.
@@ -374,6 +537,8 @@ enum Tail {
     Failed(String, TokenUsage),
     /// The engine dropped the stream without saying how it ended.
     Closed,
+    /// The engine stopped early.
+    Stopped(TokenUsage),
 }
 
 impl Tail {
@@ -394,6 +559,7 @@ async fn next_batch(rx: &mut tokio::sync::mpsc::Receiver<BodyEvent>) -> (Bytes, 
         Some(BodyEvent::Failed { error, usage }) => {
             return (Bytes::new(), Tail::Failed(error, usage));
         }
+        Some(BodyEvent::Stopped(usage)) => return (Bytes::new(), Tail::Stopped(usage)),
         None => return (Bytes::new(), Tail::Closed),
     };
     let mut joined: Option<bytes::BytesMut> = None;
@@ -409,6 +575,10 @@ async fn next_batch(rx: &mut tokio::sync::mpsc::Receiver<BodyEvent>) -> (Bytes, 
             }
             Ok(BodyEvent::Failed { error, usage }) => {
                 tail = Tail::Failed(error, usage);
+                break;
+            }
+            Ok(BodyEvent::Stopped(usage)) => {
+                tail = Tail::Stopped(usage);
                 break;
             }
             Err(_) => break,
@@ -429,7 +599,7 @@ async fn engine_error_message(response: &mut cocoon_infer::EngineResponse) -> St
                     break;
                 }
             }
-            BodyEvent::End(_) | BodyEvent::Failed { .. } => break,
+            BodyEvent::End(_) | BodyEvent::Failed { .. } | BodyEvent::Stopped(_) => break,
         }
     }
     let from_json = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
@@ -469,6 +639,17 @@ pub(crate) fn tokens_used(u: TokenUsage) -> TokensUsed {
     }
 }
 
+/// What a receipt names of its request, known before the answer.
+#[derive(Debug, Clone, Copy)]
+struct ReceiptBasis {
+    /// SHA-256 of the request body.
+    request_hash: [u8; 32],
+    /// The client's request id.
+    client_request_id: [u8; 32],
+    /// SHA-256 of the sealed envelope, for sealed requests.
+    envelope_hash: Option<[u8; 32]>,
+}
+
 /// Where and how a request's answers and errors go.
 struct Reply<'a> {
     conn: &'a Connection,
@@ -476,8 +657,8 @@ struct Reply<'a> {
     request_id: Int256,
     start: f64,
     debug: bool,
-    /// Hash of the request body, when the proxy takes receipts (version 3).
-    receipt: Option<[u8; 32]>,
+    /// What the receipt binds, when the proxy takes receipts (version 3).
+    receipt: Option<ReceiptBasis>,
     identity: &'a Arc<LocalIdentity>,
     /// The model announced, named in receipts.
     model: String,
@@ -494,12 +675,14 @@ impl Reply<'_> {
     /// Signs and sends the receipt for a completed answer, before its final part, so the
     /// client holds it when the answer ends. A node without verifiable evidence sends none.
     async fn send_receipt(&self, usage: TokenUsage, answer_hash: Sha256) {
-        let Some(request_hash) = self.receipt else {
+        let Some(basis) = self.receipt else {
             return;
         };
         let model = self.model.clone();
         let claims = ReceiptClaims {
-            request_hash,
+            request_hash: basis.request_hash,
+            client_request_id: basis.client_request_id,
+            envelope_hash: basis.envelope_hash,
             answer_hash: answer_hash.finalize().into(),
             model_hash: cocoon_attest::receipt::model_hash(&model),
             model,

@@ -71,13 +71,19 @@ pub(crate) async fn announce(state: &WorkerState, conn: &Connection, version: i3
 }
 
 /// Serves one `ext.workerRunSealedQuery`: opens the envelope with the sealing key and runs the
-/// request inside like any other, with its answer sealed.
+/// request inside like any other (token limit included), with its answer sealed and its receipt
+/// naming the envelope's SHA-256.
 pub(crate) async fn serve(
     state: Arc<WorkerState>,
     conn: Connection,
     version: i32,
     q: ext::WorkerRunSealedQuery,
 ) {
+    let binding = crate::request::Binding {
+        token_limit: Some(q.token_limit),
+        client_request_id: Some(q.client_request_id),
+        envelope_sha256: Some(cocoon_attest::receipt::body_hash(&q.envelope)),
+    };
     let opened = Envelope::open(
         &q.envelope,
         state.keys.sealing.key_id(),
@@ -133,5 +139,5 @@ pub(crate) async fn serve(
         flags: 0,
         enable_debug: q.enable_debug,
     };
-    crate::request::serve(state, conn, version, inner, Some(sealer)).await;
+    crate::request::serve(state, conn, version, inner, binding, Some(sealer)).await;
 }

@@ -13,6 +13,7 @@ use cocoon_protocol::tl::{self, TlConstructor};
 use cocoon_protocol::version;
 
 use crate::WorkerError;
+use crate::request::Binding;
 use crate::state::{SessionInfo, WorkerState, lock};
 
 /// Keeps one connection to `proxy` alive for as long as the worker runs.
@@ -270,11 +271,37 @@ fn handle_packet(
     };
     match message {
         Message::ProxyRunQueryEx(q) => {
+            // The reference proxy's request: no token limit, no receipt binding.
             tokio::spawn(crate::request::serve(
                 state.clone(),
                 conn.clone(),
                 version,
                 q,
+                Binding::default(),
+                None,
+            ));
+        }
+        Message::ExtWorkerRunQuery(q) => {
+            let binding = Binding {
+                token_limit: Some(q.token_limit),
+                client_request_id: Some(q.client_request_id),
+                envelope_sha256: None,
+            };
+            let q = proxy::RunQueryEx {
+                query: q.query,
+                signed_payment: proxy::AnySignedPayment::default(),
+                coefficient: q.coefficient,
+                timeout: q.timeout,
+                request_id: q.request_id,
+                flags: 0,
+                enable_debug: q.enable_debug,
+            };
+            tokio::spawn(crate::request::serve(
+                state.clone(),
+                conn.clone(),
+                version,
+                q,
+                binding,
                 None,
             ));
         }
@@ -293,6 +320,7 @@ fn handle_packet(
                 conn.clone(),
                 version,
                 q,
+                Binding::default(),
                 None,
             ));
         }

@@ -5,7 +5,8 @@
 //! [`BuiltinEngineConfig::max_batch`] run together, sharing each forward pass; a bounded
 //! number more may wait, and beyond that requests are refused as overloaded. Dropping the
 //! response stops generation at the next step: the body channel is closed and the scheduler
-//! frees the request's slot.
+//! frees the request's slot. [`EngineResponse::stop`] stops it at the next step too, but the
+//! body then ends with [`crate::BodyEvent::Stopped`] and the tokens used so far.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use super::{BuiltinError, Sampler, SamplingParams, TextModel};
 use crate::tokenizer::{ChatMessage, Role};
 use crate::{
     Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo,
+    StopHandle,
 };
 
 /// Body events buffered between generation and the worker.
@@ -149,11 +151,13 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
             } else {
                 "application/json"
             };
+            let stop = StopHandle::new();
             self.scheduler
                 .send(Admission {
                     job,
                     meta,
                     tx,
+                    stop: stop.clone(),
                     permit: admitted,
                 })
                 .map_err(|_| {
@@ -163,6 +167,7 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
                 status: 200,
                 headers: vec![("content-type".to_owned(), content_type.to_owned())],
                 body: rx,
+                stop,
             })
         })
     }

@@ -7,7 +7,9 @@
 //! logits with its own sampler, stop strings and limits, and turns the token into response
 //! bytes. A sequence whose client went away (its receiver dropped) is removed at the next
 //! step boundary, which frees its slot and its KV cache; one whose client reads slowly is
-//! paused (its output buffered) rather than holding up the others.
+//! paused (its output buffered) rather than holding up the others. One whose worker asked it
+//! to stop (its [`StopHandle`] set) ends at the next step boundary with
+//! [`BodyEvent::Stopped`] and the tokens processed and generated until then.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,13 +24,15 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::engine::{Job, ResponseMeta, StopScanner, stream_chunk};
 use super::{BatchStep, FinishReason, SequenceCache, TextModel};
 use crate::tokenizer::StreamDecoder;
-use crate::{BodyEvent, Endpoint, TokenUsage};
+use crate::{BodyEvent, Endpoint, StopHandle, TokenUsage};
 
 /// A request handed to the scheduler.
 pub(super) struct Admission {
     pub(super) job: Job,
     pub(super) meta: ResponseMeta,
     pub(super) tx: mpsc::Sender<BodyEvent>,
+    /// Set by the worker to stop the answer early.
+    pub(super) stop: StopHandle,
     /// Held while the request is queued or running.
     pub(super) permit: OwnedSemaphorePermit,
 }
@@ -47,6 +51,7 @@ struct Sequence<'t, B: Backend> {
     job: Job,
     meta: ResponseMeta,
     tx: mpsc::Sender<BodyEvent>,
+    stop: StopHandle,
     _permit: OwnedSemaphorePermit,
     cache: SequenceCache<B>,
     /// Prompt tokens already in the cache.
@@ -71,6 +76,7 @@ impl<'t, B: Backend> Sequence<'t, B> {
             mut job,
             meta,
             tx,
+            stop,
             permit,
         } = a;
         job.sampler.observe_prompt(&job.prompt);
@@ -89,6 +95,7 @@ impl<'t, B: Backend> Sequence<'t, B> {
             job,
             meta,
             tx,
+            stop,
             _permit: permit,
         };
         if seq.job.stream {
@@ -140,6 +147,24 @@ impl<'t, B: Backend> Sequence<'t, B> {
         } else {
             self.text.push_str(&release);
         }
+    }
+
+    /// Ends the answer at once if the worker asked it to stop: what is queued is dropped (the
+    /// worker reads no more of it) and the usage so far closes the body. Prompt tokens count
+    /// as far as they were fed to the model.
+    fn check_stop(&mut self) {
+        if self.finished || !self.stop.is_stopped() {
+            return;
+        }
+        self.finished = true;
+        self.next = None;
+        self.outbox.clear();
+        let usage = TokenUsage {
+            prompt_tokens: self.prefilled as u64,
+            completion_tokens: self.generated as u64,
+            ..TokenUsage::default()
+        };
+        self.outbox.push_back(BodyEvent::Stopped(usage));
     }
 
     /// Whether the client is gone (nobody will read the answer).
@@ -329,7 +354,15 @@ pub(super) fn run<B: Backend>(
             if a.tx.is_closed() {
                 continue;
             }
+            if a.stop.is_stopped() {
+                // Stopped while waiting: nothing was computed.
+                let _ = a.tx.try_send(BodyEvent::Stopped(TokenUsage::default()));
+                continue;
+            }
             active.push(Sequence::new(model, a));
+        }
+        for s in &mut active {
+            s.check_stop();
         }
 
         // Deliver, and drop the sequences that are done or abandoned (freeing their slots).

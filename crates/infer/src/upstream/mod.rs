@@ -24,6 +24,10 @@
 //! - Dropping the [`EngineResponse`] (or its body receiver) drops the upstream response, which
 //!   closes that upstream connection at once; dropping the future returned by
 //!   [`Engine::run`] before the head arrived does the same.
+//! - [`EngineResponse::stop`] abandons the upstream request the same way, but first ends the
+//!   body with [`BodyEvent::Stopped`](crate::BodyEvent::Stopped) and the usage of what was
+//!   relayed so far (the upstream's running usage if it reports one, else the estimate), so a
+//!   cancelled request is still metered.
 //!
 //! # Errors and timeouts
 //!
@@ -54,6 +58,7 @@ use tokio::sync::mpsc;
 use crate::usage::{BodyFormat, ESTIMATE_BYTES_PER_TOKEN, UsageMeter};
 use crate::{
     Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo,
+    StopHandle,
 };
 
 /// Body events buffered between the relay task and the worker: enough to absorb scheduling
@@ -162,7 +167,7 @@ pub struct UpstreamStats {
     pub error_statuses: u64,
     /// Answers that ended with [`crate::BodyEvent::Failed`].
     pub failed: u64,
-    /// Answers abandoned because the worker dropped them.
+    /// Answers abandoned because the worker dropped or stopped them.
     pub cancelled: u64,
     /// Successful answers whose usage had to be estimated.
     pub estimated_usage: u64,
@@ -496,10 +501,12 @@ impl UpstreamEngine {
             UsageMeter::new(BodyFormat::from_content_type(content_type))
         });
         let (sender, receiver) = mpsc::channel(BODY_CHANNEL_CAPACITY);
+        let stop = StopHandle::new();
         let relay = relay::Relay {
             shared: Arc::clone(&self.shared),
             meter,
             prompt_estimate,
+            stop: stop.clone(),
         };
         shared.counters.active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(relay.run(incoming, sender));
@@ -507,6 +514,7 @@ impl UpstreamEngine {
             status: parts.status.as_u16(),
             headers,
             body: receiver,
+            stop,
         })
     }
 }

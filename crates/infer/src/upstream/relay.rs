@@ -1,5 +1,6 @@
 //! The task that carries one upstream answer body to the worker, chunk by chunk, metering it on
-//! the way and ending it with the usage, a failure, or nothing at all when the worker has gone.
+//! the way and ending it with the usage, a failure, the usage so far when the worker asked it to
+//! stop, or nothing at all when the worker has gone.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::{Shared, error_chain};
 use crate::usage::{UsageMeter, UsageSource};
-use crate::{BodyEvent, TokenUsage};
+use crate::{BodyEvent, StopHandle, TokenUsage};
 
 /// One answer being relayed. Dropping it (when the task ends, however it ends) releases the
 /// upstream response, which closes that connection unless the body was read to its end.
@@ -21,6 +22,8 @@ pub(super) struct Relay {
     pub(super) meter: Option<UsageMeter>,
     /// Prompt tokens to assume if the upstream reports no usage.
     pub(super) prompt_estimate: u64,
+    /// Set by the worker to stop the answer early.
+    pub(super) stop: StopHandle,
 }
 
 impl Drop for Relay {
@@ -37,10 +40,12 @@ impl Relay {
         let mut relayed: u64 = 0;
         let silence = tokio::time::sleep(quiet_limit);
         tokio::pin!(silence);
+        let stop = self.stop.clone();
         loop {
             let frame = tokio::select! {
                 biased;
                 () = sender.closed() => return self.cancelled(),
+                () = stop.stopped() => return self.stopped(&sender).await,
                 () = &mut silence => {
                     let error = format!("upstream went silent for {quiet_limit:?} mid-answer");
                     return self.fail(&sender, error).await;
@@ -67,7 +72,13 @@ impl Relay {
             if let Some(meter) = &mut self.meter {
                 meter.feed(&data);
             }
-            if sender.send(BodyEvent::Data(data)).await.is_err() {
+            let sent = tokio::select! {
+                biased;
+                sent = sender.send(BodyEvent::Data(data)) => sent.is_ok(),
+                // A worker that asked to stop may not read what is queued before the usage.
+                () = stop.stopped() => return self.stopped(&sender).await,
+            };
+            if !sent {
                 return self.cancelled();
             }
             // Time spent waiting for a slow reader is not upstream silence.
@@ -116,6 +127,18 @@ impl Relay {
         self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%error, ?usage, "upstream answer failed");
         let _ = sender.send(BodyEvent::Failed { error, usage }).await;
+    }
+
+    /// Ends the body with the usage of what was relayed (estimated where the upstream has not
+    /// reported it yet); dropping `self` then abandons the upstream request.
+    async fn stopped(self, sender: &mpsc::Sender<BodyEvent>) {
+        let (usage, _) = self.usage();
+        self.shared
+            .counters
+            .cancelled
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?usage, "answer stopped by the worker; upstream request abandoned");
+        let _ = sender.send(BodyEvent::Stopped(usage)).await;
     }
 
     fn cancelled(self) {
