@@ -183,11 +183,6 @@ def test_a_version_3_worker_is_told_the_token_limit_and_the_clients_request_id(r
     assert_books_balance(net)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="receipts do not name the client's request id yet (receipt claims change on another "
-    "branch), so an identical request's replayed receipt still verifies",
-)
 def test_a_replayed_receipt_is_refused_by_the_client(rogue):
     net = rogue("--replay-receipt")
     body = {

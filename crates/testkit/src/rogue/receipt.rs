@@ -9,21 +9,24 @@ use cocoon_net::LocalIdentity;
 use super::TokenCounts;
 use crate::TestkitError;
 
-/// Signs the receipt for one answer: `request_hash` of the request body, `answer_hash` of every
-/// answer byte in order, `usage` as reported, `issued_at` in unix seconds. Answers the encoded
-/// `cocoon_attest::Receipt`.
+/// Signs the receipt for one answer to the client's request `client_request_id` (in clear):
+/// `request_hash` of the request body, `answer_hash` of every answer byte in order, `usage` as
+/// reported, `issued_at` in unix seconds. Answers the encoded `cocoon_attest::Receipt`.
 ///
 /// # Errors
 /// [`TestkitError::Receipt`] when the identity has no verifiable evidence to sign with.
 pub fn sign_receipt(
     identity: &LocalIdentity,
     model: &str,
+    client_request_id: [u8; 32],
     request_hash: [u8; 32],
     answer_hash: [u8; 32],
     usage: TokenCounts,
     issued_at: u64,
 ) -> Result<Bytes, TestkitError> {
     let claims = ReceiptClaims {
+        client_request_id,
+        envelope_hash: None,
         request_hash,
         answer_hash,
         model: model.to_owned(),

@@ -307,6 +307,7 @@ impl RogueWorker {
             conn: &conn,
             version,
             request_id: request.request_id,
+            client_request_id: request.client_request_id.unwrap_or_default(),
             start: cocoon_net::unix_time(),
         };
         let outcome = if self.active.fetch_add(1, Ordering::AcqRel) >= self.config.max_active {
@@ -484,6 +485,7 @@ impl RogueWorker {
                 let signed = sign_receipt(
                     self.tls.identity(),
                     &self.config.model,
+                    reply.client_request_id.0,
                     cocoon_attest::receipt::body_hash(request_body),
                     Sha256::digest(plan.body()).into(),
                     plan.reported,
@@ -515,6 +517,8 @@ struct Reply<'a> {
     conn: &'a Connection,
     version: i32,
     request_id: Int256,
+    /// The client's id of the request (zero when the proxy did not say), which receipts name.
+    client_request_id: Int256,
     start: f64,
 }
 
