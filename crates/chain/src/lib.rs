@@ -57,7 +57,7 @@ pub use registry::{
 pub use stack::{GetMethodResult, StackReader, arg};
 pub use toncenter::{Toncenter, ToncenterConfig};
 pub use types::{
-    AccountState, AccountStatus, ChainStatus, ComputePhase, MessageKind, MessageSummary, Nanotons,
+    AccountState, AccountStatus, ChainStatus, ComputePhase, ExternalLog, MessageKind, MessageSummary, Nanotons,
     SendReceipt, TON, Transaction, TransactionId, parse_address,
 };
 
