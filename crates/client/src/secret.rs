@@ -118,7 +118,10 @@ mod tests {
         }
         let strong = ClientSecret::new(&b"0123456789abcdef"[..]).unwrap();
         assert_eq!(format!("{strong:?}"), "ClientSecret(16 bytes)");
-        assert_eq!(strong.hash(), <[u8; 32]>::from(Sha256::digest(b"0123456789abcdef")));
+        assert_eq!(
+            strong.hash(),
+            <[u8; 32]>::from(Sha256::digest(b"0123456789abcdef"))
+        );
     }
 
     #[test]

@@ -161,7 +161,8 @@ pub(crate) fn secret_hash_for(
 pub(crate) fn check_secret_owners(hashes: &BTreeMap<String, String>) -> Result<(), String> {
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for name in hashes.keys() {
-        let owner = canonical_owner(name, false).map_err(|e| format!("client_secret_hashes: {e}"))?;
+        let owner =
+            canonical_owner(name, false).map_err(|e| format!("client_secret_hashes: {e}"))?;
         if let Some(first) = seen.insert(owner.id.clone(), name) {
             return Err(format!(
                 "client_secret_hashes names the owner {} twice ({first:?} and {name:?})",
@@ -409,7 +410,13 @@ mod tests {
             canonical_owner("e2e-client", true),
             Err(OwnerRefusal::NotAnAddress { .. })
         ));
-        for bad in [" e2e-client", "a b", "0:abcd", "x".repeat(129).as_str(), "é"] {
+        for bad in [
+            " e2e-client",
+            "a b",
+            "0:abcd",
+            "x".repeat(129).as_str(),
+            "é",
+        ] {
             assert!(
                 matches!(
                     canonical_owner(bad, false),
@@ -435,14 +442,21 @@ mod tests {
             [(a.to_friendly(FriendlyFlags::default()), hash.clone())].into();
         for text in spellings(&a) {
             let owner = canonical_owner(&text, true).unwrap();
-            assert_eq!(secret_hash_for(&hashes, &owner), Some([3u8; 32]), "{text:?}");
+            assert_eq!(
+                secret_hash_for(&hashes, &owner),
+                Some([3u8; 32]),
+                "{text:?}"
+            );
         }
         let other = canonical_owner(&Address::new(0, [1; 32]).to_raw(), true).unwrap();
         assert_eq!(secret_hash_for(&hashes, &other), None);
         check_secret_owners(&hashes).unwrap();
 
-        let twice: BTreeMap<String, String> =
-            [(a.to_raw(), hash.clone()), (a.to_raw().to_uppercase(), hash)].into();
+        let twice: BTreeMap<String, String> = [
+            (a.to_raw(), hash.clone()),
+            (a.to_raw().to_uppercase(), hash),
+        ]
+        .into();
         let why = check_secret_owners(&twice).unwrap_err();
         assert!(why.contains("twice"), "{why}");
         let bad: BTreeMap<String, String> = [("a b".to_owned(), hex::encode([0; 32]))].into();
@@ -488,7 +502,10 @@ mod tests {
             LongStep::Refused(AuthRefusal::NotYetRegistered { looked: false })
         );
         let later = t0 + LOOKUP_INTERVAL;
-        assert_eq!(c.long(RegistrationProof::OnChain, later), LongStep::ReadLogs);
+        assert_eq!(
+            c.long(RegistrationProof::OnChain, later),
+            LongStep::ReadLogs
+        );
         assert_eq!(
             c.check_logs([log(1, address()), log(0xfeed_beef, address())], later),
             Ok(())
@@ -522,14 +539,23 @@ mod tests {
     #[test]
     fn modes_decide_long_auth_and_a_chain_always_needs_proof() {
         let t0 = Instant::now();
-        assert_eq!(RegistrationProof::of(true, true), RegistrationProof::OnChain);
-        assert_eq!(RegistrationProof::of(false, true), RegistrationProof::Emulated);
+        assert_eq!(
+            RegistrationProof::of(true, true),
+            RegistrationProof::OnChain
+        );
+        assert_eq!(
+            RegistrationProof::of(false, true),
+            RegistrationProof::Emulated
+        );
         assert_eq!(
             RegistrationProof::of(false, false),
             RegistrationProof::Unavailable
         );
         let mut c = challenge(None, t0);
-        assert_eq!(c.long(RegistrationProof::Emulated, t0), LongStep::Authorized);
+        assert_eq!(
+            c.long(RegistrationProof::Emulated, t0),
+            LongStep::Authorized
+        );
         assert_eq!(
             c.long(RegistrationProof::Unavailable, t0),
             LongStep::Refused(AuthRefusal::RegistrationUnavailable)

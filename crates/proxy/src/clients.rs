@@ -246,10 +246,8 @@ async fn authorize_short(
 }
 
 async fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
-    let proof = auth::RegistrationProof::of(
-        state.settle.is_some(),
-        state.config.emulated_registration,
-    );
+    let proof =
+        auth::RegistrationProof::of(state.settle.is_some(), state.config.emulated_registration);
     let Some(challenge) = session.challenge.as_mut() else {
         return refused(session, &AuthRefusal::NotConnected);
     };
@@ -310,7 +308,11 @@ fn authorization_failed(code: i32, error: &str) -> Vec<u8> {
 
 fn refused(session: &ClientSession, refusal: &AuthRefusal) -> Vec<u8> {
     let owner = session.challenge.as_ref().map(|c| c.owner.id.as_str());
-    tracing::info!(client = owner.unwrap_or("-"), code = refusal.code(), "authorization refused: {refusal}");
+    tracing::info!(
+        client = owner.unwrap_or("-"),
+        code = refusal.code(),
+        "authorization refused: {refusal}"
+    );
     authorization_failed(refusal.code(), &refusal.to_string())
 }
 

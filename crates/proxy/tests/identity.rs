@@ -72,12 +72,9 @@ async fn one_account_per_owner_whatever_the_spelling() {
         client_pow_difficulty: 4,
         emulated_registration: true,
         emulated_client_deposit: DEPOSIT,
-        client_secret_hashes: [(
-            secret_owner.to_friendly(FriendlyFlags::default()),
-            hash,
-        )]
-        .into_iter()
-        .collect(),
+        client_secret_hashes: [(secret_owner.to_friendly(FriendlyFlags::default()), hash)]
+            .into_iter()
+            .collect(),
         attestation: AttestationConfig::local_simulated(),
         ..ProxyConfig::default()
     };
@@ -150,7 +147,10 @@ async fn one_account_per_owner_whatever_the_spelling() {
     c.wait_ready(Duration::from_secs(10)).await.unwrap();
     c.shutdown();
     let without = Client::start(client_config(&client_port, &secret_owner.to_raw())).unwrap();
-    let refused = without.wait_ready(Duration::from_secs(2)).await.unwrap_err();
+    let refused = without
+        .wait_ready(Duration::from_secs(2))
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("secret"), "{refused}");
     without.shutdown();
 

@@ -101,7 +101,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub model: String,
     /// The request body (JSON for /v1/chat/completions).
-    #[arg(long, conflicts_with = "body_file", required_unless_present = "body_file")]
+    #[arg(
+        long,
+        conflicts_with = "body_file",
+        required_unless_present = "body_file"
+    )]
     pub body: Option<String>,
     /// A file holding the request body.
     #[arg(long)]
@@ -272,7 +276,12 @@ pub async fn run(args: RawClientArgs) -> Result<u8, TestkitError> {
     let deadline = Duration::try_from_secs_f64(args.deadline)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| transport("arguments", "--deadline must be a positive number of seconds"))?;
+        .ok_or_else(|| {
+            transport(
+                "arguments",
+                "--deadline must be a positive number of seconds",
+            )
+        })?;
     let secret = match &args.secret_file {
         Some(path) => {
             let mut bytes = std::fs::read(path).map_err(|source| TestkitError::ReadFile {
@@ -358,7 +367,12 @@ async fn session(
     let (asked, nonce) = match &connected.auth {
         client::AnyProxyConnectionAuth::ProxyConnectionAuthShort(s) => (AuthKind::Short, s.nonce),
         client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(l) => (AuthKind::Long, l.nonce),
-        _ => return Err(transport("client.connectedToProxy", "unknown authorization kind")),
+        _ => {
+            return Err(transport(
+                "client.connectedToProxy",
+                "unknown authorization kind",
+            ));
+        }
     };
     let auth = args.auth.unwrap_or(asked);
     print(&json!({"event": "connected", "version": version, "auth": auth.name()}));
@@ -414,7 +428,13 @@ async fn session(
 
     match &args.command {
         RawCommand::Status => {
-            let answer = match query(conn, client::UpdatePaymentStatus {}.to_boxed_bytes(), deadline).await {
+            let answer = match query(
+                conn,
+                client::UpdatePaymentStatus {}.to_boxed_bytes(),
+                deadline,
+            )
+            .await
+            {
                 Ok(answer) => answer,
                 Err(QueryError::Refused(code, error)) => {
                     print(&json!({"event": "status_failed", "code": code, "error": error}));
@@ -455,8 +475,9 @@ async fn register(args: &RawClientArgs, client_contract: &str, nonce: u64) -> bo
             .wallet_key_file
             .as_deref()
             .ok_or("--register needs --wallet-key-file")?;
-        let spec: cocoon_chain::operator::ChainSpec =
-            chain.parse().map_err(|e: cocoon_chain::ChainError| e.to_string())?;
+        let spec: cocoon_chain::operator::ChainSpec = chain
+            .parse()
+            .map_err(|e: cocoon_chain::ChainError| e.to_string())?;
         let key = cocoon_chain::operator::read_wallet_key(key_file).map_err(|e| e.to_string())?;
         let contract = cocoon_chain::parse_address(client_contract)
             .map_err(|e| format!("the proxy named no client contract: {e}"))?;
@@ -520,11 +541,17 @@ async fn request(
     while !outcome.finished {
         let item = match tokio::time::timeout_at(until, incoming.recv()).await {
             Err(_) if cancelled => break,
-            Err(_) => return Err(transport("answer", "no end of the request within the deadline")),
+            Err(_) => {
+                return Err(transport(
+                    "answer",
+                    "no end of the request within the deadline",
+                ));
+            }
             Ok(None) => {
                 return Err(transport(
                     "answer",
-                    conn.close_reason().unwrap_or_else(|| "connection closed".into()),
+                    conn.close_reason()
+                        .unwrap_or_else(|| "connection closed".into()),
                 ));
             }
             Ok(Some(item)) => item,
@@ -553,9 +580,11 @@ async fn request(
         }
         if !cancelled && run.cancel_after_parts == Some(outcome.messages) {
             cancelled = true;
-            conn.send_packet(Bytes::from(ext::CancelQuery { request_id }.to_boxed_bytes()))
-                .await
-                .map_err(|e| transport("ext.cancelQuery", e))?;
+            conn.send_packet(Bytes::from(
+                ext::CancelQuery { request_id }.to_boxed_bytes(),
+            ))
+            .await
+            .map_err(|e| transport("ext.cancelQuery", e))?;
             until = Instant::now() + CANCEL_READ.min(deadline);
         }
     }
@@ -569,13 +598,21 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<RawClientArgs, clap::Error> {
-        RawClientArgs::try_parse_from(std::iter::once("cocoon-raw-client").chain(args.iter().copied()))
+        RawClientArgs::try_parse_from(
+            std::iter::once("cocoon-raw-client").chain(args.iter().copied()),
+        )
     }
 
     #[test]
     fn arguments_parse_as_documented() {
         let a = parse(&[
-            "--proxy", "127.0.0.1:1", "--owner", " 0:AB", "--auth", "long", "status",
+            "--proxy",
+            "127.0.0.1:1",
+            "--owner",
+            " 0:AB",
+            "--auth",
+            "long",
+            "status",
         ])
         .unwrap();
         assert_eq!(a.owner, " 0:AB");
@@ -585,9 +622,25 @@ mod tests {
         assert!(matches!(a.command, RawCommand::Status));
 
         let a = parse(&[
-            "--proxy", "p:1", "--owner", "o", "--protocol-version", "2", "run", "--model", "m",
-            "--body", "{\"max_tokens\": 7}", "--max-tokens", "-5", "--requests", "3",
-            "--close-after-parts", "2", "--max-coefficient", "1500",
+            "--proxy",
+            "p:1",
+            "--owner",
+            "o",
+            "--protocol-version",
+            "2",
+            "run",
+            "--model",
+            "m",
+            "--body",
+            "{\"max_tokens\": 7}",
+            "--max-tokens",
+            "-5",
+            "--requests",
+            "3",
+            "--close-after-parts",
+            "2",
+            "--max-coefficient",
+            "1500",
         ])
         .unwrap();
         assert_eq!(a.protocol_version, 2);
@@ -603,8 +656,19 @@ mod tests {
         assert!(parse(&["--proxy", "p:1", "--owner", "o", "--register", "status"]).is_err());
         assert!(
             parse(&[
-                "--proxy", "p:1", "--owner", "o", "run", "--model", "m", "--body", "{}",
-                "--close-after-parts", "1", "--cancel-after-parts", "1",
+                "--proxy",
+                "p:1",
+                "--owner",
+                "o",
+                "run",
+                "--model",
+                "m",
+                "--body",
+                "{}",
+                "--close-after-parts",
+                "1",
+                "--cancel-after-parts",
+                "1",
             ])
             .is_err()
         );
@@ -614,8 +678,10 @@ mod tests {
     #[test]
     fn max_tokens_default_from_the_body() {
         let run = |body: &str| {
-            let a = parse(&["--proxy", "p:1", "--owner", "o", "run", "--model", "m", "--body", body])
-                .unwrap();
+            let a = parse(&[
+                "--proxy", "p:1", "--owner", "o", "run", "--model", "m", "--body", body,
+            ])
+            .unwrap();
             let RawCommand::Run(run) = a.command else {
                 panic!("run expected")
             };
@@ -632,12 +698,14 @@ mod tests {
     fn request_events_report_what_arrived() {
         let id = Int256([1; 32]);
         let mut outcome = RequestOutcome::default();
-        assert!(!outcome.take(Message::ClientQueryAnswerEx(client::QueryAnswerEx {
-            request_id: id,
-            answer: Bytes::from_static(b"head"),
-            flags: 0,
-            final_info: None,
-        })));
+        assert!(
+            !outcome.take(Message::ClientQueryAnswerEx(client::QueryAnswerEx {
+                request_id: id,
+                answer: Bytes::from_static(b"head"),
+                flags: 0,
+                final_info: None,
+            }))
+        );
         let final_info = client::QueryFinalInfo {
             flags: 0,
             tokens_used: cocoon_protocol::messages::TokensUsed {
@@ -654,12 +722,14 @@ mod tests {
             worker_start_time: None,
             worker_end_time: None,
         };
-        assert!(outcome.take(Message::ClientQueryAnswerPartEx(client::QueryAnswerPartEx {
-            request_id: id,
-            answer: Bytes::from_static(b"tail"),
-            flags: 1,
-            final_info: Some(final_info),
-        })));
+        assert!(outcome.take(Message::ClientQueryAnswerPartEx(
+            client::QueryAnswerPartEx {
+                request_id: id,
+                answer: Bytes::from_static(b"tail"),
+                flags: 1,
+                final_info: Some(final_info),
+            }
+        )));
         let event = outcome.event(4);
         assert_eq!(
             event,
@@ -671,13 +741,15 @@ mod tests {
             })
         );
         let mut refused = RequestOutcome::default();
-        assert!(refused.take(Message::ClientQueryAnswerErrorEx(client::QueryAnswerErrorEx {
-            request_id: id,
-            error_code: 402,
-            error: "no money".into(),
-            flags: 0,
-            final_info: None,
-        })));
+        assert!(refused.take(Message::ClientQueryAnswerErrorEx(
+            client::QueryAnswerErrorEx {
+                request_id: id,
+                error_code: 402,
+                error: "no money".into(),
+                flags: 0,
+                final_info: None,
+            }
+        )));
         let event = refused.event(0);
         assert_eq!(event["error_code"], 402);
         assert_eq!(event["usage"], Value::Null);
