@@ -1206,6 +1206,18 @@ impl Operator {
         before: ContractView,
         done: impl Fn(&ContractView, &[Transaction]) -> bool,
     ) -> Result<OperationReport, ChainError> {
+        let mut message = message;
+        let contract_before = self.chain.account(&contract).await?;
+        if matches!(kind, Kind::Client)
+            && contract_before.status == AccountStatus::Active
+            && message.state_init.is_none()
+        {
+            // A client contract keeps MIN_CHILD_BALANCE for itself and forwards the rest of
+            // what it is sent. Its own messages (each `register` log's forwarding fee) and
+            // storage take from that reserve; a forwarding message that does not refill what
+            // is missing is refused as too low (exit code 409).
+            message.value += gas::MIN_CHILD_BALANCE.saturating_sub(contract_before.balance);
+        }
         let wallet_before = self.chain.account(&self.address).await?;
         let fee_margin = TON / 20;
         if wallet_before.balance < message.value + fee_margin {
@@ -1224,12 +1236,7 @@ impl Operator {
             }
             _ => 0,
         };
-        let contract_lt = self
-            .chain
-            .account(&contract)
-            .await?
-            .last_transaction
-            .map_or(0, |t| t.lt);
+        let contract_lt = contract_before.last_transaction.map_or(0, |t| t.lt);
         let now = u32::try_from(self.chain.status().await?.now).unwrap_or(u32::MAX);
         let value = message.value;
         let signed = self
