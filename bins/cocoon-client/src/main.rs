@@ -40,9 +40,11 @@ struct Args {
     /// TON address of the client's owner.
     #[arg(long, env = "COCOON_CLIENT_OWNER")]
     owner: Option<String>,
-    /// Secret for short authorization with the proxy.
-    #[arg(long, env = "COCOON_CLIENT_SECRET", hide_env_values = true)]
-    secret: Option<String>,
+    /// File holding the secret for short authorization with the proxy (mode 0600; at least
+    /// 16 bytes). The secret itself may come from the COCOON_CLIENT_SECRET environment
+    /// variable instead; it is never taken from a flag, which other users can read.
+    #[arg(long, env = "COCOON_CLIENT_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes (default 4 MiB).
     #[arg(long, env = "COCOON_CLIENT_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -92,6 +94,9 @@ struct Args {
     log_json: bool,
 }
 
+/// The environment variable that may hold the short-auth secret itself.
+const SECRET_ENV: &str = "COCOON_CLIENT_SECRET";
+
 fn load(args: &Args) -> Result<ClientConfig, String> {
     let mut config: ClientConfig = cocoon_cli::read_config(args.config.as_deref())?;
     if let Some(v) = args.listen {
@@ -106,8 +111,13 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     if let Some(v) = &args.owner {
         config.owner_address = v.clone();
     }
-    if let Some(v) = &args.secret {
-        config.secret = Some(v.clone());
+    if let Some(v) = &args.secret_file {
+        config.secret_file = Some(v.clone());
+    }
+    if let Some(v) = std::env::var_os(SECRET_ENV) {
+        let secret = cocoon_client::ClientSecret::new(v.into_encoded_bytes())
+            .map_err(|e| format!("{SECRET_ENV}: {e}"))?;
+        config.secret = Some(secret);
     }
     if let Some(v) = args.max_body_bytes {
         config.max_body_bytes = v;

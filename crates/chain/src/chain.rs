@@ -3,7 +3,7 @@
 
 use crate::ChainError;
 use crate::stack::GetMethodResult;
-use crate::types::{AccountState, ChainStatus, SendReceipt, Transaction};
+use crate::types::{AccountState, ChainStatus, ExternalLog, SendReceipt, Transaction};
 use cocoon_ton::contracts::StackValue;
 use cocoon_ton::{Address, Cell, InternalMessage};
 use std::fmt;
@@ -53,6 +53,14 @@ pub trait Chain: Send + Sync + fmt::Debug {
         address: &'a Address,
         limit: u32,
     ) -> ChainFuture<'a, Vec<Transaction>>;
+
+    /// The logs (external-out messages) `address` sent in its most recent `limit`
+    /// transactions, newest first; failed transactions sent none.
+    fn external_logs<'a>(
+        &'a self,
+        address: &'a Address,
+        limit: u32,
+    ) -> ChainFuture<'a, Vec<ExternalLog>>;
 
     /// The chain's current time and block seqno.
     fn status(&self) -> ChainFuture<'_, ChainStatus>;

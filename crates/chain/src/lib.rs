@@ -57,8 +57,8 @@ pub use registry::{
 pub use stack::{GetMethodResult, StackReader, arg};
 pub use toncenter::{Toncenter, ToncenterConfig};
 pub use types::{
-    AccountState, AccountStatus, ChainStatus, ComputePhase, MessageKind, MessageSummary, Nanotons,
-    SendReceipt, TON, Transaction, TransactionId, parse_address,
+    AccountState, AccountStatus, ChainStatus, ComputePhase, ExternalLog, MessageKind,
+    MessageSummary, Nanotons, SendReceipt, TON, Transaction, TransactionId, parse_address,
 };
 
 pub use cocoon_ton::contracts::StackValue;

@@ -11,7 +11,7 @@ use cocoon_ton::contracts::{
     ClientData, ExitCode, Lifecycle, ProxyData, ProxyState, WorkerData, client_state_init, gas,
     worker_state_init,
 };
-use cocoon_ton::messages::{ClientMessage, ProxyMessage};
+use cocoon_ton::messages::{ClientMessage, ClientRegisteredLog, ProxyMessage};
 use cocoon_ton::{
     Address, InternalMessage, LedgerAnchor, OutgoingMessage, SigningKey, StateInit, Transfer,
     Voucher, VoucherKind, WalletV5R1,
@@ -887,6 +887,73 @@ impl Operator {
         .await
     }
 
+    /// `register`: acknowledges `nonce`, which a proxy handed to a session that claims this
+    /// wallet as its owner (long authorization). The client contract at `proxy_contract`
+    /// checks that the message comes from its owner and logs `nonce` with the owner's address
+    /// (`cocoon_ton::messages::ClientRegisteredLog`); the proxy authorizes the session once it
+    /// reads that log. Waits until the log is on chain.
+    ///
+    /// # Errors
+    /// [`ChainError::UnexpectedState`] when the client contract is not deployed (top it up
+    /// first) or not in its normal state; [`ChainError::Refused`] when the contract refuses
+    /// (this wallet is not its owner); otherwise see [`ChainError`].
+    pub async fn client_register(
+        &self,
+        proxy_contract: &Address,
+        nonce: u64,
+    ) -> Result<OperationReport, ChainError> {
+        let (client, _) = self.client_contract(proxy_contract).await?;
+        self.client_register_to(&client, nonce).await
+    }
+
+    /// [`Self::client_register`] sent to the client contract `client`, whoever owns it: the
+    /// contract refuses ([`ChainError::Refused`], exit code 401) unless this wallet is its
+    /// owner. For tests that play a stranger.
+    ///
+    /// # Errors
+    /// As [`Self::client_register`].
+    pub async fn client_register_to(
+        &self,
+        client: &Address,
+        nonce: u64,
+    ) -> Result<OperationReport, ChainError> {
+        let client = *client;
+        let before = self.view(Kind::Client, &client).await?;
+        match before.lifecycle() {
+            None => return Err(not_deployed(&client)),
+            Some(Lifecycle::Normal) => {}
+            Some(other) => {
+                return Err(ChainError::UnexpectedState {
+                    contract: client.to_raw(),
+                    detail: format!(
+                        "the client contract is {other:?}: it registers no new session"
+                    ),
+                });
+            }
+        }
+        let body = ClientMessage::Register {
+            query_id: query_id(),
+            nonce,
+        }
+        .to_cell()
+        .map_err(ChainError::cell("register body"))?;
+        let owner = self.address;
+        self.execute_until(
+            "client_register",
+            Kind::Client,
+            client,
+            owner_message(client, body),
+            before,
+            move |_, transactions| {
+                crate::types::ExternalLog::from_transactions(&client, transactions)
+                    .iter()
+                    .filter_map(|log| ClientRegisteredLog::from_cell(&log.body).ok())
+                    .any(|log| log.nonce == nonce && log.owner == owner)
+            },
+        )
+        .await
+    }
+
     /// Submits a worker payout voucher (`payout_signed` or `last_payout_signed`) to the
     /// worker contract it names. When that contract is not deployed yet, `proxy_contract`
     /// is needed to build its state init (and must give the voucher's target).
@@ -1121,6 +1188,36 @@ impl Operator {
         before: ContractView,
         done: impl Fn(&ContractView) -> bool,
     ) -> Result<OperationReport, ChainError> {
+        self.execute_until(operation, kind, contract, message, before, |after, _| {
+            done(after)
+        })
+        .await
+    }
+
+    /// [`Self::execute`], done when `done(after, transactions)` holds, `transactions` being
+    /// those on `contract` since the message was sent, oldest first (for operations that
+    /// change no state the view shows, such as a log).
+    async fn execute_until(
+        &self,
+        operation: &'static str,
+        kind: Kind,
+        contract: Address,
+        message: InternalMessage,
+        before: ContractView,
+        done: impl Fn(&ContractView, &[Transaction]) -> bool,
+    ) -> Result<OperationReport, ChainError> {
+        let mut message = message;
+        let contract_before = self.chain.account(&contract).await?;
+        if matches!(kind, Kind::Client)
+            && contract_before.status == AccountStatus::Active
+            && message.state_init.is_none()
+        {
+            // A client contract keeps MIN_CHILD_BALANCE for itself and forwards the rest of
+            // what it is sent. Its own messages (each `register` log's forwarding fee) and
+            // storage take from that reserve; a forwarding message that does not refill what
+            // is missing is refused as too low (exit code 409).
+            message.value += gas::MIN_CHILD_BALANCE.saturating_sub(contract_before.balance);
+        }
         let wallet_before = self.chain.account(&self.address).await?;
         let fee_margin = TON / 20;
         if wallet_before.balance < message.value + fee_margin {
@@ -1139,12 +1236,7 @@ impl Operator {
             }
             _ => 0,
         };
-        let contract_lt = self
-            .chain
-            .account(&contract)
-            .await?
-            .last_transaction
-            .map_or(0, |t| t.lt);
+        let contract_lt = contract_before.last_transaction.map_or(0, |t| t.lt);
         let now = u32::try_from(self.chain.status().await?.now).unwrap_or(u32::MAX);
         let value = message.value;
         let signed = self
@@ -1183,7 +1275,7 @@ impl Operator {
                 .filter(|t| t.id.lt > contract_lt)
                 .collect();
             txs.reverse();
-            if done(&after) {
+            if done(&after, &txs) {
                 let wallet_after = self.chain.account(&self.address).await?;
                 return Ok(OperationReport {
                     operation,

@@ -163,6 +163,48 @@ impl Transaction {
     }
 }
 
+/// An external-out message (a log) a contract sent: its body, and the transaction that sent
+/// it. Contracts log events to the outside world this way (the client contract's `register`
+/// log, `cocoon_ton::messages::ClientRegisteredLog`); anyone can read them, nobody but the
+/// contract can make them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLog {
+    /// The contract that sent it.
+    pub source: Address,
+    /// The transaction that sent it.
+    pub transaction: TransactionId,
+    /// Unix time of that transaction's block.
+    pub now: u32,
+    /// The log's body (parse it with `cocoon_ton::messages`).
+    pub body: Cell,
+}
+
+impl ExternalLog {
+    /// The logs `contract` sent in `transactions`, in their order: external-out messages with
+    /// a body, from transactions on `contract` that succeeded (a failed transaction's actions,
+    /// logs included, never took effect).
+    #[must_use]
+    pub fn from_transactions(contract: &Address, transactions: &[Transaction]) -> Vec<Self> {
+        transactions
+            .iter()
+            .filter(|t| &t.account == contract && t.succeeded())
+            .flat_map(|t| {
+                t.out_messages
+                    .iter()
+                    .filter(|m| m.kind == MessageKind::ExternalOut)
+                    .filter_map(move |m| {
+                        Some(Self {
+                            source: *contract,
+                            transaction: t.id,
+                            now: t.now,
+                            body: m.body.clone()?,
+                        })
+                    })
+            })
+            .collect()
+    }
+}
+
 /// Where the chain is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainStatus {

@@ -8,6 +8,7 @@ use cocoon_chain::emulator::{LocalNetwork, LocalNetworkSpec, ProxySpec, v5r1_add
 use cocoon_chain::operator::{ChainSpec, ContractView, OperationReport, Operator};
 use cocoon_chain::{Chain, ChainError, EmulatedChain, SidecarOptions, StackValue, TON};
 use cocoon_ton::contracts::{Lifecycle, ProxyData, worker_address};
+use cocoon_ton::messages::ClientRegisteredLog;
 use cocoon_ton::{SigningKey, Voucher, VoucherKind, VoucherPayload};
 use std::time::Duration;
 
@@ -130,6 +131,31 @@ async fn operator_commands_change_the_chain_as_reported() {
     assert_eq!(r.contract, client_contract.to_raw());
     assert!(!r.transactions.is_empty() && r.transactions.iter().all(|t| t.success));
     assert!(r.to_string().contains("client_top_up"));
+
+    // register: the owner's nonce is logged by its client contract, a stranger's refused
+    let r = client.client_register(&proxy, 0xfeed).await.unwrap();
+    assert_eq!(r.operation, "client_register");
+    assert!(r.transactions.iter().all(|t| t.success), "{r}");
+    let registered = |logs: &[cocoon_chain::ExternalLog]| {
+        logs.iter()
+            .filter_map(|l| ClientRegisteredLog::from_cell(&l.body).ok())
+            .map(|l| (l.nonce, l.owner))
+            .collect::<Vec<_>>()
+    };
+    let logs = chain.external_logs(&client_contract, 16).await.unwrap();
+    assert_eq!(registered(&logs), vec![(0xfeed, client.address())]);
+    assert!(logs.iter().all(|l| l.source == client_contract));
+    match worker.client_register_to(&client_contract, 0xbad).await {
+        Err(ChainError::Refused { exit_code, .. }) => assert_eq!(exit_code, Some(401)),
+        other => panic!("a stranger's register: {other:?}"),
+    }
+    let logs = chain.external_logs(&client_contract, 16).await.unwrap();
+    assert_eq!(registered(&logs), vec![(0xfeed, client.address())]);
+    // the stranger's own contract does not exist: refused before sending
+    assert!(matches!(
+        worker.client_register(&proxy, 0xbad).await,
+        Err(ChainError::UnexpectedState { .. })
+    ));
 
     // a second top-up adds to the balance
     let r = client.client_top_up(&proxy, TON).await.unwrap();

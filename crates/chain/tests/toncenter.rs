@@ -388,6 +388,45 @@ async fn transactions_and_masterchain_head_from_api_v3() {
 }
 
 #[tokio::test]
+async fn register_logs_from_api_v3() {
+    let (replay, base) = serve().await;
+    let client = Toncenter::new(quick(&base)).unwrap();
+    replay.on(
+        "/api/v3/transactions",
+        vec![ok(fixture("transactions_register.json"))],
+    );
+    let client_contract = fixture_address("client");
+    let owner = fixture_address("client_owner");
+
+    let logs = client.external_logs(&client_contract, 16).await.unwrap();
+    // The stranger's register failed (exit code 401): it logged nothing.
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log = &logs[0];
+    assert_eq!(log.source, client_contract);
+    assert_eq!(log.transaction.lt, 34_000_000);
+    assert_eq!(log.now, 1_700_000_100);
+    let registered = cocoon_ton::messages::ClientRegisteredLog::from_cell(&log.body).unwrap();
+    assert_eq!(registered.nonce, 0x9e37_79b9_7f4a_7c15);
+    assert_eq!(registered.owner, owner);
+    let q = &replay.seen()[0].query;
+    assert!(q.contains("limit=16") && q.contains("sort=desc"), "{q}");
+
+    // The same page read as transactions: the log is the external-out message without a
+    // destination, the refused register bounced back to the stranger.
+    replay.on(
+        "/api/v3/transactions",
+        vec![ok(fixture("transactions_register.json"))],
+    );
+    let txs = client.transactions(&client_contract, 16).await.unwrap();
+    assert_eq!(txs.len(), 2);
+    assert_eq!(txs[0].in_op(), Some(op::CLIENT_REGISTER));
+    assert_eq!(txs[0].out_messages[0].kind, MessageKind::ExternalOut);
+    assert_eq!(txs[0].out_messages[0].destination, None);
+    assert_eq!(txs[1].exit_code(), Some(401));
+    assert!(!txs[1].succeeded());
+}
+
+#[tokio::test]
 async fn sending_returns_the_message_hash() {
     let (replay, base) = serve().await;
     let client = Toncenter::new(quick(&base)).unwrap();

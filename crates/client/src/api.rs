@@ -130,8 +130,11 @@ pub struct Client {
 
 impl Client {
     /// Starts a client: it connects to the proxy in the background and keeps reconnecting.
-    pub fn start(config: ClientConfig) -> Result<Self, ClientError> {
+    pub fn start(mut config: ClientConfig) -> Result<Self, ClientError> {
         config.validate()?;
+        if let Some(path) = &config.secret_file {
+            config.secret = Some(crate::secret::ClientSecret::from_file(path)?);
+        }
         let config = Arc::new(config);
         let identity = config
             .attestation

@@ -1,10 +1,13 @@
 //! Client settings (from a TOML file, environment and flags, merged by the binary) and errors.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cocoon_market::PricingParams;
 use serde::{Deserialize, Serialize};
+
+use crate::secret::ClientSecret;
 
 /// Everything a client needs to know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,8 +22,14 @@ pub struct ClientConfig {
     pub proxy_from_registry: bool,
     /// TON address of the client's owner (identifies its account at the proxy).
     pub owner_address: String,
-    /// Secret for short authorization; the proxy knows its SHA-256.
-    pub secret: Option<String>,
+    /// File holding the secret for short authorization (mode 0600; its bytes, one trailing
+    /// newline dropped); the proxy knows its SHA-256. See [`ClientSecret`] for the strength
+    /// rules.
+    pub secret_file: Option<PathBuf>,
+    /// The secret itself, for library use and the `COCOON_CLIENT_SECRET` environment
+    /// variable; never read from or written to a configuration file.
+    #[serde(skip)]
+    pub secret: Option<ClientSecret>,
     /// Whether this client belongs to a test network.
     pub is_test: bool,
     /// Highest proof-of-work difficulty accepted from the proxy.
@@ -71,6 +80,7 @@ impl Default for ClientConfig {
             proxy: "127.0.0.1:11002".into(),
             proxy_from_registry: false,
             owner_address: "local-client-owner".into(),
+            secret_file: None,
             secret: None,
             is_test: true,
             max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
@@ -105,6 +115,11 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), ClientError> {
         if self.owner_address.is_empty() {
             return Err(ClientError::Config("owner_address must be set".into()));
+        }
+        if self.secret.is_some() && self.secret_file.is_some() {
+            return Err(ClientError::Config(
+                "give the secret once: secret_file or COCOON_CLIENT_SECRET, not both".into(),
+            ));
         }
         if self.default_max_coefficient <= 0 || self.default_max_tokens <= 0 {
             return Err(ClientError::Config(
@@ -174,6 +189,25 @@ pub enum ClientError {
     /// not sealed by a worker the request was sealed to.
     #[error("the sealed answer does not open: {0}")]
     SealedAnswer(String),
+    /// The short-auth secret is too weak to resist offline guessing (its unsalted SHA-256 is
+    /// sent to anyone who names the owner address).
+    #[error(
+        "the client secret is too weak: {bytes} bytes with {distinct} different values; at \
+         least 16 bytes with 8 different values are needed, because its unsalted SHA-256 goes \
+         to anyone who names the owner address (make one with `head -c 32 /dev/urandom | \
+         base64`)"
+    )]
+    WeakSecret {
+        /// Its length.
+        bytes: usize,
+        /// How many different byte values it holds.
+        distinct: usize,
+    },
+    /// The proxy needs the owner's on-chain registration (long authorization) and it could
+    /// not be made: no wallet configured, a wallet that is not the owner, a refused or
+    /// unconfirmed `register`, or no proof seen by the proxy in time.
+    #[error("registration with the proxy: {0}")]
+    Registration(String),
     /// `require_sealed` is set and the request cannot be sealed.
     #[error("sealed request required, and this request cannot be sealed: {0}")]
     SealingUnavailable(String),
@@ -191,7 +225,8 @@ impl ClientError {
     /// The HTTP status an API caller should see.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Config(_) => 500,
+            Self::Config(_) | Self::WeakSecret { .. } => 500,
+            Self::Registration(_) => 503,
             Self::InvalidRequest(_) => 400,
             Self::UnknownModel(_) => 404,
             Self::ProxyUnavailable(_) => 503,

@@ -16,6 +16,7 @@ pub mod http;
 mod link;
 mod registry;
 pub mod sealed;
+mod secret;
 mod settle;
 pub mod sse;
 
@@ -24,4 +25,5 @@ pub use api::{
     HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
 pub use config::{ClientConfig, ClientError};
+pub use secret::{ClientSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES};
 pub use settle::{ChargeSettings, ChargeStats};

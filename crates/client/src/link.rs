@@ -11,7 +11,6 @@ use cocoon_protocol::Message;
 use cocoon_protocol::messages::{client, ext};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::version;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -381,31 +380,60 @@ async fn handshake(
             "proxy speaks protocol version {version}; 1 or later is needed"
         )));
     }
-    let query = match connected.auth {
+    let granted = match connected.auth {
         client::AnyProxyConnectionAuth::ProxyConnectionAuthShort(short) => {
             let Some(secret) = &config.secret else {
                 return Err(ClientError::ProxyUnavailable(
                     "the proxy asks for the client secret, and none is configured".into(),
                 ));
             };
-            if Sha256::digest(secret.as_bytes()).as_slice() != short.secret_hash.0 {
+            if secret.hash() != short.secret_hash.0 {
                 return Err(ClientError::ProxyUnavailable(
                     "the configured secret does not match the proxy's record".into(),
                 ));
             }
-            client::AuthorizeWithProxyShort {
-                data: Bytes::from(secret.clone().into_bytes()),
+            let query = client::AuthorizeWithProxyShort {
+                data: Bytes::copy_from_slice(secret.as_bytes()),
+            };
+            match authorize(conn, query.to_boxed_bytes()).await? {
+                Authorization::Granted(s) => s,
+                Authorization::Refused { code, error } => {
+                    return Err(ClientError::ProxyUnavailable(format!(
+                        "authorization refused ({code}): {error}"
+                    )));
+                }
             }
-            .to_boxed_bytes()
         }
-        client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(_) => {
-            client::AuthorizeWithProxyLong {}.to_boxed_bytes()
+        client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(long) => {
+            authorize_long(config, conn, charges, &connected.params, long.nonce).await?
         }
         _ => {
             return Err(ClientError::ProxyUnavailable(
                 "unknown authorization kind".into(),
             ));
         }
+    };
+    charges.offer(&granted.signed_payment);
+    Ok(version)
+}
+
+/// How long the proxy is asked again, after the nonce was registered on chain, before the
+/// client gives up on the session.
+const REGISTERED_WAIT: Duration = Duration::from_secs(120);
+
+/// Between two authorization attempts while the proxy has not seen the registration (the
+/// proxy reads the chain at most every 500 ms per session).
+const REGISTERED_POLL: Duration = Duration::from_millis(600);
+
+/// The proxy's answer to an authorization query.
+enum Authorization {
+    Granted(client::AuthorizationWithProxySuccess),
+    Refused { code: i32, error: String },
+}
+
+async fn authorize(conn: &Connection, query: Vec<u8>) -> Result<Authorization, ClientError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        ClientError::ProxyUnavailable(format!("{what}: {e}"))
     };
     let answer = conn
         .query(Bytes::from(query))
@@ -415,21 +443,104 @@ async fn handshake(
         .map_err(|e| fail("authorization answer", &e))?
     {
         client::AnyAuthorizationWithProxy::AuthorizationWithProxySuccess(s) => {
-            charges.offer(&s.signed_payment);
+            Ok(Authorization::Granted(s))
         }
         client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(f) => {
-            return Err(ClientError::ProxyUnavailable(format!(
-                "authorization refused ({}): {}",
-                f.error_code, f.error
-            )));
+            Ok(Authorization::Refused {
+                code: f.error_code,
+                error: f.error,
+            })
         }
-        _ => {
-            return Err(ClientError::ProxyUnavailable(
-                "unknown authorization answer".into(),
-            ));
+        _ => Err(ClientError::ProxyUnavailable(
+            "unknown authorization answer".into(),
+        )),
+    }
+}
+
+/// Long authorization: accepted at once by a proxy without a chain (emulated registration);
+/// a proxy with a chain answers "not yet registered" until the client contract logged
+/// `register` with this session's nonce, which this client then sends from the owner wallet
+/// (`[settlement]`), asking again until the proxy has seen it.
+async fn authorize_long(
+    config: &ClientConfig,
+    conn: &Connection,
+    charges: &Arc<crate::settle::Charges>,
+    params: &cocoon_protocol::messages::proxy::Params,
+    nonce: i64,
+) -> Result<client::AuthorizationWithProxySuccess, ClientError> {
+    let long = || client::AuthorizeWithProxyLong {}.to_boxed_bytes();
+    let refused = |code: i32, error: String| {
+        ClientError::ProxyUnavailable(format!("authorization refused ({code}): {error}"))
+    };
+    match authorize(conn, long()).await? {
+        Authorization::Granted(s) => return Ok(s),
+        Authorization::Refused { code, .. } if code == client::NOT_YET_REGISTERED_ERROR_CODE => {}
+        Authorization::Refused { code, error } => return Err(refused(code, error)),
+    }
+    register(config, charges, params, nonce.cast_unsigned()).await?;
+    let deadline = Instant::now() + REGISTERED_WAIT;
+    loop {
+        tokio::time::sleep(REGISTERED_POLL).await;
+        match authorize(conn, long()).await? {
+            Authorization::Granted(s) => return Ok(s),
+            Authorization::Refused { code, error }
+                if code == client::NOT_YET_REGISTERED_ERROR_CODE =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(ClientError::Registration(format!(
+                        "the nonce is registered on chain, but the proxy has not seen it in \
+                         {} s: {error}",
+                        REGISTERED_WAIT.as_secs()
+                    )));
+                }
+            }
+            Authorization::Refused { code, error } => return Err(refused(code, error)),
         }
     }
-    Ok(version)
+}
+
+/// Sends the client contract's `register` with `nonce` from the owner wallet and waits until
+/// its log is on chain.
+async fn register(
+    config: &ClientConfig,
+    charges: &Arc<crate::settle::Charges>,
+    params: &cocoon_protocol::messages::proxy::Params,
+    nonce: u64,
+) -> Result<(), ClientError> {
+    let Some(wallet) = charges.wallet() else {
+        return Err(ClientError::Registration(
+            "the proxy asks for proof that this client controls the owner wallet (the client \
+             contract's `register` log): configure [settlement] chain and wallet_key_file with \
+             the owner's wallet, or a short-auth secret the proxy knows"
+                .into(),
+        ));
+    };
+    let proxy_contract = cocoon_chain::parse_address(&params.proxy_sc_address)
+        .map_err(|e| ClientError::Registration(format!("the proxy's contract: {e}")))?;
+    let owner = cocoon_chain::parse_address(&config.owner_address)
+        .map_err(|e| ClientError::Registration(format!("owner_address: {e}")))?;
+    let operator = wallet
+        .operator()
+        .await
+        .map_err(|e| ClientError::Registration(format!("cannot reach the chain: {e}")))?;
+    if operator.address() != owner {
+        return Err(ClientError::Registration(format!(
+            "the [settlement] wallet {} is not the owner {}: only the owner's wallet can \
+             register",
+            operator.address().to_raw(),
+            owner.to_raw()
+        )));
+    }
+    let report = operator
+        .client_register(&proxy_contract, nonce)
+        .await
+        .map_err(|e| ClientError::Registration(format!("register on chain: {e}")))?;
+    tracing::info!(
+        contract = %report.contract,
+        message = %report.message_hash,
+        "session nonce registered on chain"
+    );
+    Ok(())
 }
 
 async fn dispatch(

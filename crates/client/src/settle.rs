@@ -122,6 +122,12 @@ impl Charges {
         })
     }
 
+    /// The `[settlement]` wallet, when one is configured (it also registers the client's
+    /// sessions on chain).
+    pub(crate) fn wallet(&self) -> Option<&ChainWallet> {
+        self.submitter.as_ref()
+    }
+
     /// Notes what the proxy said in `client.connectedToProxy`.
     pub(crate) fn connected(&self, params: &proxy::Params, client_contract: &str) {
         let mut ch = lock(&self.channel);

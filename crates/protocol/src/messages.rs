@@ -607,6 +607,19 @@ pub mod client {
             RefundRejected(RefundRejected),
         }
     }
+
+    /// `error_code` of `client.authorizationWithProxyFailed` while the proxy has not yet seen
+    /// the client contract's `register` log with this session's nonce: register it on chain
+    /// (or wait for the registration to land) and authorize again on the same session.
+    pub const NOT_YET_REGISTERED_ERROR_CODE: i32 = 425;
+
+    /// `error_code` of `client.authorizationWithProxyFailed` when the session's nonce was not
+    /// seen registered on chain in time: connect again for a fresh nonce.
+    pub const REGISTRATION_EXPIRED_ERROR_CODE: i32 = 408;
+
+    /// `error_code` of `client.authorizationWithProxyFailed` for long authorization of an
+    /// owner that has a short-auth secret at the proxy: only that secret authorizes it.
+    pub const SHORT_AUTH_REQUIRED_ERROR_CODE: i32 = 403;
 }
 
 /// Messages of the `proxy.` namespace.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_market::ClientId;
@@ -13,18 +13,19 @@ use cocoon_protocol::Message;
 use cocoon_protocol::messages::{client, proxy};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::version;
-use sha2::{Digest, Sha256};
+use cocoon_ton::messages::ClientRegisteredLog;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, AuthRefusal, Challenge};
 use crate::state::{ProxyState, lock};
 
 /// One client session's state.
 pub(crate) struct ClientSession {
-    pub(crate) owner: Option<String>,
+    /// What the session was asked to prove at connect (its owner, nonce, secret hash).
+    challenge: Option<Challenge>,
     pub(crate) version: i32,
     pub(crate) authorized: bool,
-    secret_hash: Option<Int256>,
     /// Requests running for this client: client request id → cancellation.
     pub(crate) requests: Arc<Mutex<HashMap<Int256, CancellationToken>>>,
 }
@@ -54,10 +55,9 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
     .map_err(|e| e.to_string())?;
     let (conn, mut incoming) = (secured.conn, secured.incoming);
     let mut session = ClientSession {
-        owner: None,
+        challenge: None,
         version: 0,
         authorized: false,
-        secret_hash: None,
         requests: Arc::new(Mutex::new(HashMap::new())),
     };
     loop {
@@ -155,7 +155,10 @@ fn session_client(session: &ClientSession) -> Option<ClientId> {
     if !session.authorized {
         return None;
     }
-    session.owner.clone().map(ClientId)
+    session
+        .challenge
+        .as_ref()
+        .map(|c| ClientId(c.owner.id.clone()))
 }
 
 /// Cumulative adjusted tokens charged to a client and the most it may use, from the ledger.
@@ -183,25 +186,36 @@ fn connect(
     );
     let v = version::negotiate(1, state.config.max_protocol_version, min, max)
         .map_err(|e| (400, e.to_string()))?;
-    if p.client_owner_address.is_empty() {
-        return Err((400, "client owner address is empty".into()));
-    }
-    session.owner = Some(p.client_owner_address.clone());
+    // Every spelling of one address is one owner: the account, the secret and the contract
+    // are all found from the canonical form.
+    let owner = auth::canonical_owner(&p.client_owner_address, state.settle.is_some())
+        .map_err(|e| (400, e.to_string()))?;
+    let client_sc_address = match (&state.settle, owner.address) {
+        (Some(settle), Some(address)) => settle
+            .client_contract(&address.to_raw())
+            .map_err(|e| (400, e.to_string()))?
+            .to_raw(),
+        _ => format!("local-client-contract:{}", owner.id),
+    };
+    let secret_hash = auth::secret_hash_for(&state.config.client_secret_hashes, &owner);
+    let nonce: u64 = rand::random();
     session.version = v;
     session.authorized = false;
-    let known = state
-        .config
-        .client_secret_hashes
-        .get(&p.client_owner_address)
-        .and_then(|h| {
-            let b = hex::decode(h).ok()?;
-            Some(Int256(b.try_into().ok()?))
-        });
-    session.secret_hash = known;
-    let nonce: i64 = rand::random();
-    let auth = match known {
+    session.challenge = Some(Challenge::new(
+        owner,
+        nonce,
+        secret_hash,
+        Instant::now(),
+        state.config.registration_timeout,
+    ));
+    // The protocol's nonce is a `long`; the client contract logs it as `uint64`.
+    let nonce = nonce.cast_signed();
+    let auth = match secret_hash {
         Some(secret_hash) => client::AnyProxyConnectionAuth::ProxyConnectionAuthShort(
-            client::ProxyConnectionAuthShort { secret_hash, nonce },
+            client::ProxyConnectionAuthShort {
+                secret_hash: Int256(secret_hash),
+                nonce,
+            },
         ),
         None => client::AnyProxyConnectionAuth::ProxyConnectionAuthLong(
             client::ProxyConnectionAuthLong { nonce },
@@ -209,13 +223,7 @@ fn connect(
     };
     let reply = client::ConnectedToProxy {
         params: crate::workers::proxy_params(state, v),
-        client_sc_address: match &state.settle {
-            Some(settle) => settle
-                .client_contract(&p.client_owner_address)
-                .map_err(|e| (400, e.to_string()))?
-                .to_raw(),
-            None => format!("local-client-contract:{}", p.client_owner_address),
-        },
+        client_sc_address,
         auth,
         signed_payment: proxy::AnySignedPayment::default(),
     };
@@ -227,64 +235,100 @@ async fn authorize_short(
     session: &mut ClientSession,
     secret: &[u8],
 ) -> Vec<u8> {
-    let ok = match session.secret_hash {
-        Some(expected) => Sha256::digest(secret).as_slice() == expected.0,
-        None => false,
+    let verdict = match &session.challenge {
+        None => Err(AuthRefusal::NotConnected),
+        Some(challenge) => challenge.short(secret),
     };
-    authorization(
-        state,
-        session,
-        ok,
-        "secret does not match the registered hash",
-    )
-    .await
+    match verdict {
+        Ok(()) => authorization(state, session).await,
+        Err(refusal) => refused(session, &refusal),
+    }
 }
 
 async fn authorize_long(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
-    // Long authorization proves registration on chain; with the emulated chain of local mode
-    // registration is immediate.
-    let ok = state.config.emulated_registration || state.settle.is_some();
-    authorization(
-        state,
-        session,
-        ok,
-        "on-chain registration is not available on this proxy",
-    )
-    .await
+    let proof =
+        auth::RegistrationProof::of(state.settle.is_some(), state.config.emulated_registration);
+    let Some(challenge) = session.challenge.as_mut() else {
+        return refused(session, &AuthRefusal::NotConnected);
+    };
+    let verdict = match challenge.long(proof, Instant::now()) {
+        auth::LongStep::Authorized => Ok(()),
+        auth::LongStep::Refused(refusal) => Err(refusal),
+        auth::LongStep::ReadLogs => {
+            let challenge = challenge.clone();
+            match register_logs(state, &challenge).await {
+                Ok(logs) => challenge.check_logs(logs, Instant::now()),
+                Err(failure) => {
+                    tracing::warn!(client = %challenge.owner.id, "cannot authorize: {failure}");
+                    return authorization_failed(failure.code(), &failure.to_string());
+                }
+            }
+        }
+    };
+    match verdict {
+        Ok(()) => authorization(state, session).await,
+        Err(refusal) => refused(session, &refusal),
+    }
 }
 
-async fn authorization(
+/// How many of the client contract's latest transactions are searched for the session's
+/// `register` log.
+const REGISTER_LOG_WINDOW: u32 = 64;
+
+/// The `register` logs of the session owner's client contract (other logs passed over).
+async fn register_logs(
     state: &ProxyState,
-    session: &mut ClientSession,
-    ok: bool,
-    why: &str,
-) -> Vec<u8> {
-    let failed = |code: i32, error: &str| {
-        tl::to_bytes(
-            &client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(
-                client::AuthorizationWithProxyFailed {
-                    error_code: code,
-                    error: error.into(),
-                },
-            ),
-        )
+    challenge: &Challenge,
+) -> Result<Vec<ClientRegisteredLog>, crate::settle::SyncFailure> {
+    let (Some(settle), Some(owner)) = (&state.settle, challenge.owner.address) else {
+        return Ok(Vec::new());
     };
-    let Some(owner) = session.owner.clone().filter(|_| ok) else {
-        let error = if session.owner.is_none() {
-            "connectToProxy first"
-        } else {
-            why
-        };
-        return failed(401, error);
+    let contract = settle.client_contract(&owner.to_raw())?;
+    let logs = settle
+        .chain
+        .external_logs(&contract, REGISTER_LOG_WINDOW)
+        .await
+        .map_err(crate::settle::SyncFailure::Chain)?;
+    Ok(logs
+        .iter()
+        .filter_map(|log| ClientRegisteredLog::from_cell(&log.body).ok())
+        .collect())
+}
+
+fn authorization_failed(code: i32, error: &str) -> Vec<u8> {
+    tl::to_bytes(
+        &client::AnyAuthorizationWithProxy::AuthorizationWithProxyFailed(
+            client::AuthorizationWithProxyFailed {
+                error_code: code,
+                error: error.into(),
+            },
+        ),
+    )
+}
+
+fn refused(session: &ClientSession, refusal: &AuthRefusal) -> Vec<u8> {
+    let owner = session.challenge.as_ref().map(|c| c.owner.id.as_str());
+    tracing::info!(
+        client = owner.unwrap_or("-"),
+        code = refusal.code(),
+        "authorization refused: {refusal}"
+    );
+    authorization_failed(refusal.code(), &refusal.to_string())
+}
+
+/// Opens (or reads) the account of a session whose authorization was proven.
+async fn authorization(state: &ProxyState, session: &mut ClientSession) -> Vec<u8> {
+    let Some(challenge) = &session.challenge else {
+        return refused(session, &AuthRefusal::NotConnected);
     };
-    let id = ClientId(owner);
+    let id = ClientId(challenge.owner.id.clone());
     // The client's account: opened (and, on the emulated chain, funded with the configured
     // deposit) the first time the client authorizes, once for the life of the ledger.
     if let Some(settle) = &state.settle {
         // On a chain the balance is the client contract's: read it now.
         if let Err(e) = settle.sync_client(&state.ledger, &id).await {
             tracing::warn!(client = %id, "cannot authorize: {e}");
-            return failed(402, &e.to_string());
+            return authorization_failed(e.code(), &e.to_string());
         }
     }
     let account = match state
@@ -300,7 +344,7 @@ async fn authorization(
         }
         Err(e) => {
             tracing::error!(client = %id, "cannot open the client's account: {e}");
-            return failed(503, "the proxy's ledger is unavailable");
+            return authorization_failed(503, "the proxy's ledger is unavailable");
         }
     };
     session.authorized = true;

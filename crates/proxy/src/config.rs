@@ -45,9 +45,16 @@ pub struct ProxyConfig {
     /// life of the ledger (a restart does not credit it again). Local mode only; with 0 clients
     /// need a funded account.
     pub emulated_client_deposit: u64,
-    /// Emulated chain: clients may register by long authorization without a chain.
+    /// Local mode without a chain: long authorization is accepted without proof (emulated
+    /// registration). Ignored when the proxy has a chain: there, long authorization always
+    /// needs the client contract's `register` log with the session's nonce.
     pub emulated_registration: bool,
-    /// Known clients: owner address → hex SHA-256 of their secret (short authorization).
+    /// How long after connecting a client may take to register its session's nonce on chain
+    /// (long authorization); after that it must connect again.
+    #[serde(with = "cocoon_net::secs")]
+    pub registration_timeout: Duration,
+    /// Known clients: owner address (any spelling; one entry per owner) → hex SHA-256 of
+    /// their secret. Such an owner authorizes only with its secret (short authorization).
     pub client_secret_hashes: BTreeMap<String, String>,
     /// Attempts per request on distinct workers when a worker fails before its first byte.
     pub max_attempts: usize,
@@ -99,6 +106,7 @@ impl Default for ProxyConfig {
             data_dir: None,
             emulated_client_deposit: 0,
             emulated_registration: false,
+            registration_timeout: Duration::from_secs(300),
             client_secret_hashes: BTreeMap::new(),
             max_attempts: 3,
             max_request_timeout: Duration::from_secs(600),
@@ -154,6 +162,12 @@ impl ProxyConfig {
         {
             return Err(ProxyError::Config(
                 "ledger_url is empty: give a file path or a postgres:// URL".into(),
+            ));
+        }
+        crate::auth::check_secret_owners(&self.client_secret_hashes).map_err(ProxyError::Config)?;
+        if self.registration_timeout.is_zero() {
+            return Err(ProxyError::Config(
+                "registration_timeout must be positive".into(),
             ));
         }
         for (owner, hash) in &self.client_secret_hashes {

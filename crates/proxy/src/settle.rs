@@ -119,6 +119,17 @@ pub(crate) enum SyncFailure {
     Ledger(MarketError),
 }
 
+impl SyncFailure {
+    /// The `error_code` a client is answered with.
+    pub(crate) fn code(&self) -> i32 {
+        match self {
+            Self::BadOwner(_) => 400,
+            Self::NotToppedUp(_) | Self::Closing(_) => 402,
+            Self::Chain(_) | Self::Ledger(_) => 503,
+        }
+    }
+}
+
 impl std::fmt::Display for SyncFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -98,7 +98,16 @@ async fn handle_query(
     };
     let answer: Vec<u8> = match message {
         Message::WorkerConnectToProxy(c) => {
-            let p = c.params;
+            let mut p = c.params;
+            // The worker's account, contract and vouchers are the owner's whatever spelling
+            // of its address the worker sent.
+            match crate::auth::canonical_owner(&p.worker_owner_address, state.settle.is_some()) {
+                Ok(owner) => p.worker_owner_address = owner.id,
+                Err(e) => {
+                    let _ = q.fail(400, &e.to_string()).await;
+                    return Err(e.to_string());
+                }
+            }
             let (min, max) = (
                 p.min_proto_version.unwrap_or(0),
                 p.max_proto_version.unwrap_or(0),

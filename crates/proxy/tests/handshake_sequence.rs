@@ -73,7 +73,7 @@ async fn wait_for(relay: &RecordingRelay, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_and_client_handshakes_match_the_reference() {
-    let secret = "client secret";
+    let secret = "handshake test secret 0123456789";
     let hash = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(secret.as_bytes()))
@@ -124,7 +124,7 @@ async fn worker_and_client_handshakes_match_the_reference() {
         proxy: client_relay.addr().to_owned(),
         attestation: AttestationConfig::client_local(),
         owner_address: "e2e-owner".into(),
-        secret: Some(secret.into()),
+        secret: Some(cocoon_client::ClientSecret::new(secret).unwrap()),
         ..ClientConfig::default()
     })
     .unwrap();

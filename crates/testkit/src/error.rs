@@ -69,6 +69,15 @@ pub enum TestkitError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The raw-protocol client could not run its scenario: the proxy unreachable, the
+    /// transport broken, an answer that does not decode, a step past its deadline.
+    #[error("{step}: {detail}")]
+    RawClient {
+        /// The step that failed (`connect`, `client.connectToProxy`, ...).
+        step: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
     /// An answer could not be rendered as JSON.
     #[error("cannot render an answer as JSON: {0}")]
     Render(#[from] serde_json::Error),

@@ -21,6 +21,11 @@
 //! transport and answers like an honest worker, except where told to over-report usage, ignore
 //! cancels, never end an answer or replay a receipt.
 //!
+//! [`rawclient`] (the `cocoon-raw-client` binary) speaks the client protocol by hand over the
+//! real transport and misbehaves only as told: any spelling of an owner address, the
+//! authorization the proxy did not ask for, a `register` from a stranger's wallet, requests
+//! dropped or cancelled part way. Hostile end-to-end tests drive it and read its JSON lines.
+//!
 //! [`loadgen`] drives any HTTP endpoint the way the reference COCOON benchmark drove its relay
 //! (`hey -m POST -disable-keepalive -c 30`), but it reads every response body to the end and
 //! checks that an SSE stream finished with `data: [DONE]` before it counts a request as served.
@@ -46,6 +51,7 @@
 
 mod error;
 pub mod loadgen;
+pub mod rawclient;
 pub mod relay;
 pub mod rogue;
 pub mod upstream;

@@ -17,7 +17,7 @@ use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
 use crate::contracts::ContractsDir;
 use crate::stack::GetMethodResult;
-use crate::types::{AccountState, ChainStatus, Nanotons, SendReceipt, Transaction};
+use crate::types::{AccountState, ChainStatus, ExternalLog, Nanotons, SendReceipt, Transaction};
 use cocoon_ton::contracts::StackValue;
 use cocoon_ton::{Address, Cell, InternalMessage, StateInit};
 use serde::de::DeserializeOwned;
@@ -705,6 +705,17 @@ impl Chain for EmulatedChain {
                 )
                 .await?;
             wire::transactions(t.transactions)
+        })
+    }
+
+    fn external_logs<'a>(
+        &'a self,
+        address: &'a Address,
+        limit: u32,
+    ) -> ChainFuture<'a, Vec<ExternalLog>> {
+        Box::pin(async move {
+            let transactions = self.transactions(address, limit).await?;
+            Ok(ExternalLog::from_transactions(address, &transactions))
         })
     }
 

@@ -8,7 +8,7 @@ mod json;
 use crate::ChainError;
 use crate::chain::{Chain, ChainFuture};
 use crate::stack::GetMethodResult;
-use crate::types::{AccountState, ChainStatus, SendReceipt, Transaction};
+use crate::types::{AccountState, ChainStatus, ExternalLog, SendReceipt, Transaction};
 use cocoon_ton::contracts::StackValue;
 use cocoon_ton::{Address, Cell, InternalMessage};
 use json::Decoder;
@@ -444,6 +444,17 @@ impl Chain for Toncenter {
                 )
                 .await?;
             Decoder { url: &url }.transactions(&bytes)
+        })
+    }
+
+    fn external_logs<'a>(
+        &'a self,
+        address: &'a Address,
+        limit: u32,
+    ) -> ChainFuture<'a, Vec<ExternalLog>> {
+        Box::pin(async move {
+            let transactions = self.transactions(address, limit).await?;
+            Ok(ExternalLog::from_transactions(address, &transactions))
         })
     }
 
