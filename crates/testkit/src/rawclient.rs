@@ -128,6 +128,13 @@ pub struct RunArgs {
     /// (or 10 s pass).
     #[arg(long)]
     pub cancel_after_parts: Option<u32>,
+    /// After N answer messages, stop reading the socket (the session stays open) for
+    /// `--stall-secs`, then report: a slow reader.
+    #[arg(long, conflicts_with_all = ["cancel_after_parts", "close_after_parts"])]
+    pub stall_after_parts: Option<u32>,
+    /// How long a stalled reader stays silent.
+    #[arg(long, default_value_t = 20.0)]
+    pub stall_secs: f64,
     /// The request's `max_coefficient` (1000 = 1.0×).
     #[arg(long, default_value_t = 4000, allow_hyphen_values = true)]
     pub max_coefficient: i32,
@@ -184,6 +191,8 @@ pub struct RequestOutcome {
     pub usage: Option<client::QueryFinalInfo>,
     /// Whether the session was dropped on purpose before the end.
     pub closed_early: bool,
+    /// Whether the client stopped reading on purpose before the end.
+    pub stalled: bool,
 }
 
 impl RequestOutcome {
@@ -209,6 +218,7 @@ impl RequestOutcome {
             "error": self.error,
             "usage": usage,
             "closed_early": self.closed_early,
+            "stalled": self.stalled,
         })
     }
 
@@ -308,7 +318,7 @@ pub async fn run(args: RawClientArgs) -> Result<u8, TestkitError> {
             &args.proxy,
             cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
             &tls,
-            ConnectionConfig::dialer(),
+            connection_config(&args),
         ),
     )
     .await
@@ -578,6 +588,14 @@ async fn request(
             conn.close();
             break;
         }
+        if run.stall_after_parts == Some(outcome.messages) {
+            // The session's receive queue is tiny in this mode: not reading it soon stops the
+            // socket being read, so the proxy's writes back up.
+            outcome.stalled = true;
+            tokio::time::sleep(Duration::try_from_secs_f64(run.stall_secs).unwrap_or_default())
+                .await;
+            break;
+        }
         if !cancelled && run.cancel_after_parts == Some(outcome.messages) {
             cancelled = true;
             conn.send_packet(Bytes::from(
@@ -589,6 +607,18 @@ async fn request(
         }
     }
     Ok(outcome)
+}
+
+/// The session's settings: a receive queue of two packets for a stalling reader, so that its
+/// silence reaches the socket.
+fn connection_config(args: &RawClientArgs) -> ConnectionConfig {
+    let mut config = ConnectionConfig::dialer();
+    if let RawCommand::Run(run) = &args.command
+        && run.stall_after_parts.is_some()
+    {
+        config.recv_queue = 2;
+    }
+    config
 }
 
 #[cfg(test)]
@@ -737,7 +767,7 @@ mod tests {
                 "event": "request", "index": 4, "messages": 2, "answer_bytes": 8, "final": true,
                 "error_code": null, "error": null,
                 "usage": {"prompt": 5, "cached": 0, "completion": 7, "reasoning": 0, "total": 12},
-                "closed_early": false,
+                "closed_early": false, "stalled": false,
             })
         );
         let mut refused = RequestOutcome::default();
