@@ -23,5 +23,5 @@ pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
     HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
-pub use config::{ClientConfig, ClientError};
+pub use config::{API_KEY_ENV, ClientConfig, ClientError, HttpApiConfig};
 pub use settle::{ChargeSettings, ChargeStats};

@@ -34,9 +34,15 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
                 res
             }
         }));
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("worker stats server failed: {e}");
-    }
+    // The admin endpoints change what the worker serves: no browser page may reach them.
+    cocoon_net::http_server::serve(
+        listener,
+        "stats",
+        cocoon_net::http_server::HttpLimits::default(),
+        cocoon_net::http_access::AccessRules::new(),
+        app,
+    )
+    .await;
 }
 
 async fn jsonstats(State(h): State<WorkerHandle>) -> impl IntoResponse {
