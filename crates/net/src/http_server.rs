@@ -311,7 +311,7 @@ mod tests {
         .await;
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (mut rd, mut wr) = tcp.into_split();
-        wr.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        wr.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
         let started = std::time::Instant::now();
         // A header line every 100 ms: the head never ends, and the port closes it anyway.
         let trickle = tokio::spawn(async move {
@@ -342,7 +342,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2), "{got}");
 
         let mut slow = TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        slow.write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc")
             .await
             .unwrap();
         let got = read_all(&mut slow).await;
@@ -359,7 +359,7 @@ mod tests {
         })
         .await;
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .unwrap();
         let got = read_all(&mut tcp).await;
