@@ -99,10 +99,18 @@ struct Args {
     http_body_timeout: Option<f64>,
     /// A web page origin (scheme://host[:port]) allowed to call the API from a browser;
     /// repeatable. By default every browser page is refused.
-    #[arg(long = "allowed-origin", env = "COCOON_CLIENT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "COCOON_CLIENT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     allowed_origins: Vec<String>,
     /// A host name the API answers for besides IP addresses and localhost; repeatable.
-    #[arg(long = "allowed-host", env = "COCOON_CLIENT_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-host",
+        env = "COCOON_CLIENT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     allowed_hosts: Vec<String>,
     /// File holding the API key callers must send as `Authorization: Bearer <key>` (or set
     /// COCOON_CLIENT_HTTP_API_KEY; never a flag value, which other users could read).
@@ -176,8 +184,14 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
     if let Some(v) = args.http_body_timeout {
         config.http.body_read_timeout = secs("http-body-timeout", v)?;
     }
-    config.http.allowed_origins.extend(args.allowed_origins.iter().cloned());
-    config.http.allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+    config
+        .http
+        .allowed_origins
+        .extend(args.allowed_origins.iter().cloned());
+    config
+        .http
+        .allowed_hosts
+        .extend(args.allowed_hosts.iter().cloned());
     if let Some(v) = &args.http_api_key_file {
         config.http.api_key_file = Some(v.clone());
     }
@@ -229,7 +243,9 @@ async fn main() -> std::process::ExitCode {
             );
         }
         cocoon_net::descriptors::raise_and_report("cocoon-client", config.http.max_connections);
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let client = Client::start(config).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         println!("cocoon-client: OpenAI-compatible API at http://{addr}/v1");

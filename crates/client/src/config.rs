@@ -167,8 +167,7 @@ impl HttpApiConfig {
     fn validate(&self) -> Result<(), ClientError> {
         if self.max_connections == 0 || self.max_requests_per_connection == 0 {
             return Err(ClientError::Config(
-                "http.max_connections and http.max_requests_per_connection must be positive"
-                    .into(),
+                "http.max_connections and http.max_requests_per_connection must be positive".into(),
             ));
         }
         for (name, d) in [
@@ -182,13 +181,11 @@ impl HttpApiConfig {
             }
         }
         for origin in &self.allowed_origins {
-            let ok = origin
-                .split_once("://")
-                .is_some_and(|(scheme, rest)| {
-                    matches!(scheme, "http" | "https")
-                        && !rest.is_empty()
-                        && !rest.trim_end_matches('/').contains('/')
-                });
+            let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.trim_end_matches('/').contains('/')
+            });
             if !ok {
                 return Err(ClientError::Config(format!(
                     "http.allowed_origins: `{origin}` is not an origin (scheme://host[:port])"

@@ -99,10 +99,7 @@ impl AdmissionCounter {
 
     /// Connections open now from `ip`'s address.
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.by_address
-            .get(&address_key(ip))
-            .copied()
-            .unwrap_or(0)
+        self.by_address.get(&address_key(ip)).copied().unwrap_or(0)
     }
 
     /// Addresses holding at least one connection (bounded by `max_connections`).
@@ -194,7 +191,8 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     #[test]

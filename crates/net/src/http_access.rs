@@ -23,10 +23,14 @@ use subtle::ConstantTimeEq;
 #[non_exhaustive]
 pub enum Denial {
     /// `Host` names a host this port does not answer for (DNS rebinding).
-    #[error("host `{0}` is not served here; use the address the API listens on, or list the name in allowed_hosts")]
+    #[error(
+        "host `{0}` is not served here; use the address the API listens on, or list the name in allowed_hosts"
+    )]
     ForeignHost(String),
     /// `Origin` is a web page not on the allow-list.
-    #[error("requests from the web page origin `{0}` are refused; list it in allowed_origins to allow them")]
+    #[error(
+        "requests from the web page origin `{0}` are refused; list it in allowed_origins to allow them"
+    )]
     ForeignOrigin(String),
     /// A browser sent the request for another site without saying which.
     #[error("cross-site browser requests are refused")]
@@ -112,11 +116,8 @@ impl AccessRules {
 
     /// Accepts requests from these web page origins (`scheme://host[:port]`).
     pub fn allow_origins<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, origins: I) -> Self {
-        self.allowed_origins.extend(
-            origins
-                .into_iter()
-                .map(|o| normalize_origin(o.as_ref())),
-        );
+        self.allowed_origins
+            .extend(origins.into_iter().map(|o| normalize_origin(o.as_ref())));
         self
     }
 
@@ -233,10 +234,19 @@ mod tests {
             "10.1.2.3:80",
             "api.internal:10000",
         ] {
-            assert_eq!(rules.check(&headers(&[("host", host)]), true), Ok(()), "{host}");
+            assert_eq!(
+                rules.check(&headers(&[("host", host)]), true),
+                Ok(()),
+                "{host}"
+            );
         }
         assert_eq!(rules.check(&HeaderMap::new(), true), Ok(()));
-        for host in ["evil.example:10000", "evil.example", "localhost.evil.example", ""] {
+        for host in [
+            "evil.example:10000",
+            "evil.example",
+            "localhost.evil.example",
+            "",
+        ] {
             let denied = rules.check(&headers(&[("host", host)]), true);
             assert!(
                 matches!(&denied, Err(Denial::ForeignHost(h)) if h == host),
@@ -283,10 +293,7 @@ mod tests {
     #[test]
     fn the_api_key_is_required_where_configured() {
         let rules = AccessRules::new().require_key("s3cret-key");
-        assert_eq!(
-            rules.check(&headers(&[]), true),
-            Err(Denial::MissingApiKey)
-        );
+        assert_eq!(rules.check(&headers(&[]), true), Err(Denial::MissingApiKey));
         assert_eq!(rules.check(&headers(&[]), false), Ok(()));
         assert_eq!(
             rules.check(&headers(&[("authorization", "Bearer s3cret-key")]), true),

@@ -141,11 +141,8 @@ pub async fn serve<S, B>(
     access: AccessRules,
     service: S,
 ) where
-    S: tower::Service<
-            Request<DeadlineBody<Incoming>>,
-            Response = Response<B>,
-            Error = Infallible,
-        > + Clone
+    S: tower::Service<Request<DeadlineBody<Incoming>>, Response = Response<B>, Error = Infallible>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -181,11 +178,8 @@ async fn serve_connection<S, B>(
     access: Arc<AccessRules>,
     service: S,
 ) where
-    S: tower::Service<
-            Request<DeadlineBody<Incoming>>,
-            Response = Response<B>,
-            Error = Infallible,
-        > + Clone
+    S: tower::Service<Request<DeadlineBody<Incoming>>, Response = Response<B>, Error = Infallible>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -311,7 +305,9 @@ mod tests {
         .await;
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (mut rd, mut wr) = tcp.into_split();
-        wr.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        wr.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
         let started = std::time::Instant::now();
         // A header line every 100 ms: the head never ends, and the port closes it anyway.
         let trickle = tokio::spawn(async move {
@@ -347,7 +343,10 @@ mod tests {
             .unwrap();
         let got = read_all(&mut slow).await;
         assert!(got.starts_with("HTTP/1.1 408"), "{got}");
-        assert!(got.to_ascii_lowercase().contains("connection: close"), "{got}");
+        assert!(
+            got.to_ascii_lowercase().contains("connection: close"),
+            "{got}"
+        );
     }
 
     #[tokio::test]
@@ -388,7 +387,9 @@ mod tests {
         };
         let got = ask("POST /v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").await;
         assert!(got.starts_with("HTTP/1.1 403"), "{got}");
-        let got = ask("GET /v1/x HTTP/1.1\r\nHost: rebound.example:10000\r\nConnection: close\r\n\r\n").await;
+        let got =
+            ask("GET /v1/x HTTP/1.1\r\nHost: rebound.example:10000\r\nConnection: close\r\n\r\n")
+                .await;
         assert!(got.starts_with("HTTP/1.1 421"), "{got}");
         let got = ask("GET /v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
         assert!(got.starts_with("HTTP/1.1 401"), "{got}");

@@ -252,8 +252,14 @@ mod tests {
         let mut b = AcceptBackoff::new();
         let emfile = std::io::Error::from_raw_os_error(24);
         assert_eq!(AcceptFailure::of(&emfile), AcceptFailure::Resources);
-        assert_eq!(b.failed(AcceptFailure::of(&emfile)), Duration::from_millis(5));
-        assert_eq!(b.failed(AcceptFailure::Resources), Duration::from_millis(10));
+        assert_eq!(
+            b.failed(AcceptFailure::of(&emfile)),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            b.failed(AcceptFailure::Resources),
+            Duration::from_millis(10)
+        );
         for _ in 0..20 {
             b.failed(AcceptFailure::Resources);
         }
@@ -286,7 +292,8 @@ mod tests {
         };
         let err = bad.validate("worker port").err().map(|e| e.to_string());
         assert!(
-            err.as_deref().is_some_and(|e| e.contains("handshake_timeout")),
+            err.as_deref()
+                .is_some_and(|e| e.contains("handshake_timeout")),
             "{err:?}"
         );
     }

@@ -96,11 +96,28 @@ mod tests {
         let err = challenge(&mut a, 8, Duration::from_millis(50))
             .await
             .unwrap_err();
-        assert!(matches!(err, NetError::Deadline { stage: "proof of work", .. }), "{err}");
-        let (mut c, _d) = tokio::io::duplex(64);
-        let err = solve(&mut c, 28, Duration::from_millis(50)).await.unwrap_err();
         assert!(
-            matches!(err, NetError::Deadline { stage: "proof-of-work challenge", .. }),
+            matches!(
+                err,
+                NetError::Deadline {
+                    stage: "proof of work",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let (mut c, _d) = tokio::io::duplex(64);
+        let err = solve(&mut c, 28, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NetError::Deadline {
+                    stage: "proof-of-work challenge",
+                    ..
+                }
+            ),
             "{err}"
         );
     }
