@@ -367,3 +367,60 @@ impl ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_api_key_comes_from_one_place_and_is_long_enough() {
+        let http = HttpApiConfig::default();
+        assert!(!http.access_rules(None).unwrap().has_key());
+        assert!(
+            http.access_rules(Some("0123456789abcdef".into()))
+                .unwrap()
+                .has_key()
+        );
+        assert!(http.access_rules(Some("short".into())).is_err());
+        assert!(http.access_rules(Some("0123456789 abcdef".into())).is_err());
+
+        let path = std::env::temp_dir().join(format!("cocoon-api-key-{}", std::process::id()));
+        std::fs::write(&path, "0123456789abcdef\n").unwrap();
+        let from_file = HttpApiConfig {
+            api_key_file: Some(path.clone()),
+            ..HttpApiConfig::default()
+        };
+        assert!(from_file.access_rules(None).unwrap().has_key());
+        let both = from_file.access_rules(Some("0123456789abcdef".into()));
+        assert!(both.is_err_and(|e| e.to_string().contains(API_KEY_ENV)));
+        std::fs::remove_file(&path).unwrap();
+        assert!(from_file.access_rules(None).is_err());
+    }
+
+    #[test]
+    fn http_settings_are_checked() {
+        let with = |http: HttpApiConfig| ClientConfig {
+            http,
+            ..ClientConfig::default()
+        };
+        assert!(with(HttpApiConfig::default()).validate().is_ok());
+        for origin in ["evil.example", "ftp://x.example", "https://x.example/path"] {
+            let bad = with(HttpApiConfig {
+                allowed_origins: vec![origin.into()],
+                ..HttpApiConfig::default()
+            });
+            assert!(bad.validate().is_err(), "{origin}");
+        }
+        let ok = with(HttpApiConfig {
+            allowed_origins: vec!["https://app.example:8443/".into()],
+            ..HttpApiConfig::default()
+        });
+        assert!(ok.validate().is_ok());
+        let bad = with(HttpApiConfig {
+            header_read_timeout: Duration::ZERO,
+            ..HttpApiConfig::default()
+        });
+        assert!(bad.validate().is_err());
+    }
+}
