@@ -78,6 +78,9 @@ pub struct ProxyConfig {
     pub worker_port: cocoon_net::PortLimits,
     /// Connections held at once by the stats port (`/stats`, `/jsonstats`, `/metrics`).
     pub stats_max_connections: usize,
+    /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
+    /// monitoring system scrapes it by); any other `Host` is refused, as are browser pages.
+    pub stats_allowed_hosts: Vec<String>,
 }
 
 impl Default for ProxyConfig {
@@ -107,6 +110,7 @@ impl Default for ProxyConfig {
             client_port: cocoon_net::PortLimits::default(),
             worker_port: cocoon_net::PortLimits::default(),
             stats_max_connections: cocoon_net::http_server::HttpLimits::default().max_connections,
+            stats_allowed_hosts: Vec::new(),
         }
     }
 }

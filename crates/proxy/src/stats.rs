@@ -20,6 +20,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
     let attestation = HeaderValue::from_str(state.identity.evidence_kind().as_token())
         .unwrap_or(HeaderValue::from_static("unknown"));
     let state_limit = state.config.stats_max_connections;
+    let hosts = state.config.stats_allowed_hosts.clone();
     let app = Router::new()
         .route("/stats", get(stats))
         .route("/jsonstats", get(jsonstats))
@@ -42,7 +43,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
         listener,
         "stats",
         limits,
-        cocoon_net::http_access::AccessRules::new(),
+        cocoon_net::http_access::AccessRules::new().allow_hosts(&hosts),
         app,
     )
     .await;

@@ -17,6 +17,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
     // Every answer says what this worker's attestation is; `simulated` must never go unnoticed.
     let attestation = HeaderValue::from_str(state.tls.identity().evidence_kind().as_token())
         .unwrap_or(HeaderValue::from_static("unknown"));
+    let access =
+        cocoon_net::http_access::AccessRules::new().allow_hosts(&state.config.stats_allowed_hosts);
     let handle = WorkerHandle::new(state);
     let app = Router::new()
         .route("/stats", get(stats))
@@ -39,7 +41,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
         listener,
         "stats",
         cocoon_net::http_server::HttpLimits::default(),
-        cocoon_net::http_access::AccessRules::new(),
+        access,
         app,
     )
     .await;
