@@ -70,20 +70,23 @@ def free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
-def http_get(url: str, timeout: float = 2.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def http_get(url: str, timeout: float = 2.0, headers=None):
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
         return r.status, r.read()
 
 
 class Network:
     def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
-                 client_args=(), client_owner="e2e-client"):
+                 client_args=(), client_owner="e2e-client", client_api_key=None):
         self.tmp = tmp
         self.upstream_args = list(upstream_args)
         self.worker_args = list(worker_args)
         self.proxy_args = list(proxy_args)
         self.client_args = list(client_args)
         self.client_owner = client_owner
+        # With a key, the client's API requires `Authorization: Bearer <key>` (read from a file).
+        self.client_api_key = client_api_key
+        self.auth = {"Authorization": f"Bearer {client_api_key}"} if client_api_key else {}
         # False: the worker and the client find the proxy in the root registry instead.
         self.name_proxy = True
         self.procs = {}
@@ -121,6 +124,12 @@ class Network:
         p = self.ports
         self.start_proxy()
         self.start_worker()
+        key_args = []
+        if self.client_api_key:
+            key_file = self.tmp / f"api-key-{p['client']}"
+            key_file.write_text(self.client_api_key + "\n")
+            key_file.chmod(0o600)
+            key_args = ["--http-api-key-file", str(key_file)]
         self._spawn(
             "client",
             [
@@ -129,6 +138,7 @@ class Network:
                 "--owner", self.client_owner,
             ]
             + (["--proxy", f"127.0.0.1:{p['proxy_clients']}"] if self.name_proxy else [])
+            + key_args
             + self.client_args,
         )
         self.base_url = f"http://127.0.0.1:{p['client']}/v1"
@@ -199,7 +209,7 @@ class Network:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                _, body = http_get(f"{self.base_url}/models")
+                _, body = http_get(f"{self.base_url}/models", headers=self.auth)
                 if any(m["id"] == MODEL for m in json.loads(body)["data"]):
                     return
             except (urllib.error.URLError, ConnectionError, OSError, KeyError, ValueError):
@@ -216,7 +226,7 @@ class Network:
         return json.loads(body)
 
     def client_stats(self):
-        _, body = http_get(f"http://127.0.0.1:{self.ports['client']}/jsonstats")
+        _, body = http_get(f"http://127.0.0.1:{self.ports['client']}/jsonstats", headers=self.auth)
         return json.loads(body)
 
     def kill(self, name):

@@ -89,6 +89,35 @@ struct Args {
     /// How many attested workers a sealed request is addressed to (default 3).
     #[arg(long, env = "COCOON_CLIENT_SEALED_CANDIDATES")]
     sealed_candidates: Option<usize>,
+    /// Connections the API holds at once (default 1024).
+    #[arg(long, env = "COCOON_CLIENT_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+    /// Seconds a caller has to send a request head, also the idle limit of a kept-alive
+    /// connection (default 10).
+    #[arg(long, env = "COCOON_CLIENT_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Option<f64>,
+    /// Seconds a caller has to send a request body (default 30).
+    #[arg(long, env = "COCOON_CLIENT_HTTP_BODY_TIMEOUT")]
+    http_body_timeout: Option<f64>,
+    /// A web page origin (scheme://host[:port]) allowed to call the API from a browser;
+    /// repeatable. By default every browser page is refused.
+    #[arg(
+        long = "allowed-origin",
+        env = "COCOON_CLIENT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// A host name the API answers for besides IP addresses and localhost; repeatable.
+    #[arg(
+        long = "allowed-host",
+        env = "COCOON_CLIENT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+    /// File holding the API key callers must send as `Authorization: Bearer <key>` (or set
+    /// COCOON_CLIENT_HTTP_API_KEY; never a flag value, which other users could read).
+    #[arg(long, env = "COCOON_CLIENT_HTTP_API_KEY_FILE")]
+    http_api_key_file: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     log_json: bool,
@@ -153,6 +182,29 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
         config.settlement.payment_status_interval = std::time::Duration::try_from_secs_f64(v)
             .map_err(|e| format!("--payment-status-interval: {e}"))?;
     }
+    if let Some(v) = args.http_max_connections {
+        config.http.max_connections = v;
+    }
+    let secs = |flag: &str, v: f64| {
+        std::time::Duration::try_from_secs_f64(v).map_err(|e| format!("--{flag}: {e}"))
+    };
+    if let Some(v) = args.http_header_timeout {
+        config.http.header_read_timeout = secs("http-header-timeout", v)?;
+    }
+    if let Some(v) = args.http_body_timeout {
+        config.http.body_read_timeout = secs("http-body-timeout", v)?;
+    }
+    config
+        .http
+        .allowed_origins
+        .extend(args.allowed_origins.iter().cloned());
+    config
+        .http
+        .allowed_hosts
+        .extend(args.allowed_hosts.iter().cloned());
+    if let Some(v) = &args.http_api_key_file {
+        config.http.api_key_file = Some(v.clone());
+    }
     args.registry.apply(&mut config.registry);
     Ok(config)
 }
@@ -188,12 +240,27 @@ async fn main() -> std::process::ExitCode {
     let result = async {
         let config = load(&args)?;
         let listen = config.listen.ok_or("no listen address configured")?;
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let access = config
+            .http
+            .access_rules(std::env::var(cocoon_client::API_KEY_ENV).ok())
+            .map_err(|e| e.to_string())?;
+        if !listen.ip().is_loopback() && !access.has_key() {
+            tracing::warn!(
+                %listen,
+                "the API listens beyond loopback without an API key: whoever reaches it spends \
+                 this client's balance (set http.api_key_file or {})",
+                cocoon_client::API_KEY_ENV
+            );
+        }
+        cocoon_net::descriptors::raise_and_report("cocoon-client", config.http.max_connections);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let client = Client::start(config).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         println!("cocoon-client: OpenAI-compatible API at http://{addr}/v1");
         tokio::select! {
-            r = cocoon_client::http::serve(client.clone(), listener) => r.map_err(|e| e.to_string()),
+            () = cocoon_client::http::serve(client.clone(), listener, access) => Ok(()),
             () = cocoon_net::shutdown_signal() => {
                 client.shutdown();
                 Ok(())

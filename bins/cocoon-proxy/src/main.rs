@@ -70,6 +70,21 @@ struct Args {
     /// Seconds between ledger anchors on chain (default 60).
     #[arg(long, env = "COCOON_PROXY_ANCHOR_INTERVAL")]
     anchor_interval: Option<f64>,
+    /// Connections each of the client and worker ports holds at once (default 4096; per port
+    /// in the config file: `[client_port]`, `[worker_port]` `max_connections`).
+    #[arg(long, env = "COCOON_PROXY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections one address (IPv6: one /64) holds at once on each port (default 64).
+    #[arg(long, env = "COCOON_PROXY_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// Seconds a peer has from connecting to an open session: proof of work, RA-TLS and
+    /// `tcp.connect` (default 10).
+    #[arg(long, env = "COCOON_PROXY_HANDSHAKE_TIMEOUT")]
+    handshake_timeout: Option<f64>,
+    /// Seconds a client has from its open session to a successful authorization, and a worker
+    /// to complete its handshake (default 10).
+    #[arg(long, env = "COCOON_PROXY_AUTHORIZE_TIMEOUT")]
+    authorize_timeout: Option<f64>,
     #[command(flatten)]
     registry: cocoon_chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
@@ -147,6 +162,22 @@ fn load(args: &Args) -> Result<ProxyConfig, String> {
         config.chain.anchor_interval = std::time::Duration::try_from_secs_f64(v)
             .map_err(|e| format!("--anchor-interval: {e}"))?;
     }
+    for port in [&mut config.client_port, &mut config.worker_port] {
+        if let Some(v) = args.max_connections {
+            port.max_connections = v;
+        }
+        if let Some(v) = args.max_connections_per_address {
+            port.max_per_address = v;
+        }
+        if let Some(v) = args.handshake_timeout {
+            port.handshake_timeout = std::time::Duration::try_from_secs_f64(v)
+                .map_err(|e| format!("--handshake-timeout: {e}"))?;
+        }
+        if let Some(v) = args.authorize_timeout {
+            port.authorize_timeout = std::time::Duration::try_from_secs_f64(v)
+                .map_err(|e| format!("--authorize-timeout: {e}"))?;
+        }
+    }
     args.registry.apply(&mut config.registry);
     Ok(config)
 }
@@ -155,6 +186,7 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
     if let Some(url) = &config.ledger_url {
         ledger::prepare(url)?;
     }
+    cocoon_net::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
     let has_chain = config.chain.endpoint.is_some() && config.chain.proxy_contract.is_some();
     let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
     if args.local {

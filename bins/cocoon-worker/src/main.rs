@@ -254,6 +254,10 @@ async fn main() -> std::process::ExitCode {
             source,
             config.proxies.join(", ")
         );
+        cocoon_net::descriptors::raise_and_report(
+            "cocoon-worker",
+            cocoon_net::http_server::HttpLimits::default().max_connections,
+        );
         let worker = Worker::new(config, engine).map_err(|e| e.to_string())?;
         worker
             .run(cocoon_net::shutdown_signal())

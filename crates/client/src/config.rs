@@ -71,6 +71,137 @@ pub struct ClientConfig {
     /// Refuse a request that cannot be sealed (version 2 proxy, no verified worker key) instead
     /// of sending it unsealed.
     pub require_sealed: bool,
+    /// The HTTP API's limits and who may call it (`[http]`).
+    pub http: HttpApiConfig,
+}
+
+/// The OpenAI-compatible API's limits, and who may call it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpApiConfig {
+    /// Connections held at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds a caller has to send a request head, from connecting or from the previous
+    /// answer (so also the idle limit of a kept-alive connection).
+    #[serde(with = "cocoon_net::secs")]
+    pub header_read_timeout: Duration,
+    /// Seconds a caller has to send a request body once its head arrived; a late body gets
+    /// 408.
+    #[serde(with = "cocoon_net::secs")]
+    pub body_read_timeout: Duration,
+    /// Requests served on one connection before it is closed.
+    pub max_requests_per_connection: usize,
+    /// Web page origins (`https://app.example`) whose pages may call the API from a browser.
+    /// Empty: every request carrying an `Origin` is refused (403).
+    pub allowed_origins: Vec<String>,
+    /// Host names the API answers for besides IP literals and `localhost` (a name it is
+    /// reached by through a reverse proxy or DNS). Any other `Host` is refused (421), which
+    /// defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// File holding the API key callers must send as `Authorization: Bearer <key>` (or set
+    /// `COCOON_CLIENT_HTTP_API_KEY`). Without either the API is open to whoever reaches it.
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        let limits = cocoon_net::http_server::HttpLimits::default();
+        Self {
+            max_connections: limits.max_connections,
+            header_read_timeout: limits.header_read_timeout,
+            body_read_timeout: limits.body_read_timeout,
+            max_requests_per_connection: limits.max_requests_per_connection,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            api_key_file: None,
+        }
+    }
+}
+
+/// The environment variable an API key may come from instead of `[http] api_key_file`.
+pub const API_KEY_ENV: &str = "COCOON_CLIENT_HTTP_API_KEY";
+
+impl HttpApiConfig {
+    /// The server's limits.
+    pub fn limits(&self) -> cocoon_net::http_server::HttpLimits {
+        cocoon_net::http_server::HttpLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_requests_per_connection: self.max_requests_per_connection,
+        }
+    }
+
+    /// Who may call the API: the configured hosts and origins, and the API key read from
+    /// `api_key_file` or given as `env_key` (the value of [`API_KEY_ENV`]).
+    pub fn access_rules(
+        &self,
+        env_key: Option<String>,
+    ) -> Result<cocoon_net::http_access::AccessRules, ClientError> {
+        let rules = cocoon_net::http_access::AccessRules::new()
+            .allow_hosts(&self.allowed_hosts)
+            .allow_origins(&self.allowed_origins);
+        let key = match (&self.api_key_file, env_key) {
+            (Some(_), Some(_)) => {
+                return Err(ClientError::Config(format!(
+                    "an API key is given both by http.api_key_file and by {API_KEY_ENV}; keep one"
+                )));
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ClientError::Config(format!(
+                        "cannot read the API key file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some((text.trim().to_owned(), path.display().to_string()))
+            }
+            (None, Some(key)) => Some((key.trim().to_owned(), API_KEY_ENV.to_owned())),
+            (None, None) => None,
+        };
+        Ok(match key {
+            Some((key, from)) => {
+                if key.len() < 16 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(ClientError::Config(format!(
+                        "the API key from {from} must be at least 16 characters without spaces"
+                    )));
+                }
+                rules.require_key(&key)
+            }
+            None => rules,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ClientError> {
+        if self.max_connections == 0 || self.max_requests_per_connection == 0 {
+            return Err(ClientError::Config(
+                "http.max_connections and http.max_requests_per_connection must be positive".into(),
+            ));
+        }
+        for (name, d) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Err(ClientError::Config(format!(
+                    "http.{name} must be between 0 and 3600 seconds"
+                )));
+            }
+        }
+        for origin in &self.allowed_origins {
+            let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.trim_end_matches('/').contains('/')
+            });
+            if !ok {
+                return Err(ClientError::Config(format!(
+                    "http.allowed_origins: `{origin}` is not an origin (scheme://host[:port])"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ClientConfig {
@@ -97,6 +228,7 @@ impl Default for ClientConfig {
             sealing: true,
             sealed_candidates: 3,
             require_sealed: false,
+            http: HttpApiConfig::default(),
         }
     }
 }
@@ -144,6 +276,7 @@ impl ClientConfig {
         self.registry
             .check(self.settlement.chain.as_deref())
             .map_err(ClientError::Config)?;
+        self.http.validate()?;
         if self.max_body_bytes == 0 {
             return Err(ClientError::Config(
                 "max_body_bytes must be positive".into(),
@@ -277,5 +410,62 @@ impl ClientError {
                 _ => "error",
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_api_key_comes_from_one_place_and_is_long_enough() {
+        let http = HttpApiConfig::default();
+        assert!(!http.access_rules(None).unwrap().has_key());
+        assert!(
+            http.access_rules(Some("0123456789abcdef".into()))
+                .unwrap()
+                .has_key()
+        );
+        assert!(http.access_rules(Some("short".into())).is_err());
+        assert!(http.access_rules(Some("0123456789 abcdef".into())).is_err());
+
+        let path = std::env::temp_dir().join(format!("cocoon-api-key-{}", std::process::id()));
+        std::fs::write(&path, "0123456789abcdef\n").unwrap();
+        let from_file = HttpApiConfig {
+            api_key_file: Some(path.clone()),
+            ..HttpApiConfig::default()
+        };
+        assert!(from_file.access_rules(None).unwrap().has_key());
+        let both = from_file.access_rules(Some("0123456789abcdef".into()));
+        assert!(both.is_err_and(|e| e.to_string().contains(API_KEY_ENV)));
+        std::fs::remove_file(&path).unwrap();
+        assert!(from_file.access_rules(None).is_err());
+    }
+
+    #[test]
+    fn http_settings_are_checked() {
+        let with = |http: HttpApiConfig| ClientConfig {
+            http,
+            ..ClientConfig::default()
+        };
+        assert!(with(HttpApiConfig::default()).validate().is_ok());
+        for origin in ["evil.example", "ftp://x.example", "https://x.example/path"] {
+            let bad = with(HttpApiConfig {
+                allowed_origins: vec![origin.into()],
+                ..HttpApiConfig::default()
+            });
+            assert!(bad.validate().is_err(), "{origin}");
+        }
+        let ok = with(HttpApiConfig {
+            allowed_origins: vec!["https://app.example:8443/".into()],
+            ..HttpApiConfig::default()
+        });
+        assert!(ok.validate().is_ok());
+        let bad = with(HttpApiConfig {
+            header_read_timeout: Duration::ZERO,
+            ..HttpApiConfig::default()
+        });
+        assert!(bad.validate().is_err());
     }
 }

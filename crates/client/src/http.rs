@@ -1,6 +1,11 @@
 //! The OpenAI-compatible HTTP API: `/v1/chat/completions`, `/v1/completions` (streamed as SSE
 //! or as one JSON body), `/v1/models`, plus `/stats`, `/jsonstats`, `/metrics` and `/health`.
 //! Errors have OpenAI's shape, `{"error":{"message","type","code"}}`.
+//!
+//! [`serve`] runs it as a well-behaved server: a connection cap and deadlines for request heads
+//! and bodies ([`cocoon_net::http_server`]), and [`AccessRules`] that refuse browser pages,
+//! rebound host names and, when an API key is configured, callers without it; `/health` stays
+//! open without the key, for probes.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use cocoon_net::exposition::{MetricKind, MetricsText};
+use cocoon_net::http_access::AccessRules;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 
@@ -52,9 +58,11 @@ async fn attestation_header(State(client): State<Client>, mut res: Response) -> 
     res
 }
 
-/// Serves the API on `listener` until the task is dropped.
-pub async fn serve(client: Client, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(client)).await
+/// Serves the API on `listener` under the limits of the client's `[http]` settings and
+/// `access`, until the task is dropped.
+pub async fn serve(client: Client, listener: tokio::net::TcpListener, access: AccessRules) {
+    let limits = client.config().http.limits();
+    cocoon_net::http_server::serve(listener, "http api", limits, access, router(client)).await;
 }
 
 fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Response {
@@ -123,6 +131,15 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
+                let e = e.into_inner();
+                if let Some(late) = cocoon_net::http_server::BodyTimedOut::find_in(e.as_ref()) {
+                    return Err(error_response(
+                        408,
+                        &late.to_string(),
+                        "invalid_request_error",
+                        "request_timeout",
+                    ));
+                }
                 return Err(error_response(
                     400,
                     &format!("cannot read request body: {e}"),

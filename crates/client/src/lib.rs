@@ -24,6 +24,6 @@ pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
     HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
-pub use config::{ClientConfig, ClientError};
+pub use config::{API_KEY_ENV, ClientConfig, ClientError, HttpApiConfig};
 pub use secret::{ClientSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES};
 pub use settle::{ChargeSettings, ChargeStats};

@@ -256,7 +256,13 @@ async fn maintain(link: Arc<ProxyLink>, tx: watch::Sender<Option<Arc<Session>>>)
                 continue;
             }
         };
-        match open(&link.config, &proxy, &link.tls, &link.charges).await {
+        // Every wait in `open` is bounded (connect, proof of work, TLS, handshake queries);
+        // shutdown does not wait for them.
+        let opened = tokio::select! {
+            r = open(&link.config, &proxy, &link.tls, &link.charges) => r,
+            () = link.shutdown.cancelled() => return,
+        };
+        match opened {
             Ok((session, incoming)) => {
                 tracing::info!(
                     proxy = %proxy,

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cocoon_attest::ratls::ClaimsFormat;
 use cocoon_attest::{EvidenceVerifier, Policy, VerificationCache};
@@ -42,15 +42,7 @@ fn acceptor() {
             let (tcp, _) = listener.accept().await.unwrap();
             let server = server.clone();
             tokio::spawn(async move {
-                if let Ok(s) = accept_gated(
-                    tcp,
-                    0,
-                    Duration::from_secs(10),
-                    &server,
-                    ConnectionConfig::acceptor(),
-                )
-                .await
-                {
+                if let Ok(s) = accept_gated(tcp, 0, &server, ConnectionConfig::acceptor()).await {
                     // Hold the session until the dialer closes it.
                     s.conn.closed().await;
                 }

@@ -40,6 +40,10 @@ pub struct ConnectionConfig {
     pub query_timeout: Duration,
     /// Time allowed for `tcp.connect` / `tcp.connected`.
     pub handshake_timeout: Duration,
+    /// Time allowed to open the connection. Dialing: for the TCP connect, and for each of the
+    /// peer's proof-of-work challenge and the delivery of our answer. Accepting: for the
+    /// whole gate, from accept to an open session (proof of work, RA-TLS, `tcp.connect`).
+    pub open_timeout: Duration,
     /// Outgoing frames queued before senders wait.
     pub send_queue: usize,
     /// Incoming packets and queries queued before the reader stops reading the socket.
@@ -57,6 +61,7 @@ impl ConnectionConfig {
             idle_timeout: Duration::from_secs(20),
             query_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            open_timeout: Duration::from_secs(10),
             send_queue: 1024,
             recv_queue: 1024,
             max_queries_in_flight: 4096,

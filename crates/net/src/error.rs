@@ -35,6 +35,15 @@ pub enum NetError {
     /// Too many queries are waiting for answers on this connection.
     #[error("too many queries in flight ({0})")]
     TooManyQueries(usize),
+    /// The peer did not finish a stage of opening the connection in time (the TCP connect,
+    /// the proof of work, the TLS handshake, the session handshake, authorization).
+    #[error("{stage} not finished within {after:?}")]
+    Deadline {
+        /// The stage the peer was in.
+        stage: &'static str,
+        /// The time it had.
+        after: Duration,
+    },
     /// The proof-of-work gate failed.
     #[error("proof of work: {0}")]
     Pow(String),

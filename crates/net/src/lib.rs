@@ -6,8 +6,15 @@
 //! session with the `tcp.connect` / `tcp.connected` exchange, queries with ids and timeouts,
 //! one-way packets, ping/pong keepalive and idle timeouts. Queues are bounded in both
 //! directions, so a slow peer stalls its own connection instead of growing our memory.
-//! [`dial`] and [`accept_gated`] run the whole stack; [`attestation`] holds the settings all
-//! roles share.
+//! [`dial`] and [`accept_gated`] run the whole stack, each within a deadline; [`attestation`]
+//! holds the settings all roles share.
+//!
+//! Listening ports run [`listener::accept_loop`]: every connection is admitted by the port's
+//! [`admission`] caps (in total and per address) before it costs more than the accept, and
+//! accept errors back off. HTTP ports run [`http_server::serve`], with a connection cap and
+//! deadlines for request heads and bodies, and [`http_access`] refuses requests from browser
+//! pages, rebound host names and callers without the API key. [`descriptors`] raises the descriptor limit those
+//! caps need.
 //!
 //! The protocol rules themselves live in the sans-IO `cocoon-protocol` crate; this crate only
 //! moves its bytes.
@@ -15,12 +22,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod attestation;
 mod connection;
+pub mod descriptors;
 mod error;
 pub mod exposition;
 mod gate;
+pub mod http_access;
+pub mod http_server;
 pub mod keys;
+pub mod listener;
 pub mod pow;
 pub mod ratls;
 pub mod secs;
@@ -31,6 +43,7 @@ pub use connection::{
 };
 pub use error::NetError;
 pub use gate::{Secured, accept_gated, dial};
+pub use listener::PortLimits;
 pub use ratls::{LocalIdentity, TlsEndpoint, TlsStream};
 
 /// Seconds since the Unix epoch, as the protocol's timing fields carry them.

@@ -49,14 +49,11 @@ async fn acceptor(
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let result = accept_gated(
-            tcp,
-            difficulty,
-            Duration::from_secs(5),
-            &server,
-            ConnectionConfig::acceptor(),
-        )
-        .await;
+        let config = ConnectionConfig {
+            open_timeout: Duration::from_secs(5),
+            ..ConnectionConfig::acceptor()
+        };
+        let result = accept_gated(tcp, difficulty, &server, config).await;
         let _ = tx.send(result);
     });
     (addr, rx)
@@ -233,4 +230,72 @@ async fn certificates_are_refreshed_and_new_handshakes_use_them() {
         dialed.peer.certificate_not_after,
         i64::try_from(second.not_after).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_peer_that_answers_the_work_and_stalls_in_tls_is_dropped_at_the_deadline() {
+    let server = endpoint(simulated_identity(), Policy::local_simulated());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let config = ConnectionConfig {
+            open_timeout: Duration::from_millis(400),
+            ..ConnectionConfig::acceptor()
+        };
+        let started = std::time::Instant::now();
+        (
+            accept_gated(tcp, 4, &server, config).await,
+            started.elapsed(),
+        )
+    });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    cocoon_net::pow::solve(&mut tcp, 28, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Then nothing: no ClientHello.
+    let (result, took) = accepted.await.unwrap();
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::Deadline {
+                stage: "TLS handshake",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn dialing_a_stalled_proxy_gives_up_within_the_open_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Accepts and never sends its challenge.
+    let held = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    let client = endpoint(simulated_identity(), Policy::local_simulated());
+    let config = ConnectionConfig {
+        open_timeout: Duration::from_millis(300),
+        ..ConnectionConfig::dialer()
+    };
+    let started = std::time::Instant::now();
+    let err = dial(&addr, 28, &client, config).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::Deadline {
+                stage: "proof-of-work challenge",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    held.abort();
 }

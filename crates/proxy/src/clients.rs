@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use cocoon_market::ClientId;
-use cocoon_net::{Connection, ConnectionConfig, Inbound, InboundQuery};
+use cocoon_net::{Connection, Inbound, InboundQuery};
 use cocoon_protocol::Message;
 use cocoon_protocol::messages::{client, proxy};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
@@ -31,7 +31,8 @@ pub(crate) struct ClientSession {
 }
 
 pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
-    crate::state::accept_forever(listener, "client", move |tcp| {
+    let admission = state.client_admission.clone();
+    crate::state::accept_forever(listener, "client", admission, move |tcp| {
         let state = state.clone();
         async move {
             state.clients_connected.fetch_add(1, Ordering::Relaxed);
@@ -47,9 +48,8 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
     let secured = cocoon_net::accept_gated(
         tcp,
         state.config.client_pow_difficulty,
-        Duration::from_secs(30),
         &state.client_tls,
-        ConnectionConfig::acceptor(),
+        state.config.client_port.acceptor(),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -60,10 +60,19 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
         authorized: false,
         requests: Arc::new(Mutex::new(HashMap::new())),
     };
+    // A session that has not authorized in time is closed: until then it costs the proxy a
+    // connection and proves nothing.
+    let authorize_within = state.config.client_port.authorize_timeout;
+    let authorize_by = tokio::time::Instant::now() + authorize_within;
+    let mut unauthorized = None;
     loop {
         let item = tokio::select! {
             item = incoming.recv() => item,
             () = state.shutdown.cancelled() => None,
+            () = tokio::time::sleep_until(authorize_by), if !session.authorized => {
+                unauthorized = Some(format!("not authorized within {authorize_within:?}"));
+                None
+            }
         };
         let Some(item) = item else { break };
         match item {
@@ -79,6 +88,10 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
     if state.shutdown.is_cancelled() {
         conn.close();
         return Err("the proxy is stopping".into());
+    }
+    if let Some(why) = unauthorized {
+        conn.close();
+        return Err(why);
     }
     Err(conn.close_reason().unwrap_or_else(|| "closed".into()))
 }

@@ -88,6 +88,17 @@ pub struct ProxyConfig {
     /// Highest protocol version offered to clients and workers: 3 (sealed requests, receipts)
     /// by default; 2 makes the proxy speak only the reference protocol.
     pub max_protocol_version: i32,
+    /// Caps and deadlines of the client port (`[client_port]`): 4,096 connections, 64 per
+    /// address, 10 s from accept to an open session, 10 s more to authorize.
+    pub client_port: cocoon_net::PortLimits,
+    /// Caps and deadlines of the worker port (`[worker_port]`): the same defaults; a worker
+    /// has 10 s after its session opens to complete its handshake.
+    pub worker_port: cocoon_net::PortLimits,
+    /// Connections held at once by the stats port (`/stats`, `/jsonstats`, `/metrics`).
+    pub stats_max_connections: usize,
+    /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
+    /// monitoring system scrapes it by); any other `Host` is refused, as are browser pages.
+    pub stats_allowed_hosts: Vec<String>,
 }
 
 impl Default for ProxyConfig {
@@ -118,11 +129,22 @@ impl Default for ProxyConfig {
             chain: crate::settle::ChainSettings::default(),
             registry: cocoon_chain::RegistrySettings::default(),
             max_protocol_version: cocoon_protocol::version::MAX_VERSION,
+            client_port: cocoon_net::PortLimits::default(),
+            worker_port: cocoon_net::PortLimits::default(),
+            stats_max_connections: cocoon_net::http_server::HttpLimits::default().max_connections,
+            stats_allowed_hosts: Vec::new(),
         }
     }
 }
 
 impl ProxyConfig {
+    /// Connections the proxy's ports may hold together (what the descriptor limit must allow).
+    pub fn max_open_connections(&self) -> usize {
+        self.client_port.max_connections
+            + self.worker_port.max_connections
+            + self.stats_listen.map_or(0, |_| self.stats_max_connections)
+    }
+
     /// Checks values that would make the proxy misbehave.
     pub fn validate(&self) -> Result<(), ProxyError> {
         self.pricing
@@ -143,6 +165,20 @@ impl ProxyConfig {
         if self.client_write_timeout.is_zero() || self.cancel_grace.is_zero() {
             return Err(ProxyError::Config(
                 "client_write_timeout and cancel_grace must be positive".into(),
+            ));
+        }
+        for (name, port) in [
+            ("client_port", &self.client_port),
+            ("worker_port", &self.worker_port),
+        ] {
+            port.validate(name).map_err(|e| match e {
+                cocoon_net::NetError::Config(m) => ProxyError::Config(m),
+                other => ProxyError::Attestation(other),
+            })?;
+        }
+        if self.stats_max_connections == 0 {
+            return Err(ProxyError::Config(
+                "stats_max_connections must be at least 1".into(),
             ));
         }
         if self.max_attempts == 0 {

@@ -11,6 +11,7 @@ use cocoon_market::ledger::LedgerTotals;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
 use cocoon_market::store::DEFAULT_MAX_BATCH;
 use cocoon_market::{BackendKind, CommitQueue, LedgerStore, MarketError, WorkerId};
+use cocoon_net::admission::Admission;
 use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
 use cocoon_protocol::tl::Int256;
@@ -87,6 +88,10 @@ pub(crate) struct ProxyState {
     pub(crate) settle: Option<Arc<crate::settle::Settlement>>,
     /// The root registry's allow-lists, when the proxy follows a root.
     pub(crate) registry: Option<crate::registry::RegistryPolicy>,
+    /// Who holds a connection on the client port.
+    pub(crate) client_admission: Admission,
+    /// Who holds a connection on the worker port.
+    pub(crate) worker_admission: Admission,
 }
 
 #[derive(Default)]
@@ -156,6 +161,8 @@ impl ProxyState {
             started: Instant::now(),
             settle,
             registry,
+            client_admission: Admission::new(config.client_port.connection_limits()),
+            worker_admission: Admission::new(config.worker_port.connection_limits()),
             config,
         })
     }
@@ -220,32 +227,34 @@ pub(crate) fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::Signing
     Ok(key)
 }
 
-/// Accepts connections on `listener` for as long as the proxy runs, serving each in its own
-/// task; a failed accept (e.g. out of descriptors) is logged and retried shortly after.
+/// Accepts connections on `listener` for as long as the proxy runs, each admitted by the
+/// port's caps (a refused one is closed at once) and served in its own task; a failed accept
+/// (e.g. out of descriptors) backs off without holding up the other port.
 pub(crate) async fn accept_forever<F, Fut>(
     listener: tokio::net::TcpListener,
     role: &'static str,
+    admission: Admission,
     serve: F,
 ) where
     F: Fn(tokio::net::TcpStream) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("{role} accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+    cocoon_net::listener::accept_loop(
+        listener,
+        role,
+        admission,
+        move |tcp, peer, place| {
+            let session = serve(tcp);
+            async move {
+                if let Err(e) = session.await {
+                    tracing::info!(%peer, "{role} session ended: {e}");
+                }
+                drop(place);
             }
-        };
-        let session = serve(tcp);
-        tokio::spawn(async move {
-            if let Err(e) = session.await {
-                tracing::info!(%peer, "{role} session ended: {e}");
-            }
-        });
-    }
+        },
+        |_, _| {},
+    )
+    .await;
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -334,6 +343,35 @@ pub struct ProxySnapshot {
     pub uptime_secs: f64,
     /// Settlement on chain (`None`: no chain configured).
     pub settlement: Option<crate::settle::SettlementStats>,
+    /// The client port's connections.
+    pub client_port: PortView,
+    /// The worker port's connections.
+    pub worker_port: PortView,
+}
+
+/// One listening port's connections, as `/jsonstats` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortView {
+    /// Connections held now (sessions and connections still in the gate).
+    pub open: usize,
+    /// Connections refused by the caps since start.
+    pub refused: u64,
+    /// The cap on connections held at once.
+    pub max_connections: usize,
+    /// The cap per address.
+    pub max_per_address: usize,
+}
+
+impl PortView {
+    fn of(a: &Admission) -> Self {
+        let limits = a.limits();
+        Self {
+            open: a.open(),
+            refused: a.refused(),
+            max_connections: limits.max_connections,
+            max_per_address: limits.max_per_address,
+        }
+    }
 }
 
 impl ProxyHandle {
@@ -382,6 +420,8 @@ impl ProxyHandle {
             ledger_error,
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.settle.as_ref().map(|st| st.stats()),
+            client_port: PortView::of(&s.client_admission),
+            worker_port: PortView::of(&s.worker_admission),
             image_hash: s.identity.image_hash().map(|h| h.to_string()),
             registry: s
                 .registry

@@ -19,6 +19,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
     // Every answer says what this proxy's attestation is; `simulated` must never go unnoticed.
     let attestation = HeaderValue::from_str(state.identity.evidence_kind().as_token())
         .unwrap_or(HeaderValue::from_static("unknown"));
+    let state_limit = state.config.stats_max_connections;
+    let hosts = state.config.stats_allowed_hosts.clone();
     let app = Router::new()
         .route("/stats", get(stats))
         .route("/jsonstats", get(jsonstats))
@@ -32,9 +34,19 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
                 res
             }
         }));
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("proxy stats server failed: {e}");
-    }
+    let limits = cocoon_net::http_server::HttpLimits {
+        max_connections: state_limit,
+        ..Default::default()
+    };
+    // Browser pages and rebound names are refused: the books' totals are not theirs to read.
+    cocoon_net::http_server::serve(
+        listener,
+        "stats",
+        limits,
+        cocoon_net::http_access::AccessRules::new().allow_hosts(&hosts),
+        app,
+    )
+    .await;
 }
 
 async fn jsonstats(State(h): State<ProxyHandle>) -> impl IntoResponse {
@@ -98,6 +110,12 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         s.refused,
         s.stalled_clients,
     );
+    for (name, p) in [("client", &s.client_port), ("worker", &s.worker_port)] {
+        out += &format!(
+            "{name} port: {} connections open (cap {}, {} per address), {} refused\n",
+            p.open, p.max_connections, p.max_per_address, p.refused
+        );
+    }
     if let Some(r) = &s.registry {
         out += &format!(
             "root registry {} v{}: {} proxy images, {} worker images, {} models, {} proxies{}\n",
@@ -310,6 +328,24 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
             if c.rolled_back.is_some() { 1.0 } else { 0.0 },
         );
     }
+    let ports = |pick: &dyn Fn(&crate::state::PortView) -> f64| {
+        vec![
+            (vec![("port", "client".to_owned())], pick(&s.client_port)),
+            (vec![("port", "worker".to_owned())], pick(&s.worker_port)),
+        ]
+    };
+    m.labeled(
+        "cocoon_proxy_connections_open",
+        MetricKind::Gauge,
+        "Connections held per port (sessions and connections still in the gate).",
+        &ports(&|p| p.open as f64),
+    )
+    .labeled(
+        "cocoon_proxy_connections_refused_total",
+        MetricKind::Counter,
+        "Connections refused by the port's caps.",
+        &ports(&|p| p.refused as f64),
+    );
     let per_worker = |pick: &dyn Fn(&cocoon_market::selection::WorkerStats) -> f64| {
         s.workers
             .iter()

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_attest::VerifiedPeer;
 use cocoon_market::pricing::Coefficient;
 use cocoon_market::selection::WorkerInfo;
 use cocoon_market::{WorkerAccountId, WorkerId};
-use cocoon_net::{Connection, ConnectionConfig, Inbound, InboundQuery};
+use cocoon_net::{Connection, Inbound, InboundQuery};
 use cocoon_protocol::Message;
 use cocoon_protocol::messages::{proxy, worker};
 use cocoon_protocol::tl::{self, TlConstructor};
@@ -20,7 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::state::{ProxyState, WorkerEvent, WorkerLink, lock};
 
 pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
-    crate::state::accept_forever(listener, "worker", move |tcp| {
+    let admission = state.worker_admission.clone();
+    crate::state::accept_forever(listener, "worker", admission, move |tcp| {
         serve_worker(state.clone(), tcp)
     })
     .await;
@@ -41,9 +41,8 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Stri
     let secured = cocoon_net::accept_gated(
         tcp,
         state.config.worker_pow_difficulty,
-        Duration::from_secs(30),
         &state.worker_tls,
-        ConnectionConfig::acceptor(),
+        state.config.worker_port.acceptor(),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -52,10 +51,17 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Stri
     // Handshake: connectToProxy, compareBalanceWithProxy, proxyHandshakeComplete.
     let mut params: Option<(worker::Params, i32)> = None;
     let mut registered: Option<WorkerId> = None;
+    // A worker that has not completed its handshake in time is dropped: until then it holds a
+    // connection and serves nothing.
+    let handshake_within = state.config.worker_port.authorize_timeout;
+    let handshake_by = tokio::time::Instant::now() + handshake_within;
     let result = loop {
         let item = tokio::select! {
             item = incoming.recv() => item,
             () = state.shutdown.cancelled() => break Err("the proxy is stopping".into()),
+            () = tokio::time::sleep_until(handshake_by), if registered.is_none() => {
+                break Err(format!("worker handshake not completed within {handshake_within:?}"));
+            }
         };
         let Some(item) = item else {
             break Err(conn.close_reason().unwrap_or_else(|| "closed".into()));

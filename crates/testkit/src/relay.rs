@@ -138,7 +138,7 @@ async fn relay_one(
         .await
         .map_err(|e| e.to_string())?;
     let _ = proxy.set_nodelay(true);
-    cocoon_net::pow::solve(&mut proxy, 28)
+    cocoon_net::pow::solve(&mut proxy, 28, Duration::from_secs(10))
         .await
         .map_err(|e| e.to_string())?;
     let (proxy_tls, _) = outward.dial(proxy).await.map_err(|e| e.to_string())?;

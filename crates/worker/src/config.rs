@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     pub start_disabled: bool,
     /// Where to serve `/stats`, `/jsonstats`, `/metrics` and the admin endpoints.
     pub stats_listen: Option<SocketAddr>,
+    /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
+    /// monitoring system scrapes it by); any other `Host` is refused, as are browser pages.
+    pub stats_allowed_hosts: Vec<String>,
     /// Highest proof-of-work difficulty accepted from a proxy.
     pub max_pow_difficulty: i32,
     /// First delay before reconnecting to a proxy; doubles up to `reconnect_max`.
@@ -70,6 +73,7 @@ impl Default for WorkerConfig {
             is_test: true,
             start_disabled: false,
             stats_listen: Some(SocketAddr::from(([127, 0, 0, 1], 12000))),
+            stats_allowed_hosts: Vec::new(),
             max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(30),

@@ -17,6 +17,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
     // Every answer says what this worker's attestation is; `simulated` must never go unnoticed.
     let attestation = HeaderValue::from_str(state.tls.identity().evidence_kind().as_token())
         .unwrap_or(HeaderValue::from_static("unknown"));
+    let access =
+        cocoon_net::http_access::AccessRules::new().allow_hosts(&state.config.stats_allowed_hosts);
     let handle = WorkerHandle::new(state);
     let app = Router::new()
         .route("/stats", get(stats))
@@ -34,9 +36,15 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
                 res
             }
         }));
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("worker stats server failed: {e}");
-    }
+    // The admin endpoints change what the worker serves: no browser page may reach them.
+    cocoon_net::http_server::serve(
+        listener,
+        "stats",
+        cocoon_net::http_server::HttpLimits::default(),
+        access,
+        app,
+    )
+    .await;
 }
 
 async fn jsonstats(State(h): State<WorkerHandle>) -> impl IntoResponse {

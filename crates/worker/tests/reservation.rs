@@ -153,15 +153,9 @@ async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>) {
         .await
         .expect("the worker did not dial")
         .unwrap();
-    let secured = cocoon_net::accept_gated(
-        tcp,
-        1,
-        Duration::from_secs(10),
-        &endpoint,
-        ConnectionConfig::acceptor(),
-    )
-    .await
-    .unwrap();
+    let secured = cocoon_net::accept_gated(tcp, 1, &endpoint, ConnectionConfig::acceptor())
+        .await
+        .unwrap();
     let (tx, packets) = mpsc::channel(1024);
     tokio::spawn(answer_queries(secured.conn.clone(), secured.incoming, tx));
     (
