@@ -116,7 +116,10 @@ fn main() -> Result<(), String> {
     let simulated_cert = cert(&simulated, &full_claims)?;
     for (name, envelope_hash) in [
         ("clear", None),
-        ("sealed", Some(cocoon_attest::receipt::body_hash(b"envelope"))),
+        (
+            "sealed",
+            Some(cocoon_attest::receipt::body_hash(b"envelope")),
+        ),
     ] {
         let claims = cocoon_attest::ReceiptClaims {
             client_request_id: [0xC1; 32],

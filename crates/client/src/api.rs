@@ -382,7 +382,9 @@ impl Client {
             checked_receipt: std::sync::OnceLock::new(),
             request_hash,
             client_request_id: request_id.0,
-            envelope_hash: sealed.as_ref().map(crate::sealed::SealedQuery::envelope_hash),
+            envelope_hash: sealed
+                .as_ref()
+                .map(crate::sealed::SealedQuery::envelope_hash),
             answer_hash: Sha256::new(),
             workers: self.link.workers.clone(),
             sealed: sealed.is_some(),
@@ -955,7 +957,11 @@ mod tests {
         )
     }
 
-    fn check(encoded: &[u8], id: &[u8; 32], envelope: Option<&[u8; 32]>) -> Result<(), ClientError> {
+    fn check(
+        encoded: &[u8],
+        id: &[u8; 32],
+        envelope: Option<&[u8; 32]>,
+    ) -> Result<(), ClientError> {
         let expected = ExpectedReceipt {
             client_request_id: id,
             envelope_hash: envelope,
@@ -968,7 +974,12 @@ mod tests {
     #[test]
     fn a_receipt_for_this_request_is_accepted() {
         let envelope = body_hash(b"envelope A");
-        check(&receipt([0xA; 32], Some(envelope)), &[0xA; 32], Some(&envelope)).unwrap();
+        check(
+            &receipt([0xA; 32], Some(envelope)),
+            &[0xA; 32],
+            Some(&envelope),
+        )
+        .unwrap();
         check(&receipt([0xA; 32], None), &[0xA; 32], None).unwrap();
     }
 

@@ -225,7 +225,10 @@ async fn a_stopped_answer_ends_with_the_tokens_used_so_far() {
         (3..2000).contains(&usage.completion_tokens),
         "the usage must count what was generated until the stop: {usage:?}"
     );
-    assert!(response.body.recv().await.is_none(), "the body ends after the stop");
+    assert!(
+        response.body.recv().await.is_none(),
+        "the body ends after the stop"
+    );
 }
 
 fn completion_text(body: &str) -> String {

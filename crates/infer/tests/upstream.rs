@@ -299,7 +299,10 @@ async fn a_stopped_answer_ends_with_the_usage_relayed_so_far() {
     assert!(usage.prompt_tokens > 0, "{usage:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while engine.stats().active != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "relay still running");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relay still running"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(engine.stats().cancelled, 1);

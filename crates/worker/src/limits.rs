@@ -193,7 +193,10 @@ mod tests {
                 Some(16),
                 1,
                 json!({"max_tokens": 10}),
-                Budget { per_choice: Some(16), clamped: false },
+                Budget {
+                    per_choice: Some(16),
+                    clamped: false,
+                },
             ),
             // At the limit: kept.
             (
@@ -201,7 +204,10 @@ mod tests {
                 Some(16),
                 1,
                 json!({"max_tokens": 16}),
-                Budget { per_choice: Some(16), clamped: false },
+                Budget {
+                    per_choice: Some(16),
+                    clamped: false,
+                },
             ),
             // Above: clamped.
             (
@@ -209,7 +215,10 @@ mod tests {
                 Some(16),
                 1,
                 json!({"max_tokens": 16}),
-                Budget { per_choice: Some(16), clamped: true },
+                Budget {
+                    per_choice: Some(16),
+                    clamped: true,
+                },
             ),
             // Both fields: each clamped, whichever the engine reads.
             (
@@ -217,7 +226,10 @@ mod tests {
                 Some(64),
                 1,
                 json!({"max_tokens": 5, "max_completion_tokens": 64}),
-                Budget { per_choice: Some(64), clamped: true },
+                Budget {
+                    per_choice: Some(64),
+                    clamped: true,
+                },
             ),
             // Absent (or null): set to the limit.
             (
@@ -225,14 +237,20 @@ mod tests {
                 Some(32),
                 1,
                 json!({"model": "m", "max_tokens": 32}),
-                Budget { per_choice: Some(32), clamped: false },
+                Budget {
+                    per_choice: Some(32),
+                    clamped: false,
+                },
             ),
             (
                 json!({"max_tokens": null}),
                 Some(32),
                 1,
                 json!({"max_tokens": 32}),
-                Budget { per_choice: Some(32), clamped: false },
+                Budget {
+                    per_choice: Some(32),
+                    clamped: false,
+                },
             ),
             // Choices share the limit: 3 choices of a 100-token reservation get 33 each.
             (
@@ -240,14 +258,20 @@ mod tests {
                 Some(100),
                 4,
                 json!({"n": 3, "max_tokens": 33}),
-                Budget { per_choice: Some(33), clamped: true },
+                Budget {
+                    per_choice: Some(33),
+                    clamped: true,
+                },
             ),
             (
                 json!({"n": 1, "best_of": 4}),
                 Some(100),
                 4,
                 json!({"n": 1, "best_of": 4, "max_tokens": 25}),
-                Budget { per_choice: Some(25), clamped: false },
+                Budget {
+                    per_choice: Some(25),
+                    clamped: false,
+                },
             ),
             // No limit (version 2 proxy): checked, left alone.
             (
@@ -255,14 +279,20 @@ mod tests {
                 None,
                 1,
                 json!({"max_tokens": 100000}),
-                Budget { per_choice: None, clamped: false },
+                Budget {
+                    per_choice: None,
+                    clamped: false,
+                },
             ),
             (
                 json!({}),
                 None,
                 1,
                 json!({}),
-                Budget { per_choice: None, clamped: false },
+                Budget {
+                    per_choice: None,
+                    clamped: false,
+                },
             ),
         ];
         for (before, limit, max_choices, after, budget) in cases {
@@ -278,24 +308,38 @@ mod tests {
         let absurd = MAX_REQUESTED_TOKENS + 1;
         let cases: Vec<(Value, Option<i64>, u64, LimitError)> = vec![
             (json!({}), Some(0), 1, LimitError::NoReservation(0)),
-            (json!({"max_tokens": 4}), Some(-5), 1, LimitError::NoReservation(-5)),
+            (
+                json!({"max_tokens": 4}),
+                Some(-5),
+                1,
+                LimitError::NoReservation(-5),
+            ),
             (
                 json!({"max_tokens": 0}),
                 Some(16),
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "0".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "0".into(),
+                },
             ),
             (
                 json!({"max_tokens": -1}),
                 Some(16),
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "-1".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "-1".into(),
+                },
             ),
             (
                 json!({"max_tokens": 5.5}),
                 Some(16),
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "5.5".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "5.5".into(),
+                },
             ),
             // Never rounded, even when the fraction is zero.
             (
@@ -311,55 +355,86 @@ mod tests {
                 json!({"max_tokens": "16"}),
                 Some(16),
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "\"16\"".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "\"16\"".into(),
+                },
             ),
             (
                 json!({"max_tokens": [1]}),
                 None,
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "[1]".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "[1]".into(),
+                },
             ),
             (
                 json!({"max_tokens": absurd}),
                 Some(16),
                 1,
-                LimitError::Absurd { field: "max_tokens", value: absurd },
+                LimitError::Absurd {
+                    field: "max_tokens",
+                    value: absurd,
+                },
             ),
             (
                 json!({"max_tokens": 1e300}),
                 Some(16),
                 1,
-                LimitError::NotPositiveInteger { field: "max_tokens", value: "1e300".into() },
+                LimitError::NotPositiveInteger {
+                    field: "max_tokens",
+                    value: "1e+300".into(),
+                },
             ),
             (
                 json!({"n": 2}),
                 Some(16),
                 1,
-                LimitError::UnsupportedChoices { field: "n", value: "2".into(), max: 1 },
+                LimitError::UnsupportedChoices {
+                    field: "n",
+                    value: "2".into(),
+                    max: 1,
+                },
             ),
             (
                 json!({"n": 0}),
                 Some(16),
                 1,
-                LimitError::UnsupportedChoices { field: "n", value: "0".into(), max: 1 },
+                LimitError::UnsupportedChoices {
+                    field: "n",
+                    value: "0".into(),
+                    max: 1,
+                },
             ),
             (
                 json!({"n": -1}),
                 None,
                 1,
-                LimitError::UnsupportedChoices { field: "n", value: "-1".into(), max: 1 },
+                LimitError::UnsupportedChoices {
+                    field: "n",
+                    value: "-1".into(),
+                    max: 1,
+                },
             ),
             (
                 json!({"best_of": 3}),
                 Some(16),
                 1,
-                LimitError::UnsupportedChoices { field: "best_of", value: "3".into(), max: 1 },
+                LimitError::UnsupportedChoices {
+                    field: "best_of",
+                    value: "3".into(),
+                    max: 1,
+                },
             ),
             (
                 json!({"n": 4}),
                 Some(3),
                 4,
-                LimitError::TooManyChoices { limit: 3, choices: 4 },
+                LimitError::TooManyChoices {
+                    limit: 3,
+                    choices: 4,
+                },
             ),
         ];
         for (before, limit, max_choices, expected) in cases {
@@ -378,7 +453,10 @@ mod tests {
                     let mut b = body(json!({ field: asked }));
                     enforce(&mut b, Some(limit), SUPPORTED_CHOICES).unwrap();
                     let now = b[field].as_u64().unwrap();
-                    assert!(now <= u64::try_from(limit).unwrap(), "{field} {asked} → {now}");
+                    assert!(
+                        now <= u64::try_from(limit).unwrap(),
+                        "{field} {asked} → {now}"
+                    );
                     assert_eq!(now, asked.min(u64::try_from(limit).unwrap()));
                 }
             }

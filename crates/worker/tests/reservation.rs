@@ -72,7 +72,7 @@ impl ScriptedProxy {
 }
 
 /// Answers the handshake queries of a worker session; the payment poll gets an error.
-async fn answer_queries(conn: Connection, mut incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
+async fn answer_queries(mut incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
     while let Some(item) = incoming.recv().await {
         match item {
             Inbound::Packet(data) => {
@@ -119,7 +119,6 @@ async fn answer_queries(conn: Connection, mut incoming: cocoon_net::Incoming, ou
             }
         }
     }
-    let _ = conn;
 }
 
 /// A scripted proxy with one worker connected to it, serving `upstream`.
@@ -159,7 +158,7 @@ async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>) {
     .await
     .unwrap();
     let (tx, packets) = mpsc::channel(1024);
-    tokio::spawn(answer_queries(secured.conn.clone(), secured.incoming, tx));
+    tokio::spawn(answer_queries(secured.incoming, tx));
     (
         ScriptedProxy {
             conn: secured.conn,
@@ -234,7 +233,13 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
         .send(run_query(&chat(json!({"max_tokens": 100_000})), 1, 16))
         .await;
     let (_, last) = proxy.finish(Int256([1; 32])).await;
-    assert!(matches!(last, Message::ProxyQueryAnswerPartEx(_) | Message::ProxyQueryAnswerEx(_)), "{last:?}");
+    assert!(
+        matches!(
+            last,
+            Message::ProxyQueryAnswerPartEx(_) | Message::ProxyQueryAnswerEx(_)
+        ),
+        "{last:?}"
+    );
     assert_eq!(last_limits(&up), (Some(json!(16)), None));
 
     // Both fields, each clamped.
@@ -256,13 +261,38 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
 
     // Refused before the engine: bad counts, more choices, an empty reservation.
     for (id, body, limit, needle) in [
-        (4, chat(json!({"max_tokens": 5.5})), 16, "integer of at least 1"),
-        (5, chat(json!({"max_tokens": -3})), 16, "integer of at least 1"),
-        (6, chat(json!({"max_tokens": "9"})), 16, "integer of at least 1"),
+        (
+            4,
+            chat(json!({"max_tokens": 5.5})),
+            16,
+            "integer of at least 1",
+        ),
+        (
+            5,
+            chat(json!({"max_tokens": -3})),
+            16,
+            "integer of at least 1",
+        ),
+        (
+            6,
+            chat(json!({"max_tokens": "9"})),
+            16,
+            "integer of at least 1",
+        ),
         (7, chat(json!({"n": 2})), 16, "`n`"),
         (8, chat(json!({"best_of": 0})), 16, "`best_of`"),
-        (9, chat(json!({"max_tokens": 4})), 0, "reservation covers no completion tokens"),
-        (10, chat(json!({})), -7, "reservation covers no completion tokens"),
+        (
+            9,
+            chat(json!({"max_tokens": 4})),
+            0,
+            "reservation covers no completion tokens",
+        ),
+        (
+            10,
+            chat(json!({})),
+            -7,
+            "reservation covers no completion tokens",
+        ),
     ] {
         proxy.send(run_query(&body, id, limit)).await;
         let (receipt, last) = proxy.finish(Int256([id; 32])).await;
@@ -273,7 +303,11 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
         assert!(e.error.contains(needle), "{body}: {}", e.error);
         assert!(receipt.is_none());
     }
-    assert_eq!(up.stats().requests, served, "a refused request reached the engine");
+    assert_eq!(
+        up.stats().requests,
+        served,
+        "a refused request reached the engine"
+    );
 
     // The reference proxy's request carries no limit: the body goes as it is.
     let reference = proxy::RunQueryEx {
@@ -288,7 +322,10 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
     proxy.send(reference).await;
     let (receipt, _) = proxy.finish(Int256([11; 32])).await;
     assert_eq!(last_limits(&up), (Some(json!(100_000)), None));
-    assert!(receipt.is_none(), "no receipt without the client's request id");
+    assert!(
+        receipt.is_none(),
+        "no receipt without the client's request id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +355,10 @@ async fn a_cancel_stops_the_engine_and_is_acknowledged_with_the_tokens_used() {
         panic!("expected the cancel's acknowledgement, got {last:?}");
     };
     assert_eq!(e.error_code, ext::CANCELLED_ERROR_CODE, "{}", e.error);
-    let used = e.final_info.expect("the acknowledgement carries usage").tokens_used;
+    let used = e
+        .final_info
+        .expect("the acknowledgement carries usage")
+        .tokens_used;
     assert!(used.completion_tokens_used >= 4, "{used:?}");
     assert!(used.prompt_tokens_used > 0, "{used:?}");
     assert_eq!(
@@ -330,7 +370,10 @@ async fn a_cancel_stops_the_engine_and_is_acknowledged_with_the_tokens_used() {
     // The engine stopped: the upstream request was abandoned, not read to its end.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while engine.stats().active != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the engine kept generating");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine kept generating"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(engine.stats().cancelled, 1);
@@ -338,11 +381,7 @@ async fn a_cancel_stops_the_engine_and_is_acknowledged_with_the_tokens_used() {
     // A cancel for a request that is not running changes nothing, and the worker still serves.
     proxy.send(ext::CancelQuery { request_id: id }).await;
     proxy
-        .send(run_query(
-            &chat(json!({"max_tokens": 3})),
-            22,
-            1_000_000,
-        ))
+        .send(run_query(&chat(json!({"max_tokens": 3})), 22, 1_000_000))
         .await;
     let (_, last) = proxy.finish(Int256([22; 32])).await;
     assert!(
@@ -360,7 +399,10 @@ async fn the_receipt_names_the_clients_request_id() {
     let body_sent = serde_json::to_vec(&chat(json!({"max_tokens": 4}))).unwrap();
     proxy.send(q).await;
     let (receipt, last) = proxy.finish(Int256([31; 32])).await;
-    assert!(!matches!(last, Message::ProxyQueryAnswerErrorEx(_)), "{last:?}");
+    assert!(
+        !matches!(last, Message::ProxyQueryAnswerErrorEx(_)),
+        "{last:?}"
+    );
     let receipt = cocoon_attest::Receipt::from_bytes(&receipt.expect("no receipt")).unwrap();
     let verified = receipt
         .verify(
@@ -369,8 +411,14 @@ async fn the_receipt_names_the_clients_request_id() {
         )
         .unwrap();
     verified.check_request(&client_request_id.0, None).unwrap();
-    verified.check_bodies(Some(&body_sent), None).unwrap();
+    verified
+        .check_bodies(Some(body_sent.as_slice()), None)
+        .unwrap();
     // Not the proxy's id, and not presentable for another request.
     assert!(verified.check_request(&[31; 32], None).is_err());
-    assert!(verified.check_request(&client_request_id.0, Some(&[0; 32])).is_err());
+    assert!(
+        verified
+            .check_request(&client_request_id.0, Some(&[0; 32]))
+            .is_err()
+    );
 }

@@ -137,7 +137,10 @@ impl Relay {
             .counters
             .cancelled
             .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(?usage, "answer stopped by the worker; upstream request abandoned");
+        tracing::debug!(
+            ?usage,
+            "answer stopped by the worker; upstream request abandoned"
+        );
         let _ = sender.send(BodyEvent::Stopped(usage)).await;
     }
 
