@@ -384,7 +384,7 @@ mod tests {
                 1,
                 LimitError::NotPositiveInteger {
                     field: "max_tokens",
-                    value: "1e300".into(),
+                    value: "1e+300".into(),
                 },
             ),
             (

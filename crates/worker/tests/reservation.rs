@@ -72,11 +72,7 @@ impl ScriptedProxy {
 }
 
 /// Answers the handshake queries of a worker session; the payment poll gets an error.
-async fn answer_queries(
-    conn: Connection,
-    mut incoming: cocoon_net::Incoming,
-    out: mpsc::Sender<Message>,
-) {
+async fn answer_queries(mut incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
     while let Some(item) = incoming.recv().await {
         match item {
             Inbound::Packet(data) => {
@@ -123,7 +119,6 @@ async fn answer_queries(
             }
         }
     }
-    let _ = conn;
 }
 
 /// A scripted proxy with one worker connected to it, serving `upstream`.
@@ -157,7 +152,7 @@ async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>) {
         .await
         .unwrap();
     let (tx, packets) = mpsc::channel(1024);
-    tokio::spawn(answer_queries(secured.conn.clone(), secured.incoming, tx));
+    tokio::spawn(answer_queries(secured.incoming, tx));
     (
         ScriptedProxy {
             conn: secured.conn,
@@ -410,7 +405,9 @@ async fn the_receipt_names_the_clients_request_id() {
         )
         .unwrap();
     verified.check_request(&client_request_id.0, None).unwrap();
-    verified.check_bodies(Some(&body_sent), None).unwrap();
+    verified
+        .check_bodies(Some(body_sent.as_slice()), None)
+        .unwrap();
     // Not the proxy's id, and not presentable for another request.
     assert!(verified.check_request(&[31; 32], None).is_err());
     assert!(
