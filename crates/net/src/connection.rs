@@ -46,11 +46,17 @@ pub struct ConnectionConfig {
     pub open_timeout: Duration,
     /// Outgoing frames queued before senders wait.
     pub send_queue: usize,
+    /// Outgoing bytes queued before senders wait: a peer that stops reading holds at most this
+    /// much of our memory, and a sender with a deadline sees the stall.
+    pub send_queue_bytes: usize,
     /// Incoming packets and queries queued before the reader stops reading the socket.
     pub recv_queue: usize,
     /// Our queries waiting for answers at once.
     pub max_queries_in_flight: usize,
 }
+
+/// Default [`ConnectionConfig::send_queue_bytes`]: 4 MiB.
+pub const DEFAULT_SEND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 impl ConnectionConfig {
     /// The reference's timers for a dialed connection: ping after 10 s, drop after 20 s idle.
@@ -63,6 +69,7 @@ impl ConnectionConfig {
             handshake_timeout: Duration::from_secs(10),
             open_timeout: Duration::from_secs(10),
             send_queue: 1024,
+            send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
             recv_queue: 1024,
             max_queries_in_flight: 4096,
         }
@@ -153,6 +160,9 @@ type Pending = Mutex<HashMap<i64, oneshot::Sender<Result<Bytes, NetError>>>>;
 #[derive(Debug)]
 struct Shared {
     out: mpsc::Sender<Bytes>,
+    /// Byte budget of the send queue: a frame takes its length in permits (at most the whole
+    /// budget) before it is queued, and the writer gives them back once it is written.
+    send_budget: tokio::sync::Semaphore,
     pending: Pending,
     next_query_id: AtomicI64,
     closed: CancellationToken,
@@ -215,8 +225,20 @@ impl Connection {
         if self.shared.closed.is_cancelled() {
             return Err(NetError::Closed);
         }
+        let permits = frame_permits(&self.shared.config, body.len());
         tokio::select! {
-            r = self.shared.out.send(body) => r.map_err(|_| NetError::Closed),
+            r = async {
+                self.shared
+                    .send_budget
+                    .acquire_many(permits)
+                    .await
+                    .map_err(|_| NetError::Closed)?
+                    .forget();
+                self.shared.out.send(body).await.map_err(|_| {
+                    self.shared.send_budget.add_permits(permits as usize);
+                    NetError::Closed
+                })
+            } => r,
             () = self.shared.closed.cancelled() => Err(NetError::Closed),
         }
     }
@@ -344,8 +366,14 @@ where
 
     let (out_tx, out_rx) = mpsc::channel(config.send_queue.max(1));
     let (in_tx, in_rx) = mpsc::channel(config.recv_queue.max(1));
+    let send_budget = tokio::sync::Semaphore::new(
+        config
+            .send_queue_bytes
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    );
     let shared = Arc::new(Shared {
         out: out_tx,
+        send_budget,
         pending: Mutex::new(HashMap::new()),
         next_query_id: AtomicI64::new(rand::random::<i64>() & 0x3fff_ffff_ffff_ffff),
         closed: CancellationToken::new(),
@@ -378,6 +406,15 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
+/// The send-budget permits a frame of `len` bytes takes: its length, at most the whole budget
+/// (so a frame larger than the budget waits for an empty queue instead of forever).
+fn frame_permits(config: &ConnectionConfig, len: usize) -> u32 {
+    let budget = config
+        .send_queue_bytes
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    u32::try_from(len.clamp(1, budget)).unwrap_or(u32::MAX)
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     conn: Connection,
     mut wr: W,
@@ -392,16 +429,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
                 () = conn.shared.closed.cancelled() => return Ok(()),
             };
+            let mut permits = frame_permits(&conn.shared.config, first.len()) as usize;
             encoder.encode(&first, &mut buf)?;
             while buf.len() < BATCH_BYTES {
                 match rx.try_recv() {
-                    Ok(m) => encoder.encode(&m, &mut buf)?,
+                    Ok(m) => {
+                        permits += frame_permits(&conn.shared.config, m.len()) as usize;
+                        encoder.encode(&m, &mut buf)?;
+                    }
                     Err(_) => break,
                 }
             }
             wr.write_all(&buf).await?;
             wr.flush().await?;
             buf.clear();
+            conn.shared.send_budget.add_permits(permits);
         }
     }
     .await;
@@ -471,8 +513,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     && last_ping.elapsed() >= interval
                 {
                     last_ping = Instant::now();
-                    let ping = tcp::Ping { id: rand::random() };
-                    let _ = conn.shared.out.try_send(Bytes::from(ping.to_boxed_bytes()));
+                    let ping = Bytes::from(tcp::Ping { id: rand::random() }.to_boxed_bytes());
+                    let permits = frame_permits(&conn.shared.config, ping.len());
+                    // A full queue makes the ping moot: skip it rather than wait here.
+                    if let Ok(p) = conn.shared.send_budget.try_acquire_many(permits) {
+                        p.forget();
+                        if conn.shared.out.try_send(ping).is_err() {
+                            conn.shared.send_budget.add_permits(permits as usize);
+                        }
+                    }
                 }
             }
             () = conn.shared.closed.cancelled() => break "closed".into(),

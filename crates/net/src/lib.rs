@@ -39,7 +39,8 @@ pub mod secs;
 
 pub use attestation::{AttestationConfig, EvidenceSource, PolicyPreset};
 pub use connection::{
-    Connection, ConnectionConfig, Inbound, InboundQuery, Incoming, Side, accept, connect,
+    Connection, ConnectionConfig, DEFAULT_SEND_QUEUE_BYTES, Inbound, InboundQuery, Incoming, Side,
+    accept, connect,
 };
 pub use error::NetError;
 pub use gate::{Secured, accept_gated, dial};

@@ -194,3 +194,41 @@ async fn slow_consumer_bounds_memory_through_backpressure() {
         "every packet accepted for sending is delivered once read"
     );
 }
+
+#[tokio::test]
+async fn the_send_queue_is_bounded_in_bytes_not_only_in_frames() {
+    let mut a = ConnectionConfig::acceptor();
+    a.recv_queue = 1;
+    let mut d = ConnectionConfig::dialer();
+    // Many frames may wait, but only 256 KiB of them.
+    d.send_queue = 100_000;
+    d.send_queue_bytes = 256 * 1024;
+    let ((c, _ci), (_s, mut s_in)) = pair(d, a).await;
+    // Nobody reads on the server: 64 KiB frames stall after the byte budget (plus the pipe and
+    // the reader's buffers), not after 100,000 frames.
+    let sender = tokio::spawn(async move {
+        let mut sent = 0usize;
+        loop {
+            let r = tokio::time::timeout(
+                Duration::from_millis(300),
+                c.send_packet(Bytes::from(vec![7u8; 64 * 1024])),
+            )
+            .await;
+            match r {
+                Ok(Ok(())) => sent += 1,
+                _ => return sent,
+            }
+        }
+    });
+    let sent = sender.await.unwrap();
+    assert!(
+        sent <= 16,
+        "{sent} frames of 64 KiB queued without a reader"
+    );
+    // Once the reader reads, everything sent arrives, and the budget frees up again.
+    let mut got = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), s_in.recv()).await {
+        got += 1;
+    }
+    assert_eq!(got, sent);
+}
