@@ -27,34 +27,23 @@ import os
 import re
 import subprocess
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from chain import NEEDS_CHAIN, proxy_voucher_key, run_op, write_key
 from conftest import (
     BIN_DIR,
     MODEL,
-    ROOT,
     SIMULATED_IMAGE_HASH,
     Emulator,
     Network,
     free_port,
 )
 
-TON = 1_000_000_000
 NOT_YET_REGISTERED = 425
 SHORT_AUTH_REQUIRED = 403
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "contracts" / "node_modules" / "@ton" / "sandbox").exists(),
-    reason="the emulated chain needs `npm ci --prefix contracts`",
-)
-
-
-def write_key(path: Path) -> Path:
-    path.write_text(os.urandom(32).hex() + "\n")
-    os.chmod(path, 0o600)
-    return path
+pytestmark = NEEDS_CHAIN
 
 
 def crc16_xmodem(data: bytes) -> int:
@@ -72,12 +61,6 @@ def friendly(raw: str, bounceable: bool) -> str:
     wc, account = raw.split(":")
     data = bytes([0x11 if bounceable else 0x51, int(wc) & 0xFF]) + bytes.fromhex(account)
     return base64.urlsafe_b64encode(data + crc16_xmodem(data).to_bytes(2, "big")).decode()
-
-
-def run_op(binary: str, *args):
-    out = subprocess.run([str(BIN_DIR / binary), *args, "--json"], capture_output=True, timeout=120)
-    assert out.returncode == 0, f"{binary} {args}: {out.stderr.decode()}\n{out.stdout.decode()}"
-    return json.loads(out.stdout)
 
 
 def books_balance(net: Network):
@@ -123,16 +106,10 @@ def chain_net(tmp_path_factory):
     anchor_key = write_key(tmp / "proxy-wallet.key")
 
     net = Network(tmp)
-    proxy_data = tmp / f"proxy-data-{net.ports['proxy_clients']}"
-    out = subprocess.run(
-        [str(BIN_DIR / "cocoon-proxy"), "--local", "--data-dir", str(proxy_data), "voucher-key"],
-        capture_output=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stderr.decode()
     emu = Emulator(
         tmp,
         [
-            "--proxy-public-key", out.stdout.decode().strip(),
+            "--proxy-public-key", proxy_voucher_key(net),
             "--proxy-owner-key-file", str(proxy_owner_key),
             "--fund-key-file", f"{ctx.owner_key}=50",
             "--fund-key-file", f"{ctx.stranger_key}=50",

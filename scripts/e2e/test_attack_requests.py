@@ -10,8 +10,6 @@ transport and misbehaves only as told.
 """
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import time

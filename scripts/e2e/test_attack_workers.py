@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from books import assert_books_balance, ledger_accounts, ledger_requests
-from conftest import BIN_DIR, MODEL, ROOT, SIMULATED_IMAGE_HASH, Emulator, Network
+from conftest import BIN_DIR, MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
 
 ROGUE_OWNER = "rogue-worker-owner"
 
@@ -297,30 +298,6 @@ def test_an_acknowledged_cancel_is_charged_for_the_usage_it_carries(rogue):
 # ---------------------------------------------------------------------------------------------
 # Vouchers on the emulated chain.
 
-TON = 1_000_000_000
-PRICE = 20  # nanoTON per adjusted token, local parameters
-WORKER_FEE = 16
-
-needs_chain = pytest.mark.skipif(
-    not (ROOT / "contracts" / "node_modules" / "@ton" / "sandbox").exists(),
-    reason="the emulated chain needs `npm ci --prefix contracts`",
-)
-
-
-def write_key(path: Path) -> Path:
-    path.write_text(os.urandom(32).hex() + "\n")
-    os.chmod(path, 0o600)
-    return path
-
-
-def run_op(binary, *args, ok=True):
-    out = subprocess.run([str(BIN_DIR / binary), *args, "--json"], capture_output=True, timeout=120)
-    text = out.stdout.decode().strip()
-    if ok:
-        assert out.returncode == 0, f"{binary} {args}: {out.stderr.decode()}\n{text}"
-    else:
-        assert out.returncode != 0, f"{binary} {args} should fail:\n{text}"
-    return json.loads(text)
 
 
 def honest_chat(net, i):
@@ -332,23 +309,17 @@ def honest_chat(net, i):
     return chat(net, body)
 
 
-@needs_chain
+@NEEDS_CHAIN
 def test_an_old_or_replayed_payout_voucher_is_refused_and_changes_nothing(tmp_path):
     client_key = write_key(tmp_path / "client.key")
     worker_key = write_key(tmp_path / "worker.key")
     owner_key = write_key(tmp_path / "owner.key")
     anchor_key = write_key(tmp_path / "proxy-wallet.key")
     net = Network(tmp_path)
-    proxy_data = tmp_path / f"proxy-data-{net.ports['proxy_clients']}"
-    out = subprocess.run(
-        [str(BIN_DIR / "cocoon-proxy"), "--local", "--data-dir", str(proxy_data), "voucher-key"],
-        capture_output=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stderr.decode()
     emu = Emulator(
         tmp_path,
         [
-            "--proxy-public-key", out.stdout.decode().strip(),
+            "--proxy-public-key", proxy_voucher_key(net),
             "--proxy-owner-key-file", str(owner_key),
             "--fund-key-file", f"{client_key}=50",
             "--fund-key-file", f"{worker_key}=5",

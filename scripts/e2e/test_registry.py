@@ -21,12 +21,10 @@ import time
 import pytest
 from openai import OpenAI
 
-from conftest import MODEL, ROOT, SIMULATED_IMAGE_HASH, Emulator, Network
+from chain import NEEDS_CHAIN
+from conftest import MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "contracts" / "node_modules" / "@ton" / "sandbox").exists(),
-    reason="the emulated chain needs `npm ci --prefix contracts`",
-)
+pytestmark = NEEDS_CHAIN
 
 MODEL_HASH = hashlib.sha256(MODEL.encode()).hexdigest()
 

@@ -20,7 +20,6 @@ these tests are skipped.
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import time
@@ -29,44 +28,21 @@ from pathlib import Path
 
 import pytest
 
+from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from conftest import (
     BIN_DIR,
     MODEL,
-    ROOT,
     SIMULATED_IMAGE_HASH,
     Emulator,
     Network,
     http_get,
 )
 
-TON = 1_000_000_000
-PRICE = 20  # nanoTON per adjusted token, local parameters
-WORKER_FEE = 16
 PAYOUT_THRESHOLD = 100  # adjusted tokens; a request here is some tens of them
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "contracts" / "node_modules" / "@ton" / "sandbox").exists(),
-    reason="the emulated chain needs `npm ci --prefix contracts`",
-)
+pytestmark = NEEDS_CHAIN
 
 
-def write_key(path: Path) -> Path:
-    path.write_text(os.urandom(32).hex() + "\n")
-    os.chmod(path, 0o600)
-    return path
-
-
-def run_op(binary: str, *args, ok=True):
-    """Runs an operator command with --json; answers its JSON report (or error object)."""
-    out = subprocess.run(
-        [str(BIN_DIR / binary), *args, "--json"], capture_output=True, timeout=120
-    )
-    text = out.stdout.decode().strip()
-    if ok:
-        assert out.returncode == 0, f"{binary} {args}: {out.stderr.decode()}\n{text}"
-    else:
-        assert out.returncode != 0, f"{binary} {args} should fail:\n{text}"
-    return json.loads(text)
 
 
 def chat(base_url: str, i: int):
@@ -201,13 +177,7 @@ def test_settlement_end_to_end(tmp_path):
 
     # The proxy contract holds the proxy's voucher key: read it from the proxy's data dir first.
     net = Network(tmp_path)  # ports and ledger path only; started below
-    proxy_data = tmp_path / f"proxy-data-{net.ports['proxy_clients']}"
-    out = subprocess.run(
-        [str(BIN_DIR / "cocoon-proxy"), "--local", "--data-dir", str(proxy_data), "voucher-key"],
-        capture_output=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stderr.decode()
-    voucher_key = out.stdout.decode().strip()
+    voucher_key = proxy_voucher_key(net)
     assert len(voucher_key) == 64
 
     emu = Emulator(
