@@ -327,6 +327,7 @@ async fn book_deferred(state: &ProxyState) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

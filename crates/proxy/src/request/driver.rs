@@ -761,6 +761,7 @@ fn base_model(name: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use cocoon_protocol::messages::http;

@@ -190,6 +190,7 @@ impl RouteReceiver {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use cocoon_protocol::messages::proxy;

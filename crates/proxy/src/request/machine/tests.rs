@@ -1,5 +1,7 @@
 //! Each rule of the request machine, driven with plain values: no sockets, no clocks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -503,7 +505,8 @@ fn an_overflowing_queue_cuts_only_this_request() {
 fn usage_above_the_bounds_is_charged_at_the_bounds_and_reported() {
     // (reported prompt, reported completion) → (charged, violation?) with limit 100 and a
     // 1,000-byte body.
-    let cases: &[((u64, u64), (u64, u64), bool)] = &[
+    type Case = ((u64, u64), (u64, u64), bool);
+    let cases: &[Case] = &[
         ((30, 40), (30, 40), false),
         ((1_000, 100), (1_000, 100), false),
         ((30, 101), (30, 100), true),
