@@ -609,15 +609,12 @@ impl WorkerSelector {
         }
     }
 
-    /// The worker reported more tokens than its request could use (at `now`): counted, and
-    /// weighed like a failure (its success rate drops and repeated ones cool it down). A
-    /// worker that connects again under a new id starts afresh only on this proxy's selector;
-    /// the count is in its stats for the operator.
-    pub fn on_metering_violation(&mut self, id: WorkerId, now: Instant) {
-        let config = self.config;
+    /// The worker reported more tokens than its request could use: counted in its stats for
+    /// the operator. The request itself is to be finished with [`Outcome::Failure`], so that the
+    /// worker's success rate drops and repeated violations cool it down like other failures.
+    pub fn on_metering_violation(&mut self, id: WorkerId) {
         if let Some(state) = self.workers.get_mut(&id) {
             state.metering_violations = state.metering_violations.saturating_add(1);
-            penalize(state, &config, now);
         }
     }
 

@@ -356,11 +356,11 @@ fn metering_violations_count_against_reputation_and_cool_a_repeat_offender_down(
     let mut sel = WorkerSelector::default();
     sel.upsert_worker(WorkerId(1), info(MODEL, 1000, 4));
     sel.upsert_worker(WorkerId(2), info(MODEL, 1000, 4));
-    // Both answer; worker 1 over-reports every time.
+    // Both answer; worker 1 over-reports every time: its requests finish as failures.
     for i in 0..5 {
         let now = t + ms(i * 10);
-        run(&mut sel, WorkerId(1), now, ms(5), Outcome::Success);
-        sel.on_metering_violation(WorkerId(1), now + ms(5));
+        run(&mut sel, WorkerId(1), now, ms(5), Outcome::Failure);
+        sel.on_metering_violation(WorkerId(1));
         run(&mut sel, WorkerId(2), now, ms(5), Outcome::Success);
     }
     let liar = sel.worker_stats(WorkerId(1), t + ms(60)).unwrap();
@@ -378,7 +378,7 @@ fn metering_violations_count_against_reputation_and_cool_a_repeat_offender_down(
         sel.on_finish(d, Outcome::Cancelled, t + ms(62));
     }
     // Unknown workers are ignored.
-    sel.on_metering_violation(WorkerId(9), t);
+    sel.on_metering_violation(WorkerId(9));
 }
 
 #[test]

@@ -611,7 +611,7 @@ impl Driver {
                 bound = ?v.bound,
                 "metering violation: usage above what the request could use, charged at the bound"
             );
-            lock(&self.state.selector).on_metering_violation(attempt.worker, Instant::now());
+            lock(&self.state.selector).on_metering_violation(attempt.worker);
             self.state
                 .counters
                 .metering_violations

@@ -704,9 +704,15 @@ impl RequestMachine {
         usage: Option<TokensUsed>,
         closing: Closing,
     ) -> Vec<Action> {
-        let mut actions = vec![Action::FinishAttempt(outcome)];
         let reported = usage.as_ref().map(counts).unwrap_or_default();
         let (bounded, violation) = bound_usage(reported, self.token_limit, self.ask.body_bytes);
+        // A worker that over-reports failed this request, however well it answered.
+        let outcome = if violation.is_some() {
+            Outcome::Failure
+        } else {
+            outcome
+        };
+        let mut actions = vec![Action::FinishAttempt(outcome)];
         if bounded == TokenCounts::default() {
             actions.push(Action::Release);
             actions.extend(self.closing(closing, false));

@@ -541,6 +541,8 @@ fn usage_above_the_bounds_is_charged_at_the_bounds_and_reported() {
     let (charged, violation) = charge_of(&actions).unwrap();
     assert_eq!(charged, counts(30, 100));
     assert_eq!(violation.unwrap().reported, counts(30, 4_000));
+    // The request counts as a failure of the worker, however well it answered.
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Failure));
     // Negative counts are zero.
     let (bounded, violation) = bound_usage(
         super::counts(&TokensUsed {
