@@ -155,7 +155,7 @@ fn load(args: &Args) -> Result<ClientConfig, String> {
         config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
     }
     if args.require_sealed {
-        config.require_sealed = true;
+        config.require_sealed = Some(true);
     }
     if args.no_sealing {
         config.sealing = false;

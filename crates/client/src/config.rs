@@ -69,8 +69,10 @@ pub struct ClientConfig {
     /// model); the proxy picks one of them.
     pub sealed_candidates: usize,
     /// Refuse a request that cannot be sealed (version 2 proxy, no verified worker key) instead
-    /// of sending it unsealed.
-    pub require_sealed: bool,
+    /// of sending it unsealed. Unset: refuse under the production attestation policy (a
+    /// client that was offered sealing never silently downgrades), send unsealed (logged and
+    /// counted) in local mode; see [`ClientConfig::requires_sealing`].
+    pub require_sealed: Option<bool>,
     /// The HTTP API's limits and who may call it (`[http]`).
     pub http: HttpApiConfig,
 }
@@ -227,13 +229,23 @@ impl Default for ClientConfig {
             registry: cocoon_chain::RegistrySettings::default(),
             sealing: true,
             sealed_candidates: 3,
-            require_sealed: false,
+            require_sealed: None,
             http: HttpApiConfig::default(),
         }
     }
 }
 
 impl ClientConfig {
+    /// Whether a request that cannot be sealed is refused: `require_sealed` when set, else
+    /// whenever sealing is on and peers are held to the production policy.
+    pub fn requires_sealing(&self) -> bool {
+        self.require_sealed.unwrap_or(
+            self.sealing
+                && self.attestation.policy == cocoon_net::PolicyPreset::Production
+                && self.attestation.policy_file.is_none(),
+        )
+    }
+
     /// Checks values that would make the client misbehave.
     /// The chain (and API key) the root registry is read from.
     pub fn registry_chain(&self) -> (Option<&str>, Option<&str>) {
@@ -258,7 +270,7 @@ impl ClientConfig {
                 "default_max_coefficient and default_max_tokens must be positive".into(),
             ));
         }
-        if self.require_sealed && !self.sealing {
+        if self.require_sealed == Some(true) && !self.sealing {
             return Err(ClientError::Config(
                 "require_sealed needs sealing turned on".into(),
             ));

@@ -18,7 +18,7 @@
 //!
 //! With a version 2 proxy, or when no verified worker key is available, the request goes the
 //! reference way (unsealed) and is counted and reported as such, unless
-//! [`ClientConfig::require_sealed`] asks to refuse it instead.
+//! [`ClientConfig::requires_sealing`] (the default under the production policy) refuses it instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +70,8 @@ pub(crate) struct Sealing {
     pub(crate) unsealed: AtomicU64,
     /// Requests refused because sealing was required and not possible.
     pub(crate) refused: AtomicU64,
+    /// Requests sent unsealed after sealed ones had gone through (downgrades).
+    pub(crate) downgraded: AtomicU64,
     /// Why the last request could not be sealed.
     pub(crate) last_reason: std::sync::Mutex<Option<String>>,
 }
@@ -111,12 +113,22 @@ impl Sealing {
             Err(why) => why,
         };
         *lock(&self.last_reason) = Some(why.clone());
-        if config.require_sealed {
+        if config.requires_sealing() {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(ClientError::SealingUnavailable(why));
         }
         self.unsealed.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("request sent unsealed (the proxy can read it): {why}");
+        if self.sealed.load(Ordering::Relaxed) > 0 {
+            // Sealing worked before: falling back to a request the proxy can read is a
+            // downgrade, said loudly and counted.
+            self.downgraded.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "DOWNGRADE: request sent unsealed (the proxy can read it) after sealed ones: {why}; \
+                 set require_sealed to refuse instead"
+            );
+        } else {
+            tracing::info!("request sent unsealed (the proxy can read it): {why}");
+        }
         Ok(None)
     }
 
@@ -142,6 +154,18 @@ impl Sealing {
         let now = now_unix();
         let mut usable: Vec<Candidate> =
             all.iter().copied().filter(|c| c.not_after > now).collect();
+        if usable.is_empty() && !all.is_empty() {
+            // Every key we held has expired: workers renew their certificates before that
+            // and the proxy relays the new ones, so ask again now rather than at the next
+            // refresh.
+            lock(&self.lists).remove(base_model(model));
+            let fresh = self.candidates(config, link, session, model).await?;
+            usable = fresh
+                .iter()
+                .copied()
+                .filter(|c| c.not_after > now)
+                .collect();
+        }
         if usable.is_empty() {
             return Err(format!(
                 "no worker of `{}` offers a sealing key this client could verify",

@@ -64,6 +64,16 @@ pub struct AttestationConfig {
     /// Time limit of one TLS handshake, evidence verification included.
     #[serde(with = "crate::secs")]
     pub handshake_timeout: Duration,
+    /// Lifetime of this node's RA-TLS certificates (a day).
+    #[serde(with = "crate::secs")]
+    pub certificate_validity: Duration,
+    /// How often a certificate is renewed with fresh evidence (an hour; at most half the
+    /// lifetime).
+    #[serde(with = "crate::secs")]
+    pub certificate_refresh: Duration,
+    /// How often a node checks whether its renewal is due (a minute).
+    #[serde(with = "crate::secs")]
+    pub certificate_check: Duration,
 }
 
 impl Default for AttestationConfig {
@@ -76,6 +86,9 @@ impl Default for AttestationConfig {
             snp_vcek: None,
             tsm_root: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            certificate_validity: Duration::from_secs(cocoon_attest::ratls::DEFAULT_VALIDITY_SECS),
+            certificate_refresh: Duration::from_secs(cocoon_attest::ratls::DEFAULT_REFRESH_SECS),
+            certificate_check: crate::ratls::REFRESH_CHECK_PERIOD,
         }
     }
 }
@@ -171,8 +184,18 @@ impl AttestationConfig {
                 CertificateIssuer::new(key, Arc::new(attester))
             }
         }
-        .with_claims_format(format);
-        Ok(Arc::new(LocalIdentity::new(issuer, Arc::new(SystemClock))?))
+        .with_claims_format(format)
+        .with_validity_secs(self.certificate_validity.as_secs().max(2))
+        .with_refresh_secs(self.certificate_refresh.as_secs().max(1))
+        // Backdating (for peers' clock skew) eats into the lifetime: a quarter of it at most.
+        .with_backdate_secs(
+            cocoon_attest::ratls::DEFAULT_BACKDATE_SECS
+                .min(self.certificate_validity.as_secs() / 4),
+        );
+        Ok(Arc::new(
+            LocalIdentity::new(issuer, Arc::new(SystemClock))?
+                .with_check_period(self.certificate_check),
+        ))
     }
 
     /// An endpoint presenting `identity` to peers that must satisfy this configuration's

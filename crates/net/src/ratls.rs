@@ -39,6 +39,10 @@ pub struct LocalIdentity {
     identity: Arc<RaTlsIdentity>,
     clock: Arc<dyn Clock>,
     image_hash: Option<ImageHash>,
+    /// Counts certificate renewals, for those who must pass the new certificate on.
+    renewals: tokio::sync::watch::Sender<u64>,
+    /// How often [`LocalIdentity::keep_fresh`] checks whether a renewal is due.
+    check_period: Duration,
 }
 
 impl LocalIdentity {
@@ -57,7 +61,22 @@ impl LocalIdentity {
             identity,
             clock,
             image_hash,
+            renewals: tokio::sync::watch::Sender::new(0),
+            check_period: REFRESH_CHECK_PERIOD,
         })
+    }
+
+    /// Checks for a due renewal every `period` instead of [`REFRESH_CHECK_PERIOD`].
+    #[must_use]
+    pub fn with_check_period(mut self, period: Duration) -> Self {
+        self.check_period = period.max(Duration::from_millis(10));
+        self
+    }
+
+    /// A receiver that sees each certificate renewal (the value counts them): a worker passes
+    /// the new certificate, with its sealing key, to its proxies before the old one expires.
+    pub fn renewals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.renewals.subscribe()
     }
 
     /// The image hash our own evidence measures (none without evidence, or when our TDX
@@ -114,6 +133,7 @@ impl LocalIdentity {
         if refreshed {
             let issued = self.identity.issued();
             tracing::info!(not_after = issued.not_after, "RA-TLS certificate refreshed");
+            self.renewals.send_modify(|n| *n += 1);
         }
         Ok(refreshed)
     }
@@ -124,7 +144,7 @@ impl LocalIdentity {
         tokio::pin!(stop);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(REFRESH_CHECK_PERIOD) => {}
+                () = tokio::time::sleep(self.check_period) => {}
                 () = &mut stop => return,
             }
             if let Err(e) = self.refresh_if_due() {

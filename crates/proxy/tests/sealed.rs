@@ -103,7 +103,7 @@ async fn client(net: &Net, require_sealed: bool) -> Client {
         proxy: net.client_relay.addr().to_owned(),
         models_refresh: Duration::ZERO,
         attestation: AttestationConfig::client_local(),
-        require_sealed,
+        require_sealed: Some(require_sealed),
         ..ClientConfig::default()
     })
     .unwrap();

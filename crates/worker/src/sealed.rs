@@ -70,6 +70,28 @@ pub(crate) async fn announce(state: &WorkerState, conn: &Connection, version: i3
     }
 }
 
+/// Announces each renewed certificate on `conn` until it closes, so that the proxy hands
+/// clients a certificate (and sealing key) that has not expired: without it, sealed requests
+/// would stop once the first certificate of the session expired.
+pub(crate) async fn announce_renewals(state: Arc<WorkerState>, conn: Connection, version: i32) {
+    if version < cocoon_protocol::version::SEALED_VERSION {
+        return;
+    }
+    let mut renewals = state.tls.identity().renewals();
+    loop {
+        tokio::select! {
+            changed = renewals.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                announce(&state, &conn, version).await;
+                tracing::debug!("renewed certificate announced to the proxy");
+            }
+            () = conn.closed() => return,
+        }
+    }
+}
+
 /// Serves one `ext.workerRunSealedQuery`: opens the envelope with the sealing key and runs the
 /// request inside like any other (token limit included), with its answer sealed and its receipt
 /// naming the envelope's SHA-256.

@@ -101,6 +101,11 @@ async fn run_session(
         "connected to proxy"
     );
     crate::sealed::announce(state, &conn, version).await;
+    tokio::spawn(crate::sealed::announce_renewals(
+        state.clone(),
+        conn.clone(),
+        version,
+    ));
     let id = state.next_session.fetch_add(1, Ordering::Relaxed);
     lock(&state.sessions).insert(
         id,

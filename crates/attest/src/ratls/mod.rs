@@ -19,5 +19,8 @@ pub use cert::{
     parse_certificate,
 };
 pub use config::{client_config, crypto_provider, server_config};
-pub use identity::{CertificateIssuer, ClaimsFormat, IssuedCertificate, RaTlsIdentity};
+pub use identity::{
+    CertificateIssuer, ClaimsFormat, DEFAULT_BACKDATE_SECS, DEFAULT_REFRESH_SECS,
+    DEFAULT_VALIDITY_SECS, IssuedCertificate, RaTlsIdentity,
+};
 pub use verifier::{RaTlsVerifier, VerifiedPeer, verified_peer};
