@@ -251,6 +251,17 @@ pub enum AttestError {
     /// it is being presented for a request it does not cover.
     #[error("the receipt names another {0}")]
     ReceiptRequestMismatch(&'static str),
+    /// A receipt checked live was issued too long ago (or in the future) for the verifier's
+    /// clock: an old receipt presented as new.
+    #[error("receipt issued at {issued_at} is not fresh at {now} (maximum age {max_age_secs} s)")]
+    ReceiptStale {
+        /// When the receipt says it was issued (unix seconds).
+        issued_at: u64,
+        /// The verifier's time.
+        now: u64,
+        /// The maximum age allowed.
+        max_age_secs: u64,
+    },
     /// Certificate generation failed.
     #[error("cannot generate RA-TLS certificate: {0}")]
     CertificateGeneration(String),

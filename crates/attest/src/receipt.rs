@@ -248,16 +248,49 @@ impl Receipt {
         })
     }
 
-    /// Checks the receipt: the certificate was valid and its evidence satisfied `policy` when
-    /// the receipt was issued, the image hash is the one the evidence measured, and the
-    /// certificate's key signed every byte.
+    /// Checks a receipt as it arrives with its answer, at the verifier's time `now`: issued at
+    /// most `max_age_secs` ago (and not in the future beyond clock skew), its certificate valid
+    /// and its evidence satisfying `policy` now, the image hash the one the evidence measured,
+    /// and every byte signed by the certificate's key. An old receipt replayed as new fails.
+    pub fn verify_live(
+        &self,
+        policy: &Policy,
+        evidence: &EvidenceVerifier,
+        now: u64,
+        max_age_secs: u64,
+    ) -> Result<VerifiedReceipt, AttestError> {
+        let issued_at = self.claims.issued_at;
+        if issued_at > now.saturating_add(crate::policy::CLAIMS_FUTURE_SKEW_SECS)
+            || now.saturating_sub(issued_at) > max_age_secs
+        {
+            return Err(AttestError::ReceiptStale {
+                issued_at,
+                now,
+                max_age_secs,
+            });
+        }
+        self.verify_at(policy, evidence, now)
+    }
+
+    /// Checks the receipt as an auditor does later: the certificate was valid and its evidence
+    /// satisfied `policy` when the receipt was issued, the image hash is the one the evidence
+    /// measured, and the certificate's key signed every byte.
     pub fn verify(
         &self,
         policy: &Policy,
         evidence: &EvidenceVerifier,
     ) -> Result<VerifiedReceipt, AttestError> {
+        self.verify_at(policy, evidence, self.claims.issued_at)
+    }
+
+    fn verify_at(
+        &self,
+        policy: &Policy,
+        evidence: &EvidenceVerifier,
+        at: u64,
+    ) -> Result<VerifiedReceipt, AttestError> {
         let certificate = rustls::pki_types::CertificateDer::from(self.certificate.as_slice());
-        let worker = verified_peer(&[certificate], policy, evidence, self.claims.issued_at)?;
+        let worker = verified_peer(&[certificate], policy, evidence, at)?;
         match worker.image_hash {
             Some(h) if h == ImageHash(self.claims.worker_image_hash.into()) => {}
             _ => return Err(AttestError::ReceiptImageMismatch),
@@ -411,6 +444,24 @@ mod tests {
             verified.check_bodies(Some(b"other"), None),
             Err(AttestError::ReceiptBodyMismatch("request"))
         ));
+    }
+
+    #[test]
+    fn a_live_receipt_is_judged_by_the_verifiers_clock_with_a_maximum_age() {
+        let (receipt, issued) = signed();
+        let (policy, evidence) = (Policy::local_simulated(), EvidenceVerifier::default());
+        receipt
+            .verify_live(&policy, &evidence, issued + 10, 300)
+            .unwrap();
+        // Replayed an hour later, or dated in the future: stale.
+        for now in [issued + 301, issued - 3_600] {
+            assert!(matches!(
+                receipt.verify_live(&policy, &evidence, now, 300),
+                Err(AttestError::ReceiptStale { .. })
+            ));
+        }
+        // An auditor still checks it at the time it was issued.
+        receipt.verify(&policy, &evidence).unwrap();
     }
 
     #[test]

@@ -616,15 +616,29 @@ pub(crate) struct ExpectedReceipt<'a> {
     pub(crate) answer_hash: &'a [u8; 32],
 }
 
-/// Verifies a receipt under `workers`' policy and checks that it names exactly the request and
-/// answer `expected` describes.
+/// Oldest receipt accepted with an answer: a worker signs it just before its last part.
+const RECEIPT_MAX_AGE_SECS: u64 = 300;
+
+/// Verifies a receipt under `workers`' policy, at this machine's time and no older than
+/// [`RECEIPT_MAX_AGE_SECS`], and checks that it names exactly the request and answer `expected`
+/// describes.
 pub(crate) fn check_receipt(
     encoded: &[u8],
     workers: &cocoon_attest::RaTlsVerifier,
     expected: &ExpectedReceipt<'_>,
 ) -> Result<(), ClientError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let verified = cocoon_attest::Receipt::from_bytes(encoded)
-        .and_then(|r| r.verify(&workers.policy(), workers.evidence_verifier()))
+        .and_then(|r| {
+            r.verify_live(
+                &workers.policy(),
+                workers.evidence_verifier(),
+                now,
+                RECEIPT_MAX_AGE_SECS,
+            )
+        })
         .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))?;
     let claims = &verified.claims;
     if &claims.client_request_id != expected.client_request_id {
