@@ -80,7 +80,9 @@ def test_a_client_that_stops_reading_loses_only_its_own_request(tmp_path):
 
 
 def test_an_http_caller_that_stops_reading_does_not_hold_up_the_others(tmp_path):
-    net = Network(tmp_path, upstream_args=LONG).start()
+    client_config = tmp_path / "client.toml"
+    client_config.write_text(f"[http]\nwrite_timeout = {WRITE_TIMEOUT}\n")
+    net = Network(tmp_path, upstream_args=LONG, client_args=["--config", str(client_config)]).start()
     try:
         port = net.ports["client"]
         payload = chat(True, 4000).encode()
@@ -110,7 +112,17 @@ def test_an_http_caller_that_stops_reading_does_not_hold_up_the_others(tmp_path)
             assert list(pool.map(small, range(3))) == [200, 200, 200]
         took = time.time() - t0
         assert took < 20, took
+        # The caller that reads nothing loses its request after the write deadline: the proxy
+        # is told to stop it (and charges what was relayed).
+        deadline = time.time() + WRITE_TIMEOUT + 15
+        while net.proxy_stats()["cancelled"] == 0:
+            assert time.time() < deadline, net.log("client")[-3000:]
+            time.sleep(0.2)
+        cut = time.time() - t0
+        assert "took nothing of its streamed answer" in net.log("client")
         slow.close()
-        print(f"\nthree other callers answered in {took:.2f} s while one caller read nothing")
+        audit = json.loads(net.ledger("audit"))
+        assert audit["balanced"] is True and audit["reservations"] == 0, audit
+        print(f"\nthree other callers answered in {took:.2f} s while one caller read nothing; it was cut after {cut:.1f} s")
     finally:
         net.stop()

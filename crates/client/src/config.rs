@@ -93,6 +93,11 @@ pub struct HttpApiConfig {
     pub body_read_timeout: Duration,
     /// Requests served on one connection before it is closed.
     pub max_requests_per_connection: usize,
+    /// Seconds a caller may go without taking the next piece of a streamed answer: past it
+    /// the caller loses that request (the proxy is told to stop it; what was relayed is
+    /// charged), and nothing else waits on it.
+    #[serde(with = "cocoon_net::secs")]
+    pub write_timeout: Duration,
     /// Web page origins (`https://app.example`) whose pages may call the API from a browser.
     /// Empty: every request carrying an `Origin` is refused (403).
     pub allowed_origins: Vec<String>,
@@ -113,6 +118,7 @@ impl Default for HttpApiConfig {
             header_read_timeout: limits.header_read_timeout,
             body_read_timeout: limits.body_read_timeout,
             max_requests_per_connection: limits.max_requests_per_connection,
+            write_timeout: Duration::from_secs(30),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             api_key_file: None,
@@ -183,6 +189,7 @@ impl HttpApiConfig {
         for (name, d) in [
             ("header_read_timeout", self.header_read_timeout),
             ("body_read_timeout", self.body_read_timeout),
+            ("write_timeout", self.write_timeout),
         ] {
             if d.is_zero() || d > Duration::from_secs(3600) {
                 return Err(ClientError::Config(format!(

@@ -237,7 +237,7 @@ async fn completions(State(client): State<Client>, request: Request) -> Response
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.starts_with("text/event-stream"));
     if stream {
-        streamed(answer, is_sse)
+        streamed(answer, is_sse, client.config().http.write_timeout)
     } else {
         whole(answer).await
     }
@@ -288,39 +288,58 @@ fn head_headers(
     b
 }
 
-fn streamed(answer: AnswerStream, is_sse: bool) -> Response {
+/// Pieces of a streamed answer waiting for the caller to take them.
+const STREAM_QUEUE: usize = 8;
+
+fn streamed(answer: AnswerStream, is_sse: bool, write_timeout: Duration) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let times = answer.times;
     let builder = head_headers(&answer, Response::builder().status(status), &times)
         .header(header::CACHE_CONTROL, "no-cache")
         .header("x-accel-buffering", "no");
-    let state = (answer, SsePatcher::default(), false);
-    let body = futures::stream::unfold(state, move |(mut answer, mut patcher, ended)| async move {
-        if ended {
-            return None;
+    // The answer is read by its own task into a short queue that the caller drains: a caller
+    // that takes nothing for `write_timeout` loses the request (dropping the answer stops it at
+    // the proxy), and holds up nothing else meanwhile.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(STREAM_QUEUE);
+    tokio::spawn(async move {
+        let (mut answer, mut patcher) = (answer, SsePatcher::default());
+        loop {
+            let (out, last) = match answer.next_chunk().await {
+                Ok(Some(chunk)) => (if is_sse { patcher.push(&chunk) } else { chunk }, false),
+                Ok(None) => {
+                    let out = if is_sse {
+                        if let Some(r) = answer.receipt() {
+                            patcher.set_receipt(receipt_json(&r));
+                        }
+                        patcher.finish(&answer.usage(), &answer.times)
+                    } else {
+                        Bytes::new()
+                    };
+                    (out, true)
+                }
+                Err(e) => {
+                    let event = json!({ "error": { "message": e.to_string(), "type": e.error_type(), "code": e.error_code() } });
+                    (Bytes::from(format!("data: {event}\n\n")), true)
+                }
+            };
+            match tx.send_timeout(out, write_timeout).await {
+                Ok(()) if !last => {}
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!(
+                        "the caller took nothing of its streamed answer for {write_timeout:?}: \
+                         request stopped"
+                    );
+                    return;
+                }
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => return,
+            }
         }
-        match answer.next_chunk().await {
-            Ok(Some(chunk)) => {
-                let out = if is_sse { patcher.push(&chunk) } else { chunk };
-                Some((Ok::<Bytes, std::io::Error>(out), (answer, patcher, false)))
-            }
-            Ok(None) => {
-                let out = if is_sse {
-                    if let Some(r) = answer.receipt() {
-                        patcher.set_receipt(receipt_json(&r));
-                    }
-                    patcher.finish(&answer.usage(), &answer.times)
-                } else {
-                    Bytes::new()
-                };
-                Some((Ok(out), (answer, patcher, true)))
-            }
-            Err(e) => {
-                let event = json!({ "error": { "message": e.to_string(), "type": e.error_type(), "code": e.error_code() } });
-                let out = Bytes::from(format!("data: {event}\n\n"));
-                Some((Ok(out), (answer, patcher, true)))
-            }
-        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<Bytes, std::io::Error>(chunk), rx))
     });
     builder
         .body(Body::from_stream(body))

@@ -49,14 +49,22 @@ pub struct ConnectionConfig {
     /// Outgoing bytes queued before senders wait: a peer that stops reading holds at most this
     /// much of our memory, and a sender with a deadline sees the stall.
     pub send_queue_bytes: usize,
+    /// Longest a send may wait for room in the queue: a peer that reads nothing for this long
+    /// has its connection closed ([`NetError::WriteStalled`]).
+    pub write_timeout: Duration,
     /// Incoming packets and queries queued before the reader stops reading the socket.
     pub recv_queue: usize,
+    /// Incoming bytes queued before the reader stops reading the socket.
+    pub recv_queue_bytes: usize,
     /// Our queries waiting for answers at once.
     pub max_queries_in_flight: usize,
 }
 
 /// Default [`ConnectionConfig::send_queue_bytes`]: 4 MiB.
 pub const DEFAULT_SEND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Default [`ConnectionConfig::recv_queue_bytes`]: 16 MiB (at least one frame of the largest
+/// size fits, which a frame over the budget waits for).
+pub const DEFAULT_RECV_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 impl ConnectionConfig {
     /// The reference's timers for a dialed connection: ping after 10 s, drop after 20 s idle.
@@ -70,7 +78,9 @@ impl ConnectionConfig {
             open_timeout: Duration::from_secs(10),
             send_queue: 1024,
             send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
+            write_timeout: Duration::from_secs(30),
             recv_queue: 1024,
+            recv_queue_bytes: DEFAULT_RECV_QUEUE_BYTES,
             max_queries_in_flight: 4096,
         }
     }
@@ -146,13 +156,31 @@ impl Drop for InboundQuery {
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<Inbound>,
+    conn: Connection,
 }
 
 impl Incoming {
     /// The next packet or query, or `None` once the connection is closed.
     pub async fn recv(&mut self) -> Option<Inbound> {
-        self.rx.recv().await
+        let item = self.rx.recv().await?;
+        let len = match &item {
+            Inbound::Packet(data) => data.len(),
+            Inbound::Query(q) => q.data.len(),
+        };
+        self.conn
+            .shared
+            .recv_budget
+            .add_permits(recv_permits(&self.conn.shared.config, len) as usize);
+        Some(item)
     }
+}
+
+/// The receive-budget permits an item of `len` bytes takes (at most the whole budget).
+fn recv_permits(config: &ConnectionConfig, len: usize) -> u32 {
+    let budget = config
+        .recv_queue_bytes
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    u32::try_from(len.clamp(1, budget)).unwrap_or(u32::MAX)
 }
 
 type Pending = Mutex<HashMap<i64, oneshot::Sender<Result<Bytes, NetError>>>>;
@@ -163,6 +191,9 @@ struct Shared {
     /// Byte budget of the send queue: a frame takes its length in permits (at most the whole
     /// budget) before it is queued, and the writer gives them back once it is written.
     send_budget: tokio::sync::Semaphore,
+    /// Byte budget of the receive queue: the reader takes an item's length before queueing it
+    /// (and stops reading the socket while it waits), [`Incoming::recv`] gives it back.
+    recv_budget: tokio::sync::Semaphore,
     pending: Pending,
     next_query_id: AtomicI64,
     closed: CancellationToken,
@@ -226,6 +257,7 @@ impl Connection {
             return Err(NetError::Closed);
         }
         let permits = frame_permits(&self.shared.config, body.len());
+        let stalled = self.shared.config.write_timeout;
         tokio::select! {
             r = async {
                 self.shared
@@ -239,6 +271,10 @@ impl Connection {
                     NetError::Closed
                 })
             } => r,
+            () = tokio::time::sleep(stalled) => {
+                self.shutdown(format!("the peer read nothing for {stalled:?}"));
+                Err(NetError::WriteStalled(stalled))
+            }
             () = self.shared.closed.cancelled() => Err(NetError::Closed),
         }
     }
@@ -371,9 +407,15 @@ where
             .send_queue_bytes
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
     );
+    let recv_budget = tokio::sync::Semaphore::new(
+        config
+            .recv_queue_bytes
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    );
     let shared = Arc::new(Shared {
         out: out_tx,
         send_budget,
+        recv_budget,
         pending: Mutex::new(HashMap::new()),
         next_query_id: AtomicI64::new(rand::random::<i64>() & 0x3fff_ffff_ffff_ffff),
         closed: CancellationToken::new(),
@@ -384,7 +426,7 @@ where
     let conn = Connection { shared };
     tokio::spawn(write_loop(conn.clone(), wr, encoder, wbuf, out_rx));
     tokio::spawn(read_loop(conn.clone(), rd, decoder, rbuf, in_tx));
-    Ok((conn, Incoming { rx: in_rx }))
+    Ok((conn.clone(), Incoming { rx: in_rx, conn }))
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(
@@ -582,8 +624,21 @@ async fn deliver(
 ) -> Result<(), NetError> {
     // Waiting here stops reading the socket: a consumer that falls behind slows its peer
     // down instead of growing a queue.
+    let len = match &item {
+        Inbound::Packet(data) => data.len(),
+        Inbound::Query(q) => q.data.len(),
+    };
+    let permits = recv_permits(&conn.shared.config, len);
     tokio::select! {
-        r = inbound.send(item) => r.map_err(|_| NetError::Closed),
+        r = async {
+            conn.shared
+                .recv_budget
+                .acquire_many(permits)
+                .await
+                .map_err(|_| NetError::Closed)?
+                .forget();
+            inbound.send(item).await.map_err(|_| NetError::Closed)
+        } => r,
         () = conn.shared.closed.cancelled() => Err(NetError::Closed),
     }
 }

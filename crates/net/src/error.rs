@@ -21,6 +21,9 @@ pub enum NetError {
     /// Nothing was received for longer than the idle timeout.
     #[error("connection idle for more than {0:?}")]
     IdleTimeout(Duration),
+    /// The peer took nothing of what we sent for this long: the connection was closed.
+    #[error("the peer read nothing for {0:?}: connection closed")]
+    WriteStalled(Duration),
     /// A query got no answer in time.
     #[error("query timed out after {0:?}")]
     QueryTimeout(Duration),

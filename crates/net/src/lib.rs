@@ -39,8 +39,8 @@ pub mod secs;
 
 pub use attestation::{AttestationConfig, EvidenceSource, PolicyPreset};
 pub use connection::{
-    Connection, ConnectionConfig, DEFAULT_SEND_QUEUE_BYTES, Inbound, InboundQuery, Incoming, Side,
-    accept, connect,
+    Connection, ConnectionConfig, DEFAULT_RECV_QUEUE_BYTES, DEFAULT_SEND_QUEUE_BYTES, Inbound,
+    InboundQuery, Incoming, Side, accept, connect,
 };
 pub use error::NetError;
 pub use gate::{Secured, accept_gated, dial};

@@ -232,3 +232,62 @@ async fn the_send_queue_is_bounded_in_bytes_not_only_in_frames() {
     }
     assert_eq!(got, sent);
 }
+
+#[tokio::test]
+async fn the_receive_queue_is_bounded_in_bytes_not_only_in_items() {
+    let mut a = ConnectionConfig::acceptor();
+    // Many items may wait, but only 256 KiB of them.
+    a.recv_queue = 100_000;
+    a.recv_queue_bytes = 256 * 1024;
+    let mut d = ConnectionConfig::dialer();
+    d.send_queue = 1;
+    d.send_queue_bytes = 64 * 1024;
+    let ((c, _ci), (_s, mut s_in)) = pair(d, a).await;
+    // The server's consumer reads nothing: its reader stops reading the socket once 256 KiB
+    // wait, and the sender stalls, instead of 100,000 items piling up.
+    let sender = tokio::spawn(async move {
+        let mut sent = 0usize;
+        loop {
+            let r = tokio::time::timeout(
+                Duration::from_millis(300),
+                c.send_packet(Bytes::from(vec![7u8; 64 * 1024])),
+            )
+            .await;
+            match r {
+                Ok(Ok(())) => sent += 1,
+                _ => return sent,
+            }
+        }
+    });
+    let sent = sender.await.unwrap();
+    assert!(
+        sent <= 12,
+        "{sent} items of 64 KiB queued without a consumer"
+    );
+    let mut got = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), s_in.recv()).await {
+        got += 1;
+    }
+    assert_eq!(got, sent);
+}
+
+#[tokio::test]
+async fn a_peer_that_reads_nothing_past_the_write_deadline_is_disconnected() {
+    let mut a = ConnectionConfig::acceptor();
+    a.recv_queue = 1;
+    a.recv_queue_bytes = 64 * 1024;
+    let mut d = ConnectionConfig::dialer();
+    d.send_queue_bytes = 64 * 1024;
+    d.write_timeout = Duration::from_millis(300);
+    let ((c, _ci), (_s, _s_in)) = pair(d, a).await;
+    let started = std::time::Instant::now();
+    let err = loop {
+        match c.send_packet(Bytes::from(vec![7u8; 64 * 1024])).await {
+            Ok(()) => assert!(started.elapsed() < Duration::from_secs(5)),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, NetError::WriteStalled(_)), "{err}");
+    assert!(c.is_closed());
+    assert!(c.close_reason().unwrap().contains("read nothing"));
+}
