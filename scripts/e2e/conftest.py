@@ -75,6 +75,19 @@ def http_get(url: str, timeout: float = 2.0, headers=None):
         return r.status, r.read()
 
 
+def wait_for(what, check, timeout=30.0, logs=lambda: ""):
+    """Polls `check` until it answers something true (answered), or fails after `timeout` s
+    with `what`, the last answer and `logs()`."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs()}")
+
+
 class Network:
     def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
                  client_args=(), client_owner="e2e-client", client_api_key=None):

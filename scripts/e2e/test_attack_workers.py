@@ -23,7 +23,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import pytest
 
 from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from books import assert_books_balance, ledger_accounts, ledger_requests
-from conftest import BIN_DIR, MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
+from conftest import wait_for, BIN_DIR, MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
 
 ROGUE_OWNER = "rogue-worker-owner"
 
@@ -84,17 +83,6 @@ def rogue(tmp_path):
     yield make
     for n in nets:
         n.stop()
-
-
-def wait_for(what, check, timeout=20.0, logs=lambda: ""):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs()}")
 
 
 def chat(net, body):

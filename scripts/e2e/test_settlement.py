@@ -22,7 +22,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pytest
 
 from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from conftest import (
+    wait_for,
     BIN_DIR,
     MODEL,
     SIMULATED_IMAGE_HASH,
@@ -59,17 +59,6 @@ def chat(base_url: str, i: int):
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200
         return json.loads(r.read())
-
-
-def wait_for(what, check, timeout=30.0, logs=lambda: ""):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs()}")
 
 
 def test_operator_commands(tmp_path):

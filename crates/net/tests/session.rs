@@ -160,6 +160,20 @@ async fn garbage_and_bad_seqno_close_with_protocol_error() {
     assert!(err.to_string().contains("seqno"), "{err}");
 }
 
+/// Sends packets of `size` bytes until one waits 300 ms for room; answers how many were taken.
+async fn send_until_stalled(c: cocoon_net::Connection, size: usize) -> usize {
+    let mut sent = 0usize;
+    while let Ok(Ok(())) = tokio::time::timeout(
+        Duration::from_millis(300),
+        c.send_packet(Bytes::from(vec![7u8; size])),
+    )
+    .await
+    {
+        sent += 1;
+    }
+    sent
+}
+
 #[tokio::test]
 async fn slow_consumer_bounds_memory_through_backpressure() {
     let mut a = ConnectionConfig::acceptor();
@@ -168,21 +182,7 @@ async fn slow_consumer_bounds_memory_through_backpressure() {
     d.send_queue = 4;
     let ((c, _ci), (_s, mut s_in)) = pair(d, a).await;
     // Nobody reads on the server: the sender must stall instead of queueing without bound.
-    let sender = tokio::spawn(async move {
-        let mut sent = 0usize;
-        loop {
-            let r = tokio::time::timeout(
-                Duration::from_millis(300),
-                c.send_packet(Bytes::from(vec![7u8; 1024])),
-            )
-            .await;
-            match r {
-                Ok(Ok(())) => sent += 1,
-                _ => return sent,
-            }
-        }
-    });
-    let sent = sender.await.unwrap();
+    let sent = send_until_stalled(c, 1024).await;
     // queues (4 + 4) plus what fits in the 64 KiB pipe and the reader's buffer
     assert!(sent < 200, "sent {sent} packets without a reader");
     let mut got = 0;
@@ -206,21 +206,7 @@ async fn the_send_queue_is_bounded_in_bytes_not_only_in_frames() {
     let ((c, _ci), (_s, mut s_in)) = pair(d, a).await;
     // Nobody reads on the server: 64 KiB frames stall after the byte budget (plus the pipe and
     // the reader's buffers), not after 100,000 frames.
-    let sender = tokio::spawn(async move {
-        let mut sent = 0usize;
-        loop {
-            let r = tokio::time::timeout(
-                Duration::from_millis(300),
-                c.send_packet(Bytes::from(vec![7u8; 64 * 1024])),
-            )
-            .await;
-            match r {
-                Ok(Ok(())) => sent += 1,
-                _ => return sent,
-            }
-        }
-    });
-    let sent = sender.await.unwrap();
+    let sent = send_until_stalled(c, 64 * 1024).await;
     assert!(
         sent <= 16,
         "{sent} frames of 64 KiB queued without a reader"
@@ -245,21 +231,7 @@ async fn the_receive_queue_is_bounded_in_bytes_not_only_in_items() {
     let ((c, _ci), (_s, mut s_in)) = pair(d, a).await;
     // The server's consumer reads nothing: its reader stops reading the socket once 256 KiB
     // wait, and the sender stalls, instead of 100,000 items piling up.
-    let sender = tokio::spawn(async move {
-        let mut sent = 0usize;
-        loop {
-            let r = tokio::time::timeout(
-                Duration::from_millis(300),
-                c.send_packet(Bytes::from(vec![7u8; 64 * 1024])),
-            )
-            .await;
-            match r {
-                Ok(Ok(())) => sent += 1,
-                _ => return sent,
-            }
-        }
-    });
-    let sent = sender.await.unwrap();
+    let sent = send_until_stalled(c, 64 * 1024).await;
     assert!(
         sent <= 12,
         "{sent} items of 64 KiB queued without a consumer"
