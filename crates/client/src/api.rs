@@ -15,7 +15,6 @@ use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc;
 
 use crate::config::{ClientConfig, ClientError};
 use crate::link::{ProxyEvent, ProxyLink, Session, lock};
@@ -319,9 +318,9 @@ impl Client {
         };
         let sealed_model = model.clone();
         let request_id = Int256(rand::random());
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = crate::route::route_queue(self.config.answer_queue_bytes);
         let route = match &sealed {
-            Some(s) => s.unsealing_route(tx),
+            Some(s) => s.unsealing_route(tx, self.config.answer_queue_bytes),
             None => tx,
         };
         lock(&session.routes).insert(request_id, route);
@@ -390,6 +389,7 @@ impl Client {
                 .map(crate::sealed::SealedQuery::envelope_hash),
             answer_hash: Sha256::new(),
             workers: self.link.workers.clone(),
+            clock: self.link.config.attestation.clock.clone(),
             sealed: sealed.is_some(),
         };
         let first = loop {
@@ -573,7 +573,7 @@ pub struct AnswerStream {
     pub status: u16,
     /// Response headers from the engine.
     pub headers: Vec<(String, String)>,
-    rx: mpsc::Receiver<ProxyEvent>,
+    rx: crate::route::RouteReceiver,
     guard: RouteGuard,
     pending: Option<Bytes>,
     deadline: Instant,
@@ -600,6 +600,8 @@ pub struct AnswerStream {
     answer_hash: Sha256,
     /// The policy and evidence cache that workers' receipts are checked with.
     workers: Arc<cocoon_attest::RaTlsVerifier>,
+    /// The time receipts are judged at.
+    clock: cocoon_net::AttestationClock,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
     pub sealed: bool,
 }
@@ -619,17 +621,15 @@ pub(crate) struct ExpectedReceipt<'a> {
 /// Oldest receipt accepted with an answer: a worker signs it just before its last part.
 const RECEIPT_MAX_AGE_SECS: u64 = 300;
 
-/// Verifies a receipt under `workers`' policy, at this machine's time and no older than
-/// [`RECEIPT_MAX_AGE_SECS`], and checks that it names exactly the request and answer `expected`
-/// describes.
+/// Verifies a receipt under `workers`' policy, at this client's time `now` (unix seconds) and
+/// no older than [`RECEIPT_MAX_AGE_SECS`], and checks that it names exactly the request and
+/// answer `expected` describes.
 pub(crate) fn check_receipt(
     encoded: &[u8],
     workers: &cocoon_attest::RaTlsVerifier,
     expected: &ExpectedReceipt<'_>,
+    now: u64,
 ) -> Result<(), ClientError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let verified = cocoon_attest::Receipt::from_bytes(encoded)
         .and_then(|r| {
             r.verify_live(
@@ -760,7 +760,8 @@ impl AnswerStream {
                     request_hash: &self.request_hash,
                     answer_hash: &answer_hash,
                 };
-                let verified = check_receipt(&encoded, &self.workers, &expected);
+                let verified =
+                    check_receipt(&encoded, &self.workers, &expected, self.clock.now_unix());
                 if let Err(e) = &verified {
                     self.counters
                         .receipts_refused
@@ -847,7 +848,7 @@ impl AnswerStream {
         let mut joined: Option<BytesMut> = None;
         while joined.as_ref().map_or(answer.len(), |j| j.len()) < 256 * 1024 {
             match self.rx.try_recv() {
-                Ok(ProxyEvent::Part {
+                Some(ProxyEvent::Part {
                     answer: more,
                     final_info,
                 }) => {
@@ -859,16 +860,16 @@ impl AnswerStream {
                         break;
                     }
                 }
-                Ok(ProxyEvent::Cost(c)) => self.cost = Some(c),
-                Ok(ProxyEvent::Receipt(r)) => self.receipt = Some(r),
-                Ok(ProxyEvent::Payment { request_tokens }) => {
+                Some(ProxyEvent::Cost(c)) => self.cost = Some(c),
+                Some(ProxyEvent::Receipt(r)) => self.receipt = Some(r),
+                Some(ProxyEvent::Payment { request_tokens }) => {
                     self.payment_tokens = Some(request_tokens)
                 }
-                Ok(other) => {
+                Some(other) => {
                     self.stashed = Some(other);
                     break;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         joined.map_or(answer, BytesMut::freeze)
@@ -985,7 +986,12 @@ mod tests {
             request_hash: &body_hash(b"same prompt"),
             answer_hash: &body_hash(b"same answer"),
         };
-        check_receipt(encoded, &workers(), &expected)
+        check_receipt(
+            encoded,
+            &workers(),
+            &expected,
+            cocoon_net::unix_time() as u64,
+        )
     }
 
     #[test]
@@ -1035,7 +1041,12 @@ mod tests {
             answer_hash: &body_hash(b"same answer"),
         };
         assert_eq!(
-            check_receipt(&encoded, &workers(), &expected),
+            check_receipt(
+                &encoded,
+                &workers(),
+                &expected,
+                cocoon_net::unix_time() as u64
+            ),
             Err(ClientError::ReceiptForAnotherRequest("request body"))
         );
         let expected = ExpectedReceipt {
@@ -1044,7 +1055,12 @@ mod tests {
             ..expected
         };
         assert_eq!(
-            check_receipt(&encoded, &workers(), &expected),
+            check_receipt(
+                &encoded,
+                &workers(),
+                &expected,
+                cocoon_net::unix_time() as u64
+            ),
             Err(ClientError::ReceiptForAnotherRequest("answer"))
         );
     }

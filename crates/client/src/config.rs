@@ -45,6 +45,10 @@ pub struct ClientConfig {
     pub default_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of answer queued for one request whose caller is not reading (twice that for a
+    /// sealed request: before and after opening). Past it the request alone is stopped; the
+    /// proxy session and other requests are not held up.
+    pub answer_queue_bytes: usize,
     /// How long the model list from the proxy is trusted.
     #[serde(with = "cocoon_net::secs")]
     pub models_refresh: Duration,
@@ -229,6 +233,7 @@ impl Default for ClientConfig {
             default_max_tokens: 1000,
             default_timeout: Duration::from_secs(120),
             max_body_bytes: 4 << 20,
+            answer_queue_bytes: 8 << 20,
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
             attestation: cocoon_net::AttestationConfig::client(),

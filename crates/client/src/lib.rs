@@ -15,6 +15,7 @@ mod config;
 pub mod http;
 mod link;
 mod registry;
+mod route;
 pub mod sealed;
 mod secret;
 mod settle;

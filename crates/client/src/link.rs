@@ -11,7 +11,7 @@ use cocoon_protocol::Message;
 use cocoon_protocol::messages::{client, ext};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::version;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClientConfig, ClientError};
@@ -41,7 +41,7 @@ pub(crate) enum ProxyEvent {
     Lost,
 }
 
-pub(crate) type Routes = Arc<Mutex<HashMap<Int256, mpsc::Sender<ProxyEvent>>>>;
+pub(crate) type Routes = Arc<Mutex<HashMap<Int256, crate::route::RouteSender>>>;
 
 /// An authorized session.
 pub(crate) struct Session {
@@ -628,10 +628,11 @@ async fn dispatch(
         let route = lock(&session.routes).get(&id).cloned();
         if let Some(route) = route {
             // Never waits: a caller that reads slower than its answer arrives fills its own
-            // queue and loses that request; the session's other requests keep flowing.
+            // queue (bounded in bytes) and loses that request; the session's other requests
+            // keep flowing.
             match route.try_send(event) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(crate::route::Refused::Full(_)) => {
                     lock(&session.routes).remove(&id);
                     tracing::warn!(request = %id, "the caller does not read its answer: request stopped");
                     if session.version >= cocoon_protocol::version::SEALED_VERSION {
@@ -642,7 +643,7 @@ async fn dispatch(
                         });
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(crate::route::Refused::Closed(_)) => {
                     lock(&session.routes).remove(&id);
                 }
             }

@@ -31,10 +31,10 @@ use cocoon_protocol::tl::{Int256, TlConstructor};
 use cocoon_seal::{ChunkOpener, ChunkView, Envelope, ReplyKeys, SealingPublicKey, SystemRng};
 use rand::seq::SliceRandom;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc;
 
 use crate::config::{ClientConfig, ClientError};
 use crate::link::{ProxyEvent, ProxyLink, Session, lock};
+use crate::route::{RouteReceiver, RouteSender};
 
 /// Start of a worker's error message whose text is a sealed chunk, in hex.
 const SEALED_ERROR_PREFIX: &str = "sealed:";
@@ -85,12 +85,6 @@ pub(crate) struct SealedQuery {
 
 fn base_model(model: &str) -> &str {
     model.split('@').next().unwrap_or(model)
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Sealing {
@@ -151,7 +145,7 @@ impl Sealing {
             ));
         }
         let all = self.candidates(config, link, session, model).await?;
-        let now = now_unix();
+        let now = config.attestation.clock.now_unix();
         let mut usable: Vec<Candidate> =
             all.iter().copied().filter(|c| c.not_after > now).collect();
         if usable.is_empty() && !all.is_empty() {
@@ -209,7 +203,7 @@ impl Sealing {
             .map_err(|e| format!("ext.getWorkerKeys: {e}"))?;
         let keys = ext::WorkerKeys::from_boxed_bytes(answer)
             .map_err(|e| format!("bad ext.workerKeys: {e}"))?;
-        let now = now_unix();
+        let now = config.attestation.clock.now_unix();
         let mut list = Vec::with_capacity(keys.keys.len());
         for bundle in &keys.keys {
             match self.verify(link, &bundle.certificate, now) {
@@ -308,11 +302,8 @@ impl SealedQuery {
     }
 
     /// A route sender that opens the sealed answer before passing its events to `out`.
-    pub(crate) fn unsealing_route(
-        &self,
-        out: mpsc::Sender<ProxyEvent>,
-    ) -> mpsc::Sender<ProxyEvent> {
-        let (tx, rx) = mpsc::channel(256);
+    pub(crate) fn unsealing_route(&self, out: RouteSender, budget: usize) -> RouteSender {
+        let (tx, rx) = crate::route::route_queue(budget);
         tokio::spawn(unseal_events(
             rx,
             out,
@@ -426,11 +417,7 @@ impl AnswerOpener {
 
 /// Passes a sealed request's events on with their answer bytes and error messages opened; on
 /// the first failure to open, the request ends with an error.
-async fn unseal_events(
-    mut rx: mpsc::Receiver<ProxyEvent>,
-    out: mpsc::Sender<ProxyEvent>,
-    mut opener: AnswerOpener,
-) {
+async fn unseal_events(mut rx: RouteReceiver, out: RouteSender, mut opener: AnswerOpener) {
     while let Some(event) = rx.recv().await {
         let opened = match event {
             ProxyEvent::Answer { answer, final_info } => {

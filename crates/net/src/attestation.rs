@@ -11,7 +11,7 @@ use cocoon_attest::ratls::CertificateIssuer;
 use cocoon_attest::ratls::{ClaimsFormat, TlsKeyPair};
 use cocoon_attest::tdx::CollateralStore;
 use cocoon_attest::tsm::{ConfigfsTsm, TsmAttester};
-use cocoon_attest::{EvidenceVerifier, Policy, SimulatedAttester, SystemClock};
+use cocoon_attest::{Clock, EvidenceVerifier, Policy, SimulatedAttester, SystemClock};
 use serde::{Deserialize, Serialize};
 
 use crate::NetError;
@@ -74,7 +74,38 @@ pub struct AttestationConfig {
     /// How often a node checks whether its renewal is due (a minute).
     #[serde(with = "crate::secs")]
     pub certificate_check: Duration,
+    /// The time this node's certificates, its peers' evidence and receipts are judged by: the
+    /// system clock, or one a test or an embedding program injects. Not part of the file.
+    #[serde(skip)]
+    pub clock: AttestationClock,
 }
+
+/// The clock an [`AttestationConfig`] judges time by; the system clock unless injected.
+///
+/// Two configurations are equal only if they share the same clock (the same `Arc`).
+#[derive(Debug, Clone)]
+pub struct AttestationClock(pub Arc<dyn Clock>);
+
+impl AttestationClock {
+    /// Current time, unix seconds.
+    pub fn now_unix(&self) -> u64 {
+        self.0.now_unix()
+    }
+}
+
+impl Default for AttestationClock {
+    fn default() -> Self {
+        Self(Arc::new(SystemClock))
+    }
+}
+
+impl PartialEq for AttestationClock {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for AttestationClock {}
 
 impl Default for AttestationConfig {
     fn default() -> Self {
@@ -89,6 +120,7 @@ impl Default for AttestationConfig {
             certificate_validity: Duration::from_secs(cocoon_attest::ratls::DEFAULT_VALIDITY_SECS),
             certificate_refresh: Duration::from_secs(cocoon_attest::ratls::DEFAULT_REFRESH_SECS),
             certificate_check: crate::ratls::REFRESH_CHECK_PERIOD,
+            clock: AttestationClock::default(),
         }
     }
 }
@@ -193,7 +225,7 @@ impl AttestationConfig {
                 .min(self.certificate_validity.as_secs() / 4),
         );
         Ok(Arc::new(
-            LocalIdentity::new(issuer, Arc::new(SystemClock))?
+            LocalIdentity::new(issuer, self.clock.0.clone())?
                 .with_check_period(self.certificate_check),
         ))
     }

@@ -37,7 +37,7 @@ pub mod pow;
 pub mod ratls;
 pub mod secs;
 
-pub use attestation::{AttestationConfig, EvidenceSource, PolicyPreset};
+pub use attestation::{AttestationClock, AttestationConfig, EvidenceSource, PolicyPreset};
 pub use connection::{
     Connection, ConnectionConfig, DEFAULT_RECV_QUEUE_BYTES, DEFAULT_SEND_QUEUE_BYTES, Inbound,
     InboundQuery, Incoming, Side, accept, connect,

@@ -26,6 +26,8 @@ pub(crate) struct SealingDirectory {
     certificates: Mutex<HashMap<WorkerId, Bytes>>,
     /// Sealed requests received.
     pub(crate) requests: AtomicU64,
+    /// Certificates accepted from workers: first announcements and renewals.
+    pub(crate) announcements: AtomicU64,
 }
 
 /// The routing restriction of a sealed request: only these workers can open its envelope.
@@ -44,6 +46,7 @@ impl SealingDirectory {
             Ok(()) => {
                 tracing::debug!(worker = worker.0, "worker sealing key announced");
                 lock(&self.certificates).insert(worker, certificate);
+                self.announcements.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(worker = worker.0, "worker sealing key refused: {e}"),
         }
@@ -69,7 +72,7 @@ fn check_announcement(
         return Err("the worker is not registered".into());
     }
     let der = rustls_pki_types::CertificateDer::from(certificate);
-    let now = u64::try_from(cocoon_net::unix_time() as i64).unwrap_or(0);
+    let now = state.worker_tls.identity().clock().now_unix();
     let verified = cocoon_attest::verified_peer(
         &[der],
         &state.worker_tls.policy(),

@@ -332,6 +332,8 @@ pub struct ProxySnapshot {
     pub sealed_requests: u64,
     /// Workers whose attested sealing key this proxy relays to clients.
     pub sealing_workers: usize,
+    /// Workers' certificates accepted since start: first announcements and renewals.
+    pub sealing_announcements: u64,
     /// The ledger's database: `sqlite` or `postgres`.
     pub ledger_backend: String,
     /// The books' totals, read from the ledger store (`None` when it could not be read; see
@@ -411,6 +413,7 @@ impl ProxyHandle {
             ledger_health: s.ledger_health.stats(),
             sealed_requests: r(&s.sealing.requests),
             sealing_workers: s.sealing.workers(),
+            sealing_announcements: s.sealing.announcements.load(Ordering::Relaxed),
             ledger_backend: match s.ledger.backend() {
                 BackendKind::Sqlite => "sqlite",
                 BackendKind::Postgres => "postgres",

@@ -1,27 +1,44 @@
-//! Sealing never lapses: a worker whose RA-TLS certificates live a few seconds (instead of a
-//! day) renews them every second, announces each renewal to its proxy, the proxy hands out the
-//! new certificate, and a client keeps sealing every request across many renewals, long after
-//! the certificate it first verified has expired.
+//! Sealing never lapses: every node judges time by one injected clock, worker certificates live
+//! their production day and are renewed hourly; the test moves the clock ten hours at a time.
+//! The worker renews, announces each renewal to its proxy, the proxy hands out the new
+//! certificate, and the client's HTTP API answers `X-Cocoon-Sealed: true` across three
+//! renewals, long after the certificate it first verified has expired (and refuses to fall
+//! back to unsealed requests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cocoon_client::{Client, ClientConfig, RequestOptions};
+use cocoon_attest::{Clock, ManualClock, SystemClock};
+use cocoon_client::{Client, ClientConfig};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
-use cocoon_proxy::{Proxy, ProxyConfig};
+use cocoon_net::{AttestationClock, AttestationConfig};
+use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};
 use cocoon_worker::{Worker, WorkerConfig};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 const MODEL: &str = "Qwen/Qwen3-8B";
-/// Lifetime of the worker's certificates.
-const VALIDITY: Duration = Duration::from_secs(4);
+/// How far the clock moves between requests: less than a certificate's day, more than its
+/// hourly renewal period.
+const STEP_SECS: u64 = 10 * 3600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_requests_continue_across_certificate_renewals() {
+    let manual = Arc::new(ManualClock::new(SystemClock.now_unix()));
+    let clock = AttestationClock(manual.clone());
+    // Production lifetimes (a day, renewed hourly), checked every 100 ms of real time.
+    let attestation = AttestationConfig {
+        certificate_check: Duration::from_millis(100),
+        clock: clock.clone(),
+        ..AttestationConfig::local_simulated()
+    };
+    assert_eq!(
+        attestation.certificate_validity,
+        Duration::from_secs(86_400)
+    );
+
     let proxy = Proxy::bind(ProxyConfig {
         worker_listen: "127.0.0.1:0".parse().unwrap(),
         client_listen: "127.0.0.1:0".parse().unwrap(),
@@ -30,7 +47,7 @@ async fn sealed_requests_continue_across_certificate_renewals() {
         client_pow_difficulty: 4,
         emulated_registration: true,
         emulated_client_deposit: 1_000_000_000_000,
-        attestation: AttestationConfig::local_simulated(),
+        attestation: attestation.clone(),
         ..ProxyConfig::default()
     })
     .await
@@ -48,67 +65,95 @@ async fn sealed_requests_continue_across_certificate_renewals() {
     let up = FakeUpstream::start(up).await.unwrap();
     let mut engine = EngineConfig::new(up.url());
     engine.models = vec![MODEL.into()];
-    // Certificates that live 4 s, renewed every second (checked every 100 ms).
-    let attestation = AttestationConfig {
-        certificate_validity: VALIDITY,
-        certificate_refresh: Duration::from_secs(1),
-        certificate_check: Duration::from_millis(100),
-        ..AttestationConfig::local_simulated()
-    };
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_addr],
             model: MODEL.into(),
             stats_listen: None,
-            attestation,
+            attestation: attestation.clone(),
             ..WorkerConfig::default()
         },
         Arc::new(UpstreamEngine::new(engine).unwrap()),
     )
     .unwrap();
     tokio::spawn(worker.run(std::future::pending::<()>()));
-    for _ in 0..500 {
-        if handle.snapshot().await.sealing_workers == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_announcements(&handle, 1).await;
     assert_eq!(handle.snapshot().await.sealing_workers, 1);
 
-    // A client that may not fall back to unsealed requests, with the usual hourly refresh of
-    // its worker lists: only an expired key makes it ask again.
+    // A client that may not fall back to unsealed requests. The test runs in less real time
+    // than the client caches its worker lists: only an expired key makes it ask again.
     let client = Client::start(ClientConfig {
         listen: None,
         proxy: client_addr,
-        attestation: AttestationConfig::client_local(),
+        attestation: AttestationConfig {
+            clock,
+            ..AttestationConfig::client_local()
+        },
         require_sealed: Some(true),
         ..ClientConfig::default()
     })
     .unwrap();
     client.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let first_expires = manual.now_unix() + 86_400;
 
-    // Requests for three lifetimes: at least three renewals, and every request sealed.
-    let started = Instant::now();
-    let mut sealed = 0;
-    while started.elapsed() < VALIDITY * 3 {
-        let mut body = Map::new();
-        body.insert("model".into(), json!(MODEL));
-        body.insert(
-            "messages".into(),
-            json!([{"role": "user", "content": "hi"}]),
+    assert_eq!(sealed_chat(&client).await, "true", "before any renewal");
+    for renewal in 1..=3 {
+        manual.advance(STEP_SECS);
+        wait_for_announcements(&handle, 1 + renewal).await;
+        assert_eq!(
+            sealed_chat(&client).await,
+            "true",
+            "after renewal {renewal}, {} h on",
+            renewal * STEP_SECS / 3600
         );
-        body.insert("max_tokens".into(), json!(4));
-        let mut answer = client
-            .request("/v1/chat/completions", body, RequestOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("after {:?}: {e}", started.elapsed()));
-        assert!(answer.sealed, "after {:?}", started.elapsed());
-        let text = answer.collect_body().await.unwrap();
-        assert!(serde_json::from_slice::<Value>(&text).is_ok());
-        sealed += 1;
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(sealed >= 20, "{sealed} requests");
-    // The proxy saw every one of them sealed.
-    assert_eq!(handle.snapshot().await.sealed_requests, sealed);
+    // The last requests went out after the first certificate had expired.
+    assert!(manual.now_unix() > first_expires);
+    let snapshot = handle.snapshot().await;
+    assert_eq!(snapshot.sealed_requests, 4);
+    assert_eq!(snapshot.sealing_workers, 1);
+}
+
+/// Waits (real time) until the proxy has accepted `count` worker certificates.
+async fn wait_for_announcements(handle: &ProxyHandle, count: u64) {
+    for _ in 0..1000 {
+        if handle.snapshot().await.sealing_announcements >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the proxy accepted {} certificates, expected {count}",
+        handle.snapshot().await.sealing_announcements
+    );
+}
+
+/// One chat request through the client's HTTP API; returns its `X-Cocoon-Sealed` header after
+/// checking the answer is a 200 with a JSON body.
+async fn sealed_chat(client: &Client) -> String {
+    use tower::ServiceExt;
+    let body = json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+    });
+    let request = http::Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let response = cocoon_client::http::router(client.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let sealed = response
+        .headers()
+        .get("x-cocoon-sealed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+    sealed.unwrap_or_default()
 }

@@ -691,7 +691,7 @@ impl Reply<'_> {
             completion_tokens: usage.completion_tokens,
             reasoning_tokens: usage.reasoning_tokens,
             worker_image_hash: [0; 32],
-            issued_at: cocoon_net::unix_time() as u64,
+            issued_at: self.identity.clock().now_unix(),
         };
         let receipt = match self.identity.sign_receipt(claims) {
             Ok(r) => r,
