@@ -119,7 +119,10 @@ def test_an_http_caller_that_stops_reading_does_not_hold_up_the_others(tmp_path)
             assert time.time() < deadline, net.log("client")[-3000:]
             time.sleep(0.2)
         cut = time.time() - t0
-        assert "took nothing of its streamed answer" in net.log("client")
+        # Cut by whichever comes first: the write deadline, or its answer queue's byte budget
+        # (8 MiB; this stream is 64 MiB).
+        log = net.log("client")
+        assert "took nothing of its streamed answer" in log or "does not read its answer" in log, log[-3000:]
         slow.close()
         audit = json.loads(net.ledger("audit"))
         assert audit["balanced"] is True and audit["reservations"] == 0, audit
