@@ -25,6 +25,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("COCOON_BIN_DIR", ROOT / "target" / "debug"))
 MODEL = "Qwen/Qwen3-8B"
+# The fake upstream has no weights; the worker is pointed at this file as its upstream's model
+# files (`--model-files`), so it is named by a weights hash like any production worker.
+MODEL_WEIGHTS = b"the weights the fake upstream stands for\n"
+MODEL_HASH = hashlib.sha256(MODEL_WEIGHTS).hexdigest()
 
 
 def _simulated_image_hash() -> str:
@@ -187,6 +191,12 @@ class Network:
         assert out.returncode == 0, f"cocoon-proxy ledger {' '.join(args)}: {out.stderr.decode(errors='replace')}"
         return out.stdout.decode()
 
+    def model_files(self):
+        """The file standing for the upstream's weights (MODEL_HASH)."""
+        path = self.tmp / "upstream-weights.bin"
+        path.write_bytes(MODEL_WEIGHTS)
+        return path
+
     def start_worker(self):
         p = self.ports
         self._spawn(
@@ -195,6 +205,10 @@ class Network:
                 str(BIN_DIR / "cocoon-worker"), "--local",
                 "--model", MODEL,
                 "--upstream-url", self.upstream_url,
+            ]
+            + ([] if any(a in ("--model-files", "--model-hash") for a in self.worker_args)
+               else ["--model-files", str(self.model_files())])
+            + [
                 "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
                 "--data-dir", str(self.tmp / f"worker-data-{p['worker_stats']}"),
             ]

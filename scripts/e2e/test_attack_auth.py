@@ -32,6 +32,7 @@ import pytest
 
 from chain import NEEDS_CHAIN, proxy_voucher_key, run_op, write_key
 from conftest import (
+    MODEL_HASH,
     BIN_DIR,
     MODEL,
     SIMULATED_IMAGE_HASH,
@@ -119,7 +120,7 @@ def chain_net(tmp_path_factory):
             "--fund-key-file", f"{anchor_key}=5",
             "--allow-proxy-image", SIMULATED_IMAGE_HASH,
             "--allow-worker-image", SIMULATED_IMAGE_HASH,
-            "--allow-model", MODEL,
+            "--allow-model", MODEL_HASH,
         ],
     )
     try:

@@ -30,7 +30,7 @@ import pytest
 
 from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from books import assert_books_balance, ledger_accounts, ledger_requests
-from conftest import wait_for, BIN_DIR, MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
+from conftest import BIN_DIR, MODEL, MODEL_HASH, SIMULATED_IMAGE_HASH, Emulator, Network, wait_for
 
 ROGUE_OWNER = "rogue-worker-owner"
 
@@ -314,7 +314,7 @@ def test_an_old_or_replayed_payout_voucher_is_refused_and_changes_nothing(tmp_pa
             "--fund-key-file", f"{anchor_key}=5",
             "--allow-proxy-image", SIMULATED_IMAGE_HASH,
             "--allow-worker-image", SIMULATED_IMAGE_HASH,
-            "--allow-model", MODEL,
+            "--allow-model", MODEL_HASH,
         ],
     )
     try:

@@ -8,7 +8,8 @@ changes the root while they run, the way its owner would, and checks each role's
   presents equals the one computed from attestation.md's definition;
 - a worker image removed from the root: the proxy disconnects the worker and refuses its
   reconnections (image hash not allowed); allowed again, the worker is back;
-- a model removed: the proxy refuses the worker that announces it;
+- a model removed: the proxy refuses the worker that serves it; a worker serving other weights
+  under the listed name is refused too (models are allowed by the SHA-256 of their weights);
 - a proxy image removed: the client and the worker close their sessions and refuse the proxy;
   allowed again, requests flow.
 
@@ -22,11 +23,10 @@ import pytest
 from openai import OpenAI
 
 from chain import NEEDS_CHAIN
-from conftest import MODEL, SIMULATED_IMAGE_HASH, Emulator, Network
+from conftest import MODEL, MODEL_HASH, SIMULATED_IMAGE_HASH, Emulator, Network
 
 pytestmark = NEEDS_CHAIN
 
-MODEL_HASH = hashlib.sha256(MODEL.encode()).hexdigest()
 
 
 def wait_for(what, check, timeout=30.0, logs=lambda: ""):
@@ -56,7 +56,7 @@ def test_roles_follow_the_root_registry(tmp_path):
         [
             "--allow-proxy-image", SIMULATED_IMAGE_HASH,
             "--allow-worker-image", SIMULATED_IMAGE_HASH,
-            "--allow-model", MODEL,
+            "--allow-model", MODEL_HASH,
             "--register-proxy", "127.0.0.1:11002 127.0.0.1:11001",
         ],
     )
@@ -101,10 +101,27 @@ def test_roles_follow_the_root_registry(tmp_path):
         wait_for("an answer", lambda: ask(net), logs=logs)
 
         # The model removed: the proxy refuses the worker that announces it.
-        emu.root("disallow-model", MODEL)
+        emu.root("disallow-model", MODEL_HASH)
         wait_for("the proxy to drop the worker", lambda: net.proxy_stats()["workers"] == [], logs=logs)
-        wait_for("the model refusal", lambda: "is not allowed by the root registry" in net.log("proxy"), logs=logs)
-        emu.root("allow-model", MODEL)
+        wait_for("the model refusal", lambda: "are not allowed by the root registry" in net.log("proxy"), logs=logs)
+        emu.root("allow-model", MODEL_HASH)
+        wait_for("the worker to come back", lambda: len(net.proxy_stats()["workers"]) == 1, logs=logs)
+
+        # Other weights under the listed name: the name only routes, the registry allows
+        # weights, so the proxy refuses the worker that serves them.
+        impostor = tmp_path / "other-weights.bin"
+        impostor.write_bytes(b"other weights behind the same name\n")
+        impostor_hash = hashlib.sha256(impostor.read_bytes()).hexdigest()
+        honest_args = net.worker_args
+        net.kill("worker")
+        net.worker_args = honest_args + ["--model-files", str(impostor)]
+        net.start_worker()
+        assert net.worker_stats()["model_hash"] == impostor_hash
+        wait_for("the refusal of other weights", lambda: impostor_hash in net.log("proxy"), logs=logs)
+        assert net.proxy_stats()["workers"] == []
+        net.kill("worker")
+        net.worker_args = honest_args
+        net.start_worker()
         wait_for("the worker to come back", lambda: len(net.proxy_stats()["workers"]) == 1, logs=logs)
 
         # The proxy image removed: the client and the worker leave the proxy.
@@ -135,7 +152,7 @@ def test_workers_and_clients_find_proxies_in_the_registry(tmp_path):
         [
             "--allow-proxy-image", SIMULATED_IMAGE_HASH,
             "--allow-worker-image", SIMULATED_IMAGE_HASH,
-            "--allow-model", MODEL,
+            "--allow-model", MODEL_HASH,
             "--register-proxy", endpoint,
         ],
     )

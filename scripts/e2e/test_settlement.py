@@ -29,6 +29,7 @@ import pytest
 
 from chain import NEEDS_CHAIN, PRICE, TON, WORKER_FEE, proxy_voucher_key, run_op, write_key
 from conftest import (
+    MODEL_HASH,
     wait_for,
     BIN_DIR,
     MODEL,
@@ -181,7 +182,7 @@ def test_settlement_end_to_end(tmp_path):
             # The proxy follows its contract's root: it lists the (simulated) images and model.
             "--allow-proxy-image", SIMULATED_IMAGE_HASH,
             "--allow-worker-image", SIMULATED_IMAGE_HASH,
-            "--allow-model", MODEL,
+            "--allow-model", MODEL_HASH,
         ],
     )
     try:

@@ -14,6 +14,7 @@ use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::{Worker, WorkerConfig};
 
 mod loading;
+mod model_hash;
 
 /// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
 ///
@@ -67,6 +68,12 @@ struct Args {
     /// Model name the upstream serves, when it differs from --model (default: discovered).
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
     upstream_model: Option<String>,
+    /// SHA-256 of the served weights, 64 hex digits (`cocoon-worker model-hash PATH`).
+    #[arg(long, env = "COCOON_WORKER_MODEL_HASH")]
+    model_hash: Option<String>,
+    /// The upstream's model file or directory, hashed at start (must match --model-hash).
+    #[arg(long, env = "COCOON_WORKER_MODEL_FILES")]
+    model_files: Option<PathBuf>,
     /// API key sent to the upstream as a bearer token.
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_API_KEY", hide_env_values = true)]
     upstream_api_key: Option<String>,
@@ -134,6 +141,12 @@ fn load(args: &Args) -> Result<WorkerConfig, String> {
     if let Some(v) = &args.model {
         config.model = v.clone();
     }
+    if let Some(v) = &args.model_hash {
+        config.model_hash = Some(v.clone());
+    }
+    if let Some(v) = &args.model_files {
+        config.model_files = Some(v.clone());
+    }
     if let Some(v) = &args.owner {
         config.owner_address = v.clone();
     }
@@ -196,6 +209,9 @@ fn default_data_dir() -> Option<PathBuf> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if let Some(code) = model_hash::dispatch() {
+        return code;
+    }
     if let Some(code) = chain_ops::dispatch().await {
         return code;
     }

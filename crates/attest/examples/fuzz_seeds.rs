@@ -127,7 +127,7 @@ fn main() -> Result<(), String> {
             request_hash: cocoon_attest::receipt::body_hash(b"request"),
             answer_hash: cocoon_attest::receipt::body_hash(b"answer"),
             model: "Qwen/Qwen3-8B".into(),
-            model_hash: cocoon_attest::receipt::model_hash("Qwen/Qwen3-8B"),
+            model_hash: cocoon_attest::receipt::body_hash(b"weights"),
             prompt_tokens: 31,
             cached_tokens: 4,
             completion_tokens: 16,

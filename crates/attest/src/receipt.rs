@@ -99,12 +99,6 @@ pub fn body_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The hash naming a served model: SHA-256 of its name as workers announce it. Receipts carry
-/// it, and the root registry's model allow-list holds it.
-pub fn model_hash(model: &str) -> [u8; 32] {
-    body_hash(model.as_bytes())
-}
-
 impl Receipt {
     /// Signs `claims` with `key`, whose RA-TLS certificate is `certificate`.
     pub fn sign(

@@ -37,6 +37,9 @@ pub struct ModelWorkers {
     pub id: String,
     /// One entry per worker.
     pub workers: Vec<WorkerLoad>,
+    /// The SHA-256 of the weights (hex) named by the attested certificates of this model's
+    /// workers that this client verified: what a receipt's model hash must be.
+    pub weights: Vec<String>,
 }
 
 /// One worker's price and load.
@@ -233,13 +236,22 @@ impl Client {
         self.link.shutdown.cancel();
     }
 
-    /// The models the network serves now, with their workers.
+    /// The models the network serves now, with their workers and the weights their attested
+    /// certificates name.
     pub async fn models(&self) -> Result<Vec<ModelWorkers>, ClientError> {
         let types = self.link.worker_types().await?;
-        Ok(types
-            .types
-            .iter()
-            .map(|t| ModelWorkers {
+        let session = self.link.session(Duration::from_secs(5)).await.ok();
+        let mut models = Vec::with_capacity(types.types.len());
+        for t in &types.types {
+            let weights = match &session {
+                Some(session) => {
+                    self.sealing
+                        .attested_weights(&self.config, &self.link, session, &t.name)
+                        .await
+                }
+                None => Vec::new(),
+            };
+            models.push(ModelWorkers {
                 id: t.name.clone(),
                 workers: t
                     .workers
@@ -250,8 +262,10 @@ impl Client {
                         max_running_requests: w.max_active_requests,
                     })
                     .collect(),
-            })
-            .collect())
+                weights,
+            });
+        }
+        Ok(models)
     }
 
     /// Whether some worker serves `model` (its base name, before any `@`).
@@ -955,7 +969,7 @@ mod tests {
             request_hash: body_hash(b"same prompt"),
             answer_hash: body_hash(b"same answer"),
             model: "m".into(),
-            model_hash: cocoon_attest::receipt::model_hash("m"),
+            model_hash: cocoon_attest::receipt::body_hash(b"weights"),
             prompt_tokens: 3,
             cached_tokens: 0,
             completion_tokens: 5,

@@ -394,7 +394,7 @@ async fn models(State(client): State<Client>) -> Response {
         Ok(models) => {
             let data: Vec<Value> = models
                 .into_iter()
-                .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "cocoon", "workers": m.workers }))
+                .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "cocoon", "workers": m.workers, "weights_sha256": m.weights }))
                 .collect();
             Json(json!({ "object": "list", "data": data })).into_response()
         }

@@ -44,6 +44,8 @@ const SEALED_ERROR_PREFIX: &str = "sealed:";
 struct VerifiedKey {
     key: SealingPublicKey,
     not_after: u64,
+    /// The SHA-256 of the weights the worker's attested claims name.
+    weights: Option<[u8; 32]>,
 }
 
 /// One worker a request can be sealed to.
@@ -52,6 +54,7 @@ struct Candidate {
     worker_id: i64,
     key: SealingPublicKey,
     not_after: u64,
+    weights: Option<[u8; 32]>,
 }
 
 /// Base model → when fetched, and its verified candidates.
@@ -211,6 +214,7 @@ impl Sealing {
                     worker_id: bundle.worker_id,
                     key: v.key,
                     not_after: v.not_after,
+                    weights: v.weights,
                 }),
                 Err(e) => {
                     tracing::warn!(worker = bundle.worker_id, "worker sealing key refused: {e}")
@@ -254,9 +258,35 @@ impl Sealing {
         let v = VerifiedKey {
             key: SealingPublicKey::from(*key.as_bytes()),
             not_after: u64::try_from(peer.certificate_not_after).unwrap_or(0),
+            weights: peer.model_hash(),
         };
         lock(&self.verified).insert(digest, v);
         Ok(v)
+    }
+
+    /// The weights (SHA-256, hex, sorted, without repeats) that the attested certificates of
+    /// `model`'s workers name, as this client verified them; empty when the proxy relays no
+    /// sealing keys for it or the client cannot verify them.
+    pub(crate) async fn attested_weights(
+        &self,
+        config: &ClientConfig,
+        link: &ProxyLink,
+        session: &Session,
+        model: &str,
+    ) -> Vec<String> {
+        if session.version < cocoon_protocol::version::SEALED_VERSION {
+            return Vec::new();
+        }
+        let Ok(list) = self.candidates(config, link, session, model).await else {
+            return Vec::new();
+        };
+        let mut weights: Vec<String> = list
+            .iter()
+            .filter_map(|c| c.weights.map(hex::encode))
+            .collect();
+        weights.sort();
+        weights.dedup();
+        weights
     }
 
     /// Forgets every verified key and candidate list (the worker policy changed).

@@ -152,6 +152,9 @@ pub struct ModelInfo {
     pub name: String,
     /// Context length, if known.
     pub context_length: Option<u64>,
+    /// The digest of the weights the engine loaded, when it loaded them itself (the built-in
+    /// engine); an upstream server's weights are pinned in the worker's configuration instead.
+    pub weights: Option<crate::WeightsDigest>,
 }
 
 /// Why an engine could not start answering.

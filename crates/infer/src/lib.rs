@@ -17,8 +17,10 @@ mod engine;
 pub mod tokenizer;
 pub mod upstream;
 pub mod usage;
+mod weights;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
     ModelInfo, StopHandle, TokenUsage,
 };
+pub use weights::WeightsDigest;

@@ -93,15 +93,22 @@ impl RegistryPolicy {
         lock(&self.status).clone()
     }
 
-    /// Refuses a model the registry does not allow, saying which.
-    pub(crate) fn check_model(&self, model: &str) -> Result<(), String> {
-        let hash = cocoon_attest::receipt::model_hash(model);
+    /// Refuses a worker whose attested weights the registry does not allow, saying which. The
+    /// name (`model`) only routes; what is checked is the SHA-256 of the weights in the
+    /// worker's certificate claims, so a listed name cannot front other weights.
+    pub(crate) fn check_model(&self, peer: &VerifiedPeer, model: &str) -> Result<(), String> {
+        let Some(hash) = peer.model_hash() else {
+            return Err(format!(
+                "the worker's certificate names no model weights for {model:?}; the root \
+                 registry allows models by the SHA-256 of their weights"
+            ));
+        };
         let allowed = self.models.read().unwrap_or_else(PoisonError::into_inner);
         if allowed.contains(&hash) {
             Ok(())
         } else {
             Err(format!(
-                "model {model:?} (hash {}) is not allowed by the root registry",
+                "the weights of model {model:?} (SHA-256 {}) are not allowed by the root registry",
                 hex::encode(hash)
             ))
         }
@@ -143,7 +150,7 @@ impl RegistryPolicy {
             .filter_map(|(id, link)| {
                 let reason = admits(&policy, &link.peer)
                     .err()
-                    .or_else(|| self.check_model(&link.model).err())?;
+                    .or_else(|| self.check_model(&link.peer, &link.model).err())?;
                 Some((*id, link.conn.clone(), reason))
             })
             .collect();

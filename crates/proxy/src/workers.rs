@@ -134,7 +134,11 @@ async fn handle_query(
                 let _ = q.fail(400, "invalid worker params").await;
                 return Err("invalid worker params".into());
             }
-            if let Some(Err(refusal)) = state.registry.as_ref().map(|r| r.check_model(&p.model)) {
+            if let Some(Err(refusal)) = state
+                .registry
+                .as_ref()
+                .map(|r| r.check_model(peer, &p.model))
+            {
                 let _ = q.fail(403, &refusal).await;
                 return Err(refusal);
             }

@@ -18,6 +18,14 @@ pub struct WorkerConfig {
     pub connections_per_proxy: usize,
     /// Model name announced to proxies; its base (text before `@`) must match client requests.
     pub model: String,
+    /// The SHA-256 identifying the served weights (64 hex digits), as the operator pins it for
+    /// an upstream server's model (`cocoon-worker model-hash PATH` prints it). The built-in
+    /// engine's digest is that of its GGUF file; when both are known they must agree.
+    pub model_hash: Option<String>,
+    /// The upstream server's model file or directory, when this machine can read it: hashed
+    /// at start (see `model_hash`), and the worker refuses to start if it differs from a pinned
+    /// `model_hash`.
+    pub model_files: Option<std::path::PathBuf>,
     /// TON address that receives this worker's earnings.
     pub owner_address: String,
     /// Price coefficient, 1000 = 1.0×.
@@ -67,6 +75,8 @@ impl Default for WorkerConfig {
             proxies_from_registry: false,
             connections_per_proxy: 1,
             model: String::new(),
+            model_hash: None,
+            model_files: None,
             owner_address: "local-worker-owner".into(),
             coefficient: 1000,
             max_active_requests: 60,

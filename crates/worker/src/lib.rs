@@ -21,6 +21,7 @@ mod session;
 mod settle;
 mod state;
 mod stats;
+mod weights;
 
 use std::sync::Arc;
 

@@ -150,14 +150,14 @@ fn apply(state: &Arc<WorkerState>, base: &Policy, served: &Served, registry: &Re
              that follow the registry refuse it"
         );
     }
-    let model_hash = cocoon_attest::receipt::model_hash(&state.config.model);
-    if !registry.model_hashes.contains(&model_hash) {
-        tracing::warn!(
+    match state.weights {
+        Some(weights) if registry.model_hashes.contains(&weights.0) => {}
+        weights => tracing::warn!(
             model = %state.config.model,
-            model_hash = %hex::encode(model_hash),
-            "this worker's model is not among the root registry's models: proxies that follow \
-             the registry refuse it"
-        );
+            weights = ?weights.map(|w| w.to_hex()),
+            "this worker's model weights are not among the root registry's models: proxies \
+             that follow the registry refuse it"
+        ),
     }
     tracing::info!(
         version = registry.version,

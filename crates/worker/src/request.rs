@@ -119,6 +119,7 @@ pub(crate) async fn serve(
         receipt: None,
         identity: state.tls.identity(),
         model: state.config.model.clone(),
+        weights: state.weights.map_or([0; 32], |w| w.0),
         sealer,
     };
 
@@ -662,6 +663,8 @@ struct Reply<'a> {
     identity: &'a Arc<LocalIdentity>,
     /// The model announced, named in receipts.
     model: String,
+    /// The weights served, named in receipts (zeros: unpinned, local mode only).
+    weights: [u8; 32],
     /// The answer stream's sealer, for a sealed request (version 3).
     sealer: Option<crate::sealed::AnswerSealer>,
 }
@@ -684,7 +687,7 @@ impl Reply<'_> {
             client_request_id: basis.client_request_id,
             envelope_hash: basis.envelope_hash,
             answer_hash: answer_hash.finalize().into(),
-            model_hash: cocoon_attest::receipt::model_hash(&model),
+            model_hash: self.weights,
             model,
             prompt_tokens: usage.prompt_tokens,
             cached_tokens: usage.cached_tokens,

@@ -21,6 +21,8 @@ pub(crate) struct WorkerState {
     pub(crate) tls: cocoon_net::TlsEndpoint,
     /// Wallet and sealing keys, opened from their sealed files at start.
     pub(crate) keys: WorkerKeys,
+    /// The weights served (see `weights.rs`); `None`: unpinned, local mode only.
+    pub(crate) weights: Option<cocoon_infer::WeightsDigest>,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
@@ -65,6 +67,7 @@ pub(crate) struct SessionInfo {
 impl WorkerState {
     pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
         let keys = WorkerKeys::open(&config.keys, &config.attestation)?;
+        let weights = crate::weights::resolve(&config, engine.as_ref())?;
         // Reference peers read only the TLS key from the claims; a node without evidence has no
         // attested claims to put the sealing key in.
         let format = match config.attestation.evidence {
@@ -74,7 +77,7 @@ impl WorkerState {
                     *keys.sealing.public().as_bytes(),
                 )),
                 gpu_evidence_digest: None,
-                model_hash: None,
+                model_hash: weights.map(|w| cocoon_attest::digest::Digest32::from(w.0)),
             },
         };
         let identity = config.attestation.identity(format)?;
@@ -84,6 +87,7 @@ impl WorkerState {
             config.keys.data_dir.as_deref(),
         )?);
         Ok(Self {
+            weights,
             payouts,
             tls,
             keys,
@@ -192,8 +196,9 @@ pub struct WorkerSnapshot {
     /// This worker's image hash (hex), the value the root registry must list for proxies to
     /// accept it.
     pub image_hash: Option<String>,
-    /// The hash of the announced model, the value the root registry must list.
-    pub model_hash: String,
+    /// The SHA-256 of the served weights (hex), the value receipts carry and the root registry
+    /// must list; `None`: unpinned (local mode only).
+    pub model_hash: Option<String>,
     /// The root registry this worker follows (`None`: allow-lists from configuration only).
     pub registry: Option<cocoon_chain::RegistryStatus>,
     /// What seals this worker's keys at rest (`simulated`, `sev-snp`, `tdx-helper`), or
@@ -288,7 +293,7 @@ impl WorkerHandle {
         WorkerSnapshot {
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             image_hash: s.tls.identity().image_hash().map(|h| h.to_string()),
-            model_hash: hex::encode(cocoon_attest::receipt::model_hash(&s.config.model)),
+            model_hash: s.weights.map(|w| w.to_hex()),
             registry: lock(&s.registry).as_ref().map(|r| lock(r).clone()),
             model: s.config.model.clone(),
             key_source: s.keys.source.clone(),

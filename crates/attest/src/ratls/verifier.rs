@@ -37,6 +37,17 @@ pub struct VerifiedPeer {
 }
 
 impl VerifiedPeer {
+    /// The SHA-256 of the model weights the peer's attested claims name (our extended claims
+    /// only): the model identity a registry allows.
+    pub fn model_hash(&self) -> Option<[u8; 32]> {
+        self.claims
+            .as_ref()?
+            .extended
+            .as_ref()?
+            .model_hash
+            .map(|h| *h.as_bytes())
+    }
+
     /// True for SIMULATED evidence: such a peer must be shown loudly as not a TEE.
     pub fn is_simulated(&self) -> bool {
         self.evidence_kind == EvidenceKind::Simulated

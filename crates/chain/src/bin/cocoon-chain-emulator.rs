@@ -17,7 +17,6 @@ use cocoon_chain::{
 };
 use cocoon_ton::InternalMessage;
 use cocoon_ton::messages::RootMessage;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -56,8 +55,9 @@ struct Args {
     /// Allow a worker image hash in the root (64 hex digits; repeatable).
     #[arg(long = "allow-worker-image", value_name = "HEX")]
     worker_images: Vec<String>,
-    /// Allow a model in the root, by the name workers announce (repeatable).
-    #[arg(long = "allow-model", value_name = "NAME")]
+    /// Allow a model in the root, by the SHA-256 of its weights (64 hex digits, as
+    /// `cocoon-worker model-hash` prints it; repeatable).
+    #[arg(long = "allow-model", value_name = "SHA256")]
     models: Vec<String>,
     /// Register a proxy endpoint in the root: "CLIENT_HOST:PORT WORKER_HOST:PORT" (repeatable).
     #[arg(long = "register-proxy", value_name = "ENDPOINT")]
@@ -95,10 +95,10 @@ enum RootUpdate {
     AllowWorkerImage { hash: String },
     /// Remove a worker image hash.
     DisallowWorkerImage { hash: String },
-    /// Allow a model, by name.
-    AllowModel { name: String },
-    /// Remove a model, by name.
-    DisallowModel { name: String },
+    /// Allow a model, by the SHA-256 of its weights.
+    AllowModel { hash: String },
+    /// Remove a model, by the SHA-256 of its weights.
+    DisallowModel { hash: String },
     /// Register a proxy endpoint.
     RegisterProxy { endpoint: String },
     /// Remove a registered proxy.
@@ -110,11 +110,6 @@ fn hash32(text: &str) -> Result<[u8; 32], String> {
     hex::decode_to_slice(text.trim(), &mut out)
         .map_err(|_| format!("{text:?}: expected 64 hex digits"))?;
     Ok(out)
-}
-
-/// The hash of a model name, as workers' receipts and the registry carry it (SHA-256).
-fn model_hash(name: &str) -> [u8; 32] {
-    Sha256::digest(name.as_bytes()).into()
 }
 
 fn root_message(update: &RootUpdate) -> Result<RootMessage, String> {
@@ -136,13 +131,13 @@ fn root_message(update: &RootUpdate) -> Result<RootMessage, String> {
             query_id,
             hash: hash32(hash)?,
         },
-        RootUpdate::AllowModel { name } => RootMessage::AddModel {
+        RootUpdate::AllowModel { hash } => RootMessage::AddModel {
             query_id,
-            hash: model_hash(name),
+            hash: hash32(hash)?,
         },
-        RootUpdate::DisallowModel { name } => RootMessage::RemoveModel {
+        RootUpdate::DisallowModel { hash } => RootMessage::RemoveModel {
             query_id,
-            hash: model_hash(name),
+            hash: hash32(hash)?,
         },
         RootUpdate::RegisterProxy { endpoint } => RootMessage::RegisterProxy {
             query_id,
@@ -260,7 +255,7 @@ fn spec(args: &Args) -> Result<LocalNetworkSpec, String> {
         .chain(
             args.models
                 .iter()
-                .map(|m| RootUpdate::AllowModel { name: m.clone() }),
+                .map(|m| RootUpdate::AllowModel { hash: m.clone() }),
         )
         .chain(args.proxies.iter().map(|e| RootUpdate::RegisterProxy {
             endpoint: e.clone(),

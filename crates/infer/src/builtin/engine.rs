@@ -120,6 +120,7 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
         vec![ModelInfo {
             name: self.config.model_name.clone(),
             context_length: Some(self.model.config().context as u64),
+            weights: Some(self.model.weights()),
         }]
     }
 

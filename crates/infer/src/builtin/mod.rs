@@ -189,6 +189,8 @@ pub struct TextModel<B: Backend> {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     decoder: Decoder<B>,
+    /// SHA-256 of the GGUF file the model was built from: its identity.
+    weights: crate::WeightsDigest,
 }
 
 impl<B: Backend> std::fmt::Debug for TextModel<B> {
@@ -275,7 +277,13 @@ impl<B: Backend> TextModel<B> {
             tokenizer,
             template,
             decoder,
+            weights: crate::WeightsDigest::of_bytes(gguf.bytes()),
         })
+    }
+
+    /// The SHA-256 of the GGUF file the model was built from.
+    pub fn weights(&self) -> crate::WeightsDigest {
+        self.weights
     }
 
     /// The tokenizer.

@@ -359,6 +359,7 @@ impl UpstreamEngine {
             .map(|name| ModelInfo {
                 name: name.clone(),
                 context_length: None,
+                weights: None,
             })
             .collect();
         let connection = Connection::new(&config)?;
@@ -602,6 +603,7 @@ fn parse_model_list(body: &[u8]) -> Result<Vec<ModelInfo>, String> {
         .map(|entry| ModelInfo {
             name: entry.id,
             context_length: entry.max_model_len.or(entry.context_length),
+            weights: None,
         })
         .collect())
 }

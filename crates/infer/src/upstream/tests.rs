@@ -83,7 +83,8 @@ fn engine_setup_checks_models_and_key() {
         engine.models(),
         vec![ModelInfo {
             name: "m".to_owned(),
-            context_length: None
+            context_length: None,
+            weights: None
         }]
     );
 }
@@ -135,15 +136,18 @@ fn model_lists_are_read_with_context_lengths() {
         vec![
             ModelInfo {
                 name: "Qwen/Qwen3-8B".to_owned(),
-                context_length: Some(32768)
+                context_length: Some(32768),
+                weights: None
             },
             ModelInfo {
                 name: "small".to_owned(),
-                context_length: Some(2048)
+                context_length: Some(2048),
+                weights: None
             },
             ModelInfo {
                 name: "plain".to_owned(),
-                context_length: None
+                context_length: None,
+                weights: None
             },
         ]
     );

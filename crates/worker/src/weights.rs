@@ -1,0 +1,139 @@
+//! Which weights this worker serves, decided once at start: the identity that its attested
+//! claims, its receipts and the root registry's allow-list carry, so that a listed name cannot
+//! front other weights.
+//!
+//! Sources, all of which must agree when several are known: the built-in engine's digest of
+//! the GGUF it loaded; the digest of `model_files` computed here; the operator's pinned
+//! `model_hash`. A worker with real evidence must know its weights; in local mode (simulated or
+//! no evidence) an upstream model may run unpinned, loudly, and then claims no weights (its
+//! receipts carry zeros, which no registry lists).
+
+use cocoon_infer::{Engine, WeightsDigest};
+
+use crate::config::{WorkerConfig, WorkerError};
+
+/// The digest of the weights this worker serves, or `None` for an unpinned local worker.
+pub(crate) fn resolve(
+    config: &WorkerConfig,
+    engine: &dyn Engine,
+) -> Result<Option<WeightsDigest>, WorkerError> {
+    let served = crate::config::base_model(&config.model);
+    let from_engine = engine
+        .models()
+        .into_iter()
+        .find(|m| crate::config::base_model(&m.name) == served)
+        .and_then(|m| m.weights);
+    let from_files = match &config.model_files {
+        Some(path) => Some(
+            WeightsDigest::of_path(path)
+                .map_err(|e| WorkerError::Config(format!("cannot hash model_files: {e}")))?,
+        ),
+        None => None,
+    };
+    let pinned = match &config.model_hash {
+        Some(text) => Some(WeightsDigest::from_hex(text).ok_or_else(|| {
+            WorkerError::Config(format!("model_hash {text:?}: expected 64 hex digits"))
+        })?),
+        None => None,
+    };
+    let mut known: Option<(WeightsDigest, &str)> = None;
+    for (digest, source) in [
+        (from_engine, "the engine's model file"),
+        (from_files, "model_files"),
+        (pinned, "the pinned model_hash"),
+    ] {
+        let Some(digest) = digest else { continue };
+        match known {
+            Some((first, first_source)) if first != digest => {
+                return Err(WorkerError::Config(format!(
+                    "the served weights are not the ones named: {first_source} hashes to \
+                     {first}, {source} is {digest}"
+                )));
+            }
+            Some(_) => {}
+            None => known = Some((digest, source)),
+        }
+    }
+    match known {
+        Some((digest, source)) => {
+            tracing::info!(model = %config.model, weights = %digest, "model weights from {source}");
+            Ok(Some(digest))
+        }
+        None if local_mode(config) => {
+            tracing::warn!(
+                model = %config.model,
+                "UNPINNED model weights (local mode): set model_hash or model_files so that \
+                 receipts and the registry can name what this worker serves"
+            );
+            Ok(None)
+        }
+        None => Err(WorkerError::Config(format!(
+            "the weights of {:?} are unknown: pin them with model_hash (64 hex digits; \
+             `cocoon-worker model-hash PATH` prints it) or point model_files at them",
+            config.model
+        ))),
+    }
+}
+
+fn local_mode(config: &WorkerConfig) -> bool {
+    matches!(
+        config.attestation.evidence,
+        cocoon_net::EvidenceSource::Simulated | cocoon_net::EvidenceSource::None
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
+
+    use super::*;
+
+    fn upstream() -> Arc<dyn Engine> {
+        let mut c = UpstreamConfig::new("http://127.0.0.1:9");
+        c.models = vec!["m".into()];
+        Arc::new(UpstreamEngine::new(c).unwrap())
+    }
+
+    fn config(evidence: cocoon_net::EvidenceSource) -> WorkerConfig {
+        let mut c = WorkerConfig {
+            model: "m".into(),
+            ..WorkerConfig::default()
+        };
+        c.attestation.evidence = evidence;
+        c
+    }
+
+    #[test]
+    fn pinned_files_and_pin_must_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.gguf");
+        std::fs::write(&file, b"weights").unwrap();
+        let digest = WeightsDigest::of_bytes(b"weights");
+        let mut c = config(cocoon_net::EvidenceSource::ConfigfsTsm);
+        c.model_files = Some(file.clone());
+        assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), Some(digest));
+        c.model_hash = Some(digest.to_hex());
+        assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), Some(digest));
+        // Files swapped under a pin: refused at start.
+        std::fs::write(&file, b"other weights").unwrap();
+        let err = resolve(&c, upstream().as_ref()).unwrap_err().to_string();
+        assert!(err.contains("not the ones named"), "{err}");
+        c.model_files = None;
+        assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), Some(digest));
+        c.model_hash = Some("not hex".into());
+        assert!(resolve(&c, upstream().as_ref()).is_err());
+    }
+
+    #[test]
+    fn unknown_weights_are_refused_unless_in_local_mode() {
+        let c = config(cocoon_net::EvidenceSource::ConfigfsTsm);
+        let err = resolve(&c, upstream().as_ref()).unwrap_err().to_string();
+        assert!(err.contains("model_hash"), "{err}");
+        let c = config(cocoon_net::EvidenceSource::Simulated);
+        assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), None);
+    }
+}
