@@ -353,6 +353,7 @@ impl Client {
                 min_config_version: 0,
                 flags: 1,
                 enable_debug: Some(options.enable_debug),
+                public_key: None,
             }
             .to_boxed_bytes(),
         };

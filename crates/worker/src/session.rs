@@ -168,6 +168,7 @@ async fn handshake(
         ),
         min_proto_version: Some(version::MIN_VERSION),
         max_proto_version: Some(version::MAX_VERSION),
+        machine_description_json: None,
     };
     let answer = conn
         .query(Bytes::from(
@@ -300,6 +301,7 @@ fn handle_packet(
                 request_id: q.request_id,
                 flags: 0,
                 enable_debug: q.enable_debug,
+                private_key: None,
             };
             tokio::spawn(crate::request::serve(
                 state.clone(),
@@ -319,6 +321,7 @@ fn handle_packet(
                 request_id: q.request_id,
                 flags: 0,
                 enable_debug: None,
+                private_key: None,
             };
             tokio::spawn(crate::request::serve(
                 state.clone(),

@@ -312,6 +312,7 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
         request_id: Int256([11; 32]),
         flags: 0,
         enable_debug: None,
+        private_key: None,
     };
     proxy.send(reference).await;
     let (receipt, _) = proxy.finish(Int256([11; 32])).await;

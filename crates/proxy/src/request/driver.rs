@@ -405,6 +405,7 @@ impl Driver {
             request_id,
             flags: 0,
             enable_debug: debug.then_some(true),
+            private_key: None,
         }
         .to_boxed_bytes()
     }
