@@ -84,6 +84,12 @@ pub enum RefV1Error {
     /// The random number generator failed.
     #[error("random number generator failed")]
     Random,
+    /// An answer line or document grew past the limit before it ended.
+    #[error("answer piece larger than {max} bytes")]
+    AnswerTooLarge {
+        /// The limit.
+        max: usize,
+    },
     /// Nesting deeper than [`crate::MAX_DEPTH`]: refused rather than recursed.
     #[error("JSON nested deeper than {max} levels")]
     TooDeep {

@@ -23,6 +23,7 @@
 //!   Ciphertext = msg_key ‖ CBC(data). Opening checks the MAC in constant time, then
 //!   16 ≤ prefix ≤ data length.
 //! * **Bodies** ([`body`]): which JSON values are encrypted and the four fields the scheme adds.
+//! * **Answers** ([`answer`]): answer bodies, whole or as server-sent events, in pieces.
 //!
 //! # Conventions
 //!
@@ -33,11 +34,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod body;
 mod error;
 pub mod keys;
 pub mod string;
 
+pub use answer::{AnswerDecryptor, AnswerEncryptor, AnswerFraming};
 pub use body::{
     AnswerCipher, EncryptedRequest, OpenedRequest, encrypt_request, is_encrypted, open_request,
     parse_body,

@@ -223,3 +223,61 @@ fn dec_values_open_to_their_text_and_keys_off_the_curve_are_refused() {
         Err(RefV1Error::InvalidPublicKey { which: "sender" })
     );
 }
+
+#[test]
+fn streamed_answers_round_trip_in_any_pieces() {
+    use cocoon_refv1::{AnswerDecryptor, AnswerEncryptor, AnswerFraming};
+    let v = vectors();
+    let k = keys(&v);
+    let sent = encrypt_request(
+        v["request_plain"].clone(),
+        &k.client,
+        &k.worker.public(),
+        &k.nonce,
+        &mut Tape(0),
+    )
+    .unwrap();
+    let opened = open_request(sent.body.clone(), &k.worker).unwrap();
+
+    let sse = concat!(
+        ": keep-alive\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"},\"index\":0}],\"model\":\"m\"}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"index\":0}],\"model\":\"m\"}\r\n\r\n",
+        "data: [DONE]\n\n"
+    );
+    for piece in [1usize, 7, 64, sse.len()] {
+        let mut enc = AnswerEncryptor::new(opened.answers.clone(), AnswerFraming::EventStream);
+        let mut wire = Vec::new();
+        for chunk in sse.as_bytes().chunks(piece) {
+            wire.extend(enc.push(chunk, &mut Tape(piece)).unwrap());
+        }
+        wire.extend(enc.finish(&mut Tape(0)).unwrap());
+        let wire_text = String::from_utf8(wire.clone()).unwrap();
+        assert!(!wire_text.contains("Hel"), "{wire_text}");
+        assert!(
+            wire_text.contains("\"model\":\"m\""),
+            "exempt field stays clear"
+        );
+        assert!(wire_text.contains("data: [DONE]\n\n"));
+
+        let mut dec = AnswerDecryptor::new(sent.answers.clone(), AnswerFraming::EventStream);
+        let mut plain = Vec::new();
+        for chunk in wire.chunks(piece) {
+            plain.extend(dec.push(chunk).unwrap());
+        }
+        plain.extend(dec.finish().unwrap());
+        let plain: String = String::from_utf8(plain).unwrap();
+        assert!(plain.contains("{\"content\":\"Hel\"}") && plain.contains("\"lo\""));
+        assert!(plain.ends_with("data: [DONE]\n\n"));
+    }
+
+    let doc = br#"{"choices":[{"message":{"content":"Hi","role":"assistant"}}],"model":"m"}"#;
+    let mut enc = AnswerEncryptor::new(opened.answers.clone(), AnswerFraming::Document);
+    assert!(enc.push(&doc[..10], &mut Tape(0)).unwrap().is_empty());
+    assert!(enc.push(&doc[10..], &mut Tape(0)).unwrap().is_empty());
+    let wire = enc.finish(&mut Tape(0)).unwrap();
+    let mut dec = AnswerDecryptor::new(sent.answers, AnswerFraming::Document);
+    dec.push(&wire).unwrap();
+    let back: Value = serde_json::from_slice(&dec.finish().unwrap()).unwrap();
+    assert_eq!(back, serde_json::from_slice::<Value>(doc).unwrap());
+}
