@@ -14,6 +14,7 @@
 mod config;
 pub mod keys;
 mod limits;
+pub mod machine;
 mod registry;
 mod request;
 mod sealed;
@@ -79,6 +80,14 @@ impl Worker {
         };
         if let Some(follower) = follower {
             tasks.spawn(registry::follow(self.state.clone(), follower));
+        }
+        if self.state.config.describe_machine {
+            let attestation = self.state.tls.identity().evidence_kind().as_token();
+            let facts = machine::gather(self.state.engine.kind(), attestation).await;
+            let _ = self
+                .state
+                .machine_description
+                .set(machine::describe(&facts));
         }
         if !self.state.config.proxies_from_registry {
             for proxy in &self.state.config.proxies {

@@ -168,7 +168,7 @@ async fn handshake(
         ),
         min_proto_version: Some(version::MIN_VERSION),
         max_proto_version: Some(version::MAX_VERSION),
-        machine_description_json: None,
+        machine_description_json: state.machine_description.get().cloned(),
     };
     let answer = conn
         .query(Bytes::from(

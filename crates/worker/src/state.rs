@@ -37,6 +37,9 @@ pub(crate) struct WorkerState {
     pub(crate) payouts: Arc<crate::settle::Payouts>,
     /// The root registry followed, when `[registry] root` is set.
     pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
+    /// `machine_description_json` for `worker.params`, gathered once before the first session
+    /// (unset with `describe_machine = false`).
+    pub(crate) machine_description: std::sync::OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -100,6 +103,7 @@ impl WorkerState {
             committed: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             registry: Mutex::new(None),
+            machine_description: std::sync::OnceLock::new(),
         })
     }
 
