@@ -15,6 +15,7 @@ mod config;
 pub mod keys;
 mod limits;
 pub mod machine;
+pub mod model_change;
 mod registry;
 mod request;
 mod sealed;
@@ -43,6 +44,12 @@ impl Worker {
         Ok(Self {
             state: Arc::new(state::WorkerState::new(config, engine)?),
         })
+    }
+
+    /// Lets proxies change this worker's model (`worker.changeModel`) among the configured
+    /// `[model_change] models`, loading each with `loader`. Without one, changes are refused.
+    pub fn set_model_loader(&self, loader: Arc<dyn model_change::ModelLoader>) {
+        let _ = self.state.loader.set(loader);
     }
 
     /// A handle to inspect and steer the worker while it runs.
@@ -83,7 +90,7 @@ impl Worker {
         }
         if self.state.config.describe_machine {
             let attestation = self.state.tls.identity().evidence_kind().as_token();
-            let facts = machine::gather(self.state.engine.kind(), attestation).await;
+            let facts = machine::gather(self.state.served().engine.kind(), attestation).await;
             let _ = self
                 .state
                 .machine_description

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::base_model;
 use crate::limits;
-use crate::state::{WorkerState, lock};
+use crate::state::{Served, WorkerState, lock};
 
 /// How long a stopped engine has to report the tokens it used before the worker reports zero.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -108,6 +108,8 @@ pub(crate) async fn serve(
 ) {
     let start = cocoon_net::unix_time();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    // The model and engine of this request, whatever model changes happen while it runs.
+    let served = state.served();
     let request_id = q.request_id;
     let debug = q.enable_debug.unwrap_or(false);
     let mut reply = Reply {
@@ -118,7 +120,7 @@ pub(crate) async fn serve(
         debug,
         receipt: None,
         identity: state.tls.identity(),
-        model: state.config.model.clone(),
+        model: served.model.clone(),
         sealer,
     };
 
@@ -139,7 +141,7 @@ pub(crate) async fn serve(
             .await;
         return;
     };
-    let request = match validate(&state, &q.query, binding.token_limit) {
+    let request = match validate(&state, &served, &q.query, binding.token_limit) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
                 && let Some(client_request_id) = binding.client_request_id
@@ -165,7 +167,7 @@ pub(crate) async fn serve(
         cancel: &cancel,
         conn: &conn,
     };
-    let outcome = answer(&state, &reply, request, &watch).await;
+    let outcome = answer(&served, &reply, request, &watch).await;
     lock(&state.in_flight).remove(&request_id);
     let c = &state.counters;
     match outcome {
@@ -232,6 +234,7 @@ impl Watch<'_> {
 /// the proxy's reservation covers (see [`limits`]).
 fn validate(
     state: &WorkerState,
+    served: &Served,
     query: &Bytes,
     token_limit: Option<i64>,
 ) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
@@ -268,7 +271,7 @@ fn validate(
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| refuse(400, "`model` must be a string"))?;
-    if base_model(model) != state.config.base_model() {
+    if base_model(model) != base_model(&served.model) {
         return Err(refuse(404, format!("model `{model}` is not served here")));
     }
     match endpoint {
@@ -293,7 +296,7 @@ fn validate(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(refuse(400, "`stream` must be a boolean")),
     };
-    if let Some(engine_model) = state.engine.models().first() {
+    if let Some(engine_model) = served.engine.models().first() {
         body.insert("model".into(), Value::String(engine_model.name.clone()));
     }
     Ok((
@@ -307,13 +310,13 @@ fn validate(
 }
 
 async fn answer(
-    state: &WorkerState,
+    served: &Served,
     reply: &Reply<'_>,
     request: InferenceRequest,
     watch: &Watch<'_>,
 ) -> Outcome {
     let started = tokio::select! {
-        r = state.engine.run(request) => r,
+        r = served.engine.run(request) => r,
         // No answer head yet: dropping the engine's future abandons the request, and nothing
         // was generated that could be reported.
         interrupt = watch.fired() => {
