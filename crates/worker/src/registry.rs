@@ -150,10 +150,11 @@ fn apply(state: &Arc<WorkerState>, base: &Policy, served: &Served, registry: &Re
              that follow the registry refuse it"
         );
     }
-    let model_hash = cocoon_attest::receipt::model_hash(&state.config.model);
+    let model = state.served().model.clone();
+    let model_hash = cocoon_attest::receipt::model_hash(&model);
     if !registry.model_hashes.contains(&model_hash) {
         tracing::warn!(
-            model = %state.config.model,
+            model = %model,
             model_hash = %hex::encode(model_hash),
             "this worker's model is not among the root registry's models: proxies that follow \
              the registry refuse it"

@@ -32,7 +32,7 @@ use cocoon_seal::SystemRng;
 
 use crate::config::base_model;
 use crate::limits;
-use crate::state::{WorkerState, lock};
+use crate::state::{Served, WorkerState, lock};
 
 /// How long a stopped engine has to report the tokens it used before the worker reports zero.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -116,6 +116,8 @@ pub(crate) async fn serve(
 ) {
     let start = cocoon_net::unix_time();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    // The model and engine of this request, whatever model changes happen while it runs.
+    let served = state.served();
     let request_id = q.request_id;
     let debug = q.enable_debug.unwrap_or(false);
     let mut reply = Reply {
@@ -126,7 +128,7 @@ pub(crate) async fn serve(
         debug,
         receipt: None,
         identity: state.tls.identity(),
-        model: state.config.model.clone(),
+        model: served.model.clone(),
         sealer,
         refv1: None,
     };
@@ -162,7 +164,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let request = match validate(&state, &query, binding.token_limit) {
+    let request = match validate(&state, &served, &query, binding.token_limit) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
                 && let Some(client_request_id) = binding.client_request_id
@@ -188,7 +190,7 @@ pub(crate) async fn serve(
         cancel: &cancel,
         conn: &conn,
     };
-    let outcome = answer(&state, &reply, request, &watch).await;
+    let outcome = answer(&served, &reply, request, &watch).await;
     lock(&state.in_flight).remove(&request_id);
     let c = &state.counters;
     match outcome {
@@ -283,6 +285,7 @@ fn open_reference_encrypted(
 /// the proxy's reservation covers (see [`limits`]).
 fn validate(
     state: &WorkerState,
+    served: &Served,
     query: &Bytes,
     token_limit: Option<i64>,
 ) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
@@ -319,7 +322,7 @@ fn validate(
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| refuse(400, "`model` must be a string"))?;
-    if base_model(model) != state.config.base_model() {
+    if base_model(model) != base_model(&served.model) {
         return Err(refuse(404, format!("model `{model}` is not served here")));
     }
     match endpoint {
@@ -344,7 +347,7 @@ fn validate(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(refuse(400, "`stream` must be a boolean")),
     };
-    if let Some(engine_model) = state.engine.models().first() {
+    if let Some(engine_model) = served.engine.models().first() {
         body.insert("model".into(), Value::String(engine_model.name.clone()));
     }
     Ok((
@@ -358,13 +361,13 @@ fn validate(
 }
 
 async fn answer(
-    state: &WorkerState,
+    served: &Served,
     reply: &Reply<'_>,
     request: InferenceRequest,
     watch: &Watch<'_>,
 ) -> Outcome {
     let started = tokio::select! {
-        r = state.engine.run(request) => r,
+        r = served.engine.run(request) => r,
         // No answer head yet: dropping the engine's future abandons the request, and nothing
         // was generated that could be reported.
         interrupt = watch.fired() => {

@@ -21,7 +21,15 @@ pub(crate) struct WorkerState {
     pub(crate) tls: cocoon_net::TlsEndpoint,
     /// Wallet and sealing keys, opened from their sealed files at start.
     pub(crate) keys: WorkerKeys,
-    pub(crate) engine: Arc<dyn Engine>,
+    /// The model served now and its engine; replaced whole by a model change, so a request
+    /// that took it at its start keeps both to its end.
+    pub(crate) served: Mutex<Arc<Served>>,
+    /// How to load another model (`worker.changeModel`), when the operator set one up.
+    pub(crate) loader: std::sync::OnceLock<Arc<dyn crate::model_change::ModelLoader>>,
+    /// Held while a model change runs: one at a time.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// Every model change: (the model now served, the session whose proxy asked).
+    pub(crate) model_changes: tokio::sync::watch::Sender<(String, u64)>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
     pub(crate) active: AtomicUsize,
@@ -37,10 +45,21 @@ pub(crate) struct WorkerState {
     pub(crate) payouts: Arc<crate::settle::Payouts>,
     /// The root registry followed, when `[registry] root` is set.
     pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
+    /// `machine_description_json` for `worker.params`, gathered once before the first session
+    /// (unset with `describe_machine = false`).
+    pub(crate) machine_description: std::sync::OnceLock<String>,
+}
+
+/// The model a worker serves and the engine serving it.
+pub(crate) struct Served {
+    pub(crate) model: String,
+    pub(crate) engine: Arc<dyn Engine>,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Model changes made (`worker.changeModel`).
+    pub(crate) model_changes: AtomicU64,
     pub(crate) requests: AtomicU64,
     /// Sealed requests whose envelope opened here (also counted in `requests`).
     pub(crate) sealed_requests: AtomicU64,
@@ -89,8 +108,14 @@ impl WorkerState {
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
             coefficient: AtomicI32::new(config.coefficient),
+            served: Mutex::new(Arc::new(Served {
+                model: config.model.clone(),
+                engine,
+            })),
+            loader: std::sync::OnceLock::new(),
+            changing: tokio::sync::Mutex::new(()),
+            model_changes: tokio::sync::watch::Sender::new((config.model.clone(), 0)),
             config,
-            engine,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             sessions: Mutex::new(HashMap::new()),
@@ -100,7 +125,13 @@ impl WorkerState {
             committed: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             registry: Mutex::new(None),
+            machine_description: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The model served now and its engine.
+    pub(crate) fn served(&self) -> Arc<Served> {
+        lock(&self.served).clone()
     }
 
     /// Takes a request slot, or `None` when at `max_active_requests`.
@@ -177,8 +208,10 @@ pub struct ProxyView {
 /// A point-in-time view of a worker, as `/jsonstats` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerSnapshot {
-    /// Announced model.
+    /// The model served now (the configured one, or the last a proxy changed it to).
     pub model: String,
+    /// Model changes made since start (`worker.changeModel`).
+    pub model_changes: u64,
     /// Whether proxies may send requests.
     pub enabled: bool,
     /// Current coefficient (1000 = 1.0×).
@@ -288,9 +321,9 @@ impl WorkerHandle {
         WorkerSnapshot {
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             image_hash: s.tls.identity().image_hash().map(|h| h.to_string()),
-            model_hash: hex::encode(cocoon_attest::receipt::model_hash(&s.config.model)),
+            model_hash: hex::encode(cocoon_attest::receipt::model_hash(&s.served().model)),
             registry: lock(&s.registry).as_ref().map(|r| lock(r).clone()),
-            model: s.config.model.clone(),
+            model: s.served().model.clone(),
             key_source: s.keys.source.clone(),
             wallet_public_key: hex::encode(s.keys.wallet.verifying_key().as_bytes()),
             sealing_public_key: s.keys.sealing.public().to_string(),
@@ -308,6 +341,7 @@ impl WorkerHandle {
             prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
             completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             paid_tokens: c.paid_tokens.load(Ordering::Relaxed),
+            model_changes: c.model_changes.load(Ordering::Relaxed),
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.payouts.stats(),
         }
