@@ -202,6 +202,10 @@ pub enum AttestError {
         /// The extension's OID.
         oid: String,
     },
+    /// A certificate carries extensions of both the TDX layout (`.1`, `.2`) and the SEV-SNP
+    /// layout (`.100`–`.102`).
+    #[error("RA-TLS certificate mixes the TDX and SEV-SNP extension layouts")]
+    MixedCertificateLayouts,
     /// A required extension is absent.
     #[error("RA-TLS certificate lacks extension {oid}")]
     MissingExtension {

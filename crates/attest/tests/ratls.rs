@@ -457,3 +457,178 @@ fn errors_survive_the_trip_through_rustls() {
         Some(AttestError::ReportDataMismatch)
     ));
 }
+
+// ----- the reference's SEV-SNP layout: .100 claims, .101 report, .102 VCEK -----
+
+mod snp_layout {
+    use super::*;
+    use cocoon_attest::ratls::cert::{
+        CertificateLayout, OID_SNP_CLAIMS_STR, OID_SNP_REPORT_STR, OID_SNP_VCEK_STR,
+        OID_USER_CLAIMS, snp_certificate_params,
+    };
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    fn snp_cert_with(report: &[u8], vcek: &[u8], claims: &[u8]) -> CertificateDer<'static> {
+        let params = snp_certificate_params(
+            report,
+            vcek,
+            claims,
+            SNP_SAMPLE_TIME - 60,
+            SNP_SAMPLE_TIME + DAY,
+        )
+        .unwrap();
+        self_sign(&params, &key(40)).unwrap()
+    }
+
+    fn good_claims() -> Vec<u8> {
+        UserClaims::reference(key(40).public_key()).to_bytes()
+    }
+
+    fn verify_at_sample_time(cert: CertificateDer<'static>) -> AttestError {
+        verified_peer(
+            &[cert],
+            &Policy::production(),
+            &EvidenceVerifier::default(),
+            SNP_SAMPLE_TIME,
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn snp_evidence_is_issued_in_the_reference_layout() {
+        let (report, vcek) = snp_sample();
+        let k = key(41);
+        let claims = UserClaims::reference(k.public_key()).to_bytes();
+        let evidence = Evidence::SevSnp(SnpEvidence {
+            report: report.clone(),
+            vcek_der: vcek.clone(),
+        })
+        .encode();
+        let der = issue_certificate(
+            &k,
+            &evidence,
+            &claims,
+            SNP_SAMPLE_TIME - 60,
+            SNP_SAMPLE_TIME + DAY,
+        )
+        .unwrap();
+
+        // Three critical extensions with the raw contents; no TDX pair.
+        let (_, x509) = X509Certificate::from_der(&der).unwrap();
+        let ext = |oid: &str| {
+            x509.extensions()
+                .iter()
+                .find(|e| e.oid.to_id_string() == oid)
+                .map(|e| (e.critical, e.value.to_vec()))
+        };
+        assert_eq!(ext(OID_SNP_CLAIMS_STR), Some((true, claims.clone())));
+        assert_eq!(ext(OID_SNP_REPORT_STR), Some((true, report.clone())));
+        assert_eq!(ext(OID_SNP_VCEK_STR), Some((true, vcek.clone())));
+        assert_eq!(ext("1.3.6.1.4.1.12345.1"), None);
+        assert_eq!(ext("1.3.6.1.4.1.12345.2"), None);
+
+        // Parsed back: the pair is handed on as ordinary SEV-SNP evidence.
+        let parsed = parse_certificate(&der, SNP_SAMPLE_TIME).unwrap();
+        assert_eq!(parsed.layout, CertificateLayout::SevSnp);
+        assert_eq!(parsed.claims.as_deref(), Some(&claims[..]));
+        let Evidence::SevSnp(snp) = Evidence::decode(parsed.evidence.as_deref().unwrap()).unwrap()
+        else {
+            panic!("not SEV-SNP evidence");
+        };
+        assert_eq!(snp.report, report);
+        assert_eq!(snp.vcek_der, vcek);
+
+        // The VCEK from .102 passes ARK -> ASK -> VCEK and the report signature.
+        let verified = EvidenceVerifier::default()
+            .verify(parsed.evidence.as_deref().unwrap(), SNP_SAMPLE_TIME)
+            .unwrap();
+        assert_eq!(verified.kind, EvidenceKind::SevSnp);
+        // The whole peer check gets past the chain to the binding: the recorded report binds
+        // another node's claims (a report for our claims needs the real chip).
+        assert!(matches!(
+            verify_at_sample_time(der),
+            AttestError::ReportDataMismatch
+        ));
+    }
+
+    #[test]
+    fn tdx_and_simulated_evidence_keep_the_tdx_pair() {
+        let k = key(42);
+        let claims = claims_for(&k);
+        let der = sim_cert(&k, &claims);
+        let parsed = parse_certificate(&der, NOW).unwrap();
+        assert_eq!(parsed.layout, CertificateLayout::Tdx);
+        assert!(check(der, &Policy::local_simulated()).is_ok());
+    }
+
+    #[test]
+    fn a_vcek_that_does_not_chain_is_refused() {
+        let (report, mut vcek) = snp_sample();
+        // Flip a byte inside the VCEK's signature (its last bytes): still DER, no longer AMD's.
+        let last = vcek.len() - 2;
+        vcek[last] ^= 0x01;
+        let err = verify_at_sample_time(snp_cert_with(&report, &vcek, &good_claims()));
+        assert!(
+            matches!(
+                err,
+                AttestError::SnpChain(_) | AttestError::SnpCertificate(_)
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_vcek_of_another_chip_is_refused() {
+        let (report, _) = snp_sample();
+        let other = data("vcek_turin.der");
+        let err = verify_at_sample_time(snp_cert_with(&report, &other, &good_claims()));
+        assert!(matches!(err, AttestError::SnpVcekMismatch(_)), "{err}");
+    }
+
+    #[test]
+    fn a_vcek_for_another_tcb_is_refused() {
+        let (mut report, vcek) = snp_sample();
+        // Reported TCB (offset 0x180): the bootloader SVN no longer matches the VCEK's.
+        report[0x180] ^= 0x01;
+        let err = verify_at_sample_time(snp_cert_with(&report, &vcek, &good_claims()));
+        assert!(matches!(err, AttestError::SnpVcekMismatch(_)), "{err}");
+    }
+
+    #[test]
+    fn incomplete_or_mixed_layouts_are_refused() {
+        let (report, vcek) = snp_sample();
+        // No VCEK: not fetched behind the peer's back, refused.
+        let mut params =
+            snp_certificate_params(&report, &vcek, &good_claims(), NOW - 60, NOW + DAY).unwrap();
+        params
+            .custom_extensions
+            .retain(|e| e.oid_components().last() != Some(102));
+        let der = self_sign(&params, &key(43)).unwrap();
+        assert!(matches!(
+            parse_certificate(&der, NOW).unwrap_err(),
+            AttestError::MissingExtension { oid } if oid == OID_SNP_VCEK_STR
+        ));
+
+        // The SNP triple plus a TDX claims extension.
+        let mut params =
+            snp_certificate_params(&report, &vcek, &good_claims(), NOW - 60, NOW + DAY).unwrap();
+        let mut extra = CustomExtension::from_oid_content(OID_USER_CLAIMS, vec![0; 72]);
+        extra.set_criticality(true);
+        params.custom_extensions.push(extra);
+        let der = self_sign(&params, &key(44)).unwrap();
+        assert!(matches!(
+            parse_certificate(&der, NOW).unwrap_err(),
+            AttestError::MixedCertificateLayouts
+        ));
+
+        // A report that is not 1184 bytes fails as malformed evidence, not a panic.
+        let der = self_sign(
+            &snp_certificate_params(&report[..100], &vcek, &good_claims(), NOW - 60, NOW + DAY)
+                .unwrap(),
+            &key(45),
+        )
+        .unwrap();
+        let err = check(der, &Policy::production()).unwrap_err();
+        assert!(matches!(err, AttestError::EvidenceMalformed(_)), "{err}");
+    }
+}

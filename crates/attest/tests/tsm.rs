@@ -128,6 +128,28 @@ fn snp_report_with_host_supplied_vcek_becomes_verifiable_evidence() {
         .unwrap();
     assert_eq!(verified.kind, EvidenceKind::SevSnp);
     assert_eq!(verified.report_data, report_data);
+
+    // The node's certificate carries the host's VCEK in .102, in the reference's SNP layout.
+    let key = cocoon_attest::ratls::TlsKeyPair::from_seed(&[3; 32]).unwrap();
+    let der = cocoon_attest::ratls::cert::issue_certificate(
+        &key,
+        &evidence,
+        b"claims",
+        SNP_SAMPLE_TIME - 60,
+        SNP_SAMPLE_TIME + 3600,
+    )
+    .unwrap();
+    let parsed = cocoon_attest::ratls::cert::parse_certificate(&der, SNP_SAMPLE_TIME).unwrap();
+    assert_eq!(
+        parsed.layout,
+        cocoon_attest::ratls::cert::CertificateLayout::SevSnp
+    );
+    let Evidence::SevSnp(snp) = Evidence::decode(parsed.evidence.as_deref().unwrap()).unwrap()
+    else {
+        panic!("not SEV-SNP evidence");
+    };
+    assert_eq!(snp.vcek_der, vcek);
+    assert_eq!(snp.report, report_bytes);
 }
 
 #[test]

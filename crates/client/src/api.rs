@@ -309,8 +309,31 @@ impl Client {
             .and_then(Value::as_i64)
             .filter(|v| *v > 0)
             .unwrap_or(self.config.default_max_tokens);
-        let payload = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        // The reference's own encryption, when configured: the body's strings are encrypted to
+        // the receiver key, and the answer is opened with the same request's keys.
+        let (body, reference) = match self.config.reference_receiver()? {
+            None => (Value::Object(body), None),
+            Some(receiver) => {
+                let mut rng = cocoon_seal::SystemRng;
+                let opened = (|| {
+                    let sender = cocoon_refv1::Ed25519Seed::generate(&mut rng)?;
+                    let nonce: [u8; 32] = rand::random();
+                    let sent = cocoon_refv1::encrypt_request(
+                        Value::Object(body),
+                        &sender,
+                        &receiver,
+                        &nonce,
+                        &mut rng,
+                    )?;
+                    Ok::<_, cocoon_refv1::RefV1Error>((sent, sender.public()))
+                })()
+                .map_err(|e| ClientError::InvalidRequest(format!("cannot encrypt: {e}")))?;
+                let (sent, sender) = opened;
+                (sent.body, Some((sent.answers, sender)))
+            }
+        };
+        let payload =
+            serde_json::to_vec(&body).map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         let request_hash = cocoon_attest::receipt::body_hash(&payload);
         let query =
             Bytes::from(http::Request::json_post(path, Bytes::from(payload)).to_boxed_bytes());
@@ -319,11 +342,16 @@ impl Client {
             .link
             .session(Duration::from_secs(5).min(timeout))
             .await?;
-        let sealed = match self
-            .sealing
-            .prepare(&self.config, &self.link, &session, &model, &query)
-            .await
-        {
+        let prepared = match reference {
+            // A reference proxy does not seal: the request goes in the reference's encryption.
+            Some(_) => Ok(None),
+            None => {
+                self.sealing
+                    .prepare(&self.config, &self.link, &session, &model, &query)
+                    .await
+            }
+        };
+        let sealed = match prepared {
             Ok(s) => s,
             Err(e) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -366,6 +394,7 @@ impl Client {
                 min_config_version: 0,
                 flags: 1,
                 enable_debug: Some(options.enable_debug),
+                public_key: reference.as_ref().map(|(_, sender)| Int256(sender.0)),
             }
             .to_boxed_bytes(),
         };
@@ -405,6 +434,10 @@ impl Client {
             workers: self.link.workers.clone(),
             clock: self.link.config.attestation.clock.clone(),
             sealed: sealed.is_some(),
+            reference: reference.map(|(cipher, _)| ReferenceAnswer {
+                cipher,
+                decryptor: None,
+            }),
         };
         let first = loop {
             match stream.recv().await {
@@ -427,6 +460,17 @@ impl Client {
                     .iter()
                     .map(|h| (h.name.clone(), h.value.clone()))
                     .collect();
+                if let Some(reference) = &mut stream.reference {
+                    let content_type = stream
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                        .map(|(_, v)| v.as_str());
+                    reference.decryptor = Some(cocoon_refv1::AnswerDecryptor::new(
+                        reference.cipher.clone(),
+                        cocoon_refv1::AnswerFraming::from_content_type(content_type),
+                    ));
+                }
                 let mut first_bytes = BytesMut::from(&head.payload[..]);
                 first_bytes.extend_from_slice(&rest);
                 stream.pending = Some(first_bytes.freeze());
@@ -618,6 +662,15 @@ pub struct AnswerStream {
     clock: cocoon_net::AttestationClock,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
     pub sealed: bool,
+    /// For a request in the reference's encryption: what opens its answer.
+    reference: Option<ReferenceAnswer>,
+}
+
+/// Opening the answer of a request sent in the reference's encryption.
+struct ReferenceAnswer {
+    cipher: cocoon_refv1::AnswerCipher,
+    /// Made once the head tells the framing.
+    decryptor: Option<cocoon_refv1::AnswerDecryptor>,
 }
 
 /// What a receipt must name for the answer it comes with.
@@ -751,11 +804,31 @@ impl AnswerStream {
 
     /// The next body chunk; `Ok(None)` once the answer is complete (usage is then final).
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
-        let chunk = self.next_raw_chunk().await?;
-        if let Some(c) = &chunk {
-            self.answer_hash.update(c);
+        loop {
+            let chunk = self.next_raw_chunk().await?;
+            if let Some(c) = &chunk {
+                self.answer_hash.update(c);
+            }
+            let Some(decryptor) = self.reference.as_mut().and_then(|r| r.decryptor.as_mut()) else {
+                return Ok(chunk);
+            };
+            let opened = |e: cocoon_refv1::RefV1Error| {
+                ClientError::Interrupted(format!("cannot open the encrypted answer: {e}"))
+            };
+            match chunk {
+                Some(c) => {
+                    let plain = decryptor.push(&c).map_err(opened)?;
+                    if !plain.is_empty() {
+                        return Ok(Some(Bytes::from(plain)));
+                    }
+                }
+                None => {
+                    let plain = decryptor.finish().map_err(opened)?;
+                    self.reference = None;
+                    return Ok((!plain.is_empty()).then(|| Bytes::from(plain)));
+                }
+            }
         }
-        Ok(chunk)
     }
 
     /// The worker's receipt, once the answer is complete and when the worker sent one

@@ -77,6 +77,13 @@ pub struct ClientConfig {
     /// client that was offered sealing never silently downgrades), send unsealed (logged and
     /// counted) in local mode; see [`ClientConfig::requires_sealing`].
     pub require_sealed: Option<bool>,
+    /// Encrypt every request in the reference's "v1" scheme to this receiver's Ed25519 public
+    /// key (64 hex digits, as the reference's root config registers it), for a reference proxy
+    /// that requires it: the body's strings are encrypted, `client.runQueryEx` carries this
+    /// client's `public_key`, and answers are opened here. Unset by default. Such requests are
+    /// never sealed, and any proxy holding the receiver's key (the reference's key manager gives
+    /// it to proxies) can read them.
+    pub reference_receiver_key: Option<String>,
     /// The HTTP API's limits and who may call it (`[http]`).
     pub http: HttpApiConfig,
 }
@@ -242,6 +249,7 @@ impl Default for ClientConfig {
             sealing: true,
             sealed_candidates: 3,
             require_sealed: None,
+            reference_receiver_key: None,
             http: HttpApiConfig::default(),
         }
     }
@@ -267,8 +275,25 @@ impl ClientConfig {
         ))
     }
 
+    /// The receiver key of [`Self::reference_receiver_key`], parsed.
+    pub fn reference_receiver(&self) -> Result<Option<cocoon_refv1::Ed25519Public>, ClientError> {
+        let Some(text) = &self.reference_receiver_key else {
+            return Ok(None);
+        };
+        let key = cocoon_refv1::Ed25519Public::from_hex(text.trim(), "reference_receiver_key")
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        key.to_x25519("receiver")
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        Ok(Some(key))
+    }
+
     /// Checks the settings for mistakes a client cannot run with.
     pub fn validate(&self) -> Result<(), ClientError> {
+        if self.reference_receiver()?.is_some() && self.require_sealed == Some(true) {
+            return Err(ClientError::Config(
+                "reference_receiver_key sends requests unsealed: it excludes require_sealed".into(),
+            ));
+        }
         if self.owner_address.is_empty() {
             return Err(ClientError::Config("owner_address must be set".into()));
         }

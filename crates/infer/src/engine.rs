@@ -183,6 +183,11 @@ pub trait Engine: Send + Sync + 'static {
     /// The models this engine serves.
     fn models(&self) -> Vec<ModelInfo>;
 
+    /// What kind of engine this is (`builtin`, `upstream`), for the worker's self-description.
+    fn kind(&self) -> &'static str {
+        "other"
+    }
+
     /// Starts answering `request`. Returns once the response head is known.
     fn run(
         &self,

@@ -124,6 +124,25 @@ impl LocalIdentity {
         &self.clock
     }
 
+    /// Names other model weights in this node's claims: issues a new certificate at once
+    /// (counted as a renewal, so a worker announces it to its proxies). A node with
+    /// reference-format claims carries no model and is left as it is.
+    pub fn reissue_with_model_hash(
+        &self,
+        model_hash: Option<cocoon_attest::digest::Digest32>,
+    ) -> Result<(), NetError> {
+        if !self.issuer.set_model_hash(model_hash) {
+            return Ok(());
+        }
+        self.issuer.reissue(&self.identity, self.clock.now_unix())?;
+        tracing::info!(
+            model_hash = ?model_hash.map(|h| hex::encode(h.as_bytes())),
+            "RA-TLS certificate reissued for other model weights"
+        );
+        self.renewals.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
     /// Replaces the certificate if its refresh time has come; returns whether it did. New
     /// handshakes use the new certificate; open connections are unaffected.
     pub fn refresh_if_due(&self) -> Result<bool, NetError> {

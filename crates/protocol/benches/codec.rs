@@ -34,6 +34,7 @@ fn run_query_ex() -> Message {
         min_config_version: 0,
         flags: 1,
         enable_debug: Some(false),
+        public_key: None,
     })
 }
 

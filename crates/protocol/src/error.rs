@@ -32,6 +32,15 @@ pub enum Error {
         /// The TL type expected here.
         context: &'static str,
     },
+    /// A flags word with bits that no field of the constructor uses: a newer peer's field may
+    /// follow them, so decoding stops rather than misread the rest.
+    #[error("constructor {id:08x}: unknown flag bits {unknown:#x}")]
+    UnknownFlagBits {
+        /// The constructor whose flags word it is.
+        id: u32,
+        /// The bits set that are not known.
+        unknown: u32,
+    },
     /// A `Bool` that is neither `boolTrue` nor `boolFalse`.
     #[error("invalid Bool constructor {0:08x}")]
     InvalidBool(u32),

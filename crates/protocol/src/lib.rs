@@ -32,8 +32,8 @@
 //! is therefore testable with plain bytes, and `cocoon-net` wraps these types with tokio.
 //!
 //! Decoding is strict, so anything that decodes re-encodes to the same bytes: canonical lengths,
-//! zero padding, valid UTF-8 in strings, `Bool` exactly `boolTrue` or `boolFalse`, no trailing
-//! bytes. Malformed input from a peer is an [`Error`] with a precise variant, never a panic, and
+//! zero padding, valid UTF-8 in strings, `Bool` exactly `boolTrue` or `boolFalse`, no flag bit
+//! that no field of its constructor uses ([`Error::UnknownFlagBits`]), no trailing bytes. Malformed input from a peer is an [`Error`] with a precise variant, never a panic, and
 //! vector counts are checked against the bytes left before anything is allocated.
 //!
 //! # TL encoding

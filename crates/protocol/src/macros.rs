@@ -8,6 +8,10 @@
 /// stored `flags` with the bits of present optional fields added, so decoded values
 /// re-encode byte for byte and hand-built ones need not set bits by hand.
 ///
+/// On decode a flags word with a bit that no declared field uses is
+/// [`Error::UnknownFlagBits`](crate::Error::UnknownFlagBits): a peer that sets a bit we do not
+/// know may have put a field behind it, and reading on would misread everything after it.
+///
 /// For tests (and with the `sample` feature) it also implements `sample::Sample`: random valid
 /// values whose optional fields are present exactly when their flag bit is set.
 macro_rules! tl_struct {
@@ -22,6 +26,12 @@ macro_rules! tl_struct {
         #[derive(Debug, Clone, PartialEq, Default)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: tl_field_ty!($ty $(, $bit)?), )*
+        }
+
+        impl $name {
+            /// Every flag bit a declared optional field uses; a decoded flags word may hold no other.
+            #[allow(dead_code)]
+            pub const KNOWN_FLAGS: u32 = 0 $( | tl_flag_mask!($field $(, $bit)?) )*;
         }
 
         impl $crate::tl::TlWrite for $name {
@@ -56,7 +66,8 @@ macro_rules! tl_struct {
                 tl_sample_strategies!($( $ty ),*)
                     .prop_map(|tl_sample_pattern!($( $field ),*)| {
                         let mut value = Self { $( $field: tl_sample_wrap!($field $(, $bit)?), )* };
-                        // An optional field is present exactly when its flag bit is set.
+                        // An optional field is present exactly when its flag bit is set, and
+                        // only known bits are set (others are a decode error).
                         $( tl_sample_flag_fix!(value, $field $(, $bit)?); )*
                         value
                     })
@@ -101,11 +112,23 @@ macro_rules! tl_sample_wrap {
 
 #[cfg(any(test, feature = "sample"))]
 macro_rules! tl_sample_flag_fix {
+    ($v:ident, flags) => {
+        $v.flags &= Self::KNOWN_FLAGS;
+    };
     ($v:ident, $field:ident) => {};
     ($v:ident, $field:ident, $bit:literal) => {
         if $v.flags & (1u32 << $bit) == 0 {
             $v.$field = None;
         }
+    };
+}
+
+macro_rules! tl_flag_mask {
+    ($field:ident) => {
+        0u32
+    };
+    ($field:ident, $bit:literal) => {
+        1u32 << $bit
     };
 }
 
@@ -146,6 +169,12 @@ macro_rules! tl_field_write {
 macro_rules! tl_field_read {
     ($r:ident, $f:ident, $ty:ty, flags) => {{
         let v = $r.read_u32()?;
+        if v & !Self::KNOWN_FLAGS != 0 {
+            return Err($crate::Error::UnknownFlagBits {
+                id: <Self as $crate::tl::TlConstructor>::ID,
+                unknown: v & !Self::KNOWN_FLAGS,
+            });
+        }
         $f = v;
         v
     }};

@@ -500,7 +500,10 @@ pub mod client {
 
     tl_struct! {
         /// Function (query) `client.runQueryEx`, answered by `client.QueryAnswerEx`.
-        RunQueryEx = 0xf54cb74b, "client.runQueryEx model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
+        ///
+        /// The id is pinned: it is the CRC32 of the declaration without `public_key`, which the
+        /// reference added behind flag bit 1 (9060ce5) and pinned the id to keep.
+        RunQueryEx = 0xf54cb74b, "client.runQueryEx model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool public_key:flags.1?int256 = client.QueryAnswerEx" {
             /// `model_name`.
             model_name: String,
             /// `query`.
@@ -519,6 +522,9 @@ pub mod client {
             flags: u32,
             /// `enable_debug` (present with flag bit 0).
             enable_debug: bool => 0,
+            /// `public_key` (present with flag bit 1): the client's Ed25519 public key for the
+            /// reference's "v1" request encryption.
+            public_key: Int256 => 1,
         }
     }
 
@@ -829,7 +835,10 @@ pub mod proxy {
 
     tl_struct! {
         /// Function (query) `proxy.runQueryEx`, answered by `proxy.QueryAnswer`.
-        RunQueryEx = 0xc805e7e2, "proxy.runQueryEx query:bytes signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswer" {
+        ///
+        /// The id is pinned: it is the CRC32 of the declaration without `private_key`, which the
+        /// reference added behind flag bit 1 (9060ce5) and pinned the id to keep.
+        RunQueryEx = 0xc805e7e2, "proxy.runQueryEx query:bytes signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool private_key:flags.1?int256 = proxy.QueryAnswer" {
             /// `query`.
             query: Bytes,
             /// `signed_payment`.
@@ -844,6 +853,9 @@ pub mod proxy {
             flags: u32,
             /// `enable_debug` (present with flag bit 0).
             enable_debug: bool => 0,
+            /// `private_key` (present with flag bit 1): the receiver's Ed25519 private key, handed
+            /// to the worker by a reference proxy for the "v1" request encryption.
+            private_key: Int256 => 1,
         }
     }
 
@@ -909,7 +921,7 @@ pub mod worker {
 
     tl_struct! {
         /// Constructor `worker.params` of `worker.Params`.
-        Params = 0x869c73ed, "worker.params flags:# worker_owner_address:string model:string coefficient:int is_test:flags.0?Bool proxy_cnt:flags.0?int max_active_requests:flags.0?int min_proto_version:flags.1?int max_proto_version:flags.1?int = worker.Params" {
+        Params = 0x869c73ed, "worker.params flags:# worker_owner_address:string model:string coefficient:int is_test:flags.0?Bool proxy_cnt:flags.0?int max_active_requests:flags.0?int min_proto_version:flags.1?int max_proto_version:flags.1?int machine_description_json:flags.2?string = worker.Params" {
             /// Flags: which optional fields are present.
             flags: u32,
             /// `worker_owner_address`.
@@ -928,6 +940,9 @@ pub mod worker {
             min_proto_version: i32 => 1,
             /// `max_proto_version` (present with flag bit 1).
             max_proto_version: i32 => 1,
+            /// `machine_description_json` (present with flag bit 2): the worker's own account of
+            /// its machine (a JSON object). Self-reported, so for display only.
+            machine_description_json: String => 2,
         }
     }
 
@@ -1038,6 +1053,198 @@ pub mod worker {
     tl_struct! {
         /// Function (query) `worker.updatePaymentStatus`, answered by `worker.PaymentStatus`.
         UpdatePaymentStatus = 0xdc70a524, "worker.updatePaymentStatus = worker.PaymentStatus" {
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `worker.changedModel` of `worker.ChangedModel`: the answer to
+        /// [`ChangeModel`] once the worker serves the new model.
+        ///
+        /// The reference declares it without fields, so it carries none: the model now served is
+        /// the `new_model` of the query it answers (a worker that cannot switch answers with
+        /// `tcp.queryError` instead).
+        ChangedModel = 0x34029366, "worker.changedModel = worker.ChangedModel" {
+        }
+    }
+
+    tl_struct! {
+        /// Function (query) `worker.changeModel`, answered by `worker.ChangedModel`: the proxy
+        /// asks the worker to serve another model from now on (reference 9060ce5).
+        ChangeModel = 0x72662cee, "worker.changeModel new_model:string = worker.ChangedModel" {
+            /// `new_model`.
+            new_model: String,
+        }
+    }
+}
+
+/// The reference's TL form of the root contract's configuration (`rootConfig.`): what its nodes
+/// read from the chain, not a message between nodes, so it is not part of [`Message`].
+///
+/// Field layout: `configV5` as the reference at b75d444 declares it, and `configV7`, which
+/// (reference 9060ce5) adds the key-manager fields between `min_client_stake` and
+/// `proxy_sc_code`. The result type name `rootConfig.Config` is ours and the ids are the CRC32 of
+/// these lines; the reference never sends these on a connection, so no peer checks them.
+/// `*_sc_code` fields are TL `string` on the wire but held as bytes: a contract's code need not
+/// be UTF-8.
+pub mod root_config {
+    #[allow(unused_imports)]
+    use crate::tl::Int256;
+    #[allow(unused_imports)]
+    use bytes::Bytes;
+
+    tl_struct! {
+        /// Constructor `rootConfig.registeredProxy`: a proxy the root contract lists.
+        RegisteredProxy = 0x9f4e446a, "rootConfig.registeredProxy seqno:int address:string = rootConfig.RegisteredProxy" {
+            /// `seqno`.
+            seqno: i32,
+            /// `address`.
+            address: String,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `rootConfig.registeredPublicKey`: a key the root contract registers for
+        /// the reference's key manager, with its type and expiry (unix time).
+        RegisteredPublicKey = 0x37312ecd, "rootConfig.registeredPublicKey public_key:int256 key_type:int expire_at:int = rootConfig.RegisteredPublicKey" {
+            /// `public_key`.
+            public_key: Int256,
+            /// `key_type`.
+            key_type: i32,
+            /// `expire_at`.
+            expire_at: i32,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `rootConfig.configV5` (reference b75d444).
+        ConfigV5 = 0x5e84869b, "rootConfig.configV5 root_owner_address:string proxy_hashes:vector int256 registered_proxies:vector rootConfig.registeredProxy last_proxy_seqno:int worker_hashes:vector int256 model_hashes:vector int256 version:int struct_version:int params_version:int unique_id:int is_test:int price_per_token:long worker_fee_per_token:long prompt_tokens_price_multiplier:int cached_tokens_price_multiplier:int completion_tokens_price_multiplier:int reasoning_tokens_price_multiplier:int proxy_delay_before_close:int client_delay_before_close:int min_proxy_stake:long min_client_stake:long proxy_sc_code:string worker_sc_code:string client_sc_code:string = rootConfig.Config" {
+            /// `root_owner_address`.
+            root_owner_address: String,
+            /// `proxy_hashes`.
+            proxy_hashes: Vec<Int256>,
+            /// `registered_proxies`.
+            registered_proxies: Vec<RegisteredProxy>,
+            /// `last_proxy_seqno`.
+            last_proxy_seqno: i32,
+            /// `worker_hashes`.
+            worker_hashes: Vec<Int256>,
+            /// `model_hashes`.
+            model_hashes: Vec<Int256>,
+            /// `version`.
+            version: i32,
+            /// `struct_version`.
+            struct_version: i32,
+            /// `params_version`.
+            params_version: i32,
+            /// `unique_id`.
+            unique_id: i32,
+            /// `is_test`.
+            is_test: i32,
+            /// `price_per_token`.
+            price_per_token: i64,
+            /// `worker_fee_per_token`.
+            worker_fee_per_token: i64,
+            /// `prompt_tokens_price_multiplier`.
+            prompt_tokens_price_multiplier: i32,
+            /// `cached_tokens_price_multiplier`.
+            cached_tokens_price_multiplier: i32,
+            /// `completion_tokens_price_multiplier`.
+            completion_tokens_price_multiplier: i32,
+            /// `reasoning_tokens_price_multiplier`.
+            reasoning_tokens_price_multiplier: i32,
+            /// `proxy_delay_before_close`.
+            proxy_delay_before_close: i32,
+            /// `client_delay_before_close`.
+            client_delay_before_close: i32,
+            /// `min_proxy_stake`.
+            min_proxy_stake: i64,
+            /// `min_client_stake`.
+            min_client_stake: i64,
+            /// `proxy_sc_code`.
+            proxy_sc_code: Bytes,
+            /// `worker_sc_code`.
+            worker_sc_code: Bytes,
+            /// `client_sc_code`.
+            client_sc_code: Bytes,
+        }
+    }
+
+    tl_struct! {
+        /// Constructor `rootConfig.configV7` (reference 9060ce5): `configV5` plus the key
+        /// manager's registered keys, identity and the verified key lists.
+        ConfigV7 = 0xc51207cb, "rootConfig.configV7 root_owner_address:string proxy_hashes:vector int256 registered_proxies:vector rootConfig.registeredProxy last_proxy_seqno:int worker_hashes:vector int256 model_hashes:vector int256 version:int struct_version:int params_version:int unique_id:int is_test:int price_per_token:long worker_fee_per_token:long prompt_tokens_price_multiplier:int cached_tokens_price_multiplier:int completion_tokens_price_multiplier:int reasoning_tokens_price_multiplier:int proxy_delay_before_close:int client_delay_before_close:int min_proxy_stake:long min_client_stake:long registered_public_keys:vector rootConfig.registeredPublicKey key_manager_public_key:int256 key_manager_image_hash:int256 key_manager_address:string verified_proxy_keys:vector int256 verified_worker_keys:vector int256 verified_key_manager_keys:vector int256 proxy_sc_code:string worker_sc_code:string client_sc_code:string = rootConfig.Config" {
+            /// `root_owner_address`.
+            root_owner_address: String,
+            /// `proxy_hashes`.
+            proxy_hashes: Vec<Int256>,
+            /// `registered_proxies`.
+            registered_proxies: Vec<RegisteredProxy>,
+            /// `last_proxy_seqno`.
+            last_proxy_seqno: i32,
+            /// `worker_hashes`.
+            worker_hashes: Vec<Int256>,
+            /// `model_hashes`.
+            model_hashes: Vec<Int256>,
+            /// `version`.
+            version: i32,
+            /// `struct_version`.
+            struct_version: i32,
+            /// `params_version`.
+            params_version: i32,
+            /// `unique_id`.
+            unique_id: i32,
+            /// `is_test`.
+            is_test: i32,
+            /// `price_per_token`.
+            price_per_token: i64,
+            /// `worker_fee_per_token`.
+            worker_fee_per_token: i64,
+            /// `prompt_tokens_price_multiplier`.
+            prompt_tokens_price_multiplier: i32,
+            /// `cached_tokens_price_multiplier`.
+            cached_tokens_price_multiplier: i32,
+            /// `completion_tokens_price_multiplier`.
+            completion_tokens_price_multiplier: i32,
+            /// `reasoning_tokens_price_multiplier`.
+            reasoning_tokens_price_multiplier: i32,
+            /// `proxy_delay_before_close`.
+            proxy_delay_before_close: i32,
+            /// `client_delay_before_close`.
+            client_delay_before_close: i32,
+            /// `min_proxy_stake`.
+            min_proxy_stake: i64,
+            /// `min_client_stake`.
+            min_client_stake: i64,
+            /// `registered_public_keys`.
+            registered_public_keys: Vec<RegisteredPublicKey>,
+            /// `key_manager_public_key`.
+            key_manager_public_key: Int256,
+            /// `key_manager_image_hash`.
+            key_manager_image_hash: Int256,
+            /// `key_manager_address`.
+            key_manager_address: String,
+            /// `verified_proxy_keys`.
+            verified_proxy_keys: Vec<Int256>,
+            /// `verified_worker_keys`.
+            verified_worker_keys: Vec<Int256>,
+            /// `verified_key_manager_keys`.
+            verified_key_manager_keys: Vec<Int256>,
+            /// `proxy_sc_code`.
+            proxy_sc_code: Bytes,
+            /// `worker_sc_code`.
+            worker_sc_code: Bytes,
+            /// `client_sc_code`.
+            client_sc_code: Bytes,
+        }
+    }
+
+    tl_enum! {
+        /// Boxed type `rootConfig.Config`: either version of the root configuration.
+        AnyConfig, "rootConfig.Config" {
+            /// `rootConfig.configV5`.
+            ConfigV5(ConfigV5),
+            /// `rootConfig.configV7`.
+            ConfigV7(ConfigV7),
         }
     }
 }
@@ -1360,6 +1567,10 @@ tl_enum! {
         WorkerProxyHandshakeComplete(worker::ProxyHandshakeComplete),
         /// `worker.updatePaymentStatus`.
         WorkerUpdatePaymentStatus(worker::UpdatePaymentStatus),
+        /// `worker.changedModel`.
+        WorkerChangedModel(worker::ChangedModel),
+        /// `worker.changeModel`.
+        WorkerChangeModel(worker::ChangeModel),
         /// `ext.cancelQuery` (version 3 extension).
         ExtCancelQuery(ext::CancelQuery),
         /// `ext.queryCost` (version 3 extension).

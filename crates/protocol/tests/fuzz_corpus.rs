@@ -67,7 +67,8 @@ fn single_frame_stream(body: &[u8]) -> Vec<u8> {
 }
 
 /// Seed file name → contents: the first frame of each carried constructor, from the proxy-side
-/// recordings.
+/// recordings; and from the hand-made 9060ce5 streams, the first frame of each constructor whose
+/// shape they change (named `handmade-9060ce5.<constructor>.bin`).
 fn seeds() -> BTreeMap<String, Vec<u8>> {
     let mut seeds = BTreeMap::new();
     for (file, stream) in streams() {
@@ -78,6 +79,24 @@ fn seeds() -> BTreeMap<String, Vec<u8>> {
             seeds
                 .entry(format!("{}.bin", carried_name(&body)))
                 .or_insert_with(|| single_frame_stream(&body));
+        }
+    }
+    const CHANGED: [&str; 5] = [
+        "client.runQueryEx",
+        "proxy.runQueryEx",
+        "worker.connectToProxy",
+        "worker.changeModel",
+        "worker.changedModel",
+    ];
+    for side in ["client_to_proxy", "proxy_to_worker", "worker_to_proxy"] {
+        let stream = std::fs::read(format!("{DIR}handmade-9060ce5.{side}.bin")).unwrap();
+        for body in frames(&stream) {
+            let name = carried_name(&body);
+            if CHANGED.contains(&name.as_str()) {
+                seeds
+                    .entry(format!("handmade-9060ce5.{name}.bin"))
+                    .or_insert_with(|| single_frame_stream(&body));
+            }
         }
     }
     seeds

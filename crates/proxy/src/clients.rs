@@ -443,6 +443,7 @@ async fn handle_packet(
             min_config_version: q.min_config_version,
             flags: 0,
             enable_debug: None,
+            public_key: None,
         },
         Message::ExtCancelQuery(c) => {
             if let Some(token) = lock(&session.requests).get(&c.request_id) {

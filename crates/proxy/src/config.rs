@@ -99,6 +99,13 @@ pub struct ProxyConfig {
     /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
     /// monitoring system scrapes it by); any other `Host` is refused, as are browser pages.
     pub stats_allowed_hosts: Vec<String>,
+    /// Makes this proxy a key holder of the reference's "v1" request encryption: the receiver's
+    /// Ed25519 private key (64 hex digits, the seed the reference's key manager hands proxies).
+    /// A request whose `client.runQueryEx` carries `public_key` then goes to its worker as
+    /// `proxy.runQueryEx` with this key in `private_key`. Unset (the default), such requests are
+    /// relayed untouched. A proxy holding the key can read those requests: it is for
+    /// interoperating with reference clients, never for our own sealed requests.
+    pub reference_private_key: Option<String>,
 }
 
 impl Default for ProxyConfig {
@@ -133,6 +140,7 @@ impl Default for ProxyConfig {
             worker_port: cocoon_net::PortLimits::default(),
             stats_max_connections: cocoon_net::http_server::HttpLimits::default().max_connections,
             stats_allowed_hosts: Vec::new(),
+            reference_private_key: None,
         }
     }
 }
@@ -145,8 +153,21 @@ impl ProxyConfig {
             + self.stats_listen.map_or(0, |_| self.stats_max_connections)
     }
 
+    /// The reference-encryption key this proxy holds ([`Self::reference_private_key`]).
+    pub fn reference_key(&self) -> Result<Option<[u8; 32]>, ProxyError> {
+        let Some(text) = &self.reference_private_key else {
+            return Ok(None);
+        };
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+            ProxyError::Config("reference_private_key must be 64 hex digits".into())
+        })?;
+        Ok(Some(key))
+    }
+
     /// Checks values that would make the proxy misbehave.
     pub fn validate(&self) -> Result<(), ProxyError> {
+        self.reference_key()?;
         self.pricing
             .validate()
             .map_err(|e| ProxyError::Config(e.to_string()))?;

@@ -142,6 +142,7 @@ pub(crate) fn accept(
         min_config_version: 0,
         flags: 0,
         enable_debug: q.enable_debug,
+        public_key: None,
     };
     (request, SealedRoute { candidates })
 }

@@ -57,6 +57,8 @@ pub(crate) struct WorkerLink {
     pub(crate) peer: cocoon_attest::VerifiedPeer,
     /// Requests routed to it now: proxy-side request id → the request's event channel.
     pub(crate) routes: HashMap<Int256, crate::request::RouteSender>,
+    /// Its self-reported machine description, for the stats pages only (see `machine`).
+    pub(crate) machine: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub(crate) struct ProxyState {
@@ -111,6 +113,8 @@ pub(crate) struct Counters {
     pub(crate) stalled_clients: AtomicU64,
     /// Usages above what their request could use, charged at the bound.
     pub(crate) metering_violations: AtomicU64,
+    /// Workers' machine descriptions dropped (too long, or not a JSON object).
+    pub(crate) machine_descriptions_dropped: AtomicU64,
 }
 
 impl ProxyState {
@@ -286,6 +290,9 @@ pub struct WorkerView {
     pub sealing_public_key: Option<String>,
     /// Selection statistics.
     pub stats: Option<cocoon_market::selection::WorkerStats>,
+    /// The machine description the worker sent (CPU, memory, GPUs, engine, attestation).
+    /// Self-reported and unchecked: shown, never used to select, price or trust the worker.
+    pub machine: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A point-in-time view of a proxy.
@@ -326,6 +333,8 @@ pub struct ProxySnapshot {
     pub stalled_clients: u64,
     /// Worker usages above what their request could use, charged at the bound.
     pub metering_violations: u64,
+    /// Workers' machine descriptions dropped for being too long or not a JSON object.
+    pub machine_descriptions_dropped: u64,
     /// Whether the ledger can record charges; while charges wait, no request is admitted.
     pub ledger_health: crate::health::LedgerHealthStats,
     /// Sealed (proxy-blind) requests received.
@@ -410,6 +419,7 @@ impl ProxyHandle {
             refused: r(&c.refused),
             stalled_clients: r(&c.stalled_clients),
             metering_violations: r(&c.metering_violations),
+            machine_descriptions_dropped: r(&c.machine_descriptions_dropped),
             ledger_health: s.ledger_health.stats(),
             sealed_requests: r(&s.sealing.requests),
             sealing_workers: s.sealing.workers(),
@@ -460,6 +470,7 @@ impl ProxyHandle {
                     .and_then(|x| x.sealing_public_key)
                     .map(|k| k.to_hex()),
                 stats: selector.worker_stats(*id, now),
+                machine: w.machine.clone(),
             })
             .collect();
         workers.sort_by_key(|w| w.id);

@@ -150,6 +150,12 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
         );
     }
     for w in &s.workers {
+        let machine = w.machine.as_ref().map_or(String::new(), |m| {
+            format!(
+                "    machine (self-reported): {}\n",
+                serde_json::Value::Object(m.clone())
+            )
+        });
         match &w.stats {
             Some(st) => out.push_str(&format!(
                 "  #{} {} owner {} v{} attestation {} coef {} running {}/{} enabled {} success {:.3} latency {} ms ttfb {} ms done {} failed {} metering violations {}\n",
@@ -171,6 +177,13 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
             )),
             None => out.push_str(&format!("  #{} {} (no stats)\n", w.id, w.model)),
         }
+        out.push_str(&machine);
+    }
+    if s.machine_descriptions_dropped > 0 {
+        out.push_str(&format!(
+            "machine descriptions dropped (too long or not a JSON object): {}\n",
+            s.machine_descriptions_dropped
+        ));
     }
     out
 }

@@ -253,6 +253,20 @@ fn register(
         proxy_count: u32::try_from(p.proxy_cnt.unwrap_or(1).max(1)).unwrap_or(1),
         enabled,
     };
+    let machine =
+        p.machine_description_json
+            .as_deref()
+            .and_then(|raw| match crate::machine::accept(raw) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    state
+                        .counters
+                        .machine_descriptions_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(worker = id.0, "{e}; dropped");
+                    None
+                }
+            });
     lock(&state.selector).upsert_worker(id, info);
     lock(&state.workers).insert(
         id,
@@ -263,6 +277,7 @@ fn register(
             version,
             peer: peer.clone(),
             routes: Default::default(),
+            machine,
         },
     );
     tracing::info!(

@@ -541,6 +541,7 @@ async fn request(
         min_config_version: 0,
         flags: 0,
         enable_debug: None,
+        public_key: None,
     };
     conn.send_packet(Bytes::from(message.to_boxed_bytes()))
         .await

@@ -36,6 +36,13 @@ pub struct WorkerConfig {
     pub is_test: bool,
     /// Start disabled (proxies send nothing until enabled).
     pub start_disabled: bool,
+    /// Models proxies may switch this worker to at run time, and how (`[model_change]`).
+    pub model_change: crate::model_change::ModelChangeConfig,
+    /// Send proxies a description of this machine (CPU, memory, GPUs, engine, attestation) in
+    /// `worker.params` (flag bit 2, reference 9060ce5). Proxies older than that protocol
+    /// (reference b75d444 and ours before it) refuse a `worker.params` with it: set `false`
+    /// to serve them.
+    pub describe_machine: bool,
     /// Where to serve `/stats`, `/jsonstats`, `/metrics` and the admin endpoints.
     pub stats_listen: Option<SocketAddr>,
     /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
@@ -82,6 +89,8 @@ impl Default for WorkerConfig {
             max_active_requests: 60,
             is_test: true,
             start_disabled: false,
+            describe_machine: true,
+            model_change: crate::model_change::ModelChangeConfig::default(),
             stats_listen: Some(SocketAddr::from(([127, 0, 0, 1], 12000))),
             stats_allowed_hosts: Vec::new(),
             max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,

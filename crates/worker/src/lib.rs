@@ -14,6 +14,8 @@
 mod config;
 pub mod keys;
 mod limits;
+pub mod machine;
+pub mod model_change;
 mod registry;
 mod request;
 mod sealed;
@@ -43,6 +45,12 @@ impl Worker {
         Ok(Self {
             state: Arc::new(state::WorkerState::new(config, engine)?),
         })
+    }
+
+    /// Lets proxies change this worker's model (`worker.changeModel`) among the configured
+    /// `[model_change] models`, loading each with `loader`. Without one, changes are refused.
+    pub fn set_model_loader(&self, loader: Arc<dyn model_change::ModelLoader>) {
+        let _ = self.state.loader.set(loader);
     }
 
     /// A handle to inspect and steer the worker while it runs.
@@ -80,6 +88,14 @@ impl Worker {
         };
         if let Some(follower) = follower {
             tasks.spawn(registry::follow(self.state.clone(), follower));
+        }
+        if self.state.config.describe_machine {
+            let attestation = self.state.tls.identity().evidence_kind().as_token();
+            let facts = machine::gather(self.state.served().engine.kind(), attestation).await;
+            let _ = self
+                .state
+                .machine_description
+                .set(machine::describe(&facts));
         }
         if !self.state.config.proxies_from_registry {
             for proxy in &self.state.config.proxies {

@@ -150,10 +150,11 @@ fn apply(state: &Arc<WorkerState>, base: &Policy, served: &Served, registry: &Re
              that follow the registry refuse it"
         );
     }
-    match state.weights {
+    let served = state.served();
+    match served.weights {
         Some(weights) if registry.model_hashes.contains(&weights.0) => {}
         weights => tracing::warn!(
-            model = %state.config.model,
+            model = %served.model,
             weights = ?weights.map(|w| w.to_hex()),
             "this worker's model weights are not among the root registry's models: proxies \
              that follow the registry refuse it"

@@ -4,6 +4,11 @@
 //! part with token usage). A cancel (`ext.cancelQuery`) or a lost connection stops the engine;
 //! a cancel is then acknowledged with error [`ext::CANCELLED_ERROR_CODE`] and the tokens used
 //! until the engine stopped, which the proxy bills.
+//!
+//! A reference proxy that hands over a `private_key` (`proxy.runQueryEx` flag bit 1) may send a
+//! body in the reference's own encryption (`"is_encrypted": "v1"`): it is opened before
+//! validation, and the answer is encrypted back (the "w" direction) as it streams out; see
+//! `cocoon_refv1` for which parts of an answer that covers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,9 +27,12 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use cocoon_refv1::{AnswerCipher, AnswerEncryptor, AnswerFraming, Ed25519Seed};
+use cocoon_seal::SystemRng;
+
 use crate::config::base_model;
 use crate::limits;
-use crate::state::{WorkerState, lock};
+use crate::state::{Served, WorkerState, lock};
 
 /// How long a stopped engine has to report the tokens it used before the worker reports zero.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -108,6 +116,8 @@ pub(crate) async fn serve(
 ) {
     let start = cocoon_net::unix_time();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    // The model and engine of this request, whatever model changes happen while it runs.
+    let served = state.served();
     let request_id = q.request_id;
     let debug = q.enable_debug.unwrap_or(false);
     let mut reply = Reply {
@@ -118,9 +128,10 @@ pub(crate) async fn serve(
         debug,
         receipt: None,
         identity: state.tls.identity(),
-        model: state.config.model.clone(),
-        weights: state.weights.map_or([0; 32], |w| w.0),
+        model: served.model.clone(),
+        weights: served.weights.map_or([0; 32], |w| w.0),
         sealer,
+        refv1: None,
     };
 
     if !state.enabled.load(Ordering::Acquire) {
@@ -140,7 +151,21 @@ pub(crate) async fn serve(
             .await;
         return;
     };
-    let request = match validate(&state, &q.query, binding.token_limit) {
+    let query = match open_reference_encrypted(&q) {
+        Ok((query, cipher)) => {
+            reply.refv1 = cipher.map(|cipher| RefV1Answer {
+                cipher,
+                encryptor: std::sync::Mutex::new(None),
+            });
+            query
+        }
+        Err(refusal) => {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            reply.fail(refusal, TokenUsage::default()).await;
+            return;
+        }
+    };
+    let request = match validate(&state, &served, &query, binding.token_limit) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
                 && let Some(client_request_id) = binding.client_request_id
@@ -166,7 +191,7 @@ pub(crate) async fn serve(
         cancel: &cancel,
         conn: &conn,
     };
-    let outcome = answer(&state, &reply, request, &watch).await;
+    let outcome = answer(&served, &reply, request, &watch).await;
     lock(&state.in_flight).remove(&request_id);
     let c = &state.counters;
     match outcome {
@@ -228,11 +253,40 @@ impl Watch<'_> {
     }
 }
 
+/// With a `private_key` from the proxy and a body in the reference's encryption: the request
+/// with its body opened, and the cipher for the answer. Otherwise the query as it came.
+fn open_reference_encrypted(
+    q: &proxy::RunQueryEx,
+) -> Result<(Bytes, Option<AnswerCipher>), Refusal> {
+    let Some(key) = q.private_key else {
+        return Ok((q.query.clone(), None));
+    };
+    let mut req = http::Request::from_boxed_bytes(q.query.clone())
+        .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
+    let Ok(body) = cocoon_refv1::parse_body(&req.payload) else {
+        // Not a JSON object: validation refuses it with its own message.
+        return Ok((q.query.clone(), None));
+    };
+    if !cocoon_refv1::is_encrypted(&body) {
+        return Ok((q.query.clone(), None));
+    }
+    let opened = cocoon_refv1::open_request(body, &Ed25519Seed::from_bytes(key.0))
+        .map_err(|e| refuse(400, format!("cannot open the encrypted request: {e}")))?;
+    req.payload = Bytes::from(serde_json::to_vec(&opened.body).unwrap_or_default());
+    for header in &mut req.headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            header.value = req.payload.len().to_string();
+        }
+    }
+    Ok((Bytes::from(req.to_boxed_bytes()), Some(opened.answers)))
+}
+
 /// Decodes and checks the `http.request`, returning what the engine should run. With a
 /// `token_limit` (version 3 proxies) the body is made to ask for no more completion tokens than
 /// the proxy's reservation covers (see [`limits`]).
 fn validate(
     state: &WorkerState,
+    served: &Served,
     query: &Bytes,
     token_limit: Option<i64>,
 ) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
@@ -269,7 +323,7 @@ fn validate(
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| refuse(400, "`model` must be a string"))?;
-    if base_model(model) != state.config.base_model() {
+    if base_model(model) != base_model(&served.model) {
         return Err(refuse(404, format!("model `{model}` is not served here")));
     }
     match endpoint {
@@ -294,7 +348,7 @@ fn validate(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(refuse(400, "`stream` must be a boolean")),
     };
-    if let Some(engine_model) = state.engine.models().first() {
+    if let Some(engine_model) = served.engine.models().first() {
         body.insert("model".into(), Value::String(engine_model.name.clone()));
     }
     Ok((
@@ -308,13 +362,13 @@ fn validate(
 }
 
 async fn answer(
-    state: &WorkerState,
+    served: &Served,
     reply: &Reply<'_>,
     request: InferenceRequest,
     watch: &Watch<'_>,
 ) -> Outcome {
     let started = tokio::select! {
-        r = state.engine.run(request) => r,
+        r = served.engine.run(request) => r,
         // No answer head yet: dropping the engine's future abandons the request, and nothing
         // was generated that could be reported.
         interrupt = watch.fired() => {
@@ -371,6 +425,17 @@ async fn answer(
     }
     let mut answer_hash = Sha256::new();
     answer_hash.update(&payload);
+    let mut headers = response.headers.clone();
+    if let Some(refv1) = &reply.refv1 {
+        refv1.start(&mut headers);
+    }
+    let payload = match reply.encrypt_for_reference(payload, tail.is_end()) {
+        Ok(p) => p,
+        Err(refusal) => {
+            reply.fail(refusal, TokenUsage::default()).await;
+            return Outcome::Failed;
+        }
+    };
     if let Tail::End(usage) = &tail {
         reply.send_receipt(*usage, answer_hash.clone()).await;
     }
@@ -378,8 +443,7 @@ async fn answer(
         http_version: "HTTP/1.1".into(),
         status_code: i32::from(response.status),
         reason: reason_phrase(response.status).into(),
-        headers: response
-            .headers
+        headers: headers
             .iter()
             .map(|(n, v)| http::Header {
                 name: n.clone(),
@@ -431,6 +495,13 @@ async fn answer(
             }
         };
         answer_hash.update(&data);
+        let data = match reply.encrypt_for_reference(data, next.is_end()) {
+            Ok(d) => d,
+            Err(refusal) => {
+                reply.fail(refusal, TokenUsage::default()).await;
+                return Outcome::Failed;
+            }
+        };
         if let Tail::End(usage) = &next {
             reply.send_receipt(*usage, answer_hash.clone()).await;
         }
@@ -667,6 +738,29 @@ struct Reply<'a> {
     weights: [u8; 32],
     /// The answer stream's sealer, for a sealed request (version 3).
     sealer: Option<crate::sealed::AnswerSealer>,
+    /// The answer's encryption, for a request in the reference's encryption.
+    refv1: Option<RefV1Answer>,
+}
+
+/// The reference-encryption state of one answer: the cipher, then (once the head tells the
+/// framing) the streaming encryptor.
+struct RefV1Answer {
+    cipher: AnswerCipher,
+    encryptor: std::sync::Mutex<Option<AnswerEncryptor>>,
+}
+
+impl RefV1Answer {
+    /// Picks the framing from the answer's headers; the body's length changes, so any
+    /// `Content-Length` goes.
+    fn start(&self, headers: &mut Vec<(String, String)>) {
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        let framing = AnswerFraming::from_content_type(content_type);
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+        *lock(&self.encryptor) = Some(AnswerEncryptor::new(self.cipher.clone(), framing));
+    }
 }
 
 impl Reply<'_> {
@@ -711,6 +805,29 @@ impl Reply<'_> {
             .conn
             .send_packet(Bytes::from(msg.to_boxed_bytes()))
             .await;
+    }
+
+    /// Answer body bytes encrypted for a reference-encrypted request (unchanged otherwise);
+    /// `last` flushes what the encryptor still holds.
+    fn encrypt_for_reference(&self, data: Bytes, last: bool) -> Result<Bytes, Refusal> {
+        let Some(refv1) = &self.refv1 else {
+            return Ok(data);
+        };
+        let mut guard = lock(&refv1.encryptor);
+        let Some(encryptor) = guard.as_mut() else {
+            return Ok(data);
+        };
+        let mut out = encryptor
+            .push(&data, &mut SystemRng)
+            .map_err(|e| refuse(502, format!("cannot encrypt the answer: {e}")))?;
+        if last {
+            out.extend(
+                encryptor
+                    .finish(&mut SystemRng)
+                    .map_err(|e| refuse(502, format!("cannot encrypt the answer: {e}")))?,
+            );
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Answer bytes as they go to the proxy: sealed as the next chunk of a sealed request's

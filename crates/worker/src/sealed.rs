@@ -160,6 +160,7 @@ pub(crate) async fn serve(
         request_id: q.request_id,
         flags: 0,
         enable_debug: q.enable_debug,
+        private_key: None,
     };
     crate::request::serve(state, conn, version, inner, binding, Some(sealer)).await;
 }

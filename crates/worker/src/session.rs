@@ -1,8 +1,10 @@
 //! One worker ↔ proxy connection: dial, proof of work, handshake with rollback detection, then
 //! serve packets until the connection drops; [`maintain`] redials with exponential backoff.
+//! After a model change another proxy asked for, the session drains and redials so that its
+//! proxy learns the new model (see `model_change`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,8 +81,12 @@ async fn run_session(
     let secured = dialled.map_err(|e| err("connect", &e))?;
     let (conn, mut incoming, peer) = (secured.conn, secured.incoming, secured.peer);
 
+    // Changes made from here on are seen below; the model announced is the one served now.
+    let mut changes = state.model_changes.subscribe();
+    changes.mark_unchanged();
+    let mut announced = state.served().model.clone();
     let version = tokio::select! {
-        v = handshake(state, proxy, &conn) => v,
+        v = handshake(state, proxy, &conn, &announced) => v,
         () = stop.cancelled() => {
             conn.close();
             return Ok(());
@@ -122,6 +128,11 @@ async fn run_session(
         proxy.to_owned(),
         conn.clone(),
     ));
+    // Requests of this session still running, and whether it waits for them to end before
+    // redialling (after a model change its proxy did not ask for).
+    let load = Arc::new(AtomicUsize::new(0));
+    let mut draining = false;
+    let mut drain_tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         let item = tokio::select! {
             item = incoming.recv() => item,
@@ -129,19 +140,67 @@ async fn run_session(
                 conn.close();
                 break;
             }
+            Ok(()) = changes.changed(), if !draining => {
+                let (model, asking) = changes.borrow_and_update().clone();
+                if asking == id {
+                    announced = model;
+                } else if model != announced {
+                    // This proxy lists us under the old model: no new requests from it, and
+                    // a new handshake once the running ones have ended.
+                    tracing::info!(%proxy, %model, "model changed; draining this session");
+                    draining = true;
+                    let off = worker::EnabledDisabled { disabled: 1 };
+                    let _ = conn.send_packet(Bytes::from(off.to_boxed_bytes())).await;
+                }
+                continue;
+            }
+            _ = drain_tick.tick(), if draining => {
+                if load.load(Ordering::Acquire) == 0 {
+                    conn.close();
+                    break;
+                }
+                continue;
+            }
         };
         let Some(item) = item else { break };
         match item {
-            Inbound::Packet(data) => handle_packet(state, proxy, &conn, version, data),
-            Inbound::Query(q) => {
-                let _ = q.fail(400, "workers answer no queries").await;
-            }
+            Inbound::Packet(data) => handle_packet(state, proxy, &conn, version, data, &load),
+            Inbound::Query(q) => match tl::from_bytes::<Message>(q.data.clone()) {
+                Ok(Message::WorkerChangeModel(c)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let answered =
+                            match crate::model_change::change(&state, &c.new_model, id).await {
+                                Ok(()) => {
+                                    q.answer(Bytes::from(worker::ChangedModel {}.to_boxed_bytes()))
+                                        .await
+                                }
+                                Err(e) => {
+                                    tracing::warn!("{e}");
+                                    q.fail(e.code, &e.reason).await
+                                }
+                            };
+                        if let Err(e) = answered {
+                            tracing::debug!("model change answer not sent: {e}");
+                        }
+                    });
+                }
+                _ => {
+                    let _ = q.fail(400, "unexpected query").await;
+                }
+            },
         }
     }
     poller.abort();
     lock(&state.sessions).remove(&id);
     if stop.is_cancelled() {
         return Ok(());
+    }
+    if draining {
+        return Err(WorkerError::Session(format!(
+            "redialling to announce the model {}",
+            state.served().model
+        )));
     }
     let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
     if reason.starts_with("rollback") {
@@ -154,12 +213,13 @@ async fn handshake(
     state: &Arc<WorkerState>,
     proxy: &str,
     conn: &Connection,
+    model: &str,
 ) -> Result<i32, WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
     let params = worker::Params {
         flags: 0b11,
         worker_owner_address: state.config.owner_address.clone(),
-        model: state.config.model.clone(),
+        model: model.to_owned(),
         coefficient: state.coefficient.load(Ordering::Acquire),
         is_test: Some(state.config.is_test),
         proxy_cnt: Some(i32::try_from(state.config.proxies.len()).unwrap_or(i32::MAX)),
@@ -168,6 +228,7 @@ async fn handshake(
         ),
         min_proto_version: Some(version::MIN_VERSION),
         max_proto_version: Some(version::MAX_VERSION),
+        machine_description_json: state.machine_description.get().cloned(),
     };
     let answer = conn
         .query(Bytes::from(
@@ -260,12 +321,41 @@ async fn poll_payment_status(state: Arc<WorkerState>, proxy: String, conn: Conne
     }
 }
 
+/// Counts a session's running requests: one [`LoadGuard`] per spawned request.
+struct LoadGuard(Arc<AtomicUsize>);
+
+impl LoadGuard {
+    fn enter(load: &Arc<AtomicUsize>) -> Self {
+        load.fetch_add(1, Ordering::AcqRel);
+        Self(load.clone())
+    }
+}
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs a request of this session, counted in its load until it ends.
+fn spawn_counted(
+    load: &Arc<AtomicUsize>,
+    request: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let guard = LoadGuard::enter(load);
+    tokio::spawn(async move {
+        request.await;
+        drop(guard);
+    });
+}
+
 fn handle_packet(
     state: &Arc<WorkerState>,
     proxy: &str,
     conn: &Connection,
     version: i32,
     data: Bytes,
+    load: &Arc<AtomicUsize>,
 ) {
     let message: Message = match tl::from_bytes(data) {
         Ok(m) => m,
@@ -277,14 +367,17 @@ fn handle_packet(
     match message {
         Message::ProxyRunQueryEx(q) => {
             // The reference proxy's request: no token limit, no receipt binding.
-            tokio::spawn(crate::request::serve(
-                state.clone(),
-                conn.clone(),
-                version,
-                q,
-                Binding::default(),
-                None,
-            ));
+            spawn_counted(
+                load,
+                crate::request::serve(
+                    state.clone(),
+                    conn.clone(),
+                    version,
+                    q,
+                    Binding::default(),
+                    None,
+                ),
+            );
         }
         Message::ExtWorkerRunQuery(q) => {
             let binding = Binding {
@@ -300,15 +393,12 @@ fn handle_packet(
                 request_id: q.request_id,
                 flags: 0,
                 enable_debug: q.enable_debug,
+                private_key: None,
             };
-            tokio::spawn(crate::request::serve(
-                state.clone(),
-                conn.clone(),
-                version,
-                q,
-                binding,
-                None,
-            ));
+            spawn_counted(
+                load,
+                crate::request::serve(state.clone(), conn.clone(), version, q, binding, None),
+            );
         }
         Message::ProxyRunQuery(q) => {
             let q = proxy::RunQueryEx {
@@ -319,23 +409,25 @@ fn handle_packet(
                 request_id: q.request_id,
                 flags: 0,
                 enable_debug: None,
+                private_key: None,
             };
-            tokio::spawn(crate::request::serve(
-                state.clone(),
-                conn.clone(),
-                version,
-                q,
-                Binding::default(),
-                None,
-            ));
+            spawn_counted(
+                load,
+                crate::request::serve(
+                    state.clone(),
+                    conn.clone(),
+                    version,
+                    q,
+                    Binding::default(),
+                    None,
+                ),
+            );
         }
         Message::ExtWorkerRunSealedQuery(q) => {
-            tokio::spawn(crate::sealed::serve(
-                state.clone(),
-                conn.clone(),
-                version,
-                q,
-            ));
+            spawn_counted(
+                load,
+                crate::sealed::serve(state.clone(), conn.clone(), version, q),
+            );
         }
         Message::ProxyWorkerRequestPayment(p) => {
             state

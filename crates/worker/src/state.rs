@@ -21,9 +21,15 @@ pub(crate) struct WorkerState {
     pub(crate) tls: cocoon_net::TlsEndpoint,
     /// Wallet and sealing keys, opened from their sealed files at start.
     pub(crate) keys: WorkerKeys,
-    /// The weights served (see `weights.rs`); `None`: unpinned, local mode only.
-    pub(crate) weights: Option<cocoon_infer::WeightsDigest>,
-    pub(crate) engine: Arc<dyn Engine>,
+    /// The model served now and its engine; replaced whole by a model change, so a request
+    /// that took it at its start keeps both to its end.
+    pub(crate) served: Mutex<Arc<Served>>,
+    /// How to load another model (`worker.changeModel`), when the operator set one up.
+    pub(crate) loader: std::sync::OnceLock<Arc<dyn crate::model_change::ModelLoader>>,
+    /// Held while a model change runs: one at a time.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// Every model change: (the model now served, the session whose proxy asked).
+    pub(crate) model_changes: tokio::sync::watch::Sender<(String, u64)>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
     pub(crate) active: AtomicUsize,
@@ -39,10 +45,24 @@ pub(crate) struct WorkerState {
     pub(crate) payouts: Arc<crate::settle::Payouts>,
     /// The root registry followed, when `[registry] root` is set.
     pub(crate) registry: Mutex<Option<Arc<Mutex<cocoon_chain::RegistryStatus>>>>,
+    /// `machine_description_json` for `worker.params`, gathered once before the first session
+    /// (unset with `describe_machine = false`).
+    pub(crate) machine_description: std::sync::OnceLock<String>,
+}
+
+/// The model a worker serves and the engine serving it.
+pub(crate) struct Served {
+    pub(crate) model: String,
+    pub(crate) engine: Arc<dyn Engine>,
+    /// The weights served (see `weights.rs`), named in receipts and in the certificate's
+    /// claims; `None`: unpinned, local mode only.
+    pub(crate) weights: Option<cocoon_infer::WeightsDigest>,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Model changes made (`worker.changeModel`).
+    pub(crate) model_changes: AtomicU64,
     pub(crate) requests: AtomicU64,
     /// Sealed requests whose envelope opened here (also counted in `requests`).
     pub(crate) sealed_requests: AtomicU64,
@@ -87,14 +107,20 @@ impl WorkerState {
             config.keys.data_dir.as_deref(),
         )?);
         Ok(Self {
-            weights,
             payouts,
             tls,
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
             coefficient: AtomicI32::new(config.coefficient),
+            served: Mutex::new(Arc::new(Served {
+                model: config.model.clone(),
+                engine,
+                weights,
+            })),
+            loader: std::sync::OnceLock::new(),
+            changing: tokio::sync::Mutex::new(()),
+            model_changes: tokio::sync::watch::Sender::new((config.model.clone(), 0)),
             config,
-            engine,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             sessions: Mutex::new(HashMap::new()),
@@ -104,7 +130,13 @@ impl WorkerState {
             committed: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             registry: Mutex::new(None),
+            machine_description: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The model served now and its engine.
+    pub(crate) fn served(&self) -> Arc<Served> {
+        lock(&self.served).clone()
     }
 
     /// Takes a request slot, or `None` when at `max_active_requests`.
@@ -181,8 +213,10 @@ pub struct ProxyView {
 /// A point-in-time view of a worker, as `/jsonstats` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerSnapshot {
-    /// Announced model.
+    /// The model served now (the configured one, or the last a proxy changed it to).
     pub model: String,
+    /// Model changes made since start (`worker.changeModel`).
+    pub model_changes: u64,
     /// Whether proxies may send requests.
     pub enabled: bool,
     /// Current coefficient (1000 = 1.0×).
@@ -196,6 +230,9 @@ pub struct WorkerSnapshot {
     /// This worker's image hash (hex), the value the root registry must list for proxies to
     /// accept it.
     pub image_hash: Option<String>,
+    /// The weights the RA-TLS certificate presented now names in its attested claims (hex);
+    /// equal to `model_hash` except in reference-format claims, which name none.
+    pub certificate_model_hash: Option<String>,
     /// The SHA-256 of the served weights (hex), the value receipts carry and the root registry
     /// must list; `None`: unpinned (local mode only).
     pub model_hash: Option<String>,
@@ -293,9 +330,17 @@ impl WorkerHandle {
         WorkerSnapshot {
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             image_hash: s.tls.identity().image_hash().map(|h| h.to_string()),
-            model_hash: s.weights.map(|w| w.to_hex()),
+            model_hash: s.served().weights.map(|w| w.to_hex()),
+            certificate_model_hash: s
+                .tls
+                .identity()
+                .certificate()
+                .claims
+                .extended
+                .and_then(|e| e.model_hash)
+                .map(|h| hex::encode(h.as_bytes())),
             registry: lock(&s.registry).as_ref().map(|r| lock(r).clone()),
-            model: s.config.model.clone(),
+            model: s.served().model.clone(),
             key_source: s.keys.source.clone(),
             wallet_public_key: hex::encode(s.keys.wallet.verifying_key().as_bytes()),
             sealing_public_key: s.keys.sealing.public().to_string(),
@@ -313,6 +358,7 @@ impl WorkerHandle {
             prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
             completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             paid_tokens: c.paid_tokens.load(Ordering::Relaxed),
+            model_changes: c.model_changes.load(Ordering::Relaxed),
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.payouts.stats(),
         }

@@ -12,28 +12,66 @@ use cocoon_infer::{Engine, WeightsDigest};
 
 use crate::config::{WorkerConfig, WorkerError};
 
-/// The digest of the weights this worker serves, or `None` for an unpinned local worker.
+/// The digest of the weights this worker serves at start, or `None` for an unpinned local
+/// worker.
 pub(crate) fn resolve(
     config: &WorkerConfig,
     engine: &dyn Engine,
 ) -> Result<Option<WeightsDigest>, WorkerError> {
-    let served = crate::config::base_model(&config.model);
+    resolve_model(
+        config,
+        &config.model,
+        engine,
+        config.model_hash.as_deref(),
+        config.model_files.as_deref(),
+    )
+    .map_err(WorkerError::Config)
+}
+
+/// The digest of the weights of `model`, switched to at run time (`[model_change]`): pinned in
+/// `[model_change] hashes` for an upstream engine, the GGUF's digest for the built-in one.
+pub(crate) fn resolve_change(
+    config: &WorkerConfig,
+    model: &str,
+    engine: &dyn Engine,
+) -> Result<Option<WeightsDigest>, String> {
+    if model == config.model {
+        return resolve_model(
+            config,
+            model,
+            engine,
+            config.model_hash.as_deref(),
+            config.model_files.as_deref(),
+        );
+    }
+    let pinned = config.model_change.hashes.get(model).map(String::as_str);
+    resolve_model(config, model, engine, pinned, None)
+}
+
+fn resolve_model(
+    config: &WorkerConfig,
+    model: &str,
+    engine: &dyn Engine,
+    pinned: Option<&str>,
+    files: Option<&std::path::Path>,
+) -> Result<Option<WeightsDigest>, String> {
+    let served = crate::config::base_model(model);
     let from_engine = engine
         .models()
         .into_iter()
         .find(|m| crate::config::base_model(&m.name) == served)
         .and_then(|m| m.weights);
-    let from_files = match &config.model_files {
+    let from_files = match files {
         Some(path) => Some(
-            WeightsDigest::of_path(path)
-                .map_err(|e| WorkerError::Config(format!("cannot hash model_files: {e}")))?,
+            WeightsDigest::of_path(path).map_err(|e| format!("cannot hash model_files: {e}"))?,
         ),
         None => None,
     };
-    let pinned = match &config.model_hash {
-        Some(text) => Some(WeightsDigest::from_hex(text).ok_or_else(|| {
-            WorkerError::Config(format!("model_hash {text:?}: expected 64 hex digits"))
-        })?),
+    let pinned = match pinned {
+        Some(text) => Some(
+            WeightsDigest::from_hex(text)
+                .ok_or_else(|| format!("model_hash {text:?}: expected 64 hex digits"))?,
+        ),
         None => None,
     };
     let mut known: Option<(WeightsDigest, &str)> = None;
@@ -45,10 +83,10 @@ pub(crate) fn resolve(
         let Some(digest) = digest else { continue };
         match known {
             Some((first, first_source)) if first != digest => {
-                return Err(WorkerError::Config(format!(
+                return Err(format!(
                     "the served weights are not the ones named: {first_source} hashes to \
                      {first}, {source} is {digest}"
-                )));
+                ));
             }
             Some(_) => {}
             None => known = Some((digest, source)),
@@ -56,22 +94,21 @@ pub(crate) fn resolve(
     }
     match known {
         Some((digest, source)) => {
-            tracing::info!(model = %config.model, weights = %digest, "model weights from {source}");
+            tracing::info!(model = %model, weights = %digest, "model weights from {source}");
             Ok(Some(digest))
         }
         None if local_mode(config) => {
             tracing::warn!(
-                model = %config.model,
+                model = %model,
                 "UNPINNED model weights (local mode): set model_hash or model_files so that \
                  receipts and the registry can name what this worker serves"
             );
             Ok(None)
         }
-        None => Err(WorkerError::Config(format!(
-            "the weights of {:?} are unknown: pin them with model_hash (64 hex digits; \
-             `cocoon-worker model-hash PATH` prints it) or point model_files at them",
-            config.model
-        ))),
+        None => Err(format!(
+            "the weights of {model:?} are unknown: pin them with model_hash (64 hex digits; \
+             `cocoon-worker model-hash PATH` prints it) or point model_files at them"
+        )),
     }
 }
 

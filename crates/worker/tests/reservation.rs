@@ -5,193 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::{AttestationConfig, Connection, ConnectionConfig, Inbound};
 use cocoon_protocol::Message;
-use cocoon_protocol::messages::{ext, http, proxy, worker};
-use cocoon_protocol::tl::{self, Int256, TlConstructor};
+use cocoon_protocol::messages::{ext, proxy};
+use cocoon_protocol::tl::Int256;
+use cocoon_testkit::FakeUpstream;
 use cocoon_testkit::upstream::AnswerShape;
-use cocoon_testkit::{FakeUpstream, UpstreamConfig};
-use cocoon_worker::{Worker, WorkerConfig};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-const MODEL: &str = "Qwen/Qwen3-8B";
-
-/// A proxy that answers the worker's handshake and otherwise lets the test speak for it.
-struct ScriptedProxy {
-    conn: Connection,
-    /// Packets from the worker, decoded.
-    packets: mpsc::Receiver<Message>,
-}
-
-impl ScriptedProxy {
-    async fn send(&self, msg: impl TlConstructor) {
-        self.conn
-            .send_packet(Bytes::from(msg.to_boxed_bytes()))
-            .await
-            .unwrap();
-    }
-
-    /// The next packet about `request_id` (others, like the sealing-key announcement, skipped).
-    async fn next_for(&mut self, request_id: Int256) -> Message {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(15), self.packets.recv())
-                .await
-                .expect("the worker said nothing in time")
-                .expect("the worker hung up");
-            let id = match &msg {
-                Message::ProxyQueryAnswerEx(m) => m.request_id,
-                Message::ProxyQueryAnswerPartEx(m) => m.request_id,
-                Message::ProxyQueryAnswerErrorEx(m) => m.request_id,
-                Message::ExtQueryReceipt(m) => m.request_id,
-                _ => continue,
-            };
-            if id == request_id {
-                return msg;
-            }
-        }
-    }
-
-    /// Reads the request's messages to its end: the receipt if any, and how it ended.
-    async fn finish(&mut self, request_id: Int256) -> (Option<Bytes>, Message) {
-        let mut receipt = None;
-        loop {
-            match self.next_for(request_id).await {
-                Message::ExtQueryReceipt(r) => receipt = Some(r.receipt),
-                Message::ProxyQueryAnswerEx(m) if m.final_info.is_none() => {}
-                Message::ProxyQueryAnswerPartEx(m) if m.final_info.is_none() => {}
-                last => return (receipt, last),
-            }
-        }
-    }
-}
-
-/// Answers the handshake queries of a worker session; the payment poll gets an error.
-async fn answer_queries(mut incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
-    while let Some(item) = incoming.recv().await {
-        match item {
-            Inbound::Packet(data) => {
-                if let Ok(m) = tl::from_bytes::<Message>(data)
-                    && out.send(m).await.is_err()
-                {
-                    return;
-                }
-            }
-            Inbound::Query(q) => {
-                let answer: Option<Vec<u8>> = match tl::from_bytes::<Message>(q.data.clone()) {
-                    Ok(Message::WorkerConnectToProxy(_)) => Some(
-                        worker::ConnectedToProxy {
-                            params: proxy::Params {
-                                flags: 0,
-                                proxy_public_key: Int256([7; 32]),
-                                proxy_owner_address: "scripted-proxy-owner".into(),
-                                proxy_sc_address: String::new(),
-                                is_test: Some(true),
-                                proto_version: Some(cocoon_protocol::version::SEALED_VERSION),
-                            },
-                            worker_sc_address: String::new(),
-                        }
-                        .to_boxed_bytes(),
-                    ),
-                    Ok(Message::WorkerCompareBalanceWithProxy(_)) => Some(
-                        worker::CompareBalanceWithProxyResult {
-                            signed_payment: proxy::AnySignedPayment::default(),
-                            tokens_committed_to_db: 0,
-                            max_tokens: 0,
-                            error_code: 0,
-                        }
-                        .to_boxed_bytes(),
-                    ),
-                    Ok(Message::WorkerProxyHandshakeComplete(_)) => {
-                        Some(worker::ProxyHandshakeCompleted {}.to_boxed_bytes())
-                    }
-                    _ => None,
-                };
-                let _ = match answer {
-                    Some(a) => q.answer(Bytes::from(a)).await,
-                    None => q.fail(400, "not scripted").await,
-                };
-            }
-        }
-    }
-}
-
-/// A scripted proxy with one worker connected to it, serving `upstream`.
-async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>) {
-    let attestation = AttestationConfig::local_simulated();
-    let identity = attestation
-        .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
-        .unwrap();
-    let endpoint = attestation.endpoint(identity).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-
-    let mut engine = EngineConfig::new(upstream.url());
-    engine.models = vec![MODEL.into()];
-    let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
-    let config = WorkerConfig {
-        proxies: vec![addr],
-        model: MODEL.into(),
-        stats_listen: None,
-        attestation: AttestationConfig::local_simulated(),
-        ..WorkerConfig::default()
-    };
-    let w = Worker::new(config, engine.clone()).unwrap();
-    tokio::spawn(w.run(std::future::pending::<()>()));
-
-    let (tcp, _) = tokio::time::timeout(Duration::from_secs(15), listener.accept())
-        .await
-        .expect("the worker did not dial")
-        .unwrap();
-    let secured = cocoon_net::accept_gated(tcp, 1, &endpoint, ConnectionConfig::acceptor())
-        .await
-        .unwrap();
-    let (tx, packets) = mpsc::channel(1024);
-    tokio::spawn(answer_queries(secured.incoming, tx));
-    (
-        ScriptedProxy {
-            conn: secured.conn,
-            packets,
-        },
-        engine,
-    )
-}
-
-async fn upstream(shape: AnswerShape) -> FakeUpstream {
-    let mut config = UpstreamConfig::default();
-    config.models = vec![MODEL.into()];
-    config.shape = shape;
-    config.record_requests = 16;
-    FakeUpstream::start(config).await.unwrap()
-}
-
-fn small_answer() -> AnswerShape {
-    let mut s = AnswerShape::default();
-    s.chunks = 4;
-    s.chunk_bytes = 16;
-    s
-}
-
-fn query(body: &Value) -> Bytes {
-    let payload = Bytes::from(serde_json::to_vec(body).unwrap());
-    Bytes::from(http::Request::json_post("/v1/chat/completions", payload).to_boxed_bytes())
-}
-
-fn chat(extra: Value) -> Value {
-    let mut body = json!({
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "count my tokens"}],
-    });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    body
-}
+use support::*;
 
 fn run_query(body: &Value, request_id: u8, token_limit: i64) -> ext::WorkerRunQuery {
     ext::WorkerRunQuery {
@@ -312,6 +136,7 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
         request_id: Int256([11; 32]),
         flags: 0,
         enable_debug: None,
+        private_key: None,
     };
     proxy.send(reference).await;
     let (receipt, _) = proxy.finish(Int256([11; 32])).await;

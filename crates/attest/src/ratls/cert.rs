@@ -1,6 +1,14 @@
 //! RA-TLS certificates in the reference COCOON format: a self-signed Ed25519 certificate whose
 //! critical private extensions carry the TEE evidence and the user claims; generation with
 //! rcgen and strict parsing with x509-parser.
+//!
+//! Two extension layouts exist, as in the reference ([`CertificateLayout`]): the TDX pair
+//! (`.1` evidence, `.2` user claims; also used for simulated evidence and, without `.1`, for
+//! unattested nodes) and the SEV-SNP triple (`.100` user claims, `.101` the raw SNP report, `.102`
+//! the chip's VCEK certificate in DER, so that a peer need not fetch it from AMD). Issuance picks
+//! the layout from the evidence; parsing accepts either (never a mix) and hands the verifier the
+//! SNP pair as ordinary [`SnpEvidence`], so a VCEK found in a certificate is checked exactly like
+//! one that came from the host (ARK → ASK → VCEK, then chip id and TCB against the report).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,6 +24,7 @@ use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate, X509Versio
 use zeroize::Zeroizing;
 
 use crate::error::AttestError;
+use crate::evidence::{Evidence, EvidenceKind, SnpEvidence};
 
 /// OID arc of the evidence extension (`1.3.6.1.4.1.12345.1`, reference name TDX_QUOTE).
 pub const OID_EVIDENCE: &[u64] = &[1, 3, 6, 1, 4, 1, 12345, 1];
@@ -25,6 +34,29 @@ pub const OID_USER_CLAIMS: &[u64] = &[1, 3, 6, 1, 4, 1, 12345, 2];
 pub const OID_EVIDENCE_STR: &str = "1.3.6.1.4.1.12345.1";
 /// Dotted form of [`OID_USER_CLAIMS`].
 pub const OID_USER_CLAIMS_STR: &str = "1.3.6.1.4.1.12345.2";
+
+/// OID arc of the SEV-SNP layout's user-claims extension (`1.3.6.1.4.1.12345.100`).
+pub const OID_SNP_CLAIMS: &[u64] = &[1, 3, 6, 1, 4, 1, 12345, 100];
+/// OID arc of the SEV-SNP layout's report extension (`1.3.6.1.4.1.12345.101`).
+pub const OID_SNP_REPORT: &[u64] = &[1, 3, 6, 1, 4, 1, 12345, 101];
+/// OID arc of the SEV-SNP layout's VCEK extension (`1.3.6.1.4.1.12345.102`, DER certificate).
+pub const OID_SNP_VCEK: &[u64] = &[1, 3, 6, 1, 4, 1, 12345, 102];
+/// Dotted form of [`OID_SNP_CLAIMS`].
+pub const OID_SNP_CLAIMS_STR: &str = "1.3.6.1.4.1.12345.100";
+/// Dotted form of [`OID_SNP_REPORT`].
+pub const OID_SNP_REPORT_STR: &str = "1.3.6.1.4.1.12345.101";
+/// Dotted form of [`OID_SNP_VCEK`].
+pub const OID_SNP_VCEK_STR: &str = "1.3.6.1.4.1.12345.102";
+
+/// Which set of private extensions a certificate uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateLayout {
+    /// `.1` evidence and `.2` user claims: TDX quotes, our CCEV envelope, simulated evidence,
+    /// and (without `.1`) unattested nodes.
+    Tdx,
+    /// `.100` user claims, `.101` SEV-SNP report, `.102` VCEK (DER).
+    SevSnp,
+}
 
 const OID_ED25519: &str = "1.3.101.112";
 const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
@@ -179,14 +211,70 @@ fn params_with(
         CustomExtension::from_oid_content(EXT_KEY_USAGE_ARC, EKU_SERVER_AND_CLIENT.to_vec());
     eku.set_criticality(true);
     params.custom_extensions = vec![eku];
-    if let Some(evidence) = evidence {
-        let mut evidence_ext = CustomExtension::from_oid_content(OID_EVIDENCE, evidence.to_vec());
-        evidence_ext.set_criticality(true);
-        params.custom_extensions.push(evidence_ext);
+    let critical = |oid: &[u64], content: &[u8]| {
+        let mut ext = CustomExtension::from_oid_content(oid, content.to_vec());
+        ext.set_criticality(true);
+        ext
+    };
+    // SEV-SNP evidence goes out in the reference's SNP layout; everything else in the TDX pair.
+    let snp = match evidence {
+        Some(bytes) if matches!(Evidence::peek_kind(bytes), Ok(EvidenceKind::SevSnp)) => {
+            match Evidence::decode(bytes)? {
+                Evidence::SevSnp(snp) => Some(snp),
+                _ => {
+                    return Err(AttestError::EvidenceMalformed(
+                        "SEV-SNP kind without a report",
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(snp) = snp {
+        params
+            .custom_extensions
+            .push(critical(OID_SNP_CLAIMS, claims));
+        params
+            .custom_extensions
+            .push(critical(OID_SNP_REPORT, &snp.report));
+        params
+            .custom_extensions
+            .push(critical(OID_SNP_VCEK, &snp.vcek_der));
+        return Ok(params);
     }
-    let mut claims_ext = CustomExtension::from_oid_content(OID_USER_CLAIMS, claims.to_vec());
-    claims_ext.set_criticality(true);
-    params.custom_extensions.push(claims_ext);
+    if let Some(evidence) = evidence {
+        params
+            .custom_extensions
+            .push(critical(OID_EVIDENCE, evidence));
+    }
+    params
+        .custom_extensions
+        .push(critical(OID_USER_CLAIMS, claims));
+    Ok(params)
+}
+
+/// rcgen parameters of a certificate in the reference's SEV-SNP layout with these exact
+/// extension contents (no checks on them: tests use it to build refused certificates too).
+pub fn snp_certificate_params(
+    report: &[u8],
+    vcek_der: &[u8],
+    claims: &[u8],
+    not_before: u64,
+    not_after: u64,
+) -> Result<CertificateParams, AttestError> {
+    let mut params = params_with(None, claims, not_before, not_after)?;
+    params
+        .custom_extensions
+        .retain(|e| e.oid_components().collect::<Vec<_>>() != OID_USER_CLAIMS);
+    for (oid, content) in [
+        (OID_SNP_CLAIMS, claims),
+        (OID_SNP_REPORT, report),
+        (OID_SNP_VCEK, vcek_der),
+    ] {
+        let mut ext = CustomExtension::from_oid_content(oid, content.to_vec());
+        ext.set_criticality(true);
+        params.custom_extensions.push(ext);
+    }
     Ok(params)
 }
 
@@ -225,6 +313,10 @@ pub struct RaTlsCertificate {
     pub evidence: Option<Vec<u8>>,
     /// Content of the user-claims extension, if present.
     pub claims: Option<Vec<u8>>,
+    /// Which extension layout the certificate uses. For [`CertificateLayout::SevSnp`],
+    /// `evidence` holds the report and VCEK as an encoded [`Evidence::SevSnp`] and `claims` the
+    /// `.100` extension.
+    pub layout: CertificateLayout,
     /// notBefore, unix seconds.
     pub not_before: i64,
     /// notAfter, unix seconds.
@@ -296,6 +388,9 @@ pub fn parse_certificate(der: &[u8], now: u64) -> Result<RaTlsCertificate, Attes
     let mut seen = HashSet::new();
     let mut evidence = None;
     let mut claims = None;
+    let mut snp_claims = None;
+    let mut snp_report = None;
+    let mut snp_vcek = None;
     for ext in cert.extensions() {
         let oid = ext.oid.to_id_string();
         if !seen.insert(oid.clone()) {
@@ -309,6 +404,9 @@ pub fn parse_certificate(der: &[u8], now: u64) -> Result<RaTlsCertificate, Attes
         match oid.as_str() {
             OID_EVIDENCE_STR => evidence = Some(ext.value.to_vec()),
             OID_USER_CLAIMS_STR => claims = Some(ext.value.to_vec()),
+            OID_SNP_CLAIMS_STR => snp_claims = Some(ext.value.to_vec()),
+            OID_SNP_REPORT_STR => snp_report = Some(ext.value.to_vec()),
+            OID_SNP_VCEK_STR => snp_vcek = Some(ext.value.to_vec()),
             OID_BASIC_CONSTRAINTS => match ext.parsed_extension() {
                 ParsedExtension::BasicConstraints(bc) if !bc.ca => {}
                 ParsedExtension::BasicConstraints(_) => {
@@ -339,10 +437,25 @@ pub fn parse_certificate(der: &[u8], now: u64) -> Result<RaTlsCertificate, Attes
             _ => {}
         }
     }
+    let layout = if snp_claims.is_some() || snp_report.is_some() || snp_vcek.is_some() {
+        if evidence.is_some() || claims.is_some() {
+            return Err(AttestError::MixedCertificateLayouts);
+        }
+        let missing = |oid| AttestError::MissingExtension { oid };
+        claims = Some(snp_claims.ok_or(missing(OID_SNP_CLAIMS_STR))?);
+        let report = snp_report.ok_or(missing(OID_SNP_REPORT_STR))?;
+        // The VCEK travels in the certificate: without it the report cannot be checked.
+        let vcek_der = snp_vcek.ok_or(missing(OID_SNP_VCEK_STR))?;
+        evidence = Some(Evidence::SevSnp(SnpEvidence { report, vcek_der }).encode());
+        CertificateLayout::SevSnp
+    } else {
+        CertificateLayout::Tdx
+    };
     Ok(RaTlsCertificate {
         public_key,
         evidence,
         claims,
+        layout,
         not_before,
         not_after,
     })

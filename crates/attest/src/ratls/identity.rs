@@ -150,7 +150,9 @@ pub enum ClaimsFormat {
 pub struct CertificateIssuer {
     key: TlsKeyPair,
     attester: Option<Arc<dyn Attester>>,
-    format: ClaimsFormat,
+    /// Behind a lock so that a worker that changes its model can name the new weights in the
+    /// certificates issued from then on ([`CertificateIssuer::set_model_hash`]).
+    format: std::sync::RwLock<ClaimsFormat>,
     validity_secs: u64,
     refresh_secs: u64,
     backdate_secs: u64,
@@ -174,7 +176,7 @@ impl CertificateIssuer {
         Self {
             key,
             attester,
-            format: ClaimsFormat::Reference,
+            format: std::sync::RwLock::new(ClaimsFormat::Reference),
             validity_secs: DEFAULT_VALIDITY_SECS,
             refresh_secs: DEFAULT_REFRESH_SECS,
             backdate_secs: DEFAULT_BACKDATE_SECS,
@@ -183,8 +185,27 @@ impl CertificateIssuer {
 
     /// Sets the claims format.
     pub fn with_claims_format(mut self, format: ClaimsFormat) -> Self {
-        self.format = format;
+        *self
+            .format
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = format;
         self
+    }
+
+    /// Names `model_hash` in the v1 claims of the certificates issued from now on; returns
+    /// `false` (and changes nothing) for reference-format claims, which carry no model.
+    pub fn set_model_hash(&self, model_hash: Option<Digest32>) -> bool {
+        let mut format = self
+            .format
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &mut *format {
+            ClaimsFormat::V1 { model_hash: m, .. } => {
+                *m = model_hash;
+                true
+            }
+            ClaimsFormat::Reference => false,
+        }
     }
 
     /// Sets the certificate validity (notAfter - notBefore).
@@ -221,7 +242,12 @@ impl CertificateIssuer {
     /// Makes a certificate at `now` (unix seconds).
     pub fn issue(&self, now: u64) -> Result<IssuedCertificate, AttestError> {
         let tls_key = self.key.public_key();
-        let claims = match &self.format {
+        let format = self
+            .format
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let claims = match &format {
             ClaimsFormat::Reference => UserClaims::reference(tls_key),
             ClaimsFormat::V1 {
                 sealing_public_key,
@@ -268,6 +294,11 @@ impl CertificateIssuer {
     /// Whether `identity`'s certificate should be replaced at `now`.
     pub fn refresh_due(&self, identity: &RaTlsIdentity, now: u64) -> bool {
         now >= identity.issued().refresh_at
+    }
+
+    /// Replaces `identity`'s certificate now, whatever its refresh time (its claims changed).
+    pub fn reissue(&self, identity: &RaTlsIdentity, now: u64) -> Result<(), AttestError> {
+        identity.replace(&self.key, self.issue(now)?)
     }
 
     /// Replaces `identity`'s certificate if due; returns whether it did.

@@ -116,6 +116,10 @@ pub(super) struct Job {
 }
 
 impl<B: Backend> Engine for BuiltinEngine<B> {
+    fn kind(&self) -> &'static str {
+        "builtin"
+    }
+
     fn models(&self) -> Vec<ModelInfo> {
         vec![ModelInfo {
             name: self.config.model_name.clone(),

@@ -521,6 +521,10 @@ impl UpstreamEngine {
 }
 
 impl Engine for UpstreamEngine {
+    fn kind(&self) -> &'static str {
+        "upstream"
+    }
+
     fn models(&self) -> Vec<ModelInfo> {
         self.shared.models.clone()
     }

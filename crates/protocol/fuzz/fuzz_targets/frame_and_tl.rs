@@ -1,14 +1,15 @@
 //! Feeds arbitrary bytes to the receive path of a connection after TLS: the frame decoder, then
 //! every frame body as `tcp.Packet`, every packet payload as a `Message`, and the HTTP envelope
-//! inside run-query messages and first answers. Nothing may panic, and whatever decodes must
-//! re-encode to exactly the bytes it came from (the codec is strict, so this holds by design).
+//! inside run-query messages and first answers; each payload also as the reference's
+//! `rootConfig.Config`. Nothing may panic, and whatever decodes must re-encode to exactly the
+//! bytes it came from (the codec is strict, so this holds by design).
 
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 
-use cocoon_protocol::messages::{Message, http, tcp};
+use cocoon_protocol::messages::{Message, http, root_config, tcp};
 use cocoon_protocol::tl::{self, TlConstructor};
 use cocoon_protocol::{Error, Frame, FrameDecoder, FrameEncoder};
 
@@ -36,6 +37,9 @@ fn split(input: &[u8], chunk: usize) -> (Vec<Frame>, Option<Error>, usize) {
 }
 
 fn check_message(data: &Bytes) {
+    if let Ok(config) = tl::from_bytes::<root_config::AnyConfig>(data.clone()) {
+        assert_eq!(tl::to_bytes(&config), &data[..], "root config re-encodes");
+    }
     let Ok(message) = tl::from_bytes::<Message>(data.clone()) else {
         return;
     };

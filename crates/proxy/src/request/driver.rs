@@ -358,7 +358,10 @@ impl Driver {
     }
 
     /// The message that runs the request on a worker: with the token limit and the client's
-    /// request id for a version-3 worker, the reference message for older ones.
+    /// request id for a version-3 worker, the reference message for older ones. A request in
+    /// the reference's encryption (the client sent `public_key`) always goes as the reference
+    /// message, with `private_key` when this proxy holds the key (`reference_private_key`);
+    /// otherwise it is relayed untouched.
     fn worker_message(
         &self,
         coefficient: i64,
@@ -384,7 +387,10 @@ impl Driver {
                 debug,
             );
         }
-        if worker_version >= cocoon_protocol::version::SEALED_VERSION {
+        let reference_key = q
+            .public_key
+            .and_then(|_| self.state.config.reference_key().ok().flatten());
+        if reference_key.is_none() && worker_version >= cocoon_protocol::version::SEALED_VERSION {
             return ext::WorkerRunQuery {
                 query: q.query.clone(),
                 coefficient,
@@ -405,6 +411,7 @@ impl Driver {
             request_id,
             flags: 0,
             enable_debug: debug.then_some(true),
+            private_key: reference_key.map(Int256),
         }
         .to_boxed_bytes()
     }

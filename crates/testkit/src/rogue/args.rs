@@ -61,6 +61,9 @@ pub struct RogueArgs {
     /// Serve the requests seen as JSON at http://HOST:PORT/jsonstats.
     #[arg(long, value_name = "HOST:PORT")]
     pub stats_listen: Option<SocketAddr>,
+    /// Send this text as `machine_description_json` in `worker.params` (flag bit 2), unchecked.
+    #[arg(long, value_name = "TEXT")]
+    pub machine_description: Option<String>,
     /// Log as JSON lines (logs go to stderr; RUST_LOG filters).
     #[arg(long)]
     pub log_json: bool,
@@ -141,6 +144,7 @@ impl RogueArgs {
             replay_receipt: self.replay_receipt,
             announce_unusable_sealing_key: self.announce_unusable_sealing_key,
             stats_listen: self.stats_listen,
+            machine_description: self.machine_description.clone(),
         })
     }
 }

@@ -96,6 +96,8 @@ pub struct RogueConfig {
     pub announce_unusable_sealing_key: bool,
     /// Where to serve `/jsonstats` (the requests seen), if anywhere.
     pub stats_listen: Option<SocketAddr>,
+    /// `machine_description_json` sent in `worker.params`, as given (it may be anything).
+    pub machine_description: Option<String>,
 }
 
 /// The answer text used unless `--answer-text` says otherwise.

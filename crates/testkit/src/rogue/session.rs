@@ -202,6 +202,7 @@ impl RogueWorker {
             max_active_requests: Some(i32::try_from(c.max_active).unwrap_or(i32::MAX)),
             min_proto_version: Some(cocoon_protocol::version::MIN_VERSION),
             max_proto_version: Some(c.protocol_version),
+            machine_description_json: c.machine_description.clone(),
         };
         let answer = query(
             conn,
