@@ -29,6 +29,9 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Ask workers and proxy for debug information.
     pub enable_debug: bool,
+    /// How the proxy should choose among the workers within `max_coefficient` (default: the
+    /// configured `worker_preference`).
+    pub preference: Option<cocoon_market::Preference>,
 }
 
 /// A model the network serves, with its workers.
@@ -38,6 +41,8 @@ pub struct ModelWorkers {
     pub id: String,
     /// One entry per worker.
     pub workers: Vec<WorkerLoad>,
+    /// Number of workers, their load and the price distribution, from the same figures.
+    pub market: cocoon_market::MarketSignals,
 }
 
 /// One worker's price and load.
@@ -241,6 +246,14 @@ impl Client {
             .types
             .iter()
             .map(|t| ModelWorkers {
+                market: cocoon_market::MarketSignals::from_workers(t.workers.iter().map(|w| {
+                    let n = |v: i32| u32::try_from(v).unwrap_or(0);
+                    (
+                        n(w.coefficient),
+                        n(w.active_requests),
+                        n(w.max_active_requests),
+                    )
+                })),
                 id: t.name.clone(),
                 workers: t
                     .workers
@@ -334,6 +347,10 @@ impl Client {
             .max_coefficient
             .unwrap_or(self.config.default_max_coefficient);
         let max_tokens = i32::try_from(max_tokens).unwrap_or(i32::MAX);
+        let preference = options
+            .preference
+            .or(self.config.worker_preference)
+            .map_or(0, cocoon_market::Preference::to_query_flags);
         let msg = match &sealed {
             Some(s) => s.message(
                 model,
@@ -342,6 +359,7 @@ impl Client {
                 timeout.as_secs_f64(),
                 request_id,
                 options.enable_debug,
+                preference,
             ),
             None => client::RunQueryEx {
                 model_name: model,
@@ -351,7 +369,7 @@ impl Client {
                 timeout: timeout.as_secs_f64(),
                 request_id,
                 min_config_version: 0,
-                flags: 1,
+                flags: 1 | preference,
                 enable_debug: Some(options.enable_debug),
             }
             .to_boxed_bytes(),

@@ -292,6 +292,7 @@ impl SealedQuery {
         timeout: f64,
         request_id: Int256,
         enable_debug: bool,
+        preference_flags: u32,
     ) -> Vec<u8> {
         ext::RunSealedQuery {
             model_name: model,
@@ -301,7 +302,7 @@ impl SealedQuery {
             max_tokens,
             timeout,
             request_id,
-            flags: 0,
+            flags: preference_flags,
             enable_debug: enable_debug.then_some(true),
         }
         .to_boxed_bytes()
