@@ -358,8 +358,10 @@ impl Client {
                 max_tokens,
                 timeout.as_secs_f64(),
                 request_id,
-                options.enable_debug,
-                preference,
+                crate::sealed::QueryFlags {
+                    enable_debug: options.enable_debug,
+                    preference,
+                },
             ),
             None => client::RunQueryEx {
                 model_name: model,

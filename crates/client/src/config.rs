@@ -442,6 +442,24 @@ impl ClientError {
     }
 }
 
+fn preference_from_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<cocoon_market::Preference>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn preference_to_text<S: serde::Serializer>(
+    p: &Option<cocoon_market::Preference>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(&p.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -496,23 +514,5 @@ mod tests {
             ..HttpApiConfig::default()
         });
         assert!(bad.validate().is_err());
-    }
-}
-
-fn preference_from_text<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<cocoon_market::Preference>, D::Error> {
-    let text: Option<String> = Option::deserialize(d)?;
-    text.map(|t| t.parse().map_err(serde::de::Error::custom))
-        .transpose()
-}
-
-fn preference_to_text<S: serde::Serializer>(
-    p: &Option<cocoon_market::Preference>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match p {
-        Some(p) => s.serialize_some(&p.to_string()),
-        None => s.serialize_none(),
     }
 }

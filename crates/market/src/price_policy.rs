@@ -280,6 +280,8 @@ impl PriceController {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn load_policy() -> PricePolicy {
