@@ -28,6 +28,9 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Ask workers and proxy for debug information.
     pub enable_debug: bool,
+    /// How the proxy should choose among the workers within `max_coefficient` (default: the
+    /// configured `worker_preference`).
+    pub preference: Option<cocoon_market::Preference>,
 }
 
 /// A model the network serves, with its workers.
@@ -40,6 +43,8 @@ pub struct ModelWorkers {
     /// The SHA-256 of the weights (hex) named by the attested certificates of this model's
     /// workers that this client verified: what a receipt's model hash must be.
     pub weights: Vec<String>,
+    /// Number of workers, their load and the price distribution, from the same figures.
+    pub market: cocoon_market::MarketSignals,
 }
 
 /// One worker's price and load.
@@ -252,6 +257,14 @@ impl Client {
                 None => Vec::new(),
             };
             models.push(ModelWorkers {
+                market: cocoon_market::MarketSignals::from_workers(t.workers.iter().map(|w| {
+                    let n = |v: i32| u32::try_from(v).unwrap_or(0);
+                    (
+                        n(w.coefficient),
+                        n(w.active_requests),
+                        n(w.max_active_requests),
+                    )
+                })),
                 id: t.name.clone(),
                 workers: t
                     .workers
@@ -375,6 +388,10 @@ impl Client {
             .max_coefficient
             .unwrap_or(self.config.default_max_coefficient);
         let max_tokens = i32::try_from(max_tokens).unwrap_or(i32::MAX);
+        let preference = options
+            .preference
+            .or(self.config.worker_preference)
+            .map_or(0, cocoon_market::Preference::to_query_flags);
         let msg = match &sealed {
             Some(s) => s.message(
                 model,
@@ -382,7 +399,10 @@ impl Client {
                 max_tokens,
                 timeout.as_secs_f64(),
                 request_id,
-                options.enable_debug,
+                crate::sealed::QueryFlags {
+                    enable_debug: options.enable_debug,
+                    preference,
+                },
             ),
             None => client::RunQueryEx {
                 model_name: model,
@@ -392,7 +412,7 @@ impl Client {
                 timeout: timeout.as_secs_f64(),
                 request_id,
                 min_config_version: 0,
-                flags: 1,
+                flags: 1 | preference,
                 enable_debug: Some(options.enable_debug),
                 public_key: reference.as_ref().map(|(_, sender)| Int256(sender.0)),
             }

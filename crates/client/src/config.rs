@@ -38,6 +38,15 @@ pub struct ClientConfig {
     pub pricing: PricingParams,
     /// `max_coefficient` when a request sends none (1000 = 1.0×).
     pub default_max_coefficient: i32,
+    /// How the proxy should choose among workers within the maximum coefficient: `latency`,
+    /// `price` or `mix:W` (price weight W percent); unset: the proxy's default (latency). A
+    /// request's `worker_preference` body field overrides it.
+    #[serde(
+        default,
+        deserialize_with = "preference_from_text",
+        serialize_with = "preference_to_text"
+    )]
+    pub worker_preference: Option<cocoon_market::Preference>,
     /// `max_tokens` when a request sends none; sizes the balance reservation.
     pub default_max_tokens: i64,
     /// Time a request may take when it sends no `timeout`.
@@ -237,6 +246,7 @@ impl Default for ClientConfig {
             max_pow_difficulty: cocoon_protocol::pow::MAX_CLIENT_DIFFICULTY,
             pricing: PricingParams::default(),
             default_max_coefficient: 4000,
+            worker_preference: None,
             default_max_tokens: 1000,
             default_timeout: Duration::from_secs(120),
             max_body_bytes: 4 << 20,
@@ -459,6 +469,24 @@ impl ClientError {
                 _ => "error",
             },
         }
+    }
+}
+
+fn preference_from_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<cocoon_market::Preference>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn preference_to_text<S: serde::Serializer>(
+    p: &Option<cocoon_market::Preference>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(&p.to_string()),
+        None => s.serialize_none(),
     }
 }
 

@@ -253,6 +253,11 @@ fn take_options(body: &mut Map<String, Value>) -> Result<RequestOptions, String>
             .ok_or("`max_coefficient` must be a positive integer")?;
         o.max_coefficient = Some(c as i32);
     }
+    if let Some(v) = body.remove("worker_preference") {
+        o.preference = Some(v.as_str().and_then(|s| s.parse().ok()).ok_or(
+            "`worker_preference` must be \"latency\", \"price\" or \"mix:W\" (W from 0 to 100)",
+        )?);
+    }
     if let Some(v) = body.remove("timeout") {
         let t = v
             .as_f64()
@@ -394,7 +399,7 @@ async fn models(State(client): State<Client>) -> Response {
         Ok(models) => {
             let data: Vec<Value> = models
                 .into_iter()
-                .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "cocoon", "workers": m.workers, "weights_sha256": m.weights }))
+                .map(|m| json!({ "id": m.id, "object": "model", "created": 0, "owned_by": "cocoon", "workers": m.workers, "market": m.market, "weights_sha256": m.weights }))
                 .collect();
             Json(json!({ "object": "list", "data": data })).into_response()
         }

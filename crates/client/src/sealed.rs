@@ -315,7 +315,7 @@ impl SealedQuery {
         max_tokens: i32,
         timeout: f64,
         request_id: Int256,
-        enable_debug: bool,
+        options: QueryFlags,
     ) -> Vec<u8> {
         ext::RunSealedQuery {
             model_name: model,
@@ -325,8 +325,8 @@ impl SealedQuery {
             max_tokens,
             timeout,
             request_id,
-            flags: 0,
-            enable_debug: enable_debug.then_some(true),
+            flags: options.preference,
+            enable_debug: options.enable_debug.then_some(true),
         }
         .to_boxed_bytes()
     }
@@ -591,4 +591,12 @@ mod tests {
         );
         assert!(opener.open_error("sealed:zz".into()).is_err());
     }
+}
+
+/// The options of a query that ride in its flags: debug output and the worker preference
+/// (`cocoon_market::Preference::to_query_flags`, 0 for none).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct QueryFlags {
+    pub(crate) enable_debug: bool,
+    pub(crate) preference: u32,
 }

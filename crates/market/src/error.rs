@@ -17,6 +17,23 @@ pub enum MarketError {
     #[error("invalid worker selection configuration: {0}")]
     InvalidSelectionConfig(&'static str),
 
+    /// A worker's pricing policy is out of range.
+    #[error("invalid pricing policy: {0}")]
+    InvalidPricePolicy(&'static str),
+
+    /// A worker's pricing policy has its floor above its ceiling.
+    #[error("invalid pricing policy: floor {floor} is above ceiling {ceiling}")]
+    PriceBoundsInverted {
+        /// The lowest coefficient asked for.
+        floor: u32,
+        /// The highest coefficient asked for.
+        ceiling: u32,
+    },
+
+    /// A selection preference could not be read.
+    #[error("invalid worker preference: expected latency, price or mix:W with W from 0 to 100")]
+    InvalidPreference,
+
     /// A peer reported a negative token count.
     #[error("negative {category} token count {value}")]
     NegativeTokenCount {

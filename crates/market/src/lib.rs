@@ -11,8 +11,12 @@
 //! - [`reservation`]: holding a client's balance for a request before it runs ([`Account`]).
 //! - [`ledger`]: every client's and worker's books, idempotent per request, as replayable
 //!   records for a storage backend ([`Ledger`]).
+//! - [`price_policy`]: how a worker sets its own coefficient, fixed or following its load
+//!   within bounds ([`PriceController`]).
 //! - [`selection`]: which worker gets a request, with reputation and cool-downs
 //!   ([`WorkerSelector`]).
+//! - [`simulation`]: a seeded, simulated market of the selector and pricing policies (no network,
+//!   no clock), for the figures in `docs/market.md` and the tests on them.
 //! - `store` (cargo feature `store`, on by default): the same books kept in SQLite or
 //!   PostgreSQL, idempotent per request id in one transaction per charge, with anchoring
 //!   (`LedgerStore`), and group commit of many requests' writes (`CommitQueue`). Without the
@@ -84,19 +88,23 @@
 mod error;
 mod ids;
 pub mod ledger;
+pub mod price_policy;
 pub mod pricing;
 pub mod reservation;
 pub mod selection;
+pub mod simulation;
 #[cfg(feature = "store")]
 pub mod store;
 
 pub use error::MarketError;
 pub use ids::{ClientId, RequestId, WorkerAccountId, WorkerId};
 pub use ledger::{ChargeOutcome, ChargeRecord, Ledger, LedgerRecord, LedgerTotals};
+pub use price_policy::{LoadSample, PolicyKind, PriceController, PricePolicy};
 pub use pricing::{Charge, Coefficient, PricingParams, TokenCounts, UsageCosts};
 pub use reservation::{Account, ChainClientState, Reservation, Settlement};
 pub use selection::{
-    Dispatch, Outcome, SelectionConfig, Unavailability, WorkerInfo, WorkerSelector, WorkerStats,
+    Dispatch, MarketSignals, ModelSummary, Outcome, Preference, SelectionConfig, Unavailability,
+    WorkerInfo, WorkerSelector, WorkerStats,
 };
 #[cfg(feature = "store")]
 pub use store::{

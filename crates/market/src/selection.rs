@@ -26,6 +26,15 @@
 //! Ties go to the lower coefficient (cheaper for the client), then the lower [`WorkerId`], so the
 //! choice is a pure function of the selector's state: no randomness, no hidden clock.
 //!
+//! A client may ask for another balance between speed and price ([`Preference`]): with a price
+//! weight `w` in `[0, 1]` the candidates are ranked by
+//!
+//! `(1 − w) × ln(score / best_score) + w × ln(coefficient / cheapest_coefficient)`
+//!
+//! (each term 0 for the best candidate on it), ties going to the lower `score`, then as above.
+//! `w = 0` ([`Preference::Latency`], the default) is the ranking by `score` alone; `w = 1`
+//! ([`Preference::Price`]) takes the cheapest worker with a free slot, the fastest among equals.
+//!
 //! After [`SelectionConfig::failures_before_cooldown`] failures in a row a worker cools down for
 //! `cooldown_base × 2^k` (capped at `cooldown_max`), `k` counting the cool-downs since its last
 //! success. When the cool-down ends it gets one request again; another failure sends it back for
@@ -47,6 +56,89 @@ use crate::pricing::Coefficient;
 /// Workers name their model `base@variant`; clients ask for the base.
 pub fn base_model(name: &str) -> &str {
     name.split_once('@').map_or(name, |(base, _)| base)
+}
+
+/// How a client wants its worker chosen among the candidates (all within its maximum
+/// coefficient).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preference {
+    /// The lowest expected latency (the proxy's default).
+    #[default]
+    Latency,
+    /// The lowest coefficient; the lowest latency among equals.
+    Price,
+    /// A weighted mix: the price's weight in percent (0 = latency, 100 = price).
+    Mix(u8),
+}
+
+/// Where a [`Preference`] travels in `client.runQueryEx` and `ext.runSealedQuery`: bits 16–23
+/// of their `flags` (`cocoon_protocol::messages::WORKER_PREFERENCE_FLAGS`, an extension our
+/// decoders accept; no field lies behind them). 0 there means no preference (the proxy's
+/// default); `1 + w` a price weight of `w` percent.
+const PREFERENCE_SHIFT: u32 = 16;
+
+impl Preference {
+    /// The price's weight in `[0, 1]`.
+    pub fn price_weight(self) -> f64 {
+        match self {
+            Self::Latency => 0.0,
+            Self::Price => 1.0,
+            Self::Mix(percent) => f64::from(percent.min(100)) / 100.0,
+        }
+    }
+
+    /// The preference as `client.runQueryEx` flag bits (to OR into `flags`).
+    pub fn to_query_flags(self) -> u32 {
+        let percent: u32 = match self {
+            Self::Latency => 0,
+            Self::Price => 100,
+            Self::Mix(p) => u32::from(p.min(100)),
+        };
+        (percent + 1) << PREFERENCE_SHIFT
+    }
+
+    /// The preference carried in `client.runQueryEx` flags, if any. Values above 100 % (which no
+    /// client of ours sends) count as price.
+    pub fn from_query_flags(flags: u32) -> Option<Self> {
+        let code = (flags >> PREFERENCE_SHIFT) & 0xff;
+        match code {
+            0 => None,
+            1 => Some(Self::Latency),
+            101.. => Some(Self::Price),
+            // 2..=100 fits in a u8.
+            _ => Some(Self::Mix(u8::try_from(code - 1).unwrap_or(100))),
+        }
+    }
+}
+
+impl fmt::Display for Preference {
+    /// As clients write it: `latency`, `price` or `mix:W`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Latency => f.write_str("latency"),
+            Self::Price => f.write_str("price"),
+            Self::Mix(w) => write!(f, "mix:{w}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Preference {
+    type Err = MarketError;
+
+    /// `latency`, `price`, or `mix:W` with `W` the price's weight in percent (0 to 100).
+    fn from_str(s: &str) -> Result<Self, MarketError> {
+        match s.trim() {
+            "latency" => Ok(Self::Latency),
+            "price" => Ok(Self::Price),
+            other => other
+                .strip_prefix("mix:")
+                .and_then(|w| w.parse::<u8>().ok())
+                .filter(|w| *w <= 100)
+                .map(Self::Mix)
+                .ok_or(MarketError::InvalidPreference),
+        }
+    }
 }
 
 /// What the proxy knows about a worker from its handshake and later notices.
@@ -265,6 +357,68 @@ pub struct WorkerLoad {
     pub max: u32,
 }
 
+/// What a client can read about one model's market: how many workers, how busy, at what prices.
+/// Computed from the per-worker figures `client.workerTypesV2` already carries, so that clients
+/// and proxies show the same numbers without a new message.
+#[derive(Clone, Copy, PartialEq, Debug, Default, Serialize, Deserialize)]
+pub struct MarketSignals {
+    /// Workers serving the model.
+    pub workers: u32,
+    /// Requests running on them (from this proxy).
+    pub running: u64,
+    /// Requests they may run at once (this proxy's share).
+    pub capacity: u64,
+    /// `running / capacity` (0 when there is no capacity).
+    pub utilisation: f64,
+    /// Workers with a free slot now.
+    pub workers_free: u32,
+    /// Lowest coefficient.
+    pub coefficient_min: u32,
+    /// Lower quartile of the coefficients (the lower one at an even split).
+    pub coefficient_p25: u32,
+    /// Median coefficient (the lower middle one for an even count).
+    pub coefficient_median: u32,
+    /// Upper quartile of the coefficients.
+    pub coefficient_p75: u32,
+    /// Highest coefficient.
+    pub coefficient_max: u32,
+    /// Lowest coefficient among the workers with a free slot (`None` when all are busy).
+    pub coefficient_min_free: Option<u32>,
+}
+
+impl MarketSignals {
+    /// Signals from each worker's `(coefficient, running, max)`.
+    pub fn from_workers(workers: impl IntoIterator<Item = (u32, u32, u32)>) -> Self {
+        let mut all: Vec<(u32, u32, u32)> = workers.into_iter().collect();
+        all.sort_unstable();
+        let n = all.len();
+        if n == 0 {
+            return Self::default();
+        }
+        let at = |q: usize| all[(n - 1) * q / 4].0;
+        let running: u64 = all.iter().map(|w| u64::from(w.1)).sum();
+        let capacity: u64 = all.iter().map(|w| u64::from(w.2)).sum();
+        let free: Vec<u32> = all.iter().filter(|w| w.1 < w.2).map(|w| w.0).collect();
+        Self {
+            workers: u32::try_from(n).unwrap_or(u32::MAX),
+            running,
+            capacity,
+            utilisation: if capacity == 0 {
+                0.0
+            } else {
+                running as f64 / capacity as f64
+            },
+            workers_free: u32::try_from(free.len()).unwrap_or(u32::MAX),
+            coefficient_min: at(0),
+            coefficient_p25: at(1),
+            coefficient_median: at(2),
+            coefficient_p75: at(3),
+            coefficient_max: at(4),
+            coefficient_min_free: free.first().copied(),
+        }
+    }
+}
+
 /// The enabled workers of one base model, as `client.getWorkerTypes(V2)` reports them.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct ModelSummary {
@@ -280,6 +434,17 @@ pub struct ModelSummary {
     pub coefficient_max: Coefficient,
     /// The workers, cheapest first (then by id).
     pub workers: Vec<WorkerLoad>,
+}
+
+impl ModelSummary {
+    /// The model's load and price distribution.
+    pub fn signals(&self) -> MarketSignals {
+        MarketSignals::from_workers(
+            self.workers
+                .iter()
+                .map(|w| (w.coefficient.get(), w.running, w.max)),
+        )
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -468,6 +633,18 @@ impl WorkerSelector {
         exclude: &[WorkerId],
         now: Instant,
     ) -> Result<WorkerId, MarketError> {
+        self.select_with(model, max_coefficient, exclude, Preference::Latency, now)
+    }
+
+    /// [`select`](Self::select) ranking the candidates by the client's `preference`.
+    pub fn select_with(
+        &self,
+        model: &str,
+        max_coefficient: Coefficient,
+        exclude: &[WorkerId],
+        preference: Preference,
+        now: Instant,
+    ) -> Result<WorkerId, MarketError> {
         let wanted = base_model(model);
         let mut candidates: Vec<(WorkerId, &WorkerState)> = Vec::new();
         let mut closest: Option<Refusal> = None;
@@ -512,7 +689,7 @@ impl WorkerSelector {
             latency_sum / f64::from(latency_count)
         };
         let floor = self.config.min_success_probability;
-        let best = candidates
+        let scored: Vec<(f64, Coefficient, WorkerId)> = candidates
             .iter()
             .map(|&(id, s)| {
                 let latency = s.latency_ms.unwrap_or(prior);
@@ -520,8 +697,31 @@ impl WorkerSelector {
                     latency * f64::from(s.running.saturating_add(1)) / s.success_rate.max(floor);
                 (score, s.info.coefficient, id)
             })
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        if let Some((_, _, id)) = best {
+            .collect();
+        let w = preference.price_weight();
+        let best_score = scored.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
+        let cheapest = scored.iter().map(|c| c.1.get()).min().unwrap_or(0).max(1);
+        let rank = |&(score, c, _): &(f64, Coefficient, WorkerId)| {
+            let speed = if w < 1.0 && best_score > 0.0 {
+                (1.0 - w) * (score / best_score).ln()
+            } else {
+                0.0
+            };
+            let price = if w > 0.0 {
+                w * (f64::from(c.get().max(1)) / f64::from(cheapest)).ln()
+            } else {
+                0.0
+            };
+            speed + price
+        };
+        let best = scored.iter().min_by(|a, b| {
+            rank(a)
+                .total_cmp(&rank(b))
+                .then(a.0.total_cmp(&b.0))
+                .then(a.1.cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+        });
+        if let Some(&(_, _, id)) = best {
             return Ok(id);
         }
 
@@ -551,7 +751,19 @@ impl WorkerSelector {
         exclude: &[WorkerId],
         now: Instant,
     ) -> Result<Dispatch, MarketError> {
-        let id = self.select(model, max_coefficient, exclude, now)?;
+        self.dispatch_with(model, max_coefficient, exclude, Preference::Latency, now)
+    }
+
+    /// [`select_with`](Self::select_with) and [`on_start`](Self::on_start) in one step.
+    pub fn dispatch_with(
+        &mut self,
+        model: &str,
+        max_coefficient: Coefficient,
+        exclude: &[WorkerId],
+        preference: Preference,
+        now: Instant,
+    ) -> Result<Dispatch, MarketError> {
+        let id = self.select_with(model, max_coefficient, exclude, preference, now)?;
         // `select` only returns known workers.
         self.on_start(id, now)
             .ok_or(MarketError::NoWorkerAvailable {

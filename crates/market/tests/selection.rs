@@ -531,3 +531,88 @@ fn bad_configurations_are_refused() {
     assert_eq!(parsed.cooldown_base_ms, 500);
     assert_eq!(parsed.failures_before_cooldown, 3);
 }
+
+/// A fast dear worker (1) and a slow cheap one (2), both with a finished request.
+fn fast_dear_and_slow_cheap(t0: Instant) -> WorkerSelector {
+    let mut s = WorkerSelector::default();
+    s.upsert_worker(WorkerId(1), info(MODEL, 2000, 4));
+    s.upsert_worker(WorkerId(2), info(MODEL, 1000, 4));
+    run(&mut s, WorkerId(1), t0, ms(100), Outcome::Success);
+    run(&mut s, WorkerId(2), t0, ms(400), Outcome::Success);
+    s
+}
+
+#[test]
+fn the_clients_preference_picks_by_latency_price_or_a_mix() {
+    use cocoon_market::Preference;
+    let t0 = Instant::now();
+    let s = fast_dear_and_slow_cheap(t0);
+    let pick = |p| s.select_with(MODEL, coef(4000), &[], p, t0).unwrap();
+    assert_eq!(pick(Preference::Latency), WorkerId(1));
+    assert_eq!(s.select(MODEL, coef(4000), &[], t0).unwrap(), WorkerId(1));
+    assert_eq!(pick(Preference::Price), WorkerId(2));
+    // 4× slower and half the price: latency's log-ratio is twice price's, so the cheap worker
+    // wins once price weighs more than two thirds.
+    assert_eq!(pick(Preference::Mix(60)), WorkerId(1));
+    assert_eq!(pick(Preference::Mix(70)), WorkerId(2));
+    // The maximum still binds: by price within 1.5× there is only the cheap one, by latency
+    // within 1.0× too.
+    assert_eq!(
+        s.select_with(MODEL, coef(1500), &[], Preference::Latency, t0)
+            .unwrap(),
+        WorkerId(2)
+    );
+}
+
+#[test]
+fn by_price_the_fastest_of_equally_cheap_workers_wins() {
+    use cocoon_market::Preference;
+    let t0 = Instant::now();
+    let mut s = WorkerSelector::default();
+    for id in 1..=3 {
+        s.upsert_worker(WorkerId(id), info(MODEL, 1000, 4));
+    }
+    s.upsert_worker(WorkerId(4), info(MODEL, 900, 4));
+    run(&mut s, WorkerId(1), t0, ms(300), Outcome::Success);
+    run(&mut s, WorkerId(2), t0, ms(100), Outcome::Success);
+    run(&mut s, WorkerId(3), t0, ms(200), Outcome::Success);
+    run(&mut s, WorkerId(4), t0, ms(900), Outcome::Success);
+    let mut s2 = s.clone();
+    let by_price = |s: &WorkerSelector| {
+        s.select_with(MODEL, coef(4000), &[], Preference::Price, t0)
+            .unwrap()
+    };
+    assert_eq!(by_price(&s), WorkerId(4));
+    s2.set_enabled(WorkerId(4), false);
+    assert_eq!(by_price(&s2), WorkerId(2));
+}
+
+#[test]
+fn the_preference_travels_in_query_flags_and_parses_from_text() {
+    use cocoon_market::Preference;
+    for p in [
+        Preference::Latency,
+        Preference::Price,
+        Preference::Mix(0),
+        Preference::Mix(37),
+    ] {
+        let flags = p.to_query_flags() | 1;
+        let back = Preference::from_query_flags(flags).unwrap();
+        assert_eq!(back.price_weight(), p.price_weight());
+        assert_eq!(flags & 1, 1, "enable_debug's bit is kept");
+    }
+    assert_eq!(Preference::from_query_flags(1), None);
+    assert_eq!(
+        Preference::from_query_flags(200 << 16),
+        Some(Preference::Price)
+    );
+    assert_eq!("price".parse::<Preference>(), Ok(Preference::Price));
+    assert_eq!("latency".parse::<Preference>(), Ok(Preference::Latency));
+    assert_eq!("mix:25".parse::<Preference>(), Ok(Preference::Mix(25)));
+    for bad in ["mix:101", "mix:", "cheap", ""] {
+        assert_eq!(
+            bad.parse::<Preference>(),
+            Err(MarketError::InvalidPreference)
+        );
+    }
+}

@@ -14,10 +14,28 @@
 ///
 /// For tests (and with the `sample` feature) it also implements `sample::Sample`: random valid
 /// values whose optional fields are present exactly when their flag bit is set.
+///
+/// `extension_flags = MASK;` before the fields declares flag bits that carry a value without a
+/// field (a COCOON extension of a reference message): they are kept and accepted on decode.
 macro_rules! tl_struct {
     (
         $(#[$meta:meta])*
         $name:ident = $id:literal, $schema:literal {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty $( => $bit:literal )? ),* $(,)?
+        }
+    ) => {
+        tl_struct! {
+            $(#[$meta])*
+            $name = $id, $schema {
+                extension_flags = 0;
+                $( $(#[$fmeta])* $field : $ty $( => $bit )? ),*
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $name:ident = $id:literal, $schema:literal {
+            extension_flags = $extension:expr;
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty $( => $bit:literal )? ),* $(,)?
         }
     ) => {
@@ -29,9 +47,10 @@ macro_rules! tl_struct {
         }
 
         impl $name {
-            /// Every flag bit a declared optional field uses; a decoded flags word may hold no other.
+            /// Every flag bit a declared optional field or extension uses; a decoded flags word may
+            /// hold no other.
             #[allow(dead_code)]
-            pub const KNOWN_FLAGS: u32 = 0 $( | tl_flag_mask!($field $(, $bit)?) )*;
+            pub const KNOWN_FLAGS: u32 = $extension $( | tl_flag_mask!($field $(, $bit)?) )*;
         }
 
         impl $crate::tl::TlWrite for $name {

@@ -4,6 +4,12 @@
 //! types with several constructors. [`Message`] covers every constructor, for dispatch.
 
 /// Messages of the `tcp.` namespace.
+/// Bits 16–23 of the `flags` of `client.runQueryEx` and `ext.runSealedQuery`: a COCOON
+/// extension with no field behind it, the client's choice of worker (`0`: none, the proxy's
+/// default; `1 + w`: a price weight of `w` percent; see `cocoon_market::Preference`). Our
+/// decoders accept these bits; a reference proxy reads no field behind them.
+pub const WORKER_PREFERENCE_FLAGS: u32 = 0x00ff_0000;
+
 pub mod tcp {
     #[allow(unused_imports)]
     use crate::tl::Int256;
@@ -504,6 +510,7 @@ pub mod client {
         /// The id is pinned: it is the CRC32 of the declaration without `public_key`, which the
         /// reference added behind flag bit 1 (9060ce5) and pinned the id to keep.
         RunQueryEx = 0xf54cb74b, "client.runQueryEx model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool public_key:flags.1?int256 = client.QueryAnswerEx" {
+            extension_flags = crate::messages::WORKER_PREFERENCE_FLAGS;
             /// `model_name`.
             model_name: String,
             /// `query`.
@@ -1343,6 +1350,7 @@ pub mod ext {
         /// timeout and the request id. Answered like `client.runQueryEx`, the answer bytes being
         /// a sealed chunk stream. Sent as `tcp.packet`.
         RunSealedQuery = 0x02255d51, "ext.runSealedQuery model_name:string envelope:bytes candidates:vector long max_coefficient:int max_tokens:int timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
+            extension_flags = crate::messages::WORKER_PREFERENCE_FLAGS;
             /// The model (routing).
             model_name: String,
             /// The sealed `http.request`.

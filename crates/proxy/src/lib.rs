@@ -44,7 +44,7 @@ use std::sync::Arc;
 pub use config::{ProxyConfig, ProxyError};
 pub use health::LedgerHealthStats;
 pub use settle::{ChainSettings, SettlementStats};
-pub use state::{PortView, ProxyHandle, ProxySnapshot, WorkerView};
+pub use state::{ModelMarket, PortView, ProxyHandle, ProxySnapshot, WorkerView};
 
 /// The public key of the proxy's voucher-signing key (opened, or made on first use, in the
 /// configured data directory): what its proxy contract must hold as proxy key.

@@ -140,7 +140,8 @@ pub(crate) fn accept(
         timeout: q.timeout,
         request_id: q.request_id,
         min_config_version: 0,
-        flags: 0,
+        // Kept for the client's worker preference (bits 16-23, see `cocoon_market::Preference`).
+        flags: q.flags,
         enable_debug: q.enable_debug,
         public_key: None,
     };

@@ -295,11 +295,23 @@ pub struct WorkerView {
     pub machine: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// One model's market as the proxy's stats show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelMarket {
+    /// The base model.
+    pub name: String,
+    /// Its workers' count, load and prices.
+    #[serde(flatten)]
+    pub signals: cocoon_market::MarketSignals,
+}
+
 /// A point-in-time view of a proxy.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxySnapshot {
     /// Kind of this proxy's own TEE evidence; `simulated` means it runs in no TEE.
     pub attestation: String,
+    /// Per model: workers, load and price distribution (what clients see in `/v1/models`).
+    pub models: Vec<ModelMarket>,
     /// This proxy's image hash (hex), the value the root registry must list for clients and
     /// workers to accept it.
     pub image_hash: Option<String>,
@@ -403,7 +415,16 @@ impl ProxyHandle {
             }
         };
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let models = lock(&s.selector)
+            .model_summaries()
+            .into_iter()
+            .map(|m| ModelMarket {
+                signals: m.signals(),
+                name: m.name,
+            })
+            .collect();
         ProxySnapshot {
+            models,
             attestation: s.identity.evidence_kind().as_token().to_owned(),
             workers,
             clients_connected: r(&s.clients_connected),

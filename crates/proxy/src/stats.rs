@@ -149,6 +149,23 @@ async fn stats(State(h): State<ProxyHandle>) -> impl IntoResponse {
                 .map_or(String::new(), |e| format!("\nROLLED BACK: {e}")),
         );
     }
+    for m in &s.models {
+        let g = &m.signals;
+        out += &format!(
+            "model {}: {} workers ({} with a free slot), running {}/{} ({:.0} %), coefficient min {} p25 {} median {} p75 {} max {}\n",
+            m.name,
+            g.workers,
+            g.workers_free,
+            g.running,
+            g.capacity,
+            100.0 * g.utilisation,
+            g.coefficient_min,
+            g.coefficient_p25,
+            g.coefficient_median,
+            g.coefficient_p75,
+            g.coefficient_max,
+        );
+    }
     for w in &s.workers {
         let machine = w.machine.as_ref().map_or(String::new(), |m| {
             format!(

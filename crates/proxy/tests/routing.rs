@@ -68,6 +68,19 @@ async fn worker_with_engine(
     coefficient: i32,
     max_active: usize,
 ) -> (WorkerHandle, Arc<UpstreamEngine>) {
+    let config = WorkerConfig {
+        coefficient,
+        max_active_requests: max_active,
+        ..WorkerConfig::default()
+    };
+    worker_with_config(net, up, config).await
+}
+
+async fn worker_with_config(
+    net: &Net,
+    up: &FakeUpstream,
+    config: WorkerConfig,
+) -> (WorkerHandle, Arc<UpstreamEngine>) {
     let before = net.proxy.workers().len();
     let mut engine = EngineConfig::new(up.url());
     engine.models = vec![MODEL.into()];
@@ -75,11 +88,9 @@ async fn worker_with_engine(
     let config = WorkerConfig {
         proxies: vec![net.worker_addr.clone()],
         model: MODEL.into(),
-        coefficient,
-        max_active_requests: max_active,
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
-        ..WorkerConfig::default()
+        ..config
     };
     let w = Worker::new(config, engine.clone()).unwrap();
     let handle = w.handle();
@@ -258,6 +269,70 @@ async fn capacity_disable_and_coefficient_limits() {
     );
 }
 
+/// Waits until the proxy sees the only worker's coefficient satisfy `ok`; answers it.
+async fn until_coefficient(net: &Net, ok: impl Fn(u32) -> bool, what: &str) -> u32 {
+    for _ in 0..1000 {
+        let workers = net.proxy.workers();
+        if let Some(st) = workers.first().and_then(|w| w.stats.as_ref())
+            && ok(st.coefficient.get())
+        {
+            return st.coefficient.get();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the proxy never saw the coefficient {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_policy_reprices_the_worker_and_the_proxy_sees_it() {
+    let net = proxy(1_000_000_000_000).await;
+    let slow = upstream(slow_shape(200, 20)).await;
+    let config = WorkerConfig {
+        coefficient: 1000,
+        max_active_requests: 1,
+        pricing: cocoon_market::PricePolicy {
+            policy: cocoon_market::PolicyKind::Load,
+            floor: 600,
+            ceiling: 1500,
+            target_utilisation: 0.5,
+            dead_band: 0.1,
+            gain: 1000.0,
+            max_step: 200,
+            min_interval_secs: 0,
+            smoothing: 1.0,
+            ..cocoon_market::PricePolicy::default()
+        },
+        pricing_tick: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    let (w, _) = worker_with_config(&net, &slow, config).await;
+    let c = client(&net).await;
+
+    // Idle: the price falls to the floor, and the proxy hears of each step.
+    until_coefficient(&net, |c| c == 600, "fall to the floor 600").await;
+    assert_eq!(w.snapshot().pricing, "load");
+
+    // Its one slot busy: the price climbs toward the ceiling.
+    let mut body = streamed_body("slow");
+    body.insert("max_tokens".into(), 500.into());
+    let busy = c
+        .request("/v1/chat/completions", body, RequestOptions::default())
+        .await
+        .unwrap();
+    let risen = until_coefficient(&net, |c| c > 600, "rise above the floor").await;
+    assert!(risen <= 1500);
+    drop(busy);
+
+    // The operator's price pins it (even above the ceiling) until pricing resumes.
+    w.set_coefficient(3000).await.unwrap();
+    until_coefficient(&net, |c| c == 3000, "pinned at 3000").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.snapshot().coefficient, 3000);
+    assert_eq!(w.snapshot().pricing, "pinned");
+    assert_eq!(w.resume_pricing().await, 1500);
+    until_coefficient(&net, |c| c < 1500, "fall again after resuming").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_answer_cancels_at_the_engine() {
     let net = proxy(1_000_000_000_000).await;
@@ -329,15 +404,29 @@ async fn a_refund_freezes_the_account_and_is_refused_while_requests_run() {
         other => panic!("expected a refusal while a request runs, got {other:?}"),
     }
     while answer.next_chunk().await.unwrap().is_some() {}
+    // The client has the whole answer; the proxy ends the request (charging it) just after.
+    for _ in 0..500 {
+        if net.proxy.snapshot().await.succeeded == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(net.proxy.snapshot().await.succeeded, 1);
     let account = net.proxy.ledger().client(&me).await.unwrap().unwrap();
     assert!(account.refund.is_none(), "{account:?}");
     assert!(account.tokens_used > 0);
 
     // Nothing running: granted (no chain, so no voucher) and the count frozen at what was used.
-    assert_eq!(
-        c.request_refund().await.unwrap(),
-        RefundOutcome::Granted { voucher: None }
-    );
+    // The request's slot is released just after its charge; it must be free within seconds.
+    let mut outcome = c.request_refund().await.unwrap();
+    for _ in 0..100 {
+        if !matches!(outcome, RefundOutcome::Busy { .. }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        outcome = c.request_refund().await.unwrap();
+    }
+    assert_eq!(outcome, RefundOutcome::Granted { voucher: None });
     let frozen = net.proxy.ledger().client(&me).await.unwrap().unwrap();
     let grant = frozen.refund.clone().expect("the ledger records the grant");
     assert_eq!(grant.tokens_used, account.tokens_used);

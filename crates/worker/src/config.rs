@@ -28,8 +28,13 @@ pub struct WorkerConfig {
     pub model_files: Option<std::path::PathBuf>,
     /// TON address that receives this worker's earnings.
     pub owner_address: String,
-    /// Price coefficient, 1000 = 1.0×.
+    /// Price coefficient, 1000 = 1.0×: the fixed price, or where a load policy starts.
     pub coefficient: i32,
+    /// How the coefficient follows load (`[pricing]`; default: fixed at `coefficient`).
+    pub pricing: cocoon_market::PricePolicy,
+    /// How often the worker measures its load and applies `[pricing]`.
+    #[serde(with = "cocoon_net::secs")]
+    pub pricing_tick: Duration,
     /// Requests served at once across all proxies.
     pub max_active_requests: usize,
     /// Whether this is a test worker (announced to proxies).
@@ -86,6 +91,8 @@ impl Default for WorkerConfig {
             model_files: None,
             owner_address: "local-worker-owner".into(),
             coefficient: 1000,
+            pricing: cocoon_market::PricePolicy::default(),
+            pricing_tick: Duration::from_secs(1),
             max_active_requests: 60,
             is_test: true,
             start_disabled: false,
@@ -142,6 +149,10 @@ impl WorkerConfig {
         if self.coefficient <= 0 {
             return Err(WorkerError::Config("coefficient must be positive".into()));
         }
+        self.pricing.validate()?;
+        if self.pricing_tick.is_zero() {
+            return Err(WorkerError::Config("pricing_tick must be positive".into()));
+        }
         Ok(())
     }
 
@@ -163,6 +174,9 @@ pub enum WorkerError {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The pricing policy (`[pricing]`) is out of range.
+    #[error("{0}")]
+    Pricing(#[from] cocoon_market::MarketError),
     /// A listening socket could not be opened.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),

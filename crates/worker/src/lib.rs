@@ -6,7 +6,8 @@
 //! `worker.proxyHandshakeComplete`), then answers `proxy.runQueryEx` packets from its
 //! [`Engine`](cocoon_infer::Engine), streaming `proxy.queryAnswerEx` and parts with exact token
 //! usage in the final part. It enforces `max_active_requests`, validates every request body,
-//! and can be enabled, disabled or re-priced while running.
+//! and can be enabled, disabled or re-priced while running; under a load pricing policy
+//! (`[pricing]`) it re-prices itself as its load changes.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod keys;
 mod limits;
 pub mod machine;
 pub mod model_change;
+mod pricing;
 mod registry;
 mod request;
 mod sealed;
@@ -77,6 +79,7 @@ impl Worker {
             );
             tasks.spawn(stats::serve(listener, self.state.clone()));
         }
+        tasks.spawn(pricing::follow_load(self.state.clone()));
         let identity = self.state.tls.identity().clone();
         let stop = self.state.shutdown.clone();
         tasks.spawn(async move { identity.keep_fresh(stop.cancelled_owned()).await });

@@ -143,6 +143,7 @@ pub(crate) async fn serve(
     }
     let Some(_slot) = state.try_acquire() else {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        state.counters.busy_refusals.fetch_add(1, Ordering::Relaxed);
         reply
             .fail(
                 refuse(429, "worker is at max_active_requests"),

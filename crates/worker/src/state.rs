@@ -32,6 +32,8 @@ pub(crate) struct WorkerState {
     pub(crate) model_changes: tokio::sync::watch::Sender<(String, u64)>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
+    /// The pricing policy and its memory (smoothed load, last change, operator's pin).
+    pub(crate) price: Mutex<cocoon_market::PriceController>,
     pub(crate) active: AtomicUsize,
     pub(crate) shutdown: CancellationToken,
     pub(crate) sessions: Mutex<HashMap<u64, SessionInfo>>,
@@ -69,6 +71,8 @@ pub(crate) struct Counters {
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    /// Requests refused because every slot was busy (also counted in `rejected`).
+    pub(crate) busy_refusals: AtomicU64,
     pub(crate) cancelled: AtomicU64,
     pub(crate) prompt_tokens: AtomicU64,
     pub(crate) completion_tokens: AtomicU64,
@@ -106,12 +110,15 @@ impl WorkerState {
             &config.settlement,
             config.keys.data_dir.as_deref(),
         )?);
+        let start = cocoon_market::Coefficient::try_from(config.coefficient)?;
+        let price = cocoon_market::PriceController::new(config.pricing, start)?;
         Ok(Self {
+            coefficient: AtomicI32::new(i32::from(price.current())),
+            price: Mutex::new(price),
             payouts,
             tls,
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
-            coefficient: AtomicI32::new(config.coefficient),
             served: Mutex::new(Arc::new(Served {
                 model: config.model.clone(),
                 engine,
@@ -163,7 +170,7 @@ impl WorkerState {
         }
     }
 
-    async fn broadcast(&self, payload: Bytes) {
+    pub(crate) async fn broadcast(&self, payload: Bytes) {
         let sessions: Vec<Connection> = lock(&self.sessions)
             .values()
             .map(|s| s.conn.clone())
@@ -221,6 +228,16 @@ pub struct WorkerSnapshot {
     pub enabled: bool,
     /// Current coefficient (1000 = 1.0×).
     pub coefficient: i32,
+    /// `fixed`, `load`, or `pinned` (a load policy held by `POST /admin/coefficient`).
+    pub pricing: String,
+    /// The pricing policy's bounds, `[floor, ceiling]`, under a load policy.
+    pub price_bounds: Option<(u32, u32)>,
+    /// Busy share of the request slots now, `active_requests / max_active_requests`.
+    pub utilisation: f64,
+    /// The load the pricing policy last measured (smoothed, queue included).
+    pub smoothed_load: Option<f64>,
+    /// Requests refused because every slot was busy.
+    pub busy_refusals: u64,
     /// Requests running now.
     pub active_requests: usize,
     /// Limit on running requests.
@@ -296,21 +313,28 @@ impl WorkerHandle {
             .await;
     }
 
-    /// Changes the price coefficient and tells the proxies.
+    /// Changes the price coefficient and tells the proxies. Under a load policy the price is
+    /// then pinned at `coefficient` until [`resume_pricing`](Self::resume_pricing).
     pub async fn set_coefficient(&self, coefficient: i32) -> Result<(), crate::WorkerError> {
         if coefficient <= 0 {
             return Err(crate::WorkerError::Config(
                 "coefficient must be positive".into(),
             ));
         }
-        self.state.coefficient.store(coefficient, Ordering::Release);
-        let msg = worker::NewCoefficient {
-            new_coefficient: coefficient,
-        };
-        self.state
-            .broadcast(Bytes::from(msg.to_boxed_bytes()))
-            .await;
+        let c = cocoon_market::Coefficient::try_from(coefficient)?;
+        lock(&self.state.price).pin(c);
+        crate::pricing::announce(&self.state, c).await;
         Ok(())
+    }
+
+    /// Lets the load policy move the price again after [`set_coefficient`](Self::set_coefficient)
+    /// pinned it; answers the coefficient now in force. Under a fixed policy nothing changes.
+    pub async fn resume_pricing(&self) -> i32 {
+        let changed = lock(&self.state.price).resume(std::time::Instant::now());
+        if let Some(c) = changed {
+            crate::pricing::announce(&self.state, c).await;
+        }
+        self.state.coefficient.load(Ordering::Acquire)
     }
 
     /// The worker's state now.
@@ -327,7 +351,24 @@ impl WorkerHandle {
             })
             .collect();
         proxies.sort_by(|a, b| a.address.cmp(&b.address));
+        let (pricing, price_bounds, smoothed_load) = {
+            let p = lock(&s.price);
+            let kind = match (p.policy().policy, p.is_automatic()) {
+                (cocoon_market::PolicyKind::Fixed, _) => "fixed",
+                (_, true) => "load",
+                (_, false) => "pinned",
+            };
+            let bounds = (p.policy().policy == cocoon_market::PolicyKind::Load)
+                .then_some((p.policy().floor, p.policy().ceiling));
+            (kind.to_owned(), bounds, p.load())
+        };
+        let active = s.active.load(Ordering::Acquire);
         WorkerSnapshot {
+            pricing,
+            price_bounds,
+            smoothed_load,
+            utilisation: active as f64 / s.config.max_active_requests.max(1) as f64,
+            busy_refusals: c.busy_refusals.load(Ordering::Relaxed),
             attestation: s.tls.identity().evidence_kind().as_token().to_owned(),
             image_hash: s.tls.identity().image_hash().map(|h| h.to_string()),
             model_hash: s.served().weights.map(|w| w.to_hex()),
@@ -346,7 +387,7 @@ impl WorkerHandle {
             sealing_public_key: s.keys.sealing.public().to_string(),
             enabled: s.enabled.load(Ordering::Acquire),
             coefficient: s.coefficient.load(Ordering::Acquire),
-            active_requests: s.active.load(Ordering::Acquire),
+            active_requests: active,
             max_active_requests: s.config.max_active_requests,
             proxies,
             requests: c.requests.load(Ordering::Relaxed),

@@ -1,5 +1,6 @@
 //! The worker's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
-//! Prometheus, and loopback admin endpoints to enable, disable and re-price the worker.
+//! Prometheus, and loopback admin endpoints to enable, disable and re-price the worker (a price set by hand
+//! pins a load policy until `POST /admin/pricing/resume`).
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
         .route("/admin/enable", post(enable))
         .route("/admin/disable", post(disable))
         .route("/admin/coefficient", post(coefficient))
+        .route("/admin/pricing/resume", post(resume_pricing))
         .with_state(handle)
         .layer(axum::middleware::map_response(move |mut res: Response| {
             let value = attestation.clone();
@@ -64,13 +66,18 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
         ""
     };
     format!(
-        "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {}\nactive requests: {}/{}\nproxies: {}\n\
+        "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {} ({}{})\nutilisation: {:.2}\nactive requests: {}/{}\nproxies: {}\n\
          requests: {} (sealed {}, ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
          paid tokens: {}\nuptime: {:.0} s\n",
         s.attestation,
         s.model,
         s.enabled,
         s.coefficient,
+        s.pricing,
+        s.price_bounds
+            .map(|(f, c)| format!(", bounds {f}..{c}"))
+            .unwrap_or_default(),
+        s.utilisation,
         s.active_requests,
         s.max_active_requests,
         if proxies.is_empty() {
@@ -149,6 +156,30 @@ async fn metrics(State(h): State<WorkerHandle>) -> impl IntoResponse {
         f64::from(s.coefficient),
     )
     .metric(
+        "cocoon_worker_utilisation",
+        MetricKind::Gauge,
+        "Busy share of the request slots (active / max).",
+        s.utilisation,
+    )
+    .metric(
+        "cocoon_worker_pricing_load",
+        MetricKind::Gauge,
+        "Smoothed load the pricing policy steers by (queue included; 0 before the first tick).",
+        s.smoothed_load.unwrap_or(0.0),
+    )
+    .metric(
+        "cocoon_worker_pricing_automatic",
+        MetricKind::Gauge,
+        "1 when a load pricing policy moves the coefficient (not fixed, not pinned).",
+        f64::from(u8::from(s.pricing == "load")),
+    )
+    .metric(
+        "cocoon_worker_busy_refusals_total",
+        MetricKind::Counter,
+        "Requests refused because every slot was busy.",
+        s.busy_refusals as f64,
+    )
+    .metric(
         "cocoon_worker_prompt_tokens_total",
         MetricKind::Counter,
         "Prompt tokens served.",
@@ -192,4 +223,9 @@ async fn coefficient(
         Ok(()) => (StatusCode::OK, format!("coefficient {}\n", q.value)),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
     }
+}
+
+async fn resume_pricing(State(h): State<WorkerHandle>) -> impl IntoResponse {
+    let c = h.resume_pricing().await;
+    format!("pricing resumed, coefficient {c}\n")
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cocoon_market::pricing::{Coefficient, TokenCounts};
 use cocoon_market::reservation::Reservation;
-use cocoon_market::selection::{Dispatch, Outcome, Unavailability};
+use cocoon_market::selection::{Dispatch, Outcome, Preference, Unavailability};
 use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId, WorkerId};
 use cocoon_net::Connection;
 use cocoon_protocol::messages::{TokensUsed, client, ext, proxy};
@@ -283,12 +283,20 @@ impl Driver {
         let (tx, events) = route_queue(state.config.request_queue_bytes);
         let (dispatch, coefficient, conn, version, owner) = {
             let mut selector = lock(&state.selector);
-            let dispatch =
-                match selector.dispatch(model, self.max_coefficient, &excluded, Instant::now()) {
-                    Ok(d) => d,
-                    Err(MarketError::NoWorkerAvailable { reason, .. }) => return Err(reason),
-                    Err(_) => return Err(Unavailability::UnknownModel),
-                };
+            // The client's choice between speed and price rides in unused flag bits; a
+            // client that says nothing gets the fastest worker.
+            let preference = Preference::from_query_flags(self.q.flags).unwrap_or_default();
+            let dispatch = match selector.dispatch_with(
+                model,
+                self.max_coefficient,
+                &excluded,
+                preference,
+                Instant::now(),
+            ) {
+                Ok(d) => d,
+                Err(MarketError::NoWorkerAvailable { reason, .. }) => return Err(reason),
+                Err(_) => return Err(Unavailability::UnknownModel),
+            };
             let id = dispatch.worker();
             let coefficient = selector.worker_info(id).map(|i| i.coefficient);
             let mut workers = lock(&state.workers);
