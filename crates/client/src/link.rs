@@ -632,7 +632,7 @@ async fn dispatch(
             // keep flowing.
             match route.try_send(event) {
                 Ok(()) => {}
-                Err(crate::route::Refused::Full(_)) => {
+                Err(crate::route::Refused::Full) => {
                     lock(&session.routes).remove(&id);
                     tracing::warn!(request = %id, "the caller does not read its answer: request stopped");
                     if session.version >= cocoon_protocol::version::SEALED_VERSION {
@@ -643,7 +643,7 @@ async fn dispatch(
                         });
                     }
                 }
-                Err(crate::route::Refused::Closed(_)) => {
+                Err(crate::route::Refused::Closed) => {
                     lock(&session.routes).remove(&id);
                 }
             }

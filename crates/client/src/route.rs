@@ -22,13 +22,21 @@ use crate::link::ProxyEvent;
 /// Bytes a queued event is counted for besides its payload.
 const EVENT_OVERHEAD: usize = 64;
 
-/// Why an event was not queued; the event comes back.
-#[derive(Debug)]
+/// Why an event was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
     /// The queue holds its budget: the caller is not reading.
-    Full(ProxyEvent),
+    Full,
     /// The caller is gone.
-    Closed(ProxyEvent),
+    Closed,
+}
+
+/// What became of a pushed event.
+enum Pushed {
+    Queued,
+    /// Refused for lack of room; the event comes back.
+    Full(ProxyEvent),
+    Closed,
 }
 
 /// The session's end (cloned into the route table).
@@ -85,6 +93,14 @@ impl RouteSender {
     /// Queues `event` unless the queue already holds its budget; never waits. The session's
     /// loss (`Lost`) is always queued.
     pub(crate) fn try_send(&self, event: ProxyEvent) -> Result<(), Refused> {
+        match self.push(event) {
+            Pushed::Queued => Ok(()),
+            Pushed::Full(_) => Err(Refused::Full),
+            Pushed::Closed => Err(Refused::Closed),
+        }
+    }
+
+    fn push(&self, event: ProxyEvent) -> Pushed {
         let len = size(&event);
         let exempt = matches!(event, ProxyEvent::Lost);
         let admitted =
@@ -95,30 +111,33 @@ impl RouteSender {
                         .then(|| queued.saturating_add(len))
                 });
         if admitted.is_err() {
-            return Err(Refused::Full(event));
+            return Pushed::Full(event);
         }
-        self.tx.send(event).map_err(|e| {
-            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
-            Refused::Closed(e.0)
-        })
+        match self.tx.send(event) {
+            Ok(()) => Pushed::Queued,
+            Err(_) => {
+                self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+                Pushed::Closed
+            }
+        }
     }
 
     /// Queues `event`, waiting while the queue holds its budget; fails only when the caller
     /// is gone. For the task that opens a sealed answer, whose own input is the bounded queue.
-    pub(crate) async fn send(&self, mut event: ProxyEvent) -> Result<(), ProxyEvent> {
+    pub(crate) async fn send(&self, mut event: ProxyEvent) -> Result<(), Refused> {
         loop {
             let taken = self.shared.taken.notified();
             tokio::pin!(taken);
             // Registered before trying, so a take between the try and the wait is not missed.
             taken.as_mut().enable();
-            match self.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(Refused::Closed(e)) => return Err(e),
-                Err(Refused::Full(e)) => event = e,
+            match self.push(event) {
+                Pushed::Queued => return Ok(()),
+                Pushed::Closed => return Err(Refused::Closed),
+                Pushed::Full(e) => event = e,
             }
             tokio::select! {
                 () = taken => {}
-                () = self.tx.closed() => return Err(event),
+                () = self.tx.closed() => return Err(Refused::Closed),
             }
         }
     }
@@ -180,14 +199,14 @@ mod tests {
         // Reading makes room again.
         assert!(matches!(rx.recv().await, Some(ProxyEvent::Part { .. })));
         assert!(tx.try_send(part(1000)).is_ok());
-        assert!(matches!(tx.try_send(part(1000)), Err(Refused::Full(_))));
+        assert!(matches!(tx.try_send(part(1000)), Err(Refused::Full)));
     }
 
     #[tokio::test]
     async fn one_event_larger_than_the_budget_passes_an_empty_queue() {
         let (tx, mut rx) = route_queue(1000);
         assert!(tx.try_send(part(5000)).is_ok());
-        assert!(matches!(tx.try_send(part(1)), Err(Refused::Full(_))));
+        assert!(matches!(tx.try_send(part(1)), Err(Refused::Full)));
         assert!(rx.recv().await.is_some());
         assert_eq!(rx.queued(), 0);
         assert!(tx.try_send(part(5000)).is_ok());
@@ -197,7 +216,7 @@ mod tests {
     async fn a_departed_caller_is_reported_and_its_bytes_are_not_counted() {
         let (tx, rx) = route_queue(1000);
         drop(rx);
-        assert!(matches!(tx.try_send(part(10)), Err(Refused::Closed(_))));
+        assert!(matches!(tx.try_send(part(10)), Err(Refused::Closed)));
         assert!(tx.send(part(10)).await.is_err());
     }
 

@@ -3,13 +3,13 @@
 //! Module names follow TL namespaces. Structures are TL constructors; `Any*` enums are TL boxed
 //! types with several constructors. [`Message`] covers every constructor, for dispatch.
 
-/// Messages of the `tcp.` namespace.
 /// Bits 16–23 of the `flags` of `client.runQueryEx` and `ext.runSealedQuery`: a COCOON
 /// extension with no field behind it, the client's choice of worker (`0`: none, the proxy's
 /// default; `1 + w`: a price weight of `w` percent; see `cocoon_market::Preference`). Our
 /// decoders accept these bits; a reference proxy reads no field behind them.
 pub const WORKER_PREFERENCE_FLAGS: u32 = 0x00ff_0000;
 
+/// Messages of the `tcp.` namespace.
 pub mod tcp {
     #[allow(unused_imports)]
     use crate::tl::Int256;

@@ -322,7 +322,7 @@ impl Driver {
             state.counters.retried.fetch_add(1, Ordering::Relaxed);
         }
         self.tried.push(worker);
-        let message = self.worker_message(
+        let (message, limit_bound) = self.worker_message(
             i64::from(coefficient.get()),
             version,
             worker_request_id,
@@ -362,6 +362,7 @@ impl Driver {
         Ok(AttemptView {
             worker,
             cancellable,
+            limit_bound,
         })
     }
 
@@ -376,7 +377,7 @@ impl Driver {
         worker_version: i32,
         request_id: Int256,
         token_limit: u64,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, bool) {
         let q = &self.q;
         let remaining = self
             .deadline
@@ -385,7 +386,7 @@ impl Driver {
         let debug = q.enable_debug.unwrap_or(false);
         let token_limit = i64::try_from(token_limit).unwrap_or(i64::MAX);
         if self.sealed.is_some() {
-            return crate::sealed::worker_message(
+            let message = crate::sealed::worker_message(
                 &q.query,
                 coefficient,
                 remaining,
@@ -394,12 +395,13 @@ impl Driver {
                 token_limit,
                 debug,
             );
+            return (message, true);
         }
         let reference_key = q
             .public_key
             .and_then(|_| self.state.config.reference_key().ok().flatten());
         if reference_key.is_none() && worker_version >= cocoon_protocol::version::SEALED_VERSION {
-            return ext::WorkerRunQuery {
+            let message = ext::WorkerRunQuery {
                 query: q.query.clone(),
                 coefficient,
                 timeout: remaining,
@@ -410,8 +412,9 @@ impl Driver {
                 enable_debug: debug.then_some(true),
             }
             .to_boxed_bytes();
+            return (message, true);
         }
-        proxy::RunQueryEx {
+        let message = proxy::RunQueryEx {
             query: q.query.clone(),
             signed_payment: proxy::AnySignedPayment::default(),
             coefficient,
@@ -421,7 +424,8 @@ impl Driver {
             enable_debug: debug.then_some(true),
             private_key: reference_key.map(Int256),
         }
-        .to_boxed_bytes()
+        .to_boxed_bytes();
+        (message, false)
     }
 
     async fn cancel_worker(&self) {

@@ -107,6 +107,11 @@ pub(crate) struct AttemptView {
     /// (version 3); a version-2 worker runs to its end, and what is relayed from it is held to
     /// the reserved limit by counting its SSE events.
     pub(crate) cancellable: bool,
+    /// Whether the worker was handed the reserved token limit (`ext.workerRunQuery`,
+    /// `ext.workerRunSealedQuery`) and clamps its answer to it. Otherwise (a version-2 worker, or
+    /// a request in the reference's encryption, which goes as `proxy.runQueryEx`) what is
+    /// relayed is held to the limit by counting SSE events.
+    pub(crate) limit_bound: bool,
 }
 
 /// What ended the request from the client's side.
@@ -603,9 +608,9 @@ impl RequestMachine {
         }
     }
 
-    /// Whether relaying `answer` from a version-2 worker would pass the reserved limit.
+    /// Whether relaying `answer` from a worker not bound to the limit would pass it.
     fn beyond_limit(&mut self, attempt: AttemptView, answer: &[u8]) -> bool {
-        !attempt.cancellable
+        !attempt.limit_bound
             && self.relayed_events.feed(answer)
                 > self.token_limit.saturating_add(SSE_EVENTS_BEYOND_TOKENS)
     }

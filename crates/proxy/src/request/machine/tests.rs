@@ -51,6 +51,7 @@ fn attempt(id: u64, cancellable: bool) -> AttemptView {
     AttemptView {
         worker: WorkerId(id),
         cancellable,
+        limit_bound: cancellable,
     }
 }
 
@@ -62,6 +63,10 @@ struct Run {
 
 impl Run {
     fn new(max_tokens: i32, cancellable: bool) -> Self {
+        Self::on(max_tokens, attempt(1, cancellable))
+    }
+
+    fn on(max_tokens: i32, dispatched: AttemptView) -> Self {
         let t0 = Instant::now();
         let ask = Ask {
             max_tokens,
@@ -78,10 +83,7 @@ impl Run {
                 token_limit: u64::try_from(max_tokens).unwrap(),
             }]
         );
-        assert!(
-            m.handle(Event::Dispatched(Ok(attempt(1, cancellable))), t0)
-                .is_empty()
-        );
+        assert!(m.handle(Event::Dispatched(Ok(dispatched)), t0).is_empty());
         Self { m, t0 }
     }
 
@@ -679,4 +681,38 @@ fn a_version_2_worker_streaming_beyond_the_limit_is_cut_and_charged_at_the_bound
         });
         assert!(matches!(actions[..], [Action::Send(ToClient::Part(_))]));
     }
+}
+
+#[test]
+fn a_worker_not_handed_the_limit_is_held_to_it_by_counting_even_when_it_can_be_stopped() {
+    // A request in the reference's encryption goes to a version-3 worker as `proxy.runQueryEx`,
+    // which carries no token limit: the proxy counts, and stops the worker past the bound.
+    let mut run = Run::on(
+        3,
+        AttemptView {
+            worker: WorkerId(1),
+            cancellable: true,
+            limit_bound: false,
+        },
+    );
+    let event = |i: usize| Bytes::from(format!("data: {{\"i\":{i}}}\n\n"));
+    run.worker(WorkerEvent::Answer {
+        answer: event(0),
+        final_info: None,
+    });
+    for i in 1..7 {
+        let actions = run.worker(WorkerEvent::Part {
+            answer: event(i),
+            final_info: None,
+        });
+        assert!(
+            matches!(actions[..], [Action::Send(ToClient::Part(_))]),
+            "{i}: {actions:?}"
+        );
+    }
+    let actions = run.worker(WorkerEvent::Part {
+        answer: event(7),
+        final_info: None,
+    });
+    assert_eq!(actions, vec![Action::CancelWorker]);
 }
