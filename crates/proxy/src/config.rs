@@ -260,4 +260,17 @@ pub enum ProxyError {
     /// store's, failed migration...).
     #[error("ledger: {0}")]
     Ledger(#[from] cocoon_market::MarketError),
+    /// No worker with this id is connected.
+    #[error("no worker {0} is connected")]
+    UnknownWorker(u64),
+    /// A model change was refused (by the worker, the registry's allow-list) or failed.
+    #[error("worker {worker} did not change to {model}: {reason}")]
+    ModelChangeRefused {
+        /// The worker's id.
+        worker: u64,
+        /// The model asked for.
+        model: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -30,6 +30,7 @@ mod clients;
 mod config;
 mod health;
 mod machine;
+mod model_change;
 mod registry;
 mod request;
 mod sealed;

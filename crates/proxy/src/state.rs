@@ -498,6 +498,16 @@ impl ProxyHandle {
         workers
     }
 
+    /// Asks worker `id` to serve `model` (`worker.changeModel`) and, once it has, lists it under
+    /// that model; its running requests finish undisturbed.
+    ///
+    /// # Errors
+    /// [`ProxyError::UnknownWorker`], or [`ProxyError::ModelChangeRefused`] when the registry
+    /// does not allow the model, the worker refuses or fails, or it takes over 15 minutes.
+    pub async fn change_model(&self, id: u64, model: &str) -> Result<(), crate::ProxyError> {
+        crate::model_change::change(&self.state, id, model).await
+    }
+
     /// The ledger's totals, read from the store.
     pub async fn ledger_totals(&self) -> Result<LedgerTotals, MarketError> {
         self.state.ledger.totals().await

@@ -1,5 +1,5 @@
 //! The proxy's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
-//! Prometheus.
+//! Prometheus, and `POST /admin/change-model` for the operator.
 
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
+        .route("/admin/change-model", axum::routing::post(change_model))
         .with_state(ProxyHandle::new(state))
         .layer(axum::middleware::map_response(move |mut res: Response| {
             let value = attestation.clone();
@@ -47,6 +48,29 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
         app,
     )
     .await;
+}
+
+#[derive(serde::Deserialize)]
+struct ChangeModelQuery {
+    worker: u64,
+    model: String,
+}
+
+/// `POST /admin/change-model?worker=ID&model=NAME`: 200 once the worker serves it, 404 for no
+/// such worker, 502 when it was refused or failed.
+async fn change_model(
+    State(h): State<ProxyHandle>,
+    axum::extract::Query(q): axum::extract::Query<ChangeModelQuery>,
+) -> impl IntoResponse {
+    use axum::http::StatusCode;
+    match h.change_model(q.worker, &q.model).await {
+        Ok(()) => (
+            StatusCode::OK,
+            format!("worker {} now serves {}\n", q.worker, q.model),
+        ),
+        Err(e @ crate::ProxyError::UnknownWorker(_)) => (StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")),
+    }
 }
 
 async fn jsonstats(State(h): State<ProxyHandle>) -> impl IntoResponse {
