@@ -6,7 +6,9 @@
 //! SmolLM2 (the default model) always runs: its tokenizer metadata is
 //! committed as a small GGUF. Qwen2.5-Coder runs when the model is at
 //! `~/.cache/cocoon/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf` (or at
-//! `COCOON_QWEN25_CODER_GGUF`) and prints a message and passes otherwise.
+//! `COCOON_QWEN25_CODER_GGUF`); `scripts/test` fetches it. A missing file is
+//! a skip with a message, or a failure when `COCOON_REQUIRE_CACHED_MODELS` is
+//! set (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -58,9 +60,18 @@ fn qwen() -> Option<&'static Model> {
         })
         .as_ref()
         .or_else(|| {
-            println!("skipping: the Qwen2.5-Coder GGUF is not in ~/.cache/cocoon/models");
+            missing("the Qwen2.5-Coder GGUF is not in ~/.cache/cocoon/models");
             None
         })
+}
+
+/// Reports a cached file that is absent: a skip, or a failure where the files must be there.
+fn missing(what: &str) {
+    assert!(
+        std::env::var_os("COCOON_REQUIRE_CACHED_MODELS").is_none(),
+        "{what} (COCOON_REQUIRE_CACHED_MODELS is set: scripts/test fetches it)"
+    );
+    println!("skipping: {what}");
 }
 
 fn ids(value: &Json) -> Vec<u32> {
