@@ -73,3 +73,56 @@ PY
         touch "$dest.verified"
     )
 }
+
+# llama.cpp's test vocabularies for Llama 3 (`llama-bpe`) and Llama 2 (SentencePiece) and the
+# test vectors beside them, from the PyPI source package of llama-cpp-python (which vendors
+# llama.cpp), into $COCOON_CACHE/vocab. The archive and each file are sha256-checked.
+LLAMA_CPP_SDIST="llama_cpp_python-0.3.36.tar.gz"
+LLAMA_CPP_SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+
+fetch_llama_vocabs() {
+    local dir="$COCOON_CACHE/vocab"
+    mkdir -p "$dir"
+    "$COCOON_VENV/bin/python" - "$dir" "$LLAMA_CPP_SDIST" "$LLAMA_CPP_SDIST_SHA256" <<'PY'
+import hashlib, json, os, sys, tarfile, tempfile, urllib.parse, urllib.request
+from pathlib import Path
+
+dest, sdist, sdist_sha = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+FILES = {
+    "ggml-vocab-llama-bpe.gguf": "97272e430d53bc7688f52d5e0ad8ea8f163ede9f1bbd1694feaa504797d5d96e",
+    "ggml-vocab-llama-bpe.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
+    "ggml-vocab-llama-bpe.gguf.out": "118abf2034a197fc5c9dec5204dfdeee7004c7c70952ae577f66b99e212fab9b",
+    "ggml-vocab-llama-spm.gguf": "16c3724582d59aa8bf84711894e833f916ee46a31d80e21312759c48bf8d0e69",
+    "ggml-vocab-llama-spm.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
+    "ggml-vocab-llama-spm.gguf.out": "ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29",
+}
+sha = lambda data: hashlib.sha256(data).hexdigest()
+if all((dest / n).is_file() and sha((dest / n).read_bytes()) == h for n, h in FILES.items()):
+    sys.exit(0)
+print(f"fetching {sdist} (73 MiB) for llama.cpp's test vocabularies", file=sys.stderr)
+index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+request = urllib.request.Request(
+    f"{index}/llama-cpp-python/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+with urllib.request.urlopen(request, timeout=60) as answer:
+    (url,) = [f["url"] for f in json.load(answer)["files"] if f["filename"] == sdist]
+with tempfile.TemporaryFile() as archive:
+    with urllib.request.urlopen(urllib.parse.urljoin(f"{index}/llama-cpp-python/", url), timeout=600) as answer:
+        digest = hashlib.sha256()
+        while chunk := answer.read(1 << 20):
+            digest.update(chunk)
+            archive.write(chunk)
+    if digest.hexdigest() != sdist_sha:
+        sys.exit(f"{sdist} has the wrong sha256")
+    archive.seek(0)
+    prefix = sdist.removesuffix(".tar.gz") + "/vendor/llama.cpp/models/"
+    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+        for name, want in FILES.items():
+            data = tar.extractfile(prefix + name).read()
+            if sha(data) != want:
+                sys.exit(f"{name} has the wrong sha256")
+            partial = dest / (name + ".partial")
+            partial.write_bytes(data)
+            partial.rename(dest / name)
+PY
+}
