@@ -591,6 +591,28 @@ mod properties {
             }
         }
 
+        /// SentencePiece (Llama 2's vocabulary, all 256 byte tokens): any text
+        /// without a literal `▁` decodes back behind the space prefix, also
+        /// streamed; and Llama 3's byte-level BPE round-trips any text.
+        #[test]
+        fn llama_vocabularies_round_trip(text in text()) {
+            if let Some(vocab) = llama_spm().filter(|_| !text.contains('▁')) {
+                let t = &vocab.tokenizer;
+                let ids = t.encode(&text, Specials::AsText).unwrap();
+                let want = if text.is_empty() { String::new() } else { format!(" {text}") };
+                prop_assert_eq!(&t.decode(&ids, true).unwrap(), &want);
+                let mut stream = t.stream_decoder(true);
+                let mut streamed: String = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
+                streamed.push_str(&stream.finish());
+                prop_assert_eq!(&streamed, &want);
+            }
+            if let Some(vocab) = llama_bpe() {
+                let t = &vocab.tokenizer;
+                let ids = t.encode(&text, Specials::AsText).unwrap();
+                prop_assert_eq!(&t.decode(&ids, true).unwrap(), &text);
+            }
+        }
+
         /// Decoding arbitrary ids never fails inside the vocabulary and
         /// always yields valid text.
         #[test]
