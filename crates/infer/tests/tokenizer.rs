@@ -6,7 +6,12 @@
 //! SmolLM2 (the default model) always runs: its tokenizer metadata is
 //! committed as a small GGUF. Qwen2.5-Coder runs when the model is at
 //! `~/.cache/cocoon/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf` (or at
-//! `COCOON_QWEN25_CODER_GGUF`) and prints a message and passes otherwise.
+//! `COCOON_QWEN25_CODER_GGUF`). The Llama 3 (`llama-bpe`) and Llama 2
+//! (SentencePiece) tokenizers run on llama.cpp's vocabulary files in
+//! `~/.cache/cocoon/vocab` (or `COCOON_VOCAB_DIR`), against the fixtures of
+//! `scripts/tokenizer-fixtures.py` and llama.cpp's own test vectors shipped
+//! with them. `scripts/test` fetches both; a missing file is a skip with a
+//! message, or a failure when `COCOON_REQUIRE_CACHED_MODELS` is set (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -58,9 +63,127 @@ fn qwen() -> Option<&'static Model> {
         })
         .as_ref()
         .or_else(|| {
-            println!("skipping: the Qwen2.5-Coder GGUF is not in ~/.cache/cocoon/models");
+            missing("the Qwen2.5-Coder GGUF is not in ~/.cache/cocoon/models");
             None
         })
+}
+
+/// Reports a cached file that is absent: a skip, or a failure where the files must be there.
+fn missing(what: &str) {
+    assert!(
+        std::env::var_os("COCOON_REQUIRE_CACHED_MODELS").is_none(),
+        "{what} (COCOON_REQUIRE_CACHED_MODELS is set: scripts/test fetches it)"
+    );
+    println!("skipping: {what}");
+}
+
+/// One of llama.cpp's vocabulary files with its fixture of reference ids.
+struct Vocab {
+    tokenizer: Tokenizer,
+    fixture: Json,
+    path: PathBuf,
+}
+
+fn vocab_dir() -> Option<PathBuf> {
+    match std::env::var_os("COCOON_VOCAB_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/cocoon/vocab")),
+    }
+}
+
+fn load_vocab(file: &str, cases: &str) -> Option<Vocab> {
+    let path = vocab_dir()?.join(file);
+    if !path.exists() {
+        return None;
+    }
+    let fixture: Json =
+        serde_json::from_str(&std::fs::read_to_string(data(cases)).unwrap()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        fixture["vocab_sha256"],
+        digest.as_str(),
+        "{}",
+        path.display()
+    );
+    let gguf = cocoon_gguf::Gguf::parse(bytes).unwrap();
+    Some(Vocab {
+        tokenizer: Tokenizer::from_gguf(&gguf).unwrap(),
+        fixture,
+        path,
+    })
+}
+
+fn llama_bpe() -> Option<&'static Vocab> {
+    static VOCAB: OnceLock<Option<Vocab>> = OnceLock::new();
+    VOCAB
+        .get_or_init(|| load_vocab("ggml-vocab-llama-bpe.gguf", "llama-bpe-cases.json"))
+        .as_ref()
+        .or_else(|| {
+            missing("ggml-vocab-llama-bpe.gguf is not in ~/.cache/cocoon/vocab");
+            None
+        })
+}
+
+fn llama_spm() -> Option<&'static Vocab> {
+    static VOCAB: OnceLock<Option<Vocab>> = OnceLock::new();
+    VOCAB
+        .get_or_init(|| load_vocab("ggml-vocab-llama-spm.gguf", "llama-spm-cases.json"))
+        .as_ref()
+        .or_else(|| {
+            missing("ggml-vocab-llama-spm.gguf is not in ~/.cache/cocoon/vocab");
+            None
+        })
+}
+
+/// Every fixture string, encoded as plain text, against the reference ids.
+fn check_vocab_ids(vocab: &Vocab) {
+    let cases = vocab.fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 200, "{} cases", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let text = case["text"].as_str().unwrap();
+            let want = ids(&case["ids"]);
+            let got = vocab.tokenizer.encode(text, Specials::AsText).unwrap();
+            (got != want).then(|| format!("{text:?}: got {got:?}, want {want:?}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} mismatch:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// llama.cpp's test vectors shipped beside the vocabulary (`.inp`: texts
+/// separated by a marker line; `.out`: one line of ids per text).
+fn check_llama_cpp_vectors(vocab: &Vocab) {
+    const SEPARATOR: &str = "\n__ggml_vocab_test__\n";
+    let with = |ext: &str| {
+        let mut name = vocab.path.clone().into_os_string();
+        name.push(ext);
+        std::fs::read_to_string(name).unwrap()
+    };
+    let inputs = with(".inp");
+    let outputs = with(".out");
+    let texts: Vec<&str> = inputs.split(SEPARATOR).collect();
+    let lines: Vec<&str> = outputs.split('\n').collect();
+    assert_eq!(texts.len(), lines.len());
+    assert!(texts.len() > 40);
+    for (text, line) in texts.iter().zip(&lines).take(texts.len() - 1) {
+        let want: Vec<u32> = line
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let got = vocab.tokenizer.encode(text, Specials::AsText).unwrap();
+        assert_eq!(got, want, "{text:?}");
+    }
 }
 
 fn ids(value: &Json) -> Vec<u32> {
@@ -321,6 +444,102 @@ fn qwen2_message_content_cannot_inject_turns() {
     }
 }
 
+#[test]
+fn llama3_ids_match_reference_implementations() {
+    if let Some(vocab) = llama_bpe() {
+        check_vocab_ids(vocab);
+    }
+}
+
+#[test]
+fn llama3_ids_match_llama_cpp_test_vectors() {
+    if let Some(vocab) = llama_bpe() {
+        check_llama_cpp_vectors(vocab);
+    }
+}
+
+#[test]
+fn llama3_vocabulary_decodes_and_adds_bos() {
+    let Some(vocab) = llama_bpe() else { return };
+    let t = &vocab.tokenizer;
+    assert_eq!(t.vocab_size(), 128_256);
+    assert_eq!(t.pre_tokenizer(), PreTokenizer::Llama3);
+    assert_eq!(t.bos(), Some(128_000));
+    // `<|begin_of_text|>` starts every prompt; as text it is not the control token.
+    let prompt = t.encode_prompt("Hello world").unwrap();
+    assert_eq!(prompt[0], 128_000);
+    assert_eq!(
+        &prompt[1..],
+        t.encode("Hello world", Specials::AsText).unwrap()
+    );
+    assert_eq!(
+        t.encode("<|begin_of_text|>", Specials::Parse).unwrap(),
+        [128_000]
+    );
+    assert!(
+        t.encode("<|begin_of_text|>", Specials::AsText)
+            .unwrap()
+            .len()
+            > 1
+    );
+    // Digits go in runs of up to three.
+    assert_eq!(t.encode("1234567", Specials::AsText).unwrap().len(), 3);
+    for case in vocab.fixture["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(t.decode(&ids(&case["ids"]), true).unwrap(), text);
+    }
+}
+
+#[test]
+fn sentence_piece_ids_match_reference_implementation() {
+    if let Some(vocab) = llama_spm() {
+        check_vocab_ids(vocab);
+    }
+}
+
+#[test]
+fn sentence_piece_ids_match_llama_cpp_test_vectors() {
+    if let Some(vocab) = llama_spm() {
+        check_llama_cpp_vectors(vocab);
+    }
+}
+
+#[test]
+fn sentence_piece_decodes_with_the_leading_space_and_bytes() {
+    let Some(vocab) = llama_spm() else { return };
+    let t = &vocab.tokenizer;
+    assert_eq!(t.vocab_size(), 32_000);
+    assert_eq!(t.pre_tokenizer(), PreTokenizer::SentencePiece);
+    assert_eq!((t.bos(), t.eos()), (Some(1), Some(2)));
+    assert_eq!(t.token_kind(3), Some(TokenKind::Byte));
+    assert_eq!(t.token_bytes(3 + 0x0a), Some(&b"\n"[..]));
+    // Llama 2 wants BOS; text after a special token gets the space prefix again.
+    let hello = t.encode("Hello", Specials::AsText).unwrap();
+    assert_eq!(
+        t.encode_prompt("Hello").unwrap(),
+        [&[1][..], &hello].concat()
+    );
+    assert_eq!(
+        t.encode("<s>Hello</s>", Specials::Parse).unwrap(),
+        [&[1][..], &hello, &[2]].concat()
+    );
+    // Decoding gives the text back behind the space the encoder put before it; characters
+    // spelled as byte tokens (emoji, rare CJK) come back whole, also when streamed.
+    for case in vocab.fixture["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = ids(&case["ids"]);
+        let want = format!(" {text}");
+        assert_eq!(t.decode(&parsed, true).unwrap(), want);
+        let mut stream = t.stream_decoder(false);
+        let mut streamed: String = parsed.iter().map(|&id| stream.push(id).unwrap()).collect();
+        streamed.push_str(&stream.finish());
+        assert_eq!(streamed, want);
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -369,6 +588,28 @@ mod properties {
                 }
                 streamed.push_str(&stream.finish());
                 prop_assert_eq!(&streamed, want);
+            }
+        }
+
+        /// SentencePiece (Llama 2's vocabulary, all 256 byte tokens): any text
+        /// without a literal `▁` decodes back behind the space prefix, also
+        /// streamed; and Llama 3's byte-level BPE round-trips any text.
+        #[test]
+        fn llama_vocabularies_round_trip(text in text()) {
+            if let Some(vocab) = llama_spm().filter(|_| !text.contains('▁')) {
+                let t = &vocab.tokenizer;
+                let ids = t.encode(&text, Specials::AsText).unwrap();
+                let want = if text.is_empty() { String::new() } else { format!(" {text}") };
+                prop_assert_eq!(&t.decode(&ids, true).unwrap(), &want);
+                let mut stream = t.stream_decoder(true);
+                let mut streamed: String = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
+                streamed.push_str(&stream.finish());
+                prop_assert_eq!(&streamed, &want);
+            }
+            if let Some(vocab) = llama_bpe() {
+                let t = &vocab.tokenizer;
+                let ids = t.encode(&text, Specials::AsText).unwrap();
+                prop_assert_eq!(&t.decode(&ids, true).unwrap(), &text);
             }
         }
 

@@ -3,13 +3,20 @@
 //!
 //! # What is supported
 //!
-//! Byte-level BPE vocabularies (`tokenizer.ggml.model = gpt2`) with the
-//! pre-tokenizers of the models we run: `smollm` (SmolLM/SmolLM2, also
-//! `starcoder`, `refact`, `codeshell`: digits split one by one, then the GPT-2
-//! pattern) and `qwen2` (also `deepseek-r1-qwen`: the Qwen2 pattern, after NFC
-//! normalization as the model's original tokenizer does), and plain `gpt-2`.
-//! The BPE itself runs on the `tokenizers` crate, configured in memory from
-//! the vocabulary and merges in the GGUF.
+//! - Byte-level BPE vocabularies (`tokenizer.ggml.model = gpt2`) with the
+//!   pre-tokenizers of the models we run: `smollm` (SmolLM/SmolLM2, also
+//!   `starcoder`, `refact`, `codeshell`: digits split one by one, then the
+//!   GPT-2 pattern), `qwen2` (also `deepseek-r1-qwen`: the Qwen2 pattern, after
+//!   NFC normalization as the model's original tokenizer does), `llama-bpe`
+//!   (Llama 3: the Llama 3 pattern, digits in runs of up to three, and a
+//!   pre-token that is itself a vocabulary entry is taken whole without
+//!   merging), and plain `gpt-2`. The BPE itself runs on the `tokenizers`
+//!   crate, configured in memory from the vocabulary and merges in the GGUF.
+//! - SentencePiece BPE vocabularies (`tokenizer.ggml.model = llama`: Llama 2,
+//!   Mistral, TinyLlama): spaces written as `▁`, a space put before the text
+//!   and after each special token (`tokenizer.ggml.add_space_prefix`, on by
+//!   default), pieces merged by score, and characters without a piece spelled
+//!   as `<0xXX>` byte tokens ([`sentence_piece`]).
 //!
 //! # Special tokens
 //!
@@ -33,10 +40,13 @@
 //! `tests/tokenizer.rs` compares ids with two independent reference
 //! implementations on ~300 strings using the real vocabularies of SmolLM2
 //! (always) and Qwen2.5-Coder (when the model is cached), and chat rendering
-//! with Jinja2 running each GGUF's own template.
+//! with Jinja2 running each GGUF's own template; and, on llama.cpp's Llama 3
+//! (`llama-bpe`) and Llama 2 (`llama`, SentencePiece) vocabularies, with the
+//! Python `tokenizers` and `sentencepiece` packages on ~250 strings each.
 
 mod byte_level;
 pub mod chat;
+mod sentence_piece;
 
 use ahash::AHashMap;
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -59,13 +69,19 @@ pub enum TokenizerError {
     #[error("tokenizer metadata: {0}")]
     Metadata(#[from] GgufError),
 
-    /// `tokenizer.ggml.model` names a tokenizer kind other than byte-level BPE.
-    #[error("unsupported tokenizer model {0:?} (supported: gpt2)")]
+    /// `tokenizer.ggml.model` names a tokenizer kind other than byte-level BPE
+    /// or SentencePiece.
+    #[error("unsupported tokenizer model {0:?} (supported: gpt2, llama)")]
     UnsupportedModel(String),
 
     /// `tokenizer.ggml.pre` names a pre-tokenizer this module does not implement.
-    #[error("unsupported pre-tokenizer {0:?} (supported: smollm, qwen2, gpt-2)")]
+    #[error("unsupported pre-tokenizer {0:?} (supported: smollm, qwen2, llama-bpe, gpt-2)")]
     UnsupportedPreTokenizer(String),
+
+    /// A SentencePiece vocabulary has neither a byte token nor an unknown
+    /// token for a byte of the input.
+    #[error("no token for byte {0:#04x} (the vocabulary lacks byte and unknown tokens)")]
+    UnencodableByte(u8),
 
     /// Per-token metadata arrays disagree in length with the token list.
     #[error("{what} has {actual} entries for {expected} tokens")]
@@ -194,14 +210,21 @@ pub enum PreTokenizer {
     SmolLm,
     /// The Qwen2 pattern, after NFC normalization.
     Qwen2,
+    /// The Llama 3 pattern; pre-tokens found whole in the vocabulary skip merging.
+    Llama3,
     /// The GPT-2 pattern.
     Gpt2,
+    /// SentencePiece: no splitting, spaces written as `▁` with a leading one.
+    SentencePiece,
 }
 
 /// The Qwen2 split pattern (contractions case-insensitive, letters with one
 /// leading non-letter, single digits, punctuation runs with trailing newlines,
 /// newline runs, whitespace).
 const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The Llama 3 split pattern: the Qwen2 one with digits in runs of up to three.
+const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 impl PreTokenizer {
     /// The pre-tokenizer for a `tokenizer.ggml.pre` value.
@@ -212,6 +235,7 @@ impl PreTokenizer {
         Ok(match name {
             "smollm" | "starcoder" | "refact" | "codeshell" => Self::SmolLm,
             "qwen2" | "deepseek-r1-qwen" => Self::Qwen2,
+            "llama-bpe" | "llama3" | "llama-v3" => Self::Llama3,
             "gpt-2" | "gpt2" => Self::Gpt2,
             other => return Err(TokenizerError::UnsupportedPreTokenizer(other.to_owned())),
         })
@@ -220,32 +244,47 @@ impl PreTokenizer {
     fn configure(self, bpe: &mut tokenizers::Tokenizer) -> Result<(), TokenizerError> {
         // No prefix space; offsets are not used.
         let byte_level = |use_regex| ByteLevel::new(false, false, use_regex);
+        let split_then_bytes = |pattern: &str| -> Result<PreTokenizerWrapper, TokenizerError> {
+            let split = Split::new(
+                SplitPattern::Regex(pattern.to_owned()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(TokenizerError::Bpe)?;
+            Ok(Sequence::new(vec![split.into(), byte_level(false).into()]).into())
+        };
         let pre: PreTokenizerWrapper = match self {
             Self::SmolLm => {
                 Sequence::new(vec![Digits::new(true).into(), byte_level(true).into()]).into()
             }
             Self::Qwen2 => {
-                let split = Split::new(
-                    SplitPattern::Regex(QWEN2_PATTERN.to_owned()),
-                    SplitDelimiterBehavior::Isolated,
-                    false,
-                )
-                .map_err(TokenizerError::Bpe)?;
                 bpe.with_normalizer(Some(NFC))
                     .map_err(TokenizerError::Bpe)?;
-                Sequence::new(vec![split.into(), byte_level(false).into()]).into()
+                split_then_bytes(QWEN2_PATTERN)?
             }
-            Self::Gpt2 => byte_level(true).into(),
+            Self::Llama3 => split_then_bytes(LLAMA3_PATTERN)?,
+            // Not a byte-level pre-tokenizer: `Tokenizer::build` never gets here.
+            Self::Gpt2 | Self::SentencePiece => byte_level(true).into(),
         };
         bpe.with_pre_tokenizer(Some(pre));
         Ok(())
     }
 }
 
-/// A byte-level BPE tokenizer with its special tokens.
+/// The piece-splitting algorithm of a vocabulary.
+enum Splitter {
+    /// Byte-level BPE by merge rank (boxed: the `tokenizers` pipeline is large).
+    ByteLevel(Box<tokenizers::Tokenizer>),
+    /// SentencePiece BPE by piece score.
+    SentencePiece(Box<sentence_piece::SentencePiece>),
+}
+
+/// A byte-level BPE or SentencePiece tokenizer with its special tokens.
 pub struct Tokenizer {
-    bpe: tokenizers::Tokenizer,
+    splitter: Splitter,
     pre: PreTokenizer,
+    /// SentencePiece: put a space before text at the start and after a special token.
+    add_space_prefix: bool,
     /// Each token's text as stored in the vocabulary.
     texts: Vec<String>,
     /// Each token's decoded bytes (control tokens: their text).
@@ -291,16 +330,32 @@ impl Tokenizer {
     /// tokenizer kind or pre-tokenizer is not supported.
     pub fn from_gguf<B: AsRef<[u8]>>(gguf: &Gguf<B>) -> Result<Self, TokenizerError> {
         let model = gguf.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(TokenizerError::UnsupportedModel(model.to_owned()));
-        }
-        // Without `tokenizer.ggml.pre`, llama.cpp falls back to the GPT-2 pattern.
-        let pre = match optional(gguf, "tokenizer.ggml.pre", Gguf::get_str)? {
-            Some(name) => PreTokenizer::from_gguf_name(name)?,
-            None => PreTokenizer::Gpt2,
+        let pre = match model {
+            // SentencePiece files carry `pre = default` or nothing: it does not split.
+            "llama" => PreTokenizer::SentencePiece,
+            // Without `tokenizer.ggml.pre`, llama.cpp falls back to the GPT-2 pattern.
+            "gpt2" => match optional(gguf, "tokenizer.ggml.pre", Gguf::get_str)? {
+                Some(name) => PreTokenizer::from_gguf_name(name)?,
+                None => PreTokenizer::Gpt2,
+            },
+            other => return Err(TokenizerError::UnsupportedModel(other.to_owned())),
         };
         let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?;
-        let merges = gguf.get_str_array("tokenizer.ggml.merges")?;
+        let (merges, scores) = if pre == PreTokenizer::SentencePiece {
+            let array = gguf.get_array("tokenizer.ggml.scores")?;
+            let scores = array
+                .to_f64_vec()
+                .ok_or_else(|| GgufError::WrongValueType {
+                    key: "tokenizer.ggml.scores".to_owned(),
+                    expected: "array of floats",
+                    found: array.elem_type(),
+                })?;
+            // Stored as f32: the narrowing is exact.
+            let scores = scores.into_iter().map(|v| v as f32).collect();
+            (Vec::new(), scores)
+        } else {
+            (gguf.get_str_array("tokenizer.ggml.merges")?, Vec::new())
+        };
         let kinds = match gguf.get("tokenizer.ggml.token_type") {
             None => vec![TokenKind::Normal; tokens.len()],
             Some(_) => {
@@ -340,16 +395,25 @@ impl Tokenizer {
             Ok(Some(id))
         };
         let add_bos = optional(gguf, "tokenizer.ggml.add_bos_token", Gguf::get_bool)?;
+        let add_space_prefix = optional(gguf, "tokenizer.ggml.add_space_prefix", Gguf::get_bool)?;
         let chat_template = optional(gguf, "tokenizer.chat_template", Gguf::get_str)?;
         let config = TokenizerConfig {
             tokens: &tokens,
             kinds,
             merges: &merges,
+            scores,
             pre,
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             eot: id("tokenizer.ggml.eot_token_id")?,
-            add_bos: add_bos.unwrap_or(false),
+            // llama.cpp's defaults: SentencePiece and Llama 3 want a BOS unless told
+            // otherwise, SentencePiece also the space prefix.
+            add_bos: add_bos.unwrap_or(matches!(
+                pre,
+                PreTokenizer::SentencePiece | PreTokenizer::Llama3
+            )),
+            add_space_prefix: pre == PreTokenizer::SentencePiece
+                && add_space_prefix.unwrap_or(true),
             chat_template: chat_template.map(str::to_owned),
         };
         Self::build(config)
@@ -367,37 +431,20 @@ impl Tokenizer {
         let eos = check(config.eos)?;
         let eot = check(config.eot)?;
 
-        // The same text twice: the later id wins, as in llama.cpp.
-        let mut vocab: AHashMap<String, u32> = AHashMap::with_capacity(vocab_size);
-        for (text, id) in config.tokens.iter().zip(0u32..) {
-            vocab.insert((*text).to_owned(), id);
-        }
-        let mut merges = Vec::with_capacity(config.merges.len());
-        for (index, merge) in config.merges.iter().enumerate() {
-            // Split at the first space after the first character.
-            let split = merge
-                .char_indices()
-                .skip(1)
-                .find(|&(_, c)| c == ' ')
-                .map(|(at, _)| (&merge[..at], &merge[at + 1..]));
-            match split {
-                Some((a, b)) if !b.is_empty() => merges.push((a.to_owned(), b.to_owned())),
-                _ => {
-                    return Err(TokenizerError::InvalidMerge {
-                        index,
-                        merge: (*merge).to_owned(),
-                    });
-                }
-            }
-        }
-        let model = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(TokenizerError::Bpe)?;
-        let mut bpe = tokenizers::Tokenizer::new(model);
-        config.pre.configure(&mut bpe)?;
-
         let kinds = config.kinds;
+        let splitter = if config.pre == PreTokenizer::SentencePiece {
+            Splitter::SentencePiece(Box::new(sentence_piece::SentencePiece::new(
+                config.tokens,
+                &kinds,
+                config.scores,
+            )?))
+        } else {
+            Splitter::ByteLevel(Box::new(byte_level_bpe(
+                config.tokens,
+                config.merges,
+                config.pre,
+            )?))
+        };
         let mut all = Vec::new();
         let mut user = Vec::new();
         for ((text, kind), id) in config.tokens.iter().zip(&kinds).zip(0u32..) {
@@ -408,11 +455,18 @@ impl Tokenizer {
                 }
             }
         }
+        let sentence_piece = config.pre == PreTokenizer::SentencePiece;
         let bytes = config
             .tokens
             .iter()
             .zip(&kinds)
-            .map(|(text, kind)| token_bytes(text, *kind))
+            .map(|(text, kind)| {
+                if sentence_piece {
+                    sentence_piece_bytes(text, *kind)
+                } else {
+                    token_bytes(text, *kind)
+                }
+            })
             .collect();
 
         let mut end_of_generation: Vec<u32> = [eos, eot].into_iter().flatten().collect();
@@ -426,8 +480,9 @@ impl Tokenizer {
         }
 
         Ok(Self {
-            bpe,
+            splitter,
             pre: config.pre,
+            add_space_prefix: config.add_space_prefix,
             texts: config.tokens.iter().map(|t| (*t).to_owned()).collect(),
             bytes,
             kinds,
@@ -547,16 +602,19 @@ impl Tokenizer {
             Specials::AsText => &self.user_specials,
         };
         let mut plain_start = 0;
+        // SentencePiece puts a space before the text and after each special token.
+        let mut after_special = true;
         if let Some(matcher) = matcher {
             for found in matcher.automaton.find_iter(text) {
-                self.encode_plain(&text[plain_start..found.start()], out)?;
+                self.encode_plain(&text[plain_start..found.start()], after_special, out)?;
                 if let Some(&id) = matcher.ids.get(found.pattern().as_usize()) {
                     out.push(id);
                 }
+                after_special = true;
                 plain_start = found.end();
             }
         }
-        self.encode_plain(&text[plain_start..], out)
+        self.encode_plain(&text[plain_start..], after_special, out)
     }
 
     /// A prompt for plain completion: BOS if the model wants one, then
@@ -606,16 +664,35 @@ impl Tokenizer {
         Ok(ids)
     }
 
-    fn encode_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<(), TokenizerError> {
+    fn encode_plain(
+        &self,
+        text: &str,
+        after_special: bool,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
         if text.is_empty() {
             return Ok(());
         }
-        let encoding = self
-            .bpe
-            .encode_fast(text, false)
-            .map_err(TokenizerError::Bpe)?;
-        out.extend_from_slice(encoding.get_ids());
-        Ok(())
+        match &self.splitter {
+            Splitter::ByteLevel(bpe) => {
+                let encoding = bpe.encode_fast(text, false).map_err(TokenizerError::Bpe)?;
+                out.extend_from_slice(encoding.get_ids());
+                Ok(())
+            }
+            Splitter::SentencePiece(spm) => {
+                let mut escaped = String::with_capacity(text.len() * 3 + 3);
+                if self.add_space_prefix && after_special {
+                    escaped.push_str(sentence_piece::SPACE);
+                }
+                for piece in text.split(' ').enumerate() {
+                    if piece.0 > 0 {
+                        escaped.push_str(sentence_piece::SPACE);
+                    }
+                    escaped.push_str(piece.1);
+                }
+                spm.encode(&escaped, out)
+            }
+        }
     }
 
     /// Decodes ids to text. Control tokens are included as their text when
@@ -718,12 +795,69 @@ struct TokenizerConfig<'a> {
     tokens: &'a [&'a str],
     kinds: Vec<TokenKind>,
     merges: &'a [&'a str],
+    /// SentencePiece piece scores (empty for byte-level BPE).
+    scores: Vec<f32>,
     pre: PreTokenizer,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
     add_bos: bool,
+    add_space_prefix: bool,
     chat_template: Option<String>,
+}
+
+/// The byte-level BPE of a vocabulary, its merges and pre-tokenizer.
+fn byte_level_bpe(
+    tokens: &[&str],
+    merge_rules: &[&str],
+    pre: PreTokenizer,
+) -> Result<tokenizers::Tokenizer, TokenizerError> {
+    // The same text twice: the later id wins, as in llama.cpp.
+    let mut vocab: AHashMap<String, u32> = AHashMap::with_capacity(tokens.len());
+    for (text, id) in tokens.iter().zip(0u32..) {
+        vocab.insert((*text).to_owned(), id);
+    }
+    let mut merges = Vec::with_capacity(merge_rules.len());
+    for (index, merge) in merge_rules.iter().enumerate() {
+        // Split at the first space after the first character.
+        let split = merge
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| c == ' ')
+            .map(|(at, _)| (&merge[..at], &merge[at + 1..]));
+        match split {
+            Some((a, b)) if !b.is_empty() => merges.push((a.to_owned(), b.to_owned())),
+            _ => {
+                return Err(TokenizerError::InvalidMerge {
+                    index,
+                    merge: (*merge).to_owned(),
+                });
+            }
+        }
+    }
+    let model = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        // Llama 3 takes a pre-token that is a vocabulary entry whole (llama.cpp's
+        // `ignore_merges`, Hugging Face's too).
+        .ignore_merges(pre == PreTokenizer::Llama3)
+        .build()
+        .map_err(TokenizerError::Bpe)?;
+    let mut bpe = tokenizers::Tokenizer::new(model);
+    pre.configure(&mut bpe)?;
+    Ok(bpe)
+}
+
+/// The bytes a SentencePiece vocabulary entry stands for: `▁` is a space,
+/// `<0xXX>` byte tokens their byte, control tokens their text.
+fn sentence_piece_bytes(text: &str, kind: TokenKind) -> Box<[u8]> {
+    match kind {
+        TokenKind::Byte => match sentence_piece::byte_token_value(text) {
+            Some(b) => Box::new([b]),
+            None => text.as_bytes().into(),
+        },
+        TokenKind::Control | TokenKind::Unknown | TokenKind::UserDefined => text.as_bytes().into(),
+        _ => text.replace(sentence_piece::SPACE, " ").into_bytes().into(),
+    }
 }
 
 /// Reads an optional metadata entry: absent is `None`, present with the
@@ -873,11 +1007,11 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(matches!(
-            toy(vec![("tokenizer.ggml.model", Meta::Str("llama"))]),
-            Err(TokenizerError::UnsupportedModel(m)) if m == "llama"
+            toy(vec![("tokenizer.ggml.model", Meta::Str("bert"))]),
+            Err(TokenizerError::UnsupportedModel(m)) if m == "bert"
         ));
         assert!(matches!(
-            toy(vec![("tokenizer.ggml.pre", Meta::Str("llama-bpe"))]),
+            toy(vec![("tokenizer.ggml.pre", Meta::Str("falcon"))]),
             Err(TokenizerError::UnsupportedPreTokenizer(_))
         ));
         assert!(matches!(
