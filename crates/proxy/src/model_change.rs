@@ -35,10 +35,7 @@ pub(crate) async fn change(state: &ProxyState, id: u64, model: &str) -> Result<(
     if model.trim().is_empty() {
         return Err(refused("the model name is empty".into()));
     }
-    // The same allow-list as at the worker's handshake.
-    if let Some(Err(refusal)) = state.registry.as_ref().map(|r| r.check_model(model)) {
-        return Err(refused(refusal));
-    }
+    let announced_before = state.sealing.certificate(worker_id);
     let query = worker::ChangeModel {
         new_model: model.to_owned(),
     };
@@ -48,6 +45,17 @@ pub(crate) async fn change(state: &ProxyState, id: u64, model: &str) -> Result<(
         .map_err(|e| refused(e.to_string()))?;
     worker::ChangedModel::from_boxed_bytes(answer)
         .map_err(|e| refused(format!("bad answer: {e}")))?;
+    if state.registry.is_some()
+        && let Err(refusal) = admit_new_weights(state, worker_id, model, announced_before).await
+    {
+        // The registry allows models by their weights: a worker that now serves weights it does
+        // not list (or cannot show which) is disconnected, as at its handshake.
+        tracing::warn!(worker = id, %model, "disconnecting worker after its model change: {refusal}");
+        if let Some(link) = lock(&state.workers).get(&worker_id) {
+            link.conn.close();
+        }
+        return Err(refused(refusal));
+    }
     {
         let mut selector = lock(&state.selector);
         // A worker that left meanwhile stays gone.
@@ -66,5 +74,50 @@ pub(crate) async fn change(state: &ProxyState, id: u64, model: &str) -> Result<(
         link.model = model.to_owned();
     }
     tracing::info!(worker = id, %model, "worker changed its model");
+    Ok(())
+}
+
+/// How long a worker has, after `worker.changedModel`, to announce the certificate that names
+/// its new weights.
+const NEW_CERTIFICATE_WAIT: Duration = Duration::from_secs(10);
+
+/// Checks the weights a worker's new certificate names against the root registry: a worker
+/// that changed its model reissues its certificate and announces it (`ext.workerAttestation`).
+/// On success the worker's link takes the new certificate's identity (which later registry
+/// changes are judged by).
+async fn admit_new_weights(
+    state: &ProxyState,
+    worker: WorkerId,
+    model: &str,
+    before: Option<Bytes>,
+) -> Result<(), String> {
+    let Some(registry) = &state.registry else {
+        return Ok(());
+    };
+    let started = tokio::time::Instant::now();
+    let certificate = loop {
+        match state.sealing.certificate(worker) {
+            Some(c) if Some(&c) != before.as_ref() => break c,
+            _ if started.elapsed() >= NEW_CERTIFICATE_WAIT => {
+                return Err(format!(
+                    "no certificate naming the weights of {model:?} within {NEW_CERTIFICATE_WAIT:?}"
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let der = rustls_pki_types::CertificateDer::from(certificate.as_ref());
+    let now = state.worker_tls.identity().clock().now_unix();
+    let peer = cocoon_attest::verified_peer(
+        &[der],
+        &state.worker_tls.policy(),
+        state.worker_tls.evidence_verifier(),
+        now,
+    )
+    .map_err(|e| format!("its new certificate does not verify: {e}"))?;
+    registry.check_model(&peer, model)?;
+    if let Some(link) = lock(&state.workers).get_mut(&worker) {
+        link.peer = peer;
+    }
     Ok(())
 }

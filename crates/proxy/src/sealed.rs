@@ -52,6 +52,11 @@ impl SealingDirectory {
         }
     }
 
+    /// The certificate `worker` announced last, if any.
+    pub(crate) fn certificate(&self, worker: WorkerId) -> Option<Bytes> {
+        lock(&self.certificates).get(&worker).cloned()
+    }
+
     /// Forgets a worker that went away.
     pub(crate) fn forget(&self, worker: WorkerId) {
         lock(&self.certificates).remove(&worker);
