@@ -94,8 +94,10 @@ def wait_for(what, check, timeout=30.0, logs=lambda: ""):
 
 class Network:
     def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
-                 client_args=(), client_owner="e2e-client", client_api_key=None):
+                 client_args=(), client_owner="e2e-client", client_api_key=None, builtin_model=None):
         self.tmp = tmp
+        # A GGUF path: the worker runs the built-in engine on it instead of the fake upstream.
+        self.builtin_model = builtin_model
         self.upstream_args = list(upstream_args)
         self.worker_args = list(worker_args)
         self.proxy_args = list(proxy_args)
@@ -197,6 +199,14 @@ class Network:
         path.write_bytes(MODEL_WEIGHTS)
         return path
 
+    def engine_args(self):
+        if self.builtin_model is not None:
+            return ["--model-path", str(self.builtin_model)]
+        pinned = any(a in ("--model-files", "--model-hash") for a in self.worker_args)
+        return ["--upstream-url", self.upstream_url] + (
+            [] if pinned else ["--model-files", str(self.model_files())]
+        )
+
     def start_worker(self):
         p = self.ports
         self._spawn(
@@ -204,10 +214,8 @@ class Network:
             [
                 str(BIN_DIR / "cocoon-worker"), "--local",
                 "--model", MODEL,
-                "--upstream-url", self.upstream_url,
             ]
-            + ([] if any(a in ("--model-files", "--model-hash") for a in self.worker_args)
-               else ["--model-files", str(self.model_files())])
+            + self.engine_args()
             + [
                 "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
                 "--data-dir", str(self.tmp / f"worker-data-{p['worker_stats']}"),

@@ -158,6 +158,19 @@ async fn malformed_requests_are_refused_before_generation() {
             Endpoint::Completions,
             json!({"prompt": "x", "temperature": -1}),
         ),
+        // Asked for, but not something this engine can do: refused, never silently ignored.
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "hi"}], "logprobs": true}),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}),
+        ),
     ] {
         let err = engine
             .run(request(endpoint, body.clone()))

@@ -194,6 +194,9 @@ fn parse_job<B: Backend>(
     request: &InferenceRequest,
 ) -> Result<Job, EngineError> {
     let body = &request.body;
+    if let Some(why) = super::unhonoured::unhonoured_field(body) {
+        return Err(invalid(why));
+    }
     let tokenizer_err = |e: BuiltinError| invalid(e.to_string());
     let (prompt, echo_prompt) = match request.endpoint {
         Endpoint::ChatCompletions => {

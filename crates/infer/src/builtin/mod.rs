@@ -20,6 +20,7 @@ pub mod model_store;
 pub mod quantized;
 pub mod sampling;
 mod scheduler;
+mod unhonoured;
 
 use std::any::TypeId;
 use std::ops::ControlFlow;
