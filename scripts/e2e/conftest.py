@@ -340,3 +340,21 @@ def make_network(tmp_path):
     yield make
     for n in nets:
         n.stop()
+
+
+# The embedded model, as scripts/test caches it.
+EMBEDDED_GGUF = (
+    Path(os.environ.get("COCOON_CACHE", Path.home() / ".cache" / "cocoon"))
+    / "models"
+    / "SmolLM2-135M-Instruct.Q4_1.gguf"
+)
+
+
+@pytest.fixture
+def builtin_network(make_network):
+    """A network whose worker runs the built-in engine on the embedded model."""
+    if not EMBEDDED_GGUF.exists():
+        if os.environ.get("COCOON_REQUIRE_CACHED_MODELS"):
+            pytest.fail(f"{EMBEDDED_GGUF} is not cached")
+        pytest.skip(f"{EMBEDDED_GGUF} is not cached (scripts/test fetches it)")
+    return make_network(builtin_model=EMBEDDED_GGUF)

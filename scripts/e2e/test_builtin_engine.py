@@ -2,29 +2,12 @@
 official `openai` SDK: it answers, and what it cannot do (JSON output, log-probabilities, tool
 calls) is refused with a 400 that names the field, never silently ignored."""
 
-import os
-from pathlib import Path
-
 import openai
 import pytest
 
 from conftest import MODEL
 
-GGUF = (
-    Path(os.environ.get("COCOON_CACHE", Path.home() / ".cache" / "cocoon"))
-    / "models"
-    / "SmolLM2-135M-Instruct.Q4_1.gguf"
-)
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def builtin_network(make_network):
-    if not GGUF.exists():
-        if os.environ.get("COCOON_REQUIRE_CACHED_MODELS"):
-            pytest.fail(f"{GGUF} is not cached")
-        pytest.skip(f"{GGUF} is not cached (scripts/test fetches it)")
-    return make_network(builtin_model=GGUF)
 
 
 def test_unhonoured_fields_are_refused_by_name(builtin_network):
