@@ -327,6 +327,12 @@ impl Client {
         let (body, reference) = match self.config.reference_receiver()? {
             None => (Value::Object(body), None),
             Some(receiver) => {
+                // The worker is handed no token limit on this path: the body declares the one
+                // the balance is held for (the scheme leaves it in clear; proxies require it).
+                let mut body = body;
+                if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
+                    body.insert("max_tokens".into(), Value::from(max_tokens));
+                }
                 let mut rng = cocoon_seal::SystemRng;
                 let opened = (|| {
                     let sender = cocoon_refv1::Ed25519Seed::generate(&mut rng)?;

@@ -118,8 +118,8 @@ impl PricePolicy {
         if !(self.smoothing > 0.0 && self.smoothing <= 1.0) {
             return err("smoothing must be in (0, 1]");
         }
-        if !(self.queue_weight.is_finite() && self.queue_weight >= 0.0) {
-            return err("queue_weight must be finite and not negative");
+        if !(self.queue_weight.is_finite() && (0.0..=1000.0).contains(&self.queue_weight)) {
+            return err("queue_weight must be from 0 to 1000");
         }
         if !(0.0..=1.0).contains(&self.market_weight) {
             return err("market_weight must be in [0, 1]");
@@ -226,6 +226,10 @@ impl PriceController {
     pub fn on_sample(&mut self, sample: &LoadSample, now: Instant) -> Option<Coefficient> {
         let p = self.policy;
         let raw = sample.load(p.queue_weight);
+        if !raw.is_finite() {
+            // Validated settings keep it finite; a price never follows a meaningless load.
+            return None;
+        }
         let load = match self.load {
             Some(old) => old + p.smoothing * (raw - old),
             None => raw,

@@ -131,10 +131,20 @@ impl LocalIdentity {
         &self,
         model_hash: Option<cocoon_attest::digest::Digest32>,
     ) -> Result<(), NetError> {
+        let previous = self
+            .identity
+            .issued()
+            .claims
+            .extended
+            .and_then(|e| e.model_hash);
         if !self.issuer.set_model_hash(model_hash) {
             return Ok(());
         }
-        self.issuer.reissue(&self.identity, self.clock.now_unix())?;
+        if let Err(e) = self.issuer.reissue(&self.identity, self.clock.now_unix()) {
+            // Later renewals must keep naming the weights still served.
+            self.issuer.set_model_hash(previous);
+            return Err(e.into());
+        }
         tracing::info!(
             model_hash = ?model_hash.map(|h| hex::encode(h.as_bytes())),
             "RA-TLS certificate reissued for other model weights"

@@ -115,6 +115,12 @@ async fn admit_new_weights(
         now,
     )
     .map_err(|e| format!("its new certificate does not verify: {e}"))?;
+    // The worker's own certificate (same TLS key as its session), not one relayed from
+    // elsewhere.
+    let session_key = lock(&state.workers).get(&worker).map(|l| l.peer.public_key);
+    if session_key != Some(peer.public_key) {
+        return Err("the announced certificate is not this worker's (another TLS key)".into());
+    }
     registry.check_model(&peer, model)?;
     if let Some(link) = lock(&state.workers).get_mut(&worker) {
         link.peer = peer;

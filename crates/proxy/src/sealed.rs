@@ -43,7 +43,22 @@ impl SealingDirectory {
     /// certificate would only be sent envelopes it cannot open.
     pub(crate) fn on_announcement(&self, state: &ProxyState, worker: WorkerId, certificate: Bytes) {
         match check_announcement(state, worker, &certificate) {
-            Ok(()) => {
+            Ok(peer) => {
+                // A certificate names the weights served (a model change reissues it): under a
+                // root registry, weights it does not list end the worker's session, as at its
+                // handshake.
+                if let Some(registry) = &state.registry {
+                    let link = lock(&state.workers)
+                        .get(&worker)
+                        .map(|l| (l.model.clone(), l.conn.clone()));
+                    if let Some((model, conn)) = link
+                        && let Err(refusal) = registry.check_model(&peer, &model)
+                    {
+                        tracing::warn!(worker = worker.0, "disconnecting worker: {refusal}");
+                        conn.close();
+                        return;
+                    }
+                }
                 tracing::debug!(worker = worker.0, "worker sealing key announced");
                 lock(&self.certificates).insert(worker, certificate);
                 self.announcements.fetch_add(1, Ordering::Relaxed);
@@ -72,7 +87,7 @@ fn check_announcement(
     state: &ProxyState,
     worker: WorkerId,
     certificate: &[u8],
-) -> Result<(), String> {
+) -> Result<cocoon_attest::VerifiedPeer, String> {
     if !lock(&state.workers).contains_key(&worker) {
         return Err("the worker is not registered".into());
     }
@@ -93,7 +108,7 @@ fn check_announcement(
     if !has_key {
         return Err("the certificate's claims carry no sealing key".into());
     }
-    Ok(())
+    Ok(verified)
 }
 
 fn base_model(model: &str) -> &str {

@@ -60,11 +60,17 @@ impl Framer {
         if self.pending.len() + bytes.len() > MAX_PENDING {
             return Err(RefV1Error::AnswerTooLarge { max: MAX_PENDING });
         }
+        let before = self.pending.len();
         self.pending.extend_from_slice(bytes);
         if self.framing == AnswerFraming::Document {
             return Ok(Vec::new());
         }
-        let Some(last_newline) = self.pending.iter().rposition(|&b| b == b'\n') else {
+        // Only the new bytes can hold a new line end: no rescan of a long pending line.
+        let Some(last_newline) = self.pending[before..]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|i| before + i)
+        else {
             return Ok(Vec::new());
         };
         let rest = self.pending.split_off(last_newline + 1);
@@ -91,7 +97,9 @@ impl Framer {
                     f(&mut doc)?;
                     Ok(serde_json::to_vec(&doc).unwrap_or(rest))
                 }
-                _ => Ok(rest),
+                // Fails closed: nothing leaves (or is taken) in clear but an empty body.
+                _ if rest.iter().all(u8::is_ascii_whitespace) => Ok(rest),
+                _ => Err(RefV1Error::UncoveredAnswer),
             },
         }
     }
@@ -119,6 +127,10 @@ fn rewrite_line(
             out.extend_from_slice(&serde_json::to_vec(&doc).unwrap_or_default());
             out.extend_from_slice(ending);
             return Ok(());
+        }
+        // Fails closed: the stream's end marker and empty data are the only clear payloads.
+        if payload.trim_ascii() != b"[DONE]" && !payload.trim_ascii().is_empty() {
+            return Err(RefV1Error::UncoveredAnswer);
         }
     }
     out.extend_from_slice(line);

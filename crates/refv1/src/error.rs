@@ -5,6 +5,11 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RefV1Error {
+    /// Part of an answer is not a JSON document the scheme can cover (an SSE `data:` line that
+    /// is neither JSON nor `[DONE]`, a whole answer that is not JSON): refused rather than
+    /// passed in clear.
+    #[error("an answer part is not a JSON document the encryption can cover")]
+    UncoveredAnswer,
     /// A 32-byte Ed25519 public key is not the encoding of a point on the curve.
     #[error("the {which} public key is not a valid Ed25519 point")]
     InvalidPublicKey {

@@ -280,4 +280,21 @@ fn streamed_answers_round_trip_in_any_pieces() {
     dec.push(&wire).unwrap();
     let back: Value = serde_json::from_slice(&dec.finish().unwrap()).unwrap();
     assert_eq!(back, serde_json::from_slice::<Value>(doc).unwrap());
+
+    // What the scheme cannot cover is refused, never passed in clear: a data line that is not
+    // JSON, an answer that is not JSON.
+    let mut enc = AnswerEncryptor::new(opened.answers.clone(), AnswerFraming::EventStream);
+    assert_eq!(
+        enc.push(b"data: secret words in clear\n\n", &mut Tape(0)),
+        Err(RefV1Error::UncoveredAnswer)
+    );
+    let mut enc = AnswerEncryptor::new(opened.answers.clone(), AnswerFraming::Document);
+    enc.push(b"secret words in clear", &mut Tape(0)).unwrap();
+    assert_eq!(enc.finish(&mut Tape(0)), Err(RefV1Error::UncoveredAnswer));
+    // Nor is clear text taken from a relay as if it were the worker's.
+    let mut dec = AnswerDecryptor::new(opened.answers, AnswerFraming::EventStream);
+    assert_eq!(
+        dec.push(b"data: injected\n\n"),
+        Err(RefV1Error::UncoveredAnswer)
+    );
 }

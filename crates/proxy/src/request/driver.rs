@@ -77,11 +77,22 @@ pub(crate) async fn run(
     conn: Connection,
     client: ClientId,
     version: i32,
-    q: client::RunQueryEx,
+    mut q: client::RunQueryEx,
     sealed: Option<crate::sealed::SealedRoute>,
     cancel: CancellationToken,
 ) {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    if q.public_key.is_some() {
+        match reference_encrypted(&q.query, q.max_tokens) {
+            // Not actually encrypted: an ordinary request, sent with its token limit.
+            Ok(false) => q.public_key = None,
+            Ok(true) => {}
+            Err(why) => {
+                refuse(&conn, q.request_id, 400, why).await;
+                return;
+            }
+        }
+    }
     let proxy_start = cocoon_net::unix_time();
     let started = Instant::now();
     let timeout = if q.timeout.is_finite() && q.timeout > 0.0 {
@@ -774,6 +785,43 @@ fn prompt_bound(query: &Bytes, sealed: bool) -> u64 {
     query.len() as u64
 }
 
+/// Whether a request that announced the reference's encryption (`public_key`) carries an
+/// encrypted body. Such a request reaches its worker as `proxy.runQueryEx`, which carries no
+/// token limit, so its body must declare one (the scheme leaves `max_tokens` and
+/// `max_completion_tokens` in clear) within the tokens reserved for it (`reserved`): otherwise
+/// a client could reserve one token and ask the worker for thousands.
+fn reference_encrypted(query: &Bytes, reserved: i32) -> Result<bool, &'static str> {
+    let Ok(request) = cocoon_protocol::messages::http::Request::from_boxed_bytes(query.clone())
+    else {
+        return Ok(false);
+    };
+    let Ok(serde_json::Value::Object(body)) =
+        serde_json::from_slice::<serde_json::Value>(&request.payload)
+    else {
+        return Ok(false);
+    };
+    if body.get("is_encrypted").and_then(serde_json::Value::as_str) != Some("v1") {
+        return Ok(false);
+    }
+    let limits: Vec<Option<i64>> = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(serde_json::Value::as_i64)
+        .collect();
+    let within = !limits.is_empty()
+        && limits
+            .iter()
+            .all(|l| l.is_some_and(|n| n > 0 && n <= i64::from(reserved)));
+    if within {
+        Ok(true)
+    } else {
+        Err(
+            "an encrypted request must declare max_tokens (or max_completion_tokens) within the \
+             tokens it reserves",
+        )
+    }
+}
+
 /// The model name before any `@`.
 fn base_model(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)
@@ -784,6 +832,44 @@ fn base_model(name: &str) -> &str {
 mod tests {
     use super::*;
     use cocoon_protocol::messages::http;
+
+    #[test]
+    fn an_encrypted_request_must_declare_a_limit_within_its_reservation() {
+        let query = |body: &str| {
+            Bytes::from(
+                http::Request {
+                    method: "POST".into(),
+                    url: "/v1/chat/completions".into(),
+                    http_version: "HTTP/1.1".into(),
+                    headers: Vec::new(),
+                    payload: Bytes::from(body.to_owned()),
+                }
+                .to_boxed_bytes(),
+            )
+        };
+        // Not encrypted: an ordinary request (sent with its token limit).
+        assert_eq!(
+            reference_encrypted(&query(r#"{"max_tokens":32000}"#), 1),
+            Ok(false)
+        );
+        assert_eq!(
+            reference_encrypted(&Bytes::from_static(b"junk"), 1),
+            Ok(false)
+        );
+        // Encrypted: the clear limit must be there and within the reservation.
+        let enc = |rest: &str| query(&format!(r#"{{"is_encrypted":"v1"{rest}}}"#));
+        assert_eq!(
+            reference_encrypted(&enc(r#","max_tokens":100"#), 100),
+            Ok(true)
+        );
+        assert!(reference_encrypted(&enc(r#","max_tokens":32000"#), 1).is_err());
+        assert!(reference_encrypted(&enc(""), 100).is_err());
+        assert!(reference_encrypted(&enc(r#","max_tokens":"ENC_00""#), 100).is_err());
+        assert!(
+            reference_encrypted(&enc(r#","max_tokens":10,"max_completion_tokens":500"#), 100)
+                .is_err()
+        );
+    }
 
     #[test]
     fn the_prompt_bound_is_the_body_a_proxy_can_read_else_the_envelope() {
