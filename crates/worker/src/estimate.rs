@@ -115,7 +115,7 @@ impl EstimateInput {
 
 /// Estimates a worker's coefficient and hourly earnings from `input`.
 pub fn estimate(input: &EstimateInput) -> Result<Estimate, WorkerError> {
-    let bad = |m: &str| Err(WorkerError::Config(m.to_owned()));
+    let bad = |m| Err(WorkerError::Estimate(m));
     if !(0.0..=1.0).contains(&input.utilisation) {
         return bad("utilisation must be in [0, 1]");
     }
@@ -142,9 +142,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, WorkerError> {
     let per_hour = |tps: f64| -> Result<u64, WorkerError> {
         let tokens = (tps * 3600.0).round();
         if tokens >= u64::MAX as f64 {
-            return Err(WorkerError::Config(
-                "tokens per hour exceed 64 bits".to_owned(),
-            ));
+            return Err(WorkerError::Estimate("tokens per hour exceed 64 bits"));
         }
         // Finite, not negative and below `u64::MAX`: the cast is exact up to rounding.
         Ok(tokens as u64)
@@ -234,7 +232,7 @@ fn cheaper_share(market: &[Coefficient], ours: Coefficient) -> f64 {
 
 /// The estimate as one JSON object (`--json`).
 pub fn to_json(e: &Estimate) -> Result<String, WorkerError> {
-    serde_json::to_string_pretty(e).map_err(|err| WorkerError::Config(err.to_string()))
+    serde_json::to_string_pretty(e).map_err(|_| WorkerError::Estimate("cannot write JSON"))
 }
 
 /// The estimate as lines a person reads.
@@ -269,7 +267,7 @@ pub fn render(e: &Estimate) -> String {
     );
     if let Some(m) = &e.market {
         out.push_str(&format!(
-            "market                {} workers, min {}, median {}, max {}; {:.0} % cheaper\n",
+            "market                {} workers, min {}, median {}, max {}; {:.0} % of them cheaper\n",
             m.workers,
             m.min,
             m.median,
@@ -479,10 +477,15 @@ mod tests {
                 tick: Duration::ZERO,
                 ..input()
             },
+            EstimateInput {
+                completion_tokens_per_sec: 1e30,
+                utilisation: 1.0,
+                ..input()
+            },
         ];
         for case in cases {
             assert!(
-                matches!(estimate(&case), Err(WorkerError::Config(_))),
+                matches!(estimate(&case), Err(WorkerError::Estimate(_))),
                 "{case:?}"
             );
         }
