@@ -203,6 +203,6 @@ pub enum WorkerError {
         known: i64,
     },
     /// An earnings estimate was asked with figures out of range.
-    #[error("estimate: {0}")]
+    #[error("estimate figures out of range: {0}")]
     Estimate(&'static str),
 }
