@@ -14,6 +14,7 @@ use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::model_change::{CommandLoader, ModelLoader};
 use cocoon_worker::{Worker, WorkerConfig};
 
+mod estimate;
 mod loading;
 mod model_hash;
 
@@ -210,7 +211,7 @@ fn default_data_dir() -> Option<PathBuf> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if let Some(code) = model_hash::dispatch() {
+    if let Some(code) = model_hash::dispatch().or_else(estimate::dispatch) {
         return code;
     }
     if let Some(code) = chain_ops::dispatch().await {

@@ -202,4 +202,7 @@ pub enum WorkerError {
         /// What we know.
         known: i64,
     },
+    /// An earnings estimate was asked with figures out of range.
+    #[error("estimate figures out of range: {0}")]
+    Estimate(&'static str),
 }

@@ -1,0 +1,88 @@
+//! `cocoon-worker estimate`: prints the tokens/s and nanoTON per hour a worker can expect from
+//! figures its operator gives (engine speed, utilisation, market, network prices), under the
+//! model and price policy of its configuration. The rules live in `cocoon_worker::estimate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use cocoon_worker::WorkerConfig;
+use cocoon_worker::estimate::{
+    self, EstimateCoefficient as Coefficient, EstimateInput, EstimatePricing,
+};
+
+/// Estimate a worker's coefficient and earnings per hour.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon-worker estimate")]
+struct Estimate {
+    /// The worker's TOML configuration (model, coefficient, [pricing], pricing_tick).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Completion tokens per second the engine sustains with every slot busy.
+    #[arg(long)]
+    tokens_per_sec: f64,
+    /// Prompt tokens per second the engine takes in with every slot busy.
+    #[arg(long, default_value_t = 0.0)]
+    prompt_tokens_per_sec: f64,
+    /// Expected share of time the worker is busy, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    utilisation: f64,
+    /// The coefficient (1000 = 1.0x), replacing the configuration's.
+    #[arg(long)]
+    coefficient: Option<i64>,
+    /// Coefficients of the other workers serving the model (as in /v1/models), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    market: Vec<i64>,
+    /// NanoTON a client pays per adjusted token (the root contract's price).
+    #[arg(long, default_value_t = EstimatePricing::default().price_per_token)]
+    price_per_token: u64,
+    /// NanoTON the worker earns per adjusted token (the rest is the proxy's commission).
+    #[arg(long, default_value_t = EstimatePricing::default().worker_fee_per_token)]
+    worker_fee_per_token: u64,
+    /// Hours of simulated time a load policy runs before its price is read.
+    #[arg(long, default_value_t = 24)]
+    hours: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `estimate` when the first argument names it; `None` otherwise.
+pub(crate) fn dispatch() -> Option<ExitCode> {
+    if std::env::args().nth(1)? != "estimate" {
+        return None;
+    }
+    let args = Estimate::parse_from(std::env::args().skip(1));
+    Some(cocoon_cli::exit_status(
+        "cocoon-worker estimate",
+        run(&args),
+    ))
+}
+
+fn run(args: &Estimate) -> Result<(), String> {
+    let config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let coefficient = |v: i64| Coefficient::try_from(v).map_err(|e| e.to_string());
+    let mut input = EstimateInput::for_worker(&config).map_err(|e| e.to_string())?;
+    if let Some(c) = args.coefficient {
+        input.coefficient = coefficient(c)?;
+    }
+    input.market = args
+        .market
+        .iter()
+        .map(|c| coefficient(*c))
+        .collect::<Result<_, _>>()?;
+    input.completion_tokens_per_sec = args.tokens_per_sec;
+    input.prompt_tokens_per_sec = args.prompt_tokens_per_sec;
+    input.utilisation = args.utilisation;
+    input.horizon = Duration::from_secs(args.hours.saturating_mul(3600));
+    input.pricing.price_per_token = args.price_per_token;
+    input.pricing.worker_fee_per_token = args.worker_fee_per_token;
+    let e = estimate::estimate(&input).map_err(|e| e.to_string())?;
+    if args.json {
+        println!("{}", estimate::to_json(&e).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", estimate::render(&e));
+    }
+    Ok(())
+}
