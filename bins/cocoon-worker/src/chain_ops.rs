@@ -49,7 +49,7 @@ pub(crate) async fn dispatch() -> Option<ExitCode> {
     } = Ops::parse().command;
     let voucher = voucher.or_else(|| {
         data_dir
-            .or_else(crate::default_data_dir)
+            .or_else(crate::args::default_data_dir)
             .and_then(|d| cocoon_worker::latest_stored_voucher(&d))
     });
     let outcome = match voucher {

