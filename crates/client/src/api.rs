@@ -459,6 +459,7 @@ impl Client {
             answer_hash: Sha256::new(),
             workers: self.link.workers.clone(),
             clock: self.link.config.attestation.clock.clone(),
+            pinned_weights: self.config.pinned_weights_for(&sealed_model)?,
             sealed: sealed.is_some(),
             reference: reference.map(|(cipher, _)| ReferenceAnswer {
                 cipher,
@@ -686,6 +687,8 @@ pub struct AnswerStream {
     workers: Arc<cocoon_attest::RaTlsVerifier>,
     /// The time receipts are judged at.
     clock: cocoon_net::AttestationClock,
+    /// The weights pinned for the model, which the receipt must name.
+    pinned_weights: Option<[u8; 32]>,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
     pub sealed: bool,
     /// For a request in the reference's encryption: what opens its answer.
@@ -709,6 +712,8 @@ pub(crate) struct ExpectedReceipt<'a> {
     pub(crate) request_hash: &'a [u8; 32],
     /// SHA-256 of the answer body received.
     pub(crate) answer_hash: &'a [u8; 32],
+    /// The weights pinned for the model (`pinned_weights`), which the receipt must name.
+    pub(crate) weights: Option<[u8; 32]>,
 }
 
 /// Oldest receipt accepted with an answer: a worker signs it just before its last part.
@@ -745,6 +750,9 @@ pub(crate) fn check_receipt(
     }
     if &claims.answer_hash != expected.answer_hash {
         return Err(ClientError::ReceiptForAnotherRequest("answer"));
+    }
+    if expected.weights.is_some_and(|w| w != claims.model_hash) {
+        return Err(ClientError::ReceiptForAnotherRequest("model weights"));
     }
     Ok(())
 }
@@ -872,6 +880,7 @@ impl AnswerStream {
                     envelope_hash: self.envelope_hash.as_ref(),
                     request_hash: &self.request_hash,
                     answer_hash: &answer_hash,
+                    weights: self.pinned_weights,
                 };
                 let verified =
                     check_receipt(&encoded, &self.workers, &expected, self.clock.now_unix());
@@ -1098,6 +1107,7 @@ mod tests {
             envelope_hash: envelope,
             request_hash: &body_hash(b"same prompt"),
             answer_hash: &body_hash(b"same answer"),
+            weights: None,
         };
         check_receipt(
             encoded,
@@ -1152,6 +1162,7 @@ mod tests {
             envelope_hash: None,
             request_hash: &body_hash(b"another prompt"),
             answer_hash: &body_hash(b"same answer"),
+            weights: None,
         };
         assert_eq!(
             check_receipt(
@@ -1175,6 +1186,27 @@ mod tests {
                 cocoon_net::unix_time() as u64
             ),
             Err(ClientError::ReceiptForAnotherRequest("answer"))
+        );
+        // Weights pinned for the model: a receipt naming others is refused, the same accepted.
+        let expected = ExpectedReceipt {
+            answer_hash: &body_hash(b"same answer"),
+            request_hash: &body_hash(b"same prompt"),
+            ..expected
+        };
+        let now = cocoon_net::unix_time() as u64;
+        assert_eq!(check_receipt(&encoded, &workers(), &expected, now), Ok(()));
+        let named = ExpectedReceipt {
+            weights: Some(body_hash(b"weights")),
+            ..expected
+        };
+        let other = ExpectedReceipt {
+            weights: Some(body_hash(b"other weights")),
+            ..expected
+        };
+        assert_eq!(check_receipt(&encoded, &workers(), &named, now), Ok(()));
+        assert_eq!(
+            check_receipt(&encoded, &workers(), &other, now),
+            Err(ClientError::ReceiptForAnotherRequest("model weights"))
         );
     }
 

@@ -93,6 +93,11 @@ pub struct ClientConfig {
     /// never sealed, and any proxy holding the receiver's key (the reference's key manager gives
     /// it to proxies) can read them.
     pub reference_receiver_key: Option<String>,
+    /// The weights (SHA-256, 64 hex digits, as `cocoon-worker model-hash` prints it) a model
+    /// must be served with, by base model name (`[pinned_weights]`). The registry admits a set
+    /// of weights, not a name → weights map; with a pin, sealed requests go only to workers
+    /// whose attested certificate names these weights, and a receipt naming others is refused.
+    pub pinned_weights: std::collections::BTreeMap<String, String>,
     /// The HTTP API's limits and who may call it (`[http]`).
     pub http: HttpApiConfig,
 }
@@ -260,6 +265,7 @@ impl Default for ClientConfig {
             sealed_candidates: 3,
             require_sealed: None,
             reference_receiver_key: None,
+            pinned_weights: std::collections::BTreeMap::new(),
             http: HttpApiConfig::default(),
         }
     }
@@ -297,8 +303,26 @@ impl ClientConfig {
         Ok(Some(key))
     }
 
+    /// The weights pinned for `model`'s base name (before any `@`), if any.
+    pub fn pinned_weights_for(&self, model: &str) -> Result<Option<[u8; 32]>, ClientError> {
+        let base = model.split('@').next().unwrap_or(model);
+        let Some(text) = self.pinned_weights.get(base) else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut out).map_err(|_| {
+            ClientError::Config(format!(
+                "pinned_weights.{base:?}: expected 64 hex digits, got {text:?}"
+            ))
+        })?;
+        Ok(Some(out))
+    }
+
     /// Checks the settings for mistakes a client cannot run with.
     pub fn validate(&self) -> Result<(), ClientError> {
+        for model in self.pinned_weights.keys() {
+            self.pinned_weights_for(model)?;
+        }
         if self.reference_receiver()?.is_some() && self.require_sealed == Some(true) {
             return Err(ClientError::Config(
                 "reference_receiver_key sends requests unsealed: it excludes require_sealed".into(),

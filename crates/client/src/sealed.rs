@@ -148,6 +148,25 @@ impl Sealing {
             ));
         }
         let all = self.candidates(config, link, session, model).await?;
+        let pinned = config
+            .pinned_weights_for(model)
+            .map_err(|e| e.to_string())?;
+        let all = match pinned {
+            // Only workers whose attested certificate names the pinned weights.
+            Some(weights) => Arc::new(
+                all.iter()
+                    .copied()
+                    .filter(|c| c.weights == Some(weights))
+                    .collect::<Vec<_>>(),
+            ),
+            None => all,
+        };
+        if pinned.is_some() && all.is_empty() {
+            return Err(format!(
+                "no worker of `{}` serves the weights pinned for it",
+                base_model(model)
+            ));
+        }
         let now = config.attestation.clock.now_unix();
         let mut usable: Vec<Candidate> =
             all.iter().copied().filter(|c| c.not_after > now).collect();

@@ -23,6 +23,8 @@ use cocoon_worker::{Worker, WorkerConfig};
 use serde_json::{Map, Value, json};
 
 const MODEL: &str = "Qwen/Qwen3-8B";
+/// The weights the worker is pinned to (what its fake upstream stands for).
+const WEIGHTS: &[u8] = b"the weights of the sealed test's model";
 /// Words that appear nowhere in the protocol: the prompt, echoed back by the fake upstream.
 const SECRET_WORDS: [&str; 3] = ["zanzibarquokka", "xylophonemarmalade", "periwinklegazebo"];
 
@@ -73,6 +75,7 @@ async fn network(max_protocol_version: i32) -> Net {
         WorkerConfig {
             proxies: vec![worker_relay.addr().to_owned()],
             model: MODEL.into(),
+            model_hash: Some(weights_hex(WEIGHTS)),
             stats_listen: None,
             attestation: AttestationConfig::local_simulated(),
             ..WorkerConfig::default()
@@ -97,13 +100,26 @@ async fn network(max_protocol_version: i32) -> Net {
     }
 }
 
+fn weights_hex(weights: &[u8]) -> String {
+    cocoon_infer::WeightsDigest::of_bytes(weights).to_hex()
+}
+
 async fn client(net: &Net, require_sealed: bool) -> Client {
+    client_with(net, require_sealed, Default::default()).await
+}
+
+async fn client_with(
+    net: &Net,
+    require_sealed: bool,
+    pinned_weights: std::collections::BTreeMap<String, String>,
+) -> Client {
     let c = Client::start(ClientConfig {
         listen: None,
         proxy: net.client_relay.addr().to_owned(),
         models_refresh: Duration::ZERO,
         attestation: AttestationConfig::client_local(),
         require_sealed: Some(require_sealed),
+        pinned_weights,
         ..ClientConfig::default()
     })
     .unwrap();
@@ -365,4 +381,23 @@ async fn stats_of(c: &Client) -> Value {
         .await
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_weights_admit_only_workers_that_serve_them() {
+    let net = network(cocoon_protocol::version::MAX_VERSION).await;
+    until_sealing_key(&net).await;
+
+    // Pinned to the weights the worker's certificate names: sealed, and the receipt agrees.
+    let pinned = [(MODEL.to_owned(), weights_hex(WEIGHTS))].into();
+    let c = client_with(&net, true, pinned).await;
+    let answer = c.chat(secret_chat()).await.unwrap();
+    let receipt = answer.receipt.expect("a receipt");
+    assert_eq!(receipt.verified, Ok(()));
+
+    // Pinned to other weights (the same name fronting another model): nothing is sent.
+    let other = [(MODEL.to_owned(), weights_hex(b"a cheaper model"))].into();
+    let c = client_with(&net, true, other).await;
+    let err = c.chat(secret_chat()).await.unwrap_err();
+    assert!(err.to_string().contains("pinned"), "{err}");
 }
