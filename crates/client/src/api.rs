@@ -394,9 +394,12 @@ impl Client {
             .max_coefficient
             .unwrap_or(self.config.default_max_coefficient);
         let max_tokens = i32::try_from(max_tokens).unwrap_or(i32::MAX);
+        // Our extension of the flags word: only our proxies (version 3 and later) know it, so a
+        // reference proxy never meets bits it has no meaning for.
         let preference = options
             .preference
             .or(self.config.worker_preference)
+            .filter(|_| session.version >= cocoon_protocol::version::SEALED_VERSION)
             .map_or(0, cocoon_market::Preference::to_query_flags);
         let msg = match &sealed {
             Some(s) => s.message(
