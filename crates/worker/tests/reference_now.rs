@@ -5,12 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::{AttestationConfig, Connection, ConnectionConfig, Inbound};
+use cocoon_net::{AttestationConfig, Connection, ConnectionConfig};
 use cocoon_protocol::messages::{http, proxy, tcp, worker};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::{FrameDecoder, Message};
@@ -61,62 +63,6 @@ impl ScriptedProxy {
                     return false;
                 }
                 _ => return true,
-            }
-        }
-    }
-}
-
-async fn answer_queries(
-    mut incoming: cocoon_net::Incoming,
-    out: mpsc::Sender<Message>,
-    params_out: mpsc::Sender<worker::Params>,
-) {
-    while let Some(item) = incoming.recv().await {
-        match item {
-            Inbound::Packet(data) => {
-                if let Ok(m) = tl::from_bytes::<Message>(data)
-                    && out.send(m).await.is_err()
-                {
-                    return;
-                }
-            }
-            Inbound::Query(q) => {
-                let answer: Option<Vec<u8>> = match tl::from_bytes::<Message>(q.data.clone()) {
-                    Ok(Message::WorkerConnectToProxy(c)) => {
-                        let _ = params_out.send(c.params).await;
-                        Some(
-                            worker::ConnectedToProxy {
-                                params: proxy::Params {
-                                    flags: 0,
-                                    proxy_public_key: Int256([7; 32]),
-                                    proxy_owner_address: "scripted-proxy-owner".into(),
-                                    proxy_sc_address: String::new(),
-                                    is_test: Some(true),
-                                    proto_version: Some(2),
-                                },
-                                worker_sc_address: String::new(),
-                            }
-                            .to_boxed_bytes(),
-                        )
-                    }
-                    Ok(Message::WorkerCompareBalanceWithProxy(_)) => Some(
-                        worker::CompareBalanceWithProxyResult {
-                            signed_payment: proxy::AnySignedPayment::default(),
-                            tokens_committed_to_db: 0,
-                            max_tokens: 0,
-                            error_code: 0,
-                        }
-                        .to_boxed_bytes(),
-                    ),
-                    Ok(Message::WorkerProxyHandshakeComplete(_)) => {
-                        Some(worker::ProxyHandshakeCompleted {}.to_boxed_bytes())
-                    }
-                    _ => None,
-                };
-                let _ = match answer {
-                    Some(a) => q.answer(Bytes::from(a)).await,
-                    None => q.fail(400, "not scripted").await,
-                };
             }
         }
     }
@@ -174,7 +120,12 @@ async fn net(upstream: &FakeUpstream, marker: &std::path::Path) -> (ScriptedProx
         .unwrap();
     let (tx, packets) = mpsc::channel(1024);
     let (ptx, params) = mpsc::channel(4);
-    tokio::spawn(answer_queries(secured.incoming, tx, ptx));
+    tokio::spawn(support::answer_queries_as(
+        secured.incoming,
+        tx,
+        2,
+        Some(ptx),
+    ));
     (
         ScriptedProxy {
             conn: secured.conn,

@@ -71,7 +71,24 @@ impl ScriptedProxy {
 }
 
 /// Answers the handshake queries of a worker session; the payment poll gets an error.
-pub async fn answer_queries(mut incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
+pub async fn answer_queries(incoming: cocoon_net::Incoming, out: mpsc::Sender<Message>) {
+    answer_queries_as(
+        incoming,
+        out,
+        cocoon_protocol::version::SEALED_VERSION,
+        None,
+    )
+    .await;
+}
+
+/// As [`answer_queries`], for a proxy speaking `proto_version`, handing the worker's
+/// `worker.params` to `params_out` when given.
+pub async fn answer_queries_as(
+    mut incoming: cocoon_net::Incoming,
+    out: mpsc::Sender<Message>,
+    proto_version: i32,
+    params_out: Option<mpsc::Sender<worker::Params>>,
+) {
     while let Some(item) = incoming.recv().await {
         match item {
             Inbound::Packet(data) => {
@@ -83,20 +100,25 @@ pub async fn answer_queries(mut incoming: cocoon_net::Incoming, out: mpsc::Sende
             }
             Inbound::Query(q) => {
                 let answer: Option<Vec<u8>> = match tl::from_bytes::<Message>(q.data.clone()) {
-                    Ok(Message::WorkerConnectToProxy(_)) => Some(
-                        worker::ConnectedToProxy {
-                            params: proxy::Params {
-                                flags: 0,
-                                proxy_public_key: Int256([7; 32]),
-                                proxy_owner_address: "scripted-proxy-owner".into(),
-                                proxy_sc_address: String::new(),
-                                is_test: Some(true),
-                                proto_version: Some(cocoon_protocol::version::SEALED_VERSION),
-                            },
-                            worker_sc_address: String::new(),
+                    Ok(Message::WorkerConnectToProxy(c)) => {
+                        if let Some(params_out) = &params_out {
+                            let _ = params_out.send(c.params).await;
                         }
-                        .to_boxed_bytes(),
-                    ),
+                        Some(
+                            worker::ConnectedToProxy {
+                                params: proxy::Params {
+                                    flags: 0,
+                                    proxy_public_key: Int256([7; 32]),
+                                    proxy_owner_address: "scripted-proxy-owner".into(),
+                                    proxy_sc_address: String::new(),
+                                    is_test: Some(true),
+                                    proto_version: Some(proto_version),
+                                },
+                                worker_sc_address: String::new(),
+                            }
+                            .to_boxed_bytes(),
+                        )
+                    }
                     Ok(Message::WorkerCompareBalanceWithProxy(_)) => Some(
                         worker::CompareBalanceWithProxyResult {
                             signed_payment: proxy::AnySignedPayment::default(),
