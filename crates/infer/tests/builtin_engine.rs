@@ -161,11 +161,24 @@ async fn malformed_requests_are_refused_before_generation() {
         // Asked for, but not something this engine can do: refused, never silently ignored.
         (
             Endpoint::ChatCompletions,
-            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}),
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "string", "pattern": "^a"}}}}),
         ),
         (
             Endpoint::ChatCompletions,
-            json!({"messages": [{"role": "user", "content": "hi"}], "logprobs": true}),
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "xml"}}),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 3}),
+        ),
+        (
+            Endpoint::ChatCompletions,
+            json!({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 21}),
+        ),
+        (Endpoint::Completions, json!({"prompt": "x", "logprobs": 6})),
+        (
+            Endpoint::Completions,
+            json!({"prompt": "x", "logprobs": 1, "echo": true}),
         ),
         (
             Endpoint::ChatCompletions,

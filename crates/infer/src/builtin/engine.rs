@@ -17,6 +17,8 @@ use burn::tensor::backend::Backend;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::json_constraint::JsonConstraint;
+use super::logprobs;
 use super::scheduler::{self, Admission, Limits};
 use super::{BuiltinError, Sampler, SamplingParams, TextModel};
 use crate::tokenizer::{ChatMessage, Role};
@@ -113,6 +115,10 @@ pub(super) struct Job {
     pub(super) stream: bool,
     pub(super) include_usage: bool,
     pub(super) echo_prompt: Option<String>,
+    /// The `response_format` the answer is held to.
+    pub(super) constraint: Option<JsonConstraint>,
+    /// Alternatives per token when log-probabilities are asked for.
+    pub(super) logprobs: Option<usize>,
 }
 
 impl<B: Backend> Engine for BuiltinEngine<B> {
@@ -258,6 +264,9 @@ fn parse_job<B: Backend>(
         Some(_) => return Err(invalid("`stop` must be a string or a list of strings")),
     };
     let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
+    let constraint = JsonConstraint::from_response_format(body.get("response_format"))
+        .map_err(|e| invalid(e.to_string()))?;
+    let logprobs = parse_logprobs(request.endpoint, body, echo_prompt.is_some())?;
     let include_usage = body
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
@@ -272,7 +281,72 @@ fn parse_job<B: Backend>(
         stream: request.stream,
         include_usage,
         echo_prompt,
+        constraint,
+        logprobs,
     })
+}
+
+/// How many alternatives per token the request's `logprobs` asks for (`None`: no
+/// log-probabilities). Chat says `logprobs: true` and `top_logprobs: N`; completions say
+/// `logprobs: N`.
+fn parse_logprobs(
+    endpoint: Endpoint,
+    body: &Map<String, Value>,
+    echo: bool,
+) -> Result<Option<usize>, EngineError> {
+    let field = |key: &str| body.get(key).filter(|v| !v.is_null());
+    match endpoint {
+        Endpoint::ChatCompletions => {
+            let wanted = match field("logprobs") {
+                None => false,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| invalid("`logprobs` must be a boolean"))?,
+            };
+            let top = match field("top_logprobs") {
+                None => 0,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n <= logprobs::MAX_TOP_CHAT)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "`top_logprobs` must be an integer from 0 to {}",
+                            logprobs::MAX_TOP_CHAT
+                        ))
+                    })?,
+            };
+            if top > 0 && !wanted {
+                return Err(invalid("`top_logprobs` requires `logprobs: true`"));
+            }
+            Ok(wanted.then_some(top as usize))
+        }
+        Endpoint::Completions => {
+            if field("top_logprobs").is_some_and(|v| v.as_u64() != Some(0)) {
+                return Err(invalid(
+                    "`top_logprobs` is a chat field; completions ask with `logprobs: N`",
+                ));
+            }
+            let Some(v) = field("logprobs") else {
+                return Ok(None);
+            };
+            let top = v
+                .as_u64()
+                .filter(|n| *n <= logprobs::MAX_TOP_COMPLETIONS)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`logprobs` must be an integer from 0 to {}",
+                        logprobs::MAX_TOP_COMPLETIONS
+                    ))
+                })?;
+            if echo {
+                return Err(invalid(
+                    "`echo` with `logprobs` (log-probabilities of the prompt) is not supported \
+                     by this worker's built-in engine",
+                ));
+            }
+            Ok(Some(top as usize))
+        }
+    }
 }
 
 /// The sampling controls of an OpenAI body. Besides OpenAI's own fields this accepts the
@@ -446,6 +520,17 @@ pub(super) fn stream_chunk(
     delta: Value,
     finish: Option<&str>,
 ) -> String {
+    stream_chunk_with(meta, chat, delta, finish, Value::Null)
+}
+
+/// A streamed chunk carrying `logprobs` for the tokens of its text.
+pub(super) fn stream_chunk_with(
+    meta: &ResponseMeta,
+    chat: bool,
+    delta: Value,
+    finish: Option<&str>,
+    logprobs: Value,
+) -> String {
     let mut choice = Map::new();
     choice.insert("index".into(), json!(0));
     if chat {
@@ -453,7 +538,7 @@ pub(super) fn stream_chunk(
     } else {
         choice.insert("text".into(), delta);
     }
-    choice.insert("logprobs".into(), Value::Null);
+    choice.insert("logprobs".into(), logprobs);
     choice.insert("finish_reason".into(), json!(finish));
     let chunk = json!({
         "id": meta.id,

@@ -69,6 +69,14 @@ pub enum BuiltinError {
     /// The compute threads could not be started.
     #[error("thread pool: {0}")]
     ThreadPool(String),
+    /// A `response_format` schema asks for what constrained decoding cannot enforce.
+    #[error("at {at}: {reason}")]
+    Schema {
+        /// Where in the schema (a JSON pointer).
+        at: String,
+        /// What is refused.
+        reason: String,
+    },
     /// A tensor operation produced data of an unexpected shape or type.
     #[error("tensor data: {0}")]
     TensorData(String),

@@ -18,12 +18,14 @@ use std::time::Duration;
 
 use burn::tensor::backend::Backend;
 use bytes::Bytes;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::engine::{Job, ResponseMeta, StopScanner, stream_chunk};
+use super::engine::{Job, ResponseMeta, StopScanner, stream_chunk, stream_chunk_with};
+use super::json_constraint::JsonConstraint;
+use super::logprobs::{self, TokenLogprob};
 use super::{BatchStep, FinishReason, SequenceCache, TextModel};
-use crate::tokenizer::StreamDecoder;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::{BodyEvent, Endpoint, StopHandle, TokenUsage};
 
 /// A request handed to the scheduler.
@@ -68,6 +70,10 @@ struct Sequence<'t, B: Backend> {
     outbox: VecDeque<BodyEvent>,
     /// Set once the answer is complete (the outbox may still hold its end).
     finished: bool,
+    /// Log-probabilities of the tokens generated, when asked for.
+    logprobs: Vec<TokenLogprob>,
+    /// Of those, how many a streamed chunk has carried, and their bytes.
+    logprobs_sent: (usize, usize),
 }
 
 impl<'t, B: Backend> Sequence<'t, B> {
@@ -92,6 +98,8 @@ impl<'t, B: Backend> Sequence<'t, B> {
             text,
             outbox: VecDeque::new(),
             finished: false,
+            logprobs: Vec::new(),
+            logprobs_sent: (0, 0),
             job,
             meta,
             tx,
@@ -109,7 +117,7 @@ impl<'t, B: Backend> Sequence<'t, B> {
             }
         }
         if seq.job.max_tokens == 0 {
-            seq.finish(FinishReason::Length);
+            seq.finish(FinishReason::Length, model.tokenizer());
         }
         seq
     }
@@ -131,7 +139,7 @@ impl<'t, B: Backend> Sequence<'t, B> {
     }
 
     /// Text released by the stop scanner.
-    fn emit(&mut self, release: String) {
+    fn emit(&mut self, release: String, tokenizer: &Tokenizer) {
         if release.is_empty() {
             return;
         }
@@ -142,11 +150,33 @@ impl<'t, B: Backend> Sequence<'t, B> {
             } else {
                 json!(release)
             };
-            let chunk = stream_chunk(&self.meta, chat, delta, None);
+            let lp = self.unsent_logprobs(tokenizer);
+            let chunk = stream_chunk_with(&self.meta, chat, delta, None, lp);
             self.push_data(chunk);
         } else {
             self.text.push_str(&release);
         }
+    }
+
+    /// The `logprobs` of the tokens no streamed chunk has carried yet (`null` when not asked
+    /// for), marked as carried.
+    fn unsent_logprobs(&mut self, tokenizer: &Tokenizer) -> Value {
+        if self.job.logprobs.is_none() {
+            return Value::Null;
+        }
+        let (from, offset) = self.logprobs_sent;
+        let tokens = &self.logprobs[from..];
+        let bytes: usize = tokens
+            .iter()
+            .map(|t| tokenizer.token_bytes(t.id).map_or(0, <[u8]>::len))
+            .sum();
+        let value = if self.chat() {
+            logprobs::chat(tokenizer, tokens)
+        } else {
+            logprobs::completions(tokenizer, tokens, offset)
+        };
+        self.logprobs_sent = (self.logprobs.len(), offset + bytes);
+        value
     }
 
     /// Ends the answer at once if the worker asked it to stop: what is queued is dropped (the
@@ -180,12 +210,34 @@ impl<'t, B: Backend> Sequence<'t, B> {
 
     /// Takes the sampled logits of the step; returns nothing, records the outcome.
     fn on_logits(&mut self, logits: &[f32], model: &TextModel<B>) {
-        let Some(id) = self.job.sampler.pick(logits) else {
+        let tokenizer = model.tokenizer();
+        let picked = match &self.job.constraint {
+            Some(constraint) => {
+                let mut masked = logits.to_vec();
+                let left = self.job.max_tokens.saturating_sub(self.generated);
+                if !constraint.mask(tokenizer, &mut masked, left) {
+                    self.fail("no token of the vocabulary continues the response_format".into());
+                    return;
+                }
+                self.job.sampler.pick(&masked)
+            }
+            None => self.job.sampler.pick(logits),
+        };
+        let Some(id) = picked else {
             self.fail("empty logits".into());
             return;
         };
-        if model.tokenizer().is_end_of_generation(id) {
-            self.finish(FinishReason::Stop);
+        if tokenizer.is_end_of_generation(id) {
+            self.finish(FinishReason::Stop, tokenizer);
+            return;
+        }
+        if let Some(top) = self.job.logprobs {
+            self.logprobs.push(logprobs::token_logprob(logits, id, top));
+        }
+        if let Some(constraint) = self.job.constraint.as_mut()
+            && !constraint.advance(tokenizer.token_bytes(id).unwrap_or_default())
+        {
+            self.fail("the token chosen does not continue the response_format".into());
             return;
         }
         self.generated += 1;
@@ -201,11 +253,16 @@ impl<'t, B: Backend> Sequence<'t, B> {
             }
         };
         let (release, stopped) = self.scanner.push(&piece);
-        self.emit(release);
-        if stopped {
-            self.finish(FinishReason::Stop);
+        self.emit(release, tokenizer);
+        let closed = self
+            .job
+            .constraint
+            .as_ref()
+            .is_some_and(JsonConstraint::closed);
+        if stopped || closed {
+            self.finish(FinishReason::Stop, tokenizer);
         } else if self.generated >= self.job.max_tokens {
-            self.finish(FinishReason::Length);
+            self.finish(FinishReason::Length, tokenizer);
         } else {
             self.next = Some(id);
         }
@@ -218,7 +275,7 @@ impl<'t, B: Backend> Sequence<'t, B> {
     }
 
     /// Completes the answer: held-back text, the closing chunk or whole body, usage.
-    fn finish(&mut self, mut reason: FinishReason) {
+    fn finish(&mut self, mut reason: FinishReason, tokenizer: &Tokenizer) {
         self.finished = true;
         self.next = None;
         if !self.scanner.stopped() {
@@ -230,12 +287,12 @@ impl<'t, B: Backend> Sequence<'t, B> {
                 .map(StreamDecoder::finish)
                 .unwrap_or_default();
             let (release, stopped) = self.scanner.push(&rest);
-            self.emit(release);
+            self.emit(release, tokenizer);
             if stopped {
                 reason = FinishReason::Stop;
             } else {
                 let tail = self.scanner.take_held();
-                self.emit(tail);
+                self.emit(tail, tokenizer);
             }
         }
         let usage = self.usage();
@@ -245,11 +302,12 @@ impl<'t, B: Backend> Sequence<'t, B> {
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total(),
         });
-        let meta = &self.meta;
         let mut out = Vec::new();
         if self.job.stream {
             let empty = if chat { json!({}) } else { json!("") };
-            let last = stream_chunk(meta, chat, empty, Some(reason.as_openai()));
+            let lp = self.unsent_logprobs(tokenizer);
+            let meta = &self.meta;
+            let last = stream_chunk_with(meta, chat, empty, Some(reason.as_openai()), lp);
             out.push(last);
             if self.job.include_usage {
                 let chunk = json!({
@@ -265,18 +323,24 @@ impl<'t, B: Backend> Sequence<'t, B> {
             out.push("data: [DONE]\n\n".to_owned());
         } else {
             let text = std::mem::take(&mut self.text);
+            let lp = match self.job.logprobs {
+                None => Value::Null,
+                Some(_) if chat => logprobs::chat(tokenizer, &self.logprobs),
+                Some(_) => logprobs::completions(tokenizer, &self.logprobs, 0),
+            };
+            let meta = &self.meta;
             let choice = if chat {
                 json!({
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "logprobs": null,
+                    "logprobs": lp,
                     "finish_reason": reason.as_openai(),
                 })
             } else {
                 json!({
                     "index": 0,
                     "text": text,
-                    "logprobs": null,
+                    "logprobs": lp,
                     "finish_reason": reason.as_openai(),
                 })
             };

@@ -2,30 +2,15 @@
 //! silently ignored: a caller that asks for JSON output, log-probabilities or tool calls and
 //! gets plain text would be misled (and would pay for it).
 //!
-//! A field is refused only when it asks for something: `response_format` of type `text`,
-//! `logprobs: false`, `tools: []` or `tool_choice: "none"` ask for what the engine does anyway.
+//! A field is refused only when it asks for something: `tools: []` or `tool_choice: "none"` ask
+//! for what the engine does anyway. `response_format` and `logprobs` are honoured (constrained
+//! decoding, log-probabilities) and checked where the request is parsed.
 
 use serde_json::{Map, Value};
 
 /// The first field of `body` that asks for behaviour this engine does not have, and why.
 pub(crate) fn unhonoured_field(body: &Map<String, Value>) -> Option<String> {
     let asks = |key: &str| body.get(key).filter(|v| !v.is_null());
-    if let Some(format) = asks("response_format") {
-        let kind = format.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            return Some(format!(
-                "`response_format` of type {} is not supported by this worker's built-in engine \
-                 (only `text`)",
-                kind.map_or_else(|| "(missing)".to_owned(), |k| format!("`{k}`"))
-            ));
-        }
-    }
-    if asks("logprobs").is_some_and(|v| v != &Value::Bool(false)) {
-        return Some("`logprobs` is not supported by this worker's built-in engine".into());
-    }
-    if asks("top_logprobs").is_some_and(|v| v.as_u64() != Some(0)) {
-        return Some("`top_logprobs` is not supported by this worker's built-in engine".into());
-    }
     for key in ["tools", "functions"] {
         if asks(key).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
             return Some(format!(
@@ -93,17 +78,6 @@ mod tests {
     #[test]
     fn fields_that_ask_for_more_than_text_are_refused_by_name() {
         for (body, field) in [
-            (
-                json!({"response_format": {"type": "json_object"}}),
-                "response_format",
-            ),
-            (
-                json!({"response_format": {"type": "json_schema", "json_schema": {}}}),
-                "response_format",
-            ),
-            (json!({"response_format": {}}), "response_format"),
-            (json!({"logprobs": true}), "logprobs"),
-            (json!({"top_logprobs": 3}), "top_logprobs"),
             (json!({"tools": [{"type": "function"}]}), "tools"),
             (json!({"tool_choice": "auto"}), "tool_choice"),
             (json!({"functions": [{}]}), "functions"),
@@ -129,9 +103,6 @@ mod tests {
     fn fields_that_ask_for_what_the_engine_does_anyway_pass() {
         for body in [
             json!({}),
-            json!({"response_format": {"type": "text"}}),
-            json!({"response_format": null}),
-            json!({"logprobs": false, "top_logprobs": 0}),
             json!({"tools": [], "tool_choice": "none"}),
             json!({"logit_bias": {}}),
             json!({"modalities": ["text"]}),
