@@ -22,6 +22,16 @@ ensure_venv() {
     export PATH="$COCOON_VENV/bin:$PATH"
 }
 
+# Debian's chromium, for the dashboards' end-to-end test (headless page loads and screenshots).
+# Installed with apt-get when it is not on PATH; needs root (CI runs as root).
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        log "installing chromium (Debian package) for the dashboard test"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+    fi
+}
+
 # True when file $1 has sha256 $2.
 sha256_is() {
     [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]

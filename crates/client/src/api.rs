@@ -104,6 +104,8 @@ pub(crate) struct ClientCounters {
     pub(crate) cancelled: AtomicU64,
     /// Receipts refused: not verifying, or issued for another request.
     pub(crate) receipts_refused: AtomicU64,
+    /// Receipts whose worker signature and request binding checked out.
+    pub(crate) receipts_verified: AtomicU64,
     pub(crate) tokens: AtomicU64,
     pub(crate) spent_nanoton: AtomicU64,
 }
@@ -887,6 +889,11 @@ impl AnswerStream {
                 };
                 let verified =
                     check_receipt(&encoded, &self.workers, &expected, self.clock.now_unix());
+                if verified.is_ok() {
+                    self.counters
+                        .receipts_verified
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 if let Err(e) = &verified {
                     self.counters
                         .receipts_refused

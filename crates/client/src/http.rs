@@ -1,5 +1,6 @@
 //! The OpenAI-compatible HTTP API: `/v1/chat/completions`, `/v1/completions` (streamed as SSE
-//! or as one JSON body), `/v1/models`, plus `/stats`, `/jsonstats`, `/metrics` and `/health`.
+//! or as one JSON body), `/v1/models`, plus `/stats`, `/dashboard`, `/jsonstats`, `/metrics` and
+//! `/health`.
 //! Errors have OpenAI's shape, `{"error":{"message","type","code"}}`.
 //!
 //! [`serve`] runs it as a well-behaved server: a connection cap and deadlines for request heads
@@ -14,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use cocoon_net::exposition::{MetricKind, MetricsText};
@@ -29,13 +30,29 @@ use crate::api::{AnswerReceipt, AnswerStream, Client, HopTimes, RequestOptions};
 use crate::config::ClientError;
 use crate::sse::{SsePatcher, add_costs};
 
-/// Builds the HTTP application of `client`.
+/// Builds the HTTP application of `client`. Call within a tokio runtime: the dashboard's
+/// history is sampled by a task that ends with the router.
 pub fn router(client: Client) -> Router {
+    let sampled = client.clone();
+    let history = cocoon_net::dashboard::LiveHistory::spawn(
+        cocoon_net::dashboard::SAMPLE_INTERVAL,
+        move || {
+            let samples = crate::dashboard::sample(&snapshot(&sampled));
+            async move { samples }
+        },
+    );
     Router::new()
         .route("/v1/chat/completions", post(completions))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
+        .route(
+            "/dashboard",
+            get(move |State(client): State<Client>| async move {
+                let s = snapshot(&client);
+                Html(history.read(|hist, now| crate::dashboard::render(&s, hist, now)))
+            }),
+        )
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -437,6 +454,7 @@ fn snapshot(client: &Client) -> Value {
         "failed": c.failed.load(Ordering::Relaxed),
         "cancelled": c.cancelled.load(Ordering::Relaxed),
         "receipts_refused": c.receipts_refused.load(Ordering::Relaxed),
+        "receipts_verified": c.receipts_verified.load(Ordering::Relaxed),
         "tokens": c.tokens.load(Ordering::Relaxed),
         "spent_nanoton": c.spent_nanoton.load(Ordering::Relaxed),
         "uptime_secs": client.started.elapsed().as_secs_f64(),
@@ -487,6 +505,12 @@ async fn metrics(State(client): State<Client>) -> Response {
         MetricKind::Counter,
         "Worker receipts refused: not verifying, or issued for another request.",
         f(&c.receipts_refused),
+    )
+    .metric(
+        "cocoon_client_receipts_verified_total",
+        MetricKind::Counter,
+        "Worker receipts whose signature and request binding checked out.",
+        f(&c.receipts_verified),
     )
     .metric(
         "cocoon_client_tokens_total",

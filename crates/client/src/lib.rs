@@ -12,6 +12,7 @@
 
 mod api;
 mod config;
+mod dashboard;
 pub mod http;
 mod link;
 mod registry;

@@ -14,7 +14,7 @@
 //! accept errors back off. HTTP ports run [`http_server::serve`], with a connection cap and
 //! deadlines for request heads and bodies, and [`http_access`] refuses requests from browser
 //! pages, rebound host names and callers without the API key. [`descriptors`] raises the descriptor limit those
-//! caps need.
+//! caps need. [`dashboard`] samples a node's figures for its `/dashboard` page.
 //!
 //! The protocol rules themselves live in the sans-IO `cocoon-protocol` crate; this crate only
 //! moves its bytes.
@@ -25,6 +25,7 @@
 pub mod admission;
 pub mod attestation;
 mod connection;
+pub mod dashboard;
 pub mod descriptors;
 mod error;
 pub mod exposition;

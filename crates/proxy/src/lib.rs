@@ -28,6 +28,7 @@
 mod auth;
 mod clients;
 mod config;
+mod dashboard;
 mod health;
 mod machine;
 mod model_change;

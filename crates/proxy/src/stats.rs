@@ -1,4 +1,4 @@
-//! The proxy's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
+//! The proxy's HTTP side: `/stats` and `/dashboard` for people, `/jsonstats` for programs, `/metrics` for
 //! Prometheus, and `POST /admin/change-model` for the operator.
 
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use cocoon_net::exposition::{MetricKind, MetricsText};
 
@@ -21,13 +21,29 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
         .unwrap_or(HeaderValue::from_static("unknown"));
     let state_limit = state.config.stats_max_connections;
     let hosts = state.config.stats_allowed_hosts.clone();
+    let handle = ProxyHandle::new(state);
+    let sampled = handle.clone();
+    let history = cocoon_net::dashboard::LiveHistory::spawn(
+        cocoon_net::dashboard::SAMPLE_INTERVAL,
+        move || {
+            let h = sampled.clone();
+            async move { crate::dashboard::sample(&h.snapshot().await) }
+        },
+    );
     let app = Router::new()
         .route("/stats", get(stats))
+        .route(
+            "/dashboard",
+            get(move |State(h): State<ProxyHandle>| async move {
+                let s = h.snapshot().await;
+                Html(history.read(|hist, now| crate::dashboard::render(&s, hist, now)))
+            }),
+        )
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .route("/admin/change-model", axum::routing::post(change_model))
-        .with_state(ProxyHandle::new(state))
+        .with_state(handle)
         .layer(axum::middleware::map_response(move |mut res: Response| {
             let value = attestation.clone();
             async move {
@@ -424,6 +440,18 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
         MetricKind::Gauge,
         "Success rate per worker.",
         &per_worker(&|st| st.success_rate),
+    )
+    .labeled(
+        "cocoon_proxy_worker_coefficient",
+        MetricKind::Gauge,
+        "Price coefficient per worker (1000 = 1.0x), as the worker last announced it.",
+        &per_worker(&|st| f64::from(i32::from(st.coefficient))),
+    )
+    .labeled(
+        "cocoon_proxy_worker_utilisation",
+        MetricKind::Gauge,
+        "Busy share of each worker's request slots (running / max).",
+        &per_worker(&|st| f64::from(st.running) / f64::from(st.max.max(1))),
     )
     .labeled(
         "cocoon_proxy_worker_latency_ms",

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod dashboard;
 pub mod estimate;
 pub mod keys;
 mod limits;

@@ -1,4 +1,4 @@
-//! The worker's HTTP side: `/stats` for people, `/jsonstats` for programs, `/metrics` for
+//! The worker's HTTP side: `/stats` and `/dashboard` for people, `/jsonstats` for programs, `/metrics` for
 //! Prometheus, and loopback admin endpoints to enable, disable and re-price the worker (a price set by hand
 //! pins a load policy until `POST /admin/pricing/resume`).
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use cocoon_net::exposition::{MetricKind, MetricsText};
 use serde::Deserialize;
@@ -21,8 +21,23 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
     let access =
         cocoon_net::http_access::AccessRules::new().allow_hosts(&state.config.stats_allowed_hosts);
     let handle = WorkerHandle::new(state);
+    let sampled = handle.clone();
+    let history = cocoon_net::dashboard::LiveHistory::spawn(
+        cocoon_net::dashboard::SAMPLE_INTERVAL,
+        move || {
+            let samples = crate::dashboard::sample(&sampled.snapshot());
+            async move { samples }
+        },
+    );
     let app = Router::new()
         .route("/stats", get(stats))
+        .route(
+            "/dashboard",
+            get(move |State(h): State<WorkerHandle>| async move {
+                let s = h.snapshot();
+                Html(history.read(|hist, now| crate::dashboard::render(&s, hist, now)))
+            }),
+        )
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
