@@ -207,6 +207,9 @@ pub struct RegistryStatus {
     pub model_hashes: Vec<String>,
     /// Registered proxies: `seqno endpoint`.
     pub registered_proxies: Vec<String>,
+    /// nanoTON a worker contract pays per price-adjusted token (the root's
+    /// `worker_fee_per_token`).
+    pub worker_fee_per_token: u128,
     /// Unix time of the last successful read.
     pub last_read_unix: u64,
     /// Reads that found a changed registry (the first read included).
@@ -228,6 +231,7 @@ impl RegistryStatus {
             .iter()
             .map(|p| format!("{} {}", p.seqno, p.endpoint))
             .collect();
+        self.worker_fee_per_token = registry.params().core().worker_fee_per_token;
         self.last_read_unix = unix_now();
         self.changes += 1;
         self.last_error = None;

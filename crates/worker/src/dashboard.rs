@@ -72,6 +72,14 @@ pub(crate) fn render(s: &WorkerSnapshot, history: &History, now: Duration) -> St
         page.warning(&format!("a proxy rolled its books back: {why}"));
     }
     let served = s.prompt_tokens + s.completion_tokens;
+    // What the tokens are worth, where the root registry tells the fee per token.
+    let fee = s.registry.as_ref().map(|r| r.worker_fee_per_token);
+    let nanoton = |tokens: u64| {
+        fee.map_or_else(
+            || "- (no root registry followed)".to_owned(),
+            |f| (u128::from(tokens) * f).to_string(),
+        )
+    };
     page.figures(
         "Earnings",
         &[
@@ -82,9 +90,11 @@ pub(crate) fn render(s: &WorkerSnapshot, history: &History, now: Duration) -> St
                     .growth("tokens", now)
                     .map_or("-".to_owned(), |g| format!("{g:.0}")),
             ),
-            ("paid tokens", s.paid_tokens.to_string()),
+            ("paid tokens (price-adjusted)", s.paid_tokens.to_string()),
             ("tokens in vouchers", vouchered.to_string()),
+            ("nanoTON earned (vouchers)", nanoton(vouchered)),
             ("tokens paid on chain", paid_on_chain.to_string()),
+            ("nanoTON paid on chain", nanoton(paid_on_chain)),
             ("payouts submitted", s.settlement.payouts.to_string()),
             ("next payout", next_payout(s)),
         ],
