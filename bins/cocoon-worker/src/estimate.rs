@@ -1,6 +1,7 @@
 //! `cocoon-worker estimate`: prints the tokens/s and nanoTON per hour a worker can expect from
 //! figures its operator gives (engine speed, utilisation, market, network prices), under the
-//! model and price policy of its configuration. The rules live in `cocoon_worker::estimate`.
+//! model and price policy of its configuration; with `--measure` the speed is measured on the
+//! engine the worker would serve from. The rules live in `cocoon_worker::estimate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,20 @@ struct Estimate {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Completion tokens per second the engine sustains with every slot busy.
-    #[arg(long)]
-    tokens_per_sec: f64,
+    #[arg(long, required_unless_present = "measure")]
+    tokens_per_sec: Option<f64>,
+    /// Measure the speed instead: start the engine (as the worker would, from the flags below)
+    /// and run a batch of completions on it.
+    #[arg(long, conflicts_with = "tokens_per_sec")]
+    measure: bool,
+    /// Requests run at once while measuring.
+    #[arg(long, default_value_t = 4)]
+    measure_concurrency: usize,
+    /// Tokens each measured request generates.
+    #[arg(long, default_value_t = 64)]
+    measure_tokens: u64,
+    #[command(flatten)]
+    engine: crate::engine::EngineArgs,
     /// Prompt tokens per second the engine takes in with every slot busy.
     #[arg(long, default_value_t = 0.0)]
     prompt_tokens_per_sec: f64,
@@ -60,6 +73,32 @@ pub(crate) fn dispatch() -> Option<ExitCode> {
     ))
 }
 
+/// Starts the engine and measures it (on the binary's runtime, which `estimate` runs inside).
+fn measure(args: &Estimate, config: &WorkerConfig) -> Result<cocoon_worker::speed::Speed, String> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+    tokio::task::block_in_place(|| {
+        runtime.block_on(async {
+            let (engine, source, _) = crate::engine::start(&args.engine, config).await?;
+            eprintln!("measuring {source}");
+            let model = engine
+                .models()
+                .first()
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| config.model.clone());
+            let deadline = Duration::from_secs(600);
+            cocoon_worker::speed::measure(
+                engine.as_ref(),
+                &model,
+                args.measure_concurrency,
+                args.measure_tokens,
+                deadline,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        })
+    })
+}
+
 fn run(args: &Estimate) -> Result<(), String> {
     let config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
     let coefficient = |v: i64| Coefficient::try_from(v).map_err(|e| e.to_string());
@@ -72,8 +111,19 @@ fn run(args: &Estimate) -> Result<(), String> {
         .iter()
         .map(|c| coefficient(*c))
         .collect::<Result<_, _>>()?;
-    input.completion_tokens_per_sec = args.tokens_per_sec;
     input.prompt_tokens_per_sec = args.prompt_tokens_per_sec;
+    match args.tokens_per_sec {
+        Some(t) => input.completion_tokens_per_sec = t,
+        None => {
+            let speed = measure(args, &config)?;
+            eprintln!(
+                "measured: {:.1} completion tokens/s and {:.1} prompt tokens/s with {} requests at once",
+                speed.completion_tokens_per_sec, speed.prompt_tokens_per_sec, speed.concurrency
+            );
+            input.completion_tokens_per_sec = speed.completion_tokens_per_sec;
+            input.prompt_tokens_per_sec = speed.prompt_tokens_per_sec;
+        }
+    }
     input.utilisation = args.utilisation;
     input.horizon = Duration::from_secs(args.hours.saturating_mul(3600));
     input.pricing.price_per_token = args.price_per_token;

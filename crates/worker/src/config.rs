@@ -205,4 +205,7 @@ pub enum WorkerError {
     /// An earnings estimate was asked with figures out of range.
     #[error("estimate figures out of range: {0}")]
     Estimate(&'static str),
+    /// The engine's speed could not be measured.
+    #[error("measuring the engine: {0}")]
+    Measure(String),
 }

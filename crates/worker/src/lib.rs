@@ -25,6 +25,7 @@ mod request;
 mod sealed;
 mod session;
 mod settle;
+pub mod speed;
 mod state;
 mod stats;
 mod weights;
