@@ -98,12 +98,15 @@ def test_streamed_answer_and_usage_from_sse(served):
 
 def test_closed_stream_stops_generation_and_charges_what_was_received(served):
     upstream, net = served
+    count = [{"role": "user", "content": "Count from one to one thousand."}]
+    # The prompt as llama.cpp counts it (its chat template included).
+    _, direct = upstream.post("/v1/chat/completions", {"messages": count, "max_tokens": 1})
     before = len(ledger_requests(net))
     max_tokens = 400
     # End-of-turn and end-of-text banned: only the length limit (or the caller) ends it.
     stream = api(net).chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Count from one to one thousand."}],
-        max_tokens=max_tokens, temperature=0, stream=True, logit_bias={"0": -100, "2": -100},
+        model=MODEL, messages=count, max_tokens=max_tokens, temperature=0, stream=True,
+        logit_bias={"0": -100, "2": -100},
     )
     received = 0
     for chunk in stream:
@@ -119,13 +122,13 @@ def test_closed_stream_stops_generation_and_charges_what_was_received(served):
         time.sleep(0.1)
     assert not any(s["is_processing"] for s in upstream.slots()), upstream.log()[-3000:]
     wait_for("llama.cpp to log the cancellation", lambda: "cancel task" in upstream.log(), timeout=10)
-    # Charged: what the worker relayed before the stop (llama.cpp streams one token per chunk),
-    # which is what the caller received and at most the few chunks in flight when it closed.
+    # Charged: llama.cpp's running counts in the last chunk the worker relayed (it sends usage
+    # only at the end): its whole prompt, and the tokens the caller received plus at most the
+    # few chunks in flight when it closed.
     record = latest_charge(net, before)
+    assert record["uncached_prompt_tokens"] + record["cached_tokens"] == direct["usage"]["prompt_tokens"], record
     charged = record["visible_completion_tokens"] + record["reasoning_tokens"]
     assert received <= charged <= received + IN_FLIGHT, (received, record)
-    # llama.cpp reports no usage before the end: the prompt is the worker's estimate.
-    assert record["uncached_prompt_tokens"] + record["cached_tokens"] > 0, record
     assert_books_balance(net)
 
 
