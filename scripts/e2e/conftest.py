@@ -94,8 +94,11 @@ def wait_for(what, check, timeout=30.0, logs=lambda: ""):
 
 class Network:
     def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
-                 client_args=(), client_owner="e2e-client", client_api_key=None, builtin_model=None):
+                 client_args=(), client_owner="e2e-client", client_api_key=None, builtin_model=None,
+                 upstream_url=None):
         self.tmp = tmp
+        # A running OpenAI-compatible server: the worker forwards to it instead of the fake one.
+        self.upstream_url = upstream_url
         # A GGUF path: the worker runs the built-in engine on it instead of the fake upstream.
         self.builtin_model = builtin_model
         self.upstream_args = list(upstream_args)
@@ -131,15 +134,8 @@ class Network:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
     def start(self):
-        up = self._spawn(
-            "upstream",
-            [str(BIN_DIR / "cocoon-fake-upstream"), "--port", "0", "--model", MODEL, "--threads", "1"]
-            + self.upstream_args,
-        )
-        line = up.stdout.readline().decode()
-        m = re.search(r"listening on (http://\S+)", line)
-        assert m, f"fake upstream did not start: {line!r}"
-        self.upstream_url = m.group(1)
+        if self.upstream_url is None:
+            self.start_fake_upstream()
         p = self.ports
         self.start_proxy()
         self.start_worker()
@@ -164,6 +160,17 @@ class Network:
         self.wait_http(f"http://127.0.0.1:{p['client']}/health", "client")
         self.wait_for_model()
         return self
+
+    def start_fake_upstream(self):
+        up = self._spawn(
+            "upstream",
+            [str(BIN_DIR / "cocoon-fake-upstream"), "--port", "0", "--model", MODEL, "--threads", "1"]
+            + self.upstream_args,
+        )
+        line = up.stdout.readline().decode()
+        m = re.search(r"listening on (http://\S+)", line)
+        assert m, f"fake upstream did not start: {line!r}"
+        self.upstream_url = m.group(1)
 
     def start_proxy(self):
         """Starts the proxy (again, after `kill("proxy")`) on the network's ports and ledger."""

@@ -121,6 +121,8 @@ async fn streamed_chat_is_relayed_intact_and_metered_from_sse() {
     let sent: Value = serde_json::from_slice(&recorded[0].body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], json!(true));
     assert_eq!(sent["messages"][0]["content"], json!(PROMPT));
+    // Only a llama.cpp server (by its model list) is asked for running timings.
+    assert_eq!(sent.get("timings_per_token"), None);
     assert_eq!(engine.stats().estimated_usage, 0);
     assert_eq!(engine.stats().active, 0);
 }

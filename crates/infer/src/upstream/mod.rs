@@ -11,6 +11,11 @@
 //!   upstream reports exact usage at the end of every stream. The usage-only final chunk this
 //!   adds is kept in what is relayed: it is valid OpenAI SSE (an empty `choices` array) that
 //!   clients already handle, and stripping it would mean buffering and rewriting events.
+//! - A llama.cpp server (its model list says `"owned_by": "llamacpp"`) reports usage only at
+//!   the end of a stream, so streamed requests to it also get `timings_per_token = true`: every
+//!   chunk then carries llama.cpp's running token counts (`timings`, relayed too, as llama.cpp
+//!   already puts in its last chunk), and a stream stopped early is billed by them instead of
+//!   by an estimate that cannot see the chat template's tokens.
 //! - The answer body is relayed chunk by chunk as [`BodyEvent::Data`](crate::BodyEvent::Data) as it arrives, never
 //!   buffered whole, and fed to a [`UsageMeter`] on the way; the stream ends with
 //!   [`BodyEvent::End`](crate::BodyEvent::End) carrying the metered usage, or [`BodyEvent::Failed`](crate::BodyEvent::Failed) with the usage so
@@ -284,11 +289,11 @@ impl Connection {
         })
     }
 
-    /// Fetches and reads `GET /v1/models`.
+    /// Fetches and reads `GET /v1/models`: the models, and whether the server is llama.cpp.
     async fn discover_models(
         &self,
         config: &UpstreamConfig,
-    ) -> Result<Vec<ModelInfo>, UpstreamError> {
+    ) -> Result<(Vec<ModelInfo>, bool), UpstreamError> {
         let url = self.target.models.to_string();
         let unreachable = |reason: String| UpstreamError::ModelsUnreachable {
             url: url.clone(),
@@ -332,6 +337,8 @@ struct Shared {
     connection: Connection,
     config: UpstreamConfig,
     models: Vec<ModelInfo>,
+    /// The upstream is a llama.cpp server (discovered from its model list).
+    llama_cpp: bool,
     counters: Counters,
 }
 
@@ -363,7 +370,7 @@ impl UpstreamEngine {
             })
             .collect();
         let connection = Connection::new(&config)?;
-        Ok(Self::assemble(connection, config, models))
+        Ok(Self::assemble(connection, config, models, false))
     }
 
     /// An engine for `config`; when `config.models` is empty, the models are discovered with
@@ -379,19 +386,25 @@ impl UpstreamEngine {
             return Self::new(config);
         }
         let connection = Connection::new(&config)?;
-        let models = connection.discover_models(&config).await?;
+        let (models, llama_cpp) = connection.discover_models(&config).await?;
         if models.is_empty() {
             return Err(UpstreamError::NoModels);
         }
-        Ok(Self::assemble(connection, config, models))
+        Ok(Self::assemble(connection, config, models, llama_cpp))
     }
 
-    fn assemble(connection: Connection, config: UpstreamConfig, models: Vec<ModelInfo>) -> Self {
+    fn assemble(
+        connection: Connection,
+        config: UpstreamConfig,
+        models: Vec<ModelInfo>,
+        llama_cpp: bool,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 connection,
                 config,
                 models,
+                llama_cpp,
                 counters: Counters::default(),
             }),
         }
@@ -427,6 +440,9 @@ impl UpstreamEngine {
         }
         if stream && shared.config.force_include_usage {
             ask_for_usage(&mut body);
+            if shared.llama_cpp {
+                body.insert("timings_per_token".to_owned(), Value::Bool(true));
+            }
         }
         let prompt_estimate = estimate_prompt_tokens(endpoint, &body);
         let payload = serde_json::to_vec(&body)
@@ -586,8 +602,9 @@ fn estimate_prompt_tokens(endpoint: Endpoint, body: &Map<String, Value>) -> u64 
         .saturating_add(tokens)
 }
 
-/// Reads an OpenAI model list: `{"data":[{"id":…, "max_model_len"?:…}, …]}`.
-fn parse_model_list(body: &[u8]) -> Result<Vec<ModelInfo>, String> {
+/// Reads an OpenAI model list: `{"data":[{"id":…, "max_model_len"?:…, "owned_by"?:…}, …]}`;
+/// answers the models and whether one is `owned_by` llama.cpp's server.
+fn parse_model_list(body: &[u8]) -> Result<(Vec<ModelInfo>, bool), String> {
     #[derive(serde::Deserialize)]
     struct Entry {
         id: String,
@@ -595,13 +612,19 @@ fn parse_model_list(body: &[u8]) -> Result<Vec<ModelInfo>, String> {
         max_model_len: Option<u64>,
         #[serde(default)]
         context_length: Option<u64>,
+        #[serde(default)]
+        owned_by: Option<String>,
     }
     #[derive(serde::Deserialize)]
     struct List {
         data: Vec<Entry>,
     }
     let list: List = serde_json::from_slice(body).map_err(|error| error.to_string())?;
-    Ok(list
+    let llama_cpp = list
+        .data
+        .iter()
+        .any(|entry| entry.owned_by.as_deref() == Some("llamacpp"));
+    let models = list
         .data
         .into_iter()
         .map(|entry| ModelInfo {
@@ -609,7 +632,8 @@ fn parse_model_list(body: &[u8]) -> Result<Vec<ModelInfo>, String> {
             context_length: entry.max_model_len.or(entry.context_length),
             weights: None,
         })
-        .collect())
+        .collect();
+    Ok((models, llama_cpp))
 }
 
 /// An error and its sources, as one line: hyper's own messages are terse ("client error

@@ -130,7 +130,8 @@ fn model_lists_are_read_with_context_lengths() {
         {"id":"Qwen/Qwen3-8B","object":"model","max_model_len":32768},
         {"id":"small","context_length":2048},
         {"id":"plain"}]}"#;
-    let models = parse_model_list(body).unwrap();
+    let (models, llama_cpp) = parse_model_list(body).unwrap();
+    assert!(!llama_cpp);
     assert_eq!(
         models,
         vec![
@@ -153,4 +154,14 @@ fn model_lists_are_read_with_context_lengths() {
     );
     assert!(parse_model_list(b"{\"models\":[]}").is_err());
     assert!(parse_model_list(b"not json").is_err());
+}
+
+#[test]
+fn a_llama_cpp_model_list_says_so() {
+    // llama.cpp's server lists its model twice: Ollama-style `models` and OpenAI `data`.
+    let body = br#"{"models":[{"name":"m.gguf","model":"m.gguf"}],"object":"list",
+        "data":[{"id":"m.gguf","object":"model","owned_by":"llamacpp","meta":{"n_ctx":512}}]}"#;
+    let (models, llama_cpp) = parse_model_list(body).unwrap();
+    assert!(llama_cpp);
+    assert_eq!(models[0].name, "m.gguf");
 }

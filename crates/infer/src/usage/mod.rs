@@ -34,6 +34,11 @@
 //! by the totals they are part of. A `usage` object that does not parse, or has none of the
 //! three counts, is ignored and counted in [`MeterStats::malformed_usage`].
 //!
+//! Before any `usage`, llama.cpp's `timings` object (top-level, in every streamed chunk when
+//! the request asks for `timings_per_token`) gives the running counts: `prompt_n + cache_n`
+//! prompt tokens of which `cache_n` cached, `predicted_n` completion tokens. It is what a
+//! stream stopped early is billed by, since llama.cpp sends `usage` only at the end.
+//!
 //! # The estimate when an upstream reports nothing
 //!
 //! An upstream that ignores `include_usage` (or dies before its usage chunk) leaves the meter
@@ -173,10 +178,35 @@ impl UsageObject {
     }
 }
 
+/// llama.cpp's `timings` object, which it sends in every streamed chunk when asked for
+/// `timings_per_token`: running counts of the prompt tokens evaluated (`prompt_n`) and taken from
+/// its cache (`cache_n`), and of the tokens generated so far (`predicted_n`).
+#[derive(Debug, serde::Deserialize)]
+struct TimingsObject {
+    prompt_n: u64,
+    #[serde(default)]
+    cache_n: u64,
+    predicted_n: u64,
+}
+
+impl TimingsObject {
+    fn to_usage(&self) -> TokenUsage {
+        let prompt = self.prompt_n.saturating_add(self.cache_n);
+        TokenUsage {
+            prompt_tokens: prompt,
+            cached_tokens: self.cache_n.min(prompt),
+            completion_tokens: self.predicted_n,
+            reasoning_tokens: 0,
+        }
+    }
+}
+
 /// What the scanner reports, folded into counts.
 #[derive(Debug, Default)]
 struct Tallies {
     reported: Option<(TokenUsage, Option<u64>)>,
+    /// The last llama.cpp `timings` that parsed: the running count before its final `usage`.
+    timings: Option<TokenUsage>,
     stats: MeterStats,
 }
 
@@ -191,6 +221,13 @@ impl ScanSink for Tallies {
                 self.stats.usage_objects += 1;
             }
             None => self.stats.malformed_usage += 1,
+        }
+    }
+
+    fn timings_object(&mut self, bytes: &[u8]) {
+        // Not usage: a malformed one only leaves the meter with its estimate.
+        if let Ok(timings) = serde_json::from_slice::<TimingsObject>(bytes) {
+            self.timings = Some(timings.to_usage());
         }
     }
 
@@ -492,8 +529,8 @@ impl UsageMeter {
         self.tallies.stats
     }
 
-    /// The usage so far: the last reported `usage`, or else the estimate (see the module
-    /// docs). A value still open (a stream cut mid-chunk) counts towards the estimate.
+    /// The usage so far: the last reported `usage`, else llama.cpp's last `timings`, else the
+    /// estimate (see the module docs). A value still open (a stream cut mid-chunk) counts towards the estimate.
     #[must_use]
     pub fn metered(&self) -> MeteredUsage {
         if let Some((usage, reported_total)) = self.tallies.reported {
@@ -501,6 +538,13 @@ impl UsageMeter {
                 usage,
                 source: UsageSource::Reported,
                 reported_total,
+            };
+        }
+        if let Some(usage) = self.tallies.timings {
+            return MeteredUsage {
+                usage,
+                source: UsageSource::Reported,
+                reported_total: None,
             };
         }
         let stats = &self.tallies.stats;

@@ -1,10 +1,11 @@
 //! A resumable, single-pass scanner of JSON text that finds the top-level `usage` object of
-//! each JSON value and notices completion text, without building any document.
+//! each JSON value (and llama.cpp's `timings` object beside it) and notices completion text,
+//! without building any document.
 //!
 //! It tracks only what metering needs: nesting depth, whether the current container is an
 //! object, whether a string is a key or a value, the last key seen, and the bytes of a
-//! top-level `"usage": {…}` object (the one thing it copies, under a fixed cap). String
-//! contents, the bulk of any answer, are skipped with `memchr`. Input may be cut anywhere,
+//! top-level `"usage": {…}` or `"timings": {…}` object (the one thing it copies, under a fixed
+//! cap). String contents, the bulk of any answer, are skipped with `memchr`. Input may be cut anywhere,
 //! inside a string, an escape or a multi-byte character: all state lives in the struct.
 //!
 //! It is not a validator: malformed input never fails, it only makes the scanner miss usage
@@ -38,6 +39,8 @@ enum KeyKind {
     None,
     /// `usage`: captured when it is an object directly inside a top-level object.
     Usage,
+    /// `timings`: llama.cpp's running counts, captured like `usage`.
+    Timings,
     /// Generated text, counted for the estimate.
     Content,
     /// Anything else.
@@ -73,7 +76,9 @@ pub(crate) struct ValueTally {
 pub(crate) trait ScanSink {
     /// A complete top-level `usage` object, byte for byte.
     fn usage_object(&mut self, bytes: &[u8]);
-    /// A `usage` object larger than [`MAX_USAGE_OBJECT_BYTES`] was dropped.
+    /// A complete top-level `timings` object (llama.cpp's), byte for byte.
+    fn timings_object(&mut self, bytes: &[u8]);
+    /// A `usage` or `timings` object larger than [`MAX_USAGE_OBJECT_BYTES`] was dropped.
     fn usage_oversized(&mut self);
     /// A top-level value ended (or was cut off by [`JsonScanner::reset`]).
     fn value_end(&mut self, tally: ValueTally);
@@ -100,9 +105,10 @@ pub(crate) struct JsonScanner {
     in_value: bool,
     /// Whether the current content string has had a byte yet.
     content_started: bool,
-    /// Copy of the `usage` object being captured; `capturing` says whether one is.
+    /// Copy of the `usage` or `timings` object being captured; `capturing` says whether one
+    /// is, and which.
     usage: Vec<u8>,
-    capturing: bool,
+    capturing: Option<KeyKind>,
 }
 
 impl Default for JsonScanner {
@@ -120,7 +126,7 @@ impl Default for JsonScanner {
             in_value: false,
             content_started: false,
             usage: Vec::new(),
-            capturing: false,
+            capturing: None,
         }
     }
 }
@@ -229,11 +235,11 @@ impl JsonScanner {
                             self.value_starts();
                             if byte == b'{'
                                 && self.depth == 1
-                                && self.pending == KeyKind::Usage
+                                && matches!(self.pending, KeyKind::Usage | KeyKind::Timings)
                                 && self.in_object()
-                                && !self.capturing
+                                && self.capturing.is_none()
                             {
-                                self.capturing = true;
+                                self.capturing = Some(self.pending);
                                 self.usage.clear();
                                 capture_from = i;
                             }
@@ -252,10 +258,16 @@ impl JsonScanner {
                         b'}' | b']' => {
                             if self.depth > 0 {
                                 self.depth -= 1;
-                                if self.capturing && self.depth == 1 {
-                                    self.capturing = false;
+                                if let Some(kind) = self.capturing
+                                    && self.depth == 1
+                                {
+                                    self.capturing = None;
                                     if self.append_capture(&input[capture_from..=i], sink) {
-                                        sink.usage_object(&self.usage);
+                                        if kind == KeyKind::Timings {
+                                            sink.timings_object(&self.usage);
+                                        } else {
+                                            sink.usage_object(&self.usage);
+                                        }
                                     }
                                 }
                                 if self.depth == 0 {
@@ -290,10 +302,10 @@ impl JsonScanner {
                 }
             }
         }
-        if self.capturing {
+        if self.capturing.is_some() {
             let tail = &input[capture_from..];
             if !self.append_capture(tail, sink) {
-                self.capturing = false;
+                self.capturing = None;
             }
         }
     }
@@ -384,6 +396,7 @@ fn classify_key(key: &[u8]) -> KeyKind {
     // The length decides first, so most keys cost one comparison of lengths.
     let content = match key.len() {
         5 if key == b"usage" => return KeyKind::Usage,
+        7 if key == b"timings" => return KeyKind::Timings,
         4 | 5 | 7 | 9 | 17 => CONTENT_KEYS.contains(&key),
         _ => false,
     };
@@ -418,6 +431,7 @@ mod tests {
     #[derive(Default)]
     struct Record {
         usages: Vec<String>,
+        timings: Vec<String>,
         oversized: usize,
         values: Vec<ValueTally>,
     }
@@ -425,6 +439,10 @@ mod tests {
     impl ScanSink for Record {
         fn usage_object(&mut self, bytes: &[u8]) {
             self.usages
+                .push(String::from_utf8_lossy(bytes).into_owned());
+        }
+        fn timings_object(&mut self, bytes: &[u8]) {
+            self.timings
                 .push(String::from_utf8_lossy(bytes).into_owned());
         }
         fn usage_oversized(&mut self) {
@@ -455,6 +473,24 @@ mod tests {
                 "piece {piece}"
             );
             assert_eq!(record.values.len(), 1);
+        }
+    }
+
+    #[test]
+    fn finds_llama_cpp_timings_beside_usage_split_anywhere() {
+        let text = r#"{"choices":[{"timings":{"prompt_n":9}}],"timings":{"cache_n":1,"prompt_n":30,"predicted_n":2},"usage":{"total_tokens":2}}"#;
+        for piece in 1..=text.len() {
+            let record = scan_in_pieces(text, piece);
+            assert_eq!(
+                record.timings,
+                vec![r#"{"cache_n":1,"prompt_n":30,"predicted_n":2}"#],
+                "piece {piece}"
+            );
+            assert_eq!(
+                record.usages,
+                vec![r#"{"total_tokens":2}"#],
+                "piece {piece}"
+            );
         }
     }
 

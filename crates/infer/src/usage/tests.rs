@@ -95,6 +95,34 @@ fn the_same_stream_without_usage_is_estimated_from_its_chunks() {
     assert_eq!(metered.reported_total, None);
 }
 
+/// llama.cpp's stream with `timings_per_token` and `include_usage`, shortened: running
+/// `timings` in every token chunk, `usage` (and the same timings) in the last.
+const LLAMA_CPP_CHAT: &str = concat!(
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null}}],\"object\":\"chat.completion.chunk\"}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"timings\":{\"cache_n\":20,\"prompt_n\":11,\"prompt_ms\":12.5,\"predicted_n\":1,\"predicted_ms\":0.001}}\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"}}],\"timings\":{\"cache_n\":20,\"prompt_n\":11,\"prompt_ms\":12.5,\"predicted_n\":2,\"predicted_ms\":40.7}}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"completion_tokens\":3,\"prompt_tokens\":31,\"total_tokens\":34,\"prompt_tokens_details\":{\"cached_tokens\":20}},\"timings\":{\"cache_n\":20,\"prompt_n\":11,\"predicted_n\":3}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[test]
+fn llama_cpp_timings_give_the_running_usage_before_its_final_usage() {
+    let whole = same_everywhere(LLAMA_CPP_CHAT.as_bytes());
+    assert_eq!(whole.source, UsageSource::Reported);
+    assert_eq!(whole.usage, usage(31, 20, 3, 0));
+    // Stopped before the usage chunk: llama.cpp's own running counts, not the estimate.
+    let cut = LLAMA_CPP_CHAT.find("data: {\"choices\":[],").unwrap();
+    let stopped = same_everywhere(&LLAMA_CPP_CHAT.as_bytes()[..cut]);
+    assert_eq!(stopped.source, UsageSource::Reported);
+    assert_eq!(stopped.usage, usage(31, 20, 2, 0));
+    assert_eq!(stopped.reported_total, None);
+    // Malformed timings leave the estimate.
+    let broken = LLAMA_CPP_CHAT[..cut].replace("\"predicted_n\":", "\"predicted\":");
+    let estimated = same_everywhere(broken.as_bytes());
+    assert_eq!(estimated.source, UsageSource::Estimated);
+    assert_eq!(estimated.usage, usage(0, 0, 2, 0));
+}
+
 #[test]
 fn crlf_comments_other_fields_and_multiline_data() {
     let body = concat!(
