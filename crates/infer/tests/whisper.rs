@@ -244,6 +244,48 @@ fn transcribes_the_recorded_sentence_into_timed_segments() {
 }
 
 #[test]
+fn a_recording_longer_than_30_s_is_transcribed_window_by_window() {
+    let Some(s) = setup() else { return };
+    // The sentence three times over, with a second of silence after each: 36 s, two windows.
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        samples.extend_from_slice(s.pcm.samples());
+        samples.extend(std::iter::repeat_n(0.0, 16_000));
+    }
+    let pcm = Pcm16k::from_samples(samples);
+    let started = Instant::now();
+    let t = s
+        .model
+        .transcribe(&pcm, &TranscribeOptions::default())
+        .unwrap();
+    println!(
+        "transcribed {:.1} s in {:.2?}: {:?}",
+        t.duration_s,
+        started.elapsed(),
+        t.segments
+    );
+    assert_eq!(
+        t.text
+            .matches("ask not what your country can do for you")
+            .count(),
+        3,
+        "{}",
+        t.text
+    );
+    for pair in t.segments.windows(2) {
+        assert!(
+            pair[0].start <= pair[0].end && pair[0].end <= pair[1].start + 1e-9,
+            "{pair:?}"
+        );
+    }
+    let last = t.segments.last().unwrap();
+    assert!(
+        last.end > 30.0 && last.end <= t.duration_s + 1.0,
+        "{last:?}"
+    );
+}
+
+#[test]
 fn an_english_only_model_refuses_other_languages() {
     let Some(s) = setup() else { return };
     let options = TranscribeOptions {
