@@ -286,6 +286,32 @@ fn a_recording_longer_than_30_s_is_transcribed_window_by_window() {
 }
 
 #[test]
+fn broken_model_directories_are_typed_errors() {
+    use cocoon_infer::builtin::whisper::WhisperError;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        WhisperModel::load(dir.path()),
+        Err(WhisperError::Io { .. })
+    ));
+    std::fs::write(dir.path().join("model.bin"), b"\x06\0\0\0\x0c\0WhisperSpec").unwrap();
+    std::fs::write(dir.path().join("vocabulary.txt"), "a\nb\n").unwrap();
+    assert!(matches!(
+        WhisperModel::load(dir.path()),
+        Err(WhisperError::Format(_))
+    ));
+    // A well-formed file that is not a Whisper model.
+    let mut other = 6u32.to_le_bytes().to_vec();
+    other.extend_from_slice(&9u16.to_le_bytes());
+    other.extend_from_slice(b"BertSpec\0");
+    other.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(dir.path().join("model.bin"), other).unwrap();
+    assert!(matches!(
+        WhisperModel::load(dir.path()),
+        Err(WhisperError::Unsupported(_))
+    ));
+}
+
+#[test]
 fn an_english_only_model_refuses_other_languages() {
     let Some(s) = setup() else { return };
     let options = TranscribeOptions {

@@ -189,7 +189,15 @@ impl Network {
             encoder_layers: count_layers(m, "encoder"),
             decoder_layers: count_layers(m, "decoder"),
         };
-        if conv1[2] != 3 || embed[1] != d || dims.encoder_layers == 0 || dims.decoder_layers == 0 {
+        // One 30 s window of mel frames is two encoder positions each (the second convolution
+        // has stride 2).
+        if conv1[2] != 3
+            || embed[1] != d
+            || dims.audio_ctx * 2 != super::mel::WINDOW_FRAMES
+            || dims.text_ctx < 8
+            || dims.encoder_layers == 0
+            || dims.decoder_layers == 0
+        {
             return Err(WhisperError::Unsupported(format!("dimensions {dims:?}")));
         }
         for (name, want) in [

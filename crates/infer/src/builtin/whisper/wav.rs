@@ -209,7 +209,8 @@ fn parse_fmt(body: &[u8]) -> Result<WavFormat, AudioError> {
     if channels == 0 {
         return Err(AudioError::BadFormat("zero channels"));
     }
-    if sample_rate == 0 || sample_rate > 768_000 {
+    // Below 4 kHz a small file would expand many times over when resampled to 16 kHz.
+    if !(4_000..=768_000).contains(&sample_rate) {
         return Err(AudioError::BadFormat("sample rate out of range"));
     }
     let supported = match sample_format {
@@ -368,10 +369,12 @@ mod tests {
             Pcm16k::from_wav(&wav(1, 0, 16_000, 16, &[])),
             Err(AudioError::BadFormat("zero channels"))
         );
-        assert_eq!(
-            Pcm16k::from_wav(&wav(1, 1, 0, 16, &[])),
-            Err(AudioError::BadFormat("sample rate out of range"))
-        );
+        for rate in [0, 1, 3_999, 768_001] {
+            assert_eq!(
+                Pcm16k::from_wav(&wav(1, 1, rate, 16, &[])),
+                Err(AudioError::BadFormat("sample rate out of range"))
+            );
+        }
         // Only the RIFF header and part of a chunk header.
         assert_eq!(
             Pcm16k::from_wav(&good[..16]),
@@ -403,8 +406,34 @@ mod tests {
     #[test]
     fn every_prefix_of_a_file_is_an_answer_not_a_panic() {
         let file = wav(3, 2, 22_050, 32, &[0; 64]);
+        // Decodable exactly once the `data` chunk's header is whole (the samples may be cut).
+        let data_start = file.len() - 64;
         for n in 0..file.len() {
-            let _ = Pcm16k::from_wav(&file[..n]);
+            assert_eq!(
+                Pcm16k::from_wav(&file[..n]).is_ok(),
+                n >= data_start,
+                "prefix {n}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes, and any single-byte corruption of a valid file: samples in [-1, 1] or a
+        /// typed error.
+        #[test]
+        fn arbitrary_and_corrupted_files_decode_or_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            at in 0usize..80,
+            value in proptest::prelude::any::<u8>(),
+        ) {
+            let mut file = wav(1, 2, 8_000, 16, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+            let at = at % file.len();
+            file[at] = value;
+            for input in [&bytes[..], &file[..]] {
+                if let Ok(pcm) = Pcm16k::from_wav(input) {
+                    proptest::prop_assert!(pcm.samples().iter().all(|s| s.is_finite() && s.abs() <= 1.0));
+                }
+            }
         }
     }
 }
