@@ -354,6 +354,15 @@ impl WhisperModel {
         })
     }
 
+    /// Decodes a WAV file's bytes ([`Pcm16k::from_wav`]) and transcribes them.
+    pub fn transcribe_wav(
+        &self,
+        wav: &[u8],
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, WhisperError> {
+        self.transcribe(&Pcm16k::from_wav(wav)?, options)
+    }
+
     /// Splits a window's tokens at timestamp pairs into segments; returns the frames to
     /// advance (to the last closed segment's end, or the whole window).
     fn timed_segments(
@@ -507,6 +516,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// One loaded model serves concurrent requests from behind an `Arc`.
+    #[test]
+    fn the_model_is_shareable_between_threads() {
+        fn shareable<T: Send + Sync>() -> bool {
+            true
+        }
+        assert!(shareable::<WhisperModel>());
+    }
 
     #[test]
     fn options_default_to_timestamps_and_auto_language() {
