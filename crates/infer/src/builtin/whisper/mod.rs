@@ -520,10 +520,10 @@ mod tests {
     /// One loaded model serves concurrent requests from behind an `Arc`.
     #[test]
     fn the_model_is_shareable_between_threads() {
-        fn shareable<T: Send + Sync>() -> bool {
+        fn shareable<T: Send + Sync>(_: std::marker::PhantomData<T>) -> bool {
             true
         }
-        assert!(shareable::<WhisperModel>());
+        assert!(shareable::<WhisperModel>(std::marker::PhantomData));
     }
 
     #[test]
