@@ -69,8 +69,11 @@ pub enum BuiltinError {
     /// The compute threads could not be started.
     #[error("thread pool: {0}")]
     ThreadPool(String),
+    /// A `response_format` is not one this engine knows.
+    #[error("`response_format`: {0}")]
+    ResponseFormat(String),
     /// A `response_format` schema asks for what constrained decoding cannot enforce.
-    #[error("at {at}: {reason}")]
+    #[error("`response_format.json_schema.schema` at {at}: {reason}")]
     Schema {
         /// Where in the schema (a JSON pointer).
         at: String,

@@ -16,7 +16,7 @@ mod avx2;
 mod device;
 mod engine;
 mod error;
-mod json_constraint;
+pub mod json_constraint;
 pub mod llama;
 mod logprobs;
 pub mod model_store;

@@ -12,8 +12,9 @@ use super::schema::{Grammar, Prop, Shape, ShapeId, UNREACHABLE};
 pub(crate) const MAX_WS: u8 = 16;
 /// Characters of one number.
 pub(crate) const MAX_NUMBER: u16 = 24;
-/// Alternatives followed at once; more are dropped (what is kept still only admits valid text).
-const MAX_ALTS: usize = 32;
+/// Alternatives followed at once; more are dropped (what is kept still only admits valid text),
+/// which also bounds the work of masking one step to this many times that of one reading.
+const MAX_ALTS: usize = 8;
 /// Alternatives expanded for one byte (a guard against definitions that refer to themselves).
 const MAX_EXPANSIONS: usize = 256;
 

@@ -17,7 +17,7 @@ use crate::builtin::BuiltinError;
 use crate::tokenizer::{TokenKind, Tokenizer};
 
 /// How many tokens beyond the cost of closing the value the budget is watched.
-pub(crate) const WINDOW: usize = 64;
+pub const WINDOW: usize = 64;
 
 /// The bytes of a token that stands for text (control and unused tokens never do).
 fn text_bytes(tokenizer: &Tokenizer, id: u32) -> Option<&[u8]> {
@@ -31,40 +31,14 @@ fn text_bytes(tokenizer: &Tokenizer, id: u32) -> Option<&[u8]> {
 
 /// The grammar of one answer and where the answer stands in it.
 #[derive(Debug, Clone)]
-pub(crate) struct JsonConstraint {
+pub struct JsonConstraint {
     grammar: Arc<Grammar>,
     matcher: Matcher,
 }
 
-/// What a `response_format` asks for, refused by name when it is not understood.
-#[derive(Debug)]
-pub(crate) enum FormatError {
-    /// The type is neither `text`, `json_object` nor `json_schema`.
-    UnknownType(String),
-    /// `json_schema` without a readable `json_schema` object.
-    Malformed(&'static str),
-    /// The schema asks for something constrained decoding cannot enforce.
-    Schema(BuiltinError),
-}
-
-impl std::fmt::Display for FormatError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::UnknownType(t) => write!(
-                f,
-                "`response_format` of type {t} is not supported (text, json_object, json_schema)"
-            ),
-            Self::Malformed(why) => write!(f, "`response_format`: {why}"),
-            Self::Schema(e) => write!(f, "`response_format.json_schema.schema`: {e}"),
-        }
-    }
-}
-
 impl JsonConstraint {
     /// The constraint of a request's `response_format` (`None`: plain text).
-    pub(crate) fn from_response_format(
-        format: Option<&Value>,
-    ) -> Result<Option<Self>, FormatError> {
+    pub fn from_response_format(format: Option<&Value>) -> Result<Option<Self>, BuiltinError> {
         let Some(format) = format.filter(|f| !f.is_null()) else {
             return Ok(None);
         };
@@ -76,14 +50,17 @@ impl JsonConstraint {
                 let spec = format
                     .get("json_schema")
                     .and_then(Value::as_object)
-                    .ok_or(FormatError::Malformed("`json_schema` must be an object"))?;
+                    .ok_or_else(|| {
+                        BuiltinError::ResponseFormat("`json_schema` must be an object".into())
+                    })?;
                 let schema = spec.get("schema").cloned().unwrap_or_else(|| json!({}));
-                Grammar::from_schema(&schema).map_err(FormatError::Schema)?
+                Grammar::from_schema(&schema)?
             }
             other => {
-                return Err(FormatError::UnknownType(
-                    other.map_or_else(|| "(missing)".to_owned(), |k| format!("`{k}`")),
-                ));
+                return Err(BuiltinError::ResponseFormat(format!(
+                    "type {} is not supported (text, json_object, json_schema)",
+                    other.map_or_else(|| "(missing)".to_owned(), |k| format!("`{k}`"))
+                )));
             }
         };
         Ok(Some(Self::new(grammar)))
@@ -101,12 +78,7 @@ impl JsonConstraint {
     /// only once the value may end); with `tokens_left` (this one included) within [`WINDOW`]
     /// of what closing the value takes, also every token after which the value could no longer
     /// be closed in time. Returns whether any token is left.
-    pub(crate) fn mask(
-        &self,
-        tokenizer: &Tokenizer,
-        logits: &mut [f32],
-        tokens_left: usize,
-    ) -> bool {
+    pub fn mask(&self, tokenizer: &Tokenizer, logits: &mut [f32], tokens_left: usize) -> bool {
         let g = &*self.grammar;
         let cost = self.matcher.closing_cost(g);
         if tokens_left <= cost as usize + WINDOW {
@@ -168,13 +140,18 @@ impl JsonConstraint {
 
     /// Takes the bytes of the token chosen; `false` if they do not fit (a bug upstream of
     /// this call, since the mask admitted them).
-    pub(crate) fn advance(&mut self, bytes: &[u8]) -> bool {
+    pub fn advance(&mut self, bytes: &[u8]) -> bool {
         let g = &*self.grammar;
         bytes.iter().all(|&b| self.matcher.feed(g, b))
     }
 
+    /// Whether the answer may end here (a value closed, or a complete top-level number).
+    pub fn may_end(&self) -> bool {
+        self.matcher.may_end()
+    }
+
     /// Whether the value is complete and closed: the answer ends here.
-    pub(crate) fn closed(&self) -> bool {
+    pub fn closed(&self) -> bool {
         self.matcher.closed()
     }
 }
