@@ -21,6 +21,6 @@ mod weights;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
-    ModelInfo, StopHandle, TokenUsage,
+    ModelInfo, StopHandle, TokenUsage, TranscriptionRequest,
 };
 pub use weights::WeightsDigest;

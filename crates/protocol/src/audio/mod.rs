@@ -20,6 +20,11 @@ pub use wav::WavAudio;
 /// The transcription endpoint's path.
 pub const TRANSCRIPTIONS_PATH: &str = "/v1/audio/transcriptions";
 
+/// Largest audio file a transcription may carry by default, and at most: OpenAI takes 25 MiB,
+/// but a request travels in one frame of at most [`crate::frame::MAX_FRAME_LEN`] (16 MiB),
+/// which must also hold the form's other fields and, for a sealed request, the envelope.
+pub const MAX_AUDIO_BYTES: usize = 15 << 20;
+
 /// Default billable units per second of audio (counted as prompt tokens): a minute of audio
 /// costs what 600 prompt tokens cost.
 pub const DEFAULT_AUDIO_TOKENS_PER_SECOND: u32 = 10;
