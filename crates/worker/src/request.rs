@@ -432,7 +432,8 @@ fn validate_transcription(
         return Err(refuse(
             400,
             format!(
-                "the audio lasts {:.3} s, {units} units at {rate} a second, more than the                  {limit} units the request declared",
+                "the audio lasts {:.3} s, {units} units at {rate} a second, more than the \
+                 {limit} units the request declared",
                 audio.seconds()
             ),
         ));
