@@ -443,6 +443,16 @@ impl Client {
             .link
             .session(Duration::from_secs(5).min(timeout))
             .await?;
+        if audio && session.version < cocoon_protocol::version::SEALED_VERSION {
+            // Only our proxies read the audio flag and bound the charge by the declared units.
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientError::InvalidRequest(format!(
+                "transcriptions need a proxy of protocol version {} or later (this one speaks {}), \
+                 which bounds their charge by the audio's duration",
+                cocoon_protocol::version::SEALED_VERSION,
+                session.version
+            )));
+        }
         let prepared = match reference {
             // A reference proxy does not seal: the request goes in the reference's encryption.
             Some(_) => Ok(None),
