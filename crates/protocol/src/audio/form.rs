@@ -670,4 +670,33 @@ mod tests {
         long_head.extend_from_slice(b"\r\n\r\nm\r\n--XyZ--");
         malformed(CT, &long_head);
     }
+
+    proptest::proptest! {
+        /// Any bytes, and any corruption of a good form, are refused or parsed, never a panic;
+        /// what parses writes back to a form that parses to the same values.
+        #[test]
+        fn arbitrary_and_corrupted_forms_never_panic(
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            at in 0usize..400,
+            cut in 0usize..400,
+        ) {
+            let _ = TranscriptionForm::parse(CT, &Bytes::from(noise.clone()), LIMITS);
+            let good = body(&[
+                ("model", None, b"m"),
+                ("file", Some("a.wav"), b"RIFF data"),
+                ("prompt", None, b"p"),
+            ]);
+            let mut corrupted = good.to_vec();
+            let at = at % corrupted.len();
+            corrupted.splice(at..at, noise.iter().copied().take(8));
+            corrupted.truncate(corrupted.len() - cut.min(corrupted.len()));
+            if let Ok(form) = TranscriptionForm::parse(CT, &Bytes::from(corrupted), LIMITS) {
+                let (ct, written) = form.to_multipart(&form.boundary_for(3));
+                let again = TranscriptionForm::parse(&ct, &written, LIMITS).unwrap();
+                proptest::prop_assert_eq!(again.model, form.model);
+                proptest::prop_assert_eq!(again.file.data, form.file.data);
+                proptest::prop_assert_eq!(again.prompt, form.prompt);
+            }
+        }
+    }
 }
