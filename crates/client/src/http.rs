@@ -1,11 +1,14 @@
 //! The OpenAI-compatible HTTP API: `/v1/chat/completions`, `/v1/completions` (streamed as SSE
-//! or as one JSON body), `/v1/audio/transcriptions` (a multipart form), `/v1/models`, plus `/stats`, `/jsonstats`, `/metrics` and `/health`.
+//! or as one JSON body), `/v1/models`, plus `/stats`, `/jsonstats`, `/metrics` and `/health`.
 //! Errors have OpenAI's shape, `{"error":{"message","type","code"}}`.
 //!
 //! [`serve`] runs it as a well-behaved server: a connection cap and deadlines for request heads
 //! and bodies ([`cocoon_net::http_server`]), and [`AccessRules`] that refuse browser pages,
 //! rebound host names and, when an API key is configured, callers without it; `/health` stays
 //! open without the key, for probes.
+//!
+//! `/v1/audio/transcriptions` takes OpenAI's multipart form; [`Client::transcribe`] checks it,
+//! measures its audio and declares the units the request may be charged.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -3,7 +3,8 @@
 //! reserved, the engine call, and the answer stream (`proxy.queryAnswerEx`, parts, and a final
 //! part with token usage). A cancel (`ext.cancelQuery`) or a lost connection stops the engine;
 //! a cancel is then acknowledged with error [`ext::CANCELLED_ERROR_CODE`] and the tokens used
-//! until the engine stopped, which the proxy bills.
+//! until the engine stopped, which the proxy bills. A transcription's form is parsed and its
+//! WAV audio measured here, and billed at that measure (see [`validate_transcription`]).
 //!
 //! A reference proxy that hands over a `private_key` (`proxy.runQueryEx` flag bit 1) may send a
 //! body in the reference's own encryption (`"is_encrypted": "v1"`): it is opened before
