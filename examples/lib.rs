@@ -1,7 +1,7 @@
 //! Examples of embedding the cocoon-rs crates; run them with
 //! `cargo run -p cocoon-examples --example NAME` against a running network
 //! (`scripts/local-network`). The use cases are the network's own: chat, translating a message,
-//! summarising a long post.
+//! summarising a long post, transcribing speech.
 
 use std::time::Duration;
 

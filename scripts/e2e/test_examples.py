@@ -1,8 +1,11 @@
 """The use-case examples (`examples/`: chat, translate a message, summarise a long post) run
 through the client library against a network whose worker runs the built-in engine, as a user
-runs them against `scripts/local-network`."""
+runs them against `scripts/local-network`; `transcribe` runs against the fake upstream, which
+answers transcriptions with a simulated transcript."""
 
 import subprocess
+
+from test_audio import wav
 
 from conftest import BIN_DIR, MODEL
 
@@ -35,3 +38,13 @@ def test_the_use_case_examples_answer_through_the_network(builtin_network):
     run_example("chat", proxy, MODEL)
     run_example("translate", proxy, MODEL, "French", "Good morning! See you at the station at eight.")
     run_example("summarize", "-", proxy, MODEL, stdin=POST.encode())
+
+
+def test_the_transcribe_example_is_charged_by_duration(network, tmp_path):
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(wav(2.0))
+    proxy = f"127.0.0.1:{network.ports['proxy_clients']}"
+    lines = run_example("transcribe", str(audio), proxy, MODEL)
+    assert lines[0] == "simulated transcript of 2.000 seconds of 1-channel 16000 Hz audio", lines
+    # 2 s at 10 units a second.
+    assert lines[-1].startswith("tokens: 20 prompt + 0 completion; cost: "), lines

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cocoon_market::{Coefficient, TokenCounts};
+use cocoon_protocol::audio::{FormLimits, TranscriptionForm, WavAudio};
 use cocoon_protocol::messages::{client, ext, http};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::{Deserialize, Serialize};
@@ -311,8 +312,6 @@ impl Client {
         let client_start = cocoon_net::unix_time();
         let started = Instant::now();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let timeout = options.timeout.unwrap_or(self.config.default_timeout);
-        let deadline = started + timeout;
         let model = body
             .get("model")
             .and_then(Value::as_str)
@@ -358,11 +357,104 @@ impl Client {
         let request_hash = cocoon_attest::receipt::body_hash(&payload);
         let query =
             Bytes::from(http::Request::json_post(path, Bytes::from(payload)).to_boxed_bytes());
+        let outgoing = Outgoing {
+            model,
+            query,
+            request_hash,
+            max_tokens,
+            audio: false,
+            reference,
+        };
+        self.send(outgoing, options, client_start, started).await
+    }
 
+    /// Sends a transcription (`/v1/audio/transcriptions`): its form (`content_type`, `body`)
+    /// is checked, its audio measured, and it goes as it came, sealed like any request,
+    /// declaring the audio's units at this client's `audio_tokens_per_second` as the most it
+    /// may be charged. Returns once the first answer arrives.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidForm`] for a form or audio refused (naming the field),
+    /// [`ClientError::UnknownModel`], and the errors of [`Self::request`].
+    pub async fn transcribe(
+        &self,
+        content_type: &str,
+        body: Bytes,
+        options: RequestOptions,
+    ) -> Result<AnswerStream, ClientError> {
+        let client_start = cocoon_net::unix_time();
+        let started = Instant::now();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let (form, audio) = check_transcription(&self.config, content_type, &body)?;
+        if !self.has_model(&form.model).await? {
+            return Err(ClientError::UnknownModel(form.model));
+        }
+        if self.config.reference_receiver()?.is_some() {
+            return Err(ClientError::InvalidRequest(
+                "transcriptions need a COCOON proxy (reference_receiver_key is set)".into(),
+            ));
+        }
+        let units = audio.units(self.config.audio_tokens_per_second);
+        let request_hash = cocoon_attest::receipt::body_hash(&body);
+        let query = http::Request {
+            method: "POST".into(),
+            url: cocoon_protocol::audio::TRANSCRIPTIONS_PATH.into(),
+            http_version: "HTTP/1.1".into(),
+            headers: vec![http::Header {
+                name: "Content-Type".into(),
+                value: content_type.to_owned(),
+            }],
+            payload: body,
+        };
+        let outgoing = Outgoing {
+            model: form.model,
+            query: Bytes::from(query.to_boxed_bytes()),
+            request_hash,
+            max_tokens: i64::try_from(units).unwrap_or(i64::MAX),
+            audio: true,
+            reference: None,
+        };
+        self.send(outgoing, options, client_start, started).await
+    }
+
+    /// Sends a prepared request to the proxy, sealed when it can be, and waits for its first
+    /// answer.
+    async fn send(
+        &self,
+        outgoing: Outgoing,
+        options: RequestOptions,
+        client_start: f64,
+        started: Instant,
+    ) -> Result<AnswerStream, ClientError> {
+        let Outgoing {
+            model,
+            query,
+            request_hash,
+            max_tokens,
+            audio,
+            reference,
+        } = outgoing;
+        let timeout = options.timeout.unwrap_or(self.config.default_timeout);
+        let deadline = started + timeout;
+        let audio_flag = if audio {
+            cocoon_protocol::messages::AUDIO_UNITS_FLAG
+        } else {
+            0
+        };
         let session = self
             .link
             .session(Duration::from_secs(5).min(timeout))
             .await?;
+        if audio && session.version < cocoon_protocol::version::SEALED_VERSION {
+            // Only our proxies read the audio flag and bound the charge by the declared units.
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientError::InvalidRequest(format!(
+                "transcriptions need a proxy of protocol version {} or later (this one speaks {}), \
+                 which bounds their charge by the audio's duration",
+                cocoon_protocol::version::SEALED_VERSION,
+                session.version
+            )));
+        }
         let prepared = match reference {
             // A reference proxy does not seal: the request goes in the reference's encryption.
             Some(_) => Ok(None),
@@ -412,7 +504,7 @@ impl Client {
                 request_id,
                 crate::sealed::QueryFlags {
                     enable_debug: options.enable_debug,
-                    preference,
+                    preference: preference | audio_flag,
                 },
             ),
             None => client::RunQueryEx {
@@ -423,7 +515,7 @@ impl Client {
                 timeout: timeout.as_secs_f64(),
                 request_id,
                 min_config_version: 0,
-                flags: 1 | preference,
+                flags: 1 | preference | audio_flag,
                 enable_debug: Some(options.enable_debug),
                 public_key: reference.as_ref().map(|(_, sender)| Int256(sender.0)),
             }
@@ -723,6 +815,37 @@ pub(crate) struct ExpectedReceipt<'a> {
 
 /// Oldest receipt accepted with an answer: a worker signs it just before its last part.
 const RECEIPT_MAX_AGE_SECS: u64 = 300;
+
+/// A request ready for the proxy.
+struct Outgoing {
+    model: String,
+    /// The boxed `http.request`.
+    query: Bytes,
+    /// SHA-256 of its body, which the receipt names.
+    request_hash: [u8; 32],
+    /// The token limit declared (a transcription's audio units).
+    max_tokens: i64,
+    /// Whether it is a transcription whose `max_tokens` are its audio's units.
+    audio: bool,
+    /// The reference's encryption of the answer, when the request went in it.
+    reference: Option<(cocoon_refv1::AnswerCipher, cocoon_refv1::Ed25519Public)>,
+}
+
+/// Checks a transcription form under the client's limits and measures its audio; refusals
+/// name the field at fault.
+pub(crate) fn check_transcription(
+    config: &ClientConfig,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<(TranscriptionForm, WavAudio), ClientError> {
+    let limits = FormLimits {
+        max_file_bytes: config.max_audio_bytes,
+    };
+    let form =
+        TranscriptionForm::parse(content_type, body, limits).map_err(ClientError::InvalidForm)?;
+    let audio = WavAudio::parse(&form.file.data).map_err(ClientError::InvalidForm)?;
+    Ok((form, audio))
+}
 
 /// Verifies a receipt under `workers`' policy, at this client's time `now` (unix seconds) and
 /// no older than [`RECEIPT_MAX_AGE_SECS`], and checks that it names exactly the request and

@@ -54,6 +54,13 @@ pub struct ClientConfig {
     pub default_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest audio file a transcription (`/v1/audio/transcriptions`) may carry, in bytes: at
+    /// most [`cocoon_protocol::audio::MAX_AUDIO_BYTES`] (15 MiB), the default, since a request
+    /// travels in one 16 MiB frame.
+    pub max_audio_bytes: usize,
+    /// Billable units (prompt tokens) per second of audio that this client declares for a
+    /// transcription: the most it agrees to be charged. Workers measuring more refuse.
+    pub audio_tokens_per_second: u32,
     /// Bytes of answer queued for one request whose caller is not reading (twice that for a
     /// sealed request: before and after opening). Past it the request alone is stopped; the
     /// proxy session and other requests are not held up.
@@ -255,6 +262,8 @@ impl Default for ClientConfig {
             default_max_tokens: 1000,
             default_timeout: Duration::from_secs(120),
             max_body_bytes: 4 << 20,
+            max_audio_bytes: cocoon_protocol::audio::MAX_AUDIO_BYTES,
+            audio_tokens_per_second: cocoon_protocol::audio::DEFAULT_AUDIO_TOKENS_PER_SECOND,
             answer_queue_bytes: 8 << 20,
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
@@ -360,6 +369,16 @@ impl ClientConfig {
             .check(self.settlement.chain.as_deref())
             .map_err(ClientError::Config)?;
         self.http.validate()?;
+        if self.max_audio_bytes == 0
+            || self.max_audio_bytes > cocoon_protocol::audio::MAX_AUDIO_BYTES
+            || self.audio_tokens_per_second == 0
+        {
+            return Err(ClientError::Config(format!(
+                "max_audio_bytes must be from 1 to {} (a request travels in one 16 MiB frame) \
+                 and audio_tokens_per_second positive",
+                cocoon_protocol::audio::MAX_AUDIO_BYTES
+            )));
+        }
         if self.max_body_bytes == 0 {
             return Err(ClientError::Config(
                 "max_body_bytes must be positive".into(),
@@ -381,6 +400,9 @@ pub enum ClientError {
     /// The request itself is invalid.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A transcription form is refused ([`cocoon_protocol::Error::form_field`] names the field).
+    #[error("invalid transcription form: {0}")]
+    InvalidForm(cocoon_protocol::Error),
     /// No worker of the network serves the model.
     #[error("model `{0}` is not available")]
     UnknownModel(String),
@@ -444,6 +466,8 @@ impl ClientError {
             Self::Config(_) | Self::WeakSecret { .. } => 500,
             Self::Registration(_) => 503,
             Self::InvalidRequest(_) => 400,
+            Self::InvalidForm(cocoon_protocol::Error::FormFieldTooLarge { .. }) => 413,
+            Self::InvalidForm(_) => 400,
             Self::UnknownModel(_) => 404,
             Self::ProxyUnavailable(_) => 503,
             Self::Remote { code, .. } => match *code {

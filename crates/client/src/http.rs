@@ -7,6 +7,9 @@
 //! and bodies ([`cocoon_net::http_server`]), and [`AccessRules`] that refuse browser pages,
 //! rebound host names and, when an API key is configured, callers without it; `/health` stays
 //! open without the key, for probes.
+//!
+//! `/v1/audio/transcriptions` takes OpenAI's multipart form; [`Client::transcribe`] checks it,
+//! measures its audio and declares the units the request may be charged.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,6 +29,8 @@ use serde_json::{Map, Value, json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use cocoon_protocol::audio::TRANSCRIPTIONS_PATH;
+
 use crate::api::{AnswerReceipt, AnswerStream, Client, HopTimes, RequestOptions};
 use crate::config::ClientError;
 use crate::sse::{SsePatcher, add_costs};
@@ -44,6 +49,7 @@ pub fn router(client: Client) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(completions))
         .route("/v1/completions", post(completions))
+        .route(TRANSCRIPTIONS_PATH, post(transcriptions))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
         .route(
@@ -89,6 +95,17 @@ fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Respons
 }
 
 fn client_error(e: &ClientError) -> Response {
+    if let ClientError::InvalidForm(form) = e {
+        // OpenAI names the field at fault in `param`.
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = json!({ "error": {
+            "message": e.to_string(),
+            "type": e.error_type(),
+            "code": e.error_code(),
+            "param": form.form_field(),
+        } });
+        return (status, Json(body)).into_response();
+    }
     error_response(
         e.http_status(),
         &e.to_string(),
@@ -258,6 +275,40 @@ async fn completions(State(client): State<Client>, request: Request) -> Response
     } else {
         whole(answer).await
     }
+}
+
+/// Bytes a transcription form may have beyond its audio (text fields, part headers).
+const FORM_ALLOWANCE: usize = 1 << 20;
+
+/// `POST /v1/audio/transcriptions`: the form is checked and its audio measured by
+/// [`Client::transcribe`], then it travels as it came; the answer is in the requested
+/// `response_format` (JSON formats get the usage and cost added, like completions).
+async fn transcriptions(State(client): State<Client>, request: Request) -> Response {
+    let client_start = cocoon_net::unix_time();
+    let (parts, body) = request.into_parts();
+    let limit = client
+        .config()
+        .max_audio_bytes
+        .saturating_add(FORM_ALLOWANCE);
+    let bytes = match read_body(&parts.headers, body, limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut answer = match client
+        .transcribe(&content_type, bytes, RequestOptions::default())
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return client_error(&e),
+    };
+    answer.times.client_start = client_start;
+    whole(answer).await
 }
 
 /// Takes the fields the client consumes out of the body.

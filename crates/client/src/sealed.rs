@@ -617,5 +617,6 @@ mod tests {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct QueryFlags {
     pub(crate) enable_debug: bool,
+    /// The worker preference and other extension bits, as they go in `flags`.
     pub(crate) preference: u32,
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use cocoon_protocol::audio::{TranscriptionForm, WavAudio};
 use tokio::sync::{Notify, mpsc};
 
 /// Which OpenAI endpoint a request is for.
@@ -46,6 +47,22 @@ pub struct InferenceRequest {
     pub body: serde_json::Map<String, serde_json::Value>,
     /// Whether the client asked for a stream (`"stream": true`).
     pub stream: bool,
+}
+
+/// A transcription (`POST /v1/audio/transcriptions`) the worker has checked and measured.
+///
+/// The worker parsed the form itself ([`TranscriptionForm::parse`]) and measured the audio
+/// ([`WavAudio`]); `usage` is what the request costs, its audio's billable units as prompt
+/// tokens. An engine reports exactly that usage when it answers (and none for an error status),
+/// whatever its own server says: the duration is the worker's measure, not the engine's.
+#[derive(Debug, Clone)]
+pub struct TranscriptionRequest {
+    /// The form, its `model` already the engine's name for the model.
+    pub form: TranscriptionForm,
+    /// What the WAV header says about the audio.
+    pub audio: WavAudio,
+    /// The billable usage of the audio.
+    pub usage: TokenUsage,
 }
 
 /// Token counts of one request, in the categories billing distinguishes.
@@ -173,6 +190,9 @@ pub enum EngineError {
     /// The engine did not answer in time.
     #[error("engine timed out: {0}")]
     Timeout(String),
+    /// The model does not turn speech into text.
+    #[error("model `{0}` does not transcribe audio")]
+    DoesNotTranscribe(String),
 }
 
 /// A boxed future, so engines can be used as trait objects.
@@ -193,6 +213,16 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         request: InferenceRequest,
     ) -> EngineFuture<'_, Result<EngineResponse, EngineError>>;
+
+    /// Starts transcribing `request`'s audio; the answer's body is in the form's
+    /// `response_format` and ends with `request.usage`. Engines without a speech model keep
+    /// this default, which refuses with [`EngineError::DoesNotTranscribe`].
+    fn transcribe(
+        &self,
+        request: TranscriptionRequest,
+    ) -> EngineFuture<'_, Result<EngineResponse, EngineError>> {
+        Box::pin(async move { Err(EngineError::DoesNotTranscribe(request.form.model)) })
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! The worker speaks to engines only through the [`Engine`] trait: it hands over a validated
 //! OpenAI-style request and gets back a response head and a stream of body bytes that ends
 //! with exact token usage, the number billing is based on. Dropping the [`EngineResponse`]
-//! cancels the request all the way into the engine.
+//! cancels the request all the way into the engine. Transcriptions go through
+//! [`Engine::transcribe`] with a [`TranscriptionRequest`] the worker has measured; their usage
+//! is the worker's measure of the audio.
 //!
 //! Engines: [`upstream`] forwards to any OpenAI-compatible server (vLLM, SGLang, llama.cpp
 //! server) and meters its SSE, JSON and NDJSON answers. [`builtin`] runs a model in-process on burn
@@ -21,6 +23,6 @@ mod weights;
 
 pub use engine::{
     BodyEvent, Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest,
-    ModelInfo, StopHandle, TokenUsage,
+    ModelInfo, StopHandle, TokenUsage, TranscriptionRequest,
 };
 pub use weights::WeightsDigest;

@@ -561,3 +561,62 @@ async fn an_oversized_answer_fails_the_stream() {
         other => panic!("expected Failed, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_transcription_is_forwarded_as_a_form_and_billed_at_the_given_usage() {
+    use cocoon_infer::TranscriptionRequest;
+    use cocoon_protocol::audio::{AudioFile, ResponseFormat, TranscriptionForm, WavAudio};
+
+    let up = fake(|_| {}).await;
+    let engine = engine_for(&up);
+    let wav = WavAudio::silence(8_000, 2, 12_000);
+    let form = TranscriptionForm {
+        model: MODEL.into(),
+        file: AudioFile {
+            filename: "speech.wav".into(),
+            content_type: None,
+            data: wav.clone().into(),
+        },
+        language: Some("en".into()),
+        prompt: None,
+        temperature: None,
+        response_format: ResponseFormat::Vtt,
+        timestamp_granularities: Vec::new(),
+    };
+    let usage = TokenUsage {
+        prompt_tokens: 15,
+        ..TokenUsage::default()
+    };
+    let request = TranscriptionRequest {
+        form: form.clone(),
+        audio: WavAudio::parse(&wav).unwrap(),
+        usage,
+    };
+    let response = engine.transcribe(request).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v == "text/vtt")
+    );
+    let (body, last) = collect(response).await;
+    assert_eq!(last, BodyEvent::End(usage));
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n"),
+        "{text}"
+    );
+
+    // A model the engine does not serve is refused before the upstream is asked.
+    let mut other = form;
+    other.model = "other".into();
+    let refused = engine
+        .transcribe(TranscriptionRequest {
+            form: other,
+            audio: WavAudio::parse(&wav).unwrap(),
+            usage,
+        })
+        .await;
+    assert!(matches!(refused, Err(EngineError::InvalidRequest(_))));
+}

@@ -102,5 +102,47 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec);
+/// A transcription form with 15 MiB of audio (the most a request may carry): parsing it must
+/// cost little next to moving it, since both the client and the worker parse it.
+fn transcription_form(c: &mut Criterion) {
+    use cocoon_protocol::audio::{
+        AudioFile, FormLimits, MAX_AUDIO_BYTES, ResponseFormat, TranscriptionForm, WavAudio,
+    };
+    let frames = u32::try_from((MAX_AUDIO_BYTES - 44) / 2).unwrap_or(u32::MAX);
+    let mut wav = WavAudio::silence(16_000, 1, frames);
+    // Noise, with dashes and line breaks, so the boundary search cannot skip ahead.
+    for (i, b) in wav.iter_mut().enumerate().skip(44) {
+        *b = [b'-', b'\r', b'\n', (i % 251) as u8][i % 4];
+    }
+    let form = TranscriptionForm {
+        model: "whisper-1".into(),
+        file: AudioFile {
+            filename: "a.wav".into(),
+            content_type: None,
+            data: Bytes::from(wav),
+        },
+        language: None,
+        prompt: None,
+        temperature: None,
+        response_format: ResponseFormat::Json,
+        timestamp_granularities: Vec::new(),
+    };
+    let (content_type, body) = form.to_multipart(&form.boundary_for(1));
+    let limits = FormLimits {
+        max_file_bytes: MAX_AUDIO_BYTES,
+    };
+    let mut group = c.benchmark_group("transcription");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.sample_size(20);
+    group.bench_function("parse_form_15MiB", |b| {
+        b.iter(|| TranscriptionForm::parse(&content_type, &body, limits))
+    });
+    group.finish();
+    // The header only: its cost does not grow with the audio.
+    c.bench_function("transcription/measure_wav", |b| {
+        b.iter(|| WavAudio::parse(&form.file.data))
+    });
+}
+
+criterion_group!(benches, codec, transcription_form);
 criterion_main!(benches);

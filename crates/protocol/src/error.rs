@@ -124,4 +124,46 @@ pub enum Error {
         /// Their maximum.
         remote_max: i32,
     },
+    /// A transcription form without a field it needs.
+    #[error("the form has no `{0}` field")]
+    FormMissingField(&'static str),
+    /// A transcription form field with a value that is not accepted.
+    #[error("form field `{field}`: {reason}")]
+    FormInvalidField {
+        /// The field's name.
+        field: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A transcription form field larger than allowed.
+    #[error("form field `{field}` of {size} bytes exceeds the limit of {limit} bytes")]
+    FormFieldTooLarge {
+        /// The field's name.
+        field: String,
+        /// Its size.
+        size: usize,
+        /// The largest accepted.
+        limit: usize,
+    },
+    /// A body that is not well-formed `multipart/form-data`.
+    #[error("malformed multipart/form-data body: {0}")]
+    MalformedForm(&'static str),
+    /// Audio whose duration cannot be measured from its bytes (only WAV can be).
+    #[error("the audio's duration cannot be measured: {0}")]
+    UnmeasurableAudio(&'static str),
+}
+
+impl Error {
+    /// The transcription form field an error is about, for an API answer that names it
+    /// (`file` for audio that cannot be measured); `None` for other errors.
+    pub fn form_field(&self) -> Option<&str> {
+        match self {
+            Self::FormMissingField(f) => Some(f),
+            Self::FormInvalidField { field, .. } | Self::FormFieldTooLarge { field, .. } => {
+                Some(field)
+            }
+            Self::UnmeasurableAudio(_) => Some("file"),
+            _ => None,
+        }
+    }
 }

@@ -102,6 +102,7 @@
 #[macro_use]
 mod macros;
 
+pub mod audio;
 mod error;
 pub mod frame;
 pub mod http;

@@ -9,6 +9,17 @@
 /// decoders accept these bits; a reference proxy reads no field behind them.
 pub const WORKER_PREFERENCE_FLAGS: u32 = 0x00ff_0000;
 
+/// Bit 24 of the `flags` of `client.runQueryEx` and `ext.runSealedQuery`, a COCOON extension
+/// with no field behind it: the request is a transcription (`/v1/audio/transcriptions`) and its
+/// `max_tokens` is the billable units of its audio as the client measured them
+/// ([`crate::audio`]). The proxy then bounds the prompt tokens a worker reports by `max_tokens`
+/// and its completion tokens by zero, so a worker cannot charge for audio it was not sent;
+/// the worker refuses audio longer than `max_tokens` covers.
+pub const AUDIO_UNITS_FLAG: u32 = 0x0100_0000;
+
+/// The extension bits our decoders accept in the client's run-query flags.
+pub const CLIENT_EXTENSION_FLAGS: u32 = WORKER_PREFERENCE_FLAGS | AUDIO_UNITS_FLAG;
+
 /// Messages of the `tcp.` namespace.
 pub mod tcp {
     #[allow(unused_imports)]
@@ -510,7 +521,7 @@ pub mod client {
         /// The id is pinned: it is the CRC32 of the declaration without `public_key`, which the
         /// reference added behind flag bit 1 (9060ce5) and pinned the id to keep.
         RunQueryEx = 0xf54cb74b, "client.runQueryEx model_name:string query:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool public_key:flags.1?int256 = client.QueryAnswerEx" {
-            extension_flags = crate::messages::WORKER_PREFERENCE_FLAGS;
+            extension_flags = crate::messages::CLIENT_EXTENSION_FLAGS;
             /// `model_name`.
             model_name: String,
             /// `query`.
@@ -1350,7 +1361,7 @@ pub mod ext {
         /// timeout and the request id. Answered like `client.runQueryEx`, the answer bytes being
         /// a sealed chunk stream. Sent as `tcp.packet`.
         RunSealedQuery = 0x02255d51, "ext.runSealedQuery model_name:string envelope:bytes candidates:vector long max_coefficient:int max_tokens:int timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
-            extension_flags = crate::messages::WORKER_PREFERENCE_FLAGS;
+            extension_flags = crate::messages::CLIENT_EXTENSION_FLAGS;
             /// The model (routing).
             model_name: String,
             /// The sealed `http.request`.

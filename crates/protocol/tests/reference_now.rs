@@ -9,7 +9,7 @@ use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 
 use cocoon_protocol::messages::{
-    Message, WORKER_PREFERENCE_FLAGS, client, ext, proxy, root_config, worker,
+    CLIENT_EXTENSION_FLAGS, Message, client, ext, proxy, root_config, worker,
 };
 use cocoon_protocol::sample::Sample;
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
@@ -66,12 +66,12 @@ fn every_flags_word_refuses_bits_it_does_not_know() {
                 // Extension bits carry no field, so the schema line does not show them.
                 assert_eq!(
                     known_flags::<$ty>(),
-                    $known & !WORKER_PREFERENCE_FLAGS,
+                    $known & !CLIENT_EXTENSION_FLAGS,
                     "{}",
                     <$ty>::SCHEMA
                 );
                 let tried = unknown_bits_are_refused::<$ty>(
-                    <$ty>::KNOWN_FLAGS & WORKER_PREFERENCE_FLAGS,
+                    <$ty>::KNOWN_FLAGS & CLIENT_EXTENSION_FLAGS,
                     |v, f| v.flags = f,
                 );
                 assert_eq!(tried, 32 - ($known as u32).count_ones());
@@ -87,7 +87,7 @@ fn every_flags_word_refuses_bits_it_does_not_know() {
         client::QueryAnswerErrorEx => 0b1,
         client::QueryAnswerPartEx => 0b1,
         client::WorkerInstanceV2 => 0,
-        client::RunQueryEx => 0b11 | WORKER_PREFERENCE_FLAGS,
+        client::RunQueryEx => 0b11 | CLIENT_EXTENSION_FLAGS,
         proxy::Params => 0b11,
         proxy::QueryFinalInfo => 0b11,
         proxy::QueryAnswerEx => 0b1,
@@ -95,7 +95,7 @@ fn every_flags_word_refuses_bits_it_does_not_know() {
         proxy::QueryAnswerPartEx => 0b1,
         proxy::RunQueryEx => 0b11,
         worker::Params => 0b111,
-        ext::RunSealedQuery => 0b1 | WORKER_PREFERENCE_FLAGS,
+        ext::RunSealedQuery => 0b1 | CLIENT_EXTENSION_FLAGS,
         ext::WorkerRunQuery => 0b1,
         ext::WorkerRunSealedQuery => 0b1,
     ];

@@ -64,8 +64,14 @@ pub struct WorkerConfig {
     /// How often to ask each proxy for payment status.
     #[serde(with = "cocoon_net::secs")]
     pub payment_status_interval: Duration,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (transcriptions: see `max_audio_bytes`).
     pub max_request_bytes: usize,
+    /// Largest audio file of a transcription, in bytes; its form may be up to
+    /// [`cocoon_protocol::audio::MAX_TEXT_FIELD_BYTES`] per text field larger.
+    pub max_audio_bytes: usize,
+    /// Billable units (prompt tokens) per second of transcribed audio; a client that declares
+    /// fewer units than this worker measures is refused.
+    pub audio_tokens_per_second: u32,
     /// Extra request fields to accept beyond the OpenAI ones the worker knows.
     pub extra_allowed_fields: Vec<String>,
     /// This worker's evidence and the policy its proxies must satisfy.
@@ -105,6 +111,8 @@ impl Default for WorkerConfig {
             reconnect_max: Duration::from_secs(30),
             payment_status_interval: Duration::from_secs(10),
             max_request_bytes: 8 << 20,
+            max_audio_bytes: cocoon_protocol::audio::MAX_AUDIO_BYTES,
+            audio_tokens_per_second: cocoon_protocol::audio::DEFAULT_AUDIO_TOKENS_PER_SECOND,
             extra_allowed_fields: Vec::new(),
             attestation: cocoon_net::AttestationConfig::default(),
             keys: crate::keys::KeysConfig::default(),
@@ -128,6 +136,11 @@ impl WorkerConfig {
     pub fn validate(&self) -> Result<(), WorkerError> {
         if self.model.trim().is_empty() {
             return Err(WorkerError::Config("model must be set".into()));
+        }
+        if self.audio_tokens_per_second == 0 {
+            return Err(WorkerError::Config(
+                "audio_tokens_per_second must be positive".into(),
+            ));
         }
         if self.proxies_from_registry {
             if self.registry.root.is_none() {

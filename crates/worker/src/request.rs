@@ -3,7 +3,8 @@
 //! reserved, the engine call, and the answer stream (`proxy.queryAnswerEx`, parts, and a final
 //! part with token usage). A cancel (`ext.cancelQuery`) or a lost connection stops the engine;
 //! a cancel is then acknowledged with error [`ext::CANCELLED_ERROR_CODE`] and the tokens used
-//! until the engine stopped, which the proxy bills.
+//! until the engine stopped, which the proxy bills. A transcription's form is parsed and its
+//! WAV audio measured here, and billed at that measure (see [`validate_transcription`]).
 //!
 //! A reference proxy that hands over a `private_key` (`proxy.runQueryEx` flag bit 1) may send a
 //! body in the reference's own encryption (`"is_encrypted": "v1"`): it is opened before
@@ -18,9 +19,11 @@ use bytes::Bytes;
 use cocoon_attest::ReceiptClaims;
 use cocoon_infer::{
     BodyEvent, Endpoint, EngineError, EngineResponse, InferenceRequest, TokenUsage,
+    TranscriptionRequest,
 };
 use cocoon_net::Connection;
 use cocoon_net::LocalIdentity;
+use cocoon_protocol::audio::{FormLimits, TRANSCRIPTIONS_PATH, TranscriptionForm, WavAudio};
 use cocoon_protocol::messages::{TokensUsed, ext, http, proxy};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde_json::{Map, Value};
@@ -290,11 +293,18 @@ fn validate(
     served: &Served,
     query: &Bytes,
     token_limit: Option<i64>,
-) -> Result<(InferenceRequest, [u8; 32]), Refusal> {
+) -> Result<(Job, [u8; 32]), Refusal> {
     let req = http::Request::from_boxed_bytes(query.clone())
         .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(refuse(405, format!("method {} not allowed", req.method)));
+    }
+    if req.url.split('?').next() == Some(TRANSCRIPTIONS_PATH) {
+        let transcription = validate_transcription(state, served, &req, token_limit)?;
+        return Ok((
+            Job::Transcribe(transcription),
+            cocoon_attest::receipt::body_hash(&req.payload),
+        ));
     }
     let endpoint = Endpoint::from_path(&req.url)
         .ok_or_else(|| refuse(404, format!("unknown endpoint {}", req.url)))?;
@@ -353,23 +363,105 @@ fn validate(
         body.insert("model".into(), Value::String(engine_model.name.clone()));
     }
     Ok((
-        InferenceRequest {
+        Job::Infer(InferenceRequest {
             endpoint,
             body: Map::from_iter(body),
             stream,
-        },
+        }),
         cocoon_attest::receipt::body_hash(&req.payload),
     ))
 }
 
-async fn answer(
+/// What the engine is asked to do.
+enum Job {
+    /// A chat or text completion.
+    Infer(InferenceRequest),
+    /// A transcription.
+    Transcribe(TranscriptionRequest),
+}
+
+/// Checks a transcription's form again (the client's check is not trusted), measures its audio
+/// and bills it at this worker's `audio_tokens_per_second`. With a token limit (version 3
+/// proxies) the limit is the audio's units as the client declared them, which bound the charge
+/// at the proxy: audio this worker measures longer is refused rather than served at a loss.
+fn validate_transcription(
+    state: &WorkerState,
     served: &Served,
-    reply: &Reply<'_>,
-    request: InferenceRequest,
-    watch: &Watch<'_>,
-) -> Outcome {
+    req: &http::Request,
+    token_limit: Option<i64>,
+) -> Result<TranscriptionRequest, Refusal> {
+    let max_audio = state.config.max_audio_bytes;
+    let form_limit = max_audio.saturating_add(FORM_ALLOWANCE);
+    if req.payload.len() > form_limit {
+        return Err(refuse(
+            413,
+            format!(
+                "transcription form of {} bytes exceeds {form_limit}",
+                req.payload.len()
+            ),
+        ));
+    }
+    let content_type = req.header("content-type").ok_or_else(|| {
+        refuse(
+            400,
+            "a transcription needs a multipart/form-data content type",
+        )
+    })?;
+    let limits = FormLimits {
+        max_file_bytes: max_audio,
+    };
+    let mut form = TranscriptionForm::parse(content_type, &req.payload, limits).map_err(|e| {
+        let code = if matches!(e, cocoon_protocol::Error::FormFieldTooLarge { .. }) {
+            413
+        } else {
+            400
+        };
+        refuse(code, e.to_string())
+    })?;
+    if base_model(&form.model) != base_model(&served.model) {
+        return Err(refuse(
+            404,
+            format!("model `{}` is not served here", form.model),
+        ));
+    }
+    let audio = WavAudio::parse(&form.file.data).map_err(|e| refuse(400, e.to_string()))?;
+    let rate = state.config.audio_tokens_per_second;
+    let units = audio.units(rate);
+    if let Some(limit) = token_limit
+        && i64::try_from(units).unwrap_or(i64::MAX) > limit
+    {
+        return Err(refuse(
+            400,
+            format!(
+                "the audio lasts {:.3} s, {units} units at {rate} a second, more than the \
+                 {limit} units the request declared",
+                audio.seconds()
+            ),
+        ));
+    }
+    if let Some(engine_model) = served.engine.models().first() {
+        form.model.clone_from(&engine_model.name);
+    }
+    Ok(TranscriptionRequest {
+        form,
+        audio,
+        usage: TokenUsage {
+            prompt_tokens: units,
+            ..TokenUsage::default()
+        },
+    })
+}
+
+/// Bytes a transcription form may have beyond its audio: its text fields and part headers.
+const FORM_ALLOWANCE: usize = 1 << 20;
+
+async fn answer(served: &Served, reply: &Reply<'_>, job: Job, watch: &Watch<'_>) -> Outcome {
+    let run = match job {
+        Job::Infer(request) => served.engine.run(request),
+        Job::Transcribe(request) => served.engine.transcribe(request),
+    };
     let started = tokio::select! {
-        r = served.engine.run(request) => r,
+        r = run => r,
         // No answer head yet: dropping the engine's future abandons the request, and nothing
         // was generated that could be reported.
         interrupt = watch.fired() => {
@@ -380,7 +472,7 @@ async fn answer(
         Ok(r) => r,
         Err(e) => {
             let code = match &e {
-                EngineError::InvalidRequest(_) => 400,
+                EngineError::InvalidRequest(_) | EngineError::DoesNotTranscribe(_) => 400,
                 EngineError::Overloaded(_) => 429,
                 EngineError::Timeout(_) => 504,
                 _ => 502,

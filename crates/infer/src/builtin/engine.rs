@@ -24,7 +24,7 @@ use super::{BuiltinError, Sampler, SamplingParams, TextModel};
 use crate::tokenizer::{ChatMessage, Role};
 use crate::{
     Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo,
-    StopHandle,
+    StopHandle, TranscriptionRequest,
 };
 
 /// Body events buffered between generation and the worker.
@@ -181,6 +181,18 @@ impl<B: Backend> Engine for BuiltinEngine<B> {
                 stop,
             })
         })
+    }
+
+    /// The built-in engine's one hook for speech: its models are text models, so every
+    /// transcription is refused naming the model. A speech model (`builtin::whisper`) answers
+    /// here once it is wired in.
+    fn transcribe(
+        &self,
+        request: TranscriptionRequest,
+    ) -> EngineFuture<'_, Result<EngineResponse, EngineError>> {
+        let _ = request;
+        let model = self.config.model_name.clone();
+        Box::pin(async move { Err(EngineError::DoesNotTranscribe(model)) })
     }
 }
 

@@ -63,7 +63,7 @@ use tokio::sync::mpsc;
 use crate::usage::{BodyFormat, ESTIMATE_BYTES_PER_TOKEN, UsageMeter};
 use crate::{
     Endpoint, Engine, EngineError, EngineFuture, EngineResponse, InferenceRequest, ModelInfo,
-    StopHandle,
+    StopHandle, TokenUsage, TranscriptionRequest,
 };
 
 /// Body events buffered between the relay task and the worker: enough to absorb scheduling
@@ -196,6 +196,7 @@ struct Target {
     display: String,
     chat: Uri,
     completions: Uri,
+    transcriptions: Uri,
     models: Uri,
 }
 
@@ -241,6 +242,7 @@ impl Target {
             display: format!("http://{authority}{prefix}"),
             chat: at(Endpoint::ChatCompletions.path())?,
             completions: at(Endpoint::Completions.path())?,
+            transcriptions: at(cocoon_protocol::audio::TRANSCRIPTIONS_PATH)?,
             models: at("/v1/models")?,
         })
     }
@@ -466,6 +468,50 @@ impl UpstreamEngine {
                 EngineError::InvalidRequest(format!("cannot build request: {error}"))
             })?;
 
+        self.exchange(upstream_request, Metering::Measured(prompt_estimate))
+            .await
+    }
+
+    /// Forwards a transcription's form, written anew from what the worker checked, to the
+    /// upstream's `/v1/audio/transcriptions`; the answer is relayed as it comes and billed at
+    /// the worker's measure of the audio.
+    async fn forward_transcription(
+        &self,
+        request: TranscriptionRequest,
+    ) -> Result<EngineResponse, EngineError> {
+        let shared = &self.shared;
+        let TranscriptionRequest { form, usage, .. } = request;
+        if !shared.models.iter().any(|m| m.name == form.model) {
+            return Err(EngineError::InvalidRequest(format!(
+                "model {:?} is not served by this engine",
+                form.model
+            )));
+        }
+        let seed = shared.counters.requests.load(Ordering::Relaxed);
+        let (content_type, payload) = form.to_multipart(&form.boundary_for(seed));
+        let accept = form.response_format.content_type();
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(shared.connection.target.transcriptions.clone())
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, accept);
+        if let Some(authorization) = &shared.connection.authorization {
+            builder = builder.header(header::AUTHORIZATION, authorization.clone());
+        }
+        let upstream_request = builder.body(Full::new(payload)).map_err(|error| {
+            EngineError::InvalidRequest(format!("cannot build request: {error}"))
+        })?;
+        self.exchange(upstream_request, Metering::Fixed(usage))
+            .await
+    }
+
+    /// Sends `upstream_request` and relays its answer, metered as `metering` says.
+    async fn exchange(
+        &self,
+        upstream_request: Request<Full<Bytes>>,
+        metering: Metering,
+    ) -> Result<EngineResponse, EngineError> {
+        let shared = &self.shared;
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         let timeout = shared.config.request_timeout;
         let response =
@@ -510,13 +556,18 @@ impl UpstreamEngine {
                 .error_statuses
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let meter = metered.then(|| {
-            let content_type = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            UsageMeter::new(BodyFormat::from_content_type(content_type))
-        });
+        let (meter, prompt_estimate) = match metering {
+            _ if !metered => (relay::Usage::None, 0),
+            Metering::Fixed(usage) => (relay::Usage::Fixed(usage), 0),
+            Metering::Measured(prompt_estimate) => {
+                let content_type = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                let meter = UsageMeter::new(BodyFormat::from_content_type(content_type));
+                (relay::Usage::Metered(meter), prompt_estimate)
+            }
+        };
         let (sender, receiver) = mpsc::channel(BODY_CHANNEL_CAPACITY);
         let stop = StopHandle::new();
         let relay = relay::Relay {
@@ -551,6 +602,21 @@ impl Engine for UpstreamEngine {
     ) -> EngineFuture<'_, Result<EngineResponse, EngineError>> {
         Box::pin(self.forward(request))
     }
+
+    fn transcribe(
+        &self,
+        request: TranscriptionRequest,
+    ) -> EngineFuture<'_, Result<EngineResponse, EngineError>> {
+        Box::pin(self.forward_transcription(request))
+    }
+}
+
+/// How an answer's usage is known.
+enum Metering {
+    /// Read from the answer (reported, or estimated with this prompt size).
+    Measured(u64),
+    /// Known before the answer: a transcription's audio, as the worker measured it.
+    Fixed(TokenUsage),
 }
 
 /// Sets `stream_options.include_usage = true`, keeping any other stream options.

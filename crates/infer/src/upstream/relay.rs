@@ -18,12 +18,23 @@ use crate::{BodyEvent, StopHandle, TokenUsage};
 /// upstream response, which closes that connection unless the body was read to its end.
 pub(super) struct Relay {
     pub(super) shared: Arc<Shared>,
-    /// `None` for error answers, which are relayed with zero usage.
-    pub(super) meter: Option<UsageMeter>,
+    /// How the answer's usage is known.
+    pub(super) meter: Usage,
     /// Prompt tokens to assume if the upstream reports no usage.
     pub(super) prompt_estimate: u64,
     /// Set by the worker to stop the answer early.
     pub(super) stop: StopHandle,
+}
+
+/// How an answer's usage is known.
+pub(super) enum Usage {
+    /// An error answer: relayed with zero usage.
+    None,
+    /// Metered from the answer's bytes.
+    Metered(UsageMeter),
+    /// Known before the answer (a transcription's audio): whole from the first byte, since the
+    /// audio is processed before anything is answered.
+    Fixed(TokenUsage),
 }
 
 impl Drop for Relay {
@@ -69,7 +80,7 @@ impl Relay {
                 let error = format!("upstream answer exceeds {max_bytes} bytes");
                 return self.fail(&sender, error).await;
             }
-            if let Some(meter) = &mut self.meter {
+            if let Usage::Metered(meter) = &mut self.meter {
                 meter.feed(&data);
             }
             let sent = tokio::select! {
@@ -88,8 +99,10 @@ impl Relay {
 
     /// The usage so far: reported, or estimated with the prompt estimate filled in.
     fn usage(&self) -> (TokenUsage, bool) {
-        let Some(meter) = &self.meter else {
-            return (TokenUsage::default(), false);
+        let meter = match &self.meter {
+            Usage::None => return (TokenUsage::default(), false),
+            Usage::Fixed(usage) => return (*usage, false),
+            Usage::Metered(meter) => meter,
         };
         let metered = meter.metered();
         match metered.source {

@@ -116,6 +116,7 @@ pub(crate) async fn run(
     let ask = super::machine::Ask {
         max_tokens: q.max_tokens,
         body_bytes: prompt_bound(&q.query, sealed.is_some()),
+        audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
         deadline: started + timeout,
     };
     let (mut machine, first) = RequestMachine::start(rules, ask);

@@ -13,6 +13,10 @@
 //! - metered usage is bounded by what the request could have cost: completion tokens by the
 //!   token limit the client reserved, prompt tokens by the bytes of the request body; usage
 //!   above the bound is charged at the bound and reported as a metering violation;
+//! - a transcription (`AUDIO_UNITS_FLAG`) is charged for its audio only: its token limit is the
+//!   audio's units as the client measured them, which bound the prompt tokens, and it has no
+//!   completion tokens; a worker claiming longer audio is charged at the client's measure and
+//!   reported as a metering violation;
 //! - the part of the answer that carries the usage is held back until the charge is booked.
 
 use std::time::{Duration, Instant};
@@ -79,6 +83,9 @@ pub(crate) struct Ask {
     pub(crate) max_tokens: i32,
     /// Bytes of the request body the worker will read (the `http.request` or the envelope).
     pub(crate) body_bytes: u64,
+    /// Whether the request is a transcription whose `max_tokens` are its audio's units
+    /// (`AUDIO_UNITS_FLAG`).
+    pub(crate) audio: bool,
     /// When the request must be over.
     pub(crate) deadline: Instant,
 }
@@ -710,7 +717,11 @@ impl RequestMachine {
         closing: Closing,
     ) -> Vec<Action> {
         let reported = usage.as_ref().map(counts).unwrap_or_default();
-        let (bounded, violation) = bound_usage(reported, self.token_limit, self.ask.body_bytes);
+        let (bounded, violation) = if self.ask.audio {
+            bound_audio_usage(reported, self.token_limit)
+        } else {
+            bound_usage(reported, self.token_limit, self.ask.body_bytes)
+        };
         // A worker that over-reports failed this request, however well it answered.
         let outcome = if violation.is_some() {
             Outcome::Failure
@@ -872,6 +883,33 @@ pub(crate) fn bound_usage(
                 cached: body_bytes,
                 completion: token_limit,
                 reasoning: token_limit,
+            },
+        });
+    (bounded, violation)
+}
+
+/// Bounds the usage reported for a transcription by its audio: prompt tokens (cached
+/// included) by `audio_units`, the units the client measured and reserved; no completion
+/// tokens. Returns the bounded counts, and the violation when the report was above them.
+pub(crate) fn bound_audio_usage(
+    reported: TokenCounts,
+    audio_units: u64,
+) -> (TokenCounts, Option<Violation>) {
+    let prompt = reported.prompt.min(audio_units);
+    let bounded = TokenCounts {
+        prompt,
+        cached: reported.cached.min(prompt),
+        completion: 0,
+        reasoning: 0,
+    };
+    let violation =
+        (reported.prompt > audio_units || reported.completion > 0).then_some(Violation {
+            reported,
+            bound: TokenCounts {
+                prompt: audio_units,
+                cached: audio_units,
+                completion: 0,
+                reasoning: 0,
             },
         });
     (bounded, violation)

@@ -10,6 +10,7 @@ pub mod answer;
 pub mod overrides;
 pub(crate) mod request;
 mod service;
+mod transcribe;
 mod wire;
 
 use std::collections::VecDeque;

@@ -132,7 +132,8 @@ pub(crate) async fn handle(
     shared: &Shared,
     request: Request<Incoming>,
 ) -> Result<Response<AnswerBody>, TestkitError> {
-    const ROUTES: [&str; 5] = [
+    const ROUTES: [&str; 6] = [
+        "/v1/audio/transcriptions",
         "/health",
         "/stats",
         "/v1/models",
@@ -157,6 +158,7 @@ pub(crate) async fn handle(
         }
         (&Method::POST, "/v1/chat/completions") => infer(shared, Endpoint::Chat, request).await,
         (&Method::POST, "/v1/completions") => infer(shared, Endpoint::Completion, request).await,
+        (&Method::POST, "/v1/audio/transcriptions") => transcription(shared, request).await,
         (method, path) if ROUTES.contains(&path) => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("method {method} is not allowed on {path}"),
@@ -166,6 +168,55 @@ pub(crate) async fn handle(
         (_, path) => ApiError::new(StatusCode::NOT_FOUND, format!("no route for {path}"))
             .code("not_found")
             .into_response(shared),
+    }
+}
+
+/// `POST /v1/audio/transcriptions`: a simulated transcript of the form's WAV audio.
+async fn transcription(
+    shared: &Shared,
+    request: Request<Incoming>,
+) -> Result<Response<AnswerBody>, TestkitError> {
+    shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, super::transcribe::MAX_AUDIO_BYTES + (1 << 20))
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {error}"),
+            )
+            .into_response(shared);
+        }
+    };
+    if shared.config.record_requests > 0 {
+        shared.record(RecordedRequest {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        });
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match super::transcribe::transcribe(content_type, &body) {
+        Ok(t) => Ok(response(
+            StatusCode::OK,
+            HeaderValue::from_static(t.content_type),
+            AnswerBody::whole(t.body),
+        )),
+        Err(refusal) => {
+            let mut error = ApiError::new(StatusCode::BAD_REQUEST, refusal.message);
+            if let Some(param) = refusal.param {
+                error = error.param(param);
+            }
+            error.into_response(shared)
+        }
     }
 }
 

@@ -67,10 +67,20 @@ impl Run {
     }
 
     fn on(max_tokens: i32, dispatched: AttemptView) -> Self {
+        Self::asking(max_tokens, false, dispatched)
+    }
+
+    /// A transcription whose audio the client measured at `audio_units`.
+    fn transcription(audio_units: i32) -> Self {
+        Self::asking(audio_units, true, attempt(1, true))
+    }
+
+    fn asking(max_tokens: i32, audio: bool, dispatched: AttemptView) -> Self {
         let t0 = Instant::now();
         let ask = Ask {
             max_tokens,
-            body_bytes: 1_000,
+            body_bytes: 1_000_000,
+            audio,
             deadline: t0 + Duration::from_secs(60),
         };
         let (mut m, actions) = RequestMachine::start(RULES, ask);
@@ -141,6 +151,7 @@ fn declared_limits_below_one_or_absurd_are_refused_before_any_reservation() {
         let ask = Ask {
             max_tokens,
             body_bytes: 10,
+            audio: false,
             deadline: Instant::now(),
         };
         let (m, actions) = RequestMachine::start(RULES, ask);
@@ -168,6 +179,7 @@ fn a_refused_reservation_reaches_no_worker() {
     let ask = Ask {
         max_tokens: 10,
         body_bytes: 10,
+        audio: false,
         deadline: Instant::now(),
     };
     let (mut m, _) = RequestMachine::start(RULES, ask);
@@ -248,6 +260,7 @@ fn no_worker_at_all_releases_and_says_why() {
     let ask = Ask {
         max_tokens: 10,
         body_bytes: 10,
+        audio: false,
         deadline: Instant::now(),
     };
     let (mut m, _) = RequestMachine::start(RULES, ask);
@@ -557,6 +570,45 @@ fn usage_above_the_bounds_is_charged_at_the_bounds_and_reported() {
     );
     assert_eq!(bounded, TokenCounts::default());
     assert!(violation.is_none());
+}
+
+#[test]
+fn a_worker_claiming_longer_audio_than_the_client_measured_is_charged_the_client_measure() {
+    // The client measured 150 units of audio (15 s at 10 units a second); the body has a
+    // million bytes, which would let a chat request claim up to a million prompt tokens.
+    let mut run = Run::transcription(150);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::new(),
+        final_info: Some(final_info(600, 0)),
+    });
+    let (charged, violation) = charge_of(&actions).unwrap();
+    assert_eq!(charged, counts(150, 0));
+    let violation = violation.unwrap();
+    assert_eq!(violation.reported, counts(600, 0));
+    assert_eq!(violation.bound.prompt, 150);
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Failure));
+
+    // Transcript tokens billed on top of the audio are not charged either.
+    let mut run = Run::transcription(150);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::new(),
+        final_info: Some(final_info(150, 40)),
+    });
+    let (charged, violation) = charge_of(&actions).unwrap();
+    assert_eq!(charged, counts(150, 0));
+    assert!(violation.is_some());
+
+    // An honest worker (its own measure at or below the client's) is charged what it says.
+    let mut run = Run::transcription(150);
+    run.relay_first();
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::new(),
+        final_info: Some(final_info(150, 0)),
+    });
+    assert_eq!(charge_of(&actions), Some((counts(150, 0), None)));
+    assert_eq!(actions[0], Action::FinishAttempt(Outcome::Success));
 }
 
 #[test]
