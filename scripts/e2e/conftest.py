@@ -95,12 +95,14 @@ def wait_for(what, check, timeout=30.0, logs=lambda: ""):
 class Network:
     def __init__(self, tmp: Path, upstream_args=(), worker_args=(), proxy_args=(), ledger_url=None,
                  client_args=(), client_owner="e2e-client", client_api_key=None, builtin_model=None,
-                 upstream_url=None):
+                 upstream_url=None, speech_model=None):
         self.tmp = tmp
         # A running OpenAI-compatible server: the worker forwards to it instead of the fake one.
         self.upstream_url = upstream_url
         # A GGUF path: the worker runs the built-in engine on it instead of the fake upstream.
         self.builtin_model = builtin_model
+        # A Whisper model directory: the worker's built-in engine transcribes with it.
+        self.speech_model = speech_model
         self.upstream_args = list(upstream_args)
         self.worker_args = list(worker_args)
         self.proxy_args = list(proxy_args)
@@ -209,6 +211,8 @@ class Network:
     def engine_args(self):
         if self.builtin_model is not None:
             return ["--model-path", str(self.builtin_model)]
+        if self.speech_model is not None:
+            return ["--speech-model", str(self.speech_model)]
         pinned = any(a in ("--model-files", "--model-hash") for a in self.worker_args)
         return ["--upstream-url", self.upstream_url] + (
             [] if pinned else ["--model-files", str(self.model_files())]
@@ -365,3 +369,17 @@ def builtin_network(make_network):
             pytest.fail(f"{EMBEDDED_GGUF} is not cached")
         pytest.skip(f"{EMBEDDED_GGUF} is not cached (scripts/test fetches it)")
     return make_network(builtin_model=EMBEDDED_GGUF)
+
+
+# Whisper tiny.en and a recorded sentence, fetched by scripts/test (`fetch_whisper_tiny_en`).
+WHISPER_DIR = Path.home() / ".cache" / "cocoon" / "models" / "whisper-tiny.en-ct2"
+
+
+@pytest.fixture
+def speech_network(make_network):
+    """A network whose worker's built-in engine transcribes with Whisper tiny.en."""
+    if not (WHISPER_DIR / "model.bin").exists():
+        if os.environ.get("COCOON_REQUIRE_CACHED_MODELS"):
+            pytest.fail(f"{WHISPER_DIR} is not cached")
+        pytest.skip(f"{WHISPER_DIR} is not cached (scripts/test fetches it)")
+    return make_network(speech_model=WHISPER_DIR)

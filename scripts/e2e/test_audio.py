@@ -12,7 +12,7 @@ import wave
 import openai
 import pytest
 
-from conftest import MODEL
+from conftest import MODEL, WHISPER_DIR
 from test_sealed import wait_for_sealing_key
 
 
@@ -146,3 +146,35 @@ def test_the_builtin_engine_refuses_naming_its_model(builtin_network):
     assert code == 400, body
     assert "does not transcribe audio" in body["error"]["message"], body
     assert MODEL in body["error"]["message"] or "SmolLM2" in body["error"]["message"], body
+
+
+def test_the_builtin_speech_model_transcribes_a_recorded_sentence(speech_network):
+    """Whisper tiny.en in the worker's built-in engine, on a real recording (11 s), sealed and
+    charged by the recording's duration."""
+    recording = (WHISPER_DIR / "jfk.wav").read_bytes()
+    with wave.open(io.BytesIO(recording)) as w:
+        units = -(-w.getnframes() * 10 // w.getframerate())
+    wait_for_sealing_key(speech_network)
+    client = openai.OpenAI(base_url=speech_network.base_url, api_key="unused", max_retries=0, timeout=300)
+    raw = client.audio.transcriptions.with_raw_response.create(
+        file=("jfk.wav", recording, "audio/wav"), model=MODEL
+    )
+    assert raw.headers["x-cocoon-sealed"] == "true", dict(raw.headers)
+    body = json.loads(raw.content)
+    words = "".join(c for c in body["text"].lower() if c.isalpha() or c == " ")
+    assert "ask not what your country can do for you" in words, body["text"]
+    assert (body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]) == (units, 0), body
+    srt = client.audio.transcriptions.create(
+        file=("jfk.wav", recording, "audio/wav"), model=MODEL, response_format="srt"
+    )
+    assert srt.startswith("1\n00:00:00,000 --> "), srt
+    assert "country" in srt
+    # What the model cannot honour is refused by field, and chat is pointed elsewhere.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(
+            file=("jfk.wav", recording, "audio/wav"), model=MODEL, prompt="Kennedy speaking"
+        )
+    assert "`prompt`" in str(refused.value)
+    with pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert "speech model" in str(chat.value)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use cocoon_infer::Engine;
 use cocoon_infer::builtin::model_store::PYPI;
-use cocoon_infer::builtin::{BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1};
+use cocoon_infer::builtin::{
+    BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1, SpeechEngine,
+};
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::WorkerConfig;
 use cocoon_worker::model_change::{CommandLoader, ModelLoader};
@@ -16,6 +18,14 @@ use crate::loading;
 /// Where the engine comes from: the worker's and `estimate --measure`'s flags.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct EngineArgs {
+    /// A Whisper model directory (CTranslate2 `model.bin`, `vocabulary.txt`, `config.json`):
+    /// the built-in engine serves /v1/audio/transcriptions from it instead of a text model.
+    #[arg(
+        long,
+        env = "COCOON_WORKER_SPEECH_MODEL",
+        conflicts_with_all = ["upstream_url", "model_path"]
+    )]
+    pub(crate) speech_model: Option<PathBuf>,
     /// Base URL of an OpenAI-compatible engine server, e.g. http://127.0.0.1:8000; without it
     /// the built-in engine serves a GGUF model.
     #[arg(long, env = "COCOON_WORKER_UPSTREAM_URL")]
@@ -48,6 +58,18 @@ pub(crate) type Started = (Arc<dyn Engine>, String, Option<Arc<dyn ModelLoader>>
 /// Starts the engine `args` and `config` describe.
 pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<Started, String> {
     let change = &config.model_change;
+    if let Some(dir) = &args.speech_model {
+        let name = match config.model.as_str() {
+            "" => dir.file_name().map_or_else(
+                || "whisper".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            named => named.to_owned(),
+        };
+        let engine = SpeechEngine::load(dir, name).map_err(|e| e.to_string())?;
+        let source = format!("built-in speech model on the CPU ({})", dir.display());
+        return Ok((Arc::new(engine), source, None));
+    }
     Ok(match &args.upstream_url {
         Some(url) => {
             let mut upstream = UpstreamConfig::new(url.clone());

@@ -23,6 +23,7 @@ pub mod model_store;
 pub mod quantized;
 pub mod sampling;
 mod scheduler;
+mod speech;
 mod unhonoured;
 pub mod whisper;
 
@@ -42,6 +43,7 @@ pub use llama::{Architecture, KvCache, Llama, LlamaConfig, RopeLayout};
 pub use model_store::{ModelSpec, ModelStore, SMOLLM2_135M_Q4_1};
 pub use quantized::{QuantizedCache, QuantizedLlama};
 pub use sampling::{Sampler, SamplingParams};
+pub use speech::SpeechEngine;
 
 use crate::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 

@@ -565,7 +565,7 @@ impl UpstreamEngine {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok());
                 let meter = UsageMeter::new(BodyFormat::from_content_type(content_type));
-                (relay::Usage::Metered(meter), prompt_estimate)
+                (relay::Usage::Metered(Box::new(meter)), prompt_estimate)
             }
         };
         let (sender, receiver) = mpsc::channel(BODY_CHANNEL_CAPACITY);

@@ -31,7 +31,7 @@ pub(super) enum Usage {
     /// An error answer: relayed with zero usage.
     None,
     /// Metered from the answer's bytes.
-    Metered(UsageMeter),
+    Metered(Box<UsageMeter>),
     /// Known before the answer (a transcription's audio): whole from the first byte, since the
     /// audio is processed before anything is answered.
     Fixed(TokenUsage),

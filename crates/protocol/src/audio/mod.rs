@@ -9,12 +9,14 @@
 //! declaration instead (see [`AUDIO_UNITS_FLAG`](crate::messages::AUDIO_UNITS_FLAG)).
 
 mod form;
+mod transcript;
 mod wav;
 
 pub use form::{
     AudioFile, FormLimits, MAX_PART_HEADER_BYTES, MAX_PARTS, MAX_TEXT_FIELD_BYTES, ResponseFormat,
     TranscriptionForm,
 };
+pub use transcript::{TimedText, TranscriptText};
 pub use wav::WavAudio;
 
 /// The transcription endpoint's path.

@@ -3,7 +3,7 @@
 //! (the duration, the sample rate, the channels), in each `response_format`. Simulated: no
 //! speech is recognised.
 
-use cocoon_protocol::audio::{FormLimits, ResponseFormat, TranscriptionForm, WavAudio};
+use cocoon_protocol::audio::{FormLimits, TimedText, TranscriptText, TranscriptionForm, WavAudio};
 
 /// Most audio bytes the fake accepts.
 pub(crate) const MAX_AUDIO_BYTES: usize = 16 << 20;
@@ -40,36 +40,17 @@ pub(crate) fn transcribe(content_type: &str, body: &bytes::Bytes) -> Result<Tran
         "simulated transcript of {seconds:.3} seconds of {}-channel {} Hz audio",
         audio.channels, audio.sample_rate
     );
-    let end = timestamp(seconds, ',');
-    let body = match form.response_format {
-        ResponseFormat::Json => serde_json::json!({
-            "text": text,
-            // What OpenAI reports; a worker must bill its own measure, not this.
-            "usage": { "type": "duration", "seconds": seconds.ceil() as u64 },
-        })
-        .to_string()
-        .into_bytes(),
-        ResponseFormat::Text => format!("{text}\n").into_bytes(),
-        ResponseFormat::VerboseJson => serde_json::json!({
-            "task": "transcribe",
-            "language": form.language.as_deref().unwrap_or("english"),
-            "duration": seconds,
-            "text": text,
-            "segments": [{
-                "id": 0, "seek": 0, "start": 0.0, "end": seconds, "text": text,
-                "tokens": [], "temperature": form.temperature.unwrap_or(0.0),
-                "avg_logprob": 0.0, "compression_ratio": 1.0, "no_speech_prob": 0.0,
-            }],
-        })
-        .to_string()
-        .into_bytes(),
-        ResponseFormat::Srt => format!("1\n00:00:00,000 --> {end}\n{text}\n\n").into_bytes(),
-        ResponseFormat::Vtt => format!(
-            "WEBVTT\n\n00:00:00.000 --> {}\n{text}\n\n",
-            timestamp(seconds, '.')
-        )
-        .into_bytes(),
+    let transcript = TranscriptText {
+        text: text.clone(),
+        language: form.language.clone().unwrap_or_else(|| "english".into()),
+        duration: seconds,
+        segments: vec![TimedText {
+            start: 0.0,
+            end: seconds,
+            text,
+        }],
     };
+    let body = transcript.render(form.response_format);
     Ok(Transcript {
         content_type: form.response_format.content_type(),
         body,
@@ -84,18 +65,6 @@ const FIELDS: &[&str] = &[
     "temperature",
     "response_format",
 ];
-
-/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
-fn timestamp(seconds: f64, separator: char) -> String {
-    let millis = (seconds * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{separator}{:03}",
-        millis / 3_600_000,
-        millis / 60_000 % 60,
-        millis / 1000 % 60,
-        millis % 1000
-    )
-}
 
 #[cfg(test)]
 mod tests {
