@@ -26,6 +26,14 @@ def wav(seconds, rate=16000, channels=1):
     return out.getvalue()
 
 
+def wav_claiming_blocks_of(frames, seconds=2.0):
+    """A WAV whose header claims blocks of `frames` frames: measured by block it would be
+    billed a fraction of the audio a decoder plays (the attack the measure refuses)."""
+    data = bytearray(wav(seconds))
+    data[32:34] = (2 * frames).to_bytes(2, "little")
+    return bytes(data)
+
+
 def api(network):
     return openai.OpenAI(base_url=network.base_url, api_key="unused", max_retries=0, timeout=30)
 
@@ -109,6 +117,7 @@ def test_sealed_and_charged_by_duration(network):
         ([("file", "a.wav", wav(0.1)), ("model", None, MODEL.encode()),
           ("temperature", None, b"7")], 400, "temperature"),
         ([("file", "a.mp3", b"ID3\x04not a wav"), ("model", None, MODEL.encode())], 400, "file"),
+        ([("file", "a.wav", wav_claiming_blocks_of(100)), ("model", None, MODEL.encode())], 400, "file"),
         ([("file", "a.wav", wav(0.1)), ("model", None, MODEL.encode()),
           ("stream", None, b"true")], 400, "stream"),
     ],

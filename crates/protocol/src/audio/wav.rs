@@ -68,10 +68,13 @@ impl WavAudio {
                             "zero channels, sample rate, block size or sample size",
                         ));
                     }
-                    let frame_bits = u32::from(channels) * u32::from(bits);
-                    if u32::from(block_align) * 8 < frame_bits {
+                    // The block must be exactly one frame: a decoder that steps by the sample
+                    // width would otherwise play more audio than the frames counted here (a
+                    // header claiming 100-frame blocks would be billed a hundredth).
+                    let frame_bytes = u32::from(channels) * u32::from(bits).div_ceil(8);
+                    if u32::from(block_align) != frame_bytes {
                         return Err(Error::UnmeasurableAudio(
-                            "block size smaller than a frame of samples",
+                            "block size differs from channels × sample width",
                         ));
                     }
                     let present = size.min(available);
@@ -154,6 +157,19 @@ mod tests {
         // Streamed files announce 0xFFFFFFFF.
         wav[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(WavAudio::parse(&wav).unwrap().frames, 16_000);
+    }
+
+    #[test]
+    fn a_block_size_other_than_one_frame_is_refused_not_billed_short() {
+        // The attack: 10 s of 16-bit mono audio whose header claims 100-frame blocks, to be
+        // billed for 0.1 s while a decoder stepping by sample width plays all 10 s.
+        let mut wav = WavAudio::silence(16_000, 1, 160_000);
+        wav[32..34].copy_from_slice(&200u16.to_le_bytes());
+        let err = WavAudio::parse(&wav).unwrap_err().to_string();
+        assert!(err.contains("block size"), "{err}");
+        // Too small a block is refused the same way.
+        wav[32..34].copy_from_slice(&1u16.to_le_bytes());
+        assert!(WavAudio::parse(&wav).is_err());
     }
 
     #[test]
