@@ -20,6 +20,9 @@ struct Estimate {
     /// The worker's TOML configuration (model, coefficient, [pricing], pricing_tick).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The model, replacing the configuration's.
+    #[arg(long)]
+    model: Option<String>,
     /// Completion tokens per second the engine sustains with every slot busy.
     #[arg(long, required_unless_present = "measure")]
     tokens_per_sec: Option<f64>,
@@ -38,15 +41,20 @@ struct Estimate {
     /// Prompt tokens per second the engine takes in with every slot busy.
     #[arg(long, default_value_t = 0.0)]
     prompt_tokens_per_sec: f64,
-    /// Expected share of time the worker is busy, 0 to 1.
-    #[arg(long, default_value_t = 0.5)]
-    utilisation: f64,
+    /// Expected share of time the worker is busy, 0 to 1 (default: the market's load with
+    /// --market-from, else 0.5).
+    #[arg(long)]
+    utilisation: Option<f64>,
     /// The coefficient (1000 = 1.0x), replacing the configuration's.
     #[arg(long)]
     coefficient: Option<i64>,
     /// Coefficients of the other workers serving the model (as in /v1/models), comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "market_from")]
     market: Vec<i64>,
+    /// Read the current market instead from a client's API (http://HOST:PORT): the model's
+    /// workers' coefficients in its /v1/models, and their load unless --utilisation is given.
+    #[arg(long)]
+    market_from: Option<String>,
     /// NanoTON a client pays per adjusted token (the root contract's price).
     #[arg(long, default_value_t = EstimatePricing::default().price_per_token)]
     price_per_token: u64,
@@ -71,6 +79,37 @@ pub(crate) fn dispatch() -> Option<ExitCode> {
         "cocoon-worker estimate",
         run(&args),
     ))
+}
+
+/// `GET {url}/v1/models` (plain HTTP, a client's API on this machine or network), within 10 s
+/// and 8 MiB.
+fn fetch_models(url: &str) -> Result<Vec<u8>, String> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let uri: hyper::Uri = format!("{}/v1/models", url.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| format!("--market-from {url}: {e}"))?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+    tokio::task::block_in_place(|| {
+        runtime.block_on(async {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<Empty<bytes::Bytes>>();
+            let fetch = async {
+                let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("{uri} answered {}", response.status()));
+                }
+                Limited::new(response.into_body(), 8 << 20)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes().to_vec())
+                    .map_err(|e| e.to_string())
+            };
+            tokio::time::timeout(Duration::from_secs(10), fetch)
+                .await
+                .map_err(|_| format!("{uri}: no answer within 10 s"))?
+        })
+    })
 }
 
 /// Starts the engine and measures it (on the binary's runtime, which `estimate` runs inside).
@@ -103,6 +142,9 @@ fn run(args: &Estimate) -> Result<(), String> {
     let config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
     let coefficient = |v: i64| Coefficient::try_from(v).map_err(|e| e.to_string());
     let mut input = EstimateInput::for_worker(&config).map_err(|e| e.to_string())?;
+    if let Some(m) = &args.model {
+        input.model = m.clone();
+    }
     if let Some(c) = args.coefficient {
         input.coefficient = coefficient(c)?;
     }
@@ -124,7 +166,21 @@ fn run(args: &Estimate) -> Result<(), String> {
             input.prompt_tokens_per_sec = speed.prompt_tokens_per_sec;
         }
     }
-    input.utilisation = args.utilisation;
+    input.utilisation = args.utilisation.unwrap_or(0.5);
+    if let Some(url) = &args.market_from {
+        let body = fetch_models(url)?;
+        let (market, load) =
+            estimate::market_from_models(&body, &input.model).map_err(|e| e.to_string())?;
+        eprintln!(
+            "market from {url}: {} workers serve {}",
+            market.len(),
+            input.model
+        );
+        input.market = market;
+        if let (None, Some(load)) = (args.utilisation, load) {
+            input.utilisation = load;
+        }
+    }
     input.horizon = Duration::from_secs(args.hours.saturating_mul(3600));
     input.pricing.price_per_token = args.price_per_token;
     input.pricing.worker_fee_per_token = args.worker_fee_per_token;

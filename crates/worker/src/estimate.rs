@@ -113,6 +113,38 @@ impl EstimateInput {
     }
 }
 
+/// The market for `model` as a client's `GET /v1/models` shows it (`body`): the coefficients of
+/// the workers serving it, and their load (`market.utilisation`) when given.
+pub fn market_from_models(
+    body: &[u8],
+    model: &str,
+) -> Result<(Vec<Coefficient>, Option<f64>), WorkerError> {
+    let bad = |m| WorkerError::Estimate(m);
+    let list: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| bad("the model list is not JSON"))?;
+    let entry = list["data"]
+        .as_array()
+        .ok_or(bad("the model list has no `data`"))?
+        .iter()
+        .find(|m| m["id"].as_str() == Some(model))
+        .ok_or(bad("the model is not in the market's model list"))?;
+    let coefficients = entry["workers"]
+        .as_array()
+        .ok_or(bad("the model lists no `workers`"))?
+        .iter()
+        .map(|w| {
+            w["coefficient"]
+                .as_i64()
+                .ok_or(bad("a worker without a coefficient"))
+                .and_then(|c| Coefficient::try_from(c).map_err(WorkerError::from))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let load = entry["market"]["utilisation"]
+        .as_f64()
+        .filter(|u| (0.0..=1.0).contains(u));
+    Ok((coefficients, load))
+}
+
 /// Estimates a worker's coefficient and hourly earnings from `input`.
 pub fn estimate(input: &EstimateInput) -> Result<Estimate, WorkerError> {
     let bad = |m| Err(WorkerError::Estimate(m));
@@ -282,6 +314,39 @@ pub fn render(e: &Estimate) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod market_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_market_is_read_from_a_clients_model_list() {
+        let body = br#"{"object":"list","data":[
+            {"id":"other","workers":[{"coefficient":5000}]},
+            {"id":"m","workers":[{"coefficient":900,"running_requests":1},{"coefficient":1400}],
+             "market":{"utilisation":0.25}}]}"#;
+        let (coefficients, load) = market_from_models(body, "m").unwrap();
+        let raw: Vec<i64> = coefficients.iter().map(|c| i64::from(*c)).collect();
+        assert_eq!(raw, vec![900, 1400]);
+        assert_eq!(load, Some(0.25));
+        for (bad, model) in [
+            (&b"not json"[..], "m"),
+            (&br#"{"data":[]}"#[..], "m"),
+            (
+                &br#"{"data":[{"id":"m","workers":[{"coefficient":-1}]}]}"#[..],
+                "m",
+            ),
+            (&br#"{"data":[{"id":"m"}]}"#[..], "m"),
+        ] {
+            assert!(
+                market_from_models(bad, model).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
