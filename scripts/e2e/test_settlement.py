@@ -280,6 +280,10 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     client_settle = net.client_stats()["settlement"]
     assert client_settle["client_contract"] == client_contract
     assert client_settle["voucher_tokens"] == used and client_settle["submissions"] >= 1
+    # The proxy's payment status tells the client its balance: what it booked and allows.
+    assert client_settle["proxy_tokens_used"] >= client_settle["voucher_tokens"], client_settle
+    assert client_settle["proxy_tokens_allowed"] > client_settle["proxy_tokens_used"], client_settle
+    assert client_settle["stake_nanoton"] > 0, client_settle
     worker_settle = net.worker_stats()["settlement"]
     assert worker_settle["payouts"] >= 1, worker_settle
     paid = worker_settle["channels"][0]["paid_tokens"]

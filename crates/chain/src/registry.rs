@@ -208,8 +208,8 @@ pub struct RegistryStatus {
     /// Registered proxies: `seqno endpoint`.
     pub registered_proxies: Vec<String>,
     /// nanoTON a worker contract pays per price-adjusted token (the root's
-    /// `worker_fee_per_token`).
-    pub worker_fee_per_token: u128,
+    /// `worker_fee_per_token`, saturating).
+    pub worker_fee_per_token: u64,
     /// Unix time of the last successful read.
     pub last_read_unix: u64,
     /// Reads that found a changed registry (the first read included).
@@ -231,7 +231,8 @@ impl RegistryStatus {
             .iter()
             .map(|p| format!("{} {}", p.seqno, p.endpoint))
             .collect();
-        self.worker_fee_per_token = registry.params().core().worker_fee_per_token;
+        self.worker_fee_per_token =
+            u64::try_from(registry.params().core().worker_fee_per_token).unwrap_or(u64::MAX);
         self.last_read_unix = unix_now();
         self.changes += 1;
         self.last_error = None;

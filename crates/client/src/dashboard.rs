@@ -25,6 +25,15 @@ fn sealed_share(s: &Value) -> Option<f64> {
     (total > 0).then(|| sealed as f64 / total as f64)
 }
 
+/// What the proxy's last payment status leaves this client, or a dash before it has said.
+fn tokens_left(settlement: &Value) -> String {
+    let field = |k: &str| settlement.get(k).and_then(Value::as_i64);
+    match (field("proxy_tokens_allowed"), field("proxy_tokens_used")) {
+        (Some(allowed), Some(used)) => allowed.saturating_sub(used).max(0).to_string(),
+        _ => "-".to_owned(),
+    }
+}
+
 /// The figures the dashboard charts, as (series, value).
 pub(crate) fn sample(s: &Value) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = [
@@ -82,6 +91,17 @@ pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
             (
                 "charges submitted",
                 count(&settlement, "submissions").to_string(),
+            ),
+            (
+                "balance left (tokens, as the proxy says)",
+                tokens_left(&settlement),
+            ),
+            (
+                "stake on chain nanoTON",
+                settlement
+                    .get("stake_nanoton")
+                    .filter(|v| !v.is_null())
+                    .map_or_else(|| "- (not read from a chain)".to_owned(), Value::to_string),
             ),
         ],
     )

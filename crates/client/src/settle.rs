@@ -74,6 +74,12 @@ pub struct ChargeStats {
     pub refused_vouchers: u64,
     /// The last submission failure.
     pub submit_error: Option<String>,
+    /// Tokens the proxy has booked against this client (its last `client.paymentStatus`).
+    pub proxy_tokens_used: Option<i64>,
+    /// Tokens the proxy lets this client use in all (its stake, as the proxy sees it).
+    pub proxy_tokens_allowed: Option<i64>,
+    /// The client contract's stake in nanoTON, when read from the chain (saturating).
+    pub stake_nanoton: Option<u64>,
 }
 
 #[derive(Default)]
@@ -251,6 +257,7 @@ impl Charges {
         {
             let mut ch = lock(&self.channel);
             ch.stake_and_price = Some((data.stake, price));
+            ch.view.stake_nanoton = Some(u64::try_from(data.stake).unwrap_or(u64::MAX));
             ch.view.tokens_on_chain = data.tokens_used;
         }
         let tokens = voucher.payload().tokens;
@@ -294,7 +301,14 @@ impl Charges {
                 }
             };
             match client::PaymentStatus::from_boxed_bytes(answer) {
-                Ok(status) => self.offer(&status.signed_payment),
+                Ok(status) => {
+                    {
+                        let mut ch = lock(&self.channel);
+                        ch.view.proxy_tokens_used = Some(status.db_tokens);
+                        ch.view.proxy_tokens_allowed = Some(status.max_tokens);
+                    }
+                    self.offer(&status.signed_payment);
+                }
                 Err(e) => tracing::warn!("bad payment status: {e}"),
             }
         }

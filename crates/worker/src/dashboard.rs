@@ -77,7 +77,7 @@ pub(crate) fn render(s: &WorkerSnapshot, history: &History, now: Duration) -> St
     let nanoton = |tokens: u64| {
         fee.map_or_else(
             || "- (no root registry followed)".to_owned(),
-            |f| (u128::from(tokens) * f).to_string(),
+            |f| (u128::from(tokens) * u128::from(f)).to_string(),
         )
     };
     page.figures(
