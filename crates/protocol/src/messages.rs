@@ -14,7 +14,11 @@ pub const WORKER_PREFERENCE_FLAGS: u32 = 0x00ff_0000;
 /// `max_tokens` is the billable units of its audio as the client measured them
 /// ([`crate::audio`]). The proxy then bounds the prompt tokens a worker reports by `max_tokens`
 /// and its completion tokens by zero, so a worker cannot charge for audio it was not sent;
-/// the worker refuses audio longer than `max_tokens` covers.
+/// the worker refuses audio longer than `max_tokens` covers. The proxy passes the bit on in
+/// `ext.workerRunQuery` / `ext.workerRunSealedQuery` (and sends such a request to no older
+/// worker), and the worker refuses a flagged request that is not a transcription, and a
+/// transcription that is not flagged: otherwise a chat request carrying the bit would be
+/// charged as audio (no completion tokens).
 pub const AUDIO_UNITS_FLAG: u32 = 0x0100_0000;
 
 /// The extension bits our decoders accept in the client's run-query flags.
@@ -1389,6 +1393,7 @@ pub mod ext {
         /// it, counting `n` and `best_of`). Answered like `proxy.runQueryEx`. Sent as
         /// `tcp.packet`.
         WorkerRunQuery = 0x6f214815, "ext.workerRunQuery query:bytes coefficient:long timeout:double request_id:int256 client_request_id:int256 token_limit:long flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
+            extension_flags = crate::messages::AUDIO_UNITS_FLAG;
             /// The `http.request`.
             query: Bytes,
             /// The worker's coefficient as the proxy prices it.
@@ -1415,6 +1420,7 @@ pub mod ext {
         /// the body). Answered like `proxy.runQueryEx`, with the answer bytes sealed. Sent as
         /// `tcp.packet`.
         WorkerRunSealedQuery = 0xd080527f, "ext.workerRunSealedQuery envelope:bytes coefficient:long timeout:double request_id:int256 client_request_id:int256 token_limit:long flags:# enable_debug:flags.0?Bool = proxy.QueryAnswerEx" {
+            extension_flags = crate::messages::AUDIO_UNITS_FLAG;
             /// The sealed `http.request`.
             envelope: Bytes,
             /// The worker's coefficient as the proxy prices it.

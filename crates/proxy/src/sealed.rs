@@ -194,6 +194,7 @@ pub(crate) fn worker_message(
     request_id: Int256,
     client_request_id: Int256,
     token_limit: i64,
+    flags: u32,
     debug: bool,
 ) -> Vec<u8> {
     ext::WorkerRunSealedQuery {
@@ -203,7 +204,7 @@ pub(crate) fn worker_message(
         request_id,
         client_request_id,
         token_limit,
-        flags: 0,
+        flags,
         enable_debug: debug.then_some(true),
     }
     .to_boxed_bytes()

@@ -50,6 +50,9 @@ pub(crate) struct Binding {
     pub(crate) client_request_id: Option<Int256>,
     /// SHA-256 of the sealed envelope as received, for sealed requests.
     pub(crate) envelope_sha256: Option<[u8; 32]>,
+    /// The proxy says the client declared a transcription (`AUDIO_UNITS_FLAG`): it will be
+    /// charged as audio, so it must be one, and a transcription must be declared.
+    pub(crate) audio: bool,
 }
 
 /// Request fields the worker passes to engines; anything else is refused.
@@ -169,7 +172,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let request = match validate(&state, &served, &query, binding.token_limit) {
+    let request = match validate(&state, &served, &query, binding) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
                 && let Some(client_request_id) = binding.client_request_id
@@ -292,14 +295,28 @@ fn validate(
     state: &WorkerState,
     served: &Served,
     query: &Bytes,
-    token_limit: Option<i64>,
+    binding: Binding,
 ) -> Result<(Job, [u8; 32]), Refusal> {
+    let token_limit = binding.token_limit;
     let req = http::Request::from_boxed_bytes(query.clone())
         .map_err(|e| refuse(400, format!("bad http.request: {e}")))?;
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(refuse(405, format!("method {} not allowed", req.method)));
     }
-    if req.url.split('?').next() == Some(TRANSCRIPTIONS_PATH) {
+    let transcription = req.url.split('?').next() == Some(TRANSCRIPTIONS_PATH);
+    // A version 3 proxy charges a declared transcription as audio only (no completion
+    // tokens): what is declared must be what runs, both ways.
+    if token_limit.is_some() && transcription != binding.audio {
+        return Err(refuse(
+            400,
+            if binding.audio {
+                "declared a transcription, but it is not one".to_owned()
+            } else {
+                "a transcription must be declared as one (its audio units)".to_owned()
+            },
+        ));
+    }
+    if transcription {
         let transcription = validate_transcription(state, served, &req, token_limit)?;
         return Ok((
             Job::Transcribe(transcription),

@@ -105,6 +105,7 @@ pub(crate) async fn serve(
         token_limit: Some(q.token_limit),
         client_request_id: Some(q.client_request_id),
         envelope_sha256: Some(cocoon_attest::receipt::body_hash(&q.envelope)),
+        audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
     };
     let opened = Envelope::open(
         &q.envelope,

@@ -384,6 +384,7 @@ fn handle_packet(
                 token_limit: Some(q.token_limit),
                 client_request_id: Some(q.client_request_id),
                 envelope_sha256: None,
+                audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
             };
             let q = proxy::RunQueryEx {
                 query: q.query,

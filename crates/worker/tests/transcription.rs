@@ -9,7 +9,7 @@ mod support;
 use bytes::Bytes;
 use cocoon_protocol::Message;
 use cocoon_protocol::audio::{AudioFile, ResponseFormat, TranscriptionForm, WavAudio};
-use cocoon_protocol::messages::{ext, http};
+use cocoon_protocol::messages::{AUDIO_UNITS_FLAG, ext, http};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use support::*;
 
@@ -44,7 +44,12 @@ fn transcription(seconds: f64, edit: impl FnOnce(&mut TranscriptionForm)) -> Byt
     Bytes::from(request.to_boxed_bytes())
 }
 
+/// A transcription as a version 3 proxy passes it on: declared (`AUDIO_UNITS_FLAG`).
 fn run(query: Bytes, request_id: u8, token_limit: i64) -> ext::WorkerRunQuery {
+    run_flagged(query, request_id, token_limit, AUDIO_UNITS_FLAG)
+}
+
+fn run_flagged(query: Bytes, request_id: u8, token_limit: i64, flags: u32) -> ext::WorkerRunQuery {
     ext::WorkerRunQuery {
         query,
         coefficient: 1000,
@@ -52,9 +57,54 @@ fn run(query: Bytes, request_id: u8, token_limit: i64) -> ext::WorkerRunQuery {
         request_id: Int256([request_id; 32]),
         client_request_id: Int256([request_id ^ 0xFF; 32]),
         token_limit,
-        flags: 0,
+        flags,
         enable_debug: None,
     }
+}
+
+/// A chat request in an `http.request`.
+fn chat() -> Bytes {
+    let body = serde_json::json!({
+        "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5
+    });
+    Bytes::from(
+        http::Request::json_post("/v1/chat/completions", Bytes::from(body.to_string()))
+            .to_boxed_bytes(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_declared_a_transcription_must_be_one_and_the_other_way_round() {
+    // The attack: a chat request flagged as audio would be charged its limit in prompt tokens
+    // and no completion tokens at all by the proxy. The worker refuses it unserved, and
+    // refuses an unflagged transcription too (it would be charged as chat).
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _) = net(&up).await;
+    for (id, query, flags, says) in [
+        (30u8, chat(), AUDIO_UNITS_FLAG, "not one"),
+        (31, transcription(1.0, |_| {}), 0, "must be declared"),
+    ] {
+        proxy.send(run_flagged(query, id, 1_000, flags)).await;
+        let (_, last) = proxy.finish(Int256([id; 32])).await;
+        let Message::ProxyQueryAnswerErrorEx(e) = last else {
+            panic!("{last:?}")
+        };
+        assert_eq!(
+            (e.error_code, e.error.contains(says)),
+            (400, true),
+            "{}",
+            e.error
+        );
+        let used = e.final_info.unwrap().tokens_used;
+        assert_eq!(
+            (used.prompt_tokens_used, used.completion_tokens_used),
+            (0, 0)
+        );
+    }
+    assert!(
+        up.recorded_requests().is_empty(),
+        "nothing reached the engine"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use cocoon_market::reservation::Reservation;
 use cocoon_market::selection::{Dispatch, Outcome, Preference, Unavailability};
 use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId, WorkerId};
 use cocoon_net::Connection;
-use cocoon_protocol::messages::{TokensUsed, client, ext, proxy};
+use cocoon_protocol::messages::{AUDIO_UNITS_FLAG, TokensUsed, client, ext, proxy};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use tokio_util::sync::CancellationToken;
 
@@ -109,6 +109,12 @@ pub(crate) async fn run(
         refuse(&conn, q.request_id, 400, "invalid max_coefficient").await;
         return;
     };
+    if q.flags & AUDIO_UNITS_FLAG != 0 && q.public_key.is_some() {
+        // The reference's message cannot tell the worker it is a transcription.
+        let why = "a transcription cannot use the reference's request encryption";
+        refuse(&conn, q.request_id, 400, why).await;
+        return;
+    }
     let rules = Rules {
         max_attempts: state.config.max_attempts,
         cancel_grace: state.config.cancel_grace,
@@ -116,7 +122,7 @@ pub(crate) async fn run(
     let ask = super::machine::Ask {
         max_tokens: q.max_tokens,
         body_bytes: prompt_bound(&q.query, sealed.is_some()),
-        audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
+        audio: q.flags & AUDIO_UNITS_FLAG != 0,
         deadline: started + timeout,
     };
     let (mut machine, first) = RequestMachine::start(rules, ask);
@@ -290,7 +296,17 @@ impl Driver {
     ) -> Result<AttemptView, Unavailability> {
         let state = &self.state;
         let model = base_model(&self.q.model_name);
-        let excluded = crate::sealed::excluded(state, self.sealed.as_ref(), exclude);
+        let mut excluded = crate::sealed::excluded(state, self.sealed.as_ref(), exclude);
+        if self.audio() {
+            // Only a worker that is told the request is a transcription (and refuses it when
+            // it is not) may run one: older workers cannot be told.
+            excluded.extend(
+                lock(&state.workers)
+                    .iter()
+                    .filter(|(_, l)| l.version < cocoon_protocol::version::SEALED_VERSION)
+                    .map(|(id, _)| *id),
+            );
+        }
         let worker_request_id = Int256(rand::random());
         let (tx, events) = route_queue(state.config.request_queue_bytes);
         let (dispatch, coefficient, conn, version, owner) = {
@@ -378,6 +394,11 @@ impl Driver {
         })
     }
 
+    /// Whether the client declared the request a transcription (its limit is audio units).
+    fn audio(&self) -> bool {
+        self.q.flags & AUDIO_UNITS_FLAG != 0
+    }
+
     /// The message that runs the request on a worker: with the token limit and the client's
     /// request id for a version-3 worker, the reference message for older ones. A request in
     /// the reference's encryption (the client sent `public_key`) always goes as the reference
@@ -405,6 +426,7 @@ impl Driver {
                 request_id,
                 q.request_id,
                 token_limit,
+                q.flags & AUDIO_UNITS_FLAG,
                 debug,
             );
             return (message, true);
@@ -420,7 +442,7 @@ impl Driver {
                 request_id,
                 client_request_id: q.request_id,
                 token_limit,
-                flags: 0,
+                flags: q.flags & AUDIO_UNITS_FLAG,
                 enable_debug: debug.then_some(true),
             }
             .to_boxed_bytes();
