@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use cocoon_market::WorkerId;
 use cocoon_protocol::messages::{client, ext};
-use cocoon_protocol::tl::{Int256, TlConstructor};
 
 use crate::state::{ProxyState, lock};
 
@@ -184,28 +183,4 @@ pub(crate) fn excluded(
         );
     }
     out
-}
-
-/// The message that runs a sealed request on the chosen worker.
-pub(crate) fn worker_message(
-    envelope: &Bytes,
-    coefficient: i64,
-    timeout: f64,
-    request_id: Int256,
-    client_request_id: Int256,
-    token_limit: i64,
-    flags: u32,
-    debug: bool,
-) -> Vec<u8> {
-    ext::WorkerRunSealedQuery {
-        envelope: envelope.clone(),
-        coefficient,
-        timeout,
-        request_id,
-        client_request_id,
-        token_limit,
-        flags,
-        enable_debug: debug.then_some(true),
-    }
-    .to_boxed_bytes()
 }

@@ -419,16 +419,17 @@ impl Driver {
         let debug = q.enable_debug.unwrap_or(false);
         let token_limit = i64::try_from(token_limit).unwrap_or(i64::MAX);
         if self.sealed.is_some() {
-            let message = crate::sealed::worker_message(
-                &q.query,
+            let message = ext::WorkerRunSealedQuery {
+                envelope: q.query.clone(),
                 coefficient,
-                remaining,
+                timeout: remaining,
                 request_id,
-                q.request_id,
+                client_request_id: q.request_id,
                 token_limit,
-                q.flags & AUDIO_UNITS_FLAG,
-                debug,
-            );
+                flags: q.flags & AUDIO_UNITS_FLAG,
+                enable_debug: debug.then_some(true),
+            }
+            .to_boxed_bytes();
             return (message, true);
         }
         let reference_key = q
