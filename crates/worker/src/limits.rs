@@ -34,8 +34,10 @@ pub(crate) const MAX_REQUESTED_TOKENS: u64 = i32::MAX as u64;
 /// Choices this worker generates per request (`n` and `best_of` must not exceed it).
 pub(crate) const SUPPORTED_CHOICES: u64 = 1;
 
-/// The body fields that bound completion tokens, as engines read them.
-const TOKEN_FIELDS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
+/// The body fields that bound completion tokens, as engines read them (`n_predict` is
+/// llama.cpp's, which it reads before `max_tokens`: refused unless an operator allows it, and
+/// then held to the limit like the others).
+const TOKEN_FIELDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "n_predict"];
 
 /// Why a body's token counts are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -321,6 +323,16 @@ mod tests {
                 LimitError::NotPositiveInteger {
                     field: "max_tokens",
                     value: "0".into(),
+                },
+            ),
+            // llama.cpp's own field, read before `max_tokens`: -1 would mean "until the end".
+            (
+                json!({"max_tokens": 4, "n_predict": -1}),
+                Some(16),
+                1,
+                LimitError::NotPositiveInteger {
+                    field: "n_predict",
+                    value: "-1".into(),
                 },
             ),
             (

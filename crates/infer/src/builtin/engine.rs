@@ -278,6 +278,12 @@ fn parse_job<B: Backend>(
     let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
     let constraint = JsonConstraint::from_response_format(body.get("response_format"))
         .map_err(|e| invalid(e.to_string()))?;
+    if constraint.is_some() && !stop.is_empty() {
+        // A stop string would cut the value short and still report `stop`.
+        return Err(invalid(
+            "`stop` cannot be combined with a JSON `response_format` (the value would be cut)",
+        ));
+    }
     let logprobs = parse_logprobs(request.endpoint, body, echo_prompt.is_some())?;
     let include_usage = body
         .get("stream_options")

@@ -42,6 +42,13 @@ pub(crate) fn token_logprob(logits: &[f32], id: u32, top: usize) -> TokenLogprob
             .get(i as usize)
             .map_or(f32::NEG_INFINITY, |&l| l - lse)
     };
+    if top == 0 {
+        return TokenLogprob {
+            id,
+            logprob: at(id),
+            top: Vec::new(),
+        };
+    }
     let mut best: Vec<u32> = (0..logits.len() as u32)
         .filter(|&i| logits[i as usize].is_finite())
         .collect();

@@ -20,7 +20,10 @@ pub struct WavAudio {
 }
 
 /// Formats whose frames have a fixed size, so that bytes give the duration.
-const FIXED_FRAME_FORMATS: &[u16] = &[1, 3, 6, 7, 0xFFFE];
+const FIXED_FRAME_FORMATS: &[u16] = &[1, 3, 6, 7];
+
+/// `WAVE_FORMAT_EXTENSIBLE`: the real format is the first two bytes of its sub-format GUID.
+const EXTENSIBLE: u16 = 0xFFFE;
 
 /// Most chunks looked at before `data`; real files have a handful.
 const MAX_CHUNKS: usize = 64;
@@ -47,13 +50,29 @@ impl WavAudio {
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             match id {
                 b"fmt " => {
+                    // Decoders differ on which of two would count: none is measured.
+                    if fmt.is_some() {
+                        return Err(Error::UnmeasurableAudio("more than one `fmt ` chunk"));
+                    }
                     let b = bytes
                         .get(body_start..body_start + 16)
                         .filter(|_| size >= 16)
                         .ok_or(Error::UnmeasurableAudio("`fmt ` chunk too short"))?;
                     let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
                     let sample_rate = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-                    fmt = Some((u16_at(0), u16_at(2), sample_rate, u16_at(12), u16_at(14)));
+                    let mut format = u16_at(0);
+                    if format == EXTENSIBLE {
+                        // The sub-format decides what the frames hold (ADPCM or MP3 may hide
+                        // behind it): its first two bytes, 24 bytes into the chunk.
+                        let sub = bytes
+                            .get(body_start + 24..body_start + 26)
+                            .filter(|_| size >= 40)
+                            .ok_or(Error::UnmeasurableAudio(
+                                "extensible `fmt ` chunk too short",
+                            ))?;
+                        format = u16::from_le_bytes([sub[0], sub[1]]);
+                    }
+                    fmt = Some((format, u16_at(2), sample_rate, u16_at(12), u16_at(14)));
                 }
                 b"data" => {
                     let (format, channels, sample_rate, block_align, bits) =
@@ -78,6 +97,11 @@ impl WavAudio {
                         ));
                     }
                     let present = size.min(available);
+                    // A zero size is how some writers say "to the end": decoders then play
+                    // what follows, which this count would not see.
+                    if size == 0 {
+                        return Err(Error::UnmeasurableAudio("a `data` chunk of size 0"));
+                    }
                     return Ok(Self {
                         format,
                         channels,
@@ -170,6 +194,47 @@ mod tests {
         // Too small a block is refused the same way.
         wav[32..34].copy_from_slice(&1u16.to_le_bytes());
         assert!(WavAudio::parse(&wav).is_err());
+    }
+
+    #[test]
+    fn headers_decoders_read_differently_are_refused() {
+        let wav = WavAudio::silence(16_000, 1, 16_000);
+        // `data` of size 0 ("to the end" for some decoders).
+        let mut zero = wav.clone();
+        zero[40..44].copy_from_slice(&0u32.to_le_bytes());
+        assert!(
+            WavAudio::parse(&zero)
+                .unwrap_err()
+                .to_string()
+                .contains("size 0")
+        );
+        // A second `fmt ` claiming another rate.
+        let mut twice = wav[..36].to_vec();
+        twice.extend_from_slice(&wav[12..36]);
+        twice.extend_from_slice(&wav[36..]);
+        assert!(
+            WavAudio::parse(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("more than one")
+        );
+        // Extensible with an ADPCM sub-format (2), then with PCM (1): refused, then measured.
+        let extensible = |sub: u16| {
+            let mut out = wav[..12].to_vec();
+            out.extend_from_slice(b"fmt ");
+            out.extend_from_slice(&40u32.to_le_bytes());
+            out.extend_from_slice(&0xFFFEu16.to_le_bytes());
+            out.extend_from_slice(&wav[22..36]);
+            out.extend_from_slice(&22u16.to_le_bytes());
+            out.extend_from_slice(&16u16.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&sub.to_le_bytes());
+            out.extend_from_slice(&[0u8; 14]);
+            out.extend_from_slice(&wav[36..]);
+            out
+        };
+        assert!(WavAudio::parse(&extensible(2)).is_err());
+        assert_eq!(WavAudio::parse(&extensible(1)).unwrap().frames, 16_000);
     }
 
     #[test]

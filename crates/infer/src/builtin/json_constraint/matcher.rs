@@ -15,8 +15,12 @@ pub(crate) const MAX_NUMBER: u16 = 24;
 /// Alternatives followed at once; more are dropped (what is kept still only admits valid text),
 /// which also bounds the work of masking one step to this many times that of one reading.
 const MAX_ALTS: usize = 8;
-/// Alternatives expanded for one byte (a guard against definitions that refer to themselves).
+/// Readings an alternative may add for one byte (a guard against definitions that refer to
+/// themselves and against wide alternatives).
 const MAX_EXPANSIONS: usize = 256;
+/// The deepest the answer may nest objects and arrays: each level makes every later step
+/// dearer, so deeper ones are not admitted.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Str {
@@ -138,7 +142,7 @@ impl Matcher {
             if let Some(Frame::Value(id)) = alt.stack.last()
                 && let Shape::OneOf(ids) = g.shape(*id)
             {
-                expansions += 1;
+                expansions += ids.len();
                 if expansions > MAX_EXPANSIONS {
                     continue;
                 }
@@ -223,6 +227,7 @@ fn missing(g: &Grammar, props: &[Prop], seen: u64) -> u32 {
         .filter(|(i, p)| p.required && seen & (1u64 << i) == 0)
         .map(|(_, p)| p.cost().saturating_add(g.min_len(p.shape)))
         .fold(0, u32::saturating_add)
+        .min(UNREACHABLE)
 }
 
 fn alt_cost(g: &Grammar, alt: &Alt) -> u32 {
@@ -248,12 +253,13 @@ fn alt_cost(g: &Grammar, alt: &Alt) -> u32 {
                 (_, Arr::Open) => g.min_len(*shape),
                 (Shape::Array { items, min, .. }, Arr::First) => match *min {
                     0 => 1,
-                    k => 1 + k.saturating_mul(g.min_len(*items) + 1),
+                    k => 1 + k.saturating_mul(g.min_len(*items) + 1).min(UNREACHABLE),
                 },
                 (Shape::Array { items, min, .. }, Arr::AfterValue) => {
                     1 + min
                         .saturating_sub(*count)
                         .saturating_mul(g.min_len(*items) + 1)
+                        .min(UNREACHABLE)
                 }
                 _ => UNREACHABLE,
             },
@@ -344,6 +350,10 @@ fn step(g: &Grammar, alt: &mut Alt, b: u8) -> Step {
         Frame::Value(id) => {
             if is_ws(b) {
                 return ws(alt);
+            }
+            let nests = matches!(b, b'{' | b'[');
+            if nests && depth > MAX_DEPTH {
+                return Step::Reject;
             }
             let next = match g.shape(*id) {
                 Shape::Any => match b {
@@ -722,6 +732,21 @@ mod tests {
         }
         assert_eq!(cost, 0);
         assert!(m.closed());
+    }
+
+    #[test]
+    fn nesting_stops_at_the_depth_bound() {
+        let g = Grammar::json_object();
+        let deep = format!("{{\"a\":{}", "[".repeat(MAX_DEPTH - 2));
+        assert!(admits(&g, &deep));
+        assert!(!admits(&g, &format!("{deep}[[")));
+        // A schema that forces nesting cannot drive it deeper either.
+        let forced = Grammar::from_schema(&json!({
+            "$defs": {"a": {"type": "array", "items": {"$ref": "#/$defs/a"}, "minItems": 1}},
+            "$ref": "#/$defs/a"
+        }))
+        .unwrap();
+        assert!(!admits(&forced, &"[".repeat(MAX_DEPTH + 2)));
     }
 
     #[test]

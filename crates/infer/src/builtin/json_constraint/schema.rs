@@ -55,6 +55,14 @@ impl Prop {
 
 /// The most declared properties one object may have (their presence is a 64-bit set).
 pub(crate) const MAX_PROPS: usize = 64;
+/// The most shapes one schema compiles to.
+const MAX_SHAPES: usize = 4096;
+/// The most alternatives of one `enum` or `anyOf` (each is followed side by side).
+const MAX_ALTERNATIVES: usize = 256;
+/// The deepest a schema nests (through `$ref` chains too).
+const MAX_DEPTH: usize = 64;
+/// The longest `const` or `enum` member, compact, in bytes.
+const MAX_LITERAL: usize = 4096;
 
 /// Every shape of one schema, the root first reachable from [`Grammar::root`].
 #[derive(Debug, Clone, PartialEq)]
@@ -109,8 +117,9 @@ impl Grammar {
             shapes,
             root,
         };
-        // Recursive definitions settle in at most one pass per shape.
-        for _ in 0..g.shapes.len() {
+        // Recursive definitions settle in one pass per link of a `$ref` chain; past the bound a
+        // shape keeps UNREACHABLE, which only makes the budget check more careful.
+        for _ in 0..(MAX_DEPTH + 2) {
             let next: Vec<u32> = (0..g.shapes.len()).map(|i| g.shortest(i)).collect();
             if next == g.min_len {
                 break;
@@ -151,6 +160,7 @@ impl Grammar {
             root: schema,
             shapes: Grammar::prelude(),
             refs: AHashMap::new(),
+            depth: 0,
         };
         let root = c.compile(schema, "")?;
         Ok(Self::finish(c.shapes, root))
@@ -201,6 +211,7 @@ struct Compiler<'s> {
     root: &'s Value,
     shapes: Vec<Shape>,
     refs: AHashMap<String, ShapeId>,
+    depth: usize,
 }
 
 fn refuse(at: &str, reason: impl Into<String>) -> BuiltinError {
@@ -211,15 +222,42 @@ fn refuse(at: &str, reason: impl Into<String>) -> BuiltinError {
 }
 
 impl<'s> Compiler<'s> {
-    fn push(&mut self, shape: Shape) -> ShapeId {
+    fn push(&mut self, shape: Shape, at: &str) -> Result<ShapeId, BuiltinError> {
+        if self.shapes.len() >= MAX_SHAPES {
+            return Err(refuse(
+                at,
+                format!("the schema has more than {MAX_SHAPES} parts"),
+            ));
+        }
         self.shapes.push(shape);
-        ShapeId((self.shapes.len() - 1) as u32)
+        Ok(ShapeId((self.shapes.len() - 1) as u32))
+    }
+
+    fn literal(&mut self, v: &Value, at: &str) -> Result<ShapeId, BuiltinError> {
+        let bytes = compact(v);
+        if bytes.len() > MAX_LITERAL {
+            return Err(refuse(
+                at,
+                format!("a `const` or `enum` value over {MAX_LITERAL} bytes"),
+            ));
+        }
+        self.push(Shape::Literal(bytes), at)
     }
 
     fn compile(&mut self, schema: &'s Value, at: &str) -> Result<ShapeId, BuiltinError> {
-        if self.shapes.len() > 10_000 {
-            return Err(refuse(at, "the schema is too large"));
+        if self.depth >= MAX_DEPTH {
+            return Err(refuse(
+                at,
+                format!("the schema nests deeper than {MAX_DEPTH}"),
+            ));
         }
+        self.depth += 1;
+        let compiled = self.compile_inner(schema, at);
+        self.depth -= 1;
+        compiled
+    }
+
+    fn compile_inner(&mut self, schema: &'s Value, at: &str) -> Result<ShapeId, BuiltinError> {
         let map = match schema {
             Value::Bool(true) => return Ok(Grammar::ANY),
             Value::Bool(false) => return Err(refuse(at, "`false` admits no value")),
@@ -248,33 +286,54 @@ impl<'s> Compiler<'s> {
             }
             return self.reference(r, at);
         }
+        // `const`, `enum` and `anyOf` stand alone: beside other constraints one of them would
+        // go unenforced.
+        for keyword in ["const", "enum", "anyOf"] {
+            if map.contains_key(keyword)
+                && let Some(other) = map
+                    .keys()
+                    .find(|k| HANDLED.contains(&k.as_str()) && k.as_str() != keyword)
+            {
+                return Err(refuse(
+                    at,
+                    format!("`{keyword}` beside `{other}` is not supported"),
+                ));
+            }
+        }
         if let Some(v) = map.get("const") {
-            return Ok(self.push(Shape::Literal(compact(v))));
+            return self.literal(v, at);
         }
         if let Some(v) = map.get("enum") {
             let items = v
                 .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| refuse(at, "`enum` must be a non-empty list"))?;
+                .filter(|a| !a.is_empty() && a.len() <= MAX_ALTERNATIVES)
+                .ok_or_else(|| {
+                    refuse(
+                        at,
+                        format!("`enum` must list 1 to {MAX_ALTERNATIVES} values"),
+                    )
+                })?;
             let ids = items
                 .iter()
-                .map(|v| self.push(Shape::Literal(compact(v))))
-                .collect();
-            return Ok(self.push(Shape::OneOf(ids)));
+                .map(|v| self.literal(v, at))
+                .collect::<Result<_, _>>()?;
+            return self.push(Shape::OneOf(ids), at);
         }
         if let Some(v) = map.get("anyOf") {
-            if map.contains_key("type") {
-                return Err(refuse(at, "`anyOf` beside `type` is not supported"));
-            }
             let items = v
                 .as_array()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| refuse(at, "`anyOf` must be a non-empty list"))?;
+                .filter(|a| !a.is_empty() && a.len() <= MAX_ALTERNATIVES)
+                .ok_or_else(|| {
+                    refuse(
+                        at,
+                        format!("`anyOf` must list 1 to {MAX_ALTERNATIVES} schemas"),
+                    )
+                })?;
             let mut ids = Vec::with_capacity(items.len());
             for (i, s) in items.iter().enumerate() {
                 ids.push(self.compile(s, &format!("{at}/anyOf/{i}"))?);
             }
-            return Ok(self.push(Shape::OneOf(ids)));
+            return self.push(Shape::OneOf(ids), at);
         }
         let types: Vec<&str> = match map.get("type") {
             None if map.contains_key("properties") => vec!["object"],
@@ -293,10 +352,10 @@ impl<'s> Compiler<'s> {
         for t in types {
             let id = match t {
                 "null" => Grammar::NULL,
-                "boolean" => self.push(Shape::OneOf(vec![Grammar::TRUE, Grammar::FALSE])),
-                "string" => self.push(Shape::String),
-                "number" => self.push(Shape::Number { integer: false }),
-                "integer" => self.push(Shape::Number { integer: true }),
+                "boolean" => self.push(Shape::OneOf(vec![Grammar::TRUE, Grammar::FALSE]), at)?,
+                "string" => self.push(Shape::String, at)?,
+                "number" => self.push(Shape::Number { integer: false }, at)?,
+                "integer" => self.push(Shape::Number { integer: true }, at)?,
                 "array" => self.array(map, at)?,
                 "object" => self.object(map, at)?,
                 other => return Err(refuse(at, format!("unknown type `{other}`"))),
@@ -306,7 +365,7 @@ impl<'s> Compiler<'s> {
         Ok(if ids.len() == 1 {
             ids[0]
         } else {
-            self.push(Shape::OneOf(ids))
+            self.push(Shape::OneOf(ids), at)?
         })
     }
 
@@ -336,7 +395,7 @@ impl<'s> Compiler<'s> {
                 .ok_or_else(|| refuse(at, format!("`$ref` {r} names nothing")))?
         };
         // A placeholder first, so that a recursive definition refers to itself.
-        let id = self.push(Shape::Any);
+        let id = self.push(Shape::Any, at)?;
         self.refs.insert(r.to_owned(), id);
         let inner = self.compile(target, r.trim_start_matches('#'))?;
         self.shapes[id.0 as usize] = Shape::OneOf(vec![inner]);
@@ -360,7 +419,7 @@ impl<'s> Compiler<'s> {
         if min > max {
             return Err(refuse(at, "`minItems` is above `maxItems`"));
         }
-        Ok(self.push(Shape::Array { items, min, max }))
+        self.push(Shape::Array { items, min, max }, at)
     }
 
     fn object(&mut self, map: &'s Map<String, Value>, at: &str) -> Result<ShapeId, BuiltinError> {
@@ -412,7 +471,7 @@ impl<'s> Compiler<'s> {
                 Some(s) => Some(self.compile(s, &format!("{at}/additionalProperties"))?),
             }
         };
-        Ok(self.push(Shape::Object { props, extra }))
+        self.push(Shape::Object { props, extra }, at)
     }
 }
 
@@ -461,6 +520,55 @@ mod tests {
         assert_eq!(props.len(), 2);
         assert!(props[0].required && !props[1].required);
         assert_eq!(extra, &None);
+    }
+
+    #[test]
+    fn schemas_that_would_cost_the_worker_too_much_are_refused() {
+        // A `$ref` chain 10,000 links deep: refused at the depth bound, not a stack overflow.
+        let mut defs = serde_json::Map::new();
+        for i in 0..10_000 {
+            defs.insert(
+                format!("a{i}"),
+                json!({"$ref": format!("#/$defs/a{}", i + 1)}),
+            );
+        }
+        defs.insert("a10000".into(), json!({"type": "string"}));
+        let chain = json!({"$defs": defs, "$ref": "#/$defs/a0"});
+        let err = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || Grammar::from_schema(&chain).unwrap_err().to_string())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(err.contains("deeper"), "{err}");
+        // Huge enums and literals, and too many parts.
+        let many: Vec<Value> = (0..1000).map(|i| json!(i)).collect();
+        assert!(Grammar::from_schema(&json!({"enum": many})).is_err());
+        let long = "x".repeat(MAX_LITERAL + 1);
+        assert!(Grammar::from_schema(&json!({"const": long})).is_err());
+        let wide: serde_json::Map<String, Value> = (0..60)
+            .map(|i| {
+                (
+                    format!("p{i}"),
+                    json!({"enum": (0..100).collect::<Vec<_>>()}),
+                )
+            })
+            .collect();
+        let err = Grammar::from_schema(&json!({"type": "object", "properties": wide})).unwrap_err();
+        assert!(err.to_string().contains("parts"), "{err}");
+    }
+
+    #[test]
+    fn const_enum_and_any_of_do_not_hide_other_constraints() {
+        for schema in [
+            json!({"const": "a", "type": "integer"}),
+            json!({"enum": [1, 2], "maxItems": 1}),
+            json!({"anyOf": [{"type": "object"}], "required": ["x"], "properties": {"x": {}}}),
+            json!({"anyOf": [{"type": "string"}], "type": "string"}),
+        ] {
+            let err = Grammar::from_schema(&schema).unwrap_err().to_string();
+            assert!(err.contains("beside"), "{schema}: {err}");
+        }
     }
 
     #[test]
