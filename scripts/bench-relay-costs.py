@@ -8,8 +8,8 @@ record to the phases file and prints the load generator's JSON line. `report` su
 of each phase over the rounds and prints CPU time per completed request by role, and the time
 each hop added (mean from the histograms' _sum/_count, p50 estimated from their buckets).
 
-    bench_relay_costs.py phase FILE NAME CLIENT_ROLE --pid ROLE=PID... --metrics ROLE=URL... -- CMD...
-    bench_relay_costs.py report FILE
+    bench-relay-costs.py phase FILE NAME CLIENT_ROLE --pid ROLE=PID... --metrics ROLE=URL... -- CMD...
+    bench-relay-costs.py report FILE
 """
 
 import json
