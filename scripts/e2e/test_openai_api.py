@@ -2,6 +2,7 @@
 proxy and worker to the fake upstream."""
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -9,7 +10,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import MODEL
+from conftest import MODEL, http_get
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -169,3 +170,43 @@ def test_caller_disconnect_cancels_at_the_worker(make_network):
         time.sleep(0.1)
     assert worker.get("cancelled") == 1, worker
     assert proxy["cancelled"] == 1, proxy
+
+
+def overhead_histogram(text: str, name: str):
+    """The buckets ({le: count}), sum and count of one histogram in a Prometheus text page."""
+    assert f"# TYPE {name} histogram" in text, text
+    buckets = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} (\d+)$', text, re.M)
+    }
+    total = re.search(rf"^{name}_sum (\S+)$", text, re.M)
+    count = re.search(rf"^{name}_count (\d+)$", text, re.M)
+    assert buckets and total and count, text
+    return buckets, float(total.group(1)), int(count.group(1))
+
+
+def test_each_role_exports_the_time_it_adds(make_network):
+    net = make_network()
+    started = time.monotonic()
+    client = api(net)
+    client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20)
+    for _ in range(2):
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    elapsed = time.monotonic() - started
+    pages = {
+        "client": (f"http://127.0.0.1:{net.ports['client']}/metrics", net.auth),
+        "proxy": (f"http://127.0.0.1:{net.ports['proxy_stats']}/metrics", {}),
+        "worker": (f"http://127.0.0.1:{net.ports['worker_stats']}/metrics", {}),
+    }
+    for role, (url, headers) in pages.items():
+        _, text = http_get(url, headers=headers)
+        buckets, total, count = overhead_histogram(text.decode(), f"cocoon_{role}_overhead_seconds")
+        assert count == 3, (role, text)
+        assert buckets["+Inf"] == count, (role, buckets)
+        bounds = sorted((float(le), n) for le, n in buckets.items() if le != "+Inf")
+        assert bounds[0][0] == 0.00005 and bounds[-1][0] == 1.0, (role, bounds)
+        counts = [n for _, n in bounds]
+        assert counts == sorted(counts), (role, buckets)
+        # Some time, and less than the three requests took from outside.
+        assert 0.0 < total < elapsed, (role, total, elapsed)

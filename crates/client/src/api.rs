@@ -109,6 +109,8 @@ pub(crate) struct ClientCounters {
     pub(crate) receipts_verified: AtomicU64,
     pub(crate) tokens: AtomicU64,
     pub(crate) spent_nanoton: AtomicU64,
+    /// Time each answered request spent in this client, less the proxy's time on it.
+    pub(crate) overhead: cocoon_net::histogram::Histogram,
 }
 
 /// What the proxy answered to [`Client::request_refund`].
@@ -533,6 +535,7 @@ impl Client {
             rx,
             guard,
             pending: None,
+            started,
             deadline,
             timeout,
             cost: None,
@@ -758,6 +761,8 @@ pub struct AnswerStream {
     rx: crate::route::RouteReceiver,
     guard: RouteGuard,
     pending: Option<Bytes>,
+    /// When this client took the request, for the time it adds.
+    started: Instant,
     deadline: Instant,
     timeout: Duration,
     cost: Option<ext::QueryCost>,
@@ -946,6 +951,14 @@ impl AnswerStream {
             self.times.worker_end = fi.worker_end_time;
         }
         self.times.client_end = cocoon_net::unix_time();
+        // What this client added: its time on the request less the proxy's, as the proxy
+        // reported it (left out when it reported no times, at protocol version 1).
+        if let (Some(start), Some(end)) = (self.times.proxy_start, self.times.proxy_end) {
+            let proxy = cocoon_net::histogram::reported_span(start, end);
+            self.counters
+                .overhead
+                .observe(self.started.elapsed().saturating_sub(proxy));
+        }
         self.final_info = final_info;
         let usage = self.usage();
         self.counters.succeeded.fetch_add(1, Ordering::Relaxed);

@@ -580,6 +580,11 @@ async fn metrics(State(client): State<Client>) -> Response {
         MetricKind::Gauge,
         "1 when the proxy session is up.",
         f64::from(u8::from(client.is_connected())),
+    )
+    .histogram(
+        "cocoon_client_overhead_seconds",
+        "Time an answered request spent in this client (from the API call to the end of the answer), less the time its proxy reported.",
+        &c.overhead.snapshot(),
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

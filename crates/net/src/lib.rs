@@ -30,6 +30,7 @@ pub mod descriptors;
 mod error;
 pub mod exposition;
 mod gate;
+pub mod histogram;
 pub mod http_access;
 pub mod http_server;
 pub mod keys;

@@ -115,6 +115,8 @@ pub(crate) struct Counters {
     pub(crate) metering_violations: AtomicU64,
     /// Workers' machine descriptions dropped (too long, or not a JSON object).
     pub(crate) machine_descriptions_dropped: AtomicU64,
+    /// Time each answered request spent in this proxy, less the worker's time on it.
+    pub(crate) overhead: cocoon_net::histogram::Histogram,
 }
 
 impl ProxyState {
@@ -400,6 +402,11 @@ impl PortView {
 impl ProxyHandle {
     pub(crate) fn new(state: Arc<ProxyState>) -> Self {
         Self { state }
+    }
+
+    /// The time answered requests spent in this proxy beyond their worker's.
+    pub fn overhead(&self) -> cocoon_net::histogram::HistogramSnapshot {
+        self.state.counters.overhead.snapshot()
     }
 
     /// The proxy's state now, with the ledger's totals read from the store.

@@ -332,6 +332,11 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
         MetricKind::Gauge,
         "1 when the ledger store answered.",
         if s.ledger.is_some() { 1.0 } else { 0.0 },
+    )
+    .histogram(
+        "cocoon_proxy_overhead_seconds",
+        "Time an answered request spent in this proxy, less the time its worker reported.",
+        &h.overhead(),
     );
     // Left out while the store does not answer, rather than reported as a reset to zero.
     if let Some(ledger) = &s.ledger {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_attest::ReceiptClaims;
@@ -121,6 +121,7 @@ pub(crate) async fn serve(
     sealer: Option<crate::sealed::AnswerSealer>,
 ) {
     let start = cocoon_net::unix_time();
+    let started = Instant::now();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     // The model and engine of this request, whatever model changes happen while it runs.
     let served = state.served();
@@ -202,8 +203,11 @@ pub(crate) async fn serve(
     lock(&state.in_flight).remove(&request_id);
     let c = &state.counters;
     match outcome {
-        Outcome::Done(usage) => {
+        Outcome::Done { usage, upstream } => {
             c.succeeded.fetch_add(1, Ordering::Relaxed);
+            // What this worker added: its whole time on the request less the engine's.
+            c.overhead
+                .observe(started.elapsed().saturating_sub(upstream));
             c.prompt_tokens
                 .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
             c.completion_tokens
@@ -227,7 +231,11 @@ pub(crate) async fn serve(
 }
 
 enum Outcome {
-    Done(TokenUsage),
+    Done {
+        usage: TokenUsage,
+        /// From asking the engine to the end of its answer reaching this task.
+        upstream: Duration,
+    },
     Failed,
     /// Stopped on the proxy's cancel, and acknowledged with this usage.
     Cancelled(TokenUsage),
@@ -473,6 +481,7 @@ fn validate_transcription(
 const FORM_ALLOWANCE: usize = 1 << 20;
 
 async fn answer(served: &Served, reply: &Reply<'_>, job: Job, watch: &Watch<'_>) -> Outcome {
+    let asked = Instant::now();
     let run = match job {
         Job::Infer(request) => served.engine.run(request),
         Job::Transcribe(request) => served.engine.transcribe(request),
@@ -518,6 +527,8 @@ async fn answer(served: &Served, reply: &Reply<'_>, job: Job, watch: &Watch<'_>)
         batch = next_batch(&mut response.body) => batch,
         interrupt = watch.fired() => return interrupted(reply, interrupt, Some(response)).await,
     };
+    // Updated at each batch: when the end comes, the time the engine took to give all of it.
+    let mut upstream_time = asked.elapsed();
     if payload.is_empty() {
         match tail {
             Tail::Failed(error, usage) => {
@@ -585,7 +596,12 @@ async fn answer(served: &Served, reply: &Reply<'_>, job: Job, watch: &Watch<'_>)
     let mut tail = tail;
     loop {
         match tail {
-            Tail::End(usage) => return Outcome::Done(usage),
+            Tail::End(usage) => {
+                return Outcome::Done {
+                    usage,
+                    upstream: upstream_time,
+                };
+            }
             Tail::Failed(error, usage) => {
                 reply.fail(refuse(502, error), usage).await;
                 return Outcome::Failed;
@@ -604,6 +620,7 @@ async fn answer(served: &Served, reply: &Reply<'_>, job: Job, watch: &Watch<'_>)
                 return interrupted(reply, interrupt, Some(response)).await;
             }
         };
+        upstream_time = asked.elapsed();
         answer_hash.update(&data);
         let data = match reply.encrypt_for_reference(data, next.is_end()) {
             Ok(d) => d,

@@ -77,6 +77,8 @@ pub(crate) struct Counters {
     pub(crate) prompt_tokens: AtomicU64,
     pub(crate) completion_tokens: AtomicU64,
     pub(crate) paid_tokens: AtomicI64,
+    /// Time each answered request spent in this worker, less the engine's time.
+    pub(crate) overhead: cocoon_net::histogram::Histogram,
 }
 
 #[derive(Clone)]
@@ -335,6 +337,11 @@ impl WorkerHandle {
             crate::pricing::announce(&self.state, c).await;
         }
         self.state.coefficient.load(Ordering::Acquire)
+    }
+
+    /// The time answered requests spent in this worker beyond the engine's.
+    pub fn overhead(&self) -> cocoon_net::histogram::HistogramSnapshot {
+        self.state.counters.overhead.snapshot()
     }
 
     /// The worker's state now.

@@ -211,6 +211,11 @@ async fn metrics(State(h): State<WorkerHandle>) -> impl IntoResponse {
         MetricKind::Gauge,
         "Proxy sessions up.",
         s.proxies.len() as f64,
+    )
+    .histogram(
+        "cocoon_worker_overhead_seconds",
+        "Time an answered request spent in this worker, less the engine's time (from asking it to the end of its answer).",
+        &h.overhead(),
     );
     ([("content-type", "text/plain; version=0.0.4")], m.finish())
 }

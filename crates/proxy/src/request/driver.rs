@@ -64,6 +64,8 @@ struct Driver {
     max_coefficient: Coefficient,
     deadline: Instant,
     proxy_start: f64,
+    /// When this proxy took the request, for the time it adds.
+    started: Instant,
     reservation: Option<Reservation>,
     attempt: Option<Attempt>,
     tried: Vec<WorkerId>,
@@ -137,6 +139,7 @@ pub(crate) async fn run(
         max_coefficient,
         deadline: started + timeout,
         proxy_start,
+        started,
         reservation: None,
         attempt: None,
         tried: Vec::new(),
@@ -551,6 +554,7 @@ impl Driver {
                 usage,
                 worker_final,
             } => {
+                self.record_overhead(worker_final.as_deref());
                 let final_info = Some(self.final_info(worker_final.as_deref(), usage));
                 if first {
                     client::QueryAnswerEx {
@@ -612,6 +616,22 @@ impl Driver {
             }
         };
         Some(Bytes::from(bytes))
+    }
+
+    /// Records the time this proxy added to an answered request: its own time less the
+    /// worker's, as the worker reported it. Requests whose worker reported no times (protocol
+    /// version 1) are not recorded.
+    fn record_overhead(&self, worker_final: Option<&proxy::QueryFinalInfo>) {
+        let Some((start, end)) =
+            worker_final.and_then(|f| Some((f.worker_start_time?, f.worker_end_time?)))
+        else {
+            return;
+        };
+        let worker = cocoon_net::histogram::reported_span(start, end);
+        self.state
+            .counters
+            .overhead
+            .observe(self.started.elapsed().saturating_sub(worker));
     }
 
     fn final_info(
