@@ -187,3 +187,4 @@ def test_the_builtin_speech_model_transcribes_a_recorded_sentence(speech_network
     with pytest.raises(openai.BadRequestError) as chat:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert "speech model" in str(chat.value)
+

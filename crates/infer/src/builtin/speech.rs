@@ -4,7 +4,8 @@
 //! transcribes: a chat or completion request names the endpoint to use instead.
 //!
 //! The worker has already parsed the form and measured the audio; this engine decodes the
-//! WAV, transcribes it on a blocking thread (one at a time: the model uses every core), writes
+//! WAV and transcribes it on a blocking thread (one at a time: the model uses every core; once
+//! started it runs to the end and is charged in full, even if the caller leaves), writes
 //! the transcript in the form's `response_format`, and ends the answer with the usage the
 //! worker measured. What the model cannot honour is refused by field: a `prompt` (the model
 //! decodes without one), a `temperature` above 0 (it decodes greedily), word timestamps.
@@ -111,11 +112,14 @@ impl Engine for SpeechEngine {
             if let Some(why) = unhonoured(&request) {
                 return Err(EngineError::InvalidRequest(why));
             }
-            let pcm = Pcm16k::from_wav(&request.form.file.data)
-                .map_err(|e| EngineError::InvalidRequest(format!("`file`: {e}")))?;
             let admitted = Arc::clone(&self.admitted)
                 .try_acquire_owned()
                 .map_err(|_| EngineError::Overloaded("too many transcriptions waiting".into()))?;
+            // Decoded on a blocking thread: an hour of audio takes a while to resample. Only the
+            // header is checked here, so a broken file is still refused by field at once.
+            cocoon_protocol::audio::WavAudio::parse(&request.form.file.data)
+                .map_err(|e| EngineError::InvalidRequest(format!("`file`: {e}")))?;
+            let wav = request.form.file.data.clone();
             let format = request.form.response_format;
             let options = TranscribeOptions {
                 language: request.form.language.clone(),
@@ -141,8 +145,22 @@ impl Engine for SpeechEngine {
                     let _ = tx.send(BodyEvent::Stopped(TokenUsage::default())).await;
                     return;
                 }
-                let done =
-                    tokio::task::spawn_blocking(move || model.transcribe(&pcm, &options)).await;
+                let work = tokio::task::spawn_blocking(move || {
+                    let pcm = Pcm16k::from_wav(&wav)?;
+                    model.transcribe(&pcm, &options)
+                });
+                tokio::pin!(work);
+                let done = tokio::select! {
+                    done = &mut work => done,
+                    () = stopped.stopped() => {
+                        // The model cannot be interrupted: started work runs to its end and is
+                        // charged in full, said at once (the worker waits only briefly), and
+                        // the turn is kept until the model is free.
+                        let _ = tx.send(BodyEvent::Stopped(usage)).await;
+                        let _ = work.await;
+                        return;
+                    }
+                };
                 let event = match done {
                     Ok(Ok(t)) => {
                         let text = TranscriptText {

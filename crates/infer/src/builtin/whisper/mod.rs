@@ -337,7 +337,9 @@ impl WhisperModel {
                 });
                 mel::WINDOW_FRAMES
             };
-            seek += advance.max(1);
+            // At least a quarter window, so that no audio costs more than four windows per
+            // 30 s however its timestamps fall.
+            seek += advance.max(mel::WINDOW_FRAMES / 4);
         }
         segments.retain(|s| !s.text.trim().is_empty());
         let text = segments
