@@ -287,18 +287,33 @@ impl<'s> Compiler<'s> {
             return self.reference(r, at);
         }
         // `const`, `enum` and `anyOf` stand alone: beside other constraints one of them would
-        // go unenforced.
+        // go unenforced. A `type` beside `const` or `enum` is checked against its values here
+        // (then the values enforce both).
         for keyword in ["const", "enum", "anyOf"] {
             if map.contains_key(keyword)
-                && let Some(other) = map
-                    .keys()
-                    .find(|k| HANDLED.contains(&k.as_str()) && k.as_str() != keyword)
+                && let Some(other) = map.keys().find(|k| {
+                    HANDLED.contains(&k.as_str())
+                        && k.as_str() != keyword
+                        && !(k.as_str() == "type" && keyword != "anyOf")
+                })
             {
                 return Err(refuse(
                     at,
                     format!("`{keyword}` beside `{other}` is not supported"),
                 ));
             }
+        }
+        if let Some(types) = map.get("type")
+            && let Some(values) = map
+                .get("const")
+                .map(std::slice::from_ref)
+                .or_else(|| map.get("enum").and_then(Value::as_array).map(Vec::as_slice))
+            && let Some(stray) = values.iter().find(|v| !of_type(v, types))
+        {
+            return Err(refuse(
+                at,
+                format!("value {stray} is not of `type` {types}"),
+            ));
         }
         if let Some(v) = map.get("const") {
             return self.literal(v, at);
@@ -475,6 +490,25 @@ impl<'s> Compiler<'s> {
     }
 }
 
+/// Whether `v` is of the schema `type` (a name or a list of names).
+fn of_type(v: &Value, types: &Value) -> bool {
+    let is = |t: &str| match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        _ => false,
+    };
+    match types {
+        Value::String(t) => is(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(is),
+        _ => false,
+    }
+}
+
 fn compact(v: &Value) -> Box<[u8]> {
     serde_json::to_vec(v).unwrap_or_default().into_boxed_slice()
 }
@@ -560,15 +594,30 @@ mod tests {
 
     #[test]
     fn const_enum_and_any_of_do_not_hide_other_constraints() {
-        for schema in [
-            json!({"const": "a", "type": "integer"}),
-            json!({"enum": [1, 2], "maxItems": 1}),
-            json!({"anyOf": [{"type": "object"}], "required": ["x"], "properties": {"x": {}}}),
-            json!({"anyOf": [{"type": "string"}], "type": "string"}),
+        for (schema, says) in [
+            (json!({"const": "a", "type": "integer"}), "not of `type`"),
+            (
+                json!({"enum": [1, "x"], "type": ["integer", "null"]}),
+                "not of `type`",
+            ),
+            (json!({"enum": [1, 2], "maxItems": 1}), "beside"),
+            (
+                json!({"anyOf": [{"type": "object"}], "required": ["x"], "properties": {"x": {}}}),
+                "beside",
+            ),
+            (
+                json!({"anyOf": [{"type": "string"}], "type": "string"}),
+                "beside",
+            ),
         ] {
             let err = Grammar::from_schema(&schema).unwrap_err().to_string();
-            assert!(err.contains("beside"), "{schema}: {err}");
+            assert!(err.contains(says), "{schema}: {err}");
         }
+        // The common shape, a typed enum, is accepted.
+        assert!(Grammar::from_schema(&json!({"type": "string", "enum": ["a", "b"]})).is_ok());
+        assert!(
+            Grammar::from_schema(&json!({"type": ["integer", "null"], "enum": [1, null]})).is_ok()
+        );
     }
 
     #[test]
