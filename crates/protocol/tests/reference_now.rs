@@ -9,7 +9,7 @@ use bytes::Bytes;
 use proptest::test_runner::{Config, TestRunner};
 
 use cocoon_protocol::messages::{
-    CLIENT_EXTENSION_FLAGS, Message, client, ext, proxy, root_config, worker,
+    AUDIO_UNITS_FLAG, CLIENT_EXTENSION_FLAGS, Message, client, ext, proxy, root_config, worker,
 };
 use cocoon_protocol::sample::Sample;
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
@@ -96,8 +96,8 @@ fn every_flags_word_refuses_bits_it_does_not_know() {
         proxy::RunQueryEx => 0b11,
         worker::Params => 0b111,
         ext::RunSealedQuery => 0b1 | CLIENT_EXTENSION_FLAGS,
-        ext::WorkerRunQuery => 0b1,
-        ext::WorkerRunSealedQuery => 0b1,
+        ext::WorkerRunQuery => 0b1 | AUDIO_UNITS_FLAG,
+        ext::WorkerRunSealedQuery => 0b1 | AUDIO_UNITS_FLAG,
     ];
     // Every constructor with a flags word is listed above.
     let with_flags = Message::SCHEMAS
