@@ -29,6 +29,31 @@ fn text_bytes(tokenizer: &Tokenizer, id: u32) -> Option<&[u8]> {
     }
 }
 
+/// Sets to −∞ the logit of every token `admit` refuses (its text bytes) and of every control
+/// token, end-of-generation ones allowed when `may_end`. Returns whether any token is left.
+fn mask_by(
+    tokenizer: &Tokenizer,
+    logits: &mut [f32],
+    may_end: bool,
+    admit: impl Fn(&[u8]) -> bool,
+) -> bool {
+    let mut left = false;
+    for (id, logit) in logits.iter_mut().enumerate() {
+        let id = id as u32;
+        let ok = if tokenizer.is_end_of_generation(id) {
+            may_end
+        } else {
+            text_bytes(tokenizer, id).is_some_and(&admit)
+        };
+        if ok {
+            left |= !logit.is_nan() && *logit > f32::NEG_INFINITY;
+        } else {
+            *logit = f32::NEG_INFINITY;
+        }
+    }
+    left
+}
+
 /// The grammar of one answer and where the answer stands in it.
 #[derive(Debug, Clone)]
 pub struct JsonConstraint {
@@ -92,50 +117,27 @@ impl JsonConstraint {
         for (b, ok) in first.iter_mut().enumerate() {
             *ok = self.matcher.admits(g, &[b as u8]);
         }
-        let may_end = self.matcher.may_end();
-        let mut left = false;
-        for (id, logit) in logits.iter_mut().enumerate() {
-            let id = id as u32;
-            let ok = if tokenizer.is_end_of_generation(id) {
-                may_end
-            } else {
-                match text_bytes(tokenizer, id) {
-                    None | Some([]) => false,
-                    Some([b]) => first[usize::from(*b)],
-                    Some(bytes) => first[usize::from(bytes[0])] && self.matcher.admits(g, bytes),
-                }
-            };
-            if ok {
-                left |= !logit.is_nan() && *logit > f32::NEG_INFINITY;
-            } else {
-                *logit = f32::NEG_INFINITY;
-            }
-        }
-        left
+        mask_by(
+            tokenizer,
+            logits,
+            self.matcher.may_end(),
+            |bytes| match bytes {
+                [] => false,
+                [b] => first[usize::from(*b)],
+                _ => first[usize::from(bytes[0])] && self.matcher.admits(g, bytes),
+            },
+        )
     }
 
     /// Leaves only tokens after which the value can be closed in the tokens left (and
     /// end-of-generation where it may end).
     fn mask_within(&self, tokenizer: &Tokenizer, logits: &mut [f32], tokens_left: usize) -> bool {
         let g = &*self.grammar;
-        let may_end = self.matcher.may_end();
-        let mut left = false;
-        for (id, logit) in logits.iter_mut().enumerate() {
-            let id = id as u32;
-            let ok = if tokenizer.is_end_of_generation(id) {
-                may_end
-            } else {
-                text_bytes(tokenizer, id)
-                    .and_then(|bytes| self.matcher.after(g, bytes))
-                    .is_some_and(|m| (m.closing_cost(g) as usize) < tokens_left)
-            };
-            if ok {
-                left |= !logit.is_nan() && *logit > f32::NEG_INFINITY;
-            } else {
-                *logit = f32::NEG_INFINITY;
-            }
-        }
-        left
+        mask_by(tokenizer, logits, self.matcher.may_end(), |bytes| {
+            self.matcher
+                .after(g, bytes)
+                .is_some_and(|m| (m.closing_cost(g) as usize) < tokens_left)
+        })
     }
 
     /// Takes the bytes of the token chosen; `false` if they do not fit (a bug upstream of
