@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use cocoon_market::{Coefficient, TokenCounts};
 use cocoon_protocol::audio::{FormLimits, TranscriptionForm, WavAudio};
 use cocoon_protocol::messages::{client, ext, http};
+use cocoon_protocol::model_name::{ModelName, base_name};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -288,13 +289,9 @@ impl Client {
 
     /// Whether some worker serves `model` (its base name, before any `@`).
     pub async fn has_model(&self, model: &str) -> Result<bool, ClientError> {
-        let base = model.split('@').next().unwrap_or(model);
-        let known = |types: &client::WorkerTypesV2| {
-            types
-                .types
-                .iter()
-                .any(|t| t.name.split('@').next() == Some(base))
-        };
+        let base = base_name(model);
+        let known =
+            |types: &client::WorkerTypesV2| types.types.iter().any(|t| base_name(&t.name) == base);
         if known(&*self.link.worker_types().await?) {
             return Ok(true);
         }
@@ -317,8 +314,9 @@ impl Client {
         let model = body
             .get("model")
             .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::InvalidRequest("`model` must be a string".into()))?
-            .to_owned();
+            .ok_or_else(|| ClientError::InvalidRequest("`model` must be a string".into()))?;
+        let model = ModelName::parse(model)
+            .map_err(|e| ClientError::InvalidRequest(format!("`model`: {e}")))?;
         let max_tokens = body
             .get("max_completion_tokens")
             .or_else(|| body.get("max_tokens"))
@@ -388,7 +386,9 @@ impl Client {
         let started = Instant::now();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (form, audio) = check_transcription(&self.config, content_type, &body)?;
-        if !self.has_model(&form.model).await? {
+        let model = ModelName::parse(&form.model)
+            .map_err(|e| ClientError::InvalidRequest(format!("`model`: {e}")))?;
+        if !self.has_model(model.as_str()).await? {
             return Err(ClientError::UnknownModel(form.model));
         }
         if self.config.reference_receiver()?.is_some() {
@@ -409,7 +409,7 @@ impl Client {
             payload: body,
         };
         let outgoing = Outgoing {
-            model: form.model,
+            model,
             query: Bytes::from(query.to_boxed_bytes()),
             request_hash,
             max_tokens: i64::try_from(units).unwrap_or(i64::MAX),
@@ -462,7 +462,7 @@ impl Client {
             Some(_) => Ok(None),
             None => {
                 self.sealing
-                    .prepare(&self.config, &self.link, &session, &model, &query)
+                    .prepare(&self.config, &self.link, &session, model.as_str(), &query)
                     .await
             }
         };
@@ -499,7 +499,7 @@ impl Client {
             .map_or(0, cocoon_market::Preference::to_query_flags);
         let msg = match &sealed {
             Some(s) => s.message(
-                model,
+                model.into_string(),
                 max_coefficient,
                 max_tokens,
                 timeout.as_secs_f64(),
@@ -510,7 +510,7 @@ impl Client {
                 },
             ),
             None => client::RunQueryEx {
-                model_name: model,
+                model_name: model.into_string(),
                 query,
                 max_coefficient,
                 max_tokens,
@@ -559,7 +559,7 @@ impl Client {
             answer_hash: Sha256::new(),
             workers: self.link.workers.clone(),
             clock: self.link.config.attestation.clock.clone(),
-            pinned_weights: self.config.pinned_weights_for(&sealed_model)?,
+            pinned_weights: self.config.pinned_weights_for(sealed_model.as_str())?,
             sealed: sealed.is_some(),
             reference: reference.map(|(cipher, _)| ReferenceAnswer {
                 cipher,
@@ -611,7 +611,7 @@ impl Client {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 if stream.sealed {
                     // The candidates may be gone: ask the proxy again next time.
-                    self.sealing.invalidate(&sealed_model);
+                    self.sealing.invalidate(sealed_model.as_str());
                 }
                 Err(ClientError::Remote { code, message })
             }
@@ -823,7 +823,7 @@ const RECEIPT_MAX_AGE_SECS: u64 = 300;
 
 /// A request ready for the proxy.
 struct Outgoing {
-    model: String,
+    model: ModelName,
     /// The boxed `http.request`.
     query: Bytes,
     /// SHA-256 of its body, which the receipt names.

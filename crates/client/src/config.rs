@@ -314,7 +314,7 @@ impl ClientConfig {
 
     /// The weights pinned for `model`'s base name (before any `@`), if any.
     pub fn pinned_weights_for(&self, model: &str) -> Result<Option<[u8; 32]>, ClientError> {
-        let base = model.split('@').next().unwrap_or(model);
+        let base = cocoon_protocol::model_name::base_name(model);
         let Some(text) = self.pinned_weights.get(base) else {
             return Ok(None);
         };

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_protocol::messages::ext;
+use cocoon_protocol::model_name::base_name as base_model;
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use cocoon_seal::{ChunkOpener, ChunkView, Envelope, ReplyKeys, SealingPublicKey, SystemRng};
 use rand::seq::SliceRandom;
@@ -84,10 +85,6 @@ pub(crate) struct SealedQuery {
     envelope: Vec<u8>,
     candidates: Vec<i64>,
     reply_keys: ReplyKeys,
-}
-
-fn base_model(model: &str) -> &str {
-    model.split('@').next().unwrap_or(model)
 }
 
 impl Sealing {

@@ -55,7 +55,7 @@ use crate::pricing::Coefficient;
 ///
 /// Workers name their model `base@variant`; clients ask for the base.
 pub fn base_model(name: &str) -> &str {
-    name.split_once('@').map_or(name, |(base, _)| base)
+    cocoon_protocol::model_name::base_name(name)
 }
 
 /// How a client wants its worker chosen among the candidates (all within its maximum

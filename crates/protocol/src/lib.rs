@@ -107,6 +107,7 @@ mod error;
 pub mod frame;
 pub mod http;
 pub mod messages;
+pub mod model_name;
 pub mod pow;
 #[cfg(any(test, feature = "sample"))]
 #[doc(hidden)]
@@ -117,4 +118,5 @@ pub mod version;
 pub use error::Error;
 pub use frame::{Frame, FrameDecoder, FrameEncoder};
 pub use messages::Message;
+pub use model_name::{ModelName, ModelNameError};
 pub use tl::{Int256, TlConstructor, TlRead, TlWrite};

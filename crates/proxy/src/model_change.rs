@@ -32,8 +32,8 @@ pub(crate) async fn change(state: &ProxyState, id: u64, model: &str) -> Result<(
         .get(&worker_id)
         .map(|w| w.conn.clone())
         .ok_or(ProxyError::UnknownWorker(id))?;
-    if model.trim().is_empty() {
-        return Err(refused("the model name is empty".into()));
+    if let Err(e) = cocoon_protocol::ModelName::parse(model) {
+        return Err(refused(e.to_string()));
     }
     let announced_before = state.sealing.certificate(worker_id);
     let query = worker::ChangeModel {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use cocoon_market::WorkerId;
 use cocoon_protocol::messages::{client, ext};
+use cocoon_protocol::model_name::base_name as base_model;
 
 use crate::state::{ProxyState, lock};
 
@@ -108,10 +109,6 @@ fn check_announcement(
         return Err("the certificate's claims carry no sealing key".into());
     }
     Ok(verified)
-}
-
-fn base_model(model: &str) -> &str {
-    model.split('@').next().unwrap_or(model)
 }
 
 /// `ext.workerKeys`: the bundles of the version 3 workers serving `model`'s base model.

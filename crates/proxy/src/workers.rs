@@ -130,9 +130,14 @@ async fn handle_query(
                     return Err(e.to_string());
                 }
             };
-            if p.coefficient <= 0 || p.model.is_empty() {
+            if p.coefficient <= 0 {
                 let _ = q.fail(400, "invalid worker params").await;
                 return Err("invalid worker params".into());
+            }
+            if let Err(e) = cocoon_protocol::ModelName::parse(&p.model) {
+                let refusal = format!("invalid worker params: {e}");
+                let _ = q.fail(400, &refusal).await;
+                return Err(refusal);
             }
             if let Some(Err(refusal)) = state
                 .registry

@@ -134,9 +134,11 @@ impl WorkerConfig {
 
     /// Checks the settings for mistakes a worker cannot run with.
     pub fn validate(&self) -> Result<(), WorkerError> {
-        if self.model.trim().is_empty() {
+        if self.model.is_empty() {
             return Err(WorkerError::Config("model must be set".into()));
         }
+        cocoon_protocol::ModelName::parse(&self.model)
+            .map_err(|e| WorkerError::Config(format!("model: {e}")))?;
         if self.audio_tokens_per_second == 0 {
             return Err(WorkerError::Config(
                 "audio_tokens_per_second must be positive".into(),
@@ -177,7 +179,7 @@ impl WorkerConfig {
 
 /// The text before `@` in a model name.
 pub(crate) fn base_model(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
+    cocoon_protocol::model_name::base_name(name)
 }
 
 /// Why the worker could not start or keep running.

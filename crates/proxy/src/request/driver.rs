@@ -15,6 +15,7 @@ use cocoon_market::selection::{Dispatch, Outcome, Preference, Unavailability};
 use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId, WorkerId};
 use cocoon_net::Connection;
 use cocoon_protocol::messages::{AUDIO_UNITS_FLAG, TokensUsed, client, ext, proxy};
+use cocoon_protocol::model_name::base_name as base_model;
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use tokio_util::sync::CancellationToken;
 
@@ -864,11 +865,6 @@ fn reference_encrypted(query: &Bytes, reserved: i32) -> Result<bool, &'static st
              tokens it reserves",
         )
     }
-}
-
-/// The model name before any `@`.
-fn base_model(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
 }
 
 #[cfg(test)]
