@@ -21,6 +21,7 @@ pub mod sealed;
 mod secret;
 mod settle;
 pub mod sse;
+mod stream;
 
 pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,

@@ -1,0 +1,419 @@
+//! The rules of one answer's life at the client, as a sans-IO state machine: events in (what
+//! the proxy relayed for the request, the caller going away, time), actions out (the response
+//! head, body bytes for the caller, a cancel for the proxy, the receipt to check, the outcome to
+//! count, the end). No sockets, no clocks: `now` comes with every event, and
+//! [`AnswerMachine::next_deadline`] says when the driver must call back.
+//!
+//! The rules it keeps:
+//! - the first message must be the answer head (`client.queryAnswerEx`); an error before it
+//!   ends the request (and, for a sealed request, the sealing candidates are asked for again);
+//! - the request ends exactly once — finished, failed, timed out or cancelled — and is counted
+//!   once, as that;
+//! - the worker's receipt is bound to the answer bytes exactly as they arrived (before the
+//!   reference's encryption is opened), and checked when the answer is complete;
+//! - bytes that arrived before an error reach the caller before the error;
+//! - a request ended by the caller or by its deadline before its end is cancelled at the proxy.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_market::{Coefficient, TokenCounts};
+use cocoon_protocol::messages::{client, ext};
+use sha2::{Digest as _, Sha256};
+
+use crate::api::{CostedUsage, HopTimes};
+use crate::config::ClientError;
+use crate::link::ProxyEvent;
+
+/// What the machine must know of the request it answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Ask {
+    /// When this client took the request.
+    pub(crate) started: Instant,
+    /// The time the whole request may take (its deadline is `started + timeout`).
+    pub(crate) timeout: Duration,
+    /// Whether the request went sealed (proxy-blind).
+    pub(crate) sealed: bool,
+    /// The network's prices, for an answer whose cost the proxy did not report.
+    pub(crate) pricing: cocoon_market::PricingParams,
+    /// What the worker's receipt must name.
+    pub(crate) binding: ReceiptBinding,
+    /// For a request in the reference's encryption: what opens its answer.
+    pub(crate) reference: Option<cocoon_refv1::AnswerCipher>,
+}
+
+/// What a receipt must name of the request, known when it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReceiptBinding {
+    /// This client's id of the request.
+    pub(crate) client_request_id: [u8; 32],
+    /// SHA-256 of the sealed envelope sent; `None` for a request in clear.
+    pub(crate) envelope_hash: Option<[u8; 32]>,
+    /// SHA-256 of the request body sent.
+    pub(crate) request_hash: [u8; 32],
+    /// The weights pinned for the model, which the receipt must name.
+    pub(crate) weights: Option<[u8; 32]>,
+}
+
+/// A receipt to check against the answer it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReceiptCheck {
+    /// The receipt bytes as relayed.
+    pub(crate) encoded: Bytes,
+    /// What it must name of the request.
+    pub(crate) binding: ReceiptBinding,
+    /// SHA-256 of the answer body as the worker sent it.
+    pub(crate) answer_hash: [u8; 32],
+}
+
+/// An input of the machine.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message the proxy relayed for the request ([`ProxyEvent::Lost`] when the connection or
+    /// the request's queue is gone).
+    Proxy(ProxyEvent),
+    /// The caller stopped reading (the stream was dropped).
+    CallerGone,
+    /// Time passed ([`AnswerMachine::next_deadline`] was reached).
+    Tick,
+}
+
+/// How a request ended, for the client's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The whole answer arrived: its usage, and the time this client added to it when the
+    /// proxy reported its own.
+    Succeeded {
+        usage: CostedUsage,
+        overhead: Option<Duration>,
+    },
+    /// The proxy, the worker, the connection or the deadline ended it.
+    Failed,
+    /// The caller went away first.
+    Cancelled,
+}
+
+/// An output of the machine, carried out by the driver in order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Action {
+    /// The response head: the engine's status and headers.
+    Head {
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    /// Body bytes for the caller (opened, when the answer was in the reference's encryption).
+    Emit(Bytes),
+    /// Tell the proxy to stop the request (`ext.cancelQuery`).
+    CancelAtProxy,
+    /// The sealed request failed before its answer: the worker candidates may be gone.
+    ForgetSealedCandidates,
+    /// Check the worker's receipt.
+    CheckReceipt(ReceiptCheck),
+    /// Count the request's end.
+    Record(Ending),
+    /// The stream is over: `Ok` when the answer is complete.
+    Finish(Result<(), ClientError>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sent; waiting for the answer head.
+    AwaitingHead,
+    /// The head arrived; parts follow.
+    Streaming,
+    /// Over.
+    Done,
+}
+
+/// One answer's rules.
+pub(crate) struct AnswerMachine {
+    ask: Ask,
+    phase: Phase,
+    cost: Option<ext::QueryCost>,
+    payment_tokens: Option<i64>,
+    receipt: Option<Bytes>,
+    final_info: Option<client::QueryFinalInfo>,
+    /// SHA-256 over the answer body as the worker sent it, before any opening here.
+    answer_hash: Sha256,
+    /// Made once the head tells the framing.
+    decryptor: Option<cocoon_refv1::AnswerDecryptor>,
+}
+
+impl std::fmt::Debug for AnswerMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerMachine")
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnswerMachine {
+    /// A request just sent to the proxy.
+    pub(crate) fn new(ask: Ask) -> Self {
+        Self {
+            ask,
+            phase: Phase::AwaitingHead,
+            cost: None,
+            payment_tokens: None,
+            receipt: None,
+            final_info: None,
+            answer_hash: Sha256::new(),
+            decryptor: None,
+        }
+    }
+
+    /// Whether the request has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// When the driver must send [`Event::Tick`] at the latest (`None` once over).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        (self.phase != Phase::Done).then(|| self.ask.started + self.ask.timeout)
+    }
+
+    /// Feeds one event; the actions are to be carried out in order.
+    pub(crate) fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return Vec::new();
+        }
+        match event {
+            Event::Tick if now >= self.ask.started + self.ask.timeout => {
+                let mut out = vec![Action::CancelAtProxy];
+                out.extend(self.fail(ClientError::Timeout(self.ask.timeout)));
+                out
+            }
+            Event::Tick => Vec::new(),
+            Event::CallerGone => {
+                self.phase = Phase::Done;
+                vec![
+                    Action::CancelAtProxy,
+                    Action::Record(Ending::Cancelled),
+                    Action::Finish(Err(ClientError::Interrupted("the caller went away".into()))),
+                ]
+            }
+            Event::Proxy(event) => self.proxy(event, now),
+        }
+    }
+
+    fn proxy(&mut self, event: ProxyEvent, now: Instant) -> Vec<Action> {
+        match (self.phase, event) {
+            (_, ProxyEvent::Cost(c)) => {
+                self.cost = Some(c);
+                Vec::new()
+            }
+            (_, ProxyEvent::Receipt(r)) => {
+                self.receipt = Some(r);
+                Vec::new()
+            }
+            (_, ProxyEvent::Payment { request_tokens }) => {
+                self.payment_tokens = Some(request_tokens);
+                Vec::new()
+            }
+            (_, ProxyEvent::Lost) => self.fail(ClientError::Interrupted(
+                "the proxy connection was lost".into(),
+            )),
+            (
+                phase,
+                ProxyEvent::Error {
+                    code,
+                    message,
+                    final_info,
+                },
+            ) => {
+                self.final_info = final_info;
+                let mut out = Vec::new();
+                if phase == Phase::AwaitingHead && self.ask.sealed {
+                    out.push(Action::ForgetSealedCandidates);
+                }
+                out.extend(self.fail(ClientError::Remote { code, message }));
+                out
+            }
+            (Phase::AwaitingHead, ProxyEvent::Answer { answer, final_info }) => {
+                self.head(&answer, final_info, now)
+            }
+            (Phase::AwaitingHead, ProxyEvent::Part { .. }) => self.fail(ClientError::Interrupted(
+                "unexpected message before the first answer".into(),
+            )),
+            (_, ProxyEvent::Answer { .. }) => self.fail(ClientError::Interrupted(
+                "a second first answer arrived".into(),
+            )),
+            (_, ProxyEvent::Part { answer, final_info }) => {
+                let mut out = self.body(answer);
+                if let Some(fi) = final_info {
+                    out.extend(self.complete(fi, now));
+                }
+                out
+            }
+        }
+    }
+
+    fn head(
+        &mut self,
+        answer: &Bytes,
+        final_info: Option<client::QueryFinalInfo>,
+        now: Instant,
+    ) -> Vec<Action> {
+        let (head, rest) = match cocoon_protocol::http::split_response(answer) {
+            Ok(split) => split,
+            Err(e) => {
+                return self.fail(ClientError::Interrupted(format!(
+                    "bad response head from the worker: {e}"
+                )));
+            }
+        };
+        let status = u16::try_from(head.status_code).unwrap_or(502);
+        let headers: Vec<(String, String)> = head
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        if let Some(cipher) = &self.ask.reference {
+            let content_type = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            self.decryptor = Some(cocoon_refv1::AnswerDecryptor::new(
+                cipher.clone(),
+                cocoon_refv1::AnswerFraming::from_content_type(content_type),
+            ));
+        }
+        self.phase = Phase::Streaming;
+        let mut first = bytes::BytesMut::from(&head.payload[..]);
+        first.extend_from_slice(&rest);
+        let mut out = vec![Action::Head { status, headers }];
+        out.extend(self.body(first.freeze()));
+        if let Some(fi) = final_info {
+            out.extend(self.complete(fi, now));
+        }
+        out
+    }
+
+    /// Body bytes as the worker sent them: hashed for the receipt, opened when encrypted.
+    fn body(&mut self, raw: Bytes) -> Vec<Action> {
+        if self.phase == Phase::Done || raw.is_empty() {
+            return Vec::new();
+        }
+        self.answer_hash.update(&raw);
+        let Some(decryptor) = &mut self.decryptor else {
+            return vec![Action::Emit(raw)];
+        };
+        match decryptor.push(&raw) {
+            Ok(plain) if plain.is_empty() => Vec::new(),
+            Ok(plain) => vec![Action::Emit(Bytes::from(plain))],
+            Err(e) => self.fail(ClientError::Interrupted(format!(
+                "cannot open the encrypted answer: {e}"
+            ))),
+        }
+    }
+
+    /// The final part arrived: the answer is complete.
+    fn complete(&mut self, final_info: client::QueryFinalInfo, now: Instant) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(mut decryptor) = self.decryptor.take() {
+            match decryptor.finish() {
+                Ok(plain) if plain.is_empty() => {}
+                Ok(plain) => out.push(Action::Emit(Bytes::from(plain))),
+                Err(e) => {
+                    out.extend(self.fail(ClientError::Interrupted(format!(
+                        "cannot open the encrypted answer: {e}"
+                    ))));
+                    return out;
+                }
+            }
+        }
+        // What this client added: its time on the request less the proxy's, as the proxy
+        // reported it (left out when it reported no times, at protocol version 1).
+        let overhead = match (final_info.proxy_start_time, final_info.proxy_end_time) {
+            (Some(start), Some(end)) => {
+                let proxy = cocoon_net::histogram::reported_span(start, end);
+                Some(
+                    now.saturating_duration_since(self.ask.started)
+                        .saturating_sub(proxy),
+                )
+            }
+            _ => None,
+        };
+        self.final_info = Some(final_info);
+        self.phase = Phase::Done;
+        if let Some(encoded) = self.receipt.clone() {
+            out.push(Action::CheckReceipt(ReceiptCheck {
+                encoded,
+                binding: self.ask.binding,
+                answer_hash: self.answer_hash.clone().finalize().into(),
+            }));
+        }
+        out.push(Action::Record(Ending::Succeeded {
+            usage: self.usage(),
+            overhead,
+        }));
+        out.push(Action::Finish(Ok(())));
+        out
+    }
+
+    /// Ends the request with `error`, counted as failed.
+    fn fail(&mut self, error: ClientError) -> Vec<Action> {
+        self.phase = Phase::Done;
+        vec![Action::Record(Ending::Failed), Action::Finish(Err(error))]
+    }
+
+    /// Writes the hop times the proxy reported into `times`.
+    pub(crate) fn reported_times(&self, times: &mut HopTimes) {
+        if let Some(fi) = &self.final_info {
+            times.proxy_start = fi.proxy_start_time;
+            times.proxy_end = fi.proxy_end_time;
+            times.worker_start = fi.worker_start_time;
+            times.worker_end = fi.worker_end_time;
+        }
+    }
+
+    /// Token usage and cost as far as known (final once the answer is complete).
+    pub(crate) fn usage(&self) -> CostedUsage {
+        let Some(fi) = &self.final_info else {
+            return CostedUsage::default();
+        };
+        let t = &fi.tokens_used;
+        let mut u = CostedUsage {
+            prompt_tokens: t.prompt_tokens_used,
+            cached_tokens: t.cached_tokens_used,
+            completion_tokens: t.completion_tokens_used,
+            reasoning_tokens: t.reasoning_tokens_used,
+            total_tokens: t.total_tokens_used,
+            ..CostedUsage::default()
+        };
+        if let Some(c) = &self.cost {
+            u.prompt_total_cost = c.prompt_cost;
+            u.completion_total_cost = c.completion_cost;
+            u.total_cost = c.total_cost;
+            return u;
+        }
+        // A reference proxy does not report the cost: price the metered tokens at the
+        // network's prices and the worker's coefficient, if the payment notice told it.
+        let counts = TokenCounts {
+            prompt: u64::try_from(t.prompt_tokens_used).unwrap_or(0),
+            cached: u64::try_from(t.cached_tokens_used).unwrap_or(0),
+            completion: u64::try_from(t.completion_tokens_used).unwrap_or(0),
+            reasoning: u64::try_from(t.reasoning_tokens_used).unwrap_or(0),
+        };
+        if let Ok(one) = Coefficient::new(1000)
+            && let Ok(charge) = self.ask.pricing.charge(&counts, one)
+        {
+            let costs = charge.usage_costs();
+            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            u.prompt_total_cost = i(costs.prompt_total_cost);
+            u.completion_total_cost = i(costs.completion_total_cost);
+            u.total_cost = i(costs.total_cost);
+            if let Some(tokens) = self.payment_tokens {
+                u.total_cost = tokens
+                    .saturating_mul(i64::try_from(self.ask.pricing.price_per_token).unwrap_or(0));
+            }
+        }
+        u
+    }
+}
+
+#[cfg(test)]
+mod tests;

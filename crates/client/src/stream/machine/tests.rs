@@ -1,0 +1,406 @@
+//! Each path of an answer at the client, driven with plain values: no sockets, no clocks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_attest::receipt::body_hash;
+use cocoon_protocol::messages::{TokensUsed, client, ext, http};
+use cocoon_protocol::tl::{Int256, TlConstructor};
+
+use super::*;
+use crate::stream::receipt::tests::{receipt, workers};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn ask(t0: Instant, sealed: bool) -> Ask {
+    Ask {
+        started: t0,
+        timeout: TIMEOUT,
+        sealed,
+        pricing: cocoon_market::PricingParams::default(),
+        binding: ReceiptBinding {
+            client_request_id: [0xA; 32],
+            envelope_hash: sealed.then(|| body_hash(b"envelope A")),
+            request_hash: body_hash(b"same prompt"),
+            weights: None,
+        },
+        reference: None,
+    }
+}
+
+/// The first answer: a `200` head whose payload is `first`.
+fn answer(first: &str, final_info: Option<client::QueryFinalInfo>) -> ProxyEvent {
+    let head = http::Response {
+        http_version: "HTTP/1.1".into(),
+        status_code: 200,
+        reason: "OK".into(),
+        headers: vec![http::Header {
+            name: "Content-Type".into(),
+            value: "application/json".into(),
+        }],
+        payload: Bytes::copy_from_slice(first.as_bytes()),
+    };
+    ProxyEvent::Answer {
+        answer: Bytes::from(head.to_boxed_bytes()),
+        final_info,
+    }
+}
+
+fn part(bytes: &str) -> ProxyEvent {
+    ProxyEvent::Part {
+        answer: Bytes::copy_from_slice(bytes.as_bytes()),
+        final_info: None,
+    }
+}
+
+fn last(bytes: &str) -> ProxyEvent {
+    ProxyEvent::Part {
+        answer: Bytes::copy_from_slice(bytes.as_bytes()),
+        final_info: Some(usage(3, 5)),
+    }
+}
+
+fn usage(prompt: i64, completion: i64) -> client::QueryFinalInfo {
+    client::QueryFinalInfo {
+        flags: 0,
+        tokens_used: TokensUsed {
+            prompt_tokens_used: prompt,
+            cached_tokens_used: 0,
+            completion_tokens_used: completion,
+            reasoning_tokens_used: 0,
+            total_tokens_used: prompt + completion,
+        },
+        worker_debug: None,
+        proxy_debug: None,
+        proxy_start_time: Some(100.0),
+        proxy_end_time: Some(100.5),
+        worker_start_time: Some(100.1),
+        worker_end_time: Some(100.4),
+    }
+}
+
+fn cost(total: i64) -> ProxyEvent {
+    ProxyEvent::Cost(ext::QueryCost {
+        request_id: Int256([0xA; 32]),
+        coefficient: 1000,
+        prompt_cost: total / 2,
+        completion_cost: total - total / 2,
+        total_cost: total,
+    })
+}
+
+fn error(code: i32) -> ProxyEvent {
+    ProxyEvent::Error {
+        code,
+        message: "no worker".into(),
+        final_info: None,
+    }
+}
+
+/// An action as one short line, so a path reads as a list.
+fn line(action: &Action) -> String {
+    match action {
+        Action::Head { status, .. } => format!("head {status}"),
+        Action::Emit(b) => format!("emit {}", String::from_utf8_lossy(b)),
+        Action::CancelAtProxy => "cancel".into(),
+        Action::ForgetSealedCandidates => "forget candidates".into(),
+        Action::CheckReceipt(_) => "check receipt".into(),
+        Action::Record(Ending::Succeeded { usage, .. }) => format!(
+            "succeeded {} tokens {} nanoton",
+            usage.total_tokens, usage.total_cost
+        ),
+        Action::Record(Ending::Failed) => "failed".into(),
+        Action::Record(Ending::Cancelled) => "cancelled".into(),
+        Action::Finish(Ok(())) => "end".into(),
+        Action::Finish(Err(e)) => format!("error: {e}"),
+    }
+}
+
+/// Feeds `(seconds after the start, event)` in order and returns every action as a line.
+fn run(sealed: bool, events: Vec<(u64, Event)>) -> (Vec<String>, AnswerMachine) {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, sealed));
+    let mut lines = Vec::new();
+    for (at, event) in events {
+        let actions = m.handle(event, t0 + Duration::from_secs(at));
+        lines.extend(actions.iter().map(line));
+    }
+    (lines, m)
+}
+
+fn proxy(e: ProxyEvent) -> Event {
+    Event::Proxy(e)
+}
+
+/// A path: its name, whether the request went sealed, the events, the actions expected.
+type Case<'a> = (&'a str, bool, Vec<(u64, Event)>, Vec<&'a str>);
+
+#[test]
+fn every_path_of_an_answer() {
+    let timeout = format!("error: {}", ClientError::Timeout(TIMEOUT));
+    let lost = "error: answer interrupted: the proxy connection was lost";
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "first byte, parts, final part with usage",
+            false,
+            vec![
+                (1, proxy(answer("he", None))),
+                (1, proxy(part("llo"))),
+                (2, proxy(cost(42))),
+                (2, proxy(last("!"))),
+            ],
+            vec![
+                "head 200",
+                "emit he",
+                "emit llo",
+                "emit !",
+                "succeeded 8 tokens 42 nanoton",
+                "end",
+            ],
+        ),
+        (
+            "the whole answer in the first message",
+            true,
+            vec![
+                (1, proxy(cost(7))),
+                (1, proxy(answer("hi", Some(usage(1, 1))))),
+            ],
+            vec!["head 200", "emit hi", "succeeded 2 tokens 7 nanoton", "end"],
+        ),
+        (
+            "a receipt is checked when the answer is complete",
+            false,
+            vec![
+                (1, proxy(answer("a", None))),
+                (1, proxy(ProxyEvent::Receipt(Bytes::from_static(b"r")))),
+                (1, proxy(cost(1))),
+                (1, proxy(last(""))),
+            ],
+            vec![
+                "head 200",
+                "emit a",
+                "check receipt",
+                "succeeded 8 tokens 1 nanoton",
+                "end",
+            ],
+        ),
+        (
+            "the caller goes away mid-answer",
+            false,
+            vec![(1, proxy(answer("he", None))), (2, Event::CallerGone)],
+            vec![
+                "head 200",
+                "emit he",
+                "cancel",
+                "cancelled",
+                "error: answer interrupted: the caller went away",
+            ],
+        ),
+        (
+            "the caller goes away before the first byte",
+            true,
+            vec![(1, Event::CallerGone)],
+            vec![
+                "cancel",
+                "cancelled",
+                "error: answer interrupted: the caller went away",
+            ],
+        ),
+        (
+            "the proxy connection is lost mid-answer",
+            false,
+            vec![(1, proxy(answer("he", None))), (2, proxy(ProxyEvent::Lost))],
+            vec!["head 200", "emit he", "failed", lost],
+        ),
+        (
+            "the proxy connection is lost before the first byte",
+            true,
+            vec![(1, proxy(ProxyEvent::Lost))],
+            vec!["failed", lost],
+        ),
+        (
+            "no first byte before the deadline",
+            false,
+            vec![(3, Event::Tick), (10, Event::Tick)],
+            vec!["cancel", "failed", &timeout],
+        ),
+        (
+            "the deadline passes mid-answer",
+            false,
+            vec![(1, proxy(answer("he", None))), (11, Event::Tick)],
+            vec!["head 200", "emit he", "cancel", "failed", &timeout],
+        ),
+        (
+            "a sealed request refused before its answer forgets its candidates",
+            true,
+            vec![(1, proxy(error(503)))],
+            vec!["forget candidates", "failed", "error: no worker (code 503)"],
+        ),
+        (
+            "a request in clear refused before its answer",
+            false,
+            vec![(1, proxy(error(503)))],
+            vec!["failed", "error: no worker (code 503)"],
+        ),
+        (
+            "a sealed request failing midway keeps its candidates",
+            true,
+            vec![(1, proxy(answer("he", None))), (2, proxy(error(502)))],
+            vec![
+                "head 200",
+                "emit he",
+                "failed",
+                "error: no worker (code 502)",
+            ],
+        ),
+        (
+            "a part before the answer head",
+            false,
+            vec![(1, proxy(part("x")))],
+            vec![
+                "failed",
+                "error: answer interrupted: unexpected message before the first answer",
+            ],
+        ),
+        (
+            "a second answer head",
+            false,
+            vec![(1, proxy(answer("a", None))), (1, proxy(answer("b", None)))],
+            vec![
+                "head 200",
+                "emit a",
+                "failed",
+                "error: answer interrupted: a second first answer arrived",
+            ],
+        ),
+        (
+            "nothing happens after the end",
+            false,
+            vec![
+                (1, proxy(cost(9))),
+                (1, proxy(answer("a", Some(usage(1, 1))))),
+                (1, proxy(part("late"))),
+                (1, proxy(ProxyEvent::Lost)),
+                (11, Event::Tick),
+                (12, Event::CallerGone),
+            ],
+            vec!["head 200", "emit a", "succeeded 2 tokens 9 nanoton", "end"],
+        ),
+    ];
+    for (name, sealed, events, expected) in cases {
+        let (lines, m) = run(sealed, events);
+        assert_eq!(lines, expected, "{name}");
+        assert!(m.is_done(), "{name}: over");
+        assert_eq!(m.next_deadline(), None, "{name}: no more deadline");
+    }
+}
+
+#[test]
+fn a_head_that_does_not_decode_ends_the_request() {
+    let (lines, _) = run(
+        false,
+        vec![(
+            1,
+            proxy(ProxyEvent::Answer {
+                answer: Bytes::from_static(b"not a response"),
+                final_info: None,
+            }),
+        )],
+    );
+    assert_eq!(lines[0], "failed");
+    assert!(
+        lines[1].starts_with("error: answer interrupted: bad response head"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn the_deadline_is_the_start_plus_the_timeout_until_the_end() {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    assert_eq!(m.next_deadline(), Some(t0 + TIMEOUT));
+    assert!(m.handle(Event::Tick, t0 + TIMEOUT / 2).is_empty());
+    m.handle(proxy(answer("a", None)), t0);
+    assert_eq!(m.next_deadline(), Some(t0 + TIMEOUT));
+    m.handle(proxy(last("")), t0 + Duration::from_secs(2));
+    assert_eq!(m.next_deadline(), None);
+}
+
+#[test]
+fn usage_times_and_overhead_come_from_the_final_part() {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    assert_eq!(m.usage(), crate::api::CostedUsage::default());
+    m.handle(proxy(answer("a", None)), t0);
+    m.handle(proxy(cost(30)), t0);
+    let actions = m.handle(proxy(last("")), t0 + Duration::from_secs(2));
+    // Two seconds here, half a second of them at the proxy.
+    assert!(actions.contains(&Action::Record(Ending::Succeeded {
+        usage: m.usage(),
+        overhead: Some(Duration::from_millis(1500)),
+    })));
+    let u = m.usage();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (3, 5, 8)
+    );
+    assert_eq!((u.prompt_total_cost, u.total_cost), (15, 30));
+    let mut times = crate::api::HopTimes::default();
+    m.reported_times(&mut times);
+    assert_eq!(times.proxy_start, Some(100.0));
+    assert_eq!(times.worker_end, Some(100.4));
+}
+
+#[test]
+fn without_a_reported_cost_the_tokens_are_priced_here() {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    m.handle(proxy(answer("a", None)), t0);
+    m.handle(proxy(ProxyEvent::Payment { request_tokens: 10 }), t0);
+    m.handle(proxy(last("")), t0);
+    let price = cocoon_market::PricingParams::default().price_per_token;
+    assert_eq!(
+        m.usage().total_cost,
+        10 * i64::try_from(price).unwrap(),
+        "the payment notice's tokens at the network's price"
+    );
+}
+
+/// The receipt the machine asks to check, for an answer arriving as `parts`.
+fn receipt_check(sealed: bool, parts: &[&str]) -> ReceiptCheck {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, sealed));
+    let signed = receipt([0xA; 32], None);
+    m.handle(proxy(ProxyEvent::Receipt(Bytes::from(signed))), t0);
+    m.handle(proxy(answer(parts[0], None)), t0);
+    for p in &parts[1..] {
+        m.handle(proxy(part(p)), t0);
+    }
+    m.handle(proxy(last("")), t0)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::CheckReceipt(check) => Some(check),
+            _ => None,
+        })
+        .expect("a receipt to check")
+}
+
+#[test]
+fn the_receipt_is_bound_to_the_answer_bytes_as_they_arrived() {
+    let now = cocoon_net::unix_time() as u64;
+    // The receipt signs "same answer" for a request in clear: however it was cut, it verifies.
+    let check = receipt_check(false, &["same ", "ans", "wer"]);
+    assert_eq!(check.answer_hash, body_hash(b"same answer"));
+    assert_eq!(check.verify(&workers(), now), Ok(()));
+    // Another answer, or the same answer to a sealed request, is refused.
+    assert_eq!(
+        receipt_check(false, &["same answer, changed"]).verify(&workers(), now),
+        Err(ClientError::ReceiptForAnotherRequest("answer"))
+    );
+    assert_eq!(
+        receipt_check(true, &["same answer"]).verify(&workers(), now),
+        Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
+    );
+}

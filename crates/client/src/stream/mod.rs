@@ -1,0 +1,289 @@
+//! The answer stream the caller reads: a thin tokio driver around [`machine::AnswerMachine`],
+//! which holds the rules. The driver waits on the request's queue until the machine's deadline,
+//! feeds it what arrives, and carries out its actions (bytes to the caller, a cancel to the
+//! proxy, the receipt check, the counters).
+
+pub(crate) mod machine;
+pub(crate) mod receipt;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use cocoon_protocol::messages::ext;
+use cocoon_protocol::tl::{Int256, TlConstructor};
+
+use crate::api::{ClientCounters, CostedUsage, HopTimes};
+use crate::config::ClientError;
+use crate::link::{ProxyEvent, Session, lock};
+pub use receipt::AnswerReceipt;
+
+use machine::{Action, AnswerMachine, Ending, Event};
+
+/// Most bytes joined into one chunk from parts already queued.
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// Removes a request's route when its stream goes away.
+pub(crate) struct RouteGuard {
+    pub(crate) session: Arc<Session>,
+    pub(crate) request_id: Int256,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        lock(&self.session.routes).remove(&self.request_id);
+    }
+}
+
+/// What the driver needs besides the machine.
+pub(crate) struct Wiring {
+    pub(crate) rx: crate::route::RouteReceiver,
+    pub(crate) guard: RouteGuard,
+    pub(crate) counters: Arc<ClientCounters>,
+    /// The policy and evidence cache that workers' receipts are checked with.
+    pub(crate) workers: Arc<cocoon_attest::RaTlsVerifier>,
+    /// The time receipts are judged at.
+    pub(crate) clock: cocoon_net::AttestationClock,
+    /// A sealed request's candidates, forgotten when it fails before its answer.
+    pub(crate) sealing: Option<(Arc<crate::sealed::Sealing>, String)>,
+}
+
+/// An answer arriving from the network.
+pub struct AnswerStream {
+    /// HTTP status the engine answered with.
+    pub status: u16,
+    /// Response headers from the engine.
+    pub headers: Vec<(String, String)>,
+    /// Hop times, complete once the stream has ended.
+    pub times: HopTimes,
+    /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
+    pub sealed: bool,
+    machine: AnswerMachine,
+    wiring: Wiring,
+    /// Bytes for the caller, in order.
+    ready: VecDeque<Bytes>,
+    /// How the stream ended, once it has (taken when reported).
+    end: Option<Result<(), ClientError>>,
+    /// Whether the head arrived.
+    has_head: bool,
+    receipt: Option<AnswerReceipt>,
+}
+
+impl std::fmt::Debug for AnswerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerStream")
+            .field("status", &self.status)
+            .field("done", &self.machine.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AnswerStream {
+    fn drop(&mut self) {
+        if !self.machine.is_done() {
+            let actions = self.machine.handle(Event::CallerGone, Instant::now());
+            self.apply(actions);
+        }
+    }
+}
+
+impl AnswerStream {
+    /// Waits for the answer head of a request just sent: `Err` when it ended before one.
+    pub(crate) async fn open(
+        machine: AnswerMachine,
+        wiring: Wiring,
+        sealed: bool,
+        times: HopTimes,
+    ) -> Result<Self, ClientError> {
+        let mut stream = Self {
+            status: 0,
+            headers: Vec::new(),
+            times,
+            sealed,
+            machine,
+            wiring,
+            ready: VecDeque::new(),
+            end: None,
+            has_head: false,
+            receipt: None,
+        };
+        while !stream.has_head {
+            if stream.machine.is_done() {
+                return Err(match stream.end.take() {
+                    Some(Err(e)) => e,
+                    _ => ClientError::Interrupted("the request ended before its answer".into()),
+                });
+            }
+            stream.step().await;
+        }
+        Ok(stream)
+    }
+
+    /// Waits for one event (or the deadline) and feeds it, with the events already queued
+    /// behind it, up to [`GATHER_BYTES`] of body.
+    async fn step(&mut self) {
+        let event = match self.machine.next_deadline() {
+            None => return,
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline.into(), self.wiring.rx.recv()).await {
+                    Ok(Some(e)) => Event::Proxy(e),
+                    Ok(None) => Event::Proxy(ProxyEvent::Lost),
+                    Err(_) => Event::Tick,
+                }
+            }
+        };
+        let actions = self.machine.handle(event, Instant::now());
+        self.apply(actions);
+        while self.end.is_none() && self.ready.iter().map(Bytes::len).sum::<usize>() < GATHER_BYTES
+        {
+            let Some(e) = self.wiring.rx.try_recv() else {
+                break;
+            };
+            let actions = self.machine.handle(Event::Proxy(e), Instant::now());
+            self.apply(actions);
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Head { status, headers } => {
+                    self.status = status;
+                    self.headers = headers;
+                    self.has_head = true;
+                }
+                Action::Emit(bytes) => self.ready.push_back(bytes),
+                Action::CancelAtProxy => self.cancel_at_proxy(),
+                Action::ForgetSealedCandidates => {
+                    if let Some((sealing, model)) = &self.wiring.sealing {
+                        sealing.invalidate(model);
+                    }
+                }
+                Action::CheckReceipt(check) => self.check_receipt(check),
+                Action::Record(ending) => self.record(ending),
+                Action::Finish(result) => {
+                    self.times.client_end = cocoon_net::unix_time();
+                    self.machine.reported_times(&mut self.times);
+                    self.end = Some(result);
+                }
+            }
+        }
+    }
+
+    fn cancel_at_proxy(&self) {
+        let session = &self.wiring.guard.session;
+        if session.version < cocoon_protocol::version::SEALED_VERSION {
+            return;
+        }
+        let conn = session.conn.clone();
+        let msg = ext::CancelQuery {
+            request_id: self.wiring.guard.request_id,
+        };
+        // From a drop, outside any task's await: the send runs on its own.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+            });
+        }
+    }
+
+    fn check_receipt(&mut self, check: machine::ReceiptCheck) {
+        let counters = &self.wiring.counters;
+        let verified = check.verify(&self.wiring.workers, self.wiring.clock.now_unix());
+        match &verified {
+            Ok(()) => {
+                counters.receipts_verified.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.receipts_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    request_id = %hex::encode(check.binding.client_request_id),
+                    "refusing the worker's receipt: {e}"
+                );
+            }
+        }
+        self.receipt = Some(AnswerReceipt {
+            encoded: check.encoded,
+            verified,
+            request_id: check.binding.client_request_id,
+            envelope_sha256: check.binding.envelope_hash,
+        });
+    }
+
+    fn record(&self, ending: Ending) {
+        let counters = &self.wiring.counters;
+        match ending {
+            Ending::Succeeded { usage, overhead } => {
+                if let Some(overhead) = overhead {
+                    counters.overhead.observe(overhead);
+                }
+                counters.succeeded.fetch_add(1, Ordering::Relaxed);
+                counters.tokens.fetch_add(
+                    u64::try_from(usage.total_tokens).unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+                counters.spent_nanoton.fetch_add(
+                    u64::try_from(usage.total_cost).unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+            }
+            Ending::Failed => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ending::Cancelled => {
+                counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether the whole answer has arrived.
+    pub fn is_done(&self) -> bool {
+        self.machine.is_done()
+    }
+
+    /// The next body chunk; `Ok(None)` once the answer is complete (usage is then final).
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            match self.ready.len() {
+                0 => {}
+                1 => return Ok(self.ready.pop_front()),
+                _ => {
+                    let mut joined = BytesMut::new();
+                    for part in self.ready.drain(..) {
+                        joined.extend_from_slice(&part);
+                    }
+                    return Ok(Some(joined.freeze()));
+                }
+            }
+            if self.machine.is_done() {
+                return match self.end.take() {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(())) | None => Ok(None),
+                };
+            }
+            self.step().await;
+        }
+    }
+
+    /// The worker's receipt, once the answer is complete and when the worker sent one
+    /// (version-3 workers and proxies), with this client's check of it.
+    pub fn receipt(&self) -> Option<AnswerReceipt> {
+        self.receipt.clone()
+    }
+
+    /// Reads the rest of the body into one buffer.
+    pub async fn collect_body(&mut self) -> Result<Bytes, ClientError> {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Token usage and cost as far as known (final once the stream is done).
+    pub fn usage(&self) -> CostedUsage {
+        self.machine.usage()
+    }
+}
