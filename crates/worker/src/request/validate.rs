@@ -4,61 +4,18 @@
 //! measured. Pure functions of the request, the configuration and the model served.
 
 use bytes::Bytes;
+use cocoon_infer::request::OpenAiRequest;
 use cocoon_infer::{Endpoint, InferenceRequest, TokenUsage, TranscriptionRequest};
 use cocoon_protocol::audio::{FormLimits, TRANSCRIPTIONS_PATH, TranscriptionForm, WavAudio};
 use cocoon_protocol::messages::{http, proxy};
 use cocoon_protocol::tl::TlConstructor;
 use cocoon_refv1::{AnswerCipher, Ed25519Seed};
-use serde_json::{Map, Value};
 
 use super::Binding;
 use super::machine::{Refusal, refuse};
 use crate::config::base_model;
 use crate::limits;
 use crate::state::{Served, WorkerState};
-
-/// Request fields the worker passes to engines; anything else is refused.
-const ALLOWED_FIELDS: &[&str] = &[
-    "model",
-    "messages",
-    "prompt",
-    "suffix",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "n",
-    "stream",
-    "stream_options",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "repetition_penalty",
-    "logprobs",
-    "top_logprobs",
-    "logit_bias",
-    "user",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "reasoning_effort",
-    "echo",
-    "best_of",
-    "ignore_eos",
-    "min_tokens",
-    "chat_template_kwargs",
-    "metadata",
-    "store",
-    "service_tier",
-    "modalities",
-    "prediction",
-    "audio",
-    "web_search_options",
-];
 
 /// With a `private_key` from the proxy and a body in the reference's encryption: the request
 /// with its body opened, and the cipher for the answer. Otherwise the query as it came.
@@ -135,35 +92,17 @@ pub(super) fn validate(
             ),
         ));
     }
-    let body: Value = serde_json::from_slice(&req.payload)
-        .map_err(|e| refuse(400, format!("request body is not JSON: {e}")))?;
-    let Value::Object(mut body) = body else {
-        return Err(refuse(400, "request body must be a JSON object"));
-    };
-    for key in body.keys() {
-        if !ALLOWED_FIELDS.contains(&key.as_str())
-            && !state.config.extra_allowed_fields.iter().any(|f| f == key)
-        {
-            return Err(refuse(400, format!("field `{key}` is not accepted")));
-        }
+    // One parse, one set of messages; the served model is checked after the body's shape.
+    let mut request =
+        OpenAiRequest::parse(endpoint, &req.payload, &state.config.extra_allowed_fields)
+            .map_err(|e| refuse(400, e.to_string()))?;
+    if base_model(&request.model) != base_model(&served.model) {
+        return Err(refuse(
+            404,
+            format!("model `{}` is not served here", request.model),
+        ));
     }
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| refuse(400, "`model` must be a string"))?;
-    if base_model(model) != base_model(&served.model) {
-        return Err(refuse(404, format!("model `{model}` is not served here")));
-    }
-    match endpoint {
-        Endpoint::ChatCompletions if !body.get("messages").is_some_and(Value::is_array) => {
-            return Err(refuse(400, "`messages` must be an array"));
-        }
-        Endpoint::Completions if body.get("prompt").is_none() => {
-            return Err(refuse(400, "`prompt` is required"));
-        }
-        _ => {}
-    }
-    match limits::enforce(&mut body, token_limit, limits::SUPPORTED_CHOICES) {
+    match limits::enforce(&mut request.rest, token_limit, limits::SUPPORTED_CHOICES) {
         Ok(budget) if budget.clamped => tracing::debug!(
             per_choice = budget.per_choice,
             "completion tokens clamped to the proxy's reservation"
@@ -171,18 +110,14 @@ pub(super) fn validate(
         Ok(_) => {}
         Err(e) => return Err(refuse(400, e.to_string())),
     }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(refuse(400, "`stream` must be a boolean")),
-    };
     if let Some(engine_model) = served.engine.models().first() {
-        body.insert("model".into(), Value::String(engine_model.name.clone()));
+        request.model.clone_from(&engine_model.name);
     }
+    let stream = request.stream;
     Ok((
         Job::Infer(InferenceRequest {
             endpoint,
-            body: Map::from_iter(body),
+            body: request.into_body(),
             stream,
         }),
         cocoon_attest::receipt::body_hash(&req.payload),
