@@ -16,6 +16,7 @@
 
 pub mod builtin;
 mod engine;
+pub mod request;
 pub mod tokenizer;
 pub mod upstream;
 pub mod usage;
