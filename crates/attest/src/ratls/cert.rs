@@ -86,7 +86,7 @@ pub struct TlsKeyPair {
     pkcs8: Zeroizing<Vec<u8>>,
     public_key: [u8; 32],
     /// The expanded signing key, made once: expanding a seed costs as much as a signature.
-    signer: ring::signature::Ed25519KeyPair,
+    signer: aws_lc_rs::signature::Ed25519KeyPair,
 }
 
 impl fmt::Debug for TlsKeyPair {
@@ -108,10 +108,10 @@ impl TlsKeyPair {
 
     /// The key with this 32-byte Ed25519 seed (for sealed persistent keys and tests).
     pub fn from_seed(seed: &[u8; 32]) -> Result<Self, AttestError> {
-        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed)
             .map_err(|e| AttestError::IdentityKey(e.to_string()))?;
         let mut public_key = [0u8; 32];
-        public_key.copy_from_slice(ring::signature::KeyPair::public_key(&pair).as_ref());
+        public_key.copy_from_slice(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
         let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
         pkcs8.extend_from_slice(&PKCS8_ED25519_PREFIX);
         pkcs8.extend_from_slice(seed);
@@ -484,6 +484,25 @@ pub(crate) fn certificate_public_key(der: &[u8]) -> Result<[u8; 32], AttestError
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Ed25519 is deterministic: AWS-LC's signatures are byte for byte ring's, and the key the
+    /// TLS stack (ring, from the PKCS#8 document) uses is the same key.
+    #[test]
+    fn signatures_are_the_same_as_rings() {
+        for seed in [[0u8; 32], [7; 32], [0xa5; 32]] {
+            let key = TlsKeyPair::from_seed(&seed).unwrap();
+            let ring_key =
+                ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8_der())
+                    .unwrap();
+            assert_eq!(
+                ring::signature::KeyPair::public_key(&ring_key).as_ref(),
+                key.public_key()
+            );
+            for message in [&b""[..], b"receipt", &[0x5a; 5000]] {
+                assert_eq!(ring_key.sign(message).as_ref(), key.sign(message));
+            }
+        }
+    }
 
     #[test]
     fn generated_certificate_has_the_reference_layout() {
