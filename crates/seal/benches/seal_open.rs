@@ -134,5 +134,45 @@ fn envelopes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunks, envelopes);
+/// The X25519 operations a sealed request costs (the client: one key generation and one
+/// agreement per recipient; the worker: one agreement), in this crate (AWS-LC) and in
+/// `x25519-dalek`, which the crate used before: the reason for the switch in `docs/sealing.md`.
+fn x25519(c: &mut Criterion) {
+    let mut rng = cocoon_seal::SystemRng;
+    let ours = SealingKeyPair::generate(&mut rng).unwrap();
+    let peer = SealingKeyPair::generate(&mut rng).unwrap();
+    let secret = *ours.secret_bytes();
+    let dalek = x25519_dalek::StaticSecret::from(secret);
+    let dalek_peer = x25519_dalek::PublicKey::from(peer.public().0);
+    let mut group = c.benchmark_group("x25519");
+    group.bench_function("keygen_aws_lc", |b| {
+        b.iter(|| black_box(SealingKeyPair::from_secret_bytes(black_box(secret))));
+    });
+    group.bench_function("keygen_dalek", |b| {
+        b.iter(|| {
+            let s = x25519_dalek::StaticSecret::from(black_box(secret));
+            black_box(x25519_dalek::PublicKey::from(&s))
+        });
+    });
+    group.bench_function("agree_aws_lc", |b| {
+        use aws_lc_rs::agreement::{PrivateKey, UnparsedPublicKey, X25519, agree};
+        let peer_bytes = peer.public().0;
+        b.iter(|| {
+            let private = PrivateKey::from_private_key(&X25519, black_box(&secret)).unwrap();
+            agree(
+                &private,
+                UnparsedPublicKey::new(&X25519, &peer_bytes),
+                (),
+                |shared| Ok::<_, ()>(black_box(shared[0])),
+            )
+            .unwrap()
+        });
+    });
+    group.bench_function("agree_dalek", |b| {
+        b.iter(|| black_box(dalek.diffie_hellman(black_box(&dalek_peer))));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, chunks, envelopes, x25519);
 criterion_main!(benches);
