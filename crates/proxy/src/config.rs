@@ -259,7 +259,7 @@ pub enum ProxyError {
     /// The ledger store could not be opened (unreachable database, prices other than the
     /// store's, failed migration...).
     #[error("ledger: {0}")]
-    Ledger(#[from] cocoon_market::MarketError),
+    Ledger(#[from] cocoon_ledger_store::StoreError),
     /// No worker with this id is connected.
     #[error("no worker {0} is connected")]
     UnknownWorker(u64),

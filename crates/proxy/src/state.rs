@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cocoon_attest::Policy;
+use cocoon_ledger_store::{BackendKind, CommitQueue, DEFAULT_MAX_BATCH, LedgerStore, StoreError};
+use cocoon_market::WorkerId;
 use cocoon_market::ledger::LedgerTotals;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
-use cocoon_market::store::DEFAULT_MAX_BATCH;
-use cocoon_market::{BackendKind, CommitQueue, LedgerStore, MarketError, WorkerId};
 use cocoon_net::admission::Admission;
 use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
@@ -183,7 +183,7 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
     }
     let totals = ledger.totals().await?;
     tracing::info!(
-        ledger = %cocoon_market::store::redact_url(url),
+        ledger = %cocoon_ledger_store::redact_url(url),
         backend = ?ledger.backend(),
         requests = totals.requests,
         client_charged = %totals.client_charged,
@@ -516,7 +516,7 @@ impl ProxyHandle {
     }
 
     /// The ledger's totals, read from the store.
-    pub async fn ledger_totals(&self) -> Result<LedgerTotals, MarketError> {
+    pub async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
         self.state.ledger.totals().await
     }
 

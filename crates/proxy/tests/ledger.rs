@@ -378,7 +378,7 @@ async fn an_unbookable_charge_withholds_the_answer(store: Store) {
     proxy.stop().await;
 
     // The books hold the first request only.
-    let reopened = cocoon_market::LedgerStore::inspect(&store.url)
+    let reopened = cocoon_ledger_store::LedgerStore::inspect(&store.url)
         .await
         .unwrap();
     let totals = reopened.audit().await.unwrap();
