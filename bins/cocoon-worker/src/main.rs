@@ -8,6 +8,7 @@ mod args;
 mod chain_ops;
 mod engine;
 mod estimate;
+#[cfg(feature = "builtin")]
 mod loading;
 mod model_hash;
 
