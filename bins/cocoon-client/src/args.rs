@@ -70,7 +70,7 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_CLIENT_PAYMENT_STATUS_INTERVAL")]
     pub(crate) payment_status_interval: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Refuse requests that cannot be sealed to attested workers (a version 2 proxy, no
     /// verified worker key) instead of sending them readable by the proxy.
     #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]

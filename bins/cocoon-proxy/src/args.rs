@@ -84,7 +84,7 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_PROXY_AUTHORIZE_TIMEOUT")]
     pub(crate) authorize_timeout: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON", global = true)]
     pub(crate) log_json: bool,

@@ -4,8 +4,9 @@
 //! checks live in `cocoon_chain::operator`.
 
 use clap::{Parser, Subcommand};
-use cocoon_chain::operator::{OperationReport, OperatorFlags};
+use cocoon_chain::operator::OperationReport;
 use cocoon_chain::{ChainError, parse_address};
+use cocoon_cli::chain::OperatorFlags;
 use std::process::ExitCode;
 
 /// cocoon-proxy chain commands.

@@ -90,7 +90,7 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_WORKER_PAYMENT_STATUS_INTERVAL")]
     pub(crate) payment_status_interval: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     pub(crate) log_json: bool,

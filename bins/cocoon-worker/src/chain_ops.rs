@@ -4,8 +4,9 @@
 //! logic and the checks live in `cocoon_chain::operator`.
 
 use clap::{Parser, Subcommand};
-use cocoon_chain::operator::{OperationReport, OperatorFlags, read_voucher_file};
+use cocoon_chain::operator::{OperationReport, read_voucher_file};
 use cocoon_chain::{ChainError, parse_address};
+use cocoon_cli::chain::OperatorFlags;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

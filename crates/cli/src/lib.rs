@@ -1,9 +1,11 @@
 //! What every cocoon executable does around its role: set up logging, read its TOML
-//! configuration file, and turn the outcome into an exit status. The binaries stay a page of
-//! flag parsing each.
+//! configuration file, take the chain flags they share ([`chain`]), and turn the outcome into an
+//! exit status. The binaries stay a page of flag parsing each.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod chain;
 
 use std::path::Path;
 use std::process::ExitCode;
