@@ -149,7 +149,7 @@ pub(crate) fn load(args: &Args) -> Result<ClientConfig, String> {
         config.max_body_bytes = v;
     }
     if args.local {
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if args.require_sealed {
         config.require_sealed = Some(true);

@@ -126,8 +126,8 @@ pub(crate) fn load(args: &Args) -> Result<ProxyConfig, String> {
         config.is_test = true;
         config.worker_pow_difficulty = config.worker_pow_difficulty.min(12);
         config.client_pow_difficulty = config.client_pow_difficulty.min(12);
-        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.evidence = cocoon_node::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

@@ -17,7 +17,7 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
     if let Some(url) = &config.ledger_url {
         ledger::prepare(url)?;
     }
-    cocoon_net::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
+    cocoon_node::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
     let has_chain = config.chain.endpoint.is_some() && config.chain.proxy_contract.is_some();
     let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
     if args.local {
@@ -37,7 +37,7 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
         addr(proxy.stats_addr())
     );
     proxy
-        .run(cocoon_net::shutdown_signal())
+        .run(cocoon_node::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -132,8 +132,8 @@ pub(crate) fn load(args: &Args) -> Result<WorkerConfig, String> {
         config.start_disabled = true;
     }
     if args.local {
-        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.evidence = cocoon_node::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

@@ -38,7 +38,7 @@ async fn main() -> std::process::ExitCode {
             source,
             config.proxies.join(", ")
         );
-        cocoon_net::descriptors::raise_and_report(
+        cocoon_node::descriptors::raise_and_report(
             "cocoon-worker",
             cocoon_net::http_server::HttpLimits::default().max_connections,
         );
@@ -47,7 +47,7 @@ async fn main() -> std::process::ExitCode {
             worker.set_model_loader(loader);
         }
         worker
-            .run(cocoon_net::shutdown_signal())
+            .run(cocoon_node::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     }

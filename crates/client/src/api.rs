@@ -110,7 +110,7 @@ pub(crate) struct ClientCounters {
     pub(crate) tokens: AtomicU64,
     pub(crate) spent_nanoton: AtomicU64,
     /// Time each answered request spent in this client, less the proxy's time on it.
-    pub(crate) overhead: cocoon_net::histogram::Histogram,
+    pub(crate) overhead: cocoon_node::histogram::Histogram,
 }
 
 /// What the proxy answered to [`Client::request_refund`].
@@ -788,7 +788,7 @@ pub struct AnswerStream {
     /// The policy and evidence cache that workers' receipts are checked with.
     workers: Arc<cocoon_attest::RaTlsVerifier>,
     /// The time receipts are judged at.
-    clock: cocoon_net::AttestationClock,
+    clock: cocoon_node::AttestationClock,
     /// The weights pinned for the model, which the receipt must name.
     pinned_weights: Option<[u8; 32]>,
     /// Whether the request went sealed (proxy-blind) rather than readable by the proxy.
@@ -954,7 +954,7 @@ impl AnswerStream {
         // What this client added: its time on the request less the proxy's, as the proxy
         // reported it (left out when it reported no times, at protocol version 1).
         if let (Some(start), Some(end)) = (self.times.proxy_start, self.times.proxy_end) {
-            let proxy = cocoon_net::histogram::reported_span(start, end);
+            let proxy = cocoon_node::histogram::reported_span(start, end);
             self.counters
                 .overhead
                 .observe(self.started.elapsed().saturating_sub(proxy));

@@ -116,7 +116,7 @@ pub(crate) struct Counters {
     /// Workers' machine descriptions dropped (too long, or not a JSON object).
     pub(crate) machine_descriptions_dropped: AtomicU64,
     /// Time each answered request spent in this proxy, less the worker's time on it.
-    pub(crate) overhead: cocoon_net::histogram::Histogram,
+    pub(crate) overhead: cocoon_node::histogram::Histogram,
 }
 
 impl ProxyState {
@@ -198,14 +198,14 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
 /// The voucher-signing key, from `<data dir>/voucher-key.sealed` (made on first start), sealed
 /// under the configured key source; a fresh in-memory key when there is no data directory.
 pub(crate) fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
-    use cocoon_net::NetError;
-    use cocoon_net::keys::{create_private_dir, open_key_source};
+    use cocoon_node::NodeError;
+    use cocoon_node::keys::{create_private_dir, open_key_source};
     use cocoon_seal::{KeyPurpose, SealedKeyFile, SecretKind, SystemRng};
 
-    let keys_error = |e: NetError| match e {
-        NetError::Keys(e) => ProxyError::Keys(e),
-        NetError::Config(m) => ProxyError::Config(m),
-        other => ProxyError::Attestation(other),
+    let keys_error = |e: NodeError| match e {
+        NodeError::Keys(e) => ProxyError::Keys(e),
+        NodeError::Config(m) => ProxyError::Config(m),
+        other => ProxyError::Node(other),
     };
     let keys = &config.keys;
     let Some(dir) = keys.data_dir.as_ref().or(config.data_dir.as_ref()) else {
@@ -405,7 +405,7 @@ impl ProxyHandle {
     }
 
     /// The time answered requests spent in this proxy beyond their worker's.
-    pub fn overhead(&self) -> cocoon_net::histogram::HistogramSnapshot {
+    pub fn overhead(&self) -> cocoon_node::histogram::HistogramSnapshot {
         self.state.counters.overhead.snapshot()
     }
 

@@ -628,7 +628,7 @@ impl Driver {
         else {
             return;
         };
-        let worker = cocoon_net::histogram::reported_span(start, end);
+        let worker = cocoon_node::histogram::reported_span(start, end);
         self.state
             .counters
             .overhead
