@@ -124,7 +124,8 @@ pub(crate) struct Args {
 const SECRET_ENV: &str = "COCOON_CLIENT_SECRET";
 
 pub(crate) fn load(args: &Args) -> Result<ClientConfig, String> {
-    let mut config: ClientConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: ClientConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(v) = args.listen {
         config.listen = Some(v);
     }

@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
                 .map(|(_, a)| a),
         );
         cocoon_cli::init_logging(args.log_json);
-        let result = async {
+        let result: Result<(), String> = async {
             let report = refund::run(load(&args)?).await?;
             println!("{report}");
             Ok::<(), String>(())
@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let config = load(&args)?;
         let listen = config.listen.ok_or("no listen address configured")?;
         let access = config

@@ -119,7 +119,8 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn load(args: &Args) -> Result<ProxyConfig, String> {
-    let mut config: ProxyConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: ProxyConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if args.local {
         config.emulated_registration = true;
         config.emulated_client_deposit = 1_000_000_000_000;

@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let config = load(&args)?;
         match &args.command {
             None => serve(&args, config).await,

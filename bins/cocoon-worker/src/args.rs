@@ -97,7 +97,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn load(args: &Args) -> Result<WorkerConfig, String> {
-    let mut config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: WorkerConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if args.proxies_from_registry {
         config.proxies_from_registry = true;
     }

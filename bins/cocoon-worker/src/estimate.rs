@@ -139,7 +139,8 @@ fn measure(args: &Estimate, config: &WorkerConfig) -> Result<cocoon_worker::spee
 }
 
 fn run(args: &Estimate) -> Result<(), String> {
-    let config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let config: WorkerConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     let coefficient = |v: i64| Coefficient::try_from(v).map_err(|e| e.to_string());
     let mut input = EstimateInput::for_worker(&config).map_err(|e| e.to_string())?;
     if let Some(m) = &args.model {

@@ -22,7 +22,7 @@ async fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let mut config = load(&args)?;
         let (engine, source, loader) = engine::start(&args.engine, &config).await?;
         let served = engine.models();

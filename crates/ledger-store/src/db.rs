@@ -492,7 +492,12 @@ impl DbRow {
                 return row
                     .value(column)
                     .and_then(T::from_native)
-                    .map_err(|e| StoreError::CorruptStore(format!("reading {column}: {e}")));
+                    .map_err(|e| match e {
+                        StoreError::CorruptStore(m) => {
+                            StoreError::CorruptStore(format!("reading {column}: {m}"))
+                        }
+                        other => other,
+                    });
             }
         };
         read.map_err(|e| StoreError::CorruptStore(format!("reading {column}: {e}")))
@@ -501,41 +506,47 @@ impl DbRow {
 
 /// The column types the ledger reads, from a row of the native SQLite writer.
 pub(crate) trait FromNative: Sized {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String>;
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError>;
 }
 
 impl FromNative for i64 {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Integer(v) => Ok(*v),
-            other => Err(format!(
+            other => Err(StoreError::CorruptStore(format!(
                 "expected an integer, found {:?}",
                 other.data_type()
-            )),
+            ))),
         }
     }
 }
 
 impl FromNative for String {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Text(v) => Ok(v.clone()),
-            other => Err(format!("expected a text, found {:?}", other.data_type())),
+            other => Err(StoreError::CorruptStore(format!(
+                "expected a text, found {:?}",
+                other.data_type()
+            ))),
         }
     }
 }
 
 impl FromNative for Vec<u8> {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Blob(v) => Ok(v.clone()),
-            other => Err(format!("expected a blob, found {:?}", other.data_type())),
+            other => Err(StoreError::CorruptStore(format!(
+                "expected a blob, found {:?}",
+                other.data_type()
+            ))),
         }
     }
 }
 
 impl<T: FromNative> FromNative for Option<T> {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Null => Ok(None),
             other => T::from_native(other).map(Some),
