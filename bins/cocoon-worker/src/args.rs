@@ -7,6 +7,17 @@ use std::path::PathBuf;
 use clap::Parser;
 use cocoon_worker::WorkerConfig;
 
+/// What `cocoon-worker` does besides serving.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Print the SHA-256 naming a model's weights (the value to pin as `model_hash`).
+    ModelHash(crate::model_hash::ModelHash),
+    /// Estimate a worker's coefficient and earnings per hour.
+    Estimate(crate::estimate::Estimate),
+    /// Submit a payout voucher to the worker contract.
+    Payout(crate::chain_ops::Payout),
+}
+
 /// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
 ///
 /// The engine is either an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) given with
@@ -16,8 +27,15 @@ use cocoon_worker::WorkerConfig;
 /// `WorkerConfig`), then from COCOON_WORKER_* environment variables, then from flags; later
 /// sources win.
 #[derive(Parser, Debug)]
-#[command(name = "cocoon-worker", version)]
+#[command(
+    name = "cocoon-worker",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Args {
+    /// Another command instead of serving.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
     /// TOML configuration file.
     #[arg(long, env = "COCOON_WORKER_CONFIG")]
     pub(crate) config: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! The `cocoon-worker` executable: flags and config file in, a worker serving proxies out.
 
-use args::{Args, load};
+use args::{Args, Command, load};
 use clap::Parser;
 use cocoon_worker::Worker;
 
@@ -14,13 +14,13 @@ mod model_hash;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if let Some(code) = model_hash::dispatch().or_else(estimate::dispatch) {
-        return code;
-    }
-    if let Some(code) = chain_ops::dispatch().await {
-        return code;
-    }
     let args = Args::parse();
+    match args.command {
+        Some(Command::ModelHash(ref a)) => return model_hash::run(a),
+        Some(Command::Estimate(ref a)) => return estimate::command(a),
+        Some(Command::Payout(a)) => return chain_ops::run(a).await,
+        None => {}
+    }
     cocoon_cli::init_logging(args.log_json);
     let result: Result<(), String> = async {
         let mut config = load(&args)?;
