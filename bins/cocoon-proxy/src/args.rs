@@ -94,6 +94,9 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Start (or, after the delay, complete) the close of the proxy contract (signed with the
+    /// owner's wallet key).
+    Close(crate::chain_ops::Close),
     /// Reads the books (the same ledger the proxy would open), beside a running proxy or not;
     /// never writes.
     Ledger {

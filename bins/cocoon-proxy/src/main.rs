@@ -44,10 +44,12 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if let Some(code) = chain_ops::dispatch().await {
-        return code;
+    let mut args = Args::parse();
+    if let Some(Command::Close(_)) = &args.command
+        && let Some(Command::Close(close)) = args.command.take()
+    {
+        return chain_ops::run(close).await;
     }
-    let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
     let result: Result<(), String> = async {
         let config = load(&args)?;
@@ -67,6 +69,7 @@ async fn main() -> std::process::ExitCode {
                     .ok_or("no stats port: give --stats or set stats_listen")?;
                 admin::change_model(stats, *worker, model).await
             }
+            Some(Command::Close(_)) => Err("close runs before the configuration is read".into()),
             Some(Command::VoucherKey) => {
                 let key = cocoon_proxy::voucher_public_key(&config).map_err(|e| e.to_string())?;
                 println!("{}", hex::encode(key));
