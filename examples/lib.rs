@@ -16,7 +16,7 @@ pub async fn connect(proxy: String) -> Result<Client, ClientError> {
     let client = Client::start(ClientConfig {
         listen: None,
         proxy,
-        attestation: cocoon_net::AttestationConfig::client_local(),
+        attestation: cocoon_node::AttestationConfig::client_local(),
         ..ClientConfig::default()
     })?;
     client.wait_ready(Duration::from_secs(10)).await?;

@@ -70,7 +70,7 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_CLIENT_PAYMENT_STATUS_INTERVAL")]
     pub(crate) payment_status_interval: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Refuse requests that cannot be sealed to attested workers (a version 2 proxy, no
     /// verified worker key) instead of sending them readable by the proxy.
     #[arg(long, env = "COCOON_CLIENT_REQUIRE_SEALED")]
@@ -124,7 +124,8 @@ pub(crate) struct Args {
 const SECRET_ENV: &str = "COCOON_CLIENT_SECRET";
 
 pub(crate) fn load(args: &Args) -> Result<ClientConfig, String> {
-    let mut config: ClientConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: ClientConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(v) = args.listen {
         config.listen = Some(v);
     }
@@ -149,7 +150,7 @@ pub(crate) fn load(args: &Args) -> Result<ClientConfig, String> {
         config.max_body_bytes = v;
     }
     if args.local {
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if args.require_sealed {
         config.require_sealed = Some(true);

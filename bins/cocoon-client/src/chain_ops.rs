@@ -3,8 +3,9 @@
 //! checks live in `cocoon_chain::operator`; this module parses the flags.
 
 use clap::{Parser, Subcommand};
-use cocoon_chain::operator::{OperatorFlags, parse_ton};
+use cocoon_chain::operator::parse_ton;
 use cocoon_chain::{ChainError, parse_address};
+use cocoon_cli::chain::OperatorFlags;
 use std::process::ExitCode;
 
 /// The subcommand names this module handles.

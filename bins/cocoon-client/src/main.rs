@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
                 .map(|(_, a)| a),
         );
         cocoon_cli::init_logging(args.log_json);
-        let result = async {
+        let result: Result<(), String> = async {
             let report = refund::run(load(&args)?).await?;
             println!("{report}");
             Ok::<(), String>(())
@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
     }
     let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let config = load(&args)?;
         let listen = config.listen.ok_or("no listen address configured")?;
         let access = config
@@ -52,7 +52,7 @@ async fn main() -> std::process::ExitCode {
                 cocoon_client::API_KEY_ENV
             );
         }
-        cocoon_net::descriptors::raise_and_report("cocoon-client", config.http.max_connections);
+        cocoon_node::descriptors::raise_and_report("cocoon-client", config.http.max_connections);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -61,7 +61,7 @@ async fn main() -> std::process::ExitCode {
         println!("cocoon-client: OpenAI-compatible API at http://{addr}/v1");
         tokio::select! {
             () = cocoon_client::http::serve(client.clone(), listener, access) => Ok(()),
-            () = cocoon_net::shutdown_signal() => {
+            () = cocoon_node::shutdown_signal() => {
                 client.shutdown();
                 Ok(())
             }

@@ -84,7 +84,7 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_PROXY_AUTHORIZE_TIMEOUT")]
     pub(crate) authorize_timeout: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON", global = true)]
     pub(crate) log_json: bool,
@@ -94,6 +94,9 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Start (or, after the delay, complete) the close of the proxy contract (signed with the
+    /// owner's wallet key).
+    Close(crate::chain_ops::Close),
     /// Reads the books (the same ledger the proxy would open), beside a running proxy or not;
     /// never writes.
     Ledger {
@@ -119,15 +122,16 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn load(args: &Args) -> Result<ProxyConfig, String> {
-    let mut config: ProxyConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: ProxyConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if args.local {
         config.emulated_registration = true;
         config.emulated_client_deposit = 1_000_000_000_000;
         config.is_test = true;
         config.worker_pow_difficulty = config.worker_pow_difficulty.min(12);
         config.client_pow_difficulty = config.client_pow_difficulty.min(12);
-        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.evidence = cocoon_node::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

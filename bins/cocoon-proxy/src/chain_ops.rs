@@ -3,42 +3,25 @@
 //! every client refunded and every worker paid, a second call completes it. The logic and the
 //! checks live in `cocoon_chain::operator`.
 
-use clap::{Parser, Subcommand};
-use cocoon_chain::operator::{OperationReport, OperatorFlags};
+use cocoon_chain::operator::OperationReport;
 use cocoon_chain::{ChainError, parse_address};
+use cocoon_cli::chain::OperatorFlags;
 use std::process::ExitCode;
 
-/// cocoon-proxy chain commands.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-proxy")]
-struct Ops {
-    #[command(subcommand)]
-    command: Command,
+/// Start (or, after the delay, complete) the close of the proxy contract.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Close {
+    #[command(flatten)]
+    flags: OperatorFlags,
+    /// The proxy contract's address.
+    #[arg(long)]
+    proxy_contract: String,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Start (or, after the delay, complete) the close of the proxy contract.
-    Close {
-        #[command(flatten)]
-        flags: OperatorFlags,
-        /// The proxy contract's address.
-        #[arg(long)]
-        proxy_contract: String,
-    },
-}
-
-/// Runs a chain subcommand when the first argument names one; `None` otherwise.
-pub(crate) async fn dispatch() -> Option<ExitCode> {
-    if std::env::args().nth(1)? != "close" {
-        return None;
-    }
-    let Command::Close {
-        flags,
-        proxy_contract,
-    } = Ops::parse().command;
-    let outcome = close(&flags, &proxy_contract).await;
-    Some(flags.finish("cocoon-proxy", outcome))
+/// Runs `close`.
+pub(crate) async fn run(args: Close) -> ExitCode {
+    let outcome = close(&args.flags, &args.proxy_contract).await;
+    args.flags.finish("cocoon-proxy", outcome)
 }
 
 async fn close(flags: &OperatorFlags, proxy_contract: &str) -> Result<OperationReport, ChainError> {

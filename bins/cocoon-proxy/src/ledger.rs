@@ -6,8 +6,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use cocoon_market::store::{MAX_PAGE, redact_url};
-use cocoon_market::{BackendKind, ChargedRequest, LedgerStore, StoredClient, StoredWorker};
+use cocoon_ledger_store::{
+    BackendKind, ChargedRequest, LedgerStore, MAX_PAGE, StoredClient, StoredWorker, redact_url,
+};
 use cocoon_proxy::ProxyConfig;
 use serde_json::{Value, json};
 
@@ -120,7 +121,7 @@ fn out(text: &str) -> Result<(), String> {
     writeln!(stdout, "{text}").map_err(|e| format!("cannot write the output: {e}"))
 }
 
-fn err(e: cocoon_market::MarketError) -> String {
+fn err(e: cocoon_ledger_store::StoreError) -> String {
     e.to_string()
 }
 

@@ -17,7 +17,7 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
     if let Some(url) = &config.ledger_url {
         ledger::prepare(url)?;
     }
-    cocoon_net::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
+    cocoon_node::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
     let has_chain = config.chain.endpoint.is_some() && config.chain.proxy_contract.is_some();
     let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;
     if args.local {
@@ -37,19 +37,21 @@ async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
         addr(proxy.stats_addr())
     );
     proxy
-        .run(cocoon_net::shutdown_signal())
+        .run(cocoon_node::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if let Some(code) = chain_ops::dispatch().await {
-        return code;
+    let mut args = Args::parse();
+    if let Some(Command::Close(_)) = &args.command
+        && let Some(Command::Close(close)) = args.command.take()
+    {
+        return chain_ops::run(close).await;
     }
-    let args = Args::parse();
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let config = load(&args)?;
         match &args.command {
             None => serve(&args, config).await,
@@ -67,6 +69,7 @@ async fn main() -> std::process::ExitCode {
                     .ok_or("no stats port: give --stats or set stats_listen")?;
                 admin::change_model(stats, *worker, model).await
             }
+            Some(Command::Close(_)) => Err("close runs before the configuration is read".into()),
             Some(Command::VoucherKey) => {
                 let key = cocoon_proxy::voucher_public_key(&config).map_err(|e| e.to_string())?;
                 println!("{}", hex::encode(key));

@@ -6,8 +6,9 @@
 
 use std::process::Command;
 
+use cocoon_ledger_store::LedgerStore;
 use cocoon_market::{
-    ClientId, Coefficient, LedgerStore, PricingParams, RequestId, TokenCounts, WorkerAccountId,
+    ClientId, Coefficient, PricingParams, RequestId, TokenCounts, WorkerAccountId,
 };
 use serde_json::Value;
 

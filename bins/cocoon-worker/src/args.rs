@@ -7,6 +7,17 @@ use std::path::PathBuf;
 use clap::Parser;
 use cocoon_worker::WorkerConfig;
 
+/// What `cocoon-worker` does besides serving.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Print the SHA-256 naming a model's weights (the value to pin as `model_hash`).
+    ModelHash(crate::model_hash::ModelHash),
+    /// Estimate a worker's coefficient and earnings per hour.
+    Estimate(crate::estimate::Estimate),
+    /// Submit a payout voucher to the worker contract.
+    Payout(crate::chain_ops::Payout),
+}
+
 /// COCOON worker: serves inference to COCOON proxies from an engine and earns TON for it.
 ///
 /// The engine is either an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) given with
@@ -16,8 +27,15 @@ use cocoon_worker::WorkerConfig;
 /// `WorkerConfig`), then from COCOON_WORKER_* environment variables, then from flags; later
 /// sources win.
 #[derive(Parser, Debug)]
-#[command(name = "cocoon-worker", version)]
+#[command(
+    name = "cocoon-worker",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Args {
+    /// Another command instead of serving.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
     /// TOML configuration file.
     #[arg(long, env = "COCOON_WORKER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -90,14 +108,15 @@ pub(crate) struct Args {
     #[arg(long, env = "COCOON_WORKER_PAYMENT_STATUS_INTERVAL")]
     pub(crate) payment_status_interval: Option<f64>,
     #[command(flatten)]
-    pub(crate) registry: cocoon_chain::RegistryFlags,
+    pub(crate) registry: cocoon_cli::chain::RegistryFlags,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "COCOON_LOG_JSON")]
     pub(crate) log_json: bool,
 }
 
 pub(crate) fn load(args: &Args) -> Result<WorkerConfig, String> {
-    let mut config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let mut config: WorkerConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if args.proxies_from_registry {
         config.proxies_from_registry = true;
     }
@@ -132,8 +151,8 @@ pub(crate) fn load(args: &Args) -> Result<WorkerConfig, String> {
         config.start_disabled = true;
     }
     if args.local {
-        config.attestation.evidence = cocoon_net::EvidenceSource::Simulated;
-        config.attestation.policy = cocoon_net::PolicyPreset::LocalSimulated;
+        config.attestation.evidence = cocoon_node::EvidenceSource::Simulated;
+        config.attestation.policy = cocoon_node::PolicyPreset::LocalSimulated;
     }
     if let Some(v) = &args.policy_file {
         config.attestation.policy_file = Some(v.clone());

@@ -3,50 +3,37 @@
 //! under its data directory) to the worker contract, signed with the owner's wallet key. The
 //! logic and the checks live in `cocoon_chain::operator`.
 
-use clap::{Parser, Subcommand};
-use cocoon_chain::operator::{OperationReport, OperatorFlags, read_voucher_file};
+use cocoon_chain::operator::{OperationReport, read_voucher_file};
 use cocoon_chain::{ChainError, parse_address};
+use cocoon_cli::chain::OperatorFlags;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// cocoon-worker chain commands.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-worker")]
-struct Ops {
-    #[command(subcommand)]
-    command: Command,
+/// Submit a payout voucher (payout_signed or last_payout_signed) to the worker contract.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Payout {
+    #[command(flatten)]
+    flags: OperatorFlags,
+    /// The voucher file (the voucher's JSON: a hex string). Default: the latest voucher
+    /// the worker stored under --data-dir (vouchers/payout-*.json).
+    #[arg(long)]
+    voucher: Option<PathBuf>,
+    /// The worker's data directory (where it stores the vouchers proxies hand over).
+    #[arg(long, env = "COCOON_WORKER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The proxy contract; needed when the worker contract is not deployed yet.
+    #[arg(long)]
+    proxy_contract: Option<String>,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Submit a payout voucher (payout_signed or last_payout_signed) to the worker contract.
-    Payout {
-        #[command(flatten)]
-        flags: OperatorFlags,
-        /// The voucher file (the voucher's JSON: a hex string). Default: the latest voucher
-        /// the worker stored under --data-dir (vouchers/payout-*.json).
-        #[arg(long)]
-        voucher: Option<PathBuf>,
-        /// The worker's data directory (where it stores the vouchers proxies hand over).
-        #[arg(long, env = "COCOON_WORKER_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// The proxy contract; needed when the worker contract is not deployed yet.
-        #[arg(long)]
-        proxy_contract: Option<String>,
-    },
-}
-
-/// Runs a chain subcommand when the first argument names one; `None` otherwise.
-pub(crate) async fn dispatch() -> Option<ExitCode> {
-    if std::env::args().nth(1)? != "payout" {
-        return None;
-    }
-    let Command::Payout {
+/// Runs `payout`.
+pub(crate) async fn run(args: Payout) -> ExitCode {
+    let Payout {
         flags,
         voucher,
         data_dir,
         proxy_contract,
-    } = Ops::parse().command;
+    } = args;
     let voucher = voucher.or_else(|| {
         data_dir
             .or_else(crate::args::default_data_dir)
@@ -58,7 +45,7 @@ pub(crate) async fn dispatch() -> Option<ExitCode> {
             detail: "no --voucher given and no stored voucher under the data directory".into(),
         }),
     };
-    Some(flags.finish("cocoon-worker", outcome))
+    flags.finish("cocoon-worker", outcome)
 }
 
 async fn payout(

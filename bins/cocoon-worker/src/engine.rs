@@ -1,11 +1,14 @@
 //! The engine the worker serves from: an OpenAI-compatible upstream server, or the built-in
-//! engine on a GGUF model (by default the embedded one); and how it changes models.
+//! engine on a GGUF model (by default the embedded one); and how it changes models. Built
+//! without the cargo feature `builtin`, only the upstream is there.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cocoon_infer::Engine;
+#[cfg(feature = "builtin")]
 use cocoon_infer::builtin::model_store::PYPI;
+#[cfg(feature = "builtin")]
 use cocoon_infer::builtin::{
     BuiltinEngineConfig, ModelStore, Placement, SMOLLM2_135M_Q4_1, SpeechEngine,
 };
@@ -13,6 +16,7 @@ use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
 use cocoon_worker::WorkerConfig;
 use cocoon_worker::model_change::{CommandLoader, ModelLoader};
 
+#[cfg(feature = "builtin")]
 use crate::loading;
 
 /// Where the engine comes from: the worker's and `estimate --measure`'s flags.
@@ -58,6 +62,7 @@ pub(crate) type Started = (Arc<dyn Engine>, String, Option<Arc<dyn ModelLoader>>
 /// Starts the engine `args` and `config` describe.
 pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<Started, String> {
     let change = &config.model_change;
+    #[cfg(feature = "builtin")]
     if let Some(dir) = &args.speech_model {
         let name = match config.model.as_str() {
             "" => dir.file_name().map_or_else(
@@ -86,6 +91,15 @@ pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<St
                 .map_err(|e| e.to_string())?;
             (Arc::new(engine), url.clone(), loader)
         }
+        #[cfg(not(feature = "builtin"))]
+        None => {
+            return Err(
+                "this worker was built without the built-in engine (cargo feature \
+                        `builtin`): give it an OpenAI-compatible server with --upstream-url"
+                    .to_owned(),
+            );
+        }
+        #[cfg(feature = "builtin")]
         None => {
             let path = match &args.model_path {
                 Some(p) => p.clone(),

@@ -7,16 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use cocoon_worker::WorkerConfig;
 use cocoon_worker::estimate::{
     self, EstimateCoefficient as Coefficient, EstimateInput, EstimatePricing,
 };
 
 /// Estimate a worker's coefficient and earnings per hour.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-worker estimate")]
-struct Estimate {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Estimate {
     /// The worker's TOML configuration (model, coefficient, [pricing], pricing_tick).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -69,16 +67,9 @@ struct Estimate {
     json: bool,
 }
 
-/// Runs `estimate` when the first argument names it; `None` otherwise.
-pub(crate) fn dispatch() -> Option<ExitCode> {
-    if std::env::args().nth(1)? != "estimate" {
-        return None;
-    }
-    let args = Estimate::parse_from(std::env::args().skip(1));
-    Some(cocoon_cli::exit_status(
-        "cocoon-worker estimate",
-        run(&args),
-    ))
+/// Runs `estimate`.
+pub(crate) fn command(args: &Estimate) -> ExitCode {
+    cocoon_cli::exit_status("cocoon-worker estimate", run(args))
 }
 
 /// `GET {url}/v1/models` (plain HTTP, a client's API on this machine or network), within 10 s
@@ -139,7 +130,8 @@ fn measure(args: &Estimate, config: &WorkerConfig) -> Result<cocoon_worker::spee
 }
 
 fn run(args: &Estimate) -> Result<(), String> {
-    let config: WorkerConfig = cocoon_cli::read_config(args.config.as_deref())?;
+    let config: WorkerConfig =
+        cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     let coefficient = |v: i64| Coefficient::try_from(v).map_err(|e| e.to_string());
     let mut input = EstimateInput::for_worker(&config).map_err(|e| e.to_string())?;
     if let Some(m) = &args.model {

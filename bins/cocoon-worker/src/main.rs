@@ -1,6 +1,6 @@
 //! The `cocoon-worker` executable: flags and config file in, a worker serving proxies out.
 
-use args::{Args, load};
+use args::{Args, Command, load};
 use clap::Parser;
 use cocoon_worker::Worker;
 
@@ -8,20 +8,21 @@ mod args;
 mod chain_ops;
 mod engine;
 mod estimate;
+#[cfg(feature = "builtin")]
 mod loading;
 mod model_hash;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if let Some(code) = model_hash::dispatch().or_else(estimate::dispatch) {
-        return code;
-    }
-    if let Some(code) = chain_ops::dispatch().await {
-        return code;
-    }
     let args = Args::parse();
+    match args.command {
+        Some(Command::ModelHash(ref a)) => return model_hash::run(a),
+        Some(Command::Estimate(ref a)) => return estimate::command(a),
+        Some(Command::Payout(a)) => return chain_ops::run(a).await,
+        None => {}
+    }
     cocoon_cli::init_logging(args.log_json);
-    let result = async {
+    let result: Result<(), String> = async {
         let mut config = load(&args)?;
         let (engine, source, loader) = engine::start(&args.engine, &config).await?;
         let served = engine.models();
@@ -37,7 +38,7 @@ async fn main() -> std::process::ExitCode {
             source,
             config.proxies.join(", ")
         );
-        cocoon_net::descriptors::raise_and_report(
+        cocoon_node::descriptors::raise_and_report(
             "cocoon-worker",
             cocoon_net::http_server::HttpLimits::default().max_connections,
         );
@@ -46,7 +47,7 @@ async fn main() -> std::process::ExitCode {
             worker.set_model_loader(loader);
         }
         worker
-            .run(cocoon_net::shutdown_signal())
+            .run(cocoon_node::shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     }

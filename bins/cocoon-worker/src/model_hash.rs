@@ -5,23 +5,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Print the SHA-256 naming a model's weights.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-worker model-hash")]
-struct ModelHash {
+#[derive(clap::Args, Debug)]
+pub(crate) struct ModelHash {
     /// A GGUF file, or a model directory (safetensors shards, config, tokenizer).
     path: PathBuf,
 }
 
-/// Runs `model-hash` when the first argument names it; `None` otherwise.
-pub(crate) fn dispatch() -> Option<ExitCode> {
-    if std::env::args().nth(1)? != "model-hash" {
-        return None;
-    }
-    let args = ModelHash::parse_from(std::env::args().skip(1));
-    Some(match cocoon_infer::WeightsDigest::of_path(&args.path) {
+/// Runs `model-hash`.
+pub(crate) fn run(args: &ModelHash) -> ExitCode {
+    match cocoon_infer::WeightsDigest::of_path(&args.path) {
         Ok(digest) => {
             println!("{digest}");
             ExitCode::SUCCESS
@@ -30,5 +23,5 @@ pub(crate) fn dispatch() -> Option<ExitCode> {
             eprintln!("cocoon-worker model-hash: {e}");
             ExitCode::FAILURE
         }
-    })
+    }
 }

@@ -51,9 +51,7 @@ pub use chain::{Chain, ChainFuture};
 pub use contracts::{BUILT_CONTRACTS_DIR, CONTRACTS_DIR_ENV, CompiledContract, ContractsDir};
 pub use emulated::{Deployment, EmulatedChain, NODE_ENV, SidecarOptions, SnapshotId};
 pub use error::ChainError;
-pub use registry::{
-    Registry, RegistryFlags, RegistryFollower, RegistrySettings, RegistryStatus, read_registry,
-};
+pub use registry::{Registry, RegistryFollower, RegistrySettings, RegistryStatus, read_registry};
 pub use stack::{GetMethodResult, StackReader, arg};
 pub use toncenter::{Toncenter, ToncenterConfig};
 pub use types::{

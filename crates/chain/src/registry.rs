@@ -160,38 +160,6 @@ impl RegistrySettings {
     }
 }
 
-/// The `[registry]` settings as command-line flags, the same in the three binaries (flattened
-/// into each one's arguments); a flag given overrides the configuration file.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct RegistryFlags {
-    /// The root registry whose allow-lists peers must satisfy (its address). The proxy
-    /// defaults to the root its proxy contract names.
-    #[arg(long, env = "COCOON_REGISTRY_ROOT")]
-    pub registry_root: Option<String>,
-    /// Chain to read the root registry from, emulated=HOST:PORT or toncenter=URL (default the
-    /// settlement chain).
-    #[arg(long, env = "COCOON_REGISTRY_CHAIN")]
-    pub registry_chain: Option<String>,
-    /// Seconds between reads of the root registry (default 60).
-    #[arg(long, env = "COCOON_REGISTRY_REFRESH_SECS")]
-    pub registry_refresh_secs: Option<u64>,
-}
-
-impl RegistryFlags {
-    /// Writes the flags given into `settings`.
-    pub fn apply(&self, settings: &mut RegistrySettings) {
-        if let Some(v) = &self.registry_root {
-            settings.root = Some(v.clone());
-        }
-        if let Some(v) = &self.registry_chain {
-            settings.chain = Some(v.clone());
-        }
-        if let Some(v) = self.registry_refresh_secs {
-            settings.refresh_secs = v;
-        }
-    }
-}
-
 /// What `/stats` shows of the root registry a node follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RegistryStatus {

@@ -1,11 +1,14 @@
 //! What every cocoon executable does around its role: set up logging, read its TOML
-//! configuration file, and turn the outcome into an exit status. The binaries stay a page of
-//! flag parsing each.
+//! configuration file, take the chain flags they share ([`chain`]), and turn the outcome into an
+//! exit status. The binaries stay a page of flag parsing each.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::path::Path;
+pub mod chain;
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::de::DeserializeOwned;
@@ -29,18 +32,49 @@ pub fn init_logging(json: bool) {
     }
 }
 
+/// Why a configuration file could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for the role's configuration (an unknown key, a wrong type).
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's reason, with the line.
+        source: toml::de::Error,
+    },
+}
+
 /// The configuration in the TOML file at `path`, or the defaults when there is none.
-pub fn read_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, String> {
+///
+/// # Errors
+/// [`CliError::Read`] when the file cannot be read, [`CliError::Parse`] when it does not
+/// describe a `T`.
+pub fn read_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, CliError> {
     let Some(path) = path else {
         return Ok(T::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| CliError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Prints a failure as `NAME: message` and returns the matching exit status.
-pub fn exit_status(name: &str, result: Result<(), String>) -> ExitCode {
+pub fn exit_status<E: Display>(name: &str, result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -74,9 +108,11 @@ mod tests {
         );
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "prot = 7\n").unwrap();
-        let err = read_config::<Sample>(Some(&bad)).unwrap_err();
+        let err = read_config::<Sample>(Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("bad.toml") && err.contains("prot"), "{err}");
-        let missing = read_config::<Sample>(Some(&dir.join("missing.toml"))).unwrap_err();
+        let missing = read_config::<Sample>(Some(&dir.join("missing.toml")))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("cannot read"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -112,7 +112,7 @@ pub(crate) struct ClientCounters {
     pub(crate) tokens: AtomicU64,
     pub(crate) spent_nanoton: AtomicU64,
     /// Time each answered request spent in this client, less the proxy's time on it.
-    pub(crate) overhead: cocoon_net::histogram::Histogram,
+    pub(crate) overhead: cocoon_node::histogram::Histogram,
 }
 
 /// What the proxy answered to [`Client::request_refund`].

@@ -73,7 +73,7 @@ pub struct ClientConfig {
     pub reconnect_min: Duration,
     /// The policy the proxy's evidence must satisfy (checked in the TLS handshake, before any
     /// request byte is sent). The client itself runs outside any TEE and presents none.
-    pub attestation: cocoon_net::AttestationConfig,
+    pub attestation: cocoon_node::AttestationConfig,
     /// Payment channel settlement (`[settlement]`): where and when charge vouchers are
     /// submitted.
     pub settlement: crate::settle::ChargeSettings,
@@ -267,7 +267,7 @@ impl Default for ClientConfig {
             answer_queue_bytes: 8 << 20,
             models_refresh: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(200),
-            attestation: cocoon_net::AttestationConfig::client(),
+            attestation: cocoon_node::AttestationConfig::client(),
             settlement: crate::settle::ChargeSettings::default(),
             registry: cocoon_chain::RegistrySettings::default(),
             sealing: true,
@@ -286,7 +286,7 @@ impl ClientConfig {
     pub fn requires_sealing(&self) -> bool {
         self.require_sealed.unwrap_or(
             self.sealing
-                && self.attestation.policy == cocoon_net::PolicyPreset::Production
+                && self.attestation.policy == cocoon_node::PolicyPreset::Production
                 && self.attestation.policy_file.is_none(),
         )
     }

@@ -55,7 +55,7 @@ pub(crate) fn sample(s: &Value) -> Vec<(String, f64)> {
 
 /// The page.
 pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
-    let mut page = Page::new("cocoon-client", cocoon_net::dashboard::PAGE_REFRESH);
+    let mut page = Page::new("cocoon-client", cocoon_node::dashboard::PAGE_REFRESH);
     page.note(&format!(
         "proxy {}, {}",
         text(s, "proxy"),

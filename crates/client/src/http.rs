@@ -21,8 +21,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use cocoon_net::exposition::{MetricKind, MetricsText};
 use cocoon_net::http_access::AccessRules;
+use cocoon_node::exposition::{MetricKind, MetricsText};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 
@@ -39,8 +39,8 @@ use crate::sse::{SsePatcher, add_costs};
 /// history is sampled by a task that ends with the router.
 pub fn router(client: Client) -> Router {
     let sampled = client.clone();
-    let history = cocoon_net::dashboard::LiveHistory::spawn(
-        cocoon_net::dashboard::SAMPLE_INTERVAL,
+    let history = cocoon_node::dashboard::LiveHistory::spawn(
+        cocoon_node::dashboard::SAMPLE_INTERVAL,
         move || {
             let samples = crate::dashboard::sample(&snapshot(&sampled));
             async move { samples }

@@ -1,6 +1,8 @@
 //! Runs the simulated market of `docs/market.md` and prints its tables; with `--svg DIR` writes
 //! the charts there. `cargo run -p cocoon-market --example market-sim -- --svg docs/market`.
 
+use std::time::Instant;
+
 use cocoon_market::Preference;
 use cocoon_market::simulation::{self, SimReport, preference_name, reference_scenario, svg_chart};
 
@@ -12,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .position(|a| a == "--svg")
         .and_then(|i| args.get(i + 1));
-    let mixed = simulation::run(&reference_scenario(SEED, None))?;
+    let mixed = simulation::run(&reference_scenario(SEED, None), Instant::now())?;
     println!("mixed clients (seed {SEED}): one third each by price, latency and mix:50\n");
     print_clients(&mixed);
     print_prices(&mixed);
@@ -22,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for p in [Preference::Price, Preference::Mix(50), Preference::Latency] {
-        let r = simulation::run(&reference_scenario(SEED, Some(p)))?;
+        let r = simulation::run(&reference_scenario(SEED, Some(p)), Instant::now())?;
         let c = &r.clients[0];
         println!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} % |",

@@ -17,10 +17,10 @@
 //!   ([`WorkerSelector`]).
 //! - [`simulation`]: a seeded, simulated market of the selector and pricing policies (no network,
 //!   no clock), for the figures in `docs/market.md` and the tests on them.
-//! - `store` (cargo feature `store`, on by default): the same books kept in SQLite or
-//!   PostgreSQL, idempotent per request id in one transaction per charge, with anchoring
-//!   (`LedgerStore`), and group commit of many requests' writes (`CommitQueue`). Without the
-//!   feature the crate is the sans-IO core alone.
+//!
+//! The same books kept in SQLite or PostgreSQL (idempotent per request id, anchoring, group
+//! commit) are the crate `cocoon-ledger-store`, which applies these rules through
+//! [`reservation::AccountBooks`] and [`Account::from_books`].
 //!
 //! # Money rules
 //!
@@ -93,22 +93,14 @@ pub mod pricing;
 pub mod reservation;
 pub mod selection;
 pub mod simulation;
-#[cfg(feature = "store")]
-pub mod store;
 
 pub use error::MarketError;
 pub use ids::{ClientId, RequestId, WorkerAccountId, WorkerId};
 pub use ledger::{ChargeOutcome, ChargeRecord, Ledger, LedgerRecord, LedgerTotals};
 pub use price_policy::{LoadSample, PolicyKind, PriceController, PricePolicy};
 pub use pricing::{Charge, Coefficient, PricingParams, TokenCounts, UsageCosts};
-pub use reservation::{Account, ChainClientState, Reservation, Settlement};
+pub use reservation::{Account, AccountBooks, ChainClientState, Reservation, Settlement};
 pub use selection::{
     Dispatch, MarketSignals, ModelSummary, Outcome, Preference, SelectionConfig, Unavailability,
     WorkerInfo, WorkerSelector, WorkerStats,
-};
-#[cfg(feature = "store")]
-pub use store::{
-    Anchor, BackendKind, ChargeReceipt, ChargedRequest, ClientState, CommitQueue, LedgerStore,
-    LedgerWrite, LedgerWritten, RefundGrant, RequestEntry, ReservedRequest, StoredClient,
-    StoredWorker,
 };

@@ -69,8 +69,7 @@ pub struct Reservation {
 
 impl Reservation {
     /// A receipt for a reservation a store holds.
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn held(request_id: RequestId, tokens: u64) -> Self {
+    pub fn held(request_id: RequestId, tokens: u64) -> Self {
         Self { request_id, tokens }
     }
 
@@ -101,16 +100,22 @@ pub struct Settlement {
     pub tokens_used: u64,
 }
 
-/// The stored fields of an [`Account`] (everything but the individual reservations).
-#[cfg_attr(not(feature = "store"), allow(dead_code))]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct AccountBooks {
-    pub(crate) balance: u64,
-    pub(crate) stake: u64,
-    pub(crate) tokens_on_chain: u64,
-    pub(crate) tokens_used: u64,
-    pub(crate) reserved: u64,
-    pub(crate) shortfall_tokens: u64,
+/// The stored fields of an [`Account`] (everything but the individual reservations), as a
+/// ledger store keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountBooks {
+    /// The contract's balance, nanoTON.
+    pub balance: u64,
+    /// The part of the balance that is stake, nanoTON.
+    pub stake: u64,
+    /// The cumulative adjusted tokens the chain has seen charged.
+    pub tokens_on_chain: u64,
+    /// The cumulative adjusted tokens charged here (the next charge voucher's total).
+    pub tokens_used: u64,
+    /// Adjusted tokens held by requests in flight.
+    pub reserved: u64,
+    /// Adjusted tokens served beyond what the balance covered.
+    pub shortfall_tokens: u64,
 }
 
 /// One client's books at this proxy: the chain's view of its contract plus the charges and
@@ -305,11 +310,7 @@ impl Account {
     /// whose reservations the store keeps itself (so this account knows the sum, not the
     /// requests). Used by the ledger store to apply the same charging rules as the in-memory
     /// ledger.
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn from_books(
-        price_per_token: u64,
-        books: AccountBooks,
-    ) -> Result<Self, MarketError> {
+    pub fn from_books(price_per_token: u64, books: AccountBooks) -> Result<Self, MarketError> {
         let mut account = Self::new(price_per_token)?;
         account.balance = books.balance;
         account.stake = books.stake;

@@ -6,7 +6,7 @@
 //!
 //! The run is deterministic: simulated time advances in fixed steps from one base instant, and
 //! arrivals, client kinds and answer lengths come from a [`SplitMix64`] seeded by the scenario.
-//! No thread, no clock is read after the base instant is taken.
+//! No thread, no clock: the base instant is an argument.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -224,10 +224,10 @@ struct ClientBook {
     coefficient_sum: f64,
 }
 
-/// Runs `scenario` in simulated time steps of 100 ms.
-pub fn run(scenario: &Scenario) -> Result<SimReport, MarketError> {
+/// Runs `scenario` in simulated time steps of 100 ms from the base instant `t0` (any instant:
+/// only differences from it are used).
+pub fn run(scenario: &Scenario, t0: Instant) -> Result<SimReport, MarketError> {
     let step = Duration::from_millis(100);
-    let t0 = Instant::now();
     let mut rng = SplitMix64::new(scenario.seed);
     let mut selector = WorkerSelector::new(SelectionConfig::default())?;
     let mut prices = Vec::with_capacity(scenario.workers.len());

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Instant;
+
 use cocoon_market::Preference;
 use cocoon_market::simulation::{SimReport, reference_scenario, run};
 
@@ -16,10 +18,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn the_same_seed_gives_the_same_market() {
-    let a = run(&reference_scenario(14, None)).unwrap();
-    let b = run(&reference_scenario(14, None)).unwrap();
+    let a = run(&reference_scenario(14, None), Instant::now()).unwrap();
+    let b = run(&reference_scenario(14, None), Instant::now()).unwrap();
     assert_eq!(a, b);
-    let c = run(&reference_scenario(15, None)).unwrap();
+    let c = run(&reference_scenario(15, None), Instant::now()).unwrap();
     assert_ne!(a.tokens_served, c.tokens_served);
 }
 
@@ -27,7 +29,7 @@ fn the_same_seed_gives_the_same_market() {
 fn prices_stay_within_bounds_and_change_no_faster_than_the_policy_allows() {
     for seed in SEEDS {
         let scenario = reference_scenario(seed, None);
-        let r = run(&scenario).unwrap();
+        let r = run(&scenario, Instant::now()).unwrap();
         for (w, spec) in scenario.workers.iter().enumerate() {
             let p = spec.policy;
             for s in &r.seconds {
@@ -55,7 +57,7 @@ fn prices_stay_within_bounds_and_change_no_faster_than_the_policy_allows() {
 #[test]
 fn prices_rise_with_load_and_fall_back_when_it_drops() {
     for seed in SEEDS {
-        let r = run(&reference_scenario(seed, None)).unwrap();
+        let r = run(&reference_scenario(seed, None), Instant::now()).unwrap();
         let mean = r.mean_coefficients();
         let start = mean[0];
         let peak = median(mean[450..600].to_vec());
@@ -94,8 +96,16 @@ fn cheap_share(r: &SimReport, seed: u64) -> f64 {
 #[test]
 fn choosing_by_price_shifts_load_to_cheaper_workers_and_costs_less() {
     for seed in SEEDS {
-        let by_price = run(&reference_scenario(seed, Some(Preference::Price))).unwrap();
-        let by_latency = run(&reference_scenario(seed, Some(Preference::Latency))).unwrap();
+        let by_price = run(
+            &reference_scenario(seed, Some(Preference::Price)),
+            Instant::now(),
+        )
+        .unwrap();
+        let by_latency = run(
+            &reference_scenario(seed, Some(Preference::Latency)),
+            Instant::now(),
+        )
+        .unwrap();
         let (p, l) = (cheap_share(&by_price, seed), cheap_share(&by_latency, seed));
         assert!(
             p > l + 0.05,
@@ -104,7 +114,7 @@ fn choosing_by_price_shifts_load_to_cheaper_workers_and_costs_less() {
     }
     // In one market, the three kinds side by side: price pays least and waits longest,
     // latency the reverse, the mix in between.
-    let r = run(&reference_scenario(14, None)).unwrap();
+    let r = run(&reference_scenario(14, None), Instant::now()).unwrap();
     let [price, latency, mix] = [0, 1, 2].map(|i| r.clients[i].clone());
     assert!(price.mean_coefficient < mix.mean_coefficient);
     assert!(mix.mean_coefficient < latency.mean_coefficient);

@@ -61,10 +61,6 @@ pub enum NetError {
     /// Our own attestation could not be produced or configured.
     #[error("attestation: {0}")]
     Attestation(#[from] cocoon_attest::AttestError),
-    /// A sealed key could not be opened or made: a file sealed under another measurement or
-    /// platform, an altered file, an unreachable key source.
-    #[error("keys at rest: {0}")]
-    Keys(#[from] cocoon_seal::SealError),
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

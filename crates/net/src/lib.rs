@@ -6,15 +6,14 @@
 //! session with the `tcp.connect` / `tcp.connected` exchange, queries with ids and timeouts,
 //! one-way packets, ping/pong keepalive and idle timeouts. Queues are bounded in both
 //! directions, so a slow peer stalls its own connection instead of growing our memory.
-//! [`dial`] and [`accept_gated`] run the whole stack, each within a deadline; [`attestation`]
-//! holds the settings all roles share.
+//! [`dial`] and [`accept_gated`] run the whole stack, each within a deadline. The settings
+//! all roles share (attestation, key sources, metrics, shutdown) are the crate `cocoon-node`.
 //!
 //! Listening ports run [`listener::accept_loop`]: every connection is admitted by the port's
 //! [`admission`] caps (in total and per address) before it costs more than the accept, and
 //! accept errors back off. HTTP ports run [`http_server::serve`], with a connection cap and
 //! deadlines for request heads and bodies, and [`http_access`] refuses requests from browser
-//! pages, rebound host names and callers without the API key. [`descriptors`] raises the descriptor limit those
-//! caps need. [`dashboard`] samples a node's figures for its `/dashboard` page.
+//! pages, rebound host names and callers without the API key.
 //!
 //! The protocol rules themselves live in the sans-IO `cocoon-protocol` crate; this crate only
 //! moves its bytes.
@@ -23,23 +22,16 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod attestation;
 mod connection;
-pub mod dashboard;
-pub mod descriptors;
 mod error;
-pub mod exposition;
 mod gate;
-pub mod histogram;
 pub mod http_access;
 pub mod http_server;
-pub mod keys;
 pub mod listener;
 pub mod pow;
 pub mod ratls;
 pub mod secs;
 
-pub use attestation::{AttestationClock, AttestationConfig, EvidenceSource, PolicyPreset};
 pub use connection::{
     Connection, ConnectionConfig, DEFAULT_RECV_QUEUE_BYTES, DEFAULT_SEND_QUEUE_BYTES, Inbound,
     InboundQuery, Incoming, Side, accept, connect,
@@ -55,22 +47,4 @@ pub fn unix_time() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// Resolves on Ctrl-C or SIGTERM: what a role's binary waits for before shutting down.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = ctrl_c.await;
 }

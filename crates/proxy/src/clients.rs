@@ -178,7 +178,7 @@ fn session_client(session: &ClientSession) -> Option<ClientId> {
 pub(crate) async fn client_tokens(
     state: &ProxyState,
     client: &ClientId,
-) -> Result<(i64, i64), cocoon_market::MarketError> {
+) -> Result<(i64, i64), cocoon_ledger_store::StoreError> {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     Ok(state
         .ledger

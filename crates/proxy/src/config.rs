@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cocoon_market::pricing::PricingParams;
-use cocoon_net::AttestationConfig;
-use cocoon_net::keys::KeysConfig;
+use cocoon_node::AttestationConfig;
+use cocoon_node::keys::KeysConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything a proxy needs to know.
@@ -252,6 +252,10 @@ pub enum ProxyError {
     /// This proxy's attestation could not be set up (no TEE, unreadable policy...).
     #[error("attestation: {0}")]
     Attestation(#[from] cocoon_net::NetError),
+    /// This proxy's identity, endpoints or key source could not be set up from its settings
+    /// (no TEE, unreadable policy, a key source missing its socket...).
+    #[error("attestation: {0}")]
+    Node(#[from] cocoon_node::NodeError),
     /// The sealed voucher-signing key could not be opened or made: a file sealed under another
     /// measurement or platform, an altered file, an unreachable key source.
     #[error("keys at rest: {0}")]
@@ -259,7 +263,7 @@ pub enum ProxyError {
     /// The ledger store could not be opened (unreachable database, prices other than the
     /// store's, failed migration...).
     #[error("ledger: {0}")]
-    Ledger(#[from] cocoon_market::MarketError),
+    Ledger(#[from] cocoon_ledger_store::StoreError),
     /// No worker with this id is connected.
     #[error("no worker {0} is connected")]
     UnknownWorker(u64),

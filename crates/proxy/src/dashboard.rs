@@ -42,7 +42,7 @@ pub(crate) fn sample(s: &ProxySnapshot) -> Vec<(String, f64)> {
 
 /// The page.
 pub(crate) fn render(s: &ProxySnapshot, history: &History, now: Duration) -> String {
-    let mut page = Page::new("cocoon-proxy", cocoon_net::dashboard::PAGE_REFRESH);
+    let mut page = Page::new("cocoon-proxy", cocoon_node::dashboard::PAGE_REFRESH);
     page.note(&format!(
         "{} workers, {} clients, ledger {}, up {:.0} s",
         s.workers.len(),

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cocoon_ledger_store::StoreError;
 use cocoon_market::pricing::{Charge, Coefficient, PricingParams, TokenCounts};
 use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId};
 use serde::{Deserialize, Serialize};
@@ -180,7 +181,7 @@ impl LedgerHealth {
         })
     }
 
-    pub(crate) fn write_failed(&self, e: &MarketError) {
+    pub(crate) fn write_failed(&self, e: &StoreError) {
         lock(&self.inner).last_error = Some(e.to_string());
     }
 
@@ -313,7 +314,7 @@ async fn book_deferred(state: &ProxyState) {
             .charge_request(&c.client, &c.worker, c.request_id, &c.charge)
             .await
         {
-            Ok(_) | Err(MarketError::RequestAlreadyCharged(_)) => {
+            Ok(_) | Err(StoreError::Market(MarketError::RequestAlreadyCharged(_))) => {
                 tracing::info!(request = %c.request_id, "deferred charge booked");
             }
             Err(e) => {
@@ -386,7 +387,7 @@ mod tests {
     fn admission_stops_while_a_charge_waits_and_resumes_once_booked() {
         let h = LedgerHealth::default();
         assert!(h.refusal().is_none());
-        h.write_failed(&MarketError::Overflow("disk full"));
+        h.write_failed(&StoreError::Market(MarketError::Overflow("disk full")));
         // A failed write alone refuses nothing: that request was refused on its own.
         assert!(h.refusal().is_none());
         assert!(!h.stats().writable);

@@ -10,13 +10,13 @@
 //!
 //! # Money
 //!
-//! The books live in a [`LedgerStore`](cocoon_market::LedgerStore): an SQLite file or a
+//! The books live in a [`LedgerStore`](cocoon_ledger_store::LedgerStore): an SQLite file or a
 //! PostgreSQL database ([`ProxyConfig::ledger_url`]). Before a request is forwarded, its worst
 //! case is reserved from the client's balance; when it ends, the client's charge, the worker's
 //! credit and the request's record are written in one transaction, keyed by a ledger request id
 //! derived from the client's account and the client's own request id, so a charge made twice is
 //! booked once; the writes of requests that end together are committed together (a
-//! [`CommitQueue`](cocoon_market::CommitQueue): one disk sync per batch, each write under its own
+//! [`CommitQueue`](cocoon_ledger_store::CommitQueue): one disk sync per batch, each write under its own
 //! savepoint). The part of the answer that carries the usage reaches the client only after that
 //! transaction committed. A proxy killed at any moment therefore comes back with books in which
 //! every request is charged exactly once or not at all, and every usage a client saw is on them;

@@ -23,8 +23,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use cocoon_chain::operator::{ChainSpec, Operator, read_proxy_state, read_wallet_key};
 use cocoon_chain::{Chain, ChainError};
+use cocoon_ledger_store::{LedgerStore, RefundGrant, StoreError};
 use cocoon_market::reservation::ChainClientState;
-use cocoon_market::{ClientId, LedgerStore, MarketError, RefundGrant, WorkerAccountId};
+use cocoon_market::{ClientId, MarketError, WorkerAccountId};
 use cocoon_protocol::messages::proxy;
 use cocoon_ton::contracts::{ClientData, Params, client_address, worker_address};
 use cocoon_ton::{Address, LedgerAnchor, SigningKey, Voucher, VoucherKind, VoucherPayload};
@@ -116,7 +117,7 @@ pub(crate) enum SyncFailure {
     /// The chain did not answer or answered nonsense.
     Chain(ChainError),
     /// The ledger refused.
-    Ledger(MarketError),
+    Ledger(StoreError),
 }
 
 impl SyncFailure {
@@ -323,7 +324,7 @@ impl Settlement {
         &self,
         ledger: &LedgerStore,
         client: &ClientId,
-    ) -> Result<cocoon_market::store::StoredClient, SyncFailure> {
+    ) -> Result<cocoon_ledger_store::StoredClient, SyncFailure> {
         let contract = self.client_contract(&client.0)?;
         let account = self
             .chain
@@ -586,7 +587,7 @@ impl Settlement {
 pub(crate) async fn client_status(
     state: &crate::state::ProxyState,
     client: &ClientId,
-) -> Result<(i64, i64, proxy::AnySignedPayment), MarketError> {
+) -> Result<(i64, i64, proxy::AnySignedPayment), StoreError> {
     if let Some(settle) = &state.settle
         && let Err(e) = settle.sync_client(&state.ledger, client).await
     {
@@ -618,13 +619,13 @@ pub(crate) async fn grant_refund(
     }
     let grant = match state.ledger.grant_refund(client).await {
         Ok(grant) => grant,
-        Err(MarketError::ReservationsOpen {
+        Err(StoreError::Market(MarketError::ReservationsOpen {
             reserved_tokens, ..
-        }) => {
+        })) => {
             tracing::info!(%client, reserved_tokens, "refund refused: requests still running");
             return Ok(RefundAnswer::Busy(1));
         }
-        Err(MarketError::UnknownClient(_)) => {
+        Err(StoreError::Market(MarketError::UnknownClient(_))) => {
             return Err((404, "this client has no account at the proxy".into()));
         }
         Err(e) => {

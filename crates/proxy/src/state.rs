@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cocoon_attest::Policy;
+use cocoon_ledger_store::{BackendKind, CommitQueue, DEFAULT_MAX_BATCH, LedgerStore, StoreError};
+use cocoon_market::WorkerId;
 use cocoon_market::ledger::LedgerTotals;
 use cocoon_market::selection::{SelectionConfig, WorkerSelector};
-use cocoon_market::store::DEFAULT_MAX_BATCH;
-use cocoon_market::{BackendKind, CommitQueue, LedgerStore, MarketError, WorkerId};
 use cocoon_net::admission::Admission;
 use cocoon_net::{Connection, LocalIdentity, TlsEndpoint};
 use cocoon_protocol::messages::proxy;
@@ -116,7 +116,7 @@ pub(crate) struct Counters {
     /// Workers' machine descriptions dropped (too long, or not a JSON object).
     pub(crate) machine_descriptions_dropped: AtomicU64,
     /// Time each answered request spent in this proxy, less the worker's time on it.
-    pub(crate) overhead: cocoon_net::histogram::Histogram,
+    pub(crate) overhead: cocoon_node::histogram::Histogram,
 }
 
 impl ProxyState {
@@ -183,7 +183,7 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
     }
     let totals = ledger.totals().await?;
     tracing::info!(
-        ledger = %cocoon_market::store::redact_url(url),
+        ledger = %cocoon_ledger_store::redact_url(url),
         backend = ?ledger.backend(),
         requests = totals.requests,
         client_charged = %totals.client_charged,
@@ -198,14 +198,14 @@ async fn open_ledger(config: &ProxyConfig) -> Result<LedgerStore, ProxyError> {
 /// The voucher-signing key, from `<data dir>/voucher-key.sealed` (made on first start), sealed
 /// under the configured key source; a fresh in-memory key when there is no data directory.
 pub(crate) fn voucher_key(config: &ProxyConfig) -> Result<ed25519_dalek::SigningKey, ProxyError> {
-    use cocoon_net::NetError;
-    use cocoon_net::keys::{create_private_dir, open_key_source};
+    use cocoon_node::NodeError;
+    use cocoon_node::keys::{create_private_dir, open_key_source};
     use cocoon_seal::{KeyPurpose, SealedKeyFile, SecretKind, SystemRng};
 
-    let keys_error = |e: NetError| match e {
-        NetError::Keys(e) => ProxyError::Keys(e),
-        NetError::Config(m) => ProxyError::Config(m),
-        other => ProxyError::Attestation(other),
+    let keys_error = |e: NodeError| match e {
+        NodeError::Keys(e) => ProxyError::Keys(e),
+        NodeError::Config(m) => ProxyError::Config(m),
+        other => ProxyError::Node(other),
     };
     let keys = &config.keys;
     let Some(dir) = keys.data_dir.as_ref().or(config.data_dir.as_ref()) else {
@@ -405,7 +405,7 @@ impl ProxyHandle {
     }
 
     /// The time answered requests spent in this proxy beyond their worker's.
-    pub fn overhead(&self) -> cocoon_net::histogram::HistogramSnapshot {
+    pub fn overhead(&self) -> cocoon_node::histogram::HistogramSnapshot {
         self.state.counters.overhead.snapshot()
     }
 
@@ -516,7 +516,7 @@ impl ProxyHandle {
     }
 
     /// The ledger's totals, read from the store.
-    pub async fn ledger_totals(&self) -> Result<LedgerTotals, MarketError> {
+    pub async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
         self.state.ledger.totals().await
     }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use cocoon_net::exposition::{MetricKind, MetricsText};
+use cocoon_node::exposition::{MetricKind, MetricsText};
 
 use crate::state::{ProxyHandle, ProxyState};
 
@@ -23,8 +23,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ProxySta
     let hosts = state.config.stats_allowed_hosts.clone();
     let handle = ProxyHandle::new(state);
     let sampled = handle.clone();
-    let history = cocoon_net::dashboard::LiveHistory::spawn(
-        cocoon_net::dashboard::SAMPLE_INTERVAL,
+    let history = cocoon_node::dashboard::LiveHistory::spawn(
+        cocoon_node::dashboard::SAMPLE_INTERVAL,
         move || {
             let h = sampled.clone();
             async move { crate::dashboard::sample(&h.snapshot().await) }

@@ -230,7 +230,7 @@ async fn handle_query(
 pub(crate) async fn worker_tokens(
     state: &ProxyState,
     owner: &str,
-) -> Result<i64, cocoon_market::MarketError> {
+) -> Result<i64, cocoon_ledger_store::StoreError> {
     let earned = state
         .ledger
         .worker(&WorkerAccountId(owner.to_owned()))

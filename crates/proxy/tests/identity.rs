@@ -12,7 +12,7 @@ use std::time::Duration;
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientSecret};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
 use cocoon_market::ClientId;
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig};
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};
 use cocoon_ton::{Address, FriendlyFlags};

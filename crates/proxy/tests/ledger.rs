@@ -18,7 +18,7 @@ use std::time::Duration;
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
 use cocoon_market::{ClientId, WorkerAccountId};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use cocoon_testkit::upstream::AnswerShape;
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};
@@ -378,7 +378,7 @@ async fn an_unbookable_charge_withholds_the_answer(store: Store) {
     proxy.stop().await;
 
     // The books hold the first request only.
-    let reopened = cocoon_market::LedgerStore::inspect(&store.url)
+    let reopened = cocoon_ledger_store::LedgerStore::inspect(&store.url)
         .await
         .unwrap();
     let totals = reopened.audit().await.unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle, WorkerView};
 use cocoon_testkit::rogue::{RogueArgs, RogueWorker};
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyError, ProxyHandle};
 use cocoon_testkit::upstream::AnswerShape;
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};

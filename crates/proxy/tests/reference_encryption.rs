@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use cocoon_refv1::Ed25519Seed;
 use cocoon_testkit::upstream::AnswerShape;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use cocoon_attest::{Clock, ManualClock, SystemClock};
 use cocoon_client::{Client, ClientConfig};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::{AttestationClock, AttestationConfig};
+use cocoon_node::{AttestationClock, AttestationConfig};
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use cocoon_testkit::{FakeUpstream, UpstreamConfig};
 use cocoon_worker::{Worker, WorkerConfig};

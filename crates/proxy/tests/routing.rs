@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cocoon_client::{ChatMessage, ChatRequest, Client, ClientConfig, ClientError, RequestOptions};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_protocol::messages::{Message, tcp};
 use cocoon_protocol::tl;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyHandle};

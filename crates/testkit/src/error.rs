@@ -95,7 +95,7 @@ pub enum TestkitError {
     },
     /// A node's RA-TLS identity could not be made.
     #[error("cannot make an RA-TLS identity: {0}")]
-    Identity(#[source] cocoon_net::NetError),
+    Identity(#[source] cocoon_node::NodeError),
     /// A receipt could not be signed.
     #[error("cannot sign a receipt: {0}")]
     Receipt(#[source] cocoon_net::NetError),

@@ -305,7 +305,7 @@ pub async fn run(args: RawClientArgs) -> Result<u8, TestkitError> {
         }
         None => None,
     };
-    let attestation = cocoon_net::AttestationConfig::client_local();
+    let attestation = cocoon_node::AttestationConfig::client_local();
     let identity = attestation
         .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
         .map_err(|e| transport("attestation", e))?;

@@ -75,7 +75,7 @@ pub struct WorkerConfig {
     /// Extra request fields to accept beyond the OpenAI ones the worker knows.
     pub extra_allowed_fields: Vec<String>,
     /// This worker's evidence and the policy its proxies must satisfy.
-    pub attestation: cocoon_net::AttestationConfig,
+    pub attestation: cocoon_node::AttestationConfig,
     /// Where the wallet and sealing keys are kept, and what seals them.
     pub keys: crate::keys::KeysConfig,
     /// Payment channel settlement (`[settlement]`): where and when payout vouchers are
@@ -114,7 +114,7 @@ impl Default for WorkerConfig {
             max_audio_bytes: cocoon_protocol::audio::MAX_AUDIO_BYTES,
             audio_tokens_per_second: cocoon_protocol::audio::DEFAULT_AUDIO_TOKENS_PER_SECOND,
             extra_allowed_fields: Vec::new(),
-            attestation: cocoon_net::AttestationConfig::default(),
+            attestation: cocoon_node::AttestationConfig::default(),
             keys: crate::keys::KeysConfig::default(),
             settlement: crate::settle::PayoutSettings::default(),
             registry: cocoon_chain::RegistrySettings::default(),
@@ -201,6 +201,10 @@ pub enum WorkerError {
     /// This worker's attestation could not be set up (no TEE, unreadable policy...).
     #[error("attestation: {0}")]
     Attestation(#[from] cocoon_net::NetError),
+    /// This worker's identity, endpoints or key source could not be set up from its settings
+    /// (no TEE, unreadable policy, a key source missing its socket...).
+    #[error("attestation: {0}")]
+    Node(#[from] cocoon_node::NodeError),
     /// A sealed key could not be opened or made: a file sealed under another measurement or
     /// platform, an altered file, an unreachable key source, an unwritable data directory.
     #[error("keys at rest: {0}")]

@@ -56,7 +56,7 @@ fn next_payout(s: &WorkerSnapshot) -> String {
 /// The page.
 pub(crate) fn render(s: &WorkerSnapshot, history: &History, now: Duration) -> String {
     let (vouchered, paid_on_chain) = voucher_totals(s);
-    let mut page = Page::new("cocoon-worker", cocoon_net::dashboard::PAGE_REFRESH);
+    let mut page = Page::new("cocoon-worker", cocoon_node::dashboard::PAGE_REFRESH);
     page.note(&format!(
         "model {}, {} proxies, up {:.0} s",
         s.model,

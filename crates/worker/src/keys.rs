@@ -1,11 +1,11 @@
 //! The worker's long-lived keys (wallet key, X25519 sealing key), kept on disk only sealed under
 //! a key source bound to the platform and the code's measurement, so that the files are useless
 //! to another machine or another build. The key source is chosen and opened as for every node
-//! (`cocoon_net::keys`).
+//! (`cocoon_node::keys`).
 
-use cocoon_net::AttestationConfig;
-pub use cocoon_net::keys::{KeySourceChoice, KeysConfig, SIMULATED_SECRET_FILE};
-use cocoon_net::keys::{create_private_dir, open_key_source};
+use cocoon_node::AttestationConfig;
+pub use cocoon_node::keys::{KeySourceChoice, KeysConfig, SIMULATED_SECRET_FILE};
+use cocoon_node::keys::{create_private_dir, open_key_source};
 use cocoon_seal::{
     KeyPurpose, KeySourceKind, SealedKeyFile, SealingKeyPair, SecretKind, SystemRng,
 };
@@ -18,11 +18,11 @@ pub const WALLET_KEY_FILE: &str = "wallet-key.sealed";
 pub const SEALING_KEY_FILE: &str = "sealing-key.sealed";
 
 /// Turns a failure of the shared key opening into the worker's error.
-fn keys_error(e: cocoon_net::NetError) -> WorkerError {
+fn keys_error(e: cocoon_node::NodeError) -> WorkerError {
     match e {
-        cocoon_net::NetError::Keys(e) => WorkerError::Keys(e),
-        cocoon_net::NetError::Config(m) => WorkerError::Config(m),
-        other => WorkerError::Attestation(other),
+        cocoon_node::NodeError::Keys(e) => WorkerError::Keys(e),
+        cocoon_node::NodeError::Config(m) => WorkerError::Config(m),
+        other => WorkerError::Node(other),
     }
 }
 

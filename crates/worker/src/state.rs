@@ -78,7 +78,7 @@ pub(crate) struct Counters {
     pub(crate) completion_tokens: AtomicU64,
     pub(crate) paid_tokens: AtomicI64,
     /// Time each answered request spent in this worker, less the engine's time.
-    pub(crate) overhead: cocoon_net::histogram::Histogram,
+    pub(crate) overhead: cocoon_node::histogram::Histogram,
 }
 
 #[derive(Clone)]
@@ -97,7 +97,7 @@ impl WorkerState {
         // Reference peers read only the TLS key from the claims; a node without evidence has no
         // attested claims to put the sealing key in.
         let format = match config.attestation.evidence {
-            cocoon_net::EvidenceSource::None => cocoon_attest::ratls::ClaimsFormat::Reference,
+            cocoon_node::EvidenceSource::None => cocoon_attest::ratls::ClaimsFormat::Reference,
             _ => cocoon_attest::ratls::ClaimsFormat::V1 {
                 sealing_public_key: Some(cocoon_attest::digest::Digest32::from(
                     *keys.sealing.public().as_bytes(),
@@ -340,7 +340,7 @@ impl WorkerHandle {
     }
 
     /// The time answered requests spent in this worker beyond the engine's.
-    pub fn overhead(&self) -> cocoon_net::histogram::HistogramSnapshot {
+    pub fn overhead(&self) -> cocoon_node::histogram::HistogramSnapshot {
         self.state.counters.overhead.snapshot()
     }
 

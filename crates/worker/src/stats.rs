@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use cocoon_net::exposition::{MetricKind, MetricsText};
+use cocoon_node::exposition::{MetricKind, MetricsText};
 use serde::Deserialize;
 
 use crate::state::{WorkerHandle, WorkerState};
@@ -22,8 +22,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<WorkerSt
         cocoon_net::http_access::AccessRules::new().allow_hosts(&state.config.stats_allowed_hosts);
     let handle = WorkerHandle::new(state);
     let sampled = handle.clone();
-    let history = cocoon_net::dashboard::LiveHistory::spawn(
-        cocoon_net::dashboard::SAMPLE_INTERVAL,
+    let history = cocoon_node::dashboard::LiveHistory::spawn(
+        cocoon_node::dashboard::SAMPLE_INTERVAL,
         move || {
             let samples = crate::dashboard::sample(&sampled.snapshot());
             async move { samples }

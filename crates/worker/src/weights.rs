@@ -115,7 +115,7 @@ fn resolve_model(
 fn local_mode(config: &WorkerConfig) -> bool {
     matches!(
         config.attestation.evidence,
-        cocoon_net::EvidenceSource::Simulated | cocoon_net::EvidenceSource::None
+        cocoon_node::EvidenceSource::Simulated | cocoon_node::EvidenceSource::None
     )
 }
 
@@ -135,7 +135,7 @@ mod tests {
         Arc::new(UpstreamEngine::new(c).unwrap())
     }
 
-    fn config(evidence: cocoon_net::EvidenceSource) -> WorkerConfig {
+    fn config(evidence: cocoon_node::EvidenceSource) -> WorkerConfig {
         let mut c = WorkerConfig {
             model: "m".into(),
             ..WorkerConfig::default()
@@ -150,7 +150,7 @@ mod tests {
         let file = dir.path().join("w.gguf");
         std::fs::write(&file, b"weights").unwrap();
         let digest = WeightsDigest::of_bytes(b"weights");
-        let mut c = config(cocoon_net::EvidenceSource::ConfigfsTsm);
+        let mut c = config(cocoon_node::EvidenceSource::ConfigfsTsm);
         c.model_files = Some(file.clone());
         assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), Some(digest));
         c.model_hash = Some(digest.to_hex());
@@ -167,10 +167,10 @@ mod tests {
 
     #[test]
     fn unknown_weights_are_refused_unless_in_local_mode() {
-        let c = config(cocoon_net::EvidenceSource::ConfigfsTsm);
+        let c = config(cocoon_node::EvidenceSource::ConfigfsTsm);
         let err = resolve(&c, upstream().as_ref()).unwrap_err().to_string();
         assert!(err.contains("model_hash"), "{err}");
-        let c = config(cocoon_net::EvidenceSource::Simulated);
+        let c = config(cocoon_node::EvidenceSource::Simulated);
         assert_eq!(resolve(&c, upstream().as_ref()).unwrap(), None);
     }
 }

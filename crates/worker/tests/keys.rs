@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
-use cocoon_net::AttestationConfig;
+use cocoon_node::AttestationConfig;
 use cocoon_proxy::{Proxy, ProxyConfig, ProxyError};
 use cocoon_seal::{
     KeyPurpose, SealError, SealedKeyFile, SecretKind, SimulatedKeySource, SystemRng,

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cocoon_infer::upstream::{UpstreamConfig as EngineConfig, UpstreamEngine};
-use cocoon_net::{AttestationConfig, Connection, ConnectionConfig};
+use cocoon_net::{Connection, ConnectionConfig};
+use cocoon_node::AttestationConfig;
 use cocoon_protocol::messages::{http, proxy, tcp, worker};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use cocoon_protocol::{FrameDecoder, Message};

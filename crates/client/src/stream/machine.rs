@@ -329,7 +329,7 @@ impl AnswerMachine {
         // reported it (left out when it reported no times, at protocol version 1).
         let overhead = match (final_info.proxy_start_time, final_info.proxy_end_time) {
             (Some(start), Some(end)) => {
-                let proxy = cocoon_net::histogram::reported_span(start, end);
+                let proxy = cocoon_node::histogram::reported_span(start, end);
                 Some(
                     now.saturating_duration_since(self.ask.started)
                         .saturating_sub(proxy),

@@ -45,7 +45,7 @@ pub(crate) struct Wiring {
     /// The policy and evidence cache that workers' receipts are checked with.
     pub(crate) workers: Arc<cocoon_attest::RaTlsVerifier>,
     /// The time receipts are judged at.
-    pub(crate) clock: cocoon_net::AttestationClock,
+    pub(crate) clock: cocoon_node::AttestationClock,
     /// A sealed request's candidates, forgotten when it fails before its answer.
     pub(crate) sealing: Option<(Arc<crate::sealed::Sealing>, String)>,
 }

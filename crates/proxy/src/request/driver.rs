@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cocoon_ledger_store::StoreError;
 use cocoon_market::pricing::{Coefficient, TokenCounts};
 use cocoon_market::reservation::Reservation;
 use cocoon_market::selection::{Dispatch, Outcome, Preference, Unavailability};
@@ -259,10 +260,10 @@ impl Driver {
                 Ok(())
             }
             Err(e) => Err(match e {
-                MarketError::InsufficientBalance {
+                StoreError::Market(MarketError::InsufficientBalance {
                     needed_tokens,
                     available_tokens,
-                } => {
+                }) => {
                     c.no_balance.fetch_add(1, Ordering::Relaxed);
                     Refusal::new(
                         402,
@@ -272,18 +273,18 @@ impl Driver {
                         ),
                     )
                 }
-                MarketError::UnknownClient(_) => {
+                StoreError::Market(MarketError::UnknownClient(_)) => {
                     c.no_balance.fetch_add(1, Ordering::Relaxed);
                     Refusal::new(402, "no account at this proxy: fund the client contract")
                 }
-                MarketError::ClientClosed(_) => Refusal::new(
+                StoreError::Market(MarketError::ClientClosed(_)) => Refusal::new(
                     403,
                     "the refund of this client was granted: its channel is closed",
                 ),
-                MarketError::DuplicateReservation(_) | MarketError::RequestAlreadyCharged(_) => {
-                    Refusal::new(409, "request id already used")
-                }
-                MarketError::Storage { .. } | MarketError::CorruptStore(_) => {
+                StoreError::Market(
+                    MarketError::DuplicateReservation(_) | MarketError::RequestAlreadyCharged(_),
+                ) => Refusal::new(409, "request id already used"),
+                StoreError::Storage { .. } | StoreError::CorruptStore(_) => {
                     tracing::error!(request = %self.q.request_id, "cannot reserve: {e}");
                     self.state.ledger_health.write_failed(&e);
                     Refusal::new(503, "the proxy's ledger cannot record the request")
@@ -628,7 +629,7 @@ impl Driver {
         else {
             return;
         };
-        let worker = cocoon_net::histogram::reported_span(start, end);
+        let worker = cocoon_node::histogram::reported_span(start, end);
         self.state
             .counters
             .overhead

@@ -46,7 +46,7 @@ async fn run(args: RogueArgs) -> Result<(), cocoon_testkit::TestkitError> {
             }
         }
     });
-    cocoon_net::shutdown_signal().await;
+    cocoon_node::shutdown_signal().await;
     stop.cancel();
     let _ = running.await;
     printer.abort();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cocoon_attest::ratls::ClaimsFormat;
-use cocoon_net::{AttestationConfig, Connection, ConnectionConfig, Inbound, TlsEndpoint};
+use cocoon_net::{Connection, ConnectionConfig, Inbound, TlsEndpoint};
+use cocoon_node::AttestationConfig;
 use cocoon_protocol::Message;
 use cocoon_protocol::messages::{TokensUsed, ext, http, proxy, worker};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};

@@ -12,7 +12,7 @@ use cocoon_seal::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{AttestationConfig, EvidenceSource, NetError};
+use crate::{AttestationConfig, EvidenceSource, NodeError};
 
 /// File holding the simulated key source's local secret (in clear: development only).
 pub const SIMULATED_SECRET_FILE: &str = "simulated-platform-secret";
@@ -73,25 +73,25 @@ fn tsm(attestation: &AttestationConfig) -> ConfigfsTsm {
 /// The key source to use: the configured one, or the one matching the evidence.
 ///
 /// # Errors
-/// [`NetError::Config`] when configfs-tsm cannot say which TEE this is.
+/// [`NodeError::Config`] when configfs-tsm cannot say which TEE this is.
 pub fn choose_key_source(
     keys: &KeysConfig,
     attestation: &AttestationConfig,
-) -> Result<KeySourceChoice, NetError> {
+) -> Result<KeySourceChoice, NodeError> {
     if let Some(choice) = keys.key_source {
         return Ok(choice);
     }
     match attestation.evidence {
         EvidenceSource::ConfigfsTsm => {
             let report = tsm(attestation).report(&[0u8; 64]).map_err(|e| {
-                NetError::Config(format!(
+                NodeError::Config(format!(
                     "cannot ask configfs-tsm which TEE this is ({e}); set keys.key_source"
                 ))
             })?;
             match report.provider.as_str() {
                 PROVIDER_SEV => Ok(KeySourceChoice::SevSnp),
                 PROVIDER_TDX => Ok(KeySourceChoice::TdxHelper),
-                other => Err(NetError::Config(format!(
+                other => Err(NodeError::Config(format!(
                     "unknown configfs-tsm provider {other}; set keys.key_source"
                 ))),
             }
@@ -104,13 +104,13 @@ pub fn choose_key_source(
 /// its local secret in `dir`.
 ///
 /// # Errors
-/// [`NetError::Config`] for incomplete settings, [`NetError::Keys`] when the source cannot be
+/// [`NodeError::Config`] for incomplete settings, [`NodeError::Keys`] when the source cannot be
 /// opened.
 pub fn open_key_source(
     keys: &KeysConfig,
     attestation: &AttestationConfig,
     dir: &Path,
-) -> Result<Box<dyn KeySource + Send + Sync>, NetError> {
+) -> Result<Box<dyn KeySource + Send + Sync>, NodeError> {
     Ok(match choose_key_source(keys, attestation)? {
         KeySourceChoice::Simulated => {
             if attestation.evidence == EvidenceSource::ConfigfsTsm {
@@ -131,13 +131,13 @@ pub fn open_key_source(
         KeySourceChoice::SevSnp => Box::new(SevSnpKeySource::open(SnpKeyPolicy::default())?),
         KeySourceChoice::TdxHelper => {
             let socket = keys.tdx_helper_socket.clone().ok_or_else(|| {
-                NetError::Config("keys.tdx_helper_socket must be set for tdx-helper".into())
+                NodeError::Config("keys.tdx_helper_socket must be set for tdx-helper".into())
             })?;
             let hex_key = keys.tdx_helper_public_key.as_deref().ok_or_else(|| {
-                NetError::Config("keys.tdx_helper_public_key must be set for tdx-helper".into())
+                NodeError::Config("keys.tdx_helper_public_key must be set for tdx-helper".into())
             })?;
             let helper_key = parse_public_key(hex_key).ok_or_else(|| {
-                NetError::Config("keys.tdx_helper_public_key is not 64 hex digits".into())
+                NodeError::Config("keys.tdx_helper_public_key is not 64 hex digits".into())
             })?;
             Box::new(TdxHelperKeySource::new(
                 socket,
@@ -156,15 +156,15 @@ fn parse_public_key(text: &str) -> Option<SealingPublicKey> {
 /// Creates `dir` (and parents) if missing, readable by the owner only.
 ///
 /// # Errors
-/// [`NetError::Config`] when it cannot be created.
-pub fn create_private_dir(dir: &Path) -> Result<(), NetError> {
+/// [`NodeError::Config`] when it cannot be created.
+pub fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| {
-            NetError::Config(format!(
+            NodeError::Config(format!(
                 "cannot create the data directory {}: {e}",
                 dir.display()
             ))
@@ -197,7 +197,7 @@ mod tests {
         tee.evidence = EvidenceSource::ConfigfsTsm;
         tee.tsm_root = Some(PathBuf::from("/nonexistent/tsm"));
         let err = choose_key_source(&KeysConfig::default(), &tee).unwrap_err();
-        assert!(matches!(err, NetError::Config(m) if m.contains("keys.key_source")));
+        assert!(matches!(err, NodeError::Config(m) if m.contains("keys.key_source")));
     }
 
     #[test]
@@ -209,11 +209,11 @@ mod tests {
             ..KeysConfig::default()
         };
         let err = open_key_source(&keys, &attestation, &dir).err().unwrap();
-        assert!(matches!(err, NetError::Config(m) if m.contains("tdx_helper_socket")));
+        assert!(matches!(err, NodeError::Config(m) if m.contains("tdx_helper_socket")));
         keys.tdx_helper_socket = Some(PathBuf::from("/run/helper.sock"));
         keys.tdx_helper_public_key = Some("not hex".into());
         let err = open_key_source(&keys, &attestation, &dir).err().unwrap();
-        assert!(matches!(err, NetError::Config(m) if m.contains("64 hex digits")));
+        assert!(matches!(err, NodeError::Config(m) if m.contains("64 hex digits")));
         keys.tdx_helper_public_key = Some("11".repeat(32));
         assert!(open_key_source(&keys, &attestation, &dir).is_ok());
     }

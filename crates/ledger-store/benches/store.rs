@@ -11,9 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cocoon_ledger_store::{CommitQueue, LedgerStore};
 use cocoon_market::{
-    ChainClientState, Charge, ClientId, Coefficient, CommitQueue, LedgerStore, PricingParams,
-    RequestId, TokenCounts, WorkerAccountId,
+    ChainClientState, Charge, ClientId, Coefficient, PricingParams, RequestId, TokenCounts,
+    WorkerAccountId,
 };
 use sqlx::Connection as _;
 
@@ -73,7 +74,7 @@ enum Mode {
 
 /// Writes ids `first..first + count` from `tasks` tasks at once; answers the elapsed time.
 async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64, mode: Mode) -> Duration {
-    let queue = CommitQueue::start(store.clone(), cocoon_market::store::DEFAULT_MAX_BATCH);
+    let queue = CommitQueue::start(store.clone(), cocoon_ledger_store::DEFAULT_MAX_BATCH);
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(first));

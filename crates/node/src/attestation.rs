@@ -14,8 +14,8 @@ use cocoon_attest::tsm::{ConfigfsTsm, TsmAttester};
 use cocoon_attest::{Clock, EvidenceVerifier, Policy, SimulatedAttester, SystemClock};
 use serde::{Deserialize, Serialize};
 
-use crate::NetError;
-use crate::ratls::{DEFAULT_HANDSHAKE_TIMEOUT, LocalIdentity, TlsEndpoint};
+use crate::NodeError;
+use cocoon_net::ratls::{DEFAULT_HANDSHAKE_TIMEOUT, LocalIdentity, TlsEndpoint};
 
 /// Where this node's evidence comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,17 +62,17 @@ pub struct AttestationConfig {
     /// configfs-tsm root (default `/sys/kernel/config/tsm/report`).
     pub tsm_root: Option<PathBuf>,
     /// Time limit of one TLS handshake, evidence verification included.
-    #[serde(with = "crate::secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub handshake_timeout: Duration,
     /// Lifetime of this node's RA-TLS certificates (a day).
-    #[serde(with = "crate::secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub certificate_validity: Duration,
     /// How often a certificate is renewed with fresh evidence (an hour; at most half the
     /// lifetime).
-    #[serde(with = "crate::secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub certificate_refresh: Duration,
     /// How often a node checks whether its renewal is due (a minute).
-    #[serde(with = "crate::secs")]
+    #[serde(with = "cocoon_net::secs")]
     pub certificate_check: Duration,
     /// The time this node's certificates, its peers' evidence and receipts are judged by: the
     /// system clock, or one a test or an embedding program injects. Not part of the file.
@@ -119,7 +119,7 @@ impl Default for AttestationConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             certificate_validity: Duration::from_secs(cocoon_attest::ratls::DEFAULT_VALIDITY_SECS),
             certificate_refresh: Duration::from_secs(cocoon_attest::ratls::DEFAULT_REFRESH_SECS),
-            certificate_check: crate::ratls::REFRESH_CHECK_PERIOD,
+            certificate_check: cocoon_net::ratls::REFRESH_CHECK_PERIOD,
             clock: AttestationClock::default(),
         }
     }
@@ -156,10 +156,10 @@ impl AttestationConfig {
     }
 
     /// The policy peers must satisfy.
-    pub fn peer_policy(&self) -> Result<Policy, NetError> {
+    pub fn peer_policy(&self) -> Result<Policy, NodeError> {
         if let Some(path) = &self.policy_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                NetError::Config(format!("cannot read policy file {}: {e}", path.display()))
+                NodeError::Config(format!("cannot read policy file {}: {e}", path.display()))
             })?;
             return Ok(Policy::from_json(&text)?);
         }
@@ -170,15 +170,15 @@ impl AttestationConfig {
     }
 
     /// An evidence verifier loaded with the configured TDX collateral.
-    pub fn evidence_verifier(&self) -> Result<Arc<EvidenceVerifier>, NetError> {
+    pub fn evidence_verifier(&self) -> Result<Arc<EvidenceVerifier>, NodeError> {
         Ok(Arc::new(EvidenceVerifier::new(self.collateral()?)))
     }
 
-    fn collateral(&self) -> Result<Arc<CollateralStore>, NetError> {
+    fn collateral(&self) -> Result<Arc<CollateralStore>, NodeError> {
         let store = Arc::new(CollateralStore::new());
         for path in &self.tdx_collateral {
             let bytes = std::fs::read(path).map_err(|e| {
-                NetError::Config(format!("cannot read collateral {}: {e}", path.display()))
+                NodeError::Config(format!("cannot read collateral {}: {e}", path.display()))
             })?;
             store.insert_json(&bytes)?;
         }
@@ -187,7 +187,7 @@ impl AttestationConfig {
 
     /// This node's identity: a fresh TLS key and a first certificate with claims in `format`
     /// (reference format, or v1 carrying a sealing key and model hash).
-    pub fn identity(&self, format: ClaimsFormat) -> Result<Arc<LocalIdentity>, NetError> {
+    pub fn identity(&self, format: ClaimsFormat) -> Result<Arc<LocalIdentity>, NodeError> {
         let key = TlsKeyPair::generate()?;
         let issuer = match self.evidence {
             EvidenceSource::Simulated => {
@@ -200,7 +200,7 @@ impl AttestationConfig {
                     None => ConfigfsTsm::new(),
                 };
                 if !tsm.is_available() {
-                    return Err(NetError::Config(format!(
+                    return Err(NodeError::Config(format!(
                         "no TEE: {} does not exist. Run inside a TDX or SEV-SNP guest, or use \
                          simulated evidence (local mode) where that is acceptable",
                         tsm.root().display()
@@ -209,7 +209,7 @@ impl AttestationConfig {
                 let mut attester = TsmAttester::probe(tsm)?.with_collateral(self.collateral()?);
                 if let Some(path) = &self.snp_vcek {
                     let der = std::fs::read(path).map_err(|e| {
-                        NetError::Config(format!("cannot read VCEK {}: {e}", path.display()))
+                        NodeError::Config(format!("cannot read VCEK {}: {e}", path.display()))
                     })?;
                     attester = attester.with_vcek(der);
                 }
@@ -232,7 +232,7 @@ impl AttestationConfig {
 
     /// An endpoint presenting `identity` to peers that must satisfy this configuration's
     /// policy.
-    pub fn endpoint(&self, identity: Arc<LocalIdentity>) -> Result<TlsEndpoint, NetError> {
+    pub fn endpoint(&self, identity: Arc<LocalIdentity>) -> Result<TlsEndpoint, NodeError> {
         self.endpoint_with_policy(identity, self.peer_policy()?)
     }
 
@@ -242,7 +242,7 @@ impl AttestationConfig {
         &self,
         identity: Arc<LocalIdentity>,
         policy: Policy,
-    ) -> Result<TlsEndpoint, NetError> {
+    ) -> Result<TlsEndpoint, NodeError> {
         Ok(
             TlsEndpoint::new(identity, policy, self.evidence_verifier()?)?
                 .with_handshake_timeout(self.handshake_timeout),

@@ -7,10 +7,10 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ChargeReceipt, LedgerStore, LedgerWrite, LedgerWritten};
-use crate::MarketError;
-use crate::ids::{ClientId, RequestId, WorkerAccountId};
-use crate::pricing::{Charge, Coefficient};
-use crate::reservation::{Reservation, required_tokens};
+use crate::StoreError;
+use cocoon_market::pricing::{Charge, Coefficient};
+use cocoon_market::reservation::{Reservation, required_tokens};
+use cocoon_market::{ClientId, RequestId, WorkerAccountId};
 
 /// Writes committed together at most, unless [`CommitQueue::start`] is told otherwise.
 pub const DEFAULT_MAX_BATCH: usize = 256;
@@ -20,7 +20,7 @@ const QUEUE_DEPTH: usize = 8192;
 
 struct Job {
     write: LedgerWrite,
-    reply: oneshot::Sender<Result<LedgerWritten, MarketError>>,
+    reply: oneshot::Sender<Result<LedgerWritten, StoreError>>,
 }
 
 /// A handle on the writer task: the write methods of [`LedgerStore`], committed in batches. Each
@@ -52,7 +52,7 @@ impl CommitQueue {
         client: &ClientId,
         request_id: RequestId,
         tokens: u64,
-    ) -> Result<Reservation, MarketError> {
+    ) -> Result<Reservation, StoreError> {
         let write = LedgerWrite::Reserve {
             client: client.clone(),
             request_id,
@@ -72,7 +72,7 @@ impl CommitQueue {
         max_coefficient: Coefficient,
         max_tokens: u64,
         body_bytes: u64,
-    ) -> Result<Reservation, MarketError> {
+    ) -> Result<Reservation, StoreError> {
         let tokens = required_tokens(
             self.store.pricing(),
             max_coefficient,
@@ -87,7 +87,7 @@ impl CommitQueue {
         &self,
         client: &ClientId,
         reservation: Reservation,
-    ) -> Result<(), MarketError> {
+    ) -> Result<(), StoreError> {
         let write = LedgerWrite::Release {
             client: client.clone(),
             reservation,
@@ -105,7 +105,7 @@ impl CommitQueue {
         worker: &WorkerAccountId,
         request_id: RequestId,
         charge: &Charge,
-    ) -> Result<ChargeReceipt, MarketError> {
+    ) -> Result<ChargeReceipt, StoreError> {
         let write = LedgerWrite::Charge {
             client: client.clone(),
             worker: worker.clone(),
@@ -118,7 +118,7 @@ impl CommitQueue {
         }
     }
 
-    async fn submit(&self, write: LedgerWrite) -> Result<LedgerWritten, MarketError> {
+    async fn submit(&self, write: LedgerWrite) -> Result<LedgerWritten, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { write, reply })
@@ -128,15 +128,15 @@ impl CommitQueue {
     }
 }
 
-fn writer_gone() -> MarketError {
-    MarketError::Storage {
+fn writer_gone() -> StoreError {
+    StoreError::Storage {
         context: "queueing a ledger write",
         detail: "the ledger writer stopped".into(),
     }
 }
 
-fn unexpected(written: &LedgerWritten) -> MarketError {
-    MarketError::CorruptStore(format!("a batched write answered {written:?}"))
+fn unexpected(written: &LedgerWritten) -> StoreError {
+    StoreError::CorruptStore(format!("a batched write answered {written:?}"))
 }
 
 async fn write_loop(store: LedgerStore, mut queue: mpsc::Receiver<Job>, max_batch: usize) {

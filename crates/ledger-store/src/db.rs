@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Postgres, Row as _, Sqlite, Transaction};
 
-use crate::MarketError;
+use crate::StoreError;
 
 /// How long a SQLite connection waits for the database lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,8 +58,8 @@ pub(crate) enum SqliteWriter {
 }
 
 /// Maps a database error to the crate's error, naming what was being done.
-pub(crate) fn db_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> MarketError {
-    move |e| MarketError::Storage {
+pub(crate) fn db_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Storage {
         context,
         detail: e.to_string(),
     }
@@ -83,11 +83,11 @@ impl Pools {
     pub(crate) async fn connect(
         url: &str,
         create: bool,
-    ) -> Result<(Self, BackendKind), MarketError> {
+    ) -> Result<(Self, BackendKind), StoreError> {
         match classify(url)? {
             Target::Postgres => {
                 let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
+                    .map_err(|e| StoreError::InvalidStoreUrl(e.to_string()))?;
                 // One plain connection first: it fails at once on an unreachable server or bad
                 // credentials, where the pool would keep retrying until its acquire timeout.
                 PgConnection::connect_with(&options)
@@ -104,7 +104,7 @@ impl Pools {
                 POSTGRES_MIGRATIONS
                     .run(&pool)
                     .await
-                    .map_err(|e| MarketError::Storage {
+                    .map_err(|e| StoreError::Storage {
                         context: "running the PostgreSQL migrations",
                         detail: e.to_string(),
                     })?;
@@ -112,10 +112,10 @@ impl Pools {
             }
             Target::SqliteUrl(url) => {
                 let options = SqliteConnectOptions::from_str(url)
-                    .map_err(|e| MarketError::InvalidStoreUrl(e.to_string()))?;
+                    .map_err(|e| StoreError::InvalidStoreUrl(e.to_string()))?;
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 if !create && in_memory {
-                    return Err(MarketError::StoreNotFound(format!(
+                    return Err(StoreError::StoreNotFound(format!(
                         "{url} is a new, empty in-memory database"
                     )));
                 }
@@ -123,7 +123,7 @@ impl Pools {
             }
             Target::SqliteFile(path) => {
                 if !create && !path.exists() {
-                    return Err(MarketError::StoreNotFound(format!(
+                    return Err(StoreError::StoreNotFound(format!(
                         "no ledger file at {}",
                         path.display()
                     )));
@@ -137,7 +137,7 @@ impl Pools {
         options: SqliteConnectOptions,
         in_memory: bool,
         create: bool,
-    ) -> Result<(Self, BackendKind), MarketError> {
+    ) -> Result<(Self, BackendKind), StoreError> {
         let options = options
             .create_if_missing(create)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
@@ -162,7 +162,7 @@ impl Pools {
         SQLITE_MIGRATIONS
             .run(&writer)
             .await
-            .map_err(|e| MarketError::Storage {
+            .map_err(|e| StoreError::Storage {
                 context: "running the SQLite migrations",
                 detail: e.to_string(),
             })?;
@@ -187,7 +187,7 @@ impl Pools {
 
     /// Starts a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
-    pub(crate) async fn begin_write(&self) -> Result<Tx, MarketError> {
+    pub(crate) async fn begin_write(&self) -> Result<Tx, StoreError> {
         self.begin_write_synced(true).await
     }
 
@@ -195,11 +195,11 @@ impl Pools {
     /// their releases, which every open of the store clears anyway): on an SQLite file its
     /// commit does not wait for the disk, and the next durable commit syncs it along with its
     /// own changes. The other backends commit it as any other.
-    pub(crate) async fn begin_write_unsynced(&self) -> Result<Tx, MarketError> {
+    pub(crate) async fn begin_write_unsynced(&self) -> Result<Tx, StoreError> {
         self.begin_write_synced(false).await
     }
 
-    async fn begin_write_synced(&self, synced: bool) -> Result<Tx, MarketError> {
+    async fn begin_write_synced(&self, synced: bool) -> Result<Tx, StoreError> {
         match self {
             Self::Sqlite {
                 writer: SqliteWriter::File(writer),
@@ -225,7 +225,7 @@ impl Pools {
     }
 
     /// Starts a transaction that only reads (one consistent snapshot for several statements).
-    pub(crate) async fn begin_read(&self) -> Result<Tx, MarketError> {
+    pub(crate) async fn begin_read(&self) -> Result<Tx, StoreError> {
         match self {
             Self::Sqlite { reader, .. } => reader
                 .begin()
@@ -261,15 +261,15 @@ enum Target<'a> {
     SqliteFile(&'a Path),
 }
 
-fn classify(url: &str) -> Result<Target<'_>, MarketError> {
+fn classify(url: &str) -> Result<Target<'_>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Target::Postgres)
     } else if url.starts_with("sqlite:") {
         Ok(Target::SqliteUrl(url))
     } else if url.is_empty() {
-        Err(MarketError::InvalidStoreUrl("empty store URL".into()))
+        Err(StoreError::InvalidStoreUrl("empty store URL".into()))
     } else if let Some((scheme, _)) = url.split_once("://") {
-        Err(MarketError::InvalidStoreUrl(format!(
+        Err(StoreError::InvalidStoreUrl(format!(
             "unsupported scheme {scheme:?}: use a file path, sqlite:PATH or postgres://…"
         )))
     } else {
@@ -296,7 +296,7 @@ pub(crate) struct Locking {
 /// Builds a [`Locking`] statement from one `SELECT`.
 macro_rules! locking {
     ($($sql:tt)+) => {
-        $crate::store::db::Locking {
+        $crate::db::Locking {
             sqlite: concat!($($sql)+),
             postgres: concat!($($sql)+, " FOR UPDATE"),
         }
@@ -443,41 +443,41 @@ pub(crate) enum DbRow {
 }
 
 impl DbRow {
-    pub(crate) fn i64(&self, column: &'static str) -> Result<i64, MarketError> {
+    pub(crate) fn i64(&self, column: &'static str) -> Result<i64, StoreError> {
         self.get(column)
     }
 
     /// A column that holds a count or an amount: never negative.
-    pub(crate) fn u64(&self, column: &'static str) -> Result<u64, MarketError> {
+    pub(crate) fn u64(&self, column: &'static str) -> Result<u64, StoreError> {
         let v = self.i64(column)?;
-        u64::try_from(v).map_err(|_| MarketError::CorruptStore(format!("{column} is {v}")))
+        u64::try_from(v).map_err(|_| StoreError::CorruptStore(format!("{column} is {v}")))
     }
 
-    pub(crate) fn opt_u64(&self, column: &'static str) -> Result<Option<u64>, MarketError> {
+    pub(crate) fn opt_u64(&self, column: &'static str) -> Result<Option<u64>, StoreError> {
         self.get::<Option<i64>>(column)?
             .map(|v| {
-                u64::try_from(v).map_err(|_| MarketError::CorruptStore(format!("{column} is {v}")))
+                u64::try_from(v).map_err(|_| StoreError::CorruptStore(format!("{column} is {v}")))
             })
             .transpose()
     }
 
-    pub(crate) fn text(&self, column: &'static str) -> Result<String, MarketError> {
+    pub(crate) fn text(&self, column: &'static str) -> Result<String, StoreError> {
         self.get(column)
     }
 
-    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, MarketError> {
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
         self.get(column)
     }
 
     /// A column that holds exactly 32 bytes (request ids, hashes).
-    pub(crate) fn bytes32(&self, column: &'static str) -> Result<[u8; 32], MarketError> {
+    pub(crate) fn bytes32(&self, column: &'static str) -> Result<[u8; 32], StoreError> {
         let v: Vec<u8> = self.get(column)?;
         <[u8; 32]>::try_from(v.as_slice()).map_err(|_| {
-            MarketError::CorruptStore(format!("{column} holds {} bytes, not 32", v.len()))
+            StoreError::CorruptStore(format!("{column} holds {} bytes, not 32", v.len()))
         })
     }
 
-    fn get<T>(&self, column: &'static str) -> Result<T, MarketError>
+    fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
     where
         T: FromNative
             + for<'r> sqlx::Decode<'r, Sqlite>
@@ -492,50 +492,61 @@ impl DbRow {
                 return row
                     .value(column)
                     .and_then(T::from_native)
-                    .map_err(|e| MarketError::CorruptStore(format!("reading {column}: {e}")));
+                    .map_err(|e| match e {
+                        StoreError::CorruptStore(m) => {
+                            StoreError::CorruptStore(format!("reading {column}: {m}"))
+                        }
+                        other => other,
+                    });
             }
         };
-        read.map_err(|e| MarketError::CorruptStore(format!("reading {column}: {e}")))
+        read.map_err(|e| StoreError::CorruptStore(format!("reading {column}: {e}")))
     }
 }
 
 /// The column types the ledger reads, from a row of the native SQLite writer.
 pub(crate) trait FromNative: Sized {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String>;
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError>;
 }
 
 impl FromNative for i64 {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Integer(v) => Ok(*v),
-            other => Err(format!(
+            other => Err(StoreError::CorruptStore(format!(
                 "expected an integer, found {:?}",
                 other.data_type()
-            )),
+            ))),
         }
     }
 }
 
 impl FromNative for String {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Text(v) => Ok(v.clone()),
-            other => Err(format!("expected a text, found {:?}", other.data_type())),
+            other => Err(StoreError::CorruptStore(format!(
+                "expected a text, found {:?}",
+                other.data_type()
+            ))),
         }
     }
 }
 
 impl FromNative for Vec<u8> {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Blob(v) => Ok(v.clone()),
-            other => Err(format!("expected a blob, found {:?}", other.data_type())),
+            other => Err(StoreError::CorruptStore(format!(
+                "expected a blob, found {:?}",
+                other.data_type()
+            ))),
         }
     }
 }
 
 impl<T: FromNative> FromNative for Option<T> {
-    fn from_native(value: &rusqlite::types::Value) -> Result<Self, String> {
+    fn from_native(value: &rusqlite::types::Value) -> Result<Self, StoreError> {
         match value {
             rusqlite::types::Value::Null => Ok(None),
             other => T::from_native(other).map(Some),
@@ -544,8 +555,8 @@ impl<T: FromNative> FromNative for Option<T> {
 }
 
 /// A count or amount as the database stores it (signed 64-bit).
-pub(crate) fn to_db(value: u64, what: &'static str) -> Result<i64, MarketError> {
-    i64::try_from(value).map_err(|_| MarketError::StorageRange(what))
+pub(crate) fn to_db(value: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::StorageRange(what))
 }
 
 #[cfg(test)]
@@ -572,10 +583,10 @@ mod tests {
         ));
         assert!(matches!(
             classify("mysql://h/db"),
-            Err(MarketError::InvalidStoreUrl(_))
+            Err(StoreError::InvalidStoreUrl(_))
         ));
-        assert!(matches!(classify(""), Err(MarketError::InvalidStoreUrl(_))));
-        assert_eq!(to_db(u64::MAX, "x"), Err(MarketError::StorageRange("x")));
+        assert!(matches!(classify(""), Err(StoreError::InvalidStoreUrl(_))));
+        assert_eq!(to_db(u64::MAX, "x"), Err(StoreError::StorageRange("x")));
         assert_eq!(to_db(7, "x"), Ok(7));
     }
 }

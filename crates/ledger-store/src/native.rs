@@ -23,6 +23,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::StoreError;
+
 /// Statements kept prepared (the ledger has a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 128;
 
@@ -239,12 +241,12 @@ pub(crate) struct NativeRow {
 
 impl NativeRow {
     /// The value of `column`, or why there is none.
-    pub(crate) fn value(&self, column: &str) -> Result<&Value, String> {
+    pub(crate) fn value(&self, column: &str) -> Result<&Value, StoreError> {
         self.columns
             .iter()
             .position(|c| c == column)
             .and_then(|i| self.values.get(i))
-            .ok_or_else(|| format!("no column {column}"))
+            .ok_or_else(|| StoreError::CorruptStore(format!("no column {column}")))
     }
 }
 

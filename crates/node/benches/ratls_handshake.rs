@@ -4,7 +4,7 @@
 //! round trip counts), TLS 1.3 with both certificates verified against the local policy
 //! (simulated evidence), and the session's `tcp.connect` exchange.
 //!
-//! `cargo bench -p cocoon-net --bench ratls_handshake [-- CONNECTIONS CONCURRENCY]`
+//! `cargo bench -p cocoon-node --bench ratls_handshake [-- CONNECTIONS CONCURRENCY]`
 //! (defaults 2000 and 1,2,8).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use cocoon_attest::ratls::ClaimsFormat;
 use cocoon_attest::{EvidenceVerifier, Policy, VerificationCache};
-use cocoon_net::{AttestationConfig, ConnectionConfig, TlsEndpoint, accept_gated, dial};
+use cocoon_net::{ConnectionConfig, TlsEndpoint, accept_gated, dial};
+use cocoon_node::AttestationConfig;
 
 fn endpoint(cache: bool) -> TlsEndpoint {
     let config = AttestationConfig::local_simulated();

@@ -1,4 +1,4 @@
-//! The proxy's books on disk: the same accounting rules as the in-memory [`Ledger`](crate::Ledger),
+//! The proxy's books on disk: the same accounting rules as the in-memory [`Ledger`](cocoon_market::Ledger),
 //! kept in SQLite (a file, the default) or PostgreSQL, so that charges, voucher totals and anchors
 //! survive a restart.
 //!
@@ -48,7 +48,7 @@
 //!   on to the disk (on an SQLite file; see the next section): it is synced with the next
 //!   batch that charges, so a charge is durable when its answer is given.
 //! - Amounts are stored as signed 64-bit integers: a value above `2^63 − 1` is refused with
-//!   [`MarketError::StorageRange`] rather than wrapped (that is 9.2 billion TON).
+//!   [`StoreError::StorageRange`] rather than wrapped (that is 9.2 billion TON).
 //!
 //! # Reservations do not survive a restart
 //!
@@ -110,6 +110,7 @@
 
 mod batch;
 mod db;
+mod error;
 mod hash;
 mod native;
 
@@ -120,13 +121,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use batch::{CommitQueue, DEFAULT_MAX_BATCH};
 pub use db::BackendKind;
+pub use error::StoreError;
 pub use hash::STATE_HASH_DOMAIN;
 
-use crate::MarketError;
-use crate::ids::{ClientId, RequestId, WorkerAccountId};
-use crate::ledger::{ChargeRecord, LedgerTotals};
-use crate::pricing::{CategoryTokens, Charge, Coefficient, PricingParams};
-use crate::reservation::{Account, AccountBooks, ChainClientState, Reservation, required_tokens};
+use cocoon_market::MarketError;
+use cocoon_market::ledger::{ChargeRecord, LedgerTotals};
+use cocoon_market::pricing::{CategoryTokens, Charge, Coefficient, PricingParams};
+use cocoon_market::reservation::{
+    Account, AccountBooks, ChainClientState, Reservation, required_tokens,
+};
+use cocoon_market::{ClientId, RequestId, WorkerAccountId};
 use db::{Arg, DbRow, Pools, Tx, db_error, is_transient, locking, to_db};
 use hash::{ClientEntry, WorkerEntry, state_hash};
 
@@ -244,7 +248,7 @@ impl StoredWorker {
 pub struct ChargedRequest {
     /// Position in the `requests` table (increasing, with gaps).
     pub seq: u64,
-    /// The books of the request, as [`Ledger::charge_request`](crate::Ledger::charge_request)
+    /// The books of the request, as [`Ledger::charge_request`](cocoon_market::Ledger::charge_request)
     /// computes them.
     pub record: ChargeRecord,
     /// NanoTON the client could not pay (`shortfall_tokens × price`).
@@ -380,7 +384,7 @@ impl fmt::Debug for LedgerStore {
 /// Why a transaction body stopped.
 enum TxError {
     Db(sqlx::Error),
-    Market(MarketError),
+    Market(StoreError),
     /// Lost an insert race; the whole transaction runs again.
     Retry,
 }
@@ -393,6 +397,12 @@ impl From<sqlx::Error> for TxError {
 
 impl From<MarketError> for TxError {
     fn from(e: MarketError) -> Self {
+        Self::Market(StoreError::Market(e))
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
         Self::Market(e)
     }
 }
@@ -419,7 +429,7 @@ macro_rules! write_tx {
                         TxError::Retry if attempt < MAX_ATTEMPTS => {}
                         TxError::Db(e) if is_transient(&e) && attempt < MAX_ATTEMPTS => {}
                         TxError::Retry => {
-                            break Err(MarketError::Storage {
+                            break Err(StoreError::Storage {
                                 context: $context,
                                 detail: "too many concurrent attempts on one request id".into(),
                             });
@@ -444,7 +454,7 @@ macro_rules! read_tx {
             Ok(v) => Ok(v),
             Err(TxError::Db(e)) => Err(db_error($context)(e)),
             Err(TxError::Market(e)) => Err(e),
-            Err(TxError::Retry) => Err(MarketError::Storage {
+            Err(TxError::Retry) => Err(StoreError::Storage {
                 context: $context,
                 detail: "a read cannot be retried".into(),
             }),
@@ -492,15 +502,15 @@ fn system_clock() -> u64 {
         .unwrap_or(0)
 }
 
-fn overflow(what: &'static str) -> MarketError {
-    MarketError::Overflow(what)
+fn overflow(what: &'static str) -> StoreError {
+    StoreError::Market(MarketError::Overflow(what))
 }
 
 impl LedgerStore {
     /// Opens (creating if needed) the store `url` names, runs the migrations, checks the stored
     /// prices against `pricing` (recording them in a new store) and clears the reservations a
     /// previous process left (see the module docs).
-    pub async fn connect(url: &str, pricing: PricingParams) -> Result<Self, MarketError> {
+    pub async fn connect(url: &str, pricing: PricingParams) -> Result<Self, StoreError> {
         pricing.validate()?;
         let (pools, kind) = Pools::connect(url, true).await?;
         let mut store = Self {
@@ -523,10 +533,10 @@ impl LedgerStore {
 
     /// Opens an existing store to read it while its proxy may be running: unlike
     /// [`LedgerStore::connect`] it creates nothing (a missing SQLite file is
-    /// [`MarketError::StoreNotFound`]), takes the prices from the store, leaves the reservations
-    /// of requests in flight alone, and refuses every write with [`MarketError::ReadOnlyStore`].
+    /// [`StoreError::StoreNotFound`]), takes the prices from the store, leaves the reservations
+    /// of requests in flight alone, and refuses every write with [`StoreError::ReadOnlyStore`].
     /// For audits, listings and backups checks.
-    pub async fn inspect(url: &str) -> Result<Self, MarketError> {
+    pub async fn inspect(url: &str) -> Result<Self, StoreError> {
         let (pools, kind) = Pools::connect(url, false).await?;
         let mut store = Self {
             pools,
@@ -543,7 +553,7 @@ impl LedgerStore {
             }
             Ok(None) => {
                 store.close().await;
-                Err(MarketError::StoreNotFound(format!(
+                Err(StoreError::StoreNotFound(format!(
                     "{} holds no ledger (never opened by a proxy)",
                     redact_url(url)
                 )))
@@ -560,16 +570,16 @@ impl LedgerStore {
         self.read_only
     }
 
-    async fn begin_write(&self) -> Result<Tx, MarketError> {
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
         if self.read_only {
-            return Err(MarketError::ReadOnlyStore);
+            return Err(StoreError::ReadOnlyStore);
         }
         self.pools.begin_write().await
     }
 
     /// [`Self::begin_write`] for a batch; `durable: false` when the batch holds nothing that
     /// must survive a crash ([`Pools::begin_write_unsynced`]).
-    async fn begin_batch(&self, durable: bool) -> Result<Tx, MarketError> {
+    async fn begin_batch(&self, durable: bool) -> Result<Tx, StoreError> {
         if !durable && !self.read_only {
             return self.pools.begin_write_unsynced().await;
         }
@@ -577,7 +587,7 @@ impl LedgerStore {
     }
 
     /// The prices recorded when the store was created, if it was.
-    async fn stored_pricing(&self) -> Result<Option<PricingParams>, MarketError> {
+    async fn stored_pricing(&self) -> Result<Option<PricingParams>, StoreError> {
         read_tx!(self, "reading the stored prices", |tx| {
             async {
                 let row = tx
@@ -624,11 +634,11 @@ impl LedgerStore {
         self.pools.close().await;
     }
 
-    fn now(&self) -> Result<i64, MarketError> {
+    fn now(&self) -> Result<i64, StoreError> {
         to_db((self.clock)(), "the clock")
     }
 
-    async fn open_books(&self) -> Result<u64, MarketError> {
+    async fn open_books(&self) -> Result<u64, StoreError> {
         let now = self.now()?;
         let p = self.pricing;
         write_tx!(self, "opening the books", |tx| {
@@ -657,10 +667,10 @@ impl LedgerStore {
                         &[],
                     )
                     .await?
-                    .ok_or_else(|| MarketError::CorruptStore("ledger_meta has no row".into()))?;
+                    .ok_or_else(|| StoreError::CorruptStore("ledger_meta has no row".into()))?;
                 let stored = pricing_from_row(&row)?;
                 if stored != p {
-                    return Err(MarketError::StoredPricingMismatch {
+                    return Err(StoreError::StoredPricingMismatch {
                         stored: Box::new(stored),
                         given: Box::new(p),
                     }
@@ -691,7 +701,7 @@ impl LedgerStore {
         &self,
         client: &ClientId,
         state: ChainClientState,
-    ) -> Result<StoredClient, MarketError> {
+    ) -> Result<StoredClient, StoreError> {
         let now = self.now()?;
         write_tx!(self, "syncing a client", |tx| {
             async {
@@ -722,7 +732,7 @@ impl LedgerStore {
         &self,
         client: &ClientId,
         nanoton: u64,
-    ) -> Result<StoredClient, MarketError> {
+    ) -> Result<StoredClient, StoreError> {
         let now = self.now()?;
         write_tx!(self, "depositing", |tx| {
             async {
@@ -757,7 +767,7 @@ impl LedgerStore {
         &self,
         client: &ClientId,
         nanoton: u64,
-    ) -> Result<(StoredClient, bool), MarketError> {
+    ) -> Result<(StoredClient, bool), StoreError> {
         let now = self.now()?;
         let deposit = to_db(nanoton, "client deposit")?;
         write_tx!(self, "opening a funded client", |tx| {
@@ -779,7 +789,7 @@ impl LedgerStore {
     }
 
     /// A client account.
-    pub async fn client(&self, client: &ClientId) -> Result<Option<StoredClient>, MarketError> {
+    pub async fn client(&self, client: &ClientId) -> Result<Option<StoredClient>, StoreError> {
         read_tx!(self, "reading a client", |tx| {
             async {
                 let row = tx
@@ -802,7 +812,7 @@ impl LedgerStore {
     }
 
     /// Every client account, ordered by the bytes of its id.
-    pub async fn clients(&self) -> Result<Vec<StoredClient>, MarketError> {
+    pub async fn clients(&self) -> Result<Vec<StoredClient>, StoreError> {
         read_tx!(self, "listing clients", |tx| {
             async {
                 let rows = tx
@@ -824,7 +834,7 @@ impl LedgerStore {
 
     /// Freezes a client's count for its refund (`request_refund` seen on chain) and answers what
     /// the `grant_refund_signed` voucher carries. Granting again answers the same grant.
-    pub async fn grant_refund(&self, client: &ClientId) -> Result<RefundGrant, MarketError> {
+    pub async fn grant_refund(&self, client: &ClientId) -> Result<RefundGrant, StoreError> {
         let now = self.now()?;
         write_tx!(self, "granting a refund", |tx| {
             async {
@@ -870,7 +880,7 @@ impl LedgerStore {
         client: &ClientId,
         request_id: RequestId,
         tokens: u64,
-    ) -> Result<Reservation, MarketError> {
+    ) -> Result<Reservation, StoreError> {
         let now = self.now()?;
         write_tx!(self, "reserving", |tx| {
             self.reserve_in(&mut tx, client, request_id, tokens, now)
@@ -951,7 +961,7 @@ impl LedgerStore {
         max_coefficient: Coefficient,
         max_tokens: u64,
         body_bytes: u64,
-    ) -> Result<Reservation, MarketError> {
+    ) -> Result<Reservation, StoreError> {
         let tokens = required_tokens(&self.pricing, max_coefficient, max_tokens, body_bytes)?;
         self.reserve(client, request_id, tokens).await
     }
@@ -961,7 +971,7 @@ impl LedgerStore {
         &self,
         client: &ClientId,
         reservation: Reservation,
-    ) -> Result<(), MarketError> {
+    ) -> Result<(), StoreError> {
         write_tx!(self, "releasing a reservation", |tx| {
             self.release_in(&mut tx, client, reservation).await
         })
@@ -989,7 +999,7 @@ impl LedgerStore {
         let tokens = row.u64("reserved_tokens")?;
         let (stored, _) = self.lock_client(tx, client).await?;
         let reserved = stored.reserved_tokens.checked_sub(tokens).ok_or_else(|| {
-            MarketError::CorruptStore(format!(
+            StoreError::CorruptStore(format!(
                 "client {client} holds {} reserved tokens, request {request_id} {tokens}",
                 stored.reserved_tokens
             ))
@@ -1018,8 +1028,8 @@ impl LedgerStore {
     pub async fn write_batch(
         &self,
         writes: &[LedgerWrite],
-    ) -> Vec<Result<LedgerWritten, MarketError>> {
-        let fail_all = |e: MarketError| writes.iter().map(|_| Err(e.clone())).collect();
+    ) -> Vec<Result<LedgerWritten, StoreError>> {
+        let fail_all = |e: StoreError| writes.iter().map(|_| Err(e.clone())).collect();
         if writes.is_empty() {
             return Vec::new();
         }
@@ -1042,7 +1052,7 @@ impl LedgerStore {
             let mut answers = Vec::with_capacity(writes.len());
             // Set when the whole batch must run again (a lost race) or cannot go on.
             let mut rerun = false;
-            let mut broken: Option<MarketError> = None;
+            let mut broken: Option<StoreError> = None;
             for write in writes {
                 if let Err(e) = tx.execute("SAVEPOINT ledger_write", &[]).await {
                     broken = Some(db_error("starting a batched write")(e));
@@ -1116,7 +1126,7 @@ impl LedgerStore {
                         continue;
                     }
                     None => {
-                        return fail_all(MarketError::Storage {
+                        return fail_all(StoreError::Storage {
                             context: "writing a batch",
                             detail: "too many concurrent attempts".into(),
                         });
@@ -1135,7 +1145,7 @@ impl LedgerStore {
 
     /// Charges `client` and credits `worker` for one finished request, settling its reservation
     /// if it holds one, in one transaction (the rules of
-    /// [`Ledger::charge_request`](crate::Ledger::charge_request)).
+    /// [`Ledger::charge_request`](cocoon_market::Ledger::charge_request)).
     ///
     /// Idempotent per request id: charging an id again answers the first charge with
     /// [`ChargeReceipt::replayed`] set and changes nothing.
@@ -1145,7 +1155,7 @@ impl LedgerStore {
         worker: &WorkerAccountId,
         request_id: RequestId,
         charge: &Charge,
-    ) -> Result<ChargeReceipt, MarketError> {
+    ) -> Result<ChargeReceipt, StoreError> {
         let now = self.now()?;
         write_tx!(self, "charging a request", |tx| {
             self.charge_in(&mut tx, client, worker, request_id, charge, now)
@@ -1210,7 +1220,7 @@ impl LedgerStore {
         }
         if let Some(held) = reserved_for_request {
             books.reserved = books.reserved.checked_sub(held).ok_or_else(|| {
-                MarketError::CorruptStore(format!(
+                StoreError::CorruptStore(format!(
                     "client {client} holds {} reserved tokens, request {request_id} {held}",
                     books.reserved
                 ))
@@ -1275,7 +1285,7 @@ impl LedgerStore {
                 &[Arg::Text(&worker.0)],
             )
             .await?
-            .ok_or_else(|| MarketError::CorruptStore(format!("worker {worker} vanished")))?;
+            .ok_or_else(|| StoreError::CorruptStore(format!("worker {worker} vanished")))?;
         let worker_credit = charge.worker_credit();
         let commission = charge.proxy_commission();
         let tokens_earned = row
@@ -1400,20 +1410,17 @@ impl LedgerStore {
                 &[Arg::Blob(&request_id.0)],
             )
             .await?
-            .ok_or_else(|| MarketError::CorruptStore(format!("request {request_id} vanished")))?;
+            .ok_or_else(|| StoreError::CorruptStore(format!("request {request_id} vanished")))?;
         match request_from_row(&row)? {
             RequestEntry::Charged(c) => Ok(c),
             RequestEntry::Reserved(_) => {
-                Err(MarketError::CorruptStore(format!("request {request_id} changed state")).into())
+                Err(StoreError::CorruptStore(format!("request {request_id} changed state")).into())
             }
         }
     }
 
     /// One request's row: its reservation or its charge.
-    pub async fn request(
-        &self,
-        request_id: RequestId,
-    ) -> Result<Option<RequestEntry>, MarketError> {
+    pub async fn request(&self, request_id: RequestId) -> Result<Option<RequestEntry>, StoreError> {
         read_tx!(self, "reading a request", |tx| {
             async {
                 let row = tx
@@ -1441,7 +1448,7 @@ impl LedgerStore {
         &self,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<ChargedRequest>, MarketError> {
+    ) -> Result<Vec<ChargedRequest>, StoreError> {
         let after = to_db(after_seq, "seq")?;
         let limit = i64::from(limit.min(MAX_PAGE));
         read_tx!(self, "listing requests", |tx| {
@@ -1469,7 +1476,7 @@ impl LedgerStore {
         client: &ClientId,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<ChargedRequest>, MarketError> {
+    ) -> Result<Vec<ChargedRequest>, StoreError> {
         let after = to_db(after_seq, "seq")?;
         let limit = i64::from(limit.min(MAX_PAGE));
         read_tx!(self, "listing a client's requests", |tx| {
@@ -1498,7 +1505,7 @@ impl LedgerStore {
         worker: &WorkerAccountId,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<ChargedRequest>, MarketError> {
+    ) -> Result<Vec<ChargedRequest>, StoreError> {
         let after = to_db(after_seq, "seq")?;
         let limit = i64::from(limit.min(MAX_PAGE));
         read_tx!(self, "listing a worker's requests", |tx| {
@@ -1521,7 +1528,7 @@ impl LedgerStore {
     }
 
     /// Every request in flight holding a reservation, oldest first.
-    pub async fn reservations(&self) -> Result<Vec<ReservedRequest>, MarketError> {
+    pub async fn reservations(&self) -> Result<Vec<ReservedRequest>, StoreError> {
         read_tx!(self, "listing reservations", |tx| {
             async {
                 let rows = tx
@@ -1552,7 +1559,7 @@ impl LedgerStore {
     pub async fn worker(
         &self,
         worker: &WorkerAccountId,
-    ) -> Result<Option<StoredWorker>, MarketError> {
+    ) -> Result<Option<StoredWorker>, StoreError> {
         read_tx!(self, "reading a worker", |tx| {
             async {
                 let row = tx
@@ -1575,7 +1582,7 @@ impl LedgerStore {
     }
 
     /// Every worker account, ordered by the bytes of its id.
-    pub async fn workers(&self) -> Result<Vec<StoredWorker>, MarketError> {
+    pub async fn workers(&self) -> Result<Vec<StoredWorker>, StoreError> {
         read_tx!(self, "listing workers", |tx| {
             async {
                 let rows = tx
@@ -1602,7 +1609,7 @@ impl LedgerStore {
         &self,
         worker: &WorkerAccountId,
         paid_tokens: u64,
-    ) -> Result<StoredWorker, MarketError> {
+    ) -> Result<StoredWorker, StoreError> {
         let now = self.now()?;
         let fee = self.pricing.worker_fee_per_token;
         write_tx!(self, "recording a payout", |tx| {
@@ -1656,7 +1663,7 @@ impl LedgerStore {
     // ----- totals and audit -----
 
     /// Sums over every charge, from the accounts.
-    pub async fn totals(&self) -> Result<LedgerTotals, MarketError> {
+    pub async fn totals(&self) -> Result<LedgerTotals, StoreError> {
         read_tx!(self, "summing the books", |tx| {
             async { self.totals_in(&mut tx).await }.await
         })
@@ -1698,7 +1705,7 @@ impl LedgerStore {
     /// credit + commission`), per client, per worker and overall, plus the reservations. Answers
     /// the totals when everything agrees. Reads every request: for checks and tests, not for
     /// each request.
-    pub async fn audit(&self) -> Result<LedgerTotals, MarketError> {
+    pub async fn audit(&self) -> Result<LedgerTotals, StoreError> {
         read_tx!(self, "auditing the books", |tx| {
             async { self.audit_in(&mut tx).await }.await
         })
@@ -1761,7 +1768,7 @@ impl LedgerStore {
                         ];
                         for (quantity, from_records, expected) in checks {
                             if from_records != expected {
-                                return Err(MarketError::AuditMismatch {
+                                return Err(StoreError::AuditMismatch {
                                     quantity,
                                     from_records,
                                     from_accounts: expected,
@@ -1854,12 +1861,12 @@ impl LedgerStore {
         }
         if let Some((client, _)) = per_client.into_iter().next() {
             return Err(
-                MarketError::CorruptStore(format!("requests of unknown client {client}")).into(),
+                StoreError::CorruptStore(format!("requests of unknown client {client}")).into(),
             );
         }
         if let Some((worker, _)) = per_worker.into_iter().next() {
             return Err(
-                MarketError::CorruptStore(format!("requests of unknown worker {worker}")).into(),
+                StoreError::CorruptStore(format!("requests of unknown worker {worker}")).into(),
             );
         }
         let accounts = self.totals_in(tx).await?;
@@ -1888,7 +1895,7 @@ impl LedgerStore {
             ("shortfall", t.shortfall, accounts.shortfall),
         ])?;
         if !t.is_balanced() {
-            return Err(MarketError::AuditMismatch {
+            return Err(StoreError::AuditMismatch {
                 quantity: "client charges + shortfall against worker credits + commission",
                 from_records: t.client_charged + t.shortfall,
                 from_accounts: t.worker_credited + t.proxy_commission,
@@ -1903,7 +1910,7 @@ impl LedgerStore {
     /// Fixes the next anchor: its seqno, the state hash of the books as they are now (layout in
     /// the [module docs](self)), and every account's current total as pending. Send
     /// `save_state seqno state_hash` on chain, then call [`LedgerStore::commit_anchor`].
-    pub async fn prepare_anchor(&self) -> Result<Anchor, MarketError> {
+    pub async fn prepare_anchor(&self) -> Result<Anchor, StoreError> {
         let now = self.now()?;
         write_tx!(self, "preparing an anchor", |tx| {
             async {
@@ -1928,9 +1935,9 @@ impl LedgerStore {
                 let (seqno, previous_hash) = match last {
                     Some(row) => {
                         let seqno = u32::try_from(row.i64("seqno")?)
-                            .map_err(|_| MarketError::CorruptStore("anchor seqno".into()))?
+                            .map_err(|_| StoreError::CorruptStore("anchor seqno".into()))?
                             .checked_add(1)
-                            .ok_or(MarketError::AnchorSeqnoExhausted)?;
+                            .ok_or(StoreError::AnchorSeqnoExhausted)?;
                         (seqno, row.bytes32("state_hash")?)
                     }
                     None => (1, [0; 32]),
@@ -2036,7 +2043,7 @@ impl LedgerStore {
 
     /// Records that the chain holds anchor `seqno`: the totals it covers become signable.
     /// Committing again changes nothing.
-    pub async fn commit_anchor(&self, seqno: u32) -> Result<Anchor, MarketError> {
+    pub async fn commit_anchor(&self, seqno: u32) -> Result<Anchor, StoreError> {
         let now = self.now()?;
         write_tx!(self, "committing an anchor", |tx| {
             async {
@@ -2050,7 +2057,7 @@ impl LedgerStore {
                         &[Arg::I64(i64::from(seqno))],
                     )
                     .await?
-                    .ok_or(MarketError::UnknownAnchor(seqno))?;
+                    .ok_or(StoreError::UnknownAnchor(seqno))?;
                 let mut anchor = anchor_from_row(&row)?;
                 if anchor.committed_at_ms.is_some() {
                     return Ok(anchor);
@@ -2076,7 +2083,7 @@ impl LedgerStore {
     }
 
     /// Every anchor, oldest first.
-    pub async fn anchors(&self) -> Result<Vec<Anchor>, MarketError> {
+    pub async fn anchors(&self) -> Result<Vec<Anchor>, StoreError> {
         read_tx!(self, "listing anchors", |tx| {
             async {
                 let rows = tx
@@ -2099,7 +2106,7 @@ impl LedgerStore {
     }
 
     /// The newest anchor the chain was seen to hold.
-    pub async fn latest_committed_anchor(&self) -> Result<Option<Anchor>, MarketError> {
+    pub async fn latest_committed_anchor(&self) -> Result<Option<Anchor>, StoreError> {
         read_tx!(self, "reading the latest anchor", |tx| {
             async {
                 let row = tx
@@ -2172,7 +2179,7 @@ impl LedgerStore {
         Ok(self.client_from_row(&row)?)
     }
 
-    fn client_from_row(&self, row: &DbRow) -> Result<(StoredClient, AccountBooks), MarketError> {
+    fn client_from_row(&self, row: &DbRow) -> Result<(StoredClient, AccountBooks), StoreError> {
         let client = ClientId(row.text("client_id")?);
         let books = AccountBooks {
             balance: row.u64("balance_nanoton")?,
@@ -2187,7 +2194,7 @@ impl LedgerStore {
             0 => ClientState::Open,
             1 => ClientState::Closing,
             other => {
-                return Err(MarketError::CorruptStore(format!(
+                return Err(StoreError::CorruptStore(format!(
                     "client {client} has state {other}"
                 )));
             }
@@ -2238,10 +2245,10 @@ impl LedgerStore {
     }
 }
 
-fn audit_checks(checks: &[(&'static str, u128, u128)]) -> Result<(), MarketError> {
+fn audit_checks(checks: &[(&'static str, u128, u128)]) -> Result<(), StoreError> {
     for &(quantity, from_records, from_accounts) in checks {
         if from_records != from_accounts {
-            return Err(MarketError::AuditMismatch {
+            return Err(StoreError::AuditMismatch {
                 quantity,
                 from_records,
                 from_accounts,
@@ -2251,10 +2258,10 @@ fn audit_checks(checks: &[(&'static str, u128, u128)]) -> Result<(), MarketError
     Ok(())
 }
 
-fn pricing_from_row(row: &DbRow) -> Result<PricingParams, MarketError> {
+fn pricing_from_row(row: &DbRow) -> Result<PricingParams, StoreError> {
     let multiplier = |c| {
         u32::try_from(row.i64(c)?)
-            .map_err(|_| MarketError::CorruptStore(format!("{c} out of range")))
+            .map_err(|_| StoreError::CorruptStore(format!("{c} out of range")))
     };
     Ok(PricingParams {
         price_per_token: row.u64("price_per_token")?,
@@ -2282,7 +2289,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn worker_from_row(row: &DbRow) -> Result<StoredWorker, MarketError> {
+fn worker_from_row(row: &DbRow) -> Result<StoredWorker, StoreError> {
     Ok(StoredWorker {
         worker: WorkerAccountId(row.text("worker_id")?),
         tokens_earned: row.u64("tokens_earned")?,
@@ -2296,10 +2303,10 @@ fn worker_from_row(row: &DbRow) -> Result<StoredWorker, MarketError> {
     })
 }
 
-fn anchor_from_row(row: &DbRow) -> Result<Anchor, MarketError> {
+fn anchor_from_row(row: &DbRow) -> Result<Anchor, StoreError> {
     Ok(Anchor {
         seqno: u32::try_from(row.i64("seqno")?)
-            .map_err(|_| MarketError::CorruptStore("anchor seqno out of range".into()))?,
+            .map_err(|_| StoreError::CorruptStore("anchor seqno out of range".into()))?,
         state_hash: row.bytes32("state_hash")?,
         previous_hash: row.bytes32("previous_hash")?,
         clients: row.u64("clients")?,
@@ -2316,7 +2323,7 @@ fn charged_rows(rows: &[DbRow]) -> Result<Vec<ChargedRequest>, TxError> {
         match request_from_row(row)? {
             RequestEntry::Charged(c) => out.push(c),
             RequestEntry::Reserved(r) => {
-                return Err(MarketError::CorruptStore(format!(
+                return Err(StoreError::CorruptStore(format!(
                     "request {} listed as charged is reserved",
                     r.request_id
                 ))
@@ -2327,7 +2334,7 @@ fn charged_rows(rows: &[DbRow]) -> Result<Vec<ChargedRequest>, TxError> {
     Ok(out)
 }
 
-fn request_from_row(row: &DbRow) -> Result<RequestEntry, MarketError> {
+fn request_from_row(row: &DbRow) -> Result<RequestEntry, StoreError> {
     let seq = row.u64("seq")?;
     let request_id = RequestId(row.bytes32("request_id")?);
     let client = ClientId(row.text("client_id")?);
@@ -2341,10 +2348,10 @@ fn request_from_row(row: &DbRow) -> Result<RequestEntry, MarketError> {
         })),
         CHARGED => {
             let worker = row.opt_text("worker_id")?.ok_or_else(|| {
-                MarketError::CorruptStore(format!("charged request {request_id} has no worker"))
+                StoreError::CorruptStore(format!("charged request {request_id} has no worker"))
             })?;
             let coefficient = Coefficient::try_from(row.i64("coefficient")?)
-                .map_err(|e| MarketError::CorruptStore(format!("request {request_id}: {e}")))?;
+                .map_err(|e| StoreError::CorruptStore(format!("request {request_id}: {e}")))?;
             Ok(RequestEntry::Charged(ChargedRequest {
                 seq,
                 record: ChargeRecord {
@@ -2371,7 +2378,7 @@ fn request_from_row(row: &DbRow) -> Result<RequestEntry, MarketError> {
                 charged_at_ms: row.opt_u64("charged_at_ms")?.unwrap_or(0),
             }))
         }
-        other => Err(MarketError::CorruptStore(format!(
+        other => Err(StoreError::CorruptStore(format!(
             "request {request_id} has state {other}"
         ))),
     }

@@ -4,7 +4,6 @@
 //! PostgreSQL cases read `COCOON_TEST_POSTGRES_URL` (a server where the user may create
 //! databases; each case gets its own database). Without it they print a skip line and pass,
 //! unless `COCOON_TEST_POSTGRES=required`, when they fail. `scripts/with-postgres` provides both.
-#![cfg(feature = "store")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,10 +11,13 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cocoon_ledger_store::{
+    BackendKind, ClientState, CommitQueue, LedgerStore, LedgerWrite, LedgerWritten, RequestEntry,
+    StoreError,
+};
 use cocoon_market::ledger::ChargeOutcome;
 use cocoon_market::{
-    BackendKind, ChainClientState, Charge, ClientId, ClientState, Coefficient, CommitQueue, Ledger,
-    LedgerStore, LedgerWrite, LedgerWritten, MarketError, PricingParams, RequestEntry, RequestId,
+    ChainClientState, Charge, ClientId, Coefficient, Ledger, MarketError, PricingParams, RequestId,
     TokenCounts, WorkerAccountId,
 };
 use sqlx::Connection as _;
@@ -87,7 +89,7 @@ impl Harness {
         self.open_with(PricingParams::default()).await.unwrap()
     }
 
-    async fn open_with(&self, pricing: PricingParams) -> Result<LedgerStore, MarketError> {
+    async fn open_with(&self, pricing: PricingParams) -> Result<LedgerStore, StoreError> {
         let clock = Arc::new(AtomicU64::new(1_700_000_000_000));
         let store = LedgerStore::connect(&self.url, pricing).await?;
         assert_eq!(store.backend(), self.backend);
@@ -229,7 +231,7 @@ async fn charge_is_idempotent_and_recorded(h: Harness) {
     assert!(t.is_balanced());
     assert_eq!(
         store.reserve(&alice, id, 1).await,
-        Err(MarketError::RequestAlreadyCharged(id))
+        Err(StoreError::Market(MarketError::RequestAlreadyCharged(id)))
     );
     match store.request(id).await.unwrap() {
         Some(RequestEntry::Charged(c)) => assert_eq!(c, first.request),
@@ -242,7 +244,7 @@ async fn charge_is_idempotent_and_recorded(h: Harness) {
     store.release(&alice, r2).await.unwrap();
     assert_eq!(
         store.release(&alice, r2).await,
-        Err(MarketError::UnknownReservation(id2))
+        Err(StoreError::Market(MarketError::UnknownReservation(id2)))
     );
     assert_eq!(store.request(id2).await.unwrap(), None);
     assert_eq!(
@@ -316,7 +318,7 @@ async fn same_books_as_the_in_memory_ledger(h: Harness) {
             2 | 3 => {
                 let id = rid(step);
                 let tokens = next(4000);
-                let a = ledger.reserve(&c, id, tokens);
+                let a = ledger.reserve(&c, id, tokens).map_err(StoreError::Market);
                 let b = store.reserve(&c, id, tokens).await;
                 assert_eq!(a, b, "step {step}");
                 if let Ok(r) = a {
@@ -346,7 +348,7 @@ async fn same_books_as_the_in_memory_ledger(h: Harness) {
                         assert!(!y.replayed);
                         assert_eq!(x, y.request.record, "step {step}");
                     }
-                    (Err(x), Err(y)) => assert_eq!(x, y, "step {step}"),
+                    (Err(x), Err(y)) => assert_eq!(StoreError::Market(x), y, "step {step}"),
                     (a, b) => panic!("step {step}: ledger {a:?}, store {b:?}"),
                 }
             }
@@ -397,37 +399,41 @@ async fn errors_are_typed(h: Harness) {
     let id = rid(1);
     assert_eq!(
         store.reserve(&alice, id, 1).await,
-        Err(MarketError::UnknownClient(alice.clone()))
+        Err(StoreError::Market(MarketError::UnknownClient(
+            alice.clone()
+        )))
     );
     assert_eq!(
         store.charge_request(&alice, &gpu, id, &charge(1, 1)).await,
-        Err(MarketError::UnknownClient(alice.clone()))
+        Err(StoreError::Market(MarketError::UnknownClient(
+            alice.clone()
+        )))
     );
     store.deposit(&alice, 20_000).await.unwrap();
     store.deposit(&bob, 20_000).await.unwrap();
     assert_eq!(
         store.reserve(&alice, id, 1001).await,
-        Err(MarketError::InsufficientBalance {
+        Err(StoreError::Market(MarketError::InsufficientBalance {
             needed_tokens: 1001,
             available_tokens: 1000
-        })
+        }))
     );
     let r = store.reserve(&alice, id, 10).await.unwrap();
     assert_eq!(
         store.reserve(&alice, id, 10).await,
-        Err(MarketError::DuplicateReservation(id))
+        Err(StoreError::Market(MarketError::DuplicateReservation(id)))
     );
     assert_eq!(
         store.charge_request(&bob, &gpu, id, &charge(1, 1)).await,
-        Err(MarketError::ReservationClientMismatch {
+        Err(StoreError::Market(MarketError::ReservationClientMismatch {
             request: id,
             reserved_for: alice.clone(),
             charged_to: bob.clone(),
-        })
+        }))
     );
     assert_eq!(
         store.release(&bob, r).await,
-        Err(MarketError::UnknownReservation(id))
+        Err(StoreError::Market(MarketError::UnknownReservation(id)))
     );
     let dear = PricingParams {
         price_per_token: 25,
@@ -437,11 +443,11 @@ async fn errors_are_typed(h: Harness) {
     .unwrap();
     assert!(matches!(
         store.charge_request(&alice, &gpu, id, &dear).await,
-        Err(MarketError::PriceMismatch {
+        Err(StoreError::Market(MarketError::PriceMismatch {
             charge_price: 25,
             ledger_price: 20,
             ..
-        })
+        }))
     ));
     // A refused charge changed nothing: the reservation still holds.
     assert_eq!(
@@ -450,19 +456,19 @@ async fn errors_are_typed(h: Harness) {
     );
     assert_eq!(
         store.deposit(&alice, u64::MAX / 2).await,
-        Err(MarketError::StorageRange("client balance"))
+        Err(StoreError::StorageRange("client balance"))
     );
     assert_eq!(
         store.deposit(&alice, u64::MAX).await,
-        Err(MarketError::Overflow("client balance"))
+        Err(StoreError::Market(MarketError::Overflow("client balance")))
     );
     assert_eq!(
         store.record_worker_payout(&gpu, 1).await,
-        Err(MarketError::UnknownWorker(gpu.clone()))
+        Err(StoreError::Market(MarketError::UnknownWorker(gpu.clone())))
     );
     assert_eq!(
         store.commit_anchor(3).await,
-        Err(MarketError::UnknownAnchor(3))
+        Err(StoreError::UnknownAnchor(3))
     );
     store.close().await;
 
@@ -473,7 +479,7 @@ async fn errors_are_typed(h: Harness) {
     };
     assert!(matches!(
         h.open_with(other).await,
-        Err(MarketError::StoredPricingMismatch { .. })
+        Err(StoreError::StoredPricingMismatch { .. })
     ));
     h.finish().await;
 }
@@ -489,10 +495,10 @@ async fn refund_freezes_the_client(h: Harness) {
     let r = store.reserve(&alice, rid(2), 100).await.unwrap();
     assert_eq!(
         store.grant_refund(&alice).await,
-        Err(MarketError::ReservationsOpen {
+        Err(StoreError::Market(MarketError::ReservationsOpen {
             client: alice.clone(),
             reserved_tokens: 100
-        })
+        }))
     );
     store.release(&alice, r).await.unwrap();
     let a = store.client(&alice).await.unwrap().unwrap();
@@ -505,13 +511,13 @@ async fn refund_freezes_the_client(h: Harness) {
     assert_eq!(a.refund, Some(grant));
     assert_eq!(
         store.reserve(&alice, rid(3), 1).await,
-        Err(MarketError::ClientClosed(alice.clone()))
+        Err(StoreError::Market(MarketError::ClientClosed(alice.clone())))
     );
     assert_eq!(
         store
             .charge_request(&alice, &gpu, rid(3), &charge(1, 1))
             .await,
-        Err(MarketError::ClientClosed(alice.clone()))
+        Err(StoreError::Market(MarketError::ClientClosed(alice.clone())))
     );
     // The request charged before the grant still replays.
     assert!(
@@ -536,11 +542,11 @@ async fn worker_payouts_are_marked(h: Harness) {
     let earned = receipt.request.record.adjusted_tokens;
     assert_eq!(
         store.record_worker_payout(&gpu, earned + 1).await,
-        Err(MarketError::PayoutExceedsEarnings {
+        Err(StoreError::Market(MarketError::PayoutExceedsEarnings {
             worker: gpu.clone(),
             paid_tokens: earned + 1,
             earned_tokens: earned
-        })
+        }))
     );
     let w = store.record_worker_payout(&gpu, earned - 10).await.unwrap();
     assert_eq!(
@@ -683,8 +689,8 @@ async fn concurrent_charges_with_duplicates(h: Harness) {
                 if copy == 0 && n % 2 == 0 {
                     match store.reserve(&c, id, 100).await {
                         Ok(_)
-                        | Err(MarketError::RequestAlreadyCharged(_))
-                        | Err(MarketError::InsufficientBalance { .. }) => {}
+                        | Err(StoreError::Market(MarketError::RequestAlreadyCharged(_)))
+                        | Err(StoreError::Market(MarketError::InsufficientBalance { .. })) => {}
                         Err(e) => panic!("reserve {n}: {e}"),
                     }
                 }
@@ -946,21 +952,21 @@ async fn inspection_leaves_the_running_books_alone(h: Harness) {
     );
     assert_eq!(
         inspector.deposit(&alice, 1).await,
-        Err(MarketError::ReadOnlyStore)
+        Err(StoreError::ReadOnlyStore)
     );
     assert_eq!(
         inspector.fund_new_client(&client(3), 1).await,
-        Err(MarketError::ReadOnlyStore)
+        Err(StoreError::ReadOnlyStore)
     );
     assert_eq!(
         inspector
             .charge_request(&alice, &worker(1), rid(3), &charge(1, 1))
             .await,
-        Err(MarketError::ReadOnlyStore)
+        Err(StoreError::ReadOnlyStore)
     );
     assert_eq!(
         inspector.prepare_anchor().await,
-        Err(MarketError::ReadOnlyStore)
+        Err(StoreError::ReadOnlyStore)
     );
     inspector.close().await;
 
@@ -1040,29 +1046,40 @@ async fn batches_commit_together_and_refusals_stay_alone(h: Harness) {
     // 10,000 − 1,000 held: 9,500 does not fit.
     assert_eq!(
         answers[1],
-        Err(MarketError::InsufficientBalance {
+        Err(StoreError::Market(MarketError::InsufficientBalance {
             needed_tokens: 9_500,
             available_tokens: 9_000
-        })
+        }))
     );
     let Ok(LedgerWritten::Charged(first)) = &answers[2] else {
         panic!("{:?}", answers[2]);
     };
     assert!(!first.replayed);
     assert_eq!(first.request.record.client_tokens_used, adjusted);
-    assert_eq!(answers[3], Err(MarketError::UnknownReservation(rid(3))));
+    assert_eq!(
+        answers[3],
+        Err(StoreError::Market(MarketError::UnknownReservation(rid(3))))
+    );
     let Ok(LedgerWritten::Charged(fourth)) = &answers[4] else {
         panic!("{:?}", answers[4]);
     };
     // The later write saw the earlier one.
     assert_eq!(fourth.request.record.client_tokens_used, 2 * adjusted);
-    assert_eq!(answers[5], Err(MarketError::RequestAlreadyCharged(rid(1))));
+    assert_eq!(
+        answers[5],
+        Err(StoreError::Market(MarketError::RequestAlreadyCharged(rid(
+            1
+        ))))
+    );
     let Ok(LedgerWritten::Charged(again)) = &answers[6] else {
         panic!("{:?}", answers[6]);
     };
     assert!(again.replayed);
     assert_eq!(again.request, first.request);
-    assert_eq!(answers[7], Err(MarketError::UnknownClient(client(9))));
+    assert_eq!(
+        answers[7],
+        Err(StoreError::Market(MarketError::UnknownClient(client(9))))
+    );
 
     let alice_now = store.client(&alice).await.unwrap().unwrap();
     assert_eq!(
@@ -1131,18 +1148,20 @@ async fn the_commit_queue_books_every_request_once(h: Harness) {
     // Refusals come back through the queue as from the store.
     assert!(matches!(
         queue.reserve(&client(0), rid(1000), u64::MAX / 2).await,
-        Err(MarketError::InsufficientBalance { .. })
+        Err(StoreError::Market(MarketError::InsufficientBalance { .. }))
     ));
     let stale = queue.reserve(&client(0), rid(1001), 1).await.unwrap();
     queue.release(&client(0), stale).await.unwrap();
     assert_eq!(
         queue.release(&client(0), stale).await,
-        Err(MarketError::UnknownReservation(rid(1001)))
+        Err(StoreError::Market(MarketError::UnknownReservation(rid(
+            1001
+        ))))
     );
     store.close().await;
     assert!(matches!(
         queue.reserve(&client(0), rid(1002), 1).await,
-        Err(MarketError::Storage { .. })
+        Err(StoreError::Storage { .. })
     ));
     h.finish().await;
 }
@@ -1208,7 +1227,7 @@ async fn an_in_memory_sqlite_store_works() {
 async fn bad_urls_are_refused() {
     assert!(matches!(
         LedgerStore::connect("mysql://localhost/x", PricingParams::default()).await,
-        Err(MarketError::InvalidStoreUrl(_))
+        Err(StoreError::InvalidStoreUrl(_))
     ));
     assert!(matches!(
         LedgerStore::connect(
@@ -1216,7 +1235,7 @@ async fn bad_urls_are_refused() {
             PricingParams::default()
         )
         .await,
-        Err(MarketError::Storage { .. })
+        Err(StoreError::Storage { .. })
     ));
 }
 
@@ -1227,23 +1246,23 @@ async fn inspecting_creates_nothing() {
     let url = missing.to_string_lossy().into_owned();
     assert!(matches!(
         LedgerStore::inspect(&url).await,
-        Err(MarketError::StoreNotFound(_))
+        Err(StoreError::StoreNotFound(_))
     ));
     assert!(!missing.exists());
     assert!(matches!(
         LedgerStore::inspect(&format!("sqlite:{url}")).await,
-        Err(MarketError::Storage { .. })
+        Err(StoreError::Storage { .. })
     ));
     assert!(!missing.exists());
     assert!(matches!(
         LedgerStore::inspect("sqlite::memory:").await,
-        Err(MarketError::StoreNotFound(_))
+        Err(StoreError::StoreNotFound(_))
     ));
 }
 
 #[test]
 fn passwords_are_masked_in_urls() {
-    use cocoon_market::store::redact_url;
+    use cocoon_ledger_store::redact_url;
     assert_eq!(
         redact_url("postgres://cocoon:s3cret@db.internal:5432/ledger?sslmode=require"),
         "postgres://cocoon:***@db.internal:5432/ledger?sslmode=require"
