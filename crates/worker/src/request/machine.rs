@@ -31,13 +31,21 @@ use serde_json::Value;
 pub(crate) struct Refusal {
     pub(crate) code: i32,
     pub(crate) message: String,
+    /// The body field at fault, as OpenAI's error object names it (`param`).
+    pub(crate) param: Option<String>,
 }
 
 /// A refusal with `code` and `message`.
 pub(crate) fn refuse(code: i32, message: impl Into<String>) -> Refusal {
+    refuse_param(code, message, None)
+}
+
+/// A refusal with `code` and `message` about the body field `param`.
+pub(crate) fn refuse_param(code: i32, message: impl Into<String>, param: Option<&str>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
+        param: param.map(str::to_owned),
     }
 }
 
