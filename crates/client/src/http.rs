@@ -95,23 +95,20 @@ fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Respons
 }
 
 fn client_error(e: &ClientError) -> Response {
-    if let ClientError::InvalidForm(form) = e {
-        // OpenAI names the field at fault in `param`.
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = json!({ "error": {
-            "message": e.to_string(),
-            "type": e.error_type(),
-            "code": e.error_code(),
-            "param": form.form_field(),
-        } });
-        return (status, Json(body)).into_response();
-    }
-    error_response(
-        e.http_status(),
-        &e.to_string(),
-        e.error_type(),
-        e.error_code(),
-    )
+    // OpenAI names the field at fault in `param` (`null` when the error is about none).
+    let param = match e {
+        ClientError::InvalidForm(form) => form.form_field(),
+        ClientError::Remote { param, .. } => param.as_deref(),
+        _ => None,
+    };
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({ "error": {
+        "message": e.to_string(),
+        "type": e.error_type(),
+        "code": e.error_code(),
+        "param": param,
+    } });
+    (status, Json(body)).into_response()
 }
 
 async fn not_found() -> Response {
