@@ -77,7 +77,7 @@ pub(crate) async fn serve(
         debug,
         receipt: None,
         identity: state.tls.identity(),
-        model: served.model.clone(),
+        model: served.model.to_string(),
         weights: served.weights.map_or([0; 32], |w| w.0),
         sealer,
         refv1: None,

@@ -96,7 +96,7 @@ pub(super) fn validate(
     let mut request =
         OpenAiRequest::parse(endpoint, &req.payload, &state.config.extra_allowed_fields)
             .map_err(|e| refuse_param(400, e.to_string(), e.param()))?;
-    if base_model(&request.model) != base_model(&served.model) {
+    if base_model(&request.model) != served.model.base() {
         return Err(refuse_param(
             404,
             format!("model `{}` is not served here", request.model),
@@ -167,7 +167,7 @@ fn validate_transcription(
         };
         refuse(code, e.to_string())
     })?;
-    if base_model(&form.model) != base_model(&served.model) {
+    if base_model(&form.model) != served.model.base() {
         return Err(refuse(
             404,
             format!("model `{}` is not served here", form.model),
