@@ -198,6 +198,14 @@ pub enum EngineError {
     /// The request is not acceptable to this engine.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request asks, in the body field `param`, for what this engine cannot do.
+    #[error("invalid request: {message}")]
+    Unsupported {
+        /// The body field (OpenAI's `param`).
+        param: String,
+        /// What is refused, and why.
+        message: String,
+    },
     /// The engine is at capacity.
     #[error("engine overloaded: {0}")]
     Overloaded(String),
@@ -210,6 +218,16 @@ pub enum EngineError {
     /// The model does not turn speech into text.
     #[error("model `{0}` does not transcribe audio")]
     DoesNotTranscribe(String),
+}
+
+impl EngineError {
+    /// The request body field the error is about, when it is about one (OpenAI's `param`).
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::Unsupported { param, .. } => Some(param),
+            _ => None,
+        }
+    }
 }
 
 /// A boxed future, so engines can be used as trait objects.

@@ -193,9 +193,33 @@ async fn malformed_requests_are_refused_before_generation() {
         };
         let err = engine.run(request).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::InvalidRequest(_)),
+            matches!(
+                err,
+                EngineError::InvalidRequest(_) | EngineError::Unsupported { .. }
+            ),
             "{body}: {err}"
         );
+    }
+    // What the engine cannot do is refused naming the field, as OpenAI's `param`.
+    for (body, param) in [
+        (
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            "messages",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "xml"}}),
+            "response_format",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}),
+            "tools",
+        ),
+    ] {
+        let err = engine
+            .run(request(Endpoint::ChatCompletions, body.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.param(), Some(param), "{body}: {err}");
     }
 }
 

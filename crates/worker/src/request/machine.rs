@@ -242,12 +242,17 @@ impl RequestMachine {
             }
             Event::EngineStarted(Err(e)) => {
                 let code = match &e {
-                    EngineError::InvalidRequest(_) | EngineError::DoesNotTranscribe(_) => 400,
+                    EngineError::InvalidRequest(_)
+                    | EngineError::Unsupported { .. }
+                    | EngineError::DoesNotTranscribe(_) => 400,
                     EngineError::Overloaded(_) => 429,
                     EngineError::Timeout(_) => 504,
                     _ => 502,
                 };
-                fail(refuse(code, e.to_string()), TokenUsage::default())
+                fail(
+                    refuse_param(code, e.to_string(), e.param()),
+                    TokenUsage::default(),
+                )
             }
             // No answer head yet: the driver drops the engine's call, and nothing was generated
             // that could be reported.
