@@ -94,21 +94,25 @@ fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Respons
     (status, Json(body)).into_response()
 }
 
-fn client_error(e: &ClientError) -> Response {
-    // OpenAI names the field at fault in `param` (`null` when the error is about none).
+/// OpenAI's error object for `e`, naming the field at fault in `param` (`null` when the error is
+/// about none).
+fn error_object(e: &ClientError) -> Value {
     let param = match e {
         ClientError::InvalidForm(form) => form.form_field(),
         ClientError::Remote { param, .. } => param.as_deref(),
         _ => None,
     };
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({ "error": {
+    json!({
         "message": e.to_string(),
         "type": e.error_type(),
         "code": e.error_code(),
         "param": param,
-    } });
-    (status, Json(body)).into_response()
+    })
+}
+
+fn client_error(e: &ClientError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({ "error": error_object(e) }))).into_response()
 }
 
 async fn not_found() -> Response {
@@ -388,7 +392,7 @@ fn streamed(answer: AnswerStream, is_sse: bool, write_timeout: Duration) -> Resp
                     (out, true)
                 }
                 Err(e) => {
-                    let event = json!({ "error": { "message": e.to_string(), "type": e.error_type(), "code": e.error_code() } });
+                    let event = json!({ "error": error_object(&e) });
                     (Bytes::from(format!("data: {event}\n\n")), true)
                 }
             };
