@@ -23,18 +23,20 @@ def test_unhonoured_fields_are_refused_by_name(builtin_network):
     assert answer.choices[0].message.content
     assert answer.usage.completion_tokens > 0
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
-    for extra, field in [
+    for extra, field, param in [
         (
             {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "string", "pattern": "^a"}}}},
             "pattern",
+            "response_format",
         ),
-        ({"response_format": {"type": "yaml"}}, "response_format"),
-        ({"top_logprobs": 2}, "top_logprobs"),
-        ({"tools": [tool]}, "tools"),
+        ({"response_format": {"type": "yaml"}}, "response_format", "response_format"),
+        ({"top_logprobs": 2}, "top_logprobs", "top_logprobs"),
+        ({"tools": [tool]}, "tools", "tools"),
     ]:
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8, **extra)
         assert f"`{field}`" in str(refused.value), refused.value
+        assert refused.value.param == param, refused.value.body
     # What asks for plain text anyway is accepted.
     answer = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, max_tokens=4, response_format={"type": "text"}, logprobs=False

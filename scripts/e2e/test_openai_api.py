@@ -119,6 +119,15 @@ def test_invalid_fields_rejected_by_worker_with_400(network):
     status, body = post_raw(network, "/chat/completions", json.dumps({"model": MODEL, "messages": [], "bogus": 1}).encode())
     assert status == 400
     assert_openai_error(body)
+    assert body["error"]["param"] == "bogus", body
+    # A known field with a bad value: the worker names it in `param`, as OpenAI does.
+    for field, value in [("max_tokens", 0), ("temperature", 3), ("stop", 5)]:
+        req = {"model": MODEL, "messages": MESSAGES, field: value}
+        status, body = post_raw(network, "/chat/completions", json.dumps(req).encode())
+        assert status == 400, body
+        assert_openai_error(body, "invalid_request_error")
+        assert body["error"]["param"] == field, body
+        assert f"`{field}`" in body["error"]["message"] and not body["error"]["message"].startswith("{"), body
 
 
 def test_ledger_balances(network):

@@ -601,6 +601,10 @@ impl Client {
             return Err(ClientError::Remote {
                 code: i32::from(status),
                 message,
+                param: json
+                    .pointer("/error/param")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         let content = json

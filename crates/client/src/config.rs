@@ -416,6 +416,8 @@ pub enum ClientError {
         code: i32,
         /// What went wrong.
         message: String,
+        /// The request body field at fault, when the refusal names one (OpenAI's `param`).
+        param: Option<String>,
     },
     /// The request ran out of time.
     #[error("request timed out after {0:?}")]

@@ -94,24 +94,25 @@ fn error_response(status: u16, message: &str, kind: &str, code: &str) -> Respons
     (status, Json(body)).into_response()
 }
 
+/// OpenAI's error object for `e`, naming the field at fault in `param` (`null` when the error is
+/// about none).
+fn error_object(e: &ClientError) -> Value {
+    let param = match e {
+        ClientError::InvalidForm(form) => form.form_field(),
+        ClientError::Remote { param, .. } => param.as_deref(),
+        _ => None,
+    };
+    json!({
+        "message": e.to_string(),
+        "type": e.error_type(),
+        "code": e.error_code(),
+        "param": param,
+    })
+}
+
 fn client_error(e: &ClientError) -> Response {
-    if let ClientError::InvalidForm(form) = e {
-        // OpenAI names the field at fault in `param`.
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = json!({ "error": {
-            "message": e.to_string(),
-            "type": e.error_type(),
-            "code": e.error_code(),
-            "param": form.form_field(),
-        } });
-        return (status, Json(body)).into_response();
-    }
-    error_response(
-        e.http_status(),
-        &e.to_string(),
-        e.error_type(),
-        e.error_code(),
-    )
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(json!({ "error": error_object(e) }))).into_response()
 }
 
 async fn not_found() -> Response {
@@ -391,7 +392,7 @@ fn streamed(answer: AnswerStream, is_sse: bool, write_timeout: Duration) -> Resp
                     (out, true)
                 }
                 Err(e) => {
-                    let event = json!({ "error": { "message": e.to_string(), "type": e.error_type(), "code": e.error_code() } });
+                    let event = json!({ "error": error_object(&e) });
                     (Bytes::from(format!("data: {event}\n\n")), true)
                 }
             };

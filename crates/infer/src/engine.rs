@@ -9,6 +9,8 @@ use bytes::Bytes;
 use cocoon_protocol::audio::{TranscriptionForm, WavAudio};
 use tokio::sync::{Notify, mpsc};
 
+use crate::request::{OpenAiRequest, RequestError};
+
 /// Which OpenAI endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -43,10 +45,25 @@ impl Endpoint {
 pub struct InferenceRequest {
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// The OpenAI JSON body, already checked by the worker (model, allowed fields).
-    pub body: serde_json::Map<String, serde_json::Value>,
+    /// The OpenAI request, checked once by the worker (allowed fields, each typed field's
+    /// rule); its `model` is the engine's name for the model.
+    pub request: OpenAiRequest,
+}
+
+impl InferenceRequest {
+    /// A request to `endpoint` from a JSON body (every field accepted by default), checked as
+    /// the worker checks one.
+    pub fn from_json(endpoint: Endpoint, body: serde_json::Value) -> Result<Self, RequestError> {
+        Ok(Self {
+            endpoint,
+            request: OpenAiRequest::from_value(endpoint, body, &[])?,
+        })
+    }
+
     /// Whether the client asked for a stream (`"stream": true`).
-    pub stream: bool,
+    pub fn stream(&self) -> bool {
+        self.request.stream
+    }
 }
 
 /// A transcription (`POST /v1/audio/transcriptions`) the worker has checked and measured.
@@ -181,6 +198,14 @@ pub enum EngineError {
     /// The request is not acceptable to this engine.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The request asks, in the body field `param`, for what this engine cannot do.
+    #[error("invalid request: {message}")]
+    Unsupported {
+        /// The body field (OpenAI's `param`).
+        param: String,
+        /// What is refused, and why.
+        message: String,
+    },
     /// The engine is at capacity.
     #[error("engine overloaded: {0}")]
     Overloaded(String),
@@ -193,6 +218,16 @@ pub enum EngineError {
     /// The model does not turn speech into text.
     #[error("model `{0}` does not transcribe audio")]
     DoesNotTranscribe(String),
+}
+
+impl EngineError {
+    /// The request body field the error is about, when it is about one (OpenAI's `param`).
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::Unsupported { param, .. } => Some(param),
+            _ => None,
+        }
+    }
 }
 
 /// A boxed future, so engines can be used as trait objects.

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use cocoon_infer::builtin::{
     BuiltinEngine, BuiltinEngineConfig, CpuBackend, ModelStore, SMOLLM2_135M_Q4_1, TextModel,
 };
+use cocoon_infer::request::RequestError;
 use cocoon_infer::tokenizer::ChatTemplate;
 use cocoon_infer::{BodyEvent, Endpoint, Engine, EngineError, InferenceRequest, TokenUsage};
 use serde_json::{Value, json};
@@ -29,13 +30,14 @@ fn engine() -> Option<&'static BuiltinEngine<CpuBackend>> {
         .as_ref()
 }
 
+/// A request as the worker hands it over: checked, and named for the engine's model.
 fn request(endpoint: Endpoint, body: Value) -> InferenceRequest {
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    InferenceRequest {
-        endpoint,
-        body: body.as_object().unwrap().clone(),
-        stream,
-    }
+    checked(endpoint, body).unwrap()
+}
+
+fn checked(endpoint: Endpoint, mut body: Value) -> Result<InferenceRequest, RequestError> {
+    body["model"] = json!(BuiltinEngineConfig::default().model_name);
+    InferenceRequest::from_json(endpoint, body)
 }
 
 /// The body bytes and the final usage.
@@ -185,14 +187,39 @@ async fn malformed_requests_are_refused_before_generation() {
             json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}),
         ),
     ] {
-        let err = engine
-            .run(request(endpoint, body.clone()))
-            .await
-            .unwrap_err();
+        // Refused where the worker checks the request, or else by the engine.
+        let Ok(request) = checked(endpoint, body.clone()) else {
+            continue;
+        };
+        let err = engine.run(request).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::InvalidRequest(_)),
+            matches!(
+                err,
+                EngineError::InvalidRequest(_) | EngineError::Unsupported { .. }
+            ),
             "{body}: {err}"
         );
+    }
+    // What the engine cannot do is refused naming the field, as OpenAI's `param`.
+    for (body, param) in [
+        (
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            "messages",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "xml"}}),
+            "response_format",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}),
+            "tools",
+        ),
+    ] {
+        let err = engine
+            .run(request(Endpoint::ChatCompletions, body.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.param(), Some(param), "{body}: {err}");
     }
 }
 

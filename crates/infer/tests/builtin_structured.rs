@@ -30,12 +30,9 @@ fn engine() -> Option<&'static BuiltinEngine<CpuBackend>> {
 
 async fn run(endpoint: Endpoint, body: Value) -> (String, TokenUsage) {
     let engine = engine().expect("model present");
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let req = InferenceRequest {
-        endpoint,
-        body: body.as_object().unwrap().clone(),
-        stream,
-    };
+    let mut body = body;
+    body["model"] = json!(BuiltinEngineConfig::default().model_name);
+    let req = InferenceRequest::from_json(endpoint, body).unwrap();
     let mut response = engine.run(req).await.unwrap();
     let mut out = Vec::new();
     loop {

@@ -42,11 +42,7 @@ fn chat(stream: bool) -> InferenceRequest {
         "messages": [{"role": "user", "content": PROMPT}],
         "stream": stream,
     });
-    InferenceRequest {
-        endpoint: Endpoint::ChatCompletions,
-        body: body.as_object().cloned().unwrap_or_default(),
-        stream,
-    }
+    InferenceRequest::from_json(Endpoint::ChatCompletions, body).unwrap()
 }
 
 /// Reads a response to its end: the body bytes and the final event.
@@ -160,11 +156,7 @@ async fn completions_stream_with_cached_and_reasoning_tokens() {
     .await;
     let engine = engine_for(&fake);
     let body = json!({"model": MODEL, "prompt": "one two three four", "stream": true});
-    let request = InferenceRequest {
-        endpoint: Endpoint::Completions,
-        body: body.as_object().cloned().unwrap_or_default(),
-        stream: true,
-    };
+    let request = InferenceRequest::from_json(Endpoint::Completions, body).unwrap();
     let (body, last) = collect(engine.run(request).await.unwrap()).await;
     assert_eq!(
         sse_text(&body),
@@ -504,11 +496,7 @@ async fn models_are_discovered_and_the_key_is_sent() {
     assert_eq!(names, ["a", "b"]);
 
     let body = json!({"model": "b", "messages": [{"role": "user", "content": "x"}]});
-    let request = InferenceRequest {
-        endpoint: Endpoint::ChatCompletions,
-        body: body.as_object().cloned().unwrap_or_default(),
-        stream: false,
-    };
+    let request = InferenceRequest::from_json(Endpoint::ChatCompletions, body).unwrap();
     let (_, last) = collect(engine.run(request).await.unwrap()).await;
     assert!(matches!(last, BodyEvent::End(_)));
     let recorded = fake.recorded_requests();

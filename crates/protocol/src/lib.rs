@@ -109,6 +109,7 @@ pub mod http;
 pub mod messages;
 pub mod model_name;
 pub mod pow;
+pub mod refusal;
 #[cfg(any(test, feature = "sample"))]
 #[doc(hidden)]
 pub mod sample;

@@ -163,7 +163,7 @@ async fn a_proxy_without_the_key_relays_the_body_untouched() {
     // The worker gets the encrypted body and no key: it refuses it before the engine.
     let err = c.chat(chat()).await.unwrap_err();
     match err {
-        ClientError::Remote { code, message } => {
+        ClientError::Remote { code, message, .. } => {
             assert_eq!(code, 400, "{message}");
             assert!(message.contains("is_encrypted"), "{message}");
         }

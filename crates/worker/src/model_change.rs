@@ -115,13 +115,19 @@ pub(crate) async fn change(
     let switch = plan(
         &state.config.model_change,
         &state.config.model,
-        &current,
+        current.as_str(),
         requested,
         state.loader.get().is_some(),
     )?;
     if !switch {
         return Ok(());
     }
+    // A configured name was checked as the configuration was; one from the proxy is checked now.
+    let name = cocoon_protocol::ModelName::parse(requested).map_err(|e| ChangeRefused {
+        model: requested.to_owned(),
+        code: 400,
+        reason: e.to_string(),
+    })?;
     let Some(loader) = state.loader.get() else {
         return Ok(());
     };
@@ -161,7 +167,7 @@ pub(crate) async fn change(
             reason: format!("cannot reissue the certificate: {e}"),
         })?;
     *lock(&state.served) = Arc::new(Served {
-        model: requested.to_owned(),
+        model: name,
         engine,
         weights,
     });

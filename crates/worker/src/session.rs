@@ -84,7 +84,7 @@ async fn run_session(
     // Changes made from here on are seen below; the model announced is the one served now.
     let mut changes = state.model_changes.subscribe();
     changes.mark_unchanged();
-    let mut announced = state.served().model.clone();
+    let mut announced = state.served().model.to_string();
     let version = tokio::select! {
         v = handshake(state, proxy, &conn, &announced) => v,
         () = stop.cancelled() => {

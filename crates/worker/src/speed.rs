@@ -100,11 +100,8 @@ async fn one(
         "temperature": 0.8,
         "seed": seed,
     });
-    let request = InferenceRequest {
-        endpoint: Endpoint::Completions,
-        body: body.as_object().cloned().unwrap_or_default(),
-        stream: false,
-    };
+    let request = InferenceRequest::from_json(Endpoint::Completions, body)
+        .map_err(|e| WorkerError::Measure(e.to_string()))?;
     let mut response = engine
         .run(request)
         .await

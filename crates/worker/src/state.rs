@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use cocoon_infer::Engine;
 use cocoon_net::Connection;
+use cocoon_protocol::ModelName;
 use cocoon_protocol::messages::worker;
 use cocoon_protocol::tl::{Int256, TlConstructor};
 use serde::Serialize;
@@ -54,7 +55,8 @@ pub(crate) struct WorkerState {
 
 /// The model a worker serves and the engine serving it.
 pub(crate) struct Served {
-    pub(crate) model: String,
+    /// The model's name as proxies and clients know it (base and variant).
+    pub(crate) model: ModelName,
     pub(crate) engine: Arc<dyn Engine>,
     /// The weights served (see `weights.rs`), named in receipts and in the certificate's
     /// claims; `None`: unpinned, local mode only.
@@ -122,7 +124,8 @@ impl WorkerState {
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
             served: Mutex::new(Arc::new(Served {
-                model: config.model.clone(),
+                model: ModelName::parse(&config.model)
+                    .map_err(|e| WorkerError::Config(format!("model: {e}")))?,
                 engine,
                 weights,
             })),
@@ -388,7 +391,7 @@ impl WorkerHandle {
                 .and_then(|e| e.model_hash)
                 .map(|h| hex::encode(h.as_bytes())),
             registry: lock(&s.registry).as_ref().map(|r| lock(r).clone()),
-            model: s.served().model.clone(),
+            model: s.served().model.to_string(),
             key_source: s.keys.source.clone(),
             wallet_public_key: hex::encode(s.keys.wallet.verifying_key().as_bytes()),
             sealing_public_key: s.keys.sealing.public().to_string(),

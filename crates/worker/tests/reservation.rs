@@ -77,39 +77,51 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
     assert_eq!(last_limits(&up), (Some(json!(24)), None));
     let served = up.stats().requests;
 
-    // Refused before the engine: bad counts, more choices, an empty reservation.
-    for (id, body, limit, needle) in [
+    // Refused before the engine: bad counts, more choices, an empty reservation; the field at
+    // fault travels with the message.
+    for (id, body, limit, needle, param) in [
         (
             4,
             chat(json!({"max_tokens": 5.5})),
             16,
             "integer of at least 1",
+            Some("max_tokens"),
         ),
         (
             5,
             chat(json!({"max_tokens": -3})),
             16,
             "integer of at least 1",
+            Some("max_tokens"),
         ),
         (
             6,
             chat(json!({"max_tokens": "9"})),
             16,
             "integer of at least 1",
+            Some("max_tokens"),
         ),
-        (7, chat(json!({"n": 2})), 16, "`n`"),
-        (8, chat(json!({"best_of": 0})), 16, "`best_of`"),
+        (7, chat(json!({"n": 2})), 16, "`n`", Some("n")),
+        (
+            8,
+            chat(json!({"best_of": 0})),
+            16,
+            "`best_of`",
+            Some("best_of"),
+        ),
         (
             9,
             chat(json!({"max_tokens": 4})),
             0,
             "reservation covers no completion tokens",
+            None,
         ),
         (
             10,
             chat(json!({})),
             -7,
             "reservation covers no completion tokens",
+            None,
         ),
     ] {
         proxy.send(run_query(&body, id, limit)).await;
@@ -118,7 +130,9 @@ async fn the_reserved_token_limit_binds_what_the_engine_is_asked_for() {
             panic!("{body} limit {limit}: expected a refusal, got {last:?}");
         };
         assert_eq!(e.error_code, 400, "{body}: {}", e.error);
-        assert!(e.error.contains(needle), "{body}: {}", e.error);
+        let refusal = cocoon_protocol::refusal::Refusal::decode(&e.error);
+        assert!(refusal.message.contains(needle), "{body}: {}", e.error);
+        assert_eq!(refusal.param.as_deref(), param, "{body}: {}", e.error);
         assert!(receipt.is_none());
     }
     assert_eq!(

@@ -226,7 +226,12 @@ impl AnswerMachine {
                 if phase == Phase::AwaitingHead && self.ask.sealed {
                     out.push(Action::ForgetSealedCandidates);
                 }
-                out.extend(self.fail(ClientError::Remote { code, message }));
+                let refusal = cocoon_protocol::refusal::Refusal::decode(&message);
+                out.extend(self.fail(ClientError::Remote {
+                    code,
+                    message: refusal.message,
+                    param: refusal.param,
+                }));
                 out
             }
             (Phase::AwaitingHead, ProxyEvent::Answer { answer, final_info }) => {

@@ -10,11 +10,6 @@ use serde_json::{Map, Value, json};
 
 use crate::tokenizer::Tokenizer;
 
-/// The most alternatives per token a chat request may ask for (OpenAI's limit).
-pub(crate) const MAX_TOP_CHAT: u64 = 20;
-/// The most alternatives per token a completions request may ask for (OpenAI's limit).
-pub(crate) const MAX_TOP_COMPLETIONS: u64 = 5;
-
 /// One chosen token's log-probability and its most likely alternatives.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TokenLogprob {

@@ -9,58 +9,76 @@
 use serde_json::{Map, Value};
 
 /// The first field of `body` that asks for behaviour this engine does not have, and why.
-pub(crate) fn unhonoured_field(body: &Map<String, Value>) -> Option<String> {
+pub(crate) fn unhonoured_field(body: &Map<String, Value>) -> Option<(&'static str, String)> {
     let asks = |key: &str| body.get(key).filter(|v| !v.is_null());
     for key in ["tools", "functions"] {
         if asks(key).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
-            return Some(format!(
-                "`{key}` (tool calling) is not supported by this worker's built-in engine"
+            return Some((
+                key,
+                format!("`{key}` (tool calling) is not supported by this worker's built-in engine"),
             ));
         }
     }
     for key in ["tool_choice", "function_call"] {
         if asks(key).is_some_and(|v| v.as_str() != Some("none")) {
-            return Some(format!(
-                "`{key}` (tool calling) is not supported by this worker's built-in engine"
+            return Some((
+                key,
+                format!("`{key}` (tool calling) is not supported by this worker's built-in engine"),
             ));
         }
     }
     if asks("logit_bias").is_some_and(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
-        return Some("`logit_bias` is not supported by this worker's built-in engine".into());
+        return Some((
+            "logit_bias",
+            "`logit_bias` is not supported by this worker's built-in engine".into(),
+        ));
     }
     for key in ["web_search_options", "prediction", "audio"] {
         if asks(key).is_some() {
-            return Some(format!(
-                "`{key}` is not supported by this worker's built-in engine"
+            return Some((
+                key,
+                format!("`{key}` is not supported by this worker's built-in engine"),
             ));
         }
     }
     if asks("modalities").is_some_and(|v| v != &serde_json::json!(["text"])) {
-        return Some(
+        return Some((
+            "modalities",
             "`modalities` other than [\"text\"] are not supported by this worker's built-in engine"
                 .into(),
-        );
+        ));
     }
     if asks("ignore_eos").is_some_and(|v| v != &Value::Bool(false)) {
-        return Some("`ignore_eos` is not supported by this worker's built-in engine".into());
+        return Some((
+            "ignore_eos",
+            "`ignore_eos` is not supported by this worker's built-in engine".into(),
+        ));
     }
     if asks("min_tokens").is_some_and(|v| v.as_u64() != Some(0)) {
-        return Some("`min_tokens` is not supported by this worker's built-in engine".into());
+        return Some((
+            "min_tokens",
+            "`min_tokens` is not supported by this worker's built-in engine".into(),
+        ));
     }
     if asks("chat_template_kwargs").is_some_and(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
-        return Some(
+        return Some((
+            "chat_template_kwargs",
             "`chat_template_kwargs` is not supported by this worker's built-in engine".into(),
-        );
+        ));
     }
     if asks("reasoning_effort").is_some() {
-        return Some(
+        return Some((
+            "reasoning_effort",
             "`reasoning_effort` is not supported by this worker's built-in engine (its models do \
              not reason)"
                 .into(),
-        );
+        ));
     }
     if asks("suffix").is_some_and(|v| v.as_str().is_none_or(|s| !s.is_empty())) {
-        return Some("`suffix` is not supported by this worker's built-in engine".into());
+        return Some((
+            "suffix",
+            "`suffix` is not supported by this worker's built-in engine".into(),
+        ));
     }
     None
 }
@@ -72,7 +90,9 @@ mod tests {
     use super::*;
 
     fn verdict(body: Value) -> Option<String> {
-        unhonoured_field(body.as_object().unwrap_or(&Map::new()))
+        let (param, why) = unhonoured_field(body.as_object().unwrap_or(&Map::new()))?;
+        assert!(why.starts_with(&format!("`{param}`")), "{param}: {why}");
+        Some(why)
     }
 
     #[test]

@@ -428,18 +428,15 @@ impl UpstreamEngine {
 
     async fn forward(&self, request: InferenceRequest) -> Result<EngineResponse, EngineError> {
         let shared = &self.shared;
-        let InferenceRequest {
-            endpoint,
-            mut body,
-            stream,
-        } = request;
-        if let Some(Value::String(model)) = body.get("model")
-            && !shared.models.iter().any(|m| &m.name == model)
-        {
+        let InferenceRequest { endpoint, request } = request;
+        if !shared.models.iter().any(|m| m.name == request.model) {
             return Err(EngineError::InvalidRequest(format!(
-                "model {model:?} is not served by this engine"
+                "model {:?} is not served by this engine",
+                request.model
             )));
         }
+        let stream = request.stream;
+        let mut body = request.into_body();
         if stream && shared.config.force_include_usage {
             ask_for_usage(&mut body);
             if shared.llama_cpp {

@@ -31,13 +31,21 @@ use serde_json::Value;
 pub(crate) struct Refusal {
     pub(crate) code: i32,
     pub(crate) message: String,
+    /// The body field at fault, as OpenAI's error object names it (`param`).
+    pub(crate) param: Option<String>,
 }
 
 /// A refusal with `code` and `message`.
 pub(crate) fn refuse(code: i32, message: impl Into<String>) -> Refusal {
+    refuse_param(code, message, None)
+}
+
+/// A refusal with `code` and `message` about the body field `param`.
+pub(crate) fn refuse_param(code: i32, message: impl Into<String>, param: Option<&str>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
+        param: param.map(str::to_owned),
     }
 }
 
@@ -234,12 +242,17 @@ impl RequestMachine {
             }
             Event::EngineStarted(Err(e)) => {
                 let code = match &e {
-                    EngineError::InvalidRequest(_) | EngineError::DoesNotTranscribe(_) => 400,
+                    EngineError::InvalidRequest(_)
+                    | EngineError::Unsupported { .. }
+                    | EngineError::DoesNotTranscribe(_) => 400,
                     EngineError::Overloaded(_) => 429,
                     EngineError::Timeout(_) => 504,
                     _ => 502,
                 };
-                fail(refuse(code, e.to_string()), TokenUsage::default())
+                fail(
+                    refuse_param(code, e.to_string(), e.param()),
+                    TokenUsage::default(),
+                )
             }
             // No answer head yet: the driver drops the engine's call, and nothing was generated
             // that could be reported.

@@ -77,7 +77,7 @@ pub(crate) async fn serve(
         debug,
         receipt: None,
         identity: state.tls.identity(),
-        model: served.model.clone(),
+        model: served.model.to_string(),
         weights: served.weights.map_or([0; 32], |w| w.0),
         sealer,
         refv1: None,
@@ -613,9 +613,15 @@ impl Reply<'_> {
     /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
     async fn fail(&self, refusal: Refusal, usage: TokenUsage) {
         tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
+        // The field at fault, where one is, travels with the message (OpenAI's `param`).
+        let text = cocoon_protocol::refusal::Refusal {
+            message: refusal.message,
+            param: refusal.param,
+        }
+        .encode();
         let error = match &self.sealer {
-            None => refusal.message,
-            Some(sealer) => sealer.seal_error(&refusal.message).unwrap_or_else(|e| {
+            None => text,
+            Some(sealer) => sealer.seal_error(&text).unwrap_or_else(|e| {
                 tracing::error!("cannot seal an error message: {e}");
                 "the worker failed and cannot seal why".into()
             }),

@@ -12,7 +12,7 @@ use cocoon_protocol::tl::TlConstructor;
 use cocoon_refv1::{AnswerCipher, Ed25519Seed};
 
 use super::Binding;
-use super::machine::{Refusal, refuse};
+use super::machine::{Refusal, refuse, refuse_param};
 use crate::config::base_model;
 use crate::limits;
 use crate::state::{Served, WorkerState};
@@ -95,36 +95,33 @@ pub(super) fn validate(
     // One parse, one set of messages; the served model is checked after the body's shape.
     let mut request =
         OpenAiRequest::parse(endpoint, &req.payload, &state.config.extra_allowed_fields)
-            .map_err(|e| refuse(400, e.to_string()))?;
-    if base_model(&request.model) != base_model(&served.model) {
-        return Err(refuse(
+            .map_err(|e| refuse_param(400, e.to_string(), e.param()))?;
+    if base_model(&request.model) != served.model.base() {
+        return Err(refuse_param(
             404,
             format!("model `{}` is not served here", request.model),
+            Some("model"),
         ));
     }
-    match limits::enforce(&mut request.rest, token_limit, limits::SUPPORTED_CHOICES) {
+    match limits::enforce(&mut request, token_limit, limits::SUPPORTED_CHOICES) {
         Ok(budget) if budget.clamped => tracing::debug!(
             per_choice = budget.per_choice,
             "completion tokens clamped to the proxy's reservation"
         ),
         Ok(_) => {}
-        Err(e) => return Err(refuse(400, e.to_string())),
+        Err(e) => return Err(refuse_param(400, e.to_string(), e.param())),
     }
     if let Some(engine_model) = served.engine.models().first() {
         request.model.clone_from(&engine_model.name);
     }
-    let stream = request.stream;
     Ok((
-        Job::Infer(InferenceRequest {
-            endpoint,
-            body: request.into_body(),
-            stream,
-        }),
+        Job::Infer(InferenceRequest { endpoint, request }),
         cocoon_attest::receipt::body_hash(&req.payload),
     ))
 }
 
-/// What the engine is asked to do.
+/// What the engine is asked to do (one per request, moved once: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Job {
     /// A chat or text completion.
     Infer(InferenceRequest),
@@ -170,7 +167,7 @@ fn validate_transcription(
         };
         refuse(code, e.to_string())
     })?;
-    if base_model(&form.model) != base_model(&served.model) {
+    if base_model(&form.model) != served.model.base() {
         return Err(refuse(
             404,
             format!("model `{}` is not served here", form.model),

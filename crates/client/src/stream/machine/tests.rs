@@ -404,3 +404,40 @@ fn the_receipt_is_bound_to_the_answer_bytes_as_they_arrived() {
         Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
     );
 }
+
+#[test]
+fn a_refusal_naming_its_field_fails_with_that_param_and_the_plain_message() {
+    let message = cocoon_protocol::refusal::Refusal {
+        message: "`top_p` must be a number from 0 to 1".into(),
+        param: Some("top_p".into()),
+    }
+    .encode();
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    let actions = m.handle(
+        proxy(ProxyEvent::Error {
+            code: 400,
+            message,
+            final_info: None,
+        }),
+        t0 + Duration::from_secs(1),
+    );
+    let failure = actions.iter().find_map(|a| match a {
+        Action::Finish(Err(e)) => Some(e),
+        _ => None,
+    });
+    let Some(ClientError::Remote {
+        code,
+        message,
+        param,
+    }) = failure
+    else {
+        panic!(
+            "expected a remote failure, got {:?}",
+            actions.iter().map(line).collect::<Vec<_>>()
+        );
+    };
+    assert_eq!(*code, 400);
+    assert_eq!(message, "`top_p` must be a number from 0 to 1");
+    assert_eq!(param.as_deref(), Some("top_p"));
+}

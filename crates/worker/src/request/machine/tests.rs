@@ -196,6 +196,29 @@ fn an_engine_that_cannot_start_is_refused_with_the_code_of_its_error() {
 }
 
 #[test]
+fn an_engine_refusing_a_field_names_it_in_the_refusal() {
+    let error = EngineError::Unsupported {
+        param: "tools".into(),
+        message: "`tools` (tool calling) is not supported".into(),
+    };
+    let mut run = Run::new();
+    assert_eq!(
+        run.event(Event::EngineStarted(Err(error)), 1),
+        vec![
+            Action::Fail {
+                refusal: super::refuse_param(
+                    400,
+                    "invalid request: `tools` (tool calling) is not supported",
+                    Some("tools"),
+                ),
+                usage: TokenUsage::default(),
+            },
+            Action::Done(Outcome::Failed),
+        ]
+    );
+}
+
+#[test]
 fn an_engine_failing_on_its_side_is_reported_with_its_message_not_relayed() {
     let table: &[(u16, &str, i32, &str)] = &[
         (
