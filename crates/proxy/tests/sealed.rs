@@ -401,3 +401,34 @@ async fn pinned_weights_admit_only_workers_that_serve_them() {
     let err = c.chat(secret_chat()).await.unwrap_err();
     assert!(err.to_string().contains("pinned"), "{err}");
 }
+
+/// A refusal naming its field travels as `{"message","param"}` only between version-3 nodes:
+/// on a version-2 path (what the reference speaks) the error string is the message alone, as a
+/// reference client expects it, and the client still gets the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_path_carries_refusals_as_plain_messages() {
+    let net = network(2).await;
+    let c = client(&net, false).await;
+    let mut body = Map::new();
+    body.insert("model".into(), json!(MODEL));
+    body.insert(
+        "messages".into(),
+        json!([{"role": "user", "content": "hi"}]),
+    );
+    body.insert("temperature".into(), json!(7));
+    let err = match c
+        .request("/v1/chat/completions", body, RequestOptions::default())
+        .await
+    {
+        Ok(mut stream) => stream.collect_body().await.unwrap_err(),
+        Err(e) => e,
+    };
+    let ClientError::Remote { code, message, .. } = err else {
+        panic!("expected the worker's refusal, got {err:?}");
+    };
+    assert_eq!(code, 400);
+    assert!(message.contains("temperature"), "{message}");
+    assert!(!message.contains("\"param\""), "{message}");
+    let recorded = net.client_relay.recording().all_bytes();
+    assert!(!contains(&recorded, b"\"param\""));
+}

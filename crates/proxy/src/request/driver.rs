@@ -584,7 +584,13 @@ impl Driver {
             } => client::QueryAnswerErrorEx {
                 request_id,
                 error_code: code,
-                error: message,
+                // A client before version 3 knows no field-naming refusal: it gets the
+                // message alone, as the reference would send it.
+                error: if self.version < cocoon_protocol::version::SEALED_VERSION {
+                    cocoon_protocol::refusal::Refusal::decode(&message).message
+                } else {
+                    message
+                },
                 flags: 0,
                 final_info: Some(self.final_info(worker_final.as_deref(), usage)),
             }

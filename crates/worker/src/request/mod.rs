@@ -613,10 +613,13 @@ impl Reply<'_> {
     /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
     async fn fail(&self, refusal: Refusal, usage: TokenUsage) {
         tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
-        // The field at fault, where one is, travels with the message (OpenAI's `param`).
+        // The field at fault, where one is, travels with the message (OpenAI's `param`) to
+        // proxies of version 3; older ones get the message alone, as the reference sends it.
         let text = cocoon_protocol::refusal::Refusal {
             message: refusal.message,
-            param: refusal.param,
+            param: refusal
+                .param
+                .filter(|_| self.version >= cocoon_protocol::version::SEALED_VERSION),
         }
         .encode();
         let error = match &self.sealer {
