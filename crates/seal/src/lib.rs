@@ -19,7 +19,7 @@
 //! # Design
 //!
 //! * **HPKE** ([`hpke`]): RFC 9180 with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and AES-256-GCM,
-//!   written here on `x25519-dalek`, `hkdf` and `sha2`, with AES-GCM from `aws-lc-rs` (chosen for
+//!   written here on `hkdf` and `sha2`, with X25519 and AES-GCM from `aws-lc-rs` (chosen for
 //!   throughput; measured in `docs/sealing.md`) behind one crate-private seam. All four
 //!   modes and secret export are implemented; the same code instantiated with AES-128-GCM passes
 //!   the RFC's appendix A.1 vectors, and the AES-256-GCM suite is cross-checked in both
