@@ -1,22 +1,44 @@
-//! The client's command line: flags, and how they override the configuration file and the
-//! environment.
+//! The client's command line: flags, subcommands, and how the flags override the
+//! configuration file and the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cocoon_client::ClientConfig;
 
 /// COCOON client: an OpenAI-compatible HTTP API that sends requests through an attested COCOON
 /// proxy and pays for them.
-///
-/// `cocoon-client verify-receipt --help` checks a worker's signed receipt offline.
 ///
 /// Settings come from the TOML file given with --config (keys as in `ClientConfig`), then from
 /// COCOON_CLIENT_* environment variables, then from flags; later sources win.
 #[derive(Parser, Debug)]
 #[command(name = "cocoon-client", version)]
 pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) flags: ClientFlags,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    #[command(flatten)]
+    Chain(crate::chain_ops::ChainOp),
+    /// Check a worker's signed receipt offline: its certificate and TEE evidence under a
+    /// policy, its signature, and what it names.
+    VerifyReceipt(crate::verify_receipt::VerifyReceipt),
+    /// Close the client's account through its proxy (`client.requestRefund`), with the
+    /// client's own flags and configuration; prints one JSON object.
+    Refund {
+        #[command(flatten)]
+        flags: Box<ClientFlags>,
+    },
+}
+
+/// The running client's flags, shared by the server and `refund`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ClientFlags {
     /// TOML configuration file.
     #[arg(long, env = "COCOON_CLIENT_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -123,7 +145,7 @@ pub(crate) struct Args {
 /// The environment variable that may hold the short-auth secret itself.
 const SECRET_ENV: &str = "COCOON_CLIENT_SECRET";
 
-pub(crate) fn load(args: &Args) -> Result<ClientConfig, String> {
+pub(crate) fn load(args: &ClientFlags) -> Result<ClientConfig, String> {
     let mut config: ClientConfig =
         cocoon_cli::read_config(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(v) = args.listen {

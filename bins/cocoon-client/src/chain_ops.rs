@@ -1,26 +1,16 @@
 //! The client owner's on-chain commands (`topup`, `withdraw`, `close`): money in and out of
 //! the client contract at a proxy, signed with the owner's wallet key. The logic and the
-//! checks live in `cocoon_chain::operator`; this module parses the flags.
+//! checks live in `cocoon_chain::operator`; this module holds their flags and runs them.
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use cocoon_chain::operator::parse_ton;
 use cocoon_chain::{ChainError, parse_address};
 use cocoon_cli::chain::OperatorFlags;
 use std::process::ExitCode;
 
-/// The subcommand names this module handles.
-const SUBCOMMANDS: [&str; 3] = ["topup", "withdraw", "close"];
-
-/// cocoon-client chain commands.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-client")]
-struct Ops {
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// The client owner's chain commands, flattened into the client's subcommands.
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum ChainOp {
     /// Add TON to the client balance at a proxy contract (deploys the client contract the
     /// first time).
     Topup {
@@ -52,29 +42,24 @@ enum Command {
     },
 }
 
-/// Runs a chain subcommand when the first argument names one; `None` otherwise.
-pub(crate) async fn dispatch() -> Option<ExitCode> {
-    let first = std::env::args().nth(1)?;
-    if !SUBCOMMANDS.contains(&first.as_str()) {
-        return None;
-    }
-    let ops = Ops::parse();
-    let (flags, outcome) = match &ops.command {
-        Command::Topup {
+/// Runs one chain command and reports its outcome.
+pub(crate) async fn run(op: &ChainOp) -> ExitCode {
+    let (flags, outcome) = match op {
+        ChainOp::Topup {
             flags,
             proxy_contract,
             amount,
         } => (flags, topup(flags, proxy_contract, amount).await),
-        Command::Withdraw {
+        ChainOp::Withdraw {
             flags,
             proxy_contract,
         } => (flags, withdraw(flags, proxy_contract, false).await),
-        Command::Close {
+        ChainOp::Close {
             flags,
             proxy_contract,
         } => (flags, withdraw(flags, proxy_contract, true).await),
     };
-    Some(flags.finish("cocoon-client", outcome))
+    flags.finish("cocoon-client", outcome)
 }
 
 async fn topup(

@@ -7,14 +7,12 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use clap::Parser;
 use cocoon_attest::{AttestError, EvidenceVerifier, Policy, Receipt};
 
 /// Verify a receipt returned by the client (`X-Cocoon-Receipt` header or `cocoon_receipt.receipt`
 /// field), read as base64 from --receipt, --file or standard input.
-#[derive(Parser, Debug)]
-#[command(name = "cocoon-client verify-receipt")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct VerifyReceipt {
     /// The receipt, base64.
     #[arg(long, conflicts_with = "file")]
     receipt: Option<String>,
@@ -46,9 +44,8 @@ struct Args {
     json: bool,
 }
 
-/// Runs the subcommand on `args` (the words after `verify-receipt`).
-pub(crate) fn run(args: impl IntoIterator<Item = String>) -> Result<(), String> {
-    let args = Args::parse_from(std::iter::once("verify-receipt".to_owned()).chain(args));
+/// Runs the subcommand.
+pub(crate) fn run(args: &VerifyReceipt) -> Result<(), String> {
     let raw = match (&args.receipt, &args.file) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(path)) => {

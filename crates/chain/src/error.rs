@@ -291,6 +291,16 @@ pub enum ChainError {
     #[error("bad configuration: {0}")]
     Config(String),
 
+    /// A `[registry]` root is set with no chain to read it from.
+    #[error(
+        "[registry] root needs a chain to read it from ([registry] chain or [settlement] chain)"
+    )]
+    RegistryWithoutChain,
+
+    /// The `[registry]` root is not an address.
+    #[error("[registry] root: {0}")]
+    RegistryRoot(Box<ChainError>),
+
     /// Reading or writing a local file failed.
     #[error("{action} {path}: {source}")]
     Io {

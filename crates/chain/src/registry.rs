@@ -136,21 +136,18 @@ impl RegistrySettings {
     }
 
     /// Checks the section against the role's settlement chain: a root needs a chain to be read
-    /// from and must be an address. The error is the message to show.
+    /// from and must be an address.
     ///
     /// # Errors
-    /// A sentence naming the setting to fix.
-    pub fn check(&self, settlement_chain: Option<&str>) -> Result<(), String> {
+    /// [`ChainError::RegistryWithoutChain`] or [`ChainError::RegistryRoot`], whose message
+    /// names the setting to fix.
+    pub fn check(&self, settlement_chain: Option<&str>) -> Result<(), ChainError> {
         if self.root.is_some() && self.chain_or((settlement_chain, None)).0.is_none() {
-            return Err(
-                "[registry] root needs a chain to read it from ([registry] chain or \
-                        [settlement] chain)"
-                    .into(),
-            );
+            return Err(ChainError::RegistryWithoutChain);
         }
         self.root_address()
             .map(|_| ())
-            .map_err(|e| format!("[registry] root: {e}"))
+            .map_err(|e| ChainError::RegistryRoot(Box::new(e)))
     }
 
     /// How often the root is read again (at least one second).
@@ -344,12 +341,18 @@ mod tests {
         // A root needs a chain, from this section or the settlement's.
         assert!(s.check(None).is_ok(), "the section's own chain is set");
         s.chain = None;
-        assert!(s.check(None).unwrap_err().contains("needs a chain"));
+        assert!(
+            s.check(None)
+                .unwrap_err()
+                .to_string()
+                .contains("needs a chain")
+        );
         assert!(s.check(Some("emulated=127.0.0.1:1")).is_ok());
         s.root = Some("nonsense".into());
         assert!(
             s.check(Some("emulated=127.0.0.1:1"))
                 .unwrap_err()
+                .to_string()
                 .contains("[registry] root")
         );
     }

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod emulator;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub fn init_logging(json: bool) {
     }
 }
 
-/// Why a configuration file could not be taken.
+/// Why a configuration file, a flag or a command could not be taken.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
@@ -52,6 +53,33 @@ pub enum CliError {
         /// The parser's reason, with the line.
         source: toml::de::Error,
     },
+    /// A flag's value does not have the form it must have.
+    #[error("{what} {text:?}: expected {expected}")]
+    BadValue {
+        /// The flag or value.
+        what: &'static str,
+        /// What was given.
+        text: String,
+        /// The form expected.
+        expected: &'static str,
+    },
+    /// A chain operation failed (the emulator, a wallet key file, an address, an amount).
+    #[error(transparent)]
+    Chain(#[from] cocoon_chain::ChainError),
+    /// A root registry update could not be encoded.
+    #[error("root update: {0}")]
+    RootUpdate(cocoon_ton::Error),
+    /// The root registry bounced an update.
+    #[error("the root refused {update} (is {owner} its owner?)")]
+    RootRefused {
+        /// The update.
+        update: String,
+        /// The sender.
+        owner: String,
+    },
+    /// What was set up could not be rendered as JSON.
+    #[error("cannot render as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// The configuration in the TOML file at `path`, or the defaults when there is none.

@@ -367,7 +367,7 @@ impl ClientConfig {
         }
         self.registry
             .check(self.settlement.chain.as_deref())
-            .map_err(ClientError::Config)?;
+            .map_err(|e| ClientError::Config(e.to_string()))?;
         self.http.validate()?;
         if self.max_audio_bytes == 0
             || self.max_audio_bytes > cocoon_protocol::audio::MAX_AUDIO_BYTES

@@ -233,8 +233,8 @@ async fn completions(State(client): State<Client>, request: Request) -> Response
     };
     let options = match take_options(&mut body) {
         Ok(o) => o,
-        Err(message) => {
-            return error_response(400, &message, "invalid_request_error", "invalid_request");
+        Err(BadOption(message)) => {
+            return error_response(400, message, "invalid_request_error", "invalid_request");
         }
     };
     let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
@@ -312,30 +312,37 @@ async fn transcriptions(State(client): State<Client>, request: Request) -> Respo
     whole(answer).await
 }
 
+/// A client option of the request body with a value of the wrong kind: what it must be.
+#[derive(Debug)]
+struct BadOption(&'static str);
+
 /// Takes the fields the client consumes out of the body.
-fn take_options(body: &mut Map<String, Value>) -> Result<RequestOptions, String> {
+fn take_options(body: &mut Map<String, Value>) -> Result<RequestOptions, BadOption> {
+    let bad = BadOption;
     let mut o = RequestOptions::default();
     if let Some(v) = body.remove("max_coefficient") {
         let c = v
             .as_i64()
             .filter(|c| *c > 0 && *c <= i64::from(i32::MAX))
-            .ok_or("`max_coefficient` must be a positive integer")?;
+            .ok_or_else(|| bad("`max_coefficient` must be a positive integer"))?;
         o.max_coefficient = Some(c as i32);
     }
     if let Some(v) = body.remove("worker_preference") {
-        o.preference = Some(v.as_str().and_then(|s| s.parse().ok()).ok_or(
-            "`worker_preference` must be \"latency\", \"price\" or \"mix:W\" (W from 0 to 100)",
-        )?);
+        o.preference = Some(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            bad("`worker_preference` must be \"latency\", \"price\" or \"mix:W\" (W from 0 to 100)")
+        })?);
     }
     if let Some(v) = body.remove("timeout") {
         let t = v
             .as_f64()
             .filter(|t| t.is_finite() && *t > 0.0 && *t <= 86_400.0)
-            .ok_or("`timeout` must be a positive number of seconds")?;
+            .ok_or_else(|| bad("`timeout` must be a positive number of seconds"))?;
         o.timeout = Some(Duration::from_secs_f64(t));
     }
     if let Some(v) = body.remove("enable_debug") {
-        o.enable_debug = v.as_bool().ok_or("`enable_debug` must be a boolean")?;
+        o.enable_debug = v
+            .as_bool()
+            .ok_or_else(|| bad("`enable_debug` must be a boolean"))?;
     }
     body.remove("request_guid");
     Ok(o)

@@ -34,6 +34,49 @@ use rand::seq::SliceRandom;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{ClientConfig, ClientError};
+
+/// Why a request could not be sealed: sent unsealed (said and counted), or refused when the
+/// configuration requires sealing.
+#[derive(Debug, thiserror::Error)]
+enum Unsealable {
+    /// `sealing = false`.
+    #[error("sealing is turned off in this client's configuration")]
+    TurnedOff,
+    /// The proxy is older than sealed requests.
+    #[error("the proxy speaks protocol version {0}, sealed requests need {SEALED}", SEALED = cocoon_protocol::version::SEALED_VERSION)]
+    OldProxy(i32),
+    /// The pinned weights could not be read from the configuration.
+    #[error("{0}")]
+    Config(#[from] ClientError),
+    /// The proxy did not list its workers' keys.
+    #[error("ext.getWorkerKeys: {0}")]
+    Keys(cocoon_net::NetError),
+    /// The proxy's key list does not decode.
+    #[error("bad ext.workerKeys: {0}")]
+    BadKeys(cocoon_protocol::Error),
+    /// No worker serves the pinned weights.
+    #[error("no worker of `{0}` serves the weights pinned for it")]
+    NoPinnedWorker(String),
+    /// No worker's key verifies.
+    #[error("no worker of `{0}` offers a sealing key this client could verify")]
+    NoVerifiedKey(String),
+    /// Sealing itself failed.
+    #[error("cannot seal the request: {0}")]
+    Seal(cocoon_seal::SealError),
+}
+
+/// Why one worker's announced sealing key is not used.
+#[derive(Debug, thiserror::Error)]
+enum KeyRefusal {
+    /// The certificate does not verify under the client's policy.
+    #[error(transparent)]
+    Attestation(#[from] cocoon_attest::AttestError),
+    /// The verified claims hold no sealing key.
+    #[error(
+        "its attested claims carry no sealing key (or this client's policy requires no evidence)"
+    )]
+    NoSealingKey,
+}
 use crate::link::{ProxyEvent, ProxyLink, Session, lock};
 use crate::route::{RouteReceiver, RouteSender};
 
@@ -104,7 +147,7 @@ impl Sealing {
                 self.sealed.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(sealed));
             }
-            Err(why) => why,
+            Err(why) => why.to_string(),
         };
         *lock(&self.last_reason) = Some(why.clone());
         if config.requires_sealing() {
@@ -133,21 +176,15 @@ impl Sealing {
         session: &Session,
         model: &str,
         query: &[u8],
-    ) -> Result<SealedQuery, String> {
+    ) -> Result<SealedQuery, Unsealable> {
         if !config.sealing {
-            return Err("sealing is turned off in this client's configuration".into());
+            return Err(Unsealable::TurnedOff);
         }
         if session.version < cocoon_protocol::version::SEALED_VERSION {
-            return Err(format!(
-                "the proxy speaks protocol version {}, sealed requests need {}",
-                session.version,
-                cocoon_protocol::version::SEALED_VERSION
-            ));
+            return Err(Unsealable::OldProxy(session.version));
         }
         let all = self.candidates(config, link, session, model).await?;
-        let pinned = config
-            .pinned_weights_for(model)
-            .map_err(|e| e.to_string())?;
+        let pinned = config.pinned_weights_for(model)?;
         let all = match pinned {
             // Only workers whose attested certificate names the pinned weights.
             Some(weights) => Arc::new(
@@ -159,10 +196,7 @@ impl Sealing {
             None => all,
         };
         if pinned.is_some() && all.is_empty() {
-            return Err(format!(
-                "no worker of `{}` serves the weights pinned for it",
-                base_model(model)
-            ));
+            return Err(Unsealable::NoPinnedWorker(base_model(model).to_owned()));
         }
         let now = config.attestation.clock.now_unix();
         let mut usable: Vec<Candidate> =
@@ -180,16 +214,13 @@ impl Sealing {
                 .collect();
         }
         if usable.is_empty() {
-            return Err(format!(
-                "no worker of `{}` offers a sealing key this client could verify",
-                base_model(model)
-            ));
+            return Err(Unsealable::NoVerifiedKey(base_model(model).to_owned()));
         }
         usable.shuffle(&mut rand::rng());
         usable.truncate(config.sealed_candidates.max(1));
         let recipients: Vec<_> = usable.iter().map(|c| (c.key.key_id(), c.key)).collect();
-        let sealed = Envelope::seal(&recipients, &[], query, &mut SystemRng)
-            .map_err(|e| format!("cannot seal the request: {e}"))?;
+        let sealed =
+            Envelope::seal(&recipients, &[], query, &mut SystemRng).map_err(Unsealable::Seal)?;
         Ok(SealedQuery {
             envelope: sealed.bytes,
             candidates: usable.iter().map(|c| c.worker_id).collect(),
@@ -205,7 +236,7 @@ impl Sealing {
         link: &ProxyLink,
         session: &Session,
         model: &str,
-    ) -> Result<Arc<Vec<Candidate>>, String> {
+    ) -> Result<Arc<Vec<Candidate>>, Unsealable> {
         let base = base_model(model).to_owned();
         if let Some((at, list)) = lock(&self.lists).get(&base)
             && at.elapsed() < config.models_refresh
@@ -219,9 +250,8 @@ impl Sealing {
             .conn
             .query_with_timeout(Bytes::from(query.to_boxed_bytes()), Duration::from_secs(10))
             .await
-            .map_err(|e| format!("ext.getWorkerKeys: {e}"))?;
-        let keys = ext::WorkerKeys::from_boxed_bytes(answer)
-            .map_err(|e| format!("bad ext.workerKeys: {e}"))?;
+            .map_err(Unsealable::Keys)?;
+        let keys = ext::WorkerKeys::from_boxed_bytes(answer).map_err(Unsealable::BadKeys)?;
         let now = config.attestation.clock.now_unix();
         let mut list = Vec::with_capacity(keys.keys.len());
         for bundle in &keys.keys {
@@ -248,7 +278,7 @@ impl Sealing {
         link: &ProxyLink,
         certificate: &[u8],
         now: u64,
-    ) -> Result<VerifiedKey, String> {
+    ) -> Result<VerifiedKey, KeyRefusal> {
         let digest: [u8; 32] = Sha256::digest(certificate).into();
         {
             let mut verified = lock(&self.verified);
@@ -263,14 +293,13 @@ impl Sealing {
             &link.workers.policy(),
             link.workers.evidence_verifier(),
             now,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let key = peer
             .claims
             .as_ref()
             .and_then(|c| c.extended.as_ref())
             .and_then(|e| e.sealing_public_key)
-            .ok_or("its attested claims carry no sealing key (or this client's policy requires no evidence)")?;
+            .ok_or(KeyRefusal::NoSealingKey)?;
         let v = VerifiedKey {
             key: SealingPublicKey::from(*key.as_bytes()),
             not_after: u64::try_from(peer.certificate_not_after).unwrap_or(0),

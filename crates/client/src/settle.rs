@@ -20,6 +20,18 @@ use cocoon_ton::{Address, Voucher, VoucherKind};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClientError;
+
+/// Why a charge voucher was not submitted on chain this time (logged and shown in the stats;
+/// the next voucher tries again).
+#[derive(Debug, thiserror::Error)]
+enum SubmitFailure {
+    /// The chain did not answer, or refused the message.
+    #[error(transparent)]
+    Chain(#[from] cocoon_chain::ChainError),
+    /// The client contract's data does not decode.
+    #[error("client contract data: {0}")]
+    Contract(cocoon_ton::Error),
+}
 use crate::link::lock;
 
 /// The `[settlement]` section of the client's configuration.
@@ -221,7 +233,7 @@ impl Charges {
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!("charge voucher not submitted: {e}");
-                ch.view.submit_error = Some(e);
+                ch.view.submit_error = Some(e.to_string());
                 return;
             }
         }
@@ -234,22 +246,20 @@ impl Charges {
         &self,
         voucher: &Voucher,
         proxy_contract: Option<Address>,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, SubmitFailure> {
         let Some(wallet) = &self.submitter else {
             return Ok(None);
         };
-        let op = wallet.operator().await.map_err(|e| e.to_string())?;
+        let op = wallet.operator().await?;
         let chain = op.chain();
         let contract = voucher.payload().target;
         let data = chain
             .run_get_method(&contract, "get_client_data", &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        let data = ClientData::from_stack(&data.stack).map_err(|e| e.to_string())?;
+            .await?;
+        let data = ClientData::from_stack(&data.stack).map_err(SubmitFailure::Contract)?;
         let proxy_contract = proxy_contract.unwrap_or(data.proxy_contract);
         let price = read_proxy_state(chain.as_ref(), &proxy_contract)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .identity
             .params
             .core()
@@ -265,7 +275,7 @@ impl Charges {
         if tokens <= data.tokens_used || (added as f64) < data.stake as f64 * self.fraction {
             return Ok(None);
         }
-        let report = op.client_charge(voucher).await.map_err(|e| e.to_string())?;
+        let report = op.client_charge(voucher).await?;
         tracing::info!(
             tokens,
             client_contract = %report.contract,

@@ -158,19 +158,34 @@ pub(crate) fn secret_hash_for(
 
 /// Checks the owners of `client_secret_hashes`: each is an address or a local name, and no
 /// owner appears twice under two spellings. Answers why not.
-pub(crate) fn check_secret_owners(hashes: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn check_secret_owners(hashes: &BTreeMap<String, String>) -> Result<(), SecretOwners> {
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for name in hashes.keys() {
-        let owner =
-            canonical_owner(name, false).map_err(|e| format!("client_secret_hashes: {e}"))?;
+        let owner = canonical_owner(name, false).map_err(SecretOwners::Refused)?;
         if let Some(first) = seen.insert(owner.id.clone(), name) {
-            return Err(format!(
-                "client_secret_hashes names the owner {} twice ({first:?} and {name:?})",
-                owner.id
-            ));
+            return Err(SecretOwners::Twice {
+                owner: owner.id,
+                first: first.to_owned(),
+                second: name.clone(),
+            });
         }
     }
     Ok(())
+}
+
+/// Why the owners of `client_secret_hashes` are not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretOwners {
+    /// An owner is neither an address nor a local name.
+    #[error("client_secret_hashes: {0}")]
+    Refused(OwnerRefusal),
+    /// One owner under two spellings.
+    #[error("client_secret_hashes names the owner {owner} twice ({first:?} and {second:?})")]
+    Twice {
+        owner: String,
+        first: String,
+        second: String,
+    },
 }
 
 /// Why a client was not authorized.
@@ -457,7 +472,7 @@ mod tests {
             (a.to_raw().to_uppercase(), hash),
         ]
         .into();
-        let why = check_secret_owners(&twice).unwrap_err();
+        let why = check_secret_owners(&twice).unwrap_err().to_string();
         assert!(why.contains("twice"), "{why}");
         let bad: BTreeMap<String, String> = [("a b".to_owned(), hex::encode([0; 32]))].into();
         assert!(check_secret_owners(&bad).is_err());

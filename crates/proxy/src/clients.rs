@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, AuthRefusal, Challenge};
+use crate::refusal::SessionEnd;
 use crate::state::{ProxyState, lock};
 
 /// One client session's state.
@@ -44,15 +45,14 @@ pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
     .await;
 }
 
-async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), String> {
+async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), SessionEnd> {
     let secured = cocoon_net::accept_gated(
         tcp,
         state.config.client_pow_difficulty,
         &state.client_tls,
         state.config.client_port.acceptor(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let (conn, mut incoming) = (secured.conn, secured.incoming);
     let mut session = ClientSession {
         challenge: None,
@@ -70,7 +70,10 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
             item = incoming.recv() => item,
             () = state.shutdown.cancelled() => None,
             () = tokio::time::sleep_until(authorize_by), if !session.authorized => {
-                unauthorized = Some(format!("not authorized within {authorize_within:?}"));
+                unauthorized = Some(SessionEnd::Timeout {
+                    what: "authorization",
+                    within: authorize_within,
+                });
                 None
             }
         };
@@ -87,13 +90,13 @@ async fn serve_client(state: &Arc<ProxyState>, tcp: TcpStream) -> Result<(), Str
     }
     if state.shutdown.is_cancelled() {
         conn.close();
-        return Err("the proxy is stopping".into());
+        return Err(SessionEnd::Stopping);
     }
     if let Some(why) = unauthorized {
         conn.close();
         return Err(why);
     }
-    Err(conn.close_reason().unwrap_or_else(|| "closed".into()))
+    Err(SessionEnd::Closed(conn.close_reason()))
 }
 
 async fn handle_query(state: &Arc<ProxyState>, q: InboundQuery, session: &mut ClientSession) {

@@ -221,7 +221,8 @@ impl ProxyConfig {
                 "ledger_url is empty: give a file path or a postgres:// URL".into(),
             ));
         }
-        crate::auth::check_secret_owners(&self.client_secret_hashes).map_err(ProxyError::Config)?;
+        crate::auth::check_secret_owners(&self.client_secret_hashes)
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
         if self.registration_timeout.is_zero() {
             return Err(ProxyError::Config(
                 "registration_timeout must be positive".into(),

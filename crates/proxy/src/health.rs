@@ -21,6 +21,20 @@ use cocoon_market::{ClientId, MarketError, RequestId, WorkerAccountId};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProxyError;
+
+/// Why a line of the deferred-charges file is not a charge.
+#[derive(Debug, thiserror::Error)]
+enum BadRecord {
+    /// Not a JSON record (a torn or altered line).
+    #[error("{0}")]
+    Json(serde_json::Error),
+    /// The request id is not 32 hex bytes.
+    #[error("bad request id {0:?}")]
+    RequestId(String),
+    /// The counts cannot be priced.
+    #[error("{0}")]
+    Price(#[from] MarketError),
+}
 use crate::state::{ProxyState, lock};
 
 /// The record's file name in the data directory.
@@ -61,14 +75,12 @@ impl DeferredCharge {
         }
     }
 
-    fn from_record(r: Record, pricing: &PricingParams) -> Result<Self, String> {
+    fn from_record(r: Record, pricing: &PricingParams) -> Result<Self, BadRecord> {
         let id: [u8; 32] = hex::decode(&r.request_id)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| format!("bad request id {:?}", r.request_id))?;
-        let charge = pricing
-            .charge(&r.counts, r.coefficient)
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| BadRecord::RequestId(r.request_id.clone()))?;
+        let charge = pricing.charge(&r.counts, r.coefficient)?;
         Ok(Self {
             client: ClientId(r.client),
             worker: WorkerAccountId(r.worker),
@@ -124,7 +136,7 @@ impl LedgerHealth {
                     .filter(|(_, l)| !l.trim().is_empty())
                 {
                     let parsed = serde_json::from_str::<Record>(line)
-                        .map_err(|e| e.to_string())
+                        .map_err(BadRecord::Json)
                         .and_then(|r| DeferredCharge::from_record(r, pricing));
                     match parsed {
                         Ok(c) => deferred.push(c),

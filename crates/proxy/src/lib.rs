@@ -32,6 +32,7 @@ mod dashboard;
 mod health;
 mod machine;
 mod model_change;
+mod refusal;
 mod registry;
 mod request;
 mod sealed;

@@ -15,6 +15,7 @@ use cocoon_protocol::messages::worker;
 use cocoon_protocol::tl::TlConstructor;
 
 use crate::ProxyError;
+use crate::refusal::WorkerRefusal;
 use crate::state::{ProxyState, lock};
 
 /// Longest a worker may take to switch (loading a model, or its operator's command).
@@ -54,7 +55,7 @@ pub(crate) async fn change(state: &ProxyState, id: u64, model: &str) -> Result<(
         if let Some(link) = lock(&state.workers).get(&worker_id) {
             link.conn.close();
         }
-        return Err(refused(refusal));
+        return Err(refused(refusal.to_string()));
     }
     {
         let mut selector = lock(&state.selector);
@@ -90,7 +91,7 @@ async fn admit_new_weights(
     worker: WorkerId,
     model: &str,
     before: Option<Bytes>,
-) -> Result<(), String> {
+) -> Result<(), WorkerRefusal> {
     let Some(registry) = &state.registry else {
         return Ok(());
     };
@@ -99,9 +100,10 @@ async fn admit_new_weights(
         match state.sealing.certificate(worker) {
             Some(c) if Some(&c) != before.as_ref() => break c,
             _ if started.elapsed() >= NEW_CERTIFICATE_WAIT => {
-                return Err(format!(
-                    "no certificate naming the weights of {model:?} within {NEW_CERTIFICATE_WAIT:?}"
-                ));
+                return Err(WorkerRefusal::NoNewCertificate {
+                    model: model.to_owned(),
+                    wait: NEW_CERTIFICATE_WAIT,
+                });
             }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -114,12 +116,15 @@ async fn admit_new_weights(
         state.worker_tls.evidence_verifier(),
         now,
     )
-    .map_err(|e| format!("its new certificate does not verify: {e}"))?;
+    .map_err(|source| WorkerRefusal::Certificate {
+        what: "its new certificate",
+        source,
+    })?;
     // The worker's own certificate (same TLS key as its session), not one relayed from
     // elsewhere.
     let session_key = lock(&state.workers).get(&worker).map(|l| l.peer.public_key);
     if session_key != Some(peer.public_key) {
-        return Err("the announced certificate is not this worker's (another TLS key)".into());
+        return Err(WorkerRefusal::ForeignCertificate);
     }
     registry.check_model(&peer, model)?;
     if let Some(link) = lock(&state.workers).get_mut(&worker) {

@@ -18,6 +18,7 @@ use cocoon_chain::{Chain, Registry, RegistryFollower, RegistryStatus};
 use cocoon_net::{LocalIdentity, TlsEndpoint};
 
 use crate::config::{ProxyConfig, ProxyError};
+use crate::refusal::WorkerRefusal;
 use crate::settle::Settlement;
 use crate::state::{ProxyState, lock};
 
@@ -96,21 +97,24 @@ impl RegistryPolicy {
     /// Refuses a worker whose attested weights the registry does not allow, saying which. The
     /// name (`model`) only routes; what is checked is the SHA-256 of the weights in the
     /// worker's certificate claims, so a listed name cannot front other weights.
-    pub(crate) fn check_model(&self, peer: &VerifiedPeer, model: &str) -> Result<(), String> {
+    pub(crate) fn check_model(
+        &self,
+        peer: &VerifiedPeer,
+        model: &str,
+    ) -> Result<(), WorkerRefusal> {
         let Some(hash) = peer.model_hash() else {
-            return Err(format!(
-                "the worker's certificate names no model weights for {model:?}; the root \
-                 registry allows models by the SHA-256 of their weights"
-            ));
+            return Err(WorkerRefusal::NoModelHash {
+                model: model.to_owned(),
+            });
         };
         let allowed = self.models.read().unwrap_or_else(PoisonError::into_inner);
         if allowed.contains(&hash) {
             Ok(())
         } else {
-            Err(format!(
-                "the weights of model {model:?} (SHA-256 {}) are not allowed by the root registry",
-                hex::encode(hash)
-            ))
+            Err(WorkerRefusal::ModelNotAllowed {
+                model: model.to_owned(),
+                hash,
+            })
         }
     }
 
@@ -162,11 +166,11 @@ impl RegistryPolicy {
 }
 
 /// Whether a connected worker still passes the image allow-list of `policy`.
-fn admits(policy: &Policy, peer: &VerifiedPeer) -> Result<(), String> {
+fn admits(policy: &Policy, peer: &VerifiedPeer) -> Result<(), WorkerRefusal> {
     match (&policy.allowed_image_hashes, &peer.image_hash) {
-        (Some(allowed), Some(hash)) if !allowed.contains(hash) => Err(format!(
-            "its image hash {hash} is no longer allowed by the root registry"
-        )),
+        (Some(allowed), Some(hash)) if !allowed.contains(hash) => {
+            Err(WorkerRefusal::ImageNotAllowed(hash.to_string()))
+        }
         _ => Ok(()),
     }
 }

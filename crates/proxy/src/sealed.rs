@@ -17,6 +17,7 @@ use cocoon_market::WorkerId;
 use cocoon_protocol::messages::{client, ext};
 use cocoon_protocol::model_name::base_name as base_model;
 
+use crate::refusal::WorkerRefusal;
 use crate::state::{ProxyState, lock};
 
 /// The workers' attested certificates that carry a sealing key, as the workers announced them
@@ -87,9 +88,9 @@ fn check_announcement(
     state: &ProxyState,
     worker: WorkerId,
     certificate: &[u8],
-) -> Result<cocoon_attest::VerifiedPeer, String> {
+) -> Result<cocoon_attest::VerifiedPeer, WorkerRefusal> {
     if !lock(&state.workers).contains_key(&worker) {
-        return Err("the worker is not registered".into());
+        return Err(WorkerRefusal::NotRegistered);
     }
     let der = rustls_pki_types::CertificateDer::from(certificate);
     let now = state.worker_tls.identity().clock().now_unix();
@@ -99,14 +100,17 @@ fn check_announcement(
         state.worker_tls.evidence_verifier(),
         now,
     )
-    .map_err(|e| format!("the certificate does not verify: {e}"))?;
+    .map_err(|source| WorkerRefusal::Certificate {
+        what: "the certificate",
+        source,
+    })?;
     let has_key = verified
         .claims
         .as_ref()
         .and_then(|c| c.extended.as_ref())
         .is_some_and(|e| e.sealing_public_key.is_some());
     if !has_key {
-        return Err("the certificate's claims carry no sealing key".into());
+        return Err(WorkerRefusal::NoSealingKey);
     }
     Ok(verified)
 }

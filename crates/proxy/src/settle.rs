@@ -105,6 +105,39 @@ pub(crate) struct Settlement {
     client_syncs: AtomicU64,
 }
 
+/// Why an anchor or a refund voucher could not be made now: logged and shown in `/stats`, or
+/// sent to the client that asked for its refund.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VoucherFailure {
+    /// The client's contract address could not be worked out.
+    #[error("{0}")]
+    Contract(SyncFailure),
+    /// No anchoring wallet, or the ledger was rolled back.
+    #[error(
+        "this proxy signs no voucher now (no anchoring wallet, or its ledger was rolled back): \
+         see its /stats"
+    )]
+    NotSigning,
+    /// The ledger store failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] StoreError),
+    /// The refund's count is not yet covered by an anchor on chain.
+    #[error(
+        "the refund is granted for {0} tokens, but no anchor on chain covers them yet: ask again \
+         later"
+    )]
+    NotAnchoredYet(u64),
+    /// Signing failed.
+    #[error("cannot sign {what}: {source}")]
+    Sign {
+        what: &'static str,
+        source: cocoon_ton::Error,
+    },
+    /// The chain refused or did not take the anchor.
+    #[error("save_state {seqno}: {source}")]
+    SaveState { seqno: u32, source: ChainError },
+}
+
 /// Why a client could not be synced from the chain.
 #[derive(Debug)]
 pub(crate) enum SyncFailure {
@@ -424,33 +457,24 @@ impl Settlement {
         &self,
         ledger: &LedgerStore,
         grant: &RefundGrant,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Bytes, VoucherFailure> {
         let contract = self
             .client_contract(&grant.client.0)
-            .map_err(|e| e.to_string())?;
+            .map_err(VoucherFailure::Contract)?;
         if !self.may_sign() {
-            return Err(
-                "this proxy signs no voucher now (no anchoring wallet, or its ledger \
-                        was rolled back): see its /stats"
-                    .into(),
-            );
+            return Err(VoucherFailure::NotSigning);
         }
         let deadline = tokio::time::Instant::now() + 2 * self.interval + Duration::from_secs(5);
         loop {
             let anchored = ledger
                 .client(&grant.client)
-                .await
-                .map_err(|e| format!("ledger: {e}"))?
+                .await?
                 .map_or(0, |a| a.anchored_tokens);
             if anchored >= grant.tokens_used {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "the refund is granted for {} tokens, but no anchor on chain covers them \
-                     yet: ask again later",
-                    grant.tokens_used
-                ));
+                return Err(VoucherFailure::NotAnchoredYet(grant.tokens_used));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -464,7 +488,10 @@ impl Settlement {
             ),
             &self.key,
         )
-        .map_err(|e| format!("cannot sign the refund voucher: {e}"))?;
+        .map_err(|source| VoucherFailure::Sign {
+            what: "the refund voucher",
+            source,
+        })?;
         self.vouchers_signed.fetch_add(1, Ordering::Relaxed);
         Ok(Bytes::copy_from_slice(&voucher.to_bytes()))
     }
@@ -515,39 +542,40 @@ impl Settlement {
                 Ok(()) => lock(&self.stats).anchor_error = None,
                 Err(e) => {
                     tracing::warn!("ledger anchor failed: {e}");
-                    lock(&self.stats).anchor_error = Some(e);
+                    lock(&self.stats).anchor_error = Some(e.to_string());
                 }
             }
         }
     }
 
     /// One anchor, if the books changed since the last committed one.
-    async fn anchor_once(&self, anchorer: &Operator, ledger: &LedgerStore) -> Result<(), String> {
-        let totals = ledger.totals().await.map_err(|e| e.to_string())?;
-        let last = ledger
-            .latest_committed_anchor()
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn anchor_once(
+        &self,
+        anchorer: &Operator,
+        ledger: &LedgerStore,
+    ) -> Result<(), VoucherFailure> {
+        let totals = ledger.totals().await?;
+        let last = ledger.latest_committed_anchor().await?;
         if last.as_ref().map(|a| a.requests) == Some(totals.requests) || totals.requests == 0 {
             return Ok(());
         }
-        let prepared = ledger.prepare_anchor().await.map_err(|e| e.to_string())?;
+        let prepared = ledger.prepare_anchor().await?;
         let anchor = LedgerAnchor {
             seqno: prepared.seqno,
             state_hash: prepared.state_hash,
         };
         let signature = anchor
             .sign(&self.proxy_contract, &self.key)
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| VoucherFailure::Sign {
+                what: "the ledger anchor",
+                source,
+            })?;
         match anchorer
             .save_state(&self.proxy_contract, &anchor, signature)
             .await
         {
             Ok(report) => {
-                let committed = ledger
-                    .commit_anchor(anchor.seqno)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let committed = ledger.commit_anchor(anchor.seqno).await?;
                 let mut stats = lock(&self.stats);
                 stats.anchors_sent += 1;
                 stats.chain_anchor_seqno = anchor.seqno;
@@ -576,7 +604,10 @@ impl Settlement {
                     stats.chain_anchor_seqno = state.saved_seqno;
                     stats.rolled_back = Some(why);
                 }
-                Err(format!("save_state {}: {e}", anchor.seqno))
+                Err(VoucherFailure::SaveState {
+                    seqno: anchor.seqno,
+                    source: e,
+                })
             }
         }
     }
@@ -645,7 +676,7 @@ pub(crate) async fn grant_refund(
             .refund_voucher(&state.ledger, &grant)
             .await
             .map(RefundAnswer::Granted)
-            .map_err(|e| (503, e)),
+            .map_err(|e| (503, e.to_string())),
     }
 }
 

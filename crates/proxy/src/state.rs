@@ -243,7 +243,7 @@ pub(crate) async fn accept_forever<F, Fut>(
     serve: F,
 ) where
     F: Fn(tokio::net::TcpStream) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::refusal::SessionEnd>> + Send + 'static,
 {
     cocoon_net::listener::accept_loop(
         listener,

@@ -16,6 +16,7 @@ use cocoon_protocol::tl::{self, TlConstructor};
 use cocoon_protocol::version;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::refusal::SessionEnd;
 use crate::state::{ProxyState, WorkerEvent, WorkerLink, lock};
 
 pub(crate) async fn accept_loop(state: Arc<ProxyState>, listener: TcpListener) {
@@ -37,15 +38,14 @@ pub(crate) fn proxy_params(state: &ProxyState, version: i32) -> proxy::Params {
     }
 }
 
-async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), String> {
+async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), SessionEnd> {
     let secured = cocoon_net::accept_gated(
         tcp,
         state.config.worker_pow_difficulty,
         &state.worker_tls,
         state.config.worker_port.acceptor(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let (conn, mut incoming, peer) = (secured.conn, secured.incoming, secured.peer);
 
     // Handshake: connectToProxy, compareBalanceWithProxy, proxyHandshakeComplete.
@@ -58,13 +58,16 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Stri
     let result = loop {
         let item = tokio::select! {
             item = incoming.recv() => item,
-            () = state.shutdown.cancelled() => break Err("the proxy is stopping".into()),
+            () = state.shutdown.cancelled() => break Err(SessionEnd::Stopping),
             () = tokio::time::sleep_until(handshake_by), if registered.is_none() => {
-                break Err(format!("worker handshake not completed within {handshake_within:?}"));
+                break Err(SessionEnd::Timeout {
+                    what: "worker handshake",
+                    within: handshake_within,
+                });
             }
         };
         let Some(item) = item else {
-            break Err(conn.close_reason().unwrap_or_else(|| "closed".into()));
+            break Err(SessionEnd::Closed(conn.close_reason()));
         };
         match item {
             Inbound::Query(q) => {
@@ -76,7 +79,11 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Stri
             }
             Inbound::Packet(data) => match registered {
                 Some(id) => handle_packet(&state, id, data).await,
-                None => break Err("packet before the handshake completed".into()),
+                None => {
+                    break Err(SessionEnd::Protocol(
+                        "packet before the handshake completed".into(),
+                    ));
+                }
             },
         }
     };
@@ -94,12 +101,12 @@ async fn handle_query(
     q: InboundQuery,
     params: &mut Option<(worker::Params, i32)>,
     registered: &mut Option<WorkerId>,
-) -> Result<(), String> {
+) -> Result<(), SessionEnd> {
     let message: Message = match tl::from_bytes(q.data.clone()) {
         Ok(m) => m,
         Err(e) => {
             let _ = q.fail(400, &format!("undecodable query: {e}")).await;
-            return Err(format!("undecodable query: {e}"));
+            return Err(SessionEnd::Protocol(format!("undecodable query: {e}")));
         }
     };
     let answer: Vec<u8> = match message {
@@ -111,7 +118,7 @@ async fn handle_query(
                 Ok(owner) => p.worker_owner_address = owner.id,
                 Err(e) => {
                     let _ = q.fail(400, &e.to_string()).await;
-                    return Err(e.to_string());
+                    return Err(SessionEnd::Protocol(e.to_string()));
                 }
             }
             let (min, max) = (
@@ -127,25 +134,25 @@ async fn handle_query(
                 Ok(v) => v,
                 Err(e) => {
                     let _ = q.fail(400, &e.to_string()).await;
-                    return Err(e.to_string());
+                    return Err(SessionEnd::Protocol(e.to_string()));
                 }
             };
             if p.coefficient <= 0 {
                 let _ = q.fail(400, "invalid worker params").await;
-                return Err("invalid worker params".into());
+                return Err(SessionEnd::Protocol("invalid worker params".into()));
             }
             if let Err(e) = cocoon_protocol::ModelName::parse(&p.model) {
                 let refusal = format!("invalid worker params: {e}");
                 let _ = q.fail(400, &refusal).await;
-                return Err(refusal);
+                return Err(SessionEnd::Protocol(refusal));
             }
             if let Some(Err(refusal)) = state
                 .registry
                 .as_ref()
                 .map(|r| r.check_model(peer, &p.model))
             {
-                let _ = q.fail(403, &refusal).await;
-                return Err(refusal);
+                let _ = q.fail(403, &refusal.to_string()).await;
+                return Err(refusal.into());
             }
             let reply = worker::ConnectedToProxy {
                 params: proxy_params(state, v),
@@ -160,13 +167,15 @@ async fn handle_query(
         Message::WorkerCompareBalanceWithProxy(_) => {
             let Some((p, _)) = params.as_ref() else {
                 let _ = q.fail(400, "connectToProxy first").await;
-                return Err("compareBalance before connectToProxy".into());
+                return Err(SessionEnd::Protocol(
+                    "compareBalance before connectToProxy".into(),
+                ));
             };
             let earned = match worker_tokens(state, &p.worker_owner_address).await {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = q.fail(503, "the proxy's ledger is unavailable").await;
-                    return Err(format!("cannot read the worker's account: {e}"));
+                    return Err(e.into());
                 }
             };
             worker::CompareBalanceWithProxyResult {
@@ -180,7 +189,9 @@ async fn handle_query(
         Message::WorkerProxyHandshakeComplete(c) => {
             let Some((p, v)) = params.as_ref() else {
                 let _ = q.fail(400, "connectToProxy first").await;
-                return Err("handshake complete before connectToProxy".into());
+                return Err(SessionEnd::Protocol(
+                    "handshake complete before connectToProxy".into(),
+                ));
             };
             if registered.is_none() {
                 *registered = Some(register(state, conn, peer, p, *v, !c.is_disabled)?);
@@ -220,9 +231,7 @@ async fn handle_query(
             return Ok(());
         }
     };
-    q.answer(Bytes::from(answer))
-        .await
-        .map_err(|e| e.to_string())
+    Ok(q.answer(Bytes::from(answer)).await?)
 }
 
 /// Cumulative adjusted tokens earned by a worker owner (its next payout voucher's value), from
@@ -246,11 +255,12 @@ fn register(
     p: &worker::Params,
     version: i32,
     enabled: bool,
-) -> Result<WorkerId, String> {
+) -> Result<WorkerId, SessionEnd> {
     let id = WorkerId(state.next_worker.fetch_add(1, Ordering::Relaxed));
-    let coefficient =
-        Coefficient::new(u32::try_from(p.coefficient).map_err(|_| "negative coefficient")?)
-            .map_err(|e| e.to_string())?;
+    let coefficient = u32::try_from(p.coefficient)
+        .ok()
+        .and_then(|c| Coefficient::new(c).ok())
+        .ok_or_else(|| SessionEnd::Protocol(format!("invalid coefficient {}", p.coefficient)))?;
     let info = WorkerInfo {
         model: p.model.clone(),
         coefficient,

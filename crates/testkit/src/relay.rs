@@ -123,26 +123,33 @@ impl RecordingRelay {
     }
 }
 
+/// Why one relayed connection ended before its pumps started (logged only).
+#[derive(Debug, thiserror::Error)]
+enum RelayEnd {
+    /// Proof of work or RA-TLS failed on one side.
+    #[error(transparent)]
+    Net(#[from] cocoon_net::NetError),
+    /// The proxy could not be reached.
+    #[error("cannot connect to the proxy: {0}")]
+    Connect(std::io::Error),
+}
+
 async fn relay_one(
     mut node: TcpStream,
     inward: &TlsEndpoint,
     outward: &TlsEndpoint,
     target: &str,
     recording: Arc<Mutex<Recording>>,
-) -> Result<(), String> {
+) -> Result<(), RelayEnd> {
     let _ = node.set_nodelay(true);
-    cocoon_net::pow::challenge(&mut node, 0, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (node_tls, _) = inward.accept(node).await.map_err(|e| e.to_string())?;
+    cocoon_net::pow::challenge(&mut node, 0, Duration::from_secs(10)).await?;
+    let (node_tls, _) = inward.accept(node).await?;
     let mut proxy = TcpStream::connect(target)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RelayEnd::Connect)?;
     let _ = proxy.set_nodelay(true);
-    cocoon_net::pow::solve(&mut proxy, 28, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (proxy_tls, _) = outward.dial(proxy).await.map_err(|e| e.to_string())?;
+    cocoon_net::pow::solve(&mut proxy, 28, Duration::from_secs(10)).await?;
+    let (proxy_tls, _) = outward.dial(proxy).await?;
     let (node_rd, node_wr) = tokio::io::split(node_tls);
     let (proxy_rd, proxy_wr) = tokio::io::split(proxy_tls);
     let up = pump(node_rd, proxy_wr, recording.clone(), true);

@@ -155,7 +155,7 @@ impl WorkerConfig {
         }
         self.registry
             .check(self.settlement.chain.as_deref())
-            .map_err(WorkerError::Config)?;
+            .map_err(|e| WorkerError::Config(e.to_string()))?;
         if self.connections_per_proxy == 0 || self.max_active_requests == 0 {
             return Err(WorkerError::Config(
                 "connections_per_proxy and max_active_requests must be > 0".into(),

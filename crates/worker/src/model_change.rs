@@ -154,7 +154,7 @@ pub(crate) async fn change(
         .map_err(|reason| ChangeRefused {
             model: requested.to_owned(),
             code: 502,
-            reason,
+            reason: reason.to_string(),
         })?;
     // The certificate names the weights served: peers and receipts see the change.
     state

@@ -12,6 +12,34 @@ use cocoon_infer::{Engine, WeightsDigest};
 
 use crate::config::{WorkerConfig, WorkerError};
 
+/// Why the served weights could not be named.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WeightsError {
+    /// `model_files` could not be read.
+    #[error("cannot hash model_files: {0}")]
+    Files(std::io::Error),
+    /// The pinned hash is not a digest.
+    #[error("model_hash {0:?}: expected 64 hex digits")]
+    Pinned(String),
+    /// Two sources name different weights.
+    #[error(
+        "the served weights are not the ones named: {first_source} hashes to {first}, \
+         {second_source} is {second}"
+    )]
+    Mismatch {
+        first_source: &'static str,
+        first: WeightsDigest,
+        second_source: &'static str,
+        second: WeightsDigest,
+    },
+    /// Nothing names the weights, and this worker is not in local mode.
+    #[error(
+        "the weights of {0:?} are unknown: pin them with model_hash (64 hex digits; \
+         `cocoon-worker model-hash PATH` prints it) or point model_files at them"
+    )]
+    Unknown(String),
+}
+
 /// The digest of the weights this worker serves at start, or `None` for an unpinned local
 /// worker.
 pub(crate) fn resolve(
@@ -25,7 +53,7 @@ pub(crate) fn resolve(
         config.model_hash.as_deref(),
         config.model_files.as_deref(),
     )
-    .map_err(WorkerError::Config)
+    .map_err(|e| WorkerError::Config(e.to_string()))
 }
 
 /// The digest of the weights of `model`, switched to at run time (`[model_change]`): pinned in
@@ -34,7 +62,7 @@ pub(crate) fn resolve_change(
     config: &WorkerConfig,
     model: &str,
     engine: &dyn Engine,
-) -> Result<Option<WeightsDigest>, String> {
+) -> Result<Option<WeightsDigest>, WeightsError> {
     if model == config.model {
         return resolve_model(
             config,
@@ -54,7 +82,7 @@ fn resolve_model(
     engine: &dyn Engine,
     pinned: Option<&str>,
     files: Option<&std::path::Path>,
-) -> Result<Option<WeightsDigest>, String> {
+) -> Result<Option<WeightsDigest>, WeightsError> {
     let served = crate::config::base_model(model);
     let from_engine = engine
         .models()
@@ -62,15 +90,12 @@ fn resolve_model(
         .find(|m| crate::config::base_model(&m.name) == served)
         .and_then(|m| m.weights);
     let from_files = match files {
-        Some(path) => Some(
-            WeightsDigest::of_path(path).map_err(|e| format!("cannot hash model_files: {e}"))?,
-        ),
+        Some(path) => Some(WeightsDigest::of_path(path).map_err(WeightsError::Files)?),
         None => None,
     };
     let pinned = match pinned {
         Some(text) => Some(
-            WeightsDigest::from_hex(text)
-                .ok_or_else(|| format!("model_hash {text:?}: expected 64 hex digits"))?,
+            WeightsDigest::from_hex(text).ok_or_else(|| WeightsError::Pinned(text.to_owned()))?,
         ),
         None => None,
     };
@@ -83,10 +108,12 @@ fn resolve_model(
         let Some(digest) = digest else { continue };
         match known {
             Some((first, first_source)) if first != digest => {
-                return Err(format!(
-                    "the served weights are not the ones named: {first_source} hashes to \
-                     {first}, {source} is {digest}"
-                ));
+                return Err(WeightsError::Mismatch {
+                    first_source,
+                    first,
+                    second_source: source,
+                    second: digest,
+                });
             }
             Some(_) => {}
             None => known = Some((digest, source)),
@@ -105,10 +132,7 @@ fn resolve_model(
             );
             Ok(None)
         }
-        None => Err(format!(
-            "the weights of {model:?} are unknown: pin them with model_hash (64 hex digits; \
-             `cocoon-worker model-hash PATH` prints it) or point model_files at them"
-        )),
+        None => Err(WeightsError::Unknown(model.to_owned())),
     }
 }
 

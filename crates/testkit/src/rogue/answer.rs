@@ -95,7 +95,8 @@ impl ChatView {
     /// A [`Refusal`]: 400 for a body that is not a chat completion request, 404 for another
     /// model.
     pub fn from_body(body: &[u8], model: &str) -> Result<Self, Refusal> {
-        let parsed = InferenceRequest::parse(Endpoint::Chat, body).map_err(|e| refuse(400, e))?;
+        let parsed = InferenceRequest::parse(Endpoint::Chat, body)
+            .map_err(|e| refuse(400, e.to_string()))?;
         let asked = parsed.model.as_deref().unwrap_or(model);
         let served = cocoon_market::selection::base_model(model);
         if cocoon_market::selection::base_model(asked) != served {

@@ -69,15 +69,30 @@ pub struct RogueArgs {
     pub log_json: bool,
 }
 
+/// Why a `--counts` value is not two token counts.
+#[derive(Debug, thiserror::Error)]
+enum BadCounts {
+    /// No comma.
+    #[error("{0:?}: expected PROMPT,COMPLETION")]
+    Shape(String),
+    /// A side is not a number.
+    #[error("{text:?} is not a token count: {source}")]
+    Count {
+        text: String,
+        source: std::num::ParseIntError,
+    },
+}
+
 /// `PROMPT,COMPLETION`, two counts.
-fn parse_counts(text: &str) -> Result<TokenCounts, String> {
+fn parse_counts(text: &str) -> Result<TokenCounts, BadCounts> {
     let (prompt, completion) = text
         .split_once(',')
-        .ok_or_else(|| format!("{text:?}: expected PROMPT,COMPLETION"))?;
+        .ok_or_else(|| BadCounts::Shape(text.to_owned()))?;
     let count = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|e| format!("{s:?} is not a token count: {e}"))
+        s.trim().parse::<u64>().map_err(|source| BadCounts::Count {
+            text: s.to_owned(),
+            source,
+        })
     };
     Ok(TokenCounts {
         prompt: count(prompt)?,

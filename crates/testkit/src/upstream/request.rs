@@ -95,13 +95,23 @@ pub(crate) struct InferenceRequest {
     pub(crate) max_tokens: Option<u64>,
 }
 
+/// A body that is not a request of its endpoint; its text is meant for a 400 answer.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {what} request: {source}")]
+pub(crate) struct BadRequest {
+    what: &'static str,
+    source: serde_json::Error,
+}
+
 impl InferenceRequest {
     /// Parses a request body for `endpoint`; the error text is meant for a 400 answer.
-    pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Self, BadRequest> {
         match endpoint {
             Endpoint::Chat => {
-                let chat: ChatBody = serde_json::from_slice(body)
-                    .map_err(|e| format!("invalid chat completion request: {e}"))?;
+                let chat: ChatBody = serde_json::from_slice(body).map_err(|source| BadRequest {
+                    what: "chat completion",
+                    source,
+                })?;
                 let mut prompt_tokens = 0u64;
                 for message in &chat.messages {
                     for_each_text(message, |t| prompt_tokens += prompt_word_count(t));
@@ -130,8 +140,11 @@ impl InferenceRequest {
                 })
             }
             Endpoint::Completion => {
-                let completion: CompletionBody = serde_json::from_slice(body)
-                    .map_err(|e| format!("invalid completion request: {e}"))?;
+                let completion: CompletionBody =
+                    serde_json::from_slice(body).map_err(|source| BadRequest {
+                        what: "completion",
+                        source,
+                    })?;
                 let (echo, prompt_tokens) = match completion.prompt {
                     PromptInput::Text(text) => {
                         let n = prompt_word_count(&text);
@@ -197,7 +210,7 @@ mod tests {
                         {"role":"assistant","content":"an answer here"},
                         {"role":"user","content":[{"type":"text","text":"second"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"one"}]}]}"#;
         let request = InferenceRequest::parse(Endpoint::Chat, body);
-        let request = request.as_ref().map_err(String::as_str);
+        let request = request.as_ref().map_err(ToString::to_string);
         assert_eq!(
             request.map(|r| (
                 r.echo.as_str(),
@@ -219,7 +232,9 @@ mod tests {
         ] {
             let parsed = InferenceRequest::parse(Endpoint::Completion, body.as_bytes());
             assert_eq!(
-                parsed.map(|r| (r.echo, r.prompt_tokens, r.stream)),
+                parsed
+                    .map(|r| (r.echo, r.prompt_tokens, r.stream))
+                    .map_err(|e| e.to_string()),
                 Ok((echo.to_owned(), tokens, false)),
                 "{body}"
             );

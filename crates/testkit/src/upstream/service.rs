@@ -272,7 +272,8 @@ async fn infer(
     let inference = match InferenceRequest::parse(endpoint, &body) {
         Ok(inference) => inference,
         Err(message) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, message).into_response(shared);
+            return ApiError::new(StatusCode::BAD_REQUEST, message.to_string())
+                .into_response(shared);
         }
     };
     let model = match inference.model {
