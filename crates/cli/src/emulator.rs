@@ -68,6 +68,7 @@ pub struct Args {
     pub command: Option<Command>,
 }
 
+/// What the emulator does instead of starting a chain.
 #[derive(Subcommand, Debug)]
 #[non_exhaustive]
 pub enum Command {
@@ -83,11 +84,13 @@ pub enum Command {
         /// The root's owner, a wallet of the emulator (`root_owner` in its JSON).
         #[arg(long)]
         owner: String,
+        /// The update to send.
         #[command(subcommand)]
         update: RootUpdate,
     },
 }
 
+/// One root-owner update to the registry.
 #[derive(Subcommand, Debug)]
 #[non_exhaustive]
 pub enum RootUpdate {
