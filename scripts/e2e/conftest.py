@@ -133,7 +133,10 @@ class Network:
         return proc
 
     def log(self, name) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
+        path = self.tmp / f"{name}.log"
+        if not path.exists():
+            return f"({name} was not started)"
+        return path.read_text(errors="replace")
 
     def start(self):
         if self.upstream_url is None:

@@ -38,9 +38,10 @@ class RogueNetwork(Network):
     """A network whose only worker is `cocoon-rogue-worker` with `rogue_args`; its stats are on
     the worker stats port and its per-request JSON lines in rogue.out."""
 
-    def __init__(self, tmp: Path, rogue_args=(), **kwargs):
+    def __init__(self, tmp: Path, rogue_args=(), model=MODEL, **kwargs):
         super().__init__(tmp, **kwargs)
         self.rogue_args = list(rogue_args)
+        self.rogue_model = model
 
     def start_worker(self):
         p = self.ports
@@ -51,7 +52,7 @@ class RogueNetwork(Network):
             [
                 str(BIN_DIR / "cocoon-rogue-worker"),
                 "--proxy", f"127.0.0.1:{p['proxy_workers']}",
-                "--model", MODEL,
+                "--model", self.rogue_model,
                 "--owner", ROGUE_OWNER,
                 "--stats-listen", f"127.0.0.1:{p['worker_stats']}",
             ]
@@ -139,6 +140,32 @@ def test_an_over_reporting_worker_is_charged_at_most_the_bound(rogue):
     # Its standing fell: the reputation the proxy selects workers by (success rate) is below a
     # spotless worker's.
     assert worker_stat(view, "success_rate") < 1.0, view
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["two words", "model@", "@fp8", "tab\there", "m" * 257],
+    ids=["space", "empty-variant", "empty-base", "control", "too-long"],
+)
+def test_a_worker_announcing_a_malformed_model_name_is_refused(tmp_path, model):
+    """A model name the network's `ModelName` refuses never reaches the books or the routing
+    table: the proxy answers the worker's params with a 400 naming the fault and lists no worker
+    for it, so no client can be routed to a name that other nodes read differently."""
+    net = RogueNetwork(tmp_path / "net", model=model)
+    net.tmp.mkdir()
+    try:
+        net.start_fake_upstream()
+        net.start_proxy()
+        net.start_worker()
+        wait_for(
+            "the proxy's refusal",
+            lambda: "invalid worker params" in net.log("proxy") + net.log("worker"),
+            logs=net.logs,
+        )
+        assert net.proxy_stats()["workers"] == [], net.logs()
+        assert model not in json.dumps(net.proxy_stats()), net.logs()
+    finally:
+        net.stop()
 
 
 def test_a_version_2_rogue_is_served_the_reference_way(rogue):
