@@ -33,11 +33,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def histogram(url: str, role: str):
-    """[(le, cumulative)], sum and count of cocoon_<role>_overhead_seconds at `url`."""
+# The proxy's waits on its ledger, read beside its overhead: (table label, metric).
+LEDGER_WAITS = (
+    ("reserve", "cocoon_proxy_reserve_wait_seconds"),
+    ("charge (durable)", "cocoon_proxy_charge_wait_seconds"),
+)
+
+
+def histogram(url: str, name: str):
+    """[(le, cumulative)], sum and count of the histogram `name` at `url`."""
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
-    name = f"cocoon_{role}_overhead_seconds"
     buckets = [
         (float(m.group(1)), int(m.group(2)))
         for m in re.finditer(rf'^{name}_bucket{{le="([0-9.e+-]+)"}} (\d+)$', text, re.M)
@@ -50,10 +56,11 @@ def histogram(url: str, role: str):
 
 
 def snapshot(pids, urls):
-    return {
-        "cpu": {role: cpu_seconds(pid) for role, pid in pids.items()},
-        "hist": {role: histogram(url, role.split("-")[0]) for role, url in urls.items()},
-    }
+    hist = {role: histogram(url, f"cocoon_{role.split('-')[0]}_overhead_seconds") for role, url in urls.items()}
+    if "proxy" in urls:
+        for label, name in LEDGER_WAITS:
+            hist[label] = histogram(urls["proxy"], name)
+    return {"cpu": {role: cpu_seconds(pid) for role, pid in pids.items()}, "hist": hist}
 
 
 def pairs(args, flag):
@@ -85,7 +92,7 @@ def phase(argv):
         "requests": load["ok"],
         "cpu": {r: after["cpu"][r] - before["cpu"][r] for r in pids},
         "loadgen_cpu": loadgen,
-        "hist": {r: diff(before["hist"][r], after["hist"][r]) for r in urls},
+        "hist": {r: diff(before["hist"][r], after["hist"][r]) for r in before["hist"]},
     }
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -159,6 +166,19 @@ def report(argv):
             count = max(count, h["count"])
             cells += f"{mean * 1e6:>8.0f} /{(quantile(h, 0.5) or 0) * 1e6:>5.0f}"
         print(f"  {name:<22}{count:>9}  {cells}{total * 1e6:>14.0f}")
+    print("the proxy's waits on its ledger, mean / p50 µs (queue, commit, and for a charge the sync to disk):")
+    print(f"  {'phase':<22}" + "".join(f"{label:>20}" for label, _ in LEDGER_WAITS))
+    for name, p in phases.items():
+        if p["client"] == "-":
+            continue
+        cells = ""
+        for label, _ in LEDGER_WAITS:
+            h = p["hist"].get(label)
+            if not h or h["count"] <= 0:
+                cells += f"{'-':>20}"
+                continue
+            cells += f"{h['sum'] / h['count'] * 1e6:>12.0f} /{(quantile(h, 0.5) or 0) * 1e6:>6.0f}"
+        print(f"  {name:<22}{cells}")
 
 
 if __name__ == "__main__":

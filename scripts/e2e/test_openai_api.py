@@ -219,3 +219,10 @@ def test_each_role_exports_the_time_it_adds(make_network):
         assert counts == sorted(counts), (role, buckets)
         # Some time, and less than the three requests took from outside.
         assert 0.0 < total < elapsed, (role, total, elapsed)
+    # The proxy's waits on its ledger: three reservations, three charges made durable, each a
+    # part of the proxy's time.
+    _, text = http_get(pages["proxy"][0])
+    for name in ("cocoon_proxy_reserve_wait_seconds", "cocoon_proxy_charge_wait_seconds"):
+        buckets, total, count = overhead_histogram(text.decode(), name)
+        assert count == 3 and buckets["+Inf"] == 3, (name, text)
+        assert 0.0 < total < elapsed, (name, total, elapsed)

@@ -117,6 +117,11 @@ pub(crate) struct Counters {
     pub(crate) machine_descriptions_dropped: AtomicU64,
     /// Time each answered request spent in this proxy, less the worker's time on it.
     pub(crate) overhead: cocoon_node::histogram::Histogram,
+    /// Time each request waited for its reservation to be written (queue and commit).
+    pub(crate) reserve_wait: cocoon_node::histogram::Histogram,
+    /// Time each answered request waited for its charge to be durable before its usage went
+    /// out (queue, commit and the sync to disk).
+    pub(crate) charge_wait: cocoon_node::histogram::Histogram,
 }
 
 impl ProxyState {
@@ -407,6 +412,16 @@ impl ProxyHandle {
     /// The time answered requests spent in this proxy beyond their worker's.
     pub fn overhead(&self) -> cocoon_node::histogram::HistogramSnapshot {
         self.state.counters.overhead.snapshot()
+    }
+
+    /// The time requests waited for their reservations to be written.
+    pub fn reserve_wait(&self) -> cocoon_node::histogram::HistogramSnapshot {
+        self.state.counters.reserve_wait.snapshot()
+    }
+
+    /// The time answered requests waited for their charges to be durable.
+    pub fn charge_wait(&self) -> cocoon_node::histogram::HistogramSnapshot {
+        self.state.counters.charge_wait.snapshot()
     }
 
     /// The proxy's state now, with the ledger's totals read from the store.

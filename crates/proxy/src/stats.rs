@@ -337,6 +337,16 @@ async fn metrics(State(h): State<ProxyHandle>) -> impl IntoResponse {
         "cocoon_proxy_overhead_seconds",
         "Time an answered request spent in this proxy, less the time its worker reported.",
         &h.overhead(),
+    )
+    .histogram(
+        "cocoon_proxy_reserve_wait_seconds",
+        "Time a request waited for its reservation to be written to the ledger.",
+        &h.reserve_wait(),
+    )
+    .histogram(
+        "cocoon_proxy_charge_wait_seconds",
+        "Time an answered request waited for its charge to be durable before its usage was relayed.",
+        &h.charge_wait(),
     );
     // Left out while the store does not answer, rather than reported as a reset to zero.
     if let Some(ledger) = &s.ledger {

@@ -202,7 +202,12 @@ fn forget_route(state: &ProxyState, attempt: &Attempt) {
 impl Driver {
     async fn execute(&mut self, action: Action, machine: &RequestMachine) -> Option<Event> {
         match action {
-            Action::Reserve => Some(Event::Reserved(self.reserve(machine.token_limit()).await)),
+            Action::Reserve => {
+                let asked = Instant::now();
+                let reserved = self.reserve(machine.token_limit()).await;
+                self.state.counters.reserve_wait.observe(asked.elapsed());
+                Some(Event::Reserved(reserved))
+            }
             Action::Dispatch {
                 exclude,
                 token_limit,
@@ -225,7 +230,10 @@ impl Driver {
             }
             Action::Send(message) => self.send(message).await,
             Action::Charge { usage, violation } => {
-                Some(Event::Charged(self.charge(usage, violation).await))
+                let asked = Instant::now();
+                let charged = self.charge(usage, violation).await;
+                self.state.counters.charge_wait.observe(asked.elapsed());
+                Some(Event::Charged(charged))
             }
             Action::Release => {
                 self.release().await;
