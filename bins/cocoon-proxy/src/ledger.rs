@@ -3,7 +3,6 @@
 //! them and changes nothing. Also where the default ledger file lives.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use clap::Subcommand;
 use cocoon_ledger_store::{
@@ -55,7 +54,7 @@ pub(crate) enum Action {
 pub(crate) fn default_file(config: &ProxyConfig, local: bool) -> Result<String, String> {
     let dir = match &config.data_dir {
         Some(d) => d.clone(),
-        None => default_data_dir().ok_or(
+        None => cocoon_cli::Role::Proxy.default_data_dir().ok_or(
             "no data directory: set XDG_DATA_HOME or HOME, or give --data-dir or --ledger-url",
         )?,
     };
@@ -68,17 +67,6 @@ pub(crate) fn default_file(config: &ProxyConfig, local: bool) -> Result<String, 
         .into_os_string()
         .into_string()
         .map_err(|p| format!("the ledger path {p:?} is not UTF-8: give --ledger-url"))
-}
-
-/// `$XDG_DATA_HOME/cocoon/proxy`, else `~/.local/share/cocoon/proxy`.
-fn default_data_dir() -> Option<PathBuf> {
-    let var = |name| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    let base = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share")))?;
-    Some(base.join("cocoon").join("proxy"))
 }
 
 /// Creates the directory of a ledger given as a plain file path, so a first start needs no
