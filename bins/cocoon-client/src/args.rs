@@ -306,6 +306,11 @@ mod tests {
             cocoon_node::PolicyPreset::LocalSimulated
         );
         assert_eq!(
+            c.attestation.evidence,
+            ClientConfig::default().attestation.evidence,
+            "the rest of [attestation] is the client's default"
+        );
+        assert_eq!(
             c.attestation.policy_file.as_deref(),
             Some(Path::new("/policy.json"))
         );

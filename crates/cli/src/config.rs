@@ -162,17 +162,26 @@ impl ConfigLayers {
     /// The role's configuration: the file, each value set over it in order, and the role's
     /// default data directory ([`Role::data_dir_key`]) where neither gave one.
     ///
+    /// A value whose table the file lacks lands in that table as `T::default()` has it, so
+    /// that `--policy-file` leaves the rest of a client's `[attestation]` as the client's
+    /// defaults say, exactly as if the value had been written into the typed configuration.
+    ///
     /// # Errors
     /// [`CliError::Parse`] when the file alone does not describe a `T`; [`CliError::Setting`]
     /// naming the key when a value set over it does not fit; [`CliError::Unrepresentable`] when
     /// the default data directory is not UTF-8.
-    pub fn load<T: DeserializeOwned + Default>(&self) -> Result<T, CliError> {
+    pub fn load<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T, CliError> {
         // The file's own mistakes first, reported at their line.
         self.file_config::<T>()?;
+        let defaults =
+            toml::Table::try_from(T::default()).map_err(|source| CliError::Unrepresentable {
+                key: "the defaults".to_owned(),
+                source,
+            })?;
         let mut layers = self.overrides.clone();
         let mut merged = self.table.clone();
         for (key, value) in &layers {
-            insert(&mut merged, key, value.clone())?;
+            insert(&mut merged, &defaults, key, value.clone())?;
         }
         if let Some(key) = self.role.data_dir_key()
             && lookup(&merged, key).is_none()
@@ -182,24 +191,25 @@ impl ConfigLayers {
                 key: key.to_owned(),
                 source,
             })?;
-            insert(&mut merged, key, dir.clone())?;
+            insert(&mut merged, &defaults, key, dir.clone())?;
             layers.push((key.to_owned(), dir));
         }
         merged
             .try_into()
-            .map_err(|error| self.blame::<T>(&layers, &error))
+            .map_err(|error| self.blame::<T>(&defaults, &layers, &error))
     }
 
     /// Finds the value that makes the configuration unreadable. The file alone reads (it is
     /// checked first), so it is the first value whose addition breaks it.
     fn blame<T: DeserializeOwned>(
         &self,
+        defaults: &toml::Table,
         layers: &[(String, toml::Value)],
         error: &toml::de::Error,
     ) -> CliError {
         let mut merged = self.table.clone();
         for (key, value) in layers {
-            let added = insert(&mut merged, key, value.clone()).and_then(|()| {
+            let added = insert(&mut merged, defaults, key, value.clone()).and_then(|()| {
                 merged
                     .clone()
                     .try_into::<T>()
@@ -230,14 +240,21 @@ impl ConfigLayers {
 /// As [`ConfigLayers::read`], [`ConfigLayers::flags`] and [`ConfigLayers::load`].
 pub fn load_config<T, F>(role: Role, path: Option<&Path>, flags: &F) -> Result<T, CliError>
 where
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned + Serialize + Default,
     F: Serialize + ?Sized,
 {
     ConfigLayers::read(role, path)?.flags(flags)?.load()
 }
 
-/// Writes `value` at the dotted `key` of `table`, making the tables on the way.
-fn insert(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), CliError> {
+/// Writes `value` at the dotted `key` of `table`, making the tables on the way: a top-level
+/// table the file lacks starts as `defaults` (the configuration type's defaults) has it, a
+/// deeper one empty (its type's defaults).
+fn insert(
+    table: &mut toml::Table,
+    defaults: &toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> Result<(), CliError> {
     let not_a_table = |at: &str| CliError::Setting {
         key: key.to_owned(),
         value: value.to_string(),
@@ -247,7 +264,8 @@ fn insert(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
     let mut at = table;
     let mut path = String::new();
     while let Some(part) = parts.next() {
-        if !path.is_empty() {
+        let top = path.is_empty();
+        if !top {
             path.push('.');
         }
         path.push_str(part);
@@ -257,7 +275,10 @@ fn insert(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
         }
         let next = at
             .entry(part.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            .or_insert_with(|| match defaults.get(part) {
+                Some(toml::Value::Table(t)) if top => toml::Value::Table(t.clone()),
+                _ => toml::Value::Table(toml::Table::new()),
+            });
         at = match next {
             toml::Value::Table(t) => t,
             _ => return Err(not_a_table(&path)),
@@ -296,7 +317,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[derive(serde::Deserialize, Serialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct Sample {
         port: u16,
@@ -306,18 +327,22 @@ mod tests {
         keys: Keys,
     }
 
-    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[derive(serde::Deserialize, Serialize, Debug, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct Settlement {
         api_key: Option<String>,
-        #[serde(deserialize_with = "secs")]
+        #[serde(deserialize_with = "secs", serialize_with = "to_secs")]
         payment_status_interval: Duration,
     }
 
-    #[derive(serde::Deserialize, Debug, PartialEq, Default)]
+    #[derive(serde::Deserialize, Serialize, Debug, PartialEq, Default)]
     #[serde(deny_unknown_fields, default)]
     struct Keys {
         data_dir: Option<PathBuf>,
+    }
+
+    fn to_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
     }
 
     fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -331,7 +356,11 @@ mod tests {
                 port: 80,
                 name: "default".into(),
                 peers: vec!["a".into()],
-                settlement: Settlement::default(),
+                // Not `Settlement::default()`: a table the file lacks comes from here.
+                settlement: Settlement {
+                    api_key: None,
+                    payment_status_interval: Duration::from_secs(20),
+                },
                 keys: Keys::default(),
             }
         }
@@ -445,6 +474,32 @@ mod tests {
         let config: Sample = load_config(Role::Client, None, &flags).unwrap();
         assert_eq!(config.settlement.api_key.as_deref(), Some("from-flag"));
         assert_eq!(config.port, 80);
+    }
+
+    #[test]
+    fn a_table_the_file_lacks_keeps_the_configurations_defaults() {
+        let flags = Flags {
+            settlement: SettlementFlags {
+                api_key: Some("from-flag".into()),
+                ..SettlementFlags::default()
+            },
+            ..Flags::default()
+        };
+        let config: Sample = load_config(Role::Client, None, &flags).unwrap();
+        assert_eq!(config.settlement.api_key.as_deref(), Some("from-flag"));
+        assert_eq!(
+            config.settlement.payment_status_interval,
+            Duration::from_secs(20),
+            "the rest of [settlement] as Sample::default() has it"
+        );
+        // A `[settlement]` in the file reads as written: its missing keys are Settlement's.
+        let file = File::new("table.toml", "[settlement]\napi_key = \"from-file\"\n");
+        let config: Sample = load_config(Role::Client, Some(file.0.as_path()), &flags).unwrap();
+        assert_eq!(config.settlement.api_key.as_deref(), Some("from-flag"));
+        assert_eq!(
+            config.settlement.payment_status_interval,
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
