@@ -1,16 +1,15 @@
-//! `cocoon-proxy ledger …`: reads a proxy's books — an audit, the accounts, the request
-//! records — through a store opened for inspection, so it may run beside the proxy that owns
-//! them and changes nothing. Also where the default ledger file lives.
+//! `cocoon-proxy ledger …`: prints a proxy's books — an audit, the accounts, the anchors, the
+//! request records, as `cocoon_proxy::books` reports them — from a store opened for
+//! inspection, so it may run beside the proxy that owns them and changes nothing. Also where
+//! the default ledger file lives.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use clap::Subcommand;
-use cocoon_ledger_store::{
-    BackendKind, ChargedRequest, LedgerStore, MAX_PAGE, StoredClient, StoredWorker, redact_url,
-};
+use cocoon_ledger_store::{LedgerStore, redact_url};
 use cocoon_proxy::ProxyConfig;
-use serde_json::{Value, json};
+use cocoon_proxy::books::{self, Accounts, Anchors, Audit, RequestPages};
+use serde_json::Value;
 
 /// What to read.
 #[derive(Subcommand, Debug)]
@@ -55,7 +54,7 @@ pub(crate) enum Action {
 pub(crate) fn default_file(config: &ProxyConfig, local: bool) -> Result<String, String> {
     let dir = match &config.data_dir {
         Some(d) => d.clone(),
-        None => default_data_dir().ok_or(
+        None => cocoon_cli::Role::Proxy.default_data_dir().ok_or(
             "no data directory: set XDG_DATA_HOME or HOME, or give --data-dir or --ledger-url",
         )?,
     };
@@ -68,17 +67,6 @@ pub(crate) fn default_file(config: &ProxyConfig, local: bool) -> Result<String, 
         .into_os_string()
         .into_string()
         .map_err(|p| format!("the ledger path {p:?} is not UTF-8: give --ledger-url"))
-}
-
-/// `$XDG_DATA_HOME/cocoon/proxy`, else `~/.local/share/cocoon/proxy`.
-fn default_data_dir() -> Option<PathBuf> {
-    let var = |name| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    let base = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share")))?;
-    Some(base.join("cocoon").join("proxy"))
 }
 
 /// Creates the directory of a ledger given as a plain file path, so a first start needs no
@@ -94,264 +82,50 @@ pub(crate) fn prepare(url: &str) -> Result<(), String> {
     }
 }
 
-/// Runs one `ledger` action against the store at `url`.
+/// Runs one `ledger` action against the store at `url`, printing the matching report of
+/// `cocoon_proxy::books`.
 pub(crate) async fn run(url: &str, action: &Action) -> Result<(), String> {
     let store = LedgerStore::inspect(url)
         .await
         .map_err(|e| format!("{}: {e}", redact_url(url)))?;
-    let result = match action {
-        Action::Audit { json } => audit(&store, url, *json).await,
-        Action::Accounts { json } => accounts(&store, *json).await,
-        Action::Anchors { json } => anchors(&store, *json).await,
-        Action::Requests { json, after, limit } => requests(&store, *json, *after, *limit).await,
-    };
+    let result = print(&store, url, action).await;
     store.close().await;
     result
 }
 
-fn backend_name(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Sqlite => "sqlite",
-        BackendKind::Postgres => "postgres",
+async fn print(store: &LedgerStore, url: &str, action: &Action) -> Result<(), String> {
+    let text =
+        |json: bool, report: Value, text: String| if json { report.to_string() } else { text };
+    match action {
+        Action::Audit { json } => {
+            let audit = Audit::read(store, url).await.map_err(|e| e.to_string())?;
+            out(&text(*json, audit.to_json(), audit.to_string()))?;
+            audit.verdict().map(drop).map_err(|e| e.to_string())
+        }
+        Action::Accounts { json } => {
+            let accounts = Accounts::read(store).await.map_err(|e| e.to_string())?;
+            out(&text(*json, accounts.to_json(), accounts.to_string()))
+        }
+        Action::Anchors { json } => {
+            let anchors = Anchors::read(store).await.map_err(|e| e.to_string())?;
+            out(&text(*json, anchors.to_json(), anchors.to_string()))
+        }
+        Action::Requests { json, after, limit } => {
+            let mut pages = RequestPages::new(*after, *limit);
+            loop {
+                let rows = pages.next(store).await.map_err(|e| e.to_string())?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                for r in &rows {
+                    out(&text(*json, books::request_json(r), books::request_line(r)))?;
+                }
+            }
+        }
     }
 }
 
 fn out(text: &str) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}").map_err(|e| format!("cannot write the output: {e}"))
-}
-
-fn err(e: cocoon_ledger_store::StoreError) -> String {
-    e.to_string()
-}
-
-async fn audit(store: &LedgerStore, url: &str, as_json: bool) -> Result<(), String> {
-    let audited = store.audit().await;
-    let clients = store.clients().await.map_err(err)?.len();
-    let workers = store.workers().await.map_err(err)?.len();
-    let reservations = store.reservations().await.map_err(err)?.len();
-    let anchor = store.latest_committed_anchor().await.map_err(err)?;
-    let (totals, error) = match &audited {
-        Ok(t) => (Some(*t), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    if as_json {
-        let report = json!({
-            "ledger": redact_url(url),
-            "backend": backend_name(store.backend()),
-            "pricing": store.pricing(),
-            "balanced": totals.is_some(),
-            "error": error,
-            "totals": totals,
-            "clients": clients,
-            "workers": workers,
-            "reservations": reservations,
-            "latest_committed_anchor": anchor.map(|a| a.seqno),
-        });
-        out(&report.to_string())?;
-    } else {
-        out(&format!(
-            "ledger {} ({})\naccounts: {clients} clients, {workers} workers; {reservations} \
-             requests in flight\nlatest committed anchor: {}",
-            redact_url(url),
-            backend_name(store.backend()),
-            anchor.map_or("none".into(), |a| a.seqno.to_string()),
-        ))?;
-        if let Some(t) = totals {
-            out(&format!(
-                "requests charged: {}\nadjusted tokens: {}\nclients charged: {} nanoTON\n\
-                 shortfall: {} nanoTON\nworkers credited: {} nanoTON\ncommission: {} nanoTON\n\
-                 balanced: client charges + shortfall = worker credits + commission",
-                t.requests,
-                t.adjusted_tokens,
-                t.client_charged,
-                t.shortfall,
-                t.worker_credited,
-                t.proxy_commission
-            ))?;
-        }
-    }
-    audited
-        .map(|_| ())
-        .map_err(|e| format!("the books do not add up: {e}"))
-}
-
-fn client_json(c: &StoredClient) -> Value {
-    json!({
-        "client": c.client.0,
-        "closing": c.refund.is_some(),
-        "balance": c.balance,
-        "stake": c.stake,
-        "tokens_on_chain": c.tokens_on_chain,
-        "tokens_used": c.tokens_used,
-        "anchored_tokens": c.anchored_tokens,
-        "reserved_tokens": c.reserved_tokens,
-        "token_limit": c.token_limit,
-        "available_tokens": c.available_tokens,
-        "shortfall_tokens": c.shortfall_tokens,
-        "deposited": c.deposited_nanoton,
-        "charged": c.charged_nanoton,
-        "shortfall": c.shortfall_nanoton,
-        "requests": c.requests,
-        "updated_at_ms": c.updated_at_ms,
-    })
-}
-
-fn worker_json(w: &StoredWorker) -> Value {
-    json!({
-        "worker": w.worker.0,
-        "tokens_earned": w.tokens_earned,
-        "anchored_tokens": w.anchored_tokens,
-        "tokens_paid": w.tokens_paid,
-        "credited": w.credited_nanoton,
-        "commission": w.commission_nanoton,
-        "paid": w.paid_nanoton,
-        "requests": w.requests,
-        "updated_at_ms": w.updated_at_ms,
-    })
-}
-
-async fn anchors(store: &LedgerStore, as_json: bool) -> Result<(), String> {
-    let anchors = store.anchors().await.map_err(err)?;
-    if as_json {
-        let list: Vec<_> = anchors
-            .iter()
-            .map(|a| {
-                json!({
-                    "seqno": a.seqno,
-                    "state_hash": hex::encode(a.state_hash),
-                    "previous_hash": hex::encode(a.previous_hash),
-                    "clients": a.clients,
-                    "workers": a.workers,
-                    "requests": a.requests,
-                    "prepared_at_ms": a.prepared_at_ms,
-                    "committed_at_ms": a.committed_at_ms,
-                })
-            })
-            .collect();
-        return out(&json!({ "anchors": list }).to_string());
-    }
-    out(&format!("{} anchors", anchors.len()))?;
-    for a in &anchors {
-        out(&format!(
-            "  #{} {} over {} requests{}",
-            a.seqno,
-            hex::encode(a.state_hash),
-            a.requests,
-            if a.committed_at_ms.is_some() {
-                ", on chain"
-            } else {
-                ", not seen on chain"
-            },
-        ))?;
-    }
-    Ok(())
-}
-
-async fn accounts(store: &LedgerStore, as_json: bool) -> Result<(), String> {
-    let clients = store.clients().await.map_err(err)?;
-    let workers = store.workers().await.map_err(err)?;
-    if as_json {
-        let report = json!({
-            "clients": clients.iter().map(client_json).collect::<Vec<_>>(),
-            "workers": workers.iter().map(worker_json).collect::<Vec<_>>(),
-        });
-        return out(&report.to_string());
-    }
-    out(&format!("{} clients", clients.len()))?;
-    for c in &clients {
-        out(&format!(
-            "  {}: balance {} nanoTON, used {} of {} tokens, reserved {}, charged {} nanoTON in \
-             {} requests{}",
-            c.client,
-            c.balance,
-            c.tokens_used,
-            c.token_limit,
-            c.reserved_tokens,
-            c.charged_nanoton,
-            c.requests,
-            if c.refund.is_some() { ", closing" } else { "" },
-        ))?;
-    }
-    out(&format!("{} workers", workers.len()))?;
-    for w in &workers {
-        out(&format!(
-            "  {}: earned {} tokens ({} paid), credited {} nanoTON, commission {} nanoTON in {} \
-             requests",
-            w.worker,
-            w.tokens_earned,
-            w.tokens_paid,
-            w.credited_nanoton,
-            w.commission_nanoton,
-            w.requests
-        ))?;
-    }
-    Ok(())
-}
-
-fn request_json(r: &ChargedRequest) -> Value {
-    let c = &r.record;
-    json!({
-        "seq": r.seq,
-        "request_id": c.request_id.to_string(),
-        "client": c.client.0,
-        "worker": c.worker.0,
-        "coefficient": c.coefficient.get(),
-        "uncached_prompt_tokens": c.tokens.prompt,
-        "cached_tokens": c.tokens.cached,
-        "visible_completion_tokens": c.tokens.completion,
-        "reasoning_tokens": c.tokens.reasoning,
-        "adjusted_tokens": c.adjusted_tokens,
-        "charged_tokens": c.charged_tokens,
-        "shortfall_tokens": c.shortfall_tokens,
-        "client_charge": c.client_cost,
-        "shortfall": r.shortfall_nanoton,
-        "worker_credit": c.worker_credit,
-        "commission": c.proxy_commission,
-        "client_tokens_used": c.client_tokens_used,
-        "worker_tokens_earned": c.worker_tokens_earned,
-        "charged_at_ms": r.charged_at_ms,
-    })
-}
-
-async fn requests(
-    store: &LedgerStore,
-    as_json: bool,
-    after: u64,
-    limit: Option<u64>,
-) -> Result<(), String> {
-    let mut after = after;
-    let mut left = limit.unwrap_or(u64::MAX);
-    while left > 0 {
-        let page = u32::try_from(left.min(u64::from(MAX_PAGE))).unwrap_or(MAX_PAGE);
-        let rows = store.charged_requests(after, page).await.map_err(err)?;
-        let Some(last) = rows.last() else { break };
-        after = last.seq;
-        left = left.saturating_sub(rows.len() as u64);
-        for r in &rows {
-            if as_json {
-                out(&request_json(r).to_string())?;
-            } else {
-                let c = &r.record;
-                out(&format!(
-                    "#{} {} client {} worker {} tokens {}+{} prompt {}+{} completion \
-                     → {} adjusted: charge {} + shortfall {} = credit {} + commission {}",
-                    r.seq,
-                    c.request_id,
-                    c.client,
-                    c.worker,
-                    c.tokens.prompt,
-                    c.tokens.cached,
-                    c.tokens.completion,
-                    c.tokens.reasoning,
-                    c.adjusted_tokens,
-                    c.client_cost,
-                    r.shortfall_nanoton,
-                    c.worker_credit,
-                    c.proxy_commission
-                ))?;
-            }
-        }
-    }
-    Ok(())
 }

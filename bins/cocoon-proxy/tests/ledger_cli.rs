@@ -114,6 +114,23 @@ async fn audit_accounts_and_requests_read_the_books() {
     assert_eq!(store.reservations().await.unwrap().len(), 1);
     let (ok, text, _) = ledger(&url, &["audit"]);
     assert!(ok && text.contains("requests charged: 3"), "{text}");
+    assert!(text.starts_with("ledger "), "{text}");
+    let (ok, text, _) = ledger(&url, &["accounts"]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1 clients", "{text}");
+    assert!(lines[1].starts_with("  alice: balance "), "{text}");
+    assert_eq!(lines[2], "1 workers", "{text}");
+    assert!(lines[3].starts_with("  gpu: earned "), "{text}");
+    let (ok, text, _) = ledger(&url, &["anchors"]);
+    assert!(ok && text == "0 anchors\n", "{text}");
+    let (ok, text, _) = ledger(&url, &["requests"]);
+    assert!(ok, "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().all(|l| l.contains(" adjusted: charge ")),
+        "{text}"
+    );
 
     // Books that do not add up: the audit says so and fails.
     store.close().await;

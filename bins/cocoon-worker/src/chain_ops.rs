@@ -36,7 +36,7 @@ pub(crate) async fn run(args: Payout) -> ExitCode {
     } = args;
     let voucher = voucher.or_else(|| {
         data_dir
-            .or_else(crate::args::default_data_dir)
+            .or_else(|| cocoon_cli::Role::Worker.default_data_dir())
             .and_then(|d| cocoon_worker::latest_stored_voucher(&d))
     });
     let outcome = match voucher {

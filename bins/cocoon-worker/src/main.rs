@@ -23,7 +23,7 @@ async fn main() -> std::process::ExitCode {
     }
     cocoon_cli::init_logging(args.log_json);
     let result: Result<(), String> = async {
-        let mut config = load(&args)?;
+        let mut config = load(&args).map_err(|e| e.to_string())?;
         let (engine, source, loader) = engine::start(&args.engine, &config).await?;
         let served = engine.models();
         if config.model.is_empty() {

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use cocoon_chain::ChainError;
 use cocoon_chain::operator::{ChainSpec, OperationReport, Operator, read_wallet_key};
-use cocoon_chain::{ChainError, RegistrySettings};
 
 /// The flags every operator command takes, the same in `cocoon-client`, `cocoon-worker` and
 /// `cocoon-proxy`.
@@ -75,33 +75,26 @@ impl OperatorFlags {
 }
 
 /// The `[registry]` settings as command-line flags, the same in the three binaries (flattened
-/// into each one's arguments); a flag given overrides the configuration file.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// into each one's arguments). They serialize to their configuration keys
+/// (`registry.root`...), so that [`crate::ConfigLayers::flags`] sets those given over the
+/// configuration file.
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct RegistryFlags {
     /// The root registry whose allow-lists peers must satisfy (its address). The proxy
     /// defaults to the root its proxy contract names.
     #[arg(long, env = "COCOON_REGISTRY_ROOT")]
+    #[serde(rename = "registry.root", skip_serializing_if = "Option::is_none")]
     pub registry_root: Option<String>,
     /// Chain to read the root registry from, emulated=HOST:PORT or toncenter=URL (default the
     /// settlement chain).
     #[arg(long, env = "COCOON_REGISTRY_CHAIN")]
+    #[serde(rename = "registry.chain", skip_serializing_if = "Option::is_none")]
     pub registry_chain: Option<String>,
     /// Seconds between reads of the root registry (default 60).
     #[arg(long, env = "COCOON_REGISTRY_REFRESH_SECS")]
+    #[serde(
+        rename = "registry.refresh_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub registry_refresh_secs: Option<u64>,
-}
-
-impl RegistryFlags {
-    /// Writes the flags given into `settings`.
-    pub fn apply(&self, settings: &mut RegistrySettings) {
-        if let Some(v) = &self.registry_root {
-            settings.root = Some(v.clone());
-        }
-        if let Some(v) = &self.registry_chain {
-            settings.chain = Some(v.clone());
-        }
-        if let Some(v) = self.registry_refresh_secs {
-            settings.refresh_secs = v;
-        }
-    }
 }

@@ -68,7 +68,7 @@ pub struct Args {
     pub command: Option<Command>,
 }
 
-/// What the emulator does instead of starting a chain.
+/// What `cocoon-chain-emulator` does instead of starting an emulator.
 #[derive(Subcommand, Debug)]
 #[non_exhaustive]
 pub enum Command {
@@ -84,13 +84,13 @@ pub enum Command {
         /// The root's owner, a wallet of the emulator (`root_owner` in its JSON).
         #[arg(long)]
         owner: String,
-        /// The update to send.
+        /// The update.
         #[command(subcommand)]
         update: RootUpdate,
     },
 }
 
-/// One root-owner update to the registry.
+/// One change the root's owner makes to the root registry.
 #[derive(Subcommand, Debug)]
 #[non_exhaustive]
 pub enum RootUpdate {
@@ -335,6 +335,7 @@ pub async fn start(args: &Args) -> Result<(EmulatedChain, Value), CliError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -348,12 +349,12 @@ mod tests {
             "--register-proxy",
             "127.0.0.1:1 127.0.0.1:2",
         ]);
-        let spec = spec(&args).unwrap();
+        let network = spec(&args).unwrap();
         assert_eq!(
-            spec.named_wallets,
+            network.named_wallets,
             vec![("alice".to_owned(), 2_500_000_000)]
         );
-        assert_eq!(spec.root_updates.len(), 2);
+        assert_eq!(network.root_updates.len(), 2);
         let bad = Args::parse_from(["cocoon-chain-emulator", "--wallet", "alice"]);
         let why = spec(&bad).unwrap_err().to_string();
         assert!(why.contains("expected X=TON"), "{why}");

@@ -1,12 +1,16 @@
-//! What every cocoon executable does around its role: set up logging, read its TOML
-//! configuration file, take the chain flags they share ([`chain`]), and turn the outcome into an
-//! exit status. The binaries stay a page of flag parsing each.
+//! What every cocoon executable does around its role: set up logging, assemble its
+//! configuration from file, environment and flags ([`config`]), take the chain flags they share
+//! ([`chain`]), and turn the outcome into an exit status. The binaries stay a page of flag
+//! declarations each.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod config;
 pub mod emulator;
+
+pub use config::{ConfigLayers, Role, load_config};
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -52,6 +56,26 @@ pub enum CliError {
         path: PathBuf,
         /// The parser's reason, with the line.
         source: toml::de::Error,
+    },
+    /// A value set over the configuration file (by a flag, its environment variable or a
+    /// preset) does not fit the role's configuration.
+    #[error("{key} = {value}: {reason}")]
+    Setting {
+        /// The setting, as a dotted configuration key (`settlement.payment_status_interval`).
+        key: String,
+        /// The value given, in TOML.
+        value: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+    /// A value set over the configuration file has no TOML form (an integer beyond `i64`, a
+    /// path that is not UTF-8).
+    #[error("{key}: {source}")]
+    Unrepresentable {
+        /// The setting, as a dotted configuration key.
+        key: String,
+        /// The serializer's reason.
+        source: toml::ser::Error,
     },
     /// A flag's value does not have the form it must have.
     #[error("{what} {text:?}: expected {expected}")]

@@ -15,6 +15,7 @@ mod config;
 mod dashboard;
 pub mod http;
 mod link;
+pub mod receipt_check;
 mod registry;
 mod route;
 pub mod sealed;

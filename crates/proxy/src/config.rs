@@ -265,6 +265,9 @@ pub enum ProxyError {
     /// store's, failed migration...).
     #[error("ledger: {0}")]
     Ledger(#[from] cocoon_ledger_store::StoreError),
+    /// The audit found books that do not add up (`cocoon-proxy ledger audit`).
+    #[error("the books do not add up: {0}")]
+    Unbalanced(cocoon_ledger_store::StoreError),
     /// No worker with this id is connected.
     #[error("no worker {0} is connected")]
     UnknownWorker(u64),

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod books;
 mod clients;
 mod config;
 mod dashboard;

@@ -329,7 +329,7 @@ impl Connection {
                 .map_err(|_| unreachable(format!("model list not complete within {timeout:?}")))?
                 .map_err(|error| unreachable(error.to_string()))?
                 .to_bytes();
-        parse_model_list(&body).map_err(|reason| UpstreamError::ModelsInvalid { url, reason })
+        parse_model_list(&url, &body)
     }
 }
 
@@ -666,8 +666,9 @@ fn estimate_prompt_tokens(endpoint: Endpoint, body: &Map<String, Value>) -> u64 
 }
 
 /// Reads an OpenAI model list: `{"data":[{"id":…, "max_model_len"?:…, "owned_by"?:…}, …]}`;
-/// answers the models and whether one is `owned_by` llama.cpp's server.
-fn parse_model_list(body: &[u8]) -> Result<(Vec<ModelInfo>, bool), String> {
+/// answers the models and whether one is `owned_by` llama.cpp's server. `url` is where it came
+/// from, for [`UpstreamError::ModelsInvalid`].
+fn parse_model_list(url: &str, body: &[u8]) -> Result<(Vec<ModelInfo>, bool), UpstreamError> {
     #[derive(serde::Deserialize)]
     struct Entry {
         id: String,
@@ -682,7 +683,11 @@ fn parse_model_list(body: &[u8]) -> Result<(Vec<ModelInfo>, bool), String> {
     struct List {
         data: Vec<Entry>,
     }
-    let list: List = serde_json::from_slice(body).map_err(|error| error.to_string())?;
+    let list: List =
+        serde_json::from_slice(body).map_err(|error| UpstreamError::ModelsInvalid {
+            url: url.to_owned(),
+            reason: error.to_string(),
+        })?;
     let llama_cpp = list
         .data
         .iter()

@@ -4,6 +4,9 @@ use serde_json::json;
 
 use super::*;
 
+/// Where the model lists of these tests come from.
+const URL: &str = "http://127.0.0.1:8000/v1/models";
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -130,7 +133,7 @@ fn model_lists_are_read_with_context_lengths() {
         {"id":"Qwen/Qwen3-8B","object":"model","max_model_len":32768},
         {"id":"small","context_length":2048},
         {"id":"plain"}]}"#;
-    let (models, llama_cpp) = parse_model_list(body).unwrap();
+    let (models, llama_cpp) = parse_model_list(URL, body).unwrap();
     assert!(!llama_cpp);
     assert_eq!(
         models,
@@ -152,8 +155,14 @@ fn model_lists_are_read_with_context_lengths() {
             },
         ]
     );
-    assert!(parse_model_list(b"{\"models\":[]}").is_err());
-    assert!(parse_model_list(b"not json").is_err());
+    assert!(matches!(
+        parse_model_list(URL, b"{\"models\":[]}"),
+        Err(UpstreamError::ModelsInvalid { .. })
+    ));
+    assert!(matches!(
+        parse_model_list(URL, b"not json"),
+        Err(UpstreamError::ModelsInvalid { .. })
+    ));
 }
 
 #[test]
@@ -161,7 +170,7 @@ fn a_llama_cpp_model_list_says_so() {
     // llama.cpp's server lists its model twice: Ollama-style `models` and OpenAI `data`.
     let body = br#"{"models":[{"name":"m.gguf","model":"m.gguf"}],"object":"list",
         "data":[{"id":"m.gguf","object":"model","owned_by":"llamacpp","meta":{"n_ctx":512}}]}"#;
-    let (models, llama_cpp) = parse_model_list(body).unwrap();
+    let (models, llama_cpp) = parse_model_list(URL, body).unwrap();
     assert!(llama_cpp);
     assert_eq!(models[0].name, "m.gguf");
 }
