@@ -372,4 +372,24 @@ mod tests {
             ["https://file.example", "https://flag.example"]
         );
     }
+
+    #[test]
+    fn a_partial_attestation_table_keeps_the_clients_defaults() {
+        let dir = std::env::temp_dir().join(format!("cocoon-client-att-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("client.toml");
+        std::fs::write(&file, "[attestation]\npolicy = \"local-simulated\"\n").unwrap();
+        let c = load(&parse(&["--config", file.to_str().unwrap()])).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            c.attestation.policy,
+            cocoon_node::PolicyPreset::LocalSimulated
+        );
+        assert_eq!(
+            c.attestation.evidence,
+            cocoon_client::ClientConfig::default().attestation.evidence,
+            "the evidence the file leaves out is the client's default, not the table type's"
+        );
+        assert_eq!(c.attestation.evidence, cocoon_node::EvidenceSource::None);
+    }
 }

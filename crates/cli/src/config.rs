@@ -108,20 +108,39 @@ impl ConfigLayers {
         Ok(layers)
     }
 
-    /// The configuration the file alone describes (the defaults where it says nothing): what a
-    /// preset whose values depend on the file's starts from.
+    /// The configuration the file alone describes (the role's defaults where it says nothing,
+    /// as in [`ConfigLayers::load`]): what a preset whose values depend on the file's starts
+    /// from.
     ///
     /// # Errors
     /// [`CliError::Parse`] when the file does not describe a `T` (an unknown key, a wrong type),
-    /// with its line.
-    pub fn file_config<T: DeserializeOwned + Default>(&self) -> Result<T, CliError> {
-        match &self.file {
-            Some((path, text)) => toml::from_str(text).map_err(|source| CliError::Parse {
+    /// with its line; [`CliError::Unrepresentable`] when the defaults have no TOML form.
+    pub fn file_config<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T, CliError> {
+        self.file_alone::<T>()?;
+        under(&defaults::<T>()?, &self.table)
+            .try_into()
+            .map_err(|source| match &self.file {
+                Some((path, _)) => CliError::Parse {
+                    path: path.clone(),
+                    source,
+                },
+                None => CliError::Setting {
+                    key: String::new(),
+                    value: String::new(),
+                    reason: source.message().to_owned(),
+                },
+            })
+    }
+
+    /// Checks the file on its own against `T`, so that its mistakes are reported at their line.
+    fn file_alone<T: DeserializeOwned>(&self) -> Result<(), CliError> {
+        if let Some((path, text)) = &self.file {
+            toml::from_str::<T>(text).map_err(|source| CliError::Parse {
                 path: path.clone(),
                 source,
-            }),
-            None => Ok(T::default()),
+            })?;
         }
+        Ok(())
     }
 
     /// Sets the setting at `key` (dotted: `chain.anchor_interval`) to `value`, over the file and
@@ -162,9 +181,11 @@ impl ConfigLayers {
     /// The role's configuration: the file, each value set over it in order, and the role's
     /// default data directory ([`Role::data_dir_key`]) where neither gave one.
     ///
-    /// A value whose table the file lacks lands in that table as `T::default()` has it, so
-    /// that `--policy-file` leaves the rest of a client's `[attestation]` as the client's
-    /// defaults say, exactly as if the value had been written into the typed configuration.
+    /// Under the file lie the role's own defaults (`T::default()`), table by table: a key
+    /// the file's table leaves out keeps the role's default rather than the default of the
+    /// table's type, so a client's `[attestation]` holding only `policy_file` (or
+    /// `--policy-file` alone) leaves the client's evidence as the client's defaults say. Lists
+    /// and values the file gives replace the defaults whole.
     ///
     /// # Errors
     /// [`CliError::Parse`] when the file alone does not describe a `T`; [`CliError::Setting`]
@@ -172,14 +193,10 @@ impl ConfigLayers {
     /// the default data directory is not UTF-8.
     pub fn load<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T, CliError> {
         // The file's own mistakes first, reported at their line.
-        self.file_config::<T>()?;
-        let defaults =
-            toml::Table::try_from(T::default()).map_err(|source| CliError::Unrepresentable {
-                key: "the defaults".to_owned(),
-                source,
-            })?;
+        self.file_alone::<T>()?;
+        let defaults = defaults::<T>()?;
         let mut layers = self.overrides.clone();
-        let mut merged = self.table.clone();
+        let mut merged = under(&defaults, &self.table);
         for (key, value) in &layers {
             insert(&mut merged, &defaults, key, value.clone())?;
         }
@@ -207,7 +224,7 @@ impl ConfigLayers {
         layers: &[(String, toml::Value)],
         error: &toml::de::Error,
     ) -> CliError {
-        let mut merged = self.table.clone();
+        let mut merged = under(defaults, &self.table);
         for (key, value) in layers {
             let added = insert(&mut merged, defaults, key, value.clone()).and_then(|()| {
                 merged
@@ -249,6 +266,28 @@ where
 /// Writes `value` at the dotted `key` of `table`, making the tables on the way: a top-level
 /// table the file lacks starts as `defaults` (the configuration type's defaults) has it, a
 /// deeper one empty (its type's defaults).
+/// `T::default()` as a TOML table.
+fn defaults<T: Serialize + Default>() -> Result<toml::Table, CliError> {
+    toml::Table::try_from(T::default()).map_err(|source| CliError::Unrepresentable {
+        key: "the defaults".to_owned(),
+        source,
+    })
+}
+
+/// `file` laid over `defaults`: tables are merged key by key, any other value of `file`
+/// replaces the default whole.
+fn under(defaults: &toml::Table, file: &toml::Table) -> toml::Table {
+    let mut merged = defaults.clone();
+    for (key, value) in file {
+        let value = match (merged.get(key), value) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(f)) => toml::Value::Table(under(d, f)),
+            _ => value.clone(),
+        };
+        merged.insert(key.clone(), value);
+    }
+    merged
+}
+
 fn insert(
     table: &mut toml::Table,
     defaults: &toml::Table,
@@ -430,7 +469,8 @@ mod tests {
         assert_eq!(config.settlement.api_key.as_deref(), Some("from-file"));
         assert_eq!(
             config.settlement.payment_status_interval,
-            Duration::from_secs(10)
+            Duration::from_secs(20),
+            "a key the file's table leaves out is the role's default (Sample's)"
         );
         let none: Sample = load_config(Role::Client, None, &Flags::default()).unwrap();
         assert_eq!(none, Sample::default());
@@ -492,13 +532,22 @@ mod tests {
             Duration::from_secs(20),
             "the rest of [settlement] as Sample::default() has it"
         );
-        // A `[settlement]` in the file reads as written: its missing keys are Settlement's.
+        // A `[settlement]` in the file holding only some keys: the others are the role's
+        // defaults (Sample's), not those of the table's type (Settlement's).
         let file = File::new("table.toml", "[settlement]\napi_key = \"from-file\"\n");
         let config: Sample = load_config(Role::Client, Some(file.0.as_path()), &flags).unwrap();
         assert_eq!(config.settlement.api_key.as_deref(), Some("from-flag"));
         assert_eq!(
             config.settlement.payment_status_interval,
-            Duration::from_secs(10)
+            Duration::from_secs(20)
+        );
+        // The same without any flag: the file's partial table alone.
+        let config: Sample =
+            load_config(Role::Client, Some(file.0.as_path()), &Flags::default()).unwrap();
+        assert_eq!(config.settlement.api_key.as_deref(), Some("from-file"));
+        assert_eq!(
+            config.settlement.payment_status_interval,
+            Duration::from_secs(20)
         );
     }
 
