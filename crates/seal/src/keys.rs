@@ -197,6 +197,7 @@ impl fmt::Display for Hex<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
 
