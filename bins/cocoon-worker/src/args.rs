@@ -229,7 +229,7 @@ mod tests {
         let c = load(&args).unwrap();
         assert_eq!(c.proxies, ["10.0.0.1:1", "10.0.0.2:2"]);
         assert_eq!(c.connections_per_proxy, 3);
-        assert_eq!(c.model, "m");
+        assert_eq!(c.configured_model(), "m");
         assert_eq!(c.model_hash.as_deref(), Some(hash.as_str()));
         assert_eq!(c.model_files.as_deref(), Some(Path::new("/weights")));
         assert_eq!(c.owner_address, "owner");

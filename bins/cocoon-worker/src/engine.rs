@@ -64,12 +64,12 @@ pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<St
     let change = &config.model_change;
     #[cfg(feature = "builtin")]
     if let Some(dir) = &args.speech_model {
-        let name = match config.model.as_str() {
-            "" => dir.file_name().map_or_else(
+        let name = match &config.model {
+            None => dir.file_name().map_or_else(
                 || "whisper".to_owned(),
                 |n| n.to_string_lossy().into_owned(),
             ),
-            named => named.to_owned(),
+            Some(named) => named.as_str().to_owned(),
         };
         let engine = SpeechEngine::load(dir, name).map_err(|e| e.to_string())?;
         let source = format!("built-in speech model on the CPU ({})", dir.display());
@@ -112,8 +112,8 @@ pub(crate) async fn start(args: &EngineArgs, config: &WorkerConfig) -> Result<St
                 }
             };
             let mut engine_config = BuiltinEngineConfig::default();
-            if !config.model.is_empty() {
-                engine_config.model_name = config.model.clone();
+            if let Some(named) = &config.model {
+                engine_config.model_name = named.as_str().to_owned();
             }
             let mut files = change.gguf.clone();
             files.insert(engine_config.model_name.clone(), path.clone());

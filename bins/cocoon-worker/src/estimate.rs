@@ -114,7 +114,7 @@ fn measure(args: &Estimate, config: &WorkerConfig) -> Result<cocoon_worker::spee
                 .models()
                 .first()
                 .map(|m| m.name.clone())
-                .unwrap_or_else(|| config.model.clone());
+                .unwrap_or_else(|| config.configured_model().to_owned());
             let deadline = Duration::from_secs(600);
             cocoon_worker::speed::measure(
                 engine.as_ref(),

@@ -26,15 +26,15 @@ async fn main() -> std::process::ExitCode {
         let mut config = load(&args).map_err(|e| e.to_string())?;
         let (engine, source, loader) = engine::start(&args.engine, &config).await?;
         let served = engine.models();
-        if config.model.is_empty() {
-            config.model = served
-                .first()
-                .map(|m| m.name.clone())
-                .ok_or("the engine serves no model")?;
+        if config.model.is_none() {
+            let first = served.first().ok_or("the engine serves no model")?;
+            let name = cocoon_protocol::ModelName::parse(&first.name)
+                .map_err(|e| format!("the engine's model {:?}: {e}", first.name))?;
+            config.model = Some(name);
         }
         println!(
             "cocoon-worker: serving {} from {} to {}",
-            config.model,
+            config.configured_model(),
             source,
             config.proxies.join(", ")
         );

@@ -104,7 +104,7 @@ async fn worker_and_client_handshakes_match_the_reference() {
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_relay.addr().to_owned()],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             stats_listen: None,
             attestation: AttestationConfig::local_simulated(),
             ..WorkerConfig::default()

@@ -94,7 +94,7 @@ async fn one_account_per_owner_whatever_the_spelling() {
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_port.to_string()],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             owner_address: worker_owner.to_friendly(FriendlyFlags {
                 bounceable: false,
                 testnet: true,

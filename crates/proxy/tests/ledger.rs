@@ -112,7 +112,7 @@ async fn worker(proxy: SocketAddr, up: &FakeUpstream) {
     let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
     let config = WorkerConfig {
         proxies: vec![proxy.to_string()],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         owner_address: WORKER_OWNER.into(),
         stats_listen: None,
         reconnect_min: Duration::from_millis(50),

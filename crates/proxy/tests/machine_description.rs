@@ -56,7 +56,7 @@ async fn our_worker_describes_its_machine_and_the_proxy_shows_it() {
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_port],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             stats_listen: None,
             attestation: AttestationConfig::local_simulated(),
             ..WorkerConfig::default()

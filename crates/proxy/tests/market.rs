@@ -70,7 +70,7 @@ async fn worker(net: &Net, up: &FakeUpstream, coefficient: i32) -> WorkerHandle 
     let engine = std::sync::Arc::new(UpstreamEngine::new(engine).unwrap());
     let config = WorkerConfig {
         proxies: vec![net.worker_addr.clone()],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         coefficient,
         max_active_requests: 4,
         stats_listen: None,

@@ -85,7 +85,7 @@ async fn the_admin_endpoint_switches_a_worker_without_dropping_its_running_reque
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_addr],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             stats_listen: None,
             attestation: AttestationConfig::local_simulated(),
             model_change: ModelChangeConfig {

@@ -70,7 +70,7 @@ async fn upstream_and_worker(net: &Net) -> FakeUpstream {
     let engine = std::sync::Arc::new(UpstreamEngine::new(engine).unwrap());
     let config = WorkerConfig {
         proxies: vec![net.worker_addr.clone()],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
         ..WorkerConfig::default()

@@ -68,7 +68,7 @@ async fn sealed_requests_continue_across_certificate_renewals() {
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_addr],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             stats_listen: None,
             attestation: attestation.clone(),
             ..WorkerConfig::default()

@@ -87,7 +87,7 @@ async fn worker_with_config(
     let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
     let config = WorkerConfig {
         proxies: vec![net.worker_addr.clone()],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
         ..config

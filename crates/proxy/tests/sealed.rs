@@ -74,7 +74,7 @@ async fn network(max_protocol_version: i32) -> Net {
     let worker = Worker::new(
         WorkerConfig {
             proxies: vec![worker_relay.addr().to_owned()],
-            model: MODEL.into(),
+            model: Some(MODEL.parse().unwrap()),
             model_hash: Some(weights_hex(WEIGHTS)),
             stats_listen: None,
             attestation: AttestationConfig::local_simulated(),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_protocol::ModelName;
 use serde::{Deserialize, Serialize};
 
 /// Everything a worker needs to know.
@@ -17,7 +18,8 @@ pub struct WorkerConfig {
     /// Connections kept to each proxy.
     pub connections_per_proxy: usize,
     /// Model name announced to proxies; its base (text before `@`) must match client requests.
-    pub model: String,
+    /// Unset: the engine's first model (the executable fills it in before the worker starts).
+    pub model: Option<ModelName>,
     /// The SHA-256 identifying the served weights (64 hex digits), as the operator pins it for
     /// an upstream server's model (`cocoon-worker model-hash PATH` prints it). The built-in
     /// engine's digest is that of its GGUF file; when both are known they must agree.
@@ -92,7 +94,7 @@ impl Default for WorkerConfig {
             proxies: vec!["127.0.0.1:11001".into()],
             proxies_from_registry: false,
             connections_per_proxy: 1,
-            model: String::new(),
+            model: None,
             model_hash: None,
             model_files: None,
             owner_address: "local-worker-owner".into(),
@@ -123,7 +125,12 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Checks values that would make the worker misbehave.
+    /// The configured model name, or `""` while none is set (before the executable fills in
+    /// the engine's first model).
+    pub fn configured_model(&self) -> &str {
+        self.model.as_ref().map_or("", ModelName::as_str)
+    }
+
     /// The chain (and API key) the root registry is read from.
     pub fn registry_chain(&self) -> (Option<&str>, Option<&str>) {
         self.registry.chain_or((
@@ -134,11 +141,9 @@ impl WorkerConfig {
 
     /// Checks the settings for mistakes a worker cannot run with.
     pub fn validate(&self) -> Result<(), WorkerError> {
-        if self.model.is_empty() {
+        if self.model.is_none() {
             return Err(WorkerError::Config("model must be set".into()));
         }
-        cocoon_protocol::ModelName::parse(&self.model)
-            .map_err(|e| WorkerError::Config(format!("model: {e}")))?;
         if self.audio_tokens_per_second == 0 {
             return Err(WorkerError::Config(
                 "audio_tokens_per_second must be positive".into(),
@@ -171,9 +176,9 @@ impl WorkerConfig {
         Ok(())
     }
 
-    /// The model name without the `@…` suffix.
+    /// The model name without the `@…` suffix (`""` while none is set).
     pub fn base_model(&self) -> &str {
-        base_model(&self.model)
+        self.model.as_ref().map_or("", ModelName::base)
     }
 }
 

@@ -99,7 +99,7 @@ impl EstimateInput {
     /// busy and a day of simulated time: the caller fills in what it knows.
     pub fn for_worker(config: &WorkerConfig) -> Result<Self, WorkerError> {
         Ok(Self {
-            model: config.model.clone(),
+            model: config.configured_model().to_owned(),
             prompt_tokens_per_sec: 0.0,
             completion_tokens_per_sec: 0.0,
             utilisation: 0.5,
@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn a_worker_configuration_supplies_model_price_and_policy() {
         let config = WorkerConfig {
-            model: "Qwen/Qwen3-8B".into(),
+            model: Some("Qwen/Qwen3-8B".parse().unwrap()),
             coefficient: 1250,
             pricing: load_policy(),
             ..WorkerConfig::default()

@@ -114,7 +114,7 @@ pub(crate) async fn change(
     let current = state.served().model.clone();
     let switch = plan(
         &state.config.model_change,
-        &state.config.model,
+        state.config.configured_model(),
         current.as_str(),
         requested,
         state.loader.get().is_some(),

@@ -124,14 +124,18 @@ impl WorkerState {
             keys,
             enabled: AtomicBool::new(!config.start_disabled),
             served: Mutex::new(Arc::new(Served {
-                model: ModelName::parse(&config.model)
-                    .map_err(|e| WorkerError::Config(format!("model: {e}")))?,
+                model: config.model.clone().ok_or_else(|| {
+                    WorkerError::Config("model: no name for the served model".into())
+                })?,
                 engine,
                 weights,
             })),
             loader: std::sync::OnceLock::new(),
             changing: tokio::sync::Mutex::new(()),
-            model_changes: tokio::sync::watch::Sender::new((config.model.clone(), 0)),
+            model_changes: tokio::sync::watch::Sender::new((
+                config.configured_model().to_owned(),
+                0,
+            )),
             config,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),

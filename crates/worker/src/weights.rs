@@ -48,7 +48,7 @@ pub(crate) fn resolve(
 ) -> Result<Option<WeightsDigest>, WorkerError> {
     resolve_model(
         config,
-        &config.model,
+        config.configured_model(),
         engine,
         config.model_hash.as_deref(),
         config.model_files.as_deref(),
@@ -63,7 +63,7 @@ pub(crate) fn resolve_change(
     model: &str,
     engine: &dyn Engine,
 ) -> Result<Option<WeightsDigest>, WeightsError> {
-    if model == config.model {
+    if model == config.configured_model() {
         return resolve_model(
             config,
             model,
@@ -161,7 +161,7 @@ mod tests {
 
     fn config(evidence: cocoon_node::EvidenceSource) -> WorkerConfig {
         let mut c = WorkerConfig {
-            model: "m".into(),
+            model: Some("m".parse().unwrap()),
             ..WorkerConfig::default()
         };
         c.attestation.evidence = evidence;

@@ -28,7 +28,7 @@ fn engine() -> Arc<UpstreamEngine> {
 fn worker_config(data_dir: Option<&Path>, proxy: &str) -> WorkerConfig {
     let mut config = WorkerConfig {
         proxies: vec![proxy.into()],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
         ..WorkerConfig::default()

@@ -84,7 +84,7 @@ async fn net(upstream: &FakeUpstream, marker: &std::path::Path) -> (ScriptedProx
     engine.models = vec![MODEL.into()];
     let config = WorkerConfig {
         proxies: vec![addr],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         model_hash: Some(hex_of(MODEL_WEIGHTS)),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),

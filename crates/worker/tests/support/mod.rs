@@ -158,7 +158,7 @@ pub async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>
     let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
     let config = WorkerConfig {
         proxies: vec![addr],
-        model: MODEL.into(),
+        model: Some(MODEL.parse().unwrap()),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
         ..WorkerConfig::default()
