@@ -53,8 +53,7 @@ async fn serve(flags: &ClientFlags) -> Result<(), String> {
         );
     }
     cocoon_node::descriptors::raise_and_report("cocoon-client", config.http.max_connections);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = cocoon_net::listener::bind(listen)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let client = Client::start(config).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -4,6 +4,11 @@
 //! (5 ms doubling to 1 s) instead of spinning; each port has its own loop, so a port that
 //! backs off never holds up another.
 //!
+//! Ports are opened by [`bind`] with a listen backlog of [`LISTEN_BACKLOG`]: the standard
+//! library's 128 (which tokio's `TcpListener::bind` also uses) overflows under a burst of
+//! connections, and the kernel then drops the SYNs of every peer alike, honest ones
+//! included, until they retry a second later.
+//!
 //! [`PortLimits`] are the settings of one port: its connection caps and the deadlines by which
 //! a peer must have finished the gate (proof of work, RA-TLS, `tcp.connect`) and authorized.
 
@@ -11,11 +16,31 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::NetError;
 use crate::admission::{Admission, Admitted, ConnectionLimits, Refusal};
+
+/// Connections the kernel queues on a listening port before the accept loop takes them
+/// (capped by the kernel's `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Opens a listening port at `addr` (address reuse on, as tokio's own bind) with a backlog of
+/// [`LISTEN_BACKLOG`].
+///
+/// # Errors
+/// The socket's error: the address in use, not ours, or no descriptors left.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Caps and deadlines of one listening port.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -266,6 +291,34 @@ mod tests {
         assert_eq!(b.failed(AcceptFailure::Resources), AcceptBackoff::MAX);
         b.accepted();
         assert_eq!(b.failed(AcceptFailure::Resources), AcceptBackoff::MIN);
+    }
+
+    /// A burst of connections larger than the standard library's backlog of 128 all complete
+    /// while nothing accepts them: none of their SYNs was dropped to be retried a second later.
+    #[tokio::test]
+    async fn a_burst_beyond_the_standard_backlog_is_queued_not_dropped() {
+        const BURST: usize = 512;
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..BURST {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_millis(700),
+                TcpStream::connect(addr),
+            ));
+        }
+        let mut streams = Vec::new();
+        while let Some(done) = connects.join_next().await {
+            if let Ok(Ok(Ok(stream))) = done {
+                streams.push(stream);
+            }
+        }
+        assert_eq!(
+            streams.len(),
+            BURST,
+            "connections left waiting for a SYN retry"
+        );
+        drop(listener);
     }
 
     #[test]

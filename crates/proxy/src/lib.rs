@@ -75,9 +75,7 @@ impl Proxy {
         );
         let state = Arc::new(state::ProxyState::open(config).await?);
         let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| ProxyError::Bind(addr, e))
+            cocoon_net::listener::bind(addr).map_err(|e| ProxyError::Bind(addr, e))
         };
         let worker_listener = bind(worker_listen).await?;
         let client_listener = bind(client_listen).await?;

@@ -71,8 +71,7 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = self.state.config.stats_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
+            let listener = cocoon_net::listener::bind(addr)
                 .map_err(|e| WorkerError::Bind(addr.to_string(), e))?;
             tracing::info!(
                 "worker stats on http://{}",

@@ -171,12 +171,10 @@ impl FakeUpstream {
             });
         }
         let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| TestkitError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+            cocoon_net::listener::bind(config.listen).map_err(|source| TestkitError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| TestkitError::Bind {
             addr: config.listen,
             source,
