@@ -4,13 +4,15 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection as _, Postgres, Row as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Postgres, Row as _, SqlSafeStr as _, Sqlite, Transaction};
 
 use crate::StoreError;
 
@@ -23,8 +25,43 @@ const SQLITE_READERS: u32 = 4;
 /// PostgreSQL connections in the pool.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The ledger's schema on SQLite, version by version.
+static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
+    migrator(&[(
+        1,
+        "ledger",
+        include_str!("../migrations/sqlite/0001_ledger.sql"),
+    )])
+});
+/// The ledger's schema on PostgreSQL, version by version.
+static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
+    migrator(&[(
+        1,
+        "ledger",
+        include_str!("../migrations/postgres/0001_ledger.sql"),
+    )])
+});
+
+/// The migrations `(version, description, SQL)`, each run in its own transaction, checksummed
+/// (SHA-384 of its SQL) as sqlx records them in `_sqlx_migrations`. Built here rather than by
+/// `sqlx::migrate!`, whose proc macro compiles a second copy of sqlx's SQLite (the C library
+/// included) and PostgreSQL drivers for the build host.
+fn migrator(versions: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        versions
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Which database a store URL names.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -588,5 +625,36 @@ mod tests {
         assert!(matches!(classify(""), Err(StoreError::InvalidStoreUrl(_))));
         assert_eq!(to_db(u64::MAX, "x"), Err(StoreError::StorageRange("x")));
         assert_eq!(to_db(7, "x"), Ok(7));
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A migration edited after release would fail every ledger opened before: sqlx refuses a
+    /// database whose recorded checksum differs. These are the checksums the ledgers hold.
+    #[test]
+    fn the_migrations_keep_their_recorded_checksums() {
+        let recorded = [
+            (
+                &*SQLITE_MIGRATIONS,
+                "fb5f9d1ecb832eb1c570256a20acf265cd85f8aee0ba47d2e8085b83604b1b3a\
+                 f5e670156e8e2060f962d508a3de0426",
+            ),
+            (
+                &*POSTGRES_MIGRATIONS,
+                "5a3470a8df76fbed44b50e8981e56f91b7210499d8aeec6bc2f3633986518074\
+                 d7b34fc04ad3c7489f1a1b19b8eea76c",
+            ),
+        ];
+        for (migrator, checksum) in recorded {
+            let [first] = &migrator.migrations[..] else {
+                panic!("one migration expected");
+            };
+            assert_eq!((first.version, &*first.description), (1, "ledger"));
+            let hex: String = first.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, checksum);
+        }
     }
 }
