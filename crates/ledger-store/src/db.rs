@@ -648,13 +648,31 @@ mod migration_tests {
                  d7b34fc04ad3c7489f1a1b19b8eea76c",
             ),
         ];
-        for (migrator, checksum) in recorded {
+        for (migrator, checksum) in &recorded {
             let [first] = &migrator.migrations[..] else {
                 panic!("one migration expected");
             };
             assert_eq!((first.version, &*first.description), (1, "ledger"));
             let hex: String = first.checksum.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(hex, checksum);
+            assert_eq!(hex, *checksum);
+        }
+    }
+
+    /// A migration file added to `migrations/` must be listed in its migrator too, or no
+    /// database would ever run it.
+    #[test]
+    fn every_migration_file_is_listed() {
+        for (dir, migrator) in [
+            ("sqlite", &*SQLITE_MIGRATIONS),
+            ("postgres", &*POSTGRES_MIGRATIONS),
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
+            let files = std::fs::read_dir(&path)
+                .map(|entries| entries.filter(|e| e.is_ok()).count())
+                .unwrap_or_default();
+            assert_eq!(files, migrator.migrations.len(), "{}", path.display());
         }
     }
 }
