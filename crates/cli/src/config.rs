@@ -116,19 +116,15 @@ impl ConfigLayers {
     /// [`CliError::Parse`] when the file does not describe a `T` (an unknown key, a wrong type),
     /// with its line; [`CliError::Unrepresentable`] when the defaults have no TOML form.
     pub fn file_config<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T, CliError> {
+        let Some((path, _)) = &self.file else {
+            return Ok(T::default());
+        };
         self.file_alone::<T>()?;
         under(&defaults::<T>()?, &self.table)
             .try_into()
-            .map_err(|source| match &self.file {
-                Some((path, _)) => CliError::Parse {
-                    path: path.clone(),
-                    source,
-                },
-                None => CliError::Setting {
-                    key: String::new(),
-                    value: String::new(),
-                    reason: source.message().to_owned(),
-                },
+            .map_err(|source| CliError::Parse {
+                path: path.clone(),
+                source,
             })
     }
 
