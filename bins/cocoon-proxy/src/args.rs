@@ -167,7 +167,11 @@ pub(crate) fn load(args: &Args) -> Result<ProxyConfig, String> {
     let layers = layers(args).map_err(|e| e.to_string())?;
     let mut config: ProxyConfig = layers.load().map_err(|e| e.to_string())?;
     if config.ledger_url.is_none() {
-        config.ledger_url = Some(ledger::default_file(&config, args.local)?);
+        config.ledger_url = Some(
+            config
+                .default_ledger_file(Role::Proxy.default_data_dir(), args.local)
+                .map_err(|e| e.to_string())?,
+        );
     }
     Ok(config)
 }

@@ -1,13 +1,11 @@
 //! `cocoon-proxy ledger …`: prints a proxy's books — an audit, the accounts, the anchors, the
 //! request records, as `cocoon_proxy::books` reports them — from a store opened for
-//! inspection, so it may run beside the proxy that owns them and changes nothing. Also where
-//! the default ledger file lives.
+//! inspection, so it may run beside the proxy that owns them and changes nothing.
 
 use std::io::Write as _;
 
 use clap::Subcommand;
 use cocoon_ledger_store::{LedgerStore, redact_url};
-use cocoon_proxy::ProxyConfig;
 use cocoon_proxy::books::{self, Accounts, Anchors, Audit, RequestPages};
 use serde_json::Value;
 
@@ -46,40 +44,6 @@ pub(crate) enum Action {
         #[arg(long)]
         limit: Option<u64>,
     },
-}
-
-/// The ledger file used when no `ledger_url` is configured: `ledger.sqlite` in the data
-/// directory, or `local-ledger.sqlite` in local mode so that play money never mixes with a real
-/// ledger.
-pub(crate) fn default_file(config: &ProxyConfig, local: bool) -> Result<String, String> {
-    let dir = match &config.data_dir {
-        Some(d) => d.clone(),
-        None => cocoon_cli::Role::Proxy.default_data_dir().ok_or(
-            "no data directory: set XDG_DATA_HOME or HOME, or give --data-dir or --ledger-url",
-        )?,
-    };
-    let name = if local {
-        "local-ledger.sqlite"
-    } else {
-        "ledger.sqlite"
-    };
-    dir.join(name)
-        .into_os_string()
-        .into_string()
-        .map_err(|p| format!("the ledger path {p:?} is not UTF-8: give --ledger-url"))
-}
-
-/// Creates the directory of a ledger given as a plain file path, so a first start needs no
-/// preparation.
-pub(crate) fn prepare(url: &str) -> Result<(), String> {
-    if url.contains("://") || url.starts_with("sqlite:") {
-        return Ok(());
-    }
-    match std::path::Path::new(url).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create the ledger directory {}: {e}", dir.display())),
-        _ => Ok(()),
-    }
 }
 
 /// Runs one `ledger` action against the store at `url`, printing the matching report of

@@ -14,9 +14,6 @@ use clap::Parser;
 use cocoon_proxy::{Proxy, ProxyConfig};
 
 async fn serve(args: &Args, config: ProxyConfig) -> Result<(), String> {
-    if let Some(url) = &config.ledger_url {
-        ledger::prepare(url)?;
-    }
     cocoon_node::descriptors::raise_and_report("cocoon-proxy", config.max_open_connections());
     let has_chain = config.chain.endpoint.is_some() && config.chain.proxy_contract.is_some();
     let proxy = Proxy::bind(config).await.map_err(|e| e.to_string())?;

@@ -72,35 +72,13 @@ pub(crate) fn command(args: &Estimate) -> ExitCode {
     cocoon_cli::exit_status("cocoon-worker estimate", run(args))
 }
 
-/// `GET {url}/v1/models` (plain HTTP, a client's API on this machine or network), within 10 s
-/// and 8 MiB.
-fn fetch_models(url: &str) -> Result<Vec<u8>, String> {
-    use http_body_util::{BodyExt, Empty, Limited};
-    let uri: hyper::Uri = format!("{}/v1/models", url.trim_end_matches('/'))
-        .parse()
-        .map_err(|e| format!("--market-from {url}: {e}"))?;
+/// [`cocoon_worker::market_view::fetch_market`] (on the binary's runtime).
+fn fetch_market(url: &str, model: &str) -> Result<(Vec<Coefficient>, Option<f64>), String> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
     tokio::task::block_in_place(|| {
-        runtime.block_on(async {
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<Empty<bytes::Bytes>>();
-            let fetch = async {
-                let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-                if !response.status().is_success() {
-                    return Err(format!("{uri} answered {}", response.status()));
-                }
-                Limited::new(response.into_body(), 8 << 20)
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes().to_vec())
-                    .map_err(|e| e.to_string())
-            };
-            tokio::time::timeout(Duration::from_secs(10), fetch)
-                .await
-                .map_err(|_| format!("{uri}: no answer within 10 s"))?
-        })
+        runtime.block_on(cocoon_worker::market_view::fetch_market(url, model))
     })
+    .map_err(|e| e.to_string())
 }
 
 /// Starts the engine and measures it (on the binary's runtime, which `estimate` runs inside).
@@ -160,9 +138,7 @@ fn run(args: &Estimate) -> Result<(), String> {
     }
     input.utilisation = args.utilisation.unwrap_or(0.5);
     if let Some(url) = &args.market_from {
-        let body = fetch_models(url)?;
-        let (market, load) =
-            estimate::market_from_models(&body, &input.model).map_err(|e| e.to_string())?;
+        let (market, load) = fetch_market(url, &input.model)?;
         eprintln!(
             "market from {url}: {} workers serve {}",
             market.len(),

@@ -25,16 +25,12 @@ async fn main() -> std::process::ExitCode {
     let result: Result<(), String> = async {
         let mut config = load(&args).map_err(|e| e.to_string())?;
         let (engine, source, loader) = engine::start(&args.engine, &config).await?;
-        let served = engine.models();
-        if config.model.is_none() {
-            let first = served.first().ok_or("the engine serves no model")?;
-            let name = cocoon_protocol::ModelName::parse(&first.name)
-                .map_err(|e| format!("the engine's model {:?}: {e}", first.name))?;
-            config.model = Some(name);
-        }
+        let model = config
+            .choose_model(engine.as_ref())
+            .map_err(|e| e.to_string())?
+            .clone();
         println!(
-            "cocoon-worker: serving {} from {} to {}",
-            config.configured_model(),
+            "cocoon-worker: serving {model} from {} to {}",
             source,
             config.proxies.join(", ")
         );

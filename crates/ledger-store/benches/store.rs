@@ -4,7 +4,7 @@
 //! request lives (reserve, then charge) from 64 tasks, one transaction per write against the
 //! group commit of a `CommitQueue`.
 //!
-//! `cargo bench -p cocoon-market --bench store` (`COCOON_BENCH_CHARGES` sets the number of
+//! `cargo bench -p cocoon-ledger-store --bench store` (`COCOON_BENCH_CHARGES` sets the number of
 //! charges per run, 2000 by default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -165,6 +165,18 @@ impl Pools {
                         path.display()
                     )));
                 }
+                // A first start needs no preparation: the file's directory is made too.
+                if let Some(dir) = path
+                    .parent()
+                    .filter(|d| create && !d.as_os_str().is_empty())
+                {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| StoreError::Storage {
+                            context: "creating the ledger's directory",
+                            detail: format!("{}: {e}", dir.display()),
+                        })?;
+                }
                 Self::open_sqlite(SqliteConnectOptions::new().filename(path), false, create).await
             }
         }

@@ -4,8 +4,9 @@
 //!
 //! # Opening
 //!
-//! [`LedgerStore::connect`] takes a file path or `sqlite:PATH` (the file is created if missing and
-//! put in WAL mode with full syncs), `sqlite::memory:` for a throw-away store, or a
+//! [`LedgerStore::connect`] takes a file path (the file and its directory are created if
+//! missing) or `sqlite:PATH`, put in WAL mode with full syncs; `sqlite::memory:` for a
+//! throw-away store; or a
 //! `postgres://user:password@host:port/database` URL. The schema migrations of the backend
 //! (embedded in the binary, `migrations/sqlite` and `migrations/postgres` in the crate) run at
 //! open. A store remembers the prices it was created with and refuses to open with others.

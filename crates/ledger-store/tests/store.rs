@@ -1240,6 +1240,29 @@ async fn bad_urls_are_refused() {
 }
 
 #[tokio::test]
+async fn a_first_open_makes_the_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy").join("books").join("ledger.sqlite");
+    let url = file.to_string_lossy().into_owned();
+    let store = LedgerStore::connect(&url, PricingParams::default())
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(file.exists());
+    // A path whose directory cannot be made (a file stands in its place) is a typed error.
+    let blocked = dir
+        .path()
+        .join("proxy")
+        .join("books")
+        .join("ledger.sqlite")
+        .join("x.db");
+    assert!(matches!(
+        LedgerStore::connect(&blocked.to_string_lossy(), PricingParams::default()).await,
+        Err(StoreError::Storage { .. })
+    ));
+}
+
+#[tokio::test]
 async fn inspecting_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.db");

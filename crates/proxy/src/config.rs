@@ -153,6 +153,32 @@ impl ProxyConfig {
             + self.stats_listen.map_or(0, |_| self.stats_max_connections)
     }
 
+    /// The ledger file used when no `ledger_url` is configured: `ledger.sqlite` in `data_dir`
+    /// (else in `default_dir`, the role's data directory), or `local-ledger.sqlite` in local mode,
+    /// so that play money never mixes with a real ledger.
+    pub fn default_ledger_file(
+        &self,
+        default_dir: Option<PathBuf>,
+        local: bool,
+    ) -> Result<String, ProxyError> {
+        let dir = self.data_dir.clone().or(default_dir).ok_or_else(|| {
+            ProxyError::Config(
+                "no data directory: set XDG_DATA_HOME or HOME, or give --data-dir or --ledger-url"
+                    .into(),
+            )
+        })?;
+        let name = if local {
+            "local-ledger.sqlite"
+        } else {
+            "ledger.sqlite"
+        };
+        dir.join(name).into_os_string().into_string().map_err(|p| {
+            ProxyError::Config(format!(
+                "the ledger path {p:?} is not UTF-8: give --ledger-url"
+            ))
+        })
+    }
+
     /// The reference-encryption key this proxy holds ([`Self::reference_private_key`]).
     pub fn reference_key(&self) -> Result<Option<[u8; 32]>, ProxyError> {
         let Some(text) = &self.reference_private_key else {
@@ -281,4 +307,51 @@ pub enum ProxyError {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_default_ledger_file_lives_in_the_data_directory() {
+        let role_dir = Some(PathBuf::from("/home/op/.local/share/cocoon/proxy"));
+        let mut config = ProxyConfig::default();
+        assert_eq!(
+            config.default_ledger_file(role_dir.clone(), false).unwrap(),
+            "/home/op/.local/share/cocoon/proxy/ledger.sqlite"
+        );
+        assert_eq!(
+            config.default_ledger_file(role_dir.clone(), true).unwrap(),
+            "/home/op/.local/share/cocoon/proxy/local-ledger.sqlite",
+            "play money keeps a file of its own"
+        );
+        config.data_dir = Some(PathBuf::from("/srv/proxy"));
+        assert_eq!(
+            config.default_ledger_file(role_dir, false).unwrap(),
+            "/srv/proxy/ledger.sqlite"
+        );
+        config.data_dir = None;
+        assert!(matches!(
+            config.default_ledger_file(None, false),
+            Err(ProxyError::Config(m)) if m.contains("--ledger-url")
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_directory_that_is_not_utf8_asks_for_a_ledger_url() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let config = ProxyConfig {
+            data_dir: Some(PathBuf::from(std::ffi::OsString::from_vec(vec![
+                b'/', 0xff,
+            ]))),
+            ..ProxyConfig::default()
+        };
+        assert!(matches!(
+            config.default_ledger_file(None, false),
+            Err(ProxyError::Config(m)) if m.contains("not UTF-8")
+        ));
+    }
 }

@@ -18,7 +18,8 @@ pub struct WorkerConfig {
     /// Connections kept to each proxy.
     pub connections_per_proxy: usize,
     /// Model name announced to proxies; its base (text before `@`) must match client requests.
-    /// Unset: the engine's first model (the executable fills it in before the worker starts).
+    /// Unset: the engine's first model ([`WorkerConfig::choose_model`], which
+    /// [`Worker::new`](crate::Worker::new) calls).
     pub model: Option<ModelName>,
     /// The SHA-256 identifying the served weights (64 hex digits), as the operator pins it for
     /// an upstream server's model (`cocoon-worker model-hash PATH` prints it). The built-in
@@ -131,6 +132,27 @@ impl WorkerConfig {
         self.model.as_ref().map_or("", ModelName::as_str)
     }
 
+    /// The model this worker serves: the configured one, else the first model `engine`
+    /// serves, checked as a configured name is, and kept in [`WorkerConfig::model`].
+    pub fn choose_model(
+        &mut self,
+        engine: &dyn cocoon_infer::Engine,
+    ) -> Result<&ModelName, WorkerError> {
+        if self.model.is_none() {
+            let served = engine.models();
+            let first = served
+                .first()
+                .ok_or_else(|| WorkerError::Config("the engine serves no model".into()))?;
+            let name = ModelName::parse(&first.name).map_err(|e| {
+                WorkerError::Config(format!("the engine's model {:?}: {e}", first.name))
+            })?;
+            self.model = Some(name);
+        }
+        self.model
+            .as_ref()
+            .ok_or_else(|| WorkerError::Config("model must be set".into()))
+    }
+
     /// The chain (and API key) the root registry is read from.
     pub fn registry_chain(&self) -> (Option<&str>, Option<&str>) {
         self.registry.chain_or((
@@ -229,7 +251,58 @@ pub enum WorkerError {
     /// An earnings estimate was asked with figures out of range.
     #[error("estimate figures out of range: {0}")]
     Estimate(&'static str),
+    /// The market could not be read from a client's model list (`estimate --market-from`).
+    #[error("reading the market from {url}: {detail}")]
+    MarketFetch {
+        /// The client API asked.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The engine's speed could not be measured.
     #[error("measuring the engine: {0}")]
     Measure(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cocoon_infer::upstream::{UpstreamConfig, UpstreamEngine};
+
+    fn engine(models: &[&str]) -> UpstreamEngine {
+        let mut config = UpstreamConfig::new("http://127.0.0.1:9");
+        config.models = models.iter().map(|m| (*m).to_owned()).collect();
+        UpstreamEngine::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_configured_model_the_engines_first_is_served() {
+        let mut config = WorkerConfig::default();
+        let chosen = config
+            .choose_model(&engine(&["first@v1", "second"]))
+            .unwrap();
+        assert_eq!(chosen.as_str(), "first@v1");
+        assert_eq!(config.configured_model(), "first@v1");
+        // A configured model stays, whatever the engine lists first.
+        let mut config = WorkerConfig {
+            model: Some("mine".parse().unwrap()),
+            ..WorkerConfig::default()
+        };
+        let chosen = config.choose_model(&engine(&["first"])).unwrap();
+        assert_eq!(chosen.as_str(), "mine");
+    }
+
+    #[tokio::test]
+    async fn an_engine_model_that_is_no_model_name_is_refused() {
+        for bad in ["two words", "base@", "@variant", "tab\there"] {
+            let mut config = WorkerConfig::default();
+            let err = config.choose_model(&engine(&[bad])).unwrap_err();
+            assert!(
+                matches!(&err, WorkerError::Config(m) if m.contains("the engine's model")),
+                "{bad:?}: {err}"
+            );
+            assert!(config.model.is_none(), "{bad:?} was kept");
+        }
+    }
 }

@@ -18,6 +18,7 @@ pub mod estimate;
 pub mod keys;
 mod limits;
 pub mod machine;
+pub mod market_view;
 pub mod model_change;
 mod pricing;
 mod registry;
@@ -44,8 +45,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Builds a worker serving `engine` with `config`.
-    pub fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
+    /// Builds a worker serving `engine` with `config` (without a configured model, the
+    /// engine's first: [`WorkerConfig::choose_model`]).
+    pub fn new(mut config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
+        config.choose_model(engine.as_ref())?;
         config.validate()?;
         Ok(Self {
             state: Arc::new(state::WorkerState::new(config, engine)?),
