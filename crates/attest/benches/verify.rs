@@ -79,5 +79,34 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The Ed25519 verification a receipt and an RA-TLS certificate each need, on the two
+/// libraries linked (ring, which rustls uses, and AWS-LC, which the sealing uses).
+fn ed25519(c: &mut Criterion) {
+    let seed = [7u8; 32];
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let public = ring::signature::KeyPair::public_key(&signer)
+        .as_ref()
+        .to_vec();
+    let message = [42u8; 200];
+    let signature = signer.sign(&message).as_ref().to_vec();
+    c.bench_function("ed25519_verify_ring", |b| {
+        b.iter(|| {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, black_box(&public))
+                .verify(black_box(&message), black_box(&signature))
+                .unwrap()
+        })
+    });
+    c.bench_function("ed25519_verify_aws_lc", |b| {
+        b.iter(|| {
+            aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ED25519,
+                black_box(&public),
+            )
+            .verify(black_box(&message), black_box(&signature))
+            .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench, ed25519);
 criterion_main!(benches);
