@@ -441,3 +441,57 @@ fn a_refusal_naming_its_field_fails_with_that_param_and_the_plain_message() {
     assert_eq!(message, "`top_p` must be a number from 0 to 1");
     assert_eq!(param.as_deref(), Some("top_p"));
 }
+
+/// The receipt check for an answer "same answer" whose final part reports `final_usage`, with
+/// the worker's receipt (which signs 3 prompt and 5 completion tokens) relayed before it.
+fn receipt_check_with_usage(final_usage: client::QueryFinalInfo) -> (ReceiptCheck, CostedUsage) {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    let signed = receipt([0xA; 32], None);
+    m.handle(proxy(ProxyEvent::Receipt(Bytes::from(signed))), t0);
+    m.handle(proxy(answer("same answer", None)), t0);
+    let check = m
+        .handle(
+            proxy(ProxyEvent::Part {
+                answer: Bytes::new(),
+                final_info: Some(final_usage),
+            }),
+            t0,
+        )
+        .into_iter()
+        .find_map(|a| match a {
+            Action::CheckReceipt(check) => Some(check),
+            _ => None,
+        })
+        .expect("a receipt to check");
+    (check, m.usage())
+}
+
+#[test]
+fn a_final_usage_above_the_counts_the_receipt_signs_is_not_accepted() {
+    let now = cocoon_net::unix_time() as u64;
+    // The counts the worker signed, or fewer (a proxy charging at its bound), verify.
+    for (prompt, completion) in [(3, 5), (3, 4), (0, 0)] {
+        let (check, _) = receipt_check_with_usage(usage(prompt, completion));
+        assert_eq!(
+            check.verify(&workers(), now),
+            Ok(()),
+            "{prompt}+{completion} tokens are within the receipt's 3+5"
+        );
+    }
+    // A proxy that reports (and bills) more than the worker signed for: the same receipt must
+    // not make that usage look verified.
+    for (prompt, completion) in [(3, 500), (300, 5), (3, 6)] {
+        let (check, shown) = receipt_check_with_usage(usage(prompt, completion));
+        assert_eq!(
+            (shown.prompt_tokens, shown.completion_tokens),
+            (prompt, completion),
+            "the usage the caller is shown"
+        );
+        assert!(
+            check.verify(&workers(), now).is_err(),
+            "a final usage of {prompt}+{completion} tokens verified against a receipt that \
+             signs 3+5"
+        );
+    }
+}
