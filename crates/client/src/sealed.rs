@@ -636,6 +636,205 @@ mod tests {
         );
         assert!(opener.open_error("sealed:zz".into()).is_err());
     }
+
+    /// What a hostile proxy relays for a sealed request, driven through the real unsealing task
+    /// and the client's answer machine, as the answer stream's driver does (a closed queue is
+    /// `Lost`). Returns the emitted text and how the request ended.
+    async fn through_unsealing(keys: ReplyKeys, events: Vec<ProxyEvent>) -> (String, String) {
+        use crate::stream::machine::{Action, AnswerMachine, Ask, Ending, Event, ReceiptBinding};
+        let (in_tx, in_rx) = crate::route::route_queue(1 << 20);
+        let (out_tx, mut out_rx) = crate::route::route_queue(1 << 20);
+        let task = tokio::spawn(unseal_events(in_rx, out_tx, AnswerOpener::new(keys)));
+        for e in events {
+            in_tx.try_send(e).unwrap();
+        }
+        drop(in_tx);
+        let t0 = Instant::now();
+        let mut m = AnswerMachine::new(Ask {
+            started: t0,
+            timeout: Duration::from_secs(10),
+            sealed: true,
+            pricing: cocoon_market::PricingParams::default(),
+            binding: ReceiptBinding {
+                client_request_id: [0xA; 32],
+                envelope_hash: Some([0xE; 32]),
+                request_hash: [0xB; 32],
+                weights: None,
+            },
+            reference: None,
+        });
+        let (mut text, mut end) = (String::new(), "no end".to_owned());
+        while !m.is_done() {
+            let event = out_rx.recv().await.unwrap_or(ProxyEvent::Lost);
+            for action in m.handle(Event::Proxy(event), t0) {
+                match action {
+                    Action::Emit(b) => text.push_str(&String::from_utf8_lossy(&b)),
+                    Action::Record(Ending::Succeeded { usage, .. }) => {
+                        end = format!("succeeded {} tokens", usage.total_tokens);
+                    }
+                    Action::Record(Ending::Failed) => end = "failed".into(),
+                    _ => {}
+                }
+            }
+        }
+        task.await.unwrap();
+        (text, end)
+    }
+
+    fn final_info() -> cocoon_protocol::messages::client::QueryFinalInfo {
+        cocoon_protocol::messages::client::QueryFinalInfo {
+            tokens_used: cocoon_protocol::messages::TokensUsed {
+                prompt_tokens_used: 3,
+                completion_tokens_used: 5,
+                total_tokens_used: 8,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn first(chunk: &[u8]) -> ProxyEvent {
+        ProxyEvent::Answer {
+            answer: Bytes::copy_from_slice(chunk),
+            final_info: None,
+        }
+    }
+
+    fn part(chunk: &[u8], last: bool) -> ProxyEvent {
+        ProxyEvent::Part {
+            answer: Bytes::copy_from_slice(chunk),
+            final_info: last.then(final_info),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hostile_proxy_cannot_make_a_sealed_answer_end_well_unless_it_is_whole() {
+        let a = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let outsider = SealingKeyPair::generate(&mut SystemRng).unwrap();
+        let sealed = sealed_to(&[&a], b"request");
+        let mine = Envelope::open(&sealed.bytes, a.key_id(), &a, &[]).unwrap();
+        let mut sealer = mine.reply_key.sealer(&mut SystemRng).unwrap();
+        let head = cocoon_protocol::messages::http::Response {
+            http_version: "HTTP/1.1".into(),
+            status_code: 200,
+            reason: "OK".into(),
+            headers: Vec::new(),
+            payload: Bytes::from_static(b"he"),
+        }
+        .to_boxed_bytes();
+        let c0 = sealer.seal(&head).unwrap();
+        let c1 = sealer.seal(b"l").unwrap();
+        let c2 = sealer.seal(b"lo").unwrap();
+        let c3 = sealer.seal_final(b"!").unwrap();
+        // A chunk of another worker's stream for the same position.
+        let other = sealed_to(&[&outsider], b"request");
+        let theirs = Envelope::open(&other.bytes, outsider.key_id(), &outsider, &[]).unwrap();
+        let mut their_sealer = theirs.reply_key.sealer(&mut SystemRng).unwrap();
+        let _ = their_sealer.seal(b"x").unwrap();
+        let spliced = their_sealer.seal(b"LO").unwrap();
+        let both = [c1.clone(), c2.clone()].concat();
+        let error = |message: String| ProxyEvent::Error {
+            code: 502,
+            message,
+            final_info: Some(final_info()),
+        };
+
+        let cases: Vec<(&str, Vec<ProxyEvent>, &str, &str)> = vec![
+            (
+                "the whole answer, as the worker sent it",
+                vec![first(&c0), part(&c1, false), part(&c2, false), part(&c3, true)],
+                "hello!",
+                "succeeded 8 tokens",
+            ),
+            (
+                "two chunks in one part (a proxy may join them)",
+                vec![first(&c0), part(&both, false), part(&c3, true)],
+                "hello!",
+                "succeeded 8 tokens",
+            ),
+            (
+                "a duplicated chunk",
+                vec![first(&c0), part(&c1, false), part(&c1, false), part(&c2, false), part(&c3, true)],
+                "hel",
+                "failed",
+            ),
+            (
+                "chunks out of order",
+                vec![first(&c0), part(&c2, false), part(&c1, false), part(&c3, true)],
+                "he",
+                "failed",
+            ),
+            (
+                "cut short: the final usage on an empty part",
+                vec![first(&c0), part(&c1, false), part(b"", true)],
+                "hel",
+                "failed",
+            ),
+            (
+                "cut short: the final usage on a chunk that is not the last",
+                vec![first(&c0), part(&c1, false), part(&c2, true)],
+                "hel",
+                "failed",
+            ),
+            (
+                "the final chunk without the final usage, then the usage alone",
+                vec![first(&c0), part(&c1, false), part(&c2, false), part(&c3, false), part(b"", true)],
+                "hello",
+                "failed",
+            ),
+            (
+                "a chunk of another stream spliced in",
+                vec![first(&c0), part(&c1, false), part(&spliced, false), part(&c3, true)],
+                "hel",
+                "failed",
+            ),
+            (
+                "the first chunk missing",
+                vec![first(&c1), part(&c2, false), part(&c3, true)],
+                "",
+                "failed",
+            ),
+            (
+                "the final usage before the head",
+                vec![part(&c3, true), first(&c0)],
+                "",
+                "failed",
+            ),
+            (
+                "a sealed error forged from a chunk of the stream",
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    error(format!("{SEALED_ERROR_PREFIX}{}", hex::encode(&c3))),
+                ],
+                "hel",
+                "failed",
+            ),
+            (
+                "a replayed chunk and a second usage after the end change nothing",
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    part(&c2, false),
+                    part(&c3, true),
+                    part(&c1, true),
+                    part(b"", true),
+                ],
+                "hello!",
+                "succeeded 8 tokens",
+            ),
+            (
+                "the stream stops before its end (the queue closes)",
+                vec![first(&c0), part(&c1, false)],
+                "hel",
+                "failed",
+            ),
+        ];
+        for (name, events, text, end) in cases {
+            let got = through_unsealing(sealed.reply_keys.clone(), events).await;
+            assert_eq!(got, (text.to_owned(), end.to_owned()), "{name}");
+        }
+    }
 }
 
 /// The options of a query that ride in its flags: debug output and the worker preference
