@@ -495,3 +495,87 @@ fn a_final_usage_above_the_counts_the_receipt_signs_is_not_accepted() {
         );
     }
 }
+
+#[test]
+fn a_second_usage_or_cost_after_the_end_changes_nothing() {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    let mut lines = Vec::new();
+    let events = vec![
+        proxy(cost(9)),
+        proxy(answer("a", Some(usage(1, 1)))),
+        // A proxy reporting the usage again, bigger, with a bigger cost and a receipt.
+        proxy(cost(999)),
+        proxy(ProxyEvent::Part {
+            answer: Bytes::from_static(b"more"),
+            final_info: Some(usage(100, 100)),
+        }),
+        proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None)))),
+        proxy(ProxyEvent::Payment {
+            request_tokens: 1_000_000,
+        }),
+        proxy(error(502)),
+    ];
+    for e in events {
+        lines.extend(m.handle(e, t0).iter().map(line));
+    }
+    assert_eq!(
+        lines,
+        vec!["head 200", "emit a", "succeeded 2 tokens 9 nanoton", "end"]
+    );
+    let u = m.usage();
+    assert_eq!((u.total_tokens, u.total_cost), (2, 9), "the first final usage stays");
+}
+
+#[test]
+fn an_answer_that_fails_after_its_head_checks_no_receipt_and_never_succeeds() {
+    // The worker's receipt arrived, then the proxy (or worker) ends the answer with an error
+    // that carries a usage: the request failed; the receipt is not offered as proof.
+    let (lines, m) = run(
+        false,
+        vec![
+            (1, proxy(answer("he", None))),
+            (1, proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None))))),
+            (1, proxy(cost(50))),
+            (
+                2,
+                proxy(ProxyEvent::Error {
+                    code: 502,
+                    message: "worker lost".into(),
+                    final_info: Some(usage(3, 5)),
+                }),
+            ),
+            (2, proxy(last("llo"))),
+        ],
+    );
+    assert_eq!(
+        lines,
+        vec!["head 200", "emit he", "failed", "error: worker lost (code 502)"]
+    );
+    assert!(m.is_done());
+}
+
+#[test]
+fn a_receipt_naming_another_request_id_is_refused_through_the_machine() {
+    let t0 = Instant::now();
+    let now = cocoon_net::unix_time() as u64;
+    let mut m = AnswerMachine::new(ask(t0, false));
+    // Same body, same answer, same worker: the receipt of request B relayed for request A.
+    m.handle(
+        proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xB; 32], None)))),
+        t0,
+    );
+    m.handle(proxy(answer("same answer", None)), t0);
+    let check = m
+        .handle(proxy(last("")), t0)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::CheckReceipt(check) => Some(check),
+            _ => None,
+        })
+        .expect("a receipt to check");
+    assert_eq!(
+        check.verify(&workers(), now),
+        Err(ClientError::ReceiptForAnotherRequest("request id"))
+    );
+}
