@@ -453,3 +453,54 @@ fn no_deadline_while_the_engine_runs_on_its_own() {
     assert!(!run.m.wants_start());
     assert_eq!(run.m.next_deadline(), None);
 }
+
+#[test]
+fn body_bytes_or_ticks_before_the_engine_answered_send_nothing() {
+    let mut run = Run::new();
+    assert!(run.event(data("data: early\n\n"), 1).is_empty());
+    assert!(run.event(ending("", BodyEnd::End(usage(9, 9))), 2).is_empty());
+    assert!(run.event(Event::Tick, 3).is_empty());
+    assert!(run.m.wants_start(), "still waiting for the engine's head");
+    assert!(run.event(Event::EngineStarted(Ok(head(200))), 4).is_empty());
+    assert_eq!(
+        run.event(ending("{}", BodyEnd::End(usage(1, 1))), 5)[0],
+        Action::SendHead {
+            head: head(200),
+            data: Bytes::from_static(b"{}"),
+            usage: Some(usage(1, 1)),
+        }
+    );
+}
+
+#[test]
+fn a_cancel_then_a_lost_connection_tells_nobody_even_when_the_usage_comes() {
+    for mut run in [Run::answered(200), Run::streaming()] {
+        assert_eq!(run.event(Event::Cancel, 30), vec![Action::StopEngine]);
+        assert!(run.event(Event::ConnectionLost, 31).is_empty());
+        assert!(run.event(Event::Cancel, 32).is_empty(), "no second stop");
+        assert_eq!(
+            run.event(ending("data: late\n\n", BodyEnd::Stopped(usage(4, 4))), 33),
+            vec![Action::Done(Outcome::Lost)]
+        );
+        assert!(run.m.is_done());
+        assert!(run.event(Event::OutputBroken(Some(refuse(502, "x"))), 34).is_empty());
+    }
+}
+
+#[test]
+fn whatever_a_proxy_sends_after_the_end_nothing_more_goes_out() {
+    let mut run = Run::streaming();
+    run.event(ending("", BodyEnd::End(usage(2, 2))), 20);
+    assert!(run.m.is_done());
+    for event in [
+        Event::Cancel,
+        Event::ConnectionLost,
+        Event::Tick,
+        data("data: more\n\n"),
+        Event::OutputBroken(Some(refuse(502, "late"))),
+        Event::EngineStarted(Ok(head(200))),
+    ] {
+        assert!(run.event(event, 21).is_empty());
+    }
+    assert_eq!(run.m.next_deadline(), None);
+}
