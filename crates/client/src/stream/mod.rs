@@ -287,3 +287,144 @@ impl AnswerStream {
         self.machine.usage()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use cocoon_protocol::messages::http;
+
+    use super::*;
+    use crate::stream::machine::{Ask, ReceiptBinding};
+
+    /// An answer stream over an in-memory proxy session, and the sender of its route (what
+    /// the session's reader would push). The other end of the session is returned to keep it up.
+    async fn stream_with_route(
+        timeout: Duration,
+    ) -> (
+        crate::route::RouteSender,
+        impl std::future::Future<Output = Result<AnswerStream, ClientError>>,
+        (cocoon_net::Incoming, (cocoon_net::Connection, cocoon_net::Incoming)),
+    ) {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (dial, accept) = tokio::join!(
+            cocoon_net::connect(a, cocoon_net::ConnectionConfig::dialer()),
+            cocoon_net::accept(b, cocoon_net::ConnectionConfig::acceptor()),
+        );
+        let (conn, incoming) = dial.unwrap();
+        let peer = accept.unwrap();
+        let keep = (incoming, peer);
+        let session = Arc::new(Session {
+            address: "test".into(),
+            conn,
+            version: cocoon_protocol::version::SEALED_VERSION,
+            routes: Arc::default(),
+            proxy: cocoon_attest::VerifiedPeer {
+                public_key: [0; 32],
+                evidence_kind: cocoon_attest::EvidenceKind::Unattested,
+                measurements: None,
+                image_hash: None,
+                claims: None,
+                certificate_not_after: 0,
+            },
+        });
+        let (tx, rx) = crate::route::route_queue(1 << 20);
+        let wiring = Wiring {
+            rx,
+            guard: RouteGuard {
+                session,
+                request_id: Int256([0xA; 32]),
+            },
+            counters: Arc::new(ClientCounters::default()),
+            workers: Arc::new(crate::stream::receipt::tests::workers()),
+            clock: cocoon_node::AttestationClock::default(),
+            sealing: None,
+        };
+        let machine = AnswerMachine::new(Ask {
+            started: Instant::now(),
+            timeout,
+            sealed: false,
+            pricing: cocoon_market::PricingParams::default(),
+            binding: ReceiptBinding {
+                client_request_id: [0xA; 32],
+                envelope_hash: None,
+                request_hash: [0xB; 32],
+                weights: None,
+            },
+            reference: None,
+        });
+        (
+            tx,
+            AnswerStream::open(machine, wiring, false, HopTimes::default()),
+            keep,
+        )
+    }
+
+    /// A hostile worker (or proxy, for a request in clear) answers a non-streamed request with
+    /// a body that never ends, as fast as the client takes it: collecting the answer for the
+    /// caller (`Client::chat`, the HTTP API's non-streamed answers) must stop at some bound
+    /// instead of holding all of it in memory until the request's deadline.
+    #[tokio::test]
+    async fn collecting_an_answer_that_never_ends_stops_before_it_fills_memory() {
+        const PART: usize = 1 << 20;
+        const SENT_AT_MOST: usize = 256 << 20;
+        let (tx, open, _keep) = stream_with_route(Duration::from_secs(600)).await;
+        let head = http::Response {
+            http_version: "HTTP/1.1".into(),
+            status_code: 200,
+            reason: "OK".into(),
+            headers: vec![http::Header {
+                name: "Content-Type".into(),
+                value: "application/json".into(),
+            }],
+            payload: Bytes::from_static(b"{\"x\":\""),
+        };
+        tx.try_send(ProxyEvent::Answer {
+            answer: Bytes::from(head.to_boxed_bytes()),
+            final_info: None,
+        })
+        .unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let flood = tokio::spawn(async move {
+            let part = Bytes::from(vec![b'a'; PART]);
+            let mut sent = 0;
+            while sent < SENT_AT_MOST {
+                let event = ProxyEvent::Part {
+                    answer: part.clone(),
+                    final_info: None,
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+                sent += PART;
+            }
+            let _ = done_tx.send(());
+            // Keep the route open (no end, no loss): the deadline is minutes away.
+            std::future::pending::<()>().await;
+        });
+        let mut stream = open.await.unwrap();
+        let all_taken = async {
+            // Every byte sent was taken from the route (the queue holds at most 1 MiB), and
+            // the collector is still waiting for more.
+            let _ = done_rx.await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        tokio::select! {
+            collected = stream.collect_body() => {
+                flood.abort();
+                if let Ok(body) = collected {
+                    panic!("collected a whole body of {} bytes", body.len());
+                }
+            }
+            () = all_taken => {
+                flood.abort();
+                panic!(
+                    "collect_body took all {SENT_AT_MOST} bytes sent and waits for more: \
+                     no bound short of the request's deadline"
+                );
+            }
+        }
+    }
+}
