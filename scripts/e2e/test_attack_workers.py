@@ -7,6 +7,8 @@ whose old payout vouchers are replayed on the emulated chain.
   records a metering violation against it and lowers its standing.
 - A worker that sends the receipt it signed for one request again for an identical request:
   the client refuses the second receipt.
+- A worker that signs fewer tokens in its receipt than it reports: the client shows the usage
+  billed and marks the receipt as not covering it (`receipt_below_usage`).
 - A worker that ignores the cancel sent when the HTTP caller goes away mid-stream: the request
   is charged once, for what the worker metered within the bound, and no reservation is left
   (beside it, the honest case: an acknowledged cancel is charged for the usage it carries).
@@ -218,6 +220,29 @@ def test_a_replayed_receipt_is_refused_by_the_client(rogue):
     assert second_headers["X-Cocoon-Receipt-Verified"] == "false", second.get("cocoon_receipt")
     assert second["cocoon_receipt"]["verified"] is False
     assert second["cocoon_receipt"]["error"], second["cocoon_receipt"]
+    assert_books_balance(net)
+
+
+def test_a_usage_above_what_the_receipt_signs_is_not_vouched_for(rogue):
+    """The worker signs fewer tokens than it reports (and is paid for): the client shows the
+    usage billed, and says that the receipt does not cover it."""
+    net = rogue("--receipt-signs", "1,1")
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "count my tokens"}],
+        "max_tokens": 16,
+    }
+    headers, answer = chat(net, body)
+    [seen] = wait_for("the rogue's request line", net.rogue_lines, logs=net.logs)
+    assert seen["receipt"] == "signed", seen
+    # The attack happened: the usage reported is above the receipt's one prompt and one
+    # completion token.
+    assert answer["usage"]["completion_tokens"] > 1, answer["usage"]
+    assert headers["X-Cocoon-Receipt-Verified"] == "false", answer.get("cocoon_receipt")
+    receipt = answer["cocoon_receipt"]
+    assert receipt["verified"] is False, receipt
+    assert receipt["error_code"] == "receipt_below_usage", receipt
+    assert "receipt signs 1" in receipt["error"], receipt
     assert_books_balance(net)
 
 

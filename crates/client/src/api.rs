@@ -559,6 +559,7 @@ impl Client {
             sealing: sealed
                 .is_some()
                 .then(|| (self.sealing.clone(), sealed_model.into_string())),
+            max_answer_bytes: self.config.max_answer_bytes,
         };
         let times = HopTimes {
             client_start,

@@ -105,6 +105,10 @@ pub struct ClientConfig {
     /// of weights, not a name → weights map; with a pin, sealed requests go only to workers
     /// whose attested certificate names these weights, and a receipt naming others is refused.
     pub pinned_weights: std::collections::BTreeMap<String, String>,
+    /// The largest answer gathered whole (a non-streamed completion, a transcription, and
+    /// [`Client::chat`](crate::Client::chat)): past it the request is stopped and refused with
+    /// 502 `answer_too_large`. Streamed answers are not gathered and have no such bound.
+    pub max_answer_bytes: usize,
     /// The HTTP API's limits and who may call it (`[http]`).
     pub http: HttpApiConfig,
 }
@@ -275,6 +279,7 @@ impl Default for ClientConfig {
             require_sealed: None,
             reference_receiver_key: None,
             pinned_weights: std::collections::BTreeMap::new(),
+            max_answer_bytes: 32 << 20,
             http: HttpApiConfig::default(),
         }
     }
@@ -379,6 +384,11 @@ impl ClientConfig {
                 cocoon_protocol::audio::MAX_AUDIO_BYTES
             )));
         }
+        if self.max_answer_bytes == 0 {
+            return Err(ClientError::Config(
+                "max_answer_bytes must be positive".into(),
+            ));
+        }
         if self.max_body_bytes == 0 {
             return Err(ClientError::Config(
                 "max_body_bytes must be positive".into(),
@@ -459,6 +469,23 @@ pub enum ClientError {
     /// request id, sealed envelope, request body or answer than this client sent and received.
     #[error("the worker's receipt names another {0}")]
     ReceiptForAnotherRequest(&'static str),
+    /// An answer gathered whole grew past `max_answer_bytes`; it was stopped at the proxy.
+    #[error("the answer exceeds {limit} bytes (max_answer_bytes)")]
+    AnswerTooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// The usage the proxy reported for an answer counts more tokens than the worker's receipt
+    /// signs (or a negative count): the receipt does not vouch for what the caller is billed.
+    #[error("the proxy reported {reported} {tokens} tokens, the worker's receipt signs {signed}")]
+    ReceiptBelowUsage {
+        /// Which count: prompt, cached, completion, reasoning or total.
+        tokens: &'static str,
+        /// What the proxy reported.
+        reported: i64,
+        /// What the receipt signs.
+        signed: u64,
+    },
 }
 
 impl ClientError {
@@ -480,10 +507,12 @@ impl ClientError {
                 _ => 502,
             },
             Self::Timeout(_) => 504,
-            Self::Interrupted(_) => 502,
+            Self::Interrupted(_) | Self::AnswerTooLarge { .. } => 502,
             Self::SealingUnavailable(_) => 503,
             Self::SealedAnswer(_) => 502,
-            Self::ReceiptInvalid(_) | Self::ReceiptForAnotherRequest(_) => 502,
+            Self::ReceiptInvalid(_)
+            | Self::ReceiptForAnotherRequest(_)
+            | Self::ReceiptBelowUsage { .. } => 502,
         }
     }
 
@@ -509,10 +538,12 @@ impl ClientError {
             Self::Remote { code: 429, .. } => "no_capacity",
             Self::Remote { code: 502, .. } => "no_worker",
             Self::Interrupted(_) => "answer_interrupted",
+            Self::AnswerTooLarge { .. } => "answer_too_large",
             Self::SealingUnavailable(_) => "sealing_unavailable",
             Self::SealedAnswer(_) => "sealed_answer_refused",
             Self::ReceiptInvalid(_) => "receipt_invalid",
             Self::ReceiptForAnotherRequest(_) => "receipt_for_another_request",
+            Self::ReceiptBelowUsage { .. } => "receipt_below_usage",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

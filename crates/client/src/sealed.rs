@@ -742,7 +742,12 @@ mod tests {
         let cases: Vec<(&str, Vec<ProxyEvent>, &str, &str)> = vec![
             (
                 "the whole answer, as the worker sent it",
-                vec![first(&c0), part(&c1, false), part(&c2, false), part(&c3, true)],
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    part(&c2, false),
+                    part(&c3, true),
+                ],
                 "hello!",
                 "succeeded 8 tokens",
             ),
@@ -754,13 +759,24 @@ mod tests {
             ),
             (
                 "a duplicated chunk",
-                vec![first(&c0), part(&c1, false), part(&c1, false), part(&c2, false), part(&c3, true)],
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    part(&c1, false),
+                    part(&c2, false),
+                    part(&c3, true),
+                ],
                 "hel",
                 "failed",
             ),
             (
                 "chunks out of order",
-                vec![first(&c0), part(&c2, false), part(&c1, false), part(&c3, true)],
+                vec![
+                    first(&c0),
+                    part(&c2, false),
+                    part(&c1, false),
+                    part(&c3, true),
+                ],
                 "he",
                 "failed",
             ),
@@ -778,13 +794,24 @@ mod tests {
             ),
             (
                 "the final chunk without the final usage, then the usage alone",
-                vec![first(&c0), part(&c1, false), part(&c2, false), part(&c3, false), part(b"", true)],
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    part(&c2, false),
+                    part(&c3, false),
+                    part(b"", true),
+                ],
                 "hello",
                 "failed",
             ),
             (
                 "a chunk of another stream spliced in",
-                vec![first(&c0), part(&c1, false), part(&spliced, false), part(&c3, true)],
+                vec![
+                    first(&c0),
+                    part(&c1, false),
+                    part(&spliced, false),
+                    part(&c3, true),
+                ],
                 "hel",
                 "failed",
             ),

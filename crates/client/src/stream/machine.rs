@@ -56,7 +56,7 @@ pub(crate) struct ReceiptBinding {
 }
 
 /// A receipt to check against the answer it came with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ReceiptCheck {
     /// The receipt bytes as relayed.
     pub(crate) encoded: Bytes,
@@ -64,6 +64,9 @@ pub(crate) struct ReceiptCheck {
     pub(crate) binding: ReceiptBinding,
     /// SHA-256 of the answer body as the worker sent it.
     pub(crate) answer_hash: [u8; 32],
+    /// The usage the proxy reported with the last part, which the caller is shown and billed:
+    /// no count of it may exceed what the receipt signs.
+    pub(crate) usage: cocoon_protocol::messages::TokensUsed,
 }
 
 /// An input of the machine.
@@ -74,6 +77,12 @@ pub(crate) enum Event {
     Proxy(ProxyEvent),
     /// The caller stopped reading (the stream was dropped).
     CallerGone,
+    /// The answer being collected whole grew past the caller's bound (`limit` bytes): it is
+    /// given up and stopped at the proxy.
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
     /// Time passed ([`AnswerMachine::next_deadline`] was reached).
     Tick,
 }
@@ -184,6 +193,11 @@ impl AnswerMachine {
                 out
             }
             Event::Tick => Vec::new(),
+            Event::TooLarge { limit } => {
+                let mut out = vec![Action::CancelAtProxy];
+                out.extend(self.fail(ClientError::AnswerTooLarge { limit }));
+                out
+            }
             Event::CallerGone => {
                 self.phase = Phase::Done;
                 vec![
@@ -342,6 +356,7 @@ impl AnswerMachine {
             }
             _ => None,
         };
+        let usage = final_info.tokens_used.clone();
         self.final_info = Some(final_info);
         self.phase = Phase::Done;
         if let Some(encoded) = self.receipt.clone() {
@@ -349,6 +364,7 @@ impl AnswerMachine {
                 encoded,
                 binding: self.ask.binding,
                 answer_hash: self.answer_hash.clone().finalize().into(),
+                usage,
             }));
         }
         out.push(Action::Record(Ending::Succeeded {

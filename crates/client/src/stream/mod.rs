@@ -48,6 +48,8 @@ pub(crate) struct Wiring {
     pub(crate) clock: cocoon_node::AttestationClock,
     /// A sealed request's candidates, forgotten when it fails before its answer.
     pub(crate) sealing: Option<(Arc<crate::sealed::Sealing>, String)>,
+    /// The largest answer [`AnswerStream::collect_body`] gathers (`max_answer_bytes`).
+    pub(crate) max_answer_bytes: usize,
 }
 
 /// An answer arriving from the network.
@@ -273,10 +275,25 @@ impl AnswerStream {
         self.receipt.clone()
     }
 
-    /// Reads the rest of the body into one buffer.
+    /// Reads the rest of the body into one buffer, of at most the client's `max_answer_bytes`:
+    /// past it the request is stopped at the proxy and [`ClientError::AnswerTooLarge`] answered
+    /// (a peer that never ends an answer cannot fill this client's memory).
     pub async fn collect_body(&mut self) -> Result<Bytes, ClientError> {
+        let limit = self.wiring.max_answer_bytes;
         let mut out = BytesMut::new();
         while let Some(chunk) = self.next_chunk().await? {
+            if out.len().saturating_add(chunk.len()) > limit {
+                self.ready.clear();
+                let actions = self
+                    .machine
+                    .handle(Event::TooLarge { limit }, Instant::now());
+                self.apply(actions);
+                return Err(self
+                    .end
+                    .take()
+                    .and_then(Result::err)
+                    .unwrap_or(ClientError::AnswerTooLarge { limit }));
+            }
             out.extend_from_slice(&chunk);
         }
         Ok(out.freeze())
@@ -306,7 +323,10 @@ mod tests {
     ) -> (
         crate::route::RouteSender,
         impl std::future::Future<Output = Result<AnswerStream, ClientError>>,
-        (cocoon_net::Incoming, (cocoon_net::Connection, cocoon_net::Incoming)),
+        (
+            cocoon_net::Incoming,
+            (cocoon_net::Connection, cocoon_net::Incoming),
+        ),
     ) {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (dial, accept) = tokio::join!(
@@ -341,6 +361,7 @@ mod tests {
             workers: Arc::new(crate::stream::receipt::tests::workers()),
             clock: cocoon_node::AttestationClock::default(),
             sealing: None,
+            max_answer_bytes: crate::ClientConfig::default().max_answer_bytes,
         };
         let machine = AnswerMachine::new(Ask {
             started: Instant::now(),
@@ -414,9 +435,15 @@ mod tests {
         tokio::select! {
             collected = stream.collect_body() => {
                 flood.abort();
-                if let Ok(body) = collected {
-                    panic!("collected a whole body of {} bytes", body.len());
+                match collected {
+                    Err(ClientError::AnswerTooLarge { limit }) => {
+                        assert_eq!(limit, crate::ClientConfig::default().max_answer_bytes);
+                    }
+                    Err(e) => panic!("the wrong refusal: {e}"),
+                    Ok(body) => panic!("collected a whole body of {} bytes", body.len()),
                 }
+                // The request is over: nothing more is taken.
+                assert!(matches!(stream.next_chunk().await, Ok(None) | Err(_)));
             }
             () = all_taken => {
                 flood.abort();

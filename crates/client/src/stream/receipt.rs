@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use cocoon_protocol::messages::TokensUsed;
+
 use crate::config::ClientError;
 use crate::stream::machine::ReceiptCheck;
 
@@ -18,6 +20,9 @@ pub(crate) struct ExpectedReceipt<'a> {
     pub(crate) answer_hash: &'a [u8; 32],
     /// The weights pinned for the model (`pinned_weights`), which the receipt must name.
     pub(crate) weights: Option<[u8; 32]>,
+    /// The usage the proxy reported for the answer, when the caller is shown one: each count
+    /// must be at most what the receipt signs (fewer is a proxy charging at its bound).
+    pub(crate) usage: Option<&'a TokensUsed>,
 }
 
 /// Oldest receipt accepted with an answer: a worker signs it just before its last part.
@@ -58,6 +63,45 @@ pub(crate) fn check_receipt(
     if expected.weights.is_some_and(|w| w != claims.model_hash) {
         return Err(ClientError::ReceiptForAnotherRequest("model weights"));
     }
+    if let Some(usage) = expected.usage {
+        check_usage(usage, claims)?;
+    }
+    Ok(())
+}
+
+/// Refuses a reported usage with any count above the receipt's (or below zero): the worker
+/// signed what it served, and a proxy may bill less but never more.
+fn check_usage(
+    usage: &TokensUsed,
+    claims: &cocoon_attest::ReceiptClaims,
+) -> Result<(), ClientError> {
+    let signed_total = claims
+        .prompt_tokens
+        .saturating_add(claims.completion_tokens);
+    let counts = [
+        ("prompt", usage.prompt_tokens_used, claims.prompt_tokens),
+        ("cached", usage.cached_tokens_used, claims.cached_tokens),
+        (
+            "completion",
+            usage.completion_tokens_used,
+            claims.completion_tokens,
+        ),
+        (
+            "reasoning",
+            usage.reasoning_tokens_used,
+            claims.reasoning_tokens,
+        ),
+        ("total", usage.total_tokens_used, signed_total),
+    ];
+    for (tokens, reported, signed) in counts {
+        if u64::try_from(reported).map_or(true, |r| r > signed) {
+            return Err(ClientError::ReceiptBelowUsage {
+                tokens,
+                reported,
+                signed,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -95,6 +139,7 @@ impl ReceiptCheck {
             request_hash: &self.binding.request_hash,
             answer_hash: &self.answer_hash,
             weights: self.binding.weights,
+            usage: Some(&self.usage),
         };
         check_receipt(&self.encoded, workers, &expected, now)
     }
@@ -157,6 +202,7 @@ pub(crate) mod tests {
             request_hash: &body_hash(b"same prompt"),
             answer_hash: &body_hash(b"same answer"),
             weights: None,
+            usage: None,
         };
         check_receipt(
             encoded,
@@ -212,6 +258,7 @@ pub(crate) mod tests {
             request_hash: &body_hash(b"another prompt"),
             answer_hash: &body_hash(b"same answer"),
             weights: None,
+            usage: None,
         };
         assert_eq!(
             check_receipt(

@@ -55,6 +55,9 @@ pub struct RogueArgs {
     /// Sign a receipt for the first request and send that same receipt for every later one.
     #[arg(long)]
     pub replay_receipt: bool,
+    /// Sign these counts in the receipt, whatever usage is reported.
+    #[arg(long, value_name = "PROMPT,COMPLETION", value_parser = parse_counts)]
+    pub receipt_signs: Option<TokenCounts>,
     /// Announce a sealing key this worker cannot open envelopes with.
     #[arg(long)]
     pub announce_unusable_sealing_key: bool,
@@ -157,6 +160,7 @@ impl RogueArgs {
             ignore_cancel: self.ignore_cancel,
             no_final: self.no_final,
             replay_receipt: self.replay_receipt,
+            receipt_signs: self.receipt_signs,
             announce_unusable_sealing_key: self.announce_unusable_sealing_key,
             stats_listen: self.stats_listen,
             machine_description: self.machine_description.clone(),

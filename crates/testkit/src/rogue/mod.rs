@@ -91,6 +91,8 @@ pub struct RogueConfig {
     pub no_final: bool,
     /// Sign a receipt for the first request and send that same receipt for every later one.
     pub replay_receipt: bool,
+    /// Counts signed in the receipt in place of the reported usage.
+    pub receipt_signs: Option<TokenCounts>,
     /// Put a sealing key in the certificate's claims and announce it with
     /// `ext.workerAttestation`, without being able to open what is sealed to it.
     pub announce_unusable_sealing_key: bool,

@@ -490,7 +490,7 @@ impl RogueWorker {
                     reply.client_request_id.0,
                     cocoon_attest::receipt::body_hash(request_body),
                     Sha256::digest(plan.body()).into(),
-                    plan.reported,
+                    self.config.receipt_signs.unwrap_or(plan.reported),
                     cocoon_net::unix_time() as u64,
                 );
                 match signed {

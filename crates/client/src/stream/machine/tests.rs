@@ -199,6 +199,22 @@ fn every_path_of_an_answer() {
             ],
         ),
         (
+            "an answer gathered whole grows past its bound",
+            false,
+            vec![
+                (1, proxy(answer("he", None))),
+                (2, Event::TooLarge { limit: 2 }),
+                (3, proxy(last("llo"))),
+            ],
+            vec![
+                "head 200",
+                "emit he",
+                "cancel",
+                "failed",
+                "error: the answer exceeds 2 bytes (max_answer_bytes)",
+            ],
+        ),
+        (
             "the caller goes away before the first byte",
             true,
             vec![(1, Event::CallerGone)],
@@ -524,7 +540,11 @@ fn a_second_usage_or_cost_after_the_end_changes_nothing() {
         vec!["head 200", "emit a", "succeeded 2 tokens 9 nanoton", "end"]
     );
     let u = m.usage();
-    assert_eq!((u.total_tokens, u.total_cost), (2, 9), "the first final usage stays");
+    assert_eq!(
+        (u.total_tokens, u.total_cost),
+        (2, 9),
+        "the first final usage stays"
+    );
 }
 
 #[test]
@@ -535,7 +555,10 @@ fn an_answer_that_fails_after_its_head_checks_no_receipt_and_never_succeeds() {
         false,
         vec![
             (1, proxy(answer("he", None))),
-            (1, proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None))))),
+            (
+                1,
+                proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None)))),
+            ),
             (1, proxy(cost(50))),
             (
                 2,
@@ -550,7 +573,12 @@ fn an_answer_that_fails_after_its_head_checks_no_receipt_and_never_succeeds() {
     );
     assert_eq!(
         lines,
-        vec!["head 200", "emit he", "failed", "error: worker lost (code 502)"]
+        vec![
+            "head 200",
+            "emit he",
+            "failed",
+            "error: worker lost (code 502)"
+        ]
     );
     assert!(m.is_done());
 }

@@ -458,7 +458,10 @@ fn no_deadline_while_the_engine_runs_on_its_own() {
 fn body_bytes_or_ticks_before_the_engine_answered_send_nothing() {
     let mut run = Run::new();
     assert!(run.event(data("data: early\n\n"), 1).is_empty());
-    assert!(run.event(ending("", BodyEnd::End(usage(9, 9))), 2).is_empty());
+    assert!(
+        run.event(ending("", BodyEnd::End(usage(9, 9))), 2)
+            .is_empty()
+    );
     assert!(run.event(Event::Tick, 3).is_empty());
     assert!(run.m.wants_start(), "still waiting for the engine's head");
     assert!(run.event(Event::EngineStarted(Ok(head(200))), 4).is_empty());
@@ -483,7 +486,10 @@ fn a_cancel_then_a_lost_connection_tells_nobody_even_when_the_usage_comes() {
             vec![Action::Done(Outcome::Lost)]
         );
         assert!(run.m.is_done());
-        assert!(run.event(Event::OutputBroken(Some(refuse(502, "x"))), 34).is_empty());
+        assert!(
+            run.event(Event::OutputBroken(Some(refuse(502, "x"))), 34)
+                .is_empty()
+        );
     }
 }
 
