@@ -14,6 +14,9 @@ const MAX_EVENT: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub struct SsePatcher {
     partial: BytesMut,
+    /// How much of `partial` was searched for an event's end without finding one: a push
+    /// searches only what it added (a trickle of one-byte parts stays linear, not quadratic).
+    searched: usize,
     held_usage: Option<String>,
     saw_done: bool,
     last_id: Option<String>,
@@ -26,12 +29,17 @@ impl SsePatcher {
     pub fn push(&mut self, chunk: &[u8]) -> Bytes {
         self.partial.extend_from_slice(chunk);
         let mut out = BytesMut::new();
-        while let Some(end) = find_event_end(&self.partial) {
+        // An end marker is at most 3 bytes: the last 2 searched may begin one.
+        let mut from = self.searched.saturating_sub(2);
+        while let Some(end) = find_event_end(&self.partial, from) {
             let event = self.partial.split_to(end);
             self.examine(event, &mut out);
+            from = 0;
         }
+        self.searched = self.partial.len();
         if self.partial.len() > MAX_EVENT {
             out.extend_from_slice(&self.partial.split());
+            self.searched = 0;
         }
         out.freeze()
     }
@@ -78,6 +86,7 @@ impl SsePatcher {
     pub fn finish(&mut self, usage: &CostedUsage, times: &HopTimes) -> Bytes {
         let mut out = BytesMut::new();
         out.extend_from_slice(&self.partial.split());
+        self.searched = 0;
         let held = self.held_usage.take();
         if held.is_none() && !self.saw_done {
             // Not an SSE answer we understand: leave it as it was.
@@ -149,8 +158,8 @@ pub fn add_costs(object: &mut Map<String, Value>, usage: &CostedUsage, times: &H
 }
 
 /// Index just past the first `\n\n` (or `\r\n\r\n`), if any.
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' {
             if buf[i + 1] == b'\n' {
@@ -199,6 +208,38 @@ mod tests {
             assert!(all.contains("\"hi\""));
             assert!(all.contains("\"total_cost\":100"), "{all}");
             assert!(all.ends_with("data: [DONE]\n\n"));
+        }
+    }
+
+    #[test]
+    fn a_trickle_of_one_byte_parts_costs_linear_time() {
+        // A peer sends one long event a byte at a time. Each push searches only the byte it
+        // added: searching the whole held event at every push took minutes for this size.
+        let mut event = b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec();
+        event.extend(std::iter::repeat_n(b'a', 512 << 10));
+        event.extend_from_slice(b"\"}}]}\r\n\r\n");
+        let mut p = SsePatcher::default();
+        let mut out = Vec::new();
+        for byte in &event {
+            out.extend_from_slice(&p.push(std::slice::from_ref(byte)));
+        }
+        assert_eq!(out, event, "the event passes whole once its end arrives");
+    }
+
+    #[test]
+    fn an_event_end_split_across_parts_is_found_wherever_it_splits() {
+        for end in ["\n\n", "\n\r\n"] {
+            let stream = format!("data: {{\"id\":\"a\"}}{end}data: {{\"id\":\"b\"}}{end}");
+            for a in 1..stream.len() {
+                for b in a..stream.len() {
+                    let mut p = SsePatcher::default();
+                    let mut out = Vec::new();
+                    out.extend_from_slice(&p.push(&stream.as_bytes()[..a]));
+                    out.extend_from_slice(&p.push(&stream.as_bytes()[a..b]));
+                    out.extend_from_slice(&p.push(&stream.as_bytes()[b..]));
+                    assert_eq!(out, stream.as_bytes(), "split at {a} and {b}");
+                }
+            }
         }
     }
 
