@@ -469,6 +469,10 @@ pub enum ClientError {
     /// request id, sealed envelope, request body or answer than this client sent and received.
     #[error("the worker's receipt names another {0}")]
     ReceiptForAnotherRequest(&'static str),
+    /// A sealed answer came without the worker's receipt, which a version-3 worker always
+    /// signs: it was dropped on the way.
+    #[error("the sealed answer came without the worker's receipt")]
+    ReceiptMissing,
     /// An answer gathered whole grew past `max_answer_bytes`; it was stopped at the proxy.
     #[error("the answer exceeds {limit} bytes (max_answer_bytes)")]
     AnswerTooLarge {
@@ -512,7 +516,8 @@ impl ClientError {
             Self::SealedAnswer(_) => 502,
             Self::ReceiptInvalid(_)
             | Self::ReceiptForAnotherRequest(_)
-            | Self::ReceiptBelowUsage { .. } => 502,
+            | Self::ReceiptBelowUsage { .. }
+            | Self::ReceiptMissing => 502,
         }
     }
 
@@ -544,6 +549,7 @@ impl ClientError {
             Self::ReceiptInvalid(_) => "receipt_invalid",
             Self::ReceiptForAnotherRequest(_) => "receipt_for_another_request",
             Self::ReceiptBelowUsage { .. } => "receipt_below_usage",
+            Self::ReceiptMissing => "receipt_missing",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

@@ -359,7 +359,13 @@ impl AnswerMachine {
         let usage = final_info.tokens_used.clone();
         self.final_info = Some(final_info);
         self.phase = Phase::Done;
-        if let Some(encoded) = self.receipt.clone() {
+        // A sealed request reached a version-3 worker, which always signs a receipt: one that
+        // did not arrive was dropped on the way, and is checked (and refused) as empty.
+        let receipt = match self.receipt.clone() {
+            None if self.ask.sealed => Some(Bytes::new()),
+            r => r,
+        };
+        if let Some(encoded) = receipt {
             out.push(Action::CheckReceipt(ReceiptCheck {
                 encoded,
                 binding: self.ask.binding,

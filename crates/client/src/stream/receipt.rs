@@ -133,6 +133,9 @@ impl ReceiptCheck {
         workers: &cocoon_attest::RaTlsVerifier,
         now: u64,
     ) -> Result<(), ClientError> {
+        if self.encoded.is_empty() {
+            return Err(ClientError::ReceiptMissing);
+        }
         let expected = ExpectedReceipt {
             client_request_id: &self.binding.client_request_id,
             envelope_hash: self.binding.envelope_hash.as_ref(),

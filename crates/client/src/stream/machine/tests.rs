@@ -161,13 +161,19 @@ fn every_path_of_an_answer() {
             ],
         ),
         (
-            "the whole answer in the first message",
+            "the whole answer in the first message (sealed, its receipt missing: checked empty)",
             true,
             vec![
                 (1, proxy(cost(7))),
                 (1, proxy(answer("hi", Some(usage(1, 1))))),
             ],
-            vec!["head 200", "emit hi", "succeeded 2 tokens 7 nanoton", "end"],
+            vec![
+                "head 200",
+                "emit hi",
+                "check receipt",
+                "succeeded 2 tokens 7 nanoton",
+                "end",
+            ],
         ),
         (
             "a receipt is checked when the answer is complete",
@@ -606,4 +612,31 @@ fn a_receipt_naming_another_request_id_is_refused_through_the_machine() {
         check.verify(&workers(), now),
         Err(ClientError::ReceiptForAnotherRequest("request id"))
     );
+}
+
+#[test]
+fn a_sealed_answer_whose_receipt_was_dropped_is_not_vouched_for() {
+    // A version-3 worker signs a receipt for every sealed answer; a proxy that drops it leaves
+    // the answer with none, which the client reports as missing rather than saying nothing.
+    for sealed in [true, false] {
+        let t0 = Instant::now();
+        let mut m = AnswerMachine::new(ask(t0, sealed));
+        m.handle(proxy(answer("same answer", None)), t0);
+        let check = m
+            .handle(proxy(last("")), t0)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::CheckReceipt(check) => Some(check),
+                _ => None,
+            });
+        match (sealed, check) {
+            (true, Some(check)) => assert_eq!(
+                check.verify(&workers(), cocoon_net::unix_time() as u64),
+                Err(ClientError::ReceiptMissing)
+            ),
+            (true, None) => panic!("a sealed answer without a receipt was not checked"),
+            // In clear, a version-2 worker signs none: nothing to report.
+            (false, check) => assert!(check.is_none(), "{check:?}"),
+        }
+    }
 }
