@@ -7,6 +7,8 @@ whose old payout vouchers are replayed on the emulated chain.
   records a metering violation against it and lowers its standing.
 - A worker that sends the receipt it signed for one request again for an identical request:
   the client refuses the second receipt.
+- A worker whose answer is larger than the client gathers whole (`max_answer_bytes`): the
+  client stops it and answers 502 `answer_too_large`.
 - A worker that signs fewer tokens in its receipt than it reports: the client shows the usage
   billed and marks the receipt as not covering it (`receipt_below_usage`).
 - A worker that ignores the cancel sent when the HTTP caller goes away mid-stream: the request
@@ -25,6 +27,7 @@ import json
 import os
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -243,6 +246,36 @@ def test_a_usage_above_what_the_receipt_signs_is_not_vouched_for(rogue):
     assert receipt["verified"] is False, receipt
     assert receipt["error_code"] == "receipt_below_usage", receipt
     assert "receipt signs 1" in receipt["error"], receipt
+    assert_books_balance(net)
+
+
+def test_an_answer_too_large_to_gather_is_stopped_not_held(rogue, tmp_path):
+    """A worker answering far more than the client gathers whole for a non-streamed request:
+    the client stops at its `max_answer_bytes`, answers 502 `answer_too_large`, and the books
+    still balance (what was relayed is charged, once)."""
+    config = tmp_path / "client.toml"
+    config.write_text("max_answer_bytes = 1024\n")
+    net = rogue("--answer-text", " ".join(["overlong"] * 400), client_args=["--config", str(config)])
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "say a lot"}],
+        "max_tokens": 1000,
+    }
+    req = urllib.request.Request(
+        f"{net.base_url}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=60)
+    assert refused.value.code == 502, refused.value
+    error = json.loads(refused.value.read())["error"]
+    assert error["code"] == "answer_too_large", error
+    assert "1024 bytes" in error["message"], error
+    # The client is still fine: a small answer goes through.
+    small = rogue("--answer-text", "short", client_args=["--config", str(config)])
+    _, answer = chat(small, body)
+    assert answer["choices"][0]["message"]["content"], answer
     assert_books_balance(net)
 
 

@@ -443,4 +443,4 @@ impl AnswerMachine {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

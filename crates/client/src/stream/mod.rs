@@ -311,8 +311,6 @@ mod tests {
 
     use std::time::Duration;
 
-    use cocoon_protocol::messages::http;
-
     use super::*;
     use crate::stream::machine::{Ask, ReceiptBinding};
 
@@ -392,21 +390,8 @@ mod tests {
         const PART: usize = 1 << 20;
         const SENT_AT_MOST: usize = 256 << 20;
         let (tx, open, _keep) = stream_with_route(Duration::from_secs(600)).await;
-        let head = http::Response {
-            http_version: "HTTP/1.1".into(),
-            status_code: 200,
-            reason: "OK".into(),
-            headers: vec![http::Header {
-                name: "Content-Type".into(),
-                value: "application/json".into(),
-            }],
-            payload: Bytes::from_static(b"{\"x\":\""),
-        };
-        tx.try_send(ProxyEvent::Answer {
-            answer: Bytes::from(head.to_boxed_bytes()),
-            final_info: None,
-        })
-        .unwrap();
+        tx.try_send(machine::tests::answer("{\"x\":\"", None))
+            .unwrap();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let flood = tokio::spawn(async move {
             let part = Bytes::from(vec![b'a'; PART]);

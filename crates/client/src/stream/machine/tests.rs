@@ -31,7 +31,7 @@ fn ask(t0: Instant, sealed: bool) -> Ask {
 }
 
 /// The first answer: a `200` head whose payload is `first`.
-fn answer(first: &str, final_info: Option<client::QueryFinalInfo>) -> ProxyEvent {
+pub(crate) fn answer(first: &str, final_info: Option<client::QueryFinalInfo>) -> ProxyEvent {
     let head = http::Response {
         http_version: "HTTP/1.1".into(),
         status_code: 200,
@@ -400,13 +400,15 @@ fn receipt_check(sealed: bool, parts: &[&str]) -> ReceiptCheck {
     for p in &parts[1..] {
         m.handle(proxy(part(p)), t0);
     }
-    m.handle(proxy(last("")), t0)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::CheckReceipt(check) => Some(check),
-            _ => None,
-        })
-        .expect("a receipt to check")
+    receipt_to_check(m.handle(proxy(last("")), t0)).expect("a receipt to check")
+}
+
+/// The receipt check among `actions`, if the machine asked for one.
+fn receipt_to_check(actions: Vec<Action>) -> Option<ReceiptCheck> {
+    actions.into_iter().find_map(|a| match a {
+        Action::CheckReceipt(check) => Some(check),
+        _ => None,
+    })
 }
 
 #[test]
@@ -472,20 +474,11 @@ fn receipt_check_with_usage(final_usage: client::QueryFinalInfo) -> (ReceiptChec
     let signed = receipt([0xA; 32], None);
     m.handle(proxy(ProxyEvent::Receipt(Bytes::from(signed))), t0);
     m.handle(proxy(answer("same answer", None)), t0);
-    let check = m
-        .handle(
-            proxy(ProxyEvent::Part {
-                answer: Bytes::new(),
-                final_info: Some(final_usage),
-            }),
-            t0,
-        )
-        .into_iter()
-        .find_map(|a| match a {
-            Action::CheckReceipt(check) => Some(check),
-            _ => None,
-        })
-        .expect("a receipt to check");
+    let last = proxy(ProxyEvent::Part {
+        answer: Bytes::new(),
+        final_info: Some(final_usage),
+    });
+    let check = receipt_to_check(m.handle(last, t0)).expect("a receipt to check");
     (check, m.usage())
 }
 
@@ -600,14 +593,7 @@ fn a_receipt_naming_another_request_id_is_refused_through_the_machine() {
         t0,
     );
     m.handle(proxy(answer("same answer", None)), t0);
-    let check = m
-        .handle(proxy(last("")), t0)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::CheckReceipt(check) => Some(check),
-            _ => None,
-        })
-        .expect("a receipt to check");
+    let check = receipt_to_check(m.handle(proxy(last("")), t0)).expect("a receipt to check");
     assert_eq!(
         check.verify(&workers(), now),
         Err(ClientError::ReceiptForAnotherRequest("request id"))
@@ -622,13 +608,7 @@ fn a_sealed_answer_whose_receipt_was_dropped_is_not_vouched_for() {
         let t0 = Instant::now();
         let mut m = AnswerMachine::new(ask(t0, sealed));
         m.handle(proxy(answer("same answer", None)), t0);
-        let check = m
-            .handle(proxy(last("")), t0)
-            .into_iter()
-            .find_map(|a| match a {
-                Action::CheckReceipt(check) => Some(check),
-                _ => None,
-            });
+        let check = receipt_to_check(m.handle(proxy(last("")), t0));
         match (sealed, check) {
             (true, Some(check)) => assert_eq!(
                 check.verify(&workers(), cocoon_net::unix_time() as u64),
