@@ -632,4 +632,18 @@ mod tests {
         });
         assert!(bad.validate().is_err());
     }
+
+    #[test]
+    fn an_answer_bound_of_zero_is_refused() {
+        let bad = ClientConfig {
+            max_answer_bytes: 0,
+            ..ClientConfig::default()
+        };
+        assert!(
+            matches!(bad.validate(), Err(ClientError::Config(m)) if m.contains("max_answer_bytes"))
+        );
+        let parsed: ClientConfig = serde_json::from_str(r#"{"max_answer_bytes": 1024}"#).unwrap();
+        assert_eq!(parsed.max_answer_bytes, 1024);
+        assert!(parsed.validate().is_ok());
+    }
 }
