@@ -155,6 +155,48 @@ def test_operator_commands(tmp_path):
         emu.stop()
 
 
+def test_a_proxy_priced_above_its_contract_does_not_start(tmp_path):
+    """Attack: the proxy's operator raises a token multiplier in its configuration, so that each
+    request counts more adjusted tokens than the network's prices give; the contracts only see
+    cumulative counts and would settle them. The proxy refuses to start, names the parameter,
+    and leaves no ledger priced that way behind; at the contract's prices it starts."""
+    owner_key = write_key(tmp_path / "owner.key")
+    net = Network(tmp_path)
+    emu = Emulator(
+        tmp_path,
+        ["--proxy-public-key", proxy_voucher_key(net), "--proxy-owner-key-file", str(owner_key)],
+    )
+    try:
+        p = net.ports
+        dear = tmp_path / "dear-proxy.toml"
+        dear.write_text("[pricing]\ncompletion_multiplier = 400000\n")
+        chain_args = ["--chain", emu.spec, "--proxy-contract", emu.info["proxy_contract"]]
+        out = subprocess.run(
+            [
+                str(BIN_DIR / "cocoon-proxy"), "--local", "--config", str(dear),
+                "--worker-listen", f"127.0.0.1:{p['proxy_workers']}",
+                "--client-listen", f"127.0.0.1:{p['proxy_clients']}",
+                "--stats-listen", f"127.0.0.1:{p['proxy_stats']}",
+                "--ledger-url", net.ledger_url,
+                "--data-dir", str(tmp_path / f"proxy-data-{p['proxy_clients']}"),
+                *chain_args,
+            ],
+            capture_output=True, timeout=120,
+        )
+        err = out.stderr.decode(errors="replace")
+        assert out.returncode != 0, err
+        assert "completion_multiplier 400000 (the contract's: 40000)" in err, err
+        assert not Path(net.ledger_url).exists(), "a ledger was created at the refused prices"
+
+        # At the contract's prices (the default here) the same proxy starts.
+        net.proxy_args = chain_args
+        net.start_proxy()
+        assert net.proxy_stats()["settlement"]["proxy_contract"] == emu.info["proxy_contract"]
+    finally:
+        net.stop()
+        emu.stop()
+
+
 def ledger_accounts(net: Network):
     return json.loads(net.ledger("accounts"))
 

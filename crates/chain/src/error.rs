@@ -291,6 +291,14 @@ pub enum ChainError {
     #[error("bad configuration: {0}")]
     Config(String),
 
+    /// A contract's prices cannot be used (out of range, or against the root's rules).
+    #[error("the contract's prices: {0}")]
+    Prices(String),
+
+    /// The configured prices are not the contract's.
+    #[error("the configured [pricing] differs from the proxy contract's parameters: {0}")]
+    PricesDiffer(String),
+
     /// A `[registry]` root is set with no chain to read it from.
     #[error(
         "[registry] root needs a chain to read it from ([registry] chain or [settlement] chain)"

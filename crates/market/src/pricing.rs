@@ -161,6 +161,27 @@ impl PricingParams {
         Ok(())
     }
 
+    /// The parameters in which `other` differs from `self`: `(name, self's value, other's)`,
+    /// in declaration order. Empty when the two price alike.
+    pub fn differences(&self, other: &Self) -> Vec<(&'static str, u64, u64)> {
+        let fields = |p: &Self| {
+            [
+                ("price_per_token", p.price_per_token),
+                ("worker_fee_per_token", p.worker_fee_per_token),
+                ("prompt_multiplier", u64::from(p.prompt_multiplier)),
+                ("cached_multiplier", u64::from(p.cached_multiplier)),
+                ("completion_multiplier", u64::from(p.completion_multiplier)),
+                ("reasoning_multiplier", u64::from(p.reasoning_multiplier)),
+            ]
+        };
+        fields(self)
+            .into_iter()
+            .zip(fields(other))
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((name, a), (_, b))| (name, a, b))
+            .collect()
+    }
+
     /// Adjusted tokens of `count` tokens of one category:
     /// `floor(count × coefficient × multiplier / 10^7)`, computed in one step.
     ///
@@ -427,6 +448,24 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn differences_name_every_parameter_that_differs_and_nothing_else() {
+        let ours = PricingParams::default();
+        assert!(ours.differences(&ours).is_empty());
+        let dearer = PricingParams {
+            completion_multiplier: 10 * MULTIPLIER_ONE,
+            price_per_token: 21,
+            ..ours
+        };
+        assert_eq!(
+            ours.differences(&dearer),
+            vec![
+                ("price_per_token", 20, 21),
+                ("completion_multiplier", 40_000, 100_000)
+            ]
+        );
+    }
 
     #[test]
     fn worked_example_matches_the_contracts() {

@@ -97,6 +97,8 @@ pub(crate) struct Settlement {
     proxy_contract: Address,
     proxy_public_key: [u8; 32],
     params: Params,
+    /// The anchor the proxy contract held at start: seqno and state hash.
+    chain_anchor: (u32, [u8; 32]),
     key: SigningKey,
     anchorer: Option<Operator>,
     interval: Duration,
@@ -184,11 +186,12 @@ impl std::fmt::Display for SyncFailure {
 
 impl Settlement {
     /// Connects to the configured chain, checks the proxy contract against the voucher key and
-    /// the ledger's anchors against the chain's, and fills in the proxy's contract and owner
-    /// addresses in `config`. `None` without a `[chain]` endpoint.
+    /// the configured prices against the contract's, and fills in the proxy's contract and
+    /// owner addresses in `config`. `None` without a `[chain]` endpoint. Runs before the ledger
+    /// is opened, so that a configuration the chain refuses leaves no ledger behind priced
+    /// with it; [`Settlement::reconcile_anchors`] follows once it is open.
     pub(crate) async fn open(
         config: &mut ProxyConfig,
-        ledger: &LedgerStore,
         key: &SigningKey,
     ) -> Result<Option<Self>, ProxyError> {
         let settings = config.chain.clone();
@@ -229,6 +232,10 @@ impl Settlement {
                 hex::encode(public)
             )));
         }
+        // The contract settles the adjusted tokens this proxy counts: they must be counted at
+        // the contract's prices, whatever the configuration says.
+        cocoon_chain::check_pricing(&config.pricing, state.identity.params.core())
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
         let anchorer = match &settings.wallet_key_file {
             Some(path) => {
                 let wallet = read_wallet_key(path).map_err(|e| bad("wallet_key_file", &e))?;
@@ -257,6 +264,7 @@ impl Settlement {
             proxy_contract,
             proxy_public_key: public,
             params: state.identity.params.clone(),
+            chain_anchor: (state.saved_seqno, state.saved_state_hash),
             key: key.clone(),
             anchorer,
             interval: settings.anchor_interval.max(Duration::from_millis(100)),
@@ -269,9 +277,6 @@ impl Settlement {
             vouchers_signed: AtomicU64::new(0),
             client_syncs: AtomicU64::new(0),
         };
-        settlement
-            .reconcile_anchors(ledger, state.saved_seqno, state.saved_state_hash)
-            .await?;
         tracing::info!(
             mode,
             proxy_contract = %proxy_contract.to_raw(),
@@ -285,12 +290,8 @@ impl Settlement {
 
     /// Compares the chain's last anchor with the ledger's: commits a prepared anchor the chain
     /// holds, and flags a ledger older than the chain's anchor.
-    async fn reconcile_anchors(
-        &self,
-        ledger: &LedgerStore,
-        chain_seqno: u32,
-        chain_hash: [u8; 32],
-    ) -> Result<(), ProxyError> {
+    pub(crate) async fn reconcile_anchors(&self, ledger: &LedgerStore) -> Result<(), ProxyError> {
+        let (chain_seqno, chain_hash) = self.chain_anchor;
         let anchors = ledger.anchors().await?;
         let newest = anchors.iter().map(|a| a.seqno).max().unwrap_or(0);
         if let Some(a) = anchors.iter().find(|a| a.seqno == chain_seqno)

@@ -126,11 +126,14 @@ pub(crate) struct Counters {
 
 impl ProxyState {
     pub(crate) async fn open(mut config: ProxyConfig) -> Result<Self, ProxyError> {
-        let ledger = open_ledger(&config).await?;
         let key = voucher_key(&config)?;
-        let settle = crate::settle::Settlement::open(&mut config, &ledger, &key)
+        let settle = crate::settle::Settlement::open(&mut config, &key)
             .await?
             .map(Arc::new);
+        let ledger = open_ledger(&config).await?;
+        if let Some(settle) = &settle {
+            settle.reconcile_anchors(&ledger).await?;
+        }
         let attestation = &config.attestation;
         let identity = attestation.identity(cocoon_attest::ratls::ClaimsFormat::Reference)?;
         let worker_tls = attestation.endpoint(identity.clone())?;

@@ -1,0 +1,98 @@
+//! The network's prices as the contracts hold them, in the market's terms. Adjusted tokens are
+//! computed off chain with the token multipliers and settled on chain at `price_per_token`,
+//! so a node that settles on a chain must price with its contract's parameters, not with
+//! figures from its own configuration: an operator who raised a multiplier in a file would
+//! otherwise charge clients more adjusted tokens than they used, and the contract, which
+//! only sees the cumulative count, would accept them.
+
+use cocoon_market::PricingParams;
+use cocoon_ton::contracts::ParamsCore;
+
+use crate::ChainError;
+
+/// The prices `core` sets, checked by the rules the root contract enforces.
+///
+/// # Errors
+/// [`ChainError::Prices`] when a price does not fit the market's 64-bit amounts or the set
+/// breaks a rule (a zero price or multiplier, a worker fee above the price).
+pub fn contract_pricing(core: &ParamsCore) -> Result<PricingParams, ChainError> {
+    let price = |name: &str, v: u128| {
+        u64::try_from(v).map_err(|_| ChainError::Prices(format!("{name} {v} is out of range")))
+    };
+    let pricing = PricingParams {
+        price_per_token: price("price_per_token", core.price_per_token)?,
+        worker_fee_per_token: price("worker_fee_per_token", core.worker_fee_per_token)?,
+        prompt_multiplier: core.prompt_multiplier,
+        cached_multiplier: core.cached_multiplier,
+        completion_multiplier: core.completion_multiplier,
+        reasoning_multiplier: core.reasoning_multiplier,
+    };
+    pricing
+        .validate()
+        .map_err(|e| ChainError::Prices(e.to_string()))?;
+    Ok(pricing)
+}
+
+/// Checks that `configured` prices as the contract's parameters `core` do.
+///
+/// # Errors
+/// [`ChainError::PricesDiffer`] naming every parameter that differs, with both values.
+pub fn check_pricing(configured: &PricingParams, core: &ParamsCore) -> Result<(), ChainError> {
+    let on_chain = contract_pricing(core)?;
+    let differences = configured.differences(&on_chain);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(ChainError::PricesDiffer(
+        differences
+            .iter()
+            .map(|(name, ours, theirs)| format!("{name} {ours} (the contract's: {theirs})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::emulator::local_params_core;
+
+    #[test]
+    fn local_mode_prices_are_the_market_defaults() {
+        assert_eq!(
+            contract_pricing(&local_params_core()).unwrap(),
+            PricingParams::default()
+        );
+        check_pricing(&PricingParams::default(), &local_params_core()).unwrap();
+    }
+
+    #[test]
+    fn a_configured_multiplier_above_the_contracts_is_named() {
+        let dearer = PricingParams {
+            completion_multiplier: 400_000,
+            ..PricingParams::default()
+        };
+        let err = check_pricing(&dearer, &local_params_core()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the configured [pricing] differs from the proxy contract's parameters: \
+             completion_multiplier 400000 (the contract's: 40000)"
+        );
+    }
+
+    #[test]
+    fn contract_prices_out_of_range_or_against_the_rules_are_refused() {
+        let huge = ParamsCore {
+            price_per_token: u128::from(u64::MAX) + 1,
+            ..local_params_core()
+        };
+        assert!(matches!(contract_pricing(&huge), Err(ChainError::Prices(_))));
+        let free = ParamsCore {
+            completion_multiplier: 0,
+            ..local_params_core()
+        };
+        assert!(matches!(contract_pricing(&free), Err(ChainError::Prices(_))));
+    }
+}
