@@ -88,11 +88,17 @@ mod tests {
             price_per_token: u128::from(u64::MAX) + 1,
             ..local_params_core()
         };
-        assert!(matches!(contract_pricing(&huge), Err(ChainError::Prices(_))));
+        assert!(matches!(
+            contract_pricing(&huge),
+            Err(ChainError::Prices(_))
+        ));
         let free = ParamsCore {
             completion_multiplier: 0,
             ..local_params_core()
         };
-        assert!(matches!(contract_pricing(&free), Err(ChainError::Prices(_))));
+        assert!(matches!(
+            contract_pricing(&free),
+            Err(ChainError::Prices(_))
+        ));
     }
 }

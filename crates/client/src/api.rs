@@ -438,6 +438,10 @@ impl Client {
             reference,
         } = outgoing;
         let timeout = options.timeout.unwrap_or(self.config.default_timeout);
+        if let Some(overcharge) = self.link.charges.overcharge() {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientError::ProxyOvercharged(overcharge));
+        }
         let audio_flag = if audio {
             cocoon_protocol::messages::AUDIO_UNITS_FLAG
         } else {
@@ -529,6 +533,19 @@ impl Client {
             }
             .to_boxed_bytes(),
         };
+        // The most the proxy may charge the request when it ends without its usage: what it
+        // reserves, with every byte sent counted as a prompt token (the proxy counts fewer).
+        let pricing = self.link.charges.pricing_or(self.config.pricing);
+        let max_charge = cocoon_market::Coefficient::try_from(max_coefficient)
+            .and_then(|c| {
+                cocoon_market::reservation::required_tokens(
+                    &pricing,
+                    c,
+                    u64::try_from(max_tokens).unwrap_or(0),
+                    msg.len() as u64,
+                )
+            })
+            .unwrap_or(u64::MAX);
         session
             .conn
             .send_packet(Bytes::from(msg))
@@ -539,7 +556,10 @@ impl Client {
             started,
             timeout,
             sealed: sealed.is_some(),
-            pricing: self.config.pricing,
+            pricing,
+            max_coefficient: cocoon_market::Coefficient::try_from(max_coefficient)
+                .unwrap_or(cocoon_market::Coefficient::MAX),
+            max_charge,
             binding: ReceiptBinding {
                 client_request_id: request_id.0,
                 envelope_hash: sealed
@@ -560,6 +580,8 @@ impl Client {
                 .is_some()
                 .then(|| (self.sealing.clone(), sealed_model.into_string())),
             max_answer_bytes: self.config.max_answer_bytes,
+            charges: (session.version >= cocoon_protocol::version::SEALED_VERSION)
+                .then(|| self.link.charges.clone()),
         };
         let times = HopTimes {
             client_start,

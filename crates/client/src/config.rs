@@ -490,6 +490,10 @@ pub enum ClientError {
         /// What the receipt signs.
         signed: u64,
     },
+    /// The proxy charged a request more than its usage (or, without one, its reservation)
+    /// allows at the network's prices: this client sends it nothing more.
+    #[error("{0}: this client sends the proxy no more requests; check the prices and restart")]
+    ProxyOvercharged(String),
 }
 
 impl ClientError {
@@ -511,7 +515,7 @@ impl ClientError {
                 _ => 502,
             },
             Self::Timeout(_) => 504,
-            Self::Interrupted(_) | Self::AnswerTooLarge { .. } => 502,
+            Self::Interrupted(_) | Self::AnswerTooLarge { .. } | Self::ProxyOvercharged(_) => 502,
             Self::SealingUnavailable(_) => 503,
             Self::SealedAnswer(_) => 502,
             Self::ReceiptInvalid(_)
@@ -550,6 +554,7 @@ impl ClientError {
             Self::ReceiptForAnotherRequest(_) => "receipt_for_another_request",
             Self::ReceiptBelowUsage { .. } => "receipt_below_usage",
             Self::ReceiptMissing => "receipt_missing",
+            Self::ProxyOvercharged(_) => "proxy_overcharged",
             _ => match self.http_status() {
                 413 => "request_too_large",
                 400 => "invalid_request",

@@ -69,6 +69,12 @@ pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
         page.warning("SIMULATED attestation: the proxy runs in no TEE; nothing protects requests");
     }
     let settlement = s.get("settlement").cloned().unwrap_or(Value::Null);
+    let audit = settlement.get("audit").cloned().unwrap_or(Value::Null);
+    if let Some(over) = audit.get("last_overcharge").and_then(Value::as_str) {
+        page.warning(&format!(
+            "OVERCHARGED: {over}. No voucher is submitted and no request sent to this proxy."
+        ));
+    }
     page.figures(
         "Spend",
         &[
@@ -91,6 +97,14 @@ pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
             (
                 "charges submitted",
                 count(&settlement, "submissions").to_string(),
+            ),
+            (
+                "charges audited (overcharged)",
+                format!(
+                    "{} ({})",
+                    count(&audit, "charges_audited"),
+                    count(&audit, "overcharged_requests")
+                ),
             ),
             (
                 "balance left (tokens, as the proxy says)",

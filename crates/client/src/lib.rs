@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod audit;
 mod config;
 mod dashboard;
 pub mod http;
@@ -28,6 +29,7 @@ pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
     HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
+pub use audit::AuditStats;
 pub use config::{API_KEY_ENV, ClientConfig, ClientError, HttpApiConfig};
 pub use secret::{ClientSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES};
 pub use settle::{ChargeSettings, ChargeStats};

@@ -613,7 +613,13 @@ async fn dispatch(
             Message::ExtQueryReceipt(r) => (r.request_id, ProxyEvent::Receipt(r.receipt)),
             Message::ProxyClientRequestPayment(p) => (
                 {
-                    charges.offer(&p.signed_payment);
+                    // Our proxies (version 3) charge by the rule the client audits; a reference
+                    // proxy's rounding is its own, so its charges are only kept.
+                    if session.version >= cocoon_protocol::version::SEALED_VERSION {
+                        charges.charged(p.request_id.0, p.request_tokens, &p.signed_payment);
+                    } else {
+                        charges.offer(&p.signed_payment);
+                    }
                     p.request_id
                 },
                 ProxyEvent::Payment {

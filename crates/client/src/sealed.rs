@@ -655,6 +655,8 @@ mod tests {
             timeout: Duration::from_secs(10),
             sealed: true,
             pricing: cocoon_market::PricingParams::default(),
+            max_coefficient: cocoon_market::Coefficient::DEFAULT_CLIENT_MAX,
+            max_charge: 0,
             binding: ReceiptBinding {
                 client_request_id: [0xA; 32],
                 envelope_hash: Some([0xE; 32]),

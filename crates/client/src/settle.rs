@@ -19,6 +19,7 @@ use cocoon_ton::contracts::ClientData;
 use cocoon_ton::{Address, Voucher, VoucherKind};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditStats, ChargeAudit, ChargeBound, Overcharge};
 use crate::config::ClientError;
 
 /// Why a charge voucher was not submitted on chain this time (logged and shown in the stats;
@@ -92,6 +93,8 @@ pub struct ChargeStats {
     pub proxy_tokens_allowed: Option<i64>,
     /// The client contract's stake in nanoTON, when read from the chain (saturating).
     pub stake_nanoton: Option<u64>,
+    /// Each charge held against the client's own account of the request (`crate::audit`).
+    pub audit: AuditStats,
 }
 
 #[derive(Default)]
@@ -104,6 +107,13 @@ struct Channel {
     /// Stake and price from the chain, once read.
     stake_and_price: Option<(u128, u128)>,
     submitting: bool,
+    audit: ChargeAudit,
+    /// The network's prices as the root registry sets them, once read: they, not the
+    /// configuration's, bound the charges.
+    network_pricing: Option<cocoon_market::PricingParams>,
+    /// The first charge found above its bound: no voucher is submitted and no request sent
+    /// from then on.
+    overcharge: Option<String>,
 }
 
 /// The client's charge vouchers.
@@ -186,6 +196,55 @@ impl Charges {
         self.maybe_submit(&mut ch);
     }
 
+    /// The request `request_id` ended at this client: the proxy may charge it at most `bound`.
+    pub(crate) fn expect(&self, request_id: [u8; 32], bound: ChargeBound) {
+        let mut ch = lock(&self.channel);
+        let verdict = ch.audit.expect(request_id, bound);
+        Self::judged(&mut ch, verdict);
+    }
+
+    /// The proxy charged `request_tokens` adjusted tokens for `request_id` and handed over the
+    /// voucher `payment` (`proxy.clientRequestPayment`).
+    pub(crate) fn charged(
+        self: &Arc<Self>,
+        request_id: [u8; 32],
+        request_tokens: i64,
+        payment: &proxy::AnySignedPayment,
+    ) {
+        {
+            let mut ch = lock(&self.channel);
+            let verdict = ch.audit.charged(request_id, request_tokens);
+            Self::judged(&mut ch, verdict);
+        }
+        self.offer(payment);
+    }
+
+    fn judged(ch: &mut Channel, verdict: Result<(), Overcharge>) {
+        ch.view.audit = ch.audit.stats.clone();
+        if let Err(over) = verdict {
+            tracing::error!("{over}: no voucher is submitted and no request sent from now on");
+            ch.overcharge.get_or_insert_with(|| over.to_string());
+        }
+    }
+
+    /// The root registry's prices, read: charges are bounded by them from now on.
+    pub(crate) fn set_network_pricing(&self, pricing: cocoon_market::PricingParams) {
+        lock(&self.channel).network_pricing = Some(pricing);
+    }
+
+    /// The prices charges are bounded by: the root registry's once read, else `configured`.
+    pub(crate) fn pricing_or(
+        &self,
+        configured: cocoon_market::PricingParams,
+    ) -> cocoon_market::PricingParams {
+        lock(&self.channel).network_pricing.unwrap_or(configured)
+    }
+
+    /// Why no request may be sent to the proxy: it charged one above its bound.
+    pub(crate) fn overcharge(&self) -> Option<String> {
+        lock(&self.channel).overcharge.clone()
+    }
+
     /// Checks a `grant_refund_signed` voucher from this client's proxy for this client's
     /// contract.
     pub(crate) fn check_refund(&self, data: &[u8]) -> Result<Voucher, cocoon_ton::Error> {
@@ -202,7 +261,11 @@ impl Charges {
             return;
         };
         let tokens = voucher.payload().tokens;
-        if self.submitter.is_none() || ch.submitting || tokens <= ch.view.tokens_on_chain {
+        if self.submitter.is_none()
+            || ch.submitting
+            || ch.overcharge.is_some()
+            || tokens <= ch.view.tokens_on_chain
+        {
             return;
         }
         let due = match ch.stake_and_price {

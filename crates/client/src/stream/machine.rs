@@ -22,6 +22,7 @@ use cocoon_protocol::messages::{client, ext};
 use sha2::{Digest as _, Sha256};
 
 use crate::api::{CostedUsage, HopTimes};
+use crate::audit::{Basis, ChargeBound};
 use crate::config::ClientError;
 use crate::link::ProxyEvent;
 
@@ -34,8 +35,14 @@ pub(crate) struct Ask {
     pub(crate) timeout: Duration,
     /// Whether the request went sealed (proxy-blind).
     pub(crate) sealed: bool,
-    /// The network's prices, for an answer whose cost the proxy did not report.
+    /// The network's prices: for an answer whose cost the proxy did not report, and for the
+    /// most the request may be charged.
     pub(crate) pricing: cocoon_market::PricingParams,
+    /// The highest worker coefficient the request accepts.
+    pub(crate) max_coefficient: Coefficient,
+    /// The most the request can cost, in adjusted tokens, as the proxy reserves it: its
+    /// charge bound when it ends without its usage.
+    pub(crate) max_charge: u64,
     /// What the worker's receipt must name.
     pub(crate) binding: ReceiptBinding,
     /// For a request in the reference's encryption: what opens its answer.
@@ -118,6 +125,8 @@ pub(crate) enum Action {
     ForgetSealedCandidates,
     /// Check the worker's receipt.
     CheckReceipt(ReceiptCheck),
+    /// The request is over at this client: the proxy may charge it at most this much.
+    ExpectCharge(ChargeBound),
     /// Count the request's end.
     Record(Ending),
     /// The stream is over: `Ok` when the answer is complete.
@@ -202,6 +211,7 @@ impl AnswerMachine {
                 self.phase = Phase::Done;
                 vec![
                     Action::CancelAtProxy,
+                    Action::ExpectCharge(self.reserved_bound()),
                     Action::Record(Ending::Cancelled),
                     Action::Finish(Err(ClientError::Interrupted("the caller went away".into()))),
                 ]
@@ -373,6 +383,7 @@ impl AnswerMachine {
                 usage,
             }));
         }
+        out.push(Action::ExpectCharge(self.usage_bound()));
         out.push(Action::Record(Ending::Succeeded {
             usage: self.usage(),
             overhead,
@@ -384,7 +395,45 @@ impl AnswerMachine {
     /// Ends the request with `error`, counted as failed.
     fn fail(&mut self, error: ClientError) -> Vec<Action> {
         self.phase = Phase::Done;
-        vec![Action::Record(Ending::Failed), Action::Finish(Err(error))]
+        vec![
+            Action::ExpectCharge(self.reserved_bound()),
+            Action::Record(Ending::Failed),
+            Action::Finish(Err(error)),
+        ]
+    }
+
+    /// The most a request that ended without its usage can be charged: what was reserved.
+    fn reserved_bound(&self) -> ChargeBound {
+        ChargeBound {
+            tokens: self.ask.max_charge,
+            basis: Basis::Reserved,
+        }
+    }
+
+    /// The most a complete answer can be charged: its final usage at the coefficient the proxy
+    /// reported, never above the request's `max_coefficient` (nor, when the proxy reported
+    /// none, at more than that), at the network's prices.
+    fn usage_bound(&self) -> ChargeBound {
+        let Some(fi) = &self.final_info else {
+            return self.reserved_bound();
+        };
+        let coefficient = self
+            .cost
+            .as_ref()
+            .and_then(|c| Coefficient::try_from(c.coefficient).ok())
+            .map_or(self.ask.max_coefficient, |c| {
+                c.min(self.ask.max_coefficient)
+            });
+        match TokenCounts::try_from(&fi.tokens_used)
+            .and_then(|counts| self.ask.pricing.charge(&counts, coefficient))
+        {
+            Ok(charge) => ChargeBound {
+                tokens: charge.adjusted_total(),
+                basis: Basis::Usage,
+            },
+            // Counts that cannot be priced (negative, overflowing): the reservation bounds it.
+            Err(_) => self.reserved_bound(),
+        }
     }
 
     /// Writes the hop times the proxy reported into `times`.

@@ -50,6 +50,9 @@ pub(crate) struct Wiring {
     pub(crate) sealing: Option<(Arc<crate::sealed::Sealing>, String)>,
     /// The largest answer [`AnswerStream::collect_body`] gathers (`max_answer_bytes`).
     pub(crate) max_answer_bytes: usize,
+    /// Where the most the request may cost is held against what the proxy charges for it;
+    /// `None` where the proxy's charges are not audited (before protocol version 3).
+    pub(crate) charges: Option<Arc<crate::settle::Charges>>,
 }
 
 /// An answer arriving from the network.
@@ -164,6 +167,11 @@ impl AnswerStream {
                     }
                 }
                 Action::CheckReceipt(check) => self.check_receipt(check),
+                Action::ExpectCharge(bound) => {
+                    if let Some(charges) = &self.wiring.charges {
+                        charges.expect(self.wiring.guard.request_id.0, bound);
+                    }
+                }
                 Action::Record(ending) => self.record(ending),
                 Action::Finish(result) => {
                     self.times.client_end = cocoon_net::unix_time();
@@ -360,12 +368,15 @@ mod tests {
             clock: cocoon_node::AttestationClock::default(),
             sealing: None,
             max_answer_bytes: crate::ClientConfig::default().max_answer_bytes,
+            charges: None,
         };
         let machine = AnswerMachine::new(Ask {
             started: Instant::now(),
             timeout,
             sealed: false,
             pricing: cocoon_market::PricingParams::default(),
+            max_coefficient: cocoon_market::Coefficient::DEFAULT_CLIENT_MAX,
+            max_charge: 0,
             binding: ReceiptBinding {
                 client_request_id: [0xA; 32],
                 envelope_hash: None,

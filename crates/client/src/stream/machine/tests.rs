@@ -13,6 +13,8 @@ use super::*;
 use crate::stream::receipt::tests::{receipt, workers};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// What the request reserved, in adjusted tokens.
+const MAX_CHARGE: u64 = 9_999;
 
 fn ask(t0: Instant, sealed: bool) -> Ask {
     Ask {
@@ -20,6 +22,8 @@ fn ask(t0: Instant, sealed: bool) -> Ask {
         timeout: TIMEOUT,
         sealed,
         pricing: cocoon_market::PricingParams::default(),
+        max_coefficient: cocoon_market::Coefficient::new(2000).unwrap(),
+        max_charge: MAX_CHARGE,
         binding: ReceiptBinding {
             client_request_id: [0xA; 32],
             envelope_hash: sealed.then(|| body_hash(b"envelope A")),
@@ -107,6 +111,7 @@ fn line(action: &Action) -> String {
         Action::CancelAtProxy => "cancel".into(),
         Action::ForgetSealedCandidates => "forget candidates".into(),
         Action::CheckReceipt(_) => "check receipt".into(),
+        Action::ExpectCharge(bound) => format!("expect charge {}", bound.tokens),
         Action::Record(Ending::Succeeded { usage, .. }) => format!(
             "succeeded {} tokens {} nanoton",
             usage.total_tokens, usage.total_cost
@@ -125,7 +130,13 @@ fn run(sealed: bool, events: Vec<(u64, Event)>) -> (Vec<String>, AnswerMachine) 
     let mut lines = Vec::new();
     for (at, event) in events {
         let actions = m.handle(event, t0 + Duration::from_secs(at));
-        lines.extend(actions.iter().map(line));
+        // The charge bound has its own table (`every_end_bounds_what_the_proxy_may_charge`).
+        lines.extend(
+            actions
+                .iter()
+                .filter(|a| !matches!(a, Action::ExpectCharge(_)))
+                .map(line),
+        );
     }
     (lines, m)
 }
@@ -536,7 +547,13 @@ fn a_second_usage_or_cost_after_the_end_changes_nothing() {
     }
     assert_eq!(
         lines,
-        vec!["head 200", "emit a", "succeeded 2 tokens 9 nanoton", "end"]
+        vec![
+            "head 200",
+            "emit a",
+            "expect charge 5",
+            "succeeded 2 tokens 9 nanoton",
+            "end"
+        ]
     );
     let u = m.usage();
     assert_eq!(
@@ -618,5 +635,119 @@ fn a_sealed_answer_whose_receipt_was_dropped_is_not_vouched_for() {
             // In clear, a version-2 worker signs none: nothing to report.
             (false, check) => assert!(check.is_none(), "{check:?}"),
         }
+    }
+}
+
+fn cost_at(coefficient: i32) -> ProxyEvent {
+    ProxyEvent::Cost(ext::QueryCost {
+        request_id: Int256([0xA; 32]),
+        coefficient,
+        prompt_cost: 0,
+        completion_cost: 0,
+        total_cost: 0,
+    })
+}
+
+/// Every way a request ends says, once, the most the proxy may charge for it: a complete
+/// answer its usage (3 prompt and 5 completion tokens: 3 × 1.0 + 5 × 4.0 adjusted tokens at
+/// 1.0×) at the reported coefficient, never above the request's `max_coefficient` (2.0× here);
+/// any other end what was reserved.
+#[test]
+fn every_end_bounds_what_the_proxy_may_charge() {
+    let negative = ProxyEvent::Part {
+        answer: Bytes::from_static(b"x"),
+        final_info: Some(usage(-3, 5)),
+    };
+    // (name, events at seconds after the start, the bound expected)
+    type BoundCase<'a> = (&'a str, Vec<(u64, Event)>, u64);
+    let cases: Vec<BoundCase<'_>> = vec![
+        (
+            "at 1.0x",
+            vec![
+                (0, proxy(cost_at(1000))),
+                (0, proxy(answer("a", None))),
+                (0, proxy(last("b"))),
+            ],
+            23,
+        ),
+        (
+            "at 1.5x, floored per category",
+            vec![
+                (0, proxy(cost_at(1500))),
+                (0, proxy(answer("a", None))),
+                (0, proxy(last("b"))),
+            ],
+            34,
+        ),
+        (
+            "no cost reported: at max_coefficient",
+            vec![(0, proxy(answer("a", None))), (0, proxy(last("b")))],
+            46,
+        ),
+        (
+            "a coefficient above max_coefficient",
+            vec![
+                (0, proxy(cost_at(4000))),
+                (0, proxy(answer("a", None))),
+                (0, proxy(last("b"))),
+            ],
+            46,
+        ),
+        (
+            "a coefficient the wire cannot hold",
+            vec![
+                (0, proxy(cost_at(-1))),
+                (0, proxy(answer("a", None))),
+                (0, proxy(last("b"))),
+            ],
+            46,
+        ),
+        (
+            "usage that cannot be priced",
+            vec![(0, proxy(answer("a", None))), (0, proxy(negative))],
+            MAX_CHARGE,
+        ),
+        (
+            "an error before the head",
+            vec![(0, proxy(error(502)))],
+            MAX_CHARGE,
+        ),
+        (
+            "an error after the head",
+            vec![(0, proxy(answer("a", None))), (0, proxy(error(502)))],
+            MAX_CHARGE,
+        ),
+        (
+            "the caller went away",
+            vec![(0, proxy(answer("a", None))), (0, Event::CallerGone)],
+            MAX_CHARGE,
+        ),
+        (
+            "the deadline",
+            vec![(0, proxy(answer("a", None))), (11, Event::Tick)],
+            MAX_CHARGE,
+        ),
+        (
+            "the connection was lost",
+            vec![(0, proxy(answer("a", None))), (0, proxy(ProxyEvent::Lost))],
+            MAX_CHARGE,
+        ),
+    ];
+    for (name, events, expected) in cases {
+        let t0 = Instant::now();
+        let mut m = AnswerMachine::new(ask(t0, false));
+        let mut bounds = Vec::new();
+        for (at, event) in events {
+            for action in m.handle(event, t0 + Duration::from_secs(at)) {
+                if let Action::ExpectCharge(bound) = action {
+                    bounds.push(bound.tokens);
+                }
+            }
+        }
+        // Anything after the end changes nothing.
+        for action in m.handle(proxy(last("late")), t0) {
+            assert!(!matches!(action, Action::ExpectCharge(_)), "{name}");
+        }
+        assert_eq!(bounds, vec![expected], "{name}");
     }
 }

@@ -1,0 +1,73 @@
+"""Attacks by a proxy on what a client pays, run against the real binaries.
+
+The proxy books every request in adjusted tokens and signs cumulative vouchers that the client
+contract settles; the contract sees only the running total. Here the proxy's operator raises
+the completion multiplier in the proxy's `[pricing]` (in local mode, where no contract pins
+the prices), so that each request is charged ten times its completion tokens' weight. The
+client holds each charge against its own account of the request (its usage, the coefficient
+the proxy reported, at most the request's `max_coefficient`, the network's prices), finds the
+overcharge, says so in `/jsonstats`, submits no voucher and sends the proxy nothing more.
+"""
+
+import json
+import urllib.error
+import urllib.request
+
+from conftest import MODEL, Network, wait_for
+
+
+def chat(net, i):
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 16}
+    ).encode()
+    req = urllib.request.Request(
+        f"{net.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def audit(net):
+    return net.client_stats()["settlement"]["audit"]
+
+
+def test_an_honest_proxy_passes_every_audit(make_network):
+    net = make_network()
+    for i in range(3):
+        status, answer = chat(net, i)
+        assert status == 200, answer
+    logs = lambda: net.log("client")[-4000:]
+    wait_for("three audited charges", lambda: audit(net)["charges_audited"] == 3, logs=logs)
+    a = audit(net)
+    assert a["overcharged_requests"] == 0 and a["last_overcharge"] is None, a
+
+
+def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_path):
+    dear = tmp_path / "dear-proxy.toml"
+    dear.write_text("[pricing]\ncompletion_multiplier = 400000\n")
+    net = Network(tmp_path, proxy_args=["--config", str(dear)]).start()
+    try:
+        logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-4000:]}" for n in ("proxy", "client"))
+        # The answer reaches the caller before its charge is booked and handed over.
+        status, answer = chat(net, 0)
+        assert status == 200, answer
+        completion = answer["usage"]["completion_tokens"]
+        assert completion > 0
+        wait_for("the overcharge", lambda: audit(net)["overcharged_requests"] == 1, logs=logs)
+        a = audit(net)
+        # Ten times the completion weight: 36 extra adjusted tokens per completion token.
+        assert a["overcharged_tokens"] == 36 * completion, a
+        assert "where its usage at the network's prices gives" in a["last_overcharge"], a
+        assert "no voucher is submitted and no request sent" in net.log("client")
+
+        # The client sends the cheating proxy nothing more.
+        status, refused = chat(net, 1)
+        assert status == 502, refused
+        assert refused["error"]["code"] == "proxy_overcharged", refused
+        assert "check the prices and restart" in refused["error"]["message"], refused
+        assert net.proxy_stats()["requests"] == 1, "the refused request reached the proxy"
+    finally:
+        net.stop()
