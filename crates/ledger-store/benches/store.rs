@@ -2,7 +2,8 @@
 //! when `COCOON_TEST_POSTGRES_URL` is set (see `scripts/with-postgres`), on PostgreSQL: one task
 //! charging in a loop, then many tasks at once, then replays of already charged ids; then whole
 //! request lives (reserve, then charge) from 64 tasks, one transaction per write against the
-//! group commit of a `CommitQueue`.
+//! group commit of a `CommitQueue`; then, from one task through the queue, whole requests and
+//! reservations released at once (the writes that are not waited on to the disk).
 //!
 //! `cargo bench -p cocoon-ledger-store --bench store` (`COCOON_BENCH_CHARGES` sets the number of
 //! charges per run, 2000 by default).
@@ -70,6 +71,9 @@ enum Mode {
     Request,
     /// A reservation, then the charge, through a commit queue.
     QueuedRequest,
+    /// A reservation, then its release (a request that failed), through a commit queue: the
+    /// writes that are not waited on to the disk.
+    QueuedHold,
 }
 
 /// Writes ids `first..first + count` from `tasks` tasks at once; answers the elapsed time.
@@ -103,6 +107,10 @@ async fn run(store: &LedgerStore, first: u64, count: u64, tasks: u64, mode: Mode
                             .charge_request(&client, &worker, rid(n), &charge(n))
                             .await
                             .unwrap();
+                    }
+                    Mode::QueuedHold => {
+                        let held = queue.reserve(&client, rid(n), 10_000).await.unwrap();
+                        queue.release(&client, held).await.unwrap();
                     }
                     Mode::QueuedRequest => {
                         let _ = queue.reserve(&client, rid(n), 10_000).await.unwrap();
@@ -138,8 +146,13 @@ async fn bench_backend(name: &str, url: &str, count: u64) {
     report(name, "request, 64 tasks", count, elapsed);
     let elapsed = run(&store, 4 * count, count, 64, Mode::QueuedRequest).await;
     report(name, "request, 64 tasks, queued", count, elapsed);
+    let elapsed = run(&store, 5 * count, count, 1, Mode::QueuedRequest).await;
+    report(name, "request, 1 task, queued", count, elapsed);
+    // Released ids leave no record.
+    let elapsed = run(&store, 6 * count, count, 1, Mode::QueuedHold).await;
+    report(name, "hold+release, 1 task, queued", count, elapsed);
     let audit = store.audit().await.unwrap();
-    assert_eq!(audit.requests, 5 * count);
+    assert_eq!(audit.requests, 6 * count);
     store.close().await;
 }
 

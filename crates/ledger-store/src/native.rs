@@ -6,10 +6,17 @@
 //! nine, so a proxy paid some forty switches per request before it could answer, and on a
 //! small machine those switches, not SQLite, bounded its throughput. Here the statements of a
 //! transaction run where the transaction's task runs (each is microseconds against the page
-//! cache); only what may wait runs on tokio's blocking pool: `COMMIT` (the sync to disk,
-//! `synchronous = FULL`, except for the batches of reservations alone that the store commits
-//! without waiting for the disk) and a `BEGIN IMMEDIATE` that finds the file locked by another
-//! process (the busy timeout).
+//! cache); only what may wait runs on tokio's blocking pool: a synced `COMMIT` (the sync to
+//! disk, `synchronous = FULL`), SQLite's checkpoints of the WAL into the database file (which
+//! sync too), and a `BEGIN IMMEDIATE` that finds the file locked by another process (the busy
+//! timeout).
+//!
+//! A transaction the store does not wait on to the disk (reservations and releases alone,
+//! `synchronous = NORMAL`) commits in place: its `COMMIT` only appends to the WAL. So that such
+//! a commit never runs a checkpoint on the async thread, the automatic checkpoint is off for
+//! it; every synced commit, and every [`IN_PLACE_BEFORE_CHECKPOINT`]th unsynced one in a row,
+//! commits on the blocking pool with the automatic checkpoint on, so the WAL stays as short as
+//! SQLite keeps it by default.
 //!
 //! Same file, same SQL, same transactions and guarantees as through sqlx: sqlx still opens the
 //! file, runs the migrations and serves the read connections.
@@ -28,10 +35,25 @@ use crate::StoreError;
 /// Statements kept prepared (the ledger has a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 128;
 
-/// The writer connection, taken by one transaction at a time; `None` once the store is closed.
-pub(crate) type SharedWriter = Arc<Mutex<Option<Connection>>>;
+/// Unsynced commits in a row made in place before one goes to the blocking pool, where SQLite
+/// may checkpoint.
+const IN_PLACE_BEFORE_CHECKPOINT: u32 = 64;
 
-type Held = OwnedMutexGuard<Option<Connection>>;
+/// SQLite's default automatic checkpoint: once the WAL holds this many pages.
+const AUTOCHECKPOINT_PAGES: u32 = 1000;
+
+/// The writer connection and what it committed in place since its last commit on the blocking
+/// pool.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    conn: Connection,
+    in_place_in_a_row: u32,
+}
+
+/// The writer, taken by one transaction at a time; `None` once the store is closed.
+pub(crate) type SharedWriter = Arc<Mutex<Option<Writer>>>;
+
+type Held = OwnedMutexGuard<Option<Writer>>;
 
 /// Opens the writer on an existing, migrated database file: WAL, a full sync at every commit,
 /// foreign keys on, `busy_timeout` for locks held by another process.
@@ -52,7 +74,10 @@ pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SharedWr
     .await
     .map_err(joined)?
     .map_err(to_sqlx)?;
-    Ok(Arc::new(Mutex::new(Some(conn))))
+    Ok(Arc::new(Mutex::new(Some(Writer {
+        conn,
+        in_place_in_a_row: 0,
+    }))))
 }
 
 /// Closes the writer once the transaction in flight, if any, is over; later transactions fail.
@@ -63,6 +88,8 @@ pub(crate) async fn close(writer: &SharedWriter) {
 /// An open transaction on the writer. Dropped without [`NativeTx::commit`] it is rolled back.
 pub(crate) struct NativeTx {
     conn: Option<Held>,
+    /// Whether its commit runs here rather than on the blocking pool.
+    in_place: bool,
 }
 
 impl NativeTx {
@@ -77,6 +104,10 @@ impl NativeTx {
         synced: bool,
     ) -> Result<Self, sqlx::Error> {
         let held = writer.clone().lock_owned().await;
+        let in_place = !synced
+            && held
+                .as_ref()
+                .is_some_and(|w| w.in_place_in_a_row < IN_PLACE_BEFORE_CHECKPOINT);
         let conn = open_conn(&held)?;
         // SQLite takes the level only outside a transaction: set at every begin, never stale.
         conn.execute_batch(if synced {
@@ -84,6 +115,12 @@ impl NativeTx {
         } else {
             "PRAGMA synchronous = NORMAL"
         })
+        .map_err(to_sqlx)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            if in_place { 0 } else { AUTOCHECKPOINT_PAGES },
+        )
         .map_err(to_sqlx)?;
         // The lock is ours unless another process writes the file: try without waiting first.
         conn.busy_timeout(Duration::ZERO).map_err(to_sqlx)?;
@@ -101,7 +138,10 @@ impl NativeTx {
             .map_err(joined)??,
             Err(e) => return Err(to_sqlx(e)),
         };
-        Ok(Self { conn: Some(conn) })
+        Ok(Self {
+            conn: Some(conn),
+            in_place,
+        })
     }
 
     fn conn(&self) -> Result<&Connection, sqlx::Error> {
@@ -155,24 +195,26 @@ impl NativeTx {
         Ok(out)
     }
 
-    /// Commits on the blocking pool (a synced commit waits for the disk) and gives the writer
-    /// back.
+    /// Commits (in place, or on the blocking pool where the commit may wait for the disk) and
+    /// gives the writer back.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let conn = self
+        let mut held = self
             .conn
             .take()
             .ok_or_else(|| to_sqlx_message("the transaction is already finished"))?;
-        tokio::task::spawn_blocking(move || {
-            let conn = open_conn(&conn)?;
-            let committed = conn.execute_batch("COMMIT");
-            if committed.is_err() && !conn.is_autocommit() {
-                // Leave no transaction open on the shared connection.
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            committed.map_err(to_sqlx)
-        })
-        .await
-        .map_err(joined)?
+        if let Some(writer) = held.as_mut() {
+            writer.in_place_in_a_row = if self.in_place {
+                writer.in_place_in_a_row + 1
+            } else {
+                0
+            };
+        }
+        if self.in_place {
+            return commit_now(&held);
+        }
+        tokio::task::spawn_blocking(move || commit_now(&held))
+            .await
+            .map_err(joined)?
     }
 
     /// Drops the transaction's changes.
@@ -192,13 +234,24 @@ impl Drop for NativeTx {
     }
 }
 
+/// `COMMIT`; on failure, leaves no transaction open on the shared connection.
+fn commit_now(held: &Held) -> Result<(), sqlx::Error> {
+    let conn = open_conn(held)?;
+    let committed = conn.execute_batch("COMMIT");
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    committed.map_err(to_sqlx)
+}
+
 fn open_conn(held: &Held) -> Result<&Connection, sqlx::Error> {
     held.as_ref()
+        .map(|w| &w.conn)
         .ok_or_else(|| to_sqlx_message("the ledger store is closed"))
 }
 
 fn rollback(held: &Held) -> Result<(), sqlx::Error> {
-    let Some(conn) = held.as_ref() else {
+    let Some(conn) = held.as_ref().map(|w| &w.conn) else {
         return Ok(());
     };
     if conn.is_autocommit() {
