@@ -40,9 +40,9 @@ def test_an_honest_proxy_passes_every_audit(make_network):
         status, answer = chat(net, i)
         assert status == 200, answer
     logs = lambda: net.log("client")[-4000:]
-    wait_for("three audited charges", lambda: audit(net)["charges_audited"] == 3, logs=logs)
+    wait_for("three audited charges", lambda: audit(net)["audited"] == 3, logs=logs)
     a = audit(net)
-    assert a["overcharged_requests"] == 0 and a["last_overcharge"] is None, a
+    assert a["discrepancies"] == 0 and a["last_discrepancy"] is None, a
 
 
 def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_path):
@@ -56,11 +56,11 @@ def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_pat
         assert status == 200, answer
         completion = answer["usage"]["completion_tokens"]
         assert completion > 0
-        wait_for("the overcharge", lambda: audit(net)["overcharged_requests"] == 1, logs=logs)
+        wait_for("the overcharge", lambda: audit(net)["discrepancies"] == 1, logs=logs)
         a = audit(net)
         # Ten times the completion weight: 36 extra adjusted tokens per completion token.
-        assert a["overcharged_tokens"] == 36 * completion, a
-        assert "where its usage at the network's prices gives" in a["last_overcharge"], a
+        assert a["discrepancy_tokens"] == 36 * completion, a
+        assert "where its usage at the network's prices gives" in a["last_discrepancy"], a
         assert "no voucher is submitted and no request sent" in net.log("client")
 
         # The client sends the cheating proxy nothing more.

@@ -299,6 +299,17 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     assert used == earned > 0
     assert c["charged"] == used * PRICE and w["credited"] == earned * WORKER_FEE
 
+    # The client held every charge against its own account, at the proxy contract's prices
+    # (read from the chain), and kept its vouchers within it.
+    wait_for(
+        "the client's audit of twelve charges",
+        lambda: net.client_stats()["settlement"]["audit"]["audited"] == 12,
+        logs=logs,
+    )
+    s = net.client_stats()["settlement"]
+    assert s["audit"]["discrepancies"] == 0 and s["vouchers_above_account"] == 0, s
+    assert "charges are not audited" not in net.log("client")
+
     # Anchors cover everything, the vouchers carry the totals and were submitted on chain.
     wait_for(
         "the ledger anchored up to the last request",

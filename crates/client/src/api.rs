@@ -499,6 +499,12 @@ impl Client {
         let max_coefficient = options
             .max_coefficient
             .unwrap_or(self.config.default_max_coefficient);
+        if max_coefficient <= 0 {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ClientError::InvalidRequest(
+                "`max_coefficient` must be a positive integer".into(),
+            ));
+        }
         let max_tokens = i32::try_from(max_tokens).unwrap_or(i32::MAX);
         // Our extension of the flags word: only our proxies (version 3 and later) know it, so a
         // reference proxy never meets bits it has no meaning for.
@@ -535,7 +541,8 @@ impl Client {
         };
         // The most the proxy may charge the request when it ends without its usage: what it
         // reserves, with every byte sent counted as a prompt token (the proxy counts fewer).
-        let pricing = self.link.charges.pricing_or(self.config.pricing);
+        let pricing = session.audit_pricing.unwrap_or(self.config.pricing);
+        let audited = session.audit_pricing.is_some();
         let max_charge = cocoon_market::Coefficient::try_from(max_coefficient)
             .and_then(|c| {
                 cocoon_market::reservation::required_tokens(
@@ -546,11 +553,29 @@ impl Client {
                 )
             })
             .unwrap_or(u64::MAX);
-        session
-            .conn
-            .send_packet(Bytes::from(msg))
-            .await
-            .map_err(|e| ClientError::ProxyUnavailable(e.to_string()))?;
+        if audited {
+            // Before the request leaves: a charge for it may come back at once.
+            self.link.charges.sent(
+                request_id.0,
+                cocoon_market::audit::Bound {
+                    tokens: max_charge,
+                    basis: cocoon_market::audit::Basis::Reserved,
+                },
+            );
+        }
+        if let Err(e) = session.conn.send_packet(Bytes::from(msg)).await {
+            if audited {
+                // Never sent: nothing may be charged for it.
+                self.link.charges.expect(
+                    request_id.0,
+                    cocoon_market::audit::Bound {
+                        tokens: 0,
+                        basis: cocoon_market::audit::Basis::NotSent,
+                    },
+                );
+            }
+            return Err(ClientError::ProxyUnavailable(e.to_string()));
+        }
 
         let machine = AnswerMachine::new(Ask {
             started,
@@ -580,8 +605,7 @@ impl Client {
                 .is_some()
                 .then(|| (self.sealing.clone(), sealed_model.into_string())),
             max_answer_bytes: self.config.max_answer_bytes,
-            charges: (session.version >= cocoon_protocol::version::SEALED_VERSION)
-                .then(|| self.link.charges.clone()),
+            charges: audited.then(|| self.link.charges.clone()),
         };
         let times = HopTimes {
             client_start,

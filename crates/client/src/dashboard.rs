@@ -70,7 +70,7 @@ pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
     }
     let settlement = s.get("settlement").cloned().unwrap_or(Value::Null);
     let audit = settlement.get("audit").cloned().unwrap_or(Value::Null);
-    if let Some(over) = audit.get("last_overcharge").and_then(Value::as_str) {
+    if let Some(over) = audit.get("last_discrepancy").and_then(Value::as_str) {
         page.warning(&format!(
             "OVERCHARGED: {over}. No voucher is submitted and no request sent to this proxy."
         ));
@@ -99,11 +99,11 @@ pub(crate) fn render(s: &Value, history: &History, now: Duration) -> String {
                 count(&settlement, "submissions").to_string(),
             ),
             (
-                "charges audited (overcharged)",
+                "charges audited (above the client's own account)",
                 format!(
                     "{} ({})",
-                    count(&audit, "charges_audited"),
-                    count(&audit, "overcharged_requests")
+                    count(&audit, "audited"),
+                    count(&audit, "discrepancies")
                 ),
             ),
             (

@@ -11,7 +11,6 @@
 #![warn(missing_docs)]
 
 mod api;
-mod audit;
 mod config;
 mod dashboard;
 pub mod http;
@@ -29,7 +28,6 @@ pub use api::{
     AnswerReceipt, AnswerStream, ChatAnswer, ChatMessage, ChatRequest, Client, CostedUsage,
     HopTimes, ModelWorkers, RefundOutcome, RequestOptions, WorkerLoad,
 };
-pub use audit::AuditStats;
 pub use config::{API_KEY_ENV, ClientConfig, ClientError, HttpApiConfig};
 pub use secret::{ClientSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES};
 pub use settle::{ChargeSettings, ChargeStats};

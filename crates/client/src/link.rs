@@ -52,6 +52,10 @@ pub(crate) struct Session {
     pub(crate) routes: Routes,
     /// What the proxy's RA-TLS certificate proved.
     pub(crate) proxy: cocoon_attest::VerifiedPeer,
+    /// The prices this session's charges are held against (`cocoon_market::audit`); `None`
+    /// when they are not audited: a proxy before version 3, or a proxy contract whose prices
+    /// could not be read.
+    pub(crate) audit_pricing: Option<cocoon_market::PricingParams>,
 }
 
 pub(crate) struct ProxyLink {
@@ -337,16 +341,21 @@ async fn open(
     let (conn, incoming, proxy) = (secured.conn, secured.incoming, secured.peer);
     let result = handshake(config, &conn, charges).await;
     match result {
-        Ok(version) => Ok((
-            Session {
-                address: address.to_owned(),
-                conn,
-                version,
-                routes: Arc::new(Mutex::new(HashMap::new())),
-                proxy,
-            },
-            incoming,
-        )),
+        Ok((version, proxy_contract)) => {
+            let audit_pricing = audit_pricing(config, version, &proxy_contract).await;
+            charges.audit_session(audit_pricing.is_some());
+            Ok((
+                Session {
+                    address: address.to_owned(),
+                    conn,
+                    version,
+                    routes: Arc::new(Mutex::new(HashMap::new())),
+                    proxy,
+                    audit_pricing,
+                },
+                incoming,
+            ))
+        }
         Err(e) => {
             conn.close();
             Err(e)
@@ -354,11 +363,50 @@ async fn open(
     }
 }
 
+/// The longest a session's start waits for the proxy contract's prices.
+const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The prices a session's charges are held against: with a chain, those of the proxy contract
+/// (which the proxy must charge by, and which stay those of its contract when the root's
+/// change), else the configured ones. `None`: not audited (a proxy before version 3, whose
+/// rounding is its own, or a contract that could not be read: said in the log).
+async fn audit_pricing(
+    config: &ClientConfig,
+    version: i32,
+    proxy_contract: &str,
+) -> Option<cocoon_market::PricingParams> {
+    if version < version::SEALED_VERSION {
+        return None;
+    }
+    let (Some(chain), api_key) = config.registry_chain() else {
+        return Some(config.pricing);
+    };
+    let read = async {
+        let chain = chain
+            .parse::<cocoon_chain::operator::ChainSpec>()?
+            .open(api_key)
+            .await?;
+        let contract = cocoon_chain::parse_address(proxy_contract)?;
+        let state = cocoon_chain::operator::read_proxy_state(chain.as_ref(), &contract).await?;
+        cocoon_chain::contract_pricing(state.identity.params.core())
+    };
+    let why = match tokio::time::timeout(CONTRACT_READ_TIMEOUT, read).await {
+        Ok(Ok(pricing)) => return Some(pricing),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer in {CONTRACT_READ_TIMEOUT:?}"),
+    };
+    tracing::warn!(
+        proxy_contract,
+        "this session's charges are not audited: the proxy contract's prices cannot be read: {why}"
+    );
+    None
+}
+
 async fn handshake(
     config: &ClientConfig,
     conn: &Connection,
     charges: &Arc<crate::settle::Charges>,
-) -> Result<i32, ClientError> {
+) -> Result<(i32, String), ClientError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ClientError::ProxyUnavailable(format!("{what}: {e}"))
     };
@@ -420,7 +468,7 @@ async fn handshake(
         }
     };
     charges.offer(&granted.signed_payment);
-    Ok(version)
+    Ok((version, connected.params.proxy_sc_address.clone()))
 }
 
 /// How long the proxy is asked again, after the nonce was registered on chain, before the
@@ -614,8 +662,9 @@ async fn dispatch(
             Message::ProxyClientRequestPayment(p) => (
                 {
                     // Our proxies (version 3) charge by the rule the client audits; a reference
-                    // proxy's rounding is its own, so its charges are only kept.
-                    if session.version >= cocoon_protocol::version::SEALED_VERSION {
+                    // proxy's rounding is its own, so its charges are only kept (as are those of
+                    // a session whose contract prices could not be read).
+                    if session.audit_pricing.is_some() {
                         charges.charged(p.request_id.0, p.request_tokens, &p.signed_payment);
                     } else {
                         charges.offer(&p.signed_payment);

@@ -92,12 +92,6 @@ fn apply(
     link.tls.set_policy(proxy_policy.clone());
     link.workers.set_policy(worker_policy);
     link.sealing.forget_verified();
-    match cocoon_chain::contract_pricing(registry.params.core()) {
-        Ok(pricing) => link.charges.set_network_pricing(pricing),
-        Err(e) => tracing::warn!(
-            "the root registry's prices cannot bound charges ({e}): the configured ones do"
-        ),
-    }
     // A registration is "client_host:port [worker_host:port]": clients take the first.
     let proxies: Vec<String> = registry
         .proxy_endpoints()

@@ -19,8 +19,9 @@ use cocoon_ton::contracts::ClientData;
 use cocoon_ton::{Address, Voucher, VoucherKind};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditStats, ChargeAudit, ChargeBound, Overcharge};
 use crate::config::ClientError;
+use cocoon_market::RequestId;
+use cocoon_market::audit::{AuditCounts, Bound, Direction, Discrepancy, PaymentAudit};
 
 /// Why a charge voucher was not submitted on chain this time (logged and shown in the stats;
 /// the next voucher tries again).
@@ -93,11 +94,14 @@ pub struct ChargeStats {
     pub proxy_tokens_allowed: Option<i64>,
     /// The client contract's stake in nanoTON, when read from the chain (saturating).
     pub stake_nanoton: Option<u64>,
-    /// Each charge held against the client's own account of the request (`crate::audit`).
-    pub audit: AuditStats,
+    /// Each charge held against the client's own account of the request
+    /// (`cocoon_market::audit`).
+    pub audit: AuditCounts,
+    /// Vouchers not kept because their total is above what this client's own account of its
+    /// requests allows (another client process on the same contract also causes this).
+    pub vouchers_above_account: u64,
 }
 
-#[derive(Default)]
 struct Channel {
     view: ChargeStats,
     proxy_key: [u8; 32],
@@ -107,14 +111,22 @@ struct Channel {
     /// Stake and price from the chain, once read.
     stake_and_price: Option<(u128, u128)>,
     submitting: bool,
-    audit: ChargeAudit,
-    /// The network's prices as the root registry sets them, once read: they, not the
-    /// configuration's, bound the charges.
-    network_pricing: Option<cocoon_market::PricingParams>,
+    audit: PaymentAudit,
+    /// The client contract and what its vouchers held before the requests this process
+    /// audits: the first voucher's total less the bounds of the requests sent by then. A
+    /// voucher above it plus [`PaymentAudit::bounds_total`] is not kept.
+    baseline: Option<(Address, u64)>,
+    /// Whether the current session's charges are audited (and so its vouchers held to the
+    /// account).
+    audited: bool,
     /// The first charge found above its bound: no voucher is submitted and no request sent
     /// from then on.
     overcharge: Option<String>,
 }
+
+/// How long a request that ended is kept for the proxy's charge notice: an honest proxy sends
+/// it at once, or within its `cancel_grace` (10 s) after a cancel.
+const AUDIT_RETAIN: Duration = Duration::from_secs(120);
 
 /// The client's charge vouchers.
 pub(crate) struct Charges {
@@ -145,7 +157,19 @@ impl Charges {
             interval: settings
                 .payment_status_interval
                 .max(Duration::from_millis(100)),
-            channel: std::sync::Mutex::new(Channel::default()),
+            channel: std::sync::Mutex::new(Channel {
+                audit: PaymentAudit::new(Direction::AtMost, AUDIT_RETAIN),
+                baseline: None,
+                audited: false,
+                overcharge: None,
+                view: ChargeStats::default(),
+                proxy_key: [0; 32],
+                client_contract: None,
+                proxy_contract: None,
+                latest: None,
+                stake_and_price: None,
+                submitting: false,
+            }),
             submissions: AtomicU64::new(0),
         })
     }
@@ -190,16 +214,50 @@ impl Charges {
         if ch.latest.is_some_and(|l| l.payload().tokens >= tokens) {
             return;
         }
+        let contract = voucher.payload().target;
+        let allowed = ch.audit.bounds_total();
+        let baseline = match ch.baseline {
+            Some((c, b)) if c == contract => b,
+            _ => {
+                let b = tokens.saturating_sub(allowed);
+                ch.baseline = Some((contract, b));
+                b
+            }
+        };
+        if ch.audited && tokens > baseline.saturating_add(allowed) {
+            ch.view.vouchers_above_account += 1;
+            tracing::warn!(
+                "not keeping a charge voucher of {tokens} tokens: this client's own account \
+                 allows {} ({baseline} before its requests, {allowed} for them)",
+                baseline.saturating_add(allowed)
+            );
+            return;
+        }
         ch.latest = Some(voucher);
         ch.view.voucher_tokens = tokens;
         ch.view.voucher = Some(hex::encode(voucher.to_bytes()));
         self.maybe_submit(&mut ch);
     }
 
+    /// Whether the session just opened has its charges audited: its vouchers are then kept
+    /// only within this client's own account of its requests.
+    pub(crate) fn audit_session(&self, audited: bool) {
+        lock(&self.channel).audited = audited;
+    }
+
+    /// A request was sent: the proxy may charge it at most `reserved` until it ends.
+    pub(crate) fn sent(&self, request_id: [u8; 32], reserved: Bound) {
+        lock(&self.channel)
+            .audit
+            .open(RequestId(request_id), reserved, std::time::Instant::now());
+    }
+
     /// The request `request_id` ended at this client: the proxy may charge it at most `bound`.
-    pub(crate) fn expect(&self, request_id: [u8; 32], bound: ChargeBound) {
+    pub(crate) fn expect(&self, request_id: [u8; 32], bound: Bound) {
         let mut ch = lock(&self.channel);
-        let verdict = ch.audit.expect(request_id, bound);
+        let verdict = ch
+            .audit
+            .end(RequestId(request_id), bound, std::time::Instant::now());
         Self::judged(&mut ch, verdict);
     }
 
@@ -213,31 +271,22 @@ impl Charges {
     ) {
         {
             let mut ch = lock(&self.channel);
-            let verdict = ch.audit.charged(request_id, request_tokens);
+            let verdict = ch.audit.booked(
+                RequestId(request_id),
+                request_tokens,
+                std::time::Instant::now(),
+            );
             Self::judged(&mut ch, verdict);
         }
         self.offer(payment);
     }
 
-    fn judged(ch: &mut Channel, verdict: Result<(), Overcharge>) {
-        ch.view.audit = ch.audit.stats.clone();
+    fn judged(ch: &mut Channel, verdict: Result<(), Discrepancy>) {
+        ch.view.audit = ch.audit.counts().clone();
         if let Err(over) = verdict {
             tracing::error!("{over}: no voucher is submitted and no request sent from now on");
             ch.overcharge.get_or_insert_with(|| over.to_string());
         }
-    }
-
-    /// The root registry's prices, read: charges are bounded by them from now on.
-    pub(crate) fn set_network_pricing(&self, pricing: cocoon_market::PricingParams) {
-        lock(&self.channel).network_pricing = Some(pricing);
-    }
-
-    /// The prices charges are bounded by: the root registry's once read, else `configured`.
-    pub(crate) fn pricing_or(
-        &self,
-        configured: cocoon_market::PricingParams,
-    ) -> cocoon_market::PricingParams {
-        lock(&self.channel).network_pricing.unwrap_or(configured)
     }
 
     /// Why no request may be sent to the proxy: it charged one above its bound.
@@ -261,9 +310,15 @@ impl Charges {
             return;
         };
         let tokens = voucher.payload().tokens;
+        // Kept while requests ran, it must also be within what they came to once ended.
+        let within_account = !ch.audited
+            || ch
+                .baseline
+                .is_some_and(|(_, b)| tokens <= b.saturating_add(ch.audit.bounds_total()));
         if self.submitter.is_none()
             || ch.submitting
             || ch.overcharge.is_some()
+            || !within_account
             || tokens <= ch.view.tokens_on_chain
         {
             return;
@@ -406,6 +461,63 @@ mod tests {
         proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
             data: Bytes::copy_from_slice(&v.to_bytes()),
         })
+    }
+
+    /// Attack: a proxy reports an honest charge for each request but signs a cumulative voucher
+    /// far above them (the voucher is what the contract settles). A voucher is kept only up to
+    /// what preceded this client's requests plus their bounds; a charge above its request's
+    /// bound, or for a request never sent, stops the client.
+    #[test]
+    fn a_voucher_above_the_clients_own_account_is_not_kept() {
+        let charges = Arc::new(Charges::open(&ChargeSettings::default()).unwrap());
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mine = Address::new(0, [9; 32]);
+        charges.connected(
+            &proxy::Params {
+                flags: 0b11,
+                proxy_public_key: Int256(key.verifying_key().to_bytes()),
+                proxy_owner_address: "owner".into(),
+                proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
+                is_test: Some(true),
+                proto_version: Some(3),
+            },
+            &mine.to_raw(),
+        );
+        charges.audit_session(true);
+        let voucher = |tokens| payment(VoucherKind::ClientCharge, tokens, mine, &key);
+        // The session's first voucher: 100 tokens before this client's requests.
+        charges.offer(&voucher(100));
+        let usage = |tokens| Bound {
+            tokens,
+            basis: cocoon_market::audit::Basis::Usage,
+        };
+        let reserved = Bound {
+            tokens: 500,
+            basis: cocoon_market::audit::Basis::Reserved,
+        };
+        charges.sent([1; 32], reserved);
+        charges.expect([1; 32], usage(48));
+        charges.charged([1; 32], 48, &voucher(100 + 48 + 1_000_000));
+        let s = charges.stats();
+        assert_eq!((s.voucher_tokens, s.vouchers_above_account), (100, 1));
+        assert!(
+            charges.overcharge().is_none(),
+            "each charge was within its bound"
+        );
+        charges.offer(&voucher(148));
+        assert_eq!(charges.stats().voucher_tokens, 148);
+        // While a request runs its reservation counts; once it ends, its usage.
+        charges.sent([2; 32], reserved);
+        charges.offer(&voucher(148 + 500));
+        assert_eq!(charges.stats().voucher_tokens, 648);
+        charges.expect([2; 32], usage(10));
+        charges.offer(&voucher(148 + 11));
+        assert_eq!(charges.stats().vouchers_above_account, 1, "older: ignored");
+        // A charge for a request never sent stops the client.
+        charges.charged([3; 32], 5, &voucher(100));
+        let over = charges.overcharge().unwrap();
+        assert!(over.contains("no such request was sent"), "{over}");
+        assert_eq!(charges.stats().audit.discrepancies, 1);
     }
 
     #[test]

@@ -85,6 +85,7 @@
 //! caps an over-large voucher at the balance). The [`Ledger`] totals therefore always satisfy
 //! `client_charged + shortfall = worker_credited + proxy_commission`.
 
+pub mod audit;
 mod error;
 mod ids;
 pub mod ledger;

@@ -22,9 +22,9 @@ use cocoon_protocol::messages::{client, ext};
 use sha2::{Digest as _, Sha256};
 
 use crate::api::{CostedUsage, HopTimes};
-use crate::audit::{Basis, ChargeBound};
 use crate::config::ClientError;
 use crate::link::ProxyEvent;
+use cocoon_market::audit::{Basis, Bound};
 
 /// What the machine must know of the request it answers.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub(crate) enum Action {
     /// Check the worker's receipt.
     CheckReceipt(ReceiptCheck),
     /// The request is over at this client: the proxy may charge it at most this much.
-    ExpectCharge(ChargeBound),
+    ExpectCharge(Bound),
     /// Count the request's end.
     Record(Ending),
     /// The stream is over: `Ok` when the answer is complete.
@@ -245,7 +245,11 @@ impl AnswerMachine {
                     final_info,
                 },
             ) => {
+                // Our proxies end a request with an error that carries the usage they charged
+                // (zero when free): that usage, not the reservation, bounds the charge.
+                let bound = final_info.is_some().then_some(());
                 self.final_info = final_info;
+                let bound = bound.map(|()| self.usage_bound());
                 let mut out = Vec::new();
                 if phase == Phase::AwaitingHead && self.ask.sealed {
                     out.push(Action::ForgetSealedCandidates);
@@ -256,6 +260,13 @@ impl AnswerMachine {
                     message: refusal.message,
                     param: refusal.param,
                 }));
+                if let (Some(bound), Some(Action::ExpectCharge(b))) = (
+                    bound,
+                    out.iter_mut()
+                        .find(|a| matches!(a, Action::ExpectCharge(_))),
+                ) {
+                    *b = bound;
+                }
                 out
             }
             (Phase::AwaitingHead, ProxyEvent::Answer { answer, final_info }) => {
@@ -403,8 +414,8 @@ impl AnswerMachine {
     }
 
     /// The most a request that ended without its usage can be charged: what was reserved.
-    fn reserved_bound(&self) -> ChargeBound {
-        ChargeBound {
+    fn reserved_bound(&self) -> Bound {
+        Bound {
             tokens: self.ask.max_charge,
             basis: Basis::Reserved,
         }
@@ -413,7 +424,7 @@ impl AnswerMachine {
     /// The most a complete answer can be charged: its final usage at the coefficient the proxy
     /// reported, never above the request's `max_coefficient` (nor, when the proxy reported
     /// none, at more than that), at the network's prices.
-    fn usage_bound(&self) -> ChargeBound {
+    fn usage_bound(&self) -> Bound {
         let Some(fi) = &self.final_info else {
             return self.reserved_bound();
         };
@@ -427,7 +438,7 @@ impl AnswerMachine {
         match TokenCounts::try_from(&fi.tokens_used)
             .and_then(|counts| self.ask.pricing.charge(&counts, coefficient))
         {
-            Ok(charge) => ChargeBound {
+            Ok(charge) => Bound {
                 tokens: charge.adjusted_total(),
                 basis: Basis::Usage,
             },

@@ -347,6 +347,7 @@ mod tests {
             conn,
             version: cocoon_protocol::version::SEALED_VERSION,
             routes: Arc::default(),
+            audit_pricing: None,
             proxy: cocoon_attest::VerifiedPeer {
                 public_key: [0; 32],
                 evidence_kind: cocoon_attest::EvidenceKind::Unattested,

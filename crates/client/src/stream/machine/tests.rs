@@ -718,6 +718,34 @@ fn every_end_bounds_what_the_proxy_may_charge() {
             MAX_CHARGE,
         ),
         (
+            "an error after content, carrying the usage charged",
+            vec![
+                (0, proxy(cost_at(1000))),
+                (0, proxy(answer("a", None))),
+                (
+                    0,
+                    proxy(ProxyEvent::Error {
+                        code: 502,
+                        message: "worker lost".into(),
+                        final_info: Some(usage(3, 5)),
+                    }),
+                ),
+            ],
+            23,
+        ),
+        (
+            "an error before the head, carrying no usage",
+            vec![(
+                0,
+                proxy(ProxyEvent::Error {
+                    code: 429,
+                    message: "busy".into(),
+                    final_info: Some(usage(0, 0)),
+                }),
+            )],
+            0,
+        ),
+        (
             "the caller went away",
             vec![(0, proxy(answer("a", None))), (0, Event::CallerGone)],
             MAX_CHARGE,
