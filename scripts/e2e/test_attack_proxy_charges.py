@@ -7,6 +7,11 @@ the prices), so that each request is charged ten times its completion tokens' we
 client holds each charge against its own account of the request (its usage, the coefficient
 the proxy reported, at most the request's `max_coefficient`, the network's prices), finds the
 overcharge, says so in `/jsonstats`, submits no voucher and sends the proxy nothing more.
+
+The other way round, an operator lowers the multiplier so that its workers are paid less than
+their usage gives (the client, charged less, has nothing to complain of): the worker holds each
+payment against its own account (its usage at the coefficient the proxy offered, at the
+network's prices) and reports the request paid less.
 """
 
 import json
@@ -43,6 +48,9 @@ def test_an_honest_proxy_passes_every_audit(make_network):
     wait_for("three audited charges", lambda: audit(net)["audited"] == 3, logs=logs)
     a = audit(net)
     assert a["discrepancies"] == 0 and a["last_discrepancy"] is None, a
+    wait_for("three audited payments", lambda: net.worker_stats()["payment_audit"]["audited"] == 3, logs=logs)
+    w = net.worker_stats()["payment_audit"]
+    assert w["discrepancies"] == 0, w
 
 
 def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_path):
@@ -69,5 +77,29 @@ def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_pat
         assert refused["error"]["code"] == "proxy_overcharged", refused
         assert "check the prices and restart" in refused["error"]["message"], refused
         assert net.proxy_stats()["requests"] == 1, "the refused request reached the proxy"
+    finally:
+        net.stop()
+
+
+def test_a_proxy_paying_its_worker_below_the_network_prices_is_found(tmp_path):
+    cheap = tmp_path / "cheap-proxy.toml"
+    cheap.write_text("[pricing]\ncompletion_multiplier = 4000\n")
+    net = Network(tmp_path, proxy_args=["--config", str(cheap)]).start()
+    try:
+        logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-4000:]}" for n in ("proxy", "worker"))
+        status, answer = chat(net, 0)
+        assert status == 200, answer
+        completion = answer["usage"]["completion_tokens"]
+        assert completion > 0
+        wait_for(
+            "the underpayment", lambda: net.worker_stats()["payment_audit"]["discrepancies"] == 1, logs=logs
+        )
+        w = net.worker_stats()["payment_audit"]
+        # 4.0x against 0.4x per completion token, each floored.
+        assert w["discrepancy_tokens"] == 4 * completion - (4 * completion) // 10, w
+        assert w["last_discrepancy"].startswith("the proxy paid"), w
+        # The client was charged less than its account allows: nothing to report there.
+        wait_for("the client's audit", lambda: audit(net)["audited"] == 1, logs=logs)
+        assert audit(net)["discrepancies"] == 0
     finally:
         net.stop()

@@ -33,6 +33,52 @@ pub fn contract_pricing(core: &ParamsCore) -> Result<PricingParams, ChainError> 
     Ok(pricing)
 }
 
+/// The prices of the proxy contract at `proxy_contract`, read on the chain `chain`
+/// (`emulated=HOST:PORT` or `toncenter=URL`): what a client or worker holds the proxy's
+/// charges and payments to.
+///
+/// # Errors
+/// The chain's error when it cannot be opened or read, [`ChainError::Address`] for a contract
+/// that is not an address, [`ChainError::Prices`] for prices the market cannot use.
+pub async fn proxy_contract_pricing(
+    chain: &str,
+    api_key: Option<&str>,
+    proxy_contract: &str,
+) -> Result<PricingParams, ChainError> {
+    let chain = chain
+        .parse::<crate::operator::ChainSpec>()?
+        .open(api_key)
+        .await?;
+    let contract = crate::parse_address(proxy_contract)?;
+    let state = crate::operator::read_proxy_state(chain.as_ref(), &contract).await?;
+    contract_pricing(state.identity.params.core())
+}
+
+/// The prices a client or worker holds a proxy's bookings to: with a chain, those of the proxy
+/// contract at `proxy_contract` (read within `timeout`), which the proxy must charge and pay
+/// by and which stay its contract's when the root's change; without one, `configured`.
+///
+/// # Errors
+/// As [`proxy_contract_pricing`]; [`ChainError::Prices`] when the chain does not answer in
+/// time.
+pub async fn booking_prices(
+    chain: Option<&str>,
+    api_key: Option<&str>,
+    proxy_contract: &str,
+    configured: PricingParams,
+    timeout: std::time::Duration,
+) -> Result<PricingParams, ChainError> {
+    let Some(chain) = chain else {
+        return Ok(configured);
+    };
+    tokio::time::timeout(
+        timeout,
+        proxy_contract_pricing(chain, api_key, proxy_contract),
+    )
+    .await
+    .map_err(|_| ChainError::Prices(format!("the chain gave no answer in {timeout:?}")))?
+}
+
 /// Checks that `configured` prices as the contract's parameters `core` do.
 ///
 /// # Errors

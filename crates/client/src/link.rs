@@ -378,28 +378,26 @@ async fn audit_pricing(
     if version < version::SEALED_VERSION {
         return None;
     }
-    let (Some(chain), api_key) = config.registry_chain() else {
-        return Some(config.pricing);
-    };
-    let read = async {
-        let chain = chain
-            .parse::<cocoon_chain::operator::ChainSpec>()?
-            .open(api_key)
-            .await?;
-        let contract = cocoon_chain::parse_address(proxy_contract)?;
-        let state = cocoon_chain::operator::read_proxy_state(chain.as_ref(), &contract).await?;
-        cocoon_chain::contract_pricing(state.identity.params.core())
-    };
-    let why = match tokio::time::timeout(CONTRACT_READ_TIMEOUT, read).await {
-        Ok(Ok(pricing)) => return Some(pricing),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer in {CONTRACT_READ_TIMEOUT:?}"),
-    };
-    tracing::warn!(
+    let (chain, api_key) = config.registry_chain();
+    match cocoon_chain::booking_prices(
+        chain,
+        api_key,
         proxy_contract,
-        "this session's charges are not audited: the proxy contract's prices cannot be read: {why}"
-    );
-    None
+        config.pricing,
+        CONTRACT_READ_TIMEOUT,
+    )
+    .await
+    {
+        Ok(pricing) => Some(pricing),
+        Err(e) => {
+            tracing::warn!(
+                proxy_contract,
+                "this session's charges are not audited: the proxy contract's prices cannot be \
+                 read: {e}"
+            );
+            None
+        }
+    }
 }
 
 async fn handshake(

@@ -16,7 +16,10 @@ use crate::state::{WorkerState, lock};
 /// Stores `c` as the coefficient in force and tells every connected proxy.
 pub(crate) async fn announce(state: &WorkerState, c: Coefficient) {
     let value = i32::from(c);
-    state.coefficient.store(value, Ordering::Release);
+    let previous = state.coefficient.swap(value, Ordering::AcqRel);
+    if previous != value {
+        *lock(&state.previous_coefficient) = Some((previous, std::time::Instant::now()));
+    }
     let msg = worker::NewCoefficient {
         new_coefficient: value,
     };

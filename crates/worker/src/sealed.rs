@@ -99,6 +99,7 @@ pub(crate) async fn serve(
     state: Arc<WorkerState>,
     conn: Connection,
     version: i32,
+    payment_prices: Option<cocoon_market::PricingParams>,
     q: ext::WorkerRunSealedQuery,
 ) {
     let binding = crate::request::Binding {
@@ -106,6 +107,7 @@ pub(crate) async fn serve(
         client_request_id: Some(q.client_request_id),
         envelope_sha256: Some(cocoon_attest::receipt::body_hash(&q.envelope)),
         audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
+        payment_prices,
     };
     let opened = Envelope::open(
         &q.envelope,

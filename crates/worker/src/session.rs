@@ -92,13 +92,14 @@ async fn run_session(
             return Ok(());
         }
     };
-    let version = match version {
+    let (version, proxy_contract) = match version {
         Ok(v) => v,
         Err(e) => {
             conn.close();
             return Err(e);
         }
     };
+    let prices = payment_prices(state, proxy, version, &proxy_contract).await;
     tracing::info!(
         %proxy,
         version,
@@ -164,7 +165,9 @@ async fn run_session(
         };
         let Some(item) = item else { break };
         match item {
-            Inbound::Packet(data) => handle_packet(state, proxy, &conn, version, data, &load),
+            Inbound::Packet(data) => {
+                handle_packet(state, proxy, &conn, version, prices, data, &load);
+            }
             Inbound::Query(q) => match tl::from_bytes::<Message>(q.data.clone()) {
                 Ok(Message::WorkerChangeModel(c)) => {
                     let state = state.clone();
@@ -214,7 +217,7 @@ async fn handshake(
     proxy: &str,
     conn: &Connection,
     model: &str,
-) -> Result<i32, WorkerError> {
+) -> Result<(i32, String), WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
     let params = worker::Params {
         flags: 0b11,
@@ -273,7 +276,44 @@ async fn handshake(
         .map_err(|e| err("worker.proxyHandshakeComplete", &e))?;
     worker::ProxyHandshakeCompleted::from_boxed_bytes(answer)
         .map_err(|e| err("worker.proxyHandshakeCompleted", &e))?;
-    Ok(version)
+    Ok((version, connected.params.proxy_sc_address))
+}
+
+/// The longest a session's start waits for the proxy contract's prices.
+const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The prices this worker holds a session's payments to: with a chain, those of the proxy
+/// contract; without one, the local parameters. `None`: not audited (a proxy before version
+/// 3, whose rounding is its own, or a contract that could not be read: said in the log).
+async fn payment_prices(
+    state: &WorkerState,
+    proxy: &str,
+    version: i32,
+    proxy_contract: &str,
+) -> Option<cocoon_market::PricingParams> {
+    if version < version::SEALED_VERSION {
+        return None;
+    }
+    let (chain, api_key) = state.config.registry_chain();
+    match cocoon_chain::booking_prices(
+        chain,
+        api_key,
+        proxy_contract,
+        cocoon_market::PricingParams::default(),
+        CONTRACT_READ_TIMEOUT,
+    )
+    .await
+    {
+        Ok(prices) => Some(prices),
+        Err(e) => {
+            tracing::warn!(
+                %proxy,
+                "this session's payments are not audited: the proxy contract's prices cannot \
+                 be read: {e}"
+            );
+            None
+        }
+    }
 }
 
 /// Records a committed total reported by `proxy`, refusing one smaller than already seen.
@@ -354,6 +394,7 @@ fn handle_packet(
     proxy: &str,
     conn: &Connection,
     version: i32,
+    prices: Option<cocoon_market::PricingParams>,
     data: Bytes,
     load: &Arc<AtomicUsize>,
 ) {
@@ -385,6 +426,7 @@ fn handle_packet(
                 client_request_id: Some(q.client_request_id),
                 envelope_sha256: None,
                 audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
+                payment_prices: prices,
             };
             let q = proxy::RunQueryEx {
                 query: q.query,
@@ -427,7 +469,7 @@ fn handle_packet(
         Message::ExtWorkerRunSealedQuery(q) => {
             spawn_counted(
                 load,
-                crate::sealed::serve(state.clone(), conn.clone(), version, q),
+                crate::sealed::serve(state.clone(), conn.clone(), version, prices, q),
             );
         }
         Message::ProxyWorkerRequestPayment(p) => {
@@ -435,6 +477,16 @@ fn handle_packet(
                 .counters
                 .paid_tokens
                 .fetch_max(p.db_tokens, Ordering::Relaxed);
+            if prices.is_some() {
+                let verdict = lock(&state.payments).booked(
+                    cocoon_market::RequestId(p.request_id.0),
+                    p.request_tokens,
+                    Instant::now(),
+                );
+                if let Err(found) = verdict {
+                    tracing::error!(%proxy, "{found}");
+                }
+            }
             crate::settle::offer(state, proxy, &p.signed_payment);
         }
         Message::ExtCancelQuery(c) => {

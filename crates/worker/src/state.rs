@@ -33,6 +33,12 @@ pub(crate) struct WorkerState {
     pub(crate) model_changes: tokio::sync::watch::Sender<(String, u64)>,
     pub(crate) enabled: AtomicBool,
     pub(crate) coefficient: AtomicI32,
+    /// The coefficient before the last change, and when it changed: a proxy may still offer it
+    /// for a short while.
+    pub(crate) previous_coefficient: Mutex<Option<(i32, std::time::Instant)>>,
+    /// What each version-3 proxy paid for each request, held against this worker's own
+    /// account of it (`cocoon_market::audit`).
+    pub(crate) payments: Mutex<cocoon_market::audit::PaymentAudit>,
     /// The pricing policy and its memory (smoothed load, last change, operator's pin).
     pub(crate) price: Mutex<cocoon_market::PriceController>,
     pub(crate) active: AtomicUsize,
@@ -92,7 +98,25 @@ pub(crate) struct SessionInfo {
     pub(crate) peer: cocoon_attest::VerifiedPeer,
 }
 
+/// How long a request that ended is kept for its proxy's payment notice.
+const PAYMENT_RETAIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long after a change of coefficient a proxy may still offer the previous one.
+const COEFFICIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl WorkerState {
+    /// The lowest coefficient a proxy may offer now: the one in force, or the one before it if
+    /// it changed less than [`COEFFICIENT_GRACE`] ago (the proxy may not have heard yet).
+    pub(crate) fn coefficient_floor(&self, now: std::time::Instant) -> i32 {
+        let current = self.coefficient.load(Ordering::Acquire);
+        match *lock(&self.previous_coefficient) {
+            Some((previous, at)) if now.saturating_duration_since(at) < COEFFICIENT_GRACE => {
+                current.min(previous)
+            }
+            _ => current,
+        }
+    }
+
     pub(crate) fn new(config: WorkerConfig, engine: Arc<dyn Engine>) -> Result<Self, WorkerError> {
         let keys = WorkerKeys::open(&config.keys, &config.attestation)?;
         let weights = crate::weights::resolve(&config, engine.as_ref())?;
@@ -118,6 +142,11 @@ impl WorkerState {
         let price = cocoon_market::PriceController::new(config.pricing, start)?;
         Ok(Self {
             coefficient: AtomicI32::new(i32::from(price.current())),
+            previous_coefficient: Mutex::new(None),
+            payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
+                cocoon_market::audit::Direction::AtLeast,
+                PAYMENT_RETAIN,
+            )),
             price: Mutex::new(price),
             payouts,
             tls,
@@ -295,6 +324,9 @@ pub struct WorkerSnapshot {
     pub uptime_secs: f64,
     /// Payout vouchers and their settlement on chain.
     pub settlement: crate::settle::PayoutStats,
+    /// What version-3 proxies paid for each request, held against this worker's own account
+    /// (its usage at the coefficient the proxy offered): a discrepancy is a request paid less.
+    pub payment_audit: cocoon_market::audit::AuditCounts,
 }
 
 impl WorkerHandle {
@@ -416,6 +448,7 @@ impl WorkerHandle {
             model_changes: c.model_changes.load(Ordering::Relaxed),
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.payouts.stats(),
+            payment_audit: lock(&self.state.payments).counts().clone(),
         }
     }
 }

@@ -83,7 +83,7 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
     format!(
         "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {} ({}{})\nutilisation: {:.2}\nactive requests: {}/{}\nproxies: {}\n\
          requests: {} (sealed {}, ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
-         paid tokens: {}\nuptime: {:.0} s\n",
+         paid tokens: {}\npayments audited: {} (paid less than the usage: {})\nuptime: {:.0} s\n",
         s.attestation,
         s.model,
         s.enabled,
@@ -109,6 +109,8 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
         s.prompt_tokens,
         s.completion_tokens,
         s.paid_tokens,
+        s.payment_audit.audited,
+        s.payment_audit.discrepancies,
         s.uptime_secs,
     )
 }

@@ -33,6 +33,8 @@ use cocoon_refv1::{AnswerCipher, AnswerEncryptor, AnswerFraming};
 use cocoon_seal::SystemRng;
 
 use crate::state::{Served, WorkerState, lock};
+use cocoon_market::RequestId;
+use cocoon_market::audit::{Basis, Bound};
 use machine::{Action, BodyEnd, Event, Head, Outcome, Refusal, RequestMachine, Rules, refuse};
 use validate::{Job, open_reference_encrypted, validate};
 
@@ -52,6 +54,9 @@ pub(crate) struct Binding {
     /// The proxy says the client declared a transcription (`AUDIO_UNITS_FLAG`): it will be
     /// charged as audio, so it must be one, and a transcription must be declared.
     pub(crate) audio: bool,
+    /// The prices this worker holds its pay for the request to (`cocoon_market::audit`):
+    /// those of a version-3 proxy's contract, or the local ones; `None`: not audited.
+    pub(crate) payment_prices: Option<cocoon_market::PricingParams>,
 }
 
 pub(crate) async fn serve(
@@ -116,6 +121,21 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if binding.payment_prices.is_some() {
+        let floor = state.coefficient_floor(Instant::now());
+        if q.coefficient < i64::from(floor) {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            let refusal = refuse(
+                409,
+                format!(
+                    "the proxy offers coefficient {}, below this worker's {floor}",
+                    q.coefficient
+                ),
+            );
+            reply.fail(refusal, TokenUsage::default()).await;
+            return;
+        }
+    }
     let request = match validate(&state, &served, &query, binding) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
@@ -136,10 +156,24 @@ pub(crate) async fn serve(
         }
     };
 
+    if binding.payment_prices.is_some() {
+        // Before any answer leaves: the payment for it may come back at once.
+        lock(&state.payments).open(
+            RequestId(request_id.0),
+            Bound {
+                tokens: 0,
+                basis: Basis::Reserved,
+            },
+            Instant::now(),
+        );
+    }
     let cancel = CancellationToken::new();
     lock(&state.in_flight).insert(request_id, cancel.clone());
     let outcome = answer(&served, &mut reply, request, &cancel).await;
     lock(&state.in_flight).remove(&request_id);
+    if let Some(prices) = binding.payment_prices {
+        expect_payment(&state, request_id, q.coefficient, prices, &outcome);
+    }
     let c = &state.counters;
     match outcome {
         Outcome::Done { usage, upstream } => {
@@ -166,6 +200,39 @@ pub(crate) async fn serve(
         Outcome::Lost => {
             c.cancelled.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Holds what the proxy pays for the request to this worker's own account: its usage at the
+/// coefficient the proxy offered, at `prices` (nothing for a request that failed).
+fn expect_payment(
+    state: &WorkerState,
+    request_id: Int256,
+    coefficient: i64,
+    prices: cocoon_market::PricingParams,
+    outcome: &Outcome,
+) {
+    let usage = match outcome {
+        Outcome::Done { usage, .. } | Outcome::Cancelled(usage) => Some(*usage),
+        Outcome::Failed | Outcome::Lost => None,
+    };
+    let tokens = usage
+        .and_then(|u| {
+            let counts = cocoon_market::TokenCounts::try_from(tokens_used(u)).ok()?;
+            let coefficient = cocoon_market::Coefficient::try_from(coefficient).ok()?;
+            prices.charge(&counts, coefficient).ok()
+        })
+        .map_or(0, |charge| charge.adjusted_total());
+    let verdict = lock(&state.payments).end(
+        RequestId(request_id.0),
+        Bound {
+            tokens,
+            basis: Basis::Usage,
+        },
+        Instant::now(),
+    );
+    if let Err(found) = verdict {
+        tracing::error!("{found}");
     }
 }
 

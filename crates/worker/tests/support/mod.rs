@@ -145,6 +145,18 @@ pub async fn answer_queries_as(
 
 /// A scripted proxy with one worker connected to it, serving `upstream`.
 pub async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>) {
+    let (proxy, engine, _) = net_with_handle(upstream).await;
+    (proxy, engine)
+}
+
+/// [`net`], with the worker's handle (its `/jsonstats` view).
+pub async fn net_with_handle(
+    upstream: &FakeUpstream,
+) -> (
+    ScriptedProxy,
+    Arc<UpstreamEngine>,
+    cocoon_worker::WorkerHandle,
+) {
     let attestation = AttestationConfig::local_simulated();
     let identity = attestation
         .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
@@ -164,6 +176,7 @@ pub async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>
         ..WorkerConfig::default()
     };
     let w = Worker::new(config, engine.clone()).unwrap();
+    let handle = w.handle();
     tokio::spawn(w.run(std::future::pending::<()>()));
 
     let (tcp, _) = tokio::time::timeout(Duration::from_secs(15), listener.accept())
@@ -181,6 +194,7 @@ pub async fn net(upstream: &FakeUpstream) -> (ScriptedProxy, Arc<UpstreamEngine>
             packets,
         },
         engine,
+        handle,
     )
 }
 
