@@ -226,9 +226,12 @@ def test_a_replayed_receipt_is_refused_by_the_client(rogue):
     assert_books_balance(net)
 
 
-def test_a_usage_above_what_the_receipt_signs_is_not_vouched_for(rogue):
-    """The worker signs fewer tokens than it reports (and is paid for): the client shows the
-    usage billed, and says that the receipt does not cover it."""
+def test_a_usage_above_what_the_receipt_signs_is_charged_at_what_it_signs(rogue):
+    """The worker signs fewer tokens than it reports (to be paid for more): the proxy charges
+    the client, and credits the worker, no more than the receipt signs, relays that usage,
+    and counts a metering violation against the worker; the client's receipt check then holds
+    (it would refuse a usage above the receipt, `receipt_below_usage`, as a proxy inflating the
+    usage would show it)."""
     net = rogue("--receipt-signs", "1,1")
     body = {
         "model": MODEL,
@@ -238,14 +241,15 @@ def test_a_usage_above_what_the_receipt_signs_is_not_vouched_for(rogue):
     headers, answer = chat(net, body)
     [seen] = wait_for("the rogue's request line", net.rogue_lines, logs=net.logs)
     assert seen["receipt"] == "signed", seen
-    # The attack happened: the usage reported is above the receipt's one prompt and one
+    # The attack happened: the worker reported more than its receipt's one prompt and one
     # completion token.
-    assert answer["usage"]["completion_tokens"] > 1, answer["usage"]
-    assert headers["X-Cocoon-Receipt-Verified"] == "false", answer.get("cocoon_receipt")
-    receipt = answer["cocoon_receipt"]
-    assert receipt["verified"] is False, receipt
-    assert receipt["error_code"] == "receipt_below_usage", receipt
-    assert "receipt signs 1" in receipt["error"], receipt
+    assert seen["reported"]["completion"] > 1, seen
+    assert (answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]) == (1, 1), answer
+    assert headers["X-Cocoon-Receipt-Verified"] == "true", answer.get("cocoon_receipt")
+    [charged] = [r for r in ledger_requests(net) if r["worker"] == ROGUE_OWNER]
+    assert charged["uncached_prompt_tokens"] + charged["cached_tokens"] == 1, charged
+    assert charged["visible_completion_tokens"] + charged["reasoning_tokens"] == 1, charged
+    assert worker_stat(rogue_worker_view(net), "metering_violations") >= 1
     assert_books_balance(net)
 
 

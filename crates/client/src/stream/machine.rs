@@ -421,9 +421,10 @@ impl AnswerMachine {
         }
     }
 
-    /// The most a complete answer can be charged: its final usage at the coefficient the proxy
-    /// reported, never above the request's `max_coefficient` (nor, when the proxy reported
-    /// none, at more than that), at the network's prices.
+    /// The most a complete answer can be charged: its final usage (no count above what the
+    /// worker's receipt signs) at the coefficient the proxy reported, never above the request's
+    /// `max_coefficient` (nor, when the proxy reported none, at more than that), at the
+    /// network's prices.
     fn usage_bound(&self) -> Bound {
         let Some(fi) = &self.final_info else {
             return self.reserved_bound();
@@ -435,7 +436,23 @@ impl AnswerMachine {
             .map_or(self.ask.max_coefficient, |c| {
                 c.min(self.ask.max_coefficient)
             });
+        // No more than the worker's receipt signs, when one came (our proxies charge no more).
+        let signed = self
+            .receipt
+            .as_ref()
+            .and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok())
+            .map(|r| r.claims);
+        let within_receipt = |counts: TokenCounts| match &signed {
+            Some(c) => TokenCounts {
+                prompt: counts.prompt.min(c.prompt_tokens),
+                cached: counts.cached.min(c.cached_tokens),
+                completion: counts.completion.min(c.completion_tokens),
+                reasoning: counts.reasoning.min(c.reasoning_tokens),
+            },
+            None => counts,
+        };
         match TokenCounts::try_from(&fi.tokens_used)
+            .map(within_receipt)
             .and_then(|counts| self.ask.pricing.charge(&counts, coefficient))
         {
             Ok(charge) => Bound {

@@ -722,6 +722,8 @@ impl RequestMachine {
         } else {
             bound_usage(reported, self.token_limit, self.ask.body_bytes)
         };
+        let (bounded, signed_below) = bound_by_receipt(bounded, self.receipt.as_ref());
+        let violation = violation.or(signed_below);
         // A worker that over-reports failed this request, however well it answered.
         let outcome = if violation.is_some() {
             Outcome::Failure
@@ -885,6 +887,37 @@ pub(crate) fn bound_usage(
                 reasoning: token_limit,
             },
         });
+    (bounded, violation)
+}
+
+/// Bounds usage by what the worker's receipt signs, when it sent one that reads: a worker is
+/// paid (and the client charged) for no more tokens than the worker signed for. The receipt's
+/// signature is the client's to check; a worker that signs fewer tokens than it reports only
+/// lowers its own pay. Returns the bounded counts, and the violation when a count was above.
+pub(crate) fn bound_by_receipt(
+    counts: TokenCounts,
+    receipt: Option<&Bytes>,
+) -> (TokenCounts, Option<Violation>) {
+    let Some(claims) = receipt.and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok()) else {
+        return (counts, None);
+    };
+    let c = &claims.claims;
+    let signed = TokenCounts {
+        prompt: c.prompt_tokens,
+        cached: c.cached_tokens,
+        completion: c.completion_tokens,
+        reasoning: c.reasoning_tokens,
+    };
+    let bounded = TokenCounts {
+        prompt: counts.prompt.min(signed.prompt),
+        cached: counts.cached.min(signed.cached),
+        completion: counts.completion.min(signed.completion),
+        reasoning: counts.reasoning.min(signed.reasoning),
+    };
+    let violation = (bounded != counts).then_some(Violation {
+        reported: counts,
+        bound: signed,
+    });
     (bounded, violation)
 }
 

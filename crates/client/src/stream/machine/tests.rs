@@ -779,3 +779,29 @@ fn every_end_bounds_what_the_proxy_may_charge() {
         assert_eq!(bounds, vec![expected], "{name}");
     }
 }
+
+/// A proxy relays usage above what the worker's receipt signs (3 prompt, 5 completion): the
+/// receipt is refused, and the charge bound counts no more than was signed.
+#[test]
+fn the_charge_bound_counts_no_more_than_the_receipt_signs() {
+    let t0 = Instant::now();
+    let mut m = AnswerMachine::new(ask(t0, false));
+    let mut bounds = Vec::new();
+    let events = vec![
+        proxy(cost_at(1000)),
+        proxy(answer("a", None)),
+        proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None)))),
+        proxy(ProxyEvent::Part {
+            answer: Bytes::from_static(b"b"),
+            final_info: Some(usage(3, 500)),
+        }),
+    ];
+    for e in events {
+        for action in m.handle(e, t0) {
+            if let Action::ExpectCharge(b) = action {
+                bounds.push(b.tokens);
+            }
+        }
+    }
+    assert_eq!(bounds, vec![3 + 5 * 4], "not 3 + 500 x 4.0");
+}

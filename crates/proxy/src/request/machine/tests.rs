@@ -572,6 +572,64 @@ fn usage_above_the_bounds_is_charged_at_the_bounds_and_reported() {
     assert!(violation.is_none());
 }
 
+/// A receipt whose claims sign `prompt` and `completion` tokens (its signature is the client's
+/// to check: the proxy reads only what the worker signed for).
+fn receipt_signing(prompt: u64, completion: u64) -> Bytes {
+    Bytes::from(
+        cocoon_attest::Receipt {
+            claims: cocoon_attest::ReceiptClaims {
+                client_request_id: [1; 32],
+                envelope_hash: None,
+                request_hash: [2; 32],
+                answer_hash: [3; 32],
+                model: "m".into(),
+                model_hash: [4; 32],
+                prompt_tokens: prompt,
+                cached_tokens: 0,
+                completion_tokens: completion,
+                reasoning_tokens: 0,
+                worker_image_hash: [5; 32],
+                issued_at: 1,
+            },
+            certificate: Vec::new(),
+            signature: [0; 64],
+        }
+        .to_bytes(),
+    )
+}
+
+/// Attack: a worker reports (and would be paid for) more tokens than its own receipt signs.
+/// The proxy charges at most what the receipt signs, counts a metering violation, and relays
+/// the usage charged, so that the client is shown (and vouched for) no more than was signed.
+#[test]
+fn usage_above_what_the_workers_receipt_signs_is_charged_at_what_it_signs() {
+    // (signed prompt, signed completion), reported 30 + 40 → charged, violation?
+    let cases: &[((u64, u64), (u64, u64), bool)] = &[
+        ((30, 40), (30, 40), false),
+        ((100, 100), (30, 40), false),
+        ((1, 1), (1, 1), true),
+        ((30, 39), (30, 39), true),
+    ];
+    for &((sp, sc), (cp, cc), violated) in cases {
+        let mut run = Run::new(100, true);
+        run.relay_first();
+        assert!(
+            run.worker(WorkerEvent::Receipt(receipt_signing(sp, sc)))
+                .is_empty()
+        );
+        let actions = run.worker(WorkerEvent::Part {
+            answer: Bytes::from_static(b"end"),
+            final_info: Some(final_info(30, 40)),
+        });
+        let (charged, violation) = charge_of(&actions).unwrap();
+        assert_eq!(charged, counts(cp, cc), "signed {sp},{sc}");
+        assert_eq!(violation.is_some(), violated, "signed {sp},{sc}");
+    }
+    // A receipt that does not read bounds nothing (the client refuses it).
+    let (bounded, violation) = bound_by_receipt(counts(30, 40), Some(&Bytes::from_static(b"x")));
+    assert_eq!((bounded, violation), (counts(30, 40), None));
+}
+
 #[test]
 fn a_worker_claiming_longer_audio_than_the_client_measured_is_charged_the_client_measure() {
     // The client measured 150 units of audio (15 s at 10 units a second); the body has a
