@@ -604,7 +604,8 @@ fn receipt_signing(prompt: u64, completion: u64) -> Bytes {
 #[test]
 fn usage_above_what_the_workers_receipt_signs_is_charged_at_what_it_signs() {
     // (signed prompt, signed completion), reported 30 + 40 → charged, violation?
-    let cases: &[((u64, u64), (u64, u64), bool)] = &[
+    type Case = ((u64, u64), (u64, u64), bool);
+    let cases: &[Case] = &[
         ((30, 40), (30, 40), false),
         ((100, 100), (30, 40), false),
         ((1, 1), (1, 1), true),
