@@ -39,15 +39,15 @@ const STATEMENT_CACHE: usize = 128;
 /// may checkpoint.
 const IN_PLACE_BEFORE_CHECKPOINT: u32 = 64;
 
-/// SQLite's default automatic checkpoint: once the WAL holds this many pages.
-const AUTOCHECKPOINT_PAGES: u32 = 1000;
-
 /// The writer connection and what it committed in place since its last commit on the blocking
 /// pool.
 #[derive(Debug)]
 pub(crate) struct Writer {
     conn: Connection,
     in_place_in_a_row: u32,
+    /// The sync level and automatic checkpoint set on the connection, as
+    /// (synced, committed in place): set again only when they change.
+    applied: Option<(bool, bool)>,
 }
 
 /// The writer, taken by one transaction at a time; `None` once the store is closed.
@@ -77,6 +77,7 @@ pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SharedWr
     Ok(Arc::new(Mutex::new(Some(Writer {
         conn,
         in_place_in_a_row: 0,
+        applied: None,
     }))))
 }
 
@@ -103,25 +104,27 @@ impl NativeTx {
         busy_timeout: Duration,
         synced: bool,
     ) -> Result<Self, sqlx::Error> {
-        let held = writer.clone().lock_owned().await;
-        let in_place = !synced
-            && held
-                .as_ref()
-                .is_some_and(|w| w.in_place_in_a_row < IN_PLACE_BEFORE_CHECKPOINT);
+        let mut held = writer.clone().lock_owned().await;
+        let writer = held
+            .as_mut()
+            .ok_or_else(|| to_sqlx_message("the ledger store is closed"))?;
+        let in_place = !synced && writer.in_place_in_a_row < IN_PLACE_BEFORE_CHECKPOINT;
+        // SQLite takes the level only outside a transaction, as here; set when it changes.
+        if writer.applied != Some((synced, in_place)) {
+            writer.applied = None;
+            writer
+                .conn
+                .execute_batch(match (synced, in_place) {
+                    (true, _) => "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000",
+                    (false, true) => "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0",
+                    (false, false) => {
+                        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 1000"
+                    }
+                })
+                .map_err(to_sqlx)?;
+            writer.applied = Some((synced, in_place));
+        }
         let conn = open_conn(&held)?;
-        // SQLite takes the level only outside a transaction: set at every begin, never stale.
-        conn.execute_batch(if synced {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
-        })
-        .map_err(to_sqlx)?;
-        conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            if in_place { 0 } else { AUTOCHECKPOINT_PAGES },
-        )
-        .map_err(to_sqlx)?;
         // The lock is ours unless another process writes the file: try without waiting first.
         conn.busy_timeout(Duration::ZERO).map_err(to_sqlx)?;
         let first = conn.execute_batch("BEGIN IMMEDIATE");
