@@ -342,7 +342,13 @@ async fn open(
     let result = handshake(config, &conn, charges).await;
     match result {
         Ok((version, proxy_contract)) => {
-            let audit_pricing = audit_pricing(config, version, &proxy_contract).await;
+            let audit_pricing = match audit_pricing(config, version, &proxy_contract).await {
+                Ok(p) => p,
+                Err(e) => {
+                    conn.close();
+                    return Err(e);
+                }
+            };
             charges.audit_session(audit_pricing.is_some());
             Ok((
                 Session {
@@ -367,19 +373,24 @@ async fn open(
 const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The prices a session's charges are held against: with a chain, those of the proxy contract
-/// (which the proxy must charge by, and which stay those of its contract when the root's
-/// change), else the configured ones. `None`: not audited (a proxy before version 3, whose
-/// rounding is its own, or a contract that could not be read: said in the log).
+/// the proxy names (which it must charge by, and which stay its contract's when the root's
+/// change); with none, or a proxy that names no contract (it settles on no chain), the
+/// configured ones. `None`: not audited (a proxy before version 3, whose rounding is its own).
+///
+/// # Errors
+/// A contract named that cannot be read: the session is not opened (and is tried again), since
+/// a proxy must not switch the audit off by naming one.
 async fn audit_pricing(
     config: &ClientConfig,
     version: i32,
     proxy_contract: &str,
-) -> Option<cocoon_market::PricingParams> {
+) -> Result<Option<cocoon_market::PricingParams>, ClientError> {
     if version < version::SEALED_VERSION {
-        return None;
+        return Ok(None);
     }
     let (chain, api_key) = config.registry_chain();
-    match cocoon_chain::booking_prices(
+    let chain = chain.filter(|_| !proxy_contract.is_empty());
+    cocoon_chain::booking_prices(
         chain,
         api_key,
         proxy_contract,
@@ -387,17 +398,12 @@ async fn audit_pricing(
         CONTRACT_READ_TIMEOUT,
     )
     .await
-    {
-        Ok(pricing) => Some(pricing),
-        Err(e) => {
-            tracing::warn!(
-                proxy_contract,
-                "this session's charges are not audited: the proxy contract's prices cannot be \
-                 read: {e}"
-            );
-            None
-        }
-    }
+    .map(Some)
+    .map_err(|e| {
+        ClientError::ProxyUnavailable(format!(
+            "the prices of the proxy contract {proxy_contract:?} cannot be read: {e}"
+        ))
+    })
 }
 
 async fn handshake(
@@ -660,8 +666,7 @@ async fn dispatch(
             Message::ProxyClientRequestPayment(p) => (
                 {
                     // Our proxies (version 3) charge by the rule the client audits; a reference
-                    // proxy's rounding is its own, so its charges are only kept (as are those of
-                    // a session whose contract prices could not be read).
+                    // proxy's rounding is its own, so its charges are only kept.
                     if session.audit_pricing.is_some() {
                         charges.charged(p.request_id.0, p.request_tokens, &p.signed_payment);
                     } else {

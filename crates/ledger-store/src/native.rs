@@ -12,11 +12,15 @@
 //! timeout).
 //!
 //! A transaction the store does not wait on to the disk (reservations and releases alone,
-//! `synchronous = NORMAL`) commits in place: its `COMMIT` only appends to the WAL. So that such
-//! a commit never runs a checkpoint on the async thread, the automatic checkpoint is off for
-//! it; every synced commit, and every [`IN_PLACE_BEFORE_CHECKPOINT`]th unsynced one in a row,
-//! commits on the blocking pool with the automatic checkpoint on, so the WAL stays as short as
-//! SQLite keeps it by default.
+//! `synchronous = NORMAL`) commits in place: its `COMMIT` only appends to the WAL, and never
+//! touches the disk's sync. Two things would make it sync, and both are kept off the async
+//! thread: a checkpoint, and the first commit after a checkpoint that emptied the WAL (SQLite
+//! restarts the WAL and syncs its new header, at `NORMAL` too). So the automatic checkpoint is
+//! off on the writer; the writer checkpoints itself (`PASSIVE`, as the automatic one does) after
+//! a commit on the blocking pool once [`CHECKPOINT_EVERY`] commits have gone by, and the commit
+//! after a checkpoint goes to the blocking pool too. Every synced commit, and every
+//! [`IN_PLACE_BEFORE_CHECKPOINT`]th unsynced one in a row, commits on the blocking pool, so the
+//! WAL stays about as short as SQLite's default (1,000 pages) keeps it.
 //!
 //! Same file, same SQL, same transactions and guarantees as through sqlx: sqlx still opens the
 //! file, runs the migrations and serves the read connections.
@@ -35,9 +39,12 @@ use crate::StoreError;
 /// Statements kept prepared (the ledger has a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 128;
 
-/// Unsynced commits in a row made in place before one goes to the blocking pool, where SQLite
-/// may checkpoint.
+/// Unsynced commits in a row made in place before one goes to the blocking pool, where the
+/// writer may checkpoint.
 const IN_PLACE_BEFORE_CHECKPOINT: u32 = 64;
+
+/// Commits between two checkpoints (a ledger commit writes a few pages to the WAL).
+const CHECKPOINT_EVERY: u32 = 64;
 
 /// The writer connection and what it committed in place since its last commit on the blocking
 /// pool.
@@ -45,9 +52,12 @@ const IN_PLACE_BEFORE_CHECKPOINT: u32 = 64;
 pub(crate) struct Writer {
     conn: Connection,
     in_place_in_a_row: u32,
-    /// The sync level and automatic checkpoint set on the connection, as
-    /// (synced, committed in place): set again only when they change.
-    applied: Option<(bool, bool)>,
+    /// Commits since the last checkpoint.
+    since_checkpoint: u32,
+    /// A checkpoint ran: the next commit may restart the WAL, and sync.
+    restart_pending: bool,
+    /// The sync level set on the connection (`true`: `FULL`): set again only when it changes.
+    applied: Option<bool>,
 }
 
 /// The writer, taken by one transaction at a time; `None` once the store is closed.
@@ -66,7 +76,8 @@ pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SharedWr
         )?;
         conn.busy_timeout(busy_timeout)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
@@ -77,7 +88,9 @@ pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SharedWr
     Ok(Arc::new(Mutex::new(Some(Writer {
         conn,
         in_place_in_a_row: 0,
-        applied: None,
+        since_checkpoint: 0,
+        restart_pending: false,
+        applied: Some(true),
     }))))
 }
 
@@ -108,21 +121,21 @@ impl NativeTx {
         let writer = held
             .as_mut()
             .ok_or_else(|| to_sqlx_message("the ledger store is closed"))?;
-        let in_place = !synced && writer.in_place_in_a_row < IN_PLACE_BEFORE_CHECKPOINT;
+        let in_place = !synced
+            && !writer.restart_pending
+            && writer.in_place_in_a_row < IN_PLACE_BEFORE_CHECKPOINT;
         // SQLite takes the level only outside a transaction, as here; set when it changes.
-        if writer.applied != Some((synced, in_place)) {
+        if writer.applied != Some(synced) {
             writer.applied = None;
             writer
                 .conn
-                .execute_batch(match (synced, in_place) {
-                    (true, _) => "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000",
-                    (false, true) => "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0",
-                    (false, false) => {
-                        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 1000"
-                    }
+                .execute_batch(if synced {
+                    "PRAGMA synchronous = FULL"
+                } else {
+                    "PRAGMA synchronous = NORMAL"
                 })
                 .map_err(to_sqlx)?;
-            writer.applied = Some((synced, in_place));
+            writer.applied = Some(synced);
         }
         let conn = open_conn(&held)?;
         // The lock is ours unless another process writes the file: try without waiting first.
@@ -205,19 +218,37 @@ impl NativeTx {
             .conn
             .take()
             .ok_or_else(|| to_sqlx_message("the transaction is already finished"))?;
-        if let Some(writer) = held.as_mut() {
-            writer.in_place_in_a_row = if self.in_place {
-                writer.in_place_in_a_row + 1
-            } else {
-                0
-            };
-        }
         if self.in_place {
+            if let Some(writer) = held.as_mut() {
+                writer.in_place_in_a_row += 1;
+                writer.since_checkpoint = writer.since_checkpoint.saturating_add(1);
+            }
             return commit_now(&held);
         }
-        tokio::task::spawn_blocking(move || commit_now(&held))
-            .await
-            .map_err(joined)?
+        tokio::task::spawn_blocking(move || {
+            let committed = commit_now(&held);
+            let Some(writer) = held.as_mut() else {
+                return committed;
+            };
+            writer.in_place_in_a_row = 0;
+            // This commit restarted the WAL if a checkpoint had emptied it.
+            writer.restart_pending = false;
+            writer.since_checkpoint = writer.since_checkpoint.saturating_add(1);
+            if committed.is_ok() && writer.since_checkpoint >= CHECKPOINT_EVERY {
+                // As SQLite's automatic checkpoint: whatever readers allow, never waiting.
+                if writer
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .is_ok()
+                {
+                    writer.since_checkpoint = 0;
+                    writer.restart_pending = true;
+                }
+            }
+            committed
+        })
+        .await
+        .map_err(joined)?
     }
 
     /// Drops the transaction's changes.

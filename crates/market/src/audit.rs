@@ -109,6 +109,10 @@ pub struct AuditCounts {
     pub discrepancy_tokens: u64,
     /// The last discrepancy, said in words.
     pub last_discrepancy: Option<String>,
+    /// Requests that ended worth something and were forgotten with nothing booked for them.
+    /// For a payee, requests never paid: an honest proxy also books nothing for a request
+    /// cancelled before its first byte, or while its ledger cannot write.
+    pub unbooked: u64,
 }
 
 #[derive(Debug)]
@@ -116,6 +120,8 @@ struct Entry {
     bound: Bound,
     booked: u64,
     ended_at: Option<Instant>,
+    /// Whether a booking notice came, even of nothing.
+    notified: bool,
     audited: bool,
     /// Found on the wrong side once: counted once.
     flagged: bool,
@@ -173,6 +179,7 @@ impl PaymentAudit {
                 bound,
                 booked: 0,
                 ended_at: None,
+                notified: false,
                 audited: false,
                 flagged: false,
             },
@@ -209,7 +216,7 @@ impl PaymentAudit {
             .saturating_add(new.tokens);
         entry.bound = new;
         entry.ended_at.get_or_insert(now);
-        if entry.booked > 0 || direction == Direction::AtMost {
+        if entry.notified || direction == Direction::AtMost {
             return self.judge(request_id);
         }
         Ok(())
@@ -252,6 +259,7 @@ impl PaymentAudit {
             };
         };
         entry.booked = entry.booked.saturating_add(booked);
+        entry.notified = true;
         if self.direction == Direction::AtLeast && entry.ended_at.is_none() {
             return Ok(());
         }
@@ -263,7 +271,7 @@ impl PaymentAudit {
         let Some(entry) = self.entries.get_mut(&request_id) else {
             return Ok(());
         };
-        if !entry.audited && (entry.ended_at.is_some() || entry.booked > 0) {
+        if !entry.audited && (entry.ended_at.is_some() || entry.notified) {
             entry.audited = true;
             self.counts.audited += 1;
         }
@@ -309,10 +317,20 @@ impl PaymentAudit {
             if !expired {
                 break;
             }
-            if let Some(old) = self.order.pop_front() {
-                self.entries.remove(&old);
+            if let Some(old) = self.order.pop_front()
+                && let Some(e) = self.entries.remove(&old)
+                && !e.notified
+                && e.ended_at.is_some()
+                && e.bound.tokens > 0
+            {
+                self.counts.unbooked += 1;
             }
         }
+    }
+
+    /// Whether `request_id` is kept (opened, and not yet forgotten).
+    pub fn holds(&self, request_id: RequestId) -> bool {
+        self.entries.contains_key(&request_id)
     }
 
     /// Requests kept.
@@ -407,6 +425,25 @@ mod tests {
             assert_eq!(audit.counts().audited, 1, "{row}");
             assert_eq!(audit.counts().discrepancies, u64::from(wrong), "{row}");
         }
+    }
+
+    /// Attack: a proxy that never sends `proxy.workerRequestPayment` for a request, or sends 0
+    /// before its end: a notice of nothing is judged like any other, and a request never paid
+    /// is counted when it is forgotten.
+    #[test]
+    fn a_payee_never_paid_finds_it() {
+        let t0 = Instant::now();
+        // Paid 0 before the end.
+        let (found, audit) = payee(0, true);
+        assert!(found, "paid 0 for a request worth 48: {:?}", audit.counts());
+        // Never paid at all: found by the time the request is forgotten.
+        let mut audit = PaymentAudit::new(Direction::AtLeast, RETAIN);
+        audit.open(id(1), NOTHING, t0);
+        audit.end(id(1), USAGE_48, t0).unwrap();
+        audit.open(id(2), NOTHING, t0 + RETAIN * 2);
+        assert_eq!(audit.tracked(), 1, "request 1 forgotten");
+        // Not a discrepancy (an honest proxy books nothing for some requests), but counted.
+        assert_eq!(audit.counts().unbooked, 1, "{:?}", audit.counts());
     }
 
     #[test]

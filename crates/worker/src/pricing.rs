@@ -16,10 +16,7 @@ use crate::state::{WorkerState, lock};
 /// Stores `c` as the coefficient in force and tells every connected proxy.
 pub(crate) async fn announce(state: &WorkerState, c: Coefficient) {
     let value = i32::from(c);
-    let previous = state.coefficient.swap(value, Ordering::AcqRel);
-    if previous != value {
-        *lock(&state.previous_coefficient) = Some((previous, std::time::Instant::now()));
-    }
+    state.set_coefficient_value(value);
     let msg = worker::NewCoefficient {
         new_coefficient: value,
     };

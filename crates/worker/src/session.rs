@@ -92,7 +92,7 @@ async fn run_session(
             return Ok(());
         }
     };
-    let (version, proxy_contract) = match version {
+    let (version, proxy_contract, sent_coefficient) = match version {
         Ok(v) => v,
         Err(e) => {
             conn.close();
@@ -123,6 +123,15 @@ async fn run_session(
             peer,
         },
     );
+    // A change made since `worker.params` left went to the sessions registered then, not to
+    // this one: tell its proxy now, or it would offer a price the worker no longer takes.
+    let coefficient = state.coefficient.load(Ordering::Acquire);
+    if coefficient != sent_coefficient {
+        let msg = worker::NewCoefficient {
+            new_coefficient: coefficient,
+        };
+        let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+    }
 
     let poller = tokio::spawn(poll_payment_status(
         state.clone(),
@@ -217,13 +226,14 @@ async fn handshake(
     proxy: &str,
     conn: &Connection,
     model: &str,
-) -> Result<(i32, String), WorkerError> {
+) -> Result<(i32, String, i32), WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
+    let sent_coefficient = state.coefficient.load(Ordering::Acquire);
     let params = worker::Params {
         flags: 0b11,
         worker_owner_address: state.config.owner_address.clone(),
         model: model.to_owned(),
-        coefficient: state.coefficient.load(Ordering::Acquire),
+        coefficient: sent_coefficient,
         is_test: Some(state.config.is_test),
         proxy_cnt: Some(i32::try_from(state.config.proxies.len()).unwrap_or(i32::MAX)),
         max_active_requests: Some(
@@ -276,15 +286,15 @@ async fn handshake(
         .map_err(|e| err("worker.proxyHandshakeComplete", &e))?;
     worker::ProxyHandshakeCompleted::from_boxed_bytes(answer)
         .map_err(|e| err("worker.proxyHandshakeCompleted", &e))?;
-    Ok((version, connected.params.proxy_sc_address))
+    Ok((version, connected.params.proxy_sc_address, sent_coefficient))
 }
 
 /// The longest a session's start waits for the proxy contract's prices.
 const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The prices this worker holds a session's payments to: with a chain, those of the proxy
-/// contract; without one, the local parameters. `None`: not audited (a proxy before version
-/// 3, whose rounding is its own, or a contract that could not be read: said in the log).
+/// contract; without one, or when the contract named cannot be read (said in the log), the
+/// local parameters. `None`: not audited (a proxy before version 3, whose rounding is its own).
 async fn payment_prices(
     state: &WorkerState,
     proxy: &str,
@@ -295,23 +305,21 @@ async fn payment_prices(
         return None;
     }
     let (chain, api_key) = state.config.registry_chain();
-    match cocoon_chain::booking_prices(
-        chain,
-        api_key,
-        proxy_contract,
-        cocoon_market::PricingParams::default(),
-        CONTRACT_READ_TIMEOUT,
-    )
-    .await
+    let local = cocoon_market::PricingParams::default();
+    // A proxy that names no contract settles on no chain: the local prices.
+    let chain = chain.filter(|_| !proxy_contract.is_empty());
+    match cocoon_chain::booking_prices(chain, api_key, proxy_contract, local, CONTRACT_READ_TIMEOUT)
+        .await
     {
         Ok(prices) => Some(prices),
         Err(e) => {
+            // Naming a contract that does not read must not switch the audit off.
             tracing::warn!(
                 %proxy,
-                "this session's payments are not audited: the proxy contract's prices cannot \
-                 be read: {e}"
+                "the proxy contract's prices cannot be read ({e}): this session's payments are \
+                 held to the local prices"
             );
-            None
+            Some(local)
         }
     }
 }
@@ -415,7 +423,10 @@ fn handle_packet(
                     conn.clone(),
                     version,
                     q,
-                    Binding::default(),
+                    Binding {
+                        payment_prices: prices,
+                        ..Binding::default()
+                    },
                     None,
                 ),
             );
@@ -461,7 +472,10 @@ fn handle_packet(
                     conn.clone(),
                     version,
                     q,
-                    Binding::default(),
+                    Binding {
+                        payment_prices: prices,
+                        ..Binding::default()
+                    },
                     None,
                 ),
             );

@@ -35,7 +35,7 @@ pub(crate) struct WorkerState {
     pub(crate) coefficient: AtomicI32,
     /// The coefficient before the last change, and when it changed: a proxy may still offer it
     /// for a short while.
-    pub(crate) previous_coefficient: Mutex<Option<(i32, std::time::Instant)>>,
+    pub(crate) previous_coefficients: Mutex<Vec<(i32, std::time::Instant)>>,
     /// What each version-3 proxy paid for each request, held against this worker's own
     /// account of it (`cocoon_market::audit`).
     pub(crate) payments: Mutex<cocoon_market::audit::PaymentAudit>,
@@ -105,15 +105,28 @@ const PAYMENT_RETAIN: std::time::Duration = std::time::Duration::from_secs(120);
 const COEFFICIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl WorkerState {
-    /// The lowest coefficient a proxy may offer now: the one in force, or the one before it if
-    /// it changed less than [`COEFFICIENT_GRACE`] ago (the proxy may not have heard yet).
+    /// The lowest coefficient a proxy may offer now: the one in force, or any it replaced less
+    /// than [`COEFFICIENT_GRACE`] ago (a proxy may not have heard of the change yet).
     pub(crate) fn coefficient_floor(&self, now: std::time::Instant) -> i32 {
         let current = self.coefficient.load(Ordering::Acquire);
-        match *lock(&self.previous_coefficient) {
-            Some((previous, at)) if now.saturating_duration_since(at) < COEFFICIENT_GRACE => {
-                current.min(previous)
+        let mut replaced = lock(&self.previous_coefficients);
+        replaced.retain(|(_, at)| now.saturating_duration_since(*at) < COEFFICIENT_GRACE);
+        replaced.iter().map(|(c, _)| *c).fold(current, i32::min)
+    }
+
+    /// Puts `value` in force, remembering the one it replaces for [`COEFFICIENT_GRACE`].
+    pub(crate) fn set_coefficient_value(&self, value: i32) {
+        let previous = self.coefficient.swap(value, Ordering::AcqRel);
+        if previous != value {
+            let now = std::time::Instant::now();
+            let mut replaced = lock(&self.previous_coefficients);
+            replaced.retain(|(_, at)| now.saturating_duration_since(*at) < COEFFICIENT_GRACE);
+            // Bounded however often it changes: only the lowest matters.
+            if replaced.len() >= 64 {
+                replaced.sort_by_key(|(c, _)| *c);
+                replaced.truncate(32);
             }
-            _ => current,
+            replaced.push((previous, now));
         }
     }
 
@@ -142,7 +155,7 @@ impl WorkerState {
         let price = cocoon_market::PriceController::new(config.pricing, start)?;
         Ok(Self {
             coefficient: AtomicI32::new(i32::from(price.current())),
-            previous_coefficient: Mutex::new(None),
+            previous_coefficients: Mutex::new(Vec::new()),
             payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
                 cocoon_market::audit::Direction::AtLeast,
                 PAYMENT_RETAIN,

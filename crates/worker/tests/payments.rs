@@ -119,3 +119,127 @@ async fn a_coefficient_below_the_workers_is_refused() {
     // At its price it serves.
     served(&mut proxy, 2).await;
 }
+
+// Ways around the audit and the floor, and a refusal of an honest proxy.
+
+/// Attack: a version-3 proxy sends the request as the reference's `proxy.runQueryEx` (which an
+/// honest proxy sends too, for a request in the reference's encryption). That message is served
+/// with `Binding::default()`: no coefficient floor, no audit, so it runs at 0.001x.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_message_from_a_version_3_proxy_is_held_to_the_floor() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, _) = net_with_handle(&up).await;
+    proxy
+        .send(proxy::RunQueryEx {
+            query: query(&chat(json!({}))),
+            signed_payment: proxy::AnySignedPayment::default(),
+            coefficient: 1,
+            timeout: 30.0,
+            request_id: Int256([1; 32]),
+            flags: 0,
+            enable_debug: None,
+            private_key: None,
+        })
+        .await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    assert!(
+        matches!(&last, Message::ProxyQueryAnswerErrorEx(e) if e.error_code == 409),
+        "served at coefficient 1 (0.001x) to a version-3 proxy: {last:?}"
+    );
+}
+
+/// Attack: a proxy reuses a request id it already paid for, so that one payment covers two
+/// requests. An id in flight, or still held by the audit, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_used_again_is_refused() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, handle) = net_with_handle(&up).await;
+    let worth = served(&mut proxy, 1).await;
+    proxy.send(payment(1, worth)).await;
+    audit_reaches(&handle, 1).await;
+    let asked = up.recorded_requests().len();
+    proxy.send(run_query(1, 1000)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    let Message::ProxyQueryAnswerErrorEx(e) = last else {
+        panic!("a second request under id 1 was served: {last:?}");
+    };
+    assert_eq!(e.error_code, 409, "{}", e.error);
+    assert!(e.error.contains("already in use"), "{}", e.error);
+    assert_eq!(up.recorded_requests().len(), asked, "the engine was asked");
+}
+
+/// Attack: a proxy offers a coefficient beyond `Coefficient`'s range. It passes the floor
+/// (`q.coefficient < floor` is false), and `expect_payment` then fails to price the usage and
+/// holds the request to 0 adjusted tokens: any payment, 1 token, is "fair".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coefficient_beyond_range_is_refused_or_held_to_its_usage() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, handle) = net_with_handle(&up).await;
+    proxy.send(run_query(1, 1 << 40)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    if matches!(last, Message::ProxyQueryAnswerErrorEx(_)) {
+        return; // refused: fine
+    }
+    proxy.send(payment(1, 1)).await;
+    let worth = served(&mut proxy, 3).await;
+    proxy.send(payment(3, worth)).await;
+    let counts = audit_reaches(&handle, 2).await;
+    assert_eq!(
+        counts.discrepancies, 1,
+        "served at coefficient 2^40, paid 1 adjusted token, not found: {counts:?}"
+    );
+}
+
+/// Attack: the proxy names a contract address that does not read (here, none: the worker has a
+/// chain configured). `payment_prices` is then `None`, which turns off the audit and also the
+/// coefficient floor, so a request at coefficient 1 is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_contract_that_does_not_read_leaves_the_floor_on() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, _) = net_scripted(
+        &up,
+        |c| c.registry.chain = Some("toncenter=http://127.0.0.1:9".into()),
+        "not-an-address".into(),
+        None,
+        None,
+    )
+    .await;
+    proxy.send(run_query(1, 1)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    assert!(
+        matches!(&last, Message::ProxyQueryAnswerErrorEx(e) if e.error_code == 409),
+        "served at coefficient 1 (0.001x) once the proxy named a contract that does not read: \
+         {last:?}"
+    );
+}
+
+/// False refusal of an honest proxy: the coefficient changes after `worker.params` left (which
+/// carries it) and before the session is in `state.sessions` (handshake round trips, then up to
+/// 10 s reading the proxy contract), so no `worker.newCoefficient` ever reaches this proxy. 30 s
+/// later every request it offers at the coefficient it knows is refused with 409 (which the
+/// proxy passes to the client, not retried), until the next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coefficient_changed_during_the_handshake_reaches_the_proxy() {
+    let up = upstream(small_answer()).await;
+    let (release, hold) = tokio::sync::oneshot::channel();
+    let (params_tx, mut params_rx) = tokio::sync::mpsc::channel(1);
+    let (mut proxy, _, handle) =
+        net_scripted(&up, |_| {}, String::new(), Some(hold), Some(params_tx)).await;
+    let params = params_rx.recv().await.unwrap();
+    handle.set_coefficient(2000).await.unwrap();
+    release.send(()).unwrap();
+    // What the proxy knows: the params' coefficient, then every announcement.
+    let mut known = i64::from(params.coefficient);
+    let until = tokio::time::Instant::now() + Duration::from_secs(31);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until, proxy.packets.recv()).await {
+        if let Message::WorkerNewCoefficient(c) = m {
+            known = i64::from(c.new_coefficient);
+        }
+    }
+    proxy.send(run_query(1, known)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    assert!(
+        !matches!(last, Message::ProxyQueryAnswerErrorEx(_)),
+        "an honest proxy offering the coefficient it was told ({known}) is refused: {last:?}"
+    );
+}

@@ -435,6 +435,8 @@ impl RequestMachine {
             return self.no_worker_after(message);
         }
         self.phase = Phase::Dispatching;
+        // A receipt belongs to the attempt that signed it.
+        self.receipt = None;
         vec![Action::Dispatch {
             exclude: self.tried.clone(),
             token_limit: self.token_limit,

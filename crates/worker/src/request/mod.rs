@@ -121,20 +121,21 @@ pub(crate) async fn serve(
             return;
         }
     };
-    if binding.payment_prices.is_some() {
-        let floor = state.coefficient_floor(Instant::now());
-        if q.coefficient < i64::from(floor) {
-            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            let refusal = refuse(
-                409,
-                format!(
-                    "the proxy offers coefficient {}, below this worker's {floor}",
-                    q.coefficient
-                ),
-            );
-            reply.fail(refusal, TokenUsage::default()).await;
-            return;
-        }
+    // Whatever the proxy's version: a request offered below this worker's price, or at a
+    // coefficient no price can be computed with, is not served.
+    let floor = state.coefficient_floor(Instant::now());
+    let offered = cocoon_market::Coefficient::try_from(q.coefficient).ok();
+    if offered.is_none_or(|c| i64::from(c) < i64::from(floor)) {
+        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let refusal = refuse(
+            409,
+            format!(
+                "the proxy offers coefficient {}, below this worker's {floor}",
+                q.coefficient
+            ),
+        );
+        reply.fail(refusal, TokenUsage::default()).await;
+        return;
     }
     let request = match validate(&state, &served, &query, binding) {
         Ok((r, request_hash)) => {
@@ -156,6 +157,31 @@ pub(crate) async fn serve(
         }
     };
 
+    let cancel = CancellationToken::new();
+    {
+        // An id is one request: one in flight, or one still held by the audit, is not taken
+        // again (a proxy could otherwise pay two requests once).
+        let used = {
+            let mut in_flight = lock(&state.in_flight);
+            let used = in_flight.contains_key(&request_id)
+                || (binding.payment_prices.is_some()
+                    && lock(&state.payments).holds(RequestId(request_id.0)));
+            if !used {
+                in_flight.insert(request_id, cancel.clone());
+            }
+            used
+        };
+        if used {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            reply
+                .fail(
+                    refuse(409, "this request id is already in use"),
+                    TokenUsage::default(),
+                )
+                .await;
+            return;
+        }
+    }
     if binding.payment_prices.is_some() {
         // Before any answer leaves: the payment for it may come back at once.
         lock(&state.payments).open(
@@ -167,8 +193,6 @@ pub(crate) async fn serve(
             Instant::now(),
         );
     }
-    let cancel = CancellationToken::new();
-    lock(&state.in_flight).insert(request_id, cancel.clone());
     let outcome = answer(&served, &mut reply, request, &cancel).await;
     lock(&state.in_flight).remove(&request_id);
     if let Some(prices) = binding.payment_prices {

@@ -85,10 +85,31 @@ pub async fn answer_queries(incoming: cocoon_net::Incoming, out: mpsc::Sender<Me
 /// As [`answer_queries`], for a proxy speaking `proto_version`, handing the worker's
 /// `worker.params` to `params_out` when given.
 pub async fn answer_queries_as(
+    incoming: cocoon_net::Incoming,
+    out: mpsc::Sender<Message>,
+    proto_version: i32,
+    params_out: Option<mpsc::Sender<worker::Params>>,
+) {
+    answer_queries_scripted(
+        incoming,
+        out,
+        proto_version,
+        params_out,
+        String::new(),
+        None,
+    )
+    .await;
+}
+
+/// As [`answer_queries_as`], naming `proxy_sc_address` as the proxy contract, and (with `hold`)
+/// answering `worker.connectToProxy` only once `hold` fires.
+pub async fn answer_queries_scripted(
     mut incoming: cocoon_net::Incoming,
     out: mpsc::Sender<Message>,
     proto_version: i32,
     params_out: Option<mpsc::Sender<worker::Params>>,
+    proxy_sc_address: String,
+    mut hold: Option<tokio::sync::oneshot::Receiver<()>>,
 ) {
     while let Some(item) = incoming.recv().await {
         match item {
@@ -105,13 +126,16 @@ pub async fn answer_queries_as(
                         if let Some(params_out) = &params_out {
                             let _ = params_out.send(c.params).await;
                         }
+                        if let Some(hold) = hold.take() {
+                            let _ = hold.await;
+                        }
                         Some(
                             worker::ConnectedToProxy {
                                 params: proxy::Params {
                                     flags: 0,
                                     proxy_public_key: Int256([7; 32]),
                                     proxy_owner_address: "scripted-proxy-owner".into(),
-                                    proxy_sc_address: String::new(),
+                                    proxy_sc_address: proxy_sc_address.clone(),
                                     is_test: Some(true),
                                     proto_version: Some(proto_version),
                                 },
@@ -157,6 +181,23 @@ pub async fn net_with_handle(
     Arc<UpstreamEngine>,
     cocoon_worker::WorkerHandle,
 ) {
+    net_scripted(upstream, |_| {}, String::new(), None, None).await
+}
+
+/// [`net_with_handle`] with the worker's configuration changed by `configure`, the proxy
+/// naming `proxy_sc_address` as its contract, its `worker.connectToProxy` answer held until
+/// `hold` fires, and the worker's `worker.params` handed to `params_out`.
+pub async fn net_scripted(
+    upstream: &FakeUpstream,
+    configure: impl FnOnce(&mut WorkerConfig),
+    proxy_sc_address: String,
+    hold: Option<tokio::sync::oneshot::Receiver<()>>,
+    params_out: Option<mpsc::Sender<worker::Params>>,
+) -> (
+    ScriptedProxy,
+    Arc<UpstreamEngine>,
+    cocoon_worker::WorkerHandle,
+) {
     let attestation = AttestationConfig::local_simulated();
     let identity = attestation
         .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
@@ -168,13 +209,14 @@ pub async fn net_with_handle(
     let mut engine = EngineConfig::new(upstream.url());
     engine.models = vec![MODEL.into()];
     let engine = Arc::new(UpstreamEngine::new(engine).unwrap());
-    let config = WorkerConfig {
+    let mut config = WorkerConfig {
         proxies: vec![addr],
         model: Some(MODEL.parse().unwrap()),
         stats_listen: None,
         attestation: AttestationConfig::local_simulated(),
         ..WorkerConfig::default()
     };
+    configure(&mut config);
     let w = Worker::new(config, engine.clone()).unwrap();
     let handle = w.handle();
     tokio::spawn(w.run(std::future::pending::<()>()));
@@ -187,7 +229,14 @@ pub async fn net_with_handle(
         .await
         .unwrap();
     let (tx, packets) = mpsc::channel(1024);
-    tokio::spawn(answer_queries(secured.incoming, tx));
+    tokio::spawn(answer_queries_scripted(
+        secured.incoming,
+        tx,
+        cocoon_protocol::version::SEALED_VERSION,
+        params_out,
+        proxy_sc_address,
+        hold,
+    ));
     (
         ScriptedProxy {
             conn: secured.conn,

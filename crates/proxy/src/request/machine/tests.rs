@@ -827,3 +827,38 @@ fn a_worker_not_handed_the_limit_is_held_to_it_by_counting_even_when_it_can_be_s
     });
     assert_eq!(actions, vec![Action::CancelWorker]);
 }
+
+/// Attack (a worker colluding with its client): worker 1 signs a receipt for nothing, then fails
+/// before answering (retryable). The machine keeps worker 1's receipt across the retry, so when
+/// worker 2 (an honest worker that sends no receipt: a version-2 worker, or any worker reached
+/// with the reference's `proxy.runQueryEx`) answers 30 + 40 tokens, its pay and the client's
+/// charge are bounded by worker 1's receipt: nothing is charged, worker 2 is paid nothing and
+/// counted a metering violation.
+#[test]
+fn a_failed_attempts_receipt_does_not_bound_the_next_workers_pay() {
+    let mut run = Run::new(100, true);
+    assert!(
+        run.worker(WorkerEvent::Receipt(receipt_signing(0, 0)))
+            .is_empty()
+    );
+    let actions = run.worker(WorkerEvent::Error {
+        code: 503,
+        message: "engine down".into(),
+        final_info: None,
+    });
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Dispatch { .. })),
+        "{actions:?}"
+    );
+    run.at(1, Event::Dispatched(Ok(attempt(2, false))));
+    let actions = run.worker(WorkerEvent::Answer {
+        answer: Bytes::from_static(b"all"),
+        final_info: Some(final_info(30, 40)),
+    });
+    let charged = charge_of(&actions);
+    assert_eq!(
+        charged,
+        Some((counts(30, 40), None)),
+        "worker 2 answered 30 + 40 tokens; bounded by worker 1's receipt: {actions:?}"
+    );
+}
