@@ -374,8 +374,8 @@ const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The prices a session's charges are held against: with a chain, those of the proxy contract
 /// the proxy names (which it must charge by, and which stay its contract's when the root's
-/// change); with none, or a proxy that names no contract (it settles on no chain), the
-/// configured ones. `None`: not audited (a proxy before version 3, whose rounding is its own).
+/// change); with none, or a proxy that names no contract address (it settles on no chain),
+/// the configured ones. `None`: not audited (a proxy before version 3, whose rounding is its own).
 ///
 /// # Errors
 /// A contract named that cannot be read: the session is not opened (and is tried again), since
@@ -389,7 +389,9 @@ async fn audit_pricing(
         return Ok(None);
     }
     let (chain, api_key) = config.registry_chain();
-    let chain = chain.filter(|_| !proxy_contract.is_empty());
+    // A proxy that names no contract address settles on no chain (in local mode it names a
+    // placeholder): the configured prices.
+    let chain = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok());
     cocoon_chain::booking_prices(
         chain,
         api_key,
@@ -706,5 +708,30 @@ async fn dispatch(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// Attack: a proxy names a contract the client cannot read, so that its charges would go
+    /// unaudited. The session is not opened; a proxy that names no contract address (local
+    /// mode's placeholder) is audited at the configured prices; a reference proxy is not.
+    #[tokio::test]
+    async fn a_contract_that_cannot_be_read_does_not_switch_the_audit_off() {
+        let mut config = ClientConfig::default();
+        config.settlement.chain = Some("toncenter=http://127.0.0.1:9".into());
+        let contract = cocoon_ton::Address::new(0, [1; 32]).to_raw();
+        let refused = audit_pricing(&config, version::SEALED_VERSION, &contract).await;
+        assert!(
+            matches!(&refused, Err(ClientError::ProxyUnavailable(m)) if m.contains("cannot be read")),
+            "{refused:?}"
+        );
+        let local = audit_pricing(&config, version::SEALED_VERSION, "local-proxy-contract").await;
+        assert_eq!(local.unwrap(), Some(config.pricing));
+        assert_eq!(audit_pricing(&config, 2, &contract).await.unwrap(), None);
     }
 }

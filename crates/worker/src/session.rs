@@ -306,8 +306,8 @@ async fn payment_prices(
     }
     let (chain, api_key) = state.config.registry_chain();
     let local = cocoon_market::PricingParams::default();
-    // A proxy that names no contract settles on no chain: the local prices.
-    let chain = chain.filter(|_| !proxy_contract.is_empty());
+    // A proxy that names no contract address settles on no chain: the local prices.
+    let chain = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok());
     match cocoon_chain::booking_prices(chain, api_key, proxy_contract, local, CONTRACT_READ_TIMEOUT)
         .await
     {
