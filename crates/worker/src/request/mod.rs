@@ -121,11 +121,15 @@ pub(crate) async fn serve(
             return;
         }
     };
-    // Whatever the proxy's version: a request offered below this worker's price, or at a
-    // coefficient no price can be computed with, is not served.
+    // From one of our proxies (version 3, whatever message it uses): a request offered below
+    // this worker's price, or at a coefficient no price can be computed with, is not served.
+    // A reference proxy forwards the coefficient its own way (a worker announcing none gets 0)
+    // and is not audited.
     let floor = state.coefficient_floor(Instant::now());
     let offered = cocoon_market::Coefficient::try_from(q.coefficient).ok();
-    if offered.is_none_or(|c| i64::from(c) < i64::from(floor)) {
+    if binding.payment_prices.is_some()
+        && offered.is_none_or(|c| i64::from(c) < i64::from(floor))
+    {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
         let refusal = refuse(
             409,
