@@ -127,9 +127,7 @@ pub(crate) async fn serve(
     // and is not audited.
     let floor = state.coefficient_floor(Instant::now());
     let offered = cocoon_market::Coefficient::try_from(q.coefficient).ok();
-    if binding.payment_prices.is_some()
-        && offered.is_none_or(|c| i64::from(c) < i64::from(floor))
-    {
+    if binding.payment_prices.is_some() && offered.is_none_or(|c| i64::from(c) < i64::from(floor)) {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
         let refusal = refuse(
             409,
