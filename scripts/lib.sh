@@ -34,6 +34,16 @@ ensure_chromium() {
     fi
 }
 
+# strace, for the ledger test that watches the async thread for disk syncs (it skips without
+# it). Installed with apt-get when it is not on PATH; needs root (CI runs as root).
+ensure_strace() {
+    if ! command -v strace >/dev/null 2>&1; then
+        log "installing strace (Debian package) for the ledger's sync test"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends strace >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends strace >/dev/null; }
+    fi
+}
+
 # True when file $1 has sha256 $2.
 sha256_is() {
     [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
