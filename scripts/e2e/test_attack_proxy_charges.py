@@ -18,7 +18,7 @@ import json
 import urllib.error
 import urllib.request
 
-from conftest import MODEL, Network, wait_for
+from conftest import MODEL, wait_for
 
 
 def chat(net, i):
@@ -53,53 +53,54 @@ def test_an_honest_proxy_passes_every_audit(make_network):
     assert w["discrepancies"] == 0, w
 
 
-def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(tmp_path):
-    dear = tmp_path / "dear-proxy.toml"
-    dear.write_text("[pricing]\ncompletion_multiplier = 400000\n")
-    net = Network(tmp_path, proxy_args=["--config", str(dear)]).start()
-    try:
-        logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-4000:]}" for n in ("proxy", "client"))
-        # The answer reaches the caller before its charge is booked and handed over.
-        status, answer = chat(net, 0)
-        assert status == 200, answer
-        completion = answer["usage"]["completion_tokens"]
-        assert completion > 0
-        wait_for("the overcharge", lambda: audit(net)["discrepancies"] == 1, logs=logs)
-        a = audit(net)
-        # Ten times the completion weight: 36 extra adjusted tokens per completion token.
-        assert a["discrepancy_tokens"] == 36 * completion, a
-        assert "where its usage at the network's prices gives" in a["last_discrepancy"], a
-        assert "no voucher is submitted and no request sent" in net.log("client")
-
-        # The client sends the cheating proxy nothing more.
-        status, refused = chat(net, 1)
-        assert status == 502, refused
-        assert refused["error"]["code"] == "proxy_overcharged", refused
-        assert "check the prices and restart" in refused["error"]["message"], refused
-        assert net.proxy_stats()["requests"] == 1, "the refused request reached the proxy"
-    finally:
-        net.stop()
+def priced(make_network, tmp_path, completion_multiplier):
+    """A network whose proxy's operator set `completion_multiplier` in its `[pricing]` (the
+    network's is 40000, 4.0x)."""
+    config = tmp_path / f"proxy-{completion_multiplier}.toml"
+    config.write_text(f"[pricing]\ncompletion_multiplier = {completion_multiplier}\n")
+    return make_network(proxy_args=["--config", str(config)])
 
 
-def test_a_proxy_paying_its_worker_below_the_network_prices_is_found(tmp_path):
-    cheap = tmp_path / "cheap-proxy.toml"
-    cheap.write_text("[pricing]\ncompletion_multiplier = 4000\n")
-    net = Network(tmp_path, proxy_args=["--config", str(cheap)]).start()
-    try:
-        logs = lambda: "\n".join(f"--- {n}\n{net.log(n)[-4000:]}" for n in ("proxy", "worker"))
-        status, answer = chat(net, 0)
-        assert status == 200, answer
-        completion = answer["usage"]["completion_tokens"]
-        assert completion > 0
-        wait_for(
-            "the underpayment", lambda: net.worker_stats()["payment_audit"]["discrepancies"] == 1, logs=logs
-        )
-        w = net.worker_stats()["payment_audit"]
-        # 4.0x against 0.4x per completion token, each floored.
-        assert w["discrepancy_tokens"] == 4 * completion - (4 * completion) // 10, w
-        assert w["last_discrepancy"].startswith("the proxy paid"), w
-        # The client was charged less than its account allows: nothing to report there.
-        wait_for("the client's audit", lambda: audit(net)["audited"] == 1, logs=logs)
-        assert audit(net)["discrepancies"] == 0
-    finally:
-        net.stop()
+def first_answer(net):
+    """The completion tokens of a first request, answered in full."""
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    assert answer["usage"]["completion_tokens"] > 0, answer
+    return answer["usage"]["completion_tokens"]
+
+
+def logs_of(net, *names):
+    return lambda: "\n".join(f"--- {n}\n{net.log(n)[-4000:]}" for n in names)
+
+
+def test_a_proxy_charging_above_the_network_prices_is_caught_and_dropped(make_network, tmp_path):
+    net = priced(make_network, tmp_path, 400000)
+    # The answer reaches the caller before its charge is booked and handed over.
+    completion = first_answer(net)
+    wait_for("the overcharge", lambda: audit(net)["discrepancies"] == 1, logs=logs_of(net, "proxy", "client"))
+    a = audit(net)
+    # Ten times the completion weight: 36 extra adjusted tokens per completion token.
+    assert a["discrepancy_tokens"] == 36 * completion, a
+    assert "where its usage at the network's prices gives" in a["last_discrepancy"], a
+    assert "no voucher is submitted and no request sent" in net.log("client")
+
+    # The client sends the cheating proxy nothing more.
+    status, refused = chat(net, 1)
+    assert status == 502, refused
+    assert refused["error"]["code"] == "proxy_overcharged", refused
+    assert "check the prices and restart" in refused["error"]["message"], refused
+    assert net.proxy_stats()["requests"] == 1, "the refused request reached the proxy"
+
+
+def test_a_proxy_paying_its_worker_below_the_network_prices_is_found(make_network, tmp_path):
+    net = priced(make_network, tmp_path, 4000)
+    completion = first_answer(net)
+    logs = logs_of(net, "proxy", "worker")
+    wait_for("the underpayment", lambda: net.worker_stats()["payment_audit"]["discrepancies"] == 1, logs=logs)
+    w = net.worker_stats()["payment_audit"]
+    # 4.0x against 0.4x per completion token, each floored.
+    assert w["discrepancy_tokens"] == 4 * completion - (4 * completion) // 10, w
+    assert w["last_discrepancy"].startswith("the proxy paid"), w
+    # The client was charged less than its account allows: nothing to report there.
+    wait_for("the client's audit", lambda: audit(net)["audited"] == 1, logs=logs)
+    assert audit(net)["discrepancies"] == 0

@@ -463,12 +463,9 @@ mod tests {
         })
     }
 
-    /// Attack: a proxy reports an honest charge for each request but signs a cumulative voucher
-    /// far above them (the voucher is what the contract settles). A voucher is kept only up to
-    /// what preceded this client's requests plus their bounds; a charge above its request's
-    /// bound, or for a request never sent, stops the client.
-    #[test]
-    fn a_voucher_above_the_clients_own_account_is_not_kept() {
+    /// Charges connected to a proxy of protocol `version` (key `[5; 32]`) for the client
+    /// contract it names; answers them, the proxy's key and that contract.
+    fn connected(version: i32) -> (Arc<Charges>, SigningKey, Address) {
         let charges = Arc::new(Charges::open(&ChargeSettings::default()).unwrap());
         let key = SigningKey::from_bytes(&[5; 32]);
         let mine = Address::new(0, [9; 32]);
@@ -479,10 +476,20 @@ mod tests {
                 proxy_owner_address: "owner".into(),
                 proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
                 is_test: Some(true),
-                proto_version: Some(3),
+                proto_version: Some(version),
             },
             &mine.to_raw(),
         );
+        (charges, key, mine)
+    }
+
+    /// Attack: a proxy reports an honest charge for each request but signs a cumulative voucher
+    /// far above them (the voucher is what the contract settles). A voucher is kept only up to
+    /// what preceded this client's requests plus their bounds; a charge above its request's
+    /// bound, or for a request never sent, stops the client.
+    #[test]
+    fn a_voucher_above_the_clients_own_account_is_not_kept() {
+        let (charges, key, mine) = connected(3);
         charges.audit_session(true);
         let voucher = |tokens| payment(VoucherKind::ClientCharge, tokens, mine, &key);
         // The session's first voucher: 100 tokens before this client's requests.
@@ -522,20 +529,7 @@ mod tests {
 
     #[test]
     fn keeps_the_largest_valid_charge_voucher() {
-        let charges = Arc::new(Charges::open(&ChargeSettings::default()).unwrap());
-        let key = SigningKey::from_bytes(&[5; 32]);
-        let mine = Address::new(0, [9; 32]);
-        charges.connected(
-            &proxy::Params {
-                flags: 0b11,
-                proxy_public_key: Int256(key.verifying_key().to_bytes()),
-                proxy_owner_address: "owner".into(),
-                proxy_sc_address: Address::new(0, [1; 32]).to_raw(),
-                is_test: Some(true),
-                proto_version: Some(1),
-            },
-            &mine.to_raw(),
-        );
+        let (charges, key, mine) = connected(1);
         charges.offer(&payment(VoucherKind::ClientCharge, 70, mine, &key));
         charges.offer(&payment(VoucherKind::ClientCharge, 60, mine, &key));
         let other = SigningKey::from_bytes(&[6; 32]);

@@ -363,12 +363,17 @@ mod tests {
         RequestId([n; 32])
     }
 
-    /// One request's life at a payer: opened at the reservation, the booking and the end in
-    /// either order; answers whether a discrepancy was found, and the audit.
-    fn payer(booked: i64, booking_first: bool) -> (bool, PaymentAudit) {
+    /// One request's life: opened at `opened`, then the booking and the end (its usage worth
+    /// 48) in either order; answers whether a discrepancy was found, and the audit.
+    fn life(
+        direction: Direction,
+        opened: Bound,
+        booked: i64,
+        booking_first: bool,
+    ) -> (bool, PaymentAudit) {
         let t0 = Instant::now();
-        let mut audit = PaymentAudit::new(Direction::AtMost, RETAIN);
-        audit.open(id(1), RESERVED, t0);
+        let mut audit = PaymentAudit::new(direction, RETAIN);
+        audit.open(id(1), opened, t0);
         let found = if booking_first {
             let early = audit.booked(id(1), booked, t0).is_err();
             early | audit.end(id(1), USAGE_48, t0).is_err()
@@ -379,18 +384,14 @@ mod tests {
         (found, audit)
     }
 
+    /// A payer's request, opened at its reservation.
+    fn payer(booked: i64, booking_first: bool) -> (bool, PaymentAudit) {
+        life(Direction::AtMost, RESERVED, booked, booking_first)
+    }
+
+    /// A payee's request, opened owed nothing until it ends.
     fn payee(booked: i64, booking_first: bool) -> (bool, PaymentAudit) {
-        let t0 = Instant::now();
-        let mut audit = PaymentAudit::new(Direction::AtLeast, RETAIN);
-        audit.open(id(1), NOTHING, t0);
-        let found = if booking_first {
-            let early = audit.booked(id(1), booked, t0).is_err();
-            early | audit.end(id(1), USAGE_48, t0).is_err()
-        } else {
-            let ended = audit.end(id(1), USAGE_48, t0).is_err();
-            ended | audit.booked(id(1), booked, t0).is_err()
-        };
-        (found, audit)
+        life(Direction::AtLeast, NOTHING, booked, booking_first)
     }
 
     #[test]
