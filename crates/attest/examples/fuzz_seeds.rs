@@ -134,6 +134,7 @@ fn main() -> Result<(), String> {
             reasoning_tokens: 2,
             worker_image_hash: [9; 32],
             issued_at: TDX_TIME,
+            coefficient: Some(1000),
         };
         let receipt = cocoon_attest::Receipt::sign(claims, &key, simulated_cert.as_ref().to_vec())
             .map_err(attest)?;

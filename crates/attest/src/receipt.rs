@@ -7,22 +7,29 @@
 //! it to one request: two requests with the same body (a retried prompt) get receipts that
 //! cannot be swapped.
 //!
-//! # Encoding (version 2, all integers big-endian)
+//! Since version 3 the receipt also signs the coefficient the worker was paid at: the proxy
+//! reports the coefficient to the client, and without the worker's word on it a proxy could
+//! charge the client at a higher coefficient than it paid the worker and keep the difference.
+//!
+//! # Encoding (version 3, all integers big-endian)
 //!
 //! ```text
-//! "CRCP" | u8 version=2
+//! "CRCP" | u8 version=3
 //! client_request_id[32] | u8 flags (bit 0: sealed; other bits 0)
 //! envelope_hash[32]  (present only when sealed)
 //! request_hash[32] | answer_hash[32] | model_hash[32] | worker_image_hash[32]
 //! prompt_tokens u64 | cached_tokens u64 | completion_tokens u64 | reasoning_tokens u64
 //! issued_at u64 (unix seconds)
+//! coefficient u32 (1000 = 1.0×)
 //! u16 model name length | model name (UTF-8, ≤ 256 bytes)
 //! u32 certificate length | certificate DER (≤ 64 KiB)
-//! signature[64]  (Ed25519 over "cocoon-receipt-v2" ‖ every byte above)
+//! signature[64]  (Ed25519 over "cocoon-receipt-v3" ‖ every byte above)
 //! ```
 //!
-//! Version 1 (no request id, no envelope hash) is refused: such a receipt could be presented
-//! for any request with the same body.
+//! Version 2 is the same without `coefficient`, signed under `"cocoon-receipt-v2"`; it is still
+//! read and verified (its claims carry no coefficient), so receipts of older workers stay
+//! checkable. Version 1 (no request id, no envelope hash) is refused: such a receipt could be
+//! presented for any request with the same body.
 
 use sha2::{Digest as _, Sha256};
 
@@ -34,8 +41,12 @@ use crate::ratls::verifier::{VerifiedPeer, verified_peer};
 use crate::verifier::EvidenceVerifier;
 
 const MAGIC: &[u8; 4] = b"CRCP";
-const VERSION: u8 = 2;
-const SIGNING_CONTEXT: &[u8] = b"cocoon-receipt-v2";
+/// The version written when the claims carry a coefficient, and its signing context.
+const VERSION: u8 = 3;
+const SIGNING_CONTEXT: &[u8] = b"cocoon-receipt-v3";
+/// The version before the coefficient was signed, still read.
+const VERSION_2: u8 = 2;
+const SIGNING_CONTEXT_2: &[u8] = b"cocoon-receipt-v2";
 /// Flag bit: the request was sealed, and the envelope hash follows.
 const FLAG_SEALED: u8 = 0x01;
 /// Longest model name a receipt carries.
@@ -72,6 +83,9 @@ pub struct ReceiptClaims {
     pub worker_image_hash: [u8; 32],
     /// When the worker signed, unix seconds.
     pub issued_at: u64,
+    /// The coefficient the worker served the request at, as the proxy offered it to be paid
+    /// (1000 = 1.0×); `None` only in a version-2 receipt, which did not sign it.
+    pub coefficient: Option<u32>,
 }
 
 /// A signed receipt.
@@ -124,7 +138,11 @@ impl Receipt {
         let c = &self.claims;
         let mut out = Vec::with_capacity(256 + c.model.len() + self.certificate.len());
         out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+        out.push(if c.coefficient.is_some() {
+            VERSION
+        } else {
+            VERSION_2
+        });
         out.extend_from_slice(&c.client_request_id);
         match &c.envelope_hash {
             Some(h) => {
@@ -146,6 +164,9 @@ impl Receipt {
         ] {
             out.extend_from_slice(&v.to_be_bytes());
         }
+        if let Some(coefficient) = c.coefficient {
+            out.extend_from_slice(&coefficient.to_be_bytes());
+        }
         // Lengths were bounded at signing and parsing.
         out.extend_from_slice(&(c.model.len() as u16).to_be_bytes());
         out.extend_from_slice(c.model.as_bytes());
@@ -155,7 +176,11 @@ impl Receipt {
     }
 
     fn signed_message(&self) -> Vec<u8> {
-        let mut m = SIGNING_CONTEXT.to_vec();
+        let mut m = if self.claims.coefficient.is_some() {
+            SIGNING_CONTEXT.to_vec()
+        } else {
+            SIGNING_CONTEXT_2.to_vec()
+        };
         m.extend_from_slice(&self.unsigned_bytes());
         m
     }
@@ -176,7 +201,7 @@ impl Receipt {
             ));
         }
         let version = r.take(1)?[0];
-        if version != VERSION {
+        if version != VERSION && version != VERSION_2 {
             return Err(AttestError::ReceiptMalformed(format!(
                 "unsupported receipt version {version}"
             )));
@@ -200,6 +225,12 @@ impl Receipt {
         let completion_tokens = r.u64()?;
         let reasoning_tokens = r.u64()?;
         let issued_at = r.u64()?;
+        let coefficient = if version == VERSION {
+            let b = r.take(4)?;
+            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            None
+        };
         let model_len = usize::from(u16::from_be_bytes([r.take(1)?[0], r.take(1)?[0]]));
         if model_len > MAX_MODEL_LEN {
             return Err(AttestError::ReceiptMalformed("model name too long".into()));
@@ -236,6 +267,7 @@ impl Receipt {
                 reasoning_tokens,
                 worker_image_hash,
                 issued_at,
+                coefficient,
             },
             certificate,
             signature,
@@ -412,6 +444,7 @@ mod tests {
             reasoning_tokens: 0,
             worker_image_hash: *image.as_bytes(),
             issued_at: now,
+            coefficient: Some(1500),
         };
         (
             Receipt::sign(claims, issuer.key(), issued.der.to_vec()).unwrap(),
@@ -539,6 +572,53 @@ mod tests {
             Receipt::from_bytes(&v1),
             Err(AttestError::ReceiptMalformed(m)) if m.contains("version 1")
         ));
+    }
+
+    #[test]
+    fn the_coefficient_is_signed_and_a_version_2_receipt_still_verifies() {
+        let (receipt, _) = signed();
+        let bytes = receipt.to_bytes();
+        assert_eq!(bytes[4], 3);
+        assert_eq!(
+            Receipt::from_bytes(&bytes).unwrap().claims.coefficient,
+            Some(1500)
+        );
+        // The coefficient follows `issued_at`; a proxy that raises it breaks the signature.
+        let coefficient_at = 4 + 1 + 32 + 1 + 32 + 4 * 32 + 5 * 8;
+        assert_eq!(
+            &bytes[coefficient_at..coefficient_at + 4],
+            &1500u32.to_be_bytes()
+        );
+        let mut raised = bytes.clone();
+        raised[coefficient_at..coefficient_at + 4].copy_from_slice(&4000u32.to_be_bytes());
+        let raised = Receipt::from_bytes(&raised).unwrap();
+        assert!(matches!(
+            raised.verify(&Policy::local_simulated(), &EvidenceVerifier::default()),
+            Err(AttestError::ReceiptSignature)
+        ));
+        // Relabelled as version 2 (which signs no coefficient), it no longer parses whole.
+        let mut relabelled = bytes;
+        relabelled[4] = 2;
+        assert!(
+            Receipt::from_bytes(&relabelled)
+                .and_then(|r| r.verify(&Policy::local_simulated(), &EvidenceVerifier::default()))
+                .is_err()
+        );
+        // An older worker's version-2 receipt: read, verified, no coefficient claimed.
+        let issuer = CertificateIssuer::new(
+            TlsKeyPair::from_seed(&[7; 32]).unwrap(),
+            Arc::new(SimulatedAttester::new()),
+        );
+        let mut claims = receipt.claims.clone();
+        claims.coefficient = None;
+        let v2 = Receipt::sign(claims, issuer.key(), receipt.certificate.clone()).unwrap();
+        let v2_bytes = v2.to_bytes();
+        assert_eq!(v2_bytes[4], 2);
+        assert_eq!(v2_bytes.len() + 4, receipt.to_bytes().len());
+        let back = Receipt::from_bytes(&v2_bytes).unwrap();
+        assert_eq!(back.claims.coefficient, None);
+        back.verify(&Policy::local_simulated(), &EvidenceVerifier::default())
+            .unwrap();
     }
 
     #[test]

@@ -422,26 +422,33 @@ impl AnswerMachine {
     }
 
     /// The most a complete answer can be charged: its final usage (no count above what the
-    /// worker's receipt signs) at the coefficient the proxy reported, never above the request's
-    /// `max_coefficient` (nor, when the proxy reported none, at more than that), at the
-    /// network's prices.
+    /// worker's receipt signs) at the coefficient the worker's receipt signs (the one it was
+    /// paid at; a version-2 receipt signs none, and then the coefficient the proxy reported
+    /// stands in), never above the request's `max_coefficient` (nor, when neither told one, at
+    /// more than that), at the network's prices. What the proxy says of the coefficient does
+    /// not count where the worker signed one: a proxy that charges the client at a higher
+    /// coefficient than it paid the worker is caught.
     fn usage_bound(&self) -> Bound {
         let Some(fi) = &self.final_info else {
             return self.reserved_bound();
         };
-        let coefficient = self
-            .cost
-            .as_ref()
-            .and_then(|c| Coefficient::try_from(c.coefficient).ok())
-            .map_or(self.ask.max_coefficient, |c| {
-                c.min(self.ask.max_coefficient)
-            });
         // No more than the worker's receipt signs, when one came (our proxies charge no more).
         let signed = self
             .receipt
             .as_ref()
             .and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok())
             .map(|r| r.claims);
+        let reported = self
+            .cost
+            .as_ref()
+            .and_then(|c| Coefficient::try_from(c.coefficient).ok());
+        let coefficient = match signed.as_ref().map(|c| c.coefficient) {
+            Some(Some(c)) => Coefficient::new(c).ok(),
+            _ => reported,
+        }
+        .map_or(self.ask.max_coefficient, |c| {
+            c.min(self.ask.max_coefficient)
+        });
         let within_receipt = |counts: TokenCounts| match &signed {
             Some(c) => TokenCounts {
                 prompt: counts.prompt.min(c.prompt_tokens),

@@ -159,8 +159,18 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// A simulated worker's receipt for request `id` (sealed when `envelope` is given).
+    /// A simulated worker's receipt for request `id` (sealed when `envelope` is given), served
+    /// at 1.0×.
     pub(crate) fn receipt(id: [u8; 32], envelope: Option<[u8; 32]>) -> Vec<u8> {
+        receipt_at(id, envelope, Some(1000))
+    }
+
+    /// [`receipt`] signing `coefficient` (`None`: a version-2 receipt, which signs none).
+    pub(crate) fn receipt_at(
+        id: [u8; 32],
+        envelope: Option<[u8; 32]>,
+        coefficient: Option<u32>,
+    ) -> Vec<u8> {
         let issuer = CertificateIssuer::new(
             TlsKeyPair::from_seed(&[5; 32]).unwrap(),
             Arc::new(SimulatedAttester::new()),
@@ -181,6 +191,7 @@ pub(crate) mod tests {
             reasoning_tokens: 0,
             worker_image_hash: *image.as_bytes(),
             issued_at: now,
+            coefficient,
         };
         Receipt::sign(claims, issuer.key(), issued.der.to_vec())
             .unwrap()

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{
     Action, AttemptView, ClientEnd, Ending, Event, Refusal, RequestMachine, Rules, ToClient,
-    Violation,
+    Violation, charge_coefficient,
 };
 use super::queue::{RouteReceiver, route_queue};
 use super::{ledger_request_id, refuse};
@@ -47,6 +47,8 @@ struct Attempt {
 
 /// What a booked charge came to.
 struct Charged {
+    /// The coefficient charged at (the one offered, or the receipt's when it signs less).
+    coefficient: Coefficient,
     adjusted_tokens: u64,
     prompt_cost: u64,
     completion_cost: u64,
@@ -229,9 +231,13 @@ impl Driver {
                 None
             }
             Action::Send(message) => self.send(message).await,
-            Action::Charge { usage, violation } => {
+            Action::Charge {
+                usage,
+                violation,
+                signed_coefficient,
+            } => {
                 let asked = Instant::now();
-                let charged = self.charge(usage, violation).await;
+                let charged = self.charge(usage, violation, signed_coefficient).await;
                 self.state.counters.charge_wait.observe(asked.elapsed());
                 Some(Event::Charged(charged))
             }
@@ -604,7 +610,7 @@ impl Driver {
             }
             .to_boxed_bytes(),
             ToClient::Cost => {
-                let (Some(ch), Some(attempt)) = (&self.charged, &self.attempt) else {
+                let Some(ch) = &self.charged else {
                     return None;
                 };
                 if self.version < cocoon_protocol::version::SEALED_VERSION {
@@ -613,7 +619,7 @@ impl Driver {
                 let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
                 ext::QueryCost {
                     request_id,
-                    coefficient: i32::try_from(attempt.coefficient.get()).unwrap_or(i32::MAX),
+                    coefficient: i32::try_from(ch.coefficient.get()).unwrap_or(i32::MAX),
                     prompt_cost: i(ch.prompt_cost),
                     completion_cost: i(ch.completion_cost),
                     total_cost: i(ch.total_cost),
@@ -689,10 +695,32 @@ impl Driver {
 
     /// Books `usage` on the reservation. A charge that cannot be written keeps the reservation
     /// and waits in the ledger's retry queue; the proxy admits no request until it is booked.
-    async fn charge(&mut self, usage: TokenCounts, violation: Option<Violation>) -> bool {
+    async fn charge(
+        &mut self,
+        usage: TokenCounts,
+        violation: Option<Violation>,
+        signed_coefficient: Option<u32>,
+    ) -> bool {
         let Some(attempt) = self.attempt.as_ref().filter(|_| self.reservation.is_some()) else {
             return false;
         };
+        let (coefficient, signed_other) =
+            charge_coefficient(attempt.coefficient, signed_coefficient);
+        if signed_other {
+            tracing::warn!(
+                worker = attempt.worker.0,
+                owner = %attempt.owner,
+                offered = attempt.coefficient.get(),
+                signed = ?signed_coefficient,
+                "metering violation: the receipt signs a coefficient other than the one offered; \
+                 charged at {coefficient}"
+            );
+            lock(&self.state.selector).on_metering_violation(attempt.worker);
+            self.state
+                .counters
+                .metering_violations
+                .fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(v) = violation {
             tracing::warn!(
                 worker = attempt.worker.0,
@@ -707,12 +735,7 @@ impl Driver {
                 .metering_violations
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let charge = match self
-            .state
-            .ledger
-            .pricing()
-            .charge(&usage, attempt.coefficient)
-        {
+        let charge = match self.state.ledger.pricing().charge(&usage, coefficient) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(request = %self.ledger_id, "cannot price the worker's usage: {e}");
@@ -733,6 +756,7 @@ impl Driver {
                 let record = &receipt.request.record;
                 let costs = charge.usage_costs();
                 self.charged = Some(Charged {
+                    coefficient,
                     adjusted_tokens: record.adjusted_tokens,
                     prompt_cost: costs.prompt_total_cost,
                     completion_cost: costs.completion_total_cost,
@@ -755,7 +779,7 @@ impl Driver {
                         worker,
                         request_id: self.ledger_id,
                         counts: usage,
-                        coefficient: attempt.coefficient,
+                        coefficient,
                         charge,
                     });
                 // The reservation stays held until the charge is booked.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_market::WorkerId;
-use cocoon_market::pricing::TokenCounts;
+use cocoon_market::pricing::{Coefficient, TokenCounts};
 use cocoon_market::selection::{Outcome, Unavailability};
 use cocoon_protocol::messages::{TokensUsed, ext, proxy};
 
@@ -220,6 +220,9 @@ pub(crate) enum Action {
     Charge {
         usage: TokenCounts,
         violation: Option<Violation>,
+        /// The coefficient the worker's receipt signs, when it sent one that reads: the driver
+        /// charges at no more than it (see [`charge_coefficient`]).
+        signed_coefficient: Option<u32>,
     },
     /// Give the reservation back: nothing is owed.
     Release,
@@ -724,7 +727,8 @@ impl RequestMachine {
         } else {
             bound_usage(reported, self.token_limit, self.ask.body_bytes)
         };
-        let (bounded, signed_below) = bound_by_receipt(bounded, self.receipt.as_ref());
+        let (bounded, signed_below, signed_coefficient) =
+            bound_by_receipt(bounded, self.receipt.as_ref());
         let violation = violation.or(signed_below);
         // A worker that over-reports failed this request, however well it answered.
         let outcome = if violation.is_some() {
@@ -743,6 +747,7 @@ impl RequestMachine {
         actions.push(Action::Charge {
             usage: bounded,
             violation,
+            signed_coefficient,
         });
         actions
     }
@@ -895,13 +900,14 @@ pub(crate) fn bound_usage(
 /// Bounds usage by what the worker's receipt signs, when it sent one that reads: a worker is
 /// paid (and the client charged) for no more tokens than the worker signed for. The receipt's
 /// signature is the client's to check; a worker that signs fewer tokens than it reports only
-/// lowers its own pay. Returns the bounded counts, and the violation when a count was above.
+/// lowers its own pay. Returns the bounded counts, the violation when a count was above, and
+/// the coefficient the receipt signs (none for a version-2 receipt).
 pub(crate) fn bound_by_receipt(
     counts: TokenCounts,
     receipt: Option<&Bytes>,
-) -> (TokenCounts, Option<Violation>) {
+) -> (TokenCounts, Option<Violation>, Option<u32>) {
     let Some(claims) = receipt.and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok()) else {
-        return (counts, None);
+        return (counts, None, None);
     };
     let c = &claims.claims;
     let signed = TokenCounts {
@@ -920,7 +926,24 @@ pub(crate) fn bound_by_receipt(
         reported: counts,
         bound: signed,
     });
-    (bounded, violation)
+    (bounded, violation, c.coefficient)
+}
+
+/// The coefficient a request is charged (and its worker paid) at: the one the proxy `offered`
+/// the worker, unless the worker's receipt signs another. The client prices its bound at the
+/// signed one, so a receipt below the offer is charged at what it signs (the worker loses the
+/// difference, and no honest proxy is blamed for an overcharge); one above is charged at the
+/// offer. Either way the worker signed what it was not offered: answers `true` then, a
+/// metering violation.
+pub(crate) fn charge_coefficient(offered: Coefficient, signed: Option<u32>) -> (Coefficient, bool) {
+    match signed {
+        None => (offered, false),
+        Some(s) if s == offered.get() => (offered, false),
+        Some(s) => (
+            Coefficient::new(s).map_or(offered, |s| s.min(offered)),
+            true,
+        ),
+    }
 }
 
 /// Bounds the usage reported for a transcription by its audio: prompt tokens (cached

@@ -9,26 +9,36 @@ use cocoon_net::LocalIdentity;
 use super::TokenCounts;
 use crate::TestkitError;
 
-/// Signs the receipt for one answer to the client's request `client_request_id` (in clear):
-/// `request_hash` of the request body, `answer_hash` of every answer byte in order, `usage` as
-/// reported, `issued_at` in unix seconds. Answers the encoded `cocoon_attest::Receipt`.
+/// What one receipt names of its request and answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    /// The client's request id (the request is in clear).
+    pub client_request_id: [u8; 32],
+    /// SHA-256 of the request body.
+    pub request_hash: [u8; 32],
+    /// SHA-256 of every answer byte in order.
+    pub answer_hash: [u8; 32],
+    /// The coefficient the proxy offered.
+    pub coefficient: Option<u32>,
+}
+
+/// Signs the receipt for one answer, `served` as it says, `usage` as reported, `issued_at` in
+/// unix seconds. Answers the encoded `cocoon_attest::Receipt`.
 ///
 /// # Errors
 /// [`TestkitError::Receipt`] when the identity has no verifiable evidence to sign with.
 pub fn sign_receipt(
     identity: &LocalIdentity,
     model: &str,
-    client_request_id: [u8; 32],
-    request_hash: [u8; 32],
-    answer_hash: [u8; 32],
+    served: Served,
     usage: TokenCounts,
     issued_at: u64,
 ) -> Result<Bytes, TestkitError> {
     let claims = ReceiptClaims {
-        client_request_id,
+        client_request_id: served.client_request_id,
         envelope_hash: None,
-        request_hash,
-        answer_hash,
+        request_hash: served.request_hash,
+        answer_hash: served.answer_hash,
         model: model.to_owned(),
         // Unpinned weights, as a local worker without a pinned model hash signs.
         model_hash: [0; 32],
@@ -39,6 +49,7 @@ pub fn sign_receipt(
         // Filled in by the identity from its own evidence.
         worker_image_hash: [0; 32],
         issued_at,
+        coefficient: served.coefficient,
     };
     let receipt = identity
         .sign_receipt(claims)

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::answer::{AnswerPlan, ChatView, Refusal, TokenCounts};
-use super::receipt::sign_receipt;
+use super::receipt::{Served, sign_receipt};
 use super::record::{Records, RequestKind, RequestOutcome, RequestRecord};
 use super::{RogueConfig, UsageReport};
 use crate::TestkitError;
@@ -62,6 +62,8 @@ struct Incoming {
     token_limit: Option<i64>,
     /// The `http.request` in clear; `None` for a sealed request.
     query: Option<Bytes>,
+    /// The coefficient the proxy offered, which receipts sign.
+    coefficient: i64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -252,6 +254,7 @@ impl RogueWorker {
                 client_request_id: None,
                 token_limit: None,
                 query: Some(q.query),
+                coefficient: q.coefficient,
             },
             Message::ProxyRunQuery(q) => Incoming {
                 kind: RequestKind::RunQueryEx,
@@ -259,6 +262,7 @@ impl RogueWorker {
                 client_request_id: None,
                 token_limit: None,
                 query: Some(q.query),
+                coefficient: q.coefficient,
             },
             Message::ExtWorkerRunQuery(q) => Incoming {
                 kind: RequestKind::WorkerRunQuery,
@@ -266,6 +270,7 @@ impl RogueWorker {
                 client_request_id: Some(q.client_request_id),
                 token_limit: Some(q.token_limit),
                 query: Some(q.query),
+                coefficient: q.coefficient,
             },
             Message::ExtWorkerRunSealedQuery(q) => Incoming {
                 kind: RequestKind::WorkerRunSealedQuery,
@@ -273,6 +278,7 @@ impl RogueWorker {
                 client_request_id: Some(q.client_request_id),
                 token_limit: Some(q.token_limit),
                 query: None,
+                coefficient: q.coefficient,
             },
             Message::ExtCancelQuery(c) => {
                 self.records.note_cancel(&c.request_id.to_string());
@@ -310,6 +316,7 @@ impl RogueWorker {
             version,
             request_id: request.request_id,
             client_request_id: request.client_request_id.unwrap_or_default(),
+            coefficient: u32::try_from(request.coefficient).ok(),
             start: cocoon_net::unix_time(),
         };
         let outcome = if self.active.fetch_add(1, Ordering::AcqRel) >= self.config.max_active {
@@ -484,12 +491,16 @@ impl RogueWorker {
         let (receipt, kind) = match replayed {
             Some(r) => (r, "replayed"),
             None => {
+                let served = Served {
+                    client_request_id: reply.client_request_id.0,
+                    request_hash: cocoon_attest::receipt::body_hash(request_body),
+                    answer_hash: Sha256::digest(plan.body()).into(),
+                    coefficient: reply.coefficient,
+                };
                 let signed = sign_receipt(
                     self.tls.identity(),
                     &self.config.model,
-                    reply.client_request_id.0,
-                    cocoon_attest::receipt::body_hash(request_body),
-                    Sha256::digest(plan.body()).into(),
+                    served,
                     self.config.receipt_signs.unwrap_or(plan.reported),
                     cocoon_net::unix_time() as u64,
                 );
@@ -521,6 +532,8 @@ struct Reply<'a> {
     request_id: Int256,
     /// The client's id of the request (zero when the proxy did not say), which receipts name.
     client_request_id: Int256,
+    /// The coefficient offered, as receipts sign it (`None` when out of range).
+    coefficient: Option<u32>,
     start: f64,
 }
 

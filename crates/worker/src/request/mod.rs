@@ -148,6 +148,7 @@ pub(crate) async fn serve(
                     request_hash,
                     client_request_id: client_request_id.0,
                     envelope_hash: binding.envelope_sha256,
+                    coefficient: offered.map(cocoon_market::Coefficient::get),
                 });
             }
             r
@@ -488,6 +489,9 @@ struct ReceiptBasis {
     client_request_id: [u8; 32],
     /// SHA-256 of the sealed envelope, for sealed requests.
     envelope_hash: Option<[u8; 32]>,
+    /// The coefficient the proxy offered and the worker accepted: what it is paid at, and
+    /// what the client may be charged at.
+    coefficient: Option<u32>,
 }
 
 /// Where and how a request's answers and errors go.
@@ -560,6 +564,7 @@ impl Reply<'_> {
             reasoning_tokens: usage.reasoning_tokens,
             worker_image_hash: [0; 32],
             issued_at: self.identity.clock().now_unix(),
+            coefficient: basis.coefficient,
         };
         let receipt = match self.identity.sign_receipt(claims) {
             Ok(r) => r,

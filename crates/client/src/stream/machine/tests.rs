@@ -10,7 +10,7 @@ use cocoon_protocol::messages::{TokensUsed, client, ext, http};
 use cocoon_protocol::tl::{Int256, TlConstructor};
 
 use super::*;
-use crate::stream::receipt::tests::{receipt, workers};
+use crate::stream::receipt::tests::{receipt, receipt_at, workers};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// What the request reserved, in adjusted tokens.
@@ -804,4 +804,49 @@ fn the_charge_bound_counts_no_more_than_the_receipt_signs() {
         }
     }
     assert_eq!(bounds, vec![3 + 5 * 4], "not 3 + 500 x 4.0");
+}
+
+/// A proxy reports a higher coefficient than the one it paid the worker at (2.0× against the
+/// 1.0× the worker's receipt signs), to charge the client the difference: the bound is priced
+/// at the signed coefficient. A version-2 receipt signs none, and the reported one stands.
+#[test]
+fn the_charge_bound_is_priced_at_the_coefficient_the_worker_signed() {
+    // (name, coefficient the proxy reports, coefficient the receipt signs, bound expected)
+    let cases = [
+        (
+            "the receipt's 1.0x, not the reported 2.0x",
+            2000,
+            Some(1000),
+            23,
+        ),
+        (
+            "the receipt's 1.5x, reported the same",
+            1500,
+            Some(1500),
+            34,
+        ),
+        ("a receipt above max_coefficient", 1000, Some(9000), 46),
+        ("a version-2 receipt: the reported 1.5x", 1500, None, 34),
+    ];
+    for (name, reported, signed, expected) in cases {
+        let t0 = Instant::now();
+        let mut m = AnswerMachine::new(ask(t0, false));
+        let events = vec![
+            proxy(cost_at(reported)),
+            proxy(answer("a", None)),
+            proxy(ProxyEvent::Receipt(Bytes::from(receipt_at(
+                [0xA; 32], None, signed,
+            )))),
+            proxy(last("b")),
+        ];
+        let mut bounds = Vec::new();
+        for e in events {
+            for action in m.handle(e, t0) {
+                if let Action::ExpectCharge(b) = action {
+                    bounds.push(b.tokens);
+                }
+            }
+        }
+        assert_eq!(bounds, vec![expected], "{name}");
+    }
 }

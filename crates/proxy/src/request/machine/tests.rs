@@ -124,7 +124,9 @@ impl Run {
 
 fn charge_of(actions: &[Action]) -> Option<(TokenCounts, Option<Violation>)> {
     actions.iter().find_map(|a| match a {
-        Action::Charge { usage, violation } => Some((*usage, *violation)),
+        Action::Charge {
+            usage, violation, ..
+        } => Some((*usage, *violation)),
         _ => None,
     })
 }
@@ -590,6 +592,7 @@ fn receipt_signing(prompt: u64, completion: u64) -> Bytes {
                 reasoning_tokens: 0,
                 worker_image_hash: [5; 32],
                 issued_at: 1,
+                coefficient: Some(1000),
             },
             certificate: Vec::new(),
             signature: [0; 64],
@@ -627,8 +630,50 @@ fn usage_above_what_the_workers_receipt_signs_is_charged_at_what_it_signs() {
         assert_eq!(violation.is_some(), violated, "signed {sp},{sc}");
     }
     // A receipt that does not read bounds nothing (the client refuses it).
-    let (bounded, violation) = bound_by_receipt(counts(30, 40), Some(&Bytes::from_static(b"x")));
-    assert_eq!((bounded, violation), (counts(30, 40), None));
+    let (bounded, violation, coefficient) =
+        bound_by_receipt(counts(30, 40), Some(&Bytes::from_static(b"x")));
+    assert_eq!(
+        (bounded, violation, coefficient),
+        (counts(30, 40), None, None)
+    );
+}
+
+/// The receipt signs the coefficient the worker served at, and the client prices its bound at
+/// it: the proxy charges at no more than the receipt signs, and a worker that signs another
+/// coefficient than it was offered commits a metering violation.
+#[test]
+fn the_charge_is_priced_at_no_more_than_the_coefficient_the_receipt_signs() {
+    let c = |v| Coefficient::new(v).unwrap();
+    // (offered, signed, charged at, violation)
+    let cases = [
+        (1500, None, 1500, false),
+        (1500, Some(1500), 1500, false),
+        (1500, Some(1000), 1000, true),
+        (1500, Some(4000), 1500, true),
+        (1500, Some(u32::MAX), 1500, true),
+    ];
+    for (offered, signed, charged, violation) in cases {
+        assert_eq!(
+            charge_coefficient(c(offered), signed),
+            (c(charged), violation),
+            "offered {offered}, signed {signed:?}"
+        );
+    }
+    // The machine hands the driver what the receipt signs.
+    let mut run = Run::on(100, attempt(1, true));
+    run.relay_first();
+    run.worker(WorkerEvent::Receipt(receipt_signing(30, 40)));
+    let actions = run.worker(WorkerEvent::Part {
+        answer: Bytes::from_static(b"end"),
+        final_info: Some(final_info(30, 40)),
+    });
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Charge {
+            signed_coefficient: Some(1000),
+            ..
+        }
+    )));
 }
 
 #[test]
