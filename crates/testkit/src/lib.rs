@@ -1,6 +1,7 @@
 //! Test and benchmark tools for cocoon-rs: a fake OpenAI-compatible inference upstream, an
-//! HTTP load generator and a worker that cheats on demand, usable in-process from Rust tests or
-//! as the binaries `cocoon-fake-upstream`, `cocoon-loadgen` and `cocoon-rogue-worker`.
+//! HTTP load generator, and a worker and a proxy that cheat on demand, usable in-process from
+//! Rust tests or as the binaries `cocoon-fake-upstream`, `cocoon-loadgen`, `cocoon-rogue-worker`
+//! and `cocoon-rogue-proxy`.
 //!
 //! # Why these exist
 //!
@@ -16,6 +17,11 @@
 //! [`relay::RecordingRelay`] terminates RA-TLS between a node and a proxy (with simulated
 //! evidence, so only local-mode peers accept it) and records each hop's plaintext frames: what
 //! a node sends, and what a proxy gets to see.
+//!
+//! [`tamper::Tamper`] (the `cocoon-rogue-proxy` binary) puts a real proxy behind two such
+//! relays that rewrite what it sends to clients and workers as a dishonest proxy would: charges
+//! above the coefficient paid, coefficients below the worker's, one request id for several
+//! requests.
 //!
 //! [`rogue::RogueWorker`] is a worker for attack tests: it connects to a real proxy over the real
 //! transport and answers like an honest worker, except where told to over-report usage, ignore
@@ -54,9 +60,10 @@ pub mod loadgen;
 pub mod rawclient;
 pub mod relay;
 pub mod rogue;
+pub mod tamper;
 pub mod upstream;
 
 pub use error::TestkitError;
 pub use loadgen::{LoadConfig, LoadReport, LoadTarget, StopCondition};
-pub use relay::{Recording, RecordingRelay};
+pub use relay::{FrameHook, Recording, RecordingRelay, Relay, Towards};
 pub use upstream::{FakeUpstream, UpstreamConfig};

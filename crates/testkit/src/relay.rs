@@ -1,21 +1,24 @@
-//! A recording relay for tests: it sits between a node and a proxy, terminates RA-TLS on both
-//! sides with a SIMULATED identity of its own, and records every application byte in each
-//! direction, decoded into frames.
+//! Relays for tests: one sits between a node and a proxy, terminates RA-TLS on both sides with a
+//! SIMULATED identity of its own, and hands every frame crossing it, in each direction, to a
+//! [`FrameHook`] that answers the frame to forward.
 //!
-//! It exists to look at what crosses a hop in the clear: which messages a node sends in what
-//! order (to compare with the reference's transcripts), and what a proxy would see of prompts
-//! and answers. Only peers that accept simulated evidence talk through it; under a production
-//! policy both sides refuse it, which is the point of attestation.
+//! [`RecordingRelay`] records the frames: it exists to look at what crosses a hop in the clear,
+//! which messages a node sends in what order (to compare with the reference's transcripts), and
+//! what a proxy would see of prompts and answers. `crate::tamper` rewrites them, to stand in
+//! for a proxy whose software misbehaves. Only peers that accept simulated evidence talk
+//! through a relay; under a production policy both sides refuse it, which is the point of
+//! attestation.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use cocoon_attest::Policy;
 use cocoon_attest::ratls::ClaimsFormat;
 use cocoon_net::TlsEndpoint;
 use cocoon_node::AttestationConfig;
-use cocoon_protocol::FrameDecoder;
+use cocoon_protocol::{FrameDecoder, FrameEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -42,37 +45,52 @@ impl Recording {
     }
 }
 
+/// Which way a frame crosses a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Towards {
+    /// From the node (client or worker) to the proxy.
+    Proxy,
+    /// From the proxy to the node.
+    Node,
+}
+
+/// What a relay does with each frame it passes.
+pub trait FrameHook: Send + Sync + 'static {
+    /// Answers the frame body to forward in place of `body`, which goes `towards`.
+    fn frame(&self, towards: Towards, body: Bytes) -> Bytes;
+}
+
 /// A running relay; it accepts any number of connections until dropped.
 #[derive(Debug)]
-pub struct RecordingRelay {
+pub struct Relay {
     addr: String,
-    recording: Arc<Mutex<Recording>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for RecordingRelay {
+impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl RecordingRelay {
-    /// Starts a relay on a free loopback port forwarding to `target` (a proxy port).
-    pub async fn start(target: String) -> Result<Self, TestkitError> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| TestkitError::Bind {
-                    addr: ([127, 0, 0, 1], 0).into(),
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| TestkitError::Bind {
-                addr: ([127, 0, 0, 1], 0).into(),
-                source,
-            })?
-            .to_string();
+impl Relay {
+    /// Starts a relay on `listen` (port 0: a free one) forwarding to `target` (a proxy port),
+    /// every frame passed through `hook`.
+    ///
+    /// # Errors
+    /// [`TestkitError::Bind`] when `listen` cannot be bound; [`TestkitError::Relay`] when the
+    /// simulated identity cannot be made.
+    pub async fn start(
+        listen: SocketAddr,
+        target: String,
+        hook: Arc<dyn FrameHook>,
+    ) -> Result<Self, TestkitError> {
+        let bind = |source| TestkitError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?.to_string();
         let config = AttestationConfig::local_simulated();
         let identity = config
             .identity(ClaimsFormat::Reference)
@@ -85,38 +103,75 @@ impl RecordingRelay {
         let outward = config
             .endpoint(identity)
             .map_err(|e| TestkitError::Relay(e.to_string()))?;
-        let recording = Arc::new(Mutex::new(Recording::default()));
-        let shared = recording.clone();
         let task = tokio::spawn(async move {
             while let Ok((node, _)) = listener.accept().await {
-                let (inward, outward, target, shared) = (
+                let (inward, outward, target, hook) = (
                     inward.clone(),
                     outward.clone(),
                     target.clone(),
-                    shared.clone(),
+                    hook.clone(),
                 );
                 tokio::spawn(async move {
-                    if let Err(e) = relay_one(node, &inward, &outward, &target, shared).await {
+                    if let Err(e) = relay_one(node, &inward, &outward, &target, hook).await {
                         tracing::debug!("relay connection ended: {e}");
                     }
                 });
             }
         });
-        Ok(Self {
-            addr,
-            recording,
-            task,
-        })
+        Ok(Self { addr, task })
     }
 
     /// Where nodes connect instead of the proxy.
     pub fn addr(&self) -> &str {
         &self.addr
     }
+}
+
+/// A relay that records every frame and changes none.
+#[derive(Debug)]
+pub struct RecordingRelay {
+    relay: Relay,
+    recording: Arc<Recorder>,
+}
+
+/// The recording, as a hook.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Recording>);
+
+impl FrameHook for Recorder {
+    fn frame(&self, towards: Towards, body: Bytes) -> Bytes {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match towards {
+            Towards::Proxy => r.to_proxy.push(body.to_vec()),
+            Towards::Node => r.from_proxy.push(body.to_vec()),
+        }
+        body
+    }
+}
+
+impl RecordingRelay {
+    /// Starts a relay on a free loopback port forwarding to `target` (a proxy port).
+    ///
+    /// # Errors
+    /// As [`Relay::start`].
+    pub async fn start(target: String) -> Result<Self, TestkitError> {
+        let recording = Arc::new(Recorder::default());
+        let relay = Relay::start(([127, 0, 0, 1], 0).into(), target, recording.clone()).await?;
+        Ok(Self { relay, recording })
+    }
+
+    /// Where nodes connect instead of the proxy.
+    pub fn addr(&self) -> &str {
+        self.relay.addr()
+    }
 
     /// What crossed so far.
     pub fn recording(&self) -> Recording {
         self.recording
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -139,7 +194,7 @@ async fn relay_one(
     inward: &TlsEndpoint,
     outward: &TlsEndpoint,
     target: &str,
-    recording: Arc<Mutex<Recording>>,
+    hook: Arc<dyn FrameHook>,
 ) -> Result<(), RelayEnd> {
     let _ = node.set_nodelay(true);
     cocoon_net::pow::challenge(&mut node, 0, Duration::from_secs(10)).await?;
@@ -152,39 +207,44 @@ async fn relay_one(
     let (proxy_tls, _) = outward.dial(proxy).await?;
     let (node_rd, node_wr) = tokio::io::split(node_tls);
     let (proxy_rd, proxy_wr) = tokio::io::split(proxy_tls);
-    let up = pump(node_rd, proxy_wr, recording.clone(), true);
-    let down = pump(proxy_rd, node_wr, recording, false);
+    let up = pump(node_rd, proxy_wr, hook.clone(), Towards::Proxy);
+    let down = pump(proxy_rd, node_wr, hook, Towards::Node);
     let _ = tokio::join!(up, down);
     Ok(())
 }
 
-async fn pump<R, W>(mut rd: R, mut wr: W, recording: Arc<Mutex<Recording>>, to_proxy: bool)
+/// Moves frames from `rd` to `wr`, each through `hook`; stops at the end of either side or at
+/// bytes that are not frames.
+async fn pump<R, W>(mut rd: R, mut wr: W, hook: Arc<dyn FrameHook>, towards: Towards)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut decoder = FrameDecoder::default();
+    let mut encoder = FrameEncoder::new();
     let mut pending = BytesMut::new();
+    let mut out = BytesMut::new();
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    'read: loop {
         let n = match rd.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if wr.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
         pending.extend_from_slice(&buf[..n]);
-        while let Ok(Some(frame)) = decoder.decode(&mut pending) {
-            let mut r = recording
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let side = if to_proxy {
-                &mut r.to_proxy
-            } else {
-                &mut r.from_proxy
-            };
-            side.push(frame.body.to_vec());
+        loop {
+            match decoder.decode(&mut pending) {
+                Ok(Some(frame)) => {
+                    let body = hook.frame(towards, frame.body);
+                    if encoder.encode(&body, &mut out).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => break 'read,
+            }
+        }
+        if !out.is_empty() && wr.write_all(&out.split()).await.is_err() {
+            break;
         }
     }
     let _ = wr.shutdown().await;

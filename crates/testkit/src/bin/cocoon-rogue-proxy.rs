@@ -1,0 +1,104 @@
+//! `cocoon-rogue-proxy`: a proxy for attack tests that cheats only as told: a real proxy behind
+//! relays that rewrite what it sends (see `cocoon_testkit::tamper`). Clients and workers connect
+//! to it as to a proxy, with simulated evidence. Prints one line `listening clients=ADDR
+//! workers=ADDR` on stdout once ready, then one JSON line per message rewritten; logs go to
+//! stderr.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use cocoon_testkit::Relay;
+use cocoon_testkit::tamper::{Tamper, TamperConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cocoon-rogue-proxy",
+    about = "A proxy that cheats as told (attack tests only)"
+)]
+struct Args {
+    /// Where clients connect.
+    #[arg(long)]
+    client_listen: SocketAddr,
+    /// Where workers connect.
+    #[arg(long)]
+    worker_listen: SocketAddr,
+    /// The real proxy's client port.
+    #[arg(long)]
+    proxy_clients: String,
+    /// The real proxy's worker port.
+    #[arg(long)]
+    proxy_workers: String,
+    /// Multiply every charge and cost report sent to clients by this factor.
+    #[arg(long)]
+    charge_factor: Option<u32>,
+    /// Offer every request to workers at this coefficient (1000 = 1.0×).
+    #[arg(long, allow_negative_numbers = true)]
+    offer_coefficient: Option<i64>,
+    /// Send every request to workers under the first request's id.
+    #[arg(long)]
+    reuse_request_ids: bool,
+}
+
+async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
+    let (tamper, mut rewrites) = Tamper::new(TamperConfig {
+        charge_factor: args.charge_factor,
+        offer_coefficient: args.offer_coefficient,
+        reuse_request_ids: args.reuse_request_ids,
+    });
+    let tamper = Arc::new(tamper);
+    let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;
+    let workers = Relay::start(args.worker_listen, args.proxy_workers, tamper).await?;
+    print_line(&format!(
+        "listening clients={} workers={}",
+        clients.addr(),
+        workers.addr()
+    ));
+    let printer = tokio::spawn(async move {
+        while let Some(rewrite) = rewrites.recv().await {
+            match serde_json::to_string(&rewrite) {
+                Ok(line) => print_line(&line),
+                Err(e) => tracing::warn!("cannot print a rewrite: {e}"),
+            }
+        }
+    });
+    cocoon_node::shutdown_signal().await;
+    printer.abort();
+    Ok(())
+}
+
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cocoon-rogue-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cocoon-rogue-proxy: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

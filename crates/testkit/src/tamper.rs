@@ -1,0 +1,322 @@
+//! A proxy that cheats on demand, for attack tests: a real proxy behind two relays (one for
+//! clients, one for workers) that rewrite what the proxy sends, as the software of a dishonest
+//! proxy would send it. The clients and workers in front are real; so is the proxy's own
+//! bookkeeping behind, which the relays do not touch, so what is shown is what the nodes catch
+//! on their own, from what reaches them.
+//!
+//! The rewrites ([`TamperConfig`]):
+//! - `charge_factor`: every charge a client is told of (`proxy.clientRequestPayment`'s
+//!   `request_tokens`) and its cost report (`ext.queryCost`, coefficient and costs) are
+//!   multiplied: a proxy that pays its worker at one coefficient and charges the client at a
+//!   higher one.
+//! - `offer_coefficient`: every request sent to a worker offers this coefficient.
+//! - `reuse_request_ids`: every request sent to a worker carries the id of the first one (and
+//!   the worker's answers are mapped back), so that one payment could cover several requests.
+//!
+//! Each rewrite is reported to a channel as a [`Rewrite`], so that a test can tell an attack
+//! that was caught from one that never happened.
+
+use std::sync::{Mutex, PoisonError};
+
+use bytes::Bytes;
+use cocoon_protocol::Message;
+use cocoon_protocol::messages::tcp;
+use cocoon_protocol::tl::{self, Int256, TlConstructor};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::relay::{FrameHook, Towards};
+
+/// What to rewrite.
+#[derive(Debug, Clone, Default)]
+pub struct TamperConfig {
+    /// Multiply every charge and cost report sent to clients by this factor.
+    pub charge_factor: Option<u32>,
+    /// Offer every request to workers at this coefficient.
+    pub offer_coefficient: Option<i64>,
+    /// Send every request to workers under the first request's id.
+    pub reuse_request_ids: bool,
+}
+
+/// One message rewritten.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The message's TL name.
+    pub message: &'static str,
+    /// The request it concerns, in hex.
+    pub request_id: String,
+    /// What was changed, in words.
+    pub change: String,
+}
+
+/// The rewriting hook, shared by the clients' and the workers' relay.
+#[derive(Debug)]
+pub struct Tamper {
+    config: TamperConfig,
+    /// With `reuse_request_ids`: the first id sent to a worker, and the id of the latest
+    /// request sent under it (where the worker's answers go back).
+    ids: Mutex<Option<(Int256, Int256)>>,
+    rewrites: mpsc::UnboundedSender<Rewrite>,
+}
+
+impl Tamper {
+    /// A hook rewriting as `config` says; answers it and the stream of rewrites.
+    pub fn new(config: TamperConfig) -> (Self, mpsc::UnboundedReceiver<Rewrite>) {
+        let (rewrites, out) = mpsc::unbounded_channel();
+        let tamper = Self {
+            config,
+            ids: Mutex::new(None),
+            rewrites,
+        };
+        (tamper, out)
+    }
+
+    fn report(&self, message: &'static str, request_id: &Int256, change: String) {
+        let _ = self.rewrites.send(Rewrite {
+            message,
+            request_id: request_id.to_string(),
+            change,
+        });
+    }
+
+    /// The message to forward towards a node in place of `message`, if it is rewritten.
+    fn to_node(&self, message: Message) -> Option<Message> {
+        let c = &self.config;
+        match message {
+            Message::ProxyClientRequestPayment(mut p) if c.charge_factor.is_some() => {
+                let k = i64::from(c.charge_factor.unwrap_or(1));
+                let was = p.request_tokens;
+                p.request_tokens = was.saturating_mul(k);
+                let change = format!("request_tokens {was} -> {}", p.request_tokens);
+                self.report("proxy.clientRequestPayment", &p.request_id, change);
+                Some(Message::ProxyClientRequestPayment(p))
+            }
+            Message::ExtQueryCost(mut q) if c.charge_factor.is_some() => {
+                let k = c.charge_factor.unwrap_or(1);
+                let was = q.coefficient;
+                q.coefficient = was.saturating_mul(i32::try_from(k).unwrap_or(i32::MAX));
+                for cost in [
+                    &mut q.prompt_cost,
+                    &mut q.completion_cost,
+                    &mut q.total_cost,
+                ] {
+                    *cost = cost.saturating_mul(i64::from(k));
+                }
+                let change = format!("coefficient {was} -> {}", q.coefficient);
+                self.report("ext.queryCost", &q.request_id, change);
+                Some(Message::ExtQueryCost(q))
+            }
+            Message::ExtWorkerRunQuery(mut q) => {
+                let offered = self.offer(&mut q.coefficient, &q.request_id, "ext.workerRunQuery");
+                let reused = self.reuse(&mut q.request_id, "ext.workerRunQuery");
+                (offered || reused).then_some(Message::ExtWorkerRunQuery(q))
+            }
+            Message::ExtWorkerRunSealedQuery(mut q) => {
+                let name = "ext.workerRunSealedQuery";
+                let offered = self.offer(&mut q.coefficient, &q.request_id, name);
+                let reused = self.reuse(&mut q.request_id, name);
+                (offered || reused).then_some(Message::ExtWorkerRunSealedQuery(q))
+            }
+            Message::ProxyRunQueryEx(mut q) => {
+                let offered = self.offer(&mut q.coefficient, &q.request_id, "proxy.runQueryEx");
+                let reused = self.reuse(&mut q.request_id, "proxy.runQueryEx");
+                (offered || reused).then_some(Message::ProxyRunQueryEx(q))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets an offered coefficient; answers whether it did.
+    fn offer(&self, coefficient: &mut i64, request_id: &Int256, message: &'static str) -> bool {
+        let Some(offer) = self.config.offer_coefficient else {
+            return false;
+        };
+        let change = format!("coefficient {coefficient} -> {offer}");
+        *coefficient = offer;
+        self.report(message, request_id, change);
+        true
+    }
+
+    /// Puts a request sent to a worker under the first request's id; answers whether it did.
+    fn reuse(&self, request_id: &mut Int256, message: &'static str) -> bool {
+        if !self.config.reuse_request_ids {
+            return false;
+        }
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = match *ids {
+            None => {
+                *ids = Some((*request_id, *request_id));
+                return false;
+            }
+            Some((first, _)) => first,
+        };
+        *ids = Some((first, *request_id));
+        drop(ids);
+        self.report(message, request_id, format!("request_id -> {first}"));
+        *request_id = first;
+        true
+    }
+
+    /// With `reuse_request_ids`: `(from, to)` to replace in a frame going `towards`: the
+    /// latest request's id by the first one towards the worker (its cancels, its payments),
+    /// the first by the latest towards the proxy (the worker's answers).
+    fn id_swap(&self, towards: Towards) -> Option<(Int256, Int256)> {
+        let (first, latest) = (*self.ids.lock().unwrap_or_else(PoisonError::into_inner))?;
+        if first == latest {
+            return None;
+        }
+        Some(match towards {
+            Towards::Node => (latest, first),
+            Towards::Proxy => (first, latest),
+        })
+    }
+}
+
+/// `bytes` with every occurrence of `from` replaced by `to`.
+fn replace_all(bytes: &[u8], from: &[u8; 32], to: &[u8; 32]) -> Option<Vec<u8>> {
+    let mut out = bytes.to_vec();
+    let mut found = false;
+    let mut i = 0;
+    while i + 32 <= out.len() {
+        if &out[i..i + 32] == from {
+            out[i..i + 32].copy_from_slice(to);
+            found = true;
+            i += 32;
+        } else {
+            i += 1;
+        }
+    }
+    found.then_some(out)
+}
+
+impl FrameHook for Tamper {
+    fn frame(&self, towards: Towards, body: Bytes) -> Bytes {
+        let Ok(tcp::AnyPacket::Packet(packet)) = tl::from_bytes::<tcp::AnyPacket>(body.clone())
+        else {
+            return body;
+        };
+        let mut data = packet.data;
+        if towards == Towards::Node
+            && let Ok(message) = tl::from_bytes::<Message>(data.clone())
+            && let Some(rewritten) = self.to_node(message)
+        {
+            data = Bytes::from(tl::to_bytes(&rewritten));
+        }
+        if let Some((from, to)) = self.id_swap(towards)
+            && let Some(swapped) = replace_all(&data, &from.0, &to.0)
+        {
+            data = Bytes::from(swapped);
+        }
+        Bytes::from(tcp::Packet { data }.to_boxed_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use cocoon_protocol::messages::{ext, proxy};
+
+    use super::*;
+
+    fn packet(message: &Message) -> Bytes {
+        Bytes::from(
+            tcp::Packet {
+                data: Bytes::from(tl::to_bytes(message)),
+            }
+            .to_boxed_bytes(),
+        )
+    }
+
+    fn unpacked(body: Bytes) -> Message {
+        let tcp::AnyPacket::Packet(p) = tl::from_bytes::<tcp::AnyPacket>(body).unwrap() else {
+            panic!("not a packet");
+        };
+        tl::from_bytes::<Message>(p.data).unwrap()
+    }
+
+    fn run(id: u8, coefficient: i64) -> Message {
+        Message::ExtWorkerRunQuery(ext::WorkerRunQuery {
+            query: Bytes::from_static(b"q"),
+            coefficient,
+            timeout: 10.0,
+            request_id: Int256([id; 32]),
+            client_request_id: Int256([id ^ 0xFF; 32]),
+            token_limit: 16,
+            flags: 0,
+            enable_debug: None,
+        })
+    }
+
+    #[test]
+    fn charges_and_costs_are_multiplied_towards_clients_only() {
+        let (t, mut rewrites) = Tamper::new(TamperConfig {
+            charge_factor: Some(3),
+            ..TamperConfig::default()
+        });
+        let cost = Message::ExtQueryCost(ext::QueryCost {
+            request_id: Int256([1; 32]),
+            coefficient: 1000,
+            prompt_cost: 10,
+            completion_cost: 20,
+            total_cost: 30,
+        });
+        let Message::ExtQueryCost(q) = unpacked(t.frame(Towards::Node, packet(&cost))) else {
+            panic!("not a cost");
+        };
+        assert_eq!((q.coefficient, q.total_cost), (3000, 90));
+        assert_eq!(rewrites.try_recv().unwrap().message, "ext.queryCost");
+        // Going the other way, or not a packet: untouched.
+        let body = packet(&cost);
+        assert_eq!(t.frame(Towards::Proxy, body.clone()), body);
+        let ping = Bytes::from(tcp::Ping { id: 7 }.to_boxed_bytes());
+        assert_eq!(t.frame(Towards::Node, ping.clone()), ping);
+        assert!(rewrites.try_recv().is_err());
+        let payment = Message::ProxyClientRequestPayment(proxy::ClientRequestPayment {
+            request_id: Int256([1; 32]),
+            signed_payment: proxy::AnySignedPayment::SignedPaymentEmpty(
+                proxy::SignedPaymentEmpty {},
+            ),
+            db_tokens: 100,
+            max_tokens: 1000,
+            request_tokens: 40,
+        });
+        let Message::ProxyClientRequestPayment(p) =
+            unpacked(t.frame(Towards::Node, packet(&payment)))
+        else {
+            panic!("not a payment");
+        };
+        assert_eq!(p.request_tokens, 120);
+    }
+
+    #[test]
+    fn a_worker_is_offered_the_coefficient_set() {
+        let (t, _) = Tamper::new(TamperConfig {
+            offer_coefficient: Some(1),
+            ..TamperConfig::default()
+        });
+        let Message::ExtWorkerRunQuery(q) = unpacked(t.frame(Towards::Node, packet(&run(1, 1500))))
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(q.coefficient, 1);
+    }
+
+    #[test]
+    fn every_request_goes_under_the_first_id_and_answers_come_back_under_their_own() {
+        let (t, _) = Tamper::new(TamperConfig {
+            reuse_request_ids: true,
+            ..TamperConfig::default()
+        });
+        let first = unpacked(t.frame(Towards::Node, packet(&run(1, 1000))));
+        assert!(matches!(first, Message::ExtWorkerRunQuery(q) if q.request_id == Int256([1; 32])));
+        let second = unpacked(t.frame(Towards::Node, packet(&run(2, 1000))));
+        assert!(matches!(second, Message::ExtWorkerRunQuery(q) if q.request_id == Int256([1; 32])));
+        // The worker's answer under the first id goes back to the proxy under the second.
+        let receipt = Message::ExtQueryReceipt(ext::QueryReceipt {
+            request_id: Int256([1; 32]),
+            receipt: Bytes::from_static(b"r"),
+        });
+        let back = unpacked(t.frame(Towards::Proxy, packet(&receipt)));
+        assert!(matches!(back, Message::ExtQueryReceipt(r) if r.request_id == Int256([2; 32])));
+    }
+}

@@ -1,0 +1,174 @@
+"""Attacks by a proxy whose software cheats, run against the real client and worker binaries.
+
+`cocoon-rogue-proxy` is a real proxy behind relays that rewrite what it sends, as a dishonest
+proxy's software would (simulated evidence, so only local-mode nodes accept it). The proxy's own
+books behind it are honest; what is shown is what the client and the worker catch on their own
+from what reaches them.
+
+- A proxy pays its worker at the worker's coefficient (1.0×) and charges the client twice that,
+  reporting 2.0× (within the request's `max_coefficient` of 4.0×). The worker's receipt signs
+  the coefficient it was paid at: the client bounds the charge at that, finds the overcharge,
+  and sends the proxy nothing more.
+- A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
+  and never runs it; the client is charged nothing.
+- A proxy sends a second request under the first one's id, so that one payment could cover
+  both: the worker refuses it (409).
+"""
+
+import json
+import os
+import re
+import select
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN_DIR, MODEL, Network, free_port, wait_for
+
+
+class RogueProxyNetwork(Network):
+    """A network whose nodes reach the real proxy through `cocoon-rogue-proxy ROGUE_ARGS`, on
+    the ports they would use for the proxy itself; its rewrites are in `rewrites()`."""
+
+    def __init__(self, tmp, rogue_args=(), **kwargs):
+        super().__init__(tmp, **kwargs)
+        self.rogue_args = list(rogue_args)
+        self.front = {"clients": self.ports["proxy_clients"], "workers": self.ports["proxy_workers"]}
+        # The real proxy listens behind the front.
+        self.ports["proxy_clients"] = free_port()
+        self.ports["proxy_workers"] = free_port()
+        self.rewrite_lines = []
+        self.partial = b""
+
+    def start_proxy(self):
+        super().start_proxy()
+        rogue = self._spawn(
+            "rogue-proxy",
+            [
+                str(BIN_DIR / "cocoon-rogue-proxy"),
+                "--client-listen", f"127.0.0.1:{self.front['clients']}",
+                "--worker-listen", f"127.0.0.1:{self.front['workers']}",
+                "--proxy-clients", f"127.0.0.1:{self.ports['proxy_clients']}",
+                "--proxy-workers", f"127.0.0.1:{self.ports['proxy_workers']}",
+            ]
+            + self.rogue_args,
+        )
+        line = rogue.stdout.readline().decode()
+        assert line.startswith("listening"), f"cocoon-rogue-proxy did not start: {line!r}\n{self.log('rogue-proxy')}"
+        # The worker and the client dial the front.
+        self.ports["proxy_clients"], self.front["clients"] = self.front["clients"], self.ports["proxy_clients"]
+        self.ports["proxy_workers"], self.front["workers"] = self.front["workers"], self.ports["proxy_workers"]
+
+    def rewrites(self):
+        """The rewrites so far (JSON lines on the front's stdout, read without blocking)."""
+        out = self.procs["rogue-proxy"].stdout
+        while select.select([out], [], [], 0)[0]:
+            chunk = os.read(out.fileno(), 65536)
+            if not chunk:
+                break
+            *lines, self.partial = (self.partial + chunk).split(b"\n")
+            self.rewrite_lines.extend(json.loads(line) for line in lines if line.strip())
+        return self.rewrite_lines
+
+
+@pytest.fixture
+def rogue_proxy_network(tmp_path):
+    nets = []
+
+    def make(rogue_args, **kwargs):
+        net = RogueProxyNetwork(tmp_path, rogue_args=rogue_args, **kwargs).start()
+        nets.append(net)
+        return net
+
+    yield make
+    for n in nets:
+        n.stop()
+
+
+def chat(net, i):
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 16}
+    ).encode()
+    req = urllib.request.Request(
+        f"{net.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def rewritten(net, message):
+    return [r for r in net.rewrites() if r["message"] == message]
+
+
+def runs_rewritten(net):
+    """Rewrites of the requests sent to the worker (sealed or in clear)."""
+    return [r for r in net.rewrites() if r["message"].startswith("ext.workerRun")]
+
+
+def test_a_proxy_charging_above_the_coefficient_it_paid_the_worker_is_caught(rogue_proxy_network):
+    net = rogue_proxy_network(["--charge-factor", "2"])
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    receipt = answer["cocoon_receipt"]
+    assert receipt["verified"], receipt
+    wait_for(
+        "the client to judge the charge",
+        lambda: net.client_stats()["settlement"]["audit"]["audited"] >= 1,
+        logs=lambda: net.log("client") + net.log("rogue-proxy"),
+    )
+    # The attack happened: the cost report said 2.0x, the charge was twice the real one.
+    assert [r["change"] for r in rewritten(net, "ext.queryCost")] == ["coefficient 1000 -> 2000"]
+    assert rewritten(net, "proxy.clientRequestPayment"), net.rewrites()
+    audit = wait_for(
+        "the client to find the overcharge",
+        lambda: (a := net.client_stats()["settlement"]["audit"])["discrepancies"] >= 1 and a,
+        logs=lambda: net.log("client"),
+    )
+    # Charged twice the usage at 1.0x: the excess is that usage (1.0 per prompt token, 4.0 per
+    # completion token).
+    usage = answer["usage"]
+    assert audit["discrepancy_tokens"] == usage["prompt_tokens"] + 4 * usage["completion_tokens"], (audit, usage)
+    # From then on the proxy gets nothing more from this client.
+    status, body = chat(net, 1)
+    assert status == 502 and body["error"]["code"] == "proxy_overcharged", body
+
+
+def test_an_honest_proxy_behind_the_same_relays_passes_the_audit(rogue_proxy_network):
+    """The relays alone change nothing: without a rewrite the charges pass."""
+    net = rogue_proxy_network([])
+    for i in range(3):
+        status, answer = chat(net, i)
+        assert status == 200, answer
+    audit = wait_for(
+        "the client to judge three charges",
+        lambda: (a := net.client_stats()["settlement"]["audit"])["audited"] >= 3 and a,
+        logs=lambda: net.log("client"),
+    )
+    assert audit["discrepancies"] == 0, audit
+    assert net.rewrites() == []
+
+
+def test_a_worker_offered_a_coefficient_below_its_own_refuses(rogue_proxy_network):
+    net = rogue_proxy_network(["--offer-coefficient", "1"])
+    status, body = chat(net, 0)
+    assert status != 200, body
+    assert [r["change"] for r in runs_rewritten(net)][:1] == ["coefficient 1000 -> 1"]
+    assert re.search(r"offers coefficient 1, below this worker's 1000", net.log("worker") + json.dumps(body)), (
+        net.log("worker")
+    )
+    # Nothing was charged: the client's audit saw no charge above nothing.
+    assert net.client_stats()["settlement"]["audit"]["discrepancies"] == 0
+
+
+def test_a_second_request_under_the_first_ones_id_is_refused(rogue_proxy_network):
+    net = rogue_proxy_network(["--reuse-request-ids"])
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    status, body = chat(net, 1)
+    assert status != 200, body
+    assert runs_rewritten(net), net.rewrites()
+    assert "this request id is already in use" in net.log("worker") + json.dumps(body), net.log("worker")
