@@ -10,7 +10,8 @@ from what reaches them.
   the coefficient it was paid at: the client bounds the charge at that, finds the overcharge,
   and sends the proxy nothing more.
 - A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
-  and never runs it; the client is charged nothing.
+  and never runs it; the client is charged nothing. Above its own (so that the receipt would
+  sign the higher coefficient the client is charged at): refused too.
 - A proxy sends a second request under the first one's id, so that one payment could cover
   both: the worker refuses it (409).
 """
@@ -162,6 +163,19 @@ def test_a_worker_offered_a_coefficient_below_its_own_refuses(rogue_proxy_networ
     )
     # Nothing was charged: the client's audit saw no charge above nothing.
     assert net.client_stats()["settlement"]["audit"]["discrepancies"] == 0
+
+
+def test_a_worker_offered_twice_its_coefficient_refuses(rogue_proxy_network):
+    """The other half of the coefficient skim: the proxy offers the worker 2.0x (so that its
+    receipt signs 2.0x), charges the client 2.0x and pays the worker 1.0x. The worker takes no
+    coefficient but its own."""
+    net = rogue_proxy_network(["--offer-coefficient", "2000", "--charge-factor", "2"])
+    status, body = chat(net, 0)
+    assert status != 200, body
+    assert [r["change"] for r in runs_rewritten(net)][:1] == ["coefficient 1000 -> 2000"]
+    assert "offers coefficient 2000, above this worker's 1000" in net.log("worker") + json.dumps(body), (
+        net.log("worker")
+    )
 
 
 def test_a_second_request_under_the_first_ones_id_is_refused(rogue_proxy_network):

@@ -7,9 +7,10 @@
 //! it to one request: two requests with the same body (a retried prompt) get receipts that
 //! cannot be swapped.
 //!
-//! Since version 3 the receipt also signs the coefficient the worker was paid at: the proxy
-//! reports the coefficient to the client, and without the worker's word on it a proxy could
-//! charge the client at a higher coefficient than it paid the worker and keep the difference.
+//! Since version 3 the receipt also signs the coefficient the worker served at (the one the
+//! proxy offered, which a worker accepts only when it is its own): the proxy reports the
+//! coefficient to the client, and without the worker's word on it a proxy could charge the
+//! client at a higher coefficient than the worker's and keep the difference.
 //!
 //! # Encoding (version 3, all integers big-endian)
 //!
@@ -83,8 +84,8 @@ pub struct ReceiptClaims {
     pub worker_image_hash: [u8; 32],
     /// When the worker signed, unix seconds.
     pub issued_at: u64,
-    /// The coefficient the worker served the request at, as the proxy offered it to be paid
-    /// (1000 = 1.0×); `None` only in a version-2 receipt, which did not sign it.
+    /// The coefficient the worker served the request at, as the proxy offered it (1000 =
+    /// 1.0×); `None` only in a version-2 receipt, which did not sign it.
     pub coefficient: Option<u32>,
 }
 

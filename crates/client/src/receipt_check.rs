@@ -106,6 +106,7 @@ impl CheckedReceipt {
             "cached_tokens": c.cached_tokens,
             "completion_tokens": c.completion_tokens,
             "reasoning_tokens": c.reasoning_tokens,
+            "coefficient": c.coefficient,
             "worker_image_hash": hex::encode(c.worker_image_hash),
             "worker_key": hex::encode(v.worker.public_key),
             "attestation": v.worker.evidence_kind.as_token(),
@@ -149,6 +150,10 @@ impl fmt::Display for CheckedReceipt {
             "  tokens:            prompt {} (cached {}), completion {} (reasoning {})",
             c.prompt_tokens, c.cached_tokens, c.completion_tokens, c.reasoning_tokens
         )?;
+        match c.coefficient {
+            Some(k) => writeln!(f, "  coefficient:       {k} (1000 = 1.0x)")?,
+            None => writeln!(f, "  coefficient:       not signed (a version-2 receipt)")?,
+        }
         writeln!(
             f,
             "  request id:        {}",

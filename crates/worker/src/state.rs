@@ -105,13 +105,27 @@ const PAYMENT_RETAIN: std::time::Duration = std::time::Duration::from_secs(120);
 const COEFFICIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl WorkerState {
-    /// The lowest coefficient a proxy may offer now: the one in force, or any it replaced less
-    /// than [`COEFFICIENT_GRACE`] ago (a proxy may not have heard of the change yet).
-    pub(crate) fn coefficient_floor(&self, now: std::time::Instant) -> i32 {
+    /// Whether a proxy may offer `offered` now: the coefficient in force, or one it replaced
+    /// less than [`COEFFICIENT_GRACE`] ago (a proxy may not have heard of the change yet).
+    /// Nothing else: below, the worker would be paid less than it asks; above, the receipt
+    /// (which signs the coefficient offered) would let the proxy charge the client more than
+    /// it pays. Answers the coefficient in force when refused.
+    pub(crate) fn coefficient_accepted(
+        &self,
+        offered: i64,
+        now: std::time::Instant,
+    ) -> Result<(), i32> {
         let current = self.coefficient.load(Ordering::Acquire);
+        if offered == i64::from(current) {
+            return Ok(());
+        }
         let mut replaced = lock(&self.previous_coefficients);
         replaced.retain(|(_, at)| now.saturating_duration_since(*at) < COEFFICIENT_GRACE);
-        replaced.iter().map(|(c, _)| *c).fold(current, i32::min)
+        if replaced.iter().any(|(c, _)| i64::from(*c) == offered) {
+            Ok(())
+        } else {
+            Err(current)
+        }
     }
 
     /// Puts `value` in force, remembering the one it replaces for [`COEFFICIENT_GRACE`].
@@ -121,10 +135,9 @@ impl WorkerState {
             let now = std::time::Instant::now();
             let mut replaced = lock(&self.previous_coefficients);
             replaced.retain(|(_, at)| now.saturating_duration_since(*at) < COEFFICIENT_GRACE);
-            // Bounded however often it changes: only the lowest matters.
+            // Bounded however often it changes: the oldest half goes first.
             if replaced.len() >= 64 {
-                replaced.sort_by_key(|(c, _)| *c);
-                replaced.truncate(32);
+                replaced.drain(..32);
             }
             replaced.push((previous, now));
         }

@@ -120,6 +120,23 @@ async fn a_coefficient_below_the_workers_is_refused() {
     served(&mut proxy, 2).await;
 }
 
+/// Attack: a proxy offers twice the worker's coefficient, so that the worker's receipt (which
+/// signs the coefficient offered) lets it charge the client 2.0× while it pays the worker 1.0×.
+/// The worker takes no coefficient but its own: 409, the engine never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coefficient_above_the_workers_is_refused() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, _) = net_with_handle(&up).await;
+    proxy.send(run_query(1, 2000)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    let Message::ProxyQueryAnswerErrorEx(e) = last else {
+        panic!("served at twice its price: {last:?}");
+    };
+    assert_eq!(e.error_code, 409, "{}", e.error);
+    assert!(e.error.contains("above this worker's 1000"), "{}", e.error);
+    assert!(up.recorded_requests().is_empty(), "the engine was asked");
+}
+
 // Ways around the audit and the floor, and a refusal of an honest proxy.
 
 /// Attack: a version-3 proxy sends the request as the reference's `proxy.runQueryEx` (which an

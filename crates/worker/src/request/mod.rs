@@ -121,23 +121,39 @@ pub(crate) async fn serve(
             return;
         }
     };
-    // From one of our proxies (version 3, whatever message it uses): a request offered below
-    // this worker's price, or at a coefficient no price can be computed with, is not served.
-    // A reference proxy forwards the coefficient its own way (a worker announcing none gets 0)
-    // and is not audited.
-    let floor = state.coefficient_floor(Instant::now());
+    // From one of our proxies (version 3, whatever message it uses): a request offered at
+    // another coefficient than this worker's (below: it would be paid less than it asks;
+    // above: its receipt would let the proxy charge the client more than it pays), or at one no
+    // price can be computed with, is not served. A reference proxy forwards the coefficient its
+    // own way (a worker announcing none gets 0) and is not audited.
     let offered = cocoon_market::Coefficient::try_from(q.coefficient).ok();
-    if binding.payment_prices.is_some() && offered.is_none_or(|c| i64::from(c) < i64::from(floor)) {
-        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let refusal = refuse(
-            409,
-            format!(
-                "the proxy offers coefficient {}, below this worker's {floor}",
+    if binding.payment_prices.is_some() {
+        let refused = match (
+            offered,
+            state.coefficient_accepted(q.coefficient, Instant::now()),
+        ) {
+            (None, _) => Some(format!(
+                "the proxy offers coefficient {}, which no price can be computed with",
                 q.coefficient
-            ),
-        );
-        reply.fail(refusal, TokenUsage::default()).await;
-        return;
+            )),
+            (Some(_), Err(current)) => {
+                let side = if q.coefficient < i64::from(current) {
+                    "below"
+                } else {
+                    "above"
+                };
+                Some(format!(
+                    "the proxy offers coefficient {}, {side} this worker's {current}",
+                    q.coefficient
+                ))
+            }
+            (Some(_), Ok(())) => None,
+        };
+        if let Some(why) = refused {
+            state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            reply.fail(refuse(409, why), TokenUsage::default()).await;
+            return;
+        }
     }
     let request = match validate(&state, &served, &query, binding) {
         Ok((r, request_hash)) => {
