@@ -11,6 +11,9 @@ whose old payout vouchers are replayed on the emulated chain.
   client stops it and answers 502 `answer_too_large`.
 - A worker that signs fewer tokens in its receipt than it reports: the client shows the usage
   billed and marks the receipt as not covering it (`receipt_below_usage`).
+- A worker that signs a coefficient below the one it was offered in its receipt (so that the
+  client would take its honest proxy for an overcharger): charged and paid at what it signs, a
+  metering violation.
 - A worker that ignores the cancel sent when the HTTP caller goes away mid-stream: the request
   is charged once, for what the worker metered within the bound, and no reservation is left
   (beside it, the honest case: an acknowledged cancel is charged for the usage it carries).
@@ -250,6 +253,34 @@ def test_a_usage_above_what_the_receipt_signs_is_charged_at_what_it_signs(rogue)
     assert charged["uncached_prompt_tokens"] + charged["cached_tokens"] == 1, charged
     assert charged["visible_completion_tokens"] + charged["reasoning_tokens"] == 1, charged
     assert worker_stat(rogue_worker_view(net), "metering_violations") >= 1
+    assert_books_balance(net)
+
+
+def test_a_receipt_signing_a_coefficient_below_the_offer_is_charged_at_what_it_signs(rogue):
+    """The worker signs 0.5x in its receipt where the proxy offered its 1.0x, so that the
+    client, which prices its bound at the signed coefficient, would take its honest proxy's
+    charge at 1.0x for an overcharge and stop using it. The proxy charges the client, and pays
+    the worker, at the coefficient signed, reports that one, and counts a metering violation
+    against the worker; the client's audit passes."""
+    net = rogue("--receipt-coefficient", "500")
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "price my tokens"}],
+        "max_tokens": 16,
+    }
+    headers, answer = chat(net, body)
+    [seen] = wait_for("the rogue's request line", net.rogue_lines, logs=net.logs)
+    assert seen["receipt"] == "signed", seen
+    assert headers["X-Cocoon-Receipt-Verified"] == "true", answer.get("cocoon_receipt")
+    [charged] = [r for r in ledger_requests(net) if r["worker"] == ROGUE_OWNER]
+    assert charged["coefficient"] == 500, charged
+    assert worker_stat(rogue_worker_view(net), "metering_violations") >= 1
+    audit = wait_for(
+        "the client's audit of the charge",
+        lambda: (a := net.client_stats()["settlement"]["audit"])["audited"] >= 1 and a,
+        logs=net.logs,
+    )
+    assert audit["discrepancies"] == 0, audit
     assert_books_balance(net)
 
 

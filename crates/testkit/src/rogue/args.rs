@@ -58,6 +58,9 @@ pub struct RogueArgs {
     /// Sign these counts in the receipt, whatever usage is reported.
     #[arg(long, value_name = "PROMPT,COMPLETION", value_parser = parse_counts)]
     pub receipt_signs: Option<TokenCounts>,
+    /// Sign this coefficient in the receipt, whatever the proxy offered (1000 = 1.0×).
+    #[arg(long, value_name = "N")]
+    pub receipt_coefficient: Option<u32>,
     /// Announce a sealing key this worker cannot open envelopes with.
     #[arg(long)]
     pub announce_unusable_sealing_key: bool,
@@ -161,6 +164,7 @@ impl RogueArgs {
             no_final: self.no_final,
             replay_receipt: self.replay_receipt,
             receipt_signs: self.receipt_signs,
+            receipt_coefficient: self.receipt_coefficient,
             announce_unusable_sealing_key: self.announce_unusable_sealing_key,
             stats_listen: self.stats_listen,
             machine_description: self.machine_description.clone(),

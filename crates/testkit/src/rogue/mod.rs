@@ -93,6 +93,8 @@ pub struct RogueConfig {
     pub replay_receipt: bool,
     /// Counts signed in the receipt in place of the reported usage.
     pub receipt_signs: Option<TokenCounts>,
+    /// The coefficient signed in the receipt in place of the one offered.
+    pub receipt_coefficient: Option<u32>,
     /// Put a sealing key in the certificate's claims and announce it with
     /// `ext.workerAttestation`, without being able to open what is sealed to it.
     pub announce_unusable_sealing_key: bool,

@@ -495,7 +495,7 @@ impl RogueWorker {
                     client_request_id: reply.client_request_id.0,
                     request_hash: cocoon_attest::receipt::body_hash(request_body),
                     answer_hash: Sha256::digest(plan.body()).into(),
-                    coefficient: reply.coefficient,
+                    coefficient: self.config.receipt_coefficient.or(reply.coefficient),
                 };
                 let signed = sign_receipt(
                     self.tls.identity(),
