@@ -11,7 +11,7 @@ overcharge, says so in `/jsonstats`, submits no voucher and sends the proxy noth
 The other way round, an operator lowers the multiplier so that its workers are paid less than
 their usage gives (the client, charged less, has nothing to complain of): the worker holds each
 payment against its own account (its usage at the coefficient the proxy offered, at the
-network's prices) and reports the request paid less.
+network's prices), reports the request paid less and serves that proxy no more.
 """
 
 import json
@@ -104,3 +104,9 @@ def test_a_proxy_paying_its_worker_below_the_network_prices_is_found(make_networ
     # The client was charged less than its account allows: nothing to report there.
     wait_for("the client's audit", lambda: audit(net)["audited"] == 1, logs=logs)
     assert audit(net)["discrepancies"] == 0
+    # The worker serves that proxy no more.
+    status, refused = chat(net, 1)
+    assert status != 200, refused
+    assert "serves this proxy no more" in net.log("worker") + json.dumps(refused), net.log("worker")[-4000:]
+    [(proxy, why)] = net.worker_stats()["underpaying_proxies"].items()
+    assert proxy.endswith(str(net.ports["proxy_workers"])) and why.startswith("the proxy paid"), (proxy, why)

@@ -99,7 +99,7 @@ pub(crate) async fn serve(
     state: Arc<WorkerState>,
     conn: Connection,
     version: i32,
-    payment_prices: Option<cocoon_market::PricingParams>,
+    (payment_prices, proxy): (Option<cocoon_market::PricingParams>, Arc<str>),
     q: ext::WorkerRunSealedQuery,
 ) {
     let binding = crate::request::Binding {
@@ -108,6 +108,7 @@ pub(crate) async fn serve(
         envelope_sha256: Some(cocoon_attest::receipt::body_hash(&q.envelope)),
         audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
         payment_prices,
+        proxy: Some(proxy),
     };
     let opened = Envelope::open(
         &q.envelope,

@@ -425,6 +425,7 @@ fn handle_packet(
                     q,
                     Binding {
                         payment_prices: prices,
+                        proxy: Some(Arc::from(proxy)),
                         ..Binding::default()
                     },
                     None,
@@ -438,6 +439,7 @@ fn handle_packet(
                 envelope_sha256: None,
                 audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
                 payment_prices: prices,
+                proxy: Some(Arc::from(proxy)),
             };
             let q = proxy::RunQueryEx {
                 query: q.query,
@@ -474,6 +476,7 @@ fn handle_packet(
                     q,
                     Binding {
                         payment_prices: prices,
+                        proxy: Some(Arc::from(proxy)),
                         ..Binding::default()
                     },
                     None,
@@ -483,7 +486,13 @@ fn handle_packet(
         Message::ExtWorkerRunSealedQuery(q) => {
             spawn_counted(
                 load,
-                crate::sealed::serve(state.clone(), conn.clone(), version, prices, q),
+                crate::sealed::serve(
+                    state.clone(),
+                    conn.clone(),
+                    version,
+                    (prices, Arc::from(proxy)),
+                    q,
+                ),
             );
         }
         Message::ProxyWorkerRequestPayment(p) => {
@@ -498,7 +507,7 @@ fn handle_packet(
                     Instant::now(),
                 );
                 if let Err(found) = verdict {
-                    tracing::error!(%proxy, "{found}");
+                    state.note_underpaid(Some(proxy), &found);
                 }
             }
             crate::settle::offer(state, proxy, &p.signed_payment);

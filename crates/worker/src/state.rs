@@ -36,6 +36,9 @@ pub(crate) struct WorkerState {
     /// The coefficient before the last change, and when it changed: a proxy may still offer it
     /// for a short while.
     pub(crate) previous_coefficients: Mutex<Vec<(i32, std::time::Instant)>>,
+    /// Proxies (as dialled) that paid a request less than its usage, and what the audit found:
+    /// served no more until the worker restarts.
+    pub(crate) underpaying_proxies: Mutex<std::collections::BTreeMap<String, String>>,
     /// What each version-3 proxy paid for each request, held against this worker's own
     /// account of it (`cocoon_market::audit`).
     pub(crate) payments: Mutex<cocoon_market::audit::PaymentAudit>,
@@ -105,6 +108,26 @@ const PAYMENT_RETAIN: std::time::Duration = std::time::Duration::from_secs(120);
 const COEFFICIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl WorkerState {
+    /// Records that `proxy` paid a request less than its usage (`found`): logged, and the proxy
+    /// is served no more. `None`: a request whose proxy is not known, only logged.
+    pub(crate) fn note_underpaid(&self, proxy: Option<&str>, found: &impl std::fmt::Display) {
+        let found = found.to_string();
+        tracing::error!(
+            proxy = proxy.unwrap_or("?"),
+            "{found}: this proxy is served no more until the worker restarts"
+        );
+        if let Some(proxy) = proxy {
+            lock(&self.underpaying_proxies)
+                .entry(proxy.to_owned())
+                .or_insert(found);
+        }
+    }
+
+    /// What `proxy` underpaid, if it did.
+    pub(crate) fn underpaid_by(&self, proxy: &str) -> Option<String> {
+        lock(&self.underpaying_proxies).get(proxy).cloned()
+    }
+
     /// Whether a proxy may offer `offered` now: the coefficient in force, or one it replaced
     /// less than [`COEFFICIENT_GRACE`] ago (a proxy may not have heard of the change yet).
     /// Nothing else: below, the worker would be paid less than it asks; above, the receipt
@@ -169,6 +192,7 @@ impl WorkerState {
         Ok(Self {
             coefficient: AtomicI32::new(i32::from(price.current())),
             previous_coefficients: Mutex::new(Vec::new()),
+            underpaying_proxies: Mutex::new(std::collections::BTreeMap::new()),
             payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
                 cocoon_market::audit::Direction::AtLeast,
                 PAYMENT_RETAIN,
@@ -353,6 +377,9 @@ pub struct WorkerSnapshot {
     /// What version-3 proxies paid for each request, held against this worker's own account
     /// (its usage at the coefficient the proxy offered): a discrepancy is a request paid less.
     pub payment_audit: cocoon_market::audit::AuditCounts,
+    /// Proxies served no more because they paid a request less than its usage, each with what
+    /// the audit found.
+    pub underpaying_proxies: std::collections::BTreeMap<String, String>,
 }
 
 impl WorkerHandle {
@@ -475,6 +502,7 @@ impl WorkerHandle {
             uptime_secs: s.started.elapsed().as_secs_f64(),
             settlement: s.payouts.stats(),
             payment_audit: lock(&self.state.payments).counts().clone(),
+            underpaying_proxies: lock(&self.state.underpaying_proxies).clone(),
         }
     }
 }

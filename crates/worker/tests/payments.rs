@@ -97,10 +97,22 @@ async fn a_request_paid_less_than_its_usage_is_found() {
     proxy.send(payment(9, 5)).await;
     // A later payment for request 2 adds up: paid in full now, still counted once.
     proxy.send(payment(2, 1)).await;
-    let worth = served(&mut proxy, 3).await;
-    proxy.send(payment(3, worth)).await;
-    let counts = audit_reaches(&handle, 3).await;
-    assert_eq!(counts.discrepancies, 1, "{counts:?}");
+
+    // The proxy that paid less is served no more (the payments above, sent before, are
+    // handled before this request is).
+    proxy.send(run_query(3, 1000)).await;
+    let (_, last) = proxy.finish(Int256([3; 32])).await;
+    let Message::ProxyQueryAnswerErrorEx(e) = last else {
+        panic!("a proxy that underpaid was served again: {last:?}");
+    };
+    assert_eq!(e.error_code, 402, "{}", e.error);
+    assert!(e.error.contains("serves this proxy no more"), "{}", e.error);
+    let snapshot = handle.snapshot();
+    assert_eq!(snapshot.payment_audit.discrepancies, 1, "{snapshot:?}");
+    let [(_, why)] = snapshot.underpaying_proxies.iter().collect::<Vec<_>>()[..] else {
+        panic!("{:?}", snapshot.underpaying_proxies);
+    };
+    assert!(why.starts_with("the proxy paid"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,7 +43,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What a version 3 proxy says about a request beyond its body: the completion tokens its
 /// reservation covers, and the client's request id and sealed envelope that the receipt names.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Binding {
     /// Most completion tokens over all choices; `None` from version 2 proxies.
     pub(crate) token_limit: Option<i64>,
@@ -57,6 +57,9 @@ pub(crate) struct Binding {
     /// The prices this worker holds its pay for the request to (`cocoon_market::audit`):
     /// those of a version-3 proxy's contract, or the local ones; `None`: not audited.
     pub(crate) payment_prices: Option<cocoon_market::PricingParams>,
+    /// The proxy the request came from (its address as dialled): one that paid a request less
+    /// than its usage is served no more.
+    pub(crate) proxy: Option<Arc<str>>,
 }
 
 pub(crate) async fn serve(
@@ -94,6 +97,18 @@ pub(crate) async fn serve(
         reply
             .fail(refuse(503, "worker is disabled"), TokenUsage::default())
             .await;
+        return;
+    }
+    if let Some(why) = binding.proxy.as_deref().and_then(|p| state.underpaid_by(p)) {
+        state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let refusal = refuse(
+            402,
+            format!(
+                "this worker serves this proxy no more until it restarts: it paid a request less \
+                 than its usage ({why})"
+            ),
+        );
+        reply.fail(refusal, TokenUsage::default()).await;
         return;
     }
     let Some(_slot) = state.try_acquire() else {
@@ -155,7 +170,7 @@ pub(crate) async fn serve(
             return;
         }
     }
-    let request = match validate(&state, &served, &query, binding) {
+    let request = match validate(&state, &served, &query, binding.clone()) {
         Ok((r, request_hash)) => {
             if version >= cocoon_protocol::version::SEALED_VERSION
                 && let Some(client_request_id) = binding.client_request_id
@@ -215,7 +230,14 @@ pub(crate) async fn serve(
     let outcome = answer(&served, &mut reply, request, &cancel).await;
     lock(&state.in_flight).remove(&request_id);
     if let Some(prices) = binding.payment_prices {
-        expect_payment(&state, request_id, q.coefficient, prices, &outcome);
+        expect_payment(
+            &state,
+            binding.proxy.as_deref(),
+            request_id,
+            q.coefficient,
+            prices,
+            &outcome,
+        );
     }
     let c = &state.counters;
     match outcome {
@@ -250,6 +272,7 @@ pub(crate) async fn serve(
 /// coefficient the proxy offered, at `prices` (nothing for a request that failed).
 fn expect_payment(
     state: &WorkerState,
+    proxy: Option<&str>,
     request_id: Int256,
     coefficient: i64,
     prices: cocoon_market::PricingParams,
@@ -275,7 +298,7 @@ fn expect_payment(
         Instant::now(),
     );
     if let Err(found) = verdict {
-        tracing::error!("{found}");
+        state.note_underpaid(proxy, &found);
     }
 }
 
