@@ -9,6 +9,9 @@ from what reaches them.
   reporting 2.0× (within the request's `max_coefficient` of 4.0×). The worker's receipt signs
   the coefficient it was paid at: the client bounds the charge at that, finds the overcharge,
   and sends the proxy nothing more.
+- The same proxy withholds the worker's receipts, so that only its word on the coefficient is
+  left: a sealed request's worker signs every end that bills usage, so a charge without its
+  receipt is backed by nothing, and caught whole.
 - A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
   and never runs it; the client is charged nothing. Above its own (so that the receipt would
   sign the higher coefficient the client is charged at): refused too.
@@ -134,6 +137,27 @@ def test_a_proxy_charging_above_the_coefficient_it_paid_the_worker_is_caught(rog
     usage = answer["usage"]
     assert audit["discrepancy_tokens"] == usage["prompt_tokens"] + 4 * usage["completion_tokens"], (audit, usage)
     # From then on the proxy gets nothing more from this client.
+    status, body = chat(net, 1)
+    assert status == 502 and body["error"]["code"] == "proxy_overcharged", body
+
+
+def test_a_proxy_withholding_the_receipt_of_a_sealed_answer_is_caught(rogue_proxy_network):
+    net = rogue_proxy_network(["--charge-factor", "2", "--drop-receipts"])
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    assert answer["cocoon_receipt"]["verified"] is False, answer["cocoon_receipt"]
+    # The attack happened: the request went sealed, its receipt was withheld, the charge doubled.
+    assert rewritten(net, "ext.queryReceipt"), net.rewrites()
+    assert rewritten(net, "proxy.clientRequestPayment"), net.rewrites()
+    assert answer["cocoon_receipt"]["envelope_sha256"], "the request went in clear"
+    audit = wait_for(
+        "the client to find the unbacked charge",
+        lambda: (a := net.client_stats()["settlement"]["audit"])["discrepancies"] >= 1 and a,
+        logs=lambda: net.log("client") + net.log("rogue-proxy"),
+    )
+    # Nothing the worker signed backs any of it: the whole charge is the discrepancy.
+    usage = answer["usage"]
+    assert audit["discrepancy_tokens"] == 2 * (usage["prompt_tokens"] + 4 * usage["completion_tokens"]), (audit, usage)
     status, body = chat(net, 1)
     assert status == 502 and body["error"]["code"] == "proxy_overcharged", body
 

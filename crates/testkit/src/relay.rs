@@ -56,8 +56,9 @@ pub enum Towards {
 
 /// What a relay does with each frame it passes.
 pub trait FrameHook: Send + Sync + 'static {
-    /// Answers the frame body to forward in place of `body`, which goes `towards`.
-    fn frame(&self, towards: Towards, body: Bytes) -> Bytes;
+    /// Answers the frame body to forward in place of `body`, which goes `towards` (`None`:
+    /// the frame is dropped; the frames after it are numbered on).
+    fn frame(&self, towards: Towards, body: Bytes) -> Option<Bytes>;
 }
 
 /// A running relay; it accepts any number of connections until dropped.
@@ -139,7 +140,7 @@ pub struct RecordingRelay {
 struct Recorder(Mutex<Recording>);
 
 impl FrameHook for Recorder {
-    fn frame(&self, towards: Towards, body: Bytes) -> Bytes {
+    fn frame(&self, towards: Towards, body: Bytes) -> Option<Bytes> {
         let mut r = self
             .0
             .lock()
@@ -148,7 +149,7 @@ impl FrameHook for Recorder {
             Towards::Proxy => r.to_proxy.push(body.to_vec()),
             Towards::Node => r.from_proxy.push(body.to_vec()),
         }
-        body
+        Some(body)
     }
 }
 
@@ -234,7 +235,9 @@ where
         loop {
             match decoder.decode(&mut pending) {
                 Ok(Some(frame)) => {
-                    let body = hook.frame(towards, frame.body);
+                    let Some(body) = hook.frame(towards, frame.body) else {
+                        continue;
+                    };
                     if encoder.encode(&body, &mut out).is_err() {
                         break 'read;
                     }

@@ -12,6 +12,8 @@
 //! - `offer_coefficient`: every request sent to a worker offers this coefficient.
 //! - `reuse_request_ids`: every request sent to a worker carries the id of the first one (and
 //!   the worker's answers are mapped back), so that one payment could cover several requests.
+//! - `drop_receipts`: the workers' receipts (`ext.queryReceipt`) never reach the clients, so
+//!   that only the proxy's word on the coefficient is left.
 //!
 //! Each rewrite is reported to a channel as a [`Rewrite`], so that a test can tell an attack
 //! that was caught from one that never happened.
@@ -36,6 +38,8 @@ pub struct TamperConfig {
     pub offer_coefficient: Option<i64>,
     /// Send every request to workers under the first request's id.
     pub reuse_request_ids: bool,
+    /// Withhold the workers' receipts from the clients.
+    pub drop_receipts: bool,
 }
 
 /// One message rewritten.
@@ -190,24 +194,31 @@ fn replace_all(bytes: &[u8], from: &[u8; 32], to: &[u8; 32]) -> Option<Vec<u8>> 
 }
 
 impl FrameHook for Tamper {
-    fn frame(&self, towards: Towards, body: Bytes) -> Bytes {
+    fn frame(&self, towards: Towards, body: Bytes) -> Option<Bytes> {
         let Ok(tcp::AnyPacket::Packet(packet)) = tl::from_bytes::<tcp::AnyPacket>(body.clone())
         else {
-            return body;
+            return Some(body);
         };
         let mut data = packet.data;
         if towards == Towards::Node
             && let Ok(message) = tl::from_bytes::<Message>(data.clone())
-            && let Some(rewritten) = self.to_node(message)
         {
-            data = Bytes::from(tl::to_bytes(&rewritten));
+            if let Message::ExtQueryReceipt(r) = &message
+                && self.config.drop_receipts
+            {
+                self.report("ext.queryReceipt", &r.request_id, "withheld".into());
+                return None;
+            }
+            if let Some(rewritten) = self.to_node(message) {
+                data = Bytes::from(tl::to_bytes(&rewritten));
+            }
         }
         if let Some((from, to)) = self.id_swap(towards)
             && let Some(swapped) = replace_all(&data, &from.0, &to.0)
         {
             data = Bytes::from(swapped);
         }
-        Bytes::from(tcp::Packet { data }.to_boxed_bytes())
+        Some(Bytes::from(tcp::Packet { data }.to_boxed_bytes()))
     }
 }
 
@@ -227,8 +238,9 @@ mod tests {
         )
     }
 
-    fn unpacked(body: Bytes) -> Message {
-        let tcp::AnyPacket::Packet(p) = tl::from_bytes::<tcp::AnyPacket>(body).unwrap() else {
+    fn unpacked(body: Option<Bytes>) -> Message {
+        let tcp::AnyPacket::Packet(p) = tl::from_bytes::<tcp::AnyPacket>(body.unwrap()).unwrap()
+        else {
             panic!("not a packet");
         };
         tl::from_bytes::<Message>(p.data).unwrap()
@@ -267,9 +279,9 @@ mod tests {
         assert_eq!(rewrites.try_recv().unwrap().message, "ext.queryCost");
         // Going the other way, or not a packet: untouched.
         let body = packet(&cost);
-        assert_eq!(t.frame(Towards::Proxy, body.clone()), body);
+        assert_eq!(t.frame(Towards::Proxy, body.clone()), Some(body));
         let ping = Bytes::from(tcp::Ping { id: 7 }.to_boxed_bytes());
-        assert_eq!(t.frame(Towards::Node, ping.clone()), ping);
+        assert_eq!(t.frame(Towards::Node, ping.clone()), Some(ping));
         assert!(rewrites.try_recv().is_err());
         let payment = Message::ProxyClientRequestPayment(proxy::ClientRequestPayment {
             request_id: Int256([1; 32]),
@@ -318,5 +330,21 @@ mod tests {
         });
         let back = unpacked(t.frame(Towards::Proxy, packet(&receipt)));
         assert!(matches!(back, Message::ExtQueryReceipt(r) if r.request_id == Int256([2; 32])));
+    }
+
+    #[test]
+    fn receipts_are_withheld_from_clients() {
+        let (t, mut rewrites) = Tamper::new(TamperConfig {
+            drop_receipts: true,
+            ..TamperConfig::default()
+        });
+        let receipt = Message::ExtQueryReceipt(ext::QueryReceipt {
+            request_id: Int256([1; 32]),
+            receipt: Bytes::from_static(b"r"),
+        });
+        assert_eq!(t.frame(Towards::Node, packet(&receipt)), None);
+        assert_eq!(rewrites.try_recv().unwrap().change, "withheld");
+        // From a worker towards the proxy it passes.
+        assert!(t.frame(Towards::Proxy, packet(&receipt)).is_some());
     }
 }

@@ -198,7 +198,18 @@ async fn a_cancel_stops_the_engine_and_is_acknowledged_with_the_tokens_used() {
         used.total_tokens_used,
         used.prompt_tokens_used + used.completion_tokens_used
     );
-    assert!(receipt.is_none(), "a cancelled answer has no receipt");
+    // The acknowledged usage is signed, with the coefficient offered, like a complete answer's.
+    let receipt = cocoon_attest::Receipt::from_bytes(&receipt.expect("a receipt for the usage"))
+        .unwrap()
+        .claims;
+    assert_eq!(
+        (receipt.prompt_tokens, receipt.completion_tokens),
+        (
+            u64::try_from(used.prompt_tokens_used).unwrap(),
+            u64::try_from(used.completion_tokens_used).unwrap()
+        )
+    );
+    assert_eq!(receipt.coefficient, Some(1000));
 
     // The engine stopped: the upstream request was abandoned, not read to its end.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -427,7 +427,8 @@ impl AnswerMachine {
     /// stands in), never above the request's `max_coefficient` (nor, when neither told one, at
     /// more than that), at the network's prices. What the proxy says of the coefficient does
     /// not count where the worker signed one: a proxy that charges the client at a higher
-    /// coefficient than it paid the worker is caught.
+    /// coefficient than the worker's is caught. For a sealed request, whose worker signs every
+    /// end that bills usage, no receipt means nothing may be charged.
     fn usage_bound(&self) -> Bound {
         let Some(fi) = &self.final_info else {
             return self.reserved_bound();
@@ -438,6 +439,15 @@ impl AnswerMachine {
             .as_ref()
             .and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok())
             .map(|r| r.claims);
+        // A sealed request reached a version-3 worker, which signs every end that bills usage:
+        // a charge for one without its receipt (withheld, or replaced by bytes that do not
+        // read) is backed by nothing the worker said, and may be nothing.
+        if self.ask.sealed && signed.is_none() {
+            return Bound {
+                tokens: 0,
+                basis: Basis::Usage,
+            };
+        }
         let reported = self
             .cost
             .as_ref()

@@ -691,7 +691,13 @@ impl RequestMachine {
                 // bytes, is not charged for an unmetered answer.
                 self.charge(Outcome::Failure, None, Closing::Stopped(why))
             }
-            // Parts after the stop are not relayed; a receipt no longer matters.
+            // The worker's receipt for the usage it acknowledges: it bounds the charge, and
+            // goes to the client with the end.
+            Event::Worker(WorkerEvent::Receipt(r)) => {
+                self.receipt = Some(r);
+                keep(self)
+            }
+            // Parts after the stop are not relayed.
             _ => keep(self),
         }
     }
@@ -777,15 +783,17 @@ impl RequestMachine {
         if booked && !client_gone {
             actions.push(Action::Send(ToClient::Cost));
         }
+        // The worker's receipt goes with every end that bills usage, before it: the client
+        // prices its account of the charge at the coefficient the receipt signs.
+        if let Some(receipt) = self.receipt.take().filter(|_| !client_gone) {
+            actions.push(Action::Send(ToClient::Receipt(receipt)));
+        }
         let ending = match closing {
             Closing::Finished {
                 answer,
                 first,
                 worker_final,
             } => {
-                if let Some(receipt) = self.receipt.take() {
-                    actions.push(Action::Send(ToClient::Receipt(receipt)));
-                }
                 actions.push(Action::Send(ToClient::Final {
                     answer,
                     first,

@@ -40,6 +40,9 @@ struct Args {
     /// Send every request to workers under the first request's id.
     #[arg(long)]
     reuse_request_ids: bool,
+    /// Withhold the workers' receipts from the clients.
+    #[arg(long)]
+    drop_receipts: bool,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -47,6 +50,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         charge_factor: args.charge_factor,
         offer_coefficient: args.offer_coefficient,
         reuse_request_ids: args.reuse_request_ids,
+        drop_receipts: args.drop_receipts,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;

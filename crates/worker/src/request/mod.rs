@@ -583,8 +583,9 @@ impl Reply<'_> {
         final_info(self.version, usage, self.start, self.debug)
     }
 
-    /// Signs and sends the receipt for a completed answer, before its final part, so the
-    /// client holds it when the answer ends. A node without verifiable evidence sends none.
+    /// Signs and sends the receipt for an answer that ends with usage (complete, or ended by
+    /// an error or a cancel after some of it), before its last message, so the client holds it
+    /// when the answer ends. A node without verifiable evidence sends none.
     async fn send_receipt(&self, usage: TokenUsage, answer_hash: Sha256) {
         let Some(basis) = self.receipt else {
             return;
@@ -750,6 +751,12 @@ impl Reply<'_> {
     /// Ends the request with `proxy.queryAnswerErrorEx`, reporting the tokens used so far.
     async fn fail(&self, refusal: Refusal, usage: TokenUsage) {
         tracing::debug!(code = refusal.code, "request refused: {}", refusal.message);
+        // An end that bills usage (a cancel acknowledged, an engine failing part way) is
+        // signed like a complete answer, over the answer bytes sent so far: the client prices
+        // its charge at the coefficient the receipt signs, whatever way the request ended.
+        if usage != TokenUsage::default() {
+            self.send_receipt(usage, self.answer_hash.clone()).await;
+        }
         // The field at fault, where one is, travels with the message (OpenAI's `param`) to
         // proxies of version 3; older ones get the message alone, as the reference sends it.
         let text = cocoon_protocol::refusal::Refusal {

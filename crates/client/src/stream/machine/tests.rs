@@ -850,3 +850,72 @@ fn the_charge_bound_is_priced_at_the_coefficient_the_worker_signed() {
         assert_eq!(bounds, vec![expected], "{name}");
     }
 }
+
+/// The ends of a request that bill usage, each with or without the worker's receipt (1.0×)
+/// while the proxy reports 2.0×: the receipt prices the bound whatever way the request ended; a
+/// sealed request without one may be charged nothing (its worker signs every such end), a
+/// request in clear at the reported coefficient.
+#[test]
+fn a_charge_without_the_workers_receipt_is_bound_by_what_the_request_went_as() {
+    let error_with_usage = || {
+        proxy(ProxyEvent::Error {
+            code: 502,
+            message: "worker failed".into(),
+            final_info: Some(usage(3, 5)),
+        })
+    };
+    // (name, sealed, receipt relayed, the end, bound expected)
+    type Case<'a> = (&'a str, bool, bool, fn() -> Event, u64);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "clear, complete, receipt",
+            false,
+            true,
+            || proxy(last("b")),
+            23,
+        ),
+        (
+            "clear, complete, withheld",
+            false,
+            false,
+            || proxy(last("b")),
+            46,
+        ),
+        ("clear, error, receipt", false, true, error_with_usage, 23),
+        ("clear, error, withheld", false, false, error_with_usage, 46),
+        ("sealed, error, receipt", true, true, error_with_usage, 23),
+        (
+            "sealed, complete, withheld",
+            true,
+            false,
+            || proxy(last("b")),
+            0,
+        ),
+        ("sealed, error, withheld", true, false, error_with_usage, 0),
+    ];
+    for (name, sealed, relayed, end, expected) in cases {
+        let t0 = Instant::now();
+        let mut a = ask(t0, sealed);
+        a.binding.envelope_hash = sealed.then_some([0xE; 32]);
+        let mut m = AnswerMachine::new(a);
+        let mut events = vec![proxy(cost_at(2000)), proxy(answer("a", None))];
+        if relayed {
+            let envelope = sealed.then_some([0xE; 32]);
+            events.push(proxy(ProxyEvent::Receipt(Bytes::from(receipt_at(
+                [0xA; 32],
+                envelope,
+                Some(1000),
+            )))));
+        }
+        events.push(end());
+        let mut bounds = Vec::new();
+        for e in events {
+            for action in m.handle(e, t0) {
+                if let Action::ExpectCharge(b) = action {
+                    bounds.push(b.tokens);
+                }
+            }
+        }
+        assert_eq!(bounds, vec![expected], "{name}");
+    }
+}

@@ -380,6 +380,60 @@ fn every_relayed_token_is_paid_for_however_the_client_ends_it() {
     }
 }
 
+/// An end that bills usage without completing (a worker failing part way, a cancel it
+/// acknowledges) carries the worker's receipt to the client, before the error, as a complete
+/// answer does: the client prices its account of the charge at the coefficient it signs.
+#[test]
+fn the_receipt_goes_with_every_end_that_bills_usage() {
+    let error = |code| WorkerEvent::Error {
+        code,
+        message: "stopped".into(),
+        final_info: Some(final_info(30, 40)),
+    };
+    // (name, the client's end before the worker's, if any)
+    for (name, stop) in [
+        ("the worker fails part way", None),
+        ("the client cancels", Some(ClientEnd::Cancelled)),
+    ] {
+        let mut run = Run::new(100, true);
+        run.relay_first();
+        if let Some(end) = stop {
+            assert_eq!(run.at(2, Event::Client(end)), vec![Action::CancelWorker]);
+        }
+        assert!(
+            run.worker(WorkerEvent::Receipt(receipt_signing(30, 40)))
+                .is_empty(),
+            "{name}"
+        );
+        let actions = run.at(3, Event::Worker(error(ext::CANCELLED_ERROR_CODE)));
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Charge {
+                    signed_coefficient: Some(1000),
+                    ..
+                }
+            )),
+            "{name}: {actions:?}"
+        );
+        let actions = run.at(3, Event::Charged(true));
+        let sends: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(
+                sends[..],
+                [ToClient::Cost, ToClient::Receipt(_), ToClient::Error { .. }]
+            ),
+            "{name}: {sends:?}"
+        );
+    }
+}
+
 #[test]
 fn a_cancel_before_any_byte_is_free() {
     for end in [ClientEnd::Cancelled, ClientEnd::Gone] {
