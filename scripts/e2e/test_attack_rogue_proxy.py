@@ -12,6 +12,8 @@ from what reaches them.
 - The same proxy withholds the worker's receipts, so that only its word on the coefficient is
   left: a sealed request's worker signs every end that bills usage, so a charge without its
   receipt is backed by nothing, and caught whole.
+- A proxy names a contract the client cannot read, so that the client would have no prices to
+  hold its charges to: the client opens no session with it.
 - A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
   and never runs it; the client is charged nothing. Above its own (so that the receipt would
   sign the higher coefficient the client is charged at): refused too.
@@ -28,15 +30,18 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN_DIR, MODEL, Network, free_port, wait_for
+from chain import NEEDS_CHAIN
+from conftest import BIN_DIR, MODEL, Emulator, Network, free_port, wait_for
 
 
 class RogueProxyNetwork(Network):
     """A network whose nodes reach the real proxy through `cocoon-rogue-proxy ROGUE_ARGS`, on
     the ports they would use for the proxy itself; its rewrites are in `rewrites()`."""
 
-    def __init__(self, tmp, rogue_args=(), **kwargs):
+    def __init__(self, tmp, rogue_args=(), wait_model=True, **kwargs):
         super().__init__(tmp, **kwargs)
+        # False: the client is not expected to open a session (and offer the model).
+        self.wait_model = wait_model
         self.rogue_args = list(rogue_args)
         self.front = {"clients": self.ports["proxy_clients"], "workers": self.ports["proxy_workers"]}
         # The real proxy listens behind the front.
@@ -63,6 +68,15 @@ class RogueProxyNetwork(Network):
         # The worker and the client dial the front.
         self.ports["proxy_clients"], self.front["clients"] = self.front["clients"], self.ports["proxy_clients"]
         self.ports["proxy_workers"], self.front["workers"] = self.front["workers"], self.ports["proxy_workers"]
+
+    def wait_for_model(self, timeout=30.0):
+        if self.wait_model:
+            super().wait_for_model(timeout)
+
+    def wait_http(self, url, name, timeout=30.0):
+        # A client without a session is not healthy: the test watches its log instead.
+        if self.wait_model or name != "client":
+            super().wait_http(url, name, timeout)
 
     def rewrites(self):
         """The rewrites so far (JSON lines on the front's stdout, read without blocking)."""
@@ -210,3 +224,33 @@ def test_a_second_request_under_the_first_ones_id_is_refused(rogue_proxy_network
     assert status != 200, body
     assert runs_rewritten(net), net.rewrites()
     assert "this request id is already in use" in net.log("worker") + json.dumps(body), net.log("worker")
+
+
+@NEEDS_CHAIN
+def test_a_proxy_naming_a_contract_that_cannot_be_read_gets_no_session(rogue_proxy_network, tmp_path):
+    emu = Emulator(tmp_path, [])
+    try:
+        config = tmp_path / "client-on-chain.toml"
+        config.write_text(f'[registry]\nchain = "{emu.spec}"\n')
+        client_args = ["--config", str(config)]
+        # Honest, in local mode: the proxy names its placeholder, settles on no chain, and the
+        # client audits at its configured prices.
+        honest = rogue_proxy_network([], client_args=client_args)
+        status, answer = chat(honest, 0)
+        assert status == 200, answer
+        # Naming an address no contract lives at: no session, no request sent.
+        unreadable = "0:" + "01" * 32
+        net = rogue_proxy_network(["--proxy-contract", unreadable], client_args=client_args, wait_model=False)
+        wait_for(
+            "the client to refuse the session",
+            lambda: "cannot be read" in net.log("client"),
+            logs=lambda: net.log("client")[-4000:],
+        )
+        assert [r["change"] for r in rewritten(net, "client.connectedToProxy")][:1] == [
+            f"proxy_sc_address local-proxy-contract -> {unreadable}"
+        ], net.rewrites()
+        status, body = chat(net, 0)
+        assert status != 200, body
+        assert net.proxy_stats()["requests"] == 0, "a request reached the proxy"
+    finally:
+        emu.stop()

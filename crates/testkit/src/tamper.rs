@@ -14,6 +14,8 @@
 //!   the worker's answers are mapped back), so that one payment could cover several requests.
 //! - `drop_receipts`: the workers' receipts (`ext.queryReceipt`) never reach the clients, so
 //!   that only the proxy's word on the coefficient is left.
+//! - `proxy_contract`: the proxy names this contract to clients (`client.connectedToProxy`),
+//!   for example one that cannot be read, so that its prices, and the audit, would be off.
 //!
 //! Each rewrite is reported to a channel as a [`Rewrite`], so that a test can tell an attack
 //! that was caught from one that never happened.
@@ -40,6 +42,8 @@ pub struct TamperConfig {
     pub reuse_request_ids: bool,
     /// Withhold the workers' receipts from the clients.
     pub drop_receipts: bool,
+    /// Name this proxy contract to clients in place of the proxy's own.
+    pub proxy_contract: Option<String>,
 }
 
 /// One message rewritten.
@@ -193,11 +197,41 @@ fn replace_all(bytes: &[u8], from: &[u8; 32], to: &[u8; 32]) -> Option<Vec<u8>> 
     found.then_some(out)
 }
 
+impl Tamper {
+    /// A query's answer towards a node, rewritten when it is the proxy's handshake answer to a
+    /// client and `proxy_contract` is set.
+    fn answer_to_node(&self, answer: tcp::QueryAnswer) -> Option<Bytes> {
+        let contract = self.config.proxy_contract.as_ref()?;
+        let Ok(Message::ClientConnectedToProxy(mut connected)) =
+            tl::from_bytes::<Message>(answer.data)
+        else {
+            return None;
+        };
+        let was = std::mem::replace(&mut connected.params.proxy_sc_address, contract.clone());
+        let _ = self.rewrites.send(Rewrite {
+            message: "client.connectedToProxy",
+            request_id: String::new(),
+            change: format!("proxy_sc_address {was} -> {contract}"),
+        });
+        let data = Bytes::from(tl::to_bytes(&Message::ClientConnectedToProxy(connected)));
+        Some(Bytes::from(
+            tcp::QueryAnswer {
+                id: answer.id,
+                data,
+            }
+            .to_boxed_bytes(),
+        ))
+    }
+}
+
 impl FrameHook for Tamper {
     fn frame(&self, towards: Towards, body: Bytes) -> Option<Bytes> {
-        let Ok(tcp::AnyPacket::Packet(packet)) = tl::from_bytes::<tcp::AnyPacket>(body.clone())
-        else {
-            return Some(body);
+        let packet = match tl::from_bytes::<tcp::AnyPacket>(body.clone()) {
+            Ok(tcp::AnyPacket::Packet(packet)) => packet,
+            Ok(tcp::AnyPacket::QueryAnswer(answer)) if towards == Towards::Node => {
+                return Some(self.answer_to_node(answer).unwrap_or(body));
+            }
+            _ => return Some(body),
         };
         let mut data = packet.data;
         if towards == Towards::Node

@@ -43,6 +43,9 @@ struct Args {
     /// Withhold the workers' receipts from the clients.
     #[arg(long)]
     drop_receipts: bool,
+    /// Name this proxy contract to clients in place of the proxy's own.
+    #[arg(long, value_name = "ADDR")]
+    proxy_contract: Option<String>,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -51,6 +54,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         offer_coefficient: args.offer_coefficient,
         reuse_request_ids: args.reuse_request_ids,
         drop_receipts: args.drop_receipts,
+        proxy_contract: args.proxy_contract,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;
