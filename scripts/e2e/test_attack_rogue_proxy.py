@@ -14,6 +14,8 @@ from what reaches them.
   receipt is backed by nothing, and caught whole.
 - A proxy names a contract the client cannot read, so that the client would have no prices to
   hold its charges to: the client opens no session with it.
+- Or it rewrites the coefficient the receipts sign (it cannot sign them again): the client
+  verifies each receipt as it arrives, and one that does not verify backs nothing.
 - A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
   and never runs it; the client is charged nothing. Above its own (so that the receipt would
   sign the higher coefficient the client is charged at): refused too.
@@ -174,6 +176,24 @@ def test_a_proxy_withholding_the_receipt_of_a_sealed_answer_is_caught(rogue_prox
     assert audit["discrepancy_tokens"] == 2 * (usage["prompt_tokens"] + 4 * usage["completion_tokens"]), (audit, usage)
     status, body = chat(net, 1)
     assert status == 502 and body["error"]["code"] == "proxy_overcharged", body
+
+
+def test_a_proxy_raising_the_coefficient_its_receipts_sign_is_caught(rogue_proxy_network):
+    """The receipt is rewritten to sign 2.0x, its signature left as it was (the proxy holds no
+    worker's key): the client verifies receipts as they arrive, and one that does not verify
+    backs nothing."""
+    net = rogue_proxy_network(["--charge-factor", "2", "--forge-receipts"])
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    assert answer["cocoon_receipt"]["verified"] is False, answer["cocoon_receipt"]
+    assert [r["change"] for r in rewritten(net, "ext.queryReceipt")] == ["coefficient Some(1000) -> Some(2000)"]
+    audit = wait_for(
+        "the client to find the unbacked charge",
+        lambda: (a := net.client_stats()["settlement"]["audit"])["discrepancies"] >= 1 and a,
+        logs=lambda: net.log("client") + net.log("rogue-proxy"),
+    )
+    usage = answer["usage"]
+    assert audit["discrepancy_tokens"] == 2 * (usage["prompt_tokens"] + 4 * usage["completion_tokens"]), (audit, usage)
 
 
 def test_an_honest_proxy_behind_the_same_relays_passes_the_audit(rogue_proxy_network):

@@ -14,6 +14,9 @@
 //!   the worker's answers are mapped back), so that one payment could cover several requests.
 //! - `drop_receipts`: the workers' receipts (`ext.queryReceipt`) never reach the clients, so
 //!   that only the proxy's word on the coefficient is left.
+//! - `forge_receipts`: the coefficient in the workers' receipts is multiplied by
+//!   `charge_factor`, the signature left as it was (the proxy has no worker's key), so that the
+//!   receipt would back the charge.
 //! - `proxy_contract`: the proxy names this contract to clients (`client.connectedToProxy`),
 //!   for example one that cannot be read, so that its prices, and the audit, would be off.
 //!
@@ -44,6 +47,9 @@ pub struct TamperConfig {
     pub drop_receipts: bool,
     /// Name this proxy contract to clients in place of the proxy's own.
     pub proxy_contract: Option<String>,
+    /// Multiply the coefficient the workers' receipts sign by `charge_factor`, keeping their
+    /// signatures.
+    pub forge_receipts: bool,
 }
 
 /// One message rewritten.
@@ -242,6 +248,27 @@ impl FrameHook for Tamper {
             {
                 self.report("ext.queryReceipt", &r.request_id, "withheld".into());
                 return None;
+            }
+            if let Message::ExtQueryReceipt(r) = &message
+                && self.config.forge_receipts
+                && let Ok(mut receipt) = cocoon_attest::Receipt::from_bytes(&r.receipt)
+            {
+                let k = self.config.charge_factor.unwrap_or(1);
+                let was = receipt.claims.coefficient;
+                receipt.claims.coefficient = was.map(|c| c.saturating_mul(k));
+                let change = format!("coefficient {was:?} -> {:?}", receipt.claims.coefficient);
+                self.report("ext.queryReceipt", &r.request_id, change);
+                let forged =
+                    Message::ExtQueryReceipt(cocoon_protocol::messages::ext::QueryReceipt {
+                        request_id: r.request_id,
+                        receipt: Bytes::from(receipt.to_bytes()),
+                    });
+                return Some(Bytes::from(
+                    tcp::Packet {
+                        data: Bytes::from(tl::to_bytes(&forged)),
+                    }
+                    .to_boxed_bytes(),
+                ));
             }
             if let Some(rewritten) = self.to_node(message) {
                 data = Bytes::from(tl::to_bytes(&rewritten));

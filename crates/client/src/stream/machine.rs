@@ -92,6 +92,10 @@ pub(crate) enum Event {
     },
     /// Time passed ([`AnswerMachine::next_deadline`] was reached).
     Tick,
+    /// The receipt last relayed ([`ProxyEvent::Receipt`]) verified under the client's policy
+    /// and names this request: what it signs may bound the charge. A receipt that does not
+    /// verify is never followed by this, and bounds nothing.
+    Signed(Box<cocoon_attest::ReceiptClaims>),
 }
 
 /// How a request ended, for the client's counters.
@@ -150,6 +154,8 @@ pub(crate) struct AnswerMachine {
     cost: Option<ext::QueryCost>,
     payment_tokens: Option<i64>,
     receipt: Option<Bytes>,
+    /// What the relayed receipt signs, once the driver verified it.
+    signed: Option<cocoon_attest::ReceiptClaims>,
     final_info: Option<client::QueryFinalInfo>,
     /// SHA-256 over the answer body as the worker sent it, before any opening here.
     answer_hash: Sha256,
@@ -174,10 +180,16 @@ impl AnswerMachine {
             cost: None,
             payment_tokens: None,
             receipt: None,
+            signed: None,
             final_info: None,
             answer_hash: Sha256::new(),
             decryptor: None,
         }
+    }
+
+    /// What a receipt must name of the request.
+    pub(crate) fn binding(&self) -> &ReceiptBinding {
+        &self.ask.binding
     }
 
     /// Whether the request has ended.
@@ -202,6 +214,12 @@ impl AnswerMachine {
                 out
             }
             Event::Tick => Vec::new(),
+            Event::Signed(claims) => {
+                if self.receipt.is_some() {
+                    self.signed = Some(*claims);
+                }
+                Vec::new()
+            }
             Event::TooLarge { limit } => {
                 let mut out = vec![Action::CancelAtProxy];
                 out.extend(self.fail(ClientError::AnswerTooLarge { limit }));
@@ -228,6 +246,7 @@ impl AnswerMachine {
             }
             (_, ProxyEvent::Receipt(r)) => {
                 self.receipt = Some(r);
+                self.signed = None;
                 Vec::new()
             }
             (_, ProxyEvent::Payment { request_tokens }) => {
@@ -433,15 +452,12 @@ impl AnswerMachine {
         let Some(fi) = &self.final_info else {
             return self.reserved_bound();
         };
-        // No more than the worker's receipt signs, when one came (our proxies charge no more).
-        let signed = self
-            .receipt
-            .as_ref()
-            .and_then(|r| cocoon_attest::Receipt::from_bytes(r).ok())
-            .map(|r| r.claims);
+        // No more than the worker's receipt signs, when one came and verified (our proxies
+        // charge no more).
+        let signed = self.signed.as_ref();
         // A sealed request reached a version-3 worker, which signs every end that bills usage:
-        // a charge for one without its receipt (withheld, or replaced by bytes that do not
-        // read) is backed by nothing the worker said, and may be nothing.
+        // a charge for one without its verified receipt (withheld, forged, of another request)
+        // is backed by nothing the worker said, and may be nothing.
         if self.ask.sealed && signed.is_none() {
             return Bound {
                 tokens: 0,
@@ -452,14 +468,14 @@ impl AnswerMachine {
             .cost
             .as_ref()
             .and_then(|c| Coefficient::try_from(c.coefficient).ok());
-        let coefficient = match signed.as_ref().map(|c| c.coefficient) {
+        let coefficient = match signed.map(|c| c.coefficient) {
             Some(Some(c)) => Coefficient::new(c).ok(),
             _ => reported,
         }
         .map_or(self.ask.max_coefficient, |c| {
             c.min(self.ask.max_coefficient)
         });
-        let within_receipt = |counts: TokenCounts| match &signed {
+        let within_receipt = |counts: TokenCounts| match signed {
             Some(c) => TokenCounts {
                 prompt: counts.prompt.min(c.prompt_tokens),
                 cached: counts.cached.min(c.cached_tokens),

@@ -74,6 +74,8 @@ pub struct AnswerStream {
     /// Whether the head arrived.
     has_head: bool,
     receipt: Option<AnswerReceipt>,
+    /// The receipt relayed, with what it signs, once verified on arrival.
+    signed: Option<(Bytes, cocoon_attest::ReceiptClaims)>,
 }
 
 impl std::fmt::Debug for AnswerStream {
@@ -113,6 +115,7 @@ impl AnswerStream {
             end: None,
             has_head: false,
             receipt: None,
+            signed: None,
         };
         while !stream.has_head {
             if stream.machine.is_done() {
@@ -139,15 +142,44 @@ impl AnswerStream {
                 }
             }
         };
-        let actions = self.machine.handle(event, Instant::now());
-        self.apply(actions);
+        self.feed(event);
         while self.end.is_none() && self.ready.iter().map(Bytes::len).sum::<usize>() < GATHER_BYTES
         {
             let Some(e) = self.wiring.rx.try_recv() else {
                 break;
             };
-            let actions = self.machine.handle(Event::Proxy(e), Instant::now());
-            self.apply(actions);
+            self.feed(Event::Proxy(e));
+        }
+    }
+
+    /// Feeds one event; a receipt is verified as it arrives, and the machine told what it
+    /// signs when it verifies (only then may it bound the charge).
+    fn feed(&mut self, event: Event) {
+        let receipt = match &event {
+            Event::Proxy(ProxyEvent::Receipt(r)) => Some(r.clone()),
+            _ => None,
+        };
+        let actions = self.machine.handle(event, Instant::now());
+        self.apply(actions);
+        let Some(encoded) = receipt else {
+            return;
+        };
+        self.signed = None;
+        let now = self.wiring.clock.now_unix();
+        match receipt::verify_on_arrival(
+            &encoded,
+            &self.wiring.workers,
+            self.machine.binding(),
+            now,
+        ) {
+            Ok(claims) => {
+                self.signed = Some((encoded, claims.clone()));
+                let actions = self
+                    .machine
+                    .handle(Event::Signed(Box::new(claims)), Instant::now());
+                self.apply(actions);
+            }
+            Err(e) => tracing::debug!("the relayed receipt bounds nothing: {e}"),
         }
     }
 
@@ -201,7 +233,11 @@ impl AnswerStream {
 
     fn check_receipt(&mut self, check: machine::ReceiptCheck) {
         let counters = &self.wiring.counters;
-        let verified = check.verify(&self.wiring.workers, self.wiring.clock.now_unix());
+        let verified = check.verify(
+            &self.wiring.workers,
+            self.wiring.clock.now_unix(),
+            self.signed.as_ref(),
+        );
         match &verified {
             Ok(()) => {
                 counters.receipts_verified.fetch_add(1, Ordering::Relaxed);

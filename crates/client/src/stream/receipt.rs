@@ -37,7 +37,18 @@ pub(crate) fn check_receipt(
     expected: &ExpectedReceipt<'_>,
     now: u64,
 ) -> Result<(), ClientError> {
-    let verified = cocoon_attest::Receipt::from_bytes(encoded)
+    let claims = verify_signature(encoded, workers, now)?;
+    check_claims(&claims, expected)
+}
+
+/// Verifies a receipt's certificate, evidence and signature under `workers`' policy at `now`,
+/// no older than [`RECEIPT_MAX_AGE_SECS`]; answers what it signs.
+fn verify_signature(
+    encoded: &[u8],
+    workers: &cocoon_attest::RaTlsVerifier,
+    now: u64,
+) -> Result<cocoon_attest::ReceiptClaims, ClientError> {
+    cocoon_attest::Receipt::from_bytes(encoded)
         .and_then(|r| {
             r.verify_live(
                 &workers.policy(),
@@ -46,8 +57,34 @@ pub(crate) fn check_receipt(
                 RECEIPT_MAX_AGE_SECS,
             )
         })
-        .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))?;
-    let claims = &verified.claims;
+        .map(|v| v.claims)
+        .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))
+}
+
+/// A receipt as it arrives, before the answer ends: verified under `workers`' policy at `now`
+/// and naming the request `binding` describes (its id, its sealed envelope). What it signs may
+/// then bound the request's charge, whatever way the answer ends.
+pub(crate) fn verify_on_arrival(
+    encoded: &[u8],
+    workers: &cocoon_attest::RaTlsVerifier,
+    binding: &crate::stream::machine::ReceiptBinding,
+    now: u64,
+) -> Result<cocoon_attest::ReceiptClaims, ClientError> {
+    let claims = verify_signature(encoded, workers, now)?;
+    cocoon_attest::receipt::check_request(
+        &claims,
+        &binding.client_request_id,
+        binding.envelope_hash.as_ref(),
+    )
+    .map_err(|_| ClientError::ReceiptForAnotherRequest("request id or sealed envelope"))?;
+    Ok(claims)
+}
+
+/// Checks that verified `claims` name exactly the request and answer `expected` describes.
+fn check_claims(
+    claims: &cocoon_attest::ReceiptClaims,
+    expected: &ExpectedReceipt<'_>,
+) -> Result<(), ClientError> {
     if &claims.client_request_id != expected.client_request_id {
         return Err(ClientError::ReceiptForAnotherRequest("request id"));
     }
@@ -127,11 +164,13 @@ pub struct AnswerReceipt {
 
 impl ReceiptCheck {
     /// Checks the receipt under `workers`' policy at unix time `now`, against the request and
-    /// the answer the machine saw.
+    /// the answer the machine saw. `verified`: the same bytes' claims, verified when they
+    /// arrived, whose signature is not checked again.
     pub(crate) fn verify(
         &self,
         workers: &cocoon_attest::RaTlsVerifier,
         now: u64,
+        verified: Option<&(Bytes, cocoon_attest::ReceiptClaims)>,
     ) -> Result<(), ClientError> {
         if self.encoded.is_empty() {
             return Err(ClientError::ReceiptMissing);
@@ -144,7 +183,10 @@ impl ReceiptCheck {
             weights: self.binding.weights,
             usage: Some(&self.usage),
         };
-        check_receipt(&self.encoded, workers, &expected, now)
+        match verified {
+            Some((bytes, claims)) if bytes == &self.encoded => check_claims(claims, &expected),
+            _ => check_receipt(&self.encoded, workers, &expected, now),
+        }
     }
 }
 

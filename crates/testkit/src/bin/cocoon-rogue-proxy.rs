@@ -46,6 +46,10 @@ struct Args {
     /// Name this proxy contract to clients in place of the proxy's own.
     #[arg(long, value_name = "ADDR")]
     proxy_contract: Option<String>,
+    /// Multiply the coefficient the workers' receipts sign by the charge factor, keeping their
+    /// signatures.
+    #[arg(long)]
+    forge_receipts: bool,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -55,6 +59,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         reuse_request_ids: args.reuse_request_ids,
         drop_receipts: args.drop_receipts,
         proxy_contract: args.proxy_contract,
+        forge_receipts: args.forge_receipts,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;

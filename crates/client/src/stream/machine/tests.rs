@@ -428,14 +428,14 @@ fn the_receipt_is_bound_to_the_answer_bytes_as_they_arrived() {
     // The receipt signs "same answer" for a request in clear: however it was cut, it verifies.
     let check = receipt_check(false, &["same ", "ans", "wer"]);
     assert_eq!(check.answer_hash, body_hash(b"same answer"));
-    assert_eq!(check.verify(&workers(), now), Ok(()));
+    assert_eq!(check.verify(&workers(), now, None), Ok(()));
     // Another answer, or the same answer to a sealed request, is refused.
     assert_eq!(
-        receipt_check(false, &["same answer, changed"]).verify(&workers(), now),
+        receipt_check(false, &["same answer, changed"]).verify(&workers(), now, None),
         Err(ClientError::ReceiptForAnotherRequest("answer"))
     );
     assert_eq!(
-        receipt_check(true, &["same answer"]).verify(&workers(), now),
+        receipt_check(true, &["same answer"]).verify(&workers(), now, None),
         Err(ClientError::ReceiptForAnotherRequest("sealed envelope"))
     );
 }
@@ -500,7 +500,7 @@ fn a_final_usage_above_the_counts_the_receipt_signs_is_not_accepted() {
     for (prompt, completion) in [(3, 5), (3, 4), (0, 0)] {
         let (check, _) = receipt_check_with_usage(usage(prompt, completion));
         assert_eq!(
-            check.verify(&workers(), now),
+            check.verify(&workers(), now, None),
             Ok(()),
             "{prompt}+{completion} tokens are within the receipt's 3+5"
         );
@@ -515,7 +515,7 @@ fn a_final_usage_above_the_counts_the_receipt_signs_is_not_accepted() {
             "the usage the caller is shown"
         );
         assert!(
-            check.verify(&workers(), now).is_err(),
+            check.verify(&workers(), now, None).is_err(),
             "a final usage of {prompt}+{completion} tokens verified against a receipt that \
              signs 3+5"
         );
@@ -612,7 +612,7 @@ fn a_receipt_naming_another_request_id_is_refused_through_the_machine() {
     m.handle(proxy(answer("same answer", None)), t0);
     let check = receipt_to_check(m.handle(proxy(last("")), t0)).expect("a receipt to check");
     assert_eq!(
-        check.verify(&workers(), now),
+        check.verify(&workers(), now, None),
         Err(ClientError::ReceiptForAnotherRequest("request id"))
     );
 }
@@ -628,7 +628,7 @@ fn a_sealed_answer_whose_receipt_was_dropped_is_not_vouched_for() {
         let check = receipt_to_check(m.handle(proxy(last("")), t0));
         match (sealed, check) {
             (true, Some(check)) => assert_eq!(
-                check.verify(&workers(), cocoon_net::unix_time() as u64),
+                check.verify(&workers(), cocoon_net::unix_time() as u64, None),
                 Err(ClientError::ReceiptMissing)
             ),
             (true, None) => panic!("a sealed answer without a receipt was not checked"),
@@ -636,6 +636,15 @@ fn a_sealed_answer_whose_receipt_was_dropped_is_not_vouched_for() {
             (false, check) => assert!(check.is_none(), "{check:?}"),
         }
     }
+}
+
+/// A receipt relayed, then its claims as the driver hands them over once it verified them.
+fn relayed_and_signed(encoded: Vec<u8>) -> Vec<Event> {
+    let claims = cocoon_attest::Receipt::from_bytes(&encoded).unwrap().claims;
+    vec![
+        proxy(ProxyEvent::Receipt(Bytes::from(encoded))),
+        Event::Signed(Box::new(claims)),
+    ]
 }
 
 fn cost_at(coefficient: i32) -> ProxyEvent {
@@ -787,15 +796,12 @@ fn the_charge_bound_counts_no_more_than_the_receipt_signs() {
     let t0 = Instant::now();
     let mut m = AnswerMachine::new(ask(t0, false));
     let mut bounds = Vec::new();
-    let events = vec![
-        proxy(cost_at(1000)),
-        proxy(answer("a", None)),
-        proxy(ProxyEvent::Receipt(Bytes::from(receipt([0xA; 32], None)))),
-        proxy(ProxyEvent::Part {
-            answer: Bytes::from_static(b"b"),
-            final_info: Some(usage(3, 500)),
-        }),
-    ];
+    let mut events = vec![proxy(cost_at(1000)), proxy(answer("a", None))];
+    events.extend(relayed_and_signed(receipt([0xA; 32], None)));
+    events.push(proxy(ProxyEvent::Part {
+        answer: Bytes::from_static(b"b"),
+        final_info: Some(usage(3, 500)),
+    }));
     for e in events {
         for action in m.handle(e, t0) {
             if let Action::ExpectCharge(b) = action {
@@ -831,14 +837,9 @@ fn the_charge_bound_is_priced_at_the_coefficient_the_worker_signed() {
     for (name, reported, signed, expected) in cases {
         let t0 = Instant::now();
         let mut m = AnswerMachine::new(ask(t0, false));
-        let events = vec![
-            proxy(cost_at(reported)),
-            proxy(answer("a", None)),
-            proxy(ProxyEvent::Receipt(Bytes::from(receipt_at(
-                [0xA; 32], None, signed,
-            )))),
-            proxy(last("b")),
-        ];
+        let mut events = vec![proxy(cost_at(reported)), proxy(answer("a", None))];
+        events.extend(relayed_and_signed(receipt_at([0xA; 32], None, signed)));
+        events.push(proxy(last("b")));
         let mut bounds = Vec::new();
         for e in events {
             for action in m.handle(e, t0) {
@@ -864,34 +865,26 @@ fn a_charge_without_the_workers_receipt_is_bound_by_what_the_request_went_as() {
             final_info: Some(usage(3, 5)),
         })
     };
-    // (name, sealed, receipt relayed, the end, bound expected)
-    type Case<'a> = (&'a str, bool, bool, fn() -> Event, u64);
-    let cases: Vec<Case<'_>> = vec![
-        (
-            "clear, complete, receipt",
-            false,
-            true,
-            || proxy(last("b")),
-            23,
-        ),
-        (
-            "clear, complete, withheld",
-            false,
-            false,
-            || proxy(last("b")),
-            46,
-        ),
-        ("clear, error, receipt", false, true, error_with_usage, 23),
-        ("clear, error, withheld", false, false, error_with_usage, 46),
-        ("sealed, error, receipt", true, true, error_with_usage, 23),
-        (
-            "sealed, complete, withheld",
-            true,
-            false,
-            || proxy(last("b")),
-            0,
-        ),
-        ("sealed, error, withheld", true, false, error_with_usage, 0),
+    #[derive(Clone, Copy)]
+    enum Relayed {
+        Verified,
+        Refused,
+        Withheld,
+    }
+    use Relayed::{Refused, Verified, Withheld};
+    let complete: fn() -> Event = || proxy(last("b"));
+    let error: fn() -> Event = error_with_usage;
+    // (name, sealed, the receipt, the end, bound expected)
+    let cases = [
+        ("clear, complete, receipt", false, Verified, complete, 23),
+        ("clear, complete, withheld", false, Withheld, complete, 46),
+        ("clear, complete, forged", false, Refused, complete, 46),
+        ("clear, error, receipt", false, Verified, error, 23),
+        ("clear, error, withheld", false, Withheld, error, 46),
+        ("sealed, error, receipt", true, Verified, error, 23),
+        ("sealed, complete, withheld", true, Withheld, complete, 0),
+        ("sealed, complete, forged", true, Refused, complete, 0),
+        ("sealed, error, withheld", true, Withheld, error, 0),
     ];
     for (name, sealed, relayed, end, expected) in cases {
         let t0 = Instant::now();
@@ -899,13 +892,13 @@ fn a_charge_without_the_workers_receipt_is_bound_by_what_the_request_went_as() {
         a.binding.envelope_hash = sealed.then_some([0xE; 32]);
         let mut m = AnswerMachine::new(a);
         let mut events = vec![proxy(cost_at(2000)), proxy(answer("a", None))];
-        if relayed {
-            let envelope = sealed.then_some([0xE; 32]);
-            events.push(proxy(ProxyEvent::Receipt(Bytes::from(receipt_at(
-                [0xA; 32],
-                envelope,
-                Some(1000),
-            )))));
+        let envelope = sealed.then_some([0xE; 32]);
+        let encoded = receipt_at([0xA; 32], envelope, Some(1000));
+        match relayed {
+            Verified => events.extend(relayed_and_signed(encoded)),
+            // Relayed, but it did not verify: the driver hands over no claims.
+            Refused => events.push(proxy(ProxyEvent::Receipt(Bytes::from(encoded)))),
+            Withheld => {}
         }
         events.push(end());
         let mut bounds = Vec::new();
