@@ -40,15 +40,19 @@ class RogueProxyNetwork(Network):
     """A network whose nodes reach the real proxy through `cocoon-rogue-proxy ROGUE_ARGS`, on
     the ports they would use for the proxy itself; its rewrites are in `rewrites()`."""
 
-    def __init__(self, tmp, rogue_args=(), wait_model=True, **kwargs):
+    def __init__(self, tmp, rogue_args=(), wait_model=True, worker_front=False, **kwargs):
         super().__init__(tmp, **kwargs)
         # False: the client is not expected to open a session (and offer the model).
         self.wait_model = wait_model
+        # False: the worker connects to the real proxy (the attacks on clients), which then sees
+        # the worker's own key sign its receipts, as without the rogue.
+        self.worker_front = worker_front
         self.rogue_args = list(rogue_args)
         self.front = {"clients": self.ports["proxy_clients"], "workers": self.ports["proxy_workers"]}
         # The real proxy listens behind the front.
         self.ports["proxy_clients"] = free_port()
-        self.ports["proxy_workers"] = free_port()
+        if worker_front:
+            self.ports["proxy_workers"] = free_port()
         self.rewrite_lines = []
         self.partial = b""
 
@@ -59,17 +63,24 @@ class RogueProxyNetwork(Network):
             [
                 str(BIN_DIR / "cocoon-rogue-proxy"),
                 "--client-listen", f"127.0.0.1:{self.front['clients']}",
-                "--worker-listen", f"127.0.0.1:{self.front['workers']}",
                 "--proxy-clients", f"127.0.0.1:{self.ports['proxy_clients']}",
-                "--proxy-workers", f"127.0.0.1:{self.ports['proxy_workers']}",
             ]
+            + (
+                [
+                    "--worker-listen", f"127.0.0.1:{self.front['workers']}",
+                    "--proxy-workers", f"127.0.0.1:{self.ports['proxy_workers']}",
+                ]
+                if self.worker_front
+                else []
+            )
             + self.rogue_args,
         )
         line = rogue.stdout.readline().decode()
         assert line.startswith("listening"), f"cocoon-rogue-proxy did not start: {line!r}\n{self.log('rogue-proxy')}"
         # The worker and the client dial the front.
         self.ports["proxy_clients"], self.front["clients"] = self.front["clients"], self.ports["proxy_clients"]
-        self.ports["proxy_workers"], self.front["workers"] = self.front["workers"], self.ports["proxy_workers"]
+        if self.worker_front:
+            self.ports["proxy_workers"], self.front["workers"] = self.front["workers"], self.ports["proxy_workers"]
 
     def wait_for_model(self, timeout=30.0):
         if self.wait_model:
@@ -212,7 +223,7 @@ def test_an_honest_proxy_behind_the_same_relays_passes_the_audit(rogue_proxy_net
 
 
 def test_a_worker_offered_a_coefficient_below_its_own_refuses(rogue_proxy_network):
-    net = rogue_proxy_network(["--offer-coefficient", "1"])
+    net = rogue_proxy_network(["--offer-coefficient", "1"], worker_front=True)
     status, body = chat(net, 0)
     assert status != 200, body
     assert [r["change"] for r in runs_rewritten(net)][:1] == ["coefficient 1000 -> 1"]
@@ -227,7 +238,7 @@ def test_a_worker_offered_twice_its_coefficient_refuses(rogue_proxy_network):
     """The other half of the coefficient skim: the proxy offers the worker 2.0x (so that its
     receipt signs 2.0x), charges the client 2.0x and pays the worker 1.0x. The worker takes no
     coefficient but its own."""
-    net = rogue_proxy_network(["--offer-coefficient", "2000", "--charge-factor", "2"])
+    net = rogue_proxy_network(["--offer-coefficient", "2000", "--charge-factor", "2"], worker_front=True)
     status, body = chat(net, 0)
     assert status != 200, body
     assert [r["change"] for r in runs_rewritten(net)][:1] == ["coefficient 1000 -> 2000"]
@@ -237,7 +248,7 @@ def test_a_worker_offered_twice_its_coefficient_refuses(rogue_proxy_network):
 
 
 def test_a_second_request_under_the_first_ones_id_is_refused(rogue_proxy_network):
-    net = rogue_proxy_network(["--reuse-request-ids"])
+    net = rogue_proxy_network(["--reuse-request-ids"], worker_front=True)
     status, answer = chat(net, 0)
     assert status == 200, answer
     status, body = chat(net, 1)

@@ -78,7 +78,7 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Sess
                 }
             }
             Inbound::Packet(data) => match registered {
-                Some(id) => handle_packet(&state, id, data).await,
+                Some(id) => handle_packet(&state, id, &peer, data).await,
                 None => {
                     break Err(SessionEnd::Protocol(
                         "packet before the handshake completed".into(),
@@ -318,7 +318,32 @@ fn unregister(state: &ProxyState, id: WorkerId) {
     tracing::info!(worker = id.0, "worker gone");
 }
 
-async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
+/// Oldest receipt relayed: a worker signs it just before the end it comes with.
+const RECEIPT_MAX_AGE_SECS: u64 = 300;
+
+/// Checks a worker's receipt before it is relayed and bounds a charge: verified under the
+/// workers' policy now, and signed by this worker's own attested key. A receipt that does not
+/// is dropped, so that what the client and the proxy hold a charge to is the same.
+fn verify_receipt(
+    state: &ProxyState,
+    peer: &VerifiedPeer,
+    encoded: &[u8],
+) -> Result<(), cocoon_attest::AttestError> {
+    let receipt = cocoon_attest::Receipt::from_bytes(encoded)?;
+    let now = state.identity.clock().now_unix();
+    let verified = receipt.verify_live(
+        &state.worker_tls.policy(),
+        state.worker_tls.evidence_verifier(),
+        now,
+        RECEIPT_MAX_AGE_SECS,
+    )?;
+    if verified.worker.public_key != peer.public_key {
+        return Err(cocoon_attest::AttestError::ReceiptSignature);
+    }
+    Ok(())
+}
+
+async fn handle_packet(state: &ProxyState, id: WorkerId, peer: &VerifiedPeer, data: Bytes) {
     let message: Message = match tl::from_bytes(data) {
         Ok(m) => m,
         Err(e) => {
@@ -349,7 +374,16 @@ async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
                 final_info: a.final_info,
             },
         ),
-        Message::ExtQueryReceipt(r) => (r.request_id, WorkerEvent::Receipt(r.receipt)),
+        Message::ExtQueryReceipt(r) => {
+            if let Err(e) = verify_receipt(state, peer, &r.receipt) {
+                tracing::warn!(
+                    worker = id.0,
+                    "dropping a receipt that does not verify: {e}"
+                );
+                return;
+            }
+            (r.request_id, WorkerEvent::Receipt(r.receipt))
+        }
         Message::ExtWorkerAttestation(a) => {
             state.sealing.on_announcement(state, id, a.certificate);
             return;

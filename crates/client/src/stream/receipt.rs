@@ -62,7 +62,7 @@ fn verify_signature(
 }
 
 /// A receipt as it arrives, before the answer ends: verified under `workers`' policy at `now`
-/// and naming the request `binding` describes (its id, its sealed envelope). What it signs may
+/// and naming the request `binding` describes (its id, its sealed envelope, its body). What it signs may
 /// then bound the request's charge, whatever way the answer ends.
 pub(crate) fn verify_on_arrival(
     encoded: &[u8],
@@ -77,6 +77,9 @@ pub(crate) fn verify_on_arrival(
         binding.envelope_hash.as_ref(),
     )
     .map_err(|_| ClientError::ReceiptForAnotherRequest("request id or sealed envelope"))?;
+    if claims.request_hash != binding.request_hash {
+        return Err(ClientError::ReceiptForAnotherRequest("request body"));
+    }
     Ok(claims)
 }
 

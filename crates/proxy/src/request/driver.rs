@@ -130,6 +130,7 @@ pub(crate) async fn run(
         body_bytes: prompt_bound(&q.query, sealed.is_some()),
         audio: q.flags & AUDIO_UNITS_FLAG != 0,
         deadline: started + timeout,
+        sealed: sealed.is_some(),
     };
     let (mut machine, first) = RequestMachine::start(rules, ask);
     let mut d = Driver {

@@ -88,6 +88,10 @@ pub(crate) struct Ask {
     pub(crate) audio: bool,
     /// When the request must be over.
     pub(crate) deadline: Instant,
+    /// Whether the request is sealed: it goes only to version-3 workers, which sign every end
+    /// that bills usage, and its client takes a charge without the worker's receipt for an
+    /// overcharge.
+    pub(crate) sealed: bool,
 }
 
 /// A refusal that ends the request before any answer byte: code and message for the client.
@@ -736,6 +740,19 @@ impl RequestMachine {
         let (bounded, signed_below, signed_coefficient) =
             bound_by_receipt(bounded, self.receipt.as_ref());
         let violation = violation.or(signed_below);
+        // A sealed request's worker that bills usage without its receipt (the driver passes on
+        // only receipts that verify) is paid nothing, and the client charged nothing: the client
+        // would hold any charge without it to be an overcharge.
+        let (bounded, violation) =
+            if self.ask.sealed && self.receipt.is_none() && bounded != TokenCounts::default() {
+                let unsigned = Violation {
+                    reported: bounded,
+                    bound: TokenCounts::default(),
+                };
+                (TokenCounts::default(), violation.or(Some(unsigned)))
+            } else {
+                (bounded, violation)
+            };
         // A worker that over-reports failed this request, however well it answered.
         let outcome = if violation.is_some() {
             Outcome::Failure

@@ -7,7 +7,8 @@
 //! budget is marked overflowed (its task then treats the client as too slow and stops the
 //! request), its later answer bytes are dropped, and only the one message that carries the
 //! worker's final usage is still let through, without its bytes, so the tokens relayed so far
-//! can be charged.
+//! can be charged, and one receipt (at most 64 KiB and some, by its format) before it, so the
+//! client can hold the charge to what the worker signed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -45,6 +46,7 @@ struct Shared {
     queued: AtomicUsize,
     overflowed: AtomicBool,
     final_let_through: AtomicBool,
+    receipt_let_through: AtomicBool,
 }
 
 /// A queue holding at most `budget` bytes of answers.
@@ -55,6 +57,7 @@ pub(crate) fn route_queue(budget: usize) -> (RouteSender, RouteReceiver) {
         queued: AtomicUsize::new(0),
         overflowed: AtomicBool::new(false),
         final_let_through: AtomicBool::new(false),
+        receipt_let_through: AtomicBool::new(false),
     });
     (
         RouteSender {
@@ -95,7 +98,7 @@ fn carries_final(event: &WorkerEvent) -> bool {
 
 impl RouteSender {
     /// Queues `event` without waiting. Over the budget the request is marked overflowed and
-    /// only one final event (stripped of its bytes) still goes through.
+    /// only one receipt and one final event (stripped of its bytes) still go through.
     pub(crate) fn push(&self, event: WorkerEvent) {
         let s = &self.shared;
         if !s.overflowed.load(Ordering::Acquire) {
@@ -108,6 +111,13 @@ impl RouteSender {
             s.queued.fetch_sub(n, Ordering::AcqRel);
             s.overflowed.store(true, Ordering::Release);
             let _ = self.tx.send(WorkerEvent::Overflow);
+        }
+        if matches!(event, WorkerEvent::Receipt(_))
+            && !s.final_let_through.load(Ordering::Acquire)
+            && !s.receipt_let_through.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.tx.send(event);
+            return;
         }
         if carries_final(&event) && !s.final_let_through.swap(true, Ordering::AcqRel) {
             let stripped = match event {
@@ -239,7 +249,10 @@ mod tests {
             // The other request is read as it goes and never overflows.
             assert!(matches!(other_rx.recv().await, WorkerEvent::Part { .. }));
         }
-        // The final usage still comes through, without its bytes, once.
+        // The receipt and the final usage still come through, the usage without its bytes,
+        // each once.
+        tx.push(WorkerEvent::Receipt(Bytes::from_static(b"r")));
+        tx.push(WorkerEvent::Receipt(Bytes::from_static(b"again")));
         tx.push(part(100, true));
         tx.push(part(100, true));
         let mut events = Vec::new();
@@ -279,5 +292,13 @@ mod tests {
             .collect();
         assert_eq!(finals.len(), 1);
         assert!(matches!(finals[0], WorkerEvent::Part { answer, .. } if answer.is_empty()));
+        let receipts: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                WorkerEvent::Receipt(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(receipts, vec![Bytes::from_static(b"r")]);
     }
 }

@@ -1,6 +1,6 @@
 //! `cocoon-rogue-proxy`: a proxy for attack tests that cheats only as told: a real proxy behind
 //! relays that rewrite what it sends (see `cocoon_testkit::tamper`). Clients and workers connect
-//! to it as to a proxy, with simulated evidence. Prints one line `listening clients=ADDR
+//! to it as to a proxy, with simulated evidence (workers only with `--worker-listen`). Prints one line `listening clients=ADDR
 //! workers=ADDR` on stdout once ready, then one JSON line per message rewritten; logs go to
 //! stderr.
 
@@ -22,15 +22,16 @@ struct Args {
     /// Where clients connect.
     #[arg(long)]
     client_listen: SocketAddr,
-    /// Where workers connect.
-    #[arg(long)]
-    worker_listen: SocketAddr,
+    /// Where workers connect (none: workers connect to the real proxy, and receipts stay
+    /// signed by the key the proxy sees).
+    #[arg(long, requires = "proxy_workers")]
+    worker_listen: Option<SocketAddr>,
     /// The real proxy's client port.
     #[arg(long)]
     proxy_clients: String,
     /// The real proxy's worker port.
     #[arg(long)]
-    proxy_workers: String,
+    proxy_workers: Option<String>,
     /// Multiply every charge and cost report sent to clients by this factor.
     #[arg(long)]
     charge_factor: Option<u32>,
@@ -63,11 +64,14 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;
-    let workers = Relay::start(args.worker_listen, args.proxy_workers, tamper).await?;
+    let workers = match (args.worker_listen, args.proxy_workers) {
+        (Some(listen), Some(target)) => Some(Relay::start(listen, target, tamper).await?),
+        _ => None,
+    };
     print_line(&format!(
         "listening clients={} workers={}",
         clients.addr(),
-        workers.addr()
+        workers.as_ref().map_or("-", |w| w.addr())
     ));
     let printer = tokio::spawn(async move {
         while let Some(rewrite) = rewrites.recv().await {

@@ -76,12 +76,17 @@ impl Run {
     }
 
     fn asking(max_tokens: i32, audio: bool, dispatched: AttemptView) -> Self {
+        Self::asking_sealed(max_tokens, audio, false, dispatched)
+    }
+
+    fn asking_sealed(max_tokens: i32, audio: bool, sealed: bool, dispatched: AttemptView) -> Self {
         let t0 = Instant::now();
         let ask = Ask {
             max_tokens,
             body_bytes: 1_000_000,
             audio,
             deadline: t0 + Duration::from_secs(60),
+            sealed,
         };
         let (mut m, actions) = RequestMachine::start(RULES, ask);
         assert_eq!(actions, vec![Action::Reserve]);
@@ -155,6 +160,7 @@ fn declared_limits_below_one_or_absurd_are_refused_before_any_reservation() {
             body_bytes: 10,
             audio: false,
             deadline: Instant::now(),
+            sealed: false,
         };
         let (m, actions) = RequestMachine::start(RULES, ask);
         if accepted {
@@ -183,6 +189,7 @@ fn a_refused_reservation_reaches_no_worker() {
         body_bytes: 10,
         audio: false,
         deadline: Instant::now(),
+        sealed: false,
     };
     let (mut m, _) = RequestMachine::start(RULES, ask);
     let actions = m.handle(
@@ -264,6 +271,7 @@ fn no_worker_at_all_releases_and_says_why() {
         body_bytes: 10,
         audio: false,
         deadline: Instant::now(),
+        sealed: false,
     };
     let (mut m, _) = RequestMachine::start(RULES, ask);
     m.handle(Event::Reserved(Ok(())), Instant::now());
@@ -432,6 +440,38 @@ fn the_receipt_goes_with_every_end_that_bills_usage() {
             "{name}: {sends:?}"
         );
     }
+}
+
+/// A hostile worker bills a sealed request's usage without its receipt (or with one that did
+/// not verify, which the driver does not pass on), so that the client, which holds such a
+/// charge to be an overcharge, would drop its honest proxy: the worker is paid nothing and the
+/// client charged nothing, and the attempt counts against the worker.
+#[test]
+fn a_sealed_answer_billed_without_its_receipt_is_charged_nothing() {
+    let finish = |run: &mut Run| {
+        run.worker(WorkerEvent::Part {
+            answer: Bytes::from_static(b"end"),
+            final_info: Some(final_info(30, 40)),
+        })
+    };
+    let mut run = Run::asking_sealed(100, false, true, attempt(1, true));
+    run.relay_first();
+    let actions = finish(&mut run);
+    assert_eq!(
+        actions[0],
+        Action::FinishAttempt(Outcome::Failure),
+        "{actions:?}"
+    );
+    assert!(charge_of(&actions).is_none(), "{actions:?}");
+    assert!(actions.contains(&Action::Release), "{actions:?}");
+    // With its receipt it is charged as signed; in clear, without one, as reported.
+    let mut run = Run::asking_sealed(100, false, true, attempt(1, true));
+    run.relay_first();
+    run.worker(WorkerEvent::Receipt(receipt_signing(30, 40)));
+    assert_eq!(charge_of(&finish(&mut run)), Some((counts(30, 40), None)));
+    let mut run = Run::new(100, true);
+    run.relay_first();
+    assert_eq!(charge_of(&finish(&mut run)), Some((counts(30, 40), None)));
 }
 
 #[test]
