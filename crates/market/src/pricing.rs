@@ -278,6 +278,34 @@ pub struct TokenCounts {
 }
 
 impl TokenCounts {
+    /// The most of these counts a request could have used, as a proxy pays and a worker
+    /// expects to be paid: completion tokens (reasoning included) at most `token_limit`, the
+    /// limit the worker was told; prompt tokens (cached included) at most `body_bytes`, the
+    /// bytes of the request body (a prompt never has more tokens than its body has bytes). The
+    /// parts are bounded by their wholes.
+    pub fn within(self, token_limit: u64, body_bytes: u64) -> Self {
+        let prompt = self.prompt.min(body_bytes);
+        let completion = self.completion.min(token_limit);
+        Self {
+            prompt,
+            cached: self.cached.min(prompt),
+            completion,
+            reasoning: self.reasoning.min(completion),
+        }
+    }
+
+    /// [`within`](Self::within) for a transcription: prompt tokens (cached included) at most
+    /// `audio_units`, the units the client measured and declared; no completion tokens.
+    pub fn within_audio(self, audio_units: u64) -> Self {
+        let prompt = self.prompt.min(audio_units);
+        Self {
+            prompt,
+            cached: self.cached.min(prompt),
+            completion: 0,
+            reasoning: 0,
+        }
+    }
+
     /// The counts split into the four disjoint billing categories.
     ///
     /// A report claiming more cached than prompt tokens (or more reasoning than completion

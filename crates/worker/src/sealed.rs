@@ -109,6 +109,7 @@ pub(crate) async fn serve(
         audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
         payment_prices,
         proxy: Some(proxy),
+        body_bytes: Some(q.envelope.len() as u64),
     };
     let opened = Envelope::open(
         &q.envelope,

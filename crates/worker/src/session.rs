@@ -308,9 +308,11 @@ async fn payment_prices(
     let local = cocoon_market::PricingParams::default();
     // A proxy that names no contract address settles on no chain: the local prices.
     let chain = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok());
-    match cocoon_chain::booking_prices(chain, api_key, proxy_contract, local, CONTRACT_READ_TIMEOUT)
-        .await
-    {
+    let read =
+        cocoon_chain::booking_prices(chain, api_key, proxy_contract, local, CONTRACT_READ_TIMEOUT)
+            .await;
+    state.note_contract_unread(proxy, read.is_err());
+    match read {
         Ok(prices) => Some(prices),
         Err(e) => {
             // Naming a contract that does not read must not switch the audit off.
@@ -416,20 +418,15 @@ fn handle_packet(
     match message {
         Message::ProxyRunQueryEx(q) => {
             // The reference proxy's request: no token limit, no receipt binding.
+            let binding = Binding {
+                payment_prices: prices,
+                proxy: Some(Arc::from(proxy)),
+                body_bytes: Some(crate::request::body_bytes(&q.query)),
+                ..Binding::default()
+            };
             spawn_counted(
                 load,
-                crate::request::serve(
-                    state.clone(),
-                    conn.clone(),
-                    version,
-                    q,
-                    Binding {
-                        payment_prices: prices,
-                        proxy: Some(Arc::from(proxy)),
-                        ..Binding::default()
-                    },
-                    None,
-                ),
+                crate::request::serve(state.clone(), conn.clone(), version, q, binding, None),
             );
         }
         Message::ExtWorkerRunQuery(q) => {
@@ -440,6 +437,7 @@ fn handle_packet(
                 audio: q.flags & cocoon_protocol::messages::AUDIO_UNITS_FLAG != 0,
                 payment_prices: prices,
                 proxy: Some(Arc::from(proxy)),
+                body_bytes: Some(crate::request::body_bytes(&q.query)),
             };
             let q = proxy::RunQueryEx {
                 query: q.query,
@@ -467,20 +465,15 @@ fn handle_packet(
                 enable_debug: None,
                 private_key: None,
             };
+            let binding = Binding {
+                payment_prices: prices,
+                proxy: Some(Arc::from(proxy)),
+                body_bytes: Some(crate::request::body_bytes(&q.query)),
+                ..Binding::default()
+            };
             spawn_counted(
                 load,
-                crate::request::serve(
-                    state.clone(),
-                    conn.clone(),
-                    version,
-                    q,
-                    Binding {
-                        payment_prices: prices,
-                        proxy: Some(Arc::from(proxy)),
-                        ..Binding::default()
-                    },
-                    None,
-                ),
+                crate::request::serve(state.clone(), conn.clone(), version, q, binding, None),
             );
         }
         Message::ExtWorkerRunSealedQuery(q) => {
@@ -507,7 +500,7 @@ fn handle_packet(
                     Instant::now(),
                 );
                 if let Err(found) = verdict {
-                    state.note_underpaid(Some(proxy), &found);
+                    state.note_underpaid(Some(proxy), conn, &found);
                 }
             }
             crate::settle::offer(state, proxy, &p.signed_payment);

@@ -39,6 +39,9 @@ pub(crate) struct WorkerState {
     /// Proxies (as dialled) that paid a request less than its usage, and what the audit found:
     /// served no more until the worker restarts.
     pub(crate) underpaying_proxies: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Proxies whose contract's prices could not be read at their session's start: audited at
+    /// the local prices, and never cut off on that audit.
+    pub(crate) unread_contracts: Mutex<std::collections::HashSet<String>>,
     /// What each version-3 proxy paid for each request, held against this worker's own
     /// account of it (`cocoon_market::audit`).
     pub(crate) payments: Mutex<cocoon_market::audit::PaymentAudit>,
@@ -109,17 +112,53 @@ const COEFFICIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30
 
 impl WorkerState {
     /// Records that `proxy` paid a request less than its usage (`found`): logged, and the proxy
-    /// is served no more. `None`: a request whose proxy is not known, only logged.
-    pub(crate) fn note_underpaid(&self, proxy: Option<&str>, found: &impl std::fmt::Display) {
+    /// is served no more (told at once on `conn` that this worker is disabled for it, so it
+    /// routes elsewhere). Not when the session's prices are the local ones only because the
+    /// proxy contract's could not be read: the audit may then be wrong, and only the log says
+    /// so. `None`: a request whose proxy is not known, only logged.
+    pub(crate) fn note_underpaid(
+        &self,
+        proxy: Option<&str>,
+        conn: &Connection,
+        found: &impl std::fmt::Display,
+    ) {
         let found = found.to_string();
-        tracing::error!(
-            proxy = proxy.unwrap_or("?"),
-            "{found}: this proxy is served no more until the worker restarts"
-        );
-        if let Some(proxy) = proxy {
-            lock(&self.underpaying_proxies)
-                .entry(proxy.to_owned())
-                .or_insert(found);
+        let Some(proxy) = proxy else {
+            tracing::error!("{found}");
+            return;
+        };
+        if lock(&self.unread_contracts).contains(proxy) {
+            tracing::error!(
+                %proxy,
+                "{found} (at the local prices: the proxy contract's could not be read, so the \
+                 proxy is still served)"
+            );
+            return;
+        }
+        tracing::error!(%proxy, "{found}: this proxy is served no more until the worker restarts");
+        let newly = {
+            let mut underpaying = lock(&self.underpaying_proxies);
+            let newly = !underpaying.contains_key(proxy);
+            underpaying.entry(proxy.to_owned()).or_insert(found);
+            newly
+        };
+        if newly && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let conn = conn.clone();
+            let off = worker::EnabledDisabled { disabled: 1 };
+            runtime.spawn(async move {
+                let _ = conn.send_packet(Bytes::from(off.to_boxed_bytes())).await;
+            });
+        }
+    }
+
+    /// Notes whether `proxy`'s session audits at the local prices because its contract's could
+    /// not be read (`true`), or at prices it could read or that are meant (`false`).
+    pub(crate) fn note_contract_unread(&self, proxy: &str, unread: bool) {
+        let mut unread_contracts = lock(&self.unread_contracts);
+        if unread {
+            unread_contracts.insert(proxy.to_owned());
+        } else {
+            unread_contracts.remove(proxy);
         }
     }
 
@@ -193,6 +232,7 @@ impl WorkerState {
             coefficient: AtomicI32::new(i32::from(price.current())),
             previous_coefficients: Mutex::new(Vec::new()),
             underpaying_proxies: Mutex::new(std::collections::BTreeMap::new()),
+            unread_contracts: Mutex::new(std::collections::HashSet::new()),
             payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
                 cocoon_market::audit::Direction::AtLeast,
                 PAYMENT_RETAIN,

@@ -232,6 +232,29 @@ async fn a_proxy_contract_that_does_not_read_leaves_the_floor_on() {
     );
 }
 
+/// False cut-off of an honest proxy: its contract's prices could not be read when the session
+/// opened (a chain API down), so its payments are judged at the local prices, which may not be
+/// its own. A request paid less is reported, and the proxy is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_judged_at_fallback_prices_is_not_cut_off() {
+    let up = upstream(small_answer()).await;
+    let contract = cocoon_ton::Address::new(0, [1; 32]).to_raw();
+    let (mut proxy, _, handle) = net_scripted(
+        &up,
+        |c| c.registry.chain = Some("toncenter=http://127.0.0.1:9".into()),
+        contract,
+        None,
+        None,
+    )
+    .await;
+    let worth = served(&mut proxy, 1).await;
+    proxy.send(payment(1, worth - 1)).await;
+    let counts = audit_reaches(&handle, 1).await;
+    assert_eq!(counts.discrepancies, 1, "{counts:?}");
+    served(&mut proxy, 2).await;
+    assert!(handle.snapshot().underpaying_proxies.is_empty());
+}
+
 /// False refusal of an honest proxy: the coefficient changes after `worker.params` left (which
 /// carries it) and before the session is in `state.sessions` (handshake round trips, then up to
 /// 10 s reading the proxy contract), so no `worker.newCoefficient` ever reaches this proxy. 30 s

@@ -901,14 +901,7 @@ pub(crate) fn bound_usage(
     token_limit: u64,
     body_bytes: u64,
 ) -> (TokenCounts, Option<Violation>) {
-    let prompt = reported.prompt.min(body_bytes);
-    let completion = reported.completion.min(token_limit);
-    let bounded = TokenCounts {
-        prompt,
-        cached: reported.cached.min(prompt),
-        completion,
-        reasoning: reported.reasoning.min(completion),
-    };
+    let bounded = reported.within(token_limit, body_bytes);
     let violation =
         (reported.prompt > body_bytes || reported.completion > token_limit).then_some(Violation {
             reported,
@@ -978,13 +971,7 @@ pub(crate) fn bound_audio_usage(
     reported: TokenCounts,
     audio_units: u64,
 ) -> (TokenCounts, Option<Violation>) {
-    let prompt = reported.prompt.min(audio_units);
-    let bounded = TokenCounts {
-        prompt,
-        cached: reported.cached.min(prompt),
-        completion: 0,
-        reasoning: 0,
-    };
+    let bounded = reported.within_audio(audio_units);
     let violation =
         (reported.prompt > audio_units || reported.completion > 0).then_some(Violation {
             reported,

@@ -60,6 +60,18 @@ pub(crate) struct Binding {
     /// The proxy the request came from (its address as dialled): one that paid a request less
     /// than its usage is served no more.
     pub(crate) proxy: Option<Arc<str>>,
+    /// Bytes of the request body as the proxy bounds prompt tokens by them (the
+    /// `http.request`'s payload, or a sealed request's envelope).
+    pub(crate) body_bytes: Option<u64>,
+}
+
+/// The bytes a proxy bounds a request's prompt tokens by: the payload of the `http.request` in
+/// `query`, or all of `query` when it is not one.
+pub(crate) fn body_bytes(query: &Bytes) -> u64 {
+    match cocoon_protocol::messages::http::Request::from_boxed_bytes(query.clone()) {
+        Ok(request) => request.payload.len() as u64,
+        Err(_) => query.len() as u64,
+    }
 }
 
 pub(crate) async fn serve(
@@ -232,7 +244,8 @@ pub(crate) async fn serve(
     if let Some(prices) = binding.payment_prices {
         expect_payment(
             &state,
-            binding.proxy.as_deref(),
+            &conn,
+            &binding,
             request_id,
             q.coefficient,
             prices,
@@ -272,7 +285,8 @@ pub(crate) async fn serve(
 /// coefficient the proxy offered, at `prices` (nothing for a request that failed).
 fn expect_payment(
     state: &WorkerState,
-    proxy: Option<&str>,
+    conn: &Connection,
+    binding: &Binding,
     request_id: Int256,
     coefficient: i64,
     prices: cocoon_market::PricingParams,
@@ -285,6 +299,7 @@ fn expect_payment(
     let tokens = usage
         .and_then(|u| {
             let counts = cocoon_market::TokenCounts::try_from(tokens_used(u)).ok()?;
+            let counts = payable(binding, counts);
             let coefficient = cocoon_market::Coefficient::try_from(coefficient).ok()?;
             prices.charge(&counts, coefficient).ok()
         })
@@ -298,7 +313,19 @@ fn expect_payment(
         Instant::now(),
     );
     if let Err(found) = verdict {
-        state.note_underpaid(proxy, &found);
+        state.note_underpaid(binding.proxy.as_deref(), conn, &found);
+    }
+}
+
+/// The most of `counts` a proxy pays for, by the same bounds it applies: what the request
+/// could have used (the token limit it told, the body's bytes; for a transcription, its audio
+/// units). Usage beyond them is this worker's own excess, not an underpayment.
+fn payable(binding: &Binding, counts: cocoon_market::TokenCounts) -> cocoon_market::TokenCounts {
+    let limit = binding.token_limit.map(|l| u64::try_from(l).unwrap_or(0));
+    let body = binding.body_bytes.unwrap_or(u64::MAX);
+    match (binding.audio, limit) {
+        (true, Some(units)) => counts.within_audio(units),
+        (_, limit) => counts.within(limit.unwrap_or(u64::MAX), body),
     }
 }
 
@@ -801,5 +828,71 @@ fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cocoon_market::TokenCounts;
+
+    use super::*;
+
+    fn counts(prompt: u64, completion: u64) -> TokenCounts {
+        TokenCounts {
+            prompt,
+            cached: 0,
+            completion,
+            reasoning: 0,
+        }
+    }
+
+    /// A hostile client makes this worker exceed what the proxy pays for (a prompt list that
+    /// an engine expands past the token limit, a prompt counting more tokens than its body has
+    /// bytes): the proxy pays at its bounds, and the worker expects no more, so that the honest
+    /// proxy is not taken for an underpaying one and cut off.
+    #[test]
+    fn the_pay_expected_is_bounded_as_the_proxy_bounds_it() {
+        let binding = |token_limit, audio| Binding {
+            token_limit,
+            audio,
+            body_bytes: Some(100),
+            ..Binding::default()
+        };
+        // (name, binding, usage, expected)
+        let cases = [
+            (
+                "within",
+                binding(Some(50), false),
+                counts(40, 30),
+                counts(40, 30),
+            ),
+            (
+                "past the limit",
+                binding(Some(50), false),
+                counts(40, 500),
+                counts(40, 50),
+            ),
+            (
+                "past the body",
+                binding(Some(50), false),
+                counts(400, 30),
+                counts(100, 30),
+            ),
+            (
+                "no limit told",
+                binding(None, false),
+                counts(400, 500),
+                counts(100, 500),
+            ),
+            (
+                "audio",
+                binding(Some(60), true),
+                counts(90, 5),
+                counts(60, 0),
+            ),
+        ];
+        for (name, binding, usage, expected) in cases {
+            assert_eq!(payable(&binding, usage), expected, "{name}");
+        }
     }
 }
