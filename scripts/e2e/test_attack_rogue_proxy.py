@@ -19,6 +19,9 @@ from what reaches them.
 - A proxy offers the worker a coefficient below its own: the worker refuses the request (409)
   and never runs it; the client is charged nothing. Above its own (so that the receipt would
   sign the higher coefficient the client is charged at): refused too.
+- A proxy answers the worker's handshake with protocol version 2, as a reference proxy does,
+  so that the worker would hold neither its coefficients nor its payments to account: a worker
+  with `require_audited_proxies` refuses the session.
 - A proxy sends a second request under the first one's id, so that one payment could cover
   both: the worker refuses it (409).
 """
@@ -129,6 +132,14 @@ def chat(net, i):
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def answered(net):
+    """A chat's status and body once the client listens (`None` before)."""
+    try:
+        return chat(net, 0)
+    except urllib.error.URLError:
+        return None
 
 
 def rewritten(net, message):
@@ -280,8 +291,25 @@ def test_a_proxy_naming_a_contract_that_cannot_be_read_gets_no_session(rogue_pro
         assert [r["change"] for r in rewritten(net, "client.connectedToProxy")][:1] == [
             f"proxy_sc_address local-proxy-contract -> {unreadable}"
         ], net.rewrites()
-        status, body = chat(net, 0)
+        status, body = wait_for("the client to answer", lambda: answered(net), logs=lambda: net.log("client"))
         assert status != 200, body
         assert net.proxy_stats()["requests"] == 0, "a request reached the proxy"
     finally:
         emu.stop()
+
+
+def test_a_proxy_answering_as_a_reference_one_is_refused_when_audits_are_required(rogue_proxy_network, tmp_path):
+    config = tmp_path / "worker-audited.toml"
+    config.write_text("require_audited_proxies = true\n")
+    net = rogue_proxy_network(
+        ["--downgrade-workers"], worker_front=True, worker_args=["--config", str(config)], wait_model=False
+    )
+    wait_for(
+        "the worker to refuse the session",
+        lambda: "whose payments this worker cannot audit" in net.log("worker"),
+        logs=lambda: net.log("worker")[-4000:],
+    )
+    assert [r["change"] for r in rewritten(net, "worker.connectedToProxy")][:1] == ["proto_version Some(3) -> Some(2)"]
+    status, body = wait_for("the client to answer", lambda: answered(net), logs=lambda: net.log("client"))
+    assert status != 200, body
+    assert net.worker_stats()["requests"] == 0

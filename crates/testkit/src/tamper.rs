@@ -14,6 +14,9 @@
 //!   the worker's answers are mapped back), so that one payment could cover several requests.
 //! - `drop_receipts`: the workers' receipts (`ext.queryReceipt`) never reach the clients, so
 //!   that only the proxy's word on the coefficient is left.
+//! - `downgrade_workers`: the proxy answers workers' handshakes with protocol version 2, as a
+//!   reference proxy does, so that they would hold neither its coefficients nor its payments
+//!   to account.
 //! - `forge_receipts`: the coefficient in the workers' receipts is multiplied by
 //!   `charge_factor`, the signature left as it was (the proxy has no worker's key), so that the
 //!   receipt would back the charge.
@@ -50,6 +53,8 @@ pub struct TamperConfig {
     /// Multiply the coefficient the workers' receipts sign by `charge_factor`, keeping their
     /// signatures.
     pub forge_receipts: bool,
+    /// Answer workers' handshakes with protocol version 2.
+    pub downgrade_workers: bool,
 }
 
 /// One message rewritten.
@@ -207,19 +212,33 @@ impl Tamper {
     /// A query's answer towards a node, rewritten when it is the proxy's handshake answer to a
     /// client and `proxy_contract` is set.
     fn answer_to_node(&self, answer: tcp::QueryAnswer) -> Option<Bytes> {
-        let contract = self.config.proxy_contract.as_ref()?;
-        let Ok(Message::ClientConnectedToProxy(mut connected)) =
-            tl::from_bytes::<Message>(answer.data)
-        else {
-            return None;
+        let (message, name, change) = match tl::from_bytes::<Message>(answer.data).ok()? {
+            Message::ClientConnectedToProxy(mut connected) => {
+                let contract = self.config.proxy_contract.as_ref()?;
+                let was =
+                    std::mem::replace(&mut connected.params.proxy_sc_address, contract.clone());
+                (
+                    Message::ClientConnectedToProxy(connected),
+                    "client.connectedToProxy",
+                    format!("proxy_sc_address {was} -> {contract}"),
+                )
+            }
+            Message::WorkerConnectedToProxy(mut connected) if self.config.downgrade_workers => {
+                let was = connected.params.proto_version.replace(2);
+                (
+                    Message::WorkerConnectedToProxy(connected),
+                    "worker.connectedToProxy",
+                    format!("proto_version {was:?} -> Some(2)"),
+                )
+            }
+            _ => return None,
         };
-        let was = std::mem::replace(&mut connected.params.proxy_sc_address, contract.clone());
         let _ = self.rewrites.send(Rewrite {
-            message: "client.connectedToProxy",
+            message: name,
             request_id: String::new(),
-            change: format!("proxy_sc_address {was} -> {contract}"),
+            change,
         });
-        let data = Bytes::from(tl::to_bytes(&Message::ClientConnectedToProxy(connected)));
+        let data = Bytes::from(tl::to_bytes(&message));
         Some(Bytes::from(
             tcp::QueryAnswer {
                 id: answer.id,

@@ -51,6 +51,10 @@ pub struct WorkerConfig {
     /// (reference b75d444 and ours before it) refuse a `worker.params` with it: set `false`
     /// to serve them.
     pub describe_machine: bool,
+    /// Serve only proxies that speak our protocol (version 3), whose coefficients and payments
+    /// this worker holds to account. A proxy may answer version 2 to escape that (a reference
+    /// proxy does so honestly): with `true` such a session is refused.
+    pub require_audited_proxies: bool,
     /// Where to serve `/stats`, `/jsonstats`, `/metrics` and the admin endpoints.
     pub stats_listen: Option<SocketAddr>,
     /// Host names the stats port answers for besides IP addresses and `localhost` (the name a
@@ -106,6 +110,7 @@ impl Default for WorkerConfig {
             is_test: true,
             start_disabled: false,
             describe_machine: true,
+            require_audited_proxies: false,
             model_change: crate::model_change::ModelChangeConfig::default(),
             stats_listen: Some(SocketAddr::from(([127, 0, 0, 1], 12000))),
             stats_allowed_hosts: Vec::new(),

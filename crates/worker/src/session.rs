@@ -239,7 +239,11 @@ async fn handshake(
         max_active_requests: Some(
             i32::try_from(state.config.max_active_requests).unwrap_or(i32::MAX),
         ),
-        min_proto_version: Some(version::MIN_VERSION),
+        min_proto_version: Some(if state.config.require_audited_proxies {
+            version::SEALED_VERSION
+        } else {
+            version::MIN_VERSION
+        }),
         max_proto_version: Some(version::MAX_VERSION),
         machine_description_json: state.machine_description.get().cloned(),
     };
@@ -252,6 +256,12 @@ async fn handshake(
     let connected = worker::ConnectedToProxy::from_boxed_bytes(answer)
         .map_err(|e| err("worker.connectedToProxy", &e))?;
     let version = connected.params.proto_version.unwrap_or(0);
+    if state.config.require_audited_proxies && version < version::SEALED_VERSION {
+        return Err(WorkerError::Session(format!(
+            "the proxy speaks protocol version {version}, whose payments this worker cannot \
+             audit (require_audited_proxies)"
+        )));
+    }
     state
         .payouts
         .connected(proxy, &connected.params, &connected.worker_sc_address);

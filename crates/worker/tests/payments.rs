@@ -255,6 +255,34 @@ async fn a_proxy_judged_at_fallback_prices_is_not_cut_off() {
     assert!(handle.snapshot().underpaying_proxies.is_empty());
 }
 
+/// Attack: one of our proxies answers protocol version 2, as a reference proxy does, so that
+/// the worker holds neither its coefficients nor its payments to account. A worker that
+/// requires audited proxies refuses the session (and one that does not serves it, as it
+/// serves reference proxies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_answering_version_2_is_refused_when_audits_are_required() {
+    let up = upstream(small_answer()).await;
+    let (proxy, _, _) = support::net_scripted_at(
+        2,
+        &up,
+        |c| c.require_audited_proxies = true,
+        "local-proxy-contract".into(),
+        (None, None),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), proxy.conn.closed())
+        .await
+        .expect("the worker kept a session it cannot audit");
+    let (mut proxy, _, _) =
+        support::net_scripted_at(2, &up, |_| {}, "local-proxy-contract".into(), (None, None)).await;
+    proxy.send(run_query(1, 1)).await;
+    let (_, last) = proxy.finish(Int256([1; 32])).await;
+    assert!(
+        !matches!(&last, Message::ProxyQueryAnswerErrorEx(_)),
+        "a version-2 session is served as a reference one: {last:?}"
+    );
+}
+
 /// False refusal of an honest proxy: the coefficient changes after `worker.params` left (which
 /// carries it) and before the session is in `state.sessions` (handshake round trips, then up to
 /// 10 s reading the proxy contract), so no `worker.newCoefficient` ever reaches this proxy. 30 s

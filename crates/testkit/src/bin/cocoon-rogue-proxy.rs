@@ -51,6 +51,9 @@ struct Args {
     /// signatures.
     #[arg(long)]
     forge_receipts: bool,
+    /// Answer workers' handshakes with protocol version 2.
+    #[arg(long)]
+    downgrade_workers: bool,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -61,6 +64,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         drop_receipts: args.drop_receipts,
         proxy_contract: args.proxy_contract,
         forge_receipts: args.forge_receipts,
+        downgrade_workers: args.downgrade_workers,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;

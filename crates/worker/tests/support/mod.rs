@@ -198,6 +198,31 @@ pub async fn net_scripted(
     Arc<UpstreamEngine>,
     cocoon_worker::WorkerHandle,
 ) {
+    net_scripted_at(
+        cocoon_protocol::version::SEALED_VERSION,
+        upstream,
+        configure,
+        proxy_sc_address,
+        (hold, params_out),
+    )
+    .await
+}
+
+/// [`net_scripted`] with a proxy that answers protocol `version`.
+pub async fn net_scripted_at(
+    version: i32,
+    upstream: &FakeUpstream,
+    configure: impl FnOnce(&mut WorkerConfig),
+    proxy_sc_address: String,
+    (hold, params_out): (
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        Option<mpsc::Sender<worker::Params>>,
+    ),
+) -> (
+    ScriptedProxy,
+    Arc<UpstreamEngine>,
+    cocoon_worker::WorkerHandle,
+) {
     let attestation = AttestationConfig::local_simulated();
     let identity = attestation
         .identity(cocoon_attest::ratls::ClaimsFormat::Reference)
@@ -232,7 +257,7 @@ pub async fn net_scripted(
     tokio::spawn(answer_queries_scripted(
         secured.incoming,
         tx,
-        cocoon_protocol::version::SEALED_VERSION,
+        version,
         params_out,
         proxy_sc_address,
         hold,
