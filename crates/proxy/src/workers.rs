@@ -78,7 +78,7 @@ async fn serve_worker(state: Arc<ProxyState>, tcp: TcpStream) -> Result<(), Sess
                 }
             }
             Inbound::Packet(data) => match registered {
-                Some(id) => handle_packet(&state, id, &peer, data).await,
+                Some(id) => handle_packet(&state, id, data).await,
                 None => {
                     break Err(SessionEnd::Protocol(
                         "packet before the handshake completed".into(),
@@ -321,29 +321,23 @@ fn unregister(state: &ProxyState, id: WorkerId) {
 /// Oldest receipt relayed: a worker signs it just before the end it comes with.
 const RECEIPT_MAX_AGE_SECS: u64 = 300;
 
-/// Checks a worker's receipt before it is relayed and bounds a charge: verified under the
-/// workers' policy now, and signed by this worker's own attested key. A receipt that does not
-/// is dropped, so that what the client and the proxy hold a charge to is the same.
-fn verify_receipt(
-    state: &ProxyState,
-    peer: &VerifiedPeer,
-    encoded: &[u8],
-) -> Result<(), cocoon_attest::AttestError> {
+/// Checks a worker's receipt before it is relayed and bounds a charge: its certificate and
+/// evidence satisfy the workers' policy now, and its key signed it. A receipt that does not is
+/// dropped, so that what the client and the proxy hold a charge to is the same. (Which request
+/// it names is the client's to check, against what it sent.)
+fn verify_receipt(state: &ProxyState, encoded: &[u8]) -> Result<(), cocoon_attest::AttestError> {
     let receipt = cocoon_attest::Receipt::from_bytes(encoded)?;
     let now = state.identity.clock().now_unix();
-    let verified = receipt.verify_live(
+    receipt.verify_live(
         &state.worker_tls.policy(),
         state.worker_tls.evidence_verifier(),
         now,
         RECEIPT_MAX_AGE_SECS,
     )?;
-    if verified.worker.public_key != peer.public_key {
-        return Err(cocoon_attest::AttestError::ReceiptSignature);
-    }
     Ok(())
 }
 
-async fn handle_packet(state: &ProxyState, id: WorkerId, peer: &VerifiedPeer, data: Bytes) {
+async fn handle_packet(state: &ProxyState, id: WorkerId, data: Bytes) {
     let message: Message = match tl::from_bytes(data) {
         Ok(m) => m,
         Err(e) => {
@@ -375,7 +369,7 @@ async fn handle_packet(state: &ProxyState, id: WorkerId, peer: &VerifiedPeer, da
             },
         ),
         Message::ExtQueryReceipt(r) => {
-            if let Err(e) = verify_receipt(state, peer, &r.receipt) {
+            if let Err(e) = verify_receipt(state, &r.receipt) {
                 tracing::warn!(
                     worker = id.0,
                     "dropping a receipt that does not verify: {e}"
