@@ -7,8 +7,8 @@ from what reaches them.
 
 - A proxy pays its worker at the worker's coefficient (1.0×) and charges the client twice that,
   reporting 2.0× (within the request's `max_coefficient` of 4.0×). The worker's receipt signs
-  the coefficient it was paid at: the client bounds the charge at that, finds the overcharge,
-  and sends the proxy nothing more.
+  the coefficient it served at: the client bounds the charge at that, finds the overcharge, and
+  sends the proxy nothing more.
 - The same proxy withholds the worker's receipts, so that only its word on the coefficient is
   left: a sealed request's worker signs every end that bills usage, so a charge without its
   receipt is backed by nothing, and caught whole.
@@ -47,8 +47,8 @@ class RogueProxyNetwork(Network):
         super().__init__(tmp, **kwargs)
         # False: the client is not expected to open a session (and offer the model).
         self.wait_model = wait_model
-        # False: the worker connects to the real proxy (the attacks on clients), which then sees
-        # the worker's own key sign its receipts, as without the rogue.
+        # False: the worker connects to the real proxy (the attacks on clients touch only what
+        # the client is sent).
         self.worker_front = worker_front
         self.rogue_args = list(rogue_args)
         self.front = {"clients": self.ports["proxy_clients"], "workers": self.ports["proxy_workers"]}
