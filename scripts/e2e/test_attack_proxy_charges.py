@@ -18,7 +18,7 @@ import json
 import urllib.error
 import urllib.request
 
-from conftest import MODEL, wait_for
+from conftest import MODEL, http_get, wait_for
 
 
 def chat(net, i):
@@ -116,3 +116,5 @@ def test_a_proxy_paying_its_worker_below_the_network_prices_is_found(make_networ
     )
     [(proxy, why)] = net.worker_stats()["underpaying_proxies"].items()
     assert proxy.endswith(str(net.ports["proxy_workers"])) and why.startswith("the proxy paid"), (proxy, why)
+    _, page = http_get(f"http://127.0.0.1:{net.ports['worker_stats']}/stats")
+    assert f"proxies served no more: {proxy}" in page.decode(), page.decode()
