@@ -208,6 +208,8 @@ def test_a_proxy_raising_the_coefficient_its_receipts_sign_is_caught(rogue_proxy
     status, answer = chat(net, 0)
     assert status == 200, answer
     assert answer["cocoon_receipt"]["verified"] is False, answer["cocoon_receipt"]
+    # Sealed: in clear a receipt that does not verify leaves the reported coefficient standing.
+    assert answer["cocoon_receipt"]["envelope_sha256"], "the request went in clear"
     assert [r["change"] for r in rewritten(net, "ext.queryReceipt")] == ["coefficient Some(1000) -> Some(2000)"]
     audit = wait_for(
         "the client to find the unbacked charge",
@@ -313,3 +315,33 @@ def test_a_proxy_answering_as_a_reference_one_is_refused_when_audits_are_require
     status, body = wait_for("the client to answer", lambda: answered(net), logs=lambda: net.log("client"))
     assert status != 200, body
     assert net.worker_stats()["requests"] == 0
+
+
+@NEEDS_CHAIN
+def test_a_worker_on_chain_refuses_a_proxy_naming_no_proxy_contract(rogue_proxy_network, tmp_path):
+    """The proxy names an address where no proxy contract lives, so that the worker would audit
+    it at prices that may not be its own, and never cut it off: the chain answers that no
+    contract is there, and the worker refuses the session."""
+    emu = Emulator(tmp_path, [])
+    try:
+        config = tmp_path / "worker-on-chain.toml"
+        config.write_text(f'[registry]\nchain = "{emu.spec}"\n')
+        unreadable = "0:" + "01" * 32
+        net = rogue_proxy_network(
+            ["--proxy-contract", unreadable],
+            worker_front=True,
+            worker_args=["--config", str(config)],
+            wait_model=False,
+        )
+        wait_for(
+            "the worker to refuse the session",
+            lambda: "is not a proxy contract" in net.log("worker"),
+            logs=lambda: net.log("worker")[-4000:],
+        )
+        assert any(
+            f"proxy_sc_address local-proxy-contract -> {unreadable}" in r["change"]
+            for r in rewritten(net, "worker.connectedToProxy")
+        ), net.rewrites()
+        assert net.worker_stats()["requests"] == 0
+    finally:
+        emu.stop()

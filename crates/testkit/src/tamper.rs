@@ -20,8 +20,9 @@
 //! - `forge_receipts`: the coefficient in the workers' receipts is multiplied by
 //!   `charge_factor`, the signature left as it was (the proxy has no worker's key), so that the
 //!   receipt would back the charge.
-//! - `proxy_contract`: the proxy names this contract to clients (`client.connectedToProxy`),
-//!   for example one that cannot be read, so that its prices, and the audit, would be off.
+//! - `proxy_contract`: the proxy names this contract to clients and workers
+//!   (`client.connectedToProxy`, `worker.connectedToProxy`), for example one that cannot be
+//!   read, so that its prices, and the audits, would be off.
 //!
 //! Each rewrite is reported to a channel as a [`Rewrite`], so that a test can tell an attack
 //! that was caught from one that never happened.
@@ -223,12 +224,23 @@ impl Tamper {
                     format!("proxy_sc_address {was} -> {contract}"),
                 )
             }
-            Message::WorkerConnectedToProxy(mut connected) if self.config.downgrade_workers => {
-                let was = connected.params.proto_version.replace(2);
+            Message::WorkerConnectedToProxy(mut connected)
+                if self.config.downgrade_workers || self.config.proxy_contract.is_some() =>
+            {
+                let mut changes = Vec::new();
+                if self.config.downgrade_workers {
+                    let was = connected.params.proto_version.replace(2);
+                    changes.push(format!("proto_version {was:?} -> Some(2)"));
+                }
+                if let Some(contract) = &self.config.proxy_contract {
+                    let was =
+                        std::mem::replace(&mut connected.params.proxy_sc_address, contract.clone());
+                    changes.push(format!("proxy_sc_address {was} -> {contract}"));
+                }
                 (
                     Message::WorkerConnectedToProxy(connected),
                     "worker.connectedToProxy",
-                    format!("proto_version {was:?} -> Some(2)"),
+                    changes.join(", "),
                 )
             }
             _ => return None,

@@ -99,7 +99,13 @@ async fn run_session(
             return Err(e);
         }
     };
-    let prices = payment_prices(state, proxy, version, &proxy_contract).await;
+    let prices = match payment_prices(state, proxy, version, &proxy_contract).await {
+        Ok(prices) => prices,
+        Err(e) => {
+            conn.close();
+            return Err(e);
+        }
+    };
     tracing::info!(
         %proxy,
         version,
@@ -288,7 +294,7 @@ async fn handshake(
     crate::settle::offer(state, proxy, &result.signed_payment);
 
     let complete = worker::ProxyHandshakeComplete {
-        is_disabled: !state.enabled.load(Ordering::Acquire),
+        is_disabled: !state.enabled.load(Ordering::Acquire) || state.underpaid_by(proxy).is_some(),
     };
     let answer = conn
         .query(Bytes::from(complete.to_boxed_bytes()))
@@ -303,16 +309,21 @@ async fn handshake(
 const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The prices this worker holds a session's payments to: with a chain, those of the proxy
-/// contract; without one, or when the contract named cannot be read (said in the log), the
-/// local parameters. `None`: not audited (a proxy before version 3, whose rounding is its own).
+/// contract; without one, the local parameters; when the chain cannot answer (said in the log),
+/// the local parameters too, and the proxy is then never cut off on that audit. `None`: not
+/// audited (a proxy before version 3, whose rounding is its own).
+///
+/// # Errors
+/// [`WorkerError::Session`] when the chain answers that no proxy contract lives at the address
+/// the proxy names: a proxy must not escape the audit (or its cut-off) by naming one.
 async fn payment_prices(
     state: &WorkerState,
     proxy: &str,
     version: i32,
     proxy_contract: &str,
-) -> Option<cocoon_market::PricingParams> {
+) -> Result<Option<cocoon_market::PricingParams>, WorkerError> {
     if version < version::SEALED_VERSION {
-        return None;
+        return Ok(None);
     }
     let (chain, api_key) = state.config.registry_chain();
     let local = cocoon_market::PricingParams::default();
@@ -323,15 +334,19 @@ async fn payment_prices(
             .await;
     state.note_contract_unread(proxy, read.is_err());
     match read {
-        Ok(prices) => Some(prices),
+        Ok(prices) => Ok(Some(prices)),
+        Err(e @ cocoon_chain::ChainError::UnexpectedState { .. }) => Err(WorkerError::Session(
+            format!("the proxy names a contract that is not a proxy contract: {e}"),
+        )),
         Err(e) => {
-            // Naming a contract that does not read must not switch the audit off.
+            // A chain that does not answer must neither switch the audit off nor cut off an
+            // honest proxy on prices that may not be its own.
             tracing::warn!(
                 %proxy,
                 "the proxy contract's prices cannot be read ({e}): this session's payments are \
-                 held to the local prices"
+                 held to the local prices, and reported only"
             );
-            Some(local)
+            Ok(Some(local))
         }
     }
 }

@@ -299,8 +299,21 @@ impl WorkerState {
     }
 
     pub(crate) async fn broadcast(&self, payload: Bytes) {
+        self.broadcast_where(payload, |_| true).await;
+    }
+
+    /// [`broadcast`](Self::broadcast) to the sessions of proxies not cut off for underpaying
+    /// (an `enable` must not undo what told those that the worker is disabled for them).
+    pub(crate) async fn broadcast_to_served(&self, payload: Bytes) {
+        let cut_off = lock(&self.underpaying_proxies).clone();
+        self.broadcast_where(payload, |proxy| !cut_off.contains_key(proxy))
+            .await;
+    }
+
+    async fn broadcast_where(&self, payload: Bytes, to: impl Fn(&str) -> bool) {
         let sessions: Vec<Connection> = lock(&self.sessions)
             .values()
+            .filter(|s| to(&s.proxy))
             .map(|s| s.conn.clone())
             .collect();
         for conn in sessions {
@@ -443,7 +456,7 @@ impl WorkerHandle {
             disabled: i32::from(!enabled),
         };
         self.state
-            .broadcast(Bytes::from(msg.to_boxed_bytes()))
+            .broadcast_to_served(Bytes::from(msg.to_boxed_bytes()))
             .await;
     }
 

@@ -165,13 +165,7 @@ impl AnswerStream {
             return;
         };
         self.signed = None;
-        let now = self.wiring.clock.now_unix();
-        match receipt::verify_on_arrival(
-            &encoded,
-            &self.wiring.workers,
-            self.machine.binding(),
-            now,
-        ) {
+        match receipt::verify_on_arrival(&encoded, &self.wiring.workers, self.machine.binding()) {
             Ok(claims) => {
                 self.signed = Some((encoded, claims.clone()));
                 let actions = self

@@ -61,16 +61,21 @@ fn verify_signature(
         .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))
 }
 
-/// A receipt as it arrives, before the answer ends: verified under `workers`' policy at `now`
-/// and naming the request `binding` describes (its id, its sealed envelope, its body). What it signs may
-/// then bound the request's charge, whatever way the answer ends.
+/// A receipt as it arrives, before the answer ends: signed by a certificate whose evidence
+/// satisfied `workers`' policy when it signed, and naming the request `binding` describes (its
+/// id, its sealed envelope, its body). What it signs may then bound the request's charge,
+/// whatever way the answer ends. Its age is judged by the end's check (for the caller), not
+/// here: a caller reading slowly, or a skewed clock, must not turn an honest charge into an
+/// overcharge; this client's fresh request id already stops a replayed receipt.
 pub(crate) fn verify_on_arrival(
     encoded: &[u8],
     workers: &cocoon_attest::RaTlsVerifier,
     binding: &crate::stream::machine::ReceiptBinding,
-    now: u64,
 ) -> Result<cocoon_attest::ReceiptClaims, ClientError> {
-    let claims = verify_signature(encoded, workers, now)?;
+    let claims = cocoon_attest::Receipt::from_bytes(encoded)
+        .and_then(|r| r.verify(&workers.policy(), workers.evidence_verifier()))
+        .map(|v| v.claims)
+        .map_err(|e| ClientError::ReceiptInvalid(e.to_string()))?;
     cocoon_attest::receipt::check_request(
         &claims,
         &binding.client_request_id,
@@ -81,6 +86,23 @@ pub(crate) fn verify_on_arrival(
         return Err(ClientError::ReceiptForAnotherRequest("request body"));
     }
     Ok(claims)
+}
+
+/// Refuses claims issued more than [`RECEIPT_MAX_AGE_SECS`] before `now`, or in the future
+/// beyond clock skew, as [`cocoon_attest::Receipt::verify_live`] does.
+fn check_fresh(claims: &cocoon_attest::ReceiptClaims, now: u64) -> Result<(), ClientError> {
+    let issued_at = claims.issued_at;
+    if issued_at > now.saturating_add(cocoon_attest::policy::CLAIMS_FUTURE_SKEW_SECS)
+        || now.saturating_sub(issued_at) > RECEIPT_MAX_AGE_SECS
+    {
+        let stale = cocoon_attest::AttestError::ReceiptStale {
+            issued_at,
+            now,
+            max_age_secs: RECEIPT_MAX_AGE_SECS,
+        };
+        return Err(ClientError::ReceiptInvalid(stale.to_string()));
+    }
+    Ok(())
 }
 
 /// Checks that verified `claims` name exactly the request and answer `expected` describes.
@@ -187,7 +209,10 @@ impl ReceiptCheck {
             usage: Some(&self.usage),
         };
         match verified {
-            Some((bytes, claims)) if bytes == &self.encoded => check_claims(claims, &expected),
+            Some((bytes, claims)) if bytes == &self.encoded => {
+                check_fresh(claims, now)?;
+                check_claims(claims, &expected)
+            }
             _ => check_receipt(&self.encoded, workers, &expected, now),
         }
     }
@@ -377,6 +402,51 @@ pub(crate) mod tests {
         assert!(matches!(
             check(b"CRCP\x01not a receipt", &[0xB; 32], None),
             Err(ClientError::ReceiptInvalid(_))
+        ));
+    }
+
+    /// A receipt bounds a charge once it verifies and names the request, however late it is
+    /// read: its age is for the caller's flag, judged at the end (a slow reader or a skewed clock
+    /// must not turn an honest charge into an overcharge).
+    #[test]
+    fn a_receipt_bounds_the_charge_when_it_names_the_request_whatever_its_age() {
+        use crate::stream::machine::{ReceiptBinding, ReceiptCheck};
+        let binding = ReceiptBinding {
+            client_request_id: [0xA; 32],
+            envelope_hash: None,
+            request_hash: body_hash(b"same prompt"),
+            weights: None,
+        };
+        let encoded = receipt([0xA; 32], None);
+        let claims = verify_on_arrival(&encoded, &workers(), &binding).unwrap();
+        assert_eq!(claims.coefficient, Some(1000));
+        // Another request's receipt, or another body's, bounds nothing.
+        let other = receipt([0xB; 32], None);
+        assert!(verify_on_arrival(&other, &workers(), &binding).is_err());
+        let elsewhere = ReceiptBinding {
+            request_hash: body_hash(b"another prompt"),
+            ..binding
+        };
+        assert!(verify_on_arrival(&encoded, &workers(), &elsewhere).is_err());
+        // Read an hour later: still the bound, but the caller is told it is stale.
+        let check = ReceiptCheck {
+            encoded: Bytes::from(encoded.clone()),
+            binding,
+            answer_hash: body_hash(b"same answer"),
+            usage: cocoon_protocol::messages::TokensUsed {
+                prompt_tokens_used: 3,
+                cached_tokens_used: 0,
+                completion_tokens_used: 5,
+                reasoning_tokens_used: 0,
+                total_tokens_used: 8,
+            },
+        };
+        let cached = (Bytes::from(encoded), claims);
+        let now = cocoon_net::unix_time() as u64;
+        assert_eq!(check.verify(&workers(), now, Some(&cached)), Ok(()));
+        assert!(matches!(
+            check.verify(&workers(), now + 3_600, Some(&cached)),
+            Err(ClientError::ReceiptInvalid(m)) if m.contains("stale") || m.contains("issued")
         ));
     }
 }

@@ -163,7 +163,18 @@ pub(crate) async fn run(
         }
         let deadline = machine.next_deadline();
         let event = tokio::select! {
-            event = next_worker_event(d.attempt.as_mut()) => Event::Worker(event),
+            event = next_worker_event(d.attempt.as_mut()) => {
+                if let crate::state::WorkerEvent::Receipt(r) = &event
+                    && !d.receipt_names_request(r)
+                {
+                    // A receipt of another request (or that does not read) bounds nothing and
+                    // is not relayed: the client would refuse it, and take the charge of a
+                    // sealed request without its receipt for an overcharge.
+                    tracing::warn!(request = %d.ledger_id, "dropping a receipt of another request");
+                    continue;
+                }
+                Event::Worker(event)
+            }
             () = sleep_until(deadline) => Event::Tick,
             () = cancel.cancelled(), if !d.client_gone => {
                 d.client_gone = true;
@@ -179,6 +190,45 @@ pub(crate) async fn run(
     // Whatever happened, the attempt's route is gone.
     if let Some(attempt) = &d.attempt {
         forget_route(&d.state, attempt);
+    }
+}
+
+impl Driver {
+    /// Counts a metering violation against `worker`: usage above what the request could use
+    /// or the receipt signs (charged at the bound), or a sealed request's usage billed without
+    /// its receipt (charged nothing).
+    fn penalize(&self, worker: WorkerId, owner: &str, v: &Violation) {
+        tracing::warn!(
+            worker = worker.0,
+            owner = %owner,
+            reported = ?v.reported,
+            bound = ?v.bound,
+            "metering violation: usage above what the request could use or its receipt signs, \
+             charged at the bound"
+        );
+        lock(&self.state.selector).on_metering_violation(worker);
+        self.state
+            .counters
+            .metering_violations
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a worker's receipt names this request as the client will check it: the client's
+    /// request id, and for a sealed request the envelope's SHA-256.
+    fn receipt_names_request(&self, encoded: &Bytes) -> bool {
+        let Ok(receipt) = cocoon_attest::Receipt::from_bytes(encoded) else {
+            return false;
+        };
+        let envelope = self
+            .sealed
+            .as_ref()
+            .map(|_| cocoon_attest::receipt::body_hash(&self.q.query));
+        cocoon_attest::receipt::check_request(
+            &receipt.claims,
+            &self.q.request_id.0,
+            envelope.as_ref(),
+        )
+        .is_ok()
     }
 }
 
@@ -244,6 +294,12 @@ impl Driver {
             }
             Action::Release => {
                 self.release().await;
+                None
+            }
+            Action::Violation(v) => {
+                if let Some(attempt) = &self.attempt {
+                    self.penalize(attempt.worker, &attempt.owner, &v);
+                }
                 None
             }
             Action::Done(ending) => {
@@ -723,18 +779,7 @@ impl Driver {
                 .fetch_add(1, Ordering::Relaxed);
         }
         if let Some(v) = violation {
-            tracing::warn!(
-                worker = attempt.worker.0,
-                owner = %attempt.owner,
-                reported = ?v.reported,
-                bound = ?v.bound,
-                "metering violation: usage above what the request could use, charged at the bound"
-            );
-            lock(&self.state.selector).on_metering_violation(attempt.worker);
-            self.state
-                .counters
-                .metering_violations
-                .fetch_add(1, Ordering::Relaxed);
+            self.penalize(attempt.worker, &attempt.owner, &v);
         }
         let charge = match self.state.ledger.pricing().charge(&usage, coefficient) {
             Ok(c) => c,

@@ -230,6 +230,9 @@ pub(crate) enum Action {
     },
     /// Give the reservation back: nothing is owed.
     Release,
+    /// Count a metering violation against the current attempt's worker, for a request that is
+    /// charged nothing (a charged one carries its violation in [`Action::Charge`]).
+    Violation(Violation),
     /// The request is over.
     Done(Ending),
 }
@@ -761,6 +764,9 @@ impl RequestMachine {
         };
         let mut actions = vec![Action::FinishAttempt(outcome)];
         if bounded == TokenCounts::default() {
+            if let Some(v) = violation {
+                actions.push(Action::Violation(v));
+            }
             actions.push(Action::Release);
             actions.extend(self.closing(closing, false));
             return actions;

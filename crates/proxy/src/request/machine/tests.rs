@@ -464,6 +464,10 @@ fn a_sealed_answer_billed_without_its_receipt_is_charged_nothing() {
     );
     assert!(charge_of(&actions).is_none(), "{actions:?}");
     assert!(actions.contains(&Action::Release), "{actions:?}");
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Violation(_))),
+        "the worker is not held to account: {actions:?}"
+    );
     // With its receipt it is charged as signed; in clear, without one, as reported.
     let mut run = Run::asking_sealed(100, false, true, attempt(1, true));
     run.relay_first();
