@@ -24,12 +24,17 @@ from what reaches them.
   with `require_audited_proxies` refuses the session.
 - A proxy sends a second request under the first one's id, so that one payment could cover
   both: the worker refuses it (409).
+- A proxy notifies the worker of each payment in full but never credits it in its books: the
+  committed total it shows (which its vouchers sign) stays where it was. The worker holds the
+  total to the notices and serves that proxy no more; behind the same relays, an honest proxy's
+  totals keep up with concurrent requests and it is served on.
 """
 
 import json
 import os
 import re
 import select
+import threading
 import urllib.error
 import urllib.request
 
@@ -345,3 +350,43 @@ def test_a_worker_on_chain_refuses_a_proxy_naming_no_proxy_contract(rogue_proxy_
         assert net.worker_stats()["requests"] == 0
     finally:
         emu.stop()
+
+
+def test_a_proxy_whose_total_for_the_worker_does_not_grow_is_cut_off(rogue_proxy_network):
+    net = rogue_proxy_network(["--freeze-worker-totals"], worker_front=True)
+    status, answer = chat(net, 0)
+    assert status == 200, answer
+    logs = lambda: net.log("worker")[-4000:] + net.log("rogue-proxy")[-2000:]
+    wait_for("the worker to cut the proxy off", lambda: net.worker_stats()["underpaying_proxies"], logs=logs)
+    # The attack happened: the notice paid the request in full and showed the old total.
+    [notice] = rewritten(net, "proxy.workerRequestPayment")
+    assert re.fullmatch(r"db_tokens \d+ -> \d+ \(request_tokens [1-9]\d*\)", notice["change"]), notice
+    # Each notice on its own passed the worker's audit: only the total gives the proxy away.
+    assert net.worker_stats()["payment_audit"]["discrepancies"] == 0
+    [(proxy, why)] = net.worker_stats()["underpaying_proxies"].items()
+    assert proxy.endswith(str(net.ports["proxy_workers"])) and "short of the" in why, (proxy, why)
+    assert "this proxy is served no more" in net.log("worker"), logs()
+    status, refused = chat(net, 1)
+    assert status != 200, refused
+
+
+def test_an_honest_proxys_totals_keep_up_with_concurrent_requests(rogue_proxy_network):
+    """The rule's false-positive side: concurrent charges commit in one order and their notices
+    may arrive in another, and payment-status answers read the total at any time between."""
+    net = rogue_proxy_network([], worker_front=True, worker_args=["--payment-status-interval", "0.2"])
+    answers = []
+    threads = [threading.Thread(target=lambda i=i: answers.append(chat(net, i))) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in answers] == [200] * 8, answers
+    wait_for(
+        "the worker's audit of eight payments",
+        lambda: net.worker_stats()["payment_audit"]["audited"] >= 8,
+        logs=lambda: net.log("worker")[-4000:],
+    )
+    status, answer = chat(net, 8)
+    assert status == 200, answer
+    assert net.worker_stats()["underpaying_proxies"] == {}, net.worker_stats()["underpaying_proxies"]
+    assert net.rewrites() == []

@@ -94,6 +94,7 @@ pub mod pricing;
 pub mod reservation;
 pub mod selection;
 pub mod simulation;
+pub mod total;
 
 pub use error::MarketError;
 pub use ids::{ClientId, RequestId, WorkerAccountId, WorkerId};

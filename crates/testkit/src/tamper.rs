@@ -20,6 +20,10 @@
 //! - `forge_receipts`: the coefficient in the workers' receipts is multiplied by
 //!   `charge_factor`, the signature left as it was (the proxy has no worker's key), so that the
 //!   receipt would back the charge.
+//! - `freeze_worker_totals`: every committed total a worker is shown (`db_tokens` of its payment
+//!   notices and status answers, `tokens_committed_to_db` of its handshake) stays at the first
+//!   one shown, while each notice still reports its request's payment in full: a proxy whose
+//!   books, and so its vouchers, never credit the worker what it notifies.
 //! - `proxy_contract`: the proxy names this contract to clients and workers
 //!   (`client.connectedToProxy`, `worker.connectedToProxy`), for example one that cannot be
 //!   read, so that its prices, and the audits, would be off.
@@ -56,6 +60,8 @@ pub struct TamperConfig {
     pub forge_receipts: bool,
     /// Answer workers' handshakes with protocol version 2.
     pub downgrade_workers: bool,
+    /// Show workers the first committed total shown, whatever they earn after.
+    pub freeze_worker_totals: bool,
 }
 
 /// One message rewritten.
@@ -76,6 +82,8 @@ pub struct Tamper {
     /// With `reuse_request_ids`: the first id sent to a worker, and the id of the latest
     /// request sent under it (where the worker's answers go back).
     ids: Mutex<Option<(Int256, Int256)>>,
+    /// With `freeze_worker_totals`: the first committed total shown to a worker.
+    frozen_total: Mutex<Option<i64>>,
     rewrites: mpsc::UnboundedSender<Rewrite>,
 }
 
@@ -86,6 +94,7 @@ impl Tamper {
         let tamper = Self {
             config,
             ids: Mutex::new(None),
+            frozen_total: Mutex::new(None),
             rewrites,
         };
         (tamper, out)
@@ -126,6 +135,18 @@ impl Tamper {
                 self.report("ext.queryCost", &q.request_id, change);
                 Some(Message::ExtQueryCost(q))
             }
+            Message::ProxyWorkerRequestPayment(mut p) if c.freeze_worker_totals => {
+                let was = p.db_tokens;
+                let frozen = self.frozen(was);
+                p.db_tokens = frozen;
+                p.max_tokens = frozen;
+                let change = format!(
+                    "db_tokens {was} -> {frozen} (request_tokens {})",
+                    p.request_tokens
+                );
+                self.report("proxy.workerRequestPayment", &p.request_id, change);
+                Some(Message::ProxyWorkerRequestPayment(p))
+            }
             Message::ExtWorkerRunQuery(mut q) => {
                 let offered = self.offer(&mut q.coefficient, &q.request_id, "ext.workerRunQuery");
                 let reused = self.reuse(&mut q.request_id, "ext.workerRunQuery");
@@ -144,6 +165,15 @@ impl Tamper {
             }
             _ => None,
         }
+    }
+
+    /// With `freeze_worker_totals`: the first total shown (`total`, if none was yet).
+    fn frozen(&self, total: i64) -> i64 {
+        *self
+            .frozen_total
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(total)
     }
 
     /// Sets an offered coefficient; answers whether it did.
@@ -210,8 +240,9 @@ fn replace_all(bytes: &[u8], from: &[u8; 32], to: &[u8; 32]) -> Option<Vec<u8>> 
 }
 
 impl Tamper {
-    /// A query's answer towards a node, rewritten when it is the proxy's handshake answer to a
-    /// client and `proxy_contract` is set.
+    /// A query's answer towards a node, when rewritten: the proxy's handshake answers (the
+    /// contract it names, the version it speaks, the total it shows a worker) and a worker's
+    /// payment status.
     fn answer_to_node(&self, answer: tcp::QueryAnswer) -> Option<Bytes> {
         let (message, name, change) = match tl::from_bytes::<Message>(answer.data).ok()? {
             Message::ClientConnectedToProxy(mut connected) => {
@@ -241,6 +272,36 @@ impl Tamper {
                     Message::WorkerConnectedToProxy(connected),
                     "worker.connectedToProxy",
                     changes.join(", "),
+                )
+            }
+            Message::WorkerCompareBalanceWithProxyResult(mut r)
+                if self.config.freeze_worker_totals =>
+            {
+                let was = r.tokens_committed_to_db;
+                let frozen = self.frozen(was);
+                if frozen == was {
+                    return None;
+                }
+                r.tokens_committed_to_db = frozen;
+                r.max_tokens = frozen;
+                (
+                    Message::WorkerCompareBalanceWithProxyResult(r),
+                    "worker.compareBalanceWithProxyResult",
+                    format!("tokens_committed_to_db {was} -> {frozen}"),
+                )
+            }
+            Message::WorkerPaymentStatus(mut status) if self.config.freeze_worker_totals => {
+                let was = status.db_tokens;
+                let frozen = self.frozen(was);
+                if frozen == was {
+                    return None;
+                }
+                status.db_tokens = frozen;
+                status.max_tokens = frozen;
+                (
+                    Message::WorkerPaymentStatus(status),
+                    "worker.paymentStatus",
+                    format!("db_tokens {was} -> {frozen}"),
                 )
             }
             _ => return None,
@@ -438,5 +499,68 @@ mod tests {
         assert_eq!(rewrites.try_recv().unwrap().change, "withheld");
         // From a worker towards the proxy it passes.
         assert!(t.frame(Towards::Proxy, packet(&receipt)).is_some());
+    }
+
+    #[test]
+    fn a_worker_is_shown_its_first_total_while_paid_in_full() {
+        let (t, mut rewrites) = Tamper::new(TamperConfig {
+            freeze_worker_totals: true,
+            ..TamperConfig::default()
+        });
+        let answer = |message: &Message| {
+            Bytes::from(
+                tcp::QueryAnswer {
+                    id: 7,
+                    data: Bytes::from(tl::to_bytes(message)),
+                }
+                .to_boxed_bytes(),
+            )
+        };
+        let handshake = Message::WorkerCompareBalanceWithProxyResult(
+            cocoon_protocol::messages::worker::CompareBalanceWithProxyResult {
+                signed_payment: proxy::AnySignedPayment::default(),
+                tokens_committed_to_db: 100,
+                max_tokens: 100,
+                error_code: 0,
+            },
+        );
+        // The first total shown passes as it is, and is the one kept.
+        let shown = answer(&handshake);
+        assert_eq!(t.frame(Towards::Node, shown.clone()), Some(shown));
+        let paid = Message::ProxyWorkerRequestPayment(proxy::WorkerRequestPayment {
+            request_id: Int256([2; 32]),
+            signed_payment: proxy::AnySignedPayment::default(),
+            db_tokens: 130,
+            max_tokens: 130,
+            request_tokens: 30,
+            request_client_owner: String::new(),
+        });
+        let Message::ProxyWorkerRequestPayment(p) = unpacked(t.frame(Towards::Node, packet(&paid)))
+        else {
+            panic!("not a payment");
+        };
+        assert_eq!(
+            (p.db_tokens, p.max_tokens, p.request_tokens),
+            (100, 100, 30)
+        );
+        assert_eq!(
+            rewrites.try_recv().unwrap().change,
+            "db_tokens 130 -> 100 (request_tokens 30)"
+        );
+        let status =
+            Message::WorkerPaymentStatus(cocoon_protocol::messages::worker::PaymentStatus {
+                signed_payment: proxy::AnySignedPayment::default(),
+                db_tokens: 130,
+                max_tokens: 130,
+            });
+        let rewritten = t.frame(Towards::Node, answer(&status)).unwrap();
+        let tcp::AnyPacket::QueryAnswer(a) = tl::from_bytes::<tcp::AnyPacket>(rewritten).unwrap()
+        else {
+            panic!("not an answer");
+        };
+        let Message::WorkerPaymentStatus(s) = tl::from_bytes::<Message>(a.data).unwrap() else {
+            panic!("not a payment status");
+        };
+        assert_eq!((a.id, s.db_tokens), (7, 100));
     }
 }

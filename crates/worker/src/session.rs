@@ -17,6 +17,7 @@ use cocoon_protocol::version;
 use crate::WorkerError;
 use crate::request::Binding;
 use crate::state::{SessionInfo, WorkerState, lock};
+use cocoon_market::total::TotalAudit;
 
 /// Keeps one connection to `proxy` alive for as long as the worker runs.
 /// Keeps one connection to `proxy` until `stop` (a child of the worker's shutdown, cancelled
@@ -92,15 +93,23 @@ async fn run_session(
             return Ok(());
         }
     };
-    let (version, proxy_contract, sent_coefficient) = match version {
+    let Handshake {
+        version,
+        proxy_contract,
+        sent_coefficient,
+        committed,
+    } = match version {
         Ok(v) => v,
         Err(e) => {
             conn.close();
             return Err(e);
         }
     };
-    let prices = match payment_prices(state, proxy, version, &proxy_contract).await {
-        Ok(prices) => prices,
+    let audit = match payment_prices(state, proxy, version, &proxy_contract).await {
+        Ok(prices) => Arc::new(SessionAudit {
+            prices,
+            totals: std::sync::Mutex::new(TotalAudit::new(u64::try_from(committed).unwrap_or(0))),
+        }),
         Err(e) => {
             conn.close();
             return Err(e);
@@ -143,6 +152,7 @@ async fn run_session(
         state.clone(),
         proxy.to_owned(),
         conn.clone(),
+        audit.clone(),
     ));
     // Requests of this session still running, and whether it waits for them to end before
     // redialling (after a model change its proxy did not ask for).
@@ -181,7 +191,7 @@ async fn run_session(
         let Some(item) = item else { break };
         match item {
             Inbound::Packet(data) => {
-                handle_packet(state, proxy, &conn, version, prices, data, &load);
+                handle_packet(state, proxy, &conn, version, &audit, data, &load);
             }
             Inbound::Query(q) => match tl::from_bytes::<Message>(q.data.clone()) {
                 Ok(Message::WorkerChangeModel(c)) => {
@@ -232,7 +242,7 @@ async fn handshake(
     proxy: &str,
     conn: &Connection,
     model: &str,
-) -> Result<(i32, String, i32), WorkerError> {
+) -> Result<Handshake, WorkerError> {
     let err = |what: &str, e: &dyn std::fmt::Display| WorkerError::Session(format!("{what}: {e}"));
     let sent_coefficient = state.coefficient.load(Ordering::Acquire);
     let params = worker::Params {
@@ -302,7 +312,57 @@ async fn handshake(
         .map_err(|e| err("worker.proxyHandshakeComplete", &e))?;
     worker::ProxyHandshakeCompleted::from_boxed_bytes(answer)
         .map_err(|e| err("worker.proxyHandshakeCompleted", &e))?;
-    Ok((version, connected.params.proxy_sc_address, sent_coefficient))
+    Ok(Handshake {
+        version,
+        proxy_contract: connected.params.proxy_sc_address,
+        sent_coefficient,
+        committed: result.tokens_committed_to_db,
+    })
+}
+
+/// What a session's handshake settled.
+struct Handshake {
+    version: i32,
+    /// The proxy contract the proxy named.
+    proxy_contract: String,
+    /// The coefficient this worker announced.
+    sent_coefficient: i32,
+    /// The proxy's committed total for this worker when the session started.
+    committed: i64,
+}
+
+/// How a session's payments are audited: at which prices (`None`: not audited), and the proxy's
+/// running total held against its notices.
+struct SessionAudit {
+    prices: Option<cocoon_market::PricingParams>,
+    totals: std::sync::Mutex<TotalAudit>,
+}
+
+impl SessionAudit {
+    /// Holds a total the proxy showed (with the payment it notified, if any) against the
+    /// session's notices; a shortfall cuts the proxy off as an underpayment does.
+    fn total_shown(
+        &self,
+        state: &WorkerState,
+        proxy: &str,
+        conn: &Connection,
+        total: i64,
+        notified: Option<i64>,
+    ) {
+        if self.prices.is_none() {
+            return;
+        }
+        let total = u64::try_from(total).unwrap_or(0);
+        let mut totals = lock(&self.totals);
+        let verdict = match notified {
+            Some(paid) => totals.notified(u64::try_from(paid).unwrap_or(0), total),
+            None => totals.shown(total),
+        };
+        drop(totals);
+        if let Err(short) = verdict {
+            state.note_underpaid(Some(proxy), conn, &short);
+        }
+    }
 }
 
 /// The longest a session's start waits for the proxy contract's prices.
@@ -366,7 +426,12 @@ fn note_committed(state: &WorkerState, proxy: &str, reported: i64) -> Result<(),
     Ok(())
 }
 
-async fn poll_payment_status(state: Arc<WorkerState>, proxy: String, conn: Connection) {
+async fn poll_payment_status(
+    state: Arc<WorkerState>,
+    proxy: String,
+    conn: Connection,
+    audit: Arc<SessionAudit>,
+) {
     let mut tick = tokio::time::interval(state.config.payment_status_interval);
     tick.tick().await;
     loop {
@@ -389,6 +454,7 @@ async fn poll_payment_status(state: Arc<WorkerState>, proxy: String, conn: Conne
                     conn.close();
                     return;
                 }
+                audit.total_shown(&state, &proxy, &conn, status.db_tokens, None);
                 crate::settle::offer(&state, &proxy, &status.signed_payment);
             }
             Err(e) => tracing::warn!(%proxy, "bad payment status: {e}"),
@@ -429,10 +495,11 @@ fn handle_packet(
     proxy: &str,
     conn: &Connection,
     version: i32,
-    prices: Option<cocoon_market::PricingParams>,
+    audit: &SessionAudit,
     data: Bytes,
     load: &Arc<AtomicUsize>,
 ) {
+    let prices = audit.prices;
     let message: Message = match tl::from_bytes(data) {
         Ok(m) => m,
         Err(e) => {
@@ -528,6 +595,7 @@ fn handle_packet(
                     state.note_underpaid(Some(proxy), conn, &found);
                 }
             }
+            audit.total_shown(state, proxy, conn, p.db_tokens, Some(p.request_tokens));
             crate::settle::offer(state, proxy, &p.signed_payment);
         }
         Message::ExtCancelQuery(c) => {

@@ -1,8 +1,9 @@
 //! What a proxy pays a worker, against a scripted version 3 proxy over a real RA-TLS loopback
 //! session: the worker holds each payment (`proxy.workerRequestPayment`) against its own
 //! account of the request (the usage it reported, at the coefficient the proxy offered, at the
-//! local prices here) and reports a request paid less; and it refuses a request offered at a
-//! coefficient below its own, which would let a proxy pay less by naming a lower price.
+//! local prices here) and reports a request paid less; it holds the committed total the proxy
+//! shows to the payments it notified; and it refuses a request offered at a coefficient below
+//! its own, which would let a proxy pay less by naming a lower price.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,12 +31,14 @@ fn run_query(request_id: u8, coefficient: i64) -> ext::WorkerRunQuery {
     }
 }
 
-fn payment(request_id: u8, request_tokens: i64) -> proxy::WorkerRequestPayment {
+/// A payment notice: `request_tokens` paid, leaving the worker's committed total at `total` (the
+/// scripted proxy shows 0 at the handshake).
+fn payment(request_id: u8, request_tokens: i64, total: i64) -> proxy::WorkerRequestPayment {
     proxy::WorkerRequestPayment {
         request_id: Int256([request_id; 32]),
         signed_payment: proxy::AnySignedPayment::default(),
-        db_tokens: 0,
-        max_tokens: 0,
+        db_tokens: total,
+        max_tokens: total,
         request_tokens,
         request_client_owner: "client".into(),
     }
@@ -77,14 +80,15 @@ async fn a_request_paid_less_than_its_usage_is_found() {
     let up = upstream(small_answer()).await;
     let (mut proxy, _, handle) = net_with_handle(&up).await;
 
-    let worth = served(&mut proxy, 1).await;
-    proxy.send(payment(1, worth)).await;
+    let first = served(&mut proxy, 1).await;
+    proxy.send(payment(1, first, first)).await;
     let counts = audit_reaches(&handle, 1).await;
     assert_eq!(counts.discrepancies, 0, "{counts:?}");
 
     // Paid one adjusted token less.
     let worth = served(&mut proxy, 2).await;
-    proxy.send(payment(2, worth - 1)).await;
+    let mut total = first + worth - 1;
+    proxy.send(payment(2, worth - 1, total)).await;
     let counts = audit_reaches(&handle, 2).await;
     assert_eq!((counts.discrepancies, counts.discrepancy_tokens), (1, 1));
     let said = counts.last_discrepancy.unwrap();
@@ -94,9 +98,11 @@ async fn a_request_paid_less_than_its_usage_is_found() {
     );
 
     // Paid for a request it never sent: no loss to the worker, nothing held.
-    proxy.send(payment(9, 5)).await;
+    total += 5;
+    proxy.send(payment(9, 5, total)).await;
     // A later payment for request 2 adds up: paid in full now, still counted once.
-    proxy.send(payment(2, 1)).await;
+    total += 1;
+    proxy.send(payment(2, 1, total)).await;
 
     // The proxy that paid less is served no more (the payments above, sent before, are
     // handled before this request is).
@@ -177,6 +183,39 @@ async fn a_reference_message_from_a_version_3_proxy_is_held_to_the_floor() {
     );
 }
 
+/// Attack: a proxy notifies each payment in full (every notice passes the audit) but never
+/// credits the worker in its books: the committed total it shows, which its vouchers sign,
+/// stays where it was. The worker holds the total to the notices and serves it no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_total_that_does_not_grow_with_the_payments_is_found() {
+    let up = upstream(small_answer()).await;
+    let (mut proxy, _, handle) = net_with_handle(&up).await;
+    let worth = served(&mut proxy, 1).await;
+    proxy.send(payment(1, worth, 0)).await;
+    let counts = audit_reaches(&handle, 1).await;
+    assert_eq!(
+        counts.discrepancies, 0,
+        "the notice itself was short: {counts:?}"
+    );
+
+    proxy.send(run_query(2, 1000)).await;
+    let (_, last) = proxy.finish(Int256([2; 32])).await;
+    let Message::ProxyQueryAnswerErrorEx(e) = last else {
+        panic!("a proxy whose total fell short was served again: {last:?}");
+    };
+    assert_eq!(e.error_code, 402, "{}", e.error);
+    let snapshot = handle.snapshot();
+    let [(_, why)] = snapshot.underpaying_proxies.iter().collect::<Vec<_>>()[..] else {
+        panic!("{:?}", snapshot.underpaying_proxies);
+    };
+    assert!(
+        why.starts_with(&format!(
+            "the proxy's committed total for this worker is 0 adjusted tokens, {worth} short"
+        )),
+        "{why}"
+    );
+}
+
 /// Attack: a proxy reuses a request id it already paid for, so that one payment covers two
 /// requests. An id in flight, or still held by the audit, is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +223,7 @@ async fn a_request_id_used_again_is_refused() {
     let up = upstream(small_answer()).await;
     let (mut proxy, _, handle) = net_with_handle(&up).await;
     let worth = served(&mut proxy, 1).await;
-    proxy.send(payment(1, worth)).await;
+    proxy.send(payment(1, worth, worth)).await;
     audit_reaches(&handle, 1).await;
     let asked = up.recorded_requests().len();
     proxy.send(run_query(1, 1000)).await;
@@ -248,7 +287,7 @@ async fn a_proxy_judged_at_fallback_prices_is_not_cut_off() {
     )
     .await;
     let worth = served(&mut proxy, 1).await;
-    proxy.send(payment(1, worth - 1)).await;
+    proxy.send(payment(1, worth - 1, worth - 1)).await;
     let counts = audit_reaches(&handle, 1).await;
     assert_eq!(counts.discrepancies, 1, "{counts:?}");
     served(&mut proxy, 2).await;

@@ -54,6 +54,9 @@ struct Args {
     /// Answer workers' handshakes with protocol version 2.
     #[arg(long)]
     downgrade_workers: bool,
+    /// Show workers the first committed total shown, while notifying each payment in full.
+    #[arg(long)]
+    freeze_worker_totals: bool,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -65,6 +68,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         proxy_contract: args.proxy_contract,
         forge_receipts: args.forge_receipts,
         downgrade_workers: args.downgrade_workers,
+        freeze_worker_totals: args.freeze_worker_totals,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;

@@ -1,0 +1,156 @@
+//! A payee's check that the proxy's running total for it grows by what the proxy says it paid.
+//!
+//! [`PaymentAudit`](crate::audit::PaymentAudit) judges each payment notice on its own
+//! (`proxy.workerRequestPayment`'s `request_tokens`), but the money is in the running total: the
+//! proxy's committed count of what the worker earned (`db_tokens`), which its cumulative vouchers
+//! sign and the contracts settle. A proxy could notify every request at its full worth and keep
+//! the total, and so the vouchers, from growing: every notice would pass, and the worker would
+//! be paid nothing. [`TotalAudit`] holds the total to the notices, sans IO.
+//!
+//! The rule, for one session: the highest total the proxy has shown is at least the total it
+//! showed at the session's start plus every payment it notified since. A proxy commits a charge
+//! before it sends the notice, and each notice carries the total that commit left, so however
+//! concurrent charges interleave, the highest total shown covers every notice received (the
+//! charge of the notice received last committed after all those before it, or its total would
+//! not be the highest). Totals shown by payment-status answers only raise the highest. A total
+//! that includes others' payments (another process under the same owner) only raises it too:
+//! the check can only be failed by a total that is short.
+
+use std::fmt;
+
+/// A session's running total held against the payments notified during it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotalAudit {
+    start: u64,
+    notified: u64,
+    highest: u64,
+}
+
+/// The proxy's running total fell short of what it notified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotalShortfall {
+    /// The total the proxy showed when the session started.
+    pub start: u64,
+    /// The payments it notified since, in all.
+    pub notified: u64,
+    /// The highest total it has shown.
+    pub highest: u64,
+}
+
+impl TotalShortfall {
+    /// Adjusted tokens notified but missing from the total.
+    pub fn tokens(&self) -> u64 {
+        self.start
+            .saturating_add(self.notified)
+            .saturating_sub(self.highest)
+    }
+}
+
+impl fmt::Display for TotalShortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the proxy's committed total for this worker is {} adjusted tokens, {} short of the \
+             {} it showed at the session's start plus the {} it notified as paid since: its \
+             vouchers would not pay what it notified",
+            self.highest,
+            self.tokens(),
+            self.start,
+            self.notified
+        )
+    }
+}
+
+impl TotalAudit {
+    /// A session whose proxy showed `start` as its committed total at the handshake.
+    pub fn new(start: u64) -> Self {
+        Self {
+            start,
+            notified: 0,
+            highest: start,
+        }
+    }
+
+    /// A payment notice: `request_tokens` paid, leaving the committed total at `total`.
+    ///
+    /// # Errors
+    /// [`TotalShortfall`] when the highest total shown does not cover the notices.
+    pub fn notified(&mut self, request_tokens: u64, total: u64) -> Result<(), TotalShortfall> {
+        self.notified = self.notified.saturating_add(request_tokens);
+        self.shown(total)
+    }
+
+    /// A total shown outside a notice (a payment-status answer).
+    ///
+    /// # Errors
+    /// As [`notified`](Self::notified).
+    pub fn shown(&mut self, total: u64) -> Result<(), TotalShortfall> {
+        self.highest = self.highest.max(total);
+        if self.highest >= self.start.saturating_add(self.notified) {
+            Ok(())
+        } else {
+            Err(TotalShortfall {
+                start: self.start,
+                notified: self.notified,
+                highest: self.highest,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn notices_covered_by_the_totals_they_carry_pass() {
+        let mut t = TotalAudit::new(100);
+        t.notified(10, 110).unwrap();
+        t.notified(5, 115).unwrap();
+        t.shown(115).unwrap();
+    }
+
+    #[test]
+    fn concurrent_charges_whose_notices_cross_pass() {
+        // A commits (total 110), then B (total 115); B's notice arrives first.
+        let mut t = TotalAudit::new(100);
+        t.notified(5, 115).unwrap();
+        t.notified(10, 110).unwrap();
+        // A status read before both commits, answered after both notices.
+        t.shown(100).unwrap();
+    }
+
+    #[test]
+    fn others_payments_in_the_total_only_raise_it() {
+        let mut t = TotalAudit::new(100);
+        t.notified(10, 150).unwrap();
+        t.notified(10, 160).unwrap();
+    }
+
+    #[test]
+    fn a_total_kept_still_while_payments_are_notified_is_found() {
+        let mut t = TotalAudit::new(100);
+        let short = t.notified(10, 100).unwrap_err();
+        assert_eq!(short.tokens(), 10);
+        assert_eq!((short.start, short.notified, short.highest), (100, 10, 100));
+        // And stays found until the total catches up.
+        assert!(t.shown(105).is_err());
+        t.shown(110).unwrap();
+    }
+
+    #[test]
+    fn a_total_grown_by_less_than_notified_is_found() {
+        let mut t = TotalAudit::new(0);
+        t.notified(40, 40).unwrap();
+        let short = t.notified(40, 60).unwrap_err();
+        assert_eq!(short.tokens(), 20);
+        assert!(short.to_string().contains("20 short"), "{short}");
+    }
+
+    #[test]
+    fn huge_values_saturate_rather_than_wrap() {
+        let mut t = TotalAudit::new(u64::MAX - 1);
+        assert!(t.notified(u64::MAX, u64::MAX).is_ok());
+    }
+}
