@@ -28,6 +28,9 @@ from what reaches them.
   committed total it shows (which its vouchers sign) stays where it was. The worker holds the
   total to the notices and serves that proxy no more; behind the same relays, an honest proxy's
   totals keep up with concurrent requests and it is served on.
+- A proxy that settles on chain anchors its ledger but hands the worker no payout voucher, so
+  that the worker serves on credit that is never settled: once a total it showed has waited
+  unsigned past `voucher_lag_limit`, the worker serves it no more.
 """
 
 import json
@@ -40,8 +43,8 @@ import urllib.request
 
 import pytest
 
-from chain import NEEDS_CHAIN
-from conftest import BIN_DIR, MODEL, Emulator, Network, free_port, wait_for
+from chain import NEEDS_CHAIN, proxy_voucher_key, run_op, write_key
+from conftest import BIN_DIR, MODEL, MODEL_HASH, SIMULATED_IMAGE_HASH, Emulator, Network, free_port, wait_for
 
 
 class RogueProxyNetwork(Network):
@@ -390,3 +393,67 @@ def test_an_honest_proxys_totals_keep_up_with_concurrent_requests(rogue_proxy_ne
     assert status == 200, answer
     assert net.worker_stats()["underpaying_proxies"] == {}, net.worker_stats()["underpaying_proxies"]
     assert net.rewrites() == []
+
+
+@NEEDS_CHAIN
+def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_cut_off(tmp_path):
+    keys = {name: write_key(tmp_path / f"{name}.key") for name in ("client", "worker", "owner", "anchor")}
+    net = RogueProxyNetwork(
+        tmp_path, rogue_args=["--withhold-worker-vouchers", "--worker-model-hash", MODEL_HASH], worker_front=True
+    )
+    emu = Emulator(
+        tmp_path,
+        [
+            "--proxy-public-key", proxy_voucher_key(net),
+            "--proxy-owner-key-file", str(keys["owner"]),
+            "--fund-key-file", f"{keys['client']}=50",
+            "--fund-key-file", f"{keys['worker']}=5",
+            "--fund-key-file", f"{keys['anchor']}=5",
+            "--allow-proxy-image", SIMULATED_IMAGE_HASH,
+            "--allow-worker-image", SIMULATED_IMAGE_HASH,
+            "--allow-model", MODEL_HASH,
+        ],
+    )
+    try:
+        proxy = emu.info["proxy_contract"]
+        owners = emu.info["key_files"]
+        run_op(
+            "cocoon-client", "topup", "--chain", emu.spec, "--timeout-secs", "20",
+            "--wallet-key-file", str(keys["client"]), "--proxy-contract", proxy, "--amount", "2",
+        )
+        config = tmp_path / "worker-lag.toml"
+        config.write_text("[settlement]\nvoucher_lag_limit = 2\n")
+        net.proxy_args = [
+            "--chain", emu.spec, "--proxy-contract", proxy,
+            "--wallet-key-file", str(keys["anchor"]), "--anchor-interval", "0.5",
+        ]
+        net.worker_args = [
+            "--config", str(config), "--owner", owners[str(keys["worker"])], "--chain", emu.spec,
+            "--wallet-key-file", str(keys["worker"]), "--payment-status-interval", "0.5",
+        ]
+        net.client_args = ["--chain", emu.spec, "--wallet-key-file", str(keys["client"])]
+        net.client_owner = owners[str(keys["client"])]
+        net.start()
+        logs = lambda: net.log("worker")[-4000:] + net.log("rogue-proxy")[-2000:]
+        status, answer = chat(net, 0)
+        assert status == 200, answer
+        [(proxy_addr, why)] = wait_for(
+            "the worker to cut the proxy off",
+            lambda: net.worker_stats()["underpaying_proxies"].items(),
+            timeout=30,
+            logs=logs,
+        )
+        assert "does not settle what it owes" in why, why
+        # The attack happened: the proxy signed vouchers (it anchored), the worker got none.
+        wait_for(
+            "a voucher withheld",
+            lambda: any("voucher withheld" in r["change"] for r in net.rewrites()),
+            logs=logs,
+        )
+        assert net.worker_stats()["settlement"]["channels"][0]["voucher_tokens"] == 0
+        assert net.proxy_stats()["settlement"]["vouchers_signed"] >= 1
+        status, refused = chat(net, 1)
+        assert status != 200, refused
+    finally:
+        net.stop()
+        emu.stop()

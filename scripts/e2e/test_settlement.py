@@ -252,7 +252,11 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
         "--chain", emu.spec, "--proxy-contract", proxy,
         "--wallet-key-file", str(anchor_key), "--anchor-interval", "0.5",
     ]
+    # The proxy anchors every 0.5 s: a total left unsigned for 10 s would cut it off.
+    lag = tmp_path / "worker-voucher-lag.toml"
+    lag.write_text("[settlement]\nvoucher_lag_limit = 10\n")
     net.worker_args = [
+        "--config", str(lag),
         "--owner", worker_owner, "--chain", emu.spec, "--wallet-key-file", str(worker_key),
         "--payout-threshold-tokens", str(PAYOUT_THRESHOLD), "--payment-status-interval", "0.5",
     ]
@@ -339,6 +343,8 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     assert client_settle["stake_nanoton"] > 0, client_settle
     worker_settle = net.worker_stats()["settlement"]
     assert worker_settle["payouts"] >= 1, worker_settle
+    # The proxy's totals kept up with its notices, and its vouchers with its totals.
+    assert net.worker_stats()["underpaying_proxies"] == {}, net.worker_stats()["underpaying_proxies"]
     paid = worker_settle["channels"][0]["paid_tokens"]
     assert "payout submitted on chain" in net.log("worker")
     assert "charge voucher submitted on chain" in net.log("client")

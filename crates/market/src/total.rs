@@ -15,8 +15,15 @@
 //! not be the highest). Totals shown by payment-status answers only raise the highest. A total
 //! that includes others' payments (another process under the same owner) only raises it too:
 //! the check can only be failed by a total that is short.
+//!
+//! A total is owed, not paid: the worker is paid by the vouchers, which sign only what the
+//! proxy's last anchor on chain covers, so they lag the total by about the anchor interval.
+//! [`VoucherLag`] holds them to it: a total shown must be signed within a limit, or the proxy
+//! is making the worker serve on credit it never settles.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 /// A session's running total held against the payments notified during it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +105,134 @@ impl TotalAudit {
     }
 }
 
+/// Totals shown at most kept waiting for their voucher; beyond, a new total is not recorded
+/// until older ones are signed (which can only delay a finding, never make one).
+pub const MAX_WAITING_TOTALS: usize = 4_096;
+
+/// The totals a proxy showed, held against the vouchers that sign them.
+#[derive(Debug, Clone)]
+pub struct VoucherLag {
+    limit: Duration,
+    /// Totals not signed yet, each with when it was first shown; rising.
+    waiting: VecDeque<(Instant, u64)>,
+    /// The largest count a valid voucher signed.
+    signed: u64,
+}
+
+/// A total shown longer ago than the limit that no voucher signs yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherOverdue {
+    /// The total.
+    pub total: u64,
+    /// The largest count signed.
+    pub signed: u64,
+    /// How long ago it was shown.
+    pub waited: Duration,
+}
+
+impl fmt::Display for VoucherOverdue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the proxy showed a committed total of {} adjusted tokens for this worker {} s ago, \
+             and its vouchers sign {} only: it does not settle what it owes",
+            self.total,
+            self.waited.as_secs(),
+            self.signed
+        )
+    }
+}
+
+impl VoucherLag {
+    /// Totals must be signed within `limit` of being shown.
+    pub fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            waiting: VecDeque::new(),
+            signed: 0,
+        }
+    }
+
+    /// The proxy showed `total` at `now`.
+    pub fn shown(&mut self, total: u64, now: Instant) {
+        let above = self.waiting.back().map_or(self.signed, |&(_, t)| t);
+        if total > above && self.waiting.len() < MAX_WAITING_TOTALS {
+            self.waiting.push_back((now, total));
+        }
+    }
+
+    /// A valid voucher signed `tokens`.
+    pub fn signed(&mut self, tokens: u64) {
+        self.signed = self.signed.max(tokens);
+        while self
+            .waiting
+            .front()
+            .is_some_and(|&(_, total)| total <= self.signed)
+        {
+            self.waiting.pop_front();
+        }
+    }
+
+    /// The oldest total still unsigned, if it was shown at least the limit before `now`.
+    pub fn overdue(&self, now: Instant) -> Option<VoucherOverdue> {
+        let &(at, total) = self.waiting.front()?;
+        let waited = now.saturating_duration_since(at);
+        (waited >= self.limit).then_some(VoucherOverdue {
+            total,
+            signed: self.signed,
+            waited,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn totals_signed_within_the_limit_are_never_overdue() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut lag = VoucherLag::new(s(60));
+        lag.shown(100, t0);
+        lag.shown(150, t0 + s(30));
+        assert_eq!(lag.overdue(t0 + s(59)), None);
+        // The anchor covers 100: what is left waits from when 150 was shown.
+        lag.signed(100);
+        assert_eq!(lag.overdue(t0 + s(80)), None);
+        lag.signed(150);
+        assert_eq!(lag.overdue(t0 + s(1000)), None);
+    }
+
+    #[test]
+    fn a_total_left_unsigned_past_the_limit_is_overdue() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut lag = VoucherLag::new(s(60));
+        lag.signed(40);
+        lag.shown(40, t0);
+        lag.shown(100, t0 + s(1));
+        lag.shown(90, t0 + s(2));
+        let late = lag.overdue(t0 + s(61)).unwrap();
+        assert_eq!((late.total, late.signed, late.waited), (100, 40, s(60)));
+        assert!(late.to_string().contains("sign 40 only"), "{late}");
+        // A voucher for part of it does not clear it.
+        lag.signed(99);
+        assert!(lag.overdue(t0 + s(61)).is_some());
+    }
+
+    #[test]
+    fn waiting_totals_are_bounded() {
+        let t0 = Instant::now();
+        let mut lag = VoucherLag::new(Duration::from_secs(1));
+        for i in 1..=(MAX_WAITING_TOTALS as u64 + 10) {
+            lag.shown(i, t0 + Duration::from_millis(i));
+        }
+        assert_eq!(lag.waiting.len(), MAX_WAITING_TOTALS);
+        lag.signed(u64::MAX);
+        assert!(lag.waiting.is_empty());
+    }
 
     #[test]
     fn notices_covered_by_the_totals_they_carry_pass() {

@@ -86,6 +86,21 @@ impl Relay {
         target: String,
         hook: Arc<dyn FrameHook>,
     ) -> Result<Self, TestkitError> {
+        Self::start_with_claims(listen, target, hook, ClaimsFormat::Reference).await
+    }
+
+    /// [`start`](Self::start) with certificates carrying `format`'s claims: a relay in front
+    /// of workers names their model weights (`ClaimsFormat::V1`'s `model_hash`), as a proxy
+    /// following a root that lists models asks of every worker.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_with_claims(
+        listen: SocketAddr,
+        target: String,
+        hook: Arc<dyn FrameHook>,
+        format: ClaimsFormat,
+    ) -> Result<Self, TestkitError> {
         let bind = |source| TestkitError::Bind {
             addr: listen,
             source,
@@ -94,7 +109,7 @@ impl Relay {
         let addr = listener.local_addr().map_err(bind)?.to_string();
         let config = AttestationConfig::local_simulated();
         let identity = config
-            .identity(ClaimsFormat::Reference)
+            .identity(format)
             .map_err(|e| TestkitError::Relay(e.to_string()))?;
         // Towards the node: accept anything (clients present no evidence); towards the proxy:
         // the local policy.

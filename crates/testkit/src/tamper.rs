@@ -24,6 +24,9 @@
 //!   notices and status answers, `tokens_committed_to_db` of its handshake) stays at the first
 //!   one shown, while each notice still reports its request's payment in full: a proxy whose
 //!   books, and so its vouchers, never credit the worker what it notifies.
+//! - `withhold_worker_vouchers`: the payout vouchers in a worker's notices, status answers and
+//!   handshake are taken out (its anchors on chain go on): a proxy that owes its worker more
+//!   and more and never signs it.
 //! - `proxy_contract`: the proxy names this contract to clients and workers
 //!   (`client.connectedToProxy`, `worker.connectedToProxy`), for example one that cannot be
 //!   read, so that its prices, and the audits, would be off.
@@ -35,7 +38,7 @@ use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use cocoon_protocol::Message;
-use cocoon_protocol::messages::tcp;
+use cocoon_protocol::messages::{proxy, tcp};
 use cocoon_protocol::tl::{self, Int256, TlConstructor};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -62,6 +65,8 @@ pub struct TamperConfig {
     pub downgrade_workers: bool,
     /// Show workers the first committed total shown, whatever they earn after.
     pub freeze_worker_totals: bool,
+    /// Hand workers no payout voucher.
+    pub withhold_worker_vouchers: bool,
 }
 
 /// One message rewritten.
@@ -135,15 +140,15 @@ impl Tamper {
                 self.report("ext.queryCost", &q.request_id, change);
                 Some(Message::ExtQueryCost(q))
             }
-            Message::ProxyWorkerRequestPayment(mut p) if c.freeze_worker_totals => {
-                let was = p.db_tokens;
-                let frozen = self.frozen(was);
-                p.db_tokens = frozen;
-                p.max_tokens = frozen;
-                let change = format!(
-                    "db_tokens {was} -> {frozen} (request_tokens {})",
-                    p.request_tokens
-                );
+            Message::ProxyWorkerRequestPayment(mut p)
+                if c.freeze_worker_totals || c.withhold_worker_vouchers =>
+            {
+                let changes =
+                    self.worker_books(&mut p.db_tokens, &mut p.max_tokens, &mut p.signed_payment);
+                if changes.is_empty() {
+                    return None;
+                }
+                let change = format!("{changes} (request_tokens {})", p.request_tokens);
                 self.report("proxy.workerRequestPayment", &p.request_id, change);
                 Some(Message::ProxyWorkerRequestPayment(p))
             }
@@ -165,6 +170,32 @@ impl Tamper {
             }
             _ => None,
         }
+    }
+
+    /// What a worker is shown of its account, rewritten as `freeze_worker_totals` and
+    /// `withhold_worker_vouchers` say; answers the changes made, in words (empty: none).
+    fn worker_books(
+        &self,
+        total: &mut i64,
+        max_tokens: &mut i64,
+        voucher: &mut proxy::AnySignedPayment,
+    ) -> String {
+        let mut changes = Vec::new();
+        if self.config.freeze_worker_totals {
+            let frozen = self.frozen(*total);
+            if frozen != *total {
+                changes.push(format!("db_tokens {total} -> {frozen}"));
+                *total = frozen;
+                *max_tokens = frozen;
+            }
+        }
+        if self.config.withhold_worker_vouchers
+            && matches!(voucher, proxy::AnySignedPayment::SignedPayment(_))
+        {
+            *voucher = proxy::AnySignedPayment::default();
+            changes.push("voucher withheld".to_owned());
+        }
+        changes.join(", ")
     }
 
     /// With `freeze_worker_totals`: the first total shown (`total`, if none was yet).
@@ -274,34 +305,34 @@ impl Tamper {
                     changes.join(", "),
                 )
             }
-            Message::WorkerCompareBalanceWithProxyResult(mut r)
-                if self.config.freeze_worker_totals =>
-            {
-                let was = r.tokens_committed_to_db;
-                let frozen = self.frozen(was);
-                if frozen == was {
+            Message::WorkerCompareBalanceWithProxyResult(mut r) => {
+                let changes = self.worker_books(
+                    &mut r.tokens_committed_to_db,
+                    &mut r.max_tokens,
+                    &mut r.signed_payment,
+                );
+                if changes.is_empty() {
                     return None;
                 }
-                r.tokens_committed_to_db = frozen;
-                r.max_tokens = frozen;
                 (
                     Message::WorkerCompareBalanceWithProxyResult(r),
                     "worker.compareBalanceWithProxyResult",
-                    format!("tokens_committed_to_db {was} -> {frozen}"),
+                    changes,
                 )
             }
-            Message::WorkerPaymentStatus(mut status) if self.config.freeze_worker_totals => {
-                let was = status.db_tokens;
-                let frozen = self.frozen(was);
-                if frozen == was {
+            Message::WorkerPaymentStatus(mut status) => {
+                let changes = self.worker_books(
+                    &mut status.db_tokens,
+                    &mut status.max_tokens,
+                    &mut status.signed_payment,
+                );
+                if changes.is_empty() {
                     return None;
                 }
-                status.db_tokens = frozen;
-                status.max_tokens = frozen;
                 (
                     Message::WorkerPaymentStatus(status),
                     "worker.paymentStatus",
-                    format!("db_tokens {was} -> {frozen}"),
+                    changes,
                 )
             }
             _ => return None,
@@ -378,7 +409,7 @@ impl FrameHook for Tamper {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use cocoon_protocol::messages::{ext, proxy};
+    use cocoon_protocol::messages::ext;
 
     use super::*;
 
@@ -562,5 +593,40 @@ mod tests {
             panic!("not a payment status");
         };
         assert_eq!((a.id, s.db_tokens), (7, 100));
+    }
+
+    #[test]
+    fn a_worker_is_handed_no_voucher() {
+        let (t, mut rewrites) = Tamper::new(TamperConfig {
+            withhold_worker_vouchers: true,
+            ..TamperConfig::default()
+        });
+        let paid = |signed_payment| {
+            Message::ProxyWorkerRequestPayment(proxy::WorkerRequestPayment {
+                request_id: Int256([2; 32]),
+                signed_payment,
+                db_tokens: 130,
+                max_tokens: 130,
+                request_tokens: 30,
+                request_client_owner: String::new(),
+            })
+        };
+        let voucher = proxy::AnySignedPayment::SignedPayment(proxy::SignedPayment {
+            data: Bytes::from_static(b"voucher"),
+        });
+        let Message::ProxyWorkerRequestPayment(p) =
+            unpacked(t.frame(Towards::Node, packet(&paid(voucher))))
+        else {
+            panic!("not a payment");
+        };
+        assert_eq!(p.signed_payment, proxy::AnySignedPayment::default());
+        assert_eq!(p.db_tokens, 130, "the total is left as it was");
+        assert_eq!(
+            rewrites.try_recv().unwrap().change,
+            "voucher withheld (request_tokens 30)"
+        );
+        // A notice without a voucher passes as it is.
+        let plain = packet(&paid(proxy::AnySignedPayment::default()));
+        assert_eq!(t.frame(Towards::Node, plain.clone()), Some(plain));
     }
 }

@@ -20,6 +20,7 @@ mod limits;
 pub mod machine;
 pub mod market_view;
 pub mod model_change;
+mod owed;
 mod pricing;
 mod registry;
 mod request;

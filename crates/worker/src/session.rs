@@ -15,9 +15,9 @@ use cocoon_protocol::tl::{self, TlConstructor};
 use cocoon_protocol::version;
 
 use crate::WorkerError;
+use crate::owed::SessionAudit;
 use crate::request::Binding;
 use crate::state::{SessionInfo, WorkerState, lock};
-use cocoon_market::total::TotalAudit;
 
 /// Keeps one connection to `proxy` alive for as long as the worker runs.
 /// Keeps one connection to `proxy` until `stop` (a child of the worker's shutdown, cancelled
@@ -98,6 +98,7 @@ async fn run_session(
         proxy_contract,
         sent_coefficient,
         committed,
+        voucher,
     } = match version {
         Ok(v) => v,
         Err(e) => {
@@ -106,10 +107,14 @@ async fn run_session(
         }
     };
     let audit = match payment_prices(state, proxy, version, &proxy_contract).await {
-        Ok(prices) => Arc::new(SessionAudit {
+        Ok(prices) => Arc::new(SessionAudit::new(
+            state,
+            proxy,
+            &conn,
             prices,
-            totals: std::sync::Mutex::new(TotalAudit::new(u64::try_from(committed).unwrap_or(0))),
-        }),
+            (committed, voucher),
+            Instant::now(),
+        )),
         Err(e) => {
             conn.close();
             return Err(e);
@@ -301,7 +306,7 @@ async fn handshake(
         )));
     }
     note_committed(state, proxy, result.tokens_committed_to_db)?;
-    crate::settle::offer(state, proxy, &result.signed_payment);
+    let voucher = crate::settle::offer(state, proxy, &result.signed_payment);
 
     let complete = worker::ProxyHandshakeComplete {
         is_disabled: !state.enabled.load(Ordering::Acquire) || state.underpaid_by(proxy).is_some(),
@@ -317,6 +322,7 @@ async fn handshake(
         proxy_contract: connected.params.proxy_sc_address,
         sent_coefficient,
         committed: result.tokens_committed_to_db,
+        voucher,
     })
 }
 
@@ -329,40 +335,8 @@ struct Handshake {
     sent_coefficient: i32,
     /// The proxy's committed total for this worker when the session started.
     committed: i64,
-}
-
-/// How a session's payments are audited: at which prices (`None`: not audited), and the proxy's
-/// running total held against its notices.
-struct SessionAudit {
-    prices: Option<cocoon_market::PricingParams>,
-    totals: std::sync::Mutex<TotalAudit>,
-}
-
-impl SessionAudit {
-    /// Holds a total the proxy showed (with the payment it notified, if any) against the
-    /// session's notices; a shortfall cuts the proxy off as an underpayment does.
-    fn total_shown(
-        &self,
-        state: &WorkerState,
-        proxy: &str,
-        conn: &Connection,
-        total: i64,
-        notified: Option<i64>,
-    ) {
-        if self.prices.is_none() {
-            return;
-        }
-        let total = u64::try_from(total).unwrap_or(0);
-        let mut totals = lock(&self.totals);
-        let verdict = match notified {
-            Some(paid) => totals.notified(u64::try_from(paid).unwrap_or(0), total),
-            None => totals.shown(total),
-        };
-        drop(totals);
-        if let Err(short) = verdict {
-            state.note_underpaid(Some(proxy), conn, &short);
-        }
-    }
+    /// The count of the payout voucher kept then, if any.
+    voucher: Option<u64>,
 }
 
 /// The longest a session's start waits for the proxy contract's prices.
@@ -454,8 +428,8 @@ async fn poll_payment_status(
                     conn.close();
                     return;
                 }
-                audit.total_shown(&state, &proxy, &conn, status.db_tokens, None);
-                crate::settle::offer(&state, &proxy, &status.signed_payment);
+                let voucher = crate::settle::offer(&state, &proxy, &status.signed_payment);
+                audit.shown(&state, status.db_tokens, None, voucher, Instant::now());
             }
             Err(e) => tracing::warn!(%proxy, "bad payment status: {e}"),
         }
@@ -595,8 +569,14 @@ fn handle_packet(
                     state.note_underpaid(Some(proxy), conn, &found);
                 }
             }
-            audit.total_shown(state, proxy, conn, p.db_tokens, Some(p.request_tokens));
-            crate::settle::offer(state, proxy, &p.signed_payment);
+            let voucher = crate::settle::offer(state, proxy, &p.signed_payment);
+            audit.shown(
+                state,
+                p.db_tokens,
+                Some(p.request_tokens),
+                voucher,
+                Instant::now(),
+            );
         }
         Message::ExtCancelQuery(c) => {
             if let Some(token) = lock(&state.in_flight).get(&c.request_id) {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use cocoon_chain::operator::ChainWallet;
 use cocoon_protocol::messages::proxy;
@@ -32,6 +33,11 @@ pub struct PayoutSettings {
     /// Submit the latest voucher once it carries at least this many adjusted tokens more than
     /// the worker contract has paid.
     pub payout_threshold_tokens: u64,
+    /// How long a proxy that settles on chain may leave a committed total it showed unsigned
+    /// by its vouchers (they lag by its anchor interval, a minute by default) before it is
+    /// served no more. Zero: no limit.
+    #[serde(with = "cocoon_net::secs")]
+    pub voucher_lag_limit: Duration,
 }
 
 impl Default for PayoutSettings {
@@ -41,6 +47,7 @@ impl Default for PayoutSettings {
             api_key: None,
             wallet_key_file: None,
             payout_threshold_tokens: 1_000_000,
+            voucher_lag_limit: Duration::from_secs(600),
         }
     }
 }
@@ -81,6 +88,8 @@ pub(crate) struct Payouts {
     dir: Option<PathBuf>,
     submitter: Option<ChainWallet>,
     threshold: u64,
+    /// `voucher_lag_limit`, unless zero.
+    lag_limit: Option<Duration>,
     channels: std::sync::Mutex<HashMap<String, Channel>>,
     rollback: std::sync::Mutex<Option<String>>,
     submitted: AtomicU64,
@@ -110,6 +119,8 @@ impl Payouts {
             dir: data_dir.map(|d| d.join("vouchers")),
             submitter,
             threshold: settings.payout_threshold_tokens,
+            lag_limit: (!settings.voucher_lag_limit.is_zero())
+                .then_some(settings.voucher_lag_limit),
             channels: std::sync::Mutex::new(HashMap::new()),
             rollback: std::sync::Mutex::new(None),
             submitted: AtomicU64::new(0),
@@ -126,6 +137,15 @@ impl Payouts {
         ch.worker_contract = cocoon_chain::parse_address(worker_contract).ok();
         ch.view.proxy_contract = params.proxy_sc_address.clone();
         ch.view.worker_contract = worker_contract.to_owned();
+    }
+
+    /// How long `proxy` may leave a total it showed unsigned: the limit when it named a worker
+    /// contract (it settles on chain), `None` when it settles on no chain or there is no limit.
+    pub(crate) fn lag_limit(&self, proxy: &str) -> Option<Duration> {
+        let settles = lock(&self.channels)
+            .get(proxy)
+            .is_some_and(|ch| ch.worker_contract.is_some());
+        self.lag_limit.filter(|_| settles)
     }
 
     /// Takes a voucher the proxy handed over: keeps it when valid and newer, stores it, and
@@ -277,13 +297,18 @@ pub struct PayoutStats {
     pub proxy_rolled_back: Option<String>,
 }
 
-/// Takes a voucher from `proxy` and counts it as committed (rollback detection).
-pub(crate) fn offer(state: &Arc<WorkerState>, proxy: &str, payment: &proxy::AnySignedPayment) {
-    if let Some(tokens) = state.payouts.offer(proxy, payment) {
-        let mut committed = lock(&state.committed);
-        let known = committed.entry(proxy.to_owned()).or_insert(0);
-        *known = (*known).max(i64::try_from(tokens).unwrap_or(i64::MAX));
-    }
+/// Takes a voucher from `proxy` and counts it as committed (rollback detection); answers the
+/// count of the voucher kept when this one is valid.
+pub(crate) fn offer(
+    state: &Arc<WorkerState>,
+    proxy: &str,
+    payment: &proxy::AnySignedPayment,
+) -> Option<u64> {
+    let tokens = state.payouts.offer(proxy, payment)?;
+    let mut committed = lock(&state.committed);
+    let known = committed.entry(proxy.to_owned()).or_insert(0);
+    *known = (*known).max(i64::try_from(tokens).unwrap_or(i64::MAX));
+    Some(tokens)
 }
 
 /// The newest stored payout voucher under `data_dir` (what `cocoon-worker payout` submits

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use cocoon_attest::digest::Digest32;
+use cocoon_attest::ratls::ClaimsFormat;
 use cocoon_testkit::Relay;
 use cocoon_testkit::tamper::{Tamper, TamperConfig};
 
@@ -57,6 +59,13 @@ struct Args {
     /// Show workers the first committed total shown, while notifying each payment in full.
     #[arg(long)]
     freeze_worker_totals: bool,
+    /// Hand workers no payout voucher.
+    #[arg(long)]
+    withhold_worker_vouchers: bool,
+    /// The SHA-256 of the workers' model weights (64 hex digits), named in the certificate the
+    /// workers' relay presents to a proxy whose root lists models.
+    #[arg(long, value_name = "HEX", value_parser = Digest32::from_hex)]
+    worker_model_hash: Option<Digest32>,
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
@@ -69,11 +78,22 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         forge_receipts: args.forge_receipts,
         downgrade_workers: args.downgrade_workers,
         freeze_worker_totals: args.freeze_worker_totals,
+        withhold_worker_vouchers: args.withhold_worker_vouchers,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;
     let workers = match (args.worker_listen, args.proxy_workers) {
-        (Some(listen), Some(target)) => Some(Relay::start(listen, target, tamper).await?),
+        (Some(listen), Some(target)) => {
+            let format = match args.worker_model_hash {
+                Some(hash) => ClaimsFormat::V1 {
+                    sealing_public_key: None,
+                    gpu_evidence_digest: None,
+                    model_hash: Some(hash),
+                },
+                None => ClaimsFormat::Reference,
+            };
+            Some(Relay::start_with_claims(listen, target, tamper, format).await?)
+        }
         _ => None,
     };
     print_line(&format!(
