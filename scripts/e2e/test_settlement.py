@@ -344,7 +344,8 @@ def run_end_to_end(tmp_path, net, emu, client_key, worker_key, owner_key, anchor
     worker_settle = net.worker_stats()["settlement"]
     assert worker_settle["payouts"] >= 1, worker_settle
     # The proxy's totals kept up with its notices, and its vouchers with its totals.
-    assert net.worker_stats()["underpaying_proxies"] == {}, net.worker_stats()["underpaying_proxies"]
+    held = {k: net.worker_stats()[k] for k in ("underpaying_proxies", "unsettled_proxies")}
+    assert held == {"underpaying_proxies": {}, "unsettled_proxies": {}}, held
     paid = worker_settle["channels"][0]["paid_tokens"]
     assert "payout submitted on chain" in net.log("worker")
     assert "charge voucher submitted on chain" in net.log("client")

@@ -173,6 +173,11 @@ impl VoucherLag {
         }
     }
 
+    /// Whether every total shown is signed.
+    pub fn settled(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// The oldest total still unsigned, if it was shown at least the limit before `now`.
     pub fn overdue(&self, now: Instant) -> Option<VoucherOverdue> {
         let &(at, total) = self.waiting.front()?;
@@ -201,8 +206,10 @@ mod tests {
         // The anchor covers 100: what is left waits from when 150 was shown.
         lag.signed(100);
         assert_eq!(lag.overdue(t0 + s(80)), None);
+        assert!(!lag.settled());
         lag.signed(150);
         assert_eq!(lag.overdue(t0 + s(1000)), None);
+        assert!(lag.settled());
     }
 
     #[test]

@@ -1,17 +1,25 @@
-//! What a proxy owes this worker over one session, held to account as it is shown.
+//! What a proxy owes this worker, held to account as the proxy shows it.
 //!
 //! Each payment notice is judged on its own by the payment audit (`state.payments`); this is
-//! the running side: the committed total the proxy shows must grow by what it notified
-//! ([`TotalAudit`]), and, with a proxy that settles on chain, its vouchers must come to sign
-//! that total within `voucher_lag_limit` ([`VoucherLag`]). A proxy failing either is served no
-//! more, as one that paid a request less (`WorkerState::note_underpaid`).
+//! the running side. The committed total the proxy shows (`db_tokens`) must grow by what it
+//! notified, over every session with it since this process first met it ([`TotalAudit`], one
+//! per proxy in `state.proxy_totals`): a shortfall is proof of underpaying, and cuts the proxy
+//! off as a request paid less does (`WorkerState::cut_off`), even when its session audits at
+//! fallback prices, since no price enters it. With a proxy that settles
+//! on chain, its vouchers must come to sign that total within `voucher_lag_limit`
+//! ([`VoucherLag`], per session, also checked when the proxy stops answering): one that does not
+//! is held, not cut off, since a chain outage or a slow anchor also leaves an honest proxy
+//! behind; it is served again once a voucher signs everything it showed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use cocoon_market::total::{TotalAudit, VoucherLag};
 use cocoon_net::Connection;
+use cocoon_protocol::messages::worker;
+use cocoon_protocol::tl::TlConstructor;
 
 use crate::state::{WorkerState, lock};
 
@@ -22,10 +30,9 @@ pub(crate) struct SessionAudit {
     pub(crate) prices: Option<cocoon_market::PricingParams>,
     proxy: Arc<str>,
     conn: Connection,
-    totals: Mutex<TotalAudit>,
     /// With a proxy that settles on chain and a limit set.
     lag: Option<Mutex<VoucherLag>>,
-    /// A finding was reported (once per session: the proxy is cut off by then).
+    /// A shortfall was reported (once per session: the proxy is cut off by then).
     found: AtomicBool,
 }
 
@@ -41,6 +48,15 @@ impl SessionAudit {
         now: Instant,
     ) -> Self {
         let start = u64::try_from(start).unwrap_or(0);
+        if prices.is_some() {
+            let mut totals = lock(&state.proxy_totals);
+            let audit = totals
+                .entry(proxy.to_owned())
+                .or_insert_with(|| TotalAudit::new(start));
+            // A new session's total only raises the highest seen (a lower one was refused as a
+            // rollback before this).
+            let _ = audit.shown(start);
+        }
         let lag = state.payouts.lag_limit(proxy).map(|limit| {
             let mut lag = VoucherLag::new(limit);
             if let Some(v) = voucher {
@@ -53,15 +69,13 @@ impl SessionAudit {
             prices,
             proxy: Arc::from(proxy),
             conn: conn.clone(),
-            totals: Mutex::new(TotalAudit::new(start)),
             lag,
             found: AtomicBool::new(false),
         }
     }
 
     /// The proxy showed the committed total `total` at `now`, with the payment it notified (a
-    /// notice) or without (a status answer), and a voucher whose kept count is `voucher`. A
-    /// total short of the notices, or one left unsigned past the limit, cuts the proxy off.
+    /// notice) or without (a status answer), and a voucher whose kept count is `voucher`.
     pub(crate) fn shown(
         &self,
         state: &WorkerState,
@@ -75,35 +89,104 @@ impl SessionAudit {
         }
         let total = u64::try_from(total).unwrap_or(0);
         let short = {
-            let mut totals = lock(&self.totals);
+            let mut totals = lock(&state.proxy_totals);
+            let audit = totals
+                .entry(self.proxy.to_string())
+                .or_insert_with(|| TotalAudit::new(total));
             match notified {
-                Some(paid) => totals.notified(u64::try_from(paid).unwrap_or(0), total),
-                None => totals.shown(total),
+                Some(paid) => audit.notified(u64::try_from(paid).unwrap_or(0), total),
+                None => audit.shown(total),
             }
         };
-        if let Err(short) = short {
-            self.found(state, &short);
-            return;
+        if let Err(short) = short
+            && !self.found.swap(true, Ordering::AcqRel)
+        {
+            // Whatever the prices: a total short of the notices does not depend on them.
+            state.cut_off(&self.proxy, &self.conn, short.to_string());
         }
-        let Some(lag) = &self.lag else {
-            return;
-        };
-        let overdue = {
+        if let Some(lag) = &self.lag {
             let mut lag = lock(lag);
             if let Some(v) = voucher {
                 lag.signed(v);
             }
             lag.shown(total, now);
-            lag.overdue(now)
+        }
+        self.judge_vouchers(state, now);
+    }
+
+    /// Holds the proxy while a total it showed waits unsigned past the limit, and serves it
+    /// again once nothing it showed waits; also when the proxy shows nothing (a status query
+    /// that fails).
+    pub(crate) fn judge_vouchers(&self, state: &WorkerState, now: Instant) {
+        let Some(lag) = &self.lag else {
+            return;
+        };
+        let (overdue, settled) = {
+            let lag = lock(lag);
+            (lag.overdue(now), lag.settled())
         };
         if let Some(overdue) = overdue {
-            self.found(state, &overdue);
+            state.hold_unsettled(&self.proxy, &self.conn, overdue.to_string());
+        } else if settled {
+            state.release_settled(&self.proxy, &self.conn);
+        }
+    }
+}
+
+impl WorkerState {
+    /// Why `proxy` is not served now, if it is not: cut off for underpaying, or held until
+    /// its vouchers sign what it owes.
+    pub(crate) fn refusal(&self, proxy: &str) -> Option<String> {
+        if let Some(why) = lock(&self.underpaying_proxies).get(proxy) {
+            return Some(format!(
+                "this worker serves this proxy no more until it restarts: it paid less than it \
+                 owes ({why})"
+            ));
+        }
+        lock(&self.unsettled_proxies).get(proxy).map(|why| {
+            format!(
+                "this worker serves this proxy again once its vouchers sign what it owes ({why})"
+            )
+        })
+    }
+
+    /// Holds `proxy` until its vouchers catch up (logged once; the proxy told on `conn` that the
+    /// worker is disabled for it). Not when its session audits at fallback prices.
+    fn hold_unsettled(&self, proxy: &str, conn: &Connection, found: String) {
+        if lock(&self.unread_contracts).contains(proxy) {
+            tracing::warn!(%proxy, "{found} (its contract's prices could not be read: still served)");
+            return;
+        }
+        let newly = lock(&self.unsettled_proxies)
+            .insert(proxy.to_owned(), found.clone())
+            .is_none();
+        if newly {
+            tracing::error!(%proxy, "{found}: this proxy is not served until its vouchers sign it");
+            self.tell(conn, true);
         }
     }
 
-    fn found(&self, state: &WorkerState, finding: &impl std::fmt::Display) {
-        if !self.found.swap(true, Ordering::AcqRel) {
-            state.note_underpaid(Some(&self.proxy), &self.conn, finding);
+    /// Serves `proxy` again if it was held for its vouchers, and nothing else stops it.
+    fn release_settled(&self, proxy: &str, conn: &Connection) {
+        if lock(&self.unsettled_proxies).remove(proxy).is_none() {
+            return;
+        }
+        tracing::info!(%proxy, "the proxy's vouchers sign what it showed: served again");
+        if self.refusal(proxy).is_none() && self.enabled.load(Ordering::Acquire) {
+            self.tell(conn, false);
+        }
+    }
+
+    /// Tells the proxy on `conn` whether this worker is disabled for it.
+    pub(crate) fn tell(&self, conn: &Connection, disabled: bool) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let conn = conn.clone();
+            let msg = worker::EnabledDisabled {
+                disabled: i32::from(disabled),
+            };
+            runtime.spawn(async move {
+                let _ = conn.send_packet(Bytes::from(msg.to_boxed_bytes())).await;
+            });
         }
     }
 }

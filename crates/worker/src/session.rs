@@ -309,7 +309,7 @@ async fn handshake(
     let voucher = crate::settle::offer(state, proxy, &result.signed_payment);
 
     let complete = worker::ProxyHandshakeComplete {
-        is_disabled: !state.enabled.load(Ordering::Acquire) || state.underpaid_by(proxy).is_some(),
+        is_disabled: !state.enabled.load(Ordering::Acquire) || state.refusal(proxy).is_some(),
     };
     let answer = conn
         .query(Bytes::from(complete.to_boxed_bytes()))
@@ -417,6 +417,8 @@ async fn poll_payment_status(
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(%proxy, "payment status query failed: {e}");
+                // A proxy that stops answering must not stop the clock on what it owes.
+                audit.judge_vouchers(&state, Instant::now());
                 continue;
             }
         };

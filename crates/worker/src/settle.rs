@@ -131,20 +131,29 @@ impl Payouts {
     pub(crate) fn connected(&self, proxy: &str, params: &proxy::Params, worker_contract: &str) {
         let mut channels = lock(&self.channels);
         let ch = channels.entry(proxy.to_owned()).or_default();
+        let named = worker_contract;
+        let worker_contract = cocoon_chain::parse_address(named).ok();
+        if ch.worker_contract.is_some() && ch.worker_contract != worker_contract {
+            // A voucher for another contract pays nothing here: it is not counted as signed.
+            ch.latest = None;
+            ch.view.voucher_tokens = 0;
+        }
         ch.view.proxy = proxy.to_owned();
         ch.proxy_key = params.proxy_public_key.0;
         ch.proxy_contract = cocoon_chain::parse_address(&params.proxy_sc_address).ok();
-        ch.worker_contract = cocoon_chain::parse_address(worker_contract).ok();
+        ch.worker_contract = worker_contract;
         ch.view.proxy_contract = params.proxy_sc_address.clone();
-        ch.view.worker_contract = worker_contract.to_owned();
+        ch.view.worker_contract = named.to_owned();
     }
 
-    /// How long `proxy` may leave a total it showed unsigned: the limit when it named a worker
-    /// contract (it settles on chain), `None` when it settles on no chain or there is no limit.
+    /// How long `proxy` may leave a total it showed unsigned: the limit when it named a proxy
+    /// or worker contract address (it settles on chain; one naming a placeholder for either
+    /// while it settles cannot hand over a voucher this worker keeps, and is held), `None` when
+    /// it settles on no chain or there is no limit.
     pub(crate) fn lag_limit(&self, proxy: &str) -> Option<Duration> {
         let settles = lock(&self.channels)
             .get(proxy)
-            .is_some_and(|ch| ch.worker_contract.is_some());
+            .is_some_and(|ch| ch.proxy_contract.is_some() || ch.worker_contract.is_some());
         self.lag_limit.filter(|_| settles)
     }
 

@@ -39,6 +39,12 @@ pub(crate) struct WorkerState {
     /// Proxies (as dialled) that paid a request less than its usage, and what the audit found:
     /// served no more until the worker restarts.
     pub(crate) underpaying_proxies: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Proxies (as dialled) whose vouchers left a total they showed unsigned past
+    /// `voucher_lag_limit`, and what was found: not served until a voucher signs it.
+    pub(crate) unsettled_proxies: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Each proxy's committed totals held against its payment notices, over all its sessions
+    /// since this process first met it (`crate::owed`).
+    pub(crate) proxy_totals: Mutex<HashMap<String, cocoon_market::total::TotalAudit>>,
     /// Proxies whose contract's prices could not be read at their session's start: audited at
     /// the local prices, and never cut off on that audit.
     pub(crate) unread_contracts: Mutex<std::collections::HashSet<String>>,
@@ -135,6 +141,12 @@ impl WorkerState {
             );
             return;
         }
+        self.cut_off(proxy, conn, found);
+    }
+
+    /// Serves `proxy` no more until the worker restarts, for `found` (logged; the proxy told at
+    /// once on `conn` that this worker is disabled for it).
+    pub(crate) fn cut_off(&self, proxy: &str, conn: &Connection, found: String) {
         tracing::error!(%proxy, "{found}: this proxy is served no more until the worker restarts");
         let newly = {
             let mut underpaying = lock(&self.underpaying_proxies);
@@ -142,12 +154,8 @@ impl WorkerState {
             underpaying.entry(proxy.to_owned()).or_insert(found);
             newly
         };
-        if newly && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let conn = conn.clone();
-            let off = worker::EnabledDisabled { disabled: 1 };
-            runtime.spawn(async move {
-                let _ = conn.send_packet(Bytes::from(off.to_boxed_bytes())).await;
-            });
+        if newly {
+            self.tell(conn, true);
         }
     }
 
@@ -160,11 +168,6 @@ impl WorkerState {
         } else {
             unread_contracts.remove(proxy);
         }
-    }
-
-    /// What `proxy` underpaid, if it did.
-    pub(crate) fn underpaid_by(&self, proxy: &str) -> Option<String> {
-        lock(&self.underpaying_proxies).get(proxy).cloned()
     }
 
     /// Whether a proxy may offer `offered` now: the coefficient in force, or one it replaced
@@ -232,6 +235,8 @@ impl WorkerState {
             coefficient: AtomicI32::new(i32::from(price.current())),
             previous_coefficients: Mutex::new(Vec::new()),
             underpaying_proxies: Mutex::new(std::collections::BTreeMap::new()),
+            unsettled_proxies: Mutex::new(std::collections::BTreeMap::new()),
+            proxy_totals: Mutex::new(HashMap::new()),
             unread_contracts: Mutex::new(std::collections::HashSet::new()),
             payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
                 cocoon_market::audit::Direction::AtLeast,
@@ -303,10 +308,10 @@ impl WorkerState {
     }
 
     /// [`broadcast`](Self::broadcast) to the sessions of proxies not cut off for underpaying
-    /// (an `enable` must not undo what told those that the worker is disabled for them).
+    /// nor held for their vouchers (an `enable` must not undo what told those that the worker
+    /// is disabled for them).
     pub(crate) async fn broadcast_to_served(&self, payload: Bytes) {
-        let cut_off = lock(&self.underpaying_proxies).clone();
-        self.broadcast_where(payload, |proxy| !cut_off.contains_key(proxy))
+        self.broadcast_where(payload, |proxy| self.refusal(proxy).is_none())
             .await;
     }
 
@@ -433,6 +438,9 @@ pub struct WorkerSnapshot {
     /// Proxies served no more because they paid a request less than its usage, each with what
     /// the audit found.
     pub underpaying_proxies: std::collections::BTreeMap<String, String>,
+    /// Proxies not served until their vouchers sign the totals they showed, each with what was
+    /// found.
+    pub unsettled_proxies: std::collections::BTreeMap<String, String>,
 }
 
 impl WorkerHandle {
@@ -556,6 +564,7 @@ impl WorkerHandle {
             settlement: s.payouts.stats(),
             payment_audit: lock(&self.state.payments).counts().clone(),
             underpaying_proxies: lock(&self.state.underpaying_proxies).clone(),
+            unsettled_proxies: lock(&self.state.unsettled_proxies).clone(),
         }
     }
 }

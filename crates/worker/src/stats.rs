@@ -83,7 +83,7 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
     format!(
         "{warning}cocoon-worker\nattestation: {}\nmodel: {}\nenabled: {}\ncoefficient: {} ({}{})\nutilisation: {:.2}\nactive requests: {}/{}\nproxies: {}\n\
          requests: {} (sealed {}, ok {}, failed {}, rejected {}, cancelled {})\ntokens: prompt {}, completion {}\n\
-         paid tokens: {}\npayments audited: {} (paid less than the usage: {})\nproxies served no more: {}\nuptime: {:.0} s\n",
+         paid tokens: {}\npayments audited: {} (paid less than the usage: {})\nproxies served no more: {}\nproxies held until their vouchers sign what they owe: {}\nuptime: {:.0} s\n",
         s.attestation,
         s.model,
         s.enabled,
@@ -115,6 +115,15 @@ async fn stats(State(h): State<WorkerHandle>) -> impl IntoResponse {
             "none".into()
         } else {
             s.underpaying_proxies
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        if s.unsettled_proxies.is_empty() {
+            "none".into()
+        } else {
+            s.unsettled_proxies
                 .keys()
                 .cloned()
                 .collect::<Vec<_>>()

@@ -111,16 +111,9 @@ pub(crate) async fn serve(
             .await;
         return;
     }
-    if let Some(why) = binding.proxy.as_deref().and_then(|p| state.underpaid_by(p)) {
+    if let Some(why) = binding.proxy.as_deref().and_then(|p| state.refusal(p)) {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let refusal = refuse(
-            402,
-            format!(
-                "this worker serves this proxy no more until it restarts: it paid a request less \
-                 than its usage ({why})"
-            ),
-        );
-        reply.fail(refusal, TokenUsage::default()).await;
+        reply.fail(refuse(402, why), TokenUsage::default()).await;
         return;
     }
     let Some(_slot) = state.try_acquire() else {
