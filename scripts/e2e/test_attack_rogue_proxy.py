@@ -28,6 +28,9 @@ from what reaches them.
   committed total it shows (which its vouchers sign) stays where it was. The worker holds the
   total to the notices and serves that proxy no more; behind the same relays, an honest proxy's
   totals keep up with concurrent requests and it is served on.
+- A proxy takes the work and pays nothing, without a word (no notice, a total that never
+  grows): the worker holds its total to its own account of the work it completed, and holds
+  the proxy; with honest books and lost notices, the proxy is served on.
 - A proxy that settles on chain anchors its ledger but hands the worker no payout voucher, so
   that the worker serves on credit that is never settled: once a total it showed has waited
   unsigned past `voucher_lag_limit`, the worker holds it (serves it nothing until a voucher
@@ -39,6 +42,7 @@ import os
 import re
 import select
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -374,10 +378,15 @@ def test_a_proxy_whose_total_for_the_worker_does_not_grow_is_cut_off(rogue_proxy
     assert status != 200, refused
 
 
-def test_an_honest_proxys_totals_keep_up_with_concurrent_requests(rogue_proxy_network):
-    """The rule's false-positive side: concurrent charges commit in one order and their notices
-    may arrive in another, and payment-status answers read the total at any time between."""
-    net = rogue_proxy_network([], worker_front=True, worker_args=["--payment-status-interval", "0.2"])
+def test_an_honest_proxys_totals_keep_up_with_concurrent_requests(rogue_proxy_network, tmp_path):
+    """The rules' false-positive side: concurrent charges commit in one order and their notices
+    may arrive in another, payment-status answers read the total at any time between, and the
+    completed work must be in the total half a second after it ends."""
+    config = tmp_path / "worker-grace.toml"
+    config.write_text("payment_grace = 0.5\n")
+    net = rogue_proxy_network(
+        [], worker_front=True, worker_args=["--config", str(config), "--payment-status-interval", "0.2"]
+    )
     answers = []
     threads = [threading.Thread(target=lambda i=i: answers.append(chat(net, i))) for i in range(8)]
     for t in threads:
@@ -392,8 +401,52 @@ def test_an_honest_proxys_totals_keep_up_with_concurrent_requests(rogue_proxy_ne
     )
     status, answer = chat(net, 8)
     assert status == 200, answer
-    assert net.worker_stats()["underpaying_proxies"] == {}, net.worker_stats()["underpaying_proxies"]
+    time.sleep(1.5)  # past the grace, and a few status answers
+    held = {k: net.worker_stats()[k] for k in ("underpaying_proxies", "unsettled_proxies")}
+    assert held == {"underpaying_proxies": {}, "unsettled_proxies": {}}, held
     assert net.rewrites() == []
+
+
+def test_a_proxy_that_takes_the_work_and_pays_nothing_is_held(rogue_proxy_network, tmp_path):
+    """No payment notice reaches the worker and the total it is shown never grows: nothing is
+    notified, so nothing is short of the notices; the worker's own account of the work it
+    completed is what the total is held to."""
+    config = tmp_path / "worker-grace.toml"
+    config.write_text("payment_grace = 0.5\n")
+    worker_args = ["--config", str(config), "--payment-status-interval", "0.2"]
+    net = rogue_proxy_network(
+        ["--silence-worker-payments", "--freeze-worker-totals"], worker_front=True, worker_args=worker_args
+    )
+    for i in range(4):
+        status, answer = chat(net, i)
+        assert status == 200, answer
+    logs = lambda: net.log("worker")[-4000:] + net.log("rogue-proxy")[-2000:]
+    [(proxy, why)] = wait_for(
+        "the worker to hold the proxy", lambda: net.worker_stats()["unsettled_proxies"].items(), logs=logs
+    )
+    assert "does not pay for the work it takes" in why and "4 completed requests" in why, why
+    # The attack happened: four notices withheld, and no payment judged.
+    assert [r["change"] for r in rewritten(net, "proxy.workerRequestPayment")] == ["withheld"] * 4
+    assert net.worker_stats()["payment_audit"]["audited"] == 0
+    status, refused = chat(net, 4)
+    assert status != 200, refused
+
+
+def test_a_proxy_whose_notices_are_lost_but_whose_books_pay_is_served(rogue_proxy_network, tmp_path):
+    """The same silence with honest books: the total the worker is shown grows by the work, and
+    the worker serves on."""
+    config = tmp_path / "worker-grace.toml"
+    config.write_text("payment_grace = 0.5\n")
+    worker_args = ["--config", str(config), "--payment-status-interval", "0.2"]
+    net = rogue_proxy_network(["--silence-worker-payments"], worker_front=True, worker_args=worker_args)
+    for i in range(4):
+        status, answer = chat(net, i)
+        assert status == 200, answer
+    time.sleep(1.5)
+    status, answer = chat(net, 4)
+    assert status == 200, answer
+    held = {k: net.worker_stats()[k] for k in ("underpaying_proxies", "unsettled_proxies")}
+    assert held == {"underpaying_proxies": {}, "unsettled_proxies": {}}, held
 
 
 @NEEDS_CHAIN

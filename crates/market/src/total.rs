@@ -16,6 +16,12 @@
 //! that includes others' payments (another process under the same owner) only raises it too:
 //! the check can only be failed by a total that is short.
 //!
+//! Notices can be withheld too. [`TotalAudit::served`] records the work the worker completed,
+//! at its own account of each request's least worth, and [`TotalAudit::unpaid`] holds the total
+//! to it once a grace has passed, notice or none; a tenth is tolerated (a proxy that gave up on
+//! a request the worker still completed does not pay it), and nothing is judged before a few
+//! requests are due.
+//!
 //! A total is owed, not paid: the worker is paid by the vouchers, which sign only what the
 //! proxy's last anchor on chain covers, so they lag the total by about the anchor interval.
 //! [`VoucherLag`] holds them to it: a total shown must be signed within a limit, or the proxy
@@ -31,7 +37,49 @@ pub struct TotalAudit {
     start: u64,
     notified: u64,
     highest: u64,
+    /// Requests completed for the proxy and not yet due: each one's least worth, and when it
+    /// ended.
+    served: VecDeque<(Instant, u64)>,
+    /// The worth of the requests completed at least the grace ago, and how many they are.
+    served_due: u64,
+    served_due_requests: u64,
 }
+
+/// Completed requests' worth missing from the proxy's total, paid or notified or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedUnpaid {
+    /// Adjusted tokens the requests completed at least the grace ago are worth at least.
+    pub served: u64,
+    /// How many requests that is.
+    pub requests: u64,
+    /// How much of it the total does not hold.
+    pub unpaid: u64,
+}
+
+impl fmt::Display for ServedUnpaid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the proxy's committed total for this worker holds {} of the {} adjusted tokens its \
+             {} completed requests are worth: it does not pay for the work it takes",
+            self.served.saturating_sub(self.unpaid),
+            self.served,
+            self.requests
+        )
+    }
+}
+
+/// Completed requests at most kept waiting for their grace; beyond, one is not recorded (which
+/// can only delay a finding).
+pub const MAX_SERVED_WAITING: usize = 4_096;
+
+/// Requests that must be due before their worth is judged: one request a proxy abandoned while
+/// the worker completed it is not a pattern.
+pub const MIN_DUE_REQUESTS: u64 = 4;
+
+/// The share of the completed work's worth that may be missing from the total (a proxy that
+/// gave up on a request the worker still completed does not pay it): one part in this many.
+pub const UNPAID_TOLERANCE: u64 = 10;
 
 /// The proxy's running total fell short of what it notified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +123,41 @@ impl TotalAudit {
             start,
             notified: 0,
             highest: start,
+            served: VecDeque::new(),
+            served_due: 0,
+            served_due_requests: 0,
         }
+    }
+
+    /// The worker completed a request for the proxy at `ended`, worth at least `tokens` by its
+    /// own account: a proxy that takes the answer charges it and credits this worker.
+    pub fn served(&mut self, tokens: u64, ended: Instant) {
+        if tokens > 0 && self.served.len() < MAX_SERVED_WAITING {
+            self.served.push_back((ended, tokens));
+        }
+    }
+
+    /// Whether more than a tenth of what the requests completed at least `grace` before `now`
+    /// are worth is missing from the highest total shown (with at least [`MIN_DUE_REQUESTS`] of
+    /// them): a proxy that takes the work and neither notifies nor credits it.
+    pub fn unpaid(&mut self, now: Instant, grace: Duration) -> Option<ServedUnpaid> {
+        while let Some(&(ended, tokens)) = self.served.front() {
+            if now.saturating_duration_since(ended) < grace {
+                break;
+            }
+            self.served.pop_front();
+            self.served_due = self.served_due.saturating_add(tokens);
+            self.served_due_requests += 1;
+        }
+        let credited = self.highest.saturating_sub(self.start);
+        let unpaid = self.served_due.saturating_sub(credited);
+        (self.served_due_requests >= MIN_DUE_REQUESTS
+            && unpaid > self.served_due / UNPAID_TOLERANCE)
+            .then_some(ServedUnpaid {
+                served: self.served_due,
+                requests: self.served_due_requests,
+                unpaid,
+            })
     }
 
     /// A payment notice: `request_tokens` paid, leaving the committed total at `total`.
@@ -284,6 +366,56 @@ mod tests {
         let short = t.notified(40, 60).unwrap_err();
         assert_eq!(short.tokens(), 20);
         assert!(short.to_string().contains("20 short"), "{short}");
+    }
+
+    #[test]
+    fn completed_work_left_out_of_the_total_is_found_once_due() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(60);
+        let mut t = TotalAudit::new(100);
+        for i in 0..4 {
+            t.served(10, t0 + Duration::from_secs(i));
+        }
+        // Not due yet.
+        assert_eq!(t.unpaid(t0 + Duration::from_secs(62), grace), None);
+        let found = t.unpaid(t0 + Duration::from_secs(63), grace).unwrap();
+        assert_eq!((found.served, found.requests, found.unpaid), (40, 4, 40));
+        assert!(found.to_string().contains("holds 0 of the 40"), "{found}");
+        // Credited since (a deferred charge): no longer found.
+        t.shown(140).unwrap();
+        assert_eq!(t.unpaid(t0 + Duration::from_secs(63), grace), None);
+    }
+
+    #[test]
+    fn a_tenth_left_out_is_tolerated_and_more_is_not() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(1);
+        let mut t = TotalAudit::new(0);
+        for _ in 0..10 {
+            t.served(10, t0);
+        }
+        t.shown(90).unwrap();
+        assert_eq!(
+            t.unpaid(t0 + grace, grace),
+            None,
+            "one request in ten unpaid"
+        );
+        let mut t = TotalAudit::new(0);
+        for _ in 0..10 {
+            t.served(10, t0);
+        }
+        t.shown(89).unwrap();
+        assert!(t.unpaid(t0 + grace, grace).is_some());
+    }
+
+    #[test]
+    fn three_unpaid_requests_are_not_yet_a_pattern() {
+        let t0 = Instant::now();
+        let mut t = TotalAudit::new(0);
+        for _ in 0..3 {
+            t.served(10, t0);
+        }
+        assert_eq!(t.unpaid(t0, Duration::ZERO), None);
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //! - `withhold_worker_vouchers`: the payout vouchers in a worker's notices, status answers and
 //!   handshake are taken out (its anchors on chain go on): a proxy that owes its worker more
 //!   and more and never signs it.
+//! - `silence_worker_payments`: no payment notice (`proxy.workerRequestPayment`) reaches a
+//!   worker; with `freeze_worker_totals`, a proxy that takes the work and pays nothing, without
+//!   a word.
 //! - `proxy_contract`: the proxy names this contract to clients and workers
 //!   (`client.connectedToProxy`, `worker.connectedToProxy`), for example one that cannot be
 //!   read, so that its prices, and the audits, would be off.
@@ -67,6 +70,8 @@ pub struct TamperConfig {
     pub freeze_worker_totals: bool,
     /// Hand workers no payout voucher.
     pub withhold_worker_vouchers: bool,
+    /// Send workers no payment notice.
+    pub silence_worker_payments: bool,
 }
 
 /// One message rewritten.
@@ -366,6 +371,16 @@ impl FrameHook for Tamper {
         if towards == Towards::Node
             && let Ok(message) = tl::from_bytes::<Message>(data.clone())
         {
+            if let Message::ProxyWorkerRequestPayment(p) = &message
+                && self.config.silence_worker_payments
+            {
+                self.report(
+                    "proxy.workerRequestPayment",
+                    &p.request_id,
+                    "withheld".into(),
+                );
+                return None;
+            }
             if let Message::ExtQueryReceipt(r) = &message
                 && self.config.drop_receipts
             {

@@ -71,6 +71,11 @@ pub struct WorkerConfig {
     /// How often to ask each proxy for payment status.
     #[serde(with = "cocoon_net::secs")]
     pub payment_status_interval: Duration,
+    /// How long a request this worker completed may stay out of its proxy's committed total
+    /// before it counts as unpaid (more than a tenth of the completed work unpaid holds the
+    /// proxy, `crate::owed`).
+    #[serde(with = "cocoon_net::secs")]
+    pub payment_grace: Duration,
     /// Largest request body accepted, in bytes (transcriptions: see `max_audio_bytes`).
     pub max_request_bytes: usize,
     /// Largest audio file of a transcription, in bytes; its form may be up to
@@ -118,6 +123,7 @@ impl Default for WorkerConfig {
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(30),
             payment_status_interval: Duration::from_secs(10),
+            payment_grace: Duration::from_secs(120),
             max_request_bytes: 8 << 20,
             max_audio_bytes: cocoon_protocol::audio::MAX_AUDIO_BYTES,
             audio_tokens_per_second: cocoon_protocol::audio::DEFAULT_AUDIO_TOKENS_PER_SECOND,

@@ -7,9 +7,13 @@
 //! off as a request paid less does (`WorkerState::cut_off`), even when its session audits at
 //! fallback prices, since no price enters it. With a proxy that settles
 //! on chain, its vouchers must come to sign that total within `voucher_lag_limit`
-//! ([`VoucherLag`], per session, also checked when the proxy stops answering): one that does not
-//! is held, not cut off, since a chain outage or a slow anchor also leaves an honest proxy
-//! behind; it is served again once a voucher signs everything it showed.
+//! ([`VoucherLag`], per session, also checked when the proxy stops answering). And the work this
+//! worker completed for the proxy must show up in its total within `payment_grace`, notice or
+//! none (`TotalAudit::unpaid`): a proxy that takes answers and stays silent pays nothing
+//! otherwise. Either of these is held, not cut off, since a chain outage, a slow anchor or a
+//! request the proxy gave up on while the worker completed it also leave an honest proxy
+//! behind; it is served again once its vouchers sign everything it showed and its total holds
+//! the work.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,22 +115,36 @@ impl SessionAudit {
             }
             lag.shown(total, now);
         }
-        self.judge_vouchers(state, now);
+        self.judge(state, now);
     }
 
-    /// Holds the proxy while a total it showed waits unsigned past the limit, and serves it
-    /// again once nothing it showed waits; also when the proxy shows nothing (a status query
-    /// that fails).
-    pub(crate) fn judge_vouchers(&self, state: &WorkerState, now: Instant) {
-        let Some(lag) = &self.lag else {
+    /// Holds the proxy while a total it showed waits unsigned past the limit, or while more
+    /// than a tenth of the work completed for it is missing from its total past the grace, and
+    /// serves it again once neither holds and nothing it showed waits unsigned; also when the
+    /// proxy shows nothing (a status query that fails).
+    pub(crate) fn judge(&self, state: &WorkerState, now: Instant) {
+        if self.prices.is_none() {
             return;
+        }
+        let unpaid = lock(&state.proxy_totals)
+            .get_mut(&*self.proxy)
+            .and_then(|audit| audit.unpaid(now, state.config.payment_grace));
+        let (overdue, settled) = match &self.lag {
+            Some(lag) => {
+                let lag = lock(lag);
+                (lag.overdue(now), lag.settled())
+            }
+            None => (None, true),
         };
-        let (overdue, settled) = {
-            let lag = lock(lag);
-            (lag.overdue(now), lag.settled())
-        };
-        if let Some(overdue) = overdue {
-            state.hold_unsettled(&self.proxy, &self.conn, overdue.to_string());
+        let found: Vec<String> = [
+            overdue.map(|o| o.to_string()),
+            unpaid.map(|u| u.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !found.is_empty() {
+            state.hold_unsettled(&self.proxy, &self.conn, found.join("; "));
         } else if settled {
             state.release_settled(&self.proxy, &self.conn);
         }
@@ -134,6 +152,14 @@ impl SessionAudit {
 }
 
 impl WorkerState {
+    /// This worker completed a request for `proxy` worth at least `tokens` at `ended`; held
+    /// against the proxy's total when its sessions are audited.
+    pub(crate) fn note_served(&self, proxy: &str, tokens: u64, ended: Instant) {
+        if let Some(audit) = lock(&self.proxy_totals).get_mut(proxy) {
+            audit.served(tokens, ended);
+        }
+    }
+
     /// Why `proxy` is not served now, if it is not: cut off for underpaying, or held until
     /// its vouchers sign what it owes.
     pub(crate) fn refusal(&self, proxy: &str) -> Option<String> {

@@ -418,7 +418,7 @@ async fn poll_payment_status(
             Err(e) => {
                 tracing::debug!(%proxy, "payment status query failed: {e}");
                 // A proxy that stops answering must not stop the clock on what it owes.
-                audit.judge_vouchers(&state, Instant::now());
+                audit.judge(&state, Instant::now());
                 continue;
             }
         };

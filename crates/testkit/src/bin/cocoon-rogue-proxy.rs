@@ -62,6 +62,9 @@ struct Args {
     /// Hand workers no payout voucher.
     #[arg(long)]
     withhold_worker_vouchers: bool,
+    /// Send workers no payment notice.
+    #[arg(long)]
+    silence_worker_payments: bool,
     /// The SHA-256 of the workers' model weights (64 hex digits), named in the certificate the
     /// workers' relay presents to a proxy whose root lists models.
     #[arg(long, value_name = "HEX", value_parser = Digest32::from_hex)]
@@ -79,6 +82,7 @@ async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
         downgrade_workers: args.downgrade_workers,
         freeze_worker_totals: args.freeze_worker_totals,
         withhold_worker_vouchers: args.withhold_worker_vouchers,
+        silence_worker_payments: args.silence_worker_payments,
     });
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;

@@ -297,13 +297,17 @@ fn expect_payment(
             prices.charge(&counts, coefficient).ok()
         })
         .map_or(0, |charge| charge.adjusted_total());
+    let now = Instant::now();
+    if let (Outcome::Done { .. }, Some(proxy)) = (outcome, binding.proxy.as_deref()) {
+        state.note_served(proxy, tokens, now);
+    }
     let verdict = lock(&state.payments).end(
         RequestId(request_id.0),
         Bound {
             tokens,
             basis: Basis::Usage,
         },
-        Instant::now(),
+        now,
     );
     if let Err(found) = verdict {
         state.note_underpaid(binding.proxy.as_deref(), conn, &found);
