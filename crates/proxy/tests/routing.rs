@@ -349,7 +349,8 @@ async fn dropping_the_answer_cancels_at_the_engine() {
         .unwrap();
     answer.next_chunk().await.unwrap();
     drop(answer);
-    for _ in 0..100 {
+    // Up to 10 s on a loaded machine; on an idle one the cancel lands in milliseconds.
+    for _ in 0..500 {
         if w.snapshot().cancelled == 1 && engine.stats().cancelled >= 1 {
             break;
         }
