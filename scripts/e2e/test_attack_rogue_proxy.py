@@ -31,6 +31,8 @@ from what reaches them.
 - A proxy takes the work and pays nothing, without a word (no notice, a total that never
   grows): the worker holds its total to its own account of the work it completed, and holds
   the proxy; with honest books and lost notices, the proxy is served on.
+- A proxy names a worker contract other than the worker's own, so that the vouchers it signs
+  would pay the worker nothing: the worker derives its own from the chain and refuses.
 - A proxy that settles on chain anchors its ledger but hands the worker no payout voucher, so
   that the worker serves on credit that is never settled: once a total it showed has waited
   unsigned past `voucher_lag_limit`, the worker holds it (serves it nothing until a voucher
@@ -449,11 +451,15 @@ def test_a_proxy_whose_notices_are_lost_but_whose_books_pay_is_served(rogue_prox
     assert held == {"underpaying_proxies": {}, "unsettled_proxies": {}}, held
 
 
-@NEEDS_CHAIN
-def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_held(tmp_path):
+def settling_network(tmp_path, rogue_args, worker_config, wait_model=True):
+    """A rogue-fronted network (workers too) whose proxy settles on the emulated chain, the
+    client topped up; answers it started, and the emulator (stop both)."""
     keys = {name: write_key(tmp_path / f"{name}.key") for name in ("client", "worker", "owner", "anchor")}
     net = RogueProxyNetwork(
-        tmp_path, rogue_args=["--withhold-worker-vouchers", "--worker-model-hash", MODEL_HASH], worker_front=True
+        tmp_path,
+        rogue_args=[*rogue_args, "--worker-model-hash", MODEL_HASH],
+        worker_front=True,
+        wait_model=wait_model,
     )
     emu = Emulator(
         tmp_path,
@@ -475,8 +481,8 @@ def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_held(tmp_path):
             "cocoon-client", "topup", "--chain", emu.spec, "--timeout-secs", "20",
             "--wallet-key-file", str(keys["client"]), "--proxy-contract", proxy, "--amount", "2",
         )
-        config = tmp_path / "worker-lag.toml"
-        config.write_text("[settlement]\nvoucher_lag_limit = 2\n")
+        config = tmp_path / "worker-settling.toml"
+        config.write_text(worker_config)
         net.proxy_args = [
             "--chain", emu.spec, "--proxy-contract", proxy,
             "--wallet-key-file", str(keys["anchor"]), "--anchor-interval", "0.5",
@@ -488,6 +494,17 @@ def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_held(tmp_path):
         net.client_args = ["--chain", emu.spec, "--wallet-key-file", str(keys["client"])]
         net.client_owner = owners[str(keys["client"])]
         net.start()
+    except BaseException:
+        net.stop()
+        emu.stop()
+        raise
+    return net, emu
+
+
+@NEEDS_CHAIN
+def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_held(tmp_path):
+    net, emu = settling_network(tmp_path, ["--withhold-worker-vouchers"], "[settlement]\nvoucher_lag_limit = 2\n")
+    try:
         logs = lambda: net.log("worker")[-4000:] + net.log("rogue-proxy")[-2000:]
         status, answer = chat(net, 0)
         assert status == 200, answer
@@ -510,6 +527,29 @@ def test_a_proxy_whose_vouchers_never_sign_what_it_owes_is_held(tmp_path):
         assert net.proxy_stats()["settlement"]["vouchers_signed"] >= 1
         status, refused = chat(net, 1)
         assert status != 200, refused
+    finally:
+        net.stop()
+        emu.stop()
+
+
+@NEEDS_CHAIN
+def test_a_proxy_naming_another_worker_contract_gets_no_session(tmp_path):
+    """The proxy names a worker contract that is not this worker's at its proxy contract, so
+    that the vouchers it signs for it (which the worker would keep and count as signed) pay
+    the worker nothing. The worker derives its own from the contract on chain and refuses."""
+    other = "0:" + "02" * 32
+    net, emu = settling_network(tmp_path, ["--worker-contract", other], "", wait_model=False)
+    try:
+        wait_for(
+            "the worker to refuse the session",
+            lambda: "as this worker's contract, but its contract's is" in net.log("worker"),
+            logs=lambda: net.log("worker")[-4000:],
+        )
+        assert any(
+            "worker_sc_address" in r["change"] and other in r["change"]
+            for r in rewritten(net, "worker.connectedToProxy")
+        ), net.rewrites()
+        assert net.worker_stats()["requests"] == 0
     finally:
         net.stop()
         emu.stop()

@@ -52,7 +52,9 @@ pub use chain::{Chain, ChainFuture};
 pub use contracts::{BUILT_CONTRACTS_DIR, CONTRACTS_DIR_ENV, CompiledContract, ContractsDir};
 pub use emulated::{Deployment, EmulatedChain, NODE_ENV, SidecarOptions, SnapshotId};
 pub use error::ChainError;
-pub use prices::{booking_prices, check_pricing, contract_pricing, proxy_contract_pricing};
+pub use prices::{
+    booking_prices, check_pricing, contract_pricing, proxy_contract_pricing, worker_terms,
+};
 pub use registry::{Registry, RegistryFollower, RegistrySettings, RegistryStatus, read_registry};
 pub use stack::{GetMethodResult, StackReader, arg};
 pub use toncenter::{Toncenter, ToncenterConfig};

@@ -45,13 +45,23 @@ pub async fn proxy_contract_pricing(
     api_key: Option<&str>,
     proxy_contract: &str,
 ) -> Result<PricingParams, ChainError> {
+    let (_, state) = read_proxy_contract(chain, api_key, proxy_contract).await?;
+    contract_pricing(state.identity.params.core())
+}
+
+/// The proxy contract at `proxy_contract` on `chain`: its address and state.
+async fn read_proxy_contract(
+    chain: &str,
+    api_key: Option<&str>,
+    proxy_contract: &str,
+) -> Result<(cocoon_ton::Address, cocoon_ton::contracts::ProxyState), ChainError> {
     let chain = chain
         .parse::<crate::operator::ChainSpec>()?
         .open(api_key)
         .await?;
     let contract = crate::parse_address(proxy_contract)?;
     let state = crate::operator::read_proxy_state(chain.as_ref(), &contract).await?;
-    contract_pricing(state.identity.params.core())
+    Ok((contract, state))
 }
 
 /// The prices a client or worker holds a proxy's bookings to: with a chain, those of the proxy
@@ -96,6 +106,47 @@ pub fn check_pricing(configured: &PricingParams, core: &ParamsCore) -> Result<()
             .collect::<Vec<_>>()
             .join(", "),
     ))
+}
+
+/// What a worker holds a proxy that settles on `proxy_contract` to, read on `chain` within
+/// `timeout`: the contract's prices, and the address of `owner`'s worker contract at it, the
+/// only one its payout vouchers may pay (`None` when `owner` is not an address, as a worker in
+/// local mode names itself). The address is derived from the contract's own key and
+/// parameters, so a proxy cannot name another.
+///
+/// # Errors
+/// As [`proxy_contract_pricing`]; [`ChainError::Prices`] when the chain does not answer in
+/// time; [`ChainError::UnexpectedState`] when the worker contract's address cannot be derived.
+pub async fn worker_terms(
+    chain: &str,
+    api_key: Option<&str>,
+    proxy_contract: &str,
+    owner: &str,
+    timeout: std::time::Duration,
+) -> Result<(PricingParams, Option<cocoon_ton::Address>), ChainError> {
+    let read = async {
+        let (contract, state) = read_proxy_contract(chain, api_key, proxy_contract).await?;
+        let prices = contract_pricing(state.identity.params.core())?;
+        let worker = match crate::parse_address(owner) {
+            Ok(owner) => Some(
+                cocoon_ton::contracts::worker_address(
+                    &owner,
+                    &contract,
+                    &state.identity.proxy_public_key,
+                    &state.identity.params,
+                )
+                .map_err(|e| ChainError::UnexpectedState {
+                    contract: contract.to_raw(),
+                    detail: format!("the worker contract's address cannot be derived: {e}"),
+                })?,
+            ),
+            Err(_) => None,
+        };
+        Ok((prices, worker))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ChainError::Prices(format!("the chain gave no answer in {timeout:?}")))?
 }
 
 #[cfg(test)]

@@ -549,6 +549,27 @@ impl Settlement {
         }
     }
 
+    /// Commits `anchor`, which the chain holds (`how`: how that is known, for the log).
+    async fn anchored(
+        &self,
+        ledger: &LedgerStore,
+        anchor: &LedgerAnchor,
+        how: &str,
+    ) -> Result<(), VoucherFailure> {
+        let committed = ledger.commit_anchor(anchor.seqno).await?;
+        let mut stats = lock(&self.stats);
+        stats.anchors_sent += 1;
+        stats.chain_anchor_seqno = anchor.seqno;
+        stats.ledger_anchor_seqno = committed.seqno;
+        tracing::info!(
+            seqno = anchor.seqno,
+            state_hash = %hex::encode(anchor.state_hash),
+            requests = committed.requests,
+            "ledger anchored on chain ({how})"
+        );
+        Ok(())
+    }
+
     /// One anchor, if the books changed since the last committed one.
     async fn anchor_once(
         &self,
@@ -576,23 +597,24 @@ impl Settlement {
             .await
         {
             Ok(report) => {
-                let committed = ledger.commit_anchor(anchor.seqno).await?;
-                let mut stats = lock(&self.stats);
-                stats.anchors_sent += 1;
-                stats.chain_anchor_seqno = anchor.seqno;
-                stats.ledger_anchor_seqno = committed.seqno;
-                tracing::info!(
-                    seqno = anchor.seqno,
-                    state_hash = %hex::encode(anchor.state_hash),
-                    requests = committed.requests,
-                    message = %report.message_hash,
-                    "ledger anchored on chain"
-                );
-                Ok(())
+                self.anchored(ledger, &anchor, &format!("message {}", report.message_hash))
+                    .await
             }
             Err(e) => {
-                // A newer anchor on chain than ours means our books went back in time.
-                if let Ok(state) = read_proxy_state(self.chain.as_ref(), &self.proxy_contract).await
+                let on_chain = read_proxy_state(self.chain.as_ref(), &self.proxy_contract)
+                    .await
+                    .ok();
+                // The message landed although its confirmation did not come (a timeout): the
+                // chain holds this very anchor, which is committed as if confirmed.
+                if let Some(state) = &on_chain
+                    && state.saved_seqno == anchor.seqno
+                    && state.saved_state_hash == anchor.state_hash
+                {
+                    let how = format!("found there after the send failed: {e}");
+                    return self.anchored(ledger, &anchor, &how).await;
+                }
+                // Another anchor at or beyond ours on chain means our books went back in time.
+                if let Some(state) = on_chain
                     && state.saved_seqno >= anchor.seqno
                 {
                     let why = format!(

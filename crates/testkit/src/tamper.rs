@@ -30,6 +30,8 @@
 //! - `silence_worker_payments`: no payment notice (`proxy.workerRequestPayment`) reaches a
 //!   worker; with `freeze_worker_totals`, a proxy that takes the work and pays nothing, without
 //!   a word.
+//! - `worker_contract`: the proxy names this worker contract to workers
+//!   (`worker.connectedToProxy`), so that the vouchers it signs for it would pay them nothing.
 //! - `proxy_contract`: the proxy names this contract to clients and workers
 //!   (`client.connectedToProxy`, `worker.connectedToProxy`), for example one that cannot be
 //!   read, so that its prices, and the audits, would be off.
@@ -49,29 +51,42 @@ use tokio::sync::mpsc;
 use crate::relay::{FrameHook, Towards};
 
 /// What to rewrite.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct TamperConfig {
     /// Multiply every charge and cost report sent to clients by this factor.
+    #[arg(long)]
     pub charge_factor: Option<u32>,
-    /// Offer every request to workers at this coefficient.
+    /// Offer every request to workers at this coefficient (1000 = 1.0×).
+    #[arg(long, allow_negative_numbers = true)]
     pub offer_coefficient: Option<i64>,
     /// Send every request to workers under the first request's id.
+    #[arg(long)]
     pub reuse_request_ids: bool,
     /// Withhold the workers' receipts from the clients.
+    #[arg(long)]
     pub drop_receipts: bool,
     /// Name this proxy contract to clients in place of the proxy's own.
+    #[arg(long, value_name = "ADDR")]
     pub proxy_contract: Option<String>,
     /// Multiply the coefficient the workers' receipts sign by `charge_factor`, keeping their
     /// signatures.
+    #[arg(long)]
     pub forge_receipts: bool,
     /// Answer workers' handshakes with protocol version 2.
+    #[arg(long)]
     pub downgrade_workers: bool,
     /// Show workers the first committed total shown, whatever they earn after.
+    #[arg(long)]
     pub freeze_worker_totals: bool,
     /// Hand workers no payout voucher.
+    #[arg(long)]
     pub withhold_worker_vouchers: bool,
     /// Send workers no payment notice.
+    #[arg(long)]
     pub silence_worker_payments: bool,
+    /// Name this worker contract to workers in place of their own.
+    #[arg(long, value_name = "ADDR")]
+    pub worker_contract: Option<String>,
 }
 
 /// One message rewritten.
@@ -292,7 +307,9 @@ impl Tamper {
                 )
             }
             Message::WorkerConnectedToProxy(mut connected)
-                if self.config.downgrade_workers || self.config.proxy_contract.is_some() =>
+                if self.config.downgrade_workers
+                    || self.config.proxy_contract.is_some()
+                    || self.config.worker_contract.is_some() =>
             {
                 let mut changes = Vec::new();
                 if self.config.downgrade_workers {
@@ -303,6 +320,10 @@ impl Tamper {
                     let was =
                         std::mem::replace(&mut connected.params.proxy_sc_address, contract.clone());
                     changes.push(format!("proxy_sc_address {was} -> {contract}"));
+                }
+                if let Some(contract) = &self.config.worker_contract {
+                    let was = std::mem::replace(&mut connected.worker_sc_address, contract.clone());
+                    changes.push(format!("worker_sc_address {was} -> {contract}"));
                 }
                 (
                     Message::WorkerConnectedToProxy(connected),

@@ -96,6 +96,7 @@ async fn run_session(
     let Handshake {
         version,
         proxy_contract,
+        worker_contract,
         sent_coefficient,
         committed,
         voucher,
@@ -106,20 +107,21 @@ async fn run_session(
             return Err(e);
         }
     };
-    let audit = match payment_prices(state, proxy, version, &proxy_contract).await {
-        Ok(prices) => Arc::new(SessionAudit::new(
-            state,
-            proxy,
-            &conn,
-            prices,
-            (committed, voucher),
-            Instant::now(),
-        )),
-        Err(e) => {
-            conn.close();
-            return Err(e);
-        }
-    };
+    let audit =
+        match payment_prices(state, proxy, version, (&proxy_contract, &worker_contract)).await {
+            Ok(prices) => Arc::new(SessionAudit::new(
+                state,
+                proxy,
+                &conn,
+                prices,
+                (committed, voucher),
+                Instant::now(),
+            )),
+            Err(e) => {
+                conn.close();
+                return Err(e);
+            }
+        };
     tracing::info!(
         %proxy,
         version,
@@ -320,6 +322,7 @@ async fn handshake(
     Ok(Handshake {
         version,
         proxy_contract: connected.params.proxy_sc_address,
+        worker_contract: connected.worker_sc_address,
         sent_coefficient,
         committed: result.tokens_committed_to_db,
         voucher,
@@ -331,6 +334,8 @@ struct Handshake {
     version: i32,
     /// The proxy contract the proxy named.
     proxy_contract: String,
+    /// The worker contract the proxy named for this worker.
+    worker_contract: String,
     /// The coefficient this worker announced.
     sent_coefficient: i32,
     /// The proxy's committed total for this worker when the session started.
@@ -349,12 +354,14 @@ const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// [`WorkerError::Session`] when the chain answers that no proxy contract lives at the address
-/// the proxy names: a proxy must not escape the audit (or its cut-off) by naming one.
+/// the proxy names (a proxy must not escape the audit, or its cut-off, by naming one), or when
+/// the worker contract it names is not this worker's at that proxy contract (its vouchers would
+/// pay nothing).
 async fn payment_prices(
     state: &WorkerState,
     proxy: &str,
     version: i32,
-    proxy_contract: &str,
+    (proxy_contract, worker_contract): (&str, &str),
 ) -> Result<Option<cocoon_market::PricingParams>, WorkerError> {
     if version < version::SEALED_VERSION {
         return Ok(None);
@@ -362,13 +369,33 @@ async fn payment_prices(
     let (chain, api_key) = state.config.registry_chain();
     let local = cocoon_market::PricingParams::default();
     // A proxy that names no contract address settles on no chain: the local prices.
-    let chain = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok());
-    let read =
-        cocoon_chain::booking_prices(chain, api_key, proxy_contract, local, CONTRACT_READ_TIMEOUT)
-            .await;
+    let Some(chain) = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok()) else {
+        state.note_contract_unread(proxy, false);
+        return Ok(Some(local));
+    };
+    let read = cocoon_chain::worker_terms(
+        chain,
+        api_key,
+        proxy_contract,
+        &state.config.owner_address,
+        CONTRACT_READ_TIMEOUT,
+    )
+    .await;
     state.note_contract_unread(proxy, read.is_err());
     match read {
-        Ok(prices) => Ok(Some(prices)),
+        Ok((prices, ours)) => {
+            let named = cocoon_chain::parse_address(worker_contract).ok();
+            if let Some(ours) = ours
+                && named != Some(ours)
+            {
+                return Err(WorkerError::Session(format!(
+                    "the proxy names {worker_contract:?} as this worker's contract, but its \
+                     contract's is {}: vouchers for another would pay this worker nothing",
+                    ours.to_raw()
+                )));
+            }
+            Ok(Some(prices))
+        }
         Err(e @ cocoon_chain::ChainError::UnexpectedState { .. }) => Err(WorkerError::Session(
             format!("the proxy names a contract that is not a proxy contract: {e}"),
         )),

@@ -1,8 +1,8 @@
 //! `cocoon-rogue-proxy`: a proxy for attack tests that cheats only as told: a real proxy behind
 //! relays that rewrite what it sends (see `cocoon_testkit::tamper`). Clients and workers connect
-//! to it as to a proxy, with simulated evidence (workers only with `--worker-listen`). Prints one line `listening clients=ADDR
-//! workers=ADDR` on stdout once ready, then one JSON line per message rewritten; logs go to
-//! stderr.
+//! to it as to a proxy, with simulated evidence (workers only with `--worker-listen`). Prints
+//! one line `listening clients=ADDR workers=ADDR` on stdout once ready, then one JSON line per
+//! message rewritten; logs go to stderr.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -34,37 +34,9 @@ struct Args {
     /// The real proxy's worker port.
     #[arg(long)]
     proxy_workers: Option<String>,
-    /// Multiply every charge and cost report sent to clients by this factor.
-    #[arg(long)]
-    charge_factor: Option<u32>,
-    /// Offer every request to workers at this coefficient (1000 = 1.0×).
-    #[arg(long, allow_negative_numbers = true)]
-    offer_coefficient: Option<i64>,
-    /// Send every request to workers under the first request's id.
-    #[arg(long)]
-    reuse_request_ids: bool,
-    /// Withhold the workers' receipts from the clients.
-    #[arg(long)]
-    drop_receipts: bool,
-    /// Name this proxy contract to clients in place of the proxy's own.
-    #[arg(long, value_name = "ADDR")]
-    proxy_contract: Option<String>,
-    /// Multiply the coefficient the workers' receipts sign by the charge factor, keeping their
-    /// signatures.
-    #[arg(long)]
-    forge_receipts: bool,
-    /// Answer workers' handshakes with protocol version 2.
-    #[arg(long)]
-    downgrade_workers: bool,
-    /// Show workers the first committed total shown, while notifying each payment in full.
-    #[arg(long)]
-    freeze_worker_totals: bool,
-    /// Hand workers no payout voucher.
-    #[arg(long)]
-    withhold_worker_vouchers: bool,
-    /// Send workers no payment notice.
-    #[arg(long)]
-    silence_worker_payments: bool,
+    /// What to rewrite.
+    #[command(flatten)]
+    tamper: TamperConfig,
     /// The SHA-256 of the workers' model weights (64 hex digits), named in the certificate the
     /// workers' relay presents to a proxy whose root lists models.
     #[arg(long, value_name = "HEX", value_parser = Digest32::from_hex)]
@@ -72,18 +44,7 @@ struct Args {
 }
 
 async fn run(args: Args) -> Result<(), cocoon_testkit::TestkitError> {
-    let (tamper, mut rewrites) = Tamper::new(TamperConfig {
-        charge_factor: args.charge_factor,
-        offer_coefficient: args.offer_coefficient,
-        reuse_request_ids: args.reuse_request_ids,
-        drop_receipts: args.drop_receipts,
-        proxy_contract: args.proxy_contract,
-        forge_receipts: args.forge_receipts,
-        downgrade_workers: args.downgrade_workers,
-        freeze_worker_totals: args.freeze_worker_totals,
-        withhold_worker_vouchers: args.withhold_worker_vouchers,
-        silence_worker_payments: args.silence_worker_payments,
-    });
+    let (tamper, mut rewrites) = Tamper::new(args.tamper);
     let tamper = Arc::new(tamper);
     let clients = Relay::start(args.client_listen, args.proxy_clients, tamper.clone()).await?;
     let workers = match (args.worker_listen, args.proxy_workers) {
