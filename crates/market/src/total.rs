@@ -18,9 +18,9 @@
 //!
 //! Notices can be withheld too. [`TotalAudit::served`] records the work the worker completed,
 //! at its own account of each request's least worth, and [`TotalAudit::unpaid`] holds the total
-//! to it once a grace has passed, notice or none; a tenth is tolerated (a proxy that gave up on
-//! a request the worker still completed does not pay it), and nothing is judged before a few
-//! requests are due.
+//! to it once a grace has passed, notice or none; the larger of a tenth of it and the two
+//! largest requests is tolerated (a proxy that gave up on a request the worker still completed
+//! does not pay it), and nothing is judged before a few requests are due.
 //!
 //! A total is owed, not paid: the worker is paid by the vouchers, which sign only what the
 //! proxy's last anchor on chain covers, so they lag the total by about the anchor interval.
@@ -43,6 +43,8 @@ pub struct TotalAudit {
     /// The worth of the requests completed at least the grace ago, and how many they are.
     served_due: u64,
     served_due_requests: u64,
+    /// The worth of the two largest requests due.
+    largest_due: [u64; 2],
 }
 
 /// Completed requests' worth missing from the proxy's total, paid or notified or not.
@@ -126,6 +128,7 @@ impl TotalAudit {
             served: VecDeque::new(),
             served_due: 0,
             served_due_requests: 0,
+            largest_due: [0; 2],
         }
     }
 
@@ -137,9 +140,12 @@ impl TotalAudit {
         }
     }
 
-    /// Whether more than a tenth of what the requests completed at least `grace` before `now`
-    /// are worth is missing from the highest total shown (with at least [`MIN_DUE_REQUESTS`] of
-    /// them): a proxy that takes the work and neither notifies nor credits it.
+    /// Whether more of what the requests completed at least `grace` before `now` are worth is
+    /// missing from the highest total shown than a tenth of it and than the two largest of them
+    /// (with at least [`MIN_DUE_REQUESTS`] of them): a proxy that takes the work and neither
+    /// notifies nor credits it. An honest proxy leaves out a request it gave up on (the client
+    /// left, its deadline passed) that the worker completed anyway; two such are tolerated
+    /// whatever the work, a tenth of it beyond.
     pub fn unpaid(&mut self, now: Instant, grace: Duration) -> Option<ServedUnpaid> {
         while let Some(&(ended, tokens)) = self.served.front() {
             if now.saturating_duration_since(ended) < grace {
@@ -148,16 +154,22 @@ impl TotalAudit {
             self.served.pop_front();
             self.served_due = self.served_due.saturating_add(tokens);
             self.served_due_requests += 1;
+            if tokens > self.largest_due[1] {
+                self.largest_due[1] = tokens;
+                self.largest_due.sort_unstable_by(|a, b| b.cmp(a));
+            }
         }
         let credited = self.highest.saturating_sub(self.start);
         let unpaid = self.served_due.saturating_sub(credited);
-        (self.served_due_requests >= MIN_DUE_REQUESTS
-            && unpaid > self.served_due / UNPAID_TOLERANCE)
-            .then_some(ServedUnpaid {
+        let tolerated = (self.served_due / UNPAID_TOLERANCE)
+            .max(self.largest_due[0].saturating_add(self.largest_due[1]));
+        (self.served_due_requests >= MIN_DUE_REQUESTS && unpaid > tolerated).then_some(
+            ServedUnpaid {
                 served: self.served_due,
                 requests: self.served_due_requests,
                 unpaid,
-            })
+            },
+        )
     }
 
     /// A payment notice: `request_tokens` paid, leaving the committed total at `total`.
@@ -387,25 +399,23 @@ mod tests {
     }
 
     #[test]
-    fn a_tenth_left_out_is_tolerated_and_more_is_not() {
+    fn two_requests_or_a_tenth_left_out_are_tolerated_and_more_is_not() {
         let t0 = Instant::now();
         let grace = Duration::from_secs(1);
-        let mut t = TotalAudit::new(0);
-        for _ in 0..10 {
-            t.served(10, t0);
-        }
-        t.shown(90).unwrap();
-        assert_eq!(
-            t.unpaid(t0 + grace, grace),
-            None,
-            "one request in ten unpaid"
-        );
-        let mut t = TotalAudit::new(0);
-        for _ in 0..10 {
-            t.served(10, t0);
-        }
-        t.shown(89).unwrap();
-        assert!(t.unpaid(t0 + grace, grace).is_some());
+        let judged = |n: u64, credited: u64| {
+            let mut t = TotalAudit::new(0);
+            for i in 0..n {
+                t.served(if i == 0 { 30 } else { 10 }, t0);
+            }
+            t.shown(credited).unwrap();
+            t.unpaid(t0 + grace, grace)
+        };
+        // Ten requests, 120 worth: the two largest (30 + 10) may be missing, not more.
+        assert_eq!(judged(10, 80), None);
+        assert!(judged(10, 79).is_some());
+        // A hundred, 1020 worth: a tenth (102) may be missing, not more.
+        assert_eq!(judged(100, 918), None);
+        assert!(judged(100, 917).is_some());
     }
 
     #[test]
