@@ -414,7 +414,7 @@ def test_a_proxy_that_takes_the_work_and_pays_nothing_is_held(rogue_proxy_networ
     notified, so nothing is short of the notices; the worker's own account of the work it
     completed is what the total is held to."""
     config = tmp_path / "worker-grace.toml"
-    config.write_text("payment_grace = 0.5\n")
+    config.write_text("payment_grace = 1\n")
     worker_args = ["--config", str(config), "--payment-status-interval", "0.2"]
     net = rogue_proxy_network(
         ["--silence-worker-payments", "--freeze-worker-totals"], worker_front=True, worker_args=worker_args
@@ -432,6 +432,15 @@ def test_a_proxy_that_takes_the_work_and_pays_nothing_is_held(rogue_proxy_networ
     assert net.worker_stats()["payment_audit"]["audited"] == 0
     status, refused = chat(net, 4)
     assert status != 200, refused
+    # After ten graces held, what it left unpaid is forgiven (an honest proxy's shortfall could
+    # never be made up without work): served again, and judged afresh.
+    wait_for(
+        "the proxy to be served again",
+        lambda: not net.worker_stats()["unsettled_proxies"],
+        timeout=30,
+        logs=logs,
+    )
+    assert "forgiven after" in net.log("worker"), logs()
 
 
 def test_a_proxy_whose_notices_are_lost_but_whose_books_pay_is_served(rogue_proxy_network, tmp_path):

@@ -140,6 +140,15 @@ impl TotalAudit {
         }
     }
 
+    /// Forgets what the work due so far left unpaid: judging starts again from the total as it
+    /// is (a proxy held for it gets no work from this worker, so its total could never catch
+    /// up on an honest shortfall).
+    pub fn forgive(&mut self) {
+        self.served_due = self.highest.saturating_sub(self.start);
+        self.served_due_requests = 0;
+        self.largest_due = [0; 2];
+    }
+
     /// Whether more of what the requests completed at least `grace` before `now` are worth is
     /// missing from the highest total shown than a tenth of it and than the two largest of them
     /// (with at least [`MIN_DUE_REQUESTS`] of them): a proxy that takes the work and neither
@@ -396,6 +405,23 @@ mod tests {
         // Credited since (a deferred charge): no longer found.
         t.shown(140).unwrap();
         assert_eq!(t.unpaid(t0 + Duration::from_secs(63), grace), None);
+    }
+
+    #[test]
+    fn forgiven_work_is_judged_again_from_the_total_as_it_is() {
+        let t0 = Instant::now();
+        let mut t = TotalAudit::new(0);
+        for _ in 0..4 {
+            t.served(10, t0);
+        }
+        assert!(t.unpaid(t0, Duration::ZERO).is_some());
+        t.forgive();
+        assert_eq!(t.unpaid(t0, Duration::ZERO), None);
+        // Four more unpaid requests are found again.
+        for _ in 0..4 {
+            t.served(10, t0);
+        }
+        assert!(t.unpaid(t0, Duration::ZERO).is_some());
     }
 
     #[test]

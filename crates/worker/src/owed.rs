@@ -15,8 +15,8 @@
 //! behind; it is served again once its vouchers sign everything it showed and its total holds
 //! the work.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,6 +27,11 @@ use cocoon_protocol::tl::TlConstructor;
 
 use crate::state::{WorkerState, lock};
 
+/// How many `payment_grace`s a proxy held for unpaid work stays held before what it left
+/// unpaid is forgiven and it is served again (a proxy that pays nothing is held again once four
+/// more requests are due: it gets at most that in every such period).
+const PROBATION: u32 = 10;
+
 /// One session's audit of its proxy's totals and vouchers.
 pub(crate) struct SessionAudit {
     /// The prices payments are held to; `None`: the session is not audited (a proxy before
@@ -34,8 +39,9 @@ pub(crate) struct SessionAudit {
     pub(crate) prices: Option<cocoon_market::PricingParams>,
     proxy: Arc<str>,
     conn: Connection,
-    /// With a proxy that settles on chain and a limit set.
-    lag: Option<Mutex<VoucherLag>>,
+    /// Whether the proxy's vouchers are held to the limit (it settles on chain, a limit is
+    /// set): its totals wait for them in `state.proxy_lags`, across its sessions.
+    lag: bool,
     /// A shortfall was reported (once per session: the proxy is cut off by then).
     found: AtomicBool,
 }
@@ -61,13 +67,17 @@ impl SessionAudit {
             // rollback before this).
             let _ = audit.shown(start);
         }
-        let lag = state.payouts.lag_limit(proxy).map(|limit| {
-            let mut lag = VoucherLag::new(limit);
+        let lag = state.payouts.lag_limit(proxy).is_some_and(|limit| {
+            let mut lags = lock(&state.proxy_lags);
+            // Kept across sessions: a proxy must not restart the clock by reconnecting.
+            let lag = lags
+                .entry(proxy.to_owned())
+                .or_insert_with(|| VoucherLag::new(limit));
             if let Some(v) = voucher {
                 lag.signed(v);
             }
             lag.shown(start, now);
-            Mutex::new(lag)
+            true
         });
         Self {
             prices,
@@ -108,8 +118,9 @@ impl SessionAudit {
             // Whatever the prices: a total short of the notices does not depend on them.
             state.cut_off(&self.proxy, &self.conn, short.to_string());
         }
-        if let Some(lag) = &self.lag {
-            let mut lag = lock(lag);
+        if self.lag
+            && let Some(lag) = lock(&state.proxy_lags).get_mut(&*self.proxy)
+        {
             if let Some(v) = voucher {
                 lag.signed(v);
             }
@@ -126,15 +137,37 @@ impl SessionAudit {
         if self.prices.is_none() {
             return;
         }
-        let unpaid = lock(&state.proxy_totals)
-            .get_mut(&*self.proxy)
-            .and_then(|audit| audit.unpaid(now, state.config.payment_grace));
-        let (overdue, settled) = match &self.lag {
-            Some(lag) => {
-                let lag = lock(lag);
-                (lag.overdue(now), lag.settled())
+        let grace = state.config.payment_grace;
+        let unpaid = {
+            let mut totals = lock(&state.proxy_totals);
+            let audit = totals.get_mut(&*self.proxy);
+            let held_since = lock(&state.held_since).get(&*self.proxy).copied();
+            match audit {
+                Some(audit) => match (audit.unpaid(now, grace), held_since) {
+                    // Held long enough: an honest shortfall (requests the proxy gave up on)
+                    // could never be made up, since a held proxy gets no work. Judged afresh.
+                    (Some(unpaid), Some(since))
+                        if now.saturating_duration_since(since) >= grace * PROBATION =>
+                    {
+                        tracing::warn!(
+                            proxy = %self.proxy,
+                            "{unpaid}: forgiven after {} s held, and judged afresh",
+                            now.saturating_duration_since(since).as_secs()
+                        );
+                        audit.forgive();
+                        None
+                    }
+                    (unpaid, _) => unpaid,
+                },
+                None => None,
             }
-            None => (None, true),
+        };
+        let overdue = if self.lag {
+            lock(&state.proxy_lags)
+                .get(&*self.proxy)
+                .and_then(|lag| lag.overdue(now))
+        } else {
+            None
         };
         let found: Vec<String> = [
             overdue.map(|o| o.to_string()),
@@ -143,10 +176,10 @@ impl SessionAudit {
         .into_iter()
         .flatten()
         .collect();
-        if !found.is_empty() {
-            state.hold_unsettled(&self.proxy, &self.conn, found.join("; "));
-        } else if settled {
-            state.release_settled(&self.proxy, &self.conn);
+        if found.is_empty() {
+            state.release_settled(&self.proxy);
+        } else {
+            state.hold_unsettled(&self.proxy, found.join("; "));
         }
     }
 }
@@ -176,9 +209,9 @@ impl WorkerState {
         })
     }
 
-    /// Holds `proxy` until its vouchers catch up (logged once; the proxy told on `conn` that the
-    /// worker is disabled for it). Not when its session audits at fallback prices.
-    fn hold_unsettled(&self, proxy: &str, conn: &Connection, found: String) {
+    /// Holds `proxy` until what it owes is settled (logged once; every session of it told that
+    /// the worker is disabled for it). Not when its session audits at fallback prices.
+    fn hold_unsettled(&self, proxy: &str, found: String) {
         if lock(&self.unread_contracts).contains(proxy) {
             tracing::warn!(%proxy, "{found} (its contract's prices could not be read: still served)");
             return;
@@ -187,19 +220,33 @@ impl WorkerState {
             .insert(proxy.to_owned(), found.clone())
             .is_none();
         if newly {
-            tracing::error!(%proxy, "{found}: this proxy is not served until its vouchers sign it");
-            self.tell(conn, true);
+            lock(&self.held_since).insert(proxy.to_owned(), Instant::now());
+            tracing::error!(%proxy, "{found}: this proxy is not served until it settles");
+            self.tell_proxy(proxy, true);
         }
     }
 
-    /// Serves `proxy` again if it was held for its vouchers, and nothing else stops it.
-    fn release_settled(&self, proxy: &str, conn: &Connection) {
+    /// Serves `proxy` again if it was held, and nothing else stops it.
+    fn release_settled(&self, proxy: &str) {
         if lock(&self.unsettled_proxies).remove(proxy).is_none() {
             return;
         }
-        tracing::info!(%proxy, "the proxy's vouchers sign what it showed: served again");
+        lock(&self.held_since).remove(proxy);
+        tracing::info!(%proxy, "the proxy settles what it owes: served again");
         if self.refusal(proxy).is_none() && self.enabled.load(Ordering::Acquire) {
-            self.tell(conn, false);
+            self.tell_proxy(proxy, false);
+        }
+    }
+
+    /// Tells every session of `proxy` whether this worker is disabled for it.
+    fn tell_proxy(&self, proxy: &str, disabled: bool) {
+        let conns: Vec<Connection> = lock(&self.sessions)
+            .values()
+            .filter(|s| s.proxy == proxy)
+            .map(|s| s.conn.clone())
+            .collect();
+        for conn in &conns {
+            self.tell(conn, disabled);
         }
     }
 

@@ -42,9 +42,13 @@ pub(crate) struct WorkerState {
     /// Proxies (as dialled) whose vouchers left a total they showed unsigned past
     /// `voucher_lag_limit`, and what was found: not served until a voucher signs it.
     pub(crate) unsettled_proxies: Mutex<std::collections::BTreeMap<String, String>>,
+    /// When each proxy in `unsettled_proxies` was held.
+    pub(crate) held_since: Mutex<HashMap<String, std::time::Instant>>,
     /// Each proxy's committed totals held against its payment notices, over all its sessions
     /// since this process first met it (`crate::owed`).
     pub(crate) proxy_totals: Mutex<HashMap<String, cocoon_market::total::TotalAudit>>,
+    /// Each proxy's totals waiting for its vouchers, over all its sessions (`crate::owed`).
+    pub(crate) proxy_lags: Mutex<HashMap<String, cocoon_market::total::VoucherLag>>,
     /// Proxies whose contract's prices could not be read at their session's start: audited at
     /// the local prices, and never cut off on that audit.
     pub(crate) unread_contracts: Mutex<std::collections::HashSet<String>>,
@@ -236,7 +240,9 @@ impl WorkerState {
             previous_coefficients: Mutex::new(Vec::new()),
             underpaying_proxies: Mutex::new(std::collections::BTreeMap::new()),
             unsettled_proxies: Mutex::new(std::collections::BTreeMap::new()),
+            held_since: Mutex::new(HashMap::new()),
             proxy_totals: Mutex::new(HashMap::new()),
+            proxy_lags: Mutex::new(HashMap::new()),
             unread_contracts: Mutex::new(std::collections::HashSet::new()),
             payments: Mutex::new(cocoon_market::audit::PaymentAudit::new(
                 cocoon_market::audit::Direction::AtLeast,

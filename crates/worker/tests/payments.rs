@@ -111,7 +111,7 @@ async fn a_request_paid_less_than_its_usage_is_found() {
     let Message::ProxyQueryAnswerErrorEx(e) = last else {
         panic!("a proxy that underpaid was served again: {last:?}");
     };
-    assert_eq!(e.error_code, 402, "{}", e.error);
+    assert_eq!(e.error_code, 503, "{}", e.error);
     assert!(e.error.contains("serves this proxy no more"), "{}", e.error);
     let snapshot = handle.snapshot();
     assert_eq!(snapshot.payment_audit.discrepancies, 1, "{snapshot:?}");
@@ -203,7 +203,7 @@ async fn a_total_that_does_not_grow_with_the_payments_is_found() {
     let Message::ProxyQueryAnswerErrorEx(e) = last else {
         panic!("a proxy whose total fell short was served again: {last:?}");
     };
-    assert_eq!(e.error_code, 402, "{}", e.error);
+    assert_eq!(e.error_code, 503, "{}", e.error);
     let snapshot = handle.snapshot();
     let [(_, why)] = snapshot.underpaying_proxies.iter().collect::<Vec<_>>()[..] else {
         panic!("{:?}", snapshot.underpaying_proxies);

@@ -111,9 +111,10 @@ pub(crate) async fn serve(
             .await;
         return;
     }
+    // 503, not 402: the proxy moves the request to another worker; the client owes nothing.
     if let Some(why) = binding.proxy.as_deref().and_then(|p| state.refusal(p)) {
         state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        reply.fail(refuse(402, why), TokenUsage::default()).await;
+        reply.fail(refuse(503, why), TokenUsage::default()).await;
         return;
     }
     let Some(_slot) = state.try_acquire() else {
