@@ -32,7 +32,8 @@ from what reaches them.
   grows): the worker holds its total to its own account of the work it completed, and holds
   the proxy; with honest books and lost notices, the proxy is served on.
 - A proxy names a worker contract other than the worker's own, so that the vouchers it signs
-  would pay the worker nothing: the worker derives its own from the chain and refuses.
+  would pay the worker nothing: the worker derives its own from the chain and refuses. Naming
+  no proxy contract at all to a worker that settles on chain: refused too.
 - A proxy that settles on chain anchors its ledger but hands the worker no payout voucher, so
   that the worker serves on credit that is never settled: once a total it showed has waited
   unsigned past `voucher_lag_limit`, the worker holds it (serves it nothing until a voucher
@@ -558,6 +559,24 @@ def test_a_proxy_naming_another_worker_contract_gets_no_session(tmp_path):
             "worker_sc_address" in r["change"] and other in r["change"]
             for r in rewritten(net, "worker.connectedToProxy")
         ), net.rewrites()
+        assert net.worker_stats()["requests"] == 0
+    finally:
+        net.stop()
+        emu.stop()
+
+@NEEDS_CHAIN
+def test_a_proxy_naming_no_contract_to_a_worker_that_settles_on_chain_gets_no_session(tmp_path):
+    """The proxy settles on chain but names the local-mode placeholder, so that the worker would
+    take it for a proxy that settles nowhere: audited at the local prices, its vouchers never
+    waited for. A worker with `[settlement] chain` is paid on chain or not at all: it refuses."""
+    net, emu = settling_network(tmp_path, ["--proxy-contract", "local-proxy-contract"], "", wait_model=False)
+    try:
+        wait_for(
+            "the worker to refuse the session",
+            lambda: "names no proxy contract" in net.log("worker"),
+            logs=lambda: net.log("worker")[-4000:],
+        )
+        assert any("proxy_sc_address" in r["change"] for r in rewritten(net, "worker.connectedToProxy")), net.rewrites()
         assert net.worker_stats()["requests"] == 0
     finally:
         net.stop()

@@ -356,7 +356,7 @@ const CONTRACT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`WorkerError::Session`] when the chain answers that no proxy contract lives at the address
 /// the proxy names (a proxy must not escape the audit, or its cut-off, by naming one), or when
 /// the worker contract it names is not this worker's at that proxy contract (its vouchers would
-/// pay nothing).
+/// pay nothing), or when it names no proxy contract to a worker that settles on chain.
 async fn payment_prices(
     state: &WorkerState,
     proxy: &str,
@@ -368,8 +368,15 @@ async fn payment_prices(
     }
     let (chain, api_key) = state.config.registry_chain();
     let local = cocoon_market::PricingParams::default();
+    let names_contract = cocoon_chain::parse_address(proxy_contract).is_ok();
+    if !names_contract && state.config.settlement.chain.is_some() {
+        return Err(WorkerError::Session(format!(
+            "the proxy names no proxy contract ({proxy_contract:?}) while this worker settles on \
+             chain ([settlement] chain): nothing it served would be paid"
+        )));
+    }
     // A proxy that names no contract address settles on no chain: the local prices.
-    let Some(chain) = chain.filter(|_| cocoon_chain::parse_address(proxy_contract).is_ok()) else {
+    let Some(chain) = chain.filter(|_| names_contract) else {
         state.note_contract_unread(proxy, false);
         return Ok(Some(local));
     };

@@ -275,6 +275,23 @@ impl EmulatedChain {
     /// [`ChainError::SidecarStartTimeout`] when it does not send the ready line within
     /// `request_timeout`, [`ChainError::SidecarProtocol`] when it is not the sidecar.
     pub async fn connect(addr: &str, request_timeout: Duration) -> Result<Self, ChainError> {
+        // A connection the sidecar resets before its ready line (it is busy accepting others)
+        // is tried again, twice at most.
+        let mut tries = 0;
+        loop {
+            match Self::connect_once(addr, request_timeout).await {
+                Err(ChainError::Transport { detail, .. })
+                    if tries < 2 && detail.starts_with("reading the ready line") =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(addr: &str, request_timeout: Duration) -> Result<Self, ChainError> {
         let began = Instant::now();
         let transport = |detail: String| ChainError::Transport {
             url: format!("tcp://{addr}"),
