@@ -386,3 +386,19 @@ def speech_network(make_network):
             pytest.fail(f"{WHISPER_DIR} is not cached")
         pytest.skip(f"{WHISPER_DIR} is not cached (scripts/test fetches it)")
     return make_network(speech_model=WHISPER_DIR)
+
+
+def chat_status(net, i):
+    """Chat request number `i` (a few tokens) through `net`'s client: its status and JSON body,
+    an error status included."""
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 16}
+    ).encode()
+    req = urllib.request.Request(
+        f"{net.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

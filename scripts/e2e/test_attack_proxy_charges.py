@@ -14,25 +14,8 @@ payment against its own account (its usage at the coefficient the proxy offered,
 network's prices), reports the request paid less and serves that proxy no more.
 """
 
-import json
-import urllib.error
-import urllib.request
-
-from conftest import MODEL, http_get, wait_for
-
-
-def chat(net, i):
-    body = json.dumps(
-        {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 16}
-    ).encode()
-    req = urllib.request.Request(
-        f"{net.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+from conftest import http_get, wait_for
+from conftest import chat_status as chat
 
 
 def audit(net):

@@ -47,12 +47,12 @@ import select
 import threading
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
 from chain import NEEDS_CHAIN, proxy_voucher_key, run_op, write_key
-from conftest import BIN_DIR, MODEL, MODEL_HASH, SIMULATED_IMAGE_HASH, Emulator, Network, free_port, wait_for
+from conftest import BIN_DIR, MODEL_HASH, SIMULATED_IMAGE_HASH, Emulator, Network, free_port, wait_for
+from conftest import chat_status as chat
 
 
 class RogueProxyNetwork(Network):
@@ -134,20 +134,6 @@ def rogue_proxy_network(tmp_path):
     yield make
     for n in nets:
         n.stop()
-
-
-def chat(net, i):
-    body = json.dumps(
-        {"model": MODEL, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 16}
-    ).encode()
-    req = urllib.request.Request(
-        f"{net.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def answered(net):

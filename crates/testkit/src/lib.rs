@@ -64,6 +64,32 @@ pub mod tamper;
 pub mod upstream;
 
 pub use error::TestkitError;
+
+/// Runs a test tool's `main` future on a two-thread runtime: exit 0 when it ends well, 2 with
+/// its error on stderr when it fails, 1 when the runtime cannot start (`name` says whose).
+pub fn run_tool(
+    name: &str,
+    main: impl std::future::Future<Output = Result<(), TestkitError>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
 pub use loadgen::{LoadConfig, LoadReport, LoadTarget, StopCondition};
 pub use relay::{FrameHook, Recording, RecordingRelay, Relay, Towards};
 pub use upstream::{FakeUpstream, UpstreamConfig};

@@ -56,22 +56,5 @@ async fn run(args: RogueArgs) -> Result<(), cocoon_testkit::TestkitError> {
 fn main() -> ExitCode {
     let args = RogueArgs::parse();
     init_logs(args.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cocoon-rogue-worker: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cocoon-rogue-worker: {e}");
-            ExitCode::from(2)
-        }
-    }
+    cocoon_testkit::run_tool("cocoon-rogue-worker", run(args))
 }
